@@ -1,0 +1,58 @@
+/**
+ * The network port: gossip publish/subscribe, direct request/response protocols, and peer
+ * events. Implementations: the in-process network (tests, simulation, the one-process demo)
+ * and the libp2p host. Payloads are bytes: the codec in `messages.ts` sits on top.
+ *
+ * @module
+ */
+import type { NodeId } from "../machines/types.ts";
+import type { Topic } from "./messages.ts";
+
+/** A gossip message as delivered: the bytes and the authenticated sender. */
+export interface GossipMessage {
+  readonly topic: Topic;
+  readonly from: NodeId;
+  readonly data: Uint8Array;
+}
+
+/** What a subscriber says about a message; `reject` costs the sender score. */
+export type ValidationResult = "accept" | "reject" | "ignore";
+
+/** Events about peers, translated by the node into peer actor events. */
+export type PeerEvent =
+  | { readonly type: "connected"; readonly peer: NodeId }
+  | { readonly type: "identified"; readonly peer: NodeId; readonly protocols: readonly string[] }
+  | { readonly type: "heartbeat"; readonly peer: NodeId; readonly rttMs: number }
+  | { readonly type: "disconnected"; readonly peer: NodeId };
+
+/** Options every async network call takes. */
+export interface NetworkCallOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** The network port. */
+export interface NetworkPort {
+  /** This node's id on the network (its peer id). */
+  readonly self: NodeId;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Publishes bytes on a topic to every subscriber but the sender. */
+  publish(topic: Topic, data: Uint8Array, options?: NetworkCallOptions): Promise<void>;
+  /**
+   * Subscribes to a topic. The validator runs first; a rejected message is not delivered and
+   * costs its sender score.
+   */
+  subscribe(
+    topic: Topic,
+    validate: (message: GossipMessage) => ValidationResult,
+    deliver: (message: GossipMessage) => void,
+  ): () => void;
+  /** Serves a direct protocol (for example `/ciro/snapshot/1.0.0`). */
+  handle(protocol: string, handler: (request: Uint8Array, from: NodeId) => Promise<Uint8Array>): void;
+  /** Sends a request to one peer over a direct protocol and waits for its answer. */
+  request(peer: NodeId, protocol: string, data: Uint8Array, options?: NetworkCallOptions): Promise<Uint8Array>;
+  /** Peers currently connected. */
+  peers(): NodeId[];
+  /** Listens for peer events. Returns an unsubscribe. */
+  onPeerEvent(listener: (event: PeerEvent) => void): () => void;
+}
