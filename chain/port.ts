@@ -73,7 +73,7 @@ export interface LedgerTotals {
 export interface ChainPort {
   /** The account this port signs with. */
   readonly account: NodeId;
-  submitJob(job: { jobId: string; amount: bigint; modelHash: string; inputCommitment: string }, options?: ChainCallOptions): Promise<TxReceipt>;
+  submitJob(job: { jobId: string; amount: bigint; minStake: bigint; modelHash: string; inputCommitment: string }, options?: ChainCallOptions): Promise<TxReceipt>;
   assignWorker(assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] }, options?: ChainCallOptions): Promise<TxReceipt>;
   revokeAssignment(revocation: { jobId: string; worker: NodeId }, options?: ChainCallOptions): Promise<TxReceipt>;
   submitResult(result: { jobId: string; commitment: string }, options?: ChainCallOptions): Promise<TxReceipt>;
