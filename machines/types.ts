@@ -97,24 +97,88 @@ export type DeadlineKey = "bid_window" | "execution" | "verification";
 export type EffectRequest =
   | { readonly type: "timer.arm"; readonly key: string; readonly at: number }
   | { readonly type: "timer.cancel"; readonly key: string }
-  | { readonly type: "net.announce"; readonly jobId: string; readonly spec: JobSpec; readonly owner: NodeId; readonly attempt: number; readonly bidWindowEndsAt: number }
-  | { readonly type: "net.assignment"; readonly jobId: string; readonly worker: NodeId; readonly bidId: string; readonly price: bigint; readonly verifiers: readonly NodeId[] }
-  | { readonly type: "net.result"; readonly jobId: string; readonly worker: NodeId; readonly commitment: string; readonly output: unknown }
-  | { readonly type: "net.attestation"; readonly jobId: string; readonly verifier: NodeId; readonly verdict: Verdict; readonly commitment: string }
-  | { readonly type: "worker.consider"; readonly jobId: string; readonly spec: JobSpec; readonly attempt: number; readonly excluded: readonly NodeId[] }
+  | {
+    readonly type: "net.announce";
+    readonly jobId: string;
+    readonly spec: JobSpec;
+    readonly owner: NodeId;
+    readonly attempt: number;
+    readonly bidWindowEndsAt: number;
+  }
+  | {
+    readonly type: "net.assignment";
+    readonly jobId: string;
+    readonly worker: NodeId;
+    readonly bidId: string;
+    readonly price: bigint;
+    readonly verifiers: readonly NodeId[];
+  }
+  | {
+    readonly type: "net.result";
+    readonly jobId: string;
+    readonly worker: NodeId;
+    readonly commitment: string;
+    readonly output: unknown;
+  }
+  | {
+    readonly type: "net.attestation";
+    readonly jobId: string;
+    readonly verifier: NodeId;
+    readonly verdict: Verdict;
+    readonly commitment: string;
+  }
+  | {
+    readonly type: "worker.consider";
+    readonly jobId: string;
+    readonly spec: JobSpec;
+    readonly attempt: number;
+    readonly excluded: readonly NodeId[];
+  }
   | { readonly type: "exec.run"; readonly jobId: string; readonly spec: JobSpec }
-  | { readonly type: "verify.run"; readonly jobId: string; readonly spec: JobSpec; readonly worker: NodeId; readonly commitment: string; readonly output: unknown }
+  | {
+    readonly type: "verify.run";
+    readonly jobId: string;
+    readonly spec: JobSpec;
+    readonly worker: NodeId;
+    readonly commitment: string;
+    readonly output: unknown;
+  }
   | { readonly type: "chain.escrow.lock"; readonly jobId: string; readonly amount: bigint }
-  | { readonly type: "chain.assign"; readonly jobId: string; readonly worker: NodeId; readonly price: bigint; readonly verifiers: readonly NodeId[] }
+  | {
+    readonly type: "chain.assign";
+    readonly jobId: string;
+    readonly worker: NodeId;
+    readonly price: bigint;
+    readonly verifiers: readonly NodeId[];
+  }
   | { readonly type: "chain.assignment.revoke"; readonly jobId: string; readonly worker: NodeId }
-  | { readonly type: "chain.result.submit"; readonly jobId: string; readonly worker: NodeId; readonly commitment: string }
-  | { readonly type: "chain.verification.record"; readonly jobId: string; readonly accepted: boolean }
+  | {
+    readonly type: "chain.result.submit";
+    readonly jobId: string;
+    readonly worker: NodeId;
+    readonly commitment: string;
+  }
+  | {
+    readonly type: "chain.verification.record";
+    readonly jobId: string;
+    readonly accepted: boolean;
+  }
   | { readonly type: "chain.release"; readonly jobId: string }
   | { readonly type: "chain.refund"; readonly jobId: string; readonly reason: RefundReason }
-  | { readonly type: "chain.slash"; readonly jobId: string; readonly worker: NodeId; readonly reason: SlashReason }
+  | {
+    readonly type: "chain.slash";
+    readonly jobId: string;
+    readonly worker: NodeId;
+    readonly reason: SlashReason;
+  }
   | { readonly type: "peer.disconnect"; readonly peer: NodeId; readonly reason: string }
   | { readonly type: "peer.withdraw_bids"; readonly peer: NodeId }
-  | { readonly type: "log.reject"; readonly actor: string; readonly event: string; readonly reason: string };
+  | {
+    readonly type: "log.reject";
+    readonly actor: string;
+    readonly event: string;
+    readonly reason: string;
+  };
 
 /** The type names of {@link EffectRequest}. */
 export type EffectType = EffectRequest["type"];

@@ -1,0 +1,73 @@
+/**
+ * The bid machine: one actor per bid, a child of its job's actor.
+ *
+ * States: `submitted` (received, valid, waiting for the bid window to close), and the final
+ * states `accepted` (it won and the chain confirmed the assignment), `rejected` (with a
+ * {@link BidRejectReason}), `expired` (the job ended without deciding it) and `withdrawn` (the
+ * worker took it back, or its peer was lost).
+ *
+ * Events: `bid.accept`, `bid.reject` `{ reason }`, `bid.expire`, `bid.withdraw`; each carries the
+ * virtual time `at` it was decided.
+ *
+ * @module
+ */
+import { assign, setup } from "xstate";
+import type { BidOffer, BidRejectReason } from "./types.ts";
+
+/** Context of a bid actor. */
+export interface BidContext {
+  readonly offer: BidOffer;
+  readonly receivedAt: number;
+  readonly decidedAt: number | null;
+  readonly reason: BidRejectReason | null;
+}
+
+/** What a bid actor is created with. */
+export interface BidInput {
+  readonly offer: BidOffer;
+  readonly receivedAt: number;
+}
+
+/** Events a bid actor accepts. */
+export type BidEvent =
+  | { readonly type: "bid.accept"; readonly at: number }
+  | { readonly type: "bid.reject"; readonly at: number; readonly reason: BidRejectReason }
+  | { readonly type: "bid.expire"; readonly at: number }
+  | { readonly type: "bid.withdraw"; readonly at: number };
+
+/** Version of the bid machine's logic; bump when a recording could replay differently. */
+export const BID_MACHINE_VERSION = 1;
+
+/** The bid machine. */
+export const bidMachine = setup({
+  types: {} as { context: BidContext; events: BidEvent; input: BidInput },
+  actions: {
+    recordDecision: assign({ decidedAt: ({ event }) => event.at }),
+    recordReason: assign({
+      reason: ({ event }) => (event.type === "bid.reject" ? event.reason : null),
+    }),
+  },
+}).createMachine({
+  id: "bid",
+  context: ({ input }) => ({
+    offer: input.offer,
+    receivedAt: input.receivedAt,
+    decidedAt: null,
+    reason: null,
+  }),
+  initial: "submitted",
+  states: {
+    submitted: {
+      on: {
+        "bid.accept": { target: "accepted", actions: "recordDecision" },
+        "bid.reject": { target: "rejected", actions: ["recordDecision", "recordReason"] },
+        "bid.expire": { target: "expired", actions: "recordDecision" },
+        "bid.withdraw": { target: "withdrawn", actions: "recordDecision" },
+      },
+    },
+    accepted: { type: "final" },
+    rejected: { type: "final" },
+    expired: { type: "final" },
+    withdrawn: { type: "final" },
+  },
+});

@@ -1,0 +1,943 @@
+/**
+ * The job machine: one actor per job on every node that knows the job. The node that submitted
+ * it (the owner, a client) drives the auction and the settlement; on every other node the same
+ * machine follows the job from gossip and chain events (an observer), and a worker or verifier
+ * node does its part when the job names it.
+ *
+ * States (final ones marked *):
+ * - `announced`: the owner asked the chain to lock the escrow; an observer passes straight on.
+ * - `bidding`: the bid window is open; bids arrive as child bid actors.
+ * - `assigned`: (owner) a winner was picked; waiting for the chain to record the assignment.
+ * - `executing`: the chain recorded the assignment; the worker runs the job before the
+ *   execution deadline.
+ * - `reassigning`: (owner) the worker went silent; the assignment is being revoked for a
+ *   re-auction (bounded by `spec.maxAttempts`).
+ * - `verifying`: the chain recorded a result commitment; chosen verifiers re-run and attest.
+ * - `settling`: a quorum accepted; the payment is being released.
+ * - `disputed`: a quorum disputed the result; the worker is slashed and the client refunded.
+ * - `refunding`: (owner) the escrow is going back to the client.
+ * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
+ *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
+ *   the escrow could not be locked).
+ *
+ * Deadlines (bid window, execution, verification) are absolute virtual times in
+ * `context.deadlines`. The machine asks for them with a `timer.arm` request and hears of them
+ * as `timer.fired` `{ key, due }` events through the inbox, like any other outside input; a
+ * firing whose `due` is no longer the current deadline is ignored. A restored actor re-arms
+ * every deadline in its context.
+ *
+ * The machine reads no clock: every event carries the virtual time `at` the inbox stamped it
+ * with. Everything it wants done leaves as an {@link EffectRequest} through XState's `emit`.
+ *
+ * @module
+ */
+import { and, assign, enqueueActions, not, setup } from "xstate";
+import { bidMachine } from "./bid_machine.ts";
+import {
+  DEFAULT_POLICY,
+  type JobPolicy,
+  quorumOutcome,
+  rankBids,
+  selectVerifiers,
+} from "./policies.ts";
+import type {
+  BidOffer,
+  BidRejectReason,
+  DeadlineKey,
+  EffectRequest,
+  NodeId,
+  RefundReason,
+  Role,
+  SlashReason,
+  Verdict,
+} from "./types.ts";
+import type { JobSpec } from "./types.ts";
+
+/** Version of the job machine's logic; bump when a recording could replay differently. */
+export const JOB_MACHINE_VERSION = 1;
+
+/** A bid as the job keeps it (the bid's own lifecycle lives in its child actor). */
+export interface BidRecord extends BidOffer {
+  readonly attempt: number;
+  readonly receivedAt: number;
+  readonly status: "open" | "accepted" | "rejected" | "withdrawn" | "expired";
+  readonly reason: BidRejectReason | null;
+}
+
+/** The winning bid. */
+export interface Winner {
+  readonly bidId: string;
+  readonly worker: NodeId;
+  readonly price: bigint;
+}
+
+/** One entry of a job's path through its machine. */
+export interface PhaseEntry {
+  readonly state: string;
+  readonly at: number;
+}
+
+/** Context of a job actor. */
+export interface JobContext {
+  readonly jobId: string;
+  readonly spec: JobSpec;
+  readonly owner: NodeId;
+  /** The node hosting this actor. */
+  readonly self: NodeId;
+  readonly roles: readonly Role[];
+  readonly policy: JobPolicy;
+  /** Verifiers the owner may choose from (known when the job was submitted). */
+  readonly verifierPool: readonly NodeId[];
+  readonly attempt: number;
+  readonly escrowed: bigint;
+  readonly bids: Readonly<Record<string, BidRecord>>;
+  /** Workers that went silent on this job; they may not win it again. */
+  readonly excluded: readonly NodeId[];
+  readonly winner: Winner | null;
+  readonly verifiers: readonly NodeId[];
+  readonly result: { readonly worker: NodeId; readonly commitment: string } | null;
+  /** The worker's output, once heard (verifiers need it). */
+  readonly output:
+    | { readonly worker: NodeId; readonly commitment: string; readonly value: unknown }
+    | null;
+  readonly attestations: Readonly<
+    Record<NodeId, { readonly verdict: Verdict; readonly commitment: string }>
+  >;
+  /** Whether this node (as a verifier) has started its re-run. */
+  readonly verifying: boolean;
+  readonly deadlines: Readonly<Partial<Record<DeadlineKey, number>>>;
+  /** The bid window's end announced by the owner (observers use it). */
+  readonly announcedBidWindowEndsAt: number | null;
+  readonly cancelRequested: boolean;
+  readonly refundReason: RefundReason | null;
+  readonly payment: {
+    readonly worker: NodeId;
+    readonly amount: bigint;
+    readonly fee: bigint;
+    readonly change: bigint;
+  } | null;
+  readonly refunded: bigint;
+  readonly slashes: readonly {
+    readonly worker: NodeId;
+    readonly amount: bigint;
+    readonly reason: SlashReason;
+  }[];
+  readonly failure: string | null;
+  /** Every state the job entered, with when: the job's path. */
+  readonly path: readonly PhaseEntry[];
+}
+
+/** What a job actor is created with. */
+export interface JobInput {
+  readonly jobId: string;
+  readonly spec: JobSpec;
+  readonly owner: NodeId;
+  readonly self: NodeId;
+  readonly roles: readonly Role[];
+  readonly at: number;
+  readonly policy?: JobPolicy;
+  readonly verifierPool?: readonly NodeId[];
+  /** For observers: the escrow is already locked (the owner announces only after it is). */
+  readonly escrowLocked?: boolean;
+  readonly attempt?: number;
+  readonly bidWindowEndsAt?: number;
+}
+
+type At = { readonly at: number };
+
+/** Events a job actor accepts. Every one carries the virtual time `at` it entered the node. */
+export type JobEvent =
+  | At & { readonly type: "job.cancel"; readonly reason?: string }
+  | At & {
+    readonly type: "job.announced";
+    readonly attempt: number;
+    readonly bidWindowEndsAt: number;
+  }
+  | At & { readonly type: "bid.received"; readonly bid: BidOffer }
+  | At & { readonly type: "bid.withdrawn"; readonly bidId: string; readonly worker: NodeId }
+  | At & {
+    readonly type: "job.result.received";
+    readonly worker: NodeId;
+    readonly commitment: string;
+    readonly output: unknown;
+  }
+  | At & {
+    readonly type: "job.attestation.received";
+    readonly verifier: NodeId;
+    readonly verdict: Verdict;
+    readonly commitment: string;
+  }
+  | At & {
+    readonly type: "job.execution.completed";
+    readonly commitment: string;
+    readonly output: unknown;
+  }
+  | At & { readonly type: "job.execution.failed"; readonly error: string }
+  | At & {
+    readonly type: "job.verification.completed";
+    readonly verdict: Verdict;
+    readonly commitment: string;
+  }
+  | At & { readonly type: "timer.fired"; readonly key: string; readonly due: number }
+  | At & { readonly type: "chain.escrow.locked"; readonly amount: bigint }
+  | At & {
+    readonly type: "chain.worker.assigned";
+    readonly worker: NodeId;
+    readonly price: bigint;
+    readonly verifiers: readonly NodeId[];
+  }
+  | At & { readonly type: "chain.assignment.revoked"; readonly worker: NodeId }
+  | At & {
+    readonly type: "chain.result.submitted";
+    readonly worker: NodeId;
+    readonly commitment: string;
+  }
+  | At & { readonly type: "chain.job.verified" }
+  | At & { readonly type: "chain.job.disputed" }
+  | At & {
+    readonly type: "chain.payment.released";
+    readonly worker: NodeId;
+    readonly amount: bigint;
+    readonly fee: bigint;
+    readonly change: bigint;
+  }
+  | At & {
+    readonly type: "chain.escrow.refunded";
+    readonly amount: bigint;
+    readonly reason: RefundReason;
+  }
+  | At & {
+    readonly type: "chain.worker.slashed";
+    readonly worker: NodeId;
+    readonly amount: bigint;
+    readonly reason: SlashReason;
+  }
+  | At & {
+    readonly type: "chain.tx.failed";
+    readonly request: EffectRequest["type"];
+    readonly code: string;
+    readonly message: string;
+  };
+
+/** The final states of a job. */
+export const JOB_FINAL_STATES = ["settled", "expired", "cancelled", "refunded", "failed"] as const;
+/** A final state of a job. */
+export type JobFinalState = (typeof JOB_FINAL_STATES)[number];
+
+const isOwner = (c: JobContext) => c.self === c.owner;
+
+function openBids(c: JobContext): BidRecord[] {
+  return Object.values(c.bids).filter((b) => b.status === "open" && b.attempt === c.attempt);
+}
+
+/** Why `bid` cannot take part in `context`'s current auction, or null if it can. */
+export function bidRejection(context: JobContext, bid: BidOffer): BidRejectReason | null {
+  if (context.bids[bid.bidId] !== undefined) return "duplicate";
+  if (context.excluded.includes(bid.worker)) return "worker_excluded";
+  if (bid.price > context.spec.maxPrice) return "price_above_max";
+  if (
+    bid.hardware !== context.spec.requirements.hardware &&
+    context.spec.requirements.hardware === "gpu"
+  ) {
+    return "hardware_mismatch";
+  }
+  if (bid.stake < context.spec.requirements.minStake) return "insufficient_stake";
+  if (bid.etaMs > context.spec.executionMs) return "eta_too_long";
+  return null;
+}
+
+function pickWinner(context: JobContext): BidRecord | undefined {
+  return rankBids(openBids(context), context.policy.bidSelection, context.spec.maxPrice)[0];
+}
+
+function quorum(context: JobContext) {
+  if (context.result === null) return "pending" as const;
+  const verdicts = context.verifiers
+    .map((v) => context.attestations[v])
+    .filter((a) => a !== undefined)
+    .map((a) => a.verdict);
+  return quorumOutcome(context.policy.quorum, context.verifiers.length, verdicts);
+}
+
+function withDeadline(context: JobContext, key: DeadlineKey, due: number | undefined) {
+  const next = { ...context.deadlines };
+  if (due === undefined) delete next[key];
+  else next[key] = due;
+  return next;
+}
+
+/** The job machine. */
+export const jobMachine = setup({
+  types: {} as {
+    context: JobContext;
+    events: JobEvent;
+    input: JobInput;
+    emitted: EffectRequest;
+  },
+  actors: { bid: bidMachine },
+  guards: {
+    isOwner: ({ context }) => isOwner(context),
+    escrowAlreadyLocked: ({ context }) => context.escrowed > 0n,
+    cancelRequested: ({ context }) => context.cancelRequested,
+    bidIsAcceptable: ({ context, event }) =>
+      event.type === "bid.received" && event.bid.jobId === context.jobId &&
+      bidRejection(context, event.bid) === null,
+    bidIsKnown: ({ context, event }) =>
+      event.type === "bid.withdrawn" && context.bids[event.bidId]?.worker === event.worker &&
+      context.bids[event.bidId]?.status === "open",
+    bidWindowDue: ({ context, event }) => deadlineDue(context, event, "bid_window"),
+    executionDue: ({ context, event }) => deadlineDue(context, event, "execution"),
+    verificationDue: ({ context, event }) => deadlineDue(context, event, "verification"),
+    assignFailed: ({ event }) =>
+      event.type === "chain.tx.failed" && event.request === "chain.assign",
+    hasWinner: ({ context }) => pickWinner(context) !== undefined,
+    hasWinnerAfterDrop: ({ context }) =>
+      openBids(context).some((b) => b.bidId !== context.winner?.bidId),
+    attemptsLeft: ({ context }) => context.attempt < context.spec.maxAttempts,
+    isAssignedWorker: ({ context, event }) =>
+      "worker" in event && context.winner !== null && event.worker === context.winner.worker,
+    isWinnerHere: ({ context }) =>
+      context.winner !== null && context.winner.worker === context.self,
+    isChosenVerifier: ({ context, event }) =>
+      event.type === "job.attestation.received" && context.verifiers.includes(event.verifier) &&
+      context.attestations[event.verifier] === undefined,
+    quorumAccepted: ({ context }) => isOwner(context) && quorum(context) === "accepted",
+    quorumRejected: ({ context }) => isOwner(context) && quorum(context) === "rejected",
+    refundIs: ({ event }, params: { reason: RefundReason }) =>
+      event.type === "chain.escrow.refunded" && event.reason === params.reason,
+    failedRequestIs: ({ event }, params: { request: EffectRequest["type"] }) =>
+      event.type === "chain.tx.failed" && event.request === params.request,
+  },
+  actions: {
+    enterPhase: assign({
+      path: ({ context, event }, params: { state: string }) => [
+        ...context.path,
+        { state: params.state, at: timeOf(context, event) },
+      ],
+    }),
+    lockEscrow: enqueueActions(({ context, enqueue }) => {
+      if (isOwner(context) && context.escrowed === 0n) {
+        enqueue.emit({
+          type: "chain.escrow.lock",
+          jobId: context.jobId,
+          amount: context.spec.maxPrice,
+        });
+      }
+    }),
+    recordEscrow: assign({
+      escrowed: ({ context, event }) =>
+        event.type === "chain.escrow.locked" ? event.amount : context.escrowed,
+    }),
+    requestCancel: assign({ cancelRequested: true }),
+    recordAnnouncement: assign(({ context, event }) =>
+      event.type === "job.announced" && event.attempt >= context.attempt
+        ? { attempt: event.attempt, announcedBidWindowEndsAt: event.bidWindowEndsAt }
+        : {}
+    ),
+    openBidding: enqueueActions(({ context, event, enqueue }) => {
+      const now = timeOf(context, event);
+      const announced = context.announcedBidWindowEndsAt;
+      const due = !isOwner(context) && announced !== null && announced > now
+        ? announced
+        : now + context.spec.bidWindowMs;
+      enqueue.assign({ deadlines: withDeadline(context, "bid_window", due) });
+      enqueue.emit({ type: "timer.arm", key: "bid_window", at: due });
+      if (isOwner(context)) {
+        enqueue.emit({
+          type: "net.announce",
+          jobId: context.jobId,
+          spec: context.spec,
+          owner: context.owner,
+          attempt: context.attempt,
+          bidWindowEndsAt: due,
+        });
+      } else if (context.roles.includes("worker") && !context.excluded.includes(context.self)) {
+        enqueue.emit({
+          type: "worker.consider",
+          jobId: context.jobId,
+          spec: context.spec,
+          attempt: context.attempt,
+          excluded: context.excluded,
+        });
+      }
+    }),
+    acceptBid: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "bid.received") return;
+      const record: BidRecord = {
+        ...event.bid,
+        attempt: context.attempt,
+        receivedAt: event.at,
+        status: "open",
+        reason: null,
+      };
+      enqueue.assign({ bids: { ...context.bids, [record.bidId]: record } });
+      enqueue.spawnChild("bid", {
+        id: record.bidId,
+        input: { offer: event.bid, receivedAt: event.at },
+      });
+    }),
+    refuseBid: enqueueActions(({ context, event, enqueue }, params: { late?: boolean }) => {
+      if (event.type !== "bid.received") return;
+      const reason: BidRejectReason = event.bid.jobId !== context.jobId
+        ? "not_bidding"
+        : params.late
+        ? "not_bidding"
+        : bidRejection(context, event.bid) ?? "not_bidding";
+      enqueue.emit({
+        type: "log.reject",
+        actor: `job:${context.jobId}`,
+        event: "bid.received",
+        reason: `Cannot accept bid "${event.bid.bidId}" from "${event.bid.worker}": ${reason}`,
+      });
+      if (reason === "duplicate" || context.bids[event.bid.bidId] !== undefined) return;
+      const record: BidRecord = {
+        ...event.bid,
+        attempt: context.attempt,
+        receivedAt: event.at,
+        status: "rejected",
+        reason,
+      };
+      enqueue.assign({ bids: { ...context.bids, [record.bidId]: record } });
+      enqueue.spawnChild("bid", {
+        id: record.bidId,
+        input: { offer: event.bid, receivedAt: event.at },
+      });
+      enqueue.sendTo(record.bidId, { type: "bid.reject", at: event.at, reason });
+    }),
+    withdrawBid: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "bid.withdrawn") return;
+      const bid = context.bids[event.bidId];
+      if (bid === undefined) return;
+      enqueue.assign({ bids: { ...context.bids, [bid.bidId]: { ...bid, status: "withdrawn" } } });
+      enqueue.sendTo(bid.bidId, { type: "bid.withdraw", at: event.at });
+    }),
+    chooseWinner: enqueueActions(({ context, enqueue }) => {
+      const best = pickWinner(context);
+      if (best === undefined) return;
+      const verifiers = selectVerifiers(
+        context.verifierPool,
+        context.spec.verifierCount,
+        [best.worker, context.owner],
+        `${context.jobId}/${context.attempt}`,
+      );
+      enqueue.assign({
+        winner: { bidId: best.bidId, worker: best.worker, price: best.price },
+        verifiers,
+        deadlines: withDeadline(context, "bid_window", undefined),
+      });
+      enqueue.emit({
+        type: "chain.assign",
+        jobId: context.jobId,
+        worker: best.worker,
+        price: best.price,
+        verifiers,
+      });
+    }),
+    dropFailedWinner: enqueueActions(({ context, event, enqueue }) => {
+      if (context.winner === null) return;
+      const bid = context.bids[context.winner.bidId];
+      if (bid === undefined) return;
+      enqueue.assign({
+        bids: {
+          ...context.bids,
+          [bid.bidId]: { ...bid, status: "rejected", reason: "assignment_failed" },
+        },
+        winner: null,
+      });
+      enqueue.sendTo(bid.bidId, { type: "bid.reject", at: event.at, reason: "assignment_failed" });
+    }),
+    recordAssignment: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "chain.worker.assigned") return;
+      const winnerBid = Object.values(context.bids).find((b) =>
+        b.attempt === context.attempt && b.worker === event.worker && b.status === "open"
+      );
+      const bids = { ...context.bids };
+      for (const bid of Object.values(context.bids)) {
+        if (bid.status !== "open" || bid.attempt !== context.attempt) continue;
+        const won = bid.bidId === winnerBid?.bidId;
+        bids[bid.bidId] = {
+          ...bid,
+          status: won ? "accepted" : "rejected",
+          reason: won ? null : "outbid",
+        };
+        enqueue.sendTo(
+          bid.bidId,
+          won
+            ? { type: "bid.accept", at: event.at }
+            : { type: "bid.reject", at: event.at, reason: "outbid" },
+        );
+      }
+      const due = event.at + context.spec.executionMs;
+      enqueue.assign({
+        bids,
+        winner: {
+          bidId: winnerBid?.bidId ?? `chain:${event.worker}`,
+          worker: event.worker,
+          price: event.price,
+        },
+        verifiers: [...event.verifiers],
+        result: null,
+        output: null,
+        attestations: {},
+        deadlines: withDeadline(withDeadlineCtx(context, "bid_window"), "execution", due),
+      });
+      enqueue.emit({ type: "timer.arm", key: "execution", at: due });
+      if (event.worker === context.self) {
+        enqueue.emit({ type: "exec.run", jobId: context.jobId, spec: context.spec });
+      }
+      if (isOwner(context)) {
+        enqueue.emit({
+          type: "net.assignment",
+          jobId: context.jobId,
+          worker: event.worker,
+          bidId: winnerBid?.bidId ?? "",
+          price: event.price,
+          verifiers: [...event.verifiers],
+        });
+      }
+    }),
+    submitResult: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "job.execution.completed" || context.winner?.worker !== context.self) {
+        return;
+      }
+      enqueue.assign({
+        output: { worker: context.self, commitment: event.commitment, value: event.output },
+      });
+      enqueue.emit({
+        type: "chain.result.submit",
+        jobId: context.jobId,
+        worker: context.self,
+        commitment: event.commitment,
+      });
+      enqueue.emit({
+        type: "net.result",
+        jobId: context.jobId,
+        worker: context.self,
+        commitment: event.commitment,
+        output: event.output,
+      });
+    }),
+    recordOutput: assign({
+      output: ({ context, event }) =>
+        event.type === "job.result.received" && context.winner?.worker === event.worker
+          ? { worker: event.worker, commitment: event.commitment, value: event.output }
+          : context.output,
+    }),
+    revokeSilentWorker: enqueueActions(({ context, enqueue }) => {
+      if (context.winner === null) return;
+      enqueue.assign({ deadlines: withDeadline(context, "execution", undefined) });
+      enqueue.emit({
+        type: "chain.assignment.revoke",
+        jobId: context.jobId,
+        worker: context.winner.worker,
+      });
+    }),
+    recordRevocation: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "chain.assignment.revoked") return;
+      enqueue.assign({
+        excluded: context.excluded.includes(event.worker)
+          ? context.excluded
+          : [...context.excluded, event.worker],
+        winner: null,
+        verifiers: [],
+        attempt: context.attempt + 1,
+        deadlines: withDeadline(context, "execution", undefined),
+      });
+      if (isOwner(context)) {
+        enqueue.emit({
+          type: "chain.slash",
+          jobId: context.jobId,
+          worker: event.worker,
+          reason: "downtime",
+        });
+      }
+    }),
+    recordResult: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "chain.result.submitted") return;
+      const due = event.at + context.spec.verificationMs;
+      enqueue.assign({
+        result: { worker: event.worker, commitment: event.commitment },
+        deadlines: withDeadline(withDeadlineCtx(context, "execution"), "verification", due),
+      });
+      enqueue.emit({ type: "timer.arm", key: "verification", at: due });
+    }),
+    startVerification: enqueueActions(({ context, enqueue }) => {
+      if (
+        context.verifying || !context.verifiers.includes(context.self) || context.result === null ||
+        context.output === null || context.output.worker !== context.result.worker
+      ) return;
+      enqueue.assign({ verifying: true });
+      enqueue.emit({
+        type: "verify.run",
+        jobId: context.jobId,
+        spec: context.spec,
+        worker: context.result.worker,
+        commitment: context.result.commitment,
+        output: context.output.value,
+      });
+    }),
+    attest: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "job.verification.completed") return;
+      enqueue.assign({
+        attestations: {
+          ...context.attestations,
+          [context.self]: { verdict: event.verdict, commitment: event.commitment },
+        },
+      });
+      enqueue.emit({
+        type: "net.attestation",
+        jobId: context.jobId,
+        verifier: context.self,
+        verdict: event.verdict,
+        commitment: event.commitment,
+      });
+    }),
+    recordAttestation: assign({
+      attestations: ({ context, event }) =>
+        event.type === "job.attestation.received"
+          ? {
+            ...context.attestations,
+            [event.verifier]: { verdict: event.verdict, commitment: event.commitment },
+          }
+          : context.attestations,
+    }),
+    recordVerdict: enqueueActions(({ context, enqueue }, params: { accepted: boolean }) => {
+      enqueue.assign({ deadlines: withDeadline(context, "verification", undefined) });
+      if (isOwner(context)) {
+        enqueue.emit({
+          type: "chain.verification.record",
+          jobId: context.jobId,
+          accepted: params.accepted,
+        });
+      }
+    }),
+    releasePayment: enqueueActions(({ context, enqueue }) => {
+      if (isOwner(context)) enqueue.emit({ type: "chain.release", jobId: context.jobId });
+    }),
+    slashForInvalidCompute: enqueueActions(({ context, enqueue }) => {
+      if (!isOwner(context) || context.result === null) return;
+      enqueue.emit({
+        type: "chain.slash",
+        jobId: context.jobId,
+        worker: context.result.worker,
+        reason: "invalid_compute",
+      });
+    }),
+    refund: enqueueActions(({ context, enqueue }, params: { reason: RefundReason }) => {
+      enqueue.assign({ refundReason: params.reason, deadlines: {} });
+      if (isOwner(context) && context.escrowed > 0n) {
+        enqueue.emit({ type: "chain.refund", jobId: context.jobId, reason: params.reason });
+      }
+    }),
+    recordPayment: assign(({ event }) =>
+      event.type === "chain.payment.released"
+        ? {
+          payment: {
+            worker: event.worker,
+            amount: event.amount,
+            fee: event.fee,
+            change: event.change,
+          },
+        }
+        : {}
+    ),
+    recordRefund: assign(({ context, event }) =>
+      event.type === "chain.escrow.refunded"
+        ? { refunded: context.refunded + event.amount, refundReason: event.reason }
+        : {}
+    ),
+    recordSlash: assign({
+      slashes: ({ context, event }) =>
+        event.type === "chain.worker.slashed"
+          ? [...context.slashes, {
+            worker: event.worker,
+            amount: event.amount,
+            reason: event.reason,
+          }]
+          : context.slashes,
+    }),
+    recordFailure: assign({
+      failure: ({ context, event }) =>
+        event.type === "chain.tx.failed"
+          ? `${event.request} failed: ${event.code}: ${event.message}`
+          : event.type === "timer.fired"
+          ? `${event.key} deadline passed`
+          : context.failure,
+    }),
+    finish: enqueueActions(({ context, event, enqueue }) => {
+      const bids = { ...context.bids };
+      for (const bid of Object.values(context.bids)) {
+        if (bid.status !== "open") continue;
+        bids[bid.bidId] = { ...bid, status: "expired" };
+        enqueue.sendTo(bid.bidId, { type: "bid.expire", at: event.at });
+      }
+      for (const key of Object.keys(context.deadlines)) enqueue.emit({ type: "timer.cancel", key });
+      enqueue.assign({ bids, deadlines: {} });
+    }),
+  },
+}).createMachine({
+  id: "job",
+  context: ({ input }) => ({
+    jobId: input.jobId,
+    spec: input.spec,
+    owner: input.owner,
+    self: input.self,
+    roles: input.roles,
+    policy: input.policy ?? DEFAULT_POLICY,
+    verifierPool: input.verifierPool ?? [],
+    attempt: input.attempt ?? 1,
+    escrowed: input.escrowLocked ? input.spec.maxPrice : 0n,
+    bids: {},
+    excluded: [],
+    winner: null,
+    verifiers: [],
+    result: null,
+    output: null,
+    attestations: {},
+    verifying: false,
+    deadlines: {},
+    announcedBidWindowEndsAt: input.bidWindowEndsAt ?? null,
+    cancelRequested: false,
+    refundReason: null,
+    payment: null,
+    refunded: 0n,
+    slashes: [],
+    failure: null,
+    path: [{ state: "announced", at: input.at }],
+  }),
+  initial: "announced",
+  on: {
+    // Chain events are the source of truth on every node, whatever the local state.
+    "chain.escrow.refunded": [
+      {
+        guard: { type: "refundIs", params: { reason: "expired" } },
+        target: ".expired",
+        actions: "recordRefund",
+      },
+      {
+        guard: { type: "refundIs", params: { reason: "cancelled" } },
+        target: ".cancelled",
+        actions: "recordRefund",
+      },
+      {
+        guard: { type: "refundIs", params: { reason: "disputed" } },
+        target: ".refunded",
+        actions: "recordRefund",
+      },
+      { target: ".failed", actions: "recordRefund" },
+    ],
+    "chain.worker.slashed": { actions: "recordSlash" },
+    "bid.received": { actions: { type: "refuseBid", params: { late: true } } },
+    "job.announced": { actions: "recordAnnouncement" },
+  },
+  states: {
+    announced: {
+      entry: "lockEscrow",
+      always: { guard: "escrowAlreadyLocked", target: "bidding" },
+      on: {
+        "chain.escrow.locked": [
+          {
+            guard: "cancelRequested",
+            target: "refunding",
+            actions: ["recordEscrow", { type: "refund", params: { reason: "cancelled" } }],
+          },
+          { target: "bidding", actions: "recordEscrow" },
+        ],
+        "job.cancel": { guard: "isOwner", actions: "requestCancel" },
+        "chain.tx.failed": {
+          guard: { type: "failedRequestIs", params: { request: "chain.escrow.lock" } },
+          target: "failed",
+          actions: "recordFailure",
+        },
+      },
+    },
+    bidding: {
+      entry: [{ type: "enterPhase", params: { state: "bidding" } }, "openBidding"],
+      on: {
+        "bid.received": [
+          { guard: "bidIsAcceptable", actions: "acceptBid" },
+          { actions: { type: "refuseBid", params: {} } },
+        ],
+        "bid.withdrawn": { guard: "bidIsKnown", actions: "withdrawBid" },
+        "timer.fired": [
+          {
+            guard: and(["bidWindowDue", "isOwner", "hasWinner"]),
+            target: "assigned",
+            actions: "chooseWinner",
+          },
+          {
+            guard: and(["bidWindowDue", "isOwner"]),
+            target: "refunding",
+            actions: { type: "refund", params: { reason: "expired" } },
+          },
+        ],
+        "job.cancel": {
+          guard: "isOwner",
+          target: "refunding",
+          actions: { type: "refund", params: { reason: "cancelled" } },
+        },
+        // Observers learn of the assignment from the chain.
+        "chain.worker.assigned": {
+          guard: not("isOwner"),
+          target: "executing",
+          actions: "recordAssignment",
+        },
+      },
+    },
+    assigned: {
+      entry: { type: "enterPhase", params: { state: "assigned" } },
+      on: {
+        "chain.worker.assigned": { target: "executing", actions: "recordAssignment" },
+        "chain.tx.failed": [
+          {
+            guard: and(["assignFailed", "hasWinnerAfterDrop"]),
+            target: "assigned",
+            reenter: true,
+            actions: ["dropFailedWinner", "chooseWinner"],
+          },
+          {
+            guard: "assignFailed",
+            target: "refunding",
+            actions: ["dropFailedWinner", "recordFailure", {
+              type: "refund",
+              params: { reason: "expired" },
+            }],
+          },
+        ],
+        "bid.received": { actions: { type: "refuseBid", params: { late: true } } },
+      },
+    },
+    executing: {
+      entry: { type: "enterPhase", params: { state: "executing" } },
+      on: {
+        "job.execution.completed": { guard: "isWinnerHere", actions: "submitResult" },
+        "job.result.received": { guard: "isAssignedWorker", actions: "recordOutput" },
+        "chain.result.submitted": {
+          guard: "isAssignedWorker",
+          target: "verifying",
+          actions: "recordResult",
+        },
+        "chain.assignment.revoked": [
+          { guard: "attemptsLeft", target: "bidding", actions: "recordRevocation" },
+          {
+            target: "refunding",
+            actions: ["recordRevocation", { type: "refund", params: { reason: "failed" } }],
+          },
+        ],
+        "timer.fired": {
+          guard: and(["executionDue", "isOwner"]),
+          target: "reassigning",
+          actions: "revokeSilentWorker",
+        },
+      },
+    },
+    reassigning: {
+      entry: { type: "enterPhase", params: { state: "reassigning" } },
+      on: {
+        "chain.assignment.revoked": [
+          { guard: "attemptsLeft", target: "bidding", actions: "recordRevocation" },
+          {
+            target: "refunding",
+            actions: ["recordRevocation", "recordFailure", {
+              type: "refund",
+              params: { reason: "failed" },
+            }],
+          },
+        ],
+        // The result landed before the revocation: go on with it.
+        "chain.result.submitted": {
+          guard: "isAssignedWorker",
+          target: "verifying",
+          actions: "recordResult",
+        },
+        "job.result.received": { guard: "isAssignedWorker", actions: "recordOutput" },
+      },
+    },
+    verifying: {
+      entry: [{ type: "enterPhase", params: { state: "verifying" } }, "startVerification"],
+      always: [
+        {
+          guard: "quorumAccepted",
+          target: "settling",
+          actions: { type: "recordVerdict", params: { accepted: true } },
+        },
+        {
+          guard: "quorumRejected",
+          target: "disputed",
+          actions: { type: "recordVerdict", params: { accepted: false } },
+        },
+      ],
+      on: {
+        "job.result.received": {
+          guard: "isAssignedWorker",
+          actions: ["recordOutput", "startVerification"],
+        },
+        "job.verification.completed": { actions: "attest" },
+        "job.attestation.received": { guard: "isChosenVerifier", actions: "recordAttestation" },
+        "chain.job.verified": { guard: not("isOwner"), target: "settling" },
+        "chain.job.disputed": { guard: not("isOwner"), target: "disputed" },
+        "timer.fired": {
+          guard: and(["verificationDue", "isOwner"]),
+          target: "refunding",
+          actions: ["recordFailure", { type: "refund", params: { reason: "failed" } }],
+        },
+      },
+    },
+    settling: {
+      entry: { type: "enterPhase", params: { state: "settling" } },
+      on: {
+        "chain.job.verified": { actions: "releasePayment" },
+        "chain.payment.released": { target: "settled", actions: "recordPayment" },
+        "job.attestation.received": { guard: "isChosenVerifier", actions: "recordAttestation" },
+      },
+    },
+    disputed: {
+      entry: { type: "enterPhase", params: { state: "disputed" } },
+      on: {
+        "chain.job.disputed": {
+          actions: ["slashForInvalidCompute", { type: "refund", params: { reason: "disputed" } }],
+        },
+        "job.attestation.received": { guard: "isChosenVerifier", actions: "recordAttestation" },
+      },
+    },
+    refunding: {
+      entry: { type: "enterPhase", params: { state: "refunding" } },
+    },
+    settled: {
+      type: "final",
+      entry: [{ type: "enterPhase", params: { state: "settled" } }, "finish"],
+    },
+    expired: {
+      type: "final",
+      entry: [{ type: "enterPhase", params: { state: "expired" } }, "finish"],
+    },
+    cancelled: {
+      type: "final",
+      entry: [{ type: "enterPhase", params: { state: "cancelled" } }, "finish"],
+    },
+    refunded: {
+      type: "final",
+      entry: [{ type: "enterPhase", params: { state: "refunded" } }, "finish"],
+    },
+    failed: {
+      type: "final",
+      entry: [{ type: "enterPhase", params: { state: "failed" } }, "finish"],
+    },
+  },
+});
+
+/**
+ * The virtual time of `event`. Eventless transitions taken right after creation see XState's
+ * init event, which has no time: the job's last recorded time stands in for it.
+ */
+function timeOf(context: JobContext, event: { at?: number }): number {
+  return typeof event.at === "number" ? event.at : context.path[context.path.length - 1]?.at ?? 0;
+}
+
+function deadlineDue(context: JobContext, event: JobEvent, key: DeadlineKey): boolean {
+  return event.type === "timer.fired" && event.key === key && context.deadlines[key] === event.due;
+}
+
+function withDeadlineCtx(context: JobContext, drop: DeadlineKey): JobContext {
+  return { ...context, deadlines: withDeadline(context, drop, undefined) };
+}
