@@ -20,6 +20,7 @@ import {
   buildLinearModel,
   buildMlpModel,
   type DenseLayer,
+  encodeModel,
   encodeRawData,
   linearWeights,
   type MlpModelOptions,
@@ -239,6 +240,34 @@ Deno.test("OnnxExecutor.execute() rejects unknown, malformed and unloadable mode
     name: "ExecutionError",
     message: new RegExp(`^Cannot load ONNX model ${junk}: `),
   });
+  // Inputs that pass validation but that the graph cannot compute: [2,3] + [3,3].
+  const add = await store.put(encodeModel({
+    graphName: "add",
+    nodes: [{ opType: "Add", inputs: ["a", "b"], outputs: ["c"] }],
+    inputs: [{ name: "a", elemType: "float32", shape: ["n", 3] }, {
+      name: "b",
+      elemType: "float32",
+      shape: ["m", 3],
+    }],
+    outputs: [{ name: "c", elemType: "float32", shape: ["k", 3] }],
+  }));
+  const tensor = (rows: number) => ({
+    dims: [rows, 3],
+    dtype: "float32",
+    data: new Array(rows * 3).fill(1),
+  });
+  await assert.rejects(
+    executor.execute(onnxSpec(add), { inputs: { a: tensor(2), b: tensor(3) } }),
+    {
+      name: "ExecutionError",
+      message: new RegExp(`^Cannot run ONNX model ${add}: `),
+    },
+  );
+  assert.equal(
+    (await executor.execute(onnxSpec(add), { inputs: { a: tensor(3), b: tensor(3) } })).commitment
+      .length,
+    64,
+  );
   await assert.rejects(executor.execute(specFor({ type: "builtin", name: "matmul" }), {}), {
     name: "ExecutionError",
     message: /not an ONNX job$/,
@@ -255,8 +284,11 @@ Deno.test("OnnxExecutor.execute() respects an AbortSignal", async () => {
   });
   const controller = new AbortController();
   const pending = executor.execute(onnxSpec(hash), input, { signal: controller.signal });
+  const sharing = executor.execute(onnxSpec(hash), input);
   controller.abort();
   await assert.rejects(pending, { name: "AbortError" });
+  // Another execution waiting on the same session load is not aborted with it.
+  assert.equal((await sharing).commitment.length, 64);
   // The executor still works afterwards.
   assert.equal((await executor.execute(onnxSpec(hash), input)).commitment.length, 64);
 });
@@ -323,6 +355,17 @@ Deno.test("toleranceComparator() accepts float noise and rejects a wrong output"
     compare(spec, recomputed, { output: "garbage", commitment: commitmentOf("garbage") }),
     false,
   );
+  // NaN and the infinities travel as null in JSON.
+  const withNaN = (second: number) => {
+    const output = { outputs: { y: { dims: [2], dtype: "float32", data: [NaN, second] } } };
+    return { output, commitment: commitmentOf(output) };
+  };
+  const overJson = (r: ExecutionResult): ExecutionResult => ({
+    ...r,
+    output: JSON.parse(JSON.stringify(r.output)),
+  });
+  assert.equal(compare(spec, withNaN(1), overJson(withNaN(1 + 1e-7))), true);
+  assert.equal(compare(spec, withNaN(1), overJson(withNaN(2))), false);
   // Other kinds: commitments must be equal.
   const builtin = specFor({ type: "builtin", name: "matmul" });
   assert.equal(compare(builtin, recomputed, recomputed), true);
