@@ -191,6 +191,7 @@ export class OnnxExecutor implements ExecutorPort, AsyncDisposable {
       );
     }
     const entry = this.#acquire(kind.modelHash);
+    let inFlight: Promise<unknown> | undefined;
     try {
       const session = await abortable(entry.ready, signal);
       const feeds = toFeeds(session, input);
@@ -199,11 +200,15 @@ export class OnnxExecutor implements ExecutorPort, AsyncDisposable {
           cause: error,
         });
       });
+      inFlight = run;
       const results = await abortable(run, signal);
       const output = toOutput(results);
       return { output, commitment: commitmentOf(output) };
     } finally {
-      this.#release(entry);
+      // After an abort the run goes on inside onnxruntime: keep its session until it ends.
+      const release = () => this.#release(entry);
+      if (inFlight === undefined) release();
+      else void inFlight.then(release, release);
     }
   }
 
