@@ -1,0 +1,1450 @@
+/**
+ * The embedded local ledger: the default settlement adapter. It keeps the same contract rules
+ * and emits the same Starknet-shaped events as the on-chain contract, in a SQLite file
+ * (`node:sqlite`) that every node process on one machine can share.
+ *
+ * - Every transaction runs in `BEGIN IMMEDIATE ... COMMIT` on a database in WAL mode with a busy
+ *   timeout, so several OS processes can write to one file safely. `":memory:"` gives a ledger
+ *   private to one {@link LocalLedger}; all ports from one `LocalLedger` share it.
+ * - Every successful transaction is one block: the block number increments, the transaction
+ *   hash is the sha-256 of the parent block hash, block number, sender, method and arguments,
+ *   and the block hash is the sha-256 of the parent block hash and the transaction hash. A call
+ *   that breaks a rule fails with a {@link ChainError} and leaves no block behind.
+ * - Events are stored as raw Starknet events (see `chain/events.ts`) emitted by
+ *   {@link LOCAL_LEDGER_ADDRESS}; `eventsSince` and `subscribe` decode them back in order.
+ *
+ * Money. Amounts are `bigint`, stored as decimal text, never floating point.
+ *
+ * - Escrow: `escrowed = paid + fees + refunded + locked`. On release, the worker is paid the
+ *   price minus the protocol fee (`protocolFeeBps` of the price, rounded down), the fee goes to
+ *   the treasury, and the change (escrow minus price) goes back to the client and counts as
+ *   `refunded`.
+ * - Stake: `staked = bonded + slashed + withdrawn`, where `bonded` in {@link LedgerTotals}
+ *   *includes* stake that is unbonding (requested but not yet withdrawn). `stakeOf()` returns a
+ *   worker's bonded stake *excluding* unbonding: that is the stake assignment checks and
+ *   slashing takes from.
+ * - Slashed stake goes to the treasury account (`treasury`, default `"treasury"`), as do fees.
+ *   {@link LocalLedger.balanceOf} shows what each account has been credited: payments and change,
+ *   refunds, withdrawn stake, and the treasury's fees and slashes.
+ *
+ * Contract rules, each broken one a {@link ChainError} with its code:
+ *
+ * - `submitJob`: the caller is the client; locks `amount` (> 0) in escrow; a known id is
+ *   `duplicate_job`.
+ * - `assignWorker`: only the client; the job must be open (submitted, or its assignment
+ *   revoked); the worker's bonded stake must reach the job's `minStake` (`insufficient_stake`);
+ *   the price must not exceed the escrow (`insufficient_balance`).
+ * - `revokeAssignment`: only the client, only while that worker is assigned and has not
+ *   submitted a result; the job is open again.
+ * - `submitResult`: only the assigned worker, once.
+ * - `recordVerification`: only the client, only after a result: `JobVerified` or `JobDisputed`.
+ * - `releasePayment`: the client or the assigned worker, only after `JobVerified`; reputation
+ *   +10 (at most 1000).
+ * - `refund`: only the client, while the job is neither paid nor refunded; reason `"disputed"`
+ *   only after `JobDisputed`. Returns the whole escrow.
+ * - `slash`: only the job's client; `invalid_compute` only after `JobDisputed` for that worker's
+ *   result; `downtime` only after that worker's assignment on that job was revoked;
+ *   `double_signing` and `coordinated_attack` only for a worker that was assigned to the job or
+ *   named as one of its verifiers. At most once per (job, worker, reason). Takes
+ *   `SLASH_BPS[reason]` of the bonded stake (rounded down); reputation -100 (at least 0).
+ * - `stake` (> 0), `requestUnstake` (> 0, at most the bonded stake, unlocks after
+ *   `unbondingMs`), `withdraw` (every request whose unlock time has passed; `still_unbonding`
+ *   before that).
+ *
+ * Reputation starts at 500. A job settles at most once: a second release or refund is
+ * `invalid_state`. Ids are 1 to 128 characters; commitments are 64 lowercase hex digits (use
+ * `"0".repeat(64)` for a job without a model file); a malformed argument is a `TypeError` or
+ * `RangeError`, not a `ChainError`.
+ *
+ * Every process that shares a file should open it with the same options: they are the
+ * contract's parameters, applied by the process that sends a transaction.
+ *
+ * ```ts
+ * import { LocalLedger } from "./local_ledger.ts";
+ *
+ * const ledger = LocalLedger.open(":memory:");
+ * const client = ledger.as("client-1");
+ * const worker = ledger.as("worker-1");
+ * await worker.stake({ amount: 100n });
+ * const hash = "ab".repeat(32);
+ * await client.submitJob({
+ *   jobId: "j1",
+ *   amount: 50n,
+ *   minStake: 10n,
+ *   modelHash: hash,
+ *   inputCommitment: hash,
+ * });
+ * await client.assignWorker({ jobId: "j1", worker: "worker-1", price: 40n, verifiers: [] });
+ * await worker.submitResult({ jobId: "j1", commitment: hash });
+ * await client.recordVerification({ jobId: "j1", accepted: true });
+ * await client.releasePayment({ jobId: "j1" });
+ * const totals = await client.totals();
+ * if (totals.escrowed !== totals.paid + totals.fees + totals.refunded + totals.locked) {
+ *   throw new Error("money is not conserved");
+ * }
+ * ledger.close();
+ * ```
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { hash } from "starknet";
+import { getLogger } from "@logtape/logtape";
+import { SLASH_BPS } from "../machines/types.ts";
+import type { NodeId, RefundReason, SlashReason } from "../machines/types.ts";
+import {
+  type ChainCallOptions,
+  type ChainCursor,
+  ChainError,
+  type ChainEvent,
+  type ChainEventMeta,
+  type ChainPort,
+  type LedgerTotals,
+  type TxReceipt,
+} from "./port.ts";
+import { decodeChainEvent, encodeChainEvent, type RawStarknetEvent } from "./events.ts";
+
+/** The address the local ledger's events come from: `starknet_keccak("ciro.local_ledger")`. */
+export const LOCAL_LEDGER_ADDRESS: string = hash.getSelectorFromName("ciro.local_ledger");
+
+/** Options of {@link LocalLedger.open}. */
+export interface LocalLedgerOptions {
+  /**
+   * Protocol fee, in basis points of the price, taken from each released payment.
+   * @default {100}
+   */
+  readonly protocolFeeBps?: number;
+  /**
+   * How long requested unstakes stay bonded before they can be withdrawn, ms.
+   * @default {604800000} 7 days
+   */
+  readonly unbondingMs?: number;
+  /**
+   * The clock for unbonding, ms.
+   * @default {Date.now}
+   */
+  readonly now?: () => number;
+  /**
+   * The account credited with fees and slashed stake.
+   * @default {"treasury"}
+   */
+  readonly treasury?: string;
+  /**
+   * How long a transaction waits for another process's write lock, ms.
+   * @default {5000}
+   */
+  readonly busyTimeoutMs?: number;
+}
+
+const DEFAULT_FEE_BPS = 100;
+const DEFAULT_UNBONDING_MS = 7 * 24 * 60 * 60 * 1000;
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+const DEFAULT_POLL_MS = 25;
+const DEFAULT_EVENTS_LIMIT = 1000;
+const SUBSCRIBE_BATCH = 256;
+/** Batches a subscription delivers per poll before yielding to the event loop. */
+const SUBSCRIBE_BATCHES_PER_POLL = 16;
+const INITIAL_REPUTATION = 500;
+const MAX_REPUTATION = 1000;
+const REPUTATION_REWARD = 10;
+const REPUTATION_PENALTY = 100;
+const MAX_ID_LENGTH = 128;
+const U256 = 2n ** 256n;
+const GENESIS_HASH = `0x${"0".repeat(64)}`;
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+const REFUND_REASONS: ReadonlySet<string> = new Set<RefundReason>([
+  "expired",
+  "cancelled",
+  "disputed",
+  "failed",
+]);
+
+const logger = getLogger(["ciro", "chain", "local_ledger"]);
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS blocks (
+  number INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL,
+  parent_hash TEXT NOT NULL,
+  tx_hash TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  method TEXT NOT NULL,
+  timestamp INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  block_number INTEGER NOT NULL,
+  event_index INTEGER NOT NULL,
+  from_address TEXT NOT NULL,
+  keys TEXT NOT NULL,
+  data TEXT NOT NULL,
+  block_hash TEXT NOT NULL,
+  tx_hash TEXT NOT NULL,
+  PRIMARY KEY (block_number, event_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+  job_id TEXT PRIMARY KEY,
+  client TEXT NOT NULL,
+  escrow TEXT NOT NULL,
+  min_stake TEXT NOT NULL,
+  model_hash TEXT NOT NULL,
+  input_commitment TEXT NOT NULL,
+  status TEXT NOT NULL,
+  worker TEXT,
+  price TEXT,
+  commitment TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_parties (
+  job_id TEXT NOT NULL,
+  worker TEXT NOT NULL,
+  assigned INTEGER NOT NULL DEFAULT 0,
+  verifier INTEGER NOT NULL DEFAULT 0,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  disputed INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (job_id, worker)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slashes (
+  job_id TEXT NOT NULL,
+  worker TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  PRIMARY KEY (job_id, worker, reason)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workers (
+  worker TEXT PRIMARY KEY,
+  staked TEXT NOT NULL DEFAULT '0',
+  unbonding TEXT NOT NULL DEFAULT '0',
+  slashed TEXT NOT NULL DEFAULT '0',
+  withdrawn TEXT NOT NULL DEFAULT '0',
+  reputation INTEGER NOT NULL DEFAULT ${INITIAL_REPUTATION}
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unbonding (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  worker TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  unlock_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unbonding_worker ON unbonding (worker, unlock_at);
+CREATE TABLE IF NOT EXISTS totals (
+  key TEXT PRIMARY KEY,
+  amount TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS balances (
+  account TEXT PRIMARY KEY,
+  amount TEXT NOT NULL
+) WITHOUT ROWID;
+`;
+
+type TotalKey =
+  | "escrowed"
+  | "paid"
+  | "fees"
+  | "refunded"
+  | "locked"
+  | "staked"
+  | "unbonding"
+  | "slashed"
+  | "withdrawn";
+
+type JobStatus =
+  | "submitted"
+  | "assigned"
+  | "revoked"
+  | "result"
+  | "verified"
+  | "disputed"
+  | "paid"
+  | "refunded";
+
+interface JobRow {
+  readonly jobId: string;
+  readonly client: string;
+  readonly escrow: bigint;
+  readonly minStake: bigint;
+  readonly status: JobStatus;
+  readonly worker: string | null;
+  readonly price: bigint | null;
+}
+
+interface WorkerRow {
+  readonly staked: bigint;
+  readonly unbonding: bigint;
+  readonly slashed: bigint;
+  readonly withdrawn: bigint;
+  readonly reputation: number;
+}
+
+type Row = Record<string, unknown>;
+
+/** A chain event without its meta, as a transaction emits it. */
+type EventBody = DistributiveOmit<ChainEvent, keyof ChainEventMeta>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+interface Tx {
+  readonly caller: string;
+  emit(event: EventBody): void;
+}
+
+function sha256Hex(text: string): string {
+  return `0x${createHash("sha256").update(text).digest("hex")}`;
+}
+
+function stringifyArgs(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
+}
+
+function text(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== "string") {
+    throw new ChainError("rpc_error", `Cannot read ledger column "${column}": not text`);
+  }
+  return value;
+}
+
+function integer(row: Row, column: string): number {
+  const value = row[column];
+  if (typeof value !== "number") {
+    throw new ChainError("rpc_error", `Cannot read ledger column "${column}": not an integer`);
+  }
+  return value;
+}
+
+function checkId(what: string, value: unknown): string {
+  if (typeof value !== "string") {
+    throw new TypeError(`Invalid ${what}: expected a string, got ${typeof value}`);
+  }
+  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
+    throw new RangeError(
+      `Invalid ${what}: expected 1 to ${MAX_ID_LENGTH} characters, got ${value.length}`,
+    );
+  }
+  return value;
+}
+
+function checkBigint(what: string, value: unknown): bigint {
+  if (typeof value !== "bigint") {
+    throw new TypeError(`Invalid ${what}: expected a bigint, got ${typeof value}`);
+  }
+  return value;
+}
+
+function checkHash(what: string, value: unknown): string {
+  if (typeof value !== "string" || !HASH_PATTERN.test(value)) {
+    throw new TypeError(
+      `Invalid ${what}: expected 64 lowercase hex digits, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkCursor(cursor: ChainCursor): ChainCursor {
+  if (
+    !Number.isSafeInteger(cursor.blockNumber) || cursor.blockNumber < 0 ||
+    !Number.isSafeInteger(cursor.eventIndex) || cursor.eventIndex < 0
+  ) {
+    throw new RangeError(
+      `Invalid cursor: expected non-negative integers, got ${JSON.stringify(cursor)}`,
+    );
+  }
+  return cursor;
+}
+
+function q(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** The shared state behind every port of one {@link LocalLedger}. */
+class LedgerStore {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #feeBps: number;
+  readonly #unbondingMs: number;
+  readonly #now: () => number;
+  readonly #treasury: string;
+  readonly #commitListeners = new Set<() => void>();
+  #closed = false;
+
+  constructor(path: string, options: LocalLedgerOptions) {
+    const feeBps = options.protocolFeeBps ?? DEFAULT_FEE_BPS;
+    if (!Number.isInteger(feeBps) || feeBps < 0 || feeBps > 10_000) {
+      throw new RangeError(`Invalid protocolFeeBps: expected 0 to 10000, got ${feeBps}`);
+    }
+    const unbondingMs = options.unbondingMs ?? DEFAULT_UNBONDING_MS;
+    if (!Number.isSafeInteger(unbondingMs) || unbondingMs < 0) {
+      throw new RangeError(
+        `Invalid unbondingMs: expected a non-negative integer, got ${unbondingMs}`,
+      );
+    }
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new RangeError(
+        `Invalid busyTimeoutMs: expected a non-negative integer, got ${busyTimeoutMs}`,
+      );
+    }
+    this.#feeBps = feeBps;
+    this.#unbondingMs = unbondingMs;
+    this.#now = options.now ?? Date.now;
+    this.#treasury = checkId("treasury", options.treasury ?? "treasury");
+    this.#db = new DatabaseSync(path);
+    try {
+      this.#db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+      this.#db.exec("PRAGMA journal_mode = WAL");
+      this.#db.exec("PRAGMA synchronous = NORMAL");
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#db.exec(SCHEMA);
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } catch (error) {
+      this.#db.close();
+      throw error;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#commitListeners.clear();
+    this.#statements.clear();
+    this.#db.close();
+  }
+
+  onCommit(listener: () => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => this.#commitListeners.delete(listener);
+  }
+
+  #sql(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#sql(sql).get(...params) as Row | undefined;
+  }
+
+  #all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.#sql(sql).all(...params) as Row[];
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]): void {
+    this.#sql(sql).run(...params);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Transactions
+
+  /** Runs `body` as one transaction, in one new block, and returns its receipt. */
+  transact(
+    caller: string,
+    method: string,
+    args: unknown,
+    body: (tx: Tx) => void,
+  ): TxReceipt {
+    this.#db.exec("BEGIN IMMEDIATE");
+    let receipt: TxReceipt;
+    try {
+      const head = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
+      const parentHash = head === undefined ? GENESIS_HASH : text(head, "hash");
+      const blockNumber = head === undefined ? 1 : integer(head, "number") + 1;
+      const txHash = sha256Hex(
+        stringifyArgs({ parentHash, blockNumber, sender: caller, method, args }),
+      );
+      const blockHash = sha256Hex(parentHash + txHash);
+      let eventIndex = 0;
+      const tx: Tx = {
+        caller,
+        emit: (body) => {
+          const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
+          const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
+          this.#run(
+            "INSERT INTO events (block_number, event_index, from_address, keys, data, block_hash, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            blockNumber,
+            eventIndex,
+            raw.from_address,
+            JSON.stringify(raw.keys),
+            JSON.stringify(raw.data),
+            blockHash,
+            txHash,
+          );
+          eventIndex++;
+        },
+      };
+      body(tx);
+      this.#run(
+        "INSERT INTO blocks (number, hash, parent_hash, tx_hash, sender, method, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        blockNumber,
+        blockHash,
+        parentHash,
+        txHash,
+        caller,
+        method,
+        Math.trunc(this.#now()),
+      );
+      this.#db.exec("COMMIT");
+      receipt = { txHash, blockNumber };
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+    for (const listener of this.#commitListeners) listener();
+    return receipt;
+  }
+
+  #job(action: string, jobId: string): JobRow {
+    const row = this.#get(
+      "SELECT job_id, client, escrow, min_stake, status, worker, price FROM jobs WHERE job_id = ?",
+      jobId,
+    );
+    if (row === undefined) {
+      throw new ChainError("unknown_job", `Cannot ${action} job ${q(jobId)}: no such job`);
+    }
+    const worker = row["worker"];
+    const price = row["price"];
+    return {
+      jobId,
+      client: text(row, "client"),
+      escrow: BigInt(text(row, "escrow")),
+      minStake: BigInt(text(row, "min_stake")),
+      status: text(row, "status") as JobStatus,
+      worker: typeof worker === "string" ? worker : null,
+      price: typeof price === "string" ? BigInt(price) : null,
+    };
+  }
+
+  #setJob(
+    jobId: string,
+    fields: {
+      status: JobStatus;
+      worker?: string | null;
+      price?: string | null;
+      commitment?: string;
+    },
+  ): void {
+    const sets = ["status = ?"];
+    const params: SQLInputValue[] = [fields.status];
+    if (fields.worker !== undefined) {
+      sets.push("worker = ?");
+      params.push(fields.worker);
+    }
+    if (fields.price !== undefined) {
+      sets.push("price = ?");
+      params.push(fields.price);
+    }
+    if (fields.commitment !== undefined) {
+      sets.push("commitment = ?");
+      params.push(fields.commitment);
+    }
+    this.#run(`UPDATE jobs SET ${sets.join(", ")} WHERE job_id = ?`, ...params, jobId);
+  }
+
+  #requireClient(action: string, job: JobRow, caller: string): void {
+    if (job.client !== caller) {
+      throw new ChainError(
+        "not_authorized",
+        `Cannot ${action} job ${q(job.jobId)}: ${q(caller)} is not its client ${q(job.client)}`,
+      );
+    }
+  }
+
+  #requireNotSettled(action: string, job: JobRow): void {
+    if (job.status === "paid") {
+      throw new ChainError(
+        "invalid_state",
+        `Cannot ${action} job ${q(job.jobId)}: it is already settled, payment was released`,
+      );
+    }
+    if (job.status === "refunded") {
+      throw new ChainError(
+        "invalid_state",
+        `Cannot ${action} job ${q(job.jobId)}: it is already settled, escrow was refunded`,
+      );
+    }
+  }
+
+  #worker(worker: string): WorkerRow {
+    const row = this.#get(
+      "SELECT staked, unbonding, slashed, withdrawn, reputation FROM workers WHERE worker = ?",
+      worker,
+    );
+    if (row === undefined) {
+      return {
+        staked: 0n,
+        unbonding: 0n,
+        slashed: 0n,
+        withdrawn: 0n,
+        reputation: INITIAL_REPUTATION,
+      };
+    }
+    return {
+      staked: BigInt(text(row, "staked")),
+      unbonding: BigInt(text(row, "unbonding")),
+      slashed: BigInt(text(row, "slashed")),
+      withdrawn: BigInt(text(row, "withdrawn")),
+      reputation: integer(row, "reputation"),
+    };
+  }
+
+  #setWorker(worker: string, row: WorkerRow): void {
+    this.#run(
+      `INSERT INTO workers (worker, staked, unbonding, slashed, withdrawn, reputation) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (worker) DO UPDATE SET staked = excluded.staked, unbonding = excluded.unbonding,
+         slashed = excluded.slashed, withdrawn = excluded.withdrawn, reputation = excluded.reputation`,
+      worker,
+      row.staked.toString(),
+      row.unbonding.toString(),
+      row.slashed.toString(),
+      row.withdrawn.toString(),
+      row.reputation,
+    );
+  }
+
+  #addTotal(key: TotalKey, delta: bigint): void {
+    if (delta === 0n) return;
+    const row = this.#get("SELECT amount FROM totals WHERE key = ?", key);
+    const amount = (row === undefined ? 0n : BigInt(text(row, "amount"))) + delta;
+    this.#run(
+      "INSERT INTO totals (key, amount) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET amount = excluded.amount",
+      key,
+      amount.toString(),
+    );
+  }
+
+  #credit(account: string, amount: bigint): void {
+    if (amount === 0n) return;
+    const row = this.#get("SELECT amount FROM balances WHERE account = ?", account);
+    const balance = (row === undefined ? 0n : BigInt(text(row, "amount"))) + amount;
+    this.#run(
+      "INSERT INTO balances (account, amount) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET amount = excluded.amount",
+      account,
+      balance.toString(),
+    );
+  }
+
+  #markParty(
+    jobId: string,
+    worker: string,
+    column: "assigned" | "verifier" | "revoked" | "disputed",
+  ): void {
+    this.#run(
+      `INSERT INTO job_parties (job_id, worker, ${column}) VALUES (?, ?, 1)
+       ON CONFLICT (job_id, worker) DO UPDATE SET ${column} = 1`,
+      jobId,
+      worker,
+    );
+  }
+
+  #party(jobId: string, worker: string): Row | undefined {
+    return this.#get(
+      "SELECT assigned, verifier, revoked, disputed FROM job_parties WHERE job_id = ? AND worker = ?",
+      jobId,
+      worker,
+    );
+  }
+
+  #setReputation(tx: Tx, worker: string, delta: number): void {
+    const row = this.#worker(worker);
+    const reputation = Math.min(MAX_REPUTATION, Math.max(0, row.reputation + delta));
+    this.#setWorker(worker, { ...row, reputation });
+    tx.emit({ name: "ReputationUpdated", worker, score: reputation });
+  }
+
+  static #bonded(row: WorkerRow): bigint {
+    return row.staked - row.unbonding - row.slashed - row.withdrawn;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Contract methods
+
+  submitJob(
+    caller: string,
+    job: {
+      jobId: string;
+      amount: bigint;
+      minStake: bigint;
+      modelHash: string;
+      inputCommitment: string;
+    },
+  ): TxReceipt {
+    const jobId = checkId("job id", job.jobId);
+    const amount = checkBigint("amount", job.amount);
+    const minStake = checkBigint("minStake", job.minStake);
+    const modelHash = checkHash("modelHash", job.modelHash);
+    const inputCommitment = checkHash("inputCommitment", job.inputCommitment);
+    if (amount <= 0n || amount >= U256) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot submit job ${q(jobId)}: escrow must be a positive u256, got ${amount}`,
+      );
+    }
+    if (minStake < 0n || minStake >= U256) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot submit job ${q(jobId)}: minimum stake must be a u256, got ${minStake}`,
+      );
+    }
+    return this.transact(caller, "submitJob", job, (tx) => {
+      if (this.#get("SELECT 1 FROM jobs WHERE job_id = ?", jobId) !== undefined) {
+        throw new ChainError(
+          "duplicate_job",
+          `Cannot submit job ${q(jobId)}: a job with this id already exists`,
+        );
+      }
+      this.#run(
+        "INSERT INTO jobs (job_id, client, escrow, min_stake, model_hash, input_commitment, status) VALUES (?, ?, ?, ?, ?, ?, 'submitted')",
+        jobId,
+        tx.caller,
+        amount.toString(),
+        minStake.toString(),
+        modelHash,
+        inputCommitment,
+      );
+      this.#addTotal("escrowed", amount);
+      this.#addTotal("locked", amount);
+      tx.emit({
+        name: "JobSubmitted",
+        jobId,
+        client: tx.caller,
+        amount,
+        modelHash,
+        inputCommitment,
+      });
+    });
+  }
+
+  assignWorker(
+    caller: string,
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+  ): TxReceipt {
+    const jobId = checkId("job id", assignment.jobId);
+    const worker = checkId("worker", assignment.worker);
+    const price = checkBigint("price", assignment.price);
+    if (!Array.isArray(assignment.verifiers)) {
+      throw new TypeError("Invalid verifiers: expected an array");
+    }
+    const verifiers = assignment.verifiers.map((v, i) => checkId(`verifiers[${i}]`, v));
+    if (price < 0n) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot assign job ${q(jobId)}: price must not be negative, got ${price}`,
+      );
+    }
+    return this.transact(caller, "assignWorker", assignment, (tx) => {
+      const job = this.#job("assign", jobId);
+      this.#requireClient("assign", job, tx.caller);
+      if (job.status !== "submitted" && job.status !== "revoked") {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot assign job ${q(jobId)}: it is not open, it is ${job.status}` +
+            (job.worker === null ? "" : ` (worker ${q(job.worker)})`),
+        );
+      }
+      const stake = LedgerStore.#bonded(this.#worker(worker));
+      if (stake < job.minStake) {
+        throw new ChainError(
+          "insufficient_stake",
+          `Cannot assign job ${q(jobId)}: worker ${
+            q(worker)
+          } has stake ${stake} but the job needs ${job.minStake}`,
+        );
+      }
+      if (price > job.escrow) {
+        throw new ChainError(
+          "insufficient_balance",
+          `Cannot assign job ${q(jobId)}: price ${price} exceeds the escrow ${job.escrow}`,
+        );
+      }
+      this.#setJob(jobId, { status: "assigned", worker, price: price.toString() });
+      this.#markParty(jobId, worker, "assigned");
+      for (const verifier of verifiers) this.#markParty(jobId, verifier, "verifier");
+      tx.emit({ name: "WorkerAssigned", jobId, worker, price, verifiers });
+    });
+  }
+
+  revokeAssignment(caller: string, revocation: { jobId: string; worker: NodeId }): TxReceipt {
+    const jobId = checkId("job id", revocation.jobId);
+    const worker = checkId("worker", revocation.worker);
+    return this.transact(caller, "revokeAssignment", revocation, (tx) => {
+      const job = this.#job("revoke the assignment of", jobId);
+      this.#requireClient("revoke the assignment of", job, tx.caller);
+      if (job.status !== "assigned" || job.worker !== worker) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot revoke the assignment of job ${q(jobId)}: worker ${
+            q(worker)
+          } is not assigned without a result, the job is ${job.status}`,
+        );
+      }
+      this.#setJob(jobId, { status: "revoked", worker: null, price: null });
+      this.#markParty(jobId, worker, "revoked");
+      tx.emit({ name: "AssignmentRevoked", jobId, worker });
+    });
+  }
+
+  submitResult(caller: string, result: { jobId: string; commitment: string }): TxReceipt {
+    const jobId = checkId("job id", result.jobId);
+    const commitment = checkHash("commitment", result.commitment);
+    return this.transact(caller, "submitResult", result, (tx) => {
+      const job = this.#job("submit a result for", jobId);
+      if (job.worker !== tx.caller) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot submit a result for job ${q(jobId)}: ${q(tx.caller)} is not its assigned worker`,
+        );
+      }
+      if (job.status !== "assigned") {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot submit a result for job ${
+            q(jobId)
+          }: a result was already submitted, the job is ${job.status}`,
+        );
+      }
+      this.#setJob(jobId, { status: "result", commitment });
+      tx.emit({ name: "ResultSubmitted", jobId, worker: tx.caller, commitment });
+    });
+  }
+
+  recordVerification(caller: string, outcome: { jobId: string; accepted: boolean }): TxReceipt {
+    const jobId = checkId("job id", outcome.jobId);
+    if (typeof outcome.accepted !== "boolean") {
+      throw new TypeError(`Invalid accepted: expected a boolean, got ${typeof outcome.accepted}`);
+    }
+    return this.transact(caller, "recordVerification", outcome, (tx) => {
+      const job = this.#job("record the verification of", jobId);
+      this.#requireClient("record the verification of", job, tx.caller);
+      if (job.status !== "result" || job.worker === null) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot record the verification of job ${
+            q(jobId)
+          }: it has no unverified result, it is ${job.status}`,
+        );
+      }
+      if (outcome.accepted) {
+        this.#setJob(jobId, { status: "verified" });
+        tx.emit({ name: "JobVerified", jobId });
+      } else {
+        this.#setJob(jobId, { status: "disputed" });
+        this.#markParty(jobId, job.worker, "disputed");
+        tx.emit({ name: "JobDisputed", jobId });
+      }
+    });
+  }
+
+  releasePayment(caller: string, release: { jobId: string }): TxReceipt {
+    const jobId = checkId("job id", release.jobId);
+    return this.transact(caller, "releasePayment", release, (tx) => {
+      const job = this.#job("release payment for", jobId);
+      if (tx.caller !== job.client && tx.caller !== job.worker) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot release payment for job ${q(jobId)}: ${
+            q(tx.caller)
+          } is neither its client nor its worker`,
+        );
+      }
+      this.#requireNotSettled("release payment for", job);
+      if (job.status !== "verified" || job.worker === null || job.price === null) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot release payment for job ${q(jobId)}: it is not verified, it is ${job.status}`,
+        );
+      }
+      const fee = job.price * BigInt(this.#feeBps) / 10_000n;
+      const amount = job.price - fee;
+      const change = job.escrow - job.price;
+      this.#setJob(jobId, { status: "paid" });
+      this.#addTotal("locked", -job.escrow);
+      this.#addTotal("paid", amount);
+      this.#addTotal("fees", fee);
+      this.#addTotal("refunded", change);
+      this.#credit(job.worker, amount);
+      this.#credit(this.#treasury, fee);
+      this.#credit(job.client, change);
+      tx.emit({ name: "PaymentReleased", jobId, worker: job.worker, amount, fee, change });
+      this.#setReputation(tx, job.worker, REPUTATION_REWARD);
+    });
+  }
+
+  refund(caller: string, refund: { jobId: string; reason: RefundReason }): TxReceipt {
+    const jobId = checkId("job id", refund.jobId);
+    const reason = refund.reason;
+    if (typeof reason !== "string" || !REFUND_REASONS.has(reason)) {
+      throw new TypeError(`Invalid refund reason: ${JSON.stringify(reason)}`);
+    }
+    return this.transact(caller, "refund", refund, (tx) => {
+      const job = this.#job("refund", jobId);
+      this.#requireClient("refund", job, tx.caller);
+      this.#requireNotSettled("refund", job);
+      if (reason === "disputed" && job.status !== "disputed") {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot refund job ${q(jobId)} as disputed: it was not disputed, it is ${job.status}`,
+        );
+      }
+      this.#setJob(jobId, { status: "refunded" });
+      this.#addTotal("locked", -job.escrow);
+      this.#addTotal("refunded", job.escrow);
+      this.#credit(job.client, job.escrow);
+      tx.emit({ name: "EscrowRefunded", jobId, client: job.client, amount: job.escrow, reason });
+    });
+  }
+
+  slash(caller: string, slash: { jobId: string; worker: NodeId; reason: SlashReason }): TxReceipt {
+    const jobId = checkId("job id", slash.jobId);
+    const worker = checkId("worker", slash.worker);
+    const reason = slash.reason;
+    const bps = Object.hasOwn(SLASH_BPS, reason) ? SLASH_BPS[reason] : undefined;
+    if (bps === undefined) throw new TypeError(`Invalid slash reason: ${JSON.stringify(reason)}`);
+    return this.transact(caller, "slash", slash, (tx) => {
+      const job = this.#job("slash for", jobId);
+      const what = `Cannot slash worker ${q(worker)} for ${reason} on job ${q(jobId)}`;
+      if (job.client !== tx.caller) {
+        throw new ChainError(
+          "not_authorized",
+          `${what}: ${q(tx.caller)} is not the job's client ${q(job.client)}`,
+        );
+      }
+      const party = this.#party(jobId, worker);
+      if (reason === "invalid_compute" && party?.["disputed"] !== 1) {
+        throw new ChainError("invalid_state", `${what}: no result of this worker was disputed`);
+      }
+      if (reason === "downtime" && party?.["revoked"] !== 1) {
+        throw new ChainError(
+          "invalid_state",
+          `${what}: this worker's assignment was not revoked`,
+        );
+      }
+      if (party === undefined) {
+        throw new ChainError(
+          "invalid_state",
+          `${what}: the worker was neither assigned to the job nor one of its verifiers`,
+        );
+      }
+      if (
+        this.#get(
+          "SELECT 1 FROM slashes WHERE job_id = ? AND worker = ? AND reason = ?",
+          jobId,
+          worker,
+          reason,
+        ) !== undefined
+      ) {
+        throw new ChainError("invalid_state", `${what}: already slashed for this`);
+      }
+      const row = this.#worker(worker);
+      const amount = LedgerStore.#bonded(row) * BigInt(bps) / 10_000n;
+      this.#run(
+        "INSERT INTO slashes (job_id, worker, reason, amount) VALUES (?, ?, ?, ?)",
+        jobId,
+        worker,
+        reason,
+        amount.toString(),
+      );
+      this.#setWorker(worker, { ...row, slashed: row.slashed + amount });
+      this.#addTotal("slashed", amount);
+      this.#credit(this.#treasury, amount);
+      tx.emit({ name: "WorkerSlashed", jobId, worker, amount, reason });
+      this.#setReputation(tx, worker, -REPUTATION_PENALTY);
+    });
+  }
+
+  stake(caller: string, stake: { amount: bigint }): TxReceipt {
+    const amount = checkBigint("amount", stake.amount);
+    if (amount <= 0n) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot stake for ${q(caller)}: amount must be positive, got ${amount}`,
+      );
+    }
+    return this.transact(caller, "stake", stake, (tx) => {
+      const row = this.#worker(tx.caller);
+      if (row.staked + amount >= U256) {
+        throw new ChainError(
+          "invalid_amount",
+          `Cannot stake for ${q(tx.caller)}: the total would not fit in u256`,
+        );
+      }
+      const next = { ...row, staked: row.staked + amount };
+      this.#setWorker(tx.caller, next);
+      this.#addTotal("staked", amount);
+      tx.emit({
+        name: "WorkerStaked",
+        worker: tx.caller,
+        amount,
+        total: LedgerStore.#bonded(next),
+      });
+    });
+  }
+
+  requestUnstake(caller: string, request: { amount: bigint }): TxReceipt {
+    const amount = checkBigint("amount", request.amount);
+    if (amount <= 0n) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot unstake for ${q(caller)}: amount must be positive, got ${amount}`,
+      );
+    }
+    return this.transact(caller, "requestUnstake", request, (tx) => {
+      const row = this.#worker(tx.caller);
+      const bonded = LedgerStore.#bonded(row);
+      if (amount > bonded) {
+        throw new ChainError(
+          "insufficient_stake",
+          `Cannot unstake ${amount} for ${q(tx.caller)}: the bonded stake is ${bonded}`,
+        );
+      }
+      const unlockAt = Math.trunc(this.#now()) + this.#unbondingMs;
+      this.#setWorker(tx.caller, { ...row, unbonding: row.unbonding + amount });
+      this.#run(
+        "INSERT INTO unbonding (worker, amount, unlock_at) VALUES (?, ?, ?)",
+        tx.caller,
+        amount.toString(),
+        unlockAt,
+      );
+      this.#addTotal("unbonding", amount);
+      tx.emit({ name: "UnstakeRequested", worker: tx.caller, amount, unlockAt });
+    });
+  }
+
+  withdraw(caller: string): TxReceipt {
+    return this.transact(caller, "withdraw", {}, (tx) => {
+      const now = Math.trunc(this.#now());
+      const requests = this.#all(
+        "SELECT id, amount, unlock_at FROM unbonding WHERE worker = ? ORDER BY unlock_at, id",
+        tx.caller,
+      );
+      if (requests.length === 0) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot withdraw stake for ${q(tx.caller)}: nothing is unbonding`,
+        );
+      }
+      const matured = requests.filter((r) => integer(r, "unlock_at") <= now);
+      if (matured.length === 0) {
+        const first = requests[0] as Row;
+        throw new ChainError(
+          "still_unbonding",
+          `Cannot withdraw stake for ${q(tx.caller)}: ${text(first, "amount")} is unbonding until ${
+            integer(first, "unlock_at")
+          }, it is now ${now}`,
+        );
+      }
+      let amount = 0n;
+      for (const request of matured) {
+        amount += BigInt(text(request, "amount"));
+        this.#run("DELETE FROM unbonding WHERE id = ?", integer(request, "id"));
+      }
+      const row = this.#worker(tx.caller);
+      this.#setWorker(tx.caller, {
+        ...row,
+        unbonding: row.unbonding - amount,
+        withdrawn: row.withdrawn + amount,
+      });
+      this.#addTotal("unbonding", -amount);
+      this.#addTotal("withdrawn", amount);
+      this.#credit(tx.caller, amount);
+      tx.emit({ name: "StakeWithdrawn", worker: tx.caller, amount });
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  stakeOf(worker: string): bigint {
+    return LedgerStore.#bonded(this.#worker(checkId("worker", worker)));
+  }
+
+  reputationOf(worker: string): number {
+    return this.#worker(checkId("worker", worker)).reputation;
+  }
+
+  balanceOf(account: string): bigint {
+    const row = this.#get(
+      "SELECT amount FROM balances WHERE account = ?",
+      checkId("account", account),
+    );
+    return row === undefined ? 0n : BigInt(text(row, "amount"));
+  }
+
+  totals(): LedgerTotals {
+    const sums: Record<TotalKey, bigint> = {
+      escrowed: 0n,
+      paid: 0n,
+      fees: 0n,
+      refunded: 0n,
+      locked: 0n,
+      staked: 0n,
+      unbonding: 0n,
+      slashed: 0n,
+      withdrawn: 0n,
+    };
+    for (const row of this.#all("SELECT key, amount FROM totals")) {
+      sums[text(row, "key") as TotalKey] = BigInt(text(row, "amount"));
+    }
+    return {
+      escrowed: sums.escrowed,
+      paid: sums.paid,
+      fees: sums.fees,
+      refunded: sums.refunded,
+      locked: sums.locked,
+      staked: sums.staked,
+      slashed: sums.slashed,
+      withdrawn: sums.withdrawn,
+      // Includes stake that is unbonding; see the module doc.
+      bonded: sums.staked - sums.slashed - sums.withdrawn,
+    };
+  }
+
+  head(): { blockNumber: number; blockHash: string } {
+    const row = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
+    return row === undefined
+      ? { blockNumber: 0, blockHash: GENESIS_HASH }
+      : { blockNumber: integer(row, "number"), blockHash: text(row, "hash") };
+  }
+
+  eventsSince(from: ChainCursor, limit: number): { events: ChainEvent[]; next: ChainCursor } {
+    const rows = this.#all(
+      `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash FROM events
+       WHERE (block_number, event_index) >= (?, ?) ORDER BY block_number, event_index LIMIT ?`,
+      from.blockNumber,
+      from.eventIndex,
+      limit,
+    );
+    const events = rows.map((row) => {
+      const raw: RawStarknetEvent = {
+        from_address: text(row, "from_address"),
+        keys: JSON.parse(text(row, "keys")) as string[],
+        data: JSON.parse(text(row, "data")) as string[],
+        block_number: integer(row, "block_number"),
+        block_hash: text(row, "block_hash"),
+        transaction_hash: text(row, "tx_hash"),
+        event_index: integer(row, "event_index"),
+      };
+      try {
+        return decodeChainEvent(raw, { fromAddress: LOCAL_LEDGER_ADDRESS });
+      } catch (cause) {
+        throw new ChainError(
+          "rpc_error",
+          `Cannot read event ${raw.block_number}:${raw.event_index}: it does not decode`,
+          { cause },
+        );
+      }
+    });
+    const last = events.at(-1);
+    const next = last === undefined
+      ? from
+      : { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
+    return { events, next };
+  }
+}
+
+/**
+ * The embedded ledger. Open it once per process, then take a port per signing account with
+ * {@link LocalLedger.as}.
+ */
+export class LocalLedger {
+  readonly #store: LedgerStore;
+  readonly #ports = new Set<LocalLedgerPort>();
+
+  private constructor(readonly path: string, store: LedgerStore) {
+    this.#store = store;
+  }
+
+  /**
+   * Opens (creating if needed) the ledger stored at `path`, or an in-process ledger for
+   * `":memory:"`.
+   */
+  static open(path: string, options: LocalLedgerOptions = {}): LocalLedger {
+    if (typeof path !== "string" || path.length === 0) {
+      throw new TypeError(`Invalid ledger path: ${JSON.stringify(path)}`);
+    }
+    return new LocalLedger(path, new LedgerStore(path, options));
+  }
+
+  /** A port that signs every transaction as `account`. */
+  as(account: string): ChainPort {
+    checkId("account", account);
+    this.#checkOpen(`take a port for ${q(account)}`);
+    const port = new LocalLedgerPort(account, this.#store, (p) => this.#ports.delete(p));
+    this.#ports.add(port);
+    return port;
+  }
+
+  /** What `account` has been credited so far (payments, change, refunds, fees, slashes). */
+  balanceOf(account: string): bigint {
+    this.#checkOpen("read a balance");
+    return this.#store.balanceOf(account);
+  }
+
+  /** The latest block; block 0 with a zero hash before the first transaction. */
+  head(): { blockNumber: number; blockHash: string } {
+    this.#checkOpen("read the head");
+    return this.#store.head();
+  }
+
+  /** Stops every port's subscriptions and closes the database. Idempotent. */
+  close(): void {
+    for (const port of [...this.#ports]) port.stop();
+    this.#ports.clear();
+    this.#store.close();
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#store.closed) {
+      throw new ChainError("rpc_error", `Cannot ${action}: the ledger is closed`);
+    }
+  }
+}
+
+/** A {@link ChainPort} bound to one account of a {@link LocalLedger}. */
+class LocalLedgerPort implements ChainPort {
+  readonly account: NodeId;
+  readonly #store: LedgerStore;
+  readonly #onClose: (port: LocalLedgerPort) => void;
+  readonly #subscriptions = new Set<() => void>();
+  #closed = false;
+
+  constructor(account: NodeId, store: LedgerStore, onClose: (port: LocalLedgerPort) => void) {
+    this.account = account;
+    this.#store = store;
+    this.#onClose = onClose;
+  }
+
+  // Every call is async so that a rule violation is a rejected promise, never a synchronous
+  // throw, exactly as with the Starknet adapter.
+  #call<T>(method: string, options: ChainCallOptions | undefined, body: () => T): Promise<T> {
+    try {
+      options?.signal?.throwIfAborted();
+      if (this.#closed || this.#store.closed) {
+        const what = this.#store.closed ? "ledger" : "ledger port";
+        throw new ChainError(
+          "rpc_error",
+          `Cannot call ${method} as ${q(this.account)}: the ${what} is closed`,
+        );
+      }
+      return Promise.resolve(body());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  submitJob(
+    job: {
+      jobId: string;
+      amount: bigint;
+      minStake: bigint;
+      modelHash: string;
+      inputCommitment: string;
+    },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call("submitJob", options, () => this.#store.submitJob(this.account, job));
+  }
+
+  assignWorker(
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "assignWorker",
+      options,
+      () => this.#store.assignWorker(this.account, assignment),
+    );
+  }
+
+  revokeAssignment(
+    revocation: { jobId: string; worker: NodeId },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "revokeAssignment",
+      options,
+      () => this.#store.revokeAssignment(this.account, revocation),
+    );
+  }
+
+  submitResult(
+    result: { jobId: string; commitment: string },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "submitResult",
+      options,
+      () => this.#store.submitResult(this.account, result),
+    );
+  }
+
+  recordVerification(
+    outcome: { jobId: string; accepted: boolean },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "recordVerification",
+      options,
+      () => this.#store.recordVerification(this.account, outcome),
+    );
+  }
+
+  releasePayment(release: { jobId: string }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#call(
+      "releasePayment",
+      options,
+      () => this.#store.releasePayment(this.account, release),
+    );
+  }
+
+  refund(
+    refund: { jobId: string; reason: RefundReason },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call("refund", options, () => this.#store.refund(this.account, refund));
+  }
+
+  slash(
+    slash: { jobId: string; worker: NodeId; reason: SlashReason },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call("slash", options, () => this.#store.slash(this.account, slash));
+  }
+
+  stake(stake: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#call("stake", options, () => this.#store.stake(this.account, stake));
+  }
+
+  requestUnstake(request: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#call(
+      "requestUnstake",
+      options,
+      () => this.#store.requestUnstake(this.account, request),
+    );
+  }
+
+  withdraw(options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#call("withdraw", options, () => this.#store.withdraw(this.account));
+  }
+
+  stakeOf(worker: NodeId, options?: ChainCallOptions): Promise<bigint> {
+    return this.#call("stakeOf", options, () => this.#store.stakeOf(worker));
+  }
+
+  reputationOf(worker: NodeId, options?: ChainCallOptions): Promise<number> {
+    return this.#call("reputationOf", options, () => this.#store.reputationOf(worker));
+  }
+
+  eventsSince(
+    from: ChainCursor,
+    options?: ChainCallOptions & { limit?: number },
+  ): Promise<{ events: ChainEvent[]; next: ChainCursor }> {
+    return this.#call("eventsSince", options, () => {
+      const limit = options?.limit ?? DEFAULT_EVENTS_LIMIT;
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new RangeError(`Invalid limit: expected a positive integer, got ${limit}`);
+      }
+      return this.#store.eventsSince(checkCursor(from), limit);
+    });
+  }
+
+  /**
+   * Polls for events at or after `from` (default: the first event of the ledger) every
+   * `pollMs` (default 25 ms, and at once after a transaction through this `LocalLedger`), and
+   * calls `handler` with each in order, across processes. A handler that throws is logged
+   * and the next event is delivered; a failed poll is logged and retried.
+   */
+  subscribe(
+    handler: (event: ChainEvent) => void,
+    options: { from?: ChainCursor; pollMs?: number } = {},
+  ): () => void {
+    const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+    if (!Number.isFinite(pollMs) || pollMs < 0) {
+      throw new RangeError(`Invalid pollMs: expected a non-negative number, got ${pollMs}`);
+    }
+    let cursor = checkCursor(options.from ?? { blockNumber: 0, eventIndex: 0 });
+    if (this.#closed || this.#store.closed) {
+      throw new ChainError(
+        "rpc_error",
+        `Cannot subscribe as ${q(this.account)}: the ledger is closed`,
+      );
+    }
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let polling = false;
+    const schedule = (ms: number) => {
+      if (stopped || polling) return;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = setTimeout(poll, ms);
+    };
+    const poll = () => {
+      timer = undefined;
+      if (stopped || this.#store.closed) return;
+      polling = true;
+      try {
+        for (let batch = 0; batch < SUBSCRIBE_BATCHES_PER_POLL && !stopped; batch++) {
+          const { events } = this.#store.eventsSince(cursor, SUBSCRIBE_BATCH);
+          for (const event of events) {
+            if (stopped) break;
+            cursor = { blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 };
+            try {
+              handler(event);
+            } catch (error) {
+              logger.error("Subscriber of {account} threw on {event}: {error}", {
+                account: this.account,
+                event: `${event.name}@${event.blockNumber}:${event.eventIndex}`,
+                error,
+              });
+            }
+          }
+          if (events.length < SUBSCRIBE_BATCH) break;
+        }
+      } catch (error) {
+        logger.warn("Polling the local ledger for {account} failed: {error}", {
+          account: this.account,
+          error,
+        });
+      } finally {
+        polling = false;
+      }
+      schedule(pollMs);
+    };
+    const stopWaking = this.#store.onCommit(() => schedule(0));
+    const unsubscribe = () => {
+      if (stopped) return;
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      stopWaking();
+      this.#subscriptions.delete(unsubscribe);
+    };
+    this.#subscriptions.add(unsubscribe);
+    schedule(0);
+    return unsubscribe;
+  }
+
+  totals(options?: ChainCallOptions): Promise<LedgerTotals> {
+    return this.#call("totals", options, () => this.#store.totals());
+  }
+
+  /** Stops this port's subscriptions; the ledger stays open for other ports. */
+  close(): Promise<void> {
+    this.stop();
+    return Promise.resolve();
+  }
+
+  /** Stops this port's subscriptions and refuses further calls. */
+  stop(): void {
+    this.#closed = true;
+    for (const unsubscribe of [...this.#subscriptions]) unsubscribe();
+    this.#onClose(this);
+  }
+}
