@@ -41,12 +41,19 @@ import type { RefundReason, SlashReason } from "../machines/types.ts";
 
 /** An event as a Starknet node returns it (`starknet_getEvents`, `EMITTED_EVENT`). */
 export interface RawStarknetEvent {
+  /** The contract that emitted the event. */
   from_address: string;
+  /** `[selector]`: see {@link EVENT_SELECTORS}. */
   keys: string[];
+  /** The fields, as felts in `0x` hex. */
   data: string[];
+  /** The block that includes the event. */
   block_number: number;
+  /** The hash of that block. */
   block_hash: string;
+  /** The transaction that emitted the event. */
   transaction_hash: string;
+  /** The position of the event in its block (the local ledger: in its transaction). */
   event_index: number;
 }
 
@@ -64,8 +71,11 @@ export type ChainDecodeErrorCode =
  * `error.name === "ChainDecodeError"` and `code`.
  */
 export class ChainDecodeError extends Error {
+  /** Always `"ChainDecodeError"`. */
   override readonly name = "ChainDecodeError";
+  /** What is wrong. */
   readonly code: ChainDecodeErrorCode;
+  /** Makes an error with a message naming the event, the field and the problem. */
   constructor(code: ChainDecodeErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;

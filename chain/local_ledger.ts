@@ -1158,7 +1158,11 @@ export class LocalLedger {
   readonly #store: LedgerStore;
   readonly #ports = new Set<LocalLedgerPort>();
 
-  private constructor(readonly path: string, store: LedgerStore) {
+  /** The database file, or `":memory:"`. */
+  readonly path: string;
+
+  private constructor(path: string, store: LedgerStore) {
+    this.path = path;
     this.#store = store;
   }
 
