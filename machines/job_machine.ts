@@ -96,10 +96,13 @@ export interface JobContext {
   readonly winner: Winner | null;
   readonly verifiers: readonly NodeId[];
   readonly result: { readonly worker: NodeId; readonly commitment: string } | null;
-  /** The worker's output, once heard (verifiers need it). */
-  readonly output:
-    | { readonly worker: NodeId; readonly commitment: string; readonly value: unknown }
-    | null;
+  /**
+   * Outputs heard, by worker (verifiers need the assigned worker's). Gossip can outrun the
+   * chain, so an output is kept even before its worker's assignment is seen (at most 8).
+   */
+  readonly outputs: Readonly<
+    Record<NodeId, { readonly commitment: string; readonly value: unknown }>
+  >;
   readonly attestations: Readonly<
     Record<NodeId, { readonly verdict: Verdict; readonly commitment: string }>
   >;
@@ -321,6 +324,7 @@ export const jobMachine = setup({
           type: "chain.escrow.lock",
           jobId: context.jobId,
           amount: context.spec.maxPrice,
+          spec: context.spec,
         });
       }
     }),
@@ -477,7 +481,6 @@ export const jobMachine = setup({
         },
         verifiers: [...event.verifiers],
         result: null,
-        output: null,
         attestations: {},
         deadlines: withDeadline(withDeadlineCtx(context, "bid_window"), "execution", due),
       });
@@ -501,7 +504,7 @@ export const jobMachine = setup({
         return;
       }
       enqueue.assign({
-        output: { worker: context.self, commitment: event.commitment, value: event.output },
+        outputs: keepOutput(context.outputs, context.self, event.commitment, event.output),
       });
       enqueue.emit({
         type: "chain.result.submit",
@@ -518,10 +521,10 @@ export const jobMachine = setup({
       });
     }),
     recordOutput: assign({
-      output: ({ context, event }) =>
-        event.type === "job.result.received" && context.winner?.worker === event.worker
-          ? { worker: event.worker, commitment: event.commitment, value: event.output }
-          : context.output,
+      outputs: ({ context, event }) =>
+        event.type === "job.result.received"
+          ? keepOutput(context.outputs, event.worker, event.commitment, event.output)
+          : context.outputs,
     }),
     revokeSilentWorker: enqueueActions(({ context, enqueue }) => {
       if (context.winner === null) return;
@@ -564,7 +567,7 @@ export const jobMachine = setup({
     startVerification: enqueueActions(({ context, enqueue }) => {
       if (
         context.verifying || !context.verifiers.includes(context.self) || context.result === null ||
-        context.output === null || context.output.worker !== context.result.worker
+        context.outputs[context.result.worker] === undefined
       ) return;
       enqueue.assign({ verifying: true });
       enqueue.emit({
@@ -573,7 +576,7 @@ export const jobMachine = setup({
         spec: context.spec,
         worker: context.result.worker,
         commitment: context.result.commitment,
-        output: context.output.value,
+        output: context.outputs[context.result.worker]!.value,
       });
     }),
     attest: enqueueActions(({ context, event, enqueue }) => {
@@ -692,7 +695,7 @@ export const jobMachine = setup({
     winner: null,
     verifiers: [],
     result: null,
-    output: null,
+    outputs: {},
     attestations: {},
     verifying: false,
     deadlines: {},
@@ -729,6 +732,13 @@ export const jobMachine = setup({
     "chain.worker.slashed": { actions: "recordSlash" },
     "bid.received": { actions: { type: "refuseBid", params: { late: true } } },
     "job.announced": { actions: "recordAnnouncement" },
+    // Gossip can outrun the chain: keep outputs and attestations whenever they come.
+    "job.result.received": { actions: ["recordOutput", "startVerification"] },
+    "job.attestation.received": [
+      { guard: "isChosenVerifier", actions: "recordAttestation" },
+      // Only the owner counts votes; an observer that has not seen the assignment yet lets them by.
+      { guard: not("isOwner") },
+    ],
   },
   states: {
     announced: {
@@ -811,7 +821,6 @@ export const jobMachine = setup({
       entry: { type: "enterPhase", params: { state: "executing" } },
       on: {
         "job.execution.completed": { guard: "isWinnerHere", actions: "submitResult" },
-        "job.result.received": { guard: "isAssignedWorker", actions: "recordOutput" },
         "chain.result.submitted": {
           guard: "isAssignedWorker",
           target: "verifying",
@@ -850,7 +859,6 @@ export const jobMachine = setup({
           target: "verifying",
           actions: "recordResult",
         },
-        "job.result.received": { guard: "isAssignedWorker", actions: "recordOutput" },
       },
     },
     verifying: {
@@ -868,12 +876,7 @@ export const jobMachine = setup({
         },
       ],
       on: {
-        "job.result.received": {
-          guard: "isAssignedWorker",
-          actions: ["recordOutput", "startVerification"],
-        },
         "job.verification.completed": { actions: "attest" },
-        "job.attestation.received": { guard: "isChosenVerifier", actions: "recordAttestation" },
         "chain.job.verified": { guard: not("isOwner"), target: "settling" },
         "chain.job.disputed": { guard: not("isOwner"), target: "disputed" },
         "timer.fired": {
@@ -888,7 +891,6 @@ export const jobMachine = setup({
       on: {
         "chain.job.verified": { actions: "releasePayment" },
         "chain.payment.released": { target: "settled", actions: "recordPayment" },
-        "job.attestation.received": { guard: "isChosenVerifier", actions: "recordAttestation" },
       },
     },
     disputed: {
@@ -897,7 +899,6 @@ export const jobMachine = setup({
         "chain.job.disputed": {
           actions: ["slashForInvalidCompute", { type: "refund", params: { reason: "disputed" } }],
         },
-        "job.attestation.received": { guard: "isChosenVerifier", actions: "recordAttestation" },
       },
     },
     refunding: {
@@ -936,6 +937,17 @@ function timeOf(context: JobContext, event: { at?: number }): number {
 
 function deadlineDue(context: JobContext, event: JobEvent, key: DeadlineKey): boolean {
   return event.type === "timer.fired" && event.key === key && context.deadlines[key] === event.due;
+}
+
+function keepOutput(
+  outputs: JobContext["outputs"],
+  worker: NodeId,
+  commitment: string,
+  value: unknown,
+): JobContext["outputs"] {
+  const { [worker]: _replaced, ...rest } = outputs;
+  const entries = Object.entries(rest).slice(-7);
+  return { ...Object.fromEntries(entries), [worker]: { commitment, value } };
 }
 
 function withDeadlineCtx(context: JobContext, drop: DeadlineKey): JobContext {

@@ -143,7 +143,12 @@ export type EffectRequest =
     readonly commitment: string;
     readonly output: unknown;
   }
-  | { readonly type: "chain.escrow.lock"; readonly jobId: string; readonly amount: bigint }
+  | {
+    readonly type: "chain.escrow.lock";
+    readonly jobId: string;
+    readonly amount: bigint;
+    readonly spec: JobSpec;
+  }
   | {
     readonly type: "chain.assign";
     readonly jobId: string;

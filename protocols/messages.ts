@@ -153,7 +153,10 @@ export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): Mes
   const schema = (SCHEMAS as Record<string, z.ZodType | undefined>)[topic];
   if (schema === undefined) throw new WireError(topic, `Unknown topic "${topic}"`);
   if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-    throw new WireError(topic, `Message too large: ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+    throw new WireError(
+      topic,
+      `Message too large: ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`,
+    );
   }
   let json: unknown;
   try {
@@ -165,7 +168,10 @@ export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): Mes
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? issue.path.join(".") : "(root)";
-    throw new WireError(topic, `Invalid message on "${topic}": ${where}: ${issue?.message ?? "invalid"}`);
+    throw new WireError(
+      topic,
+      `Invalid message on "${topic}": ${where}: ${issue?.message ?? "invalid"}`,
+    );
   }
   return parsed.data as MessageOf<T>;
 }

@@ -48,9 +48,17 @@ export interface NetworkPort {
     deliver: (message: GossipMessage) => void,
   ): () => void;
   /** Serves a direct protocol (for example `/ciro/snapshot/1.0.0`). */
-  handle(protocol: string, handler: (request: Uint8Array, from: NodeId) => Promise<Uint8Array>): void;
+  handle(
+    protocol: string,
+    handler: (request: Uint8Array, from: NodeId) => Promise<Uint8Array>,
+  ): void;
   /** Sends a request to one peer over a direct protocol and waits for its answer. */
-  request(peer: NodeId, protocol: string, data: Uint8Array, options?: NetworkCallOptions): Promise<Uint8Array>;
+  request(
+    peer: NodeId,
+    protocol: string,
+    data: Uint8Array,
+    options?: NetworkCallOptions,
+  ): Promise<Uint8Array>;
   /** Peers currently connected. */
   peers(): NodeId[];
   /** Listens for peer events. Returns an unsubscribe. */

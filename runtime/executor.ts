@@ -73,11 +73,15 @@ function checkMatrix(name: string, m: unknown): number[][] {
   const width = Array.isArray(m[0]) ? m[0].length : 0;
   for (const [i, row] of m.entries()) {
     if (!Array.isArray(row) || row.length !== width || width === 0) {
-      throw new ExecutionError(`Invalid matmul input: "${name}" row ${i} must have ${width} numbers`);
+      throw new ExecutionError(
+        `Invalid matmul input: "${name}" row ${i} must have ${width} numbers`,
+      );
     }
     for (const x of row) {
       if (!Number.isSafeInteger(x)) {
-        throw new ExecutionError(`Invalid matmul input: "${name}" row ${i} holds ${x}, not a safe integer`);
+        throw new ExecutionError(
+          `Invalid matmul input: "${name}" row ${i} holds ${x}, not a safe integer`,
+        );
       }
     }
   }
@@ -91,7 +95,9 @@ export function matmul(input: unknown): (number | string)[][] {
   const b = checkMatrix("b", rawB);
   const inner = a[0]!.length;
   if (b.length !== inner) {
-    throw new ExecutionError(`Invalid matmul input: a is ${a.length}x${inner} but b has ${b.length} rows`);
+    throw new ExecutionError(
+      `Invalid matmul input: a is ${a.length}x${inner} but b has ${b.length} rows`,
+    );
   }
   const cols = b[0]!.length;
   return a.map((row) => {
@@ -99,7 +105,11 @@ export function matmul(input: unknown): (number | string)[][] {
     for (let j = 0; j < cols; j++) {
       let sum = 0n;
       for (let k = 0; k < inner; k++) sum += BigInt(row[k]!) * BigInt(b[k]![j]!);
-      out.push(sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum.toString());
+      out.push(
+        sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER)
+          ? Number(sum)
+          : sum.toString(),
+      );
     }
     return out;
   });
@@ -114,7 +124,9 @@ export class BuiltinExecutor implements ExecutorPort {
   execute(spec: JobSpec, input: unknown, options: ExecuteOptions = {}): Promise<ExecutionResult> {
     options.signal?.throwIfAborted();
     if (!this.supports(spec.kind)) {
-      return Promise.reject(new ExecutionError(`Cannot execute job kind ${JSON.stringify(spec.kind)}: not built in`));
+      return Promise.reject(
+        new ExecutionError(`Cannot execute job kind ${JSON.stringify(spec.kind)}: not built in`),
+      );
     }
     try {
       const output = matmul(input);

@@ -15,11 +15,20 @@ export interface Attestation {
 
 /** Re-runs a job and judges a claimed result. */
 export interface VerifierPort {
-  verify(spec: JobSpec, input: unknown, claimed: ExecutionResult, options?: ExecuteOptions): Promise<Attestation>;
+  verify(
+    spec: JobSpec,
+    input: unknown,
+    claimed: ExecutionResult,
+    options?: ExecuteOptions,
+  ): Promise<Attestation>;
 }
 
 /** Decides whether a recomputed result matches a claimed one. */
-export type ResultComparator = (spec: JobSpec, recomputed: ExecutionResult, claimed: ExecutionResult) => boolean;
+export type ResultComparator = (
+  spec: JobSpec,
+  recomputed: ExecutionResult,
+  claimed: ExecutionResult,
+) => boolean;
 
 /** Exact comparison: the commitments must be equal (right for deterministic job kinds). */
 export const exactComparator: ResultComparator = (_spec, recomputed, claimed) =>
@@ -35,8 +44,16 @@ export class ReexecutionVerifier implements VerifierPort {
     this.#compare = options.compare ?? exactComparator;
   }
 
-  async verify(spec: JobSpec, input: unknown, claimed: ExecutionResult, options: ExecuteOptions = {}): Promise<Attestation> {
+  async verify(
+    spec: JobSpec,
+    input: unknown,
+    claimed: ExecutionResult,
+    options: ExecuteOptions = {},
+  ): Promise<Attestation> {
     const recomputed = await this.#executor.execute(spec, input, options);
-    return { verdict: this.#compare(spec, recomputed, claimed) ? "valid" : "invalid", commitment: recomputed.commitment };
+    return {
+      verdict: this.#compare(spec, recomputed, claimed) ? "valid" : "invalid",
+      commitment: recomputed.commitment,
+    };
   }
 }

@@ -1,0 +1,167 @@
+/**
+ * An actor cell: one XState actor with what supervision needs around it. The cell delivers
+ * events (refusing those the machine cannot take in its current state, with a reason), forwards
+ * the effect requests the machine emits, keeps the last persisted snapshot after every event,
+ * and reports a crash (an action that throws) to its supervisor instead of losing it.
+ *
+ * @module
+ */
+import { type AnyActorRef, type AnyStateMachine, createActor, type Snapshot } from "xstate";
+import type { EffectRequest } from "../machines/types.ts";
+
+/** What delivering an event to a cell did. */
+export type DeliveryOutcome =
+  | { readonly status: "accepted" }
+  | { readonly status: "rejected"; readonly reason: string }
+  | { readonly status: "crashed"; readonly error: unknown };
+
+/** Options of an {@link ActorCell}. */
+export interface ActorCellOptions {
+  /** Receives each effect the machine emits, after the transition that emitted it succeeded. */
+  readonly onEffect: (cell: ActorCell, effect: EffectRequest) => void;
+  /** Called after every accepted event. */
+  readonly onTransition?: (cell: ActorCell) => void;
+  readonly input?: unknown;
+  /** A persisted snapshot to start from (restart, restore). */
+  readonly snapshot?: Snapshot<unknown>;
+}
+
+/** A short rendering of a state value: `bidding`, `executing`, `a.b`. */
+export function stateName(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k}.${stateName(v)}`).join(",");
+  }
+  return String(value);
+}
+
+/** One supervised XState actor. */
+export class ActorCell {
+  readonly id: string;
+  readonly logic: AnyStateMachine;
+  readonly #options: ActorCellOptions;
+  #actor!: AnyActorRef;
+  #persisted: Snapshot<unknown>;
+  #pending: EffectRequest[] = [];
+  #error: unknown = undefined;
+  #incarnation = 0;
+
+  constructor(id: string, logic: AnyStateMachine, options: ActorCellOptions) {
+    this.id = id;
+    this.logic = logic;
+    this.#options = options;
+    this.#start(options.snapshot);
+    this.#persisted = this.#actor.getPersistedSnapshot();
+  }
+
+  #start(snapshot: Snapshot<unknown> | undefined): void {
+    this.#incarnation++;
+    this.#error = undefined;
+    const actor = createActor(this.logic, {
+      id: this.id,
+      ...(snapshot === undefined ? { input: this.#options.input } : { snapshot }),
+    });
+    actor.on("*", (emitted) => this.#pending.push(emitted as EffectRequest));
+    actor.subscribe({ error: (error) => (this.#error = error) });
+    this.#pending = [];
+    actor.start();
+    this.#actor = actor;
+    if (this.#error !== undefined) {
+      const error = this.#error;
+      throw new Error(`Cannot start actor "${this.id}": ${(error as Error)?.message ?? error}`, {
+        cause: error,
+      });
+    }
+    // Effects emitted on start (entry actions of a new actor) go out now; a restored actor's
+    // entry actions do not run again.
+    this.#flush();
+  }
+
+  /** How many times this cell's actor was (re)started. */
+  get incarnation(): number {
+    return this.#incarnation;
+  }
+
+  /** The live snapshot. */
+  get snapshot(): ReturnType<AnyActorRef["getSnapshot"]> {
+    return this.#actor.getSnapshot();
+  }
+
+  /** The snapshot persisted after the last accepted event. */
+  get persisted(): Snapshot<unknown> {
+    return this.#persisted;
+  }
+
+  /** The state value rendered as text. */
+  get state(): string {
+    return stateName(this.snapshot.value);
+  }
+
+  /** Whether the actor reached a final state. */
+  get done(): boolean {
+    return this.snapshot.status === "done";
+  }
+
+  /** Whether the actor crashed and waits for its supervisor. */
+  get crashed(): boolean {
+    return this.#error !== undefined;
+  }
+
+  /** Delivers one event. Never throws. */
+  deliver(event: { type: string }): DeliveryOutcome {
+    if (this.#error !== undefined) {
+      return { status: "rejected", reason: `actor "${this.id}" has crashed` };
+    }
+    const snapshot = this.#actor.getSnapshot();
+    if (snapshot.status !== "active") {
+      return {
+        status: "rejected",
+        reason: `actor "${this.id}" is ${snapshot.status} in state ${stateName(snapshot.value)}`,
+      };
+    }
+    let can: boolean;
+    try {
+      can = snapshot.can(event);
+    } catch (error) {
+      return this.#crash(error);
+    }
+    if (!can) {
+      return {
+        status: "rejected",
+        reason: `"${event.type}" is not accepted in state ${stateName(snapshot.value)}`,
+      };
+    }
+    this.#pending = [];
+    this.#actor.send(event);
+    if (this.#error !== undefined) return this.#crash(this.#error);
+    this.#persisted = this.#actor.getPersistedSnapshot();
+    this.#flush();
+    this.#options.onTransition?.(this);
+    return { status: "accepted" };
+  }
+
+  #crash(error: unknown): DeliveryOutcome {
+    this.#error = error;
+    this.#pending = [];
+    this.#actor.stop();
+    return { status: "crashed", error };
+  }
+
+  #flush(): void {
+    const effects = this.#pending;
+    this.#pending = [];
+    for (const effect of effects) this.#options.onEffect(this, effect);
+  }
+
+  /** Restarts the actor from its last persisted snapshot (or from `snapshot`). */
+  restart(snapshot: Snapshot<unknown> = this.#persisted): void {
+    if (this.#error === undefined) this.#actor.stop();
+    this.#start(snapshot);
+    this.#persisted = this.#actor.getPersistedSnapshot();
+  }
+
+  /** Stops the actor for good. */
+  stop(): void {
+    this.#actor.stop();
+  }
+}

@@ -1,0 +1,353 @@
+/**
+ * `deno task demo`: one process hosting a client, 20 workers and 4 verifiers on the in-process
+ * network, settling on the embedded local ledger (a real SQLite file), runs 100 jobs through
+ * the whole lifecycle. Unhappy paths are built in: one worker goes silent (its jobs are
+ * re-auctioned and it is slashed for downtime), one returns wrong results (its jobs are
+ * disputed, refunded, and it is slashed for invalid compute), and some jobs need a GPU no
+ * worker has (they expire and are refunded). It prints progress, then a summary: jobs by
+ * outcome, per-phase latency, and the money check.
+ *
+ * Flags: `--jobs N` (default 100), `--workers N` (20), `--verifiers N` (4), `--concurrency N`
+ * (25), `--ledger PATH` (default a new file in a temporary directory), `--json` (print the
+ * summary as JSON).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { LocalLedger } from "../chain/local_ledger.ts";
+import type { LedgerTotals } from "../chain/port.ts";
+import type { JobContext } from "../machines/job_machine.ts";
+import type { JobSpec } from "../machines/types.ts";
+import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import { commitmentOf } from "./executor.ts";
+import { configureLogging } from "./log.ts";
+import { createNode, type Node, type WorkerProfile } from "./node.ts";
+import { type Phase, phaseDurations, PHASES, quantile } from "./phases.ts";
+
+/** Options of {@link runDemo}. */
+export interface DemoOptions {
+  /** @default 100 */
+  readonly jobs?: number;
+  /** @default 20 */
+  readonly workers?: number;
+  /** @default 4 */
+  readonly verifiers?: number;
+  /** Jobs in flight at once. @default 25 */
+  readonly concurrency?: number;
+  /** Ledger file; `:memory:` for none. @default a new file in a temporary directory */
+  readonly ledgerPath?: string;
+  /** Called with progress while jobs run. */
+  readonly onProgress?: (done: number, total: number, byState: Record<string, number>) => void;
+  /** Gives up after this long, ms. @default 180_000 */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** What a demo run reports. */
+export interface DemoSummary {
+  readonly jobs: number;
+  readonly byState: Record<string, number>;
+  readonly reauctioned: number;
+  readonly disputed: number;
+  readonly slashes: { downtime: number; invalid_compute: number };
+  readonly latencyMs: Record<Phase, { p50: number; p95: number; n: number }>;
+  readonly totals: LedgerTotals;
+  readonly moneyConserved: boolean;
+  readonly stakeConserved: boolean;
+  readonly wallMs: number;
+  readonly ledgerPath: string;
+  readonly silentWorker: string;
+  readonly wrongWorker: string;
+}
+
+/** A seeded pseudo-random generator (mulberry32), so every demo run submits the same jobs. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function matmulSpec(random: () => number, needsGpu: boolean): JobSpec {
+  const n = 2 + Math.floor(random() * 3);
+  const matrix = () =>
+    Array.from({ length: n }, () => Array.from({ length: n }, () => Math.floor(random() * 19) - 9));
+  const input = { a: matrix(), b: matrix() };
+  return {
+    kind: { type: "builtin", name: "matmul" },
+    inputCommitment: commitmentOf(input),
+    input,
+    requirements: { hardware: needsGpu ? "gpu" : "cpu", minStake: 100n },
+    maxPrice: 1_000n + BigInt(Math.floor(random() * 1_000)),
+    bidWindowMs: 120,
+    executionMs: 800,
+    verificationMs: 2_000,
+    maxAttempts: 3,
+    verifierCount: 4,
+  };
+}
+
+/** Runs the demo and returns its summary. */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
+  const total = options.jobs ?? 100;
+  const workerCount = options.workers ?? 20;
+  const verifierCount = options.verifiers ?? 4;
+  const concurrency = options.concurrency ?? 25;
+  if (!Number.isInteger(total) || total < 1) {
+    throw new RangeError(`Invalid --jobs ${total}: must be a positive integer`);
+  }
+  if (!Number.isInteger(workerCount) || workerCount < 3) {
+    throw new RangeError(`Invalid --workers ${workerCount}: need at least 3`);
+  }
+  if (!Number.isInteger(verifierCount) || verifierCount < 1) {
+    throw new RangeError(`Invalid --verifiers ${verifierCount}: need at least 1`);
+  }
+  const ledgerPath = options.ledgerPath ??
+    `${await Deno.makeTempDir({ prefix: "ciro-demo-" })}/ledger.sqlite`;
+  const started = performance.now();
+  const network = new InProcessNetwork({ heartbeatMs: 1_000 });
+  const ledger = LocalLedger.open(ledgerPath);
+  const peer = {
+    heartbeatMs: 1_000,
+    maxMissedHeartbeats: 3,
+    initialScore: 100,
+    banThreshold: 0,
+    banMs: 60_000,
+  };
+  const nodes: Node[] = [];
+  const pad = (i: number) => String(i + 1).padStart(2, "0");
+  const silentWorker = `worker-${pad(6)}`;
+  const wrongWorker = `worker-${pad(12 % workerCount)}`;
+  try {
+    const client = createNode({
+      id: "client",
+      roles: ["client"],
+      network: network.join("client"),
+      chain: ledger.as("client"),
+      peer,
+      capabilityIntervalMs: 0,
+    });
+    nodes.push(client);
+    for (let i = 0; i < workerCount; i++) {
+      const id = `worker-${pad(i)}`;
+      const profile: WorkerProfile = {
+        hardware: "cpu",
+        stake: 1_000n,
+        // The faulty workers bid lowest, so they win work and their faults show.
+        priceRatio: id === silentWorker
+          ? 0.5
+          : id === wrongWorker
+          ? 0.51
+          : 0.55 + ((i * 7) % workerCount) / (workerCount * 2.5),
+        etaMs: 100 + ((i * 13) % 5) * 50,
+        capacity: 2,
+        fault: id === silentWorker ? "silent" : id === wrongWorker ? "wrong_result" : "none",
+      };
+      nodes.push(createNode({
+        id,
+        roles: ["worker"],
+        network: network.join(id),
+        chain: ledger.as(id),
+        worker: profile,
+        peer,
+        capabilityIntervalMs: 0,
+      }));
+    }
+    for (let i = 0; i < verifierCount; i++) {
+      const id = `verifier-${pad(i)}`;
+      nodes.push(
+        createNode({
+          id,
+          roles: ["verifier"],
+          network: network.join(id),
+          chain: ledger.as(id),
+          peer,
+          capabilityIntervalMs: 0,
+        }),
+      );
+    }
+    for (const node of nodes) {
+      await node.start({ ...(options.signal ? { signal: options.signal } : {}) });
+    }
+    // Every node is listening now: announce again so everyone knows everyone.
+    for (const node of nodes) await node.announceCapabilities();
+    await new Promise((r) => setTimeout(r, 20));
+
+    const random = rng(42);
+    const finished = new Map<string, string>();
+    const byState: Record<string, number> = {};
+    let wake: () => void = () => {};
+    client.observe((o) => {
+      if (o.type !== "job.finished" || o.owner !== client.id) return;
+      finished.set(o.jobId, o.state);
+      byState[o.state] = (byState[o.state] ?? 0) + 1;
+      options.onProgress?.(finished.size, total, byState);
+      wake();
+    });
+    const deadline = Date.now() + (options.timeoutMs ?? 180_000);
+    let submitted = 0;
+    while (finished.size < total) {
+      options.signal?.throwIfAborted();
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Demo timed out: ${finished.size} of ${total} jobs finished within ${
+            options.timeoutMs ?? 180_000
+          } ms`,
+        );
+      }
+      while (submitted < total && submitted - finished.size < concurrency) {
+        const needsGpu = submitted % 17 === 16;
+        client.submitJob({
+          spec: matmulSpec(random, needsGpu),
+          jobId: `job-${String(submitted + 1).padStart(4, "0")}`,
+        });
+        submitted++;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 250);
+      });
+    }
+    await Promise.all(nodes.map((n) => n.settled()));
+    const totals = await client.chainTotals();
+
+    const jobs = client.jobs().map((j) => client.job(j.jobId)!.context as JobContext);
+    const durations: Record<Phase, number[]> = {
+      bidding: [],
+      execution: [],
+      verification: [],
+      settlement: [],
+      total: [],
+    };
+    for (const job of jobs) {
+      const d = phaseDurations(job.path);
+      for (const phase of PHASES) if (d[phase] !== undefined) durations[phase].push(d[phase]);
+    }
+    const latencyMs = Object.fromEntries(
+      PHASES.map((
+        p,
+      ) => [p, {
+        p50: quantile(durations[p], 0.5),
+        p95: quantile(durations[p], 0.95),
+        n: durations[p].length,
+      }]),
+    ) as DemoSummary["latencyMs"];
+    const slashes = { downtime: 0, invalid_compute: 0 };
+    for (const job of jobs) {
+      for (const s of job.slashes) {
+        if (s.reason === "downtime" || s.reason === "invalid_compute") slashes[s.reason]++;
+      }
+    }
+    return {
+      jobs: total,
+      byState,
+      reauctioned: jobs.filter((j) => j.attempt > 1).length,
+      disputed: jobs.filter((j) => j.path.some((p) => p.state === "disputed")).length,
+      slashes,
+      latencyMs,
+      totals,
+      moneyConserved:
+        totals.escrowed === totals.paid + totals.fees + totals.refunded + totals.locked,
+      stakeConserved: totals.staked === totals.bonded + totals.slashed + totals.withdrawn,
+      wallMs: Math.round(performance.now() - started),
+      ledgerPath,
+      silentWorker,
+      wrongWorker,
+    };
+  } finally {
+    for (const node of nodes) await node.stop();
+    network.close();
+    ledger.close();
+  }
+}
+
+/** The summary as the demo prints it. */
+export function formatSummary(s: DemoSummary): string {
+  const states = ["settled", "refunded", "expired", "cancelled", "failed"];
+  const lines = [
+    "",
+    `Jobs: ${s.jobs} in ${(s.wallMs / 1000).toFixed(1)} s`,
+    ...states.map((st) => `  ${st.padEnd(10)} ${String(s.byState[st] ?? 0).padStart(4)}`),
+    `  re-auctioned ${s.reauctioned} (silent worker ${s.silentWorker}), disputed ${s.disputed} (wrong results from ${s.wrongWorker})`,
+    `  slashes: downtime ${s.slashes.downtime}, invalid compute ${s.slashes.invalid_compute}`,
+    "",
+    "Per-phase latency (ms)      p50      p95      n",
+    ...PHASES.map((p) => {
+      const l = s.latencyMs[p];
+      return `  ${p.padEnd(22)} ${fmt(l.p50).padStart(7)}  ${fmt(l.p95).padStart(7)}  ${
+        String(l.n).padStart(5)
+      }`;
+    }),
+    "",
+    "Money check (u256, from the ledger)",
+    `  escrowed ${s.totals.escrowed} = paid ${s.totals.paid} + fees ${s.totals.fees} + refunded ${s.totals.refunded} + locked ${s.totals.locked}: ${
+      s.moneyConserved ? "OK" : "MISMATCH"
+    }`,
+    `  staked ${s.totals.staked} = bonded ${s.totals.bonded} + slashed ${s.totals.slashed} + withdrawn ${s.totals.withdrawn}: ${
+      s.stakeConserved ? "OK" : "MISMATCH"
+    }`,
+    `  ledger: ${s.ledgerPath}`,
+  ];
+  return lines.join("\n");
+}
+
+function fmt(n: number): string {
+  return Number.isNaN(n) ? "-" : String(Math.round(n));
+}
+
+function progressBar(done: number, total: number, byState: Record<string, number>): string {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  const parts = Object.entries(byState).sort().map(([k, v]) => `${k} ${v}`).join(", ");
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}  ${parts}`;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      jobs: { type: "string" },
+      workers: { type: "string" },
+      verifiers: { type: "string" },
+      concurrency: { type: "string" },
+      ledger: { type: "string" },
+      json: { type: "boolean" },
+      "log-level": { type: "string" },
+    },
+  });
+  configureLogging({ level: (values["log-level"] as "error" | undefined) ?? "error" });
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let lastDecile = -1;
+  try {
+    const summary = await runDemo({
+      ...(values.jobs ? { jobs: Number(values.jobs) } : {}),
+      ...(values.workers ? { workers: Number(values.workers) } : {}),
+      ...(values.verifiers ? { verifiers: Number(values.verifiers) } : {}),
+      ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
+      ...(values.ledger ? { ledgerPath: values.ledger } : {}),
+      onProgress: (done, total, byState) => {
+        const decile = Math.floor((done / total) * 10);
+        if (tty) Deno.stderr.writeSync(encoder.encode(`\r${progressBar(done, total, byState)}`));
+        else if (decile !== lastDecile) {
+          lastDecile = decile;
+          console.error(progressBar(done, total, byState));
+        }
+      },
+    });
+    if (tty) console.error();
+    console.log(
+      values.json
+        ? JSON.stringify(summary, (_k, v) => typeof v === "bigint" ? v.toString() : v, 2)
+        : formatSummary(summary),
+    );
+    if (!summary.moneyConserved || !summary.stakeConserved) Deno.exit(1);
+  } catch (error) {
+    console.error(`\nDemo failed: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}

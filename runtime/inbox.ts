@@ -1,0 +1,148 @@
+/**
+ * The inbox: the one way into a node. Every event from outside (a network message, a chain
+ * event, a deadline firing, an operator command, the outcome of an effect) is stamped with a
+ * sequence number, the virtual time, its source and its target actor, appended to the journal,
+ * and only then delivered. Delivery is in stamp order; an event submitted while another is
+ * being delivered waits its turn, so a node's history is one sequence.
+ *
+ * @module
+ */
+import type { Clock } from "./clock.ts";
+
+/** Where an event came from. */
+export type Source = "network" | "chain" | "timer" | "operator" | "effect" | "system";
+
+/** Every source, in a fixed order. */
+export const SOURCES: readonly Source[] = [
+  "network",
+  "chain",
+  "timer",
+  "operator",
+  "effect",
+  "system",
+];
+
+/** An event as it crosses the boundary, before it is stamped. */
+export interface InboundEvent {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}
+
+/** A stamped event: what the journal records and the tree delivers. */
+export interface Envelope {
+  readonly seq: number;
+  /** Virtual time, ms. */
+  readonly at: number;
+  readonly source: Source;
+  /** The addressed actor: `job:<id>`, `peer:<id>`, or `node`. */
+  readonly target: string;
+  readonly event: InboundEvent;
+}
+
+/** Where stamped events are appended before delivery. */
+export interface JournalSink {
+  /** The sequence number the next appended envelope gets. */
+  nextSeq(): number;
+  append(envelope: Envelope): void;
+}
+
+/** A journal kept in memory (tests, and nodes that do not record). */
+export class MemoryJournal implements JournalSink {
+  readonly entries: Envelope[] = [];
+  #limit: number;
+
+  /** Keeps at most `limit` entries (oldest dropped); `Infinity` keeps all. */
+  constructor(options: { limit?: number } = {}) {
+    this.#limit = options.limit ?? Infinity;
+  }
+
+  #next = 1;
+  nextSeq(): number {
+    return this.#next;
+  }
+
+  append(envelope: Envelope): void {
+    this.#next = envelope.seq + 1;
+    this.entries.push(envelope);
+    if (this.entries.length > this.#limit) this.entries.shift();
+  }
+}
+
+/** Options of an {@link Inbox}. */
+export interface InboxOptions {
+  readonly clock: Clock;
+  /** @default a {@link MemoryJournal} keeping nothing */
+  readonly journal?: JournalSink;
+  /** Delivers one stamped event; must not throw (the tree reports failures itself). */
+  readonly deliver: (envelope: Envelope) => void;
+}
+
+/** The single inbox of a node. */
+export class Inbox {
+  readonly #clock: Clock;
+  readonly #journal: JournalSink;
+  readonly #deliver: (envelope: Envelope) => void;
+  readonly #queue: Envelope[] = [];
+  #draining = false;
+  #seq: number;
+  #closed = false;
+  #submitted = 0;
+
+  constructor(options: InboxOptions) {
+    this.#clock = options.clock;
+    this.#journal = options.journal ?? new MemoryJournal({ limit: 0 });
+    this.#deliver = options.deliver;
+    this.#seq = this.#journal.nextSeq();
+  }
+
+  /** How many events were submitted since this inbox was created. */
+  get submitted(): number {
+    return this.#submitted;
+  }
+
+  /** Stops accepting events (a stopping node). */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /**
+   * Stamps `event`, appends it to the journal, and delivers it (now, or after the delivery in
+   * progress). Returns the envelope.
+   */
+  submit(source: Source, target: string, event: InboundEvent): Envelope {
+    if (this.#closed) {
+      throw new Error(`Cannot submit "${event.type}" to "${target}": the inbox is closed`);
+    }
+    if (typeof event?.type !== "string" || event.type.length === 0) {
+      throw new TypeError(`Cannot submit an event without a type to "${target}"`);
+    }
+    const envelope: Envelope = { seq: this.#seq++, at: this.#clock.now(), source, target, event };
+    this.#journal.append(envelope);
+    this.#submitted++;
+    this.#queue.push(envelope);
+    this.#drain();
+    return envelope;
+  }
+
+  /**
+   * Delivers an envelope that is already stamped and journaled (replay and recovery): it is
+   * not appended again.
+   */
+  redeliver(envelope: Envelope): void {
+    if (envelope.seq >= this.#seq) this.#seq = envelope.seq + 1;
+    this.#queue.push(envelope);
+    this.#drain();
+  }
+
+  #drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        this.#deliver(next);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+}

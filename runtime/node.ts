@@ -1,0 +1,708 @@
+/**
+ * A node: the supervisor tree behind one inbox, wired to its ports. `createNode()` composes
+ * the network (gossip and peer events in), the chain (settlement events in, transactions out),
+ * the executor and verifier (work out, outcomes in) and the clock (deadlines in). Every input
+ * enters through the inbox; every effect a machine asks for goes out through a port, and its
+ * outcome comes back through the inbox.
+ *
+ * @module
+ */
+import type { ActorCell } from "../actors/actor_cell.ts";
+import type { RestartIntensity, SupervisionEvent } from "../actors/supervisor.ts";
+import { ActorTree } from "../actors/tree.ts";
+import type { ChainCursor, ChainError, ChainPort, LedgerTotals } from "../chain/port.ts";
+import { chainEventToActorEvents } from "../chain/translate.ts";
+import type { BidRecord, JobContext } from "../machines/job_machine.ts";
+import type { PeerConfig } from "../machines/peer_machine.ts";
+import { DEFAULT_POLICY, type JobPolicy } from "../machines/policies.ts";
+import type { EffectRequest, HardwareClass, JobSpec, NodeId, Role } from "../machines/types.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type Topic,
+  TOPICS,
+  WireError,
+} from "../protocols/messages.ts";
+import type { GossipMessage, NetworkPort, PeerEvent } from "../protocols/network_port.ts";
+import {
+  type Addressed,
+  effectToWire,
+  RuleViolation,
+  wireToActorEvents,
+} from "../protocols/translate.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { BuiltinExecutor, commitmentOf, type ExecutorPort } from "./executor.ts";
+import { type Envelope, Inbox, type JournalSink, type Source } from "./inbox.ts";
+import { logger } from "./log.ts";
+import { Timers } from "./timers.ts";
+import { ReexecutionVerifier, type VerifierPort } from "./verifier.ts";
+
+/** How a worker node bids. */
+export interface WorkerProfile {
+  readonly hardware: HardwareClass;
+  /** Stake the node keeps bonded on chain; topped up at start. @default 0n */
+  readonly stake?: bigint;
+  /** Price asked, as a share of the job's maximum price. @default 0.8 */
+  readonly priceRatio?: number;
+  /** Time promised to finish in, ms. @default 500 */
+  readonly etaMs?: number;
+  /** Jobs the worker runs at once; it stops bidding while this many are assigned to it. @default 2 */
+  readonly capacity?: number;
+  /**
+   * Fault injection for simulations and tests: `silent` never runs assigned jobs,
+   * `wrong_result` returns a corrupted output. @default "none"
+   */
+  readonly fault?: "none" | "silent" | "wrong_result";
+}
+
+/** Options of {@link createNode}. */
+export interface NodeOptions {
+  /** The node's id; must equal `network.self`. */
+  readonly id: NodeId;
+  readonly roles: readonly Role[];
+  readonly network: NetworkPort;
+  readonly chain: ChainPort;
+  /** @default a {@link BuiltinExecutor} */
+  readonly executor?: ExecutorPort;
+  /** @default re-execution with `executor` */
+  readonly verifier?: VerifierPort;
+  /** @default the wall clock */
+  readonly clock?: Clock;
+  /** Where stamped events are appended before delivery. @default kept nowhere */
+  readonly journal?: JournalSink;
+  /** @default {@link DEFAULT_POLICY} */
+  readonly policy?: JobPolicy;
+  readonly peer?: PeerConfig;
+  readonly intensity?: RestartIntensity;
+  /** Required with the `worker` role. */
+  readonly worker?: WorkerProfile;
+  /** Where chain events are read from at start. @default the first block */
+  readonly chainCursor?: ChainCursor;
+  /** How often capabilities are re-announced, ms; 0 only at start. @default 30_000 */
+  readonly capabilityIntervalMs?: number;
+}
+
+/** What a client submits. */
+export interface JobRequest {
+  readonly spec: JobSpec;
+  /** @default a fresh unique id */
+  readonly jobId?: string;
+  /** @default the node's policy */
+  readonly policy?: JobPolicy;
+}
+
+/** A job as the node reports it. */
+export interface JobSummary {
+  readonly jobId: string;
+  readonly state: string;
+  readonly done: boolean;
+  readonly owner: NodeId;
+  readonly attempt: number;
+  readonly bids: number;
+  readonly winner: NodeId | null;
+  readonly path: JobContext["path"];
+}
+
+/** What a node tells observers. */
+export type NodeObservation =
+  | {
+    readonly type: "delivered";
+    readonly envelope: Envelope;
+    readonly actor: string;
+    readonly state: string;
+  }
+  | { readonly type: "rejected"; readonly envelope: Envelope; readonly reason: string }
+  | {
+    readonly type: "job.finished";
+    readonly jobId: string;
+    readonly state: string;
+    readonly owner: NodeId;
+  }
+  | {
+    readonly type: "effect.failed";
+    readonly actor: string;
+    readonly effect: string;
+    readonly error: string;
+  }
+  | { readonly type: "supervision"; readonly event: SupervisionEvent };
+
+/** Counters of a node. */
+export interface NodeStats {
+  delivered: number;
+  rejected: number;
+  wireRejected: number;
+  effects: number;
+  effectFailures: number;
+}
+
+/** Penalty to a peer's score for a message that failed decoding or an application rule. */
+const WIRE_PENALTY = -10;
+
+let jobCounter = 0;
+
+/** A node: the actor tree, its inbox, and its ports. */
+export class Node {
+  readonly id: NodeId;
+  readonly roles: readonly Role[];
+  readonly inbox: Inbox;
+  readonly tree: ActorTree;
+  readonly stats: NodeStats = {
+    delivered: 0,
+    rejected: 0,
+    wireRejected: 0,
+    effects: 0,
+    effectFailures: 0,
+  };
+  readonly #options: NodeOptions;
+  readonly #clock: Clock;
+  readonly #executor: ExecutorPort;
+  readonly #verifier: VerifierPort;
+  readonly #timers: Timers;
+  readonly #log;
+  readonly #observers = new Set<(o: NodeObservation) => void>();
+  readonly #capabilities = new Map<NodeId, { roles: readonly Role[]; hardware: HardwareClass }>();
+  readonly #decoded = new WeakMap<GossipMessage, Addressed[]>();
+  readonly #cleanup: (() => void)[] = [];
+  readonly #inflight = new Set<Promise<unknown>>();
+  #abort = new AbortController();
+  #started = false;
+
+  constructor(options: NodeOptions) {
+    if (options.network.self !== options.id) {
+      throw new RangeError(
+        `Cannot create node "${options.id}": its network identity is "${options.network.self}"`,
+      );
+    }
+    if (options.roles.length === 0) {
+      throw new RangeError(`Cannot create node "${options.id}": it has no roles`);
+    }
+    if (options.roles.includes("worker") && options.worker === undefined) {
+      throw new RangeError(
+        `Cannot create node "${options.id}": the worker role needs a worker profile`,
+      );
+    }
+    const ratio = options.worker?.priceRatio;
+    if (ratio !== undefined && !(ratio > 0 && ratio <= 1)) {
+      throw new RangeError(`Invalid worker.priceRatio ${ratio}: must be in (0, 1]`);
+    }
+    this.id = options.id;
+    this.roles = options.roles;
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#executor = options.executor ?? new BuiltinExecutor();
+    this.#verifier = options.verifier ?? new ReexecutionVerifier(this.#executor);
+    this.#log = logger("node", options.id);
+    this.#timers = new Timers(
+      this.#clock,
+      (actorId, key, due) => this.#submit("timer", actorId, { type: "timer.fired", key, due }),
+    );
+    this.tree = new ActorTree({
+      self: options.id,
+      roles: options.roles,
+      now: () => this.#clock.now(),
+      policy: options.policy ?? DEFAULT_POLICY,
+      ...(options.peer ? { peerConfig: options.peer } : {}),
+      ...(options.intensity ? { intensity: options.intensity } : {}),
+      onEffect: (actorId, effect) => this.#dispatch(actorId, effect),
+      onRestored: (cell) => this.#rearm(cell),
+      onSupervision: (event) => {
+        this.#log.warn("Supervision: {type} {detail}", {
+          type: event.type,
+          detail: JSON.stringify(event),
+        });
+        this.#notify({ type: "supervision", event });
+      },
+    });
+    this.inbox = new Inbox({
+      clock: this.#clock,
+      ...(options.journal ? { journal: options.journal } : {}),
+      deliver: (envelope) => this.#deliver(envelope),
+    });
+  }
+
+  /** Joins the network, subscribes to the chain, stakes if a worker, announces capabilities. */
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { network, chain } = this.#options;
+    for (const topic of Object.values(TOPICS)) {
+      this.#cleanup.push(
+        network.subscribe(topic, (m) => this.#validate(m), (m) => this.#receive(m)),
+      );
+    }
+    this.#cleanup.push(network.onPeerEvent((event) => this.#peerEvent(event)));
+    await network.start();
+    options.signal?.throwIfAborted();
+    const stake = this.#options.worker?.stake ?? 0n;
+    if (this.roles.includes("worker") && stake > 0n) {
+      const have = await chain.stakeOf(this.id, options);
+      if (have < stake) await chain.stake({ amount: stake - have }, options);
+    }
+    this.#cleanup.push(chain.subscribe((event) => {
+      for (const { target, event: e } of chainEventToActorEvents(event)) {
+        this.#submit("chain", target, e);
+      }
+    }, { from: this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 } }));
+    await this.announceCapabilities();
+    const every = this.#options.capabilityIntervalMs ?? 30_000;
+    if (every > 0) {
+      const timer = setInterval(() => void this.announceCapabilities().catch(() => {}), every);
+      this.#cleanup.push(() => clearInterval(timer));
+    }
+  }
+
+  /** Stops taking input, waits for effects in flight, stops the actors and leaves the network. */
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    this.#abort.abort(new Error(`Node "${this.id}" is stopping`));
+    for (const undo of this.#cleanup.splice(0)) undo();
+    this.#timers.cancelAll();
+    this.inbox.close();
+    await Promise.allSettled([...this.#inflight]);
+    this.tree.stop();
+    await this.#options.network.stop();
+    this.#abort = new AbortController();
+  }
+
+  /** Publishes this node's roles and hardware, so clients know their workers and verifiers. */
+  async announceCapabilities(): Promise<void> {
+    const message = {
+      type: "node.capabilities" as const,
+      node: this.id,
+      roles: [...this.roles],
+      hardware: this.#options.worker?.hardware ?? "cpu",
+      models: [],
+    };
+    this.#capabilities.set(this.id, { roles: this.roles, hardware: message.hardware });
+    await this.#options.network.publish(
+      TOPICS.capabilities,
+      encodeMessage(TOPICS.capabilities, message),
+    );
+  }
+
+  /** Verifier nodes this node knows of (from capability gossip). */
+  verifierPool(): NodeId[] {
+    return [...this.#capabilities].filter(([, c]) => c.roles.includes("verifier")).map(([id]) => id)
+      .sort();
+  }
+
+  /** Watches what the node does. Returns an unsubscribe. */
+  observe(observer: (observation: NodeObservation) => void): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  /** Submits a job as its client. Returns the job id. */
+  submitJob(request: JobRequest): string {
+    if (!this.roles.includes("client")) {
+      throw new RangeError(`Cannot submit a job on node "${this.id}": it is not a client`);
+    }
+    const jobId = request.jobId ??
+      `${this.id.slice(-8)}-${(++jobCounter).toString(36)}-${
+        Math.random().toString(36).slice(2, 8)
+      }`;
+    const spec = request.spec;
+    if (spec.input !== undefined && commitmentOf(spec.input) !== spec.inputCommitment) {
+      throw new RangeError(`Cannot submit job "${jobId}": the input does not match its commitment`);
+    }
+    this.#submit("operator", `job:${jobId}`, {
+      type: "job.submit",
+      spec,
+      verifierPool: this.verifierPool(),
+      policy: request.policy ?? this.#options.policy ?? DEFAULT_POLICY,
+    });
+    return jobId;
+  }
+
+  /** Asks to cancel a job (only its client can, and only before assignment). */
+  cancelJob(jobId: string): void {
+    this.#submit("operator", `job:${jobId}`, { type: "job.cancel" });
+  }
+
+  /** Summaries of the jobs this node knows. */
+  jobs(): JobSummary[] {
+    return [...this.tree.jobs.cells()].map(summarize);
+  }
+
+  /** One job's full context and state, or undefined. */
+  job(jobId: string): { state: string; done: boolean; context: JobContext } | undefined {
+    const cell = this.tree.get(`job:${jobId}`);
+    if (cell === undefined) return undefined;
+    return { state: cell.state, done: cell.done, context: cell.snapshot.context as JobContext };
+  }
+
+  /** The peers this node tracks, with state and score. */
+  peers(): { peer: NodeId; state: string; score: number }[] {
+    return [...this.tree.peers.cells()].map((cell) => ({
+      peer: cell.id.slice(5),
+      state: cell.state,
+      score: (cell.snapshot.context as { score: number }).score,
+    }));
+  }
+
+  /** The chain's money totals, for the money check. */
+  chainTotals(): Promise<LedgerTotals> {
+    return this.#options.chain.totals({ signal: this.#abort.signal });
+  }
+
+  /** Resolves when no effect is in flight (tests, orderly shutdown). */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  #submit(source: Source, target: string, event: Addressed["event"]): void {
+    try {
+      this.inbox.submit(source, target, event);
+    } catch (error) {
+      this.#log.debug("Dropped {type} for {target}: {error}", {
+        type: event.type,
+        target,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  #notify(observation: NodeObservation): void {
+    for (const observer of this.#observers) observer(observation);
+  }
+
+  #deliver(envelope: Envelope): void {
+    const before = this.tree.get(envelope.target);
+    const wasDone = before?.done ?? false;
+    const outcome = this.tree.deliver(envelope);
+    if (outcome.status === "rejected") {
+      this.stats.rejected++;
+      // Stale timers and chain news about jobs we never heard of are expected; say so quietly.
+      const quiet = envelope.source === "timer" || envelope.source === "chain" ||
+        (envelope.source === "effect" && before?.done === true) ||
+        (envelope.source === "network" && outcome.reason.startsWith("unknown job"));
+      const detail = {
+        type: envelope.event.type,
+        target: envelope.target,
+        seq: envelope.seq,
+        reason: outcome.reason,
+      };
+      if (quiet) this.#log.debug("Rejected {type} for {target} (#{seq}): {reason}", detail);
+      else this.#log.info("Rejected {type} for {target} (#{seq}): {reason}", detail);
+      this.#notify({ type: "rejected", envelope, reason: outcome.reason });
+      return;
+    }
+    if (outcome.status === "crashed") return; // the supervisor restarted it and reported
+    this.stats.delivered++;
+    const cell = this.tree.get(envelope.target);
+    if (cell === undefined) return;
+    this.#notify({ type: "delivered", envelope, actor: cell.id, state: cell.state });
+    if (!wasDone && cell.done && cell.id.startsWith("job:")) {
+      const context = cell.snapshot.context as JobContext;
+      this.#notify({
+        type: "job.finished",
+        jobId: context.jobId,
+        state: cell.state,
+        owner: context.owner,
+      });
+    }
+  }
+
+  #rearm(cell: ActorCell): void {
+    const deadlines = (cell.snapshot.context as { deadlines?: Record<string, number> }).deadlines ??
+      {};
+    for (const [key, due] of Object.entries(deadlines)) this.#timers.arm(cell.id, key, due);
+  }
+
+  #track<T>(actor: string, effect: string, work: Promise<T>): void {
+    const p = work.catch((error: unknown) => {
+      this.stats.effectFailures++;
+      const message = error instanceof Error ? error.message : String(error);
+      this.#log.warn("Effect {effect} of {actor} failed: {message}", { effect, actor, message });
+      this.#notify({ type: "effect.failed", actor, effect, error: message });
+    }).finally(() => this.#inflight.delete(p));
+    this.#inflight.add(p);
+  }
+
+  #dispatch(actorId: string, effect: EffectRequest): void {
+    this.stats.effects++;
+    const signal = this.#abort.signal;
+    switch (effect.type) {
+      case "timer.arm":
+        return this.#timers.arm(actorId, effect.key, effect.at);
+      case "timer.cancel":
+        return this.#timers.cancel(actorId, effect.key);
+      case "net.announce":
+      case "net.assignment":
+      case "net.result":
+      case "net.attestation": {
+        const out = effectToWire(effect);
+        if (out === undefined) return;
+        return this.#track(
+          actorId,
+          effect.type,
+          this.#options.network.publish(out.topic, encodeMessage(out.topic, out.message as never), {
+            signal,
+          }),
+        );
+      }
+      case "worker.consider":
+        return this.#considerBid(actorId, effect);
+      case "exec.run":
+        return this.#track(actorId, effect.type, this.#execute(actorId, effect));
+      case "verify.run":
+        return this.#track(actorId, effect.type, this.#verify(actorId, effect));
+      case "peer.withdraw_bids":
+        return this.#withdrawBidsOf(effect.peer);
+      case "peer.disconnect":
+        this.#log.warn("Disconnecting peer {peer}: {reason}", {
+          peer: effect.peer,
+          reason: effect.reason,
+        });
+        return;
+      case "log.reject":
+        this.#log.info("{actor} rejected {event}: {reason}", {
+          actor: effect.actor,
+          event: effect.event,
+          reason: effect.reason,
+        });
+        return;
+      default:
+        return this.#track(actorId, effect.type, this.#chainCall(actorId, effect, signal));
+    }
+  }
+
+  async #chainCall(actorId: string, effect: EffectRequest, signal: AbortSignal): Promise<void> {
+    const chain = this.#options.chain;
+    const o = { signal };
+    try {
+      switch (effect.type) {
+        case "chain.escrow.lock": {
+          const spec = effect.spec;
+          await chain.submitJob({
+            jobId: effect.jobId,
+            amount: effect.amount,
+            minStake: spec.requirements.minStake,
+            modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
+            inputCommitment: spec.inputCommitment,
+          }, o);
+          return;
+        }
+        case "chain.assign":
+          await chain.assignWorker({
+            jobId: effect.jobId,
+            worker: effect.worker,
+            price: effect.price,
+            verifiers: effect.verifiers,
+          }, o);
+          return;
+        case "chain.assignment.revoke":
+          await chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
+          return;
+        case "chain.result.submit":
+          await chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
+          return;
+        case "chain.verification.record":
+          await chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
+          return;
+        case "chain.release":
+          await chain.releasePayment({ jobId: effect.jobId }, o);
+          return;
+        case "chain.refund":
+          await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
+          return;
+        case "chain.slash":
+          await chain.slash(
+            { jobId: effect.jobId, worker: effect.worker, reason: effect.reason },
+            o,
+          );
+          return;
+        default:
+          throw new TypeError(`Unknown effect "${effect.type}" from "${actorId}"`);
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      const e = error as Partial<ChainError>;
+      this.#submit("effect", actorId, {
+        type: "chain.tx.failed",
+        request: effect.type,
+        code: e.name === "ChainError" && e.code ? e.code : "rpc_error",
+        message: e.message ?? String(error),
+      });
+      throw error;
+    }
+  }
+
+  #considerBid(actorId: string, effect: Extract<EffectRequest, { type: "worker.consider" }>): void {
+    const profile = this.#options.worker;
+    if (profile === undefined || !this.roles.includes("worker")) return;
+    const { spec } = effect;
+    if (!this.#executor.supports(spec.kind)) return;
+    if (spec.requirements.hardware === "gpu" && profile.hardware !== "gpu") return;
+    const stake = profile.stake ?? 0n;
+    if (stake < spec.requirements.minStake) return;
+    if (this.#workload() >= (profile.capacity ?? 2)) return;
+    const ratio = profile.priceRatio ?? 0.8;
+    const price = (spec.maxPrice * BigInt(Math.round(ratio * 10_000))) / 10_000n;
+    const bid = {
+      bidId: `${effect.jobId}.${effect.attempt}.${this.id.slice(-12)}`,
+      jobId: effect.jobId,
+      worker: this.id,
+      price,
+      etaMs: Math.min(profile.etaMs ?? 500, spec.executionMs),
+      stake,
+      reputation: 500,
+      hardware: profile.hardware,
+    };
+    this.#submit("effect", actorId, { type: "bid.received", bid });
+    this.#track(
+      actorId,
+      "bid.submit",
+      this.#options.network.publish(
+        TOPICS.bids,
+        encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid }),
+      ),
+    );
+  }
+
+  async #execute(
+    actorId: string,
+    effect: Extract<EffectRequest, { type: "exec.run" }>,
+  ): Promise<void> {
+    const fault = this.#options.worker?.fault ?? "none";
+    if (fault === "silent") return;
+    try {
+      const result = await this.#executor.execute(effect.spec, effect.spec.input, {
+        signal: this.#abort.signal,
+      });
+      let { output, commitment } = result;
+      if (fault === "wrong_result") {
+        output = { corrupted: output };
+        commitment = commitmentOf(output);
+      }
+      this.#submit("effect", actorId, { type: "job.execution.completed", commitment, output });
+    } catch (error) {
+      this.#submit("effect", actorId, {
+        type: "job.execution.failed",
+        error: (error as Error).message,
+      });
+      throw error;
+    }
+  }
+
+  async #verify(
+    actorId: string,
+    effect: Extract<EffectRequest, { type: "verify.run" }>,
+  ): Promise<void> {
+    const attestation = await this.#verifier.verify(
+      effect.spec,
+      effect.spec.input,
+      { commitment: effect.commitment, output: effect.output },
+      { signal: this.#abort.signal },
+    );
+    this.#submit("effect", actorId, {
+      type: "job.verification.completed",
+      verdict: attestation.verdict,
+      commitment: attestation.commitment,
+    });
+  }
+
+  /** Jobs assigned to this worker and not yet through execution. */
+  #workload(): number {
+    let load = 0;
+    for (const cell of this.tree.jobs.cells()) {
+      if (cell.done) continue;
+      const c = cell.snapshot.context as JobContext;
+      if (
+        c.winner?.worker === this.id && (cell.state === "executing" || cell.state === "reassigning")
+      ) load++;
+    }
+    return load;
+  }
+
+  #withdrawBidsOf(peer: NodeId): void {
+    for (const cell of this.tree.jobs.cells()) {
+      if (cell.done) continue;
+      const context = cell.snapshot.context as JobContext;
+      for (const bid of Object.values(context.bids) as BidRecord[]) {
+        if (bid.worker === peer && bid.status === "open") {
+          this.#submit("system", cell.id, {
+            type: "bid.withdrawn",
+            bidId: bid.bidId,
+            worker: peer,
+          });
+        }
+      }
+    }
+  }
+
+  #validate(message: GossipMessage): "accept" | "reject" | "ignore" {
+    try {
+      const decoded = decodeMessage(message.topic as Topic, message.data);
+      const addressed = wireToActorEvents(message.topic as Topic, decoded, message.from, {
+        verifiersOf: (jobId) => {
+          const cell = this.tree.get(`job:${jobId}`);
+          const verifiers = (cell?.snapshot.context as JobContext | undefined)?.verifiers;
+          return verifiers && verifiers.length > 0 ? verifiers : undefined;
+        },
+      });
+      if (decoded.type === "node.capabilities") {
+        this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
+      }
+      this.#decoded.set(message, addressed);
+      return "accept";
+    } catch (error) {
+      if (!(error instanceof WireError) && !(error instanceof RuleViolation)) throw error;
+      this.stats.wireRejected++;
+      this.#log.warn("Rejected message on {topic} from {from}: {reason}", {
+        topic: message.topic,
+        from: message.from,
+        reason: error.message,
+      });
+      this.#submit("network", `peer:${message.from}`, {
+        type: "peer.scored",
+        delta: WIRE_PENALTY,
+        reason: error.message,
+      });
+      return "reject";
+    }
+  }
+
+  #receive(message: GossipMessage): void {
+    const addressed = this.#decoded.get(message) ?? [];
+    for (const { target, event } of addressed) this.#submit("network", target, event);
+  }
+
+  #peerEvent(event: PeerEvent): void {
+    const target = `peer:${event.peer}`;
+    switch (event.type) {
+      case "connected":
+        return this.#submit("network", target, { type: "peer.connected" });
+      case "identified":
+        return this.#submit("network", target, {
+          type: "peer.identified",
+          protocols: [...event.protocols],
+        });
+      case "heartbeat":
+        return this.#submit("network", target, { type: "peer.heartbeat", rttMs: event.rttMs });
+      case "disconnected":
+        this.#capabilities.delete(event.peer);
+        return this.#submit("network", target, { type: "peer.disconnected" });
+    }
+  }
+}
+
+function summarize(cell: ActorCell): JobSummary {
+  const c = cell.snapshot.context as JobContext;
+  return {
+    jobId: c.jobId,
+    state: cell.state,
+    done: cell.done,
+    owner: c.owner,
+    attempt: c.attempt,
+    bids: Object.keys(c.bids).length,
+    winner: c.winner?.worker ?? null,
+    path: c.path,
+  };
+}
+
+/** Creates a node (not started). */
+export function createNode(options: NodeOptions): Node {
+  return new Node(options);
+}
