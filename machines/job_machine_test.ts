@@ -1,0 +1,497 @@
+import assert from "node:assert/strict";
+import { bid, Driver, spec } from "../tests/_drive.ts";
+import { bidRejection, type JobInput, jobMachine } from "./job_machine.ts";
+
+const POOL = ["v1", "v2", "v3", "v4", "v5"];
+const C = "c".repeat(64);
+const BAD = "b".repeat(64);
+
+function owner(overrides: Partial<JobInput> = {}): Driver {
+  return new Driver(jobMachine, {
+    jobId: "j1",
+    spec: spec(),
+    owner: "client",
+    self: "client",
+    roles: ["client"],
+    at: 0,
+    verifierPool: POOL,
+    ...overrides,
+  });
+}
+
+/** Drives an owner's job into `executing` with w1 assigned. */
+function executing(overrides: Partial<JobInput> = {}): Driver {
+  const d = owner(overrides);
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
+  d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  d.send({
+    type: "chain.worker.assigned",
+    at: 110,
+    worker: "w1",
+    price: 40n,
+    verifiers: d.context.verifiers,
+  });
+  return d;
+}
+
+function verifying(): Driver {
+  const d = executing();
+  d.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
+  return d;
+}
+
+Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owner", () => {
+  const d = owner();
+  assert.equal(d.state, "announced");
+  assert.deepEqual(d.emitted("chain.escrow.lock").map((e) => e.amount), [100n]);
+
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  assert.equal(d.state, "bidding");
+  assert.deepEqual(d.context.deadlines, { bid_window: 105 });
+  assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "bid_window", at: 105 }]);
+  assert.equal(d.emitted("net.announce")[0].bidWindowEndsAt, 105);
+
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
+  d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
+  assert.equal(Object.keys(d.snapshot.children).length, 2, "one bid actor per bid");
+
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.state, "assigned");
+  const [assign] = d.emitted("chain.assign");
+  assert.equal(assign.worker, "w1");
+  assert.equal(assign.price, 40n);
+  assert.equal(assign.verifiers.length, 4);
+  assert.ok(!assign.verifiers.includes("w1"));
+
+  d.send({
+    type: "chain.worker.assigned",
+    at: 110,
+    worker: "w1",
+    price: 40n,
+    verifiers: assign.verifiers,
+  });
+  assert.equal(d.state, "executing");
+  assert.equal(d.context.deadlines.execution, 1_110);
+  assert.equal(d.context.bids["b-w1"].status, "accepted");
+  assert.equal(d.context.bids["b-w2"].status, "rejected");
+  assert.equal(d.context.bids["b-w2"].reason, "outbid");
+
+  d.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
+  assert.equal(d.state, "verifying");
+  assert.equal(d.context.deadlines.verification, 1_200);
+
+  const [v1, v2, v3] = d.context.verifiers;
+  d.send({
+    type: "job.attestation.received",
+    at: 300,
+    verifier: v1,
+    verdict: "valid",
+    commitment: C,
+  });
+  d.send({
+    type: "job.attestation.received",
+    at: 301,
+    verifier: v2,
+    verdict: "valid",
+    commitment: C,
+  });
+  assert.equal(d.state, "verifying", "2 of 4 is not a BFT quorum");
+  d.send({
+    type: "job.attestation.received",
+    at: 302,
+    verifier: v3,
+    verdict: "valid",
+    commitment: C,
+  });
+  assert.equal(d.state, "settling");
+  assert.deepEqual(d.emitted("chain.verification.record").map((e) => e.accepted), [true]);
+
+  d.send({ type: "chain.job.verified", at: 310 });
+  assert.equal(d.emitted("chain.release").length, 1);
+  d.send({
+    type: "chain.payment.released",
+    at: 320,
+    worker: "w1",
+    amount: 40n,
+    fee: 0n,
+    change: 60n,
+  });
+  assert.equal(d.state, "settled");
+  assert.equal(d.snapshot.status, "done");
+  assert.deepEqual(d.context.path.map((p: { state: string }) => p.state), [
+    "announced",
+    "bidding",
+    "assigned",
+    "executing",
+    "verifying",
+    "settling",
+    "settled",
+  ]);
+  assert.deepEqual(d.context.deadlines, {});
+});
+
+Deno.test("jobMachine() expires and refunds when no acceptable bid arrives in the window", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 500n) }); // above the maximum price
+  assert.equal(d.context.bids["b-w1"].reason, "price_above_max");
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.state, "refunding");
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"]);
+  d.send({ type: "chain.escrow.refunded", at: 120, amount: 100n, reason: "expired" });
+  assert.equal(d.state, "expired");
+  assert.equal(d.context.refunded, 100n);
+});
+
+Deno.test("jobMachine() is cancelled by its client before assignment, also while escrow is pending", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "job.cancel", at: 20 });
+  assert.equal(d.state, "refunding");
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["cancelled"]);
+  d.send({ type: "chain.escrow.refunded", at: 30, amount: 100n, reason: "cancelled" });
+  assert.equal(d.state, "cancelled");
+
+  const pending = owner();
+  pending.send({ type: "job.cancel", at: 1 });
+  assert.equal(pending.state, "announced");
+  pending.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  assert.equal(pending.state, "refunding");
+  assert.deepEqual(pending.emitted("chain.refund").map((e) => e.reason), ["cancelled"]);
+});
+
+Deno.test("jobMachine() refuses cancellation after assignment and by anyone but the owner", () => {
+  const d = executing();
+  assert.equal(d.can({ type: "job.cancel", at: 200 }), false);
+  const observer = new Driver(jobMachine, {
+    jobId: "j1",
+    spec: spec(),
+    owner: "client",
+    self: "w9",
+    roles: ["worker"],
+    at: 0,
+    escrowLocked: true,
+  });
+  assert.equal(observer.can({ type: "job.cancel", at: 1 }), false);
+});
+
+Deno.test("jobMachine() re-auctions when the worker goes silent, then fails when attempts run out", () => {
+  const d = executing();
+  d.send({ type: "timer.fired", at: 1_110, key: "execution", due: 1_110 });
+  assert.equal(d.state, "reassigning");
+  assert.deepEqual(d.emitted("chain.assignment.revoke").map((e) => e.worker), ["w1"]);
+
+  d.send({ type: "chain.assignment.revoked", at: 1_120, worker: "w1" });
+  assert.equal(d.state, "bidding");
+  assert.equal(d.context.attempt, 2);
+  assert.deepEqual(d.context.excluded, ["w1"]);
+  assert.deepEqual(d.emitted("chain.slash").map((e) => [e.worker, e.reason]), [["w1", "downtime"]]);
+  assert.equal(d.emitted("net.announce")[0].attempt, 2);
+  assert.equal(d.context.deadlines.bid_window, 1_220);
+
+  d.send({ type: "bid.received", at: 1_130, bid: bid("w1", 10n, { bidId: "again" }) });
+  assert.equal(d.context.bids["again"].reason, "worker_excluded");
+  d.send({ type: "bid.received", at: 1_131, bid: bid("w3", 70n) });
+  d.send({ type: "timer.fired", at: 1_220, key: "bid_window", due: 1_220 });
+  assert.equal(d.emitted("chain.assign")[0].worker, "w3");
+  d.send({
+    type: "chain.worker.assigned",
+    at: 1_230,
+    worker: "w3",
+    price: 70n,
+    verifiers: d.context.verifiers,
+  });
+  d.send({ type: "timer.fired", at: 2_230, key: "execution", due: 2_230 });
+  d.send({ type: "chain.assignment.revoked", at: 2_240, worker: "w3" });
+  assert.equal(d.state, "refunding", "maxAttempts = 2 is used up");
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["failed"]);
+  d.send({ type: "chain.escrow.refunded", at: 2_250, amount: 100n, reason: "failed" });
+  assert.equal(d.state, "failed");
+});
+
+Deno.test("jobMachine() disputes a wrong result: slashes the worker and refunds the client", () => {
+  const d = verifying();
+  const [v1, v2] = d.context.verifiers;
+  d.send({
+    type: "job.attestation.received",
+    at: 300,
+    verifier: v1,
+    verdict: "invalid",
+    commitment: BAD,
+  });
+  assert.equal(d.state, "verifying", "one objection is not f + 1");
+  d.send({
+    type: "job.attestation.received",
+    at: 301,
+    verifier: v2,
+    verdict: "invalid",
+    commitment: BAD,
+  });
+  assert.equal(d.state, "disputed");
+  assert.deepEqual(d.emitted("chain.verification.record").map((e) => e.accepted), [false]);
+  d.send({ type: "chain.job.disputed", at: 310 });
+  assert.deepEqual(d.emitted("chain.slash").map((e) => [e.worker, e.reason]), [[
+    "w1",
+    "invalid_compute",
+  ]]);
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["disputed"]);
+  d.send({
+    type: "chain.worker.slashed",
+    at: 311,
+    worker: "w1",
+    amount: 25n,
+    reason: "invalid_compute",
+  });
+  d.send({ type: "chain.escrow.refunded", at: 312, amount: 100n, reason: "disputed" });
+  assert.equal(d.state, "refunded");
+  assert.deepEqual(d.context.slashes, [{ worker: "w1", amount: 25n, reason: "invalid_compute" }]);
+});
+
+Deno.test("jobMachine() ignores attestations from verifiers that were not chosen, and duplicates", () => {
+  const d = verifying();
+  assert.equal(
+    d.can({
+      type: "job.attestation.received",
+      at: 300,
+      verifier: "w2",
+      verdict: "invalid",
+      commitment: BAD,
+    }),
+    false,
+  );
+  const [v1] = d.context.verifiers;
+  d.send({
+    type: "job.attestation.received",
+    at: 300,
+    verifier: v1,
+    verdict: "valid",
+    commitment: C,
+  });
+  assert.equal(
+    d.can({
+      type: "job.attestation.received",
+      at: 301,
+      verifier: v1,
+      verdict: "invalid",
+      commitment: C,
+    }),
+    false,
+  );
+});
+
+Deno.test("jobMachine() fails when the escrow cannot be locked, or no quorum forms in time", () => {
+  const d = owner();
+  d.send({
+    type: "chain.tx.failed",
+    at: 3,
+    request: "chain.escrow.lock",
+    code: "insufficient_balance",
+    message: "no funds",
+  });
+  assert.equal(d.state, "failed");
+  assert.match(d.context.failure, /chain.escrow.lock failed: insufficient_balance/);
+
+  const v = verifying();
+  v.send({ type: "timer.fired", at: 1_200, key: "verification", due: 1_200 });
+  assert.equal(v.state, "refunding");
+  assert.deepEqual(v.emitted("chain.refund").map((e) => e.reason), ["failed"]);
+});
+
+Deno.test("jobMachine() ignores a stale deadline firing", () => {
+  const d = executing();
+  // The bid window's timer fires late, after the job moved on.
+  assert.equal(d.can({ type: "timer.fired", at: 150, key: "bid_window", due: 105 }), false);
+  // An execution deadline with a different due time is not the current one.
+  assert.equal(d.can({ type: "timer.fired", at: 150, key: "execution", due: 150 }), false);
+  assert.equal(d.can({ type: "timer.fired", at: 1_110, key: "execution", due: 1_110 }), true);
+});
+
+Deno.test("jobMachine() falls back to the next bid when the chain refuses the assignment", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
+  d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  d.send({
+    type: "chain.tx.failed",
+    at: 106,
+    request: "chain.assign",
+    code: "insufficient_stake",
+    message: "stake 5",
+  });
+  assert.equal(d.state, "assigned");
+  assert.equal(d.context.bids["b-w1"].reason, "assignment_failed");
+  assert.equal(d.emitted("chain.assign")[0].worker, "w2");
+  d.send({
+    type: "chain.tx.failed",
+    at: 107,
+    request: "chain.assign",
+    code: "insufficient_stake",
+    message: "stake 5",
+  });
+  assert.equal(d.state, "refunding");
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"]);
+});
+
+Deno.test("bidRejection() names why a bid cannot take part", () => {
+  const d = owner({ spec: spec({ requirements: { hardware: "gpu", minStake: 10n } }) });
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  const c = d.context;
+  assert.equal(bidRejection(c, bid("w1", 101n, { hardware: "gpu" })), "price_above_max");
+  assert.equal(bidRejection(c, bid("w1", 50n)), "hardware_mismatch");
+  assert.equal(
+    bidRejection(c, bid("w1", 50n, { hardware: "gpu", stake: 9n })),
+    "insufficient_stake",
+  );
+  assert.equal(bidRejection(c, bid("w1", 50n, { hardware: "gpu", etaMs: 5_000 })), "eta_too_long");
+  assert.equal(bidRejection(c, bid("w1", 50n, { hardware: "gpu" })), null);
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 50n, { hardware: "gpu" }) });
+  assert.equal(bidRejection(d.context, bid("w1", 50n, { hardware: "gpu" })), "duplicate");
+  const rejected = d.send({ type: "bid.received", at: 11, bid: bid("w2", 50n) });
+  assert.match(
+    rejected.find((e) => e.type === "log.reject")!.reason as string,
+    /hardware_mismatch/,
+  );
+});
+
+Deno.test("jobMachine() rejects a bid for a job that is not bidding, with a logged reason", () => {
+  const d = executing();
+  const effects = d.send({ type: "bid.received", at: 500, bid: bid("w7", 10n) });
+  assert.equal(d.state, "executing");
+  const log = effects.find((e) => e.type === "log.reject");
+  assert.ok(log);
+  assert.match(log.reason as string, /Cannot accept bid "b-w7" from "w7": not_bidding/);
+});
+
+Deno.test("jobMachine() on a worker node bids, runs the job it won, and submits the result", () => {
+  const d = new Driver(jobMachine, {
+    jobId: "j1",
+    spec: spec(),
+    owner: "client",
+    self: "w1",
+    roles: ["worker"],
+    at: 10,
+    escrowLocked: true,
+    bidWindowEndsAt: 105,
+  });
+  assert.equal(d.state, "bidding");
+  assert.equal(
+    d.context.deadlines.bid_window,
+    105,
+    "observers keep the owner's announced deadline",
+  );
+  assert.equal(d.emitted("worker.consider").length, 1);
+  assert.equal(d.emitted("net.announce").length, 0);
+  // The observer does not decide at the window's end: the chain tells it.
+  assert.equal(d.can({ type: "timer.fired", at: 105, key: "bid_window", due: 105 }), false);
+  d.send({
+    type: "chain.worker.assigned",
+    at: 110,
+    worker: "w1",
+    price: 40n,
+    verifiers: ["v1", "v2", "v3", "v4"],
+  });
+  assert.equal(d.state, "executing");
+  assert.equal(d.emitted("exec.run").length, 1);
+  d.send({ type: "job.execution.completed", at: 150, commitment: C, output: [[19, 22], [43, 50]] });
+  assert.deepEqual(d.emitted("chain.result.submit").map((e) => e.commitment), [C]);
+  assert.equal(d.emitted("net.result").length, 1);
+  d.send({ type: "chain.result.submitted", at: 160, worker: "w1", commitment: C });
+  assert.equal(d.state, "verifying");
+  assert.equal(d.emitted("verify.run").length, 0, "a worker does not verify");
+  d.send({ type: "chain.job.verified", at: 200 });
+  assert.equal(d.state, "settling");
+  assert.equal(d.emitted("chain.release").length, 0, "only the owner releases");
+  d.send({
+    type: "chain.payment.released",
+    at: 210,
+    worker: "w1",
+    amount: 40n,
+    fee: 0n,
+    change: 60n,
+  });
+  assert.equal(d.state, "settled");
+});
+
+Deno.test("jobMachine() on a chosen verifier re-runs once it has the result and the output, in either order", () => {
+  for (const outputFirst of [true, false]) {
+    const d = new Driver(jobMachine, {
+      jobId: "j1",
+      spec: spec(),
+      owner: "client",
+      self: "v2",
+      roles: ["verifier"],
+      at: 10,
+      escrowLocked: true,
+    });
+    assert.equal(d.emitted("worker.consider").length, 0);
+    d.send({
+      type: "chain.worker.assigned",
+      at: 110,
+      worker: "w1",
+      price: 40n,
+      verifiers: ["v1", "v2", "v3", "v4"],
+    });
+    const output = {
+      type: "job.result.received",
+      at: 150,
+      worker: "w1",
+      commitment: C,
+      output: [[1]],
+    };
+    const result = { type: "chain.result.submitted", at: 160, worker: "w1", commitment: C };
+    const first = outputFirst ? output : result;
+    const second = outputFirst ? result : output;
+    d.send(first);
+    assert.equal(d.emitted("verify.run").length, 0);
+    d.send(second);
+    const [run] = d.emitted("verify.run");
+    assert.ok(run, `verify.run after ${outputFirst ? "output, result" : "result, output"}`);
+    assert.deepEqual(run.output, [[1]]);
+    d.send({ type: "job.verification.completed", at: 170, verdict: "valid", commitment: C });
+    assert.deepEqual(d.emitted("net.attestation").map((e) => e.verdict), ["valid"]);
+  }
+});
+
+Deno.test("jobMachine() observers follow the chain into every final state", () => {
+  const make = () =>
+    new Driver(jobMachine, {
+      jobId: "j1",
+      spec: spec(),
+      owner: "client",
+      self: "o",
+      roles: ["worker"],
+      at: 0,
+      escrowLocked: true,
+    });
+  for (
+    const [reason, state] of [["expired", "expired"], ["cancelled", "cancelled"], [
+      "disputed",
+      "refunded",
+    ], ["failed", "failed"]]
+  ) {
+    const d = make();
+    d.send({ type: "chain.escrow.refunded", at: 50, amount: 100n, reason });
+    assert.equal(d.state, state);
+  }
+  const d = make();
+  d.send({ type: "chain.worker.assigned", at: 110, worker: "w1", price: 40n, verifiers: ["v1"] });
+  d.send({ type: "chain.result.submitted", at: 160, worker: "w1", commitment: C });
+  d.send({ type: "chain.job.disputed", at: 170 });
+  assert.equal(d.state, "disputed");
+  d.send({ type: "chain.assignment.revoked", at: 1 }); // nonsense: ignored
+  assert.equal(d.state, "disputed");
+});
+
+Deno.test("jobMachine() withdraws a bid only for the worker that made it", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
+  assert.equal(d.can({ type: "bid.withdrawn", at: 11, bidId: "b-w1", worker: "w2" }), false);
+  d.send({ type: "bid.withdrawn", at: 11, bidId: "b-w1", worker: "w1" });
+  assert.equal(d.context.bids["b-w1"].status, "withdrawn");
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.state, "refunding", "the only bid was withdrawn");
+});
