@@ -1,0 +1,1452 @@
+/**
+ * The Starknet settlement adapter: {@link StarknetChain} implements the {@link ChainPort} against
+ * the JobManager and CDC Pool Cairo contracts (interface: `chain/CAIRO_INTERFACE.md`, ABIs:
+ * `chain/abi/*.json`) through starknet.js 10.8 (`RpcProvider`, `Account`, `Contract`; JSON-RPC
+ * spec 0.9 or 0.10).
+ *
+ * Transactions. Calls from one adapter are sent one at a time: the adapter keeps the account's
+ * next nonce (read from the pre-confirmed block at first), estimates the fee
+ * (`starknet_estimateFee`), signs and sends (`starknet_addInvokeTransaction`), and waits for the
+ * receipt (`waitForTransaction`). A nonce the node refuses is read again and the transaction
+ * re-signed; a transient failure (network, HTTP 5xx, `UNEXPECTED_ERROR`) is retried with
+ * exponential backoff, at most `maxAttempts` times. A send whose outcome is unknown (the
+ * connection failed after the request left) is only retried if the account's nonce shows it was
+ * not taken, so a call is never executed twice. A call the contract refuses fails with a
+ * {@link ChainError} whose code is the Cairo panic string (`duplicate_job`, `invalid_state`, ...);
+ * one that reverts for another reason is `reverted`; an RPC failure is `rpc_error`.
+ *
+ * Identity. Events and calls name nodes by their {@link NodeId} (a libp2p peer id), as a Cairo
+ * `ByteArray`; the CDC Pool binds each account to one node id (`register_node`), and
+ * {@link StarknetChain.connect} registers the account's node id if it is not yet.
+ *
+ * Events. {@link StarknetChain.eventsSince} and {@link StarknetChain.subscribe} read the two
+ * contracts' events with `starknet_getEvents` (the event selectors as `keys`, `chunk_size` and
+ * `continuation_token` pagination; the contract addresses as `address` on spec 0.10, filtered
+ * here on 0.9), only up to `latest - confirmations`. A {@link ChainEvent}'s `eventIndex` is its
+ * position among the two contracts' events in its block (not the spec's per-transaction
+ * `event_index`), so `{ blockNumber, eventIndex + 1 }` is the cursor after it, as with the local
+ * ledger. A subscription:
+ *
+ * - resumes from its {@link CursorStore} (or `from`), saving after every delivered event;
+ * - remembers `(block number, block hash)` of the blocks it processed (those with events and the
+ *   confirmed head of each poll, within `reorgWindow` blocks), re-checks them every poll with
+ *   `starknet_getBlockWithTxHashes`, and on a mismatch rolls its cursor back to the last block
+ *   that still matches, reports the revoked events to `onReorg`, and reads the new chain again;
+ * - delivers each `(block hash, transaction hash, event_index)` at most once;
+ * - skips events of the pre-confirmed block (no `block_hash`/`block_number`) until they are in
+ *   a confirmed block.
+ *
+ * Keys. The account key comes from `privateKey`, `privateKeyFile`, or the
+ * `CIRO_STARKNET_PRIVATE_KEY` environment variable; it lives only inside the starknet.js signer
+ * held in a private field, and no message, log line or `JSON.stringify` of the adapter shows it.
+ *
+ * ```ts ignore
+ * import { StarknetChain } from "./starknet_adapter.ts";
+ *
+ * const chain = await StarknetChain.connect({
+ *   rpcUrl: "https://starknet-sepolia.example/rpc/v0_10",
+ *   accountAddress: "0x0123...",
+ *   privateKeyFile: "/etc/ciro/starknet.key",
+ *   jobManagerAddress: "0x0456...",
+ *   cdcPoolAddress: "0x0789...",
+ * });
+ * const stop = chain.subscribe((event) => console.log(event.name));
+ * await chain.stake({ amount: 1_000n });
+ * stop();
+ * await chain.close();
+ * ```
+ *
+ * @module
+ */
+import { Account, type Call, Contract, RpcProvider, validateAndParseAddress } from "starknet";
+import { getLogger } from "@logtape/logtape";
+import type { NodeId, RefundReason, SlashReason } from "../machines/types.ts";
+import {
+  type ChainCallOptions,
+  type ChainCursor,
+  ChainError,
+  type ChainErrorCode,
+  type ChainEvent,
+  type ChainEventName,
+  type ChainPort,
+  type LedgerTotals,
+  type TxReceipt,
+} from "./port.ts";
+import { decodeChainEvent, EVENT_SELECTORS, type RawStarknetEvent } from "./events.ts";
+import {
+  type BlockRef,
+  checkCursor,
+  compareCursors,
+  type CursorStore,
+  MemoryCursorStore,
+} from "./event_cursor.ts";
+import jobManagerAbi from "./abi/job_manager.json" with { type: "json" };
+import cdcPoolAbi from "./abi/cdc_pool.json" with { type: "json" };
+
+/** The environment variable {@link StarknetChain.connect} reads the account key from. */
+export const PRIVATE_KEY_ENV = "CIRO_STARKNET_PRIVATE_KEY";
+
+/** Options of {@link StarknetChain.connect}. */
+export interface StarknetChainOptions {
+  /** The JSON-RPC endpoint (spec 0.9 or 0.10). */
+  readonly rpcUrl: string;
+  /** The account contract that signs (an OpenZeppelin or Argent account, Cairo 1). */
+  readonly accountAddress: string;
+  /**
+   * The account's Stark private key, `0x` hex.
+   * @default {undefined} read from `privateKeyFile`, else from `CIRO_STARKNET_PRIVATE_KEY`
+   */
+  readonly privateKey?: string;
+  /** A file holding the private key (`0x` hex, surrounding whitespace ignored). */
+  readonly privateKeyFile?: string;
+  readonly jobManagerAddress: string;
+  readonly cdcPoolAddress: string;
+  /**
+   * The ERC-20 the contracts pull escrow and stake in. When set, `submitJob` and `stake` send
+   * `approve(spender, amount)` in the same multicall.
+   * @default {undefined} no approval (the token is approved out of band)
+   */
+  readonly tokenAddress?: string;
+  /**
+   * The node id this account stands for in events and calls.
+   * @default {the account address, 0x + 64 lowercase hex digits}
+   */
+  readonly nodeId?: NodeId;
+  /**
+   * Register `nodeId` in the CDC Pool on connect if the account has none.
+   * @default {true}
+   */
+  readonly register?: boolean;
+  /** Blocks below the latest before an event is delivered. @default {2} */
+  readonly confirmations?: number;
+  /** `chunk_size` of each `starknet_getEvents` page. @default {100} */
+  readonly chunkSize?: number;
+  /** Poll interval of subscriptions and of transaction receipts, ms. @default {2000} */
+  readonly pollMs?: number;
+  /** How long to wait for a transaction's receipt, ms. @default {300000} */
+  readonly txTimeoutMs?: number;
+  /** Attempts per RPC call or transaction before giving up. @default {5} */
+  readonly maxAttempts?: number;
+  /** First retry delay, doubled each attempt (capped at 30 s), ms. @default {250} */
+  readonly backoffMs?: number;
+  /** Transaction tip, in fri. @default {0n} */
+  readonly tip?: bigint;
+  /** How many blocks below the confirmed head a subscription re-checks for reorgs. @default {16} */
+  readonly reorgWindow?: number;
+  /** Where subscriptions keep their cursor. @default {a new MemoryCursorStore} */
+  readonly cursorStore?: CursorStore;
+  /** Aborts `connect` itself. */
+  readonly signal?: AbortSignal;
+}
+
+/** What a subscription reports when a reorg revoked events it had delivered. */
+export interface ReorgNotice {
+  /** The last block that is still on the chain; everything after it was revoked. */
+  readonly forkBlock: number;
+  /** The delivered events that are no longer on the chain (those this process remembers). */
+  readonly revoked: readonly ChainEvent[];
+}
+
+/** Options of {@link StarknetChain.subscribe}. */
+export interface StarknetSubscribeOptions {
+  /** @default {the cursor store's cursor, else block 0} */
+  readonly from?: ChainCursor;
+  /** @default {the adapter's pollMs} */
+  readonly pollMs?: number;
+  /** Called after a reorg, before the events of the new chain are delivered. */
+  readonly onReorg?: (notice: ReorgNotice) => void;
+}
+
+const logger = getLogger(["ciro", "chain", "starknet"]);
+
+const EVENT_NAMES = Object.keys(EVENT_SELECTORS) as ChainEventName[];
+const CHAIN_ERROR_CODES: ReadonlySet<string> = new Set<ChainErrorCode>([
+  "unknown_job",
+  "duplicate_job",
+  "invalid_state",
+  "not_authorized",
+  "insufficient_stake",
+  "insufficient_balance",
+  "invalid_amount",
+  "still_unbonding",
+]);
+/** The Stark curve order; a private key is in `1..order-1`. */
+const CURVE_ORDER = 0x0800000000000010ffffffffffffffffb781126dcae7b2321e66a241adc64d2fn;
+const U256 = 2n ** 256n;
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+const SHORT_STRING_PATTERN = /^[\x20-\x7e]{1,31}$/;
+const MAX_BACKOFF_MS = 30_000;
+const RPC_NONCE_ERROR = 52;
+const RPC_DUPLICATE_TX = 59;
+const RPC_BLOCK_NOT_FOUND = 24;
+const RPC_INVALID_CONTINUATION_TOKEN = 33;
+const RPC_TRANSIENT = new Set([63, -32603, -32000, -32005]);
+const RPC_EXECUTION = new Set([40, 41]);
+
+type Abi = ConstructorParameters<typeof Contract>[0]["abi"];
+
+/** How a failed RPC attempt should be handled. */
+type Failure =
+  | { kind: "nonce"; detail: string }
+  | { kind: "execution"; detail: string; code: ChainErrorCode | undefined }
+  | { kind: "transient"; detail: string }
+  | { kind: "duplicate"; detail: string }
+  | { kind: "fatal"; detail: string };
+
+function firstLine(text: string, max = 240): string {
+  const line = text.split("\n").find((l) => l.trim().length > 0)?.trim() ?? "";
+  return line.length > max ? `${line.slice(0, max)}...` : line;
+}
+
+function rpcCode(error: unknown): number | undefined {
+  const base = (error as { baseError?: { code?: unknown } })?.baseError;
+  return typeof base?.code === "number" ? base.code : undefined;
+}
+
+function rpcText(error: unknown): string {
+  const base = (error as { baseError?: { message?: unknown; data?: unknown } })?.baseError;
+  if (base !== undefined) {
+    const data = typeof base.data === "string" ? base.data : JSON.stringify(base.data ?? "");
+    return `${String(base.message)} ${data}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The Cairo panic string naming a {@link ChainErrorCode}, if the error text has one. */
+function panicCode(text: string): ChainErrorCode | undefined {
+  let found: ChainErrorCode | undefined;
+  for (const match of text.matchAll(/'([a-z_]{3,31})'|"([a-z_]{3,31})"/g)) {
+    const code = match[1] ?? match[2];
+    if (code !== undefined && CHAIN_ERROR_CODES.has(code)) found = code as ChainErrorCode;
+  }
+  return found;
+}
+
+function classify(error: unknown): Failure {
+  const code = rpcCode(error);
+  const text = rpcText(error);
+  if (code !== undefined) {
+    const detail = `RPC error ${code}: ${firstLine(text)}`;
+    if (code === RPC_NONCE_ERROR || /invalid transaction nonce/i.test(text)) {
+      return { kind: "nonce", detail };
+    }
+    if (code === RPC_DUPLICATE_TX) return { kind: "duplicate", detail };
+    if (RPC_EXECUTION.has(code)) return { kind: "execution", detail, code: panicCode(text) };
+    if (RPC_TRANSIENT.has(code)) return { kind: "transient", detail };
+    return { kind: "fatal", detail };
+  }
+  // No JSON-RPC error object: the request or the response failed on the way (connection
+  // refused, HTTP 5xx without a JSON body, a body that is not JSON).
+  const name = (error as { name?: unknown })?.name;
+  if (name === "AbortError") return { kind: "fatal", detail: "aborted" };
+  return { kind: "transient", detail: firstLine(text) };
+}
+
+function sameFelt(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  try {
+    return BigInt(a) === BigInt(b);
+  } catch {
+    return a === b;
+  }
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function checkAddress(field: string, value: string): string {
+  try {
+    return validateAndParseAddress(value).toLowerCase();
+  } catch {
+    throw new TypeError(
+      `Invalid ${field}: expected a Starknet address, got ${JSON.stringify(value)}`,
+    );
+  }
+}
+
+function checkCount(field: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`Invalid ${field}: expected an integer of at least ${min}, got ${value}`);
+  }
+  return value;
+}
+
+function checkAmount(field: string, value: bigint): bigint {
+  if (typeof value !== "bigint" || value < 0n || value >= U256) {
+    throw new RangeError(`Invalid ${field}: expected a u256 bigint, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkHash(field: string, value: string): bigint {
+  if (typeof value !== "string" || !HASH_PATTERN.test(value)) {
+    throw new TypeError(
+      `Invalid ${field}: expected 64 lowercase hex digits, got ${JSON.stringify(value)}`,
+    );
+  }
+  return BigInt(`0x${value}`);
+}
+
+function checkId(field: string, value: string): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new TypeError(
+      `Invalid ${field}: expected a non-empty string, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkReason(field: string, value: string): string {
+  if (typeof value !== "string" || !SHORT_STRING_PATTERN.test(value)) {
+    throw new TypeError(
+      `Invalid ${field}: expected a Cairo short string, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Reads the account key: `privateKey`, else the file `privateKeyFile`, else the
+ * `CIRO_STARKNET_PRIVATE_KEY` environment variable. Throws a `TypeError` that never quotes the
+ * key when it is missing or not a valid Stark key.
+ */
+export async function resolvePrivateKey(
+  options: { privateKey?: string; privateKeyFile?: string; signal?: AbortSignal },
+): Promise<string> {
+  let key = options.privateKey;
+  let source = "privateKey";
+  if (key === undefined && options.privateKeyFile !== undefined) {
+    source = `key file ${options.privateKeyFile}`;
+    try {
+      key = (await Deno.readTextFile(
+        options.privateKeyFile,
+        options.signal ? { signal: options.signal } : {},
+      )).trim();
+    } catch (cause) {
+      throw new TypeError(`Cannot read the Starknet private key: ${source} is not readable`, {
+        cause,
+      });
+    }
+  }
+  if (key === undefined) {
+    source = `environment variable ${PRIVATE_KEY_ENV}`;
+    key = Deno.env.get(PRIVATE_KEY_ENV)?.trim();
+  }
+  if (key === undefined || key.length === 0) {
+    throw new TypeError(
+      `Missing Starknet private key: pass privateKey or privateKeyFile, or set ${PRIVATE_KEY_ENV}`,
+    );
+  }
+  let value: bigint | undefined;
+  if (/^0x[0-9a-fA-F]{1,64}$/.test(key)) value = BigInt(key);
+  if (value === undefined || value <= 0n || value >= CURVE_ORDER) {
+    throw new TypeError(
+      `Invalid Starknet private key from ${source}: expected 0x hex between 1 and the curve order`,
+    );
+  }
+  return key;
+}
+
+interface Settings {
+  readonly rpcOrigin: string;
+  readonly accountAddress: string;
+  readonly jobManagerAddress: string;
+  readonly cdcPoolAddress: string;
+  readonly tokenAddress: string | undefined;
+  readonly addressFilter: boolean;
+  readonly confirmations: number;
+  readonly chunkSize: number;
+  readonly pollMs: number;
+  readonly txTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly backoffMs: number;
+  readonly tip: bigint;
+  readonly reorgWindow: number;
+}
+
+/** A raw event as `starknet_getEvents` returns it; block fields are absent when pre-confirmed. */
+type EmittedEvent = Omit<RawStarknetEvent, "block_hash" | "block_number"> & {
+  block_hash?: string;
+  block_number?: number;
+};
+
+/** A decoded event at its position, or a position whose event failed to decode. */
+interface Scanned {
+  readonly cursor: ChainCursor;
+  readonly raw: RawStarknetEvent;
+  readonly event: ChainEvent | undefined;
+}
+
+/** A reorg noticed while reading: the read stops and the next poll rolls back. */
+class ReadReorg extends Error {
+  override readonly name = "ReadReorg";
+}
+
+/** The {@link ChainPort} on Starknet. Create it with {@link StarknetChain.connect}. */
+export class StarknetChain implements ChainPort {
+  /** The node id this adapter signs as. */
+  readonly account: NodeId;
+  /** The account contract's address, 0x + 64 lowercase hex digits. */
+  readonly address: string;
+
+  readonly #settings: Settings;
+  readonly #provider: RpcProvider;
+  readonly #signer: Account;
+  readonly #jobManager: Contract;
+  readonly #cdcPool: Contract;
+  readonly #cursorStore: CursorStore;
+  readonly #closing = new AbortController();
+  readonly #subscriptions = new Set<() => void>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #nonce: bigint | undefined;
+  #closed = false;
+
+  private constructor(
+    nodeId: NodeId,
+    settings: Settings,
+    provider: RpcProvider,
+    signer: Account,
+    cursorStore: CursorStore,
+  ) {
+    this.account = nodeId;
+    this.address = settings.accountAddress;
+    this.#settings = settings;
+    this.#provider = provider;
+    this.#signer = signer;
+    this.#cursorStore = cursorStore;
+    this.#jobManager = new Contract({
+      abi: jobManagerAbi as Abi,
+      address: settings.jobManagerAddress,
+      providerOrAccount: provider,
+    });
+    this.#cdcPool = new Contract({
+      abi: cdcPoolAbi as Abi,
+      address: settings.cdcPoolAddress,
+      providerOrAccount: provider,
+    });
+  }
+
+  /**
+   * Connects to the node, checks its spec version and chain, and registers the account's node
+   * id in the CDC Pool if needed. Fails with a `TypeError`/`RangeError` for bad options and a
+   * {@link ChainError} (`rpc_error`, or `not_authorized` when the account is bound to another
+   * node id) otherwise.
+   */
+  static async connect(options: StarknetChainOptions): Promise<StarknetChain> {
+    const signal = options.signal;
+    let origin: string;
+    try {
+      origin = new URL(options.rpcUrl).origin;
+    } catch {
+      throw new TypeError("Invalid rpcUrl: expected an absolute URL");
+    }
+    const accountAddress = checkAddress("accountAddress", options.accountAddress);
+    const jobManagerAddress = checkAddress("jobManagerAddress", options.jobManagerAddress);
+    const cdcPoolAddress = checkAddress("cdcPoolAddress", options.cdcPoolAddress);
+    const tokenAddress = options.tokenAddress === undefined
+      ? undefined
+      : checkAddress("tokenAddress", options.tokenAddress);
+    const nodeId = checkId("nodeId", options.nodeId ?? accountAddress);
+    const tip = checkAmount("tip", options.tip ?? 0n);
+    const base = {
+      rpcOrigin: origin,
+      accountAddress,
+      jobManagerAddress,
+      cdcPoolAddress,
+      tokenAddress,
+      confirmations: checkCount("confirmations", options.confirmations ?? 2, 0),
+      chunkSize: checkCount("chunkSize", options.chunkSize ?? 100, 1),
+      pollMs: checkCount("pollMs", options.pollMs ?? 2000, 0),
+      txTimeoutMs: checkCount("txTimeoutMs", options.txTimeoutMs ?? 300_000, 1),
+      maxAttempts: checkCount("maxAttempts", options.maxAttempts ?? 5, 1),
+      backoffMs: checkCount("backoffMs", options.backoffMs ?? 250, 0),
+      tip,
+      reorgWindow: checkCount("reorgWindow", options.reorgWindow ?? 16, 1),
+    };
+    const privateKey = await resolvePrivateKey({
+      ...(options.privateKey !== undefined && { privateKey: options.privateKey }),
+      ...(options.privateKeyFile !== undefined && { privateKeyFile: options.privateKeyFile }),
+      ...(signal !== undefined && { signal }),
+    });
+    const retry = <T>(action: string, body: () => Promise<T>) =>
+      withRetries(action, body, base.maxAttempts, base.backoffMs, signal);
+    const probe = new RpcProvider({ nodeUrl: options.rpcUrl });
+    const spec = await retry(`read the spec version of ${origin}`, () => probe.getSpecVersion());
+    const addressFilter = /^0\.(1\d|[1-9]\d+)\./.test(`${spec}.`);
+    if (!/^0\.(9|10)\./.test(`${spec}.`)) {
+      throw new ChainError(
+        "rpc_error",
+        `Cannot connect to ${origin}: it speaks JSON-RPC spec ${spec}, expected 0.9 or 0.10`,
+      );
+    }
+    const provider = new RpcProvider({
+      nodeUrl: options.rpcUrl,
+      specVersion: /^0\.9\./.test(`${spec}.`) ? "0.9.0" : "0.10.0",
+    });
+    await retry(`read the chain id of ${origin}`, () => provider.getChainId());
+    const signer = new Account({
+      provider,
+      address: accountAddress,
+      signer: privateKey,
+      cairoVersion: "1",
+    });
+    const chain = new StarknetChain(
+      nodeId,
+      { ...base, addressFilter },
+      provider,
+      signer,
+      options.cursorStore ?? new MemoryCursorStore(),
+    );
+    const registered = await chain.#view(
+      "read the account's node id",
+      chain.#cdcPool,
+      "node_id_of",
+      [accountAddress],
+      signal,
+    );
+    const current = String(registered);
+    if (current === "") {
+      if (options.register ?? true) {
+        await chain.#send(
+          `register node ${JSON.stringify(nodeId)}`,
+          [chain.#cdcPool.populate("register_node", [nodeId])],
+          signal,
+        );
+      }
+    } else if (current !== nodeId) {
+      throw new ChainError(
+        "not_authorized",
+        `Cannot connect as node ${
+          JSON.stringify(nodeId)
+        }: account ${accountAddress} is registered as ${JSON.stringify(current)}`,
+      );
+    }
+    logger.info("Connected to Starknet at {origin} (spec {spec}) as {nodeId}", {
+      origin,
+      spec,
+      nodeId,
+    });
+    return chain;
+  }
+
+  /** Only public, non-secret facts: what `JSON.stringify` shows. */
+  toJSON(): Record<string, unknown> {
+    return {
+      account: this.account,
+      address: this.address,
+      rpc: this.#settings.rpcOrigin,
+      jobManagerAddress: this.#settings.jobManagerAddress,
+      cdcPoolAddress: this.#settings.cdcPoolAddress,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Transactions
+
+  submitJob(
+    job: {
+      jobId: string;
+      amount: bigint;
+      minStake: bigint;
+      modelHash: string;
+      inputCommitment: string;
+    },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(`submit job ${JSON.stringify(job.jobId)}`, options, () => {
+      const amount = checkAmount("amount", job.amount);
+      const calls: Call[] = [];
+      if (this.#settings.tokenAddress !== undefined) {
+        calls.push(this.#approve(this.#settings.jobManagerAddress, amount));
+      }
+      calls.push(this.#jobManager.populate("submit_job", [
+        checkId("jobId", job.jobId),
+        amount,
+        checkAmount("minStake", job.minStake),
+        checkHash("modelHash", job.modelHash),
+        checkHash("inputCommitment", job.inputCommitment),
+      ]));
+      return calls;
+    });
+  }
+
+  assignWorker(
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `assign job ${JSON.stringify(assignment.jobId)} to ${JSON.stringify(assignment.worker)}`,
+      options,
+      () => [
+        this.#jobManager.populate("assign_worker", [
+          checkId("jobId", assignment.jobId),
+          checkId("worker", assignment.worker),
+          checkAmount("price", assignment.price),
+          // Positional arguments: starknet.js 10.8 refuses `Array<ByteArray>` in object form.
+          assignment.verifiers.map((v, i) => checkId(`verifiers[${i}]`, v)),
+        ]),
+      ],
+    );
+  }
+
+  revokeAssignment(
+    revocation: { jobId: string; worker: NodeId },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `revoke ${JSON.stringify(revocation.worker)} from job ${JSON.stringify(revocation.jobId)}`,
+      options,
+      () => [
+        this.#jobManager.populate("revoke_assignment", [
+          checkId("jobId", revocation.jobId),
+          checkId("worker", revocation.worker),
+        ]),
+      ],
+    );
+  }
+
+  submitResult(
+    result: { jobId: string; commitment: string },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `submit the result of job ${JSON.stringify(result.jobId)}`,
+      options,
+      () => [
+        this.#jobManager.populate("submit_result", [
+          checkId("jobId", result.jobId),
+          checkHash("commitment", result.commitment),
+        ]),
+      ],
+    );
+  }
+
+  recordVerification(
+    outcome: { jobId: string; accepted: boolean },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `record the verification of job ${JSON.stringify(outcome.jobId)}`,
+      options,
+      () => {
+        if (typeof outcome.accepted !== "boolean") {
+          throw new TypeError(
+            `Invalid accepted: expected a boolean, got ${typeof outcome.accepted}`,
+          );
+        }
+        return [
+          this.#jobManager.populate("record_verification", [
+            checkId("jobId", outcome.jobId),
+            outcome.accepted,
+          ]),
+        ];
+      },
+    );
+  }
+
+  releasePayment(release: { jobId: string }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#transact(
+      `release the payment of job ${JSON.stringify(release.jobId)}`,
+      options,
+      () => [
+        this.#jobManager.populate("release_payment", [checkId("jobId", release.jobId)]),
+      ],
+    );
+  }
+
+  refund(
+    refund: { jobId: string; reason: RefundReason },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(`refund job ${JSON.stringify(refund.jobId)}`, options, () => [
+      this.#jobManager.populate("refund", [
+        checkId("jobId", refund.jobId),
+        checkReason("reason", refund.reason),
+      ]),
+    ]);
+  }
+
+  slash(
+    slash: { jobId: string; worker: NodeId; reason: SlashReason },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `slash ${JSON.stringify(slash.worker)} on job ${JSON.stringify(slash.jobId)}`,
+      options,
+      () => [
+        this.#jobManager.populate("slash_worker", [
+          checkId("jobId", slash.jobId),
+          checkId("worker", slash.worker),
+          checkReason("reason", slash.reason),
+        ]),
+      ],
+    );
+  }
+
+  stake(stake: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#transact(`stake ${stake.amount}`, options, () => {
+      const amount = checkAmount("amount", stake.amount);
+      const calls: Call[] = [];
+      if (this.#settings.tokenAddress !== undefined) {
+        calls.push(this.#approve(this.#settings.cdcPoolAddress, amount));
+      }
+      calls.push(this.#cdcPool.populate("stake", [amount]));
+      return calls;
+    });
+  }
+
+  requestUnstake(request: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#transact(`request to unstake ${request.amount}`, options, () => [
+      this.#cdcPool.populate("request_unstake", [checkAmount("amount", request.amount)]),
+    ]);
+  }
+
+  withdraw(options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#transact("withdraw unbonded stake", options, () => [
+      this.#cdcPool.populate("withdraw", []),
+    ]);
+  }
+
+  #approve(spender: string, amount: bigint): Call {
+    // The ERC-20 `approve(spender: ContractAddress, amount: u256)`, without an ABI.
+    return {
+      contractAddress: this.#settings.tokenAddress!,
+      entrypoint: "approve",
+      calldata: [
+        spender,
+        `0x${(amount % 2n ** 128n).toString(16)}`,
+        `0x${(amount >> 128n).toString(16)}`,
+      ],
+    };
+  }
+
+  #transact(
+    action: string,
+    options: ChainCallOptions | undefined,
+    build: () => Call[],
+  ): Promise<TxReceipt> {
+    try {
+      this.#checkOpen(action);
+      const calls = build();
+      return this.#send(action, calls, options?.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Sends one transaction at a time per adapter, so nonces stay in order. */
+  #send(action: string, calls: Call[], signal: AbortSignal | undefined): Promise<TxReceipt> {
+    const run = this.#queue.then(() => this.#sendNow(action, calls, this.#signal(signal)));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #sendNow(action: string, calls: Call[], signal: AbortSignal): Promise<TxReceipt> {
+    const { maxAttempts, backoffMs, tip } = this.#settings;
+    let last: Failure | undefined;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      signal.throwIfAborted();
+      if (attempt > 1) await delay(backoff(backoffMs, attempt), signal);
+      let nonce: bigint;
+      try {
+        nonce = this.#nonce ?? await this.#readNonce(signal);
+      } catch (error) {
+        throw this.#asChainError(action, error);
+      }
+      let sent = false;
+      try {
+        const estimate = await this.#signer.estimateInvokeFee(calls, { nonce, tip });
+        signal.throwIfAborted();
+        sent = true;
+        const { transaction_hash: txHash } = await this.#signer.execute(calls, {
+          nonce,
+          tip,
+          resourceBounds: estimate.resourceBounds,
+        });
+        this.#nonce = nonce + 1n;
+        logger.debug("Sent {action} as {txHash} (nonce {nonce})", {
+          action,
+          txHash,
+          nonce: nonce.toString(),
+        });
+        return await this.#receipt(action, txHash, signal);
+      } catch (error) {
+        if ((error as { name?: unknown })?.name === "ChainError") throw error;
+        signal.throwIfAborted();
+        const failure = classify(error);
+        last = failure;
+        switch (failure.kind) {
+          case "execution":
+            throw new ChainError(
+              failure.code ?? "reverted",
+              `Cannot ${action}: the contract refused it${
+                failure.code === undefined ? "" : ` with ${JSON.stringify(failure.code)}`
+              }`,
+              { cause: error },
+            );
+          case "nonce":
+            logger.warn("Nonce {nonce} refused for {action}; reading it again", {
+              nonce: nonce.toString(),
+              action,
+            });
+            this.#nonce = undefined;
+            continue;
+          case "duplicate":
+          case "transient": {
+            this.#nonce = undefined;
+            if (!sent) {
+              logger.warn("Retrying {action} after a transient failure: {detail}", {
+                action,
+                detail: failure.detail,
+              });
+              continue;
+            }
+            // The send may have reached the node: only resend if the nonce is still free.
+            const current = await this.#readNonce(signal).catch(() => undefined);
+            if (current !== undefined && current === nonce) {
+              logger.warn("Resending {action} after a failed send: {detail}", {
+                action,
+                detail: failure.detail,
+              });
+              continue;
+            }
+            throw new ChainError(
+              "rpc_error",
+              `Cannot ${action}: the node may have accepted the transaction (nonce ${nonce} ${
+                current === undefined ? "unknown" : `now ${current}`
+              }), not resending: ${failure.detail}`,
+              { cause: error },
+            );
+          }
+          case "fatal":
+            throw new ChainError("rpc_error", `Cannot ${action}: ${failure.detail}`, {
+              cause: error,
+            });
+        }
+      }
+    }
+    throw new ChainError(
+      "rpc_error",
+      `Cannot ${action}: gave up after ${maxAttempts} attempts: ${last?.detail ?? "no attempt"}`,
+    );
+  }
+
+  async #readNonce(signal: AbortSignal): Promise<bigint> {
+    const nonce = await this.#rpc(
+      "read the account nonce",
+      () => this.#provider.getNonceForAddress(this.address, "pre_confirmed"),
+      signal,
+    );
+    return BigInt(nonce);
+  }
+
+  async #receipt(action: string, txHash: string, signal: AbortSignal): Promise<TxReceipt> {
+    const { pollMs, txTimeoutMs } = this.#settings;
+    const interval = Math.max(pollMs, 1);
+    const wait = this.#provider.waitForTransaction(txHash, {
+      retryInterval: interval,
+      retries: Math.max(1, Math.ceil(txTimeoutMs / interval)),
+    });
+    let receipt: Awaited<typeof wait>;
+    try {
+      receipt = await abortable(wait, signal);
+    } catch (error) {
+      signal.throwIfAborted();
+      throw new ChainError(
+        "rpc_error",
+        `Cannot ${action}: no receipt for transaction ${txHash}: ${firstLine(rpcText(error))}`,
+        { cause: error },
+      );
+    }
+    const value = receipt as unknown as {
+      execution_status?: string;
+      revert_reason?: string;
+      block_number?: number;
+    };
+    if (value.execution_status === "REVERTED") {
+      const code = panicCode(value.revert_reason ?? "");
+      throw new ChainError(
+        code ?? "reverted",
+        `Cannot ${action}: transaction ${txHash} reverted${
+          code === undefined
+            ? `: ${firstLine(value.revert_reason ?? "no reason")}`
+            : ` with ${JSON.stringify(code)}`
+        }`,
+      );
+    }
+    if (typeof value.block_number !== "number") {
+      throw new ChainError(
+        "rpc_error",
+        `Cannot ${action}: the receipt of ${txHash} has no block number`,
+      );
+    }
+    return { txHash, blockNumber: value.block_number };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Views
+
+  async stakeOf(worker: NodeId, options?: ChainCallOptions): Promise<bigint> {
+    this.#checkOpen("read a stake");
+    const value = await this.#view(
+      `read the stake of ${JSON.stringify(worker)}`,
+      this.#cdcPool,
+      "stake_of",
+      [checkId("worker", worker)],
+      options?.signal,
+    );
+    return BigInt(value as bigint);
+  }
+
+  async reputationOf(worker: NodeId, options?: ChainCallOptions): Promise<number> {
+    this.#checkOpen("read a reputation");
+    const value = await this.#view(
+      `read the reputation of ${JSON.stringify(worker)}`,
+      this.#cdcPool,
+      "reputation_of",
+      [checkId("worker", worker)],
+      options?.signal,
+    );
+    return Number(value as bigint);
+  }
+
+  async totals(options?: ChainCallOptions): Promise<LedgerTotals> {
+    this.#checkOpen("read the totals");
+    const escrow = await this.#view(
+      "read the escrow totals",
+      this.#jobManager,
+      "escrow_totals",
+      [],
+      options?.signal,
+    ) as Record<string, bigint>;
+    const stake = await this.#view(
+      "read the stake totals",
+      this.#cdcPool,
+      "stake_totals",
+      [],
+      options?.signal,
+    ) as Record<string, bigint>;
+    const big = (record: Record<string, bigint>, key: string) => BigInt(record[key] ?? 0n);
+    return {
+      escrowed: big(escrow, "escrowed"),
+      paid: big(escrow, "paid"),
+      fees: big(escrow, "fees"),
+      refunded: big(escrow, "refunded"),
+      locked: big(escrow, "locked"),
+      staked: big(stake, "staked"),
+      slashed: big(stake, "slashed"),
+      withdrawn: big(stake, "withdrawn"),
+      bonded: big(stake, "bonded"),
+    };
+  }
+
+  #view(
+    action: string,
+    contract: Contract,
+    method: string,
+    args: unknown[],
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    return this.#rpc(
+      action,
+      () => contract.call(method, args as never, { blockIdentifier: "latest" }),
+      this.#signal(signal),
+    );
+  }
+
+  /** One RPC call with bounded retries of transient failures; any other failure is a ChainError. */
+  async #rpc<T>(action: string, body: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    try {
+      return await withRetries(
+        action,
+        body,
+        this.#settings.maxAttempts,
+        this.#settings.backoffMs,
+        signal,
+      );
+    } catch (error) {
+      throw this.#asChainError(action, error);
+    }
+  }
+
+  #asChainError(action: string, error: unknown): Error {
+    if ((error as { name?: unknown })?.name === "ChainError") return error as Error;
+    if (this.#closing.signal.aborted && error === this.#closing.signal.reason) {
+      return new ChainError("rpc_error", `Cannot ${action}: the adapter is closed`, {
+        cause: error,
+      });
+    }
+    if ((error as { name?: unknown })?.name === "AbortError") return error as Error;
+    const failure = classify(error);
+    if (failure.kind === "execution") {
+      return new ChainError(failure.code ?? "reverted", `Cannot ${action}: ${failure.detail}`, {
+        cause: error,
+      });
+    }
+    return new ChainError("rpc_error", `Cannot ${action}: ${failure.detail}`, { cause: error });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events
+
+  /**
+   * Confirmed events at or after `from` (at most `limit`, default 1000) and the cursor to
+   * continue from: after the last event returned, or past the confirmed head when the read
+   * reached it.
+   */
+  async eventsSince(
+    from: ChainCursor,
+    options?: ChainCallOptions & { limit?: number },
+  ): Promise<{ events: ChainEvent[]; next: ChainCursor }> {
+    this.#checkOpen("read events");
+    checkCursor(from);
+    const limit = checkCount("limit", options?.limit ?? 1000, 1);
+    const signal = this.#signal(options?.signal);
+    const safe = await this.#safeHead(signal);
+    const events: ChainEvent[] = [];
+    let next = from;
+    if (safe < from.blockNumber) return { events, next };
+    let complete = true;
+    await this.#scan(from, safe, signal, (item) => {
+      if (events.length >= limit) {
+        complete = false;
+        return false;
+      }
+      if (item.event !== undefined) events.push(item.event);
+      next = { blockNumber: item.cursor.blockNumber, eventIndex: item.cursor.eventIndex + 1 };
+      return true;
+    });
+    if (complete) next = { blockNumber: safe + 1, eventIndex: 0 };
+    return { events, next };
+  }
+
+  /**
+   * Polls every `pollMs` and calls `handler` with each confirmed event in order, exactly once
+   * per `(block hash, transaction hash, event_index)`, from `from` or the cursor store. After a
+   * reorg it calls `onReorg`, then delivers the new chain's events. A handler that throws is
+   * logged and the next event delivered; a failed poll is logged and retried. Returns the
+   * unsubscribe.
+   */
+  subscribe(
+    handler: (event: ChainEvent) => void,
+    options: StarknetSubscribeOptions = {},
+  ): () => void {
+    this.#checkOpen("subscribe");
+    const pollMs = checkCount("pollMs", options.pollMs ?? this.#settings.pollMs, 0);
+    if (options.from !== undefined) checkCursor(options.from);
+    const stop = new AbortController();
+    const signal = AbortSignal.any([stop.signal, this.#closing.signal]);
+    const unsubscribe = () => {
+      stop.abort(new DOMException("The subscription was stopped", "AbortError"));
+      this.#subscriptions.delete(unsubscribe);
+    };
+    this.#subscriptions.add(unsubscribe);
+    const subscription = new Subscription(this, handler, options, signal);
+    (async () => {
+      try {
+        await subscription.start();
+        while (!signal.aborted) {
+          try {
+            await subscription.poll();
+          } catch (error) {
+            if (signal.aborted) break;
+            logger.warn("Polling Starknet events failed; retrying in {pollMs} ms: {error}", {
+              pollMs,
+              error: firstLine(rpcText(error)),
+            });
+          }
+          await delay(pollMs, signal).catch(() => {});
+        }
+      } catch (error) {
+        if (!signal.aborted) {
+          logger.error("The Starknet event subscription stopped: {error}", {
+            error: firstLine(rpcText(error)),
+          });
+        }
+      }
+    })();
+    return unsubscribe;
+  }
+
+  /** Stops every subscription and pending wait. The adapter refuses calls afterwards. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const unsubscribe of [...this.#subscriptions]) unsubscribe();
+    this.#closing.abort(new DOMException("The adapter is closed", "AbortError"));
+    await this.#queue.catch(() => {});
+  }
+
+  /** @internal The block number events are delivered up to. */
+  async safeHead(signal: AbortSignal): Promise<number> {
+    return await this.#safeHead(signal);
+  }
+
+  async #safeHead(signal: AbortSignal): Promise<number> {
+    const head = await this.#rpc(
+      "read the block number",
+      () => this.#provider.getBlockNumber(),
+      signal,
+    );
+    return head - this.#settings.confirmations;
+  }
+
+  /** @internal The hash of block `number`, or `undefined` if the node has no such block. */
+  async blockHash(number: number, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      const block = await withRetries(
+        `read block ${number}`,
+        () => this.#provider.getBlockWithTxHashes(number),
+        this.#settings.maxAttempts,
+        this.#settings.backoffMs,
+        signal,
+      );
+      return (block as { block_hash?: string }).block_hash;
+    } catch (error) {
+      if (rpcCode(error) === RPC_BLOCK_NOT_FOUND) return undefined;
+      throw this.#asChainError(`read block ${number}`, error);
+    }
+  }
+
+  /** @internal Settings the subscription needs. */
+  get settings(): Settings {
+    return this.#settings;
+  }
+
+  /** @internal */
+  get cursorStore(): CursorStore {
+    return this.#cursorStore;
+  }
+
+  /** @internal Reads events from `from` to block `to`; stops when `visit` returns false. */
+  scan(
+    from: ChainCursor,
+    to: number,
+    signal: AbortSignal,
+    visit: (item: Scanned) => boolean | Promise<boolean>,
+  ): Promise<void> {
+    return this.#scan(from, to, signal, visit);
+  }
+
+  async #scan(
+    from: ChainCursor,
+    to: number,
+    signal: AbortSignal,
+    visit: (item: Scanned) => boolean | Promise<boolean>,
+  ): Promise<void> {
+    const { chunkSize, addressFilter, jobManagerAddress, cdcPoolAddress } = this.#settings;
+    const ours = (address: string) =>
+      sameFelt(address, jobManagerAddress) || sameFelt(address, cdcPoolAddress);
+    let position = from;
+    let restarts = 0;
+    for (;;) {
+      let token: string | undefined;
+      let block = -1;
+      let ordinal = 0;
+      try {
+        do {
+          const filter = {
+            from_block: { block_number: position.blockNumber },
+            to_block: { block_number: to },
+            ...(addressFilter && { address: [jobManagerAddress, cdcPoolAddress] }),
+            keys: [EVENT_NAMES.map((name) => EVENT_SELECTORS[name])],
+            chunk_size: chunkSize,
+            ...(token !== undefined && { continuation_token: token }),
+          };
+          const page = await withRetries(
+            "read events",
+            () => this.#provider.getEvents(filter as never),
+            this.#settings.maxAttempts,
+            this.#settings.backoffMs,
+            signal,
+          ) as { events: EmittedEvent[]; continuation_token?: string };
+          for (const emitted of page.events) {
+            if (emitted.block_hash === undefined || emitted.block_number === undefined) {
+              logger.debug("Skipping a pre-confirmed event of {txHash}", {
+                txHash: emitted.transaction_hash,
+              });
+              continue;
+            }
+            if (!ours(emitted.from_address)) continue;
+            if (emitted.block_number !== block) {
+              block = emitted.block_number;
+              ordinal = 0;
+            }
+            const cursor = { blockNumber: block, eventIndex: ordinal++ };
+            if (compareCursors(cursor, position) < 0) continue;
+            const raw = emitted as RawStarknetEvent;
+            let event: ChainEvent | undefined;
+            try {
+              event = { ...decodeChainEvent(raw), eventIndex: cursor.eventIndex };
+            } catch (error) {
+              logger.error("Skipping event {block}:{index} of {txHash}: {error}", {
+                block,
+                index: cursor.eventIndex,
+                txHash: raw.transaction_hash,
+                error: (error as Error).message,
+              });
+            }
+            if (!(await visit({ cursor, raw, event }))) return;
+            position = { blockNumber: cursor.blockNumber, eventIndex: cursor.eventIndex + 1 };
+          }
+          token = page.continuation_token;
+        } while (token !== undefined);
+        return;
+      } catch (error) {
+        // A continuation token is only valid on the node that issued it: start the run again
+        // (once) from the last position if a load balancer moved us.
+        if (rpcCode(error) === RPC_INVALID_CONTINUATION_TOKEN && restarts++ < 1) continue;
+        throw this.#asChainError("read events", error);
+      }
+    }
+  }
+
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal === undefined
+      ? this.#closing.signal
+      : AbortSignal.any([signal, this.#closing.signal]);
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#closed) throw new ChainError("rpc_error", `Cannot ${action}: the adapter is closed`);
+  }
+}
+
+/** The poll loop of one subscription. */
+class Subscription {
+  readonly #chain: StarknetChain;
+  readonly #handler: (event: ChainEvent) => void;
+  readonly #options: StarknetSubscribeOptions;
+  readonly #signal: AbortSignal;
+  #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
+  #recent: BlockRef[] = [];
+  /** Delivered events by `(block hash, tx hash, event_index)`, within the reorg window. */
+  readonly #delivered = new Map<string, ChainEvent>();
+
+  constructor(
+    chain: StarknetChain,
+    handler: (event: ChainEvent) => void,
+    options: StarknetSubscribeOptions,
+    signal: AbortSignal,
+  ) {
+    this.#chain = chain;
+    this.#handler = handler;
+    this.#options = options;
+    this.#signal = signal;
+  }
+
+  async start(): Promise<void> {
+    const stored = await this.#chain.cursorStore.load({ signal: this.#signal });
+    const from = this.#options.from;
+    if (from !== undefined) {
+      this.#cursor = from;
+      this.#recent = stored !== undefined && compareCursors(stored.cursor, from) === 0
+        ? [...stored.recentBlocks]
+        : [];
+    } else if (stored !== undefined) {
+      this.#cursor = stored.cursor;
+      this.#recent = [...stored.recentBlocks];
+    }
+  }
+
+  async poll(): Promise<void> {
+    const signal = this.#signal;
+    const safe = await this.#chain.safeHead(signal);
+    await this.#checkReorg(signal);
+    if (safe < this.#cursor.blockNumber) return;
+    const safeHash = await this.#chain.blockHash(safe, signal);
+    if (safeHash === undefined) return;
+    try {
+      await this.#chain.scan(this.#cursor, safe, signal, async (item) => {
+        if (signal.aborted) return false;
+        await this.#deliver(item);
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof ReadReorg) {
+        logger.warn("Blocks changed while reading events: {detail}", { detail: error.message });
+        return;
+      }
+      throw error;
+    }
+    if (signal.aborted) return;
+    // The confirmed head must not have changed while we read up to it.
+    const again = await this.#chain.blockHash(safe, signal);
+    if (!sameFelt(again, safeHash)) return;
+    this.#remember({ blockNumber: safe, blockHash: safeHash });
+    if (compareCursors(this.#cursor, { blockNumber: safe + 1, eventIndex: 0 }) < 0) {
+      this.#cursor = { blockNumber: safe + 1, eventIndex: 0 };
+    }
+    this.#prune(safe);
+    await this.#save();
+  }
+
+  async #deliver(item: Scanned): Promise<void> {
+    const { raw, cursor, event } = item;
+    const last = this.#recent.at(-1);
+    if (last !== undefined && last.blockNumber === raw.block_number) {
+      if (!sameFelt(last.blockHash, raw.block_hash)) {
+        throw new ReadReorg(
+          `block ${raw.block_number} was ${last.blockHash}, now ${raw.block_hash}`,
+        );
+      }
+    } else if (last !== undefined && last.blockNumber > raw.block_number) {
+      throw new ReadReorg(`event of block ${raw.block_number} after block ${last.blockNumber}`);
+    } else {
+      this.#remember({ blockNumber: raw.block_number, blockHash: raw.block_hash });
+    }
+    this.#cursor = { blockNumber: cursor.blockNumber, eventIndex: cursor.eventIndex + 1 };
+    const key = `${BigInt(raw.block_hash)}:${BigInt(raw.transaction_hash)}:${raw.event_index}`;
+    if (event !== undefined && !this.#delivered.has(key)) {
+      this.#delivered.set(key, event);
+      try {
+        this.#handler(event);
+      } catch (error) {
+        logger.error("Subscriber threw on {event}: {error}", {
+          event: `${event.name}@${event.blockNumber}:${event.eventIndex}`,
+          error,
+        });
+      }
+    }
+    await this.#save();
+  }
+
+  async #checkReorg(signal: AbortSignal): Promise<void> {
+    let mismatch = -1;
+    for (let i = 0; i < this.#recent.length; i++) {
+      const ref = this.#recent[i]!;
+      const actual = await this.#chain.blockHash(ref.blockNumber, signal);
+      if (!sameFelt(actual, ref.blockHash)) {
+        mismatch = i;
+        break;
+      }
+    }
+    if (mismatch < 0) return;
+    const first = this.#recent[mismatch]!;
+    const forkBlock = mismatch > 0
+      ? this.#recent[mismatch - 1]!.blockNumber
+      : first.blockNumber - 1;
+    if (mismatch === 0) {
+      logger.error(
+        "Reorg reaches block {block}, the oldest remembered; blocks before it are assumed final",
+        { block: first.blockNumber },
+      );
+    }
+    const revoked: ChainEvent[] = [];
+    for (const [key, event] of this.#delivered) {
+      if (event.blockNumber > forkBlock) {
+        revoked.push(event);
+        this.#delivered.delete(key);
+      }
+    }
+    revoked.sort((a, b) => a.blockNumber - b.blockNumber || a.eventIndex - b.eventIndex);
+    this.#recent = this.#recent.slice(0, mismatch);
+    const rewind = { blockNumber: forkBlock + 1, eventIndex: 0 };
+    if (compareCursors(rewind, this.#cursor) < 0) this.#cursor = rewind;
+    logger.warn("Reorg after block {forkBlock}: {count} delivered events revoked", {
+      forkBlock,
+      count: revoked.length,
+    });
+    await this.#save();
+    try {
+      this.#options.onReorg?.({ forkBlock, revoked });
+    } catch (error) {
+      logger.error("onReorg threw: {error}", { error });
+    }
+  }
+
+  #remember(ref: BlockRef): void {
+    const last = this.#recent.at(-1);
+    if (last !== undefined && last.blockNumber === ref.blockNumber) return;
+    this.#recent.push(ref);
+  }
+
+  #prune(safe: number): void {
+    const floor = safe - this.#chain.settings.reorgWindow;
+    while (this.#recent.length > 1 && this.#recent[0]!.blockNumber <= floor) this.#recent.shift();
+    const oldest = this.#recent[0]?.blockNumber ?? 0;
+    for (const [key, event] of this.#delivered) {
+      if (event.blockNumber < oldest) this.#delivered.delete(key);
+    }
+  }
+
+  #save(): Promise<void> {
+    return this.#chain.cursorStore.save(
+      { cursor: this.#cursor, recentBlocks: this.#recent },
+      { signal: this.#signal },
+    );
+  }
+}
+
+function backoff(baseMs: number, attempt: number): number {
+  return Math.min(baseMs * 2 ** (attempt - 2), MAX_BACKOFF_MS);
+}
+
+/** Runs `body`, retrying transient failures with exponential backoff; rethrows the rest. */
+async function withRetries<T>(
+  action: string,
+  body: () => Promise<T>,
+  maxAttempts: number,
+  backoffMs: number,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    signal?.throwIfAborted();
+    if (attempt > 1) await delay(backoff(backoffMs, attempt), signal);
+    try {
+      return await abortable(body(), signal);
+    } catch (error) {
+      signal?.throwIfAborted();
+      if (classify(error).kind !== "transient") throw error;
+      lastError = error;
+      logger.debug("Attempt {attempt} to {action} failed: {detail}", {
+        attempt,
+        action,
+        detail: classify(error).detail,
+      });
+    }
+  }
+  throw new ChainError(
+    "rpc_error",
+    `Cannot ${action}: gave up after ${maxAttempts} attempts: ${classify(lastError).detail}`,
+    { cause: lastError },
+  );
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) {
+      promise.catch(() => {});
+      return reject(signal.reason);
+    }
+    const onAbort = () => {
+      promise.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
