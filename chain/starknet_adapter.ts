@@ -409,6 +409,7 @@ export class StarknetChain implements ChainPort {
   readonly #cursorStore: CursorStore;
   readonly #closing = new AbortController();
   readonly #subscriptions = new Set<() => void>();
+  readonly #loops = new Set<Promise<void>>();
   #queue: Promise<unknown> = Promise.resolve();
   #nonce: bigint | undefined;
   #closed = false;
@@ -1054,7 +1055,7 @@ export class StarknetChain implements ChainPort {
     };
     this.#subscriptions.add(unsubscribe);
     const subscription = new Subscription(this, handler, options, signal);
-    (async () => {
+    const loop = (async () => {
       try {
         await subscription.start();
         while (!signal.aborted) {
@@ -1077,6 +1078,8 @@ export class StarknetChain implements ChainPort {
         }
       }
     })();
+    this.#loops.add(loop);
+    void loop.finally(() => this.#loops.delete(loop));
     return unsubscribe;
   }
 
@@ -1087,6 +1090,8 @@ export class StarknetChain implements ChainPort {
     for (const unsubscribe of [...this.#subscriptions]) unsubscribe();
     this.#closing.abort(new DOMException("The adapter is closed", "AbortError"));
     await this.#queue.catch(() => {});
+    // Wait for the poll loops, so their last cursor save is done when close() resolves.
+    await Promise.allSettled([...this.#loops]);
   }
 
   /** @internal The block number events are delivered up to. */
@@ -1152,13 +1157,15 @@ export class StarknetChain implements ChainPort {
     let position = from;
     let restarts = 0;
     for (;;) {
+      // The filter stays the same for the whole pagination run, as the spec requires.
+      const fromBlock = position.blockNumber;
       let token: string | undefined;
       let block = -1;
       let ordinal = 0;
       try {
         do {
           const filter = {
-            from_block: { block_number: position.blockNumber },
+            from_block: { block_number: fromBlock },
             to_block: { block_number: to },
             ...(addressFilter && { address: [jobManagerAddress, cdcPoolAddress] }),
             keys: [EVENT_NAMES.map((name) => EVENT_SELECTORS[name])],
@@ -1383,10 +1390,8 @@ class Subscription {
   }
 
   #save(): Promise<void> {
-    return this.#chain.cursorStore.save(
-      { cursor: this.#cursor, recentBlocks: this.#recent },
-      { signal: this.#signal },
-    );
+    // Not aborted by unsubscribe: the cursor of a delivered event must be saved.
+    return this.#chain.cursorStore.save({ cursor: this.#cursor, recentBlocks: this.#recent });
   }
 }
 

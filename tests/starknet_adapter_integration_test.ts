@@ -1,0 +1,574 @@
+/**
+ * The Starknet adapter end to end against the JSON-RPC test double (`starknet_rpc_server.ts`,
+ * which executes transactions on a local ledger): settlement flows, event pagination,
+ * confirmations, reorgs, restart from a stored cursor, nonce and transient-failure retries, and
+ * that the account key never leaks. Every wait is bounded; no assertion depends on timing.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { LocalLedger } from "../chain/local_ledger.ts";
+import { FileCursorStore, MemoryCursorStore } from "../chain/event_cursor.ts";
+import type { CursorStore } from "../chain/event_cursor.ts";
+import type { ChainEvent } from "../chain/port.ts";
+import {
+  PRIVATE_KEY_ENV,
+  type ReorgNotice,
+  StarknetChain,
+  type StarknetChainOptions,
+} from "../chain/starknet_adapter.ts";
+import { StarknetRpcServer, type StarknetRpcServerOptions } from "./starknet_rpc_server.ts";
+
+const HASH = "ab".repeat(32);
+const KEYS = {
+  client: "0x5f4e3d2c1b0a99887766554433221100ffeeddccbbaa",
+  worker: "0x1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f",
+  watcher: "0x7777777777777777777777777777777777777777",
+};
+const ADDRESSES = { client: "0xc11e47", worker: "0x3012ce", watcher: "0x3a7c4e" };
+
+async function until(condition: () => boolean, what: string, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function connect(
+  server: StarknetRpcServer,
+  who: keyof typeof KEYS,
+  options: Partial<StarknetChainOptions> = {},
+): Promise<StarknetChain> {
+  return StarknetChain.connect({
+    rpcUrl: server.url,
+    accountAddress: ADDRESSES[who],
+    privateKey: KEYS[who],
+    nodeId: `${who}-node`,
+    jobManagerAddress: server.jobManagerAddress,
+    cdcPoolAddress: server.cdcPoolAddress,
+    confirmations: 0,
+    pollMs: 5,
+    backoffMs: 1,
+    ...options,
+  });
+}
+
+async function withServer(
+  options: StarknetRpcServerOptions,
+  body: (server: StarknetRpcServer) => Promise<void>,
+): Promise<void> {
+  const server = StarknetRpcServer.start(options);
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+function key(event: ChainEvent): string {
+  return `${event.blockHash}:${event.txHash}:${event.name}`;
+}
+
+function label(event: ChainEvent): string {
+  return `${event.name}@${event.blockNumber}:${event.eventIndex}`;
+}
+
+async function allEvents(chain: StarknetChain): Promise<ChainEvent[]> {
+  return (await chain.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 10_000 })).events;
+}
+
+async function assertMoneyConserved(chain: StarknetChain): Promise<void> {
+  const t = await chain.totals();
+  assert.equal(t.escrowed, t.paid + t.fees + t.refunded + t.locked);
+  assert.equal(t.staked, t.bonded + t.slashed + t.withdrawn);
+}
+
+Deno.test("StarknetChain settles a job end to end: stake, submit, assign, result, verify, release", async () => {
+  await withServer({ tokenAddress: "0x70ce2" }, async (server) => {
+    const client = await connect(server, "client", { tokenAddress: "0x70ce2" });
+    const worker = await connect(server, "worker");
+    try {
+      const seen: ChainEvent[] = [];
+      const stop = client.subscribe((event) => seen.push(event));
+      try {
+        const staked = await worker.stake({ amount: 1_000n });
+        assert.equal(typeof staked.txHash, "string");
+        await client.submitJob({
+          jobId: "job-1",
+          amount: 500n,
+          minStake: 100n,
+          modelHash: HASH,
+          inputCommitment: HASH,
+        });
+        await client.assignWorker({
+          jobId: "job-1",
+          worker: "worker-node",
+          price: 400n,
+          verifiers: ["verifier-a", "verifier-b"],
+        });
+        await worker.submitResult({ jobId: "job-1", commitment: "cd".repeat(32) });
+        await client.recordVerification({ jobId: "job-1", accepted: true });
+        const released = await client.releasePayment({ jobId: "job-1" });
+        await until(() => seen.some((e) => e.name === "ReputationUpdated"), "the payment events");
+        assert.deepEqual(seen.map((e) => e.name), [
+          "WorkerStaked",
+          "JobSubmitted",
+          "WorkerAssigned",
+          "ResultSubmitted",
+          "JobVerified",
+          "PaymentReleased",
+          "ReputationUpdated",
+        ]);
+        const assigned = seen.find((e) => e.name === "WorkerAssigned");
+        assert.ok(assigned?.name === "WorkerAssigned");
+        assert.deepEqual(assigned.verifiers, ["verifier-a", "verifier-b"]);
+        assert.equal(assigned.worker, "worker-node");
+        const paid = seen.find((e) => e.name === "PaymentReleased");
+        assert.ok(paid?.name === "PaymentReleased");
+        assert.equal(paid.blockNumber, released.blockNumber);
+        assert.equal(paid.amount + paid.fee + paid.change, 500n);
+        assert.equal(await client.stakeOf("worker-node"), 1_000n);
+        assert.equal(await client.reputationOf("worker-node"), 510);
+        await assertMoneyConserved(client);
+        await assert.rejects(client.releasePayment({ jobId: "job-1" }), {
+          name: "ChainError",
+          code: "invalid_state",
+          message: /^Cannot release the payment of job "job-1": transaction 0x[0-9a-f]+ reverted/,
+        });
+        await assert.rejects(
+          client.submitJob({
+            jobId: "job-1",
+            amount: 1n,
+            minStake: 0n,
+            modelHash: HASH,
+            inputCommitment: HASH,
+          }),
+          { name: "ChainError", code: "duplicate_job" },
+        );
+        await assert.rejects(worker.releasePayment({ jobId: "nope" }), {
+          name: "ChainError",
+          code: "unknown_job",
+        });
+        await assert.rejects(
+          client.submitResult({ jobId: "job-1", commitment: "not a hash" }),
+          TypeError,
+        );
+      } finally {
+        stop();
+      }
+    } finally {
+      await client.close();
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain.refund() and slash() settle a disputed job", async () => {
+  await withServer({}, async (server) => {
+    const client = await connect(server, "client");
+    const worker = await connect(server, "worker");
+    try {
+      await worker.stake({ amount: 1_000n });
+      await client.submitJob({
+        jobId: "job-2",
+        amount: 300n,
+        minStake: 100n,
+        modelHash: HASH,
+        inputCommitment: HASH,
+      });
+      await client.assignWorker({
+        jobId: "job-2",
+        worker: "worker-node",
+        price: 300n,
+        verifiers: [],
+      });
+      await worker.submitResult({ jobId: "job-2", commitment: HASH });
+      await client.recordVerification({ jobId: "job-2", accepted: false });
+      await client.slash({ jobId: "job-2", worker: "worker-node", reason: "invalid_compute" });
+      await client.refund({ jobId: "job-2", reason: "disputed" });
+      const names = (await allEvents(client)).map((e) => e.name);
+      assert.deepEqual(names, [
+        "WorkerStaked",
+        "JobSubmitted",
+        "WorkerAssigned",
+        "ResultSubmitted",
+        "JobDisputed",
+        "WorkerSlashed",
+        "ReputationUpdated",
+        "EscrowRefunded",
+      ]);
+      const events = await allEvents(client);
+      const slashed = events.find((e) => e.name === "WorkerSlashed");
+      assert.ok(slashed?.name === "WorkerSlashed");
+      assert.equal(slashed.amount, 500n);
+      assert.equal(slashed.reason, "invalid_compute");
+      const refunded = events.find((e) => e.name === "EscrowRefunded");
+      assert.ok(refunded?.name === "EscrowRefunded");
+      assert.equal(refunded.amount, 300n);
+      assert.equal(refunded.client, "client-node");
+      assert.equal(await client.stakeOf("worker-node"), 500n);
+      const totals = await client.totals();
+      assert.equal(totals.refunded, 300n);
+      assert.equal(totals.slashed, 500n);
+      await assertMoneyConserved(client);
+      await assert.rejects(client.refund({ jobId: "job-2", reason: "disputed" }), {
+        name: "ChainError",
+        code: "invalid_state",
+      });
+      await assert.rejects(
+        worker.slash({ jobId: "job-2", worker: "client-node", reason: "downtime" }),
+        {
+          name: "ChainError",
+          code: "not_authorized",
+        },
+      );
+    } finally {
+      await client.close();
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain.eventsSince() pages through several chunks with continuation tokens", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker", { chunkSize: 3 });
+    try {
+      for (let i = 1; i <= 10; i++) await worker.stake({ amount: BigInt(i) });
+      const before = server.calls.get("starknet_getEvents") ?? 0;
+      const { events, next } = await worker.eventsSince({ blockNumber: 0, eventIndex: 0 });
+      const pages = (server.calls.get("starknet_getEvents") ?? 0) - before;
+      assert.equal(events.length, 10);
+      assert.deepEqual(events.map((e) => e.name === "WorkerStaked" ? e.amount : -1n), [
+        1n,
+        2n,
+        3n,
+        4n,
+        5n,
+        6n,
+        7n,
+        8n,
+        9n,
+        10n,
+      ]);
+      assert.equal(pages, 4);
+      assert.ok(server.chunkSizes.every((size) => size === 3));
+      assert.deepEqual(next, { blockNumber: server.blockNumber + 1, eventIndex: 0 });
+      // A limit splits the read; continuing from `next` skips nothing and repeats nothing.
+      const first = await worker.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 4 });
+      const rest = await worker.eventsSince(first.next);
+      assert.equal(first.events.length, 4);
+      assert.deepEqual([...first.events, ...rest.events].map(label), events.map(label));
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain.eventsSince() returns only events at least `confirmations` blocks deep", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker", { confirmations: 3 });
+    try {
+      const receipt = await worker.stake({ amount: 7n });
+      assert.equal(receipt.blockNumber, server.blockNumber);
+      assert.deepEqual((await allEvents(worker)).map((e) => e.name), []);
+      server.mine(2);
+      assert.deepEqual((await allEvents(worker)).map((e) => e.name), []);
+      server.mine(1);
+      assert.deepEqual((await allEvents(worker)).map((e) => e.name), ["WorkerStaked"]);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain skips pre-confirmed events until their block is confirmed", async () => {
+  await withServer({ autoMine: false, leakPreConfirmedEvents: true }, async (server) => {
+    const registering = connect(server, "worker");
+    await until(() => server.pendingCount === 1, "the registration");
+    server.mine();
+    const worker = await registering;
+    try {
+      const staking = worker.stake({ amount: 9n });
+      await until(() => server.pendingCount === 1, "the stake in the pre-confirmed block");
+      // The node returns the pre-confirmed event (no block hash or number); it is skipped.
+      assert.deepEqual(await allEvents(worker), []);
+      server.mine();
+      const receipt = await staking;
+      const events = await allEvents(worker);
+      assert.deepEqual(events.map((e) => e.name), ["WorkerStaked"]);
+      assert.equal(events[0]?.blockNumber, receipt.blockNumber);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+for (const mode of ["rehash", "drop", "reverse"] as const) {
+  Deno.test(`StarknetChain.subscribe() re-applies events once after a reorg (${mode})`, async () => {
+    await withServer({}, async (server) => {
+      const worker = await connect(server, "worker");
+      const watcher = await connect(server, "watcher", { confirmations: 1 });
+      try {
+        for (let i = 1; i <= 4; i++) await worker.stake({ amount: BigInt(i) });
+        server.mine(1);
+        const delivered: ChainEvent[] = [];
+        const notices: ReorgNotice[] = [];
+        const stop = watcher.subscribe((event) => delivered.push(event), {
+          onReorg: (notice) => notices.push(notice),
+        });
+        try {
+          await until(() => delivered.length === 4, "the first four events");
+          // Replace the last three blocks (two stakes and the empty block) with a fork.
+          server.reorg(3, mode);
+          server.mine(1);
+          const expected = (await allEvents(watcher)).map(key);
+          await until(() => notices.length === 1, "the reorg notice");
+          const notice = notices[0]!;
+          assert.equal(notice.revoked.length, 2);
+          const revoked = new Set(notice.revoked.map(key));
+          const live = () => delivered.map(key).filter((k) => !revoked.has(k));
+          await until(() => live().length === expected.length, "the new chain's events");
+          // Let a few more polls run: nothing is delivered twice.
+          const polls = server.calls.get("starknet_blockNumber") ?? 0;
+          await until(
+            () => (server.calls.get("starknet_blockNumber") ?? 0) >= polls + 3,
+            "three more polls",
+          );
+          assert.deepEqual(live(), expected);
+          assert.equal(new Set(delivered.map(key)).size, delivered.length);
+          const amounts = (events: ChainEvent[]) =>
+            events.map((e) => (e.name === "WorkerStaked" ? e.amount : -1n));
+          const fresh = delivered.slice(4);
+          assert.deepEqual(
+            amounts(fresh),
+            mode === "drop" ? [] : mode === "reverse" ? [4n, 3n] : [3n, 4n],
+          );
+          assert.deepEqual(amounts(notice.revoked as ChainEvent[]), [3n, 4n]);
+        } finally {
+          stop();
+        }
+      } finally {
+        await worker.close();
+        await watcher.close();
+      }
+    });
+  });
+}
+
+Deno.test("StarknetChain.subscribe() resumes from a stored cursor without gaps or repeats", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await withServer({}, async (server) => {
+      const worker = await connect(server, "worker", { chunkSize: 2 });
+      const stores: CursorStore[] = [];
+      try {
+        for (let i = 1; i <= 5; i++) await worker.stake({ amount: BigInt(i) });
+        const delivered: ChainEvent[] = [];
+        // First run: stop after three events, in the middle of a block range and a page.
+        const store = new FileCursorStore(`${dir}/cursor.json`);
+        stores.push(store);
+        const first = await connect(server, "watcher", { cursorStore: store, chunkSize: 2 });
+        let stopFirst = () => {};
+        stopFirst = first.subscribe((event) => {
+          delivered.push(event);
+          if (delivered.length === 3) stopFirst();
+        });
+        await until(() => delivered.length === 3, "the first run");
+        await first.close();
+        for (let i = 6; i <= 8; i++) await worker.stake({ amount: BigInt(i) });
+        // Second run: a new adapter with the same file.
+        const second = await connect(server, "watcher", {
+          cursorStore: new FileCursorStore(`${dir}/cursor.json`),
+          chunkSize: 2,
+        });
+        const stop = second.subscribe((event) => delivered.push(event));
+        try {
+          await until(() => delivered.length >= 8, "the second run");
+          const polls = server.calls.get("starknet_blockNumber") ?? 0;
+          await until(
+            () => (server.calls.get("starknet_blockNumber") ?? 0) >= polls + 3,
+            "three more polls",
+          );
+          assert.deepEqual(
+            delivered.map((e) => (e.name === "WorkerStaked" ? e.amount : -1n)),
+            [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n],
+          );
+          assert.deepEqual(delivered.map(label), (await allEvents(second)).map(label));
+        } finally {
+          stop();
+          await second.close();
+        }
+      } finally {
+        await worker.close();
+        for (const store of stores) await store.close();
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("StarknetChain retries a refused nonce and a failed send, and maps contract errors", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker", { maxAttempts: 4 });
+    try {
+      // Another process used the account: the cached nonce is stale.
+      server.bumpNonce(ADDRESSES.worker);
+      const sends = server.calls.get("starknet_addInvokeTransaction") ?? 0;
+      await worker.stake({ amount: 5n });
+      assert.equal((server.calls.get("starknet_addInvokeTransaction") ?? 0) - sends, 2);
+      assert.ok((server.calls.get("starknet_getNonce") ?? 0) >= 2);
+      // The send fails on the way; the nonce shows it was not taken, so it is sent again.
+      server.failNext("starknet_addInvokeTransaction", "network");
+      await worker.stake({ amount: 6n });
+      // Transient failures of reads are retried too.
+      server.failNext("starknet_call", { code: 63, message: "An unexpected error occurred" }, 2);
+      assert.equal(await worker.stakeOf("worker-node"), 11n);
+      // A refusal at fee estimation names the Cairo panic.
+      server.failNext("starknet_estimateFee", {
+        code: 41,
+        message: "Transaction execution error",
+        data: {
+          transaction_index: 0,
+          execution_error:
+            "Execution failed. Failure reason: (0x7374696c6c5f756e626f6e64696e67 ('still_unbonding')).",
+        },
+      });
+      await assert.rejects(worker.withdraw(), {
+        name: "ChainError",
+        code: "still_unbonding",
+        message: /^Cannot withdraw unbonded stake: the contract refused it with "still_unbonding"$/,
+      });
+      // Bounded: a node that keeps failing is an rpc_error after maxAttempts.
+      server.failNext("starknet_blockNumber", "network", 4);
+      await assert.rejects(worker.eventsSince({ blockNumber: 0, eventIndex: 0 }), {
+        name: "ChainError",
+        code: "rpc_error",
+        message: /^Cannot read the block number: gave up after 4 attempts/,
+      });
+      assert.equal((await allEvents(worker)).length, 2);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain.connect() refuses an account registered as another node", async () => {
+  await withServer({}, async (server) => {
+    const first = await connect(server, "worker");
+    await first.close();
+    await assert.rejects(connect(server, "worker", { nodeId: "someone-else" }), {
+      name: "ChainError",
+      code: "not_authorized",
+      message: /registered as "worker-node"/,
+    });
+  });
+});
+
+Deno.test("StarknetChain never shows the private key in errors, logs or JSON", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [
+      { category: ["ciro"], sinks: ["memory"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+  });
+  const dir = await Deno.makeTempDir();
+  const previous = Deno.env.get(PRIVATE_KEY_ENV);
+  try {
+    await withServer({}, async (server) => {
+      Deno.env.set(PRIVATE_KEY_ENV, KEYS.client);
+      const fromEnv = await StarknetChain.connect({
+        rpcUrl: server.url,
+        accountAddress: ADDRESSES.client,
+        jobManagerAddress: server.jobManagerAddress,
+        cdcPoolAddress: server.cdcPoolAddress,
+        confirmations: 0,
+        pollMs: 5,
+        backoffMs: 1,
+        cursorStore: new MemoryCursorStore(),
+      });
+      await Deno.writeTextFile(`${dir}/key`, `${KEYS.worker}\n`);
+      Deno.env.delete(PRIVATE_KEY_ENV);
+      const fromFile = await StarknetChain.connect({
+        rpcUrl: server.url,
+        accountAddress: ADDRESSES.worker,
+        privateKeyFile: `${dir}/key`,
+        jobManagerAddress: server.jobManagerAddress,
+        cdcPoolAddress: server.cdcPoolAddress,
+        confirmations: 0,
+        pollMs: 5,
+        backoffMs: 1,
+      });
+      const texts: string[] = [];
+      const collect = (error: unknown) => {
+        for (let e: unknown = error; e !== undefined; e = (e as { cause?: unknown }).cause) {
+          texts.push(String(e), (e as Error).stack ?? "", JSON.stringify(e) ?? "");
+        }
+      };
+      try {
+        await fromEnv.releasePayment({ jobId: "missing" }).catch(collect);
+        server.failNext("starknet_addInvokeTransaction", {
+          code: 55,
+          message: "Validation failure",
+        });
+        await fromFile.stake({ amount: 1n }).catch(collect);
+        server.failNext("starknet_estimateFee", "network", 5);
+        await fromFile.stake({ amount: 1n }).catch(collect);
+        await StarknetChain.connect({
+          rpcUrl: server.url,
+          accountAddress: ADDRESSES.client,
+          privateKey: `${KEYS.client}zz`,
+          jobManagerAddress: server.jobManagerAddress,
+          cdcPoolAddress: server.cdcPoolAddress,
+        }).catch(collect);
+        assert.equal(texts.length > 6, true);
+        texts.push(JSON.stringify(fromEnv), JSON.stringify(fromFile));
+        texts.push(Deno.inspect(fromEnv, { depth: 10 }), Deno.inspect(fromFile, { depth: 10 }));
+        texts.push(
+          ...records.map((r) =>
+            JSON.stringify(
+              { message: r.message, properties: r.properties },
+              (_k, v) => typeof v === "bigint" ? v.toString() : v,
+            )
+          ),
+        );
+        assert.ok(records.length > 0);
+        for (const text of texts) {
+          for (const secret of [KEYS.client, KEYS.worker]) {
+            assert.equal(text.toLowerCase().includes(secret.slice(2).toLowerCase()), false, text);
+          }
+        }
+      } finally {
+        await fromEnv.close();
+        await fromFile.close();
+      }
+    });
+  } finally {
+    if (previous === undefined) Deno.env.delete(PRIVATE_KEY_ENV);
+    else Deno.env.set(PRIVATE_KEY_ENV, previous);
+    await Deno.remove(dir, { recursive: true });
+    await reset();
+  }
+});
+
+Deno.test("StarknetRpcServer executes against a shared ledger that the local adapter also reads", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    await withServer({ ledger }, async (server) => {
+      const worker = await connect(server, "worker");
+      try {
+        await worker.stake({ amount: 42n });
+        assert.equal(await ledger.as("reader").stakeOf("worker-node"), 42n);
+      } finally {
+        await worker.close();
+      }
+    });
+  } finally {
+    ledger.close();
+  }
+});
