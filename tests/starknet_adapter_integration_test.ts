@@ -231,6 +231,39 @@ Deno.test("StarknetChain.refund() and slash() settle a disputed job", async () =
   });
 });
 
+Deno.test("StarknetChain.requestUnstake() and withdraw() return unbonded stake", async () => {
+  const ledger = LocalLedger.open(":memory:", { unbondingMs: 0 });
+  try {
+    await withServer({ ledger }, async (server) => {
+      const worker = await connect(server, "worker");
+      try {
+        await worker.stake({ amount: 100n });
+        await assert.rejects(worker.requestUnstake({ amount: 101n }), {
+          name: "ChainError",
+          code: "insufficient_stake",
+        });
+        await worker.requestUnstake({ amount: 60n });
+        await worker.withdraw();
+        const events = await allEvents(worker);
+        assert.deepEqual(events.map((e) => e.name), [
+          "WorkerStaked",
+          "UnstakeRequested",
+          "StakeWithdrawn",
+        ]);
+        const withdrawn = events[2];
+        assert.ok(withdrawn?.name === "StakeWithdrawn");
+        assert.equal(withdrawn.amount, 60n);
+        assert.equal(await worker.stakeOf("worker-node"), 40n);
+        await assertMoneyConserved(worker);
+      } finally {
+        await worker.close();
+      }
+    });
+  } finally {
+    ledger.close();
+  }
+});
+
 Deno.test("StarknetChain.eventsSince() pages through several chunks with continuation tokens", async () => {
   await withServer({}, async (server) => {
     const worker = await connect(server, "worker", { chunkSize: 3 });
