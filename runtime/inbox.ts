@@ -44,6 +44,26 @@ export interface JournalSink {
   /** The sequence number the next appended envelope gets. */
   nextSeq(): number;
   append(envelope: Envelope): void;
+  /**
+   * Called by the node after each delivery with what it did and the addressed actor (absent
+   * when there is none), so a journal can record the outcome and persist snapshots.
+   */
+  delivered?(
+    envelope: Envelope,
+    outcome: { readonly status: "accepted" | "rejected" | "crashed"; readonly reason?: string },
+    actor: DeliveredActor | undefined,
+  ): void;
+}
+
+/** What a journal sees of the actor an envelope was delivered to (an `ActorCell`). */
+export interface DeliveredActor {
+  readonly id: string;
+  /** The state value rendered as text. */
+  readonly state: string;
+  readonly done: boolean;
+  readonly snapshot: { readonly context: unknown };
+  /** The snapshot persisted after the last accepted event. */
+  readonly persisted: unknown;
 }
 
 /** A journal kept in memory (tests, and nodes that do not record). */

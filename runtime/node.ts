@@ -351,6 +351,14 @@ export class Node {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
   }
 
+  /**
+   * Sends again an effect an actor asked for before a crash (recovery resumes work in flight,
+   * such as an execution, whose outcome never reached the journal).
+   */
+  resumeEffect(actorId: string, effect: EffectRequest): void {
+    this.#dispatch(actorId, effect);
+  }
+
   #submit(source: Source, target: string, event: Addressed["event"]): void {
     try {
       this.inbox.submit(source, target, event);
@@ -371,6 +379,7 @@ export class Node {
     const before = this.tree.get(envelope.target);
     const wasDone = before?.done ?? false;
     const outcome = this.tree.deliver(envelope);
+    this.#options.journal?.delivered?.(envelope, outcome, this.tree.get(envelope.target));
     if (outcome.status === "rejected") {
       this.stats.rejected++;
       // Stale timers and chain news about jobs we never heard of are expected; say so quietly.
