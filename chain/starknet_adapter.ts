@@ -27,7 +27,8 @@
  * `event_index`), so `{ blockNumber, eventIndex + 1 }` is the cursor after it, as with the local
  * ledger. A subscription:
  *
- * - resumes from its {@link CursorStore} (or `from`), saving after every delivered event;
+ * - starts at `from`, else where the `cursorStore` option left off (so a restarted node resumes),
+ *   else at block 0, and saves its cursor after every delivered event;
  * - remembers `(block number, block hash)` of the blocks it processed (those with events and the
  *   confirmed head of each poll, within `reorgWindow` blocks), re-checks them every poll with
  *   `starknet_getBlockWithTxHashes`, and on a mismatch rolls its cursor back to the last block
@@ -133,7 +134,11 @@ export interface StarknetChainOptions {
   readonly tip?: bigint;
   /** How many blocks below the confirmed head a subscription re-checks for reorgs. @default {16} */
   readonly reorgWindow?: number;
-  /** Where subscriptions keep their cursor. @default {a new MemoryCursorStore} */
+  /**
+   * Where subscriptions keep their cursor and resume from. Give each concurrent subscription its
+   * own store.
+   * @default {undefined} each subscription keeps its cursor in memory and starts at `from`
+   */
   readonly cursorStore?: CursorStore;
   /** Aborts `connect` itself. */
   readonly signal?: AbortSignal;
@@ -406,7 +411,7 @@ export class StarknetChain implements ChainPort {
   readonly #signer: Account;
   readonly #jobManager: Contract;
   readonly #cdcPool: Contract;
-  readonly #cursorStore: CursorStore;
+  readonly #cursorStore: CursorStore | undefined;
   readonly #closing = new AbortController();
   readonly #subscriptions = new Set<() => void>();
   readonly #loops = new Set<Promise<void>>();
@@ -419,7 +424,7 @@ export class StarknetChain implements ChainPort {
     settings: Settings,
     provider: RpcProvider,
     signer: Account,
-    cursorStore: CursorStore,
+    cursorStore: CursorStore | undefined,
   ) {
     this.account = nodeId;
     this.address = settings.accountAddress;
@@ -508,7 +513,7 @@ export class StarknetChain implements ChainPort {
       { ...base, addressFilter },
       provider,
       signer,
-      options.cursorStore ?? new MemoryCursorStore(),
+      options.cursorStore,
     );
     const registered = await chain.#view(
       "read the account's node id",
@@ -1131,7 +1136,7 @@ export class StarknetChain implements ChainPort {
   }
 
   /** @internal */
-  get cursorStore(): CursorStore {
+  get cursorStore(): CursorStore | undefined {
     return this.#cursorStore;
   }
 
@@ -1212,6 +1217,7 @@ export class StarknetChain implements ChainPort {
         } while (token !== undefined);
         return;
       } catch (error) {
+        if (error instanceof ReadReorg) throw error;
         // A continuation token is only valid on the node that issued it: start the run again
         // (once) from the last position if a load balancer moved us.
         if (rpcCode(error) === RPC_INVALID_CONTINUATION_TOKEN && restarts++ < 1) continue;
@@ -1237,6 +1243,7 @@ class Subscription {
   readonly #handler: (event: ChainEvent) => void;
   readonly #options: StarknetSubscribeOptions;
   readonly #signal: AbortSignal;
+  readonly #store: CursorStore;
   #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
   #recent: BlockRef[] = [];
   /** Delivered events by `(block hash, tx hash, event_index)`, within the reorg window. */
@@ -1252,10 +1259,11 @@ class Subscription {
     this.#handler = handler;
     this.#options = options;
     this.#signal = signal;
+    this.#store = chain.cursorStore ?? new MemoryCursorStore();
   }
 
   async start(): Promise<void> {
-    const stored = await this.#chain.cursorStore.load({ signal: this.#signal });
+    const stored = await this.#store.load({ signal: this.#signal });
     const from = this.#options.from;
     if (from !== undefined) {
       this.#cursor = from;
@@ -1391,7 +1399,7 @@ class Subscription {
 
   #save(): Promise<void> {
     // Not aborted by unsubscribe: the cursor of a delivered event must be saved.
-    return this.#chain.cursorStore.save({ cursor: this.#cursor, recentBlocks: this.#recent });
+    return this.#store.save({ cursor: this.#cursor, recentBlocks: this.#recent });
   }
 }
 

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { LocalLedger } from "../chain/local_ledger.ts";
+import { encodeChainEvent } from "../chain/events.ts";
 import { FileCursorStore, MemoryCursorStore } from "../chain/event_cursor.ts";
 import type { CursorStore } from "../chain/event_cursor.ts";
 import type { ChainEvent } from "../chain/port.ts";
@@ -487,6 +488,46 @@ Deno.test("StarknetChain retries a refused nonce and a failed send, and maps con
     }
   });
 });
+
+for (const specVersion of ["0.9.0", "0.10.0"]) {
+  Deno.test(`StarknetChain reads only its contracts' events from a spec ${specVersion} node`, async () => {
+    await withServer({ specVersion }, async (server) => {
+      const worker = await connect(server, "worker");
+      try {
+        await worker.stake({ amount: 1n });
+        // Another contract emits an event with our selector and layout.
+        const forged = encodeChainEvent({
+          name: "WorkerStaked",
+          worker: "worker-node",
+          amount: 10n ** 9n,
+          total: 10n ** 9n,
+          blockNumber: 0,
+          blockHash: "0x0",
+          txHash: "0x0",
+          eventIndex: 0,
+        }, "0xbad");
+        server.emitForeign("0xbad", forged.keys, forged.data);
+        await worker.stake({ amount: 2n });
+        const events = await allEvents(worker);
+        assert.deepEqual(events.map((e) => (e.name === "WorkerStaked" ? e.amount : -1n)), [1n, 2n]);
+        assert.ok(events.every((e) => e.eventIndex === 0));
+        // Spec 0.10 filters by both addresses at the node; 0.9 takes one address, so the
+        // adapter filters itself.
+        const address = server.eventFilters.at(-1)?.address;
+        assert.deepEqual(
+          address,
+          specVersion === "0.9.0"
+            ? undefined
+            : [server.jobManagerAddress, server.cdcPoolAddress].map(
+              (a) => `0x${a.slice(2).padStart(64, "0")}`,
+            ),
+        );
+      } finally {
+        await worker.close();
+      }
+    });
+  });
+}
 
 Deno.test("StarknetChain.connect() refuses an account registered as another node", async () => {
   await withServer({}, async (server) => {

@@ -204,6 +204,8 @@ export class StarknetRpcServer {
   readonly calls: Map<string, number> = new Map();
   /** The `chunk_size` of every `starknet_getEvents` request, in order. */
   readonly chunkSizes: number[] = [];
+  /** The `filter` of every `starknet_getEvents` request, in order. */
+  readonly eventFilters: Record<string, unknown>[] = [];
 
   readonly #ledger: LocalLedger;
   readonly #ownsLedger: boolean;
@@ -311,6 +313,20 @@ export class StarknetRpcServer {
     const list = this.#faults.get(method) ?? [];
     for (let i = 0; i < count; i++) list.push(error);
     this.#faults.set(method, list);
+  }
+
+  /**
+   * Appends a block with one transaction of another contract emitting `keys` and `data` (as
+   * anyone can deploy a contract that emits an event named like ours).
+   */
+  emitForeign(fromAddress: string, keys: string[], data: string[]): void {
+    const txHash = hash.computePoseidonHashOnElements([fromAddress, felt(++this.#txCounter)]);
+    this.#appendBlock([{
+      hash: txHash,
+      sender: fromAddress,
+      nonce: 0n,
+      events: [{ from_address: fromAddress, keys, data }],
+    }]);
   }
 
   /** Uses up one nonce of `account`, as a transaction sent by another process would. */
@@ -546,6 +562,7 @@ export class StarknetRpcServer {
       throw new RpcFailure({ code: -32602, message: "Invalid params: chunk_size" });
     }
     this.chunkSizes.push(chunkSize);
+    this.eventFilters.push(filter);
     if (chunkSize > this.#maxChunkSize) {
       throw new RpcFailure({ code: 31, message: "Requested page size is too big" });
     }
