@@ -58,6 +58,7 @@ export const bidMachine = setup({
   initial: "submitted",
   states: {
     submitted: {
+      description: "Received and valid; waits for the bid window to close.",
       on: {
         "bid.accept": { target: "accepted", actions: "recordDecision" },
         "bid.reject": { target: "rejected", actions: ["recordDecision", "recordReason"] },
@@ -65,9 +66,15 @@ export const bidMachine = setup({
         "bid.withdraw": { target: "withdrawn", actions: "recordDecision" },
       },
     },
-    accepted: { type: "final" },
-    rejected: { type: "final" },
-    expired: { type: "final" },
-    withdrawn: { type: "final" },
+    accepted: {
+      type: "final",
+      description: "Final: it won and the chain confirmed the assignment.",
+    },
+    rejected: { type: "final", description: "Final: not taken, with a reason code." },
+    expired: { type: "final", description: "Final: the job ended without deciding it." },
+    withdrawn: {
+      type: "final",
+      description: "Final: the worker took it back, or its peer was lost.",
+    },
   },
 });

@@ -742,6 +742,7 @@ export const jobMachine = setup({
   },
   states: {
     announced: {
+      description: "The owner asked the chain to lock the escrow; an observer passes straight on.",
       entry: "lockEscrow",
       always: { guard: "escrowAlreadyLocked", target: "bidding" },
       on: {
@@ -762,6 +763,7 @@ export const jobMachine = setup({
       },
     },
     bidding: {
+      description: "The bid window is open; each bid becomes a child bid actor.",
       entry: [{ type: "enterPhase", params: { state: "bidding" } }, "openBidding"],
       on: {
         "bid.received": [
@@ -795,6 +797,7 @@ export const jobMachine = setup({
       },
     },
     assigned: {
+      description: "(Owner) A winner was picked; waiting for the chain to record the assignment.",
       entry: { type: "enterPhase", params: { state: "assigned" } },
       on: {
         "chain.worker.assigned": { target: "executing", actions: "recordAssignment" },
@@ -818,6 +821,8 @@ export const jobMachine = setup({
       },
     },
     executing: {
+      description:
+        "The chain recorded the assignment; the worker runs the job before the execution deadline.",
       entry: { type: "enterPhase", params: { state: "executing" } },
       on: {
         "job.execution.completed": { guard: "isWinnerHere", actions: "submitResult" },
@@ -841,6 +846,8 @@ export const jobMachine = setup({
       },
     },
     reassigning: {
+      description:
+        "(Owner) The worker went silent; its assignment is being revoked for a re-auction.",
       entry: { type: "enterPhase", params: { state: "reassigning" } },
       on: {
         "chain.assignment.revoked": [
@@ -862,6 +869,8 @@ export const jobMachine = setup({
       },
     },
     verifying: {
+      description:
+        "A result commitment is on chain; the chosen verifiers re-run the job and attest.",
       entry: [{ type: "enterPhase", params: { state: "verifying" } }, "startVerification"],
       always: [
         {
@@ -887,6 +896,7 @@ export const jobMachine = setup({
       },
     },
     settling: {
+      description: "A quorum accepted the result; the payment is being released.",
       entry: { type: "enterPhase", params: { state: "settling" } },
       on: {
         "chain.job.verified": { actions: "releasePayment" },
@@ -894,6 +904,7 @@ export const jobMachine = setup({
       },
     },
     disputed: {
+      description: "A quorum disputed the result; the worker is slashed and the client refunded.",
       entry: { type: "enterPhase", params: { state: "disputed" } },
       on: {
         "chain.job.disputed": {
@@ -902,25 +913,32 @@ export const jobMachine = setup({
       },
     },
     refunding: {
+      description: "(Owner) The escrow is going back to the client.",
       entry: { type: "enterPhase", params: { state: "refunding" } },
     },
     settled: {
+      description: "Final: the worker was paid.",
       type: "final",
       entry: [{ type: "enterPhase", params: { state: "settled" } }, "finish"],
     },
     expired: {
+      description: "Final: no acceptable bid arrived in the window; the client was refunded.",
       type: "final",
       entry: [{ type: "enterPhase", params: { state: "expired" } }, "finish"],
     },
     cancelled: {
+      description: "Final: the client cancelled before assignment and was refunded.",
       type: "final",
       entry: [{ type: "enterPhase", params: { state: "cancelled" } }, "finish"],
     },
     refunded: {
+      description: "Final: after a dispute, the client was refunded and the worker slashed.",
       type: "final",
       entry: [{ type: "enterPhase", params: { state: "refunded" } }, "finish"],
     },
     failed: {
+      description:
+        "Final: attempts ran out, no quorum formed in time, or the escrow could not be locked.",
       type: "final",
       entry: [{ type: "enterPhase", params: { state: "failed" } }, "finish"],
     },

@@ -61,7 +61,7 @@ export interface PeerInput {
 }
 
 /** Events a peer actor accepts. */
-export type PeerEvent =
+export type PeerMachineEvent =
   | { readonly type: "peer.connected"; readonly at: number }
   | { readonly type: "peer.identified"; readonly at: number; readonly protocols: readonly string[] }
   | { readonly type: "peer.heartbeat"; readonly at: number; readonly rttMs: number }
@@ -88,7 +88,7 @@ type Deadline = "heartbeat" | "ban";
 export const peerMachine = setup({
   types: {} as {
     context: PeerContext;
-    events: PeerEvent;
+    events: PeerMachineEvent;
     input: PeerInput;
     emitted: EffectRequest;
   },
@@ -176,9 +176,11 @@ export const peerMachine = setup({
   },
   states: {
     discovered: {
+      description: "Heard of, not connected.",
       on: { "peer.connected": { target: "connected", actions: "touch" } },
     },
     connected: {
+      description: "Transport up, not yet identified.",
       on: {
         "peer.identified": { target: "active", actions: ["touch", "recordProtocols"] },
         "peer.heartbeat": { target: "active", actions: "touch" },
@@ -186,6 +188,7 @@ export const peerMachine = setup({
       },
     },
     active: {
+      description: "Identified and heard from within its heartbeat deadline.",
       entry: "armHeartbeat",
       on: {
         "peer.heartbeat": { actions: ["touch", "armHeartbeat"] },
@@ -198,6 +201,7 @@ export const peerMachine = setup({
       },
     },
     suspect: {
+      description: "Missed heartbeats; disconnected after too many.",
       entry: "armHeartbeat",
       on: {
         "peer.heartbeat": { target: "active", actions: "touch" },
@@ -216,9 +220,11 @@ export const peerMachine = setup({
       },
     },
     disconnected: {
+      description: "Gone; its open bids are withdrawn.",
       on: { "peer.connected": { target: "connected", actions: "touch" } },
     },
     banned: {
+      description: "Score fell below the ban threshold; lifted when the ban deadline passes.",
       entry: ["clearHeartbeat", "armBan", "disconnectPeer", "withdrawBids"],
       on: {
         "peer.scored": { actions: "applyScore" },
