@@ -30,9 +30,12 @@
  * - starts at `from`, else where the `cursorStore` option left off (so a restarted node resumes),
  *   else at block 0, and saves its cursor after every delivered event;
  * - remembers `(block number, block hash)` of the blocks it processed (those with events and the
- *   confirmed head of each poll, within `reorgWindow` blocks), re-checks them every poll with
- *   `starknet_getBlockWithTxHashes`, and on a mismatch rolls its cursor back to the last block
- *   that still matches, reports the revoked events to `onReorg`, and reads the new chain again;
+ *   confirmed head of each poll, within `reorgWindow` blocks) and re-checks them every poll with
+ *   `starknet_getBlockWithTxHashes`: the newest first (a block hash commits to its parent's, so
+ *   if it still matches the older ones do), and on a mismatch all of them, oldest first; then it
+ *   rolls its cursor back to the last block that still matches, reports the revoked events to
+ *   `onReorg`, and reads the new chain again. The confirmed head is only remembered if its hash
+ *   is the same before and after the events up to it were read;
  * - delivers each `(block hash, transaction hash, event_index)` at most once;
  * - skips events of the pre-confirmed block (no `block_hash`/`block_number`) until they are in
  *   a confirmed block.
@@ -1339,6 +1342,12 @@ class Subscription {
   }
 
   async #checkReorg(signal: AbortSignal): Promise<void> {
+    // A block hash commits to its parent's, so when the newest remembered block is still there,
+    // so are the older ones: one request per poll. Only on a mismatch walk them all, oldest
+    // first, to find the first block that changed.
+    const newest = this.#recent.at(-1);
+    if (newest === undefined) return;
+    if (sameFelt(await this.#chain.blockHash(newest.blockNumber, signal), newest.blockHash)) return;
     let mismatch = -1;
     for (let i = 0; i < this.#recent.length; i++) {
       const ref = this.#recent[i]!;

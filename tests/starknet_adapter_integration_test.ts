@@ -444,6 +444,47 @@ Deno.test("StarknetChain.subscribe() resumes from a stored cursor without gaps o
   }
 });
 
+Deno.test("StarknetChain.subscribe() notices a reorg that happened while it was stopped", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker");
+    const store = new MemoryCursorStore();
+    try {
+      const before = await connect(server, "watcher", { cursorStore: store });
+      for (let i = 1; i <= 4; i++) await worker.stake({ amount: BigInt(i) });
+      const delivered: ChainEvent[] = [];
+      before.subscribe((event) => delivered.push(event));
+      await until(() => delivered.length === 4, "the first four events");
+      await before.close();
+      const state = await store.load();
+      assert.ok(state !== undefined && state.recentBlocks.length > 0);
+      server.reorg(2, "drop");
+      await worker.stake({ amount: 5n });
+      const notices: ReorgNotice[] = [];
+      const after = await connect(server, "watcher", { cursorStore: store });
+      const stop = after.subscribe((event) => delivered.push(event), {
+        onReorg: (notice) => notices.push(notice),
+      });
+      try {
+        await until(() => delivered.length === 5, "the event after the reorg");
+        assert.equal(notices.length, 1);
+        // The last two blocks (stakes 3 and 4) were dropped: the fork is after stake 2's block.
+        // The revoked events were delivered before the restart, so only the fork is known.
+        assert.equal(notices[0]!.forkBlock, delivered[1]!.blockNumber);
+        assert.deepEqual(notices[0]!.revoked, []);
+        assert.deepEqual(
+          delivered.map((e) => (e.name === "WorkerStaked" ? e.amount : -1n)),
+          [1n, 2n, 3n, 4n, 5n],
+        );
+      } finally {
+        stop();
+        await after.close();
+      }
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
 Deno.test("StarknetChain retries a refused nonce and a failed send, and maps contract errors", async () => {
   await withServer({}, async (server) => {
     const worker = await connect(server, "worker", { maxAttempts: 4 });
