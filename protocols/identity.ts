@@ -70,7 +70,9 @@ async function loadIdentity(path: string): Promise<PrivateKey> {
   try {
     key = privateKeyFromProtobuf(bytes);
   } catch (error) {
-    throw new IdentityError(path, `Identity key file is not a libp2p private key: ${path}`, { cause: error });
+    throw new IdentityError(path, `Identity key file is not a libp2p private key: ${path}`, {
+      cause: error,
+    });
   }
   if (key.type !== "Ed25519") {
     throw new IdentityError(path, `Identity key is not Ed25519: ${path} holds a ${key.type} key`);

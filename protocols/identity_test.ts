@@ -45,10 +45,18 @@ Deno.test("loadOrCreateIdentity() refuses a key that is not Ed25519 or not a key
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/${IDENTITY_FILE}`;
-    await Deno.writeFile(path, privateKeyToProtobuf(await generateKeyPair("secp256k1")), { mode: 0o600 });
-    await assert.rejects(loadOrCreateIdentity(dir), { name: "IdentityError", message: /not Ed25519/ });
+    await Deno.writeFile(path, privateKeyToProtobuf(await generateKeyPair("secp256k1")), {
+      mode: 0o600,
+    });
+    await assert.rejects(loadOrCreateIdentity(dir), {
+      name: "IdentityError",
+      message: /not Ed25519/,
+    });
     await Deno.writeFile(path, new Uint8Array([1, 2, 3]), { mode: 0o600 });
-    await assert.rejects(loadOrCreateIdentity(dir), { name: "IdentityError", message: /not a libp2p private key/ });
+    await assert.rejects(loadOrCreateIdentity(dir), {
+      name: "IdentityError",
+      message: /not a libp2p private key/,
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

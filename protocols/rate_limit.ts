@@ -58,7 +58,9 @@ export class RateLimiter {
   constructor(options: RateLimitOptions = {}) {
     const { capacity = 500, refillPerSecond = 250, maxKeys = 10_000, now = Date.now } = options;
     if (!(capacity >= 1) || !Number.isFinite(capacity)) {
-      throw new RangeError(`Cannot create rate limiter: capacity must be at least 1, got ${capacity}`);
+      throw new RangeError(
+        `Cannot create rate limiter: capacity must be at least 1, got ${capacity}`,
+      );
     }
     if (!(refillPerSecond >= 0) || !Number.isFinite(refillPerSecond)) {
       throw new RangeError(
@@ -66,7 +68,9 @@ export class RateLimiter {
       );
     }
     if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-      throw new RangeError(`Cannot create rate limiter: maxKeys must be a positive integer, got ${maxKeys}`);
+      throw new RangeError(
+        `Cannot create rate limiter: maxKeys must be a positive integer, got ${maxKeys}`,
+      );
     }
     this.capacity = capacity;
     this.refillPerSecond = refillPerSecond;
@@ -87,7 +91,10 @@ export class RateLimiter {
     } else {
       this.#buckets.delete(key); // re-insert below: the map's order is least recently used first
       const elapsed = Math.max(0, now - bucket.updatedAt);
-      bucket.tokens = Math.min(this.capacity, bucket.tokens + (elapsed / 1000) * this.refillPerSecond);
+      bucket.tokens = Math.min(
+        this.capacity,
+        bucket.tokens + (elapsed / 1000) * this.refillPerSecond,
+      );
       bucket.updatedAt = now;
     }
     this.#buckets.set(key, bucket);

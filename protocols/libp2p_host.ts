@@ -1,0 +1,974 @@
+/**
+ * The libp2p host: the real {@link NetworkPort}. One libp2p v3 node with TCP (and WebSockets
+ * when a `/ws` address is listened on), Noise, Yamux, identify, ping, gossipsub (strict
+ * signing), a Kademlia DHT under our own protocol (`/ciro/kad/1.0.0`, server mode) and
+ * bootstrap peers; plus the boundary policies that sit in front of the actors:
+ *
+ * - **Validation**: each subscription's validator becomes the gossipsub topic validator;
+ *   `reject` maps to `TopicValidatorResult.Reject` (the forwarding peer loses score), `ignore`
+ *   to `Ignore`. Messages above {@link MAX_MESSAGE_BYTES}, unsigned, or on no subscribed topic
+ *   are rejected before any subscriber sees them.
+ * - **Rate limit**: one token per message from the forwarding peer, taken before validation
+ *   ({@link RateLimiter}); over the limit the message is ignored (no score change: a burst from
+ *   an honest relay is not misbehaviour) and counted in {@link Libp2pHost.stats}.
+ * - **Bans**: a peer that forwards more than `maxRejections` rejected messages (default 20,
+ *   counted until it has been quiet for `rejectionMemoryMs`) is disconnected and denied by the
+ *   connection gater until the ban expires (`banMs`, default 10 min); the ban is logged
+ *   (`ciro.network`, warning) with its reason.
+ * - **Direct protocols**: `handle`/`request` exchange one length-prefixed request and one
+ *   status-tagged, length-prefixed response per stream, with size limits on both sides and a
+ *   timeout (`requestTimeoutMs`) merged with the caller's `AbortSignal`. Writes respect
+ *   backpressure (`send()` returning `false` waits for `drain`); reads pause the stream when
+ *   the reader falls behind ({@link StreamReader}).
+ * - **Peer events**: `connected` (`peer:connect`), `identified` (`peer:identify`, with the
+ *   peer's protocols), `heartbeat` (a ping to every connected peer each `heartbeatMs`, default
+ *   5 s, with the round trip) and `disconnected` (`peer:disconnect`).
+ *
+ * ## Peer score parameters
+ *
+ * Gossipsub's defaults assume high-traffic topics and one peer per IP. Ours:
+ *
+ * - **Every topic in `TOPICS` is scored** (gossipsub only counts invalid deliveries for scored
+ *   topics), `topicWeight` 1.
+ * - **P1 time in mesh**: weight 0.01 per second, capped at 300 s (at most +3).
+ * - **P2 first deliveries**: weight 1, decay 0.9 per second, cap 20 (at most +20).
+ * - **P3/P3b mesh delivery deficits: off** (weight 0). Job traffic is bursty and often
+ *   quiet; a deficit penalty would prune honest peers from the mesh in a quiet minute.
+ * - **P4 invalid deliveries**: weight -0.2, decay 0.99 per second (half-life about 70 s).
+ *   The penalty is quadratic (-0.2 n²): one rejected message costs 0.2, 7 cost about 10 (the
+ *   gossip threshold), 16 about 51 (the publish threshold), 20 exactly 80 (the graylist
+ *   threshold), which is where the ban counter above disconnects the peer: score and ban
+ *   agree.
+ * - **P6 IP colocation**: weight -5 above 10 peers per IP (the gossipsub defaults) for public
+ *   addresses; addresses in `trustedRanges` (default loopback, `127.0.0.0/8` and `::1/128`) are
+ *   whitelisted. Measured before the whitelist: an 11th node on loopback emptied every mesh
+ *   and a 20-node loopback network delivered 0 % of its gossip.
+ * - **P7 behaviour penalty**: gossipsub defaults (weight -10, decay 0.2).
+ * - Thresholds: gossip -10, publish -50, graylist -80, accept PX 10, opportunistic graft 20.
+ * - `topicScoreCap` 25; decay interval 1 s.
+ *
+ * `trustedRanges` also join the connection manager's allow list (exempt from the per-IP
+ * inbound connection rate limit, which refuses a 6th connection per second from one host),
+ * and the DHT keeps their addresses in peer records (the default mapper drops every private
+ * address, loopback included).
+ *
+ * ```ts ignore
+ * import { createLibp2pHost } from "./libp2p_host.ts";
+ * import { TOPICS } from "./messages.ts";
+ *
+ * const host = await createLibp2pHost({ listen: ["/ip4/127.0.0.1/tcp/0"], bootstrap: [] });
+ * host.subscribe(TOPICS.jobs, () => "accept", (message) => console.log(message.from));
+ * console.log(host.multiaddrs());
+ * await host.stop();
+ * ```
+ *
+ * @module
+ */
+import { createLibp2p, type Libp2p } from "libp2p";
+import { tcp } from "@libp2p/tcp";
+import { webSockets } from "@libp2p/websockets";
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { type Identify, identify } from "@libp2p/identify";
+import { type Ping, ping } from "@libp2p/ping";
+import {
+  type GossipSub,
+  gossipsub,
+  type Message as GossipsubMessage,
+  StrictSign,
+  TopicValidatorResult,
+} from "@libp2p/gossipsub";
+import type {
+  PeerScoreParams,
+  PeerScoreThresholds,
+  TopicScoreParams,
+} from "@libp2p/gossipsub/score";
+import { type KadDHT, kadDHT } from "@libp2p/kad-dht";
+import { bootstrap } from "@libp2p/bootstrap";
+import type { PeerId, PeerInfo, PrivateKey, Stream } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import { getLogger } from "@logtape/logtape";
+import type { NodeId } from "../machines/types.ts";
+import { MAX_MESSAGE_BYTES, type Topic, TOPICS } from "./messages.ts";
+import type {
+  GossipMessage,
+  NetworkCallOptions,
+  NetworkPort,
+  PeerEvent,
+  ValidationResult,
+} from "./network_port.ts";
+import { RateLimiter, type RateLimitOptions } from "./rate_limit.ts";
+import { loadOrCreateIdentity } from "./identity.ts";
+import { CapabilityIndex } from "./capability_index.ts";
+
+const log = getLogger(["ciro", "network"]);
+
+/** The DHT protocol: ours, so the node never joins (or pollutes) the public IPFS DHT. */
+export const DHT_PROTOCOL = "/ciro/kad/1.0.0";
+
+/** The services every host runs. */
+export type HostServices = {
+  identify: Identify;
+  ping: Ping;
+  pubsub: GossipSub;
+  dht: KadDHT;
+};
+
+/** Options of {@link createLibp2pHost}. */
+export interface Libp2pHostOptions {
+  /**
+   * The node's key. Without it the key is loaded from (or created in) `dataDir`; without both
+   * a fresh key is generated (a new peer id on every start).
+   */
+  readonly privateKey?: PrivateKey;
+  /**
+   * Addresses to listen on, for example `/ip4/127.0.0.1/tcp/4001` or `/ip4/127.0.0.1/tcp/0/ws`.
+   * @default ["/ip4/127.0.0.1/tcp/0"]
+   */
+  readonly listen?: readonly string[];
+  /** Bootstrap peers, like `/ip4/127.0.0.1/tcp/4001/p2p/<peer id>`. @default [] */
+  readonly bootstrap?: readonly string[];
+  /** The node's data directory: holds `identity.key` when `privateKey` is not given. */
+  readonly dataDir?: string;
+  /**
+   * CIDRs whose IP colocation is not penalised, which bypass the inbound connection rate limit
+   * and whose addresses the DHT keeps.
+   * @default ["127.0.0.0/8", "::1/128"]
+   */
+  readonly trustedRanges?: readonly string[];
+  /** Per-peer gossip rate limit (messages forwarded to us). @default {capacity: 500, refillPerSecond: 250} */
+  readonly rateLimit?: RateLimitOptions;
+  /** Rejected messages a peer may forward before it is disconnected and banned. @default 20 */
+  readonly maxRejections?: number;
+  /** How long a peer's rejections are remembered after its last one. @default 600_000 */
+  readonly rejectionMemoryMs?: number;
+  /** How long a ban lasts. @default 600_000 */
+  readonly banMs?: number;
+  /** Interval of the ping heartbeat to every connected peer; 0 turns it off. @default 5_000 */
+  readonly heartbeatMs?: number;
+  /** Time allowed for one direct request, dial to answer. @default 10_000 */
+  readonly requestTimeoutMs?: number;
+  /** Largest direct request accepted. @default 1_048_576 */
+  readonly maxRequestBytes?: number;
+  /** Largest direct response accepted. @default 8_388_608 */
+  readonly maxResponseBytes?: number;
+  /** Run the DHT as a client only (no routing for others). @default false */
+  readonly dhtClientMode?: boolean;
+  /** Start the node before returning. @default true */
+  readonly start?: boolean;
+  /** Stops the host when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+/** Counters of the boundary policies. */
+export interface HostStats {
+  /** Gossip messages ignored because their forwarder was over its rate limit. */
+  readonly rateLimited: number;
+  /** Gossip messages rejected (by a validator or a boundary check). */
+  readonly rejected: number;
+  /** Gossip messages ignored by a validator. */
+  readonly ignored: number;
+  /** Bans issued. */
+  readonly bans: number;
+}
+
+/** A direct request failed on the remote peer, or its framing was wrong. */
+export class ProtocolError extends Error {
+  override readonly name = "ProtocolError";
+  readonly protocol: string;
+  readonly peer: NodeId;
+  constructor(protocol: string, peer: NodeId, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.protocol = protocol;
+    this.peer = peer;
+  }
+}
+
+/** The libp2p implementation of {@link NetworkPort}. */
+export interface Libp2pHost extends NetworkPort {
+  /** The libp2p node, for protocols that stream (payloads) or need the DHT. */
+  readonly libp2p: Libp2p<HostServices>;
+  /** Capability advertisement and lookup over the DHT. */
+  readonly capabilities: CapabilityIndex;
+  /** The addresses peers can dial, each ending in `/p2p/<peer id>`. */
+  multiaddrs(): string[];
+  /** Disconnects `peer` and refuses it until the ban expires; logs the reason. */
+  ban(peer: NodeId, reason: string, durationMs?: number): void;
+  /** Whether `peer` is banned now. */
+  isBanned(peer: NodeId): boolean;
+  /** The gossipsub score of a peer (0 for an unknown one). */
+  score(peer: NodeId): number;
+  /** Dials a peer by multiaddr (`/ip4/…/tcp/…/p2p/<id>`), and resolves once connected. */
+  dial(address: string, options?: NetworkCallOptions): Promise<NodeId>;
+  /** Counters of the boundary policies. */
+  stats(): HostStats;
+}
+
+interface Subscription {
+  readonly validate: (message: GossipMessage) => ValidationResult;
+  readonly deliver: (message: GossipMessage) => void;
+}
+
+interface GossipSubScoring {
+  getScore(peer: string): number;
+}
+
+const TOPIC_SCORE: TopicScoreParams = {
+  topicWeight: 1,
+  timeInMeshWeight: 0.01,
+  timeInMeshQuantum: 1_000,
+  timeInMeshCap: 300,
+  firstMessageDeliveriesWeight: 1,
+  firstMessageDeliveriesDecay: 0.9,
+  firstMessageDeliveriesCap: 20,
+  meshMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesDecay: 0.5,
+  meshMessageDeliveriesCap: 100,
+  meshMessageDeliveriesThreshold: 1,
+  meshMessageDeliveriesWindow: 10,
+  meshMessageDeliveriesActivation: 5_000,
+  meshFailurePenaltyWeight: 0,
+  meshFailurePenaltyDecay: 0.5,
+  invalidMessageDeliveriesWeight: -0.2,
+  invalidMessageDeliveriesDecay: 0.99,
+};
+
+const SCORE_THRESHOLDS: PeerScoreThresholds = {
+  gossipThreshold: -10,
+  publishThreshold: -50,
+  graylistThreshold: -80,
+  acceptPXThreshold: 10,
+  opportunisticGraftThreshold: 20,
+};
+
+/** Creates (and by default starts) a libp2p host. */
+export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise<Libp2pHost> {
+  const privateKey = options.privateKey ??
+    (options.dataDir !== undefined ? await loadOrCreateIdentity(options.dataDir) : undefined);
+  const trusted = (options.trustedRanges ?? ["127.0.0.0/8", "::1/128"]).map(parseCidr);
+  const bans = new Map<string, number>();
+  const isBanned = (peer: string): boolean => {
+    const until = bans.get(peer);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    bans.delete(peer);
+    return false;
+  };
+  const scoreParams: Partial<PeerScoreParams> = {
+    topics: Object.fromEntries(Object.values(TOPICS).map((topic) => [topic, { ...TOPIC_SCORE }])),
+    topicScoreCap: 25,
+    IPColocationFactorWeight: -5,
+    IPColocationFactorThreshold: 10,
+    IPColocationFactorWhitelist: new TrustedIpSet(trusted),
+    decayInterval: 1_000,
+    decayToZero: 0.01,
+  };
+  const bootstrapList = [...(options.bootstrap ?? [])];
+  const peerDiscovery = bootstrapList.length > 0
+    ? [bootstrap({ list: bootstrapList, timeout: 0 })]
+    : [];
+  const node = await createLibp2p({
+    ...(privateKey !== undefined ? { privateKey } : {}),
+    start: false,
+    addresses: { listen: [...(options.listen ?? ["/ip4/127.0.0.1/tcp/0"])] },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      allow: trusted.map(cidrToMultiaddr),
+    },
+    connectionGater: {
+      denyDialPeer: (peer: PeerId) => isBanned(peer.toString()),
+      denyInboundEncryptedConnection: (peer: PeerId) => isBanned(peer.toString()),
+      denyOutboundEncryptedConnection: (peer: PeerId) => isBanned(peer.toString()),
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: StrictSign,
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        doPX: false,
+        allowedTopics: Object.values(TOPICS),
+        maxInboundDataLength: 4 * MAX_MESSAGE_BYTES,
+        scoreParams,
+        scoreThresholds: SCORE_THRESHOLDS,
+      }),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: options.dhtClientMode ?? false,
+        initialQuerySelfInterval: 0,
+        peerInfoMapper: (info: PeerInfo) => keepRoutableAddresses(info, trusted),
+      }),
+    },
+  });
+  const host = new Host(node, { ...options, isBanned, bans });
+  if (options.start ?? true) await host.start();
+  return host;
+}
+
+interface HostInit extends Libp2pHostOptions {
+  readonly isBanned: (peer: string) => boolean;
+  readonly bans: Map<string, number>;
+}
+
+class Host implements Libp2pHost {
+  readonly libp2p: Libp2p<HostServices>;
+  readonly self: NodeId;
+  readonly capabilities: CapabilityIndex;
+  readonly #init: HostInit;
+  readonly #limiter: RateLimiter;
+  readonly #subscriptions = new Map<string, Set<Subscription>>();
+  readonly #listeners = new Set<(event: PeerEvent) => void>();
+  readonly #protocols = new Set<string>();
+  readonly #rejections = new Map<string, { count: number; lastAt: number }>();
+  readonly #counters = { rateLimited: 0, rejected: 0, ignored: 0, bans: 0 };
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #started = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(node: Libp2p<HostServices>, init: HostInit) {
+    this.libp2p = node;
+    this.self = node.peerId.toString();
+    this.#init = init;
+    this.#limiter = new RateLimiter(init.rateLimit);
+    this.capabilities = new CapabilityIndex(node);
+    node.addEventListener("peer:connect", (event) => {
+      const peer = event.detail.toString();
+      if (init.isBanned(peer)) {
+        void node.hangUp(event.detail).catch(() => {});
+        return;
+      }
+      this.#emit({ type: "connected", peer });
+    });
+    node.addEventListener("peer:disconnect", (event) => {
+      this.#emit({ type: "disconnected", peer: event.detail.toString() });
+    });
+    node.addEventListener("peer:identify", (event) => {
+      this.#emit({
+        type: "identified",
+        peer: event.detail.peerId.toString(),
+        protocols: [...event.detail.protocols],
+      });
+    });
+    node.services.pubsub.addEventListener("message", (event) => this.#onMessage(event.detail));
+    init.signal?.addEventListener("abort", () => void this.stop(), { once: true });
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#init.signal?.throwIfAborted();
+    this.#started = true;
+    await this.libp2p.start();
+    const every = this.#init.heartbeatMs ?? 5_000;
+    if (every > 0) {
+      this.#heartbeat = setInterval(() => this.#ping(every), every);
+      Deno.unrefTimer(this.#heartbeat);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
+      await this.libp2p.stop();
+    })();
+    return this.#stopping;
+  }
+
+  multiaddrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((address) => address.toString());
+  }
+
+  peers(): NodeId[] {
+    return this.libp2p.getPeers().map((peer) => peer.toString());
+  }
+
+  async dial(address: string, options: NetworkCallOptions = {}): Promise<NodeId> {
+    const connection = await this.libp2p.dial(multiaddr(address), withSignal(options.signal));
+    return connection.remotePeer.toString();
+  }
+
+  score(peer: NodeId): number {
+    return (this.libp2p.services.pubsub as unknown as GossipSubScoring).getScore(peer);
+  }
+
+  stats(): HostStats {
+    return { ...this.#counters, rateLimited: this.#counters.rateLimited };
+  }
+
+  async publish(topic: Topic, data: Uint8Array, options: NetworkCallOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted();
+    if (data.byteLength > MAX_MESSAGE_BYTES) {
+      throw new RangeError(
+        `Cannot publish on "${topic}": ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`,
+      );
+    }
+    await this.libp2p.services.pubsub.publish(topic, data);
+  }
+
+  subscribe(
+    topic: Topic,
+    validate: (message: GossipMessage) => ValidationResult,
+    deliver: (message: GossipMessage) => void,
+  ): () => void {
+    const subscription: Subscription = { validate, deliver };
+    let set = this.#subscriptions.get(topic);
+    const pubsub = this.libp2p.services.pubsub;
+    if (set === undefined) {
+      set = new Set();
+      this.#subscriptions.set(topic, set);
+      pubsub.topicValidators.set(topic, (from, message) => this.#validate(topic, from, message));
+      pubsub.subscribe(topic);
+    }
+    set.add(subscription);
+    return () => {
+      const current = this.#subscriptions.get(topic);
+      if (current === undefined || !current.delete(subscription) || current.size > 0) return;
+      this.#subscriptions.delete(topic);
+      pubsub.topicValidators.delete(topic);
+      pubsub.unsubscribe(topic);
+    };
+  }
+
+  handle(
+    protocol: string,
+    handler: (request: Uint8Array, from: NodeId) => Promise<Uint8Array>,
+  ): void {
+    if (this.#protocols.has(protocol)) {
+      throw new Error(`Cannot handle protocol "${protocol}": it already has a handler`);
+    }
+    this.#protocols.add(protocol);
+    const timeoutMs = this.#init.requestTimeoutMs ?? 10_000;
+    const maxRequest = this.#init.maxRequestBytes ?? 1_048_576;
+    const maxResponse = this.#init.maxResponseBytes ?? 8_388_608;
+    void this.libp2p.handle(protocol, async (stream, connection) => {
+      const from = connection.remotePeer.toString();
+      const signal = AbortSignal.timeout(timeoutMs);
+      try {
+        if (this.#init.isBanned(from)) throw new Error(`Peer is banned: ${from}`);
+        const reader = new StreamReader(stream);
+        const request = await readFrame(reader, maxRequest, signal);
+        if (request === undefined) throw new Error("Stream ended before the request");
+        let status = 0;
+        let body: Uint8Array;
+        try {
+          body = await handler(request, from);
+          if (body.byteLength > maxResponse) {
+            throw new RangeError(
+              `Response too large: ${body.byteLength} bytes exceeds ${maxResponse}`,
+            );
+          }
+        } catch (error) {
+          status = 1;
+          body = new TextEncoder().encode((error as Error).message ?? String(error));
+        }
+        const header = new Uint8Array(5);
+        header[0] = status;
+        new DataView(header.buffer).setUint32(1, body.byteLength);
+        await sendAll(stream, header, signal);
+        await sendAll(stream, body, signal);
+        await stream.close({ signal });
+      } catch (error) {
+        log.debug("Direct request on {protocol} from {peer} failed: {error}", {
+          protocol,
+          peer: from,
+          error: (error as Error).message,
+        });
+        stream.abort(error as Error);
+      }
+    }).catch((error) => log.error("Cannot register {protocol}: {error}", { protocol, error }));
+  }
+
+  async request(
+    peer: NodeId,
+    protocol: string,
+    data: Uint8Array,
+    options: NetworkCallOptions = {},
+  ): Promise<Uint8Array> {
+    const maxRequest = this.#init.maxRequestBytes ?? 1_048_576;
+    if (data.byteLength > maxRequest) {
+      throw new RangeError(
+        `Cannot send request on "${protocol}": ${data.byteLength} bytes exceeds ${maxRequest}`,
+      );
+    }
+    const maxResponse = this.#init.maxResponseBytes ?? 8_388_608;
+    const timeout = AbortSignal.timeout(this.#init.requestTimeoutMs ?? 10_000);
+    const signal = options.signal === undefined
+      ? timeout
+      : AbortSignal.any([options.signal, timeout]);
+    const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal });
+    try {
+      const reader = new StreamReader(stream);
+      await sendAll(stream, frame(data), signal);
+      await stream.close({ signal });
+      const header = await reader.readExactly(5, signal);
+      if (header === undefined) {
+        throw new ProtocolError(
+          protocol,
+          peer,
+          `Peer closed the stream without answering: ${peer}`,
+        );
+      }
+      const status = header[0];
+      const length = new DataView(header.buffer, header.byteOffset, 5).getUint32(1);
+      if (length > maxResponse) {
+        throw new ProtocolError(
+          protocol,
+          peer,
+          `Response too large: ${length} bytes exceeds ${maxResponse}`,
+        );
+      }
+      const body = await reader.readExactly(length, signal);
+      if (body === undefined) {
+        throw new ProtocolError(protocol, peer, `Response truncated: ${peer}`);
+      }
+      if (status !== 0) {
+        throw new ProtocolError(
+          protocol,
+          peer,
+          `Request failed on peer ${peer}: ${new TextDecoder().decode(body)}`,
+        );
+      }
+      return body;
+    } catch (error) {
+      stream.abort(error as Error);
+      throw error;
+    }
+  }
+
+  onPeerEvent(listener: (event: PeerEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  ban(peer: NodeId, reason: string, durationMs = this.#init.banMs ?? 600_000): void {
+    this.#init.bans.set(peer, Date.now() + durationMs);
+    this.#rejections.delete(peer);
+    this.#counters.bans++;
+    log.warn("Banned peer {peer} for {durationMs} ms: {reason}", { peer, durationMs, reason });
+    void this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {});
+  }
+
+  isBanned(peer: NodeId): boolean {
+    return this.#init.isBanned(peer);
+  }
+
+  #validate(topic: string, from: PeerId, message: GossipsubMessage): TopicValidatorResult {
+    const forwarder = from.toString();
+    if (this.#init.isBanned(forwarder)) return TopicValidatorResult.Ignore;
+    if (!this.#limiter.take(forwarder)) {
+      this.#counters.rateLimited++;
+      return TopicValidatorResult.Ignore;
+    }
+    const subscriptions = this.#subscriptions.get(topic);
+    let result: ValidationResult = "accept";
+    let reason = "";
+    if (message.type !== "signed") {
+      result = "reject";
+      reason = "unsigned message";
+    } else if (message.data.byteLength > MAX_MESSAGE_BYTES) {
+      result = "reject";
+      reason = `message of ${message.data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`;
+    } else if (subscriptions === undefined || subscriptions.size === 0) {
+      result = "ignore";
+    } else {
+      const gossip: GossipMessage = {
+        topic: topic as Topic,
+        from: message.from.toString(),
+        data: message.data,
+      };
+      for (const subscription of subscriptions) {
+        let verdict: ValidationResult;
+        try {
+          verdict = subscription.validate(gossip);
+        } catch (error) {
+          verdict = "reject";
+          reason = `validator threw: ${(error as Error).message}`;
+        }
+        if (verdict === "reject") {
+          result = "reject";
+          reason ||= "validator rejected it";
+          break;
+        }
+        if (verdict === "ignore") result = "ignore";
+      }
+    }
+    if (result === "accept") return TopicValidatorResult.Accept;
+    if (result === "ignore") {
+      this.#counters.ignored++;
+      return TopicValidatorResult.Ignore;
+    }
+    this.#counters.rejected++;
+    this.#recordRejection(forwarder, topic, reason);
+    return TopicValidatorResult.Reject;
+  }
+
+  #recordRejection(peer: string, topic: string, reason: string): void {
+    const now = Date.now();
+    const memory = this.#init.rejectionMemoryMs ?? 600_000;
+    let entry = this.#rejections.get(peer);
+    if (entry === undefined || now - entry.lastAt > memory) {
+      entry = { count: 0, lastAt: now };
+      if (this.#rejections.size >= 10_000) {
+        const oldest = this.#rejections.keys().next();
+        if (!oldest.done) this.#rejections.delete(oldest.value);
+      }
+    }
+    this.#rejections.delete(peer);
+    entry.count++;
+    entry.lastAt = now;
+    this.#rejections.set(peer, entry);
+    log.debug("Rejected a message on {topic} from {peer}: {reason}", { topic, peer, reason });
+    const limit = this.#init.maxRejections ?? 20;
+    if (entry.count > limit) {
+      this.ban(
+        peer,
+        `sent ${entry.count} rejected messages (limit ${limit}), last on ${topic}: ${reason}`,
+      );
+    }
+  }
+
+  #onMessage(message: GossipsubMessage): void {
+    if (message.type !== "signed") return;
+    const subscriptions = this.#subscriptions.get(message.topic);
+    if (subscriptions === undefined) return;
+    const gossip: GossipMessage = {
+      topic: message.topic as Topic,
+      from: message.from.toString(),
+      data: message.data,
+    };
+    for (const subscription of [...subscriptions]) {
+      try {
+        subscription.deliver(gossip);
+      } catch (error) {
+        log.error("Subscriber of {topic} threw: {error}", { topic: message.topic, error });
+      }
+    }
+  }
+
+  #ping(every: number): void {
+    for (const peer of this.libp2p.getPeers()) {
+      this.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(every) }).then(
+        (rttMs) => this.#emit({ type: "heartbeat", peer: peer.toString(), rttMs }),
+        (error) => log.debug("Ping to {peer} failed: {error}", { peer: peer.toString(), error }),
+      );
+    }
+  }
+
+  #emit(event: PeerEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        log.error("Peer event listener threw: {error}", { error });
+      }
+    }
+  }
+}
+
+function withSignal(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal === undefined ? {} : { signal };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams: framing, backpressure
+
+/** Prefixes `data` with its length (u32, big endian). */
+export function frame(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + data.byteLength);
+  new DataView(out.buffer).setUint32(0, data.byteLength);
+  out.set(data, 4);
+  return out;
+}
+
+/**
+ * Reads one length-prefixed frame; `undefined` at a clean end of stream. Throws `RangeError`
+ * when the announced length exceeds `maxBytes`.
+ */
+export async function readFrame(
+  reader: StreamReader,
+  maxBytes: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array | undefined> {
+  const prefix = await reader.readExactly(4, signal);
+  if (prefix === undefined) return undefined;
+  const length = new DataView(prefix.buffer, prefix.byteOffset, 4).getUint32(0);
+  if (length > maxBytes) {
+    throw new RangeError(`Frame too large: ${length} bytes exceeds ${maxBytes}`);
+  }
+  const body = await reader.readExactly(length, signal);
+  if (body === undefined) throw new RangeError(`Stream ended inside a frame of ${length} bytes`);
+  return body;
+}
+
+/**
+ * Sends `data` in chunks of at most `chunkBytes`; whenever `send()` returns `false` (the
+ * muxer's buffer is full) it waits for `drain` before the next chunk.
+ */
+export async function sendAll(
+  stream: Stream,
+  data: Uint8Array,
+  signal?: AbortSignal,
+  chunkBytes = 64 * 1024,
+): Promise<void> {
+  for (let offset = 0; offset < data.byteLength; offset += chunkBytes) {
+    signal?.throwIfAborted();
+    const chunk = data.subarray(offset, Math.min(data.byteLength, offset + chunkBytes));
+    if (!stream.send(chunk)) await stream.onDrain(withSignal(signal));
+  }
+}
+
+/**
+ * Reads a libp2p v3 stream through its events. Incoming chunks queue up to `highWaterMark`
+ * bytes; above it the stream is paused (the muxer stops granting the sender window) until
+ * the reader catches up.
+ */
+export class StreamReader {
+  readonly #stream: Stream;
+  readonly #highWaterMark: number;
+  readonly #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #remoteEnded = false;
+  #closed = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(stream: Stream, options: { highWaterMark?: number } = {}) {
+    this.#stream = stream;
+    this.#highWaterMark = options.highWaterMark ?? 1_048_576;
+    stream.addEventListener("message", (event) => {
+      const chunk = event.data.subarray();
+      if (chunk.byteLength === 0) return;
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.byteLength;
+      if (this.#buffered > this.#highWaterMark && stream.readStatus === "readable") stream.pause();
+      this.#notify();
+    });
+    stream.addEventListener("remoteCloseWrite", () => {
+      this.#remoteEnded = true;
+      this.#notify();
+    });
+    stream.addEventListener("close", (event) => {
+      this.#closed = true;
+      if (event.error !== undefined) this.#error = event.error;
+      this.#notify();
+    });
+  }
+
+  /** Bytes queued and not yet read. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** Reads up to `maxBytes` (at least one byte); `undefined` at the end of the stream. */
+  async read(maxBytes: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#stream.readStatus === "paused") this.#stream.resume();
+      if ((this.#remoteEnded && this.#stream.readBufferLength === 0) || this.#closed) {
+        return undefined;
+      }
+      await this.#waitForEvent(signal);
+    }
+    const head = this.#chunks[0]!;
+    let chunk: Uint8Array;
+    if (head.byteLength <= maxBytes) {
+      chunk = head;
+      this.#chunks.shift();
+    } else {
+      chunk = head.subarray(0, maxBytes);
+      this.#chunks[0] = head.subarray(maxBytes);
+    }
+    this.#buffered -= chunk.byteLength;
+    if (this.#buffered <= this.#highWaterMark / 2 && this.#stream.readStatus === "paused") {
+      this.#stream.resume();
+    }
+    return chunk;
+  }
+
+  /**
+   * Reads exactly `length` bytes; `undefined` when the stream ends before the first byte,
+   * `RangeError` when it ends in the middle.
+   */
+  async readExactly(length: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const out = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const chunk = await this.read(length - filled, signal);
+      if (chunk === undefined) {
+        if (filled === 0) return undefined;
+        throw new RangeError(`Stream ended after ${filled} of ${length} bytes`);
+      }
+      out.set(chunk, filled);
+      filled += chunk.byteLength;
+    }
+    return out;
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #waitForEvent(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#wake = undefined;
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#wake = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address ranges
+
+/** A parsed CIDR range. */
+export interface Cidr {
+  readonly version: 4 | 6;
+  readonly network: bigint;
+  readonly prefix: number;
+}
+
+/** Parses `"127.0.0.0/8"` or `"::1/128"` (a bare address is a /32 or /128). */
+export function parseCidr(text: string): Cidr {
+  const [address = "", prefixText] = text.split("/");
+  const ip = parseIp(address);
+  if (ip === undefined) throw new TypeError(`Invalid CIDR "${text}": not an IP address`);
+  const width = ip.version === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? width : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > width) {
+    throw new TypeError(`Invalid CIDR "${text}": prefix must be 0 to ${width}`);
+  }
+  return { version: ip.version, network: mask(ip.value, width, prefix), prefix };
+}
+
+/** Whether `ip` (IPv4, IPv6 or IPv4-mapped IPv6) lies in one of `ranges`. */
+export function ipInRanges(ip: string, ranges: readonly Cidr[]): boolean {
+  const parsed = parseIp(ip);
+  if (parsed === undefined) return false;
+  return ranges.some((range) => {
+    if (range.version !== parsed.version) return false;
+    const width = range.version === 4 ? 32 : 128;
+    return mask(parsed.value, width, range.prefix) === range.network;
+  });
+}
+
+function mask(value: bigint, width: number, prefix: number): bigint {
+  const bits = BigInt(width - prefix);
+  return (value >> bits) << bits;
+}
+
+function parseIp(text: string): { version: 4 | 6; value: bigint } | undefined {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return { version: 4, value: v4 };
+  if (!text.includes(":")) return undefined;
+  let address = text.replace(/^\[|\]$/g, "").split("%")[0] ?? "";
+  const lastColon = address.lastIndexOf(":");
+  const embedded = parseIpv4(address.slice(lastColon + 1));
+  if (embedded !== undefined) {
+    const high = (embedded >> 16n).toString(16);
+    const low = (embedded & 0xffffn).toString(16);
+    address = `${address.slice(0, lastColon + 1)}${high}:${low}`;
+  }
+  const halves = address.split("::");
+  if (halves.length > 2) return undefined;
+  const parseGroups = (part: string | undefined): bigint[] | undefined => {
+    if (part === undefined || part === "") return [];
+    const groups: bigint[] = [];
+    for (const group of part.split(":")) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return undefined;
+      groups.push(BigInt(`0x${group}`));
+    }
+    return groups;
+  };
+  const head = parseGroups(halves[0]);
+  const rest = halves.length === 2 ? parseGroups(halves[1]) : [];
+  if (head === undefined || rest === undefined) return undefined;
+  const known = head.length + rest.length;
+  if (halves.length === 1 && known !== 8) return undefined;
+  if (known > 8) return undefined;
+  const groups = [...head, ...Array<bigint>(8 - known).fill(0n), ...rest];
+  const value = groups.reduce((acc, group) => (acc << 16n) | group, 0n);
+  // IPv4-mapped IPv6 (::ffff:a.b.c.d) is an IPv4 address.
+  if (value >> 32n === 0xffffn) return { version: 4, value: value & 0xffff_ffffn };
+  return { version: 6, value };
+}
+
+function parseIpv4(text: string): bigint | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  let value = 0n;
+  for (const part of parts) {
+    if (!/^[0-9]{1,3}$/.test(part)) return undefined;
+    const byte = Number(part);
+    if (byte > 255) return undefined;
+    value = (value << 8n) | BigInt(byte);
+  }
+  return value;
+}
+
+function cidrToMultiaddr(range: Cidr): string {
+  if (range.version === 4) {
+    const v = range.network;
+    const ip = [24n, 16n, 8n, 0n].map((shift) => ((v >> shift) & 0xffn).toString()).join(".");
+    return `/ip4/${ip}/ipcidr/${range.prefix}`;
+  }
+  const groups: string[] = [];
+  for (let shift = 112n; shift >= 0n; shift -= 16n) {
+    groups.push(((range.network >> shift) & 0xffffn).toString(16));
+  }
+  return `/ip6/${groups.join(":")}/ipcidr/${range.prefix}`;
+}
+
+/**
+ * The IP colocation whitelist: gossipsub asks `has(ip)` with each peer's IP; this set answers
+ * by range membership instead of exact strings.
+ */
+class TrustedIpSet extends Set<string> {
+  readonly #ranges: readonly Cidr[];
+  constructor(ranges: readonly Cidr[]) {
+    super();
+    this.#ranges = ranges;
+  }
+  override has(ip: string): boolean {
+    return ipInRanges(ip, this.#ranges);
+  }
+}
+
+const NON_PUBLIC = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "::/128",
+  "::1/128",
+  "fc00::/7",
+  "fe80::/10",
+].map(parseCidr);
+
+/** Keeps a peer's public addresses and those in trusted ranges; drops other private ones. */
+function keepRoutableAddresses(info: PeerInfo, trusted: readonly Cidr[]): PeerInfo {
+  return {
+    ...info,
+    multiaddrs: info.multiaddrs.filter((address: Multiaddr) => {
+      const ip = address.getComponents().find((c) => c.name === "ip4" || c.name === "ip6")?.value;
+      if (ip === undefined) return true; // dns and the like
+      return ipInRanges(ip, trusted) || !ipInRanges(ip, NON_PUBLIC);
+    }),
+  };
+}

@@ -1,0 +1,281 @@
+import assert from "node:assert/strict";
+import {
+  createLibp2pHost,
+  ipInRanges,
+  type Libp2pHost,
+  type Libp2pHostOptions,
+  parseCidr,
+} from "./libp2p_host.ts";
+import { TOPICS } from "./messages.ts";
+import type { PeerEvent } from "./network_port.ts";
+
+const LOOPBACK = ["/ip4/127.0.0.1/tcp/0"];
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Polls `check` every 25 ms until it holds or `timeoutMs` passes; throws naming `what`. */
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Starts `a`, then `b` bootstrapped to `a`, and waits until they are connected. */
+async function pair(
+  a: Partial<Libp2pHostOptions> = {},
+  b: Partial<Libp2pHostOptions> = {},
+): Promise<[Libp2pHost, Libp2pHost]> {
+  const first = await createLibp2pHost({ listen: LOOPBACK, ...a });
+  const second = await createLibp2pHost({
+    listen: LOOPBACK,
+    bootstrap: [first.multiaddrs()[0]!],
+    ...b,
+  });
+  await waitFor("the pair to connect", () => first.peers().includes(second.self));
+  return [first, second];
+}
+
+Deno.test("parseCidr() and ipInRanges() match IPv4, IPv6 and IPv4-mapped addresses", () => {
+  const ranges = ["127.0.0.0/8", "::1/128", "10.1.0.0/16", "fd00::/8"].map(parseCidr);
+  assert.equal(ipInRanges("127.0.0.1", ranges), true);
+  assert.equal(ipInRanges("127.255.3.4", ranges), true);
+  assert.equal(ipInRanges("128.0.0.1", ranges), false);
+  assert.equal(ipInRanges("10.1.200.3", ranges), true);
+  assert.equal(ipInRanges("10.2.0.1", ranges), false);
+  assert.equal(ipInRanges("::1", ranges), true);
+  assert.equal(ipInRanges("::2", ranges), false);
+  assert.equal(ipInRanges("fd12:3456::1", ranges), true);
+  assert.equal(ipInRanges("::ffff:127.0.0.1", ranges), true);
+  assert.equal(ipInRanges("2001:db8::1", ranges), false);
+  assert.equal(ipInRanges("not an ip", ranges), false);
+  assert.throws(() => parseCidr("127.0.0.0/33"), TypeError);
+  assert.throws(() => parseCidr("example.com/8"), TypeError);
+});
+
+Deno.test({
+  name: "createLibp2pHost() delivers gossip between two loopback nodes and reports peer events",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const events: PeerEvent[] = [];
+    const first = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 100 });
+    first.onPeerEvent((event) => events.push(event));
+    const second = await createLibp2pHost({
+      listen: LOOPBACK,
+      bootstrap: [first.multiaddrs()[0]!],
+      heartbeatMs: 100,
+    });
+    try {
+      assert.match(
+        first.multiaddrs()[0]!,
+        new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${first.self}$`),
+      );
+      const received: { from: string; text: string }[] = [];
+      first.subscribe(TOPICS.jobs, () => "accept", (message) => {
+        received.push({ from: message.from, text: decoder.decode(message.data) });
+      });
+      const pubsub = second.libp2p.services.pubsub;
+      await waitFor(
+        "the subscription to propagate",
+        () => pubsub.getSubscribers(TOPICS.jobs).length > 0,
+      );
+      await second.publish(TOPICS.jobs, encoder.encode("job one"));
+      await waitFor("the message", () => received.length === 1);
+      assert.deepEqual(received, [{ from: second.self, text: "job one" }]);
+      await waitFor("a heartbeat", () => events.some((event) => event.type === "heartbeat"));
+      const types = new Set(
+        events.filter((event) => event.peer === second.self).map((event) => event.type),
+      );
+      assert.ok(
+        types.has("connected") && types.has("identified") && types.has("heartbeat"),
+        [...types].join(),
+      );
+      const identified = events.find((event) => event.type === "identified");
+      assert.ok(
+        identified?.type === "identified" && identified.protocols.includes("/ciro/kad/1.0.0"),
+      );
+      const heartbeat = events.find((event) => event.type === "heartbeat");
+      assert.ok(heartbeat?.type === "heartbeat" && heartbeat.rttMs >= 0);
+      await second.stop();
+      await waitFor("the disconnect", () => events.some((event) => event.type === "disconnected"));
+      await assert.rejects(second.publish(TOPICS.jobs, new Uint8Array(70_000)), RangeError);
+    } finally {
+      await Promise.all([first.stop(), second.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() lowers the score of a rejected sender and bans a repeat offender",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const [victim, offender] = await pair({ heartbeatMs: 0 }, { heartbeatMs: 0 });
+    try {
+      let delivered = 0;
+      victim.subscribe(
+        TOPICS.bids,
+        (message) => decoder.decode(message.data).startsWith("bad") ? "reject" : "accept",
+        () => delivered++,
+      );
+      const pubsub = offender.libp2p.services.pubsub;
+      await waitFor(
+        "the subscription to propagate",
+        () => pubsub.getSubscribers(TOPICS.bids).length > 0,
+      );
+      await offender.publish(TOPICS.bids, encoder.encode("good"));
+      await waitFor("the good message", () => delivered === 1);
+      // A delivered message earns first-delivery credit (+1); three rejections cost 0.2 n² = 1.8.
+      for (let i = 0; i < 3; i++) await offender.publish(TOPICS.bids, encoder.encode(`bad ${i}`));
+      await waitFor("the rejections", () => victim.stats().rejected === 3);
+      // Scores are cached for one gossipsub heartbeat (1 s).
+      await waitFor("a negative score", () => victim.score(offender.self) < 0, 5_000);
+      for (let i = 3; i <= 25 && !victim.isBanned(offender.self); i++) {
+        await offender.publish(TOPICS.bids, encoder.encode(`bad ${i}`)).catch(() => {});
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await waitFor("the ban", () => victim.isBanned(offender.self));
+      assert.equal(victim.stats().rejected, 21);
+      assert.equal(victim.stats().bans, 1);
+      assert.equal(delivered, 1, "no rejected message is delivered");
+      await waitFor("the disconnect", () => !victim.peers().includes(offender.self));
+      await waitFor(
+        "the disconnect to reach the offender",
+        () => !offender.peers().includes(victim.self),
+      );
+      // The dialer may see its side upgrade (lazy muxer negotiation) before the victim's gater
+      // closes the connection: what matters is that the victim never accepts it.
+      const reconnects: PeerEvent[] = [];
+      victim.onPeerEvent((event) => event.peer === offender.self && reconnects.push(event));
+      await offender.dial(victim.multiaddrs()[0]!, { signal: AbortSignal.timeout(5_000) }).catch(
+        () => {},
+      );
+      await waitFor(
+        "the refused connection to close",
+        () => !offender.peers().includes(victim.self),
+      );
+      assert.equal(victim.peers().includes(offender.self), false, "a banned peer cannot reconnect");
+      assert.deepEqual(reconnects, []);
+    } finally {
+      await Promise.all([victim.stop(), offender.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() ignores and counts messages over a peer's rate limit",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const [receiver, sender] = await pair({
+      heartbeatMs: 0,
+      rateLimit: { capacity: 3, refillPerSecond: 0 },
+    }, {
+      heartbeatMs: 0,
+    });
+    try {
+      let delivered = 0;
+      receiver.subscribe(TOPICS.health, () => "accept", () => delivered++);
+      const pubsub = sender.libp2p.services.pubsub;
+      await waitFor(
+        "the subscription to propagate",
+        () => pubsub.getSubscribers(TOPICS.health).length > 0,
+      );
+      for (let i = 0; i < 10; i++) await sender.publish(TOPICS.health, encoder.encode(`beat ${i}`));
+      await waitFor(
+        "every message to be seen",
+        () => delivered + receiver.stats().rateLimited === 10,
+      );
+      assert.equal(delivered, 3);
+      assert.equal(receiver.stats().rateLimited, 7);
+      assert.equal(receiver.stats().rejected, 0, "rate limiting is not a rejection");
+      assert.equal(receiver.isBanned(sender.self), false);
+    } finally {
+      await Promise.all([receiver.stop(), sender.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() answers direct requests and reports remote errors, limits and timeouts",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const [server, client] = await pair({ heartbeatMs: 0, maxRequestBytes: 1_000 }, {
+      heartbeatMs: 0,
+      maxResponseBytes: 300_000,
+    });
+    try {
+      server.handle("/test/echo/1.0.0", (request, from) => {
+        assert.equal(from, client.self);
+        return Promise.resolve(new Uint8Array([...request].reverse()));
+      });
+      server.handle("/test/fail/1.0.0", () => Promise.reject(new Error("No such job: j1")));
+      server.handle(
+        "/test/big/1.0.0",
+        (request) => Promise.resolve(new Uint8Array(Number(decoder.decode(request)))),
+      );
+      server.handle("/test/slow/1.0.0", () => new Promise(() => {}));
+      assert.throws(() =>
+        server.handle("/test/echo/1.0.0", () => Promise.resolve(new Uint8Array()))
+      );
+
+      const echoed = await client.request(
+        server.self,
+        "/test/echo/1.0.0",
+        new Uint8Array([1, 2, 3]),
+      );
+      assert.deepEqual([...echoed], [3, 2, 1]);
+      const empty = await client.request(server.self, "/test/echo/1.0.0", new Uint8Array());
+      assert.equal(empty.byteLength, 0);
+      // 250 kB crosses many yamux windows: the server's writes wait for drain.
+      const big = await client.request(server.self, "/test/big/1.0.0", encoder.encode("250000"));
+      assert.equal(big.byteLength, 250_000);
+      await assert.rejects(
+        client.request(server.self, "/test/fail/1.0.0", new Uint8Array()),
+        {
+          name: "ProtocolError",
+          message: `Request failed on peer ${server.self}: No such job: j1`,
+        },
+      );
+      await assert.rejects(
+        client.request(server.self, "/test/big/1.0.0", encoder.encode("400000")),
+        { name: "ProtocolError", message: /Response too large: 400000 bytes exceeds 300000/ },
+      );
+      await assert.rejects(client.request(server.self, "/test/echo/1.0.0", new Uint8Array(2_000)));
+      await assert.rejects(
+        client.request(server.self, "/test/slow/1.0.0", new Uint8Array(), {
+          signal: AbortSignal.timeout(300),
+        }),
+      );
+      await assert.rejects(client.request(server.self, "/test/none/1.0.0", new Uint8Array()));
+    } finally {
+      await Promise.all([server.stop(), client.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() keeps its peer id across restarts with a data directory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dataDir = await Deno.makeTempDir();
+    try {
+      const first = await createLibp2pHost({ listen: LOOPBACK, dataDir, heartbeatMs: 0 });
+      const id = first.self;
+      await first.stop();
+      const second = await createLibp2pHost({ listen: LOOPBACK, dataDir, heartbeatMs: 0 });
+      try {
+        assert.equal(second.self, id);
+        assert.ok(second.multiaddrs()[0]!.endsWith(`/p2p/${id}`));
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
