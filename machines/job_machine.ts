@@ -44,6 +44,7 @@ import type {
   BidOffer,
   BidRejectReason,
   DeadlineKey,
+  DeclineReason,
   EffectRequest,
   NodeId,
   RefundReason,
@@ -90,6 +91,10 @@ export interface JobContext {
   readonly verifierPool: readonly NodeId[];
   readonly attempt: number;
   readonly escrowed: bigint;
+  /** Where the chain recorded the escrow (`block:tx:index`); seeds the verifier choice. */
+  readonly escrowRef: string | null;
+  /** Why this node's worker did not bid on the job, if it did not. */
+  readonly declined: { readonly reason: DeclineReason; readonly at: number } | null;
   readonly bids: Readonly<Record<string, BidRecord>>;
   /** Workers that went silent on this job; they may not win it again. */
   readonly excluded: readonly NodeId[];
@@ -182,7 +187,8 @@ export type JobEvent =
     readonly commitment: string;
   }
   | At & { readonly type: "timer.fired"; readonly key: string; readonly due: number }
-  | At & { readonly type: "chain.escrow.locked"; readonly amount: bigint }
+  | At & { readonly type: "chain.escrow.locked"; readonly amount: bigint; readonly ref?: string }
+  | At & { readonly type: "bid.declined"; readonly reason: DeclineReason }
   | At & {
     readonly type: "chain.worker.assigned";
     readonly worker: NodeId;
@@ -328,9 +334,14 @@ export const jobMachine = setup({
         });
       }
     }),
-    recordEscrow: assign({
-      escrowed: ({ context, event }) =>
-        event.type === "chain.escrow.locked" ? event.amount : context.escrowed,
+    recordEscrow: assign(({ context, event }) =>
+      event.type === "chain.escrow.locked"
+        ? { escrowed: event.amount, escrowRef: event.ref ?? null }
+        : { escrowed: context.escrowed }
+    ),
+    recordDecline: assign({
+      declined: ({ context, event }) =>
+        event.type === "bid.declined" ? { reason: event.reason, at: event.at } : context.declined,
     }),
     requestCancel: assign({ cancelRequested: true }),
     recordAnnouncement: assign(({ context, event }) =>
@@ -422,7 +433,9 @@ export const jobMachine = setup({
         context.verifierPool,
         context.spec.verifierCount,
         [best.worker, context.owner],
-        `${context.jobId}/${context.attempt}`,
+        // The worker cannot choose them: the seed mixes the job, the attempt and the chain's
+        // record of the escrow, which exists before any bid.
+        `${context.jobId}/${context.attempt}/${context.escrowRef ?? ""}`,
       );
       enqueue.assign({
         winner: { bidId: best.bidId, worker: best.worker, price: best.price },
@@ -690,6 +703,8 @@ export const jobMachine = setup({
     verifierPool: input.verifierPool ?? [],
     attempt: input.attempt ?? 1,
     escrowed: input.escrowLocked ? input.spec.maxPrice : 0n,
+    escrowRef: null,
+    declined: null,
     bids: {},
     excluded: [],
     winner: null,
@@ -732,6 +747,8 @@ export const jobMachine = setup({
     "chain.worker.slashed": { actions: "recordSlash" },
     "bid.received": { actions: { type: "refuseBid", params: { late: true } } },
     "job.announced": { actions: "recordAnnouncement" },
+    // This node's worker decided not to bid, and why (recorded for operators and replay).
+    "bid.declined": { actions: "recordDecline" },
     // Gossip can outrun the chain: keep outputs and attestations whenever they come.
     "job.result.received": { actions: ["recordOutput", "startVerification"] },
     "job.attestation.received": [

@@ -70,6 +70,16 @@ export type BidRejectReason =
   | "outbid"
   | "assignment_failed";
 
+/** Why a worker did not bid on a job it heard of. */
+export type DeclineReason =
+  | "unsupported_model"
+  | "hardware_mismatch"
+  | "insufficient_stake"
+  | "busy"
+  | "price_below_floor"
+  | "deadline_too_short"
+  | "excluded";
+
 /** A verifier's verdict on a result. */
 export type Verdict = "valid" | "invalid";
 

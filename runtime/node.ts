@@ -15,7 +15,14 @@ import { chainEventToActorEvents } from "../chain/translate.ts";
 import type { BidRecord, JobContext } from "../machines/job_machine.ts";
 import type { PeerConfig } from "../machines/peer_machine.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../machines/policies.ts";
-import type { EffectRequest, HardwareClass, JobSpec, NodeId, Role } from "../machines/types.ts";
+import type {
+  DeclineReason,
+  EffectRequest,
+  HardwareClass,
+  JobSpec,
+  NodeId,
+  Role,
+} from "../machines/types.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -46,6 +53,8 @@ export interface WorkerProfile {
   readonly priceRatio?: number;
   /** Time promised to finish in, ms. @default 500 */
   readonly etaMs?: number;
+  /** Lowest price the worker accepts; it declines jobs that pay less. @default 0n */
+  readonly minPrice?: bigint;
   /** Jobs the worker runs at once; it stops bidding while this many are assigned to it. @default 2 */
   readonly capacity?: number;
   /**
@@ -542,19 +551,33 @@ export class Node {
     const profile = this.#options.worker;
     if (profile === undefined || !this.roles.includes("worker")) return;
     const { spec } = effect;
-    if (!this.#executor.supports(spec.kind)) return;
-    if (spec.requirements.hardware === "gpu" && profile.hardware !== "gpu") return;
     const stake = profile.stake ?? 0n;
-    if (stake < spec.requirements.minStake) return;
-    if (this.#workload() >= (profile.capacity ?? 2)) return;
     const ratio = profile.priceRatio ?? 0.8;
     const price = (spec.maxPrice * BigInt(Math.round(ratio * 10_000))) / 10_000n;
+    const etaMs = profile.etaMs ?? 500;
+    const decline: DeclineReason | null = !this.#executor.supports(spec.kind)
+      ? "unsupported_model"
+      : spec.requirements.hardware === "gpu" && profile.hardware !== "gpu"
+      ? "hardware_mismatch"
+      : stake < spec.requirements.minStake
+      ? "insufficient_stake"
+      : price < (profile.minPrice ?? 0n)
+      ? "price_below_floor"
+      : etaMs > spec.executionMs
+      ? "deadline_too_short"
+      : this.#workload() >= (profile.capacity ?? 2)
+      ? "busy"
+      : null;
+    if (decline !== null) {
+      this.#submit("effect", actorId, { type: "bid.declined", reason: decline });
+      return;
+    }
     const bid = {
       bidId: `${effect.jobId}.${effect.attempt}.${this.id.slice(-12)}`,
       jobId: effect.jobId,
       worker: this.id,
       price,
-      etaMs: Math.min(profile.etaMs ?? 500, spec.executionMs),
+      etaMs,
       stake,
       reputation: 500,
       hardware: profile.hardware,
