@@ -41,7 +41,10 @@ export class ActorCell {
   readonly logic: AnyStateMachine;
   readonly #options: ActorCellOptions;
   #actor!: AnyActorRef;
-  #persisted: Snapshot<unknown>;
+  /** Computed on demand from `#good` (persisting a large context on every event is costly). */
+  #persisted: Snapshot<unknown> | undefined;
+  /** The live snapshot after the last accepted event. */
+  #good!: ReturnType<AnyActorRef["getSnapshot"]>;
   #pending: EffectRequest[] = [];
   #error: unknown = undefined;
   #incarnation = 0;
@@ -51,6 +54,7 @@ export class ActorCell {
     this.logic = logic;
     this.#options = options;
     this.#start(options.snapshot);
+    this.#good = this.#actor.getSnapshot();
     this.#persisted = this.#actor.getPersistedSnapshot();
   }
 
@@ -89,7 +93,7 @@ export class ActorCell {
 
   /** The snapshot persisted after the last accepted event. */
   get persisted(): Snapshot<unknown> {
-    return this.#persisted;
+    return this.#persisted ??= this.logic.getPersistedSnapshot(this.#good) as Snapshot<unknown>;
   }
 
   /** The state value rendered as text. */
@@ -134,13 +138,16 @@ export class ActorCell {
     this.#pending = [];
     this.#actor.send(event);
     if (this.#error !== undefined) return this.#crash(this.#error);
-    this.#persisted = this.#actor.getPersistedSnapshot();
+    this.#good = this.#actor.getSnapshot();
+    this.#persisted = undefined;
     this.#flush();
     this.#options.onTransition?.(this);
     return { status: "accepted" };
   }
 
   #crash(error: unknown): DeliveryOutcome {
+    // The children are as the last accepted event left them: persist with them now.
+    this.#persisted ??= this.persisted;
     this.#error = error;
     this.#pending = [];
     this.#actor.stop();
@@ -154,9 +161,10 @@ export class ActorCell {
   }
 
   /** Restarts the actor from its last persisted snapshot (or from `snapshot`). */
-  restart(snapshot: Snapshot<unknown> = this.#persisted): void {
+  restart(snapshot: Snapshot<unknown> = this.persisted): void {
     if (this.#error === undefined) this.#actor.stop();
     this.#start(snapshot);
+    this.#good = this.#actor.getSnapshot();
     this.#persisted = this.#actor.getPersistedSnapshot();
   }
 

@@ -14,14 +14,22 @@ function replacer(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? { [BIGINT_TAG]: value.toString() } : value;
 }
 
-function reviver(_key: string, value: unknown): unknown {
-  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-    const tagged = (value as Record<string, unknown>)[BIGINT_TAG];
-    if (typeof tagged === "string" && Object.keys(value).length === 1 && /^-?\d+$/.test(tagged)) {
-      return BigInt(tagged);
-    }
+/** Turns tagged bigints back, in place (faster than a `JSON.parse` reviver). */
+function revive(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = revive(value[i]);
+    return value;
   }
-  return value;
+  const record = value as Record<string, unknown>;
+  const tagged = record[BIGINT_TAG];
+  if (typeof tagged === "string") {
+    let only = true;
+    for (const key in record) if (key !== BIGINT_TAG) only = false;
+    if (only && /^-?\d+$/.test(tagged)) return BigInt(tagged);
+  }
+  for (const key in record) record[key] = revive(record[key]);
+  return record;
 }
 
 /** JSON text of `value`, with every `bigint` as `{ "$bigint": "<decimal>" }`. */
@@ -31,7 +39,8 @@ export function encodeJson(value: unknown): string {
 
 /** Parses JSON written by {@link encodeJson}, turning `{ "$bigint": "<decimal>" }` back. */
 export function decodeJson(text: string): unknown {
-  return text.includes(`"${BIGINT_TAG}"`) ? JSON.parse(text, reviver) : JSON.parse(text);
+  const value = JSON.parse(text);
+  return text.includes(`"${BIGINT_TAG}"`) ? revive(value) : value;
 }
 
 /** FNV-1a, 32 bit, as 8 hex digits: a row checksum. */
@@ -44,9 +53,22 @@ export function fnv1aHex(text: string): string {
   return (h >>> 0).toString(16).padStart(8, "0");
 }
 
-/** Two 32-bit multiplicative lanes (FNV-1a and a murmur-style one): 16 hex digits. */
-function hash64(text: string): string {
-  let a = 0x811c9dc5;
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const TWO32 = 4294967296;
+/** Packs two 32-bit lanes into one exact number (53 bits: all of `lo`, 21 bits of `hi`). */
+const pack = (lo: number, hi: number) => (lo >>> 0) + (hi & 0x1fffff) * TWO32;
+
+/** FNV-1a and a murmur-style lane over a string, with `seed` mixed in. */
+function hashText(text: string, seed: number): number {
+  let a = 0x811c9dc5 ^ seed;
   let b = 0x9747b28c;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -54,63 +76,96 @@ function hash64(text: string): string {
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0");
+  return pack(fmix(a ^ text.length), fmix(b ^ seed));
 }
 
-const objectHashes = new WeakMap<object, string>();
+const textHashes = new Map<string, number>();
 
-function token(value: unknown): string {
+function stringHash(text: string): number {
+  let h = textHashes.get(text);
+  if (h === undefined) {
+    h = hashText(text, 1);
+    if (textHashes.size >= 65_536) textHashes.clear();
+    if (text.length <= 256) textHashes.set(text, h);
+  }
+  return h;
+}
+
+const objectHashes = new WeakMap<object, number>();
+
+function valueHash(value: unknown): number {
   switch (typeof value) {
     case "string":
-      return JSON.stringify(value);
+      return stringHash(value);
     case "number":
-      return Object.is(value, -0) ? "0" : String(value);
+      return hashText(Object.is(value, -0) ? "0" : String(value), 2);
     case "bigint":
-      return `${value}n`;
+      return hashText(value.toString(), 3);
     case "boolean":
-      return value ? "t" : "f";
+      return value ? 0x7a11 : 0xfa15e;
     case "undefined":
-      return "u";
+      return 0x5eed;
     case "object":
-      return value === null ? "z" : objectHash(value);
+      return value === null ? 0x0a11 : objectHash(value);
     default:
-      return `?${typeof value}`;
+      return hashText(typeof value, 4);
   }
 }
 
-function objectHash(value: object): string {
+function objectHash(value: object): number {
   const cached = objectHashes.get(value);
   if (cached !== undefined) return cached;
-  let text: string;
+  let lo: number;
+  let hi: number;
   if (Array.isArray(value) || ArrayBuffer.isView(value)) {
+    // Ordered: a running mix over the items.
     const items = value as unknown as ArrayLike<unknown>;
-    text = "[";
-    for (let i = 0; i < items.length; i++) text += `${token(items[i])},`;
+    lo = 0x41;
+    hi = 0x5b;
+    for (let i = 0; i < items.length; i++) {
+      const h = valueHash(items[i]);
+      lo = fmix(Math.imul(lo, 31) + (h >>> 0));
+      hi = fmix(Math.imul(hi, 37) + Math.floor(h / TWO32) + i);
+    }
+    lo ^= items.length;
   } else {
+    // Unordered: a sum of mixed (key, value) pairs, so key order does not matter and no
+    // sorting is needed; members that are undefined are skipped, as JSON does.
     const record = value as Record<string, unknown>;
-    const keys = Object.keys(record).sort();
-    text = "{";
-    for (const key of keys) {
+    lo = 0x7b;
+    hi = 0x7d;
+    let n = 0;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
       const child = record[key];
       if (child === undefined || typeof child === "function") continue;
-      text += `${JSON.stringify(key)}:${token(child)},`;
+      const k = stringHash(key);
+      const v = valueHash(child);
+      const kLo = k >>> 0;
+      const kHi = Math.floor(k / TWO32);
+      lo = (lo + fmix(kLo ^ fmix((v >>> 0) + 0x9e3779b9))) >>> 0;
+      hi = (hi + fmix(kHi ^ fmix(Math.floor(v / TWO32) ^ kLo ^ 0x85ebca6b))) >>> 0;
+      n++;
     }
+    lo = fmix(lo ^ n);
+    hi = fmix(hi + n);
   }
-  const hash = hash64(text);
+  const hash = pack(lo, hi);
   objectHashes.set(value, hash);
   return hash;
 }
 
 /**
- * The state hash of a value (an actor's context): 16 hex digits of a 64-bit non-cryptographic
- * Merkle hash over its canonical form (object keys sorted, `undefined` members dropped as in
- * JSON, `bigint`s exact). It depends only on the value, not on key order or sharing. Hashes of
- * nested objects are memoized by identity, which is sound because contexts are immutable: an
- * XState `assign` makes a new object and shares what did not change, so each step hashes only
- * what changed.
+ * The state hash of a value (an actor's context): 14 hex digits of a 53-bit non-cryptographic
+ * Merkle hash over its canonical form: object members hashed as an unordered set of (key,
+ * value) pairs (so key order does not matter and nothing is sorted), `undefined` members
+ * dropped as in JSON, arrays in order, `bigint`s exact and distinct from numbers and strings.
+ * It depends only on the value. Hashes of nested objects are memoized by identity, which is
+ * sound because contexts are immutable: an XState `assign` makes a new object and shares what
+ * did not change, so each step hashes only what changed.
  */
 export function stateHash(value: unknown): string {
-  return value !== null && typeof value === "object" ? objectHash(value) : hash64(token(value));
+  return valueHash(value).toString(16).padStart(14, "0");
 }
 
 /** How a delivery ended. */

@@ -8,8 +8,9 @@
  * outcome, per-phase latency, and the money check.
  *
  * Flags: `--jobs N` (default 100), `--workers N` (20), `--verifiers N` (4), `--concurrency N`
- * (25), `--ledger PATH` (default a new file in a temporary directory), `--json` (print the
- * summary as JSON).
+ * (25), `--ledger PATH` (default a new file in a temporary directory), `--record PATH` (the
+ * recording, see `recording.ts`; default `recording.jsonl` in a new temporary directory),
+ * `--json` (print the summary as JSON).
  *
  * @module
  */
@@ -21,7 +22,14 @@ import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { commitmentOf } from "./executor.ts";
 import { configureLogging } from "./log.ts";
-import { createNode, type Node, type WorkerProfile } from "./node.ts";
+import { describeNode } from "./journal.ts";
+import {
+  createNode as createNodeWith,
+  type Node,
+  type NodeOptions,
+  type WorkerProfile,
+} from "./node.ts";
+import { RecordingWriter } from "./recording.ts";
 import { type Phase, phaseDurations, PHASES, quantile } from "./phases.ts";
 
 /** Options of {@link runDemo}. */
@@ -36,6 +44,8 @@ export interface DemoOptions {
   readonly concurrency?: number;
   /** Ledger file; `:memory:` for none. @default a new file in a temporary directory */
   readonly ledgerPath?: string;
+  /** Where to write the recording of every node's journal. @default none */
+  readonly recordPath?: string;
   /** Called with progress while jobs run. */
   readonly onProgress?: (done: number, total: number, byState: Record<string, number>) => void;
   /** Gives up after this long, ms. @default 180_000 */
@@ -58,6 +68,8 @@ export interface DemoSummary {
   readonly ledgerPath: string;
   readonly silentWorker: string;
   readonly wrongWorker: string;
+  /** The recording written, if one was asked for. */
+  readonly recordPath?: string;
 }
 
 /** A seeded pseudo-random generator (mulberry32), so every demo run submits the same jobs. */
@@ -119,6 +131,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     banMs: 60_000,
   };
   const nodes: Node[] = [];
+  const recorder = options.recordPath === undefined
+    ? undefined
+    : RecordingWriter.create(options.recordPath, {
+      demo: { jobs: total, workers: workerCount, verifiers: verifierCount, concurrency, seed: 42 },
+    });
+  const createNode = (o: NodeOptions): Node =>
+    createNodeWith(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
   const pad = (i: number) => String(i + 1).padStart(2, "0");
   const silentWorker = `worker-${pad(6)}`;
   const wrongWorker = `worker-${pad(12 % workerCount)}`;
@@ -257,9 +276,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       ledgerPath,
       silentWorker,
       wrongWorker,
+      ...(options.recordPath === undefined ? {} : { recordPath: options.recordPath }),
     };
   } finally {
     for (const node of nodes) await node.stop();
+    recorder?.close();
     network.close();
     ledger.close();
   }
@@ -291,6 +312,9 @@ export function formatSummary(s: DemoSummary): string {
       s.stakeConserved ? "OK" : "MISMATCH"
     }`,
     `  ledger: ${s.ledgerPath}`,
+    ...(s.recordPath
+      ? [`  recording: ${s.recordPath} (replay: deno task replay ${s.recordPath})`]
+      : []),
   ];
   return lines.join("\n");
 }
@@ -315,6 +339,7 @@ if (import.meta.main) {
       verifiers: { type: "string" },
       concurrency: { type: "string" },
       ledger: { type: "string" },
+      record: { type: "string" },
       json: { type: "boolean" },
       "log-level": { type: "string" },
     },
@@ -330,6 +355,8 @@ if (import.meta.main) {
       ...(values.verifiers ? { verifiers: Number(values.verifiers) } : {}),
       ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
       ...(values.ledger ? { ledgerPath: values.ledger } : {}),
+      recordPath: values.record ??
+        `${await Deno.makeTempDir({ prefix: "ciro-demo-" })}/recording.jsonl`,
       onProgress: (done, total, byState) => {
         const decile = Math.floor((done / total) * 10);
         if (tty) Deno.stderr.writeSync(encoder.encode(`\r${progressBar(done, total, byState)}`));
