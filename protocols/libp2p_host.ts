@@ -19,7 +19,8 @@
  *   status-tagged, length-prefixed response per stream, with size limits on both sides and a
  *   timeout (`requestTimeoutMs`) merged with the caller's `AbortSignal`. Writes respect
  *   backpressure (`send()` returning `false` waits for `drain`); reads pause the stream when
- *   the reader falls behind ({@link StreamReader}).
+ *   the reader falls behind ({@link StreamReader}). The yamux stream window is capped at
+ *   2 MiB (default 16 MiB) so that a paused stream cannot overflow its 4 MiB read buffer.
  * - **Peer events**: `connected` (`peer:connect`), `identified` (`peer:identify`, with the
  *   peer's protocols), `heartbeat` (a ping to every connected peer each `heartbeatMs`, default
  *   5 s, with the round trip) and `disconnected` (`peer:disconnect`).
@@ -103,6 +104,9 @@ import { loadOrCreateIdentity } from "./identity.ts";
 import { CapabilityIndex } from "./capability_index.ts";
 
 const log = getLogger(["ciro", "network"]);
+
+/** Largest yamux receive window of a stream: what a sender may have in flight. */
+export const MAX_STREAM_WINDOW = 2 * 1024 * 1024;
 
 /** The DHT protocol: ours, so the node never joins (or pollutes) the public IPFS DHT. */
 export const DHT_PROTOCOL = "/ciro/kad/1.0.0";
@@ -274,7 +278,9 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     addresses: { listen: [...(options.listen ?? ["/ip4/127.0.0.1/tcp/0"])] },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A paused stream still receives up to the yamux window; keep the window (2 MiB) below
+    // the stream's read buffer limit (4 MiB) so pausing never overflows it.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
     peerDiscovery,
     connectionManager: {
       allow: trusted.map(cidrToMultiaddr),
@@ -707,7 +713,8 @@ export async function readFrame(
 
 /**
  * Sends `data` in chunks of at most `chunkBytes`; whenever `send()` returns `false` (the
- * muxer's buffer is full) it waits for `drain` before the next chunk.
+ * muxer's window or buffer is full) it waits for the stream's `drain` event before the next
+ * chunk, so at most one chunk beyond what the muxer accepted is ever queued.
  */
 export async function sendAll(
   stream: Stream,
@@ -718,8 +725,43 @@ export async function sendAll(
   for (let offset = 0; offset < data.byteLength; offset += chunkBytes) {
     signal?.throwIfAborted();
     const chunk = data.subarray(offset, Math.min(data.byteLength, offset + chunkBytes));
-    if (!stream.send(chunk)) await stream.onDrain(withSignal(signal));
+    if (!stream.send(chunk)) await drained(stream, signal);
   }
+}
+
+/**
+ * Waits for `drain`. Not `stream.onDrain()`: in @libp2p/utils 7.4.1 its promise is created
+ * once and never reset, so after the first drain it resolves at once and the write buffer
+ * grows without bound (measured: 10 MB queued behind a paused reader).
+ */
+function drained(stream: Stream, signal?: AbortSignal): Promise<void> {
+  if (!stream.writableNeedsDrain) return Promise.resolve();
+  signal?.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      stream.removeEventListener("drain", onDrain);
+      stream.removeEventListener("close", onClose);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (event: Event) => {
+      cleanup();
+      reject(
+        (event as Event & { error?: Error }).error ??
+          new Error("Stream closed while waiting to send"),
+      );
+    };
+    const onAbort = () => {
+      cleanup();
+      reject(signal?.reason);
+    };
+    stream.addEventListener("drain", onDrain);
+    stream.addEventListener("close", onClose);
+    signal?.addEventListener("abort", onAbort);
+  });
 }
 
 /**
@@ -745,7 +787,9 @@ export class StreamReader {
       if (chunk.byteLength === 0) return;
       this.#chunks.push(chunk);
       this.#buffered += chunk.byteLength;
-      if (this.#buffered > this.#highWaterMark && stream.readStatus === "readable") stream.pause();
+      // Pause in a microtask: this listener may run inside `resume()`, which ends by telling
+      // the muxer to resume; a pause issued here would be undone by it.
+      if (this.#buffered > this.#highWaterMark) queueMicrotask(() => this.#maybePause());
       this.#notify();
     });
     stream.addEventListener("remoteCloseWrite", () => {
@@ -807,6 +851,12 @@ export class StreamReader {
       filled += chunk.byteLength;
     }
     return out;
+  }
+
+  #maybePause(): void {
+    if (this.#buffered > this.#highWaterMark && this.#stream.readStatus === "readable") {
+      this.#stream.pause();
+    }
   }
 
   #notify(): void {

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { peerIdFromString } from "@libp2p/peer-id";
 import {
   createLibp2pHost,
   ipInRanges,
   type Libp2pHost,
   type Libp2pHostOptions,
+  MAX_STREAM_WINDOW,
   parseCidr,
+  sendAll,
+  StreamReader,
 } from "./libp2p_host.ts";
 import { TOPICS } from "./messages.ts";
 import type { PeerEvent } from "./network_port.ts";
@@ -276,6 +280,67 @@ Deno.test({
       }
     } finally {
       await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "sendAll() waits for drain and StreamReader pauses a stream when its reader falls behind",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const [server, client] = await pair({ heartbeatMs: 0 }, { heartbeatMs: 0 });
+    try {
+      const size = 12 * 1024 * 1024;
+      const payload = new Uint8Array(size).map((_, i) => i % 251);
+      let sendsRefused = 0;
+      let senderDone = false;
+      await server.libp2p.handle("/test/flood/1.0.0", async (stream) => {
+        const send = stream.send.bind(stream);
+        stream.send = (data) => {
+          const accepted = send(data);
+          if (!accepted) sendsRefused++;
+          return accepted;
+        };
+        await sendAll(stream, payload, AbortSignal.timeout(20_000));
+        senderDone = true;
+        await stream.close();
+      });
+      const stream = await client.libp2p.dialProtocol(
+        peerIdFromString(server.self),
+        "/test/flood/1.0.0",
+      );
+      const reader = new StreamReader(stream, { highWaterMark: 65_536 });
+      let pausedSeen = false;
+      const received = new Uint8Array(size);
+      let filled = 0;
+      // A slow reader: the first 20 chunks with a pause in between, then at full speed.
+      for (let i = 0; filled < size; i++) {
+        if (i < 20) await new Promise((resolve) => setTimeout(resolve, 20));
+        pausedSeen ||= stream.readStatus === "paused";
+        const chunk = await reader.read(16_384, AbortSignal.timeout(20_000));
+        assert.ok(chunk !== undefined, `stream ended after ${filled} bytes`);
+        received.set(chunk, filled);
+        filled += chunk.byteLength;
+        if (i === 19) {
+          // In flight at most: our queue (one window arrives before the pause takes effect)
+          // plus the stream's read buffer (one more window), whatever the payload's size.
+          const queued = reader.buffered + stream.readBufferLength;
+          assert.ok(queued <= 2 * MAX_STREAM_WINDOW + 65_536, `${queued} bytes queued`);
+          assert.equal(senderDone, false, "the sender waits for the slow reader");
+        }
+      }
+      assert.equal(
+        await reader.read(1, AbortSignal.timeout(5_000)),
+        undefined,
+        "the stream ends after the payload",
+      );
+      assert.deepEqual(received, payload);
+      assert.ok(pausedSeen, "the reader paused the stream");
+      assert.ok(sendsRefused > 0, "send() returned false at least once");
+      await stream.close();
+    } finally {
+      await Promise.all([server.stop(), client.stop()]);
     }
   },
 });
