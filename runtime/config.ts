@@ -80,8 +80,6 @@ const localChain = z.strictObject({
   kind: z.literal("local"),
   /** The SQLite ledger file; nodes that settle together share it. */
   path: z.string().min(1, "must not be empty").optional(),
-  /** Event poll interval, ms. */
-  pollMs: ms(1).default(25),
 });
 
 const hexAddress = z.string().regex(/^0x[0-9a-fA-F]{1,64}$/, "must be a 0x hex address");
@@ -187,7 +185,7 @@ const configSchema = z.strictObject({
   bootstrap: z.array(bootstrapAddress, { error: "must be an array of multiaddrs" }).default([]),
   roles: z.array(role, { error: "must be an array of roles" }).min(1, "must name at least one role")
     .refine((r) => new Set(r).size === r.length, "must not repeat a role").default(["client"]),
-  chain: chain.default({ kind: "local", pollMs: 25 }),
+  chain: chain.default({ kind: "local" }),
   worker: worker.default({
     hardware: "cpu",
     stake: 0n,

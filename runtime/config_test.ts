@@ -29,7 +29,7 @@ Deno.test("parseConfig() fills in every default", () => {
   assert.deepEqual(config.listen, ["/ip4/127.0.0.1/tcp/0"]);
   assert.deepEqual(config.bootstrap, []);
   assert.deepEqual(config.roles, ["client"]);
-  assert.deepEqual(config.chain, { kind: "local", pollMs: 25, path: "./data/ledger.sqlite" });
+  assert.deepEqual(config.chain, { kind: "local", path: "./data/ledger.sqlite" });
   assert.equal(config.worker.priceRatio, 0.8);
   assert.equal(config.worker.stake, 0n);
   assert.deepEqual(config.policy, { bidSelection: "lowest_price", quorum: "bft" });
