@@ -48,7 +48,8 @@ const jobSpec = z.object({
   executionMs: ms.min(1),
   verificationMs: ms.min(1),
   maxAttempts: z.number().int().min(1).max(16),
-  verifierCount: z.number().int().min(1).max(64),
+  // 0: an unverified job (the client takes the result without a quorum).
+  verifierCount: z.number().int().min(0).max(64),
 });
 
 /** Schemas of every message, by topic. */

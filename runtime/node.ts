@@ -39,10 +39,23 @@ import {
 } from "../protocols/translate.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { BuiltinExecutor, commitmentOf, type ExecutorPort } from "./executor.ts";
+import type { ModelStore } from "./model_store.ts";
+// Types only: onnxruntime (a native library) loads on a node's first ONNX job, see onnx_lazy.ts.
+import type { ToleranceOptions } from "./onnx_executor.ts";
+import { LazyOnnxExecutor, toleranceVerifier } from "./onnx_lazy.ts";
+import { WorkerPool } from "./worker_pool.ts";
 import { type Envelope, Inbox, type JournalSink, type Source } from "./inbox.ts";
 import { logger } from "./log.ts";
 import { Timers } from "./timers.ts";
 import { ReexecutionVerifier, type VerifierPort } from "./verifier.ts";
+
+/**
+ * How a worker prices a bid: `ratio` asks a share of the job's maximum price; `cost` asks
+ * `floor + perMs × etaMs` (rounded up) and declines (`price_below_floor`) jobs paying less.
+ */
+export type PricingPolicy =
+  | { readonly kind: "ratio"; readonly ratio: number }
+  | { readonly kind: "cost"; readonly perMs: number; readonly floor: bigint };
 
 /** How a worker node bids. */
 export interface WorkerProfile {
@@ -51,6 +64,8 @@ export interface WorkerProfile {
   readonly stake?: bigint;
   /** Price asked, as a share of the job's maximum price. @default 0.8 */
   readonly priceRatio?: number;
+  /** How the bid price is set; overrides `priceRatio`. @default `{ kind: "ratio", ratio: priceRatio }` */
+  readonly pricing?: PricingPolicy;
   /** Time promised to finish in, ms. @default 500 */
   readonly etaMs?: number;
   /** Lowest price the worker accepts; it declines jobs that pay less. @default 0n */
@@ -89,6 +104,30 @@ export interface NodeOptions {
   readonly chainCursor?: ChainCursor;
   /** How often capabilities are re-announced, ms; 0 only at start. @default 30_000 */
   readonly capabilityIntervalMs?: number;
+  /**
+   * ONNX models this node serves (worker) or re-runs (verifier), by content hash. With it and
+   * no `executor`, the node runs `builtin:matmul` and ONNX jobs (`OnnxExecutor`, loaded
+   * on the first ONNX job); a worker advertises `models.list()` in its capabilities and
+   * declines ONNX jobs whose model it does not hold. @default none
+   */
+  readonly models?: ModelStore;
+  /**
+   * Float tolerance of the default verifier for ONNX outputs, by model hash
+   * (`atol + rtol × |recomputed|` per element, see `toleranceComparator`); `"*"` applies to
+   * every other model. @default `{ atol: 1e-5, rtol: 1e-4 }` for every model
+   */
+  readonly tolerances?: Readonly<Record<string, ToleranceOptions>>;
+  /**
+   * Executions and re-executions this node runs at once, and how many may wait; each is aborted
+   * at its job's deadline (`executionMs`, or `verificationMs` for a re-run).
+   * @default `{ concurrency: worker.capacity ?? 2, maxQueued: 16 }`
+   */
+  readonly executions?: { readonly concurrency?: number; readonly maxQueued?: number };
+  /**
+   * Fault injection for simulations and tests: a verifier that attests `invalid` (or `valid`)
+   * whatever it is given, without re-running the job. @default "none"
+   */
+  readonly verifierFault?: "none" | "always_invalid" | "always_valid";
 }
 
 /** What a client submits. */
@@ -166,6 +205,11 @@ export class Node {
   readonly #clock: Clock;
   readonly #executor: ExecutorPort;
   readonly #verifier: VerifierPort;
+  readonly #pool: WorkerPool;
+  /** The ONNX executor this node made from `options.models` (closed at stop). */
+  readonly #onnx: LazyOnnxExecutor | undefined;
+  /** Models held, refreshed from `options.models` at each capability announcement. */
+  #models: ReadonlySet<string> = new Set();
   readonly #timers: Timers;
   readonly #log;
   readonly #observers = new Set<(o: NodeObservation) => void>();
@@ -198,8 +242,39 @@ export class Node {
     this.roles = options.roles;
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    this.#executor = options.executor ?? new BuiltinExecutor();
-    this.#verifier = options.verifier ?? new ReexecutionVerifier(this.#executor);
+    const builtin = new BuiltinExecutor();
+    const pricing = options.worker?.pricing;
+    if (pricing?.kind === "ratio" && !(pricing.ratio > 0 && pricing.ratio <= 1)) {
+      throw new RangeError(`Invalid worker.pricing.ratio ${pricing.ratio}: must be in (0, 1]`);
+    }
+    if (pricing?.kind === "cost" && (!(pricing.perMs >= 0) || pricing.floor < 0n)) {
+      throw new RangeError(
+        `Invalid worker.pricing: perMs and floor must be non-negative, got ${pricing.perMs} and ${pricing.floor}`,
+      );
+    }
+    this.#onnx = options.executor === undefined && options.models !== undefined
+      ? new LazyOnnxExecutor(options.models)
+      : undefined;
+    const onnx = this.#onnx;
+    this.#executor = options.executor ??
+      (onnx
+        ? {
+          // builtin:matmul here, ONNX through the lazy executor (a CompositeExecutor's routing).
+          supports: (kind) => kind.type === "onnx" || builtin.supports(kind),
+          execute: (spec, input, o) =>
+            spec.kind.type === "onnx"
+              ? onnx.execute(spec, input, o)
+              : builtin.execute(spec, input, o),
+        }
+        : builtin);
+    this.#verifier = options.verifier ??
+      (onnx || options.tolerances
+        ? toleranceVerifier(this.#executor, options.tolerances ?? {})
+        : new ReexecutionVerifier(this.#executor));
+    this.#pool = new WorkerPool({
+      concurrency: options.executions?.concurrency ?? options.worker?.capacity ?? 2,
+      maxQueued: options.executions?.maxQueued ?? 16,
+    });
     this.#log = logger("node", options.id);
     this.#timers = new Timers(
       this.#clock,
@@ -271,17 +346,21 @@ export class Node {
     await Promise.allSettled([...this.#inflight]);
     this.tree.stop();
     await this.#options.network.stop();
+    await this.#onnx?.close();
     this.#abort = new AbortController();
   }
 
   /** Publishes this node's roles and hardware, so clients know their workers and verifiers. */
   async announceCapabilities(): Promise<void> {
+    if (this.#options.models) {
+      this.#models = new Set(await this.#options.models.list({ signal: this.#abort.signal }));
+    }
     const message = {
       type: "node.capabilities" as const,
       node: this.id,
       roles: [...this.roles],
       hardware: this.#options.worker?.hardware ?? "cpu",
-      models: [],
+      models: [...this.#models].slice(0, 256),
     };
     this.#capabilities.set(this.id, { roles: this.roles, hardware: message.hardware });
     await this.#options.network.publish(
@@ -552,16 +631,20 @@ export class Node {
     if (profile === undefined || !this.roles.includes("worker")) return;
     const { spec } = effect;
     const stake = profile.stake ?? 0n;
-    const ratio = profile.priceRatio ?? 0.8;
-    const price = (spec.maxPrice * BigInt(Math.round(ratio * 10_000))) / 10_000n;
     const etaMs = profile.etaMs ?? 500;
-    const decline: DeclineReason | null = !this.#executor.supports(spec.kind)
+    const pricing = profile.pricing ?? { kind: "ratio", ratio: profile.priceRatio ?? 0.8 };
+    const price = pricing.kind === "ratio"
+      ? (spec.maxPrice * BigInt(Math.round(pricing.ratio * 10_000))) / 10_000n
+      : pricing.floor + BigInt(Math.ceil(pricing.perMs * etaMs));
+    const missingModel = spec.kind.type === "onnx" && this.#options.models !== undefined &&
+      !this.#models.has(spec.kind.modelHash);
+    const decline: DeclineReason | null = !this.#executor.supports(spec.kind) || missingModel
       ? "unsupported_model"
       : spec.requirements.hardware === "gpu" && profile.hardware !== "gpu"
       ? "hardware_mismatch"
       : stake < spec.requirements.minStake
       ? "insufficient_stake"
-      : price < (profile.minPrice ?? 0n)
+      : price < (profile.minPrice ?? 0n) || price > spec.maxPrice
       ? "price_below_floor"
       : etaMs > spec.executionMs
       ? "deadline_too_short"
@@ -600,9 +683,10 @@ export class Node {
     const fault = this.#options.worker?.fault ?? "none";
     if (fault === "silent") return;
     try {
-      const result = await this.#executor.execute(effect.spec, effect.spec.input, {
-        signal: this.#abort.signal,
-      });
+      const result = await this.#pool.run(
+        (signal) => this.#executor.execute(effect.spec, effect.spec.input, { signal }),
+        { signal: this.#abort.signal, timeoutMs: effect.spec.executionMs },
+      );
       let { output, commitment } = result;
       if (fault === "wrong_result") {
         output = { corrupted: output };
@@ -622,12 +706,16 @@ export class Node {
     actorId: string,
     effect: Extract<EffectRequest, { type: "verify.run" }>,
   ): Promise<void> {
-    const attestation = await this.#verifier.verify(
-      effect.spec,
-      effect.spec.input,
-      { commitment: effect.commitment, output: effect.output },
-      { signal: this.#abort.signal },
-    );
+    const fault = this.#options.verifierFault ?? "none";
+    const claimed = { commitment: effect.commitment, output: effect.output };
+    const attestation = fault === "always_valid"
+      ? { verdict: "valid" as const, commitment: effect.commitment }
+      : fault === "always_invalid"
+      ? { verdict: "invalid" as const, commitment: "0".repeat(64) }
+      : await this.#pool.run(
+        (signal) => this.#verifier.verify(effect.spec, effect.spec.input, claimed, { signal }),
+        { signal: this.#abort.signal, timeoutMs: effect.spec.verificationMs },
+      );
     this.#submit("effect", actorId, {
       type: "job.verification.completed",
       verdict: attestation.verdict,

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { WorkerPool } from "./worker_pool.ts";
+
+Deno.test("WorkerPool.run() bounds concurrency and the queue", async () => {
+  const pool = new WorkerPool({ concurrency: 2, maxQueued: 1 });
+  let peak = 0;
+  let running = 0;
+  const gates: (() => void)[] = [];
+  const task = () =>
+    pool.run(async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise<void>((r) => gates.push(r));
+      running--;
+      return running;
+    });
+  const runs = [task(), task(), task()];
+  await assert.rejects(task(), (e: Error) => e.name === "PoolFullError");
+  assert.equal(pool.running, 2);
+  assert.equal(pool.queued, 1);
+  while (gates.length > 0 || pool.running > 0) {
+    gates.shift()?.();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(runs);
+  assert.equal(peak, 2);
+});
+
+Deno.test("WorkerPool.run() aborts a task at its deadline", async () => {
+  const pool = new WorkerPool({ concurrency: 1 });
+  let seen: AbortSignal | undefined;
+  await assert.rejects(
+    pool.run((signal) => {
+      seen = signal;
+      return new Promise(() => {});
+    }, { timeoutMs: 10 }),
+    (e: Error) => e.name === "TimeoutError",
+  );
+  assert.equal(seen?.aborted, true);
+  assert.equal(pool.running, 0, "the slot is free again");
+});
+
+Deno.test("WorkerPool.run() drops a queued task when its caller aborts", async () => {
+  const pool = new WorkerPool({ concurrency: 1 });
+  let release = () => {};
+  const first = pool.run(() => new Promise<void>((r) => (release = r)));
+  const controller = new AbortController();
+  const second = pool.run(() => Promise.resolve(1), { signal: controller.signal });
+  controller.abort(new Error("Not needed"));
+  await assert.rejects(second, /Not needed/);
+  assert.equal(pool.queued, 0);
+  release();
+  await first;
+});
