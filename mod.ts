@@ -77,4 +77,5 @@ export * from "./runtime/executor.ts";
 export * from "./runtime/verifier.ts";
 export * from "./runtime/node.ts";
 export * from "./runtime/phases.ts";
+export * from "./runtime/client.ts";
 export { configureLogging, type LogFormat, type LoggingOptions } from "./runtime/log.ts";
