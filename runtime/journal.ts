@@ -213,7 +213,6 @@ export class SqliteJournal implements JournalSink {
     this.path = path;
     this.#db = db;
     this.#next = next;
-    this.#lastDelivered = next - 1;
     this.repairs = repairs;
     this.#checkpointEvery = checkpointEvery;
     this.#insert = db.prepare(
@@ -439,9 +438,8 @@ export class SqliteJournal implements JournalSink {
     this.#db.exec("BEGIN");
     try {
       this.#writeOutcomes();
-      if (this.#dirty.size > 0 || this.#lastDelivered > 0) {
-        this.#snapshots.save(this.#lastDelivered, this.#dirty.values());
-      }
+      // Only a session that delivered (or recovered) knows the actors' state as of a seq.
+      if (this.#lastDelivered > 0) this.#snapshots.save(this.#lastDelivered, this.#dirty.values());
       this.#db.exec("COMMIT");
     } catch (error) {
       this.#db.exec("ROLLBACK");
@@ -450,10 +448,32 @@ export class SqliteJournal implements JournalSink {
     this.#dirty.clear();
   }
 
+  /**
+   * Called once a node's tree holds every journaled entry again (after recovery): checkpoints
+   * `actors` as of the last entry.
+   */
+  recovered(actors: Iterable<DeliveredActor>): void {
+    this.#checkOpen();
+    for (const actor of actors) this.#dirty.set(actor.id, actor);
+    this.#lastDelivered = this.lastSeq;
+    if (this.#lastDelivered > 0) this.checkpoint();
+  }
+
   /** The last checkpoint's snapshots. */
   loadCheckpoint(): Checkpoint {
     this.#checkOpen();
     return this.#snapshots.load();
+  }
+
+  /** The last entry from `source`, if any. */
+  lastOf(source: Source): RecordedEnvelope | undefined {
+    this.#checkOpen();
+    const row = this.#db.prepare(
+      "SELECT seq FROM entries WHERE source = ? ORDER BY seq DESC LIMIT 1",
+    ).get(source) as { seq: number } | undefined;
+    if (row === undefined) return undefined;
+    for (const entry of this.entries({ from: row.seq })) return entry;
+    return undefined;
   }
 
   /** Entries with their outcomes, in order, from seq `from`. */
