@@ -232,7 +232,8 @@ export function formatReplay(report: ReplayReport, name = "recording"): string {
   ].join("\n");
 }
 
-if (import.meta.main) {
+/** The command line: kept out of module evaluation so `report.ts` can import this module. */
+async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
@@ -290,3 +291,5 @@ if (import.meta.main) {
     Deno.exit(1);
   }
 }
+
+if (import.meta.main) void main();

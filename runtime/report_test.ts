@@ -1,0 +1,54 @@
+/**
+ * Tests of the research outputs, on a recording fixture.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { MACHINE_VERSIONS } from "./journal.ts";
+import { readRecording } from "./recording.ts";
+import {
+  bidStatistics,
+  buildReport,
+  formatPaths,
+  formatTimeline,
+  phasesCsv,
+  phasesJson,
+  renderHtml,
+} from "./report.ts";
+
+const fixture = new URL(
+  "../tests/fixtures/recordings/demo-6-jobs.job1-bid1-peer1.jsonl",
+  import.meta.url,
+).pathname;
+
+Deno.test("buildReport() gives timelines, phases, paths and bid statistics of every job", async () => {
+  const recording = await readRecording(fixture);
+  if (!Object.entries(MACHINE_VERSIONS).every(([k, v]) => recording.header.machines[k] === v)) {
+    console.warn(`Skipping: ${fixture} was made with other machine versions`);
+    return;
+  }
+  const report = buildReport(recording);
+  assert.equal(report.jobs.length, 6);
+  for (const job of report.jobs) {
+    assert.equal(job.owner, "client");
+    assert.ok(job.timeline.length > 0);
+    assert.equal(job.timeline[0]!.event, "job.submit");
+    assert.equal(job.path[job.path.length - 1]!.state, job.state);
+  }
+  const text = formatTimeline(report);
+  assert.match(text, /^job-0001 \(owner client\): \w+, \d+ attempt\(s\), \d+ bids$/m);
+  assert.match(text, /bid\.received\s+-> bidding\s+worker-\d+ bids \d+/);
+  const csv = phasesCsv(report).trimEnd().split("\n");
+  assert.equal(csv[0], "job,state,attempts,bidding,execution,verification,settlement,total");
+  assert.equal(csv.length, 7);
+  const json = JSON.parse(phasesJson(report));
+  assert.equal(json.jobs.length, 6);
+  assert.equal(json.summary.total.n, 6);
+  assert.match(formatPaths(report), /^job-0001: announced@0 -> bidding@\d+/);
+  const bids = bidStatistics(report) as { jobs: number; notTaken: Record<string, number> };
+  assert.equal(bids.jobs, 6);
+  assert.ok(Object.keys(bids.notTaken).length > 0);
+  const html = renderHtml(report);
+  assert.match(html, /^<!doctype html>/);
+  assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/);
+});
