@@ -55,7 +55,7 @@ import type {
 import type { JobSpec } from "./types.ts";
 
 /** Version of the job machine's logic; bump when a recording could replay differently. */
-export const JOB_MACHINE_VERSION = 1;
+export const JOB_MACHINE_VERSION = 2;
 
 /** A bid as the job keeps it (the bid's own lifecycle lives in its child actor). */
 export interface BidRecord extends BidOffer {
@@ -344,9 +344,11 @@ export const jobMachine = setup({
         event.type === "bid.declined" ? { reason: event.reason, at: event.at } : context.declined,
     }),
     requestCancel: assign({ cancelRequested: true }),
+    // Only the window is taken from gossip: the attempt moves with the chain's revocation, so a
+    // re-announcement that outruns the chain does not count an attempt twice.
     recordAnnouncement: assign(({ context, event }) =>
       event.type === "job.announced" && event.attempt >= context.attempt
-        ? { attempt: event.attempt, announcedBidWindowEndsAt: event.bidWindowEndsAt }
+        ? { announcedBidWindowEndsAt: event.bidWindowEndsAt }
         : {}
     ),
     openBidding: enqueueActions(({ context, event, enqueue }) => {

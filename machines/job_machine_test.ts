@@ -495,3 +495,23 @@ Deno.test("jobMachine() withdraws a bid only for the worker that made it", () =>
   d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
   assert.equal(d.state, "refunding", "the only bid was withdrawn");
 });
+
+Deno.test("jobMachine() counts an attempt once when the re-announcement outruns the chain", () => {
+  const d = new Driver(jobMachine, {
+    jobId: "j1",
+    spec: spec({ maxAttempts: 2 }),
+    owner: "client",
+    self: "w2",
+    roles: ["worker"],
+    at: 0,
+    escrowLocked: true,
+  });
+  d.send({ type: "chain.worker.assigned", at: 110, worker: "w1", price: 40n, verifiers: ["v1"] });
+  // Gossip first: the owner re-announces attempt 2 before this node sees the revocation.
+  d.send({ type: "job.announced", at: 1_200, attempt: 2, bidWindowEndsAt: 1_400 });
+  d.send({ type: "chain.assignment.revoked", at: 1_210, worker: "w1" });
+  assert.equal(d.state, "bidding");
+  assert.equal(d.context.attempt, 2);
+  assert.equal(d.context.deadlines.bid_window, 1_400, "the owner's announced window");
+  assert.equal(d.emitted("worker.consider").length, 1, "w2 bids on the second auction");
+});
