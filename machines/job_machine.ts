@@ -288,6 +288,8 @@ export const jobMachine = setup({
     isOwner: ({ context }) => isOwner(context),
     escrowAlreadyLocked: ({ context }) => context.escrowed > 0n,
     cancelRequested: ({ context }) => context.cancelRequested,
+    othersBidHere: ({ context, event }) =>
+      event.type === "bid.received" && !isOwner(context) && event.bid.worker !== context.self,
     bidIsAcceptable: ({ context, event }) =>
       event.type === "bid.received" && event.bid.jobId === context.jobId &&
       bidRejection(context, event.bid) === null,
@@ -747,7 +749,10 @@ export const jobMachine = setup({
       { target: ".failed", actions: "recordRefund" },
     ],
     "chain.worker.slashed": { actions: "recordSlash" },
-    "bid.received": { actions: { type: "refuseBid", params: { late: true } } },
+    "bid.received": [
+      { guard: "othersBidHere" },
+      { actions: { type: "refuseBid", params: { late: true } } },
+    ],
     "job.announced": { actions: "recordAnnouncement" },
     // This node's worker decided not to bid, and why (recorded for operators and replay).
     "bid.declined": { actions: "recordDecline" },
@@ -786,6 +791,8 @@ export const jobMachine = setup({
       entry: [{ type: "enterPhase", params: { state: "bidding" } }, "openBidding"],
       on: {
         "bid.received": [
+          // Only the owner decides; an observer keeps its own bid and lets the others by.
+          { guard: "othersBidHere" },
           { guard: "bidIsAcceptable", actions: "acceptBid" },
           { actions: { type: "refuseBid", params: {} } },
         ],

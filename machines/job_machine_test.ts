@@ -515,3 +515,12 @@ Deno.test("jobMachine() counts an attempt once when the re-announcement outruns 
   assert.equal(d.context.deadlines.bid_window, 1_400, "the owner's announced window");
   assert.equal(d.emitted("worker.consider").length, 1, "w2 bids on the second auction");
 });
+
+Deno.test("jobMachine() on an observer keeps only its own bid", () => {
+  const d = new Driver(jobMachine, { jobId: "j1", spec: spec(), owner: "client", self: "w2", roles: ["worker"], at: 0, escrowLocked: true });
+  const effects = d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
+  assert.deepEqual(effects, [], "no rejection noise for other workers' bids");
+  assert.deepEqual(Object.keys(d.context.bids), []);
+  d.send({ type: "bid.received", at: 11, bid: bid("w2", 50n) });
+  assert.deepEqual(Object.keys(d.context.bids), ["b-w2"]);
+});
