@@ -40,7 +40,8 @@ export interface NetworkPort {
   publish(topic: Topic, data: Uint8Array, options?: NetworkCallOptions): Promise<void>;
   /**
    * Subscribes to a topic. The validator runs first; a rejected message is not delivered and
-   * costs its sender score.
+   * costs its sender score. The validator and the delivery see the same `data` object, so a
+   * subscriber may key what it decoded while validating by it.
    */
   subscribe(
     topic: Topic,

@@ -16,7 +16,6 @@ import type { ChainPort } from "../chain/port.ts";
 import type { JobPolicy } from "../machines/policies.ts";
 import { createLibp2pHost, type Libp2pHost } from "../protocols/libp2p_host.ts";
 import { loadOrCreateIdentity } from "../protocols/identity.ts";
-import type { GossipMessage, NetworkPort } from "../protocols/network_port.ts";
 import { loadConfig, type NodeConfig, USAGE } from "./config.ts";
 import { configureLogging, logger } from "./log.ts";
 import { createNode, type Node } from "./node.ts";
@@ -43,34 +42,6 @@ export interface RunningNode {
   readonly info: NodeInfo;
   /** Stops everything, in order; safe to call twice. */
   stop(): Promise<void>;
-}
-
-/**
- * Works around a mismatch between the libp2p host and the node: the host hands the validator
- * and the subscriber two different {@link GossipMessage} objects for one message, while the node
- * keeps what its validator decoded in a `WeakMap` keyed by the message object, so over libp2p
- * every validated message reached the subscriber as nothing. This passes the validated object
- * on to the subscriber (matched by the identity of the payload bytes, which gossipsub shares).
- */
-export function deliverValidatedMessages(host: NetworkPort): NetworkPort {
-  const subscribe: NetworkPort["subscribe"] = (topic, validate, deliver) => {
-    const validated = new WeakMap<Uint8Array, GossipMessage>();
-    return host.subscribe(
-      topic,
-      (message) => {
-        validated.set(message.data, message);
-        return validate(message);
-      },
-      (message) => deliver(validated.get(message.data) ?? message),
-    );
-  };
-  return new Proxy(host, {
-    get: (target, key) => {
-      if (key === "subscribe") return subscribe;
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
 }
 
 /** Starts a node from a validated config. */
@@ -108,7 +79,7 @@ export async function startNode(
     const node = createNode({
       id: host.self,
       roles: config.roles,
-      network: deliverValidatedMessages(host),
+      network: host,
       chain: chain.port,
       policy: config.policy as JobPolicy,
       peer: config.peer,

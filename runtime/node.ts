@@ -214,7 +214,8 @@ export class Node {
   readonly #log;
   readonly #observers = new Set<(o: NodeObservation) => void>();
   readonly #capabilities = new Map<NodeId, { roles: readonly Role[]; hardware: HardwareClass }>();
-  readonly #decoded = new WeakMap<GossipMessage, Addressed[]>();
+  /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
+  readonly #decoded = new WeakMap<Uint8Array, Addressed[]>();
   readonly #cleanup: (() => void)[] = [];
   readonly #inflight = new Set<Promise<unknown>>();
   #abort = new AbortController();
@@ -765,7 +766,7 @@ export class Node {
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
       }
-      this.#decoded.set(message, addressed);
+      this.#decoded.set(message.data, addressed);
       return "accept";
     } catch (error) {
       if (!(error instanceof WireError) && !(error instanceof RuleViolation)) throw error;
@@ -785,7 +786,7 @@ export class Node {
   }
 
   #receive(message: GossipMessage): void {
-    const addressed = this.#decoded.get(message) ?? [];
+    const addressed = this.#decoded.get(message.data) ?? [];
     for (const { target, event } of addressed) this.#submit("network", target, event);
   }
 
