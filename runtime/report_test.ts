@@ -16,17 +16,21 @@ import {
   renderHtml,
 } from "./report.ts";
 
+const versions =
+  `job${MACHINE_VERSIONS.job}-bid${MACHINE_VERSIONS.bid}-peer${MACHINE_VERSIONS.peer}`;
 const fixture = new URL(
-  "../tests/fixtures/recordings/demo-6-jobs.job1-bid1-peer1.jsonl",
+  `../tests/fixtures/recordings/demo-6-jobs.${versions}.jsonl`,
   import.meta.url,
 ).pathname;
 
 Deno.test("buildReport() gives timelines, phases, paths and bid statistics of every job", async () => {
-  const recording = await readRecording(fixture);
-  if (!Object.entries(MACHINE_VERSIONS).every(([k, v]) => recording.header.machines[k] === v)) {
-    console.warn(`Skipping: ${fixture} was made with other machine versions`);
+  try {
+    Deno.statSync(fixture);
+  } catch {
+    console.warn(`Skipping: no fixture ${fixture} (deno run -A tests/fixtures/make_recordings.ts)`);
     return;
   }
+  const recording = await readRecording(fixture);
   const report = buildReport(recording);
   assert.equal(report.jobs.length, 6);
   for (const job of report.jobs) {
