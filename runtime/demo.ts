@@ -40,6 +40,8 @@ export interface DemoOptions {
   readonly workers?: number;
   /** @default 4 */
   readonly verifiers?: number;
+  /** Time between two job submissions, ms. @default 15 */
+  readonly paceMs?: number;
   /** Jobs in flight at once. @default 25 */
   readonly concurrency?: number;
   /** Ledger file; `:memory:` for none. @default a new file in a temporary directory */
@@ -218,13 +220,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
           } ms`,
         );
       }
-      while (submitted < total && submitted - finished.size < concurrency) {
+      if (submitted < total && submitted - finished.size < concurrency) {
+        // Clients arrive one at a time, not all in the same millisecond.
         const needsGpu = submitted % 17 === 16;
         client.submitJob({
           spec: matmulSpec(random, needsGpu),
           jobId: `job-${String(submitted + 1).padStart(4, "0")}`,
         });
         submitted++;
+        await new Promise((r) => setTimeout(r, options.paceMs ?? 15));
+        continue;
       }
       await new Promise<void>((resolve) => {
         wake = resolve;

@@ -70,7 +70,10 @@ export interface WorkerProfile {
   readonly etaMs?: number;
   /** Lowest price the worker accepts; it declines jobs that pay less. @default 0n */
   readonly minPrice?: bigint;
-  /** Jobs the worker runs at once; it stops bidding while this many are assigned to it. @default 2 */
+  /**
+   * Jobs the worker commits to at once (open bids plus assignments being executed); it declines
+   * new jobs as `busy` past it. @default 2
+   */
   readonly capacity?: number;
   /**
    * Fault injection for simulations and tests: `silent` never runs assigned jobs,
@@ -216,6 +219,8 @@ export class Node {
   readonly #capabilities = new Map<NodeId, { roles: readonly Role[]; hardware: HardwareClass }>();
   /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
   readonly #decoded = new WeakMap<Uint8Array, Addressed[]>();
+  /** Jobs this worker declined as busy, to bid on when a slot frees up. */
+  readonly #busy = new Map<string, Extract<EffectRequest, { type: "worker.consider" }>>();
   readonly #cleanup: (() => void)[] = [];
   readonly #inflight = new Set<Promise<unknown>>();
   #abort = new AbortController();
@@ -467,6 +472,7 @@ export class Node {
   #deliver(envelope: Envelope): void {
     const before = this.tree.get(envelope.target);
     const wasDone = before?.done ?? false;
+    const stateBefore = before?.state;
     const outcome = this.tree.deliver(envelope);
     this.#options.journal?.delivered?.(envelope, outcome, this.tree.get(envelope.target));
     if (outcome.status === "rejected") {
@@ -491,6 +497,7 @@ export class Node {
     const cell = this.tree.get(envelope.target);
     if (cell === undefined) return;
     this.#notify({ type: "delivered", envelope, actor: cell.id, state: cell.state });
+    if (this.#busy.size > 0 && stateBefore !== cell.state) this.#reconsiderBusy();
     if (!wasDone && cell.done && cell.id.startsWith("job:")) {
       const context = cell.snapshot.context as JobContext;
       this.#notify({
@@ -652,6 +659,8 @@ export class Node {
       : this.#workload() >= (profile.capacity ?? 2)
       ? "busy"
       : null;
+    if (decline === "busy") this.#busy.set(actorId, effect);
+    else this.#busy.delete(actorId);
     if (decline !== null) {
       this.#submit("effect", actorId, { type: "bid.declined", reason: decline });
       return;
@@ -724,7 +733,29 @@ export class Node {
     });
   }
 
-  /** Jobs assigned to this worker and not yet through execution. */
+  /**
+   * A slot freed up: bid on jobs declined as busy whose bid window is still open, oldest first.
+   * Without this, workers that all bid on the same burst of jobs would leave the next burst with
+   * no bids at all.
+   */
+  #reconsiderBusy(): void {
+    const capacity = this.#options.worker?.capacity ?? 2;
+    for (const [actorId, effect] of [...this.#busy]) {
+      const cell = this.tree.get(actorId);
+      const closesAt = (cell?.snapshot.context as JobContext | undefined)?.deadlines.bid_window;
+      if (
+        cell === undefined || cell.state !== "bidding" || closesAt === undefined ||
+        closesAt - this.#clock.now() < 10
+      ) {
+        this.#busy.delete(actorId);
+        continue;
+      }
+      if (this.#workload() >= capacity) return;
+      this.#considerBid(actorId, effect);
+    }
+  }
+
+  /** Jobs this worker is committed to: open bids, and assignments not yet through execution. */
   #workload(): number {
     let load = 0;
     for (const cell of this.tree.jobs.cells()) {
@@ -733,6 +764,11 @@ export class Node {
       if (
         c.winner?.worker === this.id && (cell.state === "executing" || cell.state === "reassigning")
       ) load++;
+      else if (
+        cell.state === "bidding" && c.bids[`${c.jobId}.${c.attempt}.${this.id.slice(-12)}`]
+      ) {
+        load++; // an open bid is a promise to run the job if it wins
+      }
     }
     return load;
   }
