@@ -18,7 +18,8 @@ import { createLibp2pHost, type Libp2pHost } from "../protocols/libp2p_host.ts";
 import { loadOrCreateIdentity } from "../protocols/identity.ts";
 import { loadConfig, type NodeConfig, USAGE } from "./config.ts";
 import { configureLogging, logger } from "./log.ts";
-import { createNode, type Node } from "./node.ts";
+import type { Node } from "./node.ts";
+import { openDurableNode } from "./recovery.ts";
 import { serveStatus, type StatusServer } from "./status_server.ts";
 
 /** The file the running node describes itself in, inside its data directory. */
@@ -76,7 +77,8 @@ export async function startNode(
   try {
     const chain = await openChain(config, host.self, options.signal);
     undo.push(chain.close);
-    const node = createNode({
+    // The node journals to its data directory and, restarted on it, comes back where it was.
+    const durable = await openDurableNode({
       id: host.self,
       roles: config.roles,
       network: host,
@@ -85,9 +87,26 @@ export async function startNode(
       peer: config.peer,
       capabilityIntervalMs: config.capabilityIntervalMs,
       ...(config.roles.includes("worker") ? { worker: config.worker } : {}),
+      dataDir: config.dataDir,
+      synchronous: config.journal.synchronous,
+      checkpointEvery: config.journal.checkpointEvery,
+      onRepair: (message) => log.warn("{message}", { message }),
     });
-    await node.start(options.signal ? { signal: options.signal } : {});
-    undo.push(() => node.stop());
+    const node = durable.node;
+    if (durable.restored > 0) {
+      log.info(
+        "Recovered {restored} actors ({replayed} journal entries after the last checkpoint)",
+        {
+          restored: durable.restored,
+          replayed: durable.replayed,
+        },
+      );
+    }
+    const resumed = await durable.start(options.signal ? { signal: options.signal } : {});
+    if (resumed.length > 0) {
+      log.info("Resumed {count} effects in flight", { count: resumed.length });
+    }
+    undo.push(() => durable.stop());
     const status = config.http.enabled
       ? serveStatus(node, {
         host: config.http.host,

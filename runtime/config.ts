@@ -169,6 +169,14 @@ const http = z.strictObject({
   ).max(65_535, "must be in [0, 65535]").default(0),
 });
 
+const journal = z.strictObject({
+  synchronous: z.enum(["normal", "full"], { error: "must be normal or full" }).default("normal"),
+  checkpointEvery: z.number({ error: "must be a number" }).int("must be an integer").min(
+    1,
+    "must be at least 1",
+  ).default(256),
+});
+
 const log = z.strictObject({
   level: z.enum(["trace", "debug", "info", "warning", "error", "fatal"], {
     error: "must be one of trace, debug, info, warning, error, fatal",
@@ -207,6 +215,7 @@ const configSchema = z.strictObject({
   }),
   capabilityIntervalMs: ms(0).default(30_000),
   http: http.default({ enabled: true, host: "127.0.0.1", port: 0 }),
+  journal: journal.default({ synchronous: "normal", checkpointEvery: 256 }),
   log: log.default({ level: "info", format: "text" }),
 });
 
