@@ -78,4 +78,23 @@ export * from "./runtime/verifier.ts";
 export * from "./runtime/node.ts";
 export * from "./runtime/phases.ts";
 export * from "./runtime/client.ts";
+export * from "./runtime/model_store.ts";
+export { LazyOnnxExecutor, toleranceVerifier } from "./runtime/onnx_lazy.ts";
+export { type DurableNode, type DurableNodeOptions, openDurableNode } from "./runtime/recovery.ts";
+export {
+  parseRecording,
+  readRecording,
+  type Recording,
+  RecordingError,
+  type RecordingHeader,
+  RecordingWriter,
+} from "./runtime/recording.ts";
+export { formatReplay, replay, type ReplayReport, ReplayVersionError } from "./runtime/replay.ts";
+export {
+  createLibp2pHost,
+  type Libp2pHost,
+  type Libp2pHostOptions,
+} from "./protocols/libp2p_host.ts";
+export { loadOrCreateIdentity } from "./protocols/identity.ts";
+export { StarknetChain } from "./chain/starknet_adapter.ts";
 export { configureLogging, type LogFormat, type LoggingOptions } from "./runtime/log.ts";
