@@ -60,8 +60,6 @@ Deno.test("parseCidr() and ipInRanges() match IPv4, IPv6 and IPv4-mapped address
 
 Deno.test({
   name: "createLibp2pHost() delivers gossip between two loopback nodes and reports peer events",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const events: PeerEvent[] = [];
     const first = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 100 });
@@ -113,8 +111,6 @@ Deno.test({
 
 Deno.test({
   name: "createLibp2pHost() lowers the score of a rejected sender and bans a repeat offender",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const [victim, offender] = await pair({ heartbeatMs: 0 }, { heartbeatMs: 0 });
     try {
@@ -170,8 +166,6 @@ Deno.test({
 
 Deno.test({
   name: "createLibp2pHost() ignores and counts messages over a peer's rate limit",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const [receiver, sender] = await pair({
       heartbeatMs: 0,
@@ -204,8 +198,6 @@ Deno.test({
 
 Deno.test({
   name: "createLibp2pHost() answers direct requests and reports remote errors, limits and timeouts",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const [server, client] = await pair({ heartbeatMs: 0, maxRequestBytes: 1_000 }, {
       heartbeatMs: 0,
@@ -263,8 +255,6 @@ Deno.test({
 
 Deno.test({
   name: "createLibp2pHost() keeps its peer id across restarts with a data directory",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const dataDir = await Deno.makeTempDir();
     try {
@@ -286,8 +276,6 @@ Deno.test({
 
 Deno.test({
   name: "sendAll() waits for drain and StreamReader pauses a stream when its reader falls behind",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const [server, client] = await pair({ heartbeatMs: 0 }, { heartbeatMs: 0 });
     try {

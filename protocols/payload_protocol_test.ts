@@ -61,8 +61,6 @@ Deno.test("MemoryPayloadStore and DirectoryPayloadStore verify hashes on put", a
 
 Deno.test({
   name: "fetchPayload() streams a 3 MiB payload with backpressure and stores it once verified",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const [server, client] = await pair();
     const dir = await Deno.makeTempDir();
@@ -100,8 +98,6 @@ Deno.test({
 Deno.test({
   name:
     "fetchPayload() rejects a corrupted payload with PayloadHashMismatchError and stores nothing",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const [server, client] = await pair();
     try {

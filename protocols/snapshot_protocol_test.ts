@@ -98,8 +98,6 @@ Deno.test("mergeSnapshots() dedupes jobs by jobId (latest attempt) and bids by b
 Deno.test({
   name:
     "requestSnapshots() asks a third of the peers round robin and merges what a joining node gets",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const hosts: Libp2pHost[] = [];
     try {

@@ -47,8 +47,6 @@ async function startCluster(n: number, minPeers = 3): Promise<Libp2pHost[]> {
 
 Deno.test({
   name: "createLibp2pHost() delivers gossip on 20 loopback nodes",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const started = performance.now();
     const hosts = await startCluster(20);
@@ -105,8 +103,6 @@ Deno.test({
 
 Deno.test({
   name: "CapabilityIndex.findProviders() finds capable workers on 20 loopback nodes",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const hosts = await startCluster(20);
     try {
@@ -153,8 +149,6 @@ Deno.test({
 
 Deno.test({
   name: "createLibp2pHost() exchanges gossip and requests with peers in separate OS processes",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const host = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
     const children: Deno.ChildProcess[] = [];
