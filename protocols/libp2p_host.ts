@@ -403,7 +403,7 @@ class Host implements Libp2pHost {
   }
 
   stats(): HostStats {
-    return { ...this.#counters, rateLimited: this.#counters.rateLimited };
+    return { ...this.#counters };
   }
 
   async publish(topic: Topic, data: Uint8Array, options: NetworkCallOptions = {}): Promise<void> {
