@@ -16,6 +16,7 @@ import type { ChainPort } from "../chain/port.ts";
 import type { JobPolicy } from "../machines/policies.ts";
 import { createLibp2pHost, type Libp2pHost } from "../protocols/libp2p_host.ts";
 import { loadOrCreateIdentity } from "../protocols/identity.ts";
+import type { Capability } from "../protocols/capability_index.ts";
 import { loadConfig, type NodeConfig, USAGE } from "./config.ts";
 import { configureLogging, logger } from "./log.ts";
 import type { Node } from "./node.ts";
@@ -107,6 +108,32 @@ export async function startNode(
       log.info("Resumed {count} effects in flight", { count: resumed.length });
     }
     undo.push(() => durable.stop());
+    // Joining: ask a third of the peers for what is open, once connections have formed.
+    if (config.bootstrap.length > 0) {
+      const join = setTimeout(() => {
+        node.requestSnapshot(options.signal ? { signal: options.signal } : {}).then(
+          (got) => log.info("Join snapshot: {jobs} open jobs, {bids} bids from {asked} peers", got),
+          (error) => log.warn("Join snapshot failed: {error}", { error: (error as Error).message }),
+        );
+      }, 1_000);
+      undo.push(() => clearTimeout(join));
+    }
+    // Workers and verifiers advertise what they offer in the DHT capability index.
+    const offered: Capability[] = config.roles
+      .filter((r): r is "worker" | "verifier" => r === "worker" || r === "verifier")
+      .map((role) => ({ type: "role", role }));
+    if (config.roles.includes("worker")) {
+      offered.push({ type: "hardware", hardware: config.worker.hardware });
+    }
+    for (const capability of offered) {
+      host.capabilities.advertise(capability, options.signal ? { signal: options.signal } : {})
+        .catch((error) =>
+          log.warn("Cannot advertise {key}: {error}", {
+            key: JSON.stringify(capability),
+            error: (error as Error).message,
+          })
+        );
+    }
     const status = config.http.enabled
       ? serveStatus(node, {
         host: config.http.host,

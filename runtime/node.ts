@@ -32,6 +32,11 @@ import {
 } from "../protocols/messages.ts";
 import type { GossipMessage, NetworkPort, PeerEvent } from "../protocols/network_port.ts";
 import {
+  requestSnapshots,
+  serveSnapshots,
+  type SnapshotData,
+} from "../protocols/snapshot_protocol.ts";
+import {
   type Addressed,
   effectToWire,
   RuleViolation,
@@ -321,6 +326,7 @@ export class Node {
       );
     }
     this.#cleanup.push(network.onPeerEvent((event) => this.#peerEvent(event)));
+    serveSnapshots(network, () => this.snapshot());
     await network.start();
     options.signal?.throwIfAborted();
     const stake = this.#options.worker?.stake ?? 0n;
@@ -379,6 +385,67 @@ export class Node {
   verifierPool(): NodeId[] {
     return [...this.#capabilities].filter(([, c]) => c.roles.includes("verifier")).map(([id]) => id)
       .sort();
+  }
+
+  /** The nodes this node has heard capabilities from (itself included). */
+  knownNodes(): { id: NodeId; roles: readonly Role[]; hardware: HardwareClass }[] {
+    return [...this.#capabilities].map(([id, c]) => ({ id, ...c }));
+  }
+
+  /** Open jobs and bids, as a joining peer asks for them (`/ciro/snapshot/1.0.0`). */
+  snapshot(): SnapshotData {
+    const jobs: SnapshotData["jobs"][number][] = [];
+    const bids: SnapshotData["bids"][number][] = [];
+    for (const cell of this.tree.jobs.cells()) {
+      if (cell.state !== "bidding") continue;
+      const c = cell.snapshot.context as JobContext;
+      const closesAt = c.deadlines.bid_window;
+      if (closesAt === undefined) continue;
+      jobs.push({
+        type: "job.announce",
+        jobId: c.jobId,
+        owner: c.owner,
+        attempt: c.attempt,
+        bidWindowEndsAt: closesAt,
+        spec: c.spec as never,
+      });
+      for (const bid of Object.values(c.bids)) {
+        if (bid.status !== "open") continue;
+        const { attempt: _a, receivedAt: _r, status: _s, reason: _x, ...offer } = bid;
+        bids.push({ type: "bid.submit", ...offer });
+      }
+    }
+    return { jobs, bids };
+  }
+
+  /**
+   * Asks about a third of the known peers for their open jobs and bids and feeds what they
+   * hold into the tree, as a node that joins late does. Returns how many jobs and bids came in.
+   * Snapshot answers are not signed by the jobs' owners; the chain stays the source of truth
+   * (a job that is not escrowed on chain is never assigned).
+   */
+  async requestSnapshot(
+    options: { fraction?: number; signal?: AbortSignal } = {},
+  ): Promise<{ jobs: number; bids: number; asked: number }> {
+    const result = await requestSnapshots(this.#options.network, options);
+    for (const job of result.jobs) {
+      if (job.owner === this.id || this.tree.get(`job:${job.jobId}`) !== undefined) continue;
+      this.#submit("network", `job:${job.jobId}`, {
+        type: "job.announced",
+        owner: job.owner,
+        spec: job.spec,
+        attempt: job.attempt,
+        bidWindowEndsAt: job.bidWindowEndsAt,
+      });
+    }
+    for (const message of result.bids) {
+      if (message.type !== "bid.submit") continue;
+      const { type: _t, ...bid } = message;
+      if (this.tree.get(`job:${bid.jobId}`)?.state === "bidding") {
+        this.#submit("network", `job:${bid.jobId}`, { type: "bid.received", bid });
+      }
+    }
+    return { jobs: result.jobs.length, bids: result.bids.length, asked: result.asked.length };
   }
 
   /** Watches what the node does. Returns an unsubscribe. */
