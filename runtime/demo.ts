@@ -20,6 +20,7 @@ import type { LedgerTotals } from "../chain/port.ts";
 import type { JobContext } from "../machines/job_machine.ts";
 import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import type { NetworkPort } from "../protocols/network_port.ts";
 import { commitmentOf } from "./executor.ts";
 import { configureLogging } from "./log.ts";
 import { describeNode } from "./journal.ts";
@@ -40,6 +41,8 @@ export interface DemoOptions {
   readonly workers?: number;
   /** @default 4 */
   readonly verifiers?: number;
+  /** `in-process`, or one real libp2p host per node on loopback. @default "in-process" */
+  readonly network?: "in-process" | "libp2p";
   /** Time between two job submissions, ms. @default 15 */
   readonly paceMs?: number;
   /** Jobs in flight at once. @default 25 */
@@ -86,7 +89,17 @@ function rng(seed: number): () => number {
   };
 }
 
-function matmulSpec(random: () => number, needsGpu: boolean): JobSpec {
+/** Deadlines of the demo's jobs: tight in process, looser over real libp2p (mesh hops, one event loop for every host). */
+const TIMING = {
+  "in-process": { bidWindowMs: 120, executionMs: 800, verificationMs: 2_000 },
+  libp2p: { bidWindowMs: 1_000, executionMs: 2_000, verificationMs: 4_000 },
+} as const;
+
+function matmulSpec(
+  random: () => number,
+  needsGpu: boolean,
+  timing: (typeof TIMING)[keyof typeof TIMING],
+): JobSpec {
   const n = 2 + Math.floor(random() * 3);
   const matrix = () =>
     Array.from({ length: n }, () => Array.from({ length: n }, () => Math.floor(random() * 19) - 9));
@@ -97,9 +110,7 @@ function matmulSpec(random: () => number, needsGpu: boolean): JobSpec {
     input,
     requirements: { hardware: needsGpu ? "gpu" : "cpu", minStake: 100n },
     maxPrice: 1_000n + BigInt(Math.floor(random() * 1_000)),
-    bidWindowMs: 120,
-    executionMs: 800,
-    verificationMs: 2_000,
+    ...timing,
     maxAttempts: 3,
     verifierCount: 4,
   };
@@ -107,10 +118,13 @@ function matmulSpec(random: () => number, needsGpu: boolean): JobSpec {
 
 /** Runs the demo and returns its summary. */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
-  const total = options.jobs ?? 100;
-  const workerCount = options.workers ?? 20;
+  // Over libp2p every host shares this process's event loop (signatures, mesh forwarding), so
+  // the default market is smaller there: 8 workers, 40 jobs, 8 in flight.
+  const overLibp2p = options.network === "libp2p";
+  const total = options.jobs ?? (overLibp2p ? 40 : 100);
+  const workerCount = options.workers ?? (overLibp2p ? 8 : 20);
   const verifierCount = options.verifiers ?? 4;
-  const concurrency = options.concurrency ?? 25;
+  const concurrency = options.concurrency ?? (overLibp2p ? 8 : 25);
   if (!Number.isInteger(total) || total < 1) {
     throw new RangeError(`Invalid --jobs ${total}: must be a positive integer`);
   }
@@ -124,9 +138,24 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     `${await Deno.makeTempDir({ prefix: "ciro-demo-" })}/ledger.sqlite`;
   const started = performance.now();
   const network = new InProcessNetwork({ heartbeatMs: 1_000 });
+  // One libp2p host per node on loopback when asked; they all bootstrap from the client's.
+  let bootstrap: string[] = [];
+  const join = async (name: string): Promise<NetworkPort> => {
+    if ((options.network ?? "in-process") === "in-process") return network.join(name);
+    const { createLibp2pHost } = await import("../protocols/libp2p_host.ts");
+    const host = await createLibp2pHost({
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      bootstrap,
+      heartbeatMs: peer.heartbeatMs,
+    });
+    if (bootstrap.length === 0) bootstrap = host.multiaddrs();
+    return host;
+  };
   const ledger = LocalLedger.open(ledgerPath);
+  // Heartbeats: every second in process; over libp2p every 5 s (pings from 25 hosts sharing one
+  // event loop time out under load and would mark live peers as gone).
   const peer = {
-    heartbeatMs: 1_000,
+    heartbeatMs: (options.network ?? "in-process") === "libp2p" ? 5_000 : 1_000,
     maxMissedHeartbeats: 3,
     initialScore: 100,
     banThreshold: 0,
@@ -144,10 +173,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   const silentWorker = `worker-${pad(6)}`;
   const wrongWorker = `worker-${pad(12 % workerCount)}`;
   try {
+    const clientPort = await join("client");
     const client = createNode({
-      id: "client",
+      id: clientPort.self,
       roles: ["client"],
-      network: network.join("client"),
+      network: clientPort,
       chain: ledger.as("client"),
       peer,
       capabilityIntervalMs: 0,
@@ -168,11 +198,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         capacity: 2,
         fault: id === silentWorker ? "silent" : id === wrongWorker ? "wrong_result" : "none",
       };
+      const port = await join(id);
       nodes.push(createNode({
-        id,
+        id: port.self,
         roles: ["worker"],
-        network: network.join(id),
-        chain: ledger.as(id),
+        network: port,
+        chain: ledger.as(port.self),
         worker: profile,
         peer,
         capabilityIntervalMs: 0,
@@ -180,12 +211,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     }
     for (let i = 0; i < verifierCount; i++) {
       const id = `verifier-${pad(i)}`;
+      const port = await join(id);
       nodes.push(
         createNode({
-          id,
+          id: port.self,
           roles: ["verifier"],
-          network: network.join(id),
-          chain: ledger.as(id),
+          network: port,
+          chain: ledger.as(port.self),
           peer,
           capabilityIntervalMs: 0,
         }),
@@ -194,9 +226,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     for (const node of nodes) {
       await node.start({ ...(options.signal ? { signal: options.signal } : {}) });
     }
-    // Every node is listening now: announce again so everyone knows everyone.
-    for (const node of nodes) await node.announceCapabilities();
-    await new Promise((r) => setTimeout(r, 20));
+    // Every node is listening now: announce again until the client knows everyone (at once
+    // in process; over libp2p once the gossip mesh has formed).
+    for (let round = 0; client.knownNodes().length < nodes.length; round++) {
+      if (round >= 100) {
+        throw new Error(
+          `The network did not form: the client knows ${client.knownNodes().length} of ${nodes.length} nodes`,
+        );
+      }
+      for (const node of nodes) await node.announceCapabilities();
+      await new Promise((r) => setTimeout(r, round === 0 ? 20 : 300));
+    }
 
     const random = rng(42);
     const finished = new Map<string, string>();
@@ -224,7 +264,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         // Clients arrive one at a time, not all in the same millisecond.
         const needsGpu = submitted % 17 === 16;
         client.submitJob({
-          spec: matmulSpec(random, needsGpu),
+          spec: matmulSpec(random, needsGpu, TIMING[options.network ?? "in-process"]),
           jobId: `job-${String(submitted + 1).padStart(4, "0")}`,
         });
         submitted++;
@@ -324,6 +364,11 @@ export function formatSummary(s: DemoSummary): string {
   return lines.join("\n");
 }
 
+function parseNetwork(value: string): "in-process" | "libp2p" {
+  if (value === "in-process" || value === "libp2p") return value;
+  throw new RangeError(`Invalid --network "${value}": must be in-process or libp2p`);
+}
+
 function fmt(n: number): string {
   return Number.isNaN(n) ? "-" : String(Math.round(n));
 }
@@ -345,6 +390,7 @@ if (import.meta.main) {
       concurrency: { type: "string" },
       ledger: { type: "string" },
       record: { type: "string" },
+      network: { type: "string" },
       json: { type: "boolean" },
       "log-level": { type: "string" },
     },
@@ -360,6 +406,7 @@ if (import.meta.main) {
       ...(values.verifiers ? { verifiers: Number(values.verifiers) } : {}),
       ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
       ...(values.ledger ? { ledgerPath: values.ledger } : {}),
+      ...(values.network ? { network: parseNetwork(values.network) } : {}),
       recordPath: values.record ??
         `${await Deno.makeTempDir({ prefix: "ciro-demo-" })}/recording.jsonl`,
       onProgress: (done, total, byState) => {

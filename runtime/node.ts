@@ -75,11 +75,10 @@ export interface WorkerProfile {
   readonly etaMs?: number;
   /** Lowest price the worker accepts; it declines jobs that pay less. @default 0n */
   readonly minPrice?: bigint;
-  /**
-   * Jobs the worker commits to at once (open bids plus assignments being executed); it declines
-   * new jobs as `busy` past it. @default 2
-   */
+  /** Jobs the worker runs at once; it declines new jobs as `busy` while this many run. @default 2 */
   readonly capacity?: number;
+  /** Open bids the worker keeps at once; it declines new jobs as `busy` past it. @default 8 */
+  readonly maxOpenBids?: number;
   /**
    * Fault injection for simulations and tests: `silent` never runs assigned jobs,
    * `wrong_result` returns a corrupted output. @default "none"
@@ -723,7 +722,7 @@ export class Node {
       ? "price_below_floor"
       : etaMs > spec.executionMs
       ? "deadline_too_short"
-      : this.#workload() >= (profile.capacity ?? 2)
+      : this.#busyNow(profile)
       ? "busy"
       : null;
     if (decline === "busy") this.#busy.set(actorId, effect);
@@ -806,7 +805,8 @@ export class Node {
    * no bids at all.
    */
   #reconsiderBusy(): void {
-    const capacity = this.#options.worker?.capacity ?? 2;
+    const profile = this.#options.worker;
+    if (profile === undefined) return;
     for (const [actorId, effect] of [...this.#busy]) {
       const cell = this.tree.get(actorId);
       const closesAt = (cell?.snapshot.context as JobContext | undefined)?.deadlines.bid_window;
@@ -817,27 +817,31 @@ export class Node {
         this.#busy.delete(actorId);
         continue;
       }
-      if (this.#workload() >= capacity) return;
+      if (this.#busyNow(profile)) return;
       this.#considerBid(actorId, effect);
     }
   }
 
-  /** Jobs this worker is committed to: open bids, and assignments not yet through execution. */
-  #workload(): number {
-    let load = 0;
+  /** Jobs this worker runs (assigned, not yet through execution) and its open bids. */
+  #workload(): { running: number; bidding: number } {
+    const load = { running: 0, bidding: 0 };
     for (const cell of this.tree.jobs.cells()) {
       if (cell.done) continue;
       const c = cell.snapshot.context as JobContext;
       if (
         c.winner?.worker === this.id && (cell.state === "executing" || cell.state === "reassigning")
-      ) load++;
+      ) load.running++;
       else if (
         cell.state === "bidding" && c.bids[`${c.jobId}.${c.attempt}.${this.id.slice(-12)}`]
-      ) {
-        load++; // an open bid is a promise to run the job if it wins
-      }
+      ) load.bidding++;
     }
     return load;
+  }
+
+  /** Whether this worker is at its limits: jobs running (`capacity`) or open bids (`maxOpenBids`). */
+  #busyNow(profile: WorkerProfile): boolean {
+    const load = this.#workload();
+    return load.running >= (profile.capacity ?? 2) || load.bidding >= (profile.maxOpenBids ?? 8);
   }
 
   #withdrawBidsOf(peer: NodeId): void {
