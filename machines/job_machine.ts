@@ -341,6 +341,8 @@ export const jobMachine = setup({
         ? { escrowed: event.amount, escrowRef: event.ref ?? null }
         : { escrowed: context.escrowed }
     ),
+    /** An observer hears another worker's bid: only the owner decides, so nothing to keep. */
+    letOthersBidBy: enqueueActions(() => {}),
     recordDecline: assign({
       declined: ({ context, event }) =>
         event.type === "bid.declined" ? { reason: event.reason, at: event.at } : context.declined,
@@ -750,7 +752,7 @@ export const jobMachine = setup({
     ],
     "chain.worker.slashed": { actions: "recordSlash" },
     "bid.received": [
-      { guard: "othersBidHere" },
+      { guard: "othersBidHere", actions: "letOthersBidBy" },
       { actions: { type: "refuseBid", params: { late: true } } },
     ],
     "job.announced": { actions: "recordAnnouncement" },
@@ -792,7 +794,7 @@ export const jobMachine = setup({
       on: {
         "bid.received": [
           // Only the owner decides; an observer keeps its own bid and lets the others by.
-          { guard: "othersBidHere" },
+          { guard: "othersBidHere", actions: "letOthersBidBy" },
           { guard: "bidIsAcceptable", actions: "acceptBid" },
           { actions: { type: "refuseBid", params: {} } },
         ],

@@ -517,7 +517,15 @@ Deno.test("jobMachine() counts an attempt once when the re-announcement outruns 
 });
 
 Deno.test("jobMachine() on an observer keeps only its own bid", () => {
-  const d = new Driver(jobMachine, { jobId: "j1", spec: spec(), owner: "client", self: "w2", roles: ["worker"], at: 0, escrowLocked: true });
+  const d = new Driver(jobMachine, {
+    jobId: "j1",
+    spec: spec(),
+    owner: "client",
+    self: "w2",
+    roles: ["worker"],
+    at: 0,
+    escrowLocked: true,
+  });
   const effects = d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
   assert.deepEqual(effects, [], "no rejection noise for other workers' bids");
   assert.deepEqual(Object.keys(d.context.bids), []);
