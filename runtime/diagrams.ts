@@ -28,7 +28,9 @@ function guardName(guard: unknown): string {
     const g = guard as { name?: string; guards?: unknown[] };
     return g.guards ? `${g.name}(${g.guards.map(guardName).join(", ")})` : g.name ?? "guard";
   }
-  if (guard !== null && typeof guard === "object" && "type" in guard) return String((guard as { type: string }).type);
+  if (guard !== null && typeof guard === "object" && "type" in guard) {
+    return String((guard as { type: string }).type);
+  }
   return "guard";
 }
 
@@ -51,7 +53,9 @@ function edgesOf(node: Node, from: string): Edge[] {
     }
   }
   for (const t of node.always ?? []) {
-    for (const target of t.target ?? []) edges.push({ from, to: target.key, event: "always", guard: guardName(t.guard) });
+    for (const target of t.target ?? []) {
+      edges.push({ from, to: target.key, event: "always", guard: guardName(t.guard) });
+    }
   }
   return edges;
 }
@@ -59,7 +63,10 @@ function edgesOf(node: Node, from: string): Edge[] {
 /** A Mermaid `stateDiagram-v2` of `machine`. */
 export function mermaidOf(machine: AnyStateMachine): string {
   const root = machine.root as Node;
-  const lines = ["stateDiagram-v2", `  [*] --> ${root.initial?.target?.[0]?.key ?? Object.keys(root.states)[0]}`];
+  const lines = [
+    "stateDiagram-v2",
+    `  [*] --> ${root.initial?.target?.[0]?.key ?? Object.keys(root.states)[0]}`,
+  ];
   const anyEdges = edgesOf(root, "any").filter((e) => e.to !== root.key);
   if (anyEdges.length > 0) lines.push(`  state "any state" as any`);
   for (const [key, node] of Object.entries(root.states as Record<string, Node>)) {
@@ -68,7 +75,9 @@ export function mermaidOf(machine: AnyStateMachine): string {
     }
     if (node.type === "final") lines.push(`  ${key} --> [*]`);
   }
-  for (const e of anyEdges) lines.push(`  any --> ${e.to}: ${e.event}${e.guard ? ` [${e.guard}]` : ""}`);
+  for (const e of anyEdges) {
+    lines.push(`  any --> ${e.to}: ${e.event}${e.guard ? ` [${e.guard}]` : ""}`);
+  }
   return lines.join("\n");
 }
 
@@ -78,7 +87,9 @@ export function pageOf(name: string, machine: AnyStateMachine): string {
   const rows = Object.entries(root.states as Record<string, Node>).map(([key, node]) => {
     const events = [...(node.transitions as Map<string, unknown>).keys()];
     if ((node.always ?? []).length) events.push("(always)");
-    return `| \`${key}\`${node.type === "final" ? " (final)" : ""} | ${node.description ?? ""} | ${events.map((e) => `\`${e}\``).join(", ")} |`;
+    return `| \`${key}\`${node.type === "final" ? " (final)" : ""} | ${node.description ?? ""} | ${
+      events.map((e) => `\`${e}\``).join(", ")
+    } |`;
   });
   const anyEvents = [...(root.transitions as Map<string, unknown>).keys()];
   return [
@@ -112,5 +123,7 @@ export async function writeDiagrams(dir: string): Promise<string[]> {
 }
 
 if (import.meta.main) {
-  for (const path of await writeDiagrams(new URL("../docs", import.meta.url).pathname)) console.log(`wrote ${path}`);
+  for (const path of await writeDiagrams(new URL("../docs", import.meta.url).pathname)) {
+    console.log(`wrote ${path}`);
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * Logging through LogTape (`npm:@logtape/logtape`; the design card's `jsr:@std/log` cannot be
+ * Logging through LogTape (`npm:@logtape/logtape`; the design card's std log package on JSR cannot be
  * reached from our machines). Every logger sits under the `ciro` category; a library that
  * embeds the engine sees nothing until it (or {@link configureLogging}) configures LogTape.
  *

@@ -10,7 +10,23 @@ Deno.test("docs/ diagrams are generated from the current machines (run `deno tas
 
 Deno.test("mermaidOf() draws every state and the guarded transitions", () => {
   const text = mermaidOf(DIAGRAMMED["job_machine"]!);
-  for (const state of ["announced", "bidding", "assigned", "executing", "reassigning", "verifying", "settling", "disputed", "settled", "expired", "cancelled", "refunded", "failed"]) {
+  for (
+    const state of [
+      "announced",
+      "bidding",
+      "assigned",
+      "executing",
+      "reassigning",
+      "verifying",
+      "settling",
+      "disputed",
+      "settled",
+      "expired",
+      "cancelled",
+      "refunded",
+      "failed",
+    ]
+  ) {
     assert.match(text, new RegExp(`\\b${state}\\b`), state);
   }
   assert.match(text, /executing --> reassigning: timer.fired \[and\(executionDue, isOwner\)\]/);
