@@ -34,22 +34,10 @@ import { commitmentOf } from "./executor.ts";
 import { isModelHash } from "./model_store.ts";
 import type { Node } from "./node.ts";
 // Types only: importing onnx_executor.ts would load onnxruntime's native library.
-import type { OnnxDtype, OnnxJobInput, OnnxJobOutput } from "./onnx_executor.ts";
+import { ONNX_DTYPES, type OnnxDtype } from "./onnx_dtypes.ts";
+import type { OnnxJobInput, OnnxJobOutput } from "./onnx_executor.ts";
 
-/** The element types of the JSON tensor encoding (as `ONNX_DTYPES` in onnx_executor.ts). */
-const DTYPES: readonly OnnxDtype[] = [
-  "float32",
-  "float64",
-  "int8",
-  "uint8",
-  "int16",
-  "uint16",
-  "int32",
-  "uint32",
-  "int64",
-  "uint64",
-  "bool",
-];
+const DTYPES: readonly OnnxDtype[] = ONNX_DTYPES;
 
 /** How a job's result was judged. */
 export type VerificationOutcome = "accepted" | "disputed" | "unverified";

@@ -56,23 +56,9 @@ import {
 import type { ResultComparator } from "./verifier.ts";
 import { isModelHash, type ModelStore } from "./model_store.ts";
 
-/** Element types accepted in inputs and produced in outputs. */
-export const ONNX_DTYPES = [
-  "float32",
-  "float64",
-  "int8",
-  "uint8",
-  "int16",
-  "uint16",
-  "int32",
-  "uint32",
-  "int64",
-  "uint64",
-  "bool",
-] as const;
+import { ONNX_DTYPES, type OnnxDtype } from "./onnx_dtypes.ts";
 
-/** An element type of an ONNX tensor in job JSON. */
-export type OnnxDtype = typeof ONNX_DTYPES[number];
+export { ONNX_DTYPES, type OnnxDtype };
 
 /** A tensor in job JSON: row-major `data` with `dims.reduce(×)` elements. */
 export interface OnnxTensorJson {
