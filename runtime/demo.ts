@@ -10,7 +10,8 @@
  * Flags: `--jobs N` (default 100), `--workers N` (20), `--verifiers N` (4), `--concurrency N`
  * (25), `--ledger PATH` (default a new file in a temporary directory), `--record PATH` (the
  * recording, see `recording.ts`; default `recording.jsonl` in a new temporary directory),
- * `--json` (print the summary as JSON).
+ * `--json` (print the summary as JSON), `--onnx` (ONNX inference jobs on a generated MLP instead
+ * of `builtin:matmul`; every worker and verifier holds the model in a `MemoryModelStore`).
  *
  * @module
  */
@@ -22,6 +23,9 @@ import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { commitmentOf } from "./executor.ts";
+import { MemoryModelStore } from "./model_store.ts";
+import { buildMlpModel } from "./onnx_model_builder.ts";
+import type { OnnxJobInput } from "./onnx_executor.ts";
 import { configureLogging } from "./log.ts";
 import { describeNode } from "./journal.ts";
 import {
@@ -43,6 +47,11 @@ export interface DemoOptions {
   readonly verifiers?: number;
   /** `in-process`, or one real libp2p host per node on loopback. @default "in-process" */
   readonly network?: "in-process" | "libp2p";
+  /**
+   * ONNX inference jobs on one generated MLP ({@link DEMO_MLP}) instead of `builtin:matmul`:
+   * every worker and verifier holds the model in a `MemoryModelStore`. @default false
+   */
+  readonly onnx?: boolean;
   /** Time between two job submissions, ms. @default 15 */
   readonly paceMs?: number;
   /** Jobs in flight at once. @default 25 */
@@ -116,6 +125,35 @@ function matmulSpec(
   };
 }
 
+/** The model of the `--onnx` demo: an MLP 16->32->4 (float32, symbolic batch), seed 7. */
+export const DEMO_MLP = { inputSize: 16, hiddenSize: 32, outputSize: 4, seed: 7 } as const;
+
+function onnxSpec(
+  random: () => number,
+  needsGpu: boolean,
+  timing: (typeof TIMING)[keyof typeof TIMING],
+  modelHash: string,
+): JobSpec {
+  const batch = 1 + Math.floor(random() * 3);
+  const data = Array.from(
+    { length: batch * DEMO_MLP.inputSize },
+    () => Math.round((random() * 4 - 2) * 1_000) / 1_000,
+  );
+  const input: OnnxJobInput = {
+    inputs: { input: { dims: [batch, DEMO_MLP.inputSize], dtype: "float32", data } },
+  };
+  return {
+    kind: { type: "onnx", modelHash },
+    inputCommitment: commitmentOf(input),
+    input,
+    requirements: { hardware: needsGpu ? "gpu" : "cpu", minStake: 100n },
+    maxPrice: 1_000n + BigInt(Math.floor(random() * 1_000)),
+    ...timing,
+    maxAttempts: 3,
+    verifierCount: 4,
+  };
+}
+
 /** Runs the demo and returns its summary. */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   // Over libp2p every host shares this process's event loop (signatures, mesh forwarding), so
@@ -162,10 +200,26 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     banMs: 60_000,
   };
   const nodes: Node[] = [];
+  // --onnx: one model, held by every worker and verifier (each its own store).
+  const modelBytes = options.onnx ? buildMlpModel(DEMO_MLP) : undefined;
+  const modelHash = modelBytes ? await new MemoryModelStore().put(modelBytes) : "";
+  const modelStore = async (): Promise<{ models?: MemoryModelStore }> => {
+    if (modelBytes === undefined) return {};
+    const models = new MemoryModelStore();
+    await models.put(modelBytes);
+    return { models };
+  };
   const recorder = options.recordPath === undefined
     ? undefined
     : RecordingWriter.create(options.recordPath, {
-      demo: { jobs: total, workers: workerCount, verifiers: verifierCount, concurrency, seed: 42 },
+      demo: {
+        jobs: total,
+        workers: workerCount,
+        verifiers: verifierCount,
+        concurrency,
+        seed: 42,
+        ...(options.onnx ? { onnx: true, modelHash } : {}),
+      },
     });
   const createNode = (o: NodeOptions): Node =>
     createNodeWith(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
@@ -205,6 +259,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         network: port,
         chain: ledger.as(port.self),
         worker: profile,
+        ...(await modelStore()),
         peer,
         capabilityIntervalMs: 0,
       }));
@@ -218,6 +273,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
           roles: ["verifier"],
           network: port,
           chain: ledger.as(port.self),
+          ...(await modelStore()),
           peer,
           capabilityIntervalMs: 0,
         }),
@@ -263,8 +319,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       if (submitted < total && submitted - finished.size < concurrency) {
         // Clients arrive one at a time, not all in the same millisecond.
         const needsGpu = submitted % 17 === 16;
+        const timing = TIMING[options.network ?? "in-process"];
         client.submitJob({
-          spec: matmulSpec(random, needsGpu, TIMING[options.network ?? "in-process"]),
+          spec: options.onnx
+            ? onnxSpec(random, needsGpu, timing, modelHash)
+            : matmulSpec(random, needsGpu, timing),
           jobId: `job-${String(submitted + 1).padStart(4, "0")}`,
         });
         submitted++;
@@ -392,6 +451,7 @@ if (import.meta.main) {
       record: { type: "string" },
       network: { type: "string" },
       json: { type: "boolean" },
+      onnx: { type: "boolean" },
       "log-level": { type: "string" },
     },
   });
@@ -407,6 +467,7 @@ if (import.meta.main) {
       ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
       ...(values.ledger ? { ledgerPath: values.ledger } : {}),
       ...(values.network ? { network: parseNetwork(values.network) } : {}),
+      ...(values.onnx ? { onnx: true } : {}),
       recordPath: values.record ??
         `${await Deno.makeTempDir({ prefix: "ciro-demo-" })}/recording.jsonl`,
       onProgress: (done, total, byState) => {
