@@ -20,48 +20,26 @@ import type { NodeId } from "../machines/types.ts";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { frame, type Libp2pHost, readFrame, sendAll, StreamReader } from "./libp2p_host.ts";
 
-/** The protocol id. */
-export const PAYLOAD_PROTOCOL = "/ciro/payload/1.0.0";
+import {
+  PAYLOAD_PROTOCOL,
+  PayloadHashMismatchError,
+  PayloadNotFoundError,
+  PayloadTooLargeError,
+  PayloadTransferError,
+} from "./payload_errors.ts";
+
+export {
+  PAYLOAD_PROTOCOL,
+  PayloadHashMismatchError,
+  PayloadNotFoundError,
+  PayloadTooLargeError,
+  PayloadTransferError,
+};
 
 const HASH = /^[0-9a-f]{64}$/;
 const STATUS_OK = 0;
 const STATUS_NOT_FOUND = 1;
 const STATUS_ERROR = 2;
-
-/** The bytes received do not hash to what was asked for; nothing was stored. */
-export class PayloadHashMismatchError extends Error {
-  override readonly name = "PayloadHashMismatchError";
-  readonly expected: string;
-  readonly actual: string;
-  constructor(expected: string, actual: string) {
-    super(`Payload hash mismatch: expected ${expected}, got ${actual}`);
-    this.expected = expected;
-    this.actual = actual;
-  }
-}
-
-/** The peer does not have the payload. */
-export class PayloadNotFoundError extends Error {
-  override readonly name = "PayloadNotFoundError";
-  readonly hash: string;
-  constructor(hash: string, peer: NodeId) {
-    super(`Payload not found on peer ${peer}: ${hash}`);
-    this.hash = hash;
-  }
-}
-
-/** The payload is larger than the receiver accepts. */
-export class PayloadTooLargeError extends Error {
-  override readonly name = "PayloadTooLargeError";
-  constructor(hash: string, size: number, maxBytes: number) {
-    super(`Payload too large: ${hash} has ${size} bytes, limit ${maxBytes}`);
-  }
-}
-
-/** The transfer broke the protocol (truncated, too long, remote error). */
-export class PayloadTransferError extends Error {
-  override readonly name = "PayloadTransferError";
-}
 
 /** The hex sha-256 of `bytes`. */
 export function payloadHash(bytes: Uint8Array): string {

@@ -45,6 +45,8 @@ import {
 import { type Clock, systemClock } from "./clock.ts";
 import { BuiltinExecutor, commitmentOf, type ExecutorPort } from "./executor.ts";
 import type { ModelStore } from "./model_store.ts";
+import { fetchModel, serveModels } from "./model_fetch.ts";
+import { PayloadHashMismatchError } from "../protocols/payload_errors.ts";
 // Types only: onnxruntime (a native library) loads on a node's first ONNX job, see onnx_lazy.ts.
 import type { ToleranceOptions } from "./onnx_executor.ts";
 import { LazyOnnxExecutor, toleranceVerifier } from "./onnx_lazy.ts";
@@ -115,9 +117,19 @@ export interface NodeOptions {
    * ONNX models this node serves (worker) or re-runs (verifier), by content hash. With it and
    * no `executor`, the node runs `builtin:matmul` and ONNX jobs (`OnnxExecutor`, loaded
    * on the first ONNX job); a worker advertises `models.list()` in its capabilities and
-   * declines ONNX jobs whose model it does not hold. @default none
+   * declines ONNX jobs whose model it does not hold (unless `fetchModels`). The node serves
+   * these models by hash over the payload protocol (`/ciro/payload/1.0.0`), and a verifier
+   * (or a worker with `fetchModels`) missing a job's model fetches it from a peer that
+   * advertised it, else from the job's owner or its worker, checks its hash and stores it here
+   * before running (see `model_fetch.ts`). @default none
    */
   readonly models?: ModelStore;
+  /**
+   * With `models`: a worker also bids on ONNX jobs whose model it does not hold, and fetches
+   * the model from peers by hash once assigned (a failed fetch fails the execution). Without
+   * it, such jobs are declined as `unsupported_model`. Verifiers always fetch. @default false
+   */
+  readonly fetchModels?: boolean;
   /**
    * Float tolerance of the default verifier for ONNX outputs, by model hash
    * (`atol + rtol × |recomputed|` per element, see `toleranceComparator`); `"*"` applies to
@@ -221,6 +233,10 @@ export class Node {
   readonly #log;
   readonly #observers = new Set<(o: NodeObservation) => void>();
   readonly #capabilities = new Map<NodeId, { roles: readonly Role[]; hardware: HardwareClass }>();
+  /** Models each peer advertised in its capabilities, to fetch missing models from. */
+  readonly #peerModels = new Map<NodeId, ReadonlySet<string>>();
+  /** Model fetches under way, by hash (concurrent jobs on one model fetch it once). */
+  readonly #fetching = new Map<string, Promise<void>>();
   /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
   readonly #decoded = new WeakMap<Uint8Array, Addressed[]>();
   /** Jobs this worker declined as busy, to bid on when a slot frees up. */
@@ -326,6 +342,7 @@ export class Node {
     }
     this.#cleanup.push(network.onPeerEvent((event) => this.#peerEvent(event)));
     serveSnapshots(network, () => this.snapshot());
+    if (this.#options.models) this.#cleanup.push(serveModels(network, this.#options.models));
     await network.start();
     options.signal?.throwIfAborted();
     const stake = this.#options.worker?.stake ?? 0n;
@@ -711,6 +728,7 @@ export class Node {
       ? (spec.maxPrice * BigInt(Math.round(pricing.ratio * 10_000))) / 10_000n
       : pricing.floor + BigInt(Math.ceil(pricing.perMs * etaMs));
     const missingModel = spec.kind.type === "onnx" && this.#options.models !== undefined &&
+      this.#options.fetchModels !== true &&
       !this.#models.has(spec.kind.modelHash);
     const decline: DeclineReason | null = !this.#executor.supports(spec.kind) || missingModel
       ? "unsupported_model"
@@ -759,6 +777,7 @@ export class Node {
     const fault = this.#options.worker?.fault ?? "none";
     if (fault === "silent") return;
     try {
+      await this.#ensureModel(actorId, effect.spec);
       const result = await this.#pool.run(
         (signal) => this.#executor.execute(effect.spec, effect.spec.input, { signal }),
         { signal: this.#abort.signal, timeoutMs: effect.spec.executionMs },
@@ -784,6 +803,7 @@ export class Node {
   ): Promise<void> {
     const fault = this.#options.verifierFault ?? "none";
     const claimed = { commitment: effect.commitment, output: effect.output };
+    if (fault === "none") await this.#ensureModel(actorId, effect.spec);
     const attestation = fault === "always_valid"
       ? { verdict: "valid" as const, commitment: effect.commitment }
       : fault === "always_invalid"
@@ -797,6 +817,67 @@ export class Node {
       verdict: attestation.verdict,
       commitment: attestation.commitment,
     });
+  }
+
+  /**
+   * Makes sure this node holds the model of an ONNX job, fetching it by hash when missing: from
+   * peers that advertised it, then the job's owner, then its worker. A peer whose bytes do not
+   * hash to the model is penalised and the next one is tried; nothing is stored from it.
+   */
+  async #ensureModel(actorId: string, spec: JobSpec): Promise<void> {
+    const models = this.#options.models;
+    if (spec.kind.type !== "onnx" || models === undefined) return;
+    const hash = spec.kind.modelHash;
+    const signal = this.#abort.signal;
+    if (await models.has(hash, { signal })) return;
+    const running = this.#fetching.get(hash);
+    if (running) return await running;
+    const context = this.tree.get(actorId)?.snapshot.context as JobContext | undefined;
+    const advertised = [...this.#peerModels].filter(([, m]) => m.has(hash)).map(([id]) => id);
+    const candidates = [
+      ...new Set([...advertised, context?.owner, context?.winner?.worker]),
+    ].filter((p): p is NodeId => p !== undefined && p !== this.id);
+    const fetch = (async () => {
+      const failures: string[] = [];
+      for (const peer of candidates) {
+        try {
+          await fetchModel(this.#options.network, peer, hash, {
+            models,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
+          });
+          this.#models = new Set([...this.#models, hash]);
+          this.#log.info("Fetched model {hash} from {peer}", { hash, peer });
+          return;
+        } catch (error) {
+          signal.throwIfAborted();
+          const message = (error as Error).message;
+          failures.push(`${peer}: ${message}`);
+          this.#log.warn("Cannot fetch model {hash} from {peer}: {message}", {
+            hash,
+            peer,
+            message,
+          });
+          if (error instanceof PayloadHashMismatchError) {
+            this.#submit("network", `peer:${peer}`, {
+              type: "peer.scored",
+              delta: WIRE_PENALTY,
+              reason: message,
+            });
+          }
+        }
+      }
+      throw new Error(
+        `Model ${hash} is not held here and no peer served it (${
+          failures.length === 0 ? "no peer to ask" : failures.join("; ")
+        })`,
+      );
+    })();
+    this.#fetching.set(hash, fetch);
+    try {
+      await fetch;
+    } finally {
+      this.#fetching.delete(hash);
+    }
   }
 
   /**
@@ -872,6 +953,7 @@ export class Node {
       });
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
+        this.#peerModels.set(decoded.node, new Set(decoded.models));
       }
       this.#decoded.set(message.data, addressed);
       return "accept";
@@ -911,6 +993,7 @@ export class Node {
         return this.#submit("network", target, { type: "peer.heartbeat", rttMs: event.rttMs });
       case "disconnected":
         this.#capabilities.delete(event.peer);
+        this.#peerModels.delete(event.peer);
         return this.#submit("network", target, { type: "peer.disconnected" });
     }
   }
