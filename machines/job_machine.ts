@@ -299,6 +299,7 @@ export const jobMachine = setup({
     bidWindowDue: ({ context, event }) => deadlineDue(context, event, "bid_window"),
     executionDue: ({ context, event }) => deadlineDue(context, event, "execution"),
     verificationDue: ({ context, event }) => deadlineDue(context, event, "verification"),
+    isOptimistic: ({ context }) => context.policy.verification === "optimistic",
     assignFailed: ({ event }) =>
       event.type === "chain.tx.failed" && event.request === "chain.assign",
     hasWinner: ({ context }) => pickWinner(context) !== undefined,
@@ -916,11 +917,20 @@ export const jobMachine = setup({
         "job.verification.completed": { actions: "attest" },
         "chain.job.verified": { guard: not("isOwner"), target: "settling" },
         "chain.job.disputed": { guard: not("isOwner"), target: "disputed" },
-        "timer.fired": {
-          guard: and(["verificationDue", "isOwner"]),
-          target: "refunding",
-          actions: ["recordFailure", { type: "refund", params: { reason: "failed" } }],
-        },
+        "timer.fired": [
+          {
+            // Optimistic mode: the verification deadline is a challenge window; a result that
+            // no quorum disputed by then is accepted.
+            guard: and(["verificationDue", "isOwner", "isOptimistic"]),
+            target: "settling",
+            actions: { type: "recordVerdict", params: { accepted: true } },
+          },
+          {
+            guard: and(["verificationDue", "isOwner"]),
+            target: "refunding",
+            actions: ["recordFailure", { type: "refund", params: { reason: "failed" } }],
+          },
+        ],
       },
     },
     settling: {

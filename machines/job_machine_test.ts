@@ -532,3 +532,47 @@ Deno.test("jobMachine() on an observer keeps only its own bid", () => {
   d.send({ type: "bid.received", at: 11, bid: bid("w2", 50n) });
   assert.deepEqual(Object.keys(d.context.bids), ["b-w2"]);
 });
+
+Deno.test("jobMachine() in optimistic mode accepts an unchallenged result when the window closes", () => {
+  const policy = {
+    bidSelection: "lowest_price",
+    quorum: "bft",
+    verification: "optimistic",
+  } as const;
+  const quiet = executing({ policy });
+  quiet.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
+  quiet.send({
+    type: "job.attestation.received",
+    at: 300,
+    verifier: quiet.context.verifiers[0],
+    verdict: "invalid",
+    commitment: BAD,
+  });
+  assert.equal(quiet.state, "verifying", "one challenge is not a quorum");
+  quiet.send({ type: "timer.fired", at: 1_200, key: "verification", due: 1_200 });
+  assert.equal(quiet.state, "settling");
+  assert.deepEqual(quiet.emitted("chain.verification.record").map((e) => e.accepted), [true]);
+
+  const challenged = executing({ policy });
+  challenged.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
+  const [v1, v2] = challenged.context.verifiers;
+  challenged.send({
+    type: "job.attestation.received",
+    at: 300,
+    verifier: v1,
+    verdict: "invalid",
+    commitment: BAD,
+  });
+  challenged.send({
+    type: "job.attestation.received",
+    at: 301,
+    verifier: v2,
+    verdict: "invalid",
+    commitment: BAD,
+  });
+  assert.equal(challenged.state, "disputed", "a quorum's challenge inside the window disputes it");
+
+  const strict = verifying();
+  strict.send({ type: "timer.fired", at: 1_200, key: "verification", due: 1_200 });
+  assert.equal(strict.state, "refunding", "quorum mode still fails without a quorum");
+});

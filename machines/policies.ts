@@ -18,6 +18,12 @@ export type QuorumPolicy = "bft" | "majority" | "unanimous";
 export interface JobPolicy {
   readonly bidSelection: BidSelectionPolicy;
   readonly quorum: QuorumPolicy;
+  /**
+   * `quorum` (the default): a result is accepted only when a quorum attests it valid, and the job
+   * fails if none forms before the verification deadline. `optimistic`: the verification
+   * deadline is a challenge window; the result is accepted unless a quorum disputes it first.
+   */
+  readonly verification?: "quorum" | "optimistic";
 }
 
 /** The policies a job runs under unless the node's config says otherwise. */

@@ -124,6 +124,8 @@ const policy = z.strictObject({
   quorum: z.enum(QUORUM_POLICIES as [string, ...string[]], {
     error: `must be one of ${QUORUM_POLICIES.join(", ")}`,
   }).default("bft"),
+  verification: z.enum(["quorum", "optimistic"], { error: "must be quorum or optimistic" })
+    .optional(),
 });
 
 const peer = z.strictObject({
