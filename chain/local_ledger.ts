@@ -21,8 +21,23 @@
  *   `refunded`.
  * - Stake: `staked = bonded + slashed + withdrawn`, where `bonded` in {@link LedgerTotals}
  *   *includes* stake that is unbonding (requested but not yet withdrawn). `stakeOf()` returns a
- *   worker's bonded stake *excluding* unbonding: that is the stake assignment checks and
- *   slashing takes from.
+ *   worker's bonded stake *excluding* unbonding: that is the stake assignment checks.
+ * - Stake lock. A slash must find the stake the client relied on at assignment. Each job that
+ *   is neither paid nor refunded locks, for its assigned worker (and for a worker whose
+ *   assignment on it was revoked: still liable for downtime), the bonded stake that worker had
+ *   at the assignment; a worker's lock is the largest of these, at most its bonded stake. The
+ *   largest, not a sum: `assignWorker` checks the whole bonded stake against each job's
+ *   `minStake` without reserving it, so one stake backs all of them. Not the largest `minStake`
+ *   either: a worker could unstake down to it and shrink a 50 % slash to a fraction of what it
+ *   risked. `requestUnstake` takes only stake above the lock (`stake_locked`); stake added later
+ *   stays free. So while a job is open, its worker's bonded stake stays at least its stake at
+ *   assignment minus what was slashed since, and a slash collects at least its matrix share.
+ * - A slash takes `SLASH_BPS[reason]` (rounded down) of the worker's bonded stake plus, when the
+ *   worker was assigned the job, what it asked to unbond after its first assignment to the job
+ *   and has not withdrawn: that stake is still bonded, and it answers for the job after
+ *   settlement too (a slash may come after the refund), until it is withdrawn. The slash takes
+ *   from those requests first, newest first, then from the bonded stake, so `withdraw` pays
+ *   what is left of a request; `slashed` counts both parts, and the identities above hold.
  * - Slashed stake goes to the treasury account (`treasury`, default `"treasury"`), as do fees.
  *   {@link LocalLedger.balanceOf} shows what each account has been credited: payments and change,
  *   refunds, withdrawn stake, and the treasury's fees and slashes.
@@ -46,10 +61,10 @@
  *   result; `downtime` only after that worker's assignment on that job was revoked;
  *   `double_signing` and `coordinated_attack` only for a worker that was assigned to the job or
  *   named as one of its verifiers. At most once per (job, worker, reason). Takes
- *   `SLASH_BPS[reason]` of the bonded stake (rounded down); reputation -100 (at least 0).
- * - `stake` (> 0), `requestUnstake` (> 0, at most the bonded stake, unlocks after
- *   `unbondingMs`), `withdraw` (every request whose unlock time has passed; `still_unbonding`
- *   before that).
+ *   `SLASH_BPS[reason]` of the stake liable for the job (above); reputation -100 (at least 0).
+ * - `stake` (> 0), `requestUnstake` (> 0, at most the bonded stake, `insufficient_stake`, and
+ *   not from the locked part, `stake_locked`; unlocks after `unbondingMs`), `withdraw` (every
+ *   request whose unlock time has passed; `still_unbonding` before that).
  *
  * Reputation starts at 500. A job settles at most once: a second release or refund is
  * `invalid_state`. Ids are 1 to 128 characters; commitments are 64 lowercase hex digits (use
@@ -137,6 +152,21 @@ export interface LocalLedgerOptions {
   readonly busyTimeoutMs?: number;
 }
 
+/** A worker's stake and the part of it its open jobs lock, from {@link LocalLedger.stakeLockOf}. */
+export interface StakeLock {
+  /** The bonded stake excluding unbonding requests: `stakeOf()`. */
+  readonly stake: bigint;
+  /** Requested unstakes not yet withdrawn. */
+  readonly unbonding: bigint;
+  /**
+   * The part of `stake` that `requestUnstake` refuses: the largest stake the worker had when it
+   * was assigned one of its open jobs, at most `stake`.
+   */
+  readonly locked: bigint;
+  /** Jobs neither paid nor refunded that the worker is or was assigned to, by id. */
+  readonly openJobs: readonly string[];
+}
+
 const DEFAULT_FEE_BPS = 100;
 const DEFAULT_UNBONDING_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -150,6 +180,8 @@ const MAX_REPUTATION = 1000;
 const REPUTATION_REWARD = 10;
 const REPUTATION_PENALTY = 100;
 const MAX_ID_LENGTH = 128;
+/** Open job ids a `stake_locked` message names before it only counts the rest. */
+const MAX_JOBS_NAMED = 5;
 const U256 = 2n ** 256n;
 const GENESIS_HASH = `0x${"0".repeat(64)}`;
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
@@ -201,6 +233,8 @@ CREATE TABLE IF NOT EXISTS job_parties (
   verifier INTEGER NOT NULL DEFAULT 0,
   revoked INTEGER NOT NULL DEFAULT 0,
   disputed INTEGER NOT NULL DEFAULT 0,
+  assigned_stake TEXT,
+  assigned_block INTEGER,
   PRIMARY KEY (job_id, worker)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slashes (
@@ -222,7 +256,8 @@ CREATE TABLE IF NOT EXISTS unbonding (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   worker TEXT NOT NULL,
   amount TEXT NOT NULL,
-  unlock_at INTEGER NOT NULL
+  unlock_at INTEGER NOT NULL,
+  requested_block INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS unbonding_worker ON unbonding (worker, unlock_at);
 CREATE TABLE IF NOT EXISTS totals (
@@ -234,6 +269,17 @@ CREATE TABLE IF NOT EXISTS balances (
   amount TEXT NOT NULL
 ) WITHOUT ROWID;
 `;
+
+/**
+ * Columns added after the first release, for files created before them. Defaults: a request
+ * without `requested_block` predates every assignment (it is never slashed for a job); an
+ * assignment without `assigned_stake` locks the worker's whole bonded stake until the job settles.
+ */
+const ADDED_COLUMNS: readonly { table: string; column: string; definition: string }[] = [
+  { table: "job_parties", column: "assigned_stake", definition: "TEXT" },
+  { table: "job_parties", column: "assigned_block", definition: "INTEGER" },
+  { table: "unbonding", column: "requested_block", definition: "INTEGER NOT NULL DEFAULT 0" },
+];
 
 type TotalKey =
   | "escrowed"
@@ -282,6 +328,8 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 
 interface Tx {
   readonly caller: string;
+  /** The block this transaction makes. */
+  readonly blockNumber: number;
   emit(event: EventBody): void;
 }
 
@@ -393,6 +441,12 @@ class LedgerStore {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         this.#db.exec(SCHEMA);
+        for (const { table, column, definition } of ADDED_COLUMNS) {
+          const columns = this.#db.prepare(`PRAGMA table_info(${table})`).all() as Row[];
+          if (!columns.some((c) => c["name"] === column)) {
+            this.#db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+          }
+        }
         this.#db.exec("COMMIT");
       } catch (error) {
         this.#db.exec("ROLLBACK");
@@ -465,6 +519,7 @@ class LedgerStore {
       let eventIndex = 0;
       const tx: Tx = {
         caller,
+        blockNumber,
         emit: (body) => {
           const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
           const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
@@ -647,10 +702,40 @@ class LedgerStore {
 
   #party(jobId: string, worker: string): Row | undefined {
     return this.#get(
-      "SELECT assigned, verifier, revoked, disputed FROM job_parties WHERE job_id = ? AND worker = ?",
+      "SELECT assigned, verifier, revoked, disputed, assigned_block FROM job_parties WHERE job_id = ? AND worker = ?",
       jobId,
       worker,
     );
+  }
+
+  /**
+   * The stake lock: each job neither paid nor refunded that `worker` is assigned to, or was
+   * assigned to before a revocation (it can still be slashed for downtime there), locks the
+   * bonded stake the worker had at that assignment; the lock is the largest of these, at most
+   * the bonded stake. Stake beyond it (staked later) stays free to unstake.
+   */
+  #stakeLock(worker: string): StakeLock {
+    const row = this.#worker(worker);
+    const stake = LedgerStore.#bonded(row);
+    const claims = this.#all(
+      `SELECT p.job_id, p.assigned_stake FROM job_parties p JOIN jobs j ON j.job_id = p.job_id
+       WHERE p.worker = ? AND p.assigned = 1 AND j.status NOT IN ('paid', 'refunded')
+       ORDER BY p.job_id`,
+      worker,
+    );
+    let backing = 0n;
+    for (const claim of claims) {
+      const at = claim["assigned_stake"];
+      // A file from before stake locks has no snapshot: the whole stake backs the job.
+      const amount = typeof at === "string" ? BigInt(at) : stake;
+      if (amount > backing) backing = amount;
+    }
+    return {
+      stake,
+      unbonding: row.unbonding,
+      locked: backing < stake ? backing : stake,
+      openJobs: claims.map((claim) => text(claim, "job_id")),
+    };
   }
 
   #setReputation(tx: Tx, worker: string, delta: number): void {
@@ -767,6 +852,16 @@ class LedgerStore {
       }
       this.#setJob(jobId, { status: "assigned", worker, price: price.toString() });
       this.#markParty(jobId, worker, "assigned");
+      // The stake this assignment relied on stays locked until the job settles; unbonding
+      // requested after the first assignment stays slashable for this job until withdrawn.
+      this.#run(
+        `UPDATE job_parties SET assigned_stake = ?, assigned_block = COALESCE(assigned_block, ?)
+         WHERE job_id = ? AND worker = ?`,
+        stake.toString(),
+        tx.blockNumber,
+        jobId,
+        worker,
+      );
       for (const verifier of verifiers) this.#markParty(jobId, verifier, "verifier");
       tx.emit({ name: "WorkerAssigned", jobId, worker, price, verifiers });
     });
@@ -944,7 +1039,39 @@ class LedgerStore {
         throw new ChainError("invalid_state", `${what}: already slashed for this`);
       }
       const row = this.#worker(worker);
-      const amount = LedgerStore.#bonded(row) * BigInt(bps) / 10_000n;
+      // Stake the worker asked to unbond after it was assigned this job is still bonded until
+      // withdrawn, and still answers for the job; earlier requests do not.
+      const requests = party["assigned"] === 1
+        ? this.#all(
+          `SELECT id, amount FROM unbonding WHERE worker = ? AND requested_block > ?
+           ORDER BY requested_block DESC, id DESC`,
+          worker,
+          typeof party["assigned_block"] === "number" ? party["assigned_block"] : 0,
+        )
+        : [];
+      const liable = requests.reduce(
+        (sum, r) => sum + BigInt(text(r, "amount")),
+        LedgerStore.#bonded(row),
+      );
+      const amount = liable * BigInt(bps) / 10_000n;
+      // Taken from those requests first, newest first, so that the stake still bonded keeps
+      // backing the worker's other jobs; the rest from the bonded stake.
+      let fromUnbonding = 0n;
+      for (const request of requests) {
+        const requested = BigInt(text(request, "amount"));
+        const take = amount - fromUnbonding < requested ? amount - fromUnbonding : requested;
+        if (take === 0n) break;
+        fromUnbonding += take;
+        if (take === requested) {
+          this.#run("DELETE FROM unbonding WHERE id = ?", integer(request, "id"));
+        } else {
+          this.#run(
+            "UPDATE unbonding SET amount = ? WHERE id = ?",
+            (requested - take).toString(),
+            integer(request, "id"),
+          );
+        }
+      }
       this.#run(
         "INSERT INTO slashes (job_id, worker, reason, amount) VALUES (?, ?, ?, ?)",
         jobId,
@@ -952,7 +1079,12 @@ class LedgerStore {
         reason,
         amount.toString(),
       );
-      this.#setWorker(worker, { ...row, slashed: row.slashed + amount });
+      this.#setWorker(worker, {
+        ...row,
+        unbonding: row.unbonding - fromUnbonding,
+        slashed: row.slashed + amount,
+      });
+      this.#addTotal("unbonding", -fromUnbonding);
       this.#addTotal("slashed", amount);
       this.#credit(this.#treasury, amount);
       tx.emit({ name: "WorkerSlashed", jobId, worker, amount, reason });
@@ -1005,13 +1137,28 @@ class LedgerStore {
           `Cannot unstake ${amount} for ${q(tx.caller)}: the bonded stake is ${bonded}`,
         );
       }
+      const lock = this.#stakeLock(tx.caller);
+      if (amount > bonded - lock.locked) {
+        const jobs = lock.openJobs;
+        const named = jobs.slice(0, MAX_JOBS_NAMED).map(q).join(", ") +
+          (jobs.length > MAX_JOBS_NAMED ? ` and ${jobs.length - MAX_JOBS_NAMED} more` : "");
+        throw new ChainError(
+          "stake_locked",
+          `Cannot unstake ${amount} for ${
+            q(tx.caller)
+          }: ${lock.locked} of the bonded stake ${bonded} is locked by ${jobs.length} open job${
+            jobs.length === 1 ? "" : "s"
+          } (${named}), at most ${bonded - lock.locked} can be unstaked until they are settled`,
+        );
+      }
       const unlockAt = Math.trunc(this.#now()) + this.#unbondingMs;
       this.#setWorker(tx.caller, { ...row, unbonding: row.unbonding + amount });
       this.#run(
-        "INSERT INTO unbonding (worker, amount, unlock_at) VALUES (?, ?, ?)",
+        "INSERT INTO unbonding (worker, amount, unlock_at, requested_block) VALUES (?, ?, ?, ?)",
         tx.caller,
         amount.toString(),
         unlockAt,
+        tx.blockNumber,
       );
       this.#addTotal("unbonding", amount);
       tx.emit({ name: "UnstakeRequested", worker: tx.caller, amount, unlockAt });
@@ -1064,6 +1211,10 @@ class LedgerStore {
 
   stakeOf(worker: string): bigint {
     return LedgerStore.#bonded(this.#worker(checkId("worker", worker)));
+  }
+
+  stakeLockOf(worker: string): StakeLock {
+    return this.#stakeLock(checkId("worker", worker));
   }
 
   reputationOf(worker: string): number {
@@ -1190,6 +1341,15 @@ export class LocalLedger {
   balanceOf(account: string): bigint {
     this.#checkOpen("read a balance");
     return this.#store.balanceOf(account);
+  }
+
+  /**
+   * `worker`'s bonded stake, its unbonding requests, and how much of the stake its open jobs
+   * lock (see the module doc: `requestUnstake` refuses the locked part with `stake_locked`).
+   */
+  stakeLockOf(worker: string): StakeLock {
+    this.#checkOpen("read a stake lock");
+    return this.#store.stakeLockOf(worker);
   }
 
   /** The latest block; block 0 with a zero hash before the first transaction. */

@@ -1,17 +1,19 @@
 /**
  * Tests of the embedded local ledger: every contract rule and error path, events and blocks,
- * subscriptions, a database file shared by two ledgers and by a second OS process, and the
- * money identities after random operation sequences (fast-check).
+ * subscriptions, a database file shared by two ledgers and by a second OS process, and, after
+ * random operation sequences (fast-check), the money identities and the stake lock: a slash of a
+ * worker assigned to the job collects its matrix share of the stake the worker had at assignment.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { LOCAL_LEDGER_ADDRESS, LocalLedger, type LocalLedgerOptions } from "./local_ledger.ts";
 import type { ChainCursor, ChainError, ChainEvent, ChainPort } from "./port.ts";
-import type { RefundReason, SlashReason } from "../machines/types.ts";
+import { type RefundReason, SLASH_BPS, type SlashReason } from "../machines/types.ts";
 
 const MODEL = "a".repeat(64);
 const INPUT = "b".repeat(64);
@@ -727,6 +729,233 @@ Deno.test("LocalLedger totals() counts unbonding stake as bonded", async () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Stake lock: stake that backs an open job cannot leave before the job settles
+
+/** Everything a refused transaction must leave as it was. */
+async function ledgerState(f: Fixture): Promise<unknown> {
+  return {
+    head: f.ledger.head(),
+    totals: await f.client.totals(),
+    events: (await allEvents(f.client)).length,
+    lock: f.ledger.stakeLockOf("w1"),
+    balance: f.ledger.balanceOf("w1"),
+  };
+}
+
+Deno.test("LocalLedger.requestUnstake() refuses the stake an open job locks and changes nothing", async () => {
+  await withLedger(async (f) => {
+    await assigned(f);
+    assert.deepEqual(f.ledger.stakeLockOf("w1"), {
+      stake: 1_000n,
+      unbonding: 0n,
+      locked: 1_000n,
+      openJobs: ["j1"],
+    });
+    const before = await ledgerState(f);
+    await rejects(
+      f.worker.requestUnstake({ amount: 1n }),
+      "stake_locked",
+      'Cannot unstake 1 for "w1": 1000 of the bonded stake 1000 is locked by 1 open job ("j1"), at most 0 can be unstaked until they are settled',
+    );
+    // More than the bonded stake is still insufficient_stake, whatever the lock.
+    await rejects(f.worker.requestUnstake({ amount: 1_001n }), "insufficient_stake", /is 1000$/);
+    assert.deepEqual(await ledgerState(f), before, "a refused unstake leaves no trace");
+    // Stake added after the assignment did not back it, and is free to leave.
+    await f.worker.stake({ amount: 300n });
+    await rejects(
+      f.worker.requestUnstake({ amount: 301n }),
+      "stake_locked",
+      'Cannot unstake 301 for "w1": 1000 of the bonded stake 1300 is locked by 1 open job ("j1"), at most 300 can be unstaked until they are settled',
+    );
+    await f.worker.requestUnstake({ amount: 300n });
+    // A result and a verdict do not settle the job: the stake stays locked until payment.
+    await f.worker.submitResult({ jobId: "j1", commitment: RESULT });
+    await rejects(f.worker.requestUnstake({ amount: 1n }), "stake_locked", /"j1"/);
+    await f.client.recordVerification({ jobId: "j1", accepted: true });
+    await rejects(f.worker.requestUnstake({ amount: 1n }), "stake_locked", /"j1"/);
+    await f.worker.releasePayment({ jobId: "j1" });
+    assert.deepEqual(f.ledger.stakeLockOf("w1"), {
+      stake: 1_000n,
+      unbonding: 300n,
+      locked: 0n,
+      openJobs: [],
+    });
+    await f.worker.requestUnstake({ amount: 1_000n });
+    assert.equal(await f.client.stakeOf("w1"), 0n);
+    await checkMoney(f.client);
+  });
+});
+
+Deno.test("LocalLedger.requestUnstake() is possible again once the job is refunded, not at revocation", async () => {
+  await withLedger(async (f) => {
+    await assigned(f);
+    await f.client.revokeAssignment({ jobId: "j1", worker: "w1" });
+    // Revoked but not settled: still liable for downtime, still locked.
+    await rejects(f.worker.requestUnstake({ amount: 1n }), "stake_locked", /1 open job \("j1"\)/);
+    await f.client.slash({ jobId: "j1", worker: "w1", reason: "downtime" });
+    assert.deepEqual(f.ledger.stakeLockOf("w1"), {
+      stake: 950n,
+      unbonding: 0n,
+      locked: 950n,
+      openJobs: ["j1"],
+    });
+    await f.client.refund({ jobId: "j1", reason: "cancelled" });
+    assert.equal(f.ledger.stakeLockOf("w1").locked, 0n);
+    await f.worker.requestUnstake({ amount: 950n });
+    await checkMoney(f.client);
+  });
+});
+
+Deno.test("LocalLedger stake lock is the largest stake at assignment among the open jobs", async () => {
+  await withLedger(async (f) => {
+    await f.worker.stake({ amount: 100n });
+    for (let i = 0; i < 7; i++) {
+      const jobId = `j${i}`;
+      await submit(f, jobId, 10n, 50n);
+      await f.client.assignWorker({ jobId, worker: "w1", price: 10n, verifiers: [] });
+      // Each job is assigned with 100 more stake than the one before: j6 at 700.
+      await f.worker.stake({ amount: 100n });
+    }
+    // One stake backs all the jobs (assignment does not reserve it): the lock is not a sum.
+    assert.deepEqual(f.ledger.stakeLockOf("w1"), {
+      stake: 800n,
+      unbonding: 0n,
+      locked: 700n,
+      openJobs: ["j0", "j1", "j2", "j3", "j4", "j5", "j6"],
+    });
+    await rejects(
+      f.worker.requestUnstake({ amount: 101n }),
+      "stake_locked",
+      'Cannot unstake 101 for "w1": 700 of the bonded stake 800 is locked by 7 open jobs ("j0", "j1", "j2", "j3", "j4" and 2 more), at most 100 can be unstaked until they are settled',
+    );
+    await f.client.refund({ jobId: "j6", reason: "cancelled" });
+    assert.equal(f.ledger.stakeLockOf("w1").locked, 600n);
+    await f.worker.requestUnstake({ amount: 200n });
+    await checkMoney(f.client);
+  });
+});
+
+Deno.test("LocalLedger.slash() collects the matrix share of the stake at assignment although the rest was withdrawn", async () => {
+  await withLedger(async (f) => {
+    await f.worker.stake({ amount: 100n });
+    await submit(f, "j1", 100n, 10n);
+    await f.client.assignWorker({ jobId: "j1", worker: "w1", price: 100n, verifiers: [] });
+    await f.worker.stake({ amount: 900n });
+    await f.worker.requestUnstake({ amount: 900n });
+    await f.worker.withdraw();
+    await rejects(
+      f.worker.requestUnstake({ amount: 1n }),
+      "stake_locked",
+      /of the bonded stake 100 /,
+    );
+    await f.worker.submitResult({ jobId: "j1", commitment: RESULT });
+    await f.client.recordVerification({ jobId: "j1", accepted: false });
+    await f.client.slash({ jobId: "j1", worker: "w1", reason: "invalid_compute" });
+    const [slashed] = await lastEvents(f.client, 2);
+    assert.equal(slashed?.name === "WorkerSlashed" && slashed.amount, 50n, "50 % of 100");
+    await checkMoney(f.client);
+  }, { unbondingMs: 0 });
+});
+
+Deno.test("LocalLedger.slash() reaches stake unbonding since the assignment, even after the refund", async () => {
+  await withLedger(async (f) => {
+    await f.worker.stake({ amount: 1_000n });
+    // Requested before the assignment: the job never relied on it, a slash spares it.
+    await f.worker.requestUnstake({ amount: 200n });
+    await submit(f);
+    await f.client.assignWorker({ jobId: "j1", worker: "w1", price: 1_000n, verifiers: [] });
+    await f.worker.submitResult({ jobId: "j1", commitment: RESULT });
+    await f.client.recordVerification({ jobId: "j1", accepted: false });
+    // The refund lands before the slash: the lock is gone and the worker unstakes everything.
+    await f.client.refund({ jobId: "j1", reason: "disputed" });
+    await f.worker.requestUnstake({ amount: 800n });
+    assert.equal(await f.client.stakeOf("w1"), 0n);
+    await f.client.slash({ jobId: "j1", worker: "w1", reason: "invalid_compute" });
+    assert.deepEqual(bodies(await lastEvents(f.client, 2)), [
+      { name: "WorkerSlashed", jobId: "j1", worker: "w1", amount: 400n, reason: "invalid_compute" },
+      { name: "ReputationUpdated", worker: "w1", score: 400 },
+    ]);
+    assert.deepEqual(f.ledger.stakeLockOf("w1"), {
+      stake: 0n,
+      unbonding: 600n,
+      locked: 0n,
+      openJobs: [],
+    });
+    await checkMoney(f.client);
+    f.clock.now += 7 * DAY;
+    await f.worker.withdraw();
+    assert.deepEqual(bodies(await lastEvents(f.client, 1)), [
+      { name: "StakeWithdrawn", worker: "w1", amount: 600n },
+    ]);
+    // Withdrawn stake is gone: the unbonding period is the window for late slashes.
+    await f.client.slash({ jobId: "j1", worker: "w1", reason: "double_signing" });
+    const [late] = await lastEvents(f.client, 2);
+    assert.equal(late?.name === "WorkerSlashed" && late.amount, 0n);
+    assert.equal(f.ledger.balanceOf("w1"), 600n);
+    assert.equal(f.ledger.balanceOf("treasury"), 400n);
+    const t = await f.client.totals();
+    assert.deepEqual([t.staked, t.bonded, t.slashed, t.withdrawn], [1_000n, 0n, 400n, 600n]);
+    await checkMoney(f.client);
+  });
+});
+
+Deno.test("LocalLedger.open() upgrades a file created before stake locks", async () => {
+  await withTempFile(async (path) => {
+    const first = LocalLedger.open(path);
+    try {
+      const worker = first.as("w1");
+      const client = first.as("c1");
+      await worker.stake({ amount: 1_000n });
+      await worker.requestUnstake({ amount: 100n });
+      await client.submitJob({
+        jobId: "j1",
+        amount: 100n,
+        minStake: 10n,
+        modelHash: MODEL,
+        inputCommitment: INPUT,
+      });
+      await client.assignWorker({ jobId: "j1", worker: "w1", price: 100n, verifiers: [] });
+    } finally {
+      first.close();
+    }
+    const db = new DatabaseSync(path);
+    try {
+      db.exec("ALTER TABLE job_parties DROP COLUMN assigned_stake");
+      db.exec("ALTER TABLE job_parties DROP COLUMN assigned_block");
+      db.exec("ALTER TABLE unbonding DROP COLUMN requested_block");
+    } finally {
+      db.close();
+    }
+    const ledger = LocalLedger.open(path);
+    try {
+      // No snapshot of the assignment: the whole bonded stake stays locked.
+      assert.deepEqual(ledger.stakeLockOf("w1"), {
+        stake: 900n,
+        unbonding: 100n,
+        locked: 900n,
+        openJobs: ["j1"],
+      });
+      const worker = ledger.as("w1");
+      const client = ledger.as("c1");
+      await rejects(worker.requestUnstake({ amount: 1n }), "stake_locked", /900 of/);
+      await worker.submitResult({ jobId: "j1", commitment: RESULT });
+      await client.recordVerification({ jobId: "j1", accepted: false });
+      await client.slash({ jobId: "j1", worker: "w1", reason: "invalid_compute" });
+      // The old request counts as made before the assignment.
+      assert.deepEqual(ledger.stakeLockOf("w1"), {
+        stake: 450n,
+        unbonding: 100n,
+        locked: 450n,
+        openJobs: ["j1"],
+      });
+      await checkMoney(client);
+    } finally {
+      ledger.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Blocks, events, ports
 
 Deno.test("LocalLedger makes each transaction one block chained by sha-256", async () => {
@@ -993,7 +1222,16 @@ type Op =
   | { op: "submit"; client: string; job: string; amount: bigint; minStake: bigint }
   | { op: "stake"; worker: string; amount: bigint }
   | { op: "unstake"; worker: string; amount: bigint }
+  | {
+    op: "unstake_assigned";
+    /** Picks, among the workers ever assigned a job, the one at this index. */
+    pick: number;
+    /** All the bonded stake, just the free part, or one more than that. */
+    share: "all" | "free" | "free+1";
+  }
   | { op: "withdraw"; worker: string }
+  /** Withdraws for the worker ever assigned a job at this index, like `unstake_assigned`. */
+  | { op: "withdraw_assigned"; pick: number }
   | { op: "advance"; ms: number }
   | {
     op: "assign";
@@ -1042,7 +1280,19 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({ op: fc.constant("unstake" as const), worker, amount: amount(300n) }),
   },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant("unstake_assigned" as const),
+      pick: fc.nat(5),
+      share: fc.constantFrom("all", "free", "free+1" as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("withdraw" as const), worker }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant("withdraw_assigned" as const), pick: fc.nat(5) }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -1118,6 +1368,80 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** What the random driver remembers, to pick honest callers and jobs in the right state. */
 interface Model {
   readonly jobs: Map<string, { client: string; escrow: bigint; status: string; worker?: string }>;
+  /** Per job, each worker ever assigned to it: what it had at its latest assignment. */
+  readonly claims: Map<string, Map<string, Claim>>;
+  /** Per worker, the sums of its WorkerSlashed and StakeWithdrawn amounts so far. */
+  readonly slashed: Map<string, bigint>;
+  readonly withdrawn: Map<string, bigint>;
+}
+
+interface Claim {
+  readonly stake: bigint;
+  readonly slashed: bigint;
+  readonly withdrawn: bigint;
+}
+
+function emptyModel(): Model {
+  return { jobs: new Map(), claims: new Map(), slashed: new Map(), withdrawn: new Map() };
+}
+
+const SETTLED = ["paid", "refunded"];
+
+/** The rule, restated: the largest stake at assignment among open jobs, at most the stake. */
+function expectedLock(model: Model, worker: string, stake: bigint): bigint {
+  let lock = 0n;
+  for (const [jobId, claims] of model.claims) {
+    const claim = claims.get(worker);
+    const status = model.jobs.get(jobId)?.status ?? "";
+    if (claim !== undefined && !SETTLED.includes(status) && claim.stake > lock) lock = claim.stake;
+  }
+  return lock < stake ? lock : stake;
+}
+
+/** Workers ever assigned a job (its stake locked while the job is open), in a stable order. */
+function assignedWorkers(model: Model): string[] {
+  return WORKERS.filter((w) => [...model.claims.values()].some((claims) => claims.has(w)));
+}
+
+/** The one event of `name` that the transaction in `blockNumber` emitted. */
+async function eventOf<N extends ChainEvent["name"]>(
+  ledger: LocalLedger,
+  blockNumber: number,
+  name: N,
+): Promise<Extract<ChainEvent, { name: N }>> {
+  const { events } = await ledger.as("auditor").eventsSince({ blockNumber, eventIndex: 0 });
+  const event = events.find((e) => e.blockNumber === blockNumber && e.name === name);
+  assert.ok(event !== undefined, `block ${blockNumber} has no ${name}`);
+  return event as Extract<ChainEvent, { name: N }>;
+}
+
+/**
+ * Requests an unstake and checks the outcome against the rule: refused with
+ * `insufficient_stake` above the bonded stake, with `stake_locked` above its free part, and a
+ * refusal changes nothing.
+ */
+async function unstake(ledger: LocalLedger, model: Model, worker: string, amount: bigint) {
+  const lock = ledger.stakeLockOf(worker);
+  assert.equal(lock.locked, expectedLock(model, worker, lock.stake), `lock of ${worker}`);
+  const refusal = amount > lock.stake
+    ? "insufficient_stake"
+    : amount > lock.stake - lock.locked
+    ? "stake_locked"
+    : undefined;
+  const head = ledger.head();
+  try {
+    await ledger.as(worker).requestUnstake({ amount });
+  } catch (error) {
+    assert.equal((error as ChainError).code, refusal ?? "accepted", String(error));
+    assert.deepEqual(ledger.stakeLockOf(worker), lock, "a refused unstake changes nothing");
+    assert.deepEqual(ledger.head(), head);
+    throw error;
+  }
+  assert.equal(
+    refusal,
+    undefined,
+    `unstaking ${amount} of ${lock.stake} with ${lock.locked} locked was accepted`,
+  );
 }
 
 const WANTED: Record<string, readonly string[]> = {
@@ -1166,15 +1490,32 @@ async function apply(
       await as(op.worker).stake({ amount: op.amount });
       return;
     case "unstake":
-      await as(op.worker).requestUnstake({ amount: op.amount });
+      await unstake(f.ledger, model, op.worker, op.amount);
       return;
+    case "unstake_assigned": {
+      const candidates = assignedWorkers(model);
+      const w = candidates[op.pick % Math.max(1, candidates.length)] ?? WORKERS[0]!;
+      const { stake, locked } = f.ledger.stakeLockOf(w);
+      const free = stake - locked;
+      const amount = op.share === "all" ? stake : op.share === "free" ? free : free + 1n;
+      await unstake(f.ledger, model, w, amount > 0n ? amount : 1n);
+      return;
+    }
     case "withdraw":
-      await as(op.worker).withdraw();
+    case "withdraw_assigned": {
+      const candidates = assignedWorkers(model);
+      const w = op.op === "withdraw"
+        ? op.worker
+        : candidates[op.pick % Math.max(1, candidates.length)] ?? WORKERS[0]!;
+      const receipt = await as(w).withdraw();
+      const { amount } = await eventOf(f.ledger, receipt.blockNumber, "StakeWithdrawn");
+      model.withdrawn.set(w, (model.withdrawn.get(w) ?? 0n) + amount);
       return;
+    }
     case "advance":
       f.clock.now += op.ms;
       return;
-    case "assign":
+    case "assign": {
       await as(honestly(op, known?.client, op.client)).assignWorker({
         jobId,
         worker: op.worker,
@@ -1182,7 +1523,15 @@ async function apply(
         verifiers: op.verifiers,
       });
       set("assigned", op.worker);
+      const claims = model.claims.get(jobId) ?? new Map<string, Claim>();
+      claims.set(op.worker, {
+        stake: f.ledger.stakeLockOf(op.worker).stake,
+        slashed: model.slashed.get(op.worker) ?? 0n,
+        withdrawn: model.withdrawn.get(op.worker) ?? 0n,
+      });
+      model.claims.set(jobId, claims);
       return;
+    }
     case "revoke":
       await as(honestly(op, known?.client, op.client)).revokeAssignment({
         jobId,
@@ -1212,13 +1561,34 @@ async function apply(
       await as(honestly(op, known?.client, op.client)).refund({ jobId, reason: op.reason });
       set("refunded");
       return;
-    case "slash":
-      await as(honestly(op, known?.client, op.client)).slash({
+    case "slash": {
+      const target = honestly(op, known?.worker, op.worker);
+      const receipt = await as(honestly(op, known?.client, op.client)).slash({
         jobId,
-        worker: honestly(op, known?.worker, op.worker),
+        worker: target,
         reason: op.reason,
       });
+      const { amount } = await eventOf(f.ledger, receipt.blockNumber, "WorkerSlashed");
+      const slashed = model.slashed.get(target) ?? 0n;
+      const claim = model.claims.get(jobId)?.get(target);
+      if (claim !== undefined) {
+        // A slash of a worker assigned to the job collects the matrix share of the stake it had
+        // at (its latest) assignment, less what other slashes took since; once the job is
+        // settled the lock is gone, and less what it withdrew since as well.
+        const settled = SETTLED.includes(model.jobs.get(jobId)?.status ?? "");
+        const lost = slashed - claim.slashed +
+          (settled ? (model.withdrawn.get(target) ?? 0n) - claim.withdrawn : 0n);
+        const floor = claim.stake > lost ? claim.stake - lost : 0n;
+        const due = floor * BigInt(SLASH_BPS[op.reason]) / 10_000n;
+        assert.ok(
+          amount >= due,
+          `slash of ${target} on ${jobId} for ${op.reason} took ${amount}, less than ${due} ` +
+            `(stake at assignment ${claim.stake}, lost since ${lost}, settled ${settled})`,
+        );
+      }
+      model.slashed.set(target, slashed + amount);
       return;
+    }
   }
 }
 
@@ -1226,74 +1596,91 @@ function sum(values: readonly bigint[]): bigint {
   return values.reduce((a, b) => a + b, 0n);
 }
 
-Deno.test("LocalLedger conserves money after any sequence of operations", async () => {
+Deno.test("LocalLedger conserves money and keeps slashes collectable after any sequence of operations", async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 80, size: "max" }), async (ops) => {
-      const clock = { now: 0 };
-      const ledger = LocalLedger.open(":memory:", { now: () => clock.now, unbondingMs: 2 * DAY });
-      const f = { ledger, clock };
-      const model: Model = { jobs: new Map() };
-      const reader = ledger.as("auditor");
-      try {
-        let accepted = 0;
-        for (const op of ops) {
-          try {
-            await apply(f, model, op);
-            if (op.op !== "advance") accepted++;
-          } catch (error) {
-            // Only contract rules may refuse a well-formed call.
-            assert.equal((error as Error).name, "ChainError", String(error));
+    fc.asyncProperty(
+      fc.array(opArb, { minLength: 1, maxLength: 80, size: "max" }),
+      // Without an unbonding delay only the stake lock keeps a slash collectable.
+      fc.constantFrom(2 * DAY, 0),
+      async (ops, unbondingMs) => {
+        const clock = { now: 0 };
+        const ledger = LocalLedger.open(":memory:", { now: () => clock.now, unbondingMs });
+        const f = { ledger, clock };
+        const model = emptyModel();
+        const reader = ledger.as("auditor");
+        try {
+          let accepted = 0;
+          for (const op of ops) {
+            try {
+              await apply(f, model, op);
+              if (op.op !== "advance") accepted++;
+            } catch (error) {
+              // Only contract rules may refuse a well-formed call.
+              assert.equal((error as Error).name, "ChainError", String(error));
+            }
+            await checkMoney(reader);
+            for (const w of WORKERS) {
+              const lock = ledger.stakeLockOf(w);
+              assert.equal(lock.locked, expectedLock(model, w, lock.stake), `lock of ${w}`);
+            }
           }
-          await checkMoney(reader);
+          const events = await allEvents(reader);
+          assert.equal(ledger.head().blockNumber, accepted);
+          const t = await reader.totals();
+          const of = <N extends ChainEvent["name"]>(name: N) =>
+            events.filter((e): e is Extract<ChainEvent, { name: N }> => e.name === name);
+          assert.equal(t.escrowed, sum(of("JobSubmitted").map((e) => e.amount)));
+          assert.equal(t.paid, sum(of("PaymentReleased").map((e) => e.amount)));
+          assert.equal(t.fees, sum(of("PaymentReleased").map((e) => e.fee)));
+          assert.equal(
+            t.refunded,
+            sum([
+              ...of("EscrowRefunded").map((e) => e.amount),
+              ...of("PaymentReleased").map((e) => e.change),
+            ]),
+          );
+          assert.equal(t.staked, sum(of("WorkerStaked").map((e) => e.amount)));
+          assert.equal(t.slashed, sum(of("WorkerSlashed").map((e) => e.amount)));
+          assert.equal(t.withdrawn, sum(of("StakeWithdrawn").map((e) => e.amount)));
+          assert.equal(ledger.balanceOf("treasury"), t.fees + t.slashed);
+          // No job settles twice.
+          const settled = [...of("PaymentReleased"), ...of("EscrowRefunded")].map((e) => e.jobId);
+          assert.equal(new Set(settled).size, settled.length);
+          // Per worker: bonded = staked - requested unstakes - slashed.
+          let unbonding = 0n;
+          for (const w of WORKERS) {
+            const staked = sum(
+              of("WorkerStaked").filter((e) => e.worker === w).map((e) => e.amount),
+            );
+            const requested = sum(
+              of("UnstakeRequested").filter((e) => e.worker === w).map((e) => e.amount),
+            );
+            const slashed = sum(
+              of("WorkerSlashed").filter((e) => e.worker === w).map((e) => e.amount),
+            );
+            const withdrawn = sum(
+              of("StakeWithdrawn").filter((e) => e.worker === w).map((e) => e.amount),
+            );
+            const lock = ledger.stakeLockOf(w);
+            assert.equal(lock.stake, await reader.stakeOf(w));
+            assert.equal(lock.stake + lock.unbonding, staked - slashed - withdrawn);
+            // Slashes may take from unbonding requests, never more than was requested.
+            assert.ok(lock.stake >= staked - requested - slashed);
+            assert.ok(lock.unbonding <= requested - withdrawn);
+            unbonding += lock.unbonding;
+            const score = of("ReputationUpdated").filter((e) => e.worker === w).at(-1)?.score ??
+              500;
+            assert.equal(await reader.reputationOf(w), score);
+          }
+          assert.equal(
+            t.bonded,
+            sum(await Promise.all(WORKERS.map((w) => reader.stakeOf(w)))) + unbonding,
+          );
+        } finally {
+          ledger.close();
         }
-        const events = await allEvents(reader);
-        assert.equal(ledger.head().blockNumber, accepted);
-        const t = await reader.totals();
-        const of = <N extends ChainEvent["name"]>(name: N) =>
-          events.filter((e): e is Extract<ChainEvent, { name: N }> => e.name === name);
-        assert.equal(t.escrowed, sum(of("JobSubmitted").map((e) => e.amount)));
-        assert.equal(t.paid, sum(of("PaymentReleased").map((e) => e.amount)));
-        assert.equal(t.fees, sum(of("PaymentReleased").map((e) => e.fee)));
-        assert.equal(
-          t.refunded,
-          sum([
-            ...of("EscrowRefunded").map((e) => e.amount),
-            ...of("PaymentReleased").map((e) => e.change),
-          ]),
-        );
-        assert.equal(t.staked, sum(of("WorkerStaked").map((e) => e.amount)));
-        assert.equal(t.slashed, sum(of("WorkerSlashed").map((e) => e.amount)));
-        assert.equal(t.withdrawn, sum(of("StakeWithdrawn").map((e) => e.amount)));
-        assert.equal(ledger.balanceOf("treasury"), t.fees + t.slashed);
-        // No job settles twice.
-        const settled = [...of("PaymentReleased"), ...of("EscrowRefunded")].map((e) => e.jobId);
-        assert.equal(new Set(settled).size, settled.length);
-        // Per worker: bonded = staked - requested unstakes - slashed.
-        let unbonding = 0n;
-        for (const w of WORKERS) {
-          const staked = sum(of("WorkerStaked").filter((e) => e.worker === w).map((e) => e.amount));
-          const requested = sum(
-            of("UnstakeRequested").filter((e) => e.worker === w).map((e) => e.amount),
-          );
-          const slashed = sum(
-            of("WorkerSlashed").filter((e) => e.worker === w).map((e) => e.amount),
-          );
-          const withdrawn = sum(
-            of("StakeWithdrawn").filter((e) => e.worker === w).map((e) => e.amount),
-          );
-          assert.equal(await reader.stakeOf(w), staked - requested - slashed);
-          unbonding += requested - withdrawn;
-          const score = of("ReputationUpdated").filter((e) => e.worker === w).at(-1)?.score ?? 500;
-          assert.equal(await reader.reputationOf(w), score);
-        }
-        assert.equal(
-          t.bonded,
-          sum(await Promise.all(WORKERS.map((w) => reader.stakeOf(w)))) + unbonding,
-        );
-      } finally {
-        ledger.close();
-      }
-    }),
+      },
+    ),
     { numRuns: 150 },
   );
 });

@@ -187,6 +187,7 @@ export type ChainErrorCode =
   | "insufficient_balance"
   | "invalid_amount"
   | "still_unbonding"
+  | "stake_locked"
   | "rpc_error"
   | "reverted";
 

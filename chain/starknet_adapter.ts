@@ -177,6 +177,7 @@ const CHAIN_ERROR_CODES: ReadonlySet<string> = new Set<ChainErrorCode>([
   "insufficient_balance",
   "invalid_amount",
   "still_unbonding",
+  "stake_locked",
 ]);
 /** The Stark curve order; a private key is in `1..order-1`. */
 const CURVE_ORDER = 0x0800000000000010ffffffffffffffffb781126dcae7b2321e66a241adc64d2fn;

@@ -265,6 +265,81 @@ Deno.test("StarknetChain.requestUnstake() and withdraw() return unbonded stake",
   }
 });
 
+Deno.test("StarknetChain.requestUnstake() fails with stake_locked while the worker's job is open", async () => {
+  const ledger = LocalLedger.open(":memory:", { unbondingMs: 0 });
+  try {
+    await withServer({ ledger }, async (server) => {
+      const client = await connect(server, "client");
+      const worker = await connect(server, "worker");
+      try {
+        await worker.stake({ amount: 100n });
+        await client.submitJob({
+          jobId: "job-3",
+          amount: 50n,
+          minStake: 10n,
+          modelHash: HASH,
+          inputCommitment: HASH,
+        });
+        await client.assignWorker({
+          jobId: "job-3",
+          worker: "worker-node",
+          price: 50n,
+          verifiers: [],
+        });
+        await worker.stake({ amount: 20n });
+        const before = await allEvents(worker);
+        let txHash = "";
+        await assert.rejects(worker.requestUnstake({ amount: 21n }), (error: Error) => {
+          assert.equal(error.name, "ChainError");
+          assert.equal((error as { code?: string }).code, "stake_locked");
+          const match =
+            /^Cannot request to unstake 21: transaction (0x[0-9a-f]+) reverted with "stake_locked"$/
+              .exec(error.message);
+          assert.ok(match?.[1] !== undefined, error.message);
+          txHash = match[1];
+          return true;
+        });
+        // What an indexer sees: a reverted transaction naming the panic, and no event.
+        const response = await fetch(server.url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "starknet_getTransactionReceipt",
+            params: { transaction_hash: txHash },
+          }),
+        });
+        const { result } = await response.json() as {
+          result: { execution_status: string; revert_reason: string; events: unknown[] };
+        };
+        assert.equal(result.execution_status, "REVERTED");
+        assert.match(result.revert_reason, /\('stake_locked'\)/);
+        assert.deepEqual(result.events, []);
+        assert.deepEqual(await allEvents(worker), before);
+        assert.deepEqual(ledger.stakeLockOf("worker-node"), {
+          stake: 120n,
+          unbonding: 0n,
+          locked: 100n,
+          openJobs: ["job-3"],
+        });
+        // The stake staked after the assignment is free; the rest once the job is refunded.
+        await worker.requestUnstake({ amount: 20n });
+        await client.refund({ jobId: "job-3", reason: "cancelled" });
+        await worker.requestUnstake({ amount: 100n });
+        await worker.withdraw();
+        assert.equal(await worker.stakeOf("worker-node"), 0n);
+        await assertMoneyConserved(worker);
+      } finally {
+        await client.close();
+        await worker.close();
+      }
+    });
+  } finally {
+    ledger.close();
+  }
+});
+
 Deno.test("StarknetChain.eventsSince() pages through several chunks with continuation tokens", async () => {
   await withServer({}, async (server) => {
     const worker = await connect(server, "worker", { chunkSize: 3 });

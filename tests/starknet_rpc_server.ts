@@ -790,7 +790,8 @@ export class StarknetRpcServer {
         case "withdraw":
           return await port.withdraw();
         default:
-          // slash and reward on the pool are only callable by the JobManager contract.
+          // slash, reward, lock_stake and unlock_stake on the pool are only callable by the
+          // JobManager contract (here the ledger does their work inside the JobManager calls).
           throw new Revert("not_authorized", "only the job manager");
       }
     };
