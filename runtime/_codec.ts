@@ -205,6 +205,14 @@ export function sameOutcome(a: EnvelopeOutcome, b: EnvelopeOutcome): boolean {
   return a.status === b.status && a.actor === b.actor && a.state === b.state && a.hash === b.hash;
 }
 
+/** An outcome as text: `accepted, job:j1 in state bidding, context 00c0ffee…` (for reports). */
+export function describeOutcome(o: EnvelopeOutcome): string {
+  const where = o.actor === null ? "no actor" : `${o.actor} in state ${o.state}`;
+  return `${o.status}, ${where}${o.hash ? `, context ${o.hash}` : ""}${
+    o.reason ? ` (${o.reason})` : ""
+  }`;
+}
+
 /** An envelope with its recorded outcome (null when the node stopped before delivering it). */
 export interface RecordedEnvelope extends Envelope {
   readonly outcome: EnvelopeOutcome | null;

@@ -205,6 +205,31 @@ export interface NodeStats {
 /** Penalty to a peer's score for a message that failed decoding or an application rule. */
 const WIRE_PENALTY = -10;
 
+/** How a transaction sent again after a crash went ({@link Node.resendTransaction}). */
+export type ResendOutcome = "sent" | "already_done" | "superseded" | "failed" | "aborted";
+
+/** What makes two effects of one actor the same: the request, whom it is about, the attempt. */
+function effectKey(effect: EffectRequest): string {
+  const e = effect as { worker?: string; reason?: string; accepted?: boolean; attempt?: number };
+  return `${effect.type}|${e.worker ?? ""}|${e.reason ?? ""}|${e.accepted ?? ""}|${
+    e.attempt ?? ""
+  }`;
+}
+
+/** Whether recovery may send `effect` again ({@link Node.resumeEffect}, {@link Node.resendTransaction}). */
+function resumable(effect: EffectRequest): boolean {
+  return effect.type.startsWith("chain.") || effect.type.startsWith("net.") ||
+    effect.type === "exec.run" || effect.type === "verify.run" ||
+    effect.type === "worker.consider";
+}
+
+/** Codes that, for a transaction sent again, mean the chain is already past it. */
+const ALREADY_DONE: readonly string[] = ["duplicate_job", "invalid_state"];
+
+function compareCursors(a: ChainCursor, b: ChainCursor): number {
+  return a.blockNumber - b.blockNumber || a.eventIndex - b.eventIndex;
+}
+
 let jobCounter = 0;
 
 /** A node: the actor tree, its inbox, and its ports. */
@@ -245,6 +270,12 @@ export class Node {
   readonly #inflight = new Set<Promise<unknown>>();
   #abort = new AbortController();
   #started = false;
+  /** Where the chain subscription stands: after the last chain event it handed over. */
+  #chainSeen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
+  /** Woken after each chain event the subscription hands over ({@link Node.catchUpChain}). */
+  readonly #chainWaiters = new Set<() => void>();
+  /** Effects each live actor asked for since this node was created ({@link effectKey}). */
+  readonly #sent = new Map<string, Set<string>>();
 
   constructor(options: NodeOptions) {
     if (options.network.self !== options.id) {
@@ -350,11 +381,16 @@ export class Node {
       const have = await chain.stakeOf(this.id, options);
       if (have < stake) await chain.stake({ amount: stake - have }, options);
     }
+    const from = this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 };
+    this.#chainSeen = from;
     this.#cleanup.push(chain.subscribe((event) => {
       for (const { target, event: e } of chainEventToActorEvents(event)) {
         this.#submit("chain", target, e);
       }
-    }, { from: this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 } }));
+      // Journaled and delivered (the inbox delivers at once outside a delivery): seen.
+      this.#chainSeen = { blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 };
+      for (const wake of [...this.#chainWaiters]) wake();
+    }, { from }));
     await this.announceCapabilities();
     const every = this.#options.capabilityIntervalMs ?? 30_000;
     if (every > 0) {
@@ -530,10 +566,108 @@ export class Node {
 
   /**
    * Sends again an effect an actor asked for before a crash (recovery resumes work in flight,
-   * such as an execution, whose outcome never reached the journal).
+   * such as an execution, whose outcome never reached the journal). Returns false, sending
+   * nothing, when the actor asked for the same effect itself since this node was created (after
+   * news it heard while the node caught up, say).
    */
-  resumeEffect(actorId: string, effect: EffectRequest): void {
+  resumeEffect(actorId: string, effect: EffectRequest): boolean {
+    if (this.#sent.get(actorId)?.has(effectKey(effect))) return false;
     this.#dispatch(actorId, effect);
+    return true;
+  }
+
+  /**
+   * Resolves once this node has delivered every chain event the chain held when it was called:
+   * it reads where the chain's events end, from where the subscription stands (`eventsSince`),
+   * then waits until the subscription has handed that last event over (journaled and delivered,
+   * like every chain event). If the chain no longer holds that event (a reorg), it is caught up
+   * as soon as nothing is left after the subscription's position (checked every `recheckMs`).
+   * A recovered node calls it before sending its transactions again, so that one which landed
+   * before a crash is seen as its chain event first. Resolves with the position reached; rejects
+   * if `signal` aborts or the node stops.
+   */
+  async catchUpChain(
+    options: { signal?: AbortSignal; recheckMs?: number } = {},
+  ): Promise<ChainCursor> {
+    if (!this.#started) {
+      throw new Error(`Cannot catch up with the chain: node "${this.id}" is not started`);
+    }
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#abort.signal])
+      : this.#abort.signal;
+    const target = await this.#chainEnd(this.#chainSeen, signal);
+    if (target === undefined) return this.#chainSeen;
+    const recheckMs = options.recheckMs ?? 250;
+    while (compareCursors(this.#chainSeen, target) < 0) {
+      const moved = await this.#chainMoved(recheckMs, signal);
+      if (!moved && await this.#chainEnd(this.#chainSeen, signal) === undefined) break;
+    }
+    return this.#chainSeen;
+  }
+
+  /**
+   * Sends again a chain transaction an actor asked for before a crash; call it after
+   * {@link Node.catchUpChain}. Resolves with what happened:
+   *
+   * - `"sent"`: included; its chain event follows, as for a first send;
+   * - `"already_done"`: refused as done already (`duplicate_job`, or `invalid_state`: the job is
+   *   past that step on chain, by a transaction of ours whose event is still on its way). Nothing
+   *   is reported to the actor: a `chain.tx.failed` would fail a job whose transaction landed;
+   *   the chain event brings it on;
+   * - `"superseded"`: not sent: the actor sent the same transaction itself since this node was
+   *   created (after news it heard while catching up, or a deadline that fired);
+   * - `"failed"`: refused for another reason; the actor hears `chain.tx.failed`, as it would
+   *   after a first send;
+   * - `"aborted"`: the node stopped (or was not started).
+   */
+  resendTransaction(actorId: string, effect: EffectRequest): Promise<ResendOutcome> {
+    if (!effect.type.startsWith("chain.")) {
+      throw new TypeError(
+        `Cannot resend "${effect.type}" of "${actorId}": it is not a transaction`,
+      );
+    }
+    if (!this.#started) return Promise.resolve("aborted");
+    if (this.#sent.get(actorId)?.has(effectKey(effect))) return Promise.resolve("superseded");
+    this.#noteSent(actorId, effect);
+    this.stats.effects++;
+    const work = this.#chainCall(actorId, effect, this.#abort.signal, { resent: true });
+    this.#track(actorId, effect.type, work);
+    return work.catch(() => "failed" as const);
+  }
+
+  /** The position after the last event the chain holds at or after `from`, if any. */
+  async #chainEnd(from: ChainCursor, signal: AbortSignal): Promise<ChainCursor | undefined> {
+    const limit = 1000;
+    let end: ChainCursor | undefined;
+    for (let cursor = from;;) {
+      const { events, next } = await this.#options.chain.eventsSince(cursor, { signal, limit });
+      const last = events.at(-1);
+      if (last === undefined) return end;
+      end = { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
+      if (events.length < limit) return end;
+      cursor = next;
+    }
+  }
+
+  /** Whether the subscription hands over a chain event within `ms`. */
+  #chainMoved(ms: number, signal: AbortSignal): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const done = (moved: boolean) => {
+        clearTimeout(timer);
+        this.#chainWaiters.delete(wake);
+        signal.removeEventListener("abort", abort);
+        resolve(moved);
+      };
+      const wake = () => done(true);
+      const abort = () => {
+        done(false);
+        reject(signal.reason);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      this.#chainWaiters.add(wake);
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+    });
   }
 
   #submit(source: Source, target: string, event: Addressed["event"]): void {
@@ -610,6 +744,7 @@ export class Node {
 
   #dispatch(actorId: string, effect: EffectRequest): void {
     this.stats.effects++;
+    if (resumable(effect)) this.#noteSent(actorId, effect);
     const signal = this.#abort.signal;
     switch (effect.type) {
       case "timer.arm":
@@ -656,7 +791,26 @@ export class Node {
     }
   }
 
-  async #chainCall(actorId: string, effect: EffectRequest, signal: AbortSignal): Promise<void> {
+  /** Remembers that `actorId` asked for `effect`, forgetting finished actors now and then. */
+  #noteSent(actorId: string, effect: EffectRequest): void {
+    let sent = this.#sent.get(actorId);
+    if (sent === undefined) {
+      if (this.#sent.size >= 1024) {
+        for (const id of [...this.#sent.keys()]) {
+          if (this.tree.get(id)?.done !== false) this.#sent.delete(id);
+        }
+      }
+      this.#sent.set(actorId, sent = new Set());
+    }
+    sent.add(effectKey(effect));
+  }
+
+  async #chainCall(
+    actorId: string,
+    effect: EffectRequest,
+    signal: AbortSignal,
+    options: { resent?: boolean } = {},
+  ): Promise<ResendOutcome> {
     const chain = this.#options.chain;
     const o = { signal };
     try {
@@ -670,7 +824,7 @@ export class Node {
             modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
             inputCommitment: spec.inputCommitment,
           }, o);
-          return;
+          break;
         }
         case "chain.assign":
           await chain.assignWorker({
@@ -679,38 +833,48 @@ export class Node {
             price: effect.price,
             verifiers: effect.verifiers,
           }, o);
-          return;
+          break;
         case "chain.assignment.revoke":
           await chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
-          return;
+          break;
         case "chain.result.submit":
           await chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
-          return;
+          break;
         case "chain.verification.record":
           await chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
-          return;
+          break;
         case "chain.release":
           await chain.releasePayment({ jobId: effect.jobId }, o);
-          return;
+          break;
         case "chain.refund":
           await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
-          return;
+          break;
         case "chain.slash":
           await chain.slash(
             { jobId: effect.jobId, worker: effect.worker, reason: effect.reason },
             o,
           );
-          return;
+          break;
         default:
           throw new TypeError(`Unknown effect "${effect.type}" from "${actorId}"`);
       }
+      return "sent";
     } catch (error) {
-      if (signal.aborted) return;
+      if (signal.aborted) return "aborted";
       const e = error as Partial<ChainError>;
+      const code = e.name === "ChainError" && e.code ? e.code : "rpc_error";
+      if (options.resent && ALREADY_DONE.includes(code)) {
+        this.#log.info("Resent {effect} of {actor} was already done on chain: {message}", {
+          effect: effect.type,
+          actor: actorId,
+          message: e.message ?? String(error),
+        });
+        return "already_done";
+      }
       this.#submit("effect", actorId, {
         type: "chain.tx.failed",
         request: effect.type,
-        code: e.name === "ChainError" && e.code ? e.code : "rpc_error",
+        code,
         message: e.message ?? String(error),
       });
       throw error;

@@ -1,0 +1,143 @@
+/**
+ * Recovery checks the journal's recorded outcomes: a node's journal (a real SQLite file) is cut
+ * by a crash with entries after its last checkpoint; one recorded outcome is edited in the file;
+ * reopening the node stops with a clear error naming the sequence number, the event, the actor,
+ * and expected vs actual, unless the operator asks to accept the divergence, and then only for
+ * that restart.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { LocalLedger } from "../chain/local_ledger.ts";
+import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import { SqliteJournal } from "../runtime/journal.ts";
+import {
+  type DurableNode,
+  openDurableNode,
+  type RecoveryDivergenceError,
+} from "../runtime/recovery.ts";
+import { spec } from "./_drive.ts";
+
+function open(dir: string, ledger: LocalLedger, acceptDivergence?: boolean): Promise<DurableNode> {
+  return openDurableNode({
+    id: "client",
+    roles: ["client"],
+    network: new InProcessNetwork().join("client"),
+    chain: ledger.as("client"),
+    dataDir: `${dir}/client`,
+    checkpointEvery: 1_000,
+    capabilityIntervalMs: 0,
+    ...(acceptDivergence === undefined ? {} : { acceptDivergence }),
+  });
+}
+
+/**
+ * A client that submitted a job and saw its escrow locked, then crashed: its journal holds
+ * `job.submit` (outcome recorded) and `chain.escrow.locked` after it, and no checkpoint.
+ * Returns the seq of `job.submit`.
+ */
+async function crashedClient(dir: string, ledger: LocalLedger): Promise<number> {
+  const durable = await open(dir, ledger);
+  await durable.start();
+  durable.node.submitJob({ jobId: "j1", spec: spec({ bidWindowMs: 60_000 }) });
+  const deadline = Date.now() + 5_000;
+  while (durable.node.job("j1")?.state !== "bidding") {
+    if (Date.now() > deadline) throw new Error("The escrow was never locked");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // The crash: nothing more reaches the journal (no final checkpoint, no pending outcome).
+  durable.journal.abandon();
+  await durable.node.stop();
+  const journal = SqliteJournal.open(`${dir}/client/journal.sqlite`, { checkpointEvery: 0 });
+  try {
+    const submit = [...journal.entries()].find((e) => e.event.type === "job.submit")!;
+    assert.equal(submit.outcome?.state, "announced");
+    return submit.seq;
+  } finally {
+    journal.abandon();
+  }
+}
+
+/** Edits the outcome recorded for `seq` in the journal file, as a bad disk or bad code would. */
+function editOutcome(dir: string, seq: number, state: string): void {
+  const db = new DatabaseSync(`${dir}/client/journal.sqlite`);
+  try {
+    db.prepare("UPDATE entries SET state = ? WHERE seq = ?").run(state, seq);
+  } finally {
+    db.close();
+  }
+}
+
+async function withClient(fn: (dir: string, ledger: LocalLedger, seq: number) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "recovery-divergence-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  try {
+    await fn(dir, ledger, await crashedClient(dir, ledger));
+  } finally {
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("openDurableNode() checks the recorded outcome of every replayed delivery", async () => {
+  await withClient(async (dir, ledger) => {
+    const durable = await open(dir, ledger);
+    try {
+      assert.ok(durable.replayed >= 2, `replayed ${durable.replayed}`);
+      assert.ok(durable.checked >= 1, `checked ${durable.checked}`);
+      assert.equal(durable.divergence, null);
+      assert.equal(durable.node.job("j1")?.state, "bidding");
+    } finally {
+      await durable.stop();
+    }
+  });
+});
+
+Deno.test("openDurableNode() stops at a journal whose recorded outcome the code does not reproduce", async () => {
+  await withClient(async (dir, ledger, seq) => {
+    editOutcome(dir, seq, "bidding");
+    await assert.rejects(open(dir, ledger), (error: Error) => {
+      assert.equal(error.name, "RecoveryDivergenceError");
+      const d = (error as RecoveryDivergenceError).divergence;
+      assert.equal(d.seq, seq);
+      assert.equal(d.event, "job.submit");
+      assert.equal(d.target, "job:j1");
+      assert.equal(d.expected.state, "bidding");
+      assert.equal(d.actual.state, "announced");
+      const lines = error.message.split("\n");
+      assert.match(
+        lines[0]!,
+        new RegExp(`diverged at seq ${seq}: job\\.submit \\(operator\\) to job:j1$`),
+      );
+      assert.match(lines[1]!, /^ {2}expected: accepted, job:j1 in state bidding, context \w+$/);
+      assert.match(lines[2]!, /^ {2}actual: {3}accepted, job:j1 in state announced, context \w+$/);
+      assert.match(error.message, /acceptDivergence/);
+      return true;
+    });
+    // The refused open left the journal as it was: the same error again.
+    await assert.rejects(open(dir, ledger), { name: "RecoveryDivergenceError" });
+  });
+});
+
+Deno.test("openDurableNode({ acceptDivergence: true }) goes on from the replayed state, for that restart", async () => {
+  await withClient(async (dir, ledger, seq) => {
+    editOutcome(dir, seq, "bidding");
+    const accepted = await open(dir, ledger, true);
+    try {
+      assert.equal(accepted.divergence?.seq, seq);
+      assert.equal(accepted.divergence?.count, 1);
+      assert.equal(accepted.node.job("j1")?.state, "bidding", "the replayed state");
+    } finally {
+      await accepted.stop();
+    }
+    // The replayed state is checkpointed: the next restart needs no escape hatch.
+    const again = await open(dir, ledger);
+    try {
+      assert.equal(again.divergence, null);
+      assert.equal(again.node.job("j1")?.state, "bidding");
+    } finally {
+      await again.stop();
+    }
+  });
+});
