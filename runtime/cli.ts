@@ -91,6 +91,7 @@ export async function startNode(
       dataDir: config.dataDir,
       synchronous: config.journal.synchronous,
       checkpointEvery: config.journal.checkpointEvery,
+      acceptDivergence: config.journal.acceptDivergence,
       onRepair: (message) => log.warn("{message}", { message }),
     });
     const node = durable.node;

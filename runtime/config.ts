@@ -177,6 +177,7 @@ const journal = z.strictObject({
     1,
     "must be at least 1",
   ).default(256),
+  acceptDivergence: z.boolean({ error: "must be true or false" }).default(false),
 });
 
 const log = z.strictObject({
@@ -217,7 +218,11 @@ const configSchema = z.strictObject({
   }),
   capabilityIntervalMs: ms(0).default(30_000),
   http: http.default({ enabled: true, host: "127.0.0.1", port: 0 }),
-  journal: journal.default({ synchronous: "normal", checkpointEvery: 256 }),
+  journal: journal.default({
+    synchronous: "normal",
+    checkpointEvery: 256,
+    acceptDivergence: false,
+  }),
   log: log.default({ level: "info", format: "text" }),
 });
 
@@ -253,6 +258,7 @@ export const FLAGS = {
   "http-port": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
+  "accept-divergence": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -425,6 +431,7 @@ function flagLayer(values: ReturnType<typeof parseFlags>, cwd: string): Raw {
   if (values["http-port"] !== undefined) {
     layer.http = { port: port(values["http-port"], "http.port") };
   }
+  if (values["accept-divergence"]) layer.journal = { acceptDivergence: true };
   if (values["log-level"] !== undefined || values["log-format"] !== undefined) {
     layer.log = {
       ...(values["log-level"] !== undefined ? { level: values["log-level"] } : {}),
@@ -477,4 +484,7 @@ Flags (override env, which overrides the config file):
   --http-port N        status endpoint port on loopback, 0 for any (env CIRO_HTTP_PORT)
   --log-level LEVEL    trace, debug, info, warning, error, fatal (env CIRO_LOG_LEVEL)
   --log-format FORMAT  text or json (env CIRO_LOG_FORMAT)
+  --accept-divergence  recover even if replaying the journal does not reproduce the outcomes
+                       it recorded: logged as an error, the node goes on from the replayed
+                       state (sets journal.acceptDivergence; for one restart)
 `;

@@ -217,3 +217,16 @@ Deno.test("loadConfig() reports unreadable files, bad JSON and unknown flags", a
     /Invalid config "http.port": must be a port number, got "eighty"/,
   );
 });
+
+Deno.test("journal.acceptDivergence is off unless the file or --accept-divergence sets it", async () => {
+  assert.equal(parseConfig({}).journal.acceptDivergence, false);
+  assert.equal(parseConfig({ journal: { acceptDivergence: true } }).journal.acceptDivergence, true);
+  rejects(
+    { journal: { acceptDivergence: "yes" } },
+    "journal.acceptDivergence",
+    'Invalid config "journal.acceptDivergence": must be true or false',
+  );
+  const config = await loadConfig({ args: ["--accept-divergence"] });
+  assert.equal(config.journal.acceptDivergence, true);
+  assert.equal(config.journal.checkpointEvery, 256, "the other journal keys keep their defaults");
+});
