@@ -80,7 +80,13 @@ export * from "./runtime/phases.ts";
 export * from "./runtime/client.ts";
 export * from "./runtime/model_store.ts";
 export { LazyOnnxExecutor, toleranceVerifier } from "./runtime/onnx_lazy.ts";
-export { type DurableNode, type DurableNodeOptions, openDurableNode } from "./runtime/recovery.ts";
+export {
+  type DurableNode,
+  type DurableNodeOptions,
+  openDurableNode,
+  type RecoveryDivergence,
+  RecoveryDivergenceError,
+} from "./runtime/recovery.ts";
 export {
   parseRecording,
   readRecording,
