@@ -6,6 +6,13 @@
  * when a peer is first seen. Anything else addressed to an unknown actor is rejected with a
  * reason, never thrown.
  *
+ * Finished jobs do not stay in memory for ever: a `timer.fired` event with the key
+ * {@link RETIRE_KEY} (the node arms it when a job finishes; see `NodeOptions.retainFinishedMs`)
+ * retires a finished job actor. The tree keeps a compact {@link RetiredJob} in a bounded archive
+ * (`archiveSize`, oldest out first), so late news about the job is refused as "finished and
+ * retired" instead of creating a new actor for it. Retirement enters through the inbox like any
+ * deadline, so it is journaled and replays identically.
+ *
  * @module
  */
 import type { Snapshot } from "xstate";
@@ -13,6 +20,7 @@ import { type JobInput, jobMachine } from "../machines/job_machine.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG, type PeerConfig, peerMachine } from "../machines/peer_machine.ts";
 import type { EffectRequest, JobSpec, NodeId, Role } from "../machines/types.ts";
+import type { JobContext, PhaseEntry } from "../machines/job_machine.ts";
 import type { ActorCell, DeliveryOutcome } from "./actor_cell.ts";
 import { type RestartIntensity, type SupervisionEvent, Supervisor } from "./supervisor.ts";
 
@@ -40,6 +48,59 @@ export interface ActorTreeOptions {
   /** Called when an actor comes back from a snapshot (restart, restore): re-arm its deadlines. */
   readonly onRestored?: (cell: ActorCell) => void;
   readonly onSupervision?: (event: SupervisionEvent) => void;
+  /** Retired jobs kept in the archive, oldest out first. @default {@link DEFAULT_ARCHIVE_SIZE} */
+  readonly archiveSize?: number;
+  /** Told each job retired (the journal persists the summary in place of the snapshot). */
+  readonly onRetired?: (job: RetiredJob) => void;
+}
+
+/** The deadline key that retires a finished job actor. */
+export const RETIRE_KEY = "retire";
+
+/** How many retired jobs a tree remembers by default. */
+export const DEFAULT_ARCHIVE_SIZE = 10_000;
+
+/** What is left of a finished job once its actor is retired: enough for status and SDK. */
+export interface RetiredJob {
+  readonly jobId: string;
+  readonly owner: NodeId;
+  /** Its final state. */
+  readonly state: string;
+  /** When it reached its final state (virtual ms). */
+  readonly finishedAt: number;
+  /** When its actor was retired (virtual ms). */
+  readonly retiredAt: number;
+  readonly attempt: number;
+  readonly bids: number;
+  readonly winner: NodeId | null;
+  readonly commitment: string | null;
+  readonly paid: bigint;
+  readonly fee: bigint;
+  readonly refunded: bigint;
+  readonly slashes: JobContext["slashes"];
+  readonly failure: string | null;
+  readonly path: readonly PhaseEntry[];
+}
+
+/** The archive entry of a finished job. */
+export function retiredJobOf(context: JobContext, state: string, retiredAt: number): RetiredJob {
+  return {
+    jobId: context.jobId,
+    owner: context.owner,
+    state,
+    finishedAt: context.path.at(-1)?.at ?? retiredAt,
+    retiredAt,
+    attempt: context.attempt,
+    bids: Object.keys(context.bids).length,
+    winner: context.winner?.worker ?? null,
+    commitment: context.result?.commitment ?? null,
+    paid: context.payment?.amount ?? 0n,
+    fee: context.payment?.fee ?? 0n,
+    refunded: context.refunded,
+    slashes: context.slashes,
+    failure: context.failure,
+    path: context.path,
+  };
 }
 
 /** Events that create a job actor when it does not exist yet. */
@@ -52,9 +113,17 @@ export class ActorTree {
   readonly peers: Supervisor;
   readonly services: Supervisor;
   readonly #options: ActorTreeOptions;
+  /** Retired jobs by actor id (`job:<id>`), in retirement order. */
+  readonly #archive = new Map<string, RetiredJob>();
+  readonly #archiveSize: number;
 
   constructor(options: ActorTreeOptions) {
     this.#options = options;
+    const archiveSize = options.archiveSize ?? DEFAULT_ARCHIVE_SIZE;
+    if (!Number.isSafeInteger(archiveSize) || archiveSize < 0) {
+      throw new RangeError(`Invalid archiveSize ${archiveSize}: must be a non-negative integer`);
+    }
+    this.#archiveSize = archiveSize;
     const common = {
       now: options.now,
       ...(options.intensity ? { intensity: options.intensity } : {}),
@@ -91,6 +160,18 @@ export class ActorTree {
     const delivered = { ...event, at };
     const existing = supervisor.get(target);
     if (supervisor === this.jobs) {
+      if (event.type === "timer.fired" && event["key"] === RETIRE_KEY) {
+        return this.#retire(target, existing, at);
+      }
+      if (existing === undefined) {
+        const retired = this.#archive.get(target);
+        if (retired !== undefined) {
+          return {
+            status: "rejected",
+            reason: `job "${retired.jobId}" finished (${retired.state}) and was retired`,
+          };
+        }
+      }
       if (event.type === "job.submit") {
         if (existing !== undefined) {
           return { status: "rejected", reason: `job "${target.slice(4)}" already exists` };
@@ -121,6 +202,47 @@ export class ActorTree {
       });
     }
     return supervisor.deliver(target, delivered);
+  }
+
+  #retire(target: string, cell: ActorCell | undefined, at: number): DeliveryOutcome {
+    if (cell === undefined) {
+      return { status: "rejected", reason: `no job actor "${target}" to retire` };
+    }
+    if (!cell.done) {
+      return {
+        status: "rejected",
+        reason: `job "${target.slice(4)}" is not finished (${cell.state})`,
+      };
+    }
+    const retired = retiredJobOf(cell.snapshot.context as JobContext, cell.state, at);
+    this.jobs.retire(target);
+    this.#remember(target, retired);
+    this.#options.onRetired?.(retired);
+    return { status: "accepted" };
+  }
+
+  #remember(target: string, retired: RetiredJob): void {
+    this.#archive.delete(target);
+    if (this.#archiveSize === 0) return;
+    this.#archive.set(target, retired);
+    while (this.#archive.size > this.#archiveSize) {
+      this.#archive.delete(this.#archive.keys().next().value!);
+    }
+  }
+
+  /** A retired job from the archive, by job id. */
+  retired(jobId: string): RetiredJob | undefined {
+    return this.#archive.get(`job:${jobId}`);
+  }
+
+  /** The archive of retired jobs, oldest first. */
+  archive(): IterableIterator<RetiredJob> {
+    return this.#archive.values();
+  }
+
+  /** Puts a retired job back in the archive (node restart). */
+  restoreRetired(retired: RetiredJob): void {
+    this.#remember(`job:${retired.jobId}`, retired);
   }
 
   #createJob(target: string, envelope: TreeEnvelope, owned: boolean): DeliveryOutcome {

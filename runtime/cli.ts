@@ -87,6 +87,8 @@ export async function startNode(
       policy: config.policy as JobPolicy,
       peer: config.peer,
       capabilityIntervalMs: config.capabilityIntervalMs,
+      retainFinishedMs: config.jobs.retainFinishedMs,
+      archiveSize: config.jobs.archiveSize,
       ...(config.roles.includes("worker") ? { worker: config.worker } : {}),
       dataDir: config.dataDir,
       synchronous: config.journal.synchronous,

@@ -180,6 +180,14 @@ const journal = z.strictObject({
   acceptDivergence: z.boolean({ error: "must be true or false" }).default(false),
 });
 
+const jobs = z.strictObject({
+  retainFinishedMs: ms(0).nullable().default(60_000),
+  archiveSize: z.number({ error: "must be a number" }).int("must be an integer").min(
+    0,
+    "must not be negative",
+  ).max(10_000_000, "must be at most 10000000").default(10_000),
+});
+
 const log = z.strictObject({
   level: z.enum(["trace", "debug", "info", "warning", "error", "fatal"], {
     error: "must be one of trace, debug, info, warning, error, fatal",
@@ -223,6 +231,7 @@ const configSchema = z.strictObject({
     checkpointEvery: 256,
     acceptDivergence: false,
   }),
+  jobs: jobs.default({ retainFinishedMs: 60_000, archiveSize: 10_000 }),
   log: log.default({ level: "info", format: "text" }),
 });
 

@@ -166,6 +166,8 @@ export async function simulate(
           peer: { ...(d.peer ?? DEFAULT_PEER_CONFIG), heartbeatMs: 365 * 86_400_000 },
           ...(d.worker ? { worker: d.worker } : {}),
           capabilityIntervalMs: 0,
+          // The comparison reads every job's final actor: keep them all.
+          retainFinishedMs: null,
         }),
       );
     }

@@ -18,7 +18,6 @@
 import { parseArgs } from "node:util";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import type { LedgerTotals } from "../chain/port.ts";
-import type { JobContext } from "../machines/job_machine.ts";
 import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
@@ -62,6 +61,11 @@ export interface DemoOptions {
   readonly recordPath?: string;
   /** Called with progress while jobs run. */
   readonly onProgress?: (done: number, total: number, byState: Record<string, number>) => void;
+  /**
+   * How long each node keeps a finished job's actor before retiring it to its archive, ms;
+   * `null` keeps them all. @default the node default (60 s)
+   */
+  readonly retainFinishedMs?: number | null;
   /** Gives up after this long, ms. @default 180_000 */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
@@ -79,6 +83,8 @@ export interface DemoSummary {
   readonly moneyConserved: boolean;
   readonly stakeConserved: boolean;
   readonly wallMs: number;
+  /** Job actors still live on all nodes at the end, and jobs retired to the nodes' archives. */
+  readonly jobActors: { readonly live: number; readonly retired: number };
   readonly ledgerPath: string;
   readonly silentWorker: string;
   readonly wrongWorker: string;
@@ -199,6 +205,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     banThreshold: 0,
     banMs: 60_000,
   };
+  const retain = options.retainFinishedMs === undefined
+    ? {}
+    : { retainFinishedMs: options.retainFinishedMs };
   const nodes: Node[] = [];
   // --onnx: one model, held by every worker and verifier (each its own store).
   const modelBytes = options.onnx ? buildMlpModel(DEMO_MLP) : undefined;
@@ -235,6 +244,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       chain: ledger.as("client"),
       peer,
       capabilityIntervalMs: 0,
+      ...retain,
     });
     nodes.push(client);
     for (let i = 0; i < workerCount; i++) {
@@ -262,6 +272,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         ...(await modelStore()),
         peer,
         capabilityIntervalMs: 0,
+        ...retain,
       }));
     }
     for (let i = 0; i < verifierCount; i++) {
@@ -276,6 +287,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
           ...(await modelStore()),
           peer,
           capabilityIntervalMs: 0,
+          ...retain,
         }),
       );
     }
@@ -338,7 +350,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     await Promise.all(nodes.map((n) => n.settled()));
     const totals = await client.chainTotals();
 
-    const jobs = client.jobs().map((j) => client.job(j.jobId)!.context as JobContext);
+    // A finished job may be retired by now: its archive summary has what the summary needs.
+    const jobs = client.jobs().map((j) =>
+      client.job(j.jobId)?.context ?? client.retiredJob(j.jobId)!
+    );
     const durations: Record<Phase, number[]> = {
       bidding: [],
       execution: [],
@@ -377,6 +392,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         totals.escrowed === totals.paid + totals.fees + totals.refunded + totals.locked,
       stakeConserved: totals.staked === totals.bonded + totals.slashed + totals.withdrawn,
       wallMs: Math.round(performance.now() - started),
+      jobActors: {
+        live: nodes.reduce((n, node) => n + node.tree.jobs.size, 0),
+        retired: nodes.reduce((n, node) => n + [...node.tree.archive()].length, 0),
+      },
       ledgerPath,
       silentWorker,
       wrongWorker,
@@ -399,6 +418,7 @@ export function formatSummary(s: DemoSummary): string {
     ...states.map((st) => `  ${st.padEnd(10)} ${String(s.byState[st] ?? 0).padStart(4)}`),
     `  re-auctioned ${s.reauctioned} (silent worker ${s.silentWorker}), disputed ${s.disputed} (wrong results from ${s.wrongWorker})`,
     `  slashes: downtime ${s.slashes.downtime}, invalid compute ${s.slashes.invalid_compute}`,
+    `  job actors at the end: ${s.jobActors.live} live on all nodes, ${s.jobActors.retired} retired to archives`,
     "",
     "Per-phase latency (ms)      p50      p95      n",
     ...PHASES.map((p) => {
@@ -452,9 +472,17 @@ if (import.meta.main) {
       network: { type: "string" },
       json: { type: "boolean" },
       onnx: { type: "boolean" },
+      "retain-ms": { type: "string" },
       "log-level": { type: "string" },
     },
   });
+  const retainMs = values["retain-ms"];
+  if (retainMs !== undefined && retainMs !== "never" && !/^\d+$/.test(retainMs)) {
+    console.error(
+      `Invalid --retain-ms "${retainMs}": must be a whole number of milliseconds, or "never"`,
+    );
+    Deno.exit(2);
+  }
   configureLogging({ level: (values["log-level"] as "error" | undefined) ?? "error" });
   const tty = Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
@@ -468,6 +496,9 @@ if (import.meta.main) {
       ...(values.ledger ? { ledgerPath: values.ledger } : {}),
       ...(values.network ? { network: parseNetwork(values.network) } : {}),
       ...(values.onnx ? { onnx: true } : {}),
+      ...(retainMs === undefined
+        ? {}
+        : { retainFinishedMs: retainMs === "never" ? null : Number(retainMs) }),
       recordPath: values.record ??
         `${await Deno.makeTempDir({ prefix: "ciro-demo-" })}/recording.jsonl`,
       onProgress: (done, total, byState) => {

@@ -53,6 +53,11 @@ export interface JournalSink {
     outcome: { readonly status: "accepted" | "rejected" | "crashed"; readonly reason?: string },
     actor: DeliveredActor | undefined,
   ): void;
+  /**
+   * Called when a finished job's actor is retired (during the delivery that retired it): a
+   * journal keeps `summary` in place of the actor's snapshot.
+   */
+  retired?(actorId: string, summary: unknown): void;
 }
 
 /** What a journal sees of the actor an envelope was delivered to (an `ActorCell`). */

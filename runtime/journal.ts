@@ -80,6 +80,8 @@ export interface NodeDescriptor {
   readonly intensity?: RestartIntensity;
   /** How the node bids (counterfactual replay re-simulates it). */
   readonly worker?: WorkerProfile;
+  /** Retired jobs the tree remembers (absent: the default). */
+  readonly archiveSize?: number;
 }
 
 /** The descriptor of a node created with `options`. */
@@ -91,6 +93,7 @@ export function describeNode(options: NodeOptions): NodeDescriptor {
     ...(options.peer ? { peer: options.peer } : {}),
     ...(options.intensity ? { intensity: options.intensity } : {}),
     ...(options.worker ? { worker: options.worker } : {}),
+    ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
   };
 }
 
@@ -198,6 +201,8 @@ export class SqliteJournal implements JournalSink {
   readonly #checkpointEvery: number;
   readonly #pending: (readonly [number, EnvelopeOutcome])[] = [];
   readonly #dirty = new Map<string, DeliveredActor>();
+  /** Actors retired since the last checkpoint, with their archive summaries. */
+  readonly #retired = new Map<string, unknown>();
   #next: number;
   #lastDelivered = 0;
   #sinceCheckpoint = 0;
@@ -439,13 +444,23 @@ export class SqliteJournal implements JournalSink {
     try {
       this.#writeOutcomes();
       // Only a session that delivered (or recovered) knows the actors' state as of a seq.
-      if (this.#lastDelivered > 0) this.#snapshots.save(this.#lastDelivered, this.#dirty.values());
+      if (this.#lastDelivered > 0) {
+        this.#snapshots.save(this.#lastDelivered, this.#dirty.values(), this.#retired);
+      }
       this.#db.exec("COMMIT");
     } catch (error) {
       this.#db.exec("ROLLBACK");
       throw error;
     }
     this.#dirty.clear();
+    this.#retired.clear();
+  }
+
+  /** Records that a finished actor was retired: its snapshot gives way to `summary`. */
+  retired(actorId: string, summary: unknown): void {
+    if (this.#closed) return;
+    this.#dirty.delete(actorId);
+    this.#retired.set(actorId, summary);
   }
 
   /**

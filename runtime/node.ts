@@ -9,7 +9,7 @@
  */
 import type { ActorCell } from "../actors/actor_cell.ts";
 import type { RestartIntensity, SupervisionEvent } from "../actors/supervisor.ts";
-import { ActorTree } from "../actors/tree.ts";
+import { ActorTree, RETIRE_KEY, type RetiredJob } from "../actors/tree.ts";
 import type { ChainCursor, ChainError, ChainPort, LedgerTotals } from "../chain/port.ts";
 import { chainEventToActorEvents } from "../chain/translate.ts";
 import type { BidRecord, JobContext } from "../machines/job_machine.ts";
@@ -89,6 +89,9 @@ export interface WorkerProfile {
 }
 
 /** Options of {@link createNode}. */
+/** How long a finished job's actor stays live by default: one minute. */
+export const DEFAULT_RETAIN_FINISHED_MS = 60_000;
+
 export interface NodeOptions {
   /** The node's id; must equal `network.self`. */
   readonly id: NodeId;
@@ -107,6 +110,13 @@ export interface NodeOptions {
   readonly policy?: JobPolicy;
   readonly peer?: PeerConfig;
   readonly intensity?: RestartIntensity;
+  /**
+   * How long a finished job's actor stays live before it is retired to the archive (a compact
+   * summary), virtual ms; `null` keeps every finished actor. @default {@link DEFAULT_RETAIN_FINISHED_MS}
+   */
+  readonly retainFinishedMs?: number | null;
+  /** Retired jobs remembered (status, late news refused). @default 10,000 */
+  readonly archiveSize?: number;
   /** Required with the `worker` role. */
   readonly worker?: WorkerProfile;
   /** Where chain events are read from at start. @default the first block */
@@ -168,6 +178,8 @@ export interface JobSummary {
   readonly bids: number;
   readonly winner: NodeId | null;
   readonly path: JobContext["path"];
+  /** Set when the job's actor was retired and this comes from the archive. */
+  readonly retired?: true;
 }
 
 /** What a node tells observers. */
@@ -255,6 +267,7 @@ export class Node {
   /** Models held, refreshed from `options.models` at each capability announcement. */
   #models: ReadonlySet<string> = new Set();
   readonly #timers: Timers;
+  readonly #retainFinishedMs: number | null;
   readonly #log;
   readonly #observers = new Set<(o: NodeObservation) => void>();
   readonly #capabilities = new Map<NodeId, { roles: readonly Role[]; hardware: HardwareClass }>();
@@ -298,6 +311,15 @@ export class Node {
     this.id = options.id;
     this.roles = options.roles;
     this.#options = options;
+    const retain = options.retainFinishedMs === undefined
+      ? DEFAULT_RETAIN_FINISHED_MS
+      : options.retainFinishedMs;
+    if (retain !== null && (!Number.isSafeInteger(retain) || retain < 0)) {
+      throw new RangeError(
+        `Invalid retainFinishedMs ${retain}: must be a non-negative integer of ms, or null`,
+      );
+    }
+    this.#retainFinishedMs = retain;
     this.#clock = options.clock ?? systemClock;
     const builtin = new BuiltinExecutor();
     const pricing = options.worker?.pricing;
@@ -344,8 +366,13 @@ export class Node {
       policy: options.policy ?? DEFAULT_POLICY,
       ...(options.peer ? { peerConfig: options.peer } : {}),
       ...(options.intensity ? { intensity: options.intensity } : {}),
+      ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
       onEffect: (actorId, effect) => this.#dispatch(actorId, effect),
       onRestored: (cell) => this.#rearm(cell),
+      onRetired: (job) => {
+        this.#timers.cancelActor(`job:${job.jobId}`);
+        this.#options.journal?.retired?.(`job:${job.jobId}`, job);
+      },
       onSupervision: (event) => {
         this.#log.warn("Supervision: {type} {detail}", {
           type: event.type,
@@ -533,12 +560,33 @@ export class Node {
     this.#submit("operator", `job:${jobId}`, { type: "job.cancel" });
   }
 
-  /** Summaries of the jobs this node knows. */
+  /** Summaries of the jobs this node knows: retired ones (oldest first), then live ones. */
   jobs(): JobSummary[] {
-    return [...this.tree.jobs.cells()].map(summarize);
+    const retired = [...this.tree.archive()].map((r): JobSummary => ({
+      jobId: r.jobId,
+      state: r.state,
+      done: true,
+      owner: r.owner,
+      attempt: r.attempt,
+      bids: r.bids,
+      winner: r.winner,
+      path: r.path,
+      retired: true,
+    }));
+    return [...retired, ...[...this.tree.jobs.cells()].map(summarize)];
   }
 
-  /** One job's full context and state, or undefined. */
+  /** A finished job whose actor was retired (see {@link NodeOptions.retainFinishedMs}). */
+  retiredJob(jobId: string): RetiredJob | undefined {
+    return this.tree.retired(jobId);
+  }
+
+  /** Whether this node knows the job, live or retired. */
+  knowsJob(jobId: string): boolean {
+    return this.tree.get(`job:${jobId}`) !== undefined || this.tree.retired(jobId) !== undefined;
+  }
+
+  /** One live job's full context and state, or undefined (see {@link Node.retiredJob}). */
   job(jobId: string): { state: string; done: boolean; context: JobContext } | undefined {
     const cell = this.tree.get(`job:${jobId}`);
     if (cell === undefined) return undefined;
@@ -697,7 +745,8 @@ export class Node {
       // Stale timers and chain news about jobs we never heard of are expected; say so quietly.
       const quiet = envelope.source === "timer" || envelope.source === "chain" ||
         (envelope.source === "effect" && before?.done === true) ||
-        (envelope.source === "network" && outcome.reason.startsWith("unknown job"));
+        (envelope.source === "network" &&
+          (outcome.reason.startsWith("unknown job") || outcome.reason.endsWith("was retired")));
       const detail = {
         type: envelope.event.type,
         target: envelope.target,
@@ -717,6 +766,7 @@ export class Node {
     if (this.#busy.size > 0 && stateBefore !== cell.state) this.#reconsiderBusy();
     if (!wasDone && cell.done && cell.id.startsWith("job:")) {
       const context = cell.snapshot.context as JobContext;
+      this.#armRetirement(cell);
       this.#notify({
         type: "job.finished",
         jobId: context.jobId,
@@ -726,7 +776,19 @@ export class Node {
     }
   }
 
+  /** Arms the retirement of a finished job actor, `retainFinishedMs` after it finished. */
+  #armRetirement(cell: ActorCell): void {
+    if (this.#retainFinishedMs === null) return;
+    const path = (cell.snapshot.context as JobContext).path;
+    const finishedAt = path.at(-1)?.at ?? this.#clock.now();
+    this.#timers.arm(cell.id, RETIRE_KEY, finishedAt + this.#retainFinishedMs);
+  }
+
   #rearm(cell: ActorCell): void {
+    if (cell.done) {
+      if (cell.id.startsWith("job:")) this.#armRetirement(cell);
+      return;
+    }
     const deadlines = (cell.snapshot.context as { deadlines?: Record<string, number> }).deadlines ??
       {};
     for (const [key, due] of Object.entries(deadlines)) this.#timers.arm(cell.id, key, due);

@@ -40,6 +40,7 @@
  *
  * @module
  */
+import type { RetiredJob } from "../actors/tree.ts";
 import type { ChainCursor } from "../chain/port.ts";
 import type { JobContext } from "../machines/job_machine.ts";
 import type { EffectRequest } from "../machines/types.ts";
@@ -177,8 +178,11 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
   try {
     // Rebuild the actors on an inert tree: snapshots, then the tail, checking each outcome.
     let now = 0;
-    const scratch = inertTree(descriptor, () => now);
+    // Jobs retired in the tail: their snapshots give way to their summaries at the checkpoint.
+    const retiredInTail: RetiredJob[] = [];
+    const scratch = inertTree(descriptor, () => now, (job) => retiredInTail.push(job));
     const checkpoint = journal.loadCheckpoint();
+    for (const retired of checkpoint.retired) scratch.restoreRetired(retired as RetiredJob);
     for (const stored of checkpoint.actors) {
       scratch.restore(stored.actor, stored.snapshot as never);
     }
@@ -231,6 +235,8 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
         restored++;
       }
     }
+    for (const retired of scratch.archive()) node.tree.restoreRetired(retired);
+    for (const retired of retiredInTail) journal.retired(`job:${retired.jobId}`, retired);
     scratch.stop();
     journal.recovered([...node.tree.jobs.cells(), ...node.tree.peers.cells()]);
     return {

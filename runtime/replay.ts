@@ -14,7 +14,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ActorTree } from "../actors/tree.ts";
+import { ActorTree, type RetiredJob } from "../actors/tree.ts";
 import { type EnvelopeOutcome, outcomeOf, sameOutcome } from "./_codec.ts";
 import { MACHINE_VERSIONS, type NodeDescriptor } from "./journal.ts";
 import type { Recording, RecordingEntry, RecordingHeader } from "./recording.ts";
@@ -112,7 +112,11 @@ export interface ReplayReport {
 }
 
 /** A tree like the recorded node's, with inert ports. */
-export function inertTree(node: NodeDescriptor, now: () => number): ActorTree {
+export function inertTree(
+  node: NodeDescriptor,
+  now: () => number,
+  onRetired?: (job: RetiredJob) => void,
+): ActorTree {
   return new ActorTree({
     self: node.id,
     roles: node.roles,
@@ -120,6 +124,8 @@ export function inertTree(node: NodeDescriptor, now: () => number): ActorTree {
     policy: node.policy,
     ...(node.peer ? { peerConfig: node.peer } : {}),
     ...(node.intensity ? { intensity: node.intensity } : {}),
+    ...(node.archiveSize !== undefined ? { archiveSize: node.archiveSize } : {}),
+    ...(onRetired ? { onRetired } : {}),
     onEffect: () => {},
   });
 }

@@ -162,6 +162,9 @@ function detailOf(event: Record<string, unknown>): string {
 export function buildReport(recording: Recording): ResearchReport {
   const timelines = new Map<string, TimelineEntry[]>();
   const declines: Record<string, number> = {};
+  // The last state of each owned job, kept as the replay goes: a finished job's actor may be
+  // retired from the tree before the end.
+  const owned = new Map<string, { state: string; done: boolean; context: JobContext }>();
   let start = Infinity;
   let end = -Infinity;
   const result = replay(recording, {
@@ -178,6 +181,7 @@ export function buildReport(recording: Recording): ResearchReport {
       if (cell === undefined) return;
       const c = cell.snapshot.context as JobContext;
       if (c.owner !== c.self) return;
+      owned.set(c.jobId, { state: cell.state, done: cell.done, context: c });
       let list = timelines.get(c.jobId);
       if (list === undefined) timelines.set(c.jobId, list = []);
       const detail = detailOf(entry.event);
@@ -198,46 +202,51 @@ export function buildReport(recording: Recording): ResearchReport {
   for (const tree of result.trees.values()) {
     for (const cell of tree.jobs.cells()) {
       const c = cell.snapshot.context as JobContext;
-      if (c.owner !== c.self) continue;
-      const bids = Object.values(c.bids) as BidRecord[];
-      const prices = bids.map((b) => b.price);
-      const med = median(prices);
-      const notTaken: Record<string, number> = {};
-      for (const b of bids) {
-        if (b.status === "accepted" || b.status === "open") continue;
-        const key = `${b.status}${b.reason ? `:${b.reason}` : ""}`;
-        notTaken[key] = (notTaken[key] ?? 0) + 1;
+      if (c.owner === c.self) {
+        owned.set(c.jobId, { state: cell.state, done: cell.done, context: c });
       }
-      const price = c.payment?.amount ?? c.winner?.price ?? null;
-      jobs.push({
-        jobId: c.jobId,
-        owner: c.owner,
-        state: cell.state,
-        done: cell.done,
-        attempts: c.attempt,
-        path: c.path,
-        phases: phaseDurations(c.path),
-        spans: phaseSpans(c.path),
-        bids: {
-          count: bids.length,
-          attempts: c.attempt,
-          winner: c.winner ? { worker: c.winner.worker, price: String(c.winner.price) } : null,
-          medianPrice: med === null ? null : String(med),
-          winningOverMedian: price !== null && med !== null && med > 0n
-            ? Math.round(Number((price * 10_000n) / med)) / 10_000
-            : null,
-          notTaken,
-        },
-        payment: c.payment ? { worker: c.payment.worker, amount: String(c.payment.amount) } : null,
-        refunded: String(c.refunded),
-        slashes: c.slashes.map((s) => ({
-          worker: s.worker,
-          amount: String(s.amount),
-          reason: s.reason,
-        })),
-        timeline: timelines.get(c.jobId) ?? [],
-      });
     }
+  }
+  for (const cell of owned.values()) {
+    const c = cell.context;
+    const bids = Object.values(c.bids) as BidRecord[];
+    const prices = bids.map((b) => b.price);
+    const med = median(prices);
+    const notTaken: Record<string, number> = {};
+    for (const b of bids) {
+      if (b.status === "accepted" || b.status === "open") continue;
+      const key = `${b.status}${b.reason ? `:${b.reason}` : ""}`;
+      notTaken[key] = (notTaken[key] ?? 0) + 1;
+    }
+    const price = c.payment?.amount ?? c.winner?.price ?? null;
+    jobs.push({
+      jobId: c.jobId,
+      owner: c.owner,
+      state: cell.state,
+      done: cell.done,
+      attempts: c.attempt,
+      path: c.path,
+      phases: phaseDurations(c.path),
+      spans: phaseSpans(c.path),
+      bids: {
+        count: bids.length,
+        attempts: c.attempt,
+        winner: c.winner ? { worker: c.winner.worker, price: String(c.winner.price) } : null,
+        medianPrice: med === null ? null : String(med),
+        winningOverMedian: price !== null && med !== null && med > 0n
+          ? Math.round(Number((price * 10_000n) / med)) / 10_000
+          : null,
+        notTaken,
+      },
+      payment: c.payment ? { worker: c.payment.worker, amount: String(c.payment.amount) } : null,
+      refunded: String(c.refunded),
+      slashes: c.slashes.map((s) => ({
+        worker: s.worker,
+        amount: String(s.amount),
+        reason: s.reason,
+      })),
+      timeline: timelines.get(c.jobId) ?? [],
+    });
   }
   jobs.sort((a, b) => (a.path[0]?.at ?? 0) - (b.path[0]?.at ?? 0) || (a.jobId < b.jobId ? -1 : 1));
   return {

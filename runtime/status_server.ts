@@ -4,7 +4,8 @@
  * - `GET /health`: the node's id, roles, peer, verifier and job counts (plus `extra()`).
  * - `GET /peers`: the peers the node tracks (state, score) and those connected now.
  * - `GET /jobs`: a summary of every job the node knows.
- * - `GET /jobs/:id`: one job's state and full context; 404 when unknown.
+ * - `GET /jobs/:id`: one job's state and full context, or for a finished job whose actor was
+ *   retired, `{ retired: true, summary }`; 404 when unknown.
  * - `POST /jobs`: submits a job (a client node only): `{ spec, jobId?, policy? }`, validated
  *   ({@link parseJobRequest}); answers 202 `{ jobId }`, 400 naming the bad field, or 409 when
  *   the node is not a client.
@@ -22,6 +23,7 @@
  * @module
  */
 import { z } from "zod";
+import type { RetiredJob } from "../actors/tree.ts";
 import type { JobContext } from "../machines/job_machine.ts";
 import type { JobPolicy } from "../machines/policies.ts";
 import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../machines/policies.ts";
@@ -35,6 +37,8 @@ export interface StatusSource {
   readonly roles: readonly Role[];
   jobs(): JobSummary[];
   job(jobId: string): { state: string; done: boolean; context: JobContext } | undefined;
+  /** A finished job whose actor was retired, when the source keeps an archive. */
+  retiredJob?(jobId: string): RetiredJob | undefined;
   peers(): { peer: NodeId; state: string; score: number }[];
   verifierPool(): NodeId[];
   submitJob(request: JobRequest): string;
@@ -237,8 +241,14 @@ export function statusHandler(
       if (jobMatch) {
         const jobId = decodeURIComponent(jobMatch[1]!);
         const job = node.job(jobId);
-        if (job === undefined) return problem(404, `Unknown job "${jobId}"`);
-        return json({ jobId, state: job.state, done: job.done, context: job.context });
+        if (job !== undefined) {
+          return json({ jobId, state: job.state, done: job.done, context: job.context });
+        }
+        const retired = node.retiredJob?.(jobId);
+        if (retired !== undefined) {
+          return json({ jobId, state: retired.state, done: true, retired: true, summary: retired });
+        }
+        return problem(404, `Unknown job "${jobId}"`);
       }
       return problem(404, `Not found: ${path}`);
     }
@@ -267,7 +277,11 @@ export function statusHandler(
         if (error instanceof JobRequestError) return problem(400, error.message, error.key);
         throw error;
       }
-      if (jobRequest.jobId !== undefined && node.job(jobRequest.jobId) !== undefined) {
+      if (
+        jobRequest.jobId !== undefined &&
+        (node.job(jobRequest.jobId) !== undefined ||
+          node.retiredJob?.(jobRequest.jobId) !== undefined)
+      ) {
         return problem(409, `Cannot submit job "${jobRequest.jobId}": the id is taken`);
       }
       try {

@@ -12,7 +12,9 @@ import type { Clock } from "./clock.ts";
 export class Timers {
   readonly #clock: Clock;
   readonly #fire: (actorId: string, key: string, due: number) => void;
-  readonly #handles = new Map<string, { handle: unknown; due: number }>();
+  /** Armed deadlines by actor, then by key. */
+  readonly #byActor = new Map<string, Map<string, { handle: unknown; due: number }>>();
+  #size = 0;
 
   constructor(clock: Clock, fire: (actorId: string, key: string, due: number) => void) {
     this.#clock = clock;
@@ -21,36 +23,57 @@ export class Timers {
 
   /** Number of armed timers. */
   get size(): number {
-    return this.#handles.size;
+    return this.#size;
   }
 
   /** Arms (or re-arms) the deadline `key` of `actorId` at virtual time `due`. */
   arm(actorId: string, key: string, due: number): void {
-    const id = `${actorId}\u0000${key}`;
-    const existing = this.#handles.get(id);
+    let keys = this.#byActor.get(actorId);
+    const existing = keys?.get(key);
     if (existing !== undefined) {
       if (existing.due === due) return;
       this.#clock.clearTimeout(existing.handle);
+    } else {
+      this.#size++;
     }
+    if (keys === undefined) this.#byActor.set(actorId, keys = new Map());
     const handle = this.#clock.setTimeout(() => {
-      this.#handles.delete(id);
+      this.#forget(actorId, key);
       this.#fire(actorId, key, due);
     }, Math.max(0, due - this.#clock.now()));
-    this.#handles.set(id, { handle, due });
+    keys.set(key, { handle, due });
+  }
+
+  #forget(actorId: string, key: string): void {
+    const keys = this.#byActor.get(actorId);
+    if (keys === undefined || !keys.delete(key)) return;
+    this.#size--;
+    if (keys.size === 0) this.#byActor.delete(actorId);
   }
 
   /** Cancels the deadline `key` of `actorId`, if armed. */
   cancel(actorId: string, key: string): void {
-    const id = `${actorId}\u0000${key}`;
-    const existing = this.#handles.get(id);
+    const existing = this.#byActor.get(actorId)?.get(key);
     if (existing === undefined) return;
     this.#clock.clearTimeout(existing.handle);
-    this.#handles.delete(id);
+    this.#forget(actorId, key);
+  }
+
+  /** Cancels every deadline of `actorId`. */
+  cancelActor(actorId: string): void {
+    const keys = this.#byActor.get(actorId);
+    if (keys === undefined) return;
+    for (const { handle } of keys.values()) this.#clock.clearTimeout(handle);
+    this.#size -= keys.size;
+    this.#byActor.delete(actorId);
   }
 
   /** Cancels every timer. */
   cancelAll(): void {
-    for (const { handle } of this.#handles.values()) this.#clock.clearTimeout(handle);
-    this.#handles.clear();
+    for (const keys of this.#byActor.values()) {
+      for (const { handle } of keys.values()) this.#clock.clearTimeout(handle);
+    }
+    this.#byActor.clear();
+    this.#size = 0;
   }
 }
