@@ -250,6 +250,13 @@ export function formatTable(r: BenchResults): string {
   }
   const m0 = r.memory[0];
   if (m0) row("heap per peer actor (bytes)", fmt(m0.peerInTree), `raw XState ${fmt(m0.peerRaw)}`);
+  if (m0) {
+    row(
+      `heap per finished job once retired (bytes)`,
+      fmt(m0.retiredJob),
+      `live job actor ${fmt(m0.jobInTree)}`,
+    );
+  }
   const w = [0, 1, 2].map((i) => Math.max(...rows.map((x) => x[i]!.length), 8));
   const line = (x: string[]) => x.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
   return [

@@ -7,7 +7,7 @@
  * @module
  */
 import { createActor } from "xstate";
-import { ActorTree } from "../actors/tree.ts";
+import { ActorTree, RETIRE_KEY } from "../actors/tree.ts";
 import { type JobInput, jobMachine } from "../machines/job_machine.ts";
 import { DEFAULT_PEER_CONFIG, peerMachine } from "../machines/peer_machine.ts";
 import { DEFAULT_POLICY } from "../machines/policies.ts";
@@ -49,6 +49,8 @@ export interface MemoryResult {
   readonly peerInTree: number;
   /** The same peer as a plain XState actor. */
   readonly peerRaw: number;
+  /** A finished job (with its bids) once its actor was retired: its archive summary. */
+  readonly retiredJob: number;
 }
 
 function measure(count: number, make: (i: number) => unknown): number {
@@ -106,7 +108,7 @@ export function benchMemory(options: MemoryOptions = {}): MemoryResult {
       at: 1,
       source: "chain",
       target: id,
-      event: { type: "chain.escrow.locked", amount: 1_000n },
+      event: { type: "chain.escrow.locked", client: "client", amount: 1_000n },
     });
     for (const e of bidEvents(`job-${i}`, i)) {
       tree.deliver({ seq: ++seq, at: 2, source: "network", target: id, event: e });
@@ -116,6 +118,28 @@ export function benchMemory(options: MemoryOptions = {}): MemoryResult {
   const jobCells = tree.jobs.size;
   tree.stop();
   tree = treeOf();
+  // The same jobs, cancelled and retired: what a long-running node keeps of each finished job.
+  const archiveTree = new ActorTree({
+    self: "client",
+    roles: ["client"],
+    now: () => 0,
+    archiveSize: count,
+    onEffect: noop,
+  });
+  const retiredJob = measure(count, (i) => {
+    const id = `job:job-${i}`;
+    const send = (at: number, source: string, event: { type: string; [k: string]: unknown }) =>
+      archiveTree.deliver({ seq: ++seq, at, source, target: id, event });
+    send(0, "operator", { type: "job.submit", spec, verifierPool: [], policy: DEFAULT_POLICY });
+    send(1, "chain", { type: "chain.escrow.locked", client: "client", amount: 1_000n });
+    for (const e of bidEvents(`job-${i}`, i)) send(2, "network", e);
+    send(3, "chain", { type: "chain.escrow.refunded", reason: "cancelled", amount: 1_000n });
+    const retired = send(4, "timer", { type: "timer.fired", key: RETIRE_KEY, due: 4 });
+    if (retired.status !== "accepted") throw new Error(`Could not retire ${id}`);
+    return undefined; // the archive holds it
+  });
+  const archived = [...archiveTree.archive()].length;
+  archiveTree.stop();
   const jobRaw = measure(count, (i) => {
     const input: JobInput = {
       jobId: `job-${i}`,
@@ -151,7 +175,7 @@ export function benchMemory(options: MemoryOptions = {}): MemoryResult {
     actor.send({ type: "peer.connected", at: 0 } as never);
     return actor;
   });
-  if (jobCells !== count || peerCells !== count) {
+  if (jobCells !== count || peerCells !== count || archived !== count) {
     throw new Error(`Expected ${count} actors, the tree held ${jobCells} jobs, ${peerCells} peers`);
   }
   return {
@@ -162,5 +186,6 @@ export function benchMemory(options: MemoryOptions = {}): MemoryResult {
     jobRaw,
     peerInTree,
     peerRaw,
+    retiredJob,
   };
 }

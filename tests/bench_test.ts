@@ -102,7 +102,7 @@ Deno.test({
     assert.ok(r.lifecycle.overhead > 0);
     assert.deepEqual(r.lifecycle.sweep.map((s) => s.engine.concurrency), [2, 4]);
     for (const m of r.memory) {
-      for (const v of [m.jobInTree, m.jobRaw, m.peerInTree, m.peerRaw]) {
+      for (const v of [m.jobInTree, m.jobRaw, m.peerInTree, m.peerRaw, m.retiredJob]) {
         assert.ok(Number.isFinite(v), JSON.stringify(m));
       }
     }
