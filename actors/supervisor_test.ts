@@ -36,7 +36,7 @@ function setup(intensity = { maxRestarts: 2, withinMs: 1_000 }) {
         at: 0,
       },
     });
-    jobs.deliver(id, { type: "chain.escrow.locked", at: 1, amount: 100n } as never);
+    jobs.deliver(id, { type: "chain.escrow.locked", at: 1, client: "me", amount: 100n } as never);
   }
   return { root, jobs, events, restored, tick: (ms: number) => (now += ms) };
 }

@@ -36,6 +36,12 @@ export interface TreeEnvelope {
 /** Options of an {@link ActorTree}. */
 export interface ActorTreeOptions {
   readonly self: NodeId;
+  /**
+   * The chain account this node signs with: a job it owns moves only on an escrow this account
+   * locked.
+   * @default {@link self}
+   */
+  readonly account?: NodeId;
   readonly roles: readonly Role[];
   readonly now: () => number;
   /** @default {@link DEFAULT_POLICY} */
@@ -261,6 +267,7 @@ export class ActorTree {
       jobId: target.slice(4),
       spec: e.spec,
       owner: owned ? this.#options.self : e.owner ?? "",
+      ...(owned ? { ownerAccount: this.#options.account ?? this.#options.self } : {}),
       self: this.#options.self,
       roles: this.#options.roles,
       at: envelope.at,

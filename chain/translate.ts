@@ -21,7 +21,12 @@ export function chainEventToActorEvents(event: ChainEvent): Addressed[] {
   const ref = `${event.blockNumber}:${event.txHash}:${event.eventIndex}`;
   switch (event.name) {
     case "JobSubmitted":
-      return [job(event.jobId, { type: "chain.escrow.locked", amount: event.amount, ref })];
+      return [job(event.jobId, {
+        type: "chain.escrow.locked",
+        client: event.client,
+        amount: event.amount,
+        ref,
+      })];
     case "WorkerAssigned":
       return [job(event.jobId, {
         type: "chain.worker.assigned",

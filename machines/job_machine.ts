@@ -55,7 +55,7 @@ import type {
 import type { JobSpec } from "./types.ts";
 
 /** Version of the job machine's logic; bump when a recording could replay differently. */
-export const JOB_MACHINE_VERSION = 2;
+export const JOB_MACHINE_VERSION = 3;
 
 /** A bid as the job keeps it (the bid's own lifecycle lives in its child actor). */
 export interface BidRecord extends BidOffer {
@@ -72,6 +72,18 @@ export interface Winner {
   readonly price: bigint;
 }
 
+/**
+ * An attestation as the job keeps it: the verifier's verdict and its own commitment, and what
+ * it judged (the worker and the worker's claimed commitment), with the attempt it was heard in.
+ */
+export interface AttestationRecord {
+  readonly verdict: Verdict;
+  readonly commitment: string;
+  readonly worker: NodeId;
+  readonly claimed: string;
+  readonly attempt: number;
+}
+
 /** One entry of a job's path through its machine. */
 export interface PhaseEntry {
   readonly state: string;
@@ -83,6 +95,11 @@ export interface JobContext {
   readonly jobId: string;
   readonly spec: JobSpec;
   readonly owner: NodeId;
+  /**
+   * The chain account the owner locks the escrow with (a node id and a chain account differ on
+   * a real chain); null where unknown (an observer, which passes the escrow check).
+   */
+  readonly ownerAccount: NodeId | null;
   /** The node hosting this actor. */
   readonly self: NodeId;
   readonly roles: readonly Role[];
@@ -108,9 +125,14 @@ export interface JobContext {
   readonly outputs: Readonly<
     Record<NodeId, { readonly commitment: string; readonly value: unknown }>
   >;
-  readonly attestations: Readonly<
-    Record<NodeId, { readonly verdict: Verdict; readonly commitment: string }>
-  >;
+  /**
+   * Attestations heard for the current attempt, by verifier. Gossip can outrun the chain too:
+   * one heard before this node knows the assignment is kept (at most
+   * {@link MAX_EARLY_ATTESTATIONS}, or the job's verifier count if larger) and checked when the
+   * assignment and the result reach the chain; one that does not fit them is dropped with a
+   * `log.reject`. Only those from a chosen verifier judging the assigned worker's result count.
+   */
+  readonly attestations: Readonly<Record<NodeId, AttestationRecord>>;
   /** Whether this node (as a verifier) has started its re-run. */
   readonly verifying: boolean;
   readonly deadlines: Readonly<Partial<Record<DeadlineKey, number>>>;
@@ -140,6 +162,8 @@ export interface JobInput {
   readonly jobId: string;
   readonly spec: JobSpec;
   readonly owner: NodeId;
+  /** @default `owner` on the owner's node, else unknown */
+  readonly ownerAccount?: NodeId;
   readonly self: NodeId;
   readonly roles: readonly Role[];
   readonly at: number;
@@ -173,7 +197,12 @@ export type JobEvent =
     readonly type: "job.attestation.received";
     readonly verifier: NodeId;
     readonly verdict: Verdict;
+    /** The commitment the verifier computed itself. */
     readonly commitment: string;
+    /** The worker whose result it judged. */
+    readonly worker: NodeId;
+    /** The worker's commitment it judged. */
+    readonly claimed: string;
   }
   | At & {
     readonly type: "job.execution.completed";
@@ -187,7 +216,13 @@ export type JobEvent =
     readonly commitment: string;
   }
   | At & { readonly type: "timer.fired"; readonly key: string; readonly due: number }
-  | At & { readonly type: "chain.escrow.locked"; readonly amount: bigint; readonly ref?: string }
+  | At & {
+    readonly type: "chain.escrow.locked";
+    /** Who locked it: only an escrow the owner's account locked moves the job. */
+    readonly client: NodeId;
+    readonly amount: bigint;
+    readonly ref?: string;
+  }
   | At & { readonly type: "bid.declined"; readonly reason: DeclineReason }
   | At & {
     readonly type: "chain.worker.assigned";
@@ -235,6 +270,9 @@ export type JobFinalState = (typeof JOB_FINAL_STATES)[number];
 
 const isOwner = (c: JobContext) => c.self === c.owner;
 
+/** How many attestations a job keeps before it knows its assignment (at least). */
+export const MAX_EARLY_ATTESTATIONS = 8;
+
 function openBids(c: JobContext): BidRecord[] {
   return Object.values(c.bids).filter((b) => b.status === "open" && b.attempt === c.attempt);
 }
@@ -259,11 +297,50 @@ function pickWinner(context: JobContext): BidRecord | undefined {
   return rankBids(openBids(context), context.policy.bidSelection, context.spec.maxPrice)[0];
 }
 
+/** Whether `a` may count towards the quorum on the current attempt's result. */
+function counts(context: JobContext, a: AttestationRecord | undefined): a is AttestationRecord {
+  return a !== undefined && a.attempt === context.attempt && context.result !== null &&
+    a.worker === context.result.worker && a.claimed === context.result.commitment;
+}
+
+/**
+ * Why the attestation in `event` cannot be kept now, or null if it can. Before this node knows
+ * the assignment (no winner yet) it is kept for later checks if its verifier may be chosen;
+ * after, it must come from a chosen verifier and judge the assigned worker's result.
+ */
+function attestationRejection(
+  context: JobContext,
+  event: Extract<JobEvent, { type: "job.attestation.received" }>,
+): string | null {
+  if (context.attestations[event.verifier] !== undefined) return "duplicate";
+  if (context.winner === null) {
+    const pool = context.verifierPool;
+    if (pool.length > 0 && !pool.includes(event.verifier)) return "not in the verifier pool";
+    const bound = Math.max(MAX_EARLY_ATTESTATIONS, context.spec.verifierCount);
+    if (Object.keys(context.attestations).length >= bound) return "too many early attestations";
+    return null;
+  }
+  return assignmentMismatch(context.verifiers, context.winner.worker, event) ??
+    (context.result !== null && event.claimed !== context.result.commitment
+      ? `judges commitment "${event.claimed}", not the result "${context.result.commitment}"`
+      : null);
+}
+
+function assignmentMismatch(
+  verifiers: readonly NodeId[],
+  worker: NodeId,
+  a: { readonly verifier: NodeId; readonly worker: NodeId },
+): string | null {
+  if (!verifiers.includes(a.verifier)) return "not a chosen verifier";
+  if (a.worker !== worker) return `judges worker "${a.worker}", not the assigned "${worker}"`;
+  return null;
+}
+
 function quorum(context: JobContext) {
   if (context.result === null) return "pending" as const;
   const verdicts = context.verifiers
     .map((v) => context.attestations[v])
-    .filter((a) => a !== undefined)
+    .filter((a) => counts(context, a))
     .map((a) => a.verdict);
   return quorumOutcome(context.policy.quorum, context.verifiers.length, verdicts);
 }
@@ -287,6 +364,9 @@ export const jobMachine = setup({
   guards: {
     isOwner: ({ context }) => isOwner(context),
     escrowAlreadyLocked: ({ context }) => context.escrowed > 0n,
+    escrowIsOwners: ({ context, event }) =>
+      event.type === "chain.escrow.locked" &&
+      (context.ownerAccount === null || event.client === context.ownerAccount),
     cancelRequested: ({ context }) => context.cancelRequested,
     othersBidHere: ({ context, event }) =>
       event.type === "bid.received" && !isOwner(context) && event.bid.worker !== context.self,
@@ -310,9 +390,8 @@ export const jobMachine = setup({
       "worker" in event && context.winner !== null && event.worker === context.winner.worker,
     isWinnerHere: ({ context }) =>
       context.winner !== null && context.winner.worker === context.self,
-    isChosenVerifier: ({ context, event }) =>
-      event.type === "job.attestation.received" && context.verifiers.includes(event.verifier) &&
-      context.attestations[event.verifier] === undefined,
+    attestationIsKept: ({ context, event }) =>
+      event.type === "job.attestation.received" && attestationRejection(context, event) === null,
     quorumAccepted: ({ context }) => isOwner(context) && quorum(context) === "accepted",
     quorumRejected: ({ context }) => isOwner(context) && quorum(context) === "rejected",
     refundIs: ({ event }, params: { reason: RefundReason }) =>
@@ -336,6 +415,16 @@ export const jobMachine = setup({
           spec: context.spec,
         });
       }
+    }),
+    refuseEscrow: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "chain.escrow.locked") return;
+      enqueue.emit({
+        type: "log.reject",
+        actor: `job:${context.jobId}`,
+        event: event.type,
+        reason: `Cannot accept escrow of job "${context.jobId}": locked by "${event.client}", ` +
+          `not the owner's account "${context.ownerAccount}"`,
+      });
     }),
     recordEscrow: assign(({ context, event }) =>
       event.type === "chain.escrow.locked"
@@ -491,6 +580,15 @@ export const jobMachine = setup({
             : { type: "bid.reject", at: event.at, reason: "outbid" },
         );
       }
+      // Attestations heard before the assignment stay if they fit it; the rest go, with why.
+      const attestations: Record<NodeId, AttestationRecord> = {};
+      for (const [verifier, a] of Object.entries(context.attestations)) {
+        const why = a.attempt !== context.attempt
+          ? `heard on attempt ${a.attempt}, not ${context.attempt}`
+          : assignmentMismatch(event.verifiers, event.worker, { verifier, worker: a.worker });
+        if (why === null) attestations[verifier] = a;
+        else enqueue.emit(dropAttestation(context, verifier, why));
+      }
       const due = event.at + context.spec.executionMs;
       enqueue.assign({
         bids,
@@ -501,7 +599,7 @@ export const jobMachine = setup({
         },
         verifiers: [...event.verifiers],
         result: null,
-        attestations: {},
+        attestations,
         deadlines: withDeadline(withDeadlineCtx(context, "bid_window"), "execution", due),
       });
       enqueue.emit({ type: "timer.arm", key: "execution", at: due });
@@ -563,6 +661,8 @@ export const jobMachine = setup({
           : [...context.excluded, event.worker],
         winner: null,
         verifiers: [],
+        // Whatever was attested belonged to the revoked attempt.
+        attestations: {},
         attempt: context.attempt + 1,
         deadlines: withDeadline(context, "execution", undefined),
       });
@@ -578,8 +678,21 @@ export const jobMachine = setup({
     recordResult: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "chain.result.submitted") return;
       const due = event.at + context.spec.verificationMs;
+      const attestations: Record<NodeId, AttestationRecord> = {};
+      for (const [verifier, a] of Object.entries(context.attestations)) {
+        if (a.worker === event.worker && a.claimed === event.commitment) {
+          attestations[verifier] = a;
+        } else {
+          enqueue.emit(dropAttestation(
+            context,
+            verifier,
+            `judges "${a.worker}"'s commitment "${a.claimed}", not the result "${event.commitment}"`,
+          ));
+        }
+      }
       enqueue.assign({
         result: { worker: event.worker, commitment: event.commitment },
+        attestations,
         deadlines: withDeadline(withDeadlineCtx(context, "execution"), "verification", due),
       });
       enqueue.emit({ type: "timer.arm", key: "verification", at: due });
@@ -600,11 +713,18 @@ export const jobMachine = setup({
       });
     }),
     attest: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== "job.verification.completed") return;
+      if (event.type !== "job.verification.completed" || context.result === null) return;
+      const { worker, commitment: claimed } = context.result;
       enqueue.assign({
         attestations: {
           ...context.attestations,
-          [context.self]: { verdict: event.verdict, commitment: event.commitment },
+          [context.self]: {
+            verdict: event.verdict,
+            commitment: event.commitment,
+            worker,
+            claimed,
+            attempt: context.attempt,
+          },
         },
       });
       enqueue.emit({
@@ -613,6 +733,8 @@ export const jobMachine = setup({
         verifier: context.self,
         verdict: event.verdict,
         commitment: event.commitment,
+        worker,
+        claimed,
       });
     }),
     recordAttestation: assign({
@@ -620,7 +742,13 @@ export const jobMachine = setup({
         event.type === "job.attestation.received"
           ? {
             ...context.attestations,
-            [event.verifier]: { verdict: event.verdict, commitment: event.commitment },
+            [event.verifier]: {
+              verdict: event.verdict,
+              commitment: event.commitment,
+              worker: event.worker,
+              claimed: event.claimed,
+              attempt: context.attempt,
+            },
           }
           : context.attestations,
     }),
@@ -704,6 +832,7 @@ export const jobMachine = setup({
     jobId: input.jobId,
     spec: input.spec,
     owner: input.owner,
+    ownerAccount: input.ownerAccount ?? (input.self === input.owner ? input.owner : null),
     self: input.self,
     roles: input.roles,
     policy: input.policy ?? DEFAULT_POLICY,
@@ -759,10 +888,11 @@ export const jobMachine = setup({
     "job.announced": { actions: "recordAnnouncement" },
     // This node's worker decided not to bid, and why (recorded for operators and replay).
     "bid.declined": { actions: "recordDecline" },
-    // Gossip can outrun the chain: keep outputs and attestations whenever they come.
+    // Gossip can outrun the chain: keep outputs and attestations whenever they come (an early
+    // attestation is checked against the assignment and the result when they arrive).
     "job.result.received": { actions: ["recordOutput", "startVerification"] },
     "job.attestation.received": [
-      { guard: "isChosenVerifier", actions: "recordAttestation" },
+      { guard: "attestationIsKept", actions: "recordAttestation" },
       // Only the owner counts votes; an observer that has not seen the assignment yet lets them by.
       { guard: not("isOwner") },
     ],
@@ -775,11 +905,13 @@ export const jobMachine = setup({
       on: {
         "chain.escrow.locked": [
           {
-            guard: "cancelRequested",
+            guard: and(["escrowIsOwners", "cancelRequested"]),
             target: "refunding",
             actions: ["recordEscrow", { type: "refund", params: { reason: "cancelled" } }],
           },
-          { target: "bidding", actions: "recordEscrow" },
+          { guard: "escrowIsOwners", target: "bidding", actions: "recordEscrow" },
+          // Someone else locked an escrow under this job's id: not the owner's job.
+          { actions: "refuseEscrow" },
         ],
         "job.cancel": { guard: "isOwner", actions: "requestCancel" },
         "chain.tx.failed": {
@@ -1004,6 +1136,15 @@ function keepOutput(
   const { [worker]: _replaced, ...rest } = outputs;
   const entries = Object.entries(rest).slice(-7);
   return { ...Object.fromEntries(entries), [worker]: { commitment, value } };
+}
+
+function dropAttestation(context: JobContext, verifier: NodeId, why: string): EffectRequest {
+  return {
+    type: "log.reject",
+    actor: `job:${context.jobId}`,
+    event: "job.attestation.received",
+    reason: `Dropped attestation from "${verifier}": ${why}`,
+  };
 }
 
 function withDeadlineCtx(context: JobContext, drop: DeadlineKey): JobContext {

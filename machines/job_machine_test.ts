@@ -22,7 +22,7 @@ function owner(overrides: Partial<JobInput> = {}): Driver {
 /** Drives an owner's job into `executing` with w1 assigned. */
 function executing(overrides: Partial<JobInput> = {}): Driver {
   const d = owner(overrides);
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
   d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
   d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
@@ -47,7 +47,7 @@ Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owne
   assert.equal(d.state, "announced");
   assert.deepEqual(d.emitted("chain.escrow.lock").map((e) => e.amount), [100n]);
 
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   assert.equal(d.state, "bidding");
   assert.deepEqual(d.context.deadlines, { bid_window: 105 });
   assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "bid_window", at: 105 }]);
@@ -85,6 +85,8 @@ Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owne
   const [v1, v2, v3] = d.context.verifiers;
   d.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 300,
     verifier: v1,
     verdict: "valid",
@@ -92,6 +94,8 @@ Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owne
   });
   d.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 301,
     verifier: v2,
     verdict: "valid",
@@ -100,6 +104,8 @@ Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owne
   assert.equal(d.state, "verifying", "2 of 4 is not a BFT quorum");
   d.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 302,
     verifier: v3,
     verdict: "valid",
@@ -134,7 +140,7 @@ Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owne
 
 Deno.test("jobMachine() expires and refunds when no acceptable bid arrives in the window", () => {
   const d = owner();
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   d.send({ type: "bid.received", at: 10, bid: bid("w1", 500n) }); // above the maximum price
   assert.equal(d.context.bids["b-w1"].reason, "price_above_max");
   d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
@@ -147,7 +153,7 @@ Deno.test("jobMachine() expires and refunds when no acceptable bid arrives in th
 
 Deno.test("jobMachine() is cancelled by its client before assignment, also while escrow is pending", () => {
   const d = owner();
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   d.send({ type: "job.cancel", at: 20 });
   assert.equal(d.state, "refunding");
   assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["cancelled"]);
@@ -157,7 +163,7 @@ Deno.test("jobMachine() is cancelled by its client before assignment, also while
   const pending = owner();
   pending.send({ type: "job.cancel", at: 1 });
   assert.equal(pending.state, "announced");
-  pending.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  pending.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   assert.equal(pending.state, "refunding");
   assert.deepEqual(pending.emitted("chain.refund").map((e) => e.reason), ["cancelled"]);
 });
@@ -216,6 +222,8 @@ Deno.test("jobMachine() disputes a wrong result: slashes the worker and refunds 
   const [v1, v2] = d.context.verifiers;
   d.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 300,
     verifier: v1,
     verdict: "invalid",
@@ -224,6 +232,8 @@ Deno.test("jobMachine() disputes a wrong result: slashes the worker and refunds 
   assert.equal(d.state, "verifying", "one objection is not f + 1");
   d.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 301,
     verifier: v2,
     verdict: "invalid",
@@ -254,6 +264,8 @@ Deno.test("jobMachine() ignores attestations from verifiers that were not chosen
   assert.equal(
     d.can({
       type: "job.attestation.received",
+      worker: "w1",
+      claimed: C,
       at: 300,
       verifier: "w2",
       verdict: "invalid",
@@ -264,6 +276,8 @@ Deno.test("jobMachine() ignores attestations from verifiers that were not chosen
   const [v1] = d.context.verifiers;
   d.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 300,
     verifier: v1,
     verdict: "valid",
@@ -272,6 +286,8 @@ Deno.test("jobMachine() ignores attestations from verifiers that were not chosen
   assert.equal(
     d.can({
       type: "job.attestation.received",
+      worker: "w1",
+      claimed: C,
       at: 301,
       verifier: v1,
       verdict: "invalid",
@@ -310,7 +326,7 @@ Deno.test("jobMachine() ignores a stale deadline firing", () => {
 
 Deno.test("jobMachine() falls back to the next bid when the chain refuses the assignment", () => {
   const d = owner();
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
   d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
   d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
@@ -337,7 +353,7 @@ Deno.test("jobMachine() falls back to the next bid when the chain refuses the as
 
 Deno.test("bidRejection() names why a bid cannot take part", () => {
   const d = owner({ spec: spec({ requirements: { hardware: "gpu", minStake: 10n } }) });
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   const c = d.context;
   assert.equal(bidRejection(c, bid("w1", 101n, { hardware: "gpu" })), "price_above_max");
   assert.equal(bidRejection(c, bid("w1", 50n)), "hardware_mismatch");
@@ -487,7 +503,7 @@ Deno.test("jobMachine() observers follow the chain into every final state", () =
 
 Deno.test("jobMachine() withdraws a bid only for the worker that made it", () => {
   const d = owner();
-  d.send({ type: "chain.escrow.locked", at: 5, amount: 100n });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
   assert.equal(d.can({ type: "bid.withdrawn", at: 11, bidId: "b-w1", worker: "w2" }), false);
   d.send({ type: "bid.withdrawn", at: 11, bidId: "b-w1", worker: "w1" });
@@ -543,6 +559,8 @@ Deno.test("jobMachine() in optimistic mode accepts an unchallenged result when t
   quiet.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
   quiet.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 300,
     verifier: quiet.context.verifiers[0],
     verdict: "invalid",
@@ -558,6 +576,8 @@ Deno.test("jobMachine() in optimistic mode accepts an unchallenged result when t
   const [v1, v2] = challenged.context.verifiers;
   challenged.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 300,
     verifier: v1,
     verdict: "invalid",
@@ -565,6 +585,8 @@ Deno.test("jobMachine() in optimistic mode accepts an unchallenged result when t
   });
   challenged.send({
     type: "job.attestation.received",
+    worker: "w1",
+    claimed: C,
     at: 301,
     verifier: v2,
     verdict: "invalid",
@@ -575,4 +597,165 @@ Deno.test("jobMachine() in optimistic mode accepts an unchallenged result when t
   const strict = verifying();
   strict.send({ type: "timer.fired", at: 1_200, key: "verification", due: 1_200 });
   assert.equal(strict.state, "refunding", "quorum mode still fails without a quorum");
+});
+
+/** An attestation of `worker`'s result `claimed` by `verifier`. */
+function attestation(
+  at: number,
+  verifier: string,
+  worker = "w1",
+  claimed = C,
+  verdict: "valid" | "invalid" = "valid",
+) {
+  return {
+    type: "job.attestation.received",
+    at,
+    verifier,
+    verdict,
+    commitment: verdict === "valid" ? claimed : BAD,
+    worker,
+    claimed,
+  };
+}
+
+/** An owner's job in `bidding` with w1's and w2's bids in (w1 wins at the window's end). */
+function bidding(): Driver {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
+  d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
+  return d;
+}
+
+function rejections(d: Driver): string[] {
+  return d.emitted("log.reject").map((e) => e.reason as string);
+}
+
+Deno.test("jobMachine() keeps attestations that outrun the chain's assignment, and settles on them", () => {
+  const chosen: string[] = executing().context.verifiers;
+  const d = bidding();
+  // Gossip outruns the chain: two attestations before the owner even picked the winner, one
+  // while the assignment is on its way to the chain.
+  d.send(attestation(50, chosen[0]!));
+  d.send(attestation(51, chosen[1]!));
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.state, "assigned");
+  assert.deepEqual(d.context.verifiers, chosen);
+  d.send(attestation(106, chosen[2]!));
+  assert.equal(Object.keys(d.context.attestations).length, 3);
+
+  d.send({ type: "chain.worker.assigned", at: 110, worker: "w1", price: 40n, verifiers: chosen });
+  assert.equal(d.state, "executing");
+  assert.deepEqual(rejections(d), []);
+  assert.deepEqual(Object.keys(d.context.attestations).sort(), chosen.slice(0, 3).sort());
+
+  d.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
+  assert.equal(d.state, "settling", "the early attestations make the quorum");
+  assert.deepEqual(d.emitted("chain.verification.record").map((e) => e.accepted), [true]);
+  d.send({ type: "chain.job.verified", at: 210 });
+  d.send({
+    type: "chain.payment.released",
+    at: 211,
+    worker: "w1",
+    amount: 40n,
+    fee: 0n,
+    change: 60n,
+  });
+  assert.equal(d.state, "settled");
+});
+
+Deno.test("jobMachine() drops early attestations that do not fit the assignment or the result", () => {
+  const chosen: string[] = executing().context.verifiers;
+  const other = POOL.find((v) => !chosen.includes(v))!;
+  const d = bidding();
+  assert.equal(d.can(attestation(40, "stranger")), false, "not in the verifier pool");
+  d.send(attestation(50, chosen[0]!));
+  d.send(attestation(51, other));
+  d.send(attestation(52, chosen[1]!, "w2"));
+  d.send(attestation(53, chosen[2]!, "w1", BAD));
+  assert.equal(Object.keys(d.context.attestations).length, 4, "kept until the assignment is known");
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  d.send({ type: "chain.worker.assigned", at: 110, worker: "w1", price: 40n, verifiers: chosen });
+  assert.deepEqual(rejections(d), [
+    `Dropped attestation from "${other}": not a chosen verifier`,
+    `Dropped attestation from "${chosen[1]}": judges worker "w2", not the assigned "w1"`,
+  ]);
+  d.send({ type: "chain.result.submitted", at: 200, worker: "w1", commitment: C });
+  assert.deepEqual(rejections(d), [
+    `Dropped attestation from "${
+      chosen[2]
+    }": judges "w1"'s commitment "${BAD}", not the result "${C}"`,
+  ]);
+  assert.deepEqual(Object.keys(d.context.attestations), [chosen[0]]);
+  assert.equal(d.state, "verifying", "1 of 4 is no quorum");
+  // Once the assignment is known, a misfit is refused on arrival.
+  assert.equal(d.can(attestation(300, other)), false);
+  assert.equal(d.can(attestation(300, chosen[1]!, "w2")), false);
+  assert.equal(d.can(attestation(300, chosen[1]!, "w1", BAD)), false);
+  d.send(attestation(301, chosen[1]!));
+  d.send(attestation(302, chosen[2]!));
+  assert.equal(d.state, "settling");
+});
+
+Deno.test("jobMachine() keeps a bounded number of early attestations", () => {
+  const pool = Array.from({ length: 12 }, (_, i) => `v${i}`);
+  const d = owner({ verifierPool: pool });
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  for (const [i, v] of pool.entries()) {
+    if (d.can(attestation(10 + i, v))) d.send(attestation(10 + i, v));
+  }
+  assert.equal(Object.keys(d.context.attestations).length, 8);
+});
+
+Deno.test("jobMachine() never counts an attestation from a previous attempt for the next", () => {
+  const d = executing();
+  const first: string[] = d.context.verifiers;
+  // Attempt 1: w1's output is gossiped and attested, but its result never reaches the chain.
+  d.send(attestation(150, first[0]!));
+  d.send({ type: "timer.fired", at: 1_110, key: "execution", due: 1_110 });
+  d.send({ type: "chain.assignment.revoked", at: 1_120, worker: "w1" });
+  assert.equal(d.context.attempt, 2);
+  assert.deepEqual(d.context.attestations, {}, "the revoked attempt's attestations are gone");
+  // Late gossip from attempt 1 arrives during attempt 2's auction.
+  for (const [i, v] of first.entries()) d.send(attestation(1_125 + i, v));
+  d.send({ type: "bid.received", at: 1_131, bid: bid("w3", 70n) });
+  d.send({ type: "timer.fired", at: 1_220, key: "bid_window", due: 1_220 });
+  const second: string[] = d.context.verifiers;
+  d.send({ type: "chain.worker.assigned", at: 1_230, worker: "w3", price: 70n, verifiers: second });
+  assert.deepEqual(d.context.attestations, {});
+  assert.equal(rejections(d).length, first.length);
+  for (const reason of rejections(d)) {
+    assert.match(reason, /not a chosen verifier|judges worker "w1"/);
+  }
+  // w3 commits to the same output as w1 would have: still no quorum from attempt 1's votes.
+  d.send({ type: "chain.result.submitted", at: 1_300, worker: "w3", commitment: C });
+  assert.equal(d.state, "verifying");
+  for (const [i, v] of second.slice(0, 3).entries()) d.send(attestation(1_310 + i, v, "w3"));
+  assert.equal(d.state, "settling");
+});
+
+Deno.test("jobMachine() ignores an escrow that someone else locked under the job's id", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 4, client: "mallory", amount: 100n });
+  assert.equal(d.state, "announced");
+  assert.equal(d.context.escrowed, 0n);
+  assert.deepEqual(rejections(d), [
+    `Cannot accept escrow of job "j1": locked by "mallory", not the owner's account "client"`,
+  ]);
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  assert.equal(d.state, "bidding");
+  assert.equal(d.context.escrowed, 100n);
+
+  // On a real chain the owner signs with an account, not its node id.
+  const signed = owner({ ownerAccount: "0xc11e47" });
+  signed.send({ type: "chain.escrow.locked", at: 4, client: "client", amount: 100n });
+  assert.equal(signed.state, "announced");
+  signed.send({ type: "chain.escrow.locked", at: 5, client: "0xc11e47", amount: 100n });
+  assert.equal(signed.state, "bidding");
+
+  const cancelled = owner();
+  cancelled.send({ type: "job.cancel", at: 1 });
+  cancelled.send({ type: "chain.escrow.locked", at: 4, client: "mallory", amount: 100n });
+  assert.equal(cancelled.state, "announced", "no refund of someone else's escrow");
+  assert.deepEqual(cancelled.emitted("chain.refund"), []);
 });

@@ -135,7 +135,12 @@ export type EffectRequest =
     readonly jobId: string;
     readonly verifier: NodeId;
     readonly verdict: Verdict;
+    /** The commitment the verifier computed itself. */
     readonly commitment: string;
+    /** The worker whose result it judged. */
+    readonly worker: NodeId;
+    /** The worker's commitment it judged. */
+    readonly claimed: string;
   }
   | {
     readonly type: "worker.consider";

@@ -13,7 +13,8 @@ export const TOPICS = {
   bids: "/ciro/bids/1",
   assignments: "/ciro/assignments/1",
   results: "/ciro/results/1",
-  attestations: "/ciro/attestations/1",
+  // 2: an attestation names the worker and the commitment it judged.
+  attestations: "/ciro/attestations/2",
   capabilities: "/ciro/capabilities/1",
   reputation: "/ciro/reputation/1",
   health: "/ciro/health/1",
@@ -97,6 +98,8 @@ export const SCHEMAS = {
     verifier: id,
     verdict: z.enum(["valid", "invalid"]),
     commitment: hash,
+    worker: id,
+    claimed: hash,
   }),
   [TOPICS.capabilities]: z.object({
     type: z.literal("node.capabilities"),

@@ -112,6 +112,8 @@ export function wireToActorEvents<T extends Topic>(
           verifier: m.verifier,
           verdict: m.verdict,
           commitment: m.commitment,
+          worker: m.worker,
+          claimed: m.claimed,
         },
       }];
     }
@@ -179,6 +181,8 @@ export function effectToWire(effect: EffectRequest): Outgoing | undefined {
           verifier: effect.verifier,
           verdict: effect.verdict,
           commitment: effect.commitment,
+          worker: effect.worker,
+          claimed: effect.claimed,
         },
       };
     default:

@@ -310,14 +310,17 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       if (ob.type === "delivered" && ob.state === "verifying" && !attested.has(ob.actor)) {
         attested.add(ob.actor);
         const jobId = ob.actor.slice(4);
-        const verifiers = node.job(jobId)?.context.verifiers ?? [];
-        for (const v of verifiers.slice(0, 3)) {
+        const context = node.job(jobId)?.context;
+        const worker = context?.result?.worker ?? "";
+        for (const v of (context?.verifiers ?? []).slice(0, 3)) {
           port.inject(TOPICS.attestations, v, {
             type: "job.attest",
             jobId,
             verifier: v,
             verdict: "valid",
             commitment: COMMITMENT,
+            worker,
+            claimed: COMMITMENT,
           });
         }
       } else if (ob.type === "job.finished") {
@@ -369,7 +372,7 @@ function* lifecycleEvents(
   winner: () => { worker: string; price: bigint },
   at: number,
 ): Generator<{ type: string; at: number; [key: string]: unknown }> {
-  yield { type: "chain.escrow.locked", at, amount: 1_000n };
+  yield { type: "chain.escrow.locked", at, client: "client", amount: 1_000n };
   const first = index * o.bidsPerJob;
   for (let b = 0; b < o.bidsPerJob; b++) {
     yield {
@@ -403,6 +406,8 @@ function* lifecycleEvents(
       verifier: v,
       verdict: "valid",
       commitment: COMMITMENT,
+      worker: w.worker,
+      claimed: COMMITMENT,
     };
   }
   yield { type: "chain.job.verified", at: due + 5 };

@@ -152,7 +152,7 @@ export function benchMemory(options: MemoryOptions = {}): MemoryResult {
       verifierPool: [],
     };
     const actor = createActor(jobMachine, { input }).start();
-    actor.send({ type: "chain.escrow.locked", at: 1, amount: 1_000n } as never);
+    actor.send({ type: "chain.escrow.locked", at: 1, client: "client", amount: 1_000n } as never);
     for (const e of bidEvents(`job-${i}`, i)) actor.send(e as never);
     return actor;
   });

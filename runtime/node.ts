@@ -361,6 +361,7 @@ export class Node {
     );
     this.tree = new ActorTree({
       self: options.id,
+      account: options.chain.account,
       roles: options.roles,
       now: () => this.#clock.now(),
       policy: options.policy ?? DEFAULT_POLICY,

@@ -30,7 +30,11 @@ Deno.test("a job actor restored mid-bidding closes its bid window at the origina
       spec: spec({ bidWindowMs: 500 }),
       verifierPool: ["v1", "v2", "v3", "v4"],
     });
-    first.inbox.submit("chain", "job:j1", { type: "chain.escrow.locked", amount: 100n });
+    first.inbox.submit("chain", "job:j1", {
+      type: "chain.escrow.locked",
+      client: "client",
+      amount: 100n,
+    });
     clock.increment(200);
     first.inbox.submit("network", "job:j1", { type: "bid.received", bid: bid("w1", 40n) });
     const cell = first.tree.get("job:j1")!;

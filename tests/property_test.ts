@@ -266,6 +266,7 @@ class Market {
           verifier,
           verdict: m.valid ? "valid" : "invalid",
           commitment: "a".repeat(64),
+          ...judged(c),
         });
         break;
       }
@@ -276,6 +277,7 @@ class Market {
             verifier,
             verdict: m.valid ? "valid" : "invalid",
             commitment: "a".repeat(64),
+            ...judged(c),
           });
         }
         break;
@@ -301,6 +303,14 @@ class Market {
  * so the coverage check below does not depend on the seed (random runs alone reached "settled"
  * in most seeds but not all, and a coverage check that fails by chance says nothing).
  */
+/** What an attestation sent now judges: the result on chain, else the assigned worker's. */
+function judged(c: JobContext): { worker: string; claimed: string } {
+  return {
+    worker: c.result?.worker ?? c.winner?.worker ?? "none",
+    claimed: c.result?.commitment ?? "a".repeat(64),
+  };
+}
+
 const bid = (job: number, worker: number): Move => ({
   kind: "bid",
   job,
