@@ -16,7 +16,7 @@ import { LocalLedger } from "../chain/local_ledger.ts";
 import type { ChainCursor, ChainEvent, ChainPort, TxReceipt } from "../chain/port.ts";
 import type { EffectRequest } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { BuiltinExecutor, commitmentOf, type ExecutorPort } from "../runtime/executor.ts";
+import { commitmentOf } from "../runtime/executor.ts";
 import { SqliteJournal } from "../runtime/journal.ts";
 import type { NodeOptions } from "../runtime/node.ts";
 import { type DurableNode, openDurableNode } from "../runtime/recovery.ts";
@@ -173,18 +173,6 @@ interface MarketOptions {
   readonly client?: Partial<Pick<PortControl, "hideFrom" | "delayMs">>;
 }
 
-/** The built-in executor, `ms` slower. */
-function slowExecutor(ms: number): ExecutorPort {
-  const inner = new BuiltinExecutor();
-  return {
-    supports: (kind) => inner.supports(kind),
-    execute: async (spec, input, options) => {
-      await new Promise((r) => setTimeout(r, ms));
-      return await inner.execute(spec, input, options);
-    },
-  };
-}
-
 /** One run of the market on `dir`; every node recovers from its data directory. */
 class Market {
   readonly kill = new Kill();
@@ -226,9 +214,6 @@ class Market {
       {
         id: "verifier-1",
         roles: ["verifier"],
-        // Its attestation must not outrun the assignment's chain event at the client: the
-        // owner's job forgets attestations heard before the assignment (a machine race).
-        executor: slowExecutor(150),
       },
     ];
     for (const spec of specs) {
@@ -255,7 +240,8 @@ class Market {
     for (const [id, durable] of [...market.nodes].reverse()) {
       market.resumed.set(id, await durable.start());
     }
-    // Slow only while recovering: a slow client would lose attestations to a machine race.
+    // Slow only while recovering: the rest of the run goes at full speed (attestations that
+    // outrun the client's chain follower are kept since job machine v3).
     for (const control of market.controls.values()) control.delayMs = undefined;
     for (const durable of market.nodes.values()) await durable.node.announceCapabilities();
     return market;
