@@ -15,7 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { ActorTree, type RetiredJob } from "../actors/tree.ts";
-import { type EnvelopeOutcome, outcomeOf, sameOutcome } from "./_codec.ts";
+import { describeOutcome, type EnvelopeOutcome, outcomeOf, sameOutcome } from "./_codec.ts";
 import { MACHINE_VERSIONS, type NodeDescriptor } from "./journal.ts";
 import type { Recording, RecordingEntry, RecordingHeader } from "./recording.ts";
 
@@ -205,13 +205,6 @@ export function replay(recording: Recording, options: ReplayOptions = {}): Repla
   };
 }
 
-function outcomeText(o: EnvelopeOutcome): string {
-  const where = o.actor === null ? "no actor" : `${o.actor} in state ${o.state}`;
-  return `${o.status}, ${where}${o.hash ? `, context ${o.hash}` : ""}${
-    o.reason ? ` (${o.reason})` : ""
-  }`;
-}
-
 const count = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** The report as `deno task replay` prints it. */
@@ -232,8 +225,8 @@ export function formatReplay(report: ReplayReport, name = "recording"): string {
   }
   return [
     `DIVERGED at line ${d.line}: node "${d.node}", seq ${d.seq}: ${d.event} (${d.source}) to ${d.target}`,
-    `  expected: ${outcomeText(d.expected)}`,
-    `  actual:   ${outcomeText(d.actual)}`,
+    `  expected: ${describeOutcome(d.expected)}`,
+    `  actual:   ${describeOutcome(d.actual)}`,
     `  after ${count(report.checked)} matching steps`,
   ].join("\n");
 }
