@@ -88,10 +88,10 @@ export interface WorkerProfile {
   readonly fault?: "none" | "silent" | "wrong_result";
 }
 
-/** Options of {@link createNode}. */
 /** How long a finished job's actor stays live by default: one minute. */
 export const DEFAULT_RETAIN_FINISHED_MS = 60_000;
 
+/** Options of {@link createNode}. */
 export interface NodeOptions {
   /** The node's id; must equal `network.self`. */
   readonly id: NodeId;
@@ -563,28 +563,15 @@ export class Node {
 
   /** Summaries of the jobs this node knows: retired ones (oldest first), then live ones. */
   jobs(): JobSummary[] {
-    const retired = [...this.tree.archive()].map((r): JobSummary => ({
-      jobId: r.jobId,
-      state: r.state,
-      done: true,
-      owner: r.owner,
-      attempt: r.attempt,
-      bids: r.bids,
-      winner: r.winner,
-      path: r.path,
-      retired: true,
-    }));
-    return [...retired, ...[...this.tree.jobs.cells()].map(summarize)];
+    return [
+      ...[...this.tree.archive()].map(summarizeRetired),
+      ...[...this.tree.jobs.cells()].map(summarize),
+    ];
   }
 
   /** A finished job whose actor was retired (see {@link NodeOptions.retainFinishedMs}). */
   retiredJob(jobId: string): RetiredJob | undefined {
     return this.tree.retired(jobId);
-  }
-
-  /** Whether this node knows the job, live or retired. */
-  knowsJob(jobId: string): boolean {
-    return this.tree.get(`job:${jobId}`) !== undefined || this.tree.retired(jobId) !== undefined;
   }
 
   /** One live job's full context and state, or undefined (see {@link Node.retiredJob}). */
@@ -1237,6 +1224,20 @@ function summarize(cell: ActorCell): JobSummary {
     bids: Object.keys(c.bids).length,
     winner: c.winner?.worker ?? null,
     path: c.path,
+  };
+}
+
+function summarizeRetired(r: RetiredJob): JobSummary {
+  return {
+    jobId: r.jobId,
+    state: r.state,
+    done: true,
+    owner: r.owner,
+    attempt: r.attempt,
+    bids: r.bids,
+    winner: r.winner,
+    path: r.path,
+    retired: true,
   };
 }
 
