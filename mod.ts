@@ -71,22 +71,22 @@ export * from "./protocols/messages.ts";
 export * from "./protocols/network_port.ts";
 export { effectToWire, RuleViolation, wireToActorEvents } from "./protocols/translate.ts";
 export * from "./protocols/in_process_network.ts";
-export * from "./runtime/clock.ts";
-export * from "./runtime/inbox.ts";
-export * from "./runtime/executor.ts";
-export * from "./runtime/verifier.ts";
-export * from "./runtime/node.ts";
-export * from "./runtime/phases.ts";
-export * from "./runtime/client.ts";
-export * from "./runtime/model_store.ts";
-export { LazyOnnxExecutor, toleranceVerifier } from "./runtime/onnx_lazy.ts";
+export * from "./runtime/kernel/clock.ts";
+export * from "./runtime/kernel/inbox.ts";
+export * from "./runtime/compute/executor.ts";
+export * from "./runtime/compute/verifier.ts";
+export * from "./runtime/kernel/node.ts";
+export * from "./runtime/research/phases.ts";
+export * from "./runtime/sdk/client.ts";
+export * from "./runtime/compute/model_store.ts";
+export { LazyOnnxExecutor, toleranceVerifier } from "./runtime/compute/onnx_lazy.ts";
 export {
   type DurableNode,
   type DurableNodeOptions,
   openDurableNode,
   type RecoveryDivergence,
   RecoveryDivergenceError,
-} from "./runtime/recovery.ts";
+} from "./runtime/durability/recovery.ts";
 export {
   parseRecording,
   readRecording,
@@ -94,8 +94,13 @@ export {
   RecordingError,
   type RecordingHeader,
   RecordingWriter,
-} from "./runtime/recording.ts";
-export { formatReplay, replay, type ReplayReport, ReplayVersionError } from "./runtime/replay.ts";
+} from "./runtime/durability/recording.ts";
+export {
+  formatReplay,
+  replay,
+  type ReplayReport,
+  ReplayVersionError,
+} from "./runtime/durability/replay.ts";
 export {
   createLibp2pHost,
   type Libp2pHost,
@@ -103,4 +108,4 @@ export {
 } from "./protocols/libp2p_host.ts";
 export { loadOrCreateIdentity } from "./protocols/identity.ts";
 export { StarknetChain } from "./chain/starknet_adapter.ts";
-export { configureLogging, type LogFormat, type LoggingOptions } from "./runtime/log.ts";
+export { configureLogging, type LogFormat, type LoggingOptions } from "./runtime/kernel/log.ts";

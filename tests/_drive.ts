@@ -6,7 +6,7 @@
  */
 import { type AnyStateMachine, initialTransition, transition } from "xstate";
 import type { EffectRequest, JobSpec } from "../machines/types.ts";
-import { commitmentOf } from "../runtime/executor.ts";
+import { commitmentOf } from "../runtime/compute/executor.ts";
 
 /** One step's result. */
 export interface Step {

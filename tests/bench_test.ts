@@ -5,9 +5,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type BenchConfig, formatTable, plots, runBench, writeResults } from "../runtime/bench.ts";
-import { benchEngine, benchMachines } from "../runtime/bench_lifecycle.ts";
-import { lineChart, niceTicks } from "../runtime/svg_plot.ts";
+import {
+  type BenchConfig,
+  formatTable,
+  plots,
+  runBench,
+  writeResults,
+} from "../runtime/bench/bench.ts";
+import { benchEngine, benchMachines } from "../runtime/bench/bench_lifecycle.ts";
+import { lineChart, niceTicks } from "../runtime/research/svg_plot.ts";
 
 /** Throws unless `xml` is well-formed: balanced tags, quoted attributes, escaped text. */
 function assertWellFormedXml(xml: string): void {

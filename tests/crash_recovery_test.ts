@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { SqliteJournal } from "../runtime/journal.ts";
+import { SqliteJournal } from "../runtime/durability/journal.ts";
 
 const fixture = new URL("./fixtures/crash_node.ts", import.meta.url).pathname;
 const FINAL = ["settled", "expired", "cancelled", "refunded", "failed"];

@@ -16,10 +16,10 @@ import { LocalLedger } from "../chain/local_ledger.ts";
 import type { ChainCursor, ChainEvent, ChainPort, TxReceipt } from "../chain/port.ts";
 import type { EffectRequest } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { commitmentOf } from "../runtime/executor.ts";
-import { SqliteJournal } from "../runtime/journal.ts";
-import type { NodeOptions } from "../runtime/node.ts";
-import { type DurableNode, openDurableNode } from "../runtime/recovery.ts";
+import { commitmentOf } from "../runtime/compute/executor.ts";
+import { SqliteJournal } from "../runtime/durability/journal.ts";
+import type { NodeOptions } from "../runtime/kernel/node.ts";
+import { type DurableNode, openDurableNode } from "../runtime/durability/recovery.ts";
 
 const TX_METHODS = [
   "submitJob",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DIAGRAMMED, mermaidOf, pageOf } from "../runtime/diagrams.ts";
+import { DIAGRAMMED, mermaidOf, pageOf } from "../runtime/research/diagrams.ts";
 
 Deno.test("docs/ diagrams are generated from the current machines (run `deno task diagrams`)", async () => {
   for (const [name, machine] of Object.entries(DIAGRAMMED)) {

@@ -1,6 +1,6 @@
 /** The demo's market over real libp2p hosts on loopback (one host per node, in one process). */
 import assert from "node:assert/strict";
-import { runDemo } from "../runtime/demo.ts";
+import { runDemo } from "../runtime/demo/demo.ts";
 
 Deno.test({
   name: "runDemo() over libp2p finishes every job and conserves money",

@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { PayloadHashMismatchError, PayloadNotFoundError } from "../protocols/payload_errors.ts";
-import { InferenceClient } from "../runtime/client.ts";
-import { fetchModel, serveModels } from "../runtime/model_fetch.ts";
-import { MemoryModelStore, type ModelStore } from "../runtime/model_store.ts";
-import { createNode, type Node, type NodeObservation } from "../runtime/node.ts";
-import { buildMlpModel } from "../runtime/onnx_model_builder.ts";
-import type { OnnxJobInput } from "../runtime/onnx_executor.ts";
+import { InferenceClient } from "../runtime/sdk/client.ts";
+import { fetchModel, serveModels } from "../runtime/compute/model_fetch.ts";
+import { MemoryModelStore, type ModelStore } from "../runtime/compute/model_store.ts";
+import { createNode, type Node, type NodeObservation } from "../runtime/kernel/node.ts";
+import { buildMlpModel } from "../runtime/compute/onnx_model_builder.ts";
+import type { OnnxJobInput } from "../runtime/compute/onnx_executor.ts";
 
 const MLP_BYTES = buildMlpModel({ inputSize: 8, hiddenSize: 16, outputSize: 4, seed: 7 });
 const MLP_HASH = await new MemoryModelStore().put(MLP_BYTES);

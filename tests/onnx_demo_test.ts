@@ -1,6 +1,6 @@
 /** `deno task demo --onnx` in small: ONNX jobs on a generated MLP through the whole market. */
 import assert from "node:assert/strict";
-import { runDemo } from "../runtime/demo.ts";
+import { runDemo } from "../runtime/demo/demo.ts";
 
 Deno.test("demo --onnx: every job finishes, money and stake are conserved", async () => {
   const summary = await runDemo({

@@ -8,18 +8,26 @@ import { LocalLedger } from "../chain/local_ledger.ts";
 import type { JobContext } from "../machines/job_machine.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { decodeMessage, TOPICS } from "../protocols/messages.ts";
-import { InferenceClient, type InferenceError, type InferenceProgress } from "../runtime/client.ts";
-import { MemoryJournal } from "../runtime/inbox.ts";
-import { DirectoryModelStore, MemoryModelStore, type ModelStore } from "../runtime/model_store.ts";
+import {
+  InferenceClient,
+  type InferenceError,
+  type InferenceProgress,
+} from "../runtime/sdk/client.ts";
+import { MemoryJournal } from "../runtime/kernel/inbox.ts";
+import {
+  DirectoryModelStore,
+  MemoryModelStore,
+  type ModelStore,
+} from "../runtime/compute/model_store.ts";
 import {
   createNode,
   type Node,
   type NodeObservation,
   type NodeOptions,
   type PricingPolicy,
-} from "../runtime/node.ts";
-import { buildMlpModel, encodeModel, mlpWeights } from "../runtime/onnx_model_builder.ts";
-import type { OnnxJobInput } from "../runtime/onnx_executor.ts";
+} from "../runtime/kernel/node.ts";
+import { buildMlpModel, encodeModel, mlpWeights } from "../runtime/compute/onnx_model_builder.ts";
+import type { OnnxJobInput } from "../runtime/compute/onnx_executor.ts";
 
 const MLP = { inputSize: 8, hiddenSize: 16, outputSize: 4, seed: 7 };
 const MLP_BYTES = buildMlpModel(MLP);

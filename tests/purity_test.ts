@@ -62,9 +62,15 @@ Deno.test("the purity check catches a forbidden import (it can fail)", async () 
   const dir = await Deno.makeTempDir({ dir: join(root, "machines"), prefix: "_probe" });
   try {
     const probe = join(dir, "impure.ts");
-    await Deno.writeTextFile(probe, `import "../../runtime/clock.ts";\nexport const x = 1;\n`);
+    await Deno.writeTextFile(
+      probe,
+      `import "../../runtime/kernel/clock.ts";\nexport const x = 1;\n`,
+    );
     const found = violations(await importGraph(probe));
-    assert.ok(found.some((s) => s.includes("/runtime/clock.ts")), `found: ${found.join(", ")}`);
+    assert.ok(
+      found.some((s) => s.includes("/runtime/kernel/clock.ts")),
+      `found: ${found.join(", ")}`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,12 +11,12 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { SqliteJournal } from "../runtime/journal.ts";
+import { SqliteJournal } from "../runtime/durability/journal.ts";
 import {
   type DurableNode,
   openDurableNode,
   type RecoveryDivergenceError,
-} from "../runtime/recovery.ts";
+} from "../runtime/durability/recovery.ts";
 import { spec } from "./_drive.ts";
 
 function open(dir: string, ledger: LocalLedger, acceptDivergence?: boolean): Promise<DurableNode> {

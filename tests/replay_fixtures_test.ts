@@ -8,10 +8,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { runDemo } from "../runtime/demo.ts";
-import { MACHINE_VERSIONS } from "../runtime/journal.ts";
-import { parseRecording, readRecording, type Recording } from "../runtime/recording.ts";
-import { replay } from "../runtime/replay.ts";
+import { runDemo } from "../runtime/demo/demo.ts";
+import { MACHINE_VERSIONS } from "../runtime/durability/journal.ts";
+import { parseRecording, readRecording, type Recording } from "../runtime/durability/recording.ts";
+import { replay } from "../runtime/durability/replay.ts";
 
 const dir = new URL("./fixtures/recordings/", import.meta.url).pathname;
 const fixtures = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".jsonl")).map((e) =>

@@ -6,10 +6,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { runDemo } from "../runtime/demo.ts";
-import { MACHINE_VERSIONS } from "../runtime/journal.ts";
-import { readRecording, type Recording } from "../runtime/recording.ts";
-import { writeReports } from "../runtime/report.ts";
+import { runDemo } from "../runtime/demo/demo.ts";
+import { MACHINE_VERSIONS } from "../runtime/durability/journal.ts";
+import { readRecording, type Recording } from "../runtime/durability/recording.ts";
+import { writeReports } from "../runtime/research/report.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const present = (() => {

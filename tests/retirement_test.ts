@@ -11,12 +11,12 @@ import assert from "node:assert/strict";
 import { ActorTree, RETIRE_KEY } from "../actors/tree.ts";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { loadConfig } from "../runtime/config.ts";
-import { runDemo } from "../runtime/demo.ts";
-import { readRecording } from "../runtime/recording.ts";
-import { openDurableNode } from "../runtime/recovery.ts";
-import { buildReport } from "../runtime/report.ts";
-import { replay } from "../runtime/replay.ts";
+import { loadConfig } from "../runtime/ops/config.ts";
+import { runDemo } from "../runtime/demo/demo.ts";
+import { readRecording } from "../runtime/durability/recording.ts";
+import { openDurableNode } from "../runtime/durability/recovery.ts";
+import { buildReport } from "../runtime/research/report.ts";
+import { replay } from "../runtime/durability/replay.ts";
 import { spec } from "./_drive.ts";
 
 function treeWith(archiveSize?: number): ActorTree {

@@ -1,0 +1,540 @@
+/**
+ * Lifecycle throughput in one process: one client node's engine under market load, beside the
+ * same job machine driven without the engine.
+ *
+ * - **engine**: a real {@link Node} (inbox, supervisor tree, ports) owning `concurrency` jobs at
+ *   a time, on an in-memory {@link LocalLedger}. Its network port is a {@link MarketPort}: the
+ *   market's `workers` worker identities and 4 verifiers live at the boundary. Each announcement
+ *   the client publishes is answered by `bidsPerJob` signed-off bids (wire messages, decoded and
+ *   validated like libp2p gossip); each assignment by the winner's result on the ledger and in
+ *   gossip; each job reaching `verifying` by 3 valid attestations (a BFT quorum of 4). Every
+ *   worker identity is also a peer actor of the client. Jobs settled per second, wall clock.
+ * - **tree**: the same events delivered straight to an {@link ActorTree} (no inbox, no journal,
+ *   no ports, no ledger, no wire codec), virtual time.
+ * - **raw**: the same events sent to plain XState actors of `jobMachine` (`createActor`), no
+ *   tree, virtual time.
+ *
+ * @module
+ */
+import { createActor } from "xstate";
+import { ActorTree } from "../../actors/tree.ts";
+import { LocalLedger } from "../../chain/local_ledger.ts";
+import { type JobInput, jobMachine } from "../../machines/job_machine.ts";
+import { DEFAULT_POLICY } from "../../machines/policies.ts";
+import type { BidOffer, EffectRequest, JobSpec, NodeId } from "../../machines/types.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type OutgoingOf,
+  type Topic,
+  TOPICS,
+} from "../../protocols/messages.ts";
+import type {
+  GossipMessage,
+  NetworkPort,
+  PeerEvent,
+  ValidationResult,
+} from "../../protocols/network_port.ts";
+import { commitmentOf } from "../compute/mod.ts";
+import { createNode, type Node } from "../kernel/mod.ts";
+
+const VERIFIERS = ["verifier-1", "verifier-2", "verifier-3", "verifier-4"];
+const INPUT = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
+const OUTPUT = [[19, 22], [43, 50]];
+const COMMITMENT = commitmentOf(OUTPUT);
+
+/** The job every lifecycle benchmark runs: matmul, 50 ms bid window, 4 verifiers. */
+export function lifecycleSpec(): JobSpec {
+  return {
+    kind: { type: "builtin", name: "matmul" },
+    inputCommitment: commitmentOf(INPUT),
+    input: INPUT,
+    requirements: { hardware: "cpu", minStake: 10n },
+    maxPrice: 1_000n,
+    bidWindowMs: 50,
+    executionMs: 5_000,
+    verificationMs: 5_000,
+    maxAttempts: 1,
+    verifierCount: 4,
+  };
+}
+
+/** The name of worker `i` of the simulated market. */
+export function workerName(i: number): string {
+  return `worker-${String(i).padStart(4, "0")}`;
+}
+
+function bidOf(jobId: string, attempt: number, worker: string, i: number): BidOffer {
+  return {
+    bidId: `${jobId}.${attempt}.${worker}`,
+    jobId,
+    worker,
+    price: 500n + BigInt((i * 37) % 400),
+    etaMs: 100,
+    stake: 100n,
+    reputation: 500,
+    hardware: "cpu",
+  };
+}
+
+interface Sub {
+  readonly validate: (message: GossipMessage) => ValidationResult;
+  readonly deliver: (message: GossipMessage) => void;
+}
+
+/**
+ * The client's network port in the market simulation: what the client publishes goes to
+ * `onPublish` (the simulated market), and the market's messages come back through
+ * {@link MarketPort.inject}: encoded, then validated and delivered in a microtask, as the
+ * in-process network does.
+ */
+export class MarketPort implements NetworkPort {
+  readonly self: NodeId;
+  readonly #subs = new Map<Topic, Set<Sub>>();
+  readonly #listeners = new Set<(event: PeerEvent) => void>();
+  readonly #peers: NodeId[] = [];
+  #running = false;
+  onPublish: (topic: Topic, data: Uint8Array) => void = () => {};
+
+  constructor(self: NodeId) {
+    this.self = self;
+  }
+
+  start(): Promise<void> {
+    this.#running = true;
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.#running = false;
+    return Promise.resolve();
+  }
+
+  publish(topic: Topic, data: Uint8Array): Promise<void> {
+    if (this.#running) this.onPublish(topic, data);
+    return Promise.resolve();
+  }
+
+  subscribe(
+    topic: Topic,
+    validate: Sub["validate"],
+    deliver: Sub["deliver"],
+  ): () => void {
+    let set = this.#subs.get(topic);
+    if (set === undefined) this.#subs.set(topic, set = new Set());
+    const sub = { validate, deliver };
+    set.add(sub);
+    return () => set.delete(sub);
+  }
+
+  handle(): void {}
+
+  request(peer: NodeId): Promise<Uint8Array> {
+    return Promise.reject(new Error(`Cannot reach peer "${peer}": the market port has no streams`));
+  }
+
+  peers(): NodeId[] {
+    return [...this.#peers];
+  }
+
+  onPeerEvent(listener: (event: PeerEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** A peer connects and identifies itself. */
+  connect(peer: NodeId): void {
+    this.#peers.push(peer);
+    for (const listener of this.#listeners) {
+      listener({ type: "connected", peer });
+      listener({ type: "identified", peer, protocols: [] });
+    }
+  }
+
+  /** A message from `from` on `topic`, delivered in a microtask like gossip. */
+  inject<T extends Topic>(topic: T, from: NodeId, message: OutgoingOf<T>): void {
+    const data = encodeMessage(topic, message);
+    queueMicrotask(() => {
+      if (!this.#running) return;
+      for (const sub of this.#subs.get(topic) ?? []) {
+        if (sub.validate({ topic, from, data }) === "accept") sub.deliver({ topic, from, data });
+      }
+    });
+  }
+}
+
+/** Options of the lifecycle benchmarks. */
+export interface LifecycleOptions {
+  /** Jobs run in all. @default 2000 */
+  readonly jobs?: number;
+  /** Jobs in flight at once. @default 500 */
+  readonly concurrency?: number;
+  /** Worker identities in the market. @default 1000 */
+  readonly workers?: number;
+  /** Bids each job receives (from workers taken in turn). @default 8 */
+  readonly bidsPerJob?: number;
+  readonly onProgress?: (message: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** What one lifecycle run measured. */
+export interface LifecycleResult {
+  readonly jobs: number;
+  readonly settled: number;
+  readonly concurrency: number;
+  readonly workers: number;
+  readonly bidsPerJob: number;
+  readonly wallMs: number;
+  readonly jobsPerSecond: number;
+  /** Actor events delivered (engine: by the inbox; tree and raw: sent). */
+  readonly events: number;
+  readonly eventsPerSecond: number;
+}
+
+function result(
+  o: Required<Omit<LifecycleOptions, "onProgress" | "signal">>,
+  settled: number,
+  wallMs: number,
+  events: number,
+): LifecycleResult {
+  return {
+    jobs: o.jobs,
+    settled,
+    concurrency: o.concurrency,
+    workers: o.workers,
+    bidsPerJob: o.bidsPerJob,
+    wallMs: Math.round(wallMs),
+    jobsPerSecond: Math.round(settled / (wallMs / 1000)),
+    events,
+    eventsPerSecond: Math.round(events / (wallMs / 1000)),
+  };
+}
+
+function defaults(options: LifecycleOptions) {
+  const o = {
+    jobs: options.jobs ?? 2_000,
+    concurrency: options.concurrency ?? 500,
+    workers: options.workers ?? 1_000,
+    bidsPerJob: options.bidsPerJob ?? 8,
+  };
+  for (const [key, value] of Object.entries(o)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(`Invalid ${key} ${value}: must be a positive integer`);
+    }
+  }
+  if (o.bidsPerJob > o.workers) {
+    throw new RangeError(`Invalid bidsPerJob ${o.bidsPerJob}: more than ${o.workers} workers`);
+  }
+  return o;
+}
+
+/** The engine: one client node owning `concurrency` jobs at a time under market load. */
+export async function benchEngine(options: LifecycleOptions = {}): Promise<LifecycleResult> {
+  const o = defaults(options);
+  const progress = options.onProgress ?? (() => {});
+  const ledger = LocalLedger.open(":memory:");
+  const port = new MarketPort("client");
+  const node: Node = createNode({
+    id: "client",
+    roles: ["client"],
+    network: port,
+    chain: ledger.as("client"),
+    capabilityIntervalMs: 0,
+  });
+  const workerPorts = new Map<string, ReturnType<LocalLedger["as"]>>();
+  try {
+    for (let i = 0; i < o.workers; i++) {
+      const name = workerName(i);
+      const chain = ledger.as(name);
+      workerPorts.set(name, chain);
+      await chain.stake({ amount: 100n });
+    }
+    await node.start();
+    for (let i = 0; i < o.workers; i++) {
+      port.connect(workerName(i));
+      port.inject(TOPICS.capabilities, workerName(i), {
+        type: "node.capabilities",
+        node: workerName(i),
+        roles: ["worker"],
+        hardware: "cpu",
+        models: [],
+      });
+    }
+    for (const v of VERIFIERS) {
+      port.inject(TOPICS.capabilities, v, {
+        type: "node.capabilities",
+        node: v,
+        roles: ["verifier"],
+        hardware: "cpu",
+        models: [],
+      });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+    progress(`engine: ${o.workers} workers connected (${node.peers().length} peer actors)`);
+
+    let jobCounter = 0;
+    const failures: string[] = [];
+    // The simulated market, answering what the client publishes.
+    port.onPublish = (topic, data) => {
+      if (topic === TOPICS.jobs) {
+        const m = decodeMessage(TOPICS.jobs, data);
+        const first = jobCounter++ * o.bidsPerJob;
+        for (let b = 0; b < o.bidsPerJob; b++) {
+          const worker = workerName((first + b) % o.workers);
+          port.inject(TOPICS.bids, worker, {
+            type: "bid.submit",
+            ...bidOf(m.jobId, m.attempt, worker, first + b),
+          });
+        }
+      } else if (topic === TOPICS.assignments) {
+        const m = decodeMessage(TOPICS.assignments, data);
+        const chain = workerPorts.get(m.worker)!;
+        void chain.submitResult({ jobId: m.jobId, commitment: COMMITMENT }).catch((e) =>
+          failures.push(`submitResult ${m.jobId}: ${(e as Error).message}`)
+        );
+        port.inject(TOPICS.results, m.worker, {
+          type: "job.result",
+          jobId: m.jobId,
+          worker: m.worker,
+          commitment: COMMITMENT,
+          output: OUTPUT,
+        });
+      }
+    };
+    let settled = 0;
+    let finished = 0;
+    let submitted = 0;
+    let wake: () => void = () => {};
+    const attested = new Set<string>();
+    node.observe((ob) => {
+      if (ob.type === "delivered" && ob.state === "verifying" && !attested.has(ob.actor)) {
+        attested.add(ob.actor);
+        const jobId = ob.actor.slice(4);
+        const context = node.job(jobId)?.context;
+        const worker = context?.result?.worker ?? "";
+        for (const v of (context?.verifiers ?? []).slice(0, 3)) {
+          port.inject(TOPICS.attestations, v, {
+            type: "job.attest",
+            jobId,
+            verifier: v,
+            verdict: "valid",
+            commitment: COMMITMENT,
+            worker,
+            claimed: COMMITMENT,
+          });
+        }
+      } else if (ob.type === "job.finished") {
+        finished++;
+        if (ob.state === "settled") settled++;
+        else failures.push(`${ob.jobId} ended ${ob.state}`);
+        attested.delete(`job:${ob.jobId}`);
+        if (finished % Math.max(1, Math.floor(o.jobs / 10)) === 0) {
+          progress(`engine: ${finished}/${o.jobs} jobs finished`);
+        }
+        wake();
+      }
+    });
+    const spec = lifecycleSpec();
+    const deliveredBefore = node.stats.delivered;
+    const started = performance.now();
+    const deadline = Date.now() + 120_000;
+    while (finished < o.jobs) {
+      options.signal?.throwIfAborted();
+      if (Date.now() > deadline) {
+        throw new Error(`Lifecycle bench timed out: ${finished} of ${o.jobs} jobs finished`);
+      }
+      while (submitted < o.jobs && submitted - finished < o.concurrency) {
+        node.submitJob({ spec, jobId: `job-${submitted++}` });
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+    const wallMs = performance.now() - started;
+    if (failures.length > 0) {
+      progress(`engine: ${failures.length} problems, first: ${failures[0]}`);
+    }
+    await node.settled();
+    return result(o, settled, wallMs, node.stats.delivered - deliveredBefore);
+  } finally {
+    await node.stop();
+    ledger.close();
+  }
+}
+
+/** The events one settled job hears on its owner, in order (virtual time from `at`). */
+function* lifecycleEvents(
+  jobId: string,
+  index: number,
+  o: { bidsPerJob: number; workers: number },
+  read: () => { deadlines: Record<string, number>; verifiers: readonly string[] },
+  winner: () => { worker: string; price: bigint },
+  at: number,
+): Generator<{ type: string; at: number; [key: string]: unknown }> {
+  yield { type: "chain.escrow.locked", at, client: "client", amount: 1_000n };
+  const first = index * o.bidsPerJob;
+  for (let b = 0; b < o.bidsPerJob; b++) {
+    yield {
+      type: "bid.received",
+      at: at + 1,
+      bid: bidOf(jobId, 1, workerName((first + b) % o.workers), first + b),
+    };
+  }
+  const due = read().deadlines["bid_window"]!;
+  yield { type: "timer.fired", at: due, key: "bid_window", due };
+  const w = winner();
+  yield {
+    type: "chain.worker.assigned",
+    at: due + 1,
+    worker: w.worker,
+    price: w.price,
+    verifiers: [...VERIFIERS],
+  };
+  yield {
+    type: "job.result.received",
+    at: due + 2,
+    worker: w.worker,
+    commitment: COMMITMENT,
+    output: OUTPUT,
+  };
+  yield { type: "chain.result.submitted", at: due + 3, worker: w.worker, commitment: COMMITMENT };
+  for (const v of read().verifiers.slice(0, 3)) {
+    yield {
+      type: "job.attestation.received",
+      at: due + 4,
+      verifier: v,
+      verdict: "valid",
+      commitment: COMMITMENT,
+      worker: w.worker,
+      claimed: COMMITMENT,
+    };
+  }
+  yield { type: "chain.job.verified", at: due + 5 };
+  const fee = w.price / 100n;
+  yield {
+    type: "chain.payment.released",
+    at: due + 6,
+    worker: w.worker,
+    amount: w.price - fee,
+    fee,
+    change: 1_000n - w.price,
+  };
+}
+
+/**
+ * The same lifecycle without the engine: `kind` `"raw"` sends each job's events to a plain
+ * XState actor of `jobMachine`; `"tree"` delivers them to an {@link ActorTree} (supervision and
+ * routing, no inbox, journal or ports). `concurrency` jobs are live at once, advanced one event
+ * each in turn.
+ */
+export function benchMachines(
+  kind: "raw" | "tree",
+  options: LifecycleOptions = {},
+): LifecycleResult {
+  const o = defaults(options);
+  const spec = lifecycleSpec();
+  let now = 0;
+  const assigns = new Map<string, EffectRequest & { type: "chain.assign" }>();
+  const onEffect = (actorId: string, effect: EffectRequest) => {
+    if (effect.type === "chain.assign") assigns.set(actorId, effect);
+  };
+  const tree = kind === "tree"
+    ? new ActorTree({ self: "client", roles: ["client"], now: () => now, onEffect })
+    : undefined;
+  let settled = 0;
+  let events = 0;
+  let seq = 0;
+  const started = performance.now();
+  let next = 0;
+  interface Live {
+    readonly id: string;
+    readonly steps: Iterator<{ type: string; at: number }>;
+    readonly send: (e: { type: string; at: number }) => void;
+    readonly state: () => { value: unknown; done: boolean };
+    readonly stop: () => void;
+  }
+  const start = (index: number): Live => {
+    const jobId = `job-${index}`;
+    const id = `job:${jobId}`;
+    const input: JobInput = {
+      jobId,
+      spec,
+      owner: "client",
+      self: "client",
+      roles: ["client"],
+      at: now,
+      policy: DEFAULT_POLICY,
+      verifierPool: VERIFIERS,
+    };
+    // deno-lint-ignore no-explicit-any
+    let snapshotOf: () => any;
+    let send: Live["send"];
+    let stop: () => void;
+    if (tree) {
+      tree.deliver({
+        seq: ++seq,
+        at: now,
+        source: "operator",
+        target: id,
+        event: { type: "job.submit", spec, verifierPool: VERIFIERS, policy: DEFAULT_POLICY },
+      });
+      const cell = () => tree.get(id)!;
+      snapshotOf = () => cell().snapshot;
+      send = (e) => {
+        now = e.at;
+        tree.deliver({ seq: ++seq, at: e.at, source: "network", target: id, event: e });
+      };
+      stop = () => {}; // the node keeps finished job actors too
+    } else {
+      const actor = createActor(jobMachine, { input });
+      actor.on("*", (effect) => onEffect(id, effect as unknown as EffectRequest));
+      actor.start();
+      snapshotOf = () => actor.getSnapshot();
+      send = (e) => actor.send(e as never);
+      stop = () => actor.stop();
+    }
+    events++;
+    const read = () => snapshotOf().context;
+    const winner = () => {
+      const a = assigns.get(id)!;
+      return { worker: a.worker, price: a.price };
+    };
+    return {
+      id,
+      steps: lifecycleEvents(jobId, index, o, read, winner, now),
+      send,
+      state: () => {
+        const s = snapshotOf();
+        return { value: s.value, done: s.status === "done" };
+      },
+      stop,
+    };
+  };
+  const live: Live[] = [];
+  while (next < o.jobs && live.length < o.concurrency) live.push(start(next++));
+  let guard = o.jobs * (o.bidsPerJob + 20) + 10;
+  while (live.length > 0 && guard-- > 0) {
+    for (let i = 0; i < live.length; i++) {
+      const job = live[i]!;
+      const step = job.steps.next();
+      if (!step.done) {
+        job.send(step.value);
+        events++;
+        continue;
+      }
+      const s = job.state();
+      if (s.done && s.value === "settled") settled++;
+      assigns.delete(job.id);
+      job.stop();
+      if (next < o.jobs) live[i] = start(next++);
+      else {
+        live[i] = live[live.length - 1]!;
+        live.pop();
+        i--;
+      }
+    }
+  }
+  const wallMs = performance.now() - started;
+  return result(o, settled, wallMs, events);
+}

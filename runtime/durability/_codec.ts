@@ -1,0 +1,219 @@
+/**
+ * Private helpers shared by the journal, recordings, replay and recovery: a JSON codec that
+ * keeps `bigint`s exact, the state hash of an actor's context, and the recorded outcome of a
+ * delivery.
+ *
+ * @module
+ */
+import type { DeliveredActor, Envelope } from "../kernel/mod.ts";
+
+/** A `bigint` in JSON: `{ "$bigint": "123" }`. */
+const BIGINT_TAG = "$bigint";
+
+function replacer(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? { [BIGINT_TAG]: value.toString() } : value;
+}
+
+/** Turns tagged bigints back, in place (faster than a `JSON.parse` reviver). */
+function revive(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = revive(value[i]);
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  const tagged = record[BIGINT_TAG];
+  if (typeof tagged === "string") {
+    let only = true;
+    for (const key in record) if (key !== BIGINT_TAG) only = false;
+    if (only && /^-?\d+$/.test(tagged)) return BigInt(tagged);
+  }
+  for (const key in record) record[key] = revive(record[key]);
+  return record;
+}
+
+/** JSON text of `value`, with every `bigint` as `{ "$bigint": "<decimal>" }`. */
+export function encodeJson(value: unknown): string {
+  return JSON.stringify(value, replacer);
+}
+
+/** Parses JSON written by {@link encodeJson}, turning `{ "$bigint": "<decimal>" }` back. */
+export function decodeJson(text: string): unknown {
+  const value = JSON.parse(text);
+  return text.includes(`"${BIGINT_TAG}"`) ? revive(value) : value;
+}
+
+/** FNV-1a, 32 bit, as 8 hex digits: a row checksum. */
+export function fnv1aHex(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const TWO32 = 4294967296;
+/** Packs two 32-bit lanes into one exact number (53 bits: all of `lo`, 21 bits of `hi`). */
+const pack = (lo: number, hi: number) => (lo >>> 0) + (hi & 0x1fffff) * TWO32;
+
+/** FNV-1a and a murmur-style lane over a string, with `seed` mixed in. */
+function hashText(text: string, seed: number): number {
+  let a = 0x811c9dc5 ^ seed;
+  let b = 0x9747b28c;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return pack(fmix(a ^ text.length), fmix(b ^ seed));
+}
+
+const textHashes = new Map<string, number>();
+
+function stringHash(text: string): number {
+  let h = textHashes.get(text);
+  if (h === undefined) {
+    h = hashText(text, 1);
+    if (textHashes.size >= 65_536) textHashes.clear();
+    if (text.length <= 256) textHashes.set(text, h);
+  }
+  return h;
+}
+
+const objectHashes = new WeakMap<object, number>();
+
+function valueHash(value: unknown): number {
+  switch (typeof value) {
+    case "string":
+      return stringHash(value);
+    case "number":
+      return hashText(Object.is(value, -0) ? "0" : String(value), 2);
+    case "bigint":
+      return hashText(value.toString(), 3);
+    case "boolean":
+      return value ? 0x7a11 : 0xfa15e;
+    case "undefined":
+      return 0x5eed;
+    case "object":
+      return value === null ? 0x0a11 : objectHash(value);
+    default:
+      return hashText(typeof value, 4);
+  }
+}
+
+function objectHash(value: object): number {
+  const cached = objectHashes.get(value);
+  if (cached !== undefined) return cached;
+  let lo: number;
+  let hi: number;
+  if (Array.isArray(value) || ArrayBuffer.isView(value)) {
+    // Ordered: a running mix over the items.
+    const items = value as unknown as ArrayLike<unknown>;
+    lo = 0x41;
+    hi = 0x5b;
+    for (let i = 0; i < items.length; i++) {
+      const h = valueHash(items[i]);
+      lo = fmix(Math.imul(lo, 31) + (h >>> 0));
+      hi = fmix(Math.imul(hi, 37) + Math.floor(h / TWO32) + i);
+    }
+    lo ^= items.length;
+  } else {
+    // Unordered: a sum of mixed (key, value) pairs, so key order does not matter and no
+    // sorting is needed; members that are undefined are skipped, as JSON does.
+    const record = value as Record<string, unknown>;
+    lo = 0x7b;
+    hi = 0x7d;
+    let n = 0;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const child = record[key];
+      if (child === undefined || typeof child === "function") continue;
+      const k = stringHash(key);
+      const v = valueHash(child);
+      const kLo = k >>> 0;
+      const kHi = Math.floor(k / TWO32);
+      lo = (lo + fmix(kLo ^ fmix((v >>> 0) + 0x9e3779b9))) >>> 0;
+      hi = (hi + fmix(kHi ^ fmix(Math.floor(v / TWO32) ^ kLo ^ 0x85ebca6b))) >>> 0;
+      n++;
+    }
+    lo = fmix(lo ^ n);
+    hi = fmix(hi + n);
+  }
+  const hash = pack(lo, hi);
+  objectHashes.set(value, hash);
+  return hash;
+}
+
+/**
+ * The state hash of a value (an actor's context): 14 hex digits of a 53-bit non-cryptographic
+ * Merkle hash over its canonical form: object members hashed as an unordered set of (key,
+ * value) pairs (so key order does not matter and nothing is sorted), `undefined` members
+ * dropped as in JSON, arrays in order, `bigint`s exact and distinct from numbers and strings.
+ * It depends only on the value. Hashes of nested objects are memoized by identity, which is
+ * sound because contexts are immutable: an XState `assign` makes a new object and shares what
+ * did not change, so each step hashes only what changed.
+ */
+export function stateHash(value: unknown): string {
+  return valueHash(value).toString(16).padStart(14, "0");
+}
+
+/** How a delivery ended. */
+export type DeliveryStatus = "accepted" | "rejected" | "crashed";
+
+/** The recorded outcome of delivering one envelope: what replay checks at every step. */
+export interface EnvelopeOutcome {
+  readonly status: DeliveryStatus;
+  /** The addressed actor after delivery, or null when there is none. */
+  readonly actor: string | null;
+  /** Its state value, rendered as text. */
+  readonly state: string | null;
+  /** {@link stateHash} of its context. */
+  readonly hash: string | null;
+  /** Why it was rejected (not compared in replay). */
+  readonly reason?: string;
+}
+
+/** The outcome of a delivery, from the tree's answer and the addressed actor. */
+export function outcomeOf(
+  delivery: { readonly status: DeliveryStatus; readonly reason?: string },
+  actor: DeliveredActor | undefined,
+): EnvelopeOutcome {
+  const base = {
+    status: delivery.status,
+    actor: actor?.id ?? null,
+    state: actor?.state ?? null,
+    hash: actor === undefined ? null : stateHash(actor.snapshot.context),
+  };
+  return delivery.status === "rejected" && delivery.reason !== undefined
+    ? { ...base, reason: delivery.reason }
+    : base;
+}
+
+/** Whether two outcomes agree on what replay checks (status, actor, state, hash). */
+export function sameOutcome(a: EnvelopeOutcome, b: EnvelopeOutcome): boolean {
+  return a.status === b.status && a.actor === b.actor && a.state === b.state && a.hash === b.hash;
+}
+
+/** An outcome as text: `accepted, job:j1 in state bidding, context 00c0ffee…` (for reports). */
+export function describeOutcome(o: EnvelopeOutcome): string {
+  const where = o.actor === null ? "no actor" : `${o.actor} in state ${o.state}`;
+  return `${o.status}, ${where}${o.hash ? `, context ${o.hash}` : ""}${
+    o.reason ? ` (${o.reason})` : ""
+  }`;
+}
+
+/** An envelope with its recorded outcome (null when the node stopped before delivering it). */
+export interface RecordedEnvelope extends Envelope {
+  readonly outcome: EnvelopeOutcome | null;
+}

@@ -1,0 +1,544 @@
+/**
+ * The durable journal: every envelope a node's inbox stamps is appended to an embedded SQLite
+ * database (`node:sqlite`, WAL mode) in its own transaction before it is delivered, so a
+ * process killed at any moment (kill -9) loses no entry whose delivery had begun. After each
+ * delivery the node hands the journal the outcome (status, actor, state value, context hash),
+ * which is written with the next append; every `checkpointEvery` deliveries the snapshots of
+ * the actors that changed are written in one transaction (see `snapshot_store.ts`), so a
+ * restarted node restores them and replays only the tail.
+ *
+ * Durability: `synchronous: "normal"` (the default) loses nothing on a process crash and at
+ * most the last transactions on a power loss; `"full"` fsyncs every append and loses nothing on
+ * a power loss, at a cost measured by `runtime/replay_bench.ts`.
+ *
+ * On open the journal checks its tail: a write-ahead log that ends in a partial frame, or a
+ * last row whose checksum does not match, is a torn tail (a write cut by a crash). It is
+ * repaired (the partial frame or row dropped) and reported in {@link SqliteJournal.repairs}
+ * and through `onRepair`. Damage anywhere else is a {@link JournalError} naming the sequence
+ * number.
+ *
+ * ```ts
+ * import { SqliteJournal } from "./journal.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const journal = SqliteJournal.open(`${dir}/journal.sqlite`);
+ * journal.append({ seq: journal.nextSeq(), at: 0, source: "operator", target: "job:j1", event: { type: "job.cancel" } });
+ * if (journal.lastSeq !== 1) throw new Error("not appended");
+ * journal.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+import { closeSync, openSync, readSync, statSync, truncateSync } from "node:fs";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import config from "../../deno.json" with { type: "json" };
+import type { RestartIntensity } from "../../actors/supervisor.ts";
+import { BID_MACHINE_VERSION } from "../../machines/bid_machine.ts";
+import { JOB_MACHINE_VERSION } from "../../machines/job_machine.ts";
+import { PEER_MACHINE_VERSION, type PeerConfig } from "../../machines/peer_machine.ts";
+import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
+import type { NodeId, Role } from "../../machines/types.ts";
+import {
+  decodeJson,
+  encodeJson,
+  type EnvelopeOutcome,
+  fnv1aHex,
+  outcomeOf,
+  type RecordedEnvelope,
+} from "./_codec.ts";
+import {
+  type DeliveredActor,
+  type Envelope,
+  type JournalSink,
+  type Source,
+  SOURCES,
+} from "../kernel/mod.ts";
+import { logger } from "../kernel/mod.ts";
+import type { NodeOptions, WorkerProfile } from "../kernel/mod.ts";
+import { type Checkpoint, SnapshotStore } from "./snapshot_store.ts";
+
+export type { EnvelopeOutcome, RecordedEnvelope } from "./_codec.ts";
+export { outcomeOf, stateHash } from "./_codec.ts";
+
+/** The engine's version (from deno.json). */
+export const ENGINE_VERSION: string = `${config.name}@${config.version}`;
+
+/** The version of each machine's logic; recordings carry them. */
+export const MACHINE_VERSIONS: Readonly<Record<"job" | "bid" | "peer", number>> = {
+  job: JOB_MACHINE_VERSION,
+  bid: BID_MACHINE_VERSION,
+  peer: PEER_MACHINE_VERSION,
+};
+
+/** What replay needs to rebuild a node's tree: its identity and the tree's configuration. */
+export interface NodeDescriptor {
+  readonly id: NodeId;
+  readonly roles: readonly Role[];
+  readonly policy: JobPolicy;
+  readonly peer?: PeerConfig;
+  readonly intensity?: RestartIntensity;
+  /** How the node bids (counterfactual replay re-simulates it). */
+  readonly worker?: WorkerProfile;
+  /** Retired jobs the tree remembers (absent: the default). */
+  readonly archiveSize?: number;
+}
+
+/** The descriptor of a node created with `options`. */
+export function describeNode(options: NodeOptions): NodeDescriptor {
+  return {
+    id: options.id,
+    roles: [...options.roles],
+    policy: options.policy ?? DEFAULT_POLICY,
+    ...(options.peer ? { peer: options.peer } : {}),
+    ...(options.intensity ? { intensity: options.intensity } : {}),
+    ...(options.worker ? { worker: options.worker } : {}),
+    ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
+  };
+}
+
+/** A journal that cannot be opened or read; match on `error.name === "JournalError"`. */
+export class JournalError extends Error {
+  override readonly name = "JournalError";
+  /** The journal file. */
+  readonly path: string;
+  /** The sequence number at fault, when there is one. */
+  readonly seq: number | null;
+  constructor(path: string, message: string, seq: number | null = null, options?: ErrorOptions) {
+    super(message, options);
+    this.path = path;
+    this.seq = seq;
+  }
+}
+
+/** How hard each append is pushed to disk. */
+export type JournalSynchronous = "normal" | "full";
+
+/** Options of {@link SqliteJournal.open}. */
+export interface SqliteJournalOptions {
+  /**
+   * `"normal"`: WAL with `synchronous=NORMAL`, nothing lost on a process crash, the last
+   * transactions possibly lost on a power loss; `"full"`: every append fsynced, nothing lost
+   * on a power loss.
+   * @default "normal"
+   */
+  readonly synchronous?: JournalSynchronous;
+  /** The node this journal belongs to: stored on first open, checked on every later one. */
+  readonly node?: NodeDescriptor;
+  /** Deliveries between snapshot checkpoints; 0 writes them only on close. @default 256 */
+  readonly checkpointEvery?: number;
+  /** Told each repair made on open. @default a warning in the log */
+  readonly onRepair?: (message: string) => void;
+}
+
+const JOURNAL_FORMAT = "ciro.journal";
+const JOURNAL_VERSION = 1;
+const WAL_HEADER = 32;
+const WAL_FRAME_HEADER = 24;
+
+function rowChecksum(seq: number, at: number, source: string, target: string, event: string) {
+  return fnv1aHex(`${seq}|${at}|${source}|${target}|${event}`);
+}
+
+/** Drops a partial frame at the end of a write-ahead log; returns a message if it did. */
+function repairWal(path: string): string | undefined {
+  const wal = `${path}-wal`;
+  let size: number;
+  try {
+    size = statSync(wal).size;
+  } catch {
+    return undefined;
+  }
+  if (size === 0) return undefined;
+  if (size < WAL_HEADER) {
+    truncateSync(wal, 0);
+    return `Journal "${path}": torn tail repaired: the write-ahead log held only ${size} bytes of its header; dropped them`;
+  }
+  const header = new Uint8Array(WAL_HEADER);
+  const fd = openSync(wal, "r");
+  try {
+    readSync(fd, header, 0, WAL_HEADER, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const view = new DataView(header.buffer);
+  const magic = view.getUint32(0);
+  if (magic !== 0x377f0682 && magic !== 0x377f0683) return undefined;
+  const pageSize = view.getUint32(8);
+  const frame = WAL_FRAME_HEADER + pageSize;
+  const extra = (size - WAL_HEADER) % frame;
+  if (extra === 0) return undefined;
+  truncateSync(wal, size - extra);
+  return `Journal "${path}": torn tail repaired: dropped a partial write-ahead log frame of ${extra} bytes (a write cut by a crash; SQLite discards its uncommitted transaction)`;
+}
+
+interface Row {
+  seq: number;
+  at: number;
+  source: string;
+  target: string;
+  event: string;
+  crc: string;
+  status: string | null;
+  actor: string | null;
+  state: string | null;
+  hash: string | null;
+  reason: string | null;
+}
+
+/** The SQLite journal of one node. */
+export class SqliteJournal implements JournalSink {
+  /** The database file. */
+  readonly path: string;
+  /** Repairs made on open, as messages (empty when the journal was clean). */
+  readonly repairs: readonly string[];
+  /** The sequence number of the last checkpoint when the journal was opened. */
+  readonly openedAtCheckpoint: number;
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+  readonly #outcome: StatementSync;
+  readonly #snapshots: SnapshotStore;
+  readonly #checkpointEvery: number;
+  readonly #pending: (readonly [number, EnvelopeOutcome])[] = [];
+  readonly #dirty = new Map<string, DeliveredActor>();
+  /** Actors retired since the last checkpoint, with their archive summaries. */
+  readonly #retired = new Map<string, unknown>();
+  #next: number;
+  #lastDelivered = 0;
+  #sinceCheckpoint = 0;
+  #closed = false;
+
+  private constructor(
+    path: string,
+    db: DatabaseSync,
+    next: number,
+    repairs: string[],
+    checkpointEvery: number,
+  ) {
+    this.path = path;
+    this.#db = db;
+    this.#next = next;
+    this.repairs = repairs;
+    this.#checkpointEvery = checkpointEvery;
+    this.#insert = db.prepare(
+      "INSERT INTO entries (seq, at, source, target, event, crc) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    this.#outcome = db.prepare(
+      "UPDATE entries SET status = ?, actor = ?, state = ?, hash = ?, reason = ? WHERE seq = ?",
+    );
+    this.#snapshots = new SnapshotStore(db);
+    this.openedAtCheckpoint = this.#snapshots.load().seq;
+  }
+
+  /** Opens (creating if needed) the journal at `path`, repairing a torn tail. */
+  static open(path: string, options: SqliteJournalOptions = {}): SqliteJournal {
+    if (typeof path !== "string" || path.length === 0 || path === ":memory:") {
+      throw new TypeError(`Invalid journal path: ${JSON.stringify(path)}`);
+    }
+    const every = options.checkpointEvery ?? 256;
+    if (!Number.isInteger(every) || every < 0) {
+      throw new RangeError(`Invalid checkpointEvery ${every}: must be a non-negative integer`);
+    }
+    const report = options.onRepair ??
+      ((message: string) => logger("journal").warn("{message}", { message }));
+    const repairs: string[] = [];
+    const wal = repairWal(path);
+    if (wal !== undefined) repairs.push(wal);
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path);
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS entries (
+          seq INTEGER PRIMARY KEY,
+          at INTEGER NOT NULL,
+          source TEXT NOT NULL,
+          target TEXT NOT NULL,
+          event TEXT NOT NULL,
+          crc TEXT NOT NULL,
+          status TEXT,
+          actor TEXT,
+          state TEXT,
+          hash TEXT,
+          reason TEXT
+        );
+      `);
+    } catch (error) {
+      throw new JournalError(
+        path,
+        `Cannot open journal "${path}": ${(error as Error).message}`,
+        null,
+        { cause: error },
+      );
+    }
+    try {
+      SqliteJournal.#checkMeta(path, db, options.node);
+      const next = SqliteJournal.#checkRows(path, db, repairs);
+      for (const message of repairs) report(message);
+      return new SqliteJournal(path, db, next, repairs, every);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  static #checkMeta(path: string, db: DatabaseSync, node: NodeDescriptor | undefined): void {
+    const get = db.prepare("SELECT value FROM meta WHERE key = ?");
+    const set = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    const format = (get.get("format") as { value: string } | undefined)?.value;
+    if (format === undefined) {
+      const count = (db.prepare("SELECT count(*) AS n FROM entries").get() as { n: number }).n;
+      if (count > 0) {
+        throw new JournalError(path, `Not a CIRO journal: "${path}" has entries but no format`);
+      }
+      set.run("format", JOURNAL_FORMAT);
+      set.run("version", String(JOURNAL_VERSION));
+      set.run("engine", ENGINE_VERSION);
+      set.run("machines", JSON.stringify(MACHINE_VERSIONS));
+      set.run("created", new Date().toISOString());
+    } else if (format !== JOURNAL_FORMAT) {
+      throw new JournalError(path, `Not a CIRO journal: "${path}" has format "${format}"`);
+    } else {
+      const version = Number((get.get("version") as { value: string } | undefined)?.value);
+      if (version !== JOURNAL_VERSION) {
+        throw new JournalError(
+          path,
+          `Unsupported journal version ${version} in "${path}": this engine reads version ${JOURNAL_VERSION}`,
+        );
+      }
+    }
+    if (node !== undefined) {
+      const stored = (get.get("node") as { value: string } | undefined)?.value;
+      if (stored === undefined) set.run("node", encodeJson(node));
+      else {
+        const id = (decodeJson(stored) as NodeDescriptor).id;
+        if (id !== node.id) {
+          throw new JournalError(
+            path,
+            `Cannot open journal "${path}" for node "${node.id}": it belongs to node "${id}"`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Verifies checksums and sequence; drops a torn last row. Returns the next seq. */
+  static #checkRows(path: string, db: DatabaseSync, repairs: string[]): number {
+    const rows = db.prepare("SELECT seq, at, source, target, event, crc FROM entries ORDER BY seq")
+      .iterate() as Iterable<Row>;
+    let expected: number | undefined;
+    let last: Row | undefined;
+    let bad: Row | undefined;
+    for (const row of rows) {
+      if (bad !== undefined) {
+        throw new JournalError(
+          path,
+          `Journal "${path}" is corrupt at seq ${bad.seq}: its checksum does not match, and entries after it exist, so it is not a torn tail`,
+          bad.seq,
+        );
+      }
+      if (expected !== undefined && row.seq !== expected) {
+        throw new JournalError(
+          path,
+          `Journal "${path}" is corrupt: seq ${row.seq} follows seq ${
+            expected - 1
+          } (entries are missing)`,
+          row.seq,
+        );
+      }
+      if (rowChecksum(row.seq, row.at, row.source, row.target, row.event) !== row.crc) bad = row;
+      expected = row.seq + 1;
+      last = row;
+    }
+    if (bad !== undefined) {
+      db.prepare("DELETE FROM entries WHERE seq = ?").run(bad.seq);
+      repairs.push(
+        `Journal "${path}": torn tail repaired: dropped seq ${bad.seq}, whose checksum does not match (a write cut by a crash)`,
+      );
+      return bad.seq;
+    }
+    return (last?.seq ?? 0) + 1;
+  }
+
+  /** The sequence number the next appended envelope gets. */
+  nextSeq(): number {
+    return this.#next;
+  }
+
+  /** The last appended sequence number (0 for none). */
+  get lastSeq(): number {
+    return this.#next - 1;
+  }
+
+  /** The node this journal belongs to, if it was opened with one. */
+  get node(): NodeDescriptor | undefined {
+    const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'node'").get() as
+      | { value: string }
+      | undefined;
+    return row === undefined ? undefined : decodeJson(row.value) as NodeDescriptor;
+  }
+
+  /** The journal's metadata: format, version, engine, machines, created. */
+  get meta(): Readonly<Record<string, string>> {
+    const rows = this.#db.prepare("SELECT key, value FROM meta").all() as {
+      key: string;
+      value: string;
+    }[];
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  }
+
+  /** Appends `envelope` durably (its own transaction, with the outcomes still pending). */
+  append(envelope: Envelope): void {
+    this.#checkOpen();
+    if (envelope.seq !== this.#next) {
+      throw new RangeError(
+        `Cannot append seq ${envelope.seq} to journal "${this.path}": expected seq ${this.#next}`,
+      );
+    }
+    const event = encodeJson(envelope.event);
+    const crc = rowChecksum(envelope.seq, envelope.at, envelope.source, envelope.target, event);
+    if (this.#pending.length === 0) {
+      this.#insert.run(envelope.seq, envelope.at, envelope.source, envelope.target, event, crc);
+    } else {
+      this.#db.exec("BEGIN");
+      try {
+        this.#writeOutcomes();
+        this.#insert.run(envelope.seq, envelope.at, envelope.source, envelope.target, event, crc);
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    }
+    this.#next = envelope.seq + 1;
+  }
+
+  /** Records a delivery's outcome; checkpoints snapshots every `checkpointEvery` deliveries. */
+  delivered(
+    envelope: Envelope,
+    outcome: { readonly status: "accepted" | "rejected" | "crashed"; readonly reason?: string },
+    actor: DeliveredActor | undefined,
+  ): void {
+    if (this.#closed) return;
+    this.#pending.push([envelope.seq, outcomeOf(outcome, actor)]);
+    this.#lastDelivered = envelope.seq;
+    if (actor !== undefined && outcome.status !== "rejected") this.#dirty.set(actor.id, actor);
+    if (this.#checkpointEvery > 0 && ++this.#sinceCheckpoint >= this.#checkpointEvery) {
+      this.checkpoint();
+    }
+  }
+
+  #writeOutcomes(): void {
+    for (const [seq, o] of this.#pending.splice(0)) {
+      this.#outcome.run(o.status, o.actor, o.state, o.hash, o.reason ?? null, seq);
+    }
+  }
+
+  /** Writes pending outcomes and the snapshots of changed actors, as of the last delivery. */
+  checkpoint(): void {
+    this.#checkOpen();
+    this.#sinceCheckpoint = 0;
+    this.#db.exec("BEGIN");
+    try {
+      this.#writeOutcomes();
+      // Only a session that delivered (or recovered) knows the actors' state as of a seq.
+      if (this.#lastDelivered > 0) {
+        this.#snapshots.save(this.#lastDelivered, this.#dirty.values(), this.#retired);
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+    this.#dirty.clear();
+    this.#retired.clear();
+  }
+
+  /** Records that a finished actor was retired: its snapshot gives way to `summary`. */
+  retired(actorId: string, summary: unknown): void {
+    if (this.#closed) return;
+    this.#dirty.delete(actorId);
+    this.#retired.set(actorId, summary);
+  }
+
+  /**
+   * Called once a node's tree holds every journaled entry again (after recovery): checkpoints
+   * `actors` as of the last entry.
+   */
+  recovered(actors: Iterable<DeliveredActor>): void {
+    this.#checkOpen();
+    for (const actor of actors) this.#dirty.set(actor.id, actor);
+    this.#lastDelivered = this.lastSeq;
+    if (this.#lastDelivered > 0) this.checkpoint();
+  }
+
+  /** The last checkpoint's snapshots. */
+  loadCheckpoint(): Checkpoint {
+    this.#checkOpen();
+    return this.#snapshots.load();
+  }
+
+  /** The last entry from `source`, if any. */
+  lastOf(source: Source): RecordedEnvelope | undefined {
+    this.#checkOpen();
+    const row = this.#db.prepare(
+      "SELECT seq FROM entries WHERE source = ? ORDER BY seq DESC LIMIT 1",
+    ).get(source) as { seq: number } | undefined;
+    if (row === undefined) return undefined;
+    for (const entry of this.entries({ from: row.seq })) return entry;
+    return undefined;
+  }
+
+  /** Entries with their outcomes, in order, from seq `from`. */
+  *entries(options: { from?: number } = {}): Generator<RecordedEnvelope> {
+    this.#checkOpen();
+    if (this.#pending.length > 0) this.checkpoint();
+    const rows = this.#db.prepare(
+      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason FROM entries WHERE seq >= ? ORDER BY seq",
+    ).iterate(options.from ?? 1) as Iterable<Row>;
+    for (const row of rows) {
+      if (!(SOURCES as readonly string[]).includes(row.source)) {
+        throw new JournalError(
+          this.path,
+          `Journal "${this.path}" is corrupt at seq ${row.seq}: unknown source "${row.source}"`,
+          row.seq,
+        );
+      }
+      yield {
+        seq: row.seq,
+        at: row.at,
+        source: row.source as Source,
+        target: row.target,
+        event: decodeJson(row.event) as Envelope["event"],
+        outcome: row.status === null ? null : {
+          status: row.status as EnvelopeOutcome["status"],
+          actor: row.actor,
+          state: row.state,
+          hash: row.hash,
+          ...(row.reason === null ? {} : { reason: row.reason }),
+        },
+      };
+    }
+  }
+
+  /** Writes what is pending, checkpoints, and closes the database. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.checkpoint();
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  /** Closes without writing pending outcomes or snapshots (what a crash leaves; tests). */
+  abandon(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new JournalError(this.path, `Journal "${this.path}" is closed`);
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * `deno task node`: the operator's command. Loads the config ({@link loadConfig}: file, then
+ * `CIRO_*` env, then flags), the Ed25519 identity from the data directory (so the peer id
+ * survives restarts), starts a libp2p host (listening, dialing the bootstrap peers), the chain
+ * port (the local ledger file, or Starknet), and the node; logs its multiaddrs; serves the
+ * loopback status endpoint ({@link serveStatus}); and writes `<dataDir>/node.json` (peer id,
+ * pid, multiaddrs, status URL) for scripts and `deno task submit --data-dir`. SIGINT or SIGTERM
+ * stops the status server, the node, the host and the chain, removes `node.json`, and exits 0.
+ *
+ * Exit codes: 0 after a clean shutdown, 2 for a bad config, 1 for any other failure to start.
+ *
+ * @module
+ */
+import { LocalLedger } from "../../../chain/local_ledger.ts";
+import type { ChainPort } from "../../../chain/port.ts";
+import type { JobPolicy } from "../../../machines/policies.ts";
+import { createLibp2pHost, type Libp2pHost } from "../../../protocols/libp2p_host.ts";
+import { loadOrCreateIdentity } from "../../../protocols/identity.ts";
+import type { Capability } from "../../../protocols/capability_index.ts";
+import { loadConfig, type NodeConfig, USAGE } from "../config.ts";
+import { configureLogging, logger } from "../../kernel/mod.ts";
+import type { Node } from "../../kernel/mod.ts";
+import { openDurableNode } from "../../durability/mod.ts";
+import { serveStatus, type StatusServer } from "../status_server.ts";
+
+/** The file the running node describes itself in, inside its data directory. */
+export const NODE_INFO_FILE = "node.json";
+
+/** What `<dataDir>/node.json` holds while the node runs. */
+export interface NodeInfo {
+  readonly peerId: string;
+  readonly pid: number;
+  readonly roles: readonly string[];
+  readonly multiaddrs: readonly string[];
+  /** The status endpoint, `http://127.0.0.1:PORT`, or null when it is off. */
+  readonly http: string | null;
+}
+
+/** A started node with everything it owns. */
+export interface RunningNode {
+  readonly node: Node;
+  readonly host: Libp2pHost;
+  readonly status: StatusServer | undefined;
+  readonly info: NodeInfo;
+  /** Stops everything, in order; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Starts a node from a validated config. */
+export async function startNode(
+  config: NodeConfig,
+  options: { signal?: AbortSignal } = {},
+): Promise<RunningNode> {
+  const log = logger("cli");
+  const privateKey = await loadOrCreateIdentity(config.dataDir);
+  const net = config.network;
+  const host = await createLibp2pHost({
+    privateKey,
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    trustedRanges: net.trustedRanges,
+    heartbeatMs: net.heartbeatMs,
+    maxRejections: net.maxRejections,
+    banMs: net.banMs,
+    requestTimeoutMs: net.requestTimeoutMs,
+    rateLimit: net.rateLimit,
+  });
+  const undo: (() => Promise<void> | void)[] = [() => host.stop()];
+  const unwind = async () => {
+    for (const step of undo.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        log.warn("Shutdown step failed: {error}", { error: (error as Error).message });
+      }
+    }
+  };
+  try {
+    const chain = await openChain(config, host.self, options.signal);
+    undo.push(chain.close);
+    // The node journals to its data directory and, restarted on it, comes back where it was.
+    const durable = await openDurableNode({
+      id: host.self,
+      roles: config.roles,
+      network: host,
+      chain: chain.port,
+      policy: config.policy as JobPolicy,
+      peer: config.peer,
+      capabilityIntervalMs: config.capabilityIntervalMs,
+      retainFinishedMs: config.jobs.retainFinishedMs,
+      archiveSize: config.jobs.archiveSize,
+      ...(config.roles.includes("worker") ? { worker: config.worker } : {}),
+      dataDir: config.dataDir,
+      synchronous: config.journal.synchronous,
+      checkpointEvery: config.journal.checkpointEvery,
+      acceptDivergence: config.journal.acceptDivergence,
+      onRepair: (message) => log.warn("{message}", { message }),
+    });
+    const node = durable.node;
+    if (durable.restored > 0) {
+      log.info(
+        "Recovered {restored} actors ({replayed} journal entries after the last checkpoint)",
+        {
+          restored: durable.restored,
+          replayed: durable.replayed,
+        },
+      );
+    }
+    const resumed = await durable.start(options.signal ? { signal: options.signal } : {});
+    if (resumed.length > 0) {
+      log.info("Resumed {count} effects in flight", { count: resumed.length });
+    }
+    undo.push(() => durable.stop());
+    // Joining: ask a third of the peers for what is open, once connections have formed.
+    if (config.bootstrap.length > 0) {
+      const join = setTimeout(() => {
+        node.requestSnapshot(options.signal ? { signal: options.signal } : {}).then(
+          (got) => log.info("Join snapshot: {jobs} open jobs, {bids} bids from {asked} peers", got),
+          (error) => log.warn("Join snapshot failed: {error}", { error: (error as Error).message }),
+        );
+      }, 1_000);
+      undo.push(() => clearTimeout(join));
+    }
+    // Workers and verifiers advertise what they offer in the DHT capability index.
+    const offered: Capability[] = config.roles
+      .filter((r): r is "worker" | "verifier" => r === "worker" || r === "verifier")
+      .map((role) => ({ type: "role", role }));
+    if (config.roles.includes("worker")) {
+      offered.push({ type: "hardware", hardware: config.worker.hardware });
+    }
+    for (const capability of offered) {
+      host.capabilities.advertise(capability, options.signal ? { signal: options.signal } : {})
+        .catch((error) =>
+          log.warn("Cannot advertise {key}: {error}", {
+            key: JSON.stringify(capability),
+            error: (error as Error).message,
+          })
+        );
+    }
+    const status = config.http.enabled
+      ? serveStatus(node, {
+        host: config.http.host,
+        port: config.http.port,
+        connected: () => host.peers(),
+        extra: () => ({ multiaddrs: host.multiaddrs(), network: host.stats() }),
+      })
+      : undefined;
+    if (status) undo.push(() => status.shutdown());
+    const info: NodeInfo = {
+      peerId: host.self,
+      pid: Deno.pid,
+      roles: config.roles,
+      multiaddrs: host.multiaddrs(),
+      http: status?.url ?? null,
+    };
+    const infoPath = `${config.dataDir}/${NODE_INFO_FILE}`;
+    const tmp = `${infoPath}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(info, null, 2) + "\n");
+    await Deno.rename(tmp, infoPath);
+    undo.push(() => Deno.remove(infoPath).catch(() => {}));
+    log.info("Node {peerId} started as {roles}", {
+      peerId: host.self,
+      roles: config.roles.join(","),
+    });
+    for (const address of info.multiaddrs) log.info("Listening on {address}", { address });
+    if (status) log.info("Status endpoint on {url}", { url: status.url });
+    let stopping: Promise<void> | undefined;
+    return { node, host, status, info, stop: () => stopping ??= unwind() };
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
+}
+
+async function openChain(
+  config: NodeConfig,
+  nodeId: string,
+  signal: AbortSignal | undefined,
+): Promise<{ port: ChainPort; close: () => Promise<void> | void }> {
+  const chain = config.chain;
+  if (chain.kind === "local") {
+    const ledger = LocalLedger.open(chain.path);
+    return { port: ledger.as(nodeId), close: () => ledger.close() };
+  }
+  const { StarknetChain } = await import("../../../chain/starknet_adapter.ts");
+  const port = await StarknetChain.connect({
+    rpcUrl: chain.rpcUrl,
+    accountAddress: chain.accountAddress,
+    jobManagerAddress: chain.jobManagerAddress,
+    cdcPoolAddress: chain.cdcPoolAddress,
+    nodeId,
+    confirmations: chain.confirmations,
+    pollMs: chain.pollMs,
+    ...(chain.privateKeyFile !== undefined ? { privateKeyFile: chain.privateKeyFile } : {}),
+    ...(chain.tokenAddress !== undefined ? { tokenAddress: chain.tokenAddress } : {}),
+    ...(signal ? { signal } : {}),
+  });
+  return { port, close: () => port.close() };
+}
+
+/** Runs `deno task node` with `args`; resolves with the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
+  let config: NodeConfig;
+  try {
+    config = await loadConfig({ args, env: Deno.env.toObject() });
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  }
+  configureLogging(config.log);
+  const log = logger("cli");
+  const abort = new AbortController();
+  let signalled: (name: string) => void = () => {};
+  const stopRequested = new Promise<string>((resolve) => signalled = resolve);
+  const handlers: [Deno.Signal, () => void][] = (["SIGINT", "SIGTERM"] as const).map((
+    name,
+  ) => [name, () => {
+    abort.abort(new Error(`Received ${name}`));
+    signalled(name);
+  }]);
+  for (const [name, handler] of handlers) Deno.addSignalListener(name, handler);
+  let running: RunningNode;
+  try {
+    running = await startNode(config, { signal: abort.signal });
+  } catch (error) {
+    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+    if (abort.signal.aborted) return 0;
+    log.fatal("Cannot start the node: {error}", { error: (error as Error).message });
+    return 1;
+  }
+  const name = await stopRequested;
+  log.info("Received {signal}: shutting down", { signal: name });
+  await running.stop();
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  log.info("Stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
