@@ -1,5 +1,5 @@
 /**
- * The Starknet adapter end to end against the JSON-RPC test double (`starknet_rpc_server.ts`,
+ * The Starknet adapter end to end against the JSON-RPC test double (`starknet/rpc_server.ts`,
  * which executes transactions on a local ledger): settlement flows, event pagination,
  * confirmations, reorgs, restart from a stored cursor, nonce and transient-failure retries, and
  * that the account key never leaks. Every wait is bounded; no assertion depends on timing.
@@ -19,7 +19,7 @@ import {
   StarknetChain,
   type StarknetChainOptions,
 } from "../chain/starknet_adapter.ts";
-import { StarknetRpcServer, type StarknetRpcServerOptions } from "./starknet_rpc_server.ts";
+import { StarknetRpcServer, type StarknetRpcServerOptions } from "./starknet/rpc_server.ts";
 
 const HASH = "ab".repeat(32);
 const KEYS = {

@@ -37,11 +37,11 @@
  * @module
  */
 import { CallData, hash } from "starknet";
-import { LocalLedger } from "../chain/local_ledger.ts";
-import { encodeChainEvent } from "../chain/events.ts";
-import type { ChainEvent, ChainEventName, ChainPort } from "../chain/port.ts";
-import jobManagerAbi from "../chain/abi/job_manager.json" with { type: "json" };
-import cdcPoolAbi from "../chain/abi/cdc_pool.json" with { type: "json" };
+import { LocalLedger } from "../../chain/local_ledger.ts";
+import { encodeChainEvent } from "../../chain/events.ts";
+import type { ChainEvent, ChainEventName, ChainPort } from "../../chain/port.ts";
+import jobManagerAbi from "../../chain/abi/job_manager.json" with { type: "json" };
+import cdcPoolAbi from "../../chain/abi/cdc_pool.json" with { type: "json" };
 
 /** Which contract emits each event on Starknet. */
 export const EVENT_CONTRACT: Readonly<Record<ChainEventName, "jobManager" | "cdcPool">> = {
