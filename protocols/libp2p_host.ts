@@ -25,28 +25,8 @@
  *   peer's protocols), `heartbeat` (a ping to every connected peer each `heartbeatMs`, default
  *   5 s, with the round trip) and `disconnected` (`peer:disconnect`).
  *
- * ## Peer score parameters
- *
- * Gossipsub's defaults assume high-traffic topics and one peer per IP. Ours:
- *
- * - **Every topic in `TOPICS` is scored** (gossipsub only counts invalid deliveries for scored
- *   topics), `topicWeight` 1.
- * - **P1 time in mesh**: weight 0.01 per second, capped at 300 s (at most +3).
- * - **P2 first deliveries**: weight 1, decay 0.9 per second, cap 20 (at most +20).
- * - **P3/P3b mesh delivery deficits: off** (weight 0). Job traffic is bursty and often
- *   quiet; a deficit penalty would prune honest peers from the mesh in a quiet minute.
- * - **P4 invalid deliveries**: weight -0.2, decay 0.99 per second (half-life about 70 s).
- *   The penalty is quadratic (-0.2 n²): one rejected message costs 0.2, 7 cost about 10 (the
- *   gossip threshold), 16 about 51 (the publish threshold), 20 exactly 80 (the graylist
- *   threshold), which is where the ban counter above disconnects the peer: score and ban
- *   agree.
- * - **P6 IP colocation**: weight -5 above 10 peers per IP (the gossipsub defaults) for public
- *   addresses; addresses in `trustedRanges` (default loopback, `127.0.0.0/8` and `::1/128`) are
- *   whitelisted. Measured before the whitelist: an 11th node on loopback emptied every mesh
- *   and a 20-node loopback network delivered 0 % of its gossip.
- * - **P7 behaviour penalty**: gossipsub defaults (weight -10, decay 0.2).
- * - Thresholds: gossip -10, publish -50, graylist -80, accept PX 10, opportunistic graft 20.
- * - `topicScoreCap` 25; decay interval 1 s.
+ * Peer score parameters are in `gossip_score.ts`, stream framing in `stream_framing.ts`, address
+ * ranges in `cidr.ts`.
  *
  * `trustedRanges` also join the connection manager's allow list (exempt from the per-IP
  * inbound connection rate limit, which refuses a 6th connection per second from one host),
@@ -79,14 +59,9 @@ import {
   StrictSign,
   TopicValidatorResult,
 } from "@libp2p/gossipsub";
-import type {
-  PeerScoreParams,
-  PeerScoreThresholds,
-  TopicScoreParams,
-} from "@libp2p/gossipsub/score";
 import { type KadDHT, kadDHT } from "@libp2p/kad-dht";
 import { bootstrap } from "@libp2p/bootstrap";
-import type { PeerId, PeerInfo, PrivateKey, Stream } from "@libp2p/interface";
+import type { PeerId, PeerInfo, PrivateKey } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { getLogger } from "@logtape/logtape";
@@ -102,6 +77,16 @@ import type {
 import { RateLimiter, type RateLimitOptions } from "./rate_limit.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { CapabilityIndex } from "./capability_index.ts";
+import {
+  type Cidr,
+  cidrToMultiaddr,
+  ipInRanges,
+  NON_PUBLIC_RANGES,
+  parseCidr,
+  TrustedIpSet,
+} from "./cidr.ts";
+import { PEER_SCORE_THRESHOLDS, peerScoreParams } from "./gossip_score.ts";
+import { frame, readFrame, sendAll, StreamReader } from "./stream_framing.ts";
 
 const log = getLogger(["ciro", "network"]);
 
@@ -218,34 +203,6 @@ interface GossipSubScoring {
   getScore(peer: string): number;
 }
 
-const TOPIC_SCORE: TopicScoreParams = {
-  topicWeight: 1,
-  timeInMeshWeight: 0.01,
-  timeInMeshQuantum: 1_000,
-  timeInMeshCap: 300,
-  firstMessageDeliveriesWeight: 1,
-  firstMessageDeliveriesDecay: 0.9,
-  firstMessageDeliveriesCap: 20,
-  meshMessageDeliveriesWeight: 0,
-  meshMessageDeliveriesDecay: 0.5,
-  meshMessageDeliveriesCap: 100,
-  meshMessageDeliveriesThreshold: 1,
-  meshMessageDeliveriesWindow: 10,
-  meshMessageDeliveriesActivation: 5_000,
-  meshFailurePenaltyWeight: 0,
-  meshFailurePenaltyDecay: 0.5,
-  invalidMessageDeliveriesWeight: -0.2,
-  invalidMessageDeliveriesDecay: 0.99,
-};
-
-const SCORE_THRESHOLDS: PeerScoreThresholds = {
-  gossipThreshold: -10,
-  publishThreshold: -50,
-  graylistThreshold: -80,
-  acceptPXThreshold: 10,
-  opportunisticGraftThreshold: 20,
-};
-
 /** Creates (and by default starts) a libp2p host. */
 export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise<Libp2pHost> {
   const privateKey = options.privateKey ??
@@ -259,15 +216,7 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     bans.delete(peer);
     return false;
   };
-  const scoreParams: Partial<PeerScoreParams> = {
-    topics: Object.fromEntries(Object.values(TOPICS).map((topic) => [topic, { ...TOPIC_SCORE }])),
-    topicScoreCap: 25,
-    IPColocationFactorWeight: -5,
-    IPColocationFactorThreshold: 10,
-    IPColocationFactorWhitelist: new TrustedIpSet(trusted),
-    decayInterval: 1_000,
-    decayToZero: 0.01,
-  };
+  const scoreParams = peerScoreParams(new TrustedIpSet(trusted));
   const bootstrapList = [...(options.bootstrap ?? [])];
   const peerDiscovery = bootstrapList.length > 0
     ? [bootstrap({ list: bootstrapList, timeout: 0 })]
@@ -301,7 +250,7 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
         allowedTopics: Object.values(TOPICS),
         maxInboundDataLength: 4 * MAX_MESSAGE_BYTES,
         scoreParams,
-        scoreThresholds: SCORE_THRESHOLDS,
+        scoreThresholds: PEER_SCORE_THRESHOLDS,
       }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
@@ -680,337 +629,6 @@ function withSignal(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal === undefined ? {} : { signal };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Streams: framing, backpressure
-
-/** Prefixes `data` with its length (u32, big endian). */
-export function frame(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + data.byteLength);
-  new DataView(out.buffer).setUint32(0, data.byteLength);
-  out.set(data, 4);
-  return out;
-}
-
-/**
- * Reads one length-prefixed frame; `undefined` at a clean end of stream. Throws `RangeError`
- * when the announced length exceeds `maxBytes`.
- */
-export async function readFrame(
-  reader: StreamReader,
-  maxBytes: number,
-  signal?: AbortSignal,
-): Promise<Uint8Array | undefined> {
-  const prefix = await reader.readExactly(4, signal);
-  if (prefix === undefined) return undefined;
-  const length = new DataView(prefix.buffer, prefix.byteOffset, 4).getUint32(0);
-  if (length > maxBytes) {
-    throw new RangeError(`Frame too large: ${length} bytes exceeds ${maxBytes}`);
-  }
-  const body = await reader.readExactly(length, signal);
-  if (body === undefined) throw new RangeError(`Stream ended inside a frame of ${length} bytes`);
-  return body;
-}
-
-/**
- * Sends `data` in chunks of at most `chunkBytes`; whenever `send()` returns `false` (the
- * muxer's window or buffer is full) it waits for the stream's `drain` event before the next
- * chunk, so at most one chunk beyond what the muxer accepted is ever queued.
- */
-export async function sendAll(
-  stream: Stream,
-  data: Uint8Array,
-  signal?: AbortSignal,
-  chunkBytes = 64 * 1024,
-): Promise<void> {
-  for (let offset = 0; offset < data.byteLength; offset += chunkBytes) {
-    signal?.throwIfAborted();
-    const chunk = data.subarray(offset, Math.min(data.byteLength, offset + chunkBytes));
-    if (!stream.send(chunk)) await drained(stream, signal);
-  }
-}
-
-/**
- * Waits for `drain`. Not `stream.onDrain()`: in @libp2p/utils 7.4.1 its promise is created
- * once and never reset, so after the first drain it resolves at once and the write buffer
- * grows without bound (measured: 10 MB queued behind a paused reader).
- */
-function drained(stream: Stream, signal?: AbortSignal): Promise<void> {
-  if (!stream.writableNeedsDrain) return Promise.resolve();
-  signal?.throwIfAborted();
-  return new Promise<void>((resolve, reject) => {
-    const cleanup = () => {
-      stream.removeEventListener("drain", onDrain);
-      stream.removeEventListener("close", onClose);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onClose = (event: Event) => {
-      cleanup();
-      reject(
-        (event as Event & { error?: Error }).error ??
-          new Error("Stream closed while waiting to send"),
-      );
-    };
-    const onAbort = () => {
-      cleanup();
-      reject(signal?.reason);
-    };
-    stream.addEventListener("drain", onDrain);
-    stream.addEventListener("close", onClose);
-    signal?.addEventListener("abort", onAbort);
-  });
-}
-
-/**
- * Reads a libp2p v3 stream through its events. Incoming chunks queue up to `highWaterMark`
- * bytes; above it the stream is paused (the muxer stops granting the sender window) until
- * the reader catches up.
- */
-export class StreamReader {
-  readonly #stream: Stream;
-  readonly #highWaterMark: number;
-  readonly #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #remoteEnded = false;
-  #closed = false;
-  #error: Error | undefined;
-  #wake: (() => void) | undefined;
-
-  constructor(stream: Stream, options: { highWaterMark?: number } = {}) {
-    this.#stream = stream;
-    this.#highWaterMark = options.highWaterMark ?? 1_048_576;
-    stream.addEventListener("message", (event) => {
-      const chunk = event.data.subarray();
-      if (chunk.byteLength === 0) return;
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.byteLength;
-      // Pause in a microtask: this listener may run inside `resume()`, which ends by telling
-      // the muxer to resume; a pause issued here would be undone by it.
-      if (this.#buffered > this.#highWaterMark) queueMicrotask(() => this.#maybePause());
-      this.#notify();
-    });
-    stream.addEventListener("remoteCloseWrite", () => {
-      this.#remoteEnded = true;
-      this.#notify();
-    });
-    stream.addEventListener("close", (event) => {
-      this.#closed = true;
-      if (event.error !== undefined) this.#error = event.error;
-      this.#notify();
-    });
-  }
-
-  /** Bytes queued and not yet read. */
-  get buffered(): number {
-    return this.#buffered;
-  }
-
-  /** Reads up to `maxBytes` (at least one byte); `undefined` at the end of the stream. */
-  async read(maxBytes: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-    while (this.#chunks.length === 0) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#stream.readStatus === "paused") this.#stream.resume();
-      if ((this.#remoteEnded && this.#stream.readBufferLength === 0) || this.#closed) {
-        return undefined;
-      }
-      await this.#waitForEvent(signal);
-    }
-    const head = this.#chunks[0]!;
-    let chunk: Uint8Array;
-    if (head.byteLength <= maxBytes) {
-      chunk = head;
-      this.#chunks.shift();
-    } else {
-      chunk = head.subarray(0, maxBytes);
-      this.#chunks[0] = head.subarray(maxBytes);
-    }
-    this.#buffered -= chunk.byteLength;
-    if (this.#buffered <= this.#highWaterMark / 2 && this.#stream.readStatus === "paused") {
-      this.#stream.resume();
-    }
-    return chunk;
-  }
-
-  /**
-   * Reads exactly `length` bytes; `undefined` when the stream ends before the first byte,
-   * `RangeError` when it ends in the middle.
-   */
-  async readExactly(length: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-    const out = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      const chunk = await this.read(length - filled, signal);
-      if (chunk === undefined) {
-        if (filled === 0) return undefined;
-        throw new RangeError(`Stream ended after ${filled} of ${length} bytes`);
-      }
-      out.set(chunk, filled);
-      filled += chunk.byteLength;
-    }
-    return out;
-  }
-
-  #maybePause(): void {
-    if (this.#buffered > this.#highWaterMark && this.#stream.readStatus === "readable") {
-      this.#stream.pause();
-    }
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  #waitForEvent(signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        this.#wake = undefined;
-        reject(signal?.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#wake = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      };
-    });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Address ranges
-
-/** A parsed CIDR range. */
-export interface Cidr {
-  readonly version: 4 | 6;
-  readonly network: bigint;
-  readonly prefix: number;
-}
-
-/** Parses `"127.0.0.0/8"` or `"::1/128"` (a bare address is a /32 or /128). */
-export function parseCidr(text: string): Cidr {
-  const [address = "", prefixText] = text.split("/");
-  const ip = parseIp(address);
-  if (ip === undefined) throw new TypeError(`Invalid CIDR "${text}": not an IP address`);
-  const width = ip.version === 4 ? 32 : 128;
-  const prefix = prefixText === undefined ? width : Number(prefixText);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > width) {
-    throw new TypeError(`Invalid CIDR "${text}": prefix must be 0 to ${width}`);
-  }
-  return { version: ip.version, network: mask(ip.value, width, prefix), prefix };
-}
-
-/** Whether `ip` (IPv4, IPv6 or IPv4-mapped IPv6) lies in one of `ranges`. */
-export function ipInRanges(ip: string, ranges: readonly Cidr[]): boolean {
-  const parsed = parseIp(ip);
-  if (parsed === undefined) return false;
-  return ranges.some((range) => {
-    if (range.version !== parsed.version) return false;
-    const width = range.version === 4 ? 32 : 128;
-    return mask(parsed.value, width, range.prefix) === range.network;
-  });
-}
-
-function mask(value: bigint, width: number, prefix: number): bigint {
-  const bits = BigInt(width - prefix);
-  return (value >> bits) << bits;
-}
-
-function parseIp(text: string): { version: 4 | 6; value: bigint } | undefined {
-  const v4 = parseIpv4(text);
-  if (v4 !== undefined) return { version: 4, value: v4 };
-  if (!text.includes(":")) return undefined;
-  let address = text.replace(/^\[|\]$/g, "").split("%")[0] ?? "";
-  const lastColon = address.lastIndexOf(":");
-  const embedded = parseIpv4(address.slice(lastColon + 1));
-  if (embedded !== undefined) {
-    const high = (embedded >> 16n).toString(16);
-    const low = (embedded & 0xffffn).toString(16);
-    address = `${address.slice(0, lastColon + 1)}${high}:${low}`;
-  }
-  const halves = address.split("::");
-  if (halves.length > 2) return undefined;
-  const parseGroups = (part: string | undefined): bigint[] | undefined => {
-    if (part === undefined || part === "") return [];
-    const groups: bigint[] = [];
-    for (const group of part.split(":")) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return undefined;
-      groups.push(BigInt(`0x${group}`));
-    }
-    return groups;
-  };
-  const head = parseGroups(halves[0]);
-  const rest = halves.length === 2 ? parseGroups(halves[1]) : [];
-  if (head === undefined || rest === undefined) return undefined;
-  const known = head.length + rest.length;
-  if (halves.length === 1 && known !== 8) return undefined;
-  if (known > 8) return undefined;
-  const groups = [...head, ...Array<bigint>(8 - known).fill(0n), ...rest];
-  const value = groups.reduce((acc, group) => (acc << 16n) | group, 0n);
-  // IPv4-mapped IPv6 (::ffff:a.b.c.d) is an IPv4 address.
-  if (value >> 32n === 0xffffn) return { version: 4, value: value & 0xffff_ffffn };
-  return { version: 6, value };
-}
-
-function parseIpv4(text: string): bigint | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let value = 0n;
-  for (const part of parts) {
-    if (!/^[0-9]{1,3}$/.test(part)) return undefined;
-    const byte = Number(part);
-    if (byte > 255) return undefined;
-    value = (value << 8n) | BigInt(byte);
-  }
-  return value;
-}
-
-function cidrToMultiaddr(range: Cidr): string {
-  if (range.version === 4) {
-    const v = range.network;
-    const ip = [24n, 16n, 8n, 0n].map((shift) => ((v >> shift) & 0xffn).toString()).join(".");
-    return `/ip4/${ip}/ipcidr/${range.prefix}`;
-  }
-  const groups: string[] = [];
-  for (let shift = 112n; shift >= 0n; shift -= 16n) {
-    groups.push(((range.network >> shift) & 0xffffn).toString(16));
-  }
-  return `/ip6/${groups.join(":")}/ipcidr/${range.prefix}`;
-}
-
-/**
- * The IP colocation whitelist: gossipsub asks `has(ip)` with each peer's IP; this set answers
- * by range membership instead of exact strings.
- */
-class TrustedIpSet extends Set<string> {
-  readonly #ranges: readonly Cidr[];
-  constructor(ranges: readonly Cidr[]) {
-    super();
-    this.#ranges = ranges;
-  }
-  override has(ip: string): boolean {
-    return ipInRanges(ip, this.#ranges);
-  }
-}
-
-const NON_PUBLIC = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "::/128",
-  "::1/128",
-  "fc00::/7",
-  "fe80::/10",
-].map(parseCidr);
-
 /** Keeps a peer's public addresses and those in trusted ranges; drops other private ones. */
 function keepRoutableAddresses(info: PeerInfo, trusted: readonly Cidr[]): PeerInfo {
   return {
@@ -1018,7 +636,7 @@ function keepRoutableAddresses(info: PeerInfo, trusted: readonly Cidr[]): PeerIn
     multiaddrs: info.multiaddrs.filter((address: Multiaddr) => {
       const ip = address.getComponents().find((c) => c.name === "ip4" || c.name === "ip6")?.value;
       if (ip === undefined) return true; // dns and the like
-      return ipInRanges(ip, trusted) || !ipInRanges(ip, NON_PUBLIC);
+      return ipInRanges(ip, trusted) || !ipInRanges(ip, NON_PUBLIC_RANGES);
     }),
   };
 }

@@ -1,11 +1,25 @@
 /**
  * The wire: versioned topic names and one schema per message (zod). Amounts travel as decimal
  * strings and decode to `bigint`. {@link decodeMessage} is the only way bytes from a peer
- * become a typed message; anything else is a {@link WireError} naming what is wrong.
+ * become a typed message; anything else is a {@link WireError} naming what is wrong, with a
+ * {@link WireErrorCode}.
+ *
+ * Decoding is bounded before anything else happens ({@link WIRE_JSON_LIMITS}: size, depth,
+ * string and array lengths, keys per object, checked by a scan of the text before
+ * `JSON.parse`), and every schema is strict: a field the schema does not know is an error, not
+ * silently stripped (a newer message gets a new topic version). A job's `input` and a result's
+ * `output` travel as opaque JSON but are held to the tighter {@link PAYLOAD_VALUE_LIMITS}.
  *
  * @module
  */
 import { z } from "zod";
+import {
+  type BoundedJsonCode,
+  BoundedJsonError,
+  checkBounded,
+  decodeBoundedJson,
+  type JsonLimits,
+} from "./bounded_json.ts";
 
 /** Gossip topics, versioned: a breaking schema change gets a new topic. */
 export const TOPICS = {
@@ -26,6 +40,39 @@ export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
 /** Largest message accepted on any topic, in bytes. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
+/**
+ * Limits on the JSON of one gossip message: {@link MAX_MESSAGE_BYTES}, 16 levels deep,
+ * strings up to 8,192 code units, arrays up to 8,192 elements, 64 keys per object.
+ */
+export const WIRE_JSON_LIMITS: JsonLimits = Object.freeze({
+  maxBytes: MAX_MESSAGE_BYTES,
+  maxDepth: 16,
+  maxStringLength: 8 * 1024,
+  maxArrayLength: 8 * 1024,
+  maxKeys: 64,
+});
+
+/**
+ * Limits on a job's `input` and a result's `output` (tensors, matrices) inside a message:
+ * 8 levels deep (a tensor is `{inputs: {name: {dims, dtype, data}}}`, a matrix two), 16 keys
+ * per object; size, strings and arrays as {@link WIRE_JSON_LIMITS}.
+ */
+export const PAYLOAD_VALUE_LIMITS: JsonLimits = Object.freeze({
+  ...WIRE_JSON_LIMITS,
+  maxDepth: 8,
+  maxKeys: 16,
+});
+
+/** Opaque JSON (a job input, a result output) within {@link PAYLOAD_VALUE_LIMITS}. */
+const payloadValue = z.unknown().superRefine((value, ctx) => {
+  try {
+    checkBounded(value, PAYLOAD_VALUE_LIMITS);
+  } catch (error) {
+    if (!(error instanceof BoundedJsonError)) throw error;
+    ctx.addIssue({ code: "custom", message: error.message, params: { bound: error.code } });
+  }
+});
+
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:\-]+$/, "must be an identifier");
 const hash = z.string().regex(/^[0-9a-f]{64}$/, "must be a hex sha-256");
 const u256 = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a decimal u256").transform((s) =>
@@ -35,15 +82,15 @@ const ms = z.number().int().nonnegative().max(2 ** 52);
 const hardware = z.enum(["cpu", "gpu"]);
 
 const jobKind = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("builtin"), name: z.literal("matmul") }),
-  z.object({ type: z.literal("onnx"), modelHash: hash }),
+  z.strictObject({ type: z.literal("builtin"), name: z.literal("matmul") }),
+  z.strictObject({ type: z.literal("onnx"), modelHash: hash }),
 ]);
 
-const jobSpec = z.object({
+const jobSpec = z.strictObject({
   kind: jobKind,
   inputCommitment: hash,
-  input: z.unknown().optional(),
-  requirements: z.object({ hardware, minStake: u256 }),
+  input: payloadValue.optional(),
+  requirements: z.strictObject({ hardware, minStake: u256 }),
   maxPrice: u256,
   bidWindowMs: ms.min(1),
   executionMs: ms.min(1),
@@ -55,7 +102,7 @@ const jobSpec = z.object({
 
 /** Schemas of every message, by topic. */
 export const SCHEMAS = {
-  [TOPICS.jobs]: z.object({
+  [TOPICS.jobs]: z.strictObject({
     type: z.literal("job.announce"),
     jobId: id,
     owner: id,
@@ -64,7 +111,7 @@ export const SCHEMAS = {
     spec: jobSpec,
   }),
   [TOPICS.bids]: z.discriminatedUnion("type", [
-    z.object({
+    z.strictObject({
       type: z.literal("bid.submit"),
       bidId: id,
       jobId: id,
@@ -75,9 +122,9 @@ export const SCHEMAS = {
       reputation: z.number().int().min(0).max(1000),
       hardware,
     }),
-    z.object({ type: z.literal("bid.withdraw"), bidId: id, jobId: id, worker: id }),
+    z.strictObject({ type: z.literal("bid.withdraw"), bidId: id, jobId: id, worker: id }),
   ]),
-  [TOPICS.assignments]: z.object({
+  [TOPICS.assignments]: z.strictObject({
     type: z.literal("job.assign"),
     jobId: id,
     worker: id,
@@ -85,14 +132,14 @@ export const SCHEMAS = {
     price: u256,
     verifiers: z.array(id).max(64),
   }),
-  [TOPICS.results]: z.object({
+  [TOPICS.results]: z.strictObject({
     type: z.literal("job.result"),
     jobId: id,
     worker: id,
     commitment: hash,
-    output: z.unknown(),
+    output: payloadValue,
   }),
-  [TOPICS.attestations]: z.object({
+  [TOPICS.attestations]: z.strictObject({
     type: z.literal("job.attest"),
     jobId: id,
     verifier: id,
@@ -101,19 +148,19 @@ export const SCHEMAS = {
     worker: id,
     claimed: hash,
   }),
-  [TOPICS.capabilities]: z.object({
+  [TOPICS.capabilities]: z.strictObject({
     type: z.literal("node.capabilities"),
     node: id,
     roles: z.array(z.enum(["client", "worker", "verifier", "bootstrap"])).max(4),
     hardware,
     models: z.array(hash).max(256),
   }),
-  [TOPICS.reputation]: z.object({
+  [TOPICS.reputation]: z.strictObject({
     type: z.literal("node.reputation"),
     node: id,
     score: z.number().int().min(0).max(1000),
   }),
-  [TOPICS.health]: z.object({
+  [TOPICS.health]: z.strictObject({
     type: z.literal("node.health"),
     node: id,
     at: ms,
@@ -126,18 +173,51 @@ export type MessageOf<T extends Topic> = z.output<(typeof SCHEMAS)[T]>;
 /** The encodable message of a topic (amounts as `bigint`). */
 export type OutgoingOf<T extends Topic> = z.output<(typeof SCHEMAS)[T]>;
 
-/** Bytes from the network that are not a valid message. */
+/**
+ * Why a message was refused at decode: a {@link BoundedJsonCode} (over a limit, or not JSON),
+ * `unknown_topic`, `unknown_field` (a strict schema met a field it does not know),
+ * `payload_bounds` (an input or output over {@link PAYLOAD_VALUE_LIMITS}) or `invalid` (any
+ * other schema violation).
+ */
+export type WireErrorCode =
+  | BoundedJsonCode
+  | "unknown_topic"
+  | "unknown_field"
+  | "payload_bounds"
+  | "invalid";
+
+/** Bytes from the network that are not a valid message; `code` says why. */
 export class WireError extends Error {
   override readonly name = "WireError";
   readonly topic: string;
-  constructor(topic: string, message: string) {
+  readonly code: WireErrorCode;
+  constructor(topic: string, message: string, code: WireErrorCode = "invalid") {
     super(message);
     this.topic = topic;
+    this.code = code;
   }
 }
 
+/** The code and a one-line description of the first issue of a failed zod parse. */
+export function describeSchemaIssue(
+  error: z.ZodError,
+): { code: "unknown_field" | "payload_bounds" | "invalid"; detail: string } {
+  const issue = error.issues[0];
+  const where = issue?.path.length ? issue.path.join(".") : "(root)";
+  if (issue?.code === "unrecognized_keys") {
+    return {
+      code: "unknown_field",
+      detail: `${where}: unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`,
+    };
+  }
+  const bound = issue?.code === "custom" ? issue.params?.["bound"] : undefined;
+  return {
+    code: bound === undefined ? "invalid" : "payload_bounds",
+    detail: `${where}: ${issue?.message ?? "invalid"}`,
+  };
+}
+
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes a message for `topic`: JSON with `bigint` as decimal strings. */
 export function encodeMessage<T extends Topic>(topic: T, message: OutgoingOf<T>): Uint8Array {
@@ -152,30 +232,25 @@ export function encodeMessage<T extends Topic>(topic: T, message: OutgoingOf<T>)
   return bytes;
 }
 
-/** Decodes and validates bytes received on `topic`; throws {@link WireError} naming the fault. */
+/**
+ * Decodes and validates bytes received on `topic`: bounded JSON ({@link WIRE_JSON_LIMITS},
+ * checked before parsing), then the topic's strict schema. Throws {@link WireError} with a
+ * code naming the fault.
+ */
 export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): MessageOf<T> {
   const schema = (SCHEMAS as Record<string, z.ZodType | undefined>)[topic];
-  if (schema === undefined) throw new WireError(topic, `Unknown topic "${topic}"`);
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-    throw new WireError(
-      topic,
-      `Message too large: ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`,
-    );
-  }
+  if (schema === undefined) throw new WireError(topic, `Unknown topic "${topic}"`, "unknown_topic");
   let json: unknown;
   try {
-    json = JSON.parse(decoder.decode(bytes));
+    json = decodeBoundedJson(bytes, WIRE_JSON_LIMITS);
   } catch (error) {
-    throw new WireError(topic, `Message is not UTF-8 JSON: ${(error as Error).message}`);
+    if (!(error instanceof BoundedJsonError)) throw error;
+    throw new WireError(topic, `Invalid message on "${topic}": ${error.message}`, error.code);
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "(root)";
-    throw new WireError(
-      topic,
-      `Invalid message on "${topic}": ${where}: ${issue?.message ?? "invalid"}`,
-    );
+    const { code, detail } = describeSchemaIssue(parsed.error);
+    throw new WireError(topic, `Invalid message on "${topic}": ${detail}`, code);
   }
   return parsed.data as MessageOf<T>;
 }

@@ -18,7 +18,8 @@
 import { createHash } from "node:crypto";
 import type { NodeId } from "../machines/types.ts";
 import { peerIdFromString } from "@libp2p/peer-id";
-import { frame, type Libp2pHost, readFrame, sendAll, StreamReader } from "./libp2p_host.ts";
+import type { Libp2pHost } from "./libp2p_host.ts";
+import { frame, readFrame, sendAll, StreamReader } from "./stream_framing.ts";
 
 import {
   PAYLOAD_PROTOCOL,

@@ -17,7 +17,14 @@
  */
 import { z } from "zod";
 import type { NodeId } from "../machines/types.ts";
-import { type MessageOf, SCHEMAS, TOPICS } from "./messages.ts";
+import { BoundedJsonError, decodeBoundedJson, type JsonLimits } from "./bounded_json.ts";
+import {
+  describeSchemaIssue,
+  type MessageOf,
+  SCHEMAS,
+  TOPICS,
+  WIRE_JSON_LIMITS,
+} from "./messages.ts";
 import type { NetworkPort } from "./network_port.ts";
 
 /** The protocol id. */
@@ -39,19 +46,42 @@ export interface SnapshotResult extends SnapshotData {
   readonly failed: readonly NodeId[];
 }
 
+/**
+ * Limits on the JSON of a snapshot answer: 8 MiB (the libp2p host's largest response), arrays
+ * up to {@link MAX_SNAPSHOT_BIDS}, two levels deeper than a gossip message (the answer object
+ * and its array); strings and keys as {@link WIRE_JSON_LIMITS}.
+ */
+export const SNAPSHOT_JSON_LIMITS: JsonLimits = Object.freeze({
+  ...WIRE_JSON_LIMITS,
+  maxBytes: 8 * 1024 * 1024,
+  maxDepth: WIRE_JSON_LIMITS.maxDepth + 2,
+  maxArrayLength: MAX_SNAPSHOT_BIDS,
+});
+
 /** The schema of a snapshot answer (the gossip schemas of `/ciro/jobs/1` and `/ciro/bids/1`). */
-export const snapshotSchema = z.object({
+export const snapshotSchema = z.strictObject({
   jobs: z.array(SCHEMAS[TOPICS.jobs]).max(MAX_SNAPSHOT_JOBS),
   bids: z.array(SCHEMAS[TOPICS.bids]).max(MAX_SNAPSHOT_BIDS),
 });
 
-/** A snapshot answer that is not valid. */
+/** Why a snapshot answer or request was refused. */
+export type SnapshotErrorCode =
+  | BoundedJsonError["code"]
+  | "unknown_field"
+  | "payload_bounds"
+  | "invalid";
+
+/** A snapshot answer (or request) that is not valid; `code` says why. */
 export class SnapshotError extends Error {
   override readonly name = "SnapshotError";
+  readonly code: SnapshotErrorCode;
+  constructor(message: string, code: SnapshotErrorCode = "invalid") {
+    super(message);
+    this.code = code;
+  }
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes a snapshot for the wire: JSON, `bigint` as decimal strings. */
 export function encodeSnapshot(data: SnapshotData): Uint8Array {
@@ -63,21 +93,42 @@ export function encodeSnapshot(data: SnapshotData): Uint8Array {
   );
 }
 
-/** Decodes and validates a snapshot; throws {@link SnapshotError} naming the fault. */
+/**
+ * Decodes and validates a snapshot: bounded JSON ({@link SNAPSHOT_JSON_LIMITS}, checked before
+ * parsing), then the strict schema; throws {@link SnapshotError} with a code naming the fault.
+ */
 export function decodeSnapshot(bytes: Uint8Array): SnapshotData {
   let json: unknown;
   try {
-    json = JSON.parse(decoder.decode(bytes));
+    json = decodeBoundedJson(bytes, SNAPSHOT_JSON_LIMITS);
   } catch (error) {
-    throw new SnapshotError(`Snapshot is not UTF-8 JSON: ${(error as Error).message}`);
+    if (!(error instanceof BoundedJsonError)) throw error;
+    throw new SnapshotError(`Invalid snapshot: ${error.message}`, error.code);
   }
   const parsed = snapshotSchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "(root)";
-    throw new SnapshotError(`Invalid snapshot: ${where}: ${issue?.message ?? "invalid"}`);
+    const { code, detail } = describeSchemaIssue(parsed.error);
+    throw new SnapshotError(`Invalid snapshot: ${detail}`, code);
   }
   return parsed.data as SnapshotData;
+}
+
+const REQUEST_LIMITS = { maxBytes: 64, maxDepth: 1, maxKeys: 1 } as const;
+
+/** Checks a snapshot request: the empty object `{}` (64 bytes at most, no field known yet). */
+export function decodeSnapshotRequest(bytes: Uint8Array): void {
+  let json: unknown;
+  try {
+    json = decodeBoundedJson(bytes, REQUEST_LIMITS);
+  } catch (error) {
+    if (!(error instanceof BoundedJsonError)) throw error;
+    throw new SnapshotError(`Invalid snapshot request: ${error.message}`, error.code);
+  }
+  const parsed = z.strictObject({}).safeParse(json);
+  if (!parsed.success) {
+    const { code, detail } = describeSchemaIssue(parsed.error);
+    throw new SnapshotError(`Invalid snapshot request: ${detail}`, code);
+  }
 }
 
 /**
@@ -107,7 +158,8 @@ export function mergeSnapshots(snapshots: readonly SnapshotData[]): SnapshotData
  * provider's data is validated before it leaves, so a node never serves what peers reject.
  */
 export function serveSnapshots(host: NetworkPort, provider: () => SnapshotData): void {
-  host.handle(SNAPSHOT_PROTOCOL, () => {
+  host.handle(SNAPSHOT_PROTOCOL, (request) => {
+    decodeSnapshotRequest(request);
     const data = provider();
     const bytes = encodeSnapshot(data);
     decodeSnapshot(bytes);

@@ -3,6 +3,7 @@ import { createLibp2pHost, type Libp2pHost } from "./libp2p_host.ts";
 import type { MessageOf, TOPICS } from "./messages.ts";
 import {
   decodeSnapshot,
+  decodeSnapshotRequest,
   encodeSnapshot,
   mergeSnapshots,
   requestSnapshots,
@@ -77,7 +78,24 @@ Deno.test("decodeSnapshot() names the fault of an invalid snapshot", () => {
   });
   assert.throws(() => decodeSnapshot(new Uint8Array([0xff])), {
     name: "SnapshotError",
-    message: /not UTF-8 JSON/,
+    code: "malformed",
+    message: /^Invalid snapshot: Malformed JSON: not UTF-8/,
+  });
+  const extra = new TextEncoder().encode(JSON.stringify({ jobs: [], bids: [], more: 1 }));
+  assert.throws(() => decodeSnapshot(extra), { name: "SnapshotError", code: "unknown_field" });
+  const deep = new TextEncoder().encode(
+    `{"jobs":${"[".repeat(4000)}${"]".repeat(4000)},"bids":[]}`,
+  );
+  assert.throws(() => decodeSnapshot(deep), { name: "SnapshotError", code: "too_deep" });
+});
+
+Deno.test("decodeSnapshotRequest() accepts {} and nothing else", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  decodeSnapshotRequest(encode("{}"));
+  assert.throws(() => decodeSnapshotRequest(encode('{"since":1}')), { code: "unknown_field" });
+  assert.throws(() => decodeSnapshotRequest(encode("[]")), { code: "invalid" });
+  assert.throws(() => decodeSnapshotRequest(encode(`{}${" ".repeat(100)}`)), {
+    code: "too_large",
   });
 });
 
