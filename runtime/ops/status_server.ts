@@ -1,14 +1,30 @@
 /**
- * The node's loopback HTTP status endpoint. JSON everywhere, with `bigint`s as decimal strings:
+ * The node's loopback HTTP API, on the `hono` router. JSON everywhere, with `bigint`s as decimal
+ * strings; errors are `{ error, key? }` with a sentence-case message.
  *
- * - `GET /health`: the node's id, roles, peer, verifier and job counts (plus `extra()`).
- * - `GET /peers`: the peers the node tracks (state, score) and those connected now.
- * - `GET /jobs`: a summary of every job the node knows.
- * - `GET /jobs/:id`: one job's state and full context, or for a finished job whose actor was
+ * - `GET /health`: id, roles, uptime, peer, verifier and job counts, the worker's stake,
+ *   reputation, earnings and capacity (when the node is a worker), plus `extra()`.
+ * - `GET /peers`: peers connected now and tracked (state, score, and the roles and hardware
+ *   they announced).
+ * - `GET /jobs?state=a,b&owner=ID&limit=N&offset=M`: a page of job summaries, newest first:
+ *   `{ total, offset, limit, next, jobs }` (`next` is the next page's offset or null).
+ * - `GET /jobs/:id`: one job's state and full context, plus `market` (known workers, those whose
+ *   hardware matches, bids by status and refusal reason); for a finished job whose actor was
  *   retired, `{ retired: true, summary }`; 404 when unknown.
+ * - `GET /jobs/:id/events`: server-sent events, one `phase`, `declined` or `slashed` event per
+ *   {@link JobUpdate} (the path so far first), then `end` when the job is final.
+ * - `GET /jobs/:id/output`: the verified output of a settled job, kept by commitment after its
+ *   actor is retired ({@link OutputStore}); 409 before it settled, 410 when no longer kept.
+ * - `DELETE /jobs/:id`: asks to cancel a job (its client only, before assignment): 202.
  * - `POST /jobs`: submits a job (a client node only): `{ spec, jobId?, policy? }`, validated
- *   ({@link parseJobRequest}); answers 202 `{ jobId }`, 400 naming the bad field, or 409 when
- *   the node is not a client.
+ *   ({@link parseJobRequest}); 202 `{ jobId }`, 400 naming the bad field, 409 when the node is
+ *   not a client or the id is taken, 413 past the body limit (counted while the body streams).
+ * - `GET /metrics`: Prometheus text ({@link CockpitMetrics}).
+ * - `GET /ui`: the dashboard (static HTML and JavaScript, with uPlot for the charts).
+ *
+ * Limits: a request body of 64 KiB, 10 s to send it, 64 requests in flight at once (server-sent
+ * event streams included; past it 503 with `retry-after`), and a malformed percent-encoding in
+ * the path is a 400. `Deno.serve` has no header or idle timeout to set.
  *
  * It binds a loopback address only: it has no authentication, and `POST /jobs` spends escrow.
  *
@@ -22,16 +38,21 @@
  *
  * @module
  */
-import { z } from "zod";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
 import type { RetiredJob } from "../../actors/tree.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
-import type { JobPolicy } from "../../machines/policies.ts";
-import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../../machines/policies.ts";
-import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
-import { commitmentOf } from "../compute/mod.ts";
+import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import type { JobRequest, JobSummary } from "../kernel/mod.ts";
+import { Cockpit } from "./cockpit.ts";
+import { FINAL_STATES, JOB_STATES, type JobUpdate } from "./job_feed.ts";
+import { JobRequestError, parseJobRequest } from "./job_request.ts";
+import { uiAsset } from "./ui/assets.ts";
 
-/** What the server reads from a node (a {@link Node} satisfies it). */
+export { JobRequestError, parseJobRequest } from "./job_request.ts";
+
+/** What the server reads from a node (a `Node` satisfies it). */
 export interface StatusSource {
   readonly id: NodeId;
   readonly roles: readonly Role[];
@@ -41,7 +62,22 @@ export interface StatusSource {
   retiredJob?(jobId: string): RetiredJob | undefined;
   peers(): { peer: NodeId; state: string; score: number }[];
   verifierPool(): NodeId[];
+  knownNodes?(): { id: NodeId; roles: readonly Role[]; hardware: HardwareClass }[];
   submitJob(request: JobRequest): string;
+  cancelJob(jobId: string): void;
+  observe: Cockpit["source"]["observe"];
+}
+
+/** Limits of the server. */
+export interface StatusLimits {
+  /** Request body bytes. @default 65_536 */
+  readonly maxBodyBytes?: number;
+  /** Requests in flight at once, event streams included. @default 64 */
+  readonly maxInFlight?: number;
+  /** Time to receive a request body, ms. @default 10_000 */
+  readonly bodyTimeoutMs?: number;
+  /** Interval of the keep-alive comment on event streams, ms. @default 15_000 */
+  readonly keepAliveMs?: number;
 }
 
 /** Options of {@link serveStatus}. */
@@ -54,6 +90,9 @@ export interface StatusServerOptions {
   readonly connected?: () => readonly NodeId[];
   /** More fields for `/health` (multiaddrs, network counters). */
   readonly extra?: () => Record<string, unknown>;
+  /** The node's cockpit (feed, outputs, metrics). @default one made here, closed at shutdown */
+  readonly cockpit?: Cockpit;
+  readonly limits?: StatusLimits;
   /** Stops the server when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -67,142 +106,19 @@ export interface StatusServer {
   shutdown(): Promise<void>;
 }
 
-/** A job request that failed validation; `key` names the field. */
-export class JobRequestError extends Error {
-  override readonly name = "JobRequestError";
-  readonly key: string;
-  constructor(key: string, message: string) {
-    super(message);
-    this.key = key;
-  }
-}
-
 const LOOPBACK = ["127.0.0.1", "::1", "localhost"];
-const MAX_BODY_BYTES = 64 * 1024;
-
-const amount = z.union([
-  z.number().int("must be an integer").nonnegative("must not be negative").refine(
-    Number.isSafeInteger,
-    "must be a safe integer; write larger amounts as a decimal string",
-  ),
-  z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a non-negative decimal integer"),
-], { error: "must be a non-negative integer or a decimal string" }).transform((v) => BigInt(v));
-const ms = z.number({ error: "must be a number of milliseconds" }).int("must be an integer").min(
-  1,
-  "must be at least 1",
-).max(2 ** 31 - 1, "must be at most 2147483647");
-const hash = z.string().regex(/^[0-9a-f]{64}$/, "must be a hex sha-256");
-
-const specSchema = z.strictObject({
-  kind: z.discriminatedUnion("type", [
-    z.strictObject({ type: z.literal("builtin"), name: z.literal("matmul") }),
-    z.strictObject({ type: z.literal("onnx"), modelHash: hash }),
-  ], { error: 'must be {"type": "builtin", "name": "matmul"} or {"type": "onnx", "modelHash"}' }),
-  inputCommitment: hash.optional(),
-  input: z.unknown().optional(),
-  requirements: z.strictObject({
-    hardware: z.enum(["cpu", "gpu"], { error: "must be cpu or gpu" }).default("cpu"),
-    minStake: amount.default(0n),
-  }).default({ hardware: "cpu", minStake: 0n }),
-  maxPrice: amount,
-  bidWindowMs: ms.default(500),
-  executionMs: ms.default(10_000),
-  verificationMs: ms.default(10_000),
-  maxAttempts: z.number().int("must be an integer").min(1, "must be in [1, 16]").max(
-    16,
-    "must be in [1, 16]",
-  ).default(3),
-  verifierCount: z.number().int("must be an integer").min(1, "must be in [1, 64]").max(
-    64,
-    "must be in [1, 64]",
-  ).default(4),
-});
-
-const requestSchema = z.strictObject({
-  spec: specSchema,
-  jobId: z.string().min(1).max(100).regex(
-    /^[A-Za-z0-9._\-]+$/,
-    "must be 1 to 100 letters, digits, '.', '_' or '-'",
-  ).optional(),
-  policy: z.strictObject({
-    bidSelection: z.enum(BID_SELECTION_POLICIES as [string, ...string[]], {
-      error: `must be one of ${BID_SELECTION_POLICIES.join(", ")}`,
-    }),
-    quorum: z.enum(QUORUM_POLICIES as [string, ...string[]], {
-      error: `must be one of ${QUORUM_POLICIES.join(", ")}`,
-    }),
-  }).optional(),
-});
-
-/**
- * Validates a job request as JSON gives it (amounts as integers or decimal strings). Fills in
- * defaults (cpu, min stake 0, bid window 500 ms, execution and verification 10 s, 3 attempts,
- * 4 verifiers) and the input commitment when only the input is given. Throws
- * {@link JobRequestError} naming the field.
- */
-export function parseJobRequest(raw: unknown): JobRequest {
-  const result = requestSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const path = issue.path.map(String);
-    if (issue.code === "unrecognized_keys") {
-      const key = [...path, issue.keys[0] ?? ""].join(".");
-      throw new JobRequestError(key, `Invalid job request "${key}": unknown key`);
-    }
-    const key = path.join(".");
-    let value: unknown = raw;
-    for (const part of path) {
-      value = value !== null && typeof value === "object"
-        ? (value as Record<string, unknown>)[part]
-        : undefined;
-    }
-    const message = value === undefined
-      ? "is required"
-      : issue.code === "invalid_type" && issue.message.startsWith("Invalid input")
-      ? `must be a ${issue.expected}`
-      : issue.message;
-    throw new JobRequestError(key, `Invalid job request "${key}": ${message}`);
-  }
-  const { spec, jobId, policy } = result.data;
-  const { inputCommitment, input, ...rest } = spec;
-  let commitment = inputCommitment;
-  if (input !== undefined) {
-    const actual = commitmentOf(input);
-    if (commitment !== undefined && commitment !== actual) {
-      throw new JobRequestError(
-        "spec.inputCommitment",
-        'Invalid job request "spec.inputCommitment": does not match the input',
-      );
-    }
-    commitment = actual;
-  }
-  if (commitment === undefined) {
-    throw new JobRequestError(
-      "spec.inputCommitment",
-      'Invalid job request "spec.inputCommitment": is required when no input is given',
-    );
-  }
-  const full: JobSpec = {
-    ...rest,
-    inputCommitment: commitment,
-    ...(input !== undefined ? { input } : {}),
-  };
-  return {
-    spec: full,
-    ...(jobId !== undefined ? { jobId } : {}),
-    ...(policy !== undefined ? { policy: policy as JobPolicy } : {}),
-  };
-}
+const CANCELLABLE = ["announced", "bidding"];
+const MAX_PAGE = 1_000;
 
 /** JSON with `bigint`s as decimal strings. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
 }
 
-function json(body: unknown, status = 200): Response {
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(toJson(body), {
     status,
-    headers: { "content-type": "application/json; charset=utf-8" },
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
   });
 }
 
@@ -210,59 +126,323 @@ function problem(status: number, error: string, key?: string): Response {
   return json({ error, ...(key !== undefined ? { key } : {}) }, status);
 }
 
-/** The request handler, without a listener (tests call it directly). */
-export function statusHandler(
-  node: StatusSource,
-  options: Pick<StatusServerOptions, "connected" | "extra"> = {},
-): (request: Request) => Promise<Response> {
-  const started = Date.now();
-  return async (request) => {
-    const url = new URL(request.url);
-    const path = url.pathname.replace(/\/+$/, "") || "/";
-    const jobMatch = /^\/jobs\/([^/]+)$/.exec(path);
-    if (request.method === "GET") {
-      if (path === "/health") {
-        const jobs = node.jobs();
-        return json({
-          status: "ok",
-          id: node.id,
-          roles: node.roles,
-          uptimeMs: Date.now() - started,
-          peers: options.connected?.().length ?? node.peers().length,
-          verifiers: node.verifierPool().length,
-          jobs: { total: jobs.length, open: jobs.filter((j) => !j.done).length },
-          ...options.extra?.(),
-        });
-      }
-      if (path === "/peers") {
-        return json({ connected: options.connected?.() ?? [], tracked: node.peers() });
-      }
-      if (path === "/jobs") return json(node.jobs());
-      if (jobMatch) {
-        const jobId = decodeURIComponent(jobMatch[1]!);
-        const job = node.job(jobId);
-        if (job !== undefined) {
-          return json({ jobId, state: job.state, done: job.done, context: job.context });
-        }
-        const retired = node.retiredJob?.(jobId);
-        if (retired !== undefined) {
-          return json({ jobId, state: retired.state, done: true, retired: true, summary: retired });
-        }
-        return problem(404, `Unknown job "${jobId}"`);
-      }
-      return problem(404, `Not found: ${path}`);
+/** A query parameter that is not a valid value. */
+function badQuery(key: string, message: string): Response {
+  return problem(400, `Invalid query "${key}": ${message}`, key);
+}
+
+function intParam(
+  raw: string | undefined,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number | Response {
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw)) return badQuery(key, `must be an integer in [${min}, ${max}]`);
+  const value = Number(raw);
+  if (value < min || value > max) return badQuery(key, `must be an integer in [${min}, ${max}]`);
+  return value;
+}
+
+/** What `/jobs/:id` says about the market a job met: who could have bid, and what came of bids. */
+function marketOf(node: StatusSource, context: JobContext) {
+  const known = node.knownNodes?.() ?? [];
+  const workers = known.filter((n) => n.roles.includes("worker") && n.id !== node.id);
+  const hardware = context.spec.requirements.hardware;
+  const bids = Object.values(context.bids);
+  const byStatus: Record<string, number> = {};
+  const refused: Record<string, number> = {};
+  for (const bid of bids) {
+    byStatus[bid.status] = (byStatus[bid.status] ?? 0) + 1;
+    if (bid.status === "rejected") {
+      const reason = bid.reason ?? "unknown";
+      refused[reason] = (refused[reason] ?? 0) + 1;
     }
-    if (request.method === "POST" && path === "/jobs") {
+  }
+  return {
+    knownWorkers: workers.length,
+    matchingHardware: workers.filter((w) => w.hardware === hardware).length,
+    bids: byStatus,
+    refused,
+    declined: context.declined,
+  };
+}
+
+/** The Hono app: the request handler without a listener (tests call `app.fetch`). */
+export function statusApp(
+  node: StatusSource,
+  cockpit: Cockpit,
+  options: Pick<StatusServerOptions, "connected" | "extra" | "limits" | "signal"> = {},
+): Hono {
+  const started = Date.now();
+  const maxBody = options.limits?.maxBodyBytes ?? 64 * 1024;
+  const maxInFlight = options.limits?.maxInFlight ?? 64;
+  const bodyTimeoutMs = options.limits?.bodyTimeoutMs ?? 10_000;
+  const keepAliveMs = options.limits?.keepAliveMs ?? 15_000;
+  let inFlight = 0;
+  const app = new Hono({ strict: false });
+
+  app.onError((error) => problem(500, `Internal error: ${error.message}`));
+  app.notFound((c) => problem(404, `Not found: ${new URL(c.req.url).pathname}`));
+
+  // Bounds first: a full server answers 503 without doing anything else.
+  app.use("*", async (c, next) => {
+    if (inFlight >= maxInFlight) {
+      return c.newResponse(
+        toJson({ error: `Too many requests in flight: at most ${maxInFlight}` }),
+        503,
+        { "content-type": "application/json; charset=utf-8", "retry-after": "1" },
+      );
+    }
+    inFlight++;
+    let held = false;
+    c.set(
+      "hold" as never,
+      (() => {
+        held = true;
+        return () => inFlight--;
+      }) as never,
+    );
+    try {
+      await next();
+    } finally {
+      if (!held) inFlight--;
+    }
+  });
+  app.use("*", async (c, next) => {
+    const raw = new URL(c.req.url).pathname;
+    try {
+      decodeURIComponent(raw);
+    } catch {
+      return problem(400, `Malformed URI: ${raw.slice(0, 200)}`);
+    }
+    await next();
+  });
+
+  app.get("/health", async (c) => {
+    const jobs = node.jobs();
+    const worker = node.roles.includes("worker") ? await cockpit.workerStatus() : undefined;
+    return c.newResponse(
+      toJson({
+        status: "ok",
+        id: node.id,
+        roles: node.roles,
+        uptimeMs: Date.now() - started,
+        peers: options.connected?.().length ?? node.peers().length,
+        verifiers: node.verifierPool().length,
+        jobs: { total: jobs.length, open: jobs.filter((j) => !j.done).length },
+        ...(worker !== undefined ? { worker } : {}),
+        ...options.extra?.(),
+      }),
+      200,
+      { "content-type": "application/json; charset=utf-8" },
+    );
+  });
+
+  app.get("/peers", () => {
+    const known = new Map((node.knownNodes?.() ?? []).map((n) => [n.id, n]));
+    const tracked = node.peers().map((p) => {
+      const k = known.get(p.peer);
+      return { ...p, roles: k?.roles ?? [], hardware: k?.hardware ?? null };
+    });
+    return json({ connected: options.connected?.() ?? [], tracked });
+  });
+
+  app.get("/metrics", async () => {
+    return new Response(await cockpit.metrics.text(), {
+      headers: { "content-type": cockpit.metrics.contentType },
+    });
+  });
+
+  app.get("/jobs", (c) => {
+    const query = c.req.query();
+    for (const key of Object.keys(query)) {
+      if (!["state", "owner", "limit", "offset"].includes(key)) {
+        return badQuery(key, "unknown parameter; use state, owner, limit or offset");
+      }
+    }
+    const limit = intParam(query.limit, "limit", 100, 1, MAX_PAGE);
+    if (limit instanceof Response) return limit;
+    const offset = intParam(query.offset, "offset", 0, 0, 1e9);
+    if (offset instanceof Response) return offset;
+    const states = query.state === undefined ? undefined : query.state.split(",");
+    for (const state of states ?? []) {
+      if (!JOB_STATES.includes(state)) {
+        return badQuery("state", `unknown state "${state}"; one of ${JOB_STATES.join(", ")}`);
+      }
+    }
+    const jobs = node.jobs().filter((j) =>
+      (states === undefined || states.includes(j.state)) &&
+      (query.owner === undefined || j.owner === query.owner)
+    );
+    const start = (j: JobSummary) => j.path[0]?.at ?? 0;
+    const ordered = jobs.map((j, i) => ({ j, i })).sort((a, b) =>
+      start(b.j) - start(a.j) || b.i - a.i
+    ).map(({ j }) => j);
+    const page = ordered.slice(offset, offset + limit);
+    return json({
+      total: ordered.length,
+      offset,
+      limit,
+      next: offset + limit < ordered.length ? offset + limit : null,
+      jobs: page,
+    });
+  });
+
+  app.get("/jobs/:id", (c) => {
+    const jobId = c.req.param("id")!;
+    const job = node.job(jobId);
+    if (job !== undefined) {
+      return json({
+        jobId,
+        state: job.state,
+        done: job.done,
+        context: job.context,
+        market: marketOf(node, job.context),
+      });
+    }
+    const retired = node.retiredJob?.(jobId);
+    if (retired !== undefined) {
+      return json({ jobId, state: retired.state, done: true, retired: true, summary: retired });
+    }
+    return problem(404, `Unknown job "${jobId}"`);
+  });
+
+  app.get("/jobs/:id/output", (c) => {
+    const jobId = c.req.param("id")!;
+    const job = node.job(jobId);
+    const retired = job === undefined ? node.retiredJob?.(jobId) : undefined;
+    if (job === undefined && retired === undefined) return problem(404, `Unknown job "${jobId}"`);
+    const state = job?.state ?? retired!.state;
+    if (state !== "settled") {
+      return problem(409, `Job "${jobId}" has no verified output: it is ${state}`);
+    }
+    const live = job !== undefined && job.context.result !== null
+      ? job.context.outputs[job.context.result.worker]
+      : undefined;
+    if (live !== undefined && live.commitment === job!.context.result!.commitment) {
+      return json({ jobId, commitment: live.commitment, output: live.value });
+    }
+    const kept = cockpit.outputs.byJob(jobId);
+    if (kept !== undefined) {
+      return json({ jobId, commitment: kept.commitment, output: kept.value });
+    }
+    return problem(
+      410,
+      `Output of job "${jobId}" is no longer kept: commitment ${
+        retired?.commitment ?? job?.context.result?.commitment ?? "unknown"
+      }`,
+    );
+  });
+
+  app.get("/jobs/:id/events", (c) => {
+    const jobId = c.req.param("id")!;
+    const job = node.job(jobId);
+    const retired = job === undefined ? node.retiredJob?.(jobId) : undefined;
+    if (job === undefined && retired === undefined) return problem(404, `Unknown job "${jobId}"`);
+    const release = (c.get("hold" as never) as () => () => void)();
+    return streamSSE(c, async (stream) => {
+      let id = 0;
+      const queue: JobUpdate[] = [];
+      let wake: () => void = () => {};
+      let closed = false;
+      const unsubscribe = cockpit.feed.subscribe((u) => {
+        if (u.jobId !== jobId) return;
+        queue.push(u);
+        wake();
+      });
+      const stop = () => {
+        closed = true;
+        wake();
+      };
+      stream.onAbort(stop);
+      options.signal?.addEventListener("abort", stop, { once: true });
+      if (options.signal?.aborted) stop();
+      const keepAlive = setInterval(() => {
+        stream.write(": keep-alive\n\n").catch(() => {});
+      }, keepAliveMs);
+      try {
+        if (retired !== undefined) {
+          for (const entry of retired.path) {
+            await stream.writeSSE({
+              event: "phase",
+              id: String(++id),
+              data: toJson({ type: "phase", jobId, state: entry.state, at: entry.at }),
+            });
+          }
+          await stream.writeSSE({ event: "end", data: toJson({ jobId, state: retired.state }) });
+          return;
+        }
+        const history = cockpit.feed.history(jobId);
+        let final = job!.done;
+        for (const update of history) {
+          await stream.writeSSE({ event: update.type, id: String(++id), data: toJson(update) });
+        }
+        while (!final && !closed) {
+          if (queue.length === 0) {
+            await new Promise<void>((resolve) => wake = resolve);
+            continue;
+          }
+          const update = queue.shift()!;
+          // The history already held what happened before we subscribed.
+          if (history.some((h) => sameUpdate(h, update))) continue;
+          await stream.writeSSE({ event: update.type, id: String(++id), data: toJson(update) });
+          if (update.type === "phase" && FINAL_STATES.includes(update.state)) final = true;
+        }
+        if (!closed) {
+          const now = node.job(jobId)?.state ?? node.retiredJob?.(jobId)?.state ?? "unknown";
+          await stream.writeSSE({ event: "end", data: toJson({ jobId, state: now }) });
+        }
+      } finally {
+        clearInterval(keepAlive);
+        options.signal?.removeEventListener("abort", stop);
+        unsubscribe();
+        release();
+      }
+    });
+  });
+
+  app.delete("/jobs/:id", (c) => {
+    const jobId = c.req.param("id")!;
+    const job = node.job(jobId);
+    if (job === undefined) {
+      if (node.retiredJob?.(jobId) !== undefined) {
+        return problem(409, `Cannot cancel job "${jobId}": it is finished`);
+      }
+      return problem(404, `Unknown job "${jobId}"`);
+    }
+    if (job.context.owner !== node.id) {
+      return problem(409, `Cannot cancel job "${jobId}": only its client can`);
+    }
+    if (!CANCELLABLE.includes(job.state)) {
+      return problem(409, `Cannot cancel job "${jobId}": it is ${job.state}`);
+    }
+    node.cancelJob(jobId);
+    return json({ jobId, cancelRequested: true }, 202);
+  });
+
+  app.post(
+    "/jobs",
+    async (_c, next) => {
       if (!node.roles.includes("client")) {
         return problem(409, `Cannot submit a job on node "${node.id}": it is not a client`);
       }
-      const length = Number(request.headers.get("content-length") ?? "0");
-      if (length > MAX_BODY_BYTES) {
-        return problem(413, `Job request too large: ${length} bytes exceeds ${MAX_BODY_BYTES}`);
-      }
-      const text = await request.text();
-      if (text.length > MAX_BODY_BYTES) {
-        return problem(413, `Job request too large: exceeds ${MAX_BODY_BYTES} bytes`);
+      await next();
+    },
+    bodyLimit({
+      maxSize: maxBody,
+      onError: () => problem(413, `Job request too large: exceeds ${maxBody} bytes`),
+    }),
+    async (c) => {
+      let text: string;
+      try {
+        text = await withTimeout(c.req.text(), bodyTimeoutMs);
+      } catch (error) {
+        if ((error as Error).name === "TimeoutError") {
+          return problem(408, `Job request too slow: not received within ${bodyTimeoutMs} ms`);
+        }
+        throw error;
       }
       let raw: unknown;
       try {
@@ -290,13 +470,50 @@ export function statusHandler(
       } catch (error) {
         return problem(400, (error as Error).message);
       }
-    }
-    const allowed = path === "/jobs" ? "GET, POST" : "GET";
-    return new Response(toJson({ error: `Method ${request.method} not allowed on ${path}` }), {
-      status: 405,
-      headers: { "content-type": "application/json; charset=utf-8", allow: allowed },
+    },
+  );
+
+  app.get("/ui", (c) => c.redirect("/ui/"));
+  app.get("/ui/*", (c) => {
+    const name = new URL(c.req.url).pathname.slice("/ui/".length) || "index.html";
+    const asset = uiAsset(name);
+    if (asset === undefined) return problem(404, `Not found: /ui/${name}`);
+    return new Response(asset.body, {
+      headers: { "content-type": asset.type, "cache-control": "no-cache" },
     });
-  };
+  });
+
+  // Known paths with a method they do not take.
+  const allowed: [RegExp, string][] = [
+    [/^\/jobs\/?$/, "GET, POST"],
+    [/^\/jobs\/[^/]+\/?$/, "GET, DELETE"],
+    [/^\/(health|peers|metrics|jobs\/[^/]+\/(events|output))\/?$/, "GET"],
+  ];
+  app.all("*", (c) => {
+    const path = new URL(c.req.url).pathname;
+    const allow = allowed.find(([pattern]) => pattern.test(path))?.[1];
+    if (allow === undefined) return problem(404, `Not found: ${path}`);
+    return json({ error: `Method ${c.req.method} not allowed on ${path}` }, 405, { allow });
+  });
+  return app;
+}
+
+function sameUpdate(a: JobUpdate, b: JobUpdate): boolean {
+  return a.type === b.type && a.state === b.state && a.at === b.at && a.reason === b.reason;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DOMException("Timed out", "TimeoutError")), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Serves the status endpoint on a loopback address. Throws `RangeError` for any other host. */
@@ -309,25 +526,26 @@ export function serveStatus(node: StatusSource, options: StatusServerOptions = {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
     throw new RangeError(`Invalid status server port ${port}: must be in [0, 65535]`);
   }
-  const handler = statusHandler(node, options);
+  const cockpit = options.cockpit ?? new Cockpit(node);
+  // Event streams end when the server stops, so that shutdown does not wait on them.
+  const closing = new AbortController();
+  options.signal?.addEventListener("abort", () => closing.abort(), { once: true });
+  const app = statusApp(node, cockpit, { ...options, signal: closing.signal });
   const server = Deno.serve({
     hostname: host,
     port,
     onListen: () => {},
     ...(options.signal ? { signal: options.signal } : {}),
-  }, async (request) => {
-    try {
-      return await handler(request);
-    } catch (error) {
-      return problem(500, `Internal error: ${(error as Error).message}`);
-    }
-  });
+  }, (request) => app.fetch(request));
   const address = server.addr as Deno.NetAddr;
   const shown = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${shown}:${address.port}`,
     port: address.port,
-    shutdown: () => stopping ??= server.shutdown(),
+    shutdown: () =>
+      stopping ??= (closing.abort(), server.shutdown()).finally(() => {
+        if (options.cockpit === undefined) cockpit.close();
+      }),
   };
 }

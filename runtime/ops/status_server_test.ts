@@ -62,11 +62,16 @@ Deno.test("serveStatus() answers /health, /peers and /jobs as JSON", async () =>
     assert.deepEqual(health.body.multiaddrs, ["/ip4/127.0.0.1/tcp/1"]);
     const peers = await call(`${url}/peers`);
     assert.deepEqual(peers.body, { connected: [], tracked: [] });
-    assert.deepEqual((await call(`${url}/jobs`)).body, []);
+    assert.deepEqual((await call(`${url}/jobs`)).body, {
+      total: 0,
+      offset: 0,
+      limit: 100,
+      next: null,
+      jobs: [],
+    });
     const missing = await call(`${url}/jobs/nope`);
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error, 'Unknown job "nope"');
-    assert.equal((await call(`${url}/metrics`)).status, 404);
     const wrong = await call(`${url}/health`, { method: "DELETE" });
     assert.equal(wrong.status, 405);
   });
@@ -80,7 +85,7 @@ Deno.test("serveStatus() submits a job on a client and shows it with bigints as 
     );
     assert.equal(submitted.status, 202);
     assert.deepEqual(submitted.body, { jobId: "job-1" });
-    const jobs = (await call(`${url}/jobs`)).body;
+    const jobs = (await call(`${url}/jobs`)).body.jobs;
     assert.equal(jobs.length, 1);
     assert.equal(jobs[0].jobId, "job-1");
     const job = await call(`${url}/jobs/job-1`);

@@ -22,6 +22,8 @@ import { configureLogging, logger } from "../../kernel/mod.ts";
 import type { Node } from "../../kernel/mod.ts";
 import { openDurableNode } from "../../durability/mod.ts";
 import { serveStatus, type StatusServer } from "../status_server.ts";
+import { Cockpit } from "../cockpit.ts";
+import { instrumentChain, timeAppends } from "../metrics.ts";
 
 /** The file the running node describes itself in, inside its data directory. */
 export const NODE_INFO_FILE = "node.json";
@@ -78,12 +80,19 @@ export async function startNode(
   try {
     const chain = await openChain(config, host.self, options.signal);
     undo.push(chain.close);
+    // Chain calls and journal appends are measured for /metrics; the cockpit is made once the
+    // node exists, so the decorators report through this late-bound reference.
+    const late: { cockpit?: Cockpit } = {};
+    const port = instrumentChain(chain.port, {
+      chainCall: (method, outcome, seconds) =>
+        late.cockpit?.metrics.chainCall(method, outcome, seconds),
+    });
     // The node journals to its data directory and, restarted on it, comes back where it was.
     const durable = await openDurableNode({
       id: host.self,
       roles: config.roles,
       network: host,
-      chain: chain.port,
+      chain: port,
       policy: config.policy as JobPolicy,
       peer: config.peer,
       capabilityIntervalMs: config.capabilityIntervalMs,
@@ -97,6 +106,15 @@ export async function startNode(
       onRepair: (message) => log.warn("{message}", { message }),
     });
     const node = durable.node;
+    const cockpit = late.cockpit = new Cockpit(node, {
+      chain: chain.port,
+      ...(config.roles.includes("worker") ? { capacity: config.worker.capacity } : {}),
+    });
+    const untime = timeAppends(durable.journal, cockpit.metrics);
+    undo.push(() => {
+      untime();
+      cockpit.close();
+    });
     if (durable.restored > 0) {
       log.info(
         "Recovered {restored} actors ({replayed} journal entries after the last checkpoint)",
@@ -139,6 +157,7 @@ export async function startNode(
     }
     const status = config.http.enabled
       ? serveStatus(node, {
+        cockpit,
         host: config.http.host,
         port: config.http.port,
         connected: () => host.peers(),
