@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { describeUpdate } from "../../runtime/ops/mod.ts";
+import { matmulSpec, startMarket } from "./_market.ts";
+
+Deno.test("Each job update a node takes part in is one info line, with its reason", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["ciro", "jobs"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  const market = await startMarket({ workers: [{}, { minPrice: 1_000n }] });
+  try {
+    const jobId = market.client.submitJob({ spec: matmulSpec(), jobId: "log-1" });
+    assert.equal(await market.finished(jobId), "settled");
+    await Promise.all([market.client, ...market.workers].map((n) => n.settled()));
+    const lines = records.map((r) => ({ level: r.level, line: String(r.properties.line) }));
+    assert.ok(lines.every((l) => l.level === "info"));
+    const price = market.client.job(jobId)!.context.payment!.amount;
+    const texts = lines.map((l) => l.line);
+    assert.ok(texts.includes("Job log-1 new -> announced (client)"), texts.join("\n"));
+    assert.ok(
+      texts.some((t) => /^Job log-1 bidding -> assigned \(client\): w1 at \d+ of 1 bids$/.test(t)),
+      texts.join("\n"),
+    );
+    assert.ok(
+      texts.includes(`Job log-1 settling -> settled (client): paid ${price} to w1`) ||
+        texts.includes(`Job log-1 verifying -> settled (client): paid ${price} to w1`),
+      texts.join("\n"),
+    );
+    assert.ok(texts.includes("Job log-1 declined: price_below_floor"), texts.join("\n"));
+    // One line per phase of each taking part: the client's path, no repeats.
+    const clientLines = texts.filter((t) => t.startsWith("Job log-1") && t.includes("(client)"));
+    const path = market.client.job(jobId)!.context.path;
+    assert.equal(clientLines.length, path.length);
+  } finally {
+    await market.stop();
+    await reset();
+  }
+});
+
+Deno.test("describeUpdate() words a slash and a refund", () => {
+  const base = {
+    jobId: "j",
+    from: null,
+    at: 0,
+    spentMs: null,
+    role: "client" as const,
+    detail: {},
+  };
+  assert.equal(
+    describeUpdate({
+      ...base,
+      type: "slashed",
+      state: "refunding",
+      reason: "invalid_compute",
+      detail: { worker: "w1", amount: "50" },
+    }),
+    "Job j: worker w1 slashed 50 for invalid_compute",
+  );
+  assert.equal(
+    describeUpdate({
+      ...base,
+      type: "phase",
+      from: "bidding",
+      state: "expired",
+      reason: "expired",
+    }),
+    "Job j bidding -> expired (client): expired",
+  );
+});
