@@ -61,7 +61,7 @@ import {
 } from "@libp2p/gossipsub";
 import { type KadDHT, kadDHT } from "@libp2p/kad-dht";
 import { bootstrap } from "@libp2p/bootstrap";
-import type { PeerId, PeerInfo, PrivateKey } from "@libp2p/interface";
+import type { MultiaddrConnection, PeerId, PeerInfo, PrivateKey, Stream } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { getLogger } from "@logtape/logtape";
@@ -75,6 +75,9 @@ import type {
   ValidationResult,
 } from "./network_port.ts";
 import { RateLimiter, type RateLimitOptions } from "./rate_limit.ts";
+import { RejectionLog } from "./rejection_log.ts";
+import { FairQueue } from "./fair_queue.ts";
+import { DirectLimiter, type DirectLimitOptions } from "./direct_limits.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { CapabilityIndex } from "./capability_index.ts";
 import {
@@ -86,7 +89,7 @@ import {
   TrustedIpSet,
 } from "./cidr.ts";
 import { PEER_SCORE_THRESHOLDS, peerScoreParams } from "./gossip_score.ts";
-import { frame, readFrame, sendAll, StreamReader } from "./stream_framing.ts";
+import { frame, idleSignal, readFrame, sendAll, StreamReader } from "./stream_framing.ts";
 
 const log = getLogger(["ciro", "network"]);
 
@@ -128,8 +131,34 @@ export interface Libp2pHostOptions {
   readonly trustedRanges?: readonly string[];
   /** Per-peer gossip rate limit (messages forwarded to us). @default {capacity: 500, refillPerSecond: 250} */
   readonly rateLimit?: RateLimitOptions;
+  /**
+   * Whether a peer holds a bond on chain. Messages authored by a peer that does not draw on a
+   * separate, small budget ({@link Libp2pHostOptions.unbondedRateLimit}). Without it every
+   * peer counts as bonded.
+   */
+  readonly isBonded?: (peer: NodeId) => boolean;
+  /** Per-author budget of peers that are not bonded. @default {capacity: 20, refillPerSecond: 2} */
+  readonly unbondedRateLimit?: RateLimitOptions;
   /** Rejected messages a peer may forward before it is disconnected and banned. @default 20 */
   readonly maxRejections?: number;
+  /**
+   * Rejected messages all peers from one IP address outside `trustedRanges` may forward before
+   * the address is banned (fresh keys from one place share one budget). @default 20
+   */
+  readonly maxRejectionsPerIp?: number;
+  /** Fair ingress: bounded queues per forwarding peer, delivered round robin. */
+  readonly ingress?: {
+    /** Accepted messages one peer may have waiting for delivery. @default 256 */
+    readonly perPeer?: number;
+    /** Accepted messages all peers may have waiting. @default 4_096 */
+    readonly total?: number;
+    /** Messages delivered per turn of the event loop. @default 32 */
+    readonly batch?: number;
+  };
+  /** Limits of the direct protocols (requests, snapshots, payloads); see {@link DirectLimiter}. */
+  readonly direct?: DirectLimitOptions;
+  /** Where boundary rejections are logged. @default a new {@link RejectionLog} */
+  readonly rejectionLog?: RejectionLog;
   /** How long a peer's rejections are remembered after its last one. @default 600_000 */
   readonly rejectionMemoryMs?: number;
   /** How long a ban lasts. @default 600_000 */
@@ -154,6 +183,20 @@ export interface Libp2pHostOptions {
 export interface HostStats {
   /** Gossip messages ignored because their forwarder was over its rate limit. */
   readonly rateLimited: number;
+  /** Gossip messages ignored because their author is not bonded and was over its budget. */
+  readonly unbondedLimited: number;
+  /** Gossip messages ignored because their forwarder's ingress queue was full. */
+  readonly queueFull: number;
+  /** Accepted messages dropped from a full ingress (the longest queue loses). */
+  readonly queueEvicted: number;
+  /** IP addresses banned. */
+  readonly ipBans: number;
+  /** Direct streams refused by the per-peer limits (busy, rate limited). */
+  readonly directRefused: number;
+  /** Direct streams cut because they made no progress. */
+  readonly directIdle: number;
+  /** Direct requests rejected as malformed (counted against the peer like a rejected message). */
+  readonly directRejected: number;
   /** Gossip messages rejected (by a validator or a boundary check). */
   readonly rejected: number;
   /** Gossip messages ignored by a validator. */
@@ -192,6 +235,18 @@ export interface Libp2pHost extends NetworkPort {
   dial(address: string, options?: NetworkCallOptions): Promise<NodeId>;
   /** Counters of the boundary policies. */
   stats(): HostStats;
+  /** Whether `ip` is banned now. */
+  isIpBanned(ip: string): boolean;
+  /** The per-peer limits of the direct protocols, shared by every protocol this host serves. */
+  readonly direct: DirectLimiter;
+  /** The rate-limited log of boundary rejections. */
+  readonly rejections: RejectionLog;
+  /**
+   * Counts a rejected message or request against `peer` (and its IP address, outside the
+   * trusted ranges), logs it, and bans the peer or the address over its budget. For protocols
+   * and the node to charge a peer for bad input found after the host's own checks.
+   */
+  reject(peer: NodeId, where: string, code: string, detail: string): void;
 }
 
 interface Subscription {
@@ -216,6 +271,15 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     bans.delete(peer);
     return false;
   };
+  const ipBans = new Map<string, number>();
+  const isIpBanned = (ip: string | undefined): boolean => {
+    if (ip === undefined) return false;
+    const until = ipBans.get(ip);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    ipBans.delete(ip);
+    return false;
+  };
   const scoreParams = peerScoreParams(new TrustedIpSet(trusted));
   const bootstrapList = [...(options.bootstrap ?? [])];
   const peerDiscovery = bootstrapList.length > 0
@@ -234,9 +298,15 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     connectionManager: {
       allow: trusted.map(cidrToMultiaddr),
     },
+    // The node's bans bite here: a banned peer id or IP address is refused on every path in and
+    // out until its ban expires.
     connectionGater: {
       denyDialPeer: (peer: PeerId) => isBanned(peer.toString()),
-      denyInboundEncryptedConnection: (peer: PeerId) => isBanned(peer.toString()),
+      denyDialMultiaddr: (address: Multiaddr) => isIpBanned(ipOf(address)),
+      denyInboundConnection: (connection: MultiaddrConnection) =>
+        isIpBanned(ipOf(connection.remoteAddr)),
+      denyInboundEncryptedConnection: (peer: PeerId, connection: MultiaddrConnection) =>
+        isBanned(peer.toString()) || isIpBanned(ipOf(connection.remoteAddr)),
       denyOutboundEncryptedConnection: (peer: PeerId) => isBanned(peer.toString()),
     },
     services: {
@@ -260,7 +330,7 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
       }),
     },
   });
-  const host = new Host(node, { ...options, isBanned, bans });
+  const host = new Host(node, { ...options, isBanned, bans, isIpBanned, ipBans, trusted });
   if (options.start ?? true) await host.start();
   return host;
 }
@@ -268,19 +338,52 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
 interface HostInit extends Libp2pHostOptions {
   readonly isBanned: (peer: string) => boolean;
   readonly bans: Map<string, number>;
+  readonly isIpBanned: (ip: string | undefined) => boolean;
+  readonly ipBans: Map<string, number>;
+  readonly trusted: readonly Cidr[];
 }
+
+/** The IP address of a multiaddr, if it has one. */
+function ipOf(address: Multiaddr): string | undefined {
+  return address.getComponents().find((c) => c.name === "ip4" || c.name === "ip6")?.value;
+}
+
+/** A delivery waiting in the fair ingress queue. */
+interface Delivery {
+  readonly topic: string;
+  readonly gossip: GossipMessage;
+}
+
+/** Errors a handler throws for bad input (charged to the peer), matched by name. */
+const PEER_FAULTS = new Set(["SnapshotError", "WireError", "BoundedJsonError", "RuleViolation"]);
 
 class Host implements Libp2pHost {
   readonly libp2p: Libp2p<HostServices>;
   readonly self: NodeId;
   readonly capabilities: CapabilityIndex;
+  readonly direct: DirectLimiter;
+  readonly rejections: RejectionLog;
   readonly #init: HostInit;
   readonly #limiter: RateLimiter;
+  readonly #unbonded: RateLimiter;
+  readonly #ingress: FairQueue<Delivery>;
+  readonly #ipRejections = new Map<string, { count: number; lastAt: number }>();
   readonly #subscriptions = new Map<string, Set<Subscription>>();
   readonly #listeners = new Set<(event: PeerEvent) => void>();
   readonly #protocols = new Set<string>();
   readonly #rejections = new Map<string, { count: number; lastAt: number }>();
-  readonly #counters = { rateLimited: 0, rejected: 0, ignored: 0, bans: 0 };
+  readonly #counters = {
+    rateLimited: 0,
+    unbondedLimited: 0,
+    queueFull: 0,
+    rejected: 0,
+    ignored: 0,
+    bans: 0,
+    ipBans: 0,
+    directRefused: 0,
+    directIdle: 0,
+    directRejected: 0,
+  };
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #started = false;
   #stopping: Promise<void> | undefined;
@@ -290,10 +393,21 @@ class Host implements Libp2pHost {
     this.self = node.peerId.toString();
     this.#init = init;
     this.#limiter = new RateLimiter(init.rateLimit);
+    this.#unbonded = new RateLimiter({
+      capacity: 20,
+      refillPerSecond: 2,
+      ...init.unbondedRateLimit,
+    });
+    this.#ingress = new FairQueue<Delivery>((delivery) => this.#deliver(delivery), {
+      ...init.ingress,
+      onError: (error) => log.error("Ingress delivery failed: {error}", { error }),
+    });
+    this.direct = new DirectLimiter(init.direct);
+    this.rejections = init.rejectionLog ?? new RejectionLog();
     this.capabilities = new CapabilityIndex(node);
     node.addEventListener("peer:connect", (event) => {
       const peer = event.detail.toString();
-      if (init.isBanned(peer)) {
+      if (init.isBanned(peer) || this.#ipsOf(peer).some((ip) => init.isIpBanned(ip))) {
         void node.hangUp(event.detail).catch(() => {});
         return;
       }
@@ -309,7 +423,10 @@ class Host implements Libp2pHost {
         protocols: [...event.detail.protocols],
       });
     });
-    node.services.pubsub.addEventListener("message", (event) => this.#onMessage(event.detail));
+    node.services.pubsub.addEventListener(
+      "gossipsub:message",
+      (event) => this.#onMessage(event.detail.propagationSource.toString(), event.detail.msg),
+    );
     init.signal?.addEventListener("abort", () => void this.stop(), { once: true });
   }
 
@@ -329,6 +446,7 @@ class Host implements Libp2pHost {
     this.#stopping ??= (async () => {
       if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
       this.#heartbeat = undefined;
+      this.#ingress.close();
       await this.libp2p.stop();
     })();
     return this.#stopping;
@@ -352,7 +470,11 @@ class Host implements Libp2pHost {
   }
 
   stats(): HostStats {
-    return { ...this.#counters };
+    return { ...this.#counters, queueEvicted: this.#ingress.stats().droppedGlobal };
+  }
+
+  isIpBanned(ip: string): boolean {
+    return this.#init.isIpBanned(ip);
   }
 
   async publish(topic: Topic, data: Uint8Array, options: NetworkCallOptions = {}): Promise<void> {
@@ -402,12 +524,31 @@ class Host implements Libp2pHost {
     const maxResponse = this.#init.maxResponseBytes ?? 8_388_608;
     void this.libp2p.handle(protocol, async (stream, connection) => {
       const from = connection.remotePeer.toString();
-      const signal = AbortSignal.timeout(timeoutMs);
+      const admission = this.direct.admit(from);
+      if (!admission.ok) {
+        this.#counters.directRefused++;
+        this.rejections.reject(from, protocol, admission.code, admission.reason);
+        await this.#refuse(stream, `Refused: ${admission.code}: ${admission.reason}`);
+        return;
+      }
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const idle = idleSignal(this.direct.idleTimeoutMs, deadline);
+      const onData = () => idle.touch();
+      stream.addEventListener("message", onData);
       try {
         if (this.#init.isBanned(from)) throw new Error(`Peer is banned: ${from}`);
         const reader = new StreamReader(stream);
-        const request = await readFrame(reader, maxRequest, signal);
-        if (request === undefined) throw new Error("Stream ended before the request");
+        let request: Uint8Array | undefined;
+        try {
+          request = await readFrame(reader, maxRequest, idle.signal);
+          if (request === undefined) throw new RangeError("Stream ended before the request");
+        } catch (error) {
+          const code = (error as Error).name === "StreamIdleError" ? "idle_timeout" : "bad_frame";
+          if (code === "idle_timeout") this.#counters.directIdle++;
+          else this.#counters.directRejected++;
+          this.reject(from, protocol, code, (error as Error).message);
+          throw error;
+        }
         let status = 0;
         let body: Uint8Array;
         try {
@@ -420,13 +561,23 @@ class Host implements Libp2pHost {
         } catch (error) {
           status = 1;
           body = new TextEncoder().encode((error as Error).message ?? String(error));
+          if (PEER_FAULTS.has((error as Error).name)) {
+            this.#counters.directRejected++;
+            const code = (error as { code?: unknown }).code;
+            this.reject(
+              from,
+              protocol,
+              typeof code === "string" ? code : "invalid",
+              (error as Error).message,
+            );
+          }
         }
         const header = new Uint8Array(5);
         header[0] = status;
         new DataView(header.buffer).setUint32(1, body.byteLength);
-        await sendAll(stream, header, signal);
-        await sendAll(stream, body, signal);
-        await stream.close({ signal });
+        await sendAll(stream, header, idle.signal);
+        await sendAll(stream, body, idle.signal, undefined, () => idle.touch());
+        await stream.close({ signal: idle.signal });
       } catch (error) {
         log.debug("Direct request on {protocol} from {peer} failed: {error}", {
           protocol,
@@ -434,8 +585,28 @@ class Host implements Libp2pHost {
           error: (error as Error).message,
         });
         stream.abort(error as Error);
+      } finally {
+        stream.removeEventListener("message", onData);
+        idle.clear();
+        admission.release();
       }
     }).catch((error) => log.error("Cannot register {protocol}: {error}", { protocol, error }));
+  }
+
+  /** Answers a refused stream with an error status at once, without reading its request. */
+  async #refuse(stream: Stream, message: string): Promise<void> {
+    try {
+      const body = new TextEncoder().encode(message);
+      const header = new Uint8Array(5);
+      header[0] = 1;
+      new DataView(header.buffer).setUint32(1, body.byteLength);
+      const signal = AbortSignal.timeout(this.direct.idleTimeoutMs);
+      await sendAll(stream, header, signal);
+      await sendAll(stream, body, signal);
+      await stream.close({ signal });
+    } catch (error) {
+      stream.abort(error as Error);
+    }
   }
 
   async request(
@@ -508,8 +679,60 @@ class Host implements Libp2pHost {
     void this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {});
   }
 
+  /** Bans an IP address: every connection from it is closed and refused until the ban ends. */
+  #banIp(ip: string, reason: string): void {
+    const durationMs = this.#init.banMs ?? 600_000;
+    this.#init.ipBans.set(ip, Date.now() + durationMs);
+    this.#ipRejections.delete(ip);
+    this.#counters.ipBans++;
+    log.warn("Banned address {ip} for {durationMs} ms: {reason}", { ip, durationMs, reason });
+    for (const connection of this.libp2p.getConnections()) {
+      if (ipOf(connection.remoteAddr) === ip) void connection.close().catch(() => {});
+    }
+  }
+
   isBanned(peer: NodeId): boolean {
     return this.#init.isBanned(peer);
+  }
+
+  reject(peer: NodeId, where: string, code: string, detail: string): void {
+    this.rejections.reject(peer, where, code, detail);
+    const memory = this.#init.rejectionMemoryMs ?? 600_000;
+    const limit = this.#init.maxRejections ?? 20;
+    const count = countRejection(this.#rejections, peer, memory);
+    if (count > limit && !this.#init.isBanned(peer)) {
+      this.ban(
+        peer,
+        `sent ${count} rejected messages (limit ${limit}), last on ${where}: ${detail}`,
+      );
+    }
+    const ipLimit = this.#init.maxRejectionsPerIp ?? 20;
+    for (const ip of this.#ipsOf(peer)) {
+      if (ipInRanges(ip, this.#init.trusted)) continue;
+      const total = countRejection(this.#ipRejections, ip, memory);
+      if (total > ipLimit && !this.#init.isIpBanned(ip)) {
+        this.#banIp(
+          ip,
+          `peers from it sent ${total} rejected messages (limit ${ipLimit}), last ${peer} on ${where}: ${detail}`,
+        );
+      }
+    }
+  }
+
+  /** The IP addresses `peer` is connected from now. */
+  #ipsOf(peer: NodeId): string[] {
+    let id: PeerId;
+    try {
+      id = peerIdFromString(peer);
+    } catch {
+      return [];
+    }
+    const ips = new Set<string>();
+    for (const connection of this.libp2p.getConnections(id)) {
+      const ip = ipOf(connection.remoteAddr);
+      if (ip !== undefined) ips.add(ip);
+    }
+    return [...ips];
   }
 
   #validate(topic: string, from: PeerId, message: GossipsubMessage): TopicValidatorResult {
@@ -519,14 +742,29 @@ class Host implements Libp2pHost {
       this.#counters.rateLimited++;
       return TopicValidatorResult.Ignore;
     }
+    if (!this.#ingress.hasRoom(forwarder)) {
+      this.#counters.queueFull++;
+      return TopicValidatorResult.Ignore;
+    }
+    const isBonded = this.#init.isBonded;
+    if (isBonded !== undefined && message.type === "signed") {
+      const author = message.from.toString();
+      if (!isBonded(author) && !this.#unbonded.take(author)) {
+        this.#counters.unbondedLimited++;
+        return TopicValidatorResult.Ignore;
+      }
+    }
     const subscriptions = this.#subscriptions.get(topic);
     let result: ValidationResult = "accept";
+    let code = "";
     let reason = "";
     if (message.type !== "signed") {
       result = "reject";
+      code = "unsigned";
       reason = "unsigned message";
     } else if (message.data.byteLength > MAX_MESSAGE_BYTES) {
       result = "reject";
+      code = "too_large";
       reason = `message of ${message.data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`;
     } else if (subscriptions === undefined || subscriptions.size === 0) {
       result = "ignore";
@@ -542,10 +780,12 @@ class Host implements Libp2pHost {
           verdict = subscription.validate(gossip);
         } catch (error) {
           verdict = "reject";
+          code = "validator_threw";
           reason = `validator threw: ${(error as Error).message}`;
         }
         if (verdict === "reject") {
           result = "reject";
+          code ||= "invalid";
           reason ||= "validator rejected it";
           break;
         }
@@ -558,49 +798,29 @@ class Host implements Libp2pHost {
       return TopicValidatorResult.Ignore;
     }
     this.#counters.rejected++;
-    this.#recordRejection(forwarder, topic, reason);
+    this.reject(forwarder, topic, code, reason);
     return TopicValidatorResult.Reject;
   }
 
-  #recordRejection(peer: string, topic: string, reason: string): void {
-    const now = Date.now();
-    const memory = this.#init.rejectionMemoryMs ?? 600_000;
-    let entry = this.#rejections.get(peer);
-    if (entry === undefined || now - entry.lastAt > memory) {
-      entry = { count: 0, lastAt: now };
-      if (this.#rejections.size >= 10_000) {
-        const oldest = this.#rejections.keys().next();
-        if (!oldest.done) this.#rejections.delete(oldest.value);
-      }
-    }
-    this.#rejections.delete(peer);
-    entry.count++;
-    entry.lastAt = now;
-    this.#rejections.set(peer, entry);
-    log.debug("Rejected a message on {topic} from {peer}: {reason}", { topic, peer, reason });
-    const limit = this.#init.maxRejections ?? 20;
-    if (entry.count > limit) {
-      this.ban(
-        peer,
-        `sent ${entry.count} rejected messages (limit ${limit}), last on ${topic}: ${reason}`,
-      );
-    }
-  }
-
-  #onMessage(message: GossipsubMessage): void {
+  #onMessage(forwarder: string, message: GossipsubMessage): void {
     if (message.type !== "signed") return;
-    const subscriptions = this.#subscriptions.get(message.topic);
-    if (subscriptions === undefined) return;
+    if (!this.#subscriptions.has(message.topic)) return;
     const gossip: GossipMessage = {
       topic: message.topic as Topic,
       from: message.from.toString(),
       data: message.data,
     };
+    this.#ingress.offer(forwarder, { topic: message.topic, gossip });
+  }
+
+  #deliver({ topic, gossip }: Delivery): void {
+    const subscriptions = this.#subscriptions.get(topic);
+    if (subscriptions === undefined) return;
     for (const subscription of [...subscriptions]) {
       try {
         subscription.deliver(gossip);
       } catch (error) {
-        log.error("Subscriber of {topic} threw: {error}", { topic: message.topic, error });
+        log.error("Subscriber of {topic} threw: {error}", { topic, error });
       }
     }
   }
@@ -623,6 +843,28 @@ class Host implements Libp2pHost {
       }
     }
   }
+}
+
+/** Counts one rejection for `key`, forgetting counts older than `memoryMs`; the new count. */
+function countRejection(
+  counts: Map<string, { count: number; lastAt: number }>,
+  key: string,
+  memoryMs: number,
+): number {
+  const now = Date.now();
+  let entry = counts.get(key);
+  if (entry === undefined || now - entry.lastAt > memoryMs) {
+    entry = { count: 0, lastAt: now };
+    if (counts.size >= 10_000) {
+      const oldest = counts.keys().next();
+      if (!oldest.done) counts.delete(oldest.value);
+    }
+  }
+  counts.delete(key);
+  entry.count++;
+  entry.lastAt = now;
+  counts.set(key, entry);
+  return entry.count;
 }
 
 function withSignal(signal: AbortSignal | undefined): { signal?: AbortSignal } {

@@ -19,7 +19,8 @@ import { createHash } from "node:crypto";
 import type { NodeId } from "../machines/types.ts";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Libp2pHost } from "./libp2p_host.ts";
-import { frame, readFrame, sendAll, StreamReader } from "./stream_framing.ts";
+import type { Stream } from "@libp2p/interface";
+import { frame, idleSignal, readFrame, sendAll, StreamReader } from "./stream_framing.ts";
 
 import {
   PAYLOAD_PROTOCOL,
@@ -154,7 +155,12 @@ export interface ServePayloadsOptions {
   readonly timeoutMs?: number;
 }
 
-/** Serves payloads from `store`. Returns a function that stops serving. */
+/**
+ * Serves payloads from `store`. Returns a function that stops serving. Each stream is admitted
+ * by the host's per-peer limits ({@link Libp2pHost.direct}: concurrency and rate) before its
+ * request is read, and cut when it makes no progress for the limiter's idle timeout; a
+ * malformed request or a stalled stream is charged to the peer ({@link Libp2pHost.reject}).
+ */
 export function servePayloads(
   host: Libp2pHost,
   store: PayloadStore,
@@ -162,30 +168,71 @@ export function servePayloads(
 ): () => Promise<void> {
   const chunkBytes = options.chunkBytes ?? 65_536;
   const timeoutMs = options.timeoutMs ?? 120_000;
-  void host.libp2p.handle(PAYLOAD_PROTOCOL, async (stream) => {
-    const signal = AbortSignal.timeout(timeoutMs);
+  void host.libp2p.handle(PAYLOAD_PROTOCOL, async (stream, connection) => {
+    const from = connection.remotePeer.toString();
+    const admission = host.direct.admit(from);
+    if (!admission.ok) {
+      host.rejections.reject(from, PAYLOAD_PROTOCOL, admission.code, admission.reason);
+      await answerError(stream, AbortSignal.timeout(host.direct.idleTimeoutMs));
+      return;
+    }
+    const idle = idleSignal(host.direct.idleTimeoutMs, AbortSignal.timeout(timeoutMs));
+    const onData = () => idle.touch();
+    stream.addEventListener("message", onData);
     try {
-      const request = await readFrame(new StreamReader(stream), 64, signal);
+      let request: Uint8Array | undefined;
+      try {
+        request = await readFrame(new StreamReader(stream), 64, idle.signal);
+      } catch (error) {
+        const idleCut = (error as Error).name === "StreamIdleError";
+        host.reject(
+          from,
+          PAYLOAD_PROTOCOL,
+          idleCut ? "idle_timeout" : "bad_frame",
+          (error as Error).message,
+        );
+        throw error;
+      }
       const hash = request === undefined ? "" : new TextDecoder().decode(request);
-      const header = new Uint8Array(9);
-      const view = new DataView(header.buffer);
-      const bytes = HASH.test(hash) ? await store.get(hash) : undefined;
       if (!HASH.test(hash)) {
-        header[0] = STATUS_ERROR;
-      } else if (bytes === undefined) {
+        host.reject(from, PAYLOAD_PROTOCOL, "bad_hash", "request is not a hex sha-256");
+        await answerError(stream, idle.signal);
+        return;
+      }
+      const header = new Uint8Array(9);
+      const bytes = await store.get(hash);
+      if (bytes === undefined) {
         header[0] = STATUS_NOT_FOUND;
       } else {
         header[0] = STATUS_OK;
-        view.setBigUint64(1, BigInt(bytes.byteLength));
+        new DataView(header.buffer).setBigUint64(1, BigInt(bytes.byteLength));
       }
-      await sendAll(stream, header, signal);
-      if (bytes !== undefined) await sendAll(stream, bytes, signal, chunkBytes);
-      await stream.close({ signal });
+      await sendAll(stream, header, idle.signal);
+      if (bytes !== undefined) {
+        await sendAll(stream, bytes, idle.signal, chunkBytes, () => idle.touch());
+      }
+      await stream.close({ signal: idle.signal });
     } catch (error) {
       stream.abort(error as Error);
+    } finally {
+      stream.removeEventListener("message", onData);
+      idle.clear();
+      admission.release();
     }
   });
   return () => host.libp2p.unhandle(PAYLOAD_PROTOCOL);
+}
+
+/** Answers a stream with the error status and closes it. */
+async function answerError(stream: Stream, signal: AbortSignal): Promise<void> {
+  try {
+    const header = new Uint8Array(9);
+    header[0] = STATUS_ERROR;
+    await sendAll(stream, header, signal);
+    await stream.close({ signal });
+  } catch (error) {
+    stream.abort(error as Error);
+  }
 }
 
 /** Options of {@link fetchPayload}. */

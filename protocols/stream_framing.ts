@@ -86,18 +86,21 @@ export async function readFrame(
 /**
  * Sends `data` in chunks of at most `chunkBytes`; whenever `send()` returns `false` (the
  * muxer's window or buffer is full) it waits for the stream's `drain` event before the next
- * chunk, so at most one chunk beyond what the muxer accepted is ever queued.
+ * chunk, so at most one chunk beyond what the muxer accepted is ever queued. `progress` is
+ * called after each chunk is handed over (to touch an {@link idleSignal}).
  */
 export async function sendAll(
   stream: Stream,
   data: Uint8Array,
   signal?: AbortSignal,
   chunkBytes = 64 * 1024,
+  progress?: () => void,
 ): Promise<void> {
   for (let offset = 0; offset < data.byteLength; offset += chunkBytes) {
     signal?.throwIfAborted();
     const chunk = data.subarray(offset, Math.min(data.byteLength, offset + chunkBytes));
     if (!stream.send(chunk)) await drained(stream, signal);
+    progress?.();
   }
 }
 
