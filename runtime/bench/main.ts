@@ -6,14 +6,35 @@
 import { parseArgs } from "node:util";
 import { benchConfig, canCollect, formatTable, runBench, writeResults } from "./mod.ts";
 
+const USAGE = `Usage: deno task bench [--quick] [--out DIR]
+
+Runs every benchmark, each beside its baseline, and writes the results to DIR.
+
+Flags:
+  --quick      smaller runs (a minute or two)
+  --out DIR    where results go (default bench-results)
+  -h, --help   this help`;
+
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean", default: false },
-      out: { type: "string", default: "bench-results" },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      options: {
+        quick: { type: "boolean", default: false },
+        out: { type: "string", default: "bench-results" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n(add --help for usage)`);
+    Deno.exit(2);
+  }
+  const values = parsed.values;
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
   const t0 = performance.now();
   const log = (message: string) =>
     console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${message}`);

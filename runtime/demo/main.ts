@@ -9,7 +9,7 @@ import { formatSummary, runDemo } from "./mod.ts";
 
 function parseNetwork(value: string): "in-process" | "libp2p" {
   if (value === "in-process" || value === "libp2p") return value;
-  throw new RangeError(`Invalid --network "${value}": must be in-process or libp2p`);
+  throw new TypeError(`Invalid --network "${value}": must be in-process or libp2p`);
 }
 
 function progressBar(done: number, total: number, byState: Record<string, number>): string {
@@ -19,9 +19,32 @@ function progressBar(done: number, total: number, byState: Record<string, number
   return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}  ${parts}`;
 }
 
-if (import.meta.main) {
+const USAGE = `Usage: deno task demo [flags]
+
+A whole market in one process, with progress and a money check.
+
+Flags:
+  --jobs N             jobs to submit (default 100; 40 over libp2p)
+  --workers N          workers, at least 3 (default 20; 8 over libp2p)
+  --verifiers N        verifiers, at least 1 (default 4)
+  --concurrency N      jobs in flight at once (default 25; 8 over libp2p)
+  --network NAME       in-process or libp2p (default in-process)
+  --onnx               ONNX jobs on a model built here (onnxruntime)
+  --ledger PATH        the local ledger file (default: in memory)
+  --record PATH        where the recording goes (default: a temp dir)
+  --retain-ms MS       how long a finished job's actor stays live, or "never"
+  --log-level LEVEL    trace, debug, info, warning, error, fatal (default error)
+  --json               print the summary as JSON
+  -h, --help           this help
+
+Exit codes: 0 money conserved, 1 failed, 2 bad usage.`;
+
+const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+/** Parses the demo's flags; throws `TypeError` naming the bad flag. */
+function parseFlags(args: string[]) {
   const { values } = parseArgs({
-    args: Deno.args,
+    args,
     options: {
       jobs: { type: "string" },
       workers: { type: "string" },
@@ -34,8 +57,35 @@ if (import.meta.main) {
       onnx: { type: "boolean" },
       "retain-ms": { type: "string" },
       "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  for (const flag of ["jobs", "workers", "verifiers", "concurrency"] as const) {
+    const value = values[flag];
+    if (value !== undefined && !/^[1-9]\d{0,6}$/.test(value)) {
+      throw new TypeError(`Invalid --${flag} "${value}": must be a positive integer`);
+    }
+  }
+  const level = values["log-level"];
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new TypeError(`Invalid --log-level "${level}": must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+  if (values.network !== undefined) parseNetwork(values.network);
+  return values;
+}
+
+if (import.meta.main) {
+  let values: ReturnType<typeof parseFlags>;
+  try {
+    values = parseFlags(Deno.args);
+  } catch (error) {
+    console.error(`${(error as Error).message}\n(add --help for usage)`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
   const retainMs = values["retain-ms"];
   if (retainMs !== undefined && retainMs !== "never" && !/^\d+$/.test(retainMs)) {
     console.error(
@@ -43,7 +93,9 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
-  configureLogging({ level: (values["log-level"] as "error" | undefined) ?? "error" });
+  configureLogging({
+    level: (values["log-level"] as (typeof LOG_LEVELS)[number] | undefined) ?? "error",
+  });
   const tty = Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
   let lastDecile = -1;
@@ -78,7 +130,13 @@ if (import.meta.main) {
     );
     if (!summary.moneyConserved || !summary.stakeConserved) Deno.exit(1);
   } catch (error) {
-    console.error(`\nDemo failed: ${(error as Error).message}`);
+    const e = error as Error;
+    // runDemo checks its numbers too (at least 3 workers): that is bad usage, not a failure.
+    if (e.name === "RangeError" && e.message.startsWith("Invalid --")) {
+      console.error(`\n${e.message}\n(add --help for usage)`);
+      Deno.exit(2);
+    }
+    console.error(`\nDemo failed: ${e.message}`);
     Deno.exit(1);
   }
 }

@@ -142,6 +142,25 @@ export function formatOutcome(status: JobStatus): string {
   ].join("\n");
 }
 
+/** The help text of `deno task submit`. */
+export const USAGE = `Usage: deno task submit (--node URL | --data-dir DIR) [flags]
+
+Submits a job to a running client node through its HTTP API.
+
+Flags:
+  --node URL        the client node's HTTP API
+  --data-dir DIR    a running node's data directory; its node.json names the URL
+  --spec FILE       a job request { spec, jobId?, policy? } or a bare spec (see examples/jobs/)
+  --job-id ID       the job's id (default: one the node picks)
+  --max-price N     the most the job pays, a non-negative integer (default 1000)
+  --verifiers N     verifiers to ask, 1 to 64 (default: what the node knows, at most 4)
+  --wait            follow the job until it is final, printing each phase
+  --timeout MS      give up after this long (default 120000)
+  --json            print JSON
+  -h, --help        this help
+
+Exit codes: 0 submitted (with --wait: settled), 1 failed, 2 bad usage, 3 final but not settled.`;
+
 /** Runs `deno task submit` with `args`; resolves with the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   let values;
@@ -158,10 +177,29 @@ export async function main(args: readonly string[]): Promise<number> {
         wait: { type: "boolean" },
         timeout: { type: "string" },
         json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
       },
     }).values;
   } catch (error) {
-    console.error(`Invalid flags: ${(error as Error).message}`);
+    console.error(`Invalid flags: ${(error as Error).message}\n(add --help for usage)`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values["max-price"] !== undefined && !/^(0|[1-9]\d{0,14})$/.test(values["max-price"])) {
+    console.error(
+      `Invalid --max-price "${values["max-price"]}": must be a non-negative integer`,
+    );
+    return 2;
+  }
+  if (
+    values.verifiers !== undefined &&
+    (!/^\d{1,2}$/.test(values.verifiers) || Number(values.verifiers) < 1 ||
+      Number(values.verifiers) > 64)
+  ) {
+    console.error(`Invalid --verifiers "${values.verifiers}": must be an integer in [1, 64]`);
     return 2;
   }
   let node = values.node;
@@ -180,7 +218,7 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   node = node.replace(/\/+$/, "");
   const timeoutMs = Number(values.timeout ?? 120_000);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2 ** 31 - 1) {
     console.error(`Invalid --timeout ${values.timeout}: must be a positive integer`);
     return 2;
   }

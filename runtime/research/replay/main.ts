@@ -8,22 +8,52 @@ import { parseArgs } from "node:util";
 
 const count = (n: number) => Math.round(n).toLocaleString("en-US");
 
+const USAGE =
+  `Usage: deno task replay <recording.jsonl> [--policy <name>] [--report <dir>] [--quiet]
+
+Replays a recording and says whether every step reproduced (exit 0) or where it diverged (1).
+
+Flags:
+  --policy NAME   simulate the recorded jobs again under another policy (a counterfactual)
+  --report DIR    write the research reports (timeline, phases, bids) to DIR
+  --quiet         no progress on stderr
+  -h, --help      this help`;
+
 async function main(): Promise<void> {
-  const { positionals, values } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      policy: { type: "string" },
-      report: { type: "string" },
-      quiet: { type: "boolean" },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        policy: { type: "string" },
+        report: { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n(add --help for usage)`);
+    Deno.exit(2);
+  }
+  const { positionals, values } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
   const path = positionals[0];
   if (path === undefined) {
-    console.error(
-      "Usage: deno task replay <recording.jsonl> [--policy <name>] [--report <dir>] [--quiet]",
-    );
+    console.error(USAGE);
     Deno.exit(2);
+  }
+  if (values.policy !== undefined) {
+    const { parsePolicy } = await import("../counterfactual.ts");
+    try {
+      parsePolicy(values.policy);
+    } catch (error) {
+      console.error(`${(error as Error).message}\n(add --help for usage)`);
+      Deno.exit(2);
+    }
   }
   const { readRecording, replay, formatReplay } = await import("../../durability/mod.ts");
   const { configureLogging } = await import("../../kernel/mod.ts");

@@ -7,9 +7,25 @@
 import { parseArgs } from "node:util";
 import { writeReports } from "../report.ts";
 
+const USAGE = "Usage: deno run -A runtime/research/report/main.ts <recording.jsonl> <out dir>";
+
 if (import.meta.main) {
-  const { positionals } = parseArgs({ args: Deno.args, allowPositionals: true });
-  const [path, dir] = positionals;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: { help: { type: "boolean", short: "h" } },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n(add --help for usage)`);
+    Deno.exit(2);
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const [path, dir] = parsed.positionals;
   if (path === undefined || dir === undefined) {
     console.error("Usage: deno run -A runtime/research/report/main.ts <recording.jsonl> <out dir>");
     Deno.exit(2);
