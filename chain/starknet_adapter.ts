@@ -62,7 +62,7 @@
  *
  * @module
  */
-import { Account, type Call, Contract, RpcProvider, validateAndParseAddress } from "starknet";
+import { Account, type Call, Contract, hash, RpcProvider, validateAndParseAddress } from "starknet";
 import { getLogger } from "@logtape/logtape";
 import type { NodeId, RefundReason, SlashReason } from "../machines/types.ts";
 import {
@@ -168,6 +168,8 @@ export interface StarknetSubscribeOptions {
 const logger = getLogger(["ciro", "chain", "starknet"]);
 
 const EVENT_NAMES = Object.keys(EVENT_SELECTORS) as ChainEventName[];
+/** The event selectors as canonical felts, the key filter of every `starknet_getEvents`. */
+const EVENT_KEYS = EVENT_NAMES.map((name) => canonicalFelt(EVENT_SELECTORS[name]));
 const CHAIN_ERROR_CODES: ReadonlySet<string> = new Set<ChainErrorCode>([
   "unknown_job",
   "duplicate_job",
@@ -188,6 +190,10 @@ const MAX_BACKOFF_MS = 30_000;
 const RPC_NONCE_ERROR = 52;
 const RPC_DUPLICATE_TX = 59;
 const RPC_BLOCK_NOT_FOUND = 24;
+const RPC_TX_NOT_FOUND = 29;
+const RPC_TOO_MANY_KEYS = 34;
+/** Status reads that find no trace of a sent transaction before it is sent again, identical. */
+const UNKNOWN_POLLS_BEFORE_RESEND = 3;
 const RPC_INVALID_CONTINUATION_TOKEN = 33;
 const RPC_TRANSIENT = new Set([63, -32603, -32000, -32005]);
 const RPC_EXECUTION = new Set([40, 41]);
@@ -249,6 +255,17 @@ function classify(error: unknown): Failure {
   const name = (error as { name?: unknown })?.name;
   if (name === "AbortError") return { kind: "fatal", detail: "aborted" };
   return { kind: "transient", detail: firstLine(text) };
+}
+
+/** A felt as the spec's FELT pattern wants it: `0x` and hex digits without leading zeros. */
+function canonicalFelt(value: string | bigint): string {
+  return `0x${BigInt(value).toString(16)}`;
+}
+
+/** `[major, minor, patch]` of a spec version string such as `0.10.1`, or undefined. */
+function parseVersion(spec: string): [number, number, number] | undefined {
+  const match = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(spec);
+  return match === null ? undefined : [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
 }
 
 function sameFelt(a: string | undefined, b: string | undefined): boolean {
@@ -317,6 +334,14 @@ function checkId(field: string, value: string): string {
   return value;
 }
 
+/**
+ * A `ByteArray` argument as its UTF-8 bytes: starknet.js reads a string that looks like a hex
+ * number (a node id such as the account address) as that number's bytes.
+ */
+function text(value: string): Uint8Array {
+  return new TextEncoder().encode(value);
+}
+
 function checkReason(field: string, value: string): string {
   if (typeof value !== "string" || !SHORT_STRING_PATTERN.test(value)) {
     throw new TypeError(
@@ -374,7 +399,12 @@ interface Settings {
   readonly jobManagerAddress: string;
   readonly cdcPoolAddress: string;
   readonly tokenAddress: string | undefined;
-  readonly addressFilter: boolean;
+  /** The node's spec version allows a list of addresses in an event filter (from 0.10.1). */
+  readonly addressList: boolean;
+  /** The chain id, to compute transaction hashes. */
+  readonly chainId: string;
+  /** The spec version the node reported. */
+  readonly specVersion: string;
   readonly confirmations: number;
   readonly chunkSize: number;
   readonly pollMs: number;
@@ -385,11 +415,49 @@ interface Settings {
   readonly reorgWindow: number;
 }
 
-/** A raw event as `starknet_getEvents` returns it; block fields are absent when pre-confirmed. */
-type EmittedEvent = Omit<RawStarknetEvent, "block_hash" | "block_number"> & {
-  block_hash?: string;
-  block_number?: number;
-};
+/**
+ * A raw event as `starknet_getEvents` returns it: block fields are absent when pre-confirmed,
+ * `transaction_index` and `event_index` before spec 0.10.
+ */
+type EmittedEvent =
+  & Omit<RawStarknetEvent, "block_hash" | "block_number" | "event_index">
+  & {
+    block_hash?: string;
+    block_number?: number;
+    transaction_index?: number;
+    event_index?: number;
+  };
+
+/** One page of `starknet_getEvents`. */
+interface EventsPage {
+  readonly events: EmittedEvent[];
+  readonly continuation_token?: string;
+}
+
+/** An event in a receipt. */
+interface RawEventBody {
+  readonly from_address: string;
+  readonly keys: readonly string[];
+  readonly data: readonly string[];
+}
+
+/** A signed INVOKE v3 transaction as the spec writes it (`INVOKE_TXN_V3`). */
+interface SignedInvoke {
+  readonly sender_address: string;
+  readonly calldata: string[];
+  readonly version: string;
+  readonly signature: string[];
+  readonly nonce: string;
+  readonly resource_bounds: Record<
+    "l1_gas" | "l2_gas" | "l1_data_gas",
+    { max_amount: string; max_price_per_unit: string }
+  >;
+  readonly tip: string;
+  readonly paymaster_data: string[];
+  readonly account_deployment_data: string[];
+  readonly nonce_data_availability_mode: string;
+  readonly fee_data_availability_mode: string;
+}
 
 /** A decoded event at its position, or a position whose event failed to decode. */
 interface Scanned {
@@ -431,7 +499,7 @@ export class StarknetChain implements ChainPort {
     cursorStore: CursorStore | undefined,
   ) {
     this.account = nodeId;
-    this.address = settings.accountAddress;
+    this.address = `0x${BigInt(settings.accountAddress).toString(16).padStart(64, "0")}`;
     this.#settings = settings;
     this.#provider = provider;
     this.#signer = signer;
@@ -470,12 +538,13 @@ export class StarknetChain implements ChainPort {
       : checkAddress("tokenAddress", options.tokenAddress);
     const nodeId = checkId("nodeId", options.nodeId ?? accountAddress);
     const tip = checkAmount("tip", options.tip ?? 0n);
+    // Addresses travel as canonical felts (the spec's FELT pattern refuses leading zeros).
     const base = {
       rpcOrigin: origin,
-      accountAddress,
-      jobManagerAddress,
-      cdcPoolAddress,
-      tokenAddress,
+      accountAddress: canonicalFelt(accountAddress),
+      jobManagerAddress: canonicalFelt(jobManagerAddress),
+      cdcPoolAddress: canonicalFelt(cdcPoolAddress),
+      tokenAddress: tokenAddress === undefined ? undefined : canonicalFelt(tokenAddress),
       confirmations: checkCount("confirmations", options.confirmations ?? 2, 0),
       chunkSize: checkCount("chunkSize", options.chunkSize ?? 100, 1),
       pollMs: checkCount("pollMs", options.pollMs ?? 2000, 0),
@@ -493,28 +562,33 @@ export class StarknetChain implements ChainPort {
     const retry = <T>(action: string, body: () => Promise<T>) =>
       withRetries(action, body, base.maxAttempts, base.backoffMs, signal);
     const probe = new RpcProvider({ nodeUrl: options.rpcUrl });
-    const spec = await retry(`read the spec version of ${origin}`, () => probe.getSpecVersion());
-    const addressFilter = /^0\.(1\d|[1-9]\d+)\./.test(`${spec}.`);
-    if (!/^0\.(9|10)\./.test(`${spec}.`)) {
+    const spec = String(
+      await retry(`read the spec version of ${origin}`, () => probe.getSpecVersion()),
+    );
+    const version = parseVersion(spec);
+    if (version === undefined || version[0] !== 0 || (version[1] !== 9 && version[1] !== 10)) {
       throw new ChainError(
         "rpc_error",
         `Cannot connect to ${origin}: it speaks JSON-RPC spec ${spec}, expected 0.9 or 0.10`,
       );
     }
+    const addressList = version[1] > 10 || (version[1] === 10 && version[2] >= 1);
     const provider = new RpcProvider({
       nodeUrl: options.rpcUrl,
-      specVersion: /^0\.9\./.test(`${spec}.`) ? "0.9.0" : "0.10.0",
+      specVersion: version[1] === 9 ? "0.9.0" : "0.10.0",
     });
-    await retry(`read the chain id of ${origin}`, () => provider.getChainId());
+    const chainId = String(
+      await retry(`read the chain id of ${origin}`, () => provider.getChainId()),
+    );
     const signer = new Account({
       provider,
-      address: accountAddress,
+      address: base.accountAddress,
       signer: privateKey,
       cairoVersion: "1",
     });
     const chain = new StarknetChain(
       nodeId,
-      { ...base, addressFilter },
+      { ...base, addressList, chainId, specVersion: spec },
       provider,
       signer,
       options.cursorStore,
@@ -531,7 +605,7 @@ export class StarknetChain implements ChainPort {
       if (options.register ?? true) {
         await chain.#send(
           `register node ${JSON.stringify(nodeId)}`,
-          [chain.#cdcPool.populate("register_node", [nodeId])],
+          [chain.#cdcPool.populate("register_node", [text(nodeId)])],
           signal,
         );
       }
@@ -582,7 +656,7 @@ export class StarknetChain implements ChainPort {
         calls.push(this.#approve(this.#settings.jobManagerAddress, amount));
       }
       calls.push(this.#jobManager.populate("submit_job", [
-        checkId("jobId", job.jobId),
+        text(checkId("jobId", job.jobId)),
         amount,
         checkAmount("minStake", job.minStake),
         checkHash("modelHash", job.modelHash),
@@ -601,11 +675,11 @@ export class StarknetChain implements ChainPort {
       options,
       () => [
         this.#jobManager.populate("assign_worker", [
-          checkId("jobId", assignment.jobId),
-          checkId("worker", assignment.worker),
+          text(checkId("jobId", assignment.jobId)),
+          text(checkId("worker", assignment.worker)),
           checkAmount("price", assignment.price),
           // Positional arguments: starknet.js 10.8 refuses `Array<ByteArray>` in object form.
-          assignment.verifiers.map((v, i) => checkId(`verifiers[${i}]`, v)),
+          assignment.verifiers.map((v, i) => text(checkId(`verifiers[${i}]`, v))),
         ]),
       ],
     );
@@ -620,8 +694,8 @@ export class StarknetChain implements ChainPort {
       options,
       () => [
         this.#jobManager.populate("revoke_assignment", [
-          checkId("jobId", revocation.jobId),
-          checkId("worker", revocation.worker),
+          text(checkId("jobId", revocation.jobId)),
+          text(checkId("worker", revocation.worker)),
         ]),
       ],
     );
@@ -636,7 +710,7 @@ export class StarknetChain implements ChainPort {
       options,
       () => [
         this.#jobManager.populate("submit_result", [
-          checkId("jobId", result.jobId),
+          text(checkId("jobId", result.jobId)),
           checkHash("commitment", result.commitment),
         ]),
       ],
@@ -658,7 +732,7 @@ export class StarknetChain implements ChainPort {
         }
         return [
           this.#jobManager.populate("record_verification", [
-            checkId("jobId", outcome.jobId),
+            text(checkId("jobId", outcome.jobId)),
             outcome.accepted,
           ]),
         ];
@@ -671,7 +745,7 @@ export class StarknetChain implements ChainPort {
       `release the payment of job ${JSON.stringify(release.jobId)}`,
       options,
       () => [
-        this.#jobManager.populate("release_payment", [checkId("jobId", release.jobId)]),
+        this.#jobManager.populate("release_payment", [text(checkId("jobId", release.jobId))]),
       ],
     );
   }
@@ -682,7 +756,7 @@ export class StarknetChain implements ChainPort {
   ): Promise<TxReceipt> {
     return this.#transact(`refund job ${JSON.stringify(refund.jobId)}`, options, () => [
       this.#jobManager.populate("refund", [
-        checkId("jobId", refund.jobId),
+        text(checkId("jobId", refund.jobId)),
         checkReason("reason", refund.reason),
       ]),
     ]);
@@ -697,8 +771,8 @@ export class StarknetChain implements ChainPort {
       options,
       () => [
         this.#jobManager.populate("slash_worker", [
-          checkId("jobId", slash.jobId),
-          checkId("worker", slash.worker),
+          text(checkId("jobId", slash.jobId)),
+          text(checkId("worker", slash.worker)),
           checkReason("reason", slash.reason),
         ]),
       ],
@@ -764,122 +838,260 @@ export class StarknetChain implements ChainPort {
   }
 
   async #sendNow(action: string, calls: Call[], signal: AbortSignal): Promise<TxReceipt> {
-    const { maxAttempts, backoffMs, tip } = this.#settings;
-    let last: Failure | undefined;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const { maxAttempts, tip } = this.#settings;
+    for (let attempt = 1;; attempt++) {
       signal.throwIfAborted();
-      if (attempt > 1) await delay(backoff(backoffMs, attempt), signal);
-      let nonce: bigint;
+      const nonce = this.#nonce ?? await this.#readNonce(signal);
+      let estimate: Awaited<ReturnType<Account["estimateInvokeFee"]>>;
+      let signed: SignedInvoke;
       try {
-        nonce = this.#nonce ?? await this.#readNonce(signal);
-      } catch (error) {
-        throw this.#asChainError(action, error);
-      }
-      let sent = false;
-      try {
-        const estimate = await this.#signer.estimateInvokeFee(calls, { nonce, tip });
-        signal.throwIfAborted();
-        sent = true;
-        const { transaction_hash: txHash } = await this.#signer.execute(calls, {
+        estimate = await withRetries(
+          `estimate the fee to ${action}`,
+          () => this.#signer.estimateInvokeFee(calls, { nonce, tip }),
+          maxAttempts,
+          this.#settings.backoffMs,
+          signal,
+        );
+        signed = await this.#signer.getSignedTransaction(calls, {
           nonce,
           tip,
           resourceBounds: estimate.resourceBounds,
-        });
-        this.#nonce = nonce + 1n;
-        logger.debug("Sent {action} as {txHash} (nonce {nonce})", {
-          action,
-          txHash,
-          nonce: nonce.toString(),
-        });
-        return await this.#receipt(action, txHash, signal);
+        }) as SignedInvoke;
       } catch (error) {
-        if ((error as { name?: unknown })?.name === "ChainError") throw error;
-        signal.throwIfAborted();
-        const failure = classify(error);
-        last = failure;
-        switch (failure.kind) {
-          case "execution":
-            throw new ChainError(
-              failure.code ?? "reverted",
-              `Cannot ${action}: the contract refused it${
-                failure.code === undefined ? "" : ` with ${JSON.stringify(failure.code)}`
-              }`,
-              { cause: error },
-            );
-          case "nonce":
-            logger.warn("Nonce {nonce} refused for {action}; reading it again", {
-              nonce: nonce.toString(),
-              action,
-            });
-            this.#nonce = undefined;
-            continue;
-          case "duplicate":
-          case "transient": {
-            this.#nonce = undefined;
-            if (!sent) {
-              logger.warn("Retrying {action} after a transient failure: {detail}", {
-                action,
-                detail: failure.detail,
-              });
-              continue;
-            }
-            // The send may have reached the node: only resend if the nonce is still free.
-            const current = await this.#readNonce(signal).catch(() => undefined);
-            if (current !== undefined && current === nonce) {
-              logger.warn("Resending {action} after a failed send: {detail}", {
-                action,
-                detail: failure.detail,
-              });
-              continue;
-            }
-            throw new ChainError(
-              "rpc_error",
-              `Cannot ${action}: the node may have accepted the transaction (nonce ${nonce} ${
-                current === undefined ? "unknown" : `now ${current}`
-              }), not resending: ${failure.detail}`,
-              { cause: error },
-            );
-          }
-          case "fatal":
-            throw new ChainError("rpc_error", `Cannot ${action}: ${failure.detail}`, {
-              cause: error,
-            });
+        const failure = (error as { name?: unknown })?.name === "ChainError"
+          ? undefined
+          : classify(error);
+        if (failure?.kind === "nonce" && attempt < maxAttempts) {
+          this.#nonce = undefined;
+          continue;
         }
+        if (failure?.kind === "execution") {
+          throw new ChainError(
+            failure.code ?? "reverted",
+            `Cannot ${action}: the contract refused it${
+              failure.code === undefined ? "" : ` with ${JSON.stringify(failure.code)}`
+            }`,
+            { cause: error },
+          );
+        }
+        throw this.#asChainError(action, error);
+      }
+      const txHash = this.#txHash(signed);
+      let outcome: TxReceipt | "stale_nonce";
+      try {
+        outcome = await this.#deliver(action, signed, txHash, signal);
+      } catch (error) {
+        // Whatever happened after a send, the cached nonce may be wrong: read it again next time.
+        this.#nonce = undefined;
+        throw this.#asChainError(action, error);
+      }
+      if (outcome !== "stale_nonce") {
+        this.#nonce = nonce + 1n;
+        return outcome;
+      }
+      // The node refused the nonce and no copy of this transaction ever reached it: safe to sign
+      // again with the account's current nonce.
+      this.#nonce = undefined;
+      logger.warn("Nonce {nonce} refused for {action}; reading it again", {
+        nonce: nonce.toString(),
+        action,
+      });
+      if (attempt >= maxAttempts) {
+        throw new ChainError(
+          "rpc_error",
+          `Cannot ${action}: gave up after ${maxAttempts} attempts: nonce ${nonce} refused`,
+        );
       }
     }
-    throw new ChainError(
-      "rpc_error",
-      `Cannot ${action}: gave up after ${maxAttempts} attempts: ${last?.detail ?? "no attempt"}`,
-    );
+  }
+
+  /** The transaction hash of `signed`, computed here (SNIP-8), before it is sent. */
+  #txHash(signed: SignedInvoke): string {
+    const bounds = (name: "l1_gas" | "l2_gas" | "l1_data_gas") => ({
+      max_amount: BigInt(signed.resource_bounds[name].max_amount),
+      max_price_per_unit: BigInt(signed.resource_bounds[name].max_price_per_unit),
+    });
+    const da = (mode: string) => (mode === "L2" ? 1 : 0);
+    return canonicalFelt(hash.calculateInvokeTransactionHash({
+      senderAddress: signed.sender_address,
+      version: signed.version,
+      compiledCalldata: signed.calldata,
+      chainId: this.#settings.chainId as never,
+      nonce: signed.nonce,
+      accountDeploymentData: signed.account_deployment_data,
+      nonceDataAvailabilityMode: da(signed.nonce_data_availability_mode) as never,
+      feeDataAvailabilityMode: da(signed.fee_data_availability_mode) as never,
+      resourceBounds: {
+        l1_gas: bounds("l1_gas"),
+        l2_gas: bounds("l2_gas"),
+        l1_data_gas: bounds("l1_data_gas"),
+      },
+      tip: signed.tip,
+      paymasterData: signed.paymaster_data,
+    } as never));
+  }
+
+  /**
+   * Sends `signed` and follows its hash until it has a receipt. Never signs anything: a send
+   * whose outcome is unknown (the response was lost) is followed by looking the hash up, and, if
+   * the node does not know it, by sending the identical transaction again (same hash, same
+   * nonce: it can execute at most once). Error 59 (duplicate) means the node has it; error 52
+   * (nonce) after a send that may have arrived means it possibly executed: look it up. Only a
+   * 52 on a transaction no copy of which can have reached the node returns `"stale_nonce"`.
+   */
+  async #deliver(
+    action: string,
+    signed: SignedInvoke,
+    txHash: string,
+    signal: AbortSignal,
+  ): Promise<TxReceipt | "stale_nonce"> {
+    const { maxAttempts, pollMs, txTimeoutMs, backoffMs } = this.#settings;
+    const deadline = Date.now() + txTimeoutMs;
+    let mayHaveArrived = false;
+    let seen = false;
+    let nonceTaken = false;
+    let send = true;
+    let sends = 0;
+    let unknown = 0;
+    for (;;) {
+      signal.throwIfAborted();
+      if (send) {
+        send = false;
+        if (sends >= maxAttempts) {
+          throw new ChainError(
+            "rpc_error",
+            `Cannot ${action}: transaction ${txHash} was sent ${sends} times and the node does not know it`,
+          );
+        }
+        if (sends > 0) await delay(backoff(backoffMs, sends + 1), signal);
+        sends++;
+        try {
+          const { transaction_hash: answered } = await abortable(
+            this.#provider.invokeSignedTx(signed as never),
+            signal,
+          );
+          if (!sameFelt(answered, txHash)) {
+            throw new ChainError(
+              "rpc_error",
+              `Cannot ${action}: the node answered transaction hash ${answered}, computed ${txHash}`,
+            );
+          }
+          mayHaveArrived = true;
+          logger.debug("Sent {action} as {txHash} (nonce {nonce})", {
+            action,
+            txHash,
+            nonce: signed.nonce,
+          });
+        } catch (error) {
+          if ((error as { name?: unknown })?.name === "ChainError") throw error;
+          signal.throwIfAborted();
+          const failure = classify(error);
+          switch (failure.kind) {
+            case "nonce":
+              if (!mayHaveArrived) return "stale_nonce";
+              nonceTaken = true;
+              logger.warn(
+                "Nonce refused after a send of {txHash} that may have arrived: {detail}",
+                {
+                  txHash,
+                  detail: failure.detail,
+                },
+              );
+              break;
+            case "duplicate":
+              mayHaveArrived = true;
+              seen = true;
+              break;
+            case "transient":
+              mayHaveArrived = true;
+              logger.warn("The send of {txHash} may have failed; looking it up: {detail}", {
+                txHash,
+                detail: failure.detail,
+              });
+              break;
+            case "execution":
+              throw new ChainError(
+                failure.code ?? "reverted",
+                `Cannot ${action}: ${failure.detail}`,
+                {
+                  cause: error,
+                },
+              );
+            case "fatal":
+              if (!mayHaveArrived) {
+                throw new ChainError("rpc_error", `Cannot ${action}: ${failure.detail}`, {
+                  cause: error,
+                });
+              }
+              nonceTaken = true;
+          }
+        }
+      }
+      const status = await this.#status(txHash, signal);
+      if (status === undefined) {
+        unknown++;
+        if (nonceTaken && unknown > maxAttempts) {
+          throw new ChainError(
+            "rpc_error",
+            `Cannot ${action}: the outcome of transaction ${txHash} is unknown: its nonce ${signed.nonce} is used and the node does not know the transaction; not signing again`,
+          );
+        }
+        // Unknown after it was seen: evicted from the mempool. Unknown for a while after a send:
+        // lost. Either way the identical transaction may be sent again.
+        if (!nonceTaken && (seen || unknown >= UNKNOWN_POLLS_BEFORE_RESEND)) {
+          send = true;
+          seen = false;
+          unknown = 0;
+          continue;
+        }
+      } else if (status === "RECEIVED" || status === "CANDIDATE") {
+        seen = true;
+        unknown = 0;
+      } else {
+        return await this.#receipt(action, txHash, signal);
+      }
+      if (Date.now() > deadline) {
+        throw new ChainError(
+          "rpc_error",
+          `Cannot ${action}: no receipt for transaction ${txHash} after ${txTimeoutMs} ms`,
+        );
+      }
+      await delay(Math.max(pollMs, 1), signal);
+    }
+  }
+
+  /** The finality status of `txHash`, or `undefined` when the node does not know it. */
+  async #status(txHash: string, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      const status = await withRetries(
+        `read the status of ${txHash}`,
+        () => this.#provider.getTransactionStatus(txHash),
+        this.#settings.maxAttempts,
+        this.#settings.backoffMs,
+        signal,
+      );
+      return (status as { finality_status?: string }).finality_status;
+    } catch (error) {
+      if (rpcCode(error) === RPC_TX_NOT_FOUND) return undefined;
+      throw error;
+    }
   }
 
   async #readNonce(signal: AbortSignal): Promise<bigint> {
     const nonce = await this.#rpc(
       "read the account nonce",
-      () => this.#provider.getNonceForAddress(this.address, "pre_confirmed"),
+      () => this.#provider.getNonceForAddress(this.#settings.accountAddress, "pre_confirmed"),
       signal,
     );
     return BigInt(nonce);
   }
 
   async #receipt(action: string, txHash: string, signal: AbortSignal): Promise<TxReceipt> {
-    const { pollMs, txTimeoutMs } = this.#settings;
-    const interval = Math.max(pollMs, 1);
-    const wait = this.#provider.waitForTransaction(txHash, {
-      retryInterval: interval,
-      retries: Math.max(1, Math.ceil(txTimeoutMs / interval)),
-    });
-    let receipt: Awaited<typeof wait>;
-    try {
-      receipt = await abortable(wait, signal);
-    } catch (error) {
-      signal.throwIfAborted();
-      throw new ChainError(
-        "rpc_error",
-        `Cannot ${action}: no receipt for transaction ${txHash}: ${firstLine(rpcText(error))}`,
-        { cause: error },
-      );
-    }
+    const receipt = await this.#rpc(
+      `read the receipt of ${txHash}`,
+      () => this.#provider.getTransactionReceipt(txHash),
+      signal,
+    );
     const value = receipt as unknown as {
       execution_status?: string;
       revert_reason?: string;
@@ -914,7 +1126,7 @@ export class StarknetChain implements ChainPort {
       `read the stake of ${JSON.stringify(worker)}`,
       this.#cdcPool,
       "stake_of",
-      [checkId("worker", worker)],
+      [text(checkId("worker", worker))],
       options?.signal,
     );
     return BigInt(value as bigint);
@@ -926,7 +1138,7 @@ export class StarknetChain implements ChainPort {
       `read the reputation of ${JSON.stringify(worker)}`,
       this.#cdcPool,
       "reputation_of",
-      [checkId("worker", worker)],
+      [text(checkId("worker", worker))],
       options?.signal,
     );
     return Number(value as bigint);
@@ -1160,7 +1372,7 @@ export class StarknetChain implements ChainPort {
     signal: AbortSignal,
     visit: (item: Scanned) => boolean | Promise<boolean>,
   ): Promise<void> {
-    const { chunkSize, addressFilter, jobManagerAddress, cdcPoolAddress } = this.#settings;
+    const { jobManagerAddress, cdcPoolAddress } = this.#settings;
     const ours = (address: string) =>
       sameFelt(address, jobManagerAddress) || sameFelt(address, cdcPoolAddress);
     let position = from;
@@ -1168,57 +1380,49 @@ export class StarknetChain implements ChainPort {
     for (;;) {
       // The filter stays the same for the whole pagination run, as the spec requires.
       const fromBlock = position.blockNumber;
-      let token: string | undefined;
       let block = -1;
       let ordinal = 0;
+      let tx: string | undefined;
+      let txOrdinal = 0;
       try {
-        do {
-          const filter = {
-            from_block: { block_number: fromBlock },
-            to_block: { block_number: to },
-            ...(addressFilter && { address: [jobManagerAddress, cdcPoolAddress] }),
-            keys: [EVENT_NAMES.map((name) => EVENT_SELECTORS[name])],
-            chunk_size: chunkSize,
-            ...(token !== undefined && { continuation_token: token }),
-          };
-          const page = await withRetries(
-            "read events",
-            () => this.#provider.getEvents(filter as never),
-            this.#settings.maxAttempts,
-            this.#settings.backoffMs,
-            signal,
-          ) as { events: EmittedEvent[]; continuation_token?: string };
-          for (const emitted of page.events) {
-            if (emitted.block_hash === undefined || emitted.block_number === undefined) {
-              logger.debug("Skipping a pre-confirmed event of {txHash}", {
-                txHash: emitted.transaction_hash,
-              });
-              continue;
-            }
-            if (!ours(emitted.from_address)) continue;
-            if (emitted.block_number !== block) {
-              block = emitted.block_number;
-              ordinal = 0;
-            }
-            const cursor = { blockNumber: block, eventIndex: ordinal++ };
-            if (compareCursors(cursor, position) < 0) continue;
-            const raw = emitted as RawStarknetEvent;
-            let event: ChainEvent | undefined;
-            try {
-              event = { ...decodeChainEvent(raw), eventIndex: cursor.eventIndex };
-            } catch (error) {
-              logger.error("Skipping event {block}:{index} of {txHash}: {error}", {
-                block,
-                index: cursor.eventIndex,
-                txHash: raw.transaction_hash,
-                error: (error as Error).message,
-              });
-            }
-            if (!(await visit({ cursor, raw, event }))) return;
-            position = { blockNumber: cursor.blockNumber, eventIndex: cursor.eventIndex + 1 };
+        for await (const emitted of this.#events(fromBlock, to, signal)) {
+          if (emitted.block_hash === undefined || emitted.block_number === undefined) {
+            logger.debug("Skipping a pre-confirmed event of {txHash}", {
+              txHash: emitted.transaction_hash,
+            });
+            continue;
           }
-          token = page.continuation_token;
-        } while (token !== undefined);
+          if (!ours(emitted.from_address)) continue;
+          if (emitted.block_number !== block) {
+            block = emitted.block_number;
+            ordinal = 0;
+            tx = undefined;
+          }
+          if (tx === undefined || !sameFelt(tx, emitted.transaction_hash)) {
+            tx = emitted.transaction_hash;
+            txOrdinal = 0;
+          }
+          // The event's identity in its transaction: the spec's event_index from 0.10, else this
+          // adapter's ordinal among the transaction's events of the filter (0.9 has no index).
+          const eventIndex = emitted.event_index ?? txOrdinal;
+          txOrdinal++;
+          const cursor = { blockNumber: block, eventIndex: ordinal++ };
+          if (compareCursors(cursor, position) < 0) continue;
+          const raw = { ...emitted, event_index: eventIndex } as RawStarknetEvent;
+          let event: ChainEvent | undefined;
+          try {
+            event = { ...decodeChainEvent(raw), eventIndex: cursor.eventIndex };
+          } catch (error) {
+            logger.error("Skipping event {block}:{index} of {txHash}: {error}", {
+              block,
+              index: cursor.eventIndex,
+              txHash: raw.transaction_hash,
+              error: (error as Error).message,
+            });
+          }
+          if (!(await visit({ cursor, raw, event }))) return;
+          position = { blockNumber: cursor.blockNumber, eventIndex: cursor.eventIndex + 1 };
+        }
         return;
       } catch (error) {
         if (error instanceof ReadReorg) throw error;
@@ -1230,6 +1434,90 @@ export class StarknetChain implements ChainPort {
     }
   }
 
+  /**
+   * The events of blocks `from..to` that the filters select, in chain order. From spec 0.10.1 one
+   * filter names both contracts; before, the filter has no address (a list is not allowed, and
+   * two filters would need merging, which 0.9's events carry no index for) and the caller checks
+   * `from_address`. A node that answers error 34 (too many keys) gets the key list in halves,
+   * one filter each, and the pages are merged by block, transaction and event position.
+   */
+  async *#events(from: number, to: number, signal: AbortSignal): AsyncGenerator<EmittedEvent> {
+    const { addressList, jobManagerAddress, cdcPoolAddress } = this.#settings;
+    const streams: EventStream[] = [];
+    const open = async (keys: string[]): Promise<void> => {
+      const stream = new EventStream(this, {
+        from_block: { block_number: from },
+        to_block: { block_number: to },
+        ...(addressList && { address: [jobManagerAddress, cdcPoolAddress] }),
+        keys: [keys],
+      }, signal);
+      try {
+        await stream.fill();
+        streams.push(stream);
+      } catch (error) {
+        if (rpcCode(error) !== RPC_TOO_MANY_KEYS || keys.length < 2) throw error;
+        const half = Math.ceil(keys.length / 2);
+        logger.info("The node allows fewer than {count} keys per filter; splitting it", {
+          count: keys.length,
+        });
+        await open(keys.slice(0, half));
+        await open(keys.slice(half));
+      }
+    };
+    await open(EVENT_KEYS);
+    if (streams.length === 1) {
+      const stream = streams[0]!;
+      for (;;) {
+        const next = await stream.next();
+        if (next === undefined) return;
+        yield next;
+      }
+    }
+    const order = new EventOrder(this, signal);
+    for (;;) {
+      let best: { stream: EventStream; key: readonly number[] } | undefined;
+      for (const stream of streams) {
+        const head = await stream.peek();
+        if (head === undefined) continue;
+        const key = await order.key(head);
+        if (best === undefined || compareKeys(key, best.key) < 0) best = { stream, key };
+      }
+      if (best === undefined) return;
+      yield (await best.stream.next())!;
+    }
+  }
+
+  /** @internal One `starknet_getEvents` page. */
+  eventsPage(filter: Record<string, unknown>, signal: AbortSignal): Promise<EventsPage> {
+    return withRetries(
+      "read events",
+      () => this.#provider.getEvents(filter as never),
+      this.#settings.maxAttempts,
+      this.#settings.backoffMs,
+      signal,
+    ) as Promise<EventsPage>;
+  }
+
+  /** @internal The transaction hashes of block `number`, in order. */
+  async blockTransactions(number: number, signal: AbortSignal): Promise<string[]> {
+    const block = await this.#rpc(
+      `read block ${number}`,
+      () => this.#provider.getBlockWithTxHashes(number),
+      signal,
+    );
+    return (block as { transactions?: string[] }).transactions ?? [];
+  }
+
+  /** @internal The events of a transaction's receipt, in order. */
+  async receiptEvents(txHash: string, signal: AbortSignal): Promise<RawEventBody[]> {
+    const receipt = await this.#rpc(
+      `read the receipt of ${txHash}`,
+      () => this.#provider.getTransactionReceipt(txHash),
+      signal,
+    );
+    return (receipt as unknown as { events?: RawEventBody[] }).events ?? [];
+  }
+
   #signal(signal: AbortSignal | undefined): AbortSignal {
     return signal === undefined
       ? this.#closing.signal
@@ -1239,6 +1527,107 @@ export class StarknetChain implements ChainPort {
   #checkOpen(action: string): void {
     if (this.#closed) throw new ChainError("rpc_error", `Cannot ${action}: the adapter is closed`);
   }
+}
+
+/** One filter's pages, read lazily. */
+class EventStream {
+  readonly #chain: StarknetChain;
+  readonly #filter: Record<string, unknown>;
+  readonly #signal: AbortSignal;
+  #buffer: EmittedEvent[] = [];
+  #token: string | undefined;
+  #started = false;
+
+  constructor(chain: StarknetChain, filter: Record<string, unknown>, signal: AbortSignal) {
+    this.#chain = chain;
+    this.#filter = filter;
+    this.#signal = signal;
+  }
+
+  /** Reads the next page when the buffer is empty and pages are left. */
+  async fill(): Promise<void> {
+    while (this.#buffer.length === 0 && (!this.#started || this.#token !== undefined)) {
+      const page = await this.#chain.eventsPage({
+        ...this.#filter,
+        chunk_size: this.#chain.settings.chunkSize,
+        ...(this.#token !== undefined && { continuation_token: this.#token }),
+      }, this.#signal);
+      this.#started = true;
+      this.#buffer = [...page.events];
+      this.#token = page.continuation_token;
+    }
+  }
+
+  async peek(): Promise<EmittedEvent | undefined> {
+    await this.fill();
+    return this.#buffer[0];
+  }
+
+  async next(): Promise<EmittedEvent | undefined> {
+    await this.fill();
+    return this.#buffer.shift();
+  }
+}
+
+/**
+ * The chain position `[block, transaction, event]` of an event, to merge several filters' pages.
+ * From 0.10 the event carries it; a 0.9 event does not, so it is looked up in the block's
+ * transaction list and the transaction's receipt (once each).
+ */
+class EventOrder {
+  readonly #chain: StarknetChain;
+  readonly #signal: AbortSignal;
+  readonly #blocks = new Map<number, string[]>();
+  readonly #receipts = new Map<string, { events: RawEventBody[]; used: Set<number> }>();
+  readonly #keys = new WeakMap<EmittedEvent, readonly number[]>();
+
+  constructor(chain: StarknetChain, signal: AbortSignal) {
+    this.#chain = chain;
+    this.#signal = signal;
+  }
+
+  async key(event: EmittedEvent): Promise<readonly number[]> {
+    const known = this.#keys.get(event);
+    if (known !== undefined) return known;
+    let key: readonly number[];
+    if (event.block_number === undefined) {
+      key = [Number.MAX_SAFE_INTEGER, 0, 0];
+    } else if (event.transaction_index !== undefined && event.event_index !== undefined) {
+      key = [event.block_number, event.transaction_index, event.event_index];
+    } else {
+      let txs = this.#blocks.get(event.block_number);
+      if (txs === undefined) {
+        txs = await this.#chain.blockTransactions(event.block_number, this.#signal);
+        this.#blocks.set(event.block_number, txs);
+      }
+      const txIndex = txs.findIndex((t) => sameFelt(t, event.transaction_hash));
+      let receipt = this.#receipts.get(event.transaction_hash);
+      if (receipt === undefined) {
+        receipt = {
+          events: await this.#chain.receiptEvents(event.transaction_hash, this.#signal),
+          used: new Set(),
+        };
+        this.#receipts.set(event.transaction_hash, receipt);
+      }
+      const index = receipt.events.findIndex((e, i) =>
+        !receipt.used.has(i) && sameFelt(e.from_address, event.from_address) &&
+        e.keys.length === event.keys.length && e.keys.every((k, j) => sameFelt(k, event.keys[j])) &&
+        e.data.length === event.data.length && e.data.every((d, j) => sameFelt(d, event.data[j]))
+      );
+      receipt.used.add(index);
+      key = [event.block_number, txIndex, index];
+    }
+    this.#keys.set(event, key);
+    return key;
+  }
+}
+
+function compareKeys(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 /** The poll loop of one subscription. */

@@ -1,69 +1,73 @@
 /**
- * A Starknet JSON-RPC 2.0 test double on 127.0.0.1, for the Starknet adapter's tests: it
- * answers the methods starknet.js 10.8 calls (spec 0.10) with the spec's request and response
- * shapes, and executes invoke transactions against a {@link LocalLedger}, the embedded ledger
- * with the same contract rules and events as the Cairo contracts (`chain/CAIRO_INTERFACE.md`).
+ * A Starknet JSON-RPC 2.0 test double on 127.0.0.1, for the Starknet adapter's tests. It speaks
+ * one spec version (0.9.0, 0.10.0 or 0.10.3) as the official OpenRPC documents
+ * (`tests/fixtures/starknet-specs/`) define it, checks every request against that version and
+ * refuses an invalid one with -32602 as a strict node does, and checks every response it sends
+ * against it too (see {@link StarknetRpcServer.problems}). Contract calls execute against a
+ * {@link LocalLedger}, the embedded ledger with the Cairo contracts' rules
+ * (`chain/CAIRO_INTERFACE.md`).
  *
- * Methods: `starknet_specVersion`, `starknet_chainId`, `starknet_blockNumber`,
- * `starknet_blockHashAndNumber`, `starknet_getBlockWithTxHashes`, `starknet_getNonce`,
- * `starknet_estimateFee`, `starknet_addInvokeTransaction`, `starknet_getTransactionStatus`,
- * `starknet_getTransactionReceipt`, `starknet_getEvents` (with `chunk_size` and
- * `continuation_token`), `starknet_call`. Anything else is JSON-RPC error -32601.
+ * What it does as a node does:
  *
- * How it works:
+ * - Accounts: each has a Stark public key, a fee balance (fri) and a nonce. An INVOKE v3 is
+ *   checked in the order a sequencer does: version (61), known sender (58), duplicate hash (59),
+ *   nonce below the account's (52), resource bounds under the gas price (53), maximal fee over
+ *   the balance (54), the signature over the SNIP-8 hash computed here (55).
+ * - A mempool: an accepted transaction is unknown (29) for `mempool.hiddenFor` requests, then
+ *   `RECEIVED`, then `CANDIDATE`, and executes `mempool.executeAfter` requests after its
+ *   submission once its nonce is the account's next one (a future nonce waits for the gap to be
+ *   filled). Until then `starknet_getNonce` does not count it. {@link StarknetRpcServer.evictNext}
+ *   makes transactions drop out of the mempool instead (unknown again, nonce unused).
+ * - `starknet_estimateFee` simulates the calls on a copy of the state (error 41 with a nested
+ *   `execution_error` naming the panic); a transaction whose simulation panics at execution is
+ *   included `REVERTED` with no effect, nonce used and fee paid; a multicall is all or nothing.
+ * - Events are encoded by `cairo.ts` (the double's own layout), with `transaction_index` and
+ *   `event_index` only from 0.10; an address list in an event filter only from 0.10.1 (the
+ *   schema check refuses it before); more than `maxKeysInFilter` keys is error 34.
+ * - `l1_accepted` is `l1Lag` blocks behind `latest`; `failNext` injects JSON-RPC errors, HTTP
+ *   503 before the request is processed (`"network"`), or after (`"lost"`: it executed, the
+ *   answer is lost).
  *
- * - An invoke's calldata is the account's `__execute__` multicall (Cairo 1 layout:
- *   `n, (to, selector, calldata_len, ...calldata) * n`). Each call is decoded with the checked-in
- *   ABIs (`chain/abi/*.json`) and run as the ledger account bound to the sender by
- *   `CDCPool.register_node`. The ledger's events are re-encoded with `chain/events.ts`, from the
- *   JobManager or CDC Pool address according to the event (see {@link EVENT_CONTRACT}).
- *   `approve` on the payment token address is accepted and does nothing.
- * - A call the ledger refuses makes the transaction `REVERTED`, with a revert reason that names
- *   the Cairo panic short string (`'duplicate_job'`, the {@link ChainError} code); the nonce is
- *   still used, as on Starknet.
- * - With `autoMine` (the default) every transaction gets its own block at once; without it,
- *   transactions wait in the pre-confirmed block (no hash; its events have no `block_hash` nor
- *   `block_number`) until {@link StarknetRpcServer.mine}.
- * - {@link StarknetRpcServer.reorg} replaces the last blocks with blocks of new hashes, keeping,
- *   dropping or reordering their transactions. Only the block stream changes: the ledger's
- *   state is not rolled back.
- *
- * What is not real: signatures are not verified (any signature is accepted), fees are a fixed
- * estimate and nobody pays them, `estimateFee` does not simulate (a refused call shows up as a
- * reverted receipt, not as an estimate error), views (`starknet_call`) read the ledger's
- * current state whatever `block_id` says, a multicall whose second call is refused keeps the
- * first call's effects (the ledger commits per call), and there is no state root.
+ * What is not real: no state root, commitments or class hashes; views read the current state
+ * whatever `block_id` says; fees are fixed amounts of gas at a fixed price; the fee estimate's
+ * signature is not checked; the transaction hash and signature use starknet.js's Poseidon and
+ * curve (the same library the adapter signs with); a reorg replaces block hashes but does not
+ * roll back the ledger.
  *
  * @module
  */
-import { CallData, hash } from "starknet";
-import { LocalLedger } from "../../chain/local_ledger.ts";
-import { encodeChainEvent } from "../../chain/events.ts";
-import type { ChainEvent, ChainEventName, ChainPort } from "../../chain/port.ts";
-import jobManagerAbi from "../../chain/abi/job_manager.json" with { type: "json" };
-import cdcPoolAbi from "../../chain/abi/cdc_pool.json" with { type: "json" };
+import { ec, hash } from "starknet";
+import { LocalLedger, type LocalLedgerOptions } from "../../chain/local_ledger.ts";
+import type { ChainEvent, ChainPort } from "../../chain/port.ts";
+import {
+  type Bounds,
+  CONTRACT_FUNCTIONS,
+  encodeEvent,
+  encodeValue,
+  EVENT_EMITTER,
+  felt,
+  FeltReader,
+  FUNCTION_INPUTS,
+  invokeV3Hash,
+  selector,
+} from "./cairo.ts";
+import { type SpecVersion, StarknetSpec } from "./spec.ts";
 
-/** Which contract emits each event on Starknet. */
-export const EVENT_CONTRACT: Readonly<Record<ChainEventName, "jobManager" | "cdcPool">> = {
-  JobSubmitted: "jobManager",
-  WorkerAssigned: "jobManager",
-  AssignmentRevoked: "jobManager",
-  ResultSubmitted: "jobManager",
-  JobVerified: "jobManager",
-  JobDisputed: "jobManager",
-  PaymentReleased: "jobManager",
-  EscrowRefunded: "jobManager",
-  WorkerSlashed: "cdcPool",
-  WorkerStaked: "cdcPool",
-  UnstakeRequested: "cdcPool",
-  StakeWithdrawn: "cdcPool",
-  ReputationUpdated: "cdcPool",
-};
+/** An account the double knows. */
+export interface AccountSetup {
+  readonly address: string;
+  /** The Stark public key (`ec.starkCurve.getStarkKey(privateKey)`). */
+  readonly publicKey: string;
+  /** Fee token balance, fri. @default {10n ** 20n} */
+  readonly balance?: bigint;
+}
 
 /** Options of {@link StarknetRpcServer.start}. */
 export interface StarknetRpcServerOptions {
-  /** @default {LocalLedger.open(":memory:")} owned and closed by the server */
+  /** @default {LocalLedger.open(":memory:", ledgerOptions)} owned and closed by the server */
   readonly ledger?: LocalLedger;
+  /** The ledger's rules, also used to simulate calls (give them with `ledger` too). @default {{}} */
+  readonly ledgerOptions?: LocalLedgerOptions;
   /** @default {"0x10a0"} */
   readonly jobManagerAddress?: string;
   /** @default {"0x10b0"} */
@@ -72,12 +76,26 @@ export interface StarknetRpcServerOptions {
   readonly tokenAddress?: string;
   /** @default {"0x534e5f5345504f4c4941"} SN_SEPOLIA */
   readonly chainId?: string;
-  /** @default {"0.10.0"} */
-  readonly specVersion?: string;
+  /** @default {"0.10.3"} */
+  readonly specVersion?: SpecVersion;
+  /** Refuse requests the spec does not allow (-32602). @default {true} */
+  readonly strict?: boolean;
+  /** The accounts that may send transactions. @default {[]} */
+  readonly accounts?: readonly AccountSetup[];
   /** Every transaction in its own block at once; otherwise they wait for `mine()`. @default {true} */
   readonly autoMine?: boolean;
   /** Largest `chunk_size` accepted (`PAGE_SIZE_TOO_BIG` above). @default {1024} */
   readonly maxChunkSize?: number;
+  /** Most keys (all positions together) in an event filter (error 34 above). @default {1024} */
+  readonly maxKeysInFilter?: number;
+  /**
+   * Mempool lag, in requests served after the submission: unknown for `hiddenFor`, executed
+   * (when its nonce is next) after `executeAfter`.
+   * @default {{ hiddenFor: 0, executeAfter: 0 }}
+   */
+  readonly mempool?: { readonly hiddenFor: number; readonly executeAfter: number };
+  /** Blocks `l1_accepted` lags behind `latest`. @default {2} */
+  readonly l1Lag?: number;
   /**
    * Return the pre-confirmed block's events (no hash, no number) from `starknet_getEvents`
    * whatever `to_block` says, as some nodes do.
@@ -93,6 +111,14 @@ export interface RpcErrorObject {
   readonly data?: unknown;
 }
 
+/** One request and its answer, as recorded. */
+export interface TrafficEntry {
+  readonly method: string;
+  readonly params: unknown;
+  readonly result?: unknown;
+  readonly error?: RpcErrorObject;
+}
+
 /** How {@link StarknetRpcServer.reorg} rewrites the replaced blocks. */
 export type ReorgMode = "rehash" | "drop" | "reverse";
 
@@ -102,12 +128,29 @@ interface RawEventBody {
   data: string[];
 }
 
+/** A decoded call of a multicall. */
+interface Call {
+  readonly to: string;
+  readonly contract: "jobManager" | "cdcPool" | "token";
+  readonly fn: string;
+  readonly args: unknown[];
+}
+
 interface Tx {
   hash: string;
   sender: string;
   nonce: bigint;
+  calls: Call[];
   events: RawEventBody[];
+  fee: bigint;
   reverted?: string;
+  time: number;
+}
+
+interface Pooled {
+  readonly tx: Tx;
+  age: number;
+  readonly evict: boolean;
 }
 
 interface Block {
@@ -118,17 +161,23 @@ interface Block {
   txs: Tx[];
 }
 
-type Abi = typeof jobManagerAbi;
-interface AbiFunction {
-  name: string;
-  inputs: { name: string; type: string }[];
-  outputs: { type: string }[];
+interface Account {
+  readonly publicKey: bigint;
+  balance: bigint;
+  nonce: bigint;
 }
 
-class Revert extends Error {
-  override readonly name = "Revert";
-  constructor(readonly reason: string, message: string) {
-    super(message);
+/** The state contract calls change: the ledger and the node id bindings. */
+interface State {
+  readonly ledger: LocalLedger;
+  readonly nodeByAccount: Map<string, string>;
+  readonly accountByNode: Map<string, string>;
+}
+
+class Panic extends Error {
+  override readonly name = "Panic";
+  constructor(readonly reason: string, readonly to: string, readonly fn: string) {
+    super(`Panic ${reason} in ${fn}`);
   }
 }
 
@@ -139,36 +188,52 @@ class RpcFailure extends Error {
   }
 }
 
-const GAS_PRICE = "0x1";
-const FEE_UNIT = "FRI";
+const GAS_PRICE = 0x1n;
+const L2_GAS = 0x100000n;
+const L1_DATA_GAS = 0x80n;
+const FEE = L2_GAS * GAS_PRICE + L1_DATA_GAS * GAS_PRICE;
+const ACCOUNT_CLASS = "0xacc0";
+const CONTRACT_CLASS = "0xc1a55";
+const EXECUTE = selector("__execute__");
+const TRAFFIC_LIMIT = 20_000;
+const specs = new Map<SpecVersion, Promise<StarknetSpec>>();
 
-function felt(value: bigint | number): string {
-  return `0x${BigInt(value).toString(16)}`;
+const ERRORS = {
+  blockNotFound: { code: 24, message: "Block not found" },
+  txNotFound: { code: 29, message: "Transaction hash not found" },
+  pageTooBig: { code: 31, message: "Requested page size is too big" },
+  badToken: { code: 33, message: "The supplied continuation token is invalid or unknown" },
+  tooManyKeys: { code: 34, message: "Too many keys provided in a filter" },
+  contractNotFound: { code: 20, message: "Contract not found" },
+  contractError: { code: 40, message: "Contract error" },
+  executionError: { code: 41, message: "Transaction execution error" },
+  nonce: { code: 52, message: "Invalid transaction nonce" },
+  resources: {
+    code: 53,
+    message: "The transaction's resources don't cover validation or the minimal transaction fee",
+  },
+  balance: {
+    code: 54,
+    message:
+      "Account balance is smaller than the transaction's maximal fee (calculated as the sum of each resource's limit x max price)",
+  },
+  validation: { code: 55, message: "Account validation failed" },
+  nonAccount: { code: 58, message: "Sender address is not an account contract" },
+  duplicate: {
+    code: 59,
+    message: "A transaction with the same hash already exists in the mempool",
+  },
+  version: { code: 61, message: "the transaction version is not supported" },
+  unexpected: { code: 63, message: "An unexpected error occurred" },
+} as const;
+
+function fail(error: RpcErrorObject, data?: unknown): never {
+  throw new RpcFailure(data === undefined ? error : { ...error, data });
 }
 
-function shortString(text: string): string {
-  let value = 0n;
-  for (const byte of new TextEncoder().encode(text)) value = (value << 8n) | BigInt(byte);
-  return felt(value);
-}
-
-function encodeByteArray(text: string): string[] {
-  const bytes = new TextEncoder().encode(text);
-  const words = Math.floor(bytes.length / 31);
-  const out = [felt(words)];
-  const word = (slice: Uint8Array) => {
-    let value = 0n;
-    for (const byte of slice) value = (value << 8n) | BigInt(byte);
-    return felt(value);
-  };
-  for (let i = 0; i < words; i++) out.push(word(bytes.subarray(i * 31, i * 31 + 31)));
-  const pending = bytes.subarray(words * 31);
-  out.push(word(pending), felt(pending.length));
-  return out;
-}
-
-function u256(value: bigint): string[] {
-  return [felt(value & ((1n << 128n) - 1n)), felt(value >> 128n)];
+function big(value: unknown): bigint {
+  if (typeof value !== "string" && typeof value !== "number") throw new TypeError("Not a felt");
+  return BigInt(value);
 }
 
 function sameFelt(a: unknown, b: string): boolean {
@@ -179,15 +244,14 @@ function sameFelt(a: unknown, b: string): boolean {
   }
 }
 
-function functionsOf(abi: Abi): Map<string, AbiFunction> {
-  const map = new Map<string, AbiFunction>();
-  for (const item of abi) {
-    if (item.type !== "interface" || !("items" in item)) continue;
-    for (const fn of item.items as AbiFunction[]) {
-      map.set(BigInt(hash.getSelectorFromName(fn.name)).toString(), fn);
-    }
+/** Whether spec `version` is at least `major.minor.patch`. */
+function atLeast(version: string, minimum: string): boolean {
+  const a = version.split(".").map(Number);
+  const b = minimum.split(".").map(Number);
+  for (let i = 0; i < 3; i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
   }
-  return map;
+  return true;
 }
 
 /**
@@ -200,71 +264,94 @@ export class StarknetRpcServer {
   readonly cdcPoolAddress: string;
   readonly tokenAddress: string;
   readonly chainId: string;
+  readonly specVersion: SpecVersion;
   /** How many times each RPC method was called. */
   readonly calls: Map<string, number> = new Map();
   /** The `chunk_size` of every `starknet_getEvents` request, in order. */
   readonly chunkSizes: number[] = [];
   /** The `filter` of every `starknet_getEvents` request, in order. */
   readonly eventFilters: Record<string, unknown>[] = [];
+  /** Every request and answer, in order (at most 20 000). */
+  readonly traffic: TrafficEntry[] = [];
+  /** Requests the spec refuses (the adapter's fault). */
+  readonly requestProblems: string[] = [];
+  /** Answers the spec refuses (the double's fault). */
+  readonly responseProblems: string[] = [];
 
-  readonly #ledger: LocalLedger;
+  readonly #spec: StarknetSpec;
+  readonly #strict: boolean;
+  readonly #ledgerOptions: LocalLedgerOptions;
+  readonly #state: State;
   readonly #ownsLedger: boolean;
-  readonly #reader: ChainPort;
   readonly #server: Deno.HttpServer;
-  readonly #specVersion: string;
   readonly #autoMine: boolean;
   readonly #maxChunkSize: number;
+  readonly #maxKeys: number;
+  readonly #hiddenFor: number;
+  readonly #executeAfter: number;
+  readonly #l1Lag: number;
   readonly #leakPreConfirmed: boolean;
   readonly #instance = crypto.randomUUID().slice(0, 8);
   readonly #blocks: Block[] = [];
   readonly #pending: Tx[] = [];
-  readonly #nonces = new Map<string, bigint>();
-  readonly #accountByNode = new Map<string, string>();
-  readonly #nodeByAccount = new Map<string, string>();
-  readonly #faults = new Map<string, (RpcErrorObject | "network")[]>();
-  readonly #functions = {
-    jobManager: functionsOf(jobManagerAbi),
-    cdcPool: functionsOf(cdcPoolAbi as Abi),
-  };
-  readonly #callData = {
-    jobManager: new CallData(jobManagerAbi as never),
-    cdcPool: new CallData(cdcPoolAbi as never),
-  };
+  readonly #mempool: Pooled[] = [];
+  readonly #executed: Tx[] = [];
+  readonly #accounts = new Map<string, Account>();
+  readonly #faults = new Map<string, (RpcErrorObject | "network" | "lost")[]>();
+  #evictions = 0;
   #ledgerCursor = { blockNumber: 0, eventIndex: 0 };
   #queue: Promise<void> = Promise.resolve();
   #salt = 0;
-  #txCounter = 0;
+  #foreign = 0;
   #time = 1_700_000_000;
 
-  private constructor(options: StarknetRpcServerOptions) {
+  private constructor(options: StarknetRpcServerOptions, spec: StarknetSpec) {
+    this.#spec = spec;
+    this.specVersion = spec.version;
+    this.#strict = options.strict ?? true;
+    this.#ledgerOptions = options.ledgerOptions ?? {};
     this.#ownsLedger = options.ledger === undefined;
-    this.#ledger = options.ledger ?? LocalLedger.open(":memory:");
-    this.#reader = this.#ledger.as("starknet-rpc-server");
-    this.jobManagerAddress = options.jobManagerAddress ?? "0x10a0";
-    this.cdcPoolAddress = options.cdcPoolAddress ?? "0x10b0";
-    this.tokenAddress = options.tokenAddress ?? "0x10c0";
+    this.#state = {
+      ledger: options.ledger ??
+        LocalLedger.open(":memory:", { now: () => this.#time * 1000, ...options.ledgerOptions }),
+      nodeByAccount: new Map(),
+      accountByNode: new Map(),
+    };
+    this.jobManagerAddress = felt(BigInt(options.jobManagerAddress ?? "0x10a0"));
+    this.cdcPoolAddress = felt(BigInt(options.cdcPoolAddress ?? "0x10b0"));
+    this.tokenAddress = felt(BigInt(options.tokenAddress ?? "0x10c0"));
     this.chainId = options.chainId ?? "0x534e5f5345504f4c4941";
-    this.#specVersion = options.specVersion ?? "0.10.0";
     this.#autoMine = options.autoMine ?? true;
     this.#maxChunkSize = options.maxChunkSize ?? 1024;
+    this.#maxKeys = options.maxKeysInFilter ?? 1024;
+    this.#hiddenFor = options.mempool?.hiddenFor ?? 0;
+    this.#executeAfter = Math.max(options.mempool?.executeAfter ?? 0, this.#hiddenFor);
+    this.#l1Lag = options.l1Lag ?? 2;
     this.#leakPreConfirmed = options.leakPreConfirmedEvents ?? false;
+    for (const account of options.accounts ?? []) this.addAccount(account);
     this.#blocks.push(this.#makeBlock(0, felt(0), []));
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (request) => this.#handle(request),
     );
     const address = this.#server.addr as Deno.NetAddr;
-    this.url = `http://127.0.0.1:${address.port}/rpc/v0_10`;
+    this.url = `http://127.0.0.1:${address.port}/rpc/v${spec.version.replaceAll(".", "_")}`;
   }
 
   /** Starts a server on 127.0.0.1 on a free port. */
-  static start(options: StarknetRpcServerOptions = {}): StarknetRpcServer {
-    return new StarknetRpcServer(options);
+  static async start(options: StarknetRpcServerOptions = {}): Promise<StarknetRpcServer> {
+    const version = options.specVersion ?? "0.10.3";
+    let spec = specs.get(version);
+    if (spec === undefined) {
+      spec = StarknetSpec.load(version);
+      specs.set(version, spec);
+    }
+    return new StarknetRpcServer(options, await spec);
   }
 
   /** The ledger behind the contracts (for money checks in tests). */
   get ledger(): LocalLedger {
-    return this.#ledger;
+    return this.#state.ledger;
   }
 
   /** The latest accepted block number. */
@@ -275,6 +362,36 @@ export class StarknetRpcServer {
   /** The transactions waiting in the pre-confirmed block. */
   get pendingCount(): number {
     return this.#pending.length;
+  }
+
+  /** The transactions waiting in the mempool. */
+  get mempoolCount(): number {
+    return this.#mempool.length;
+  }
+
+  /** Every spec violation seen, requests and answers. */
+  get problems(): string[] {
+    return [...this.requestProblems, ...this.responseProblems];
+  }
+
+  /** Deploys an account. */
+  addAccount(account: AccountSetup): void {
+    this.#accounts.set(felt(BigInt(account.address)), {
+      publicKey: BigInt(account.publicKey),
+      balance: account.balance ?? 10n ** 20n,
+      nonce: 0n,
+    });
+  }
+
+  /** An account's fee balance, fri. */
+  balanceOf(address: string): bigint {
+    return this.#accounts.get(felt(BigInt(address)))?.balance ?? 0n;
+  }
+
+  /** Executed transactions (successful or reverted) sent by `address`. */
+  transactionsOf(address: string): number {
+    const sender = felt(BigInt(address));
+    return this.#executed.filter((tx) => tx.sender === sender).length;
   }
 
   /**
@@ -306,13 +423,18 @@ export class StarknetRpcServer {
   }
 
   /**
-   * Makes the next `count` requests for `method` fail with `error` (a JSON-RPC error) or, with
-   * `"network"`, with an HTTP 503 and no JSON body.
+   * Makes the next `count` requests for `method` fail with `error` (a JSON-RPC error), with an
+   * HTTP 503 before processing (`"network"`), or with an HTTP 503 after processing (`"lost"`).
    */
-  failNext(method: string, error: RpcErrorObject | "network", count = 1): void {
+  failNext(method: string, error: RpcErrorObject | "network" | "lost", count = 1): void {
     const list = this.#faults.get(method) ?? [];
     for (let i = 0; i < count; i++) list.push(error);
     this.#faults.set(method, list);
+  }
+
+  /** The next `count` transactions accepted into the mempool are evicted instead of executed. */
+  evictNext(count = 1): void {
+    this.#evictions += count;
   }
 
   /**
@@ -320,38 +442,43 @@ export class StarknetRpcServer {
    * anyone can deploy a contract that emits an event named like ours).
    */
   emitForeign(fromAddress: string, keys: string[], data: string[]): void {
-    const txHash = hash.computePoseidonHashOnElements([fromAddress, felt(++this.#txCounter)]);
+    const txHash = felt(
+      BigInt(hash.computePoseidonHashOnElements([fromAddress, felt(++this.#foreign)])),
+    );
     this.#appendBlock([{
       hash: txHash,
-      sender: fromAddress,
+      sender: felt(BigInt(fromAddress)),
       nonce: 0n,
-      events: [{ from_address: fromAddress, keys, data }],
+      calls: [],
+      fee: 0n,
+      time: this.#time,
+      events: [{ from_address: felt(BigInt(fromAddress)), keys, data }],
     }]);
   }
 
   /** Uses up one nonce of `account`, as a transaction sent by another process would. */
   bumpNonce(account: string): void {
-    const key = felt(BigInt(account));
-    this.#nonces.set(key, (this.#nonces.get(key) ?? 0n) + 1n);
+    const entry = this.#accounts.get(felt(BigInt(account)));
+    if (entry === undefined) throw new RangeError(`Unknown account ${account}`);
+    entry.nonce++;
   }
 
   /** Stops listening; closes the ledger if the server opened it. */
   async close(): Promise<void> {
     await this.#server.shutdown();
-    await this.#reader.close();
-    if (this.#ownsLedger) this.#ledger.close();
+    if (this.#ownsLedger) this.#state.ledger.close();
   }
 
   // -------------------------------------------------------------------------------------------
   // Blocks
 
   #makeBlock(number: number, parentHash: string, txs: Tx[]): Block {
-    const blockHash = hash.computePoseidonHashOnElements([
+    const blockHash = felt(BigInt(hash.computePoseidonHashOnElements([
       parentHash,
       felt(number),
       felt(this.#salt),
       ...txs.map((t) => t.hash),
-    ]);
+    ])));
     return { number, hash: blockHash, parentHash, timestamp: this.#time++, txs };
   }
 
@@ -361,7 +488,10 @@ export class StarknetRpcServer {
   }
 
   #resolveBlock(blockId: unknown): Block | "pre_confirmed" {
-    if (blockId === "latest" || blockId === "l1_accepted") return this.#blocks.at(-1)!;
+    if (blockId === "latest") return this.#blocks.at(-1)!;
+    if (blockId === "l1_accepted") {
+      return this.#blocks[Math.max(0, this.blockNumber - this.#l1Lag)]!;
+    }
     if (blockId === "pre_confirmed") return "pre_confirmed";
     if (typeof blockId === "object" && blockId !== null) {
       const id = blockId as { block_number?: unknown; block_hash?: unknown };
@@ -373,21 +503,26 @@ export class StarknetRpcServer {
         if (block !== undefined) return block;
       }
     }
-    throw new RpcFailure({ code: 24, message: "Block not found" });
+    fail(ERRORS.blockNotFound);
   }
 
-  #findTx(txHash: unknown): { tx: Tx; block: Block | undefined; index: number } {
+  #findTx(txHash: unknown): { tx: Tx; block: Block | undefined } {
     for (const block of this.#blocks) {
-      const index = block.txs.findIndex((t) => sameFelt(txHash, t.hash));
-      if (index >= 0) return { tx: block.txs[index]!, block, index };
+      const tx = block.txs.find((t) => sameFelt(txHash, t.hash));
+      if (tx !== undefined) return { tx, block };
     }
-    const index = this.#pending.findIndex((t) => sameFelt(txHash, t.hash));
-    if (index >= 0) return { tx: this.#pending[index]!, block: undefined, index };
-    throw new RpcFailure({ code: 29, message: "Transaction hash not found" });
+    const tx = this.#pending.find((t) => sameFelt(txHash, t.hash));
+    if (tx !== undefined) return { tx, block: undefined };
+    fail(ERRORS.txNotFound);
+  }
+
+  #finality(block: Block): string {
+    return block.number <= this.blockNumber - this.#l1Lag ? "ACCEPTED_ON_L1" : "ACCEPTED_ON_L2";
   }
 
   #header(block: Block): Record<string, unknown> {
-    const price = { price_in_fri: GAS_PRICE, price_in_wei: GAS_PRICE };
+    const price = { price_in_fri: felt(GAS_PRICE), price_in_wei: felt(GAS_PRICE) };
+    const v10 = atLeast(this.specVersion, "0.10.0");
     return {
       block_hash: block.hash,
       parent_hash: block.parentHash,
@@ -399,14 +534,16 @@ export class StarknetRpcServer {
       l2_gas_price: price,
       l1_data_gas_price: price,
       l1_da_mode: "BLOB",
-      starknet_version: "0.14.0",
-      event_commitment: felt(0),
-      transaction_commitment: felt(0),
-      receipt_commitment: felt(0),
-      state_diff_commitment: felt(0),
-      event_count: block.txs.reduce((n, t) => n + t.events.length, 0),
-      transaction_count: block.txs.length,
-      state_diff_length: 0,
+      starknet_version: v10 ? "0.14.1" : "0.14.0",
+      ...(v10 && {
+        event_commitment: felt(0),
+        transaction_commitment: felt(0),
+        receipt_commitment: felt(0),
+        state_diff_commitment: felt(0),
+        event_count: block.txs.reduce((n, t) => n + t.events.length, 0),
+        transaction_count: block.txs.length,
+        state_diff_length: 0,
+      }),
     };
   }
 
@@ -427,34 +564,62 @@ export class StarknetRpcServer {
     }
     const id = body.id ?? null;
     const method = typeof body.method === "string" ? body.method : "";
+    const params = body.params ?? {};
     this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
     const fault = this.#faults.get(method)?.shift();
     if (fault === "network") return new Response("Service unavailable", { status: 503 });
-    if (fault !== undefined) return Response.json({ jsonrpc: "2.0", id, error: fault });
-    try {
-      // One request at a time, like a node's state machine: no interleaving across awaits.
-      const run = this.#queue.then(() =>
-        this.#dispatch(method, (body.params ?? {}) as Record<string, unknown>)
-      );
-      this.#queue = run.then(() => {}, () => {});
-      const result = await run;
-      return Response.json({ jsonrpc: "2.0", id, result });
-    } catch (error) {
-      if (error instanceof RpcFailure) {
-        return Response.json({ jsonrpc: "2.0", id, error: error.error });
+    // One request at a time, like a node's state machine: no interleaving across awaits.
+    const run = this.#queue.then(() => this.#serve(method, params, fault));
+    this.#queue = run.then(() => {}, () => {});
+    const answer = await run;
+    if (fault === "lost") return new Response("Service unavailable", { status: 503 });
+    return Response.json({ jsonrpc: "2.0", id, ...answer });
+  }
+
+  async #serve(
+    method: string,
+    params: unknown,
+    fault: RpcErrorObject | "lost" | undefined,
+  ): Promise<{ result: unknown } | { error: RpcErrorObject }> {
+    await this.#advanceMempool();
+    let answer: { result: unknown } | { error: RpcErrorObject };
+    const requestProblems = this.#spec.has(method)
+      ? this.#spec.checkParams(method, params)
+      : [`${method} is not a method of spec ${this.specVersion}`];
+    for (const problem of requestProblems) this.requestProblems.push(problem);
+    if (fault !== undefined && fault !== "lost") {
+      answer = { error: fault };
+    } else if (!this.#spec.has(method)) {
+      answer = { error: { code: -32601, message: "Method not found" } };
+    } else if (requestProblems.length > 0 && this.#strict) {
+      answer = { error: { code: -32602, message: "Invalid params", data: requestProblems[0] } };
+    } else {
+      try {
+        answer = { result: await this.#dispatch(method, params as Record<string, unknown>) };
+      } catch (error) {
+        answer = error instanceof RpcFailure
+          ? { error: error.error }
+          : { error: { ...ERRORS.unexpected, data: String(error) } };
       }
-      return Response.json({
-        jsonrpc: "2.0",
-        id,
-        error: { code: 63, message: "An unexpected error occurred", data: String(error) },
-      });
     }
+    if ("error" in answer && answer.error.code === 63 && !method.startsWith("starknet_add")) {
+      // 63 is a write API error; read methods answer an internal error as -32603.
+      answer = { error: { code: -32603, message: "Internal error", data: answer.error.data } };
+    }
+    const problems = "result" in answer
+      ? this.#spec.checkResult(method, answer.result)
+      : this.#spec.checkError(method, answer.error);
+    for (const problem of problems) this.responseProblems.push(problem);
+    if (this.traffic.length < TRAFFIC_LIMIT) this.traffic.push({ method, params, ...answer });
+    return answer;
   }
 
   #dispatch(method: string, params: Record<string, unknown>): unknown | Promise<unknown> {
+    const param = (name: string, index: number) =>
+      Array.isArray(params) ? params[index] : params[name];
     switch (method) {
       case "starknet_specVersion":
-        return this.#specVersion;
+        return this.specVersion;
       case "starknet_chainId":
         return this.chainId;
       case "starknet_blockNumber":
@@ -464,23 +629,23 @@ export class StarknetRpcServer {
         return { block_hash: head.hash, block_number: head.number };
       }
       case "starknet_getBlockWithTxHashes":
-        return this.#getBlock(params.block_id);
+        return this.#getBlock(param("block_id", 0));
       case "starknet_getNonce":
-        return this.#getNonce(params.contract_address, params.block_id);
+        return this.#getNonce(param("block_id", 0), param("contract_address", 1));
       case "starknet_estimateFee":
-        return this.#estimateFee(params.request);
+        return this.#estimateFee(param("request", 0) as unknown[]);
       case "starknet_addInvokeTransaction":
-        return this.#addInvoke(params.invoke_transaction as Record<string, unknown>);
+        return this.#addInvoke(param("invoke_transaction", 0) as Record<string, unknown>);
       case "starknet_getTransactionStatus":
-        return this.#getTransactionStatus(params.transaction_hash);
+        return this.#getTransactionStatus(param("transaction_hash", 0));
       case "starknet_getTransactionReceipt":
-        return this.#getReceipt(params.transaction_hash);
+        return this.#getReceipt(param("transaction_hash", 0));
       case "starknet_getEvents":
-        return this.#getEvents(params.filter as Record<string, unknown>);
+        return this.#getEvents(param("filter", 0) as Record<string, unknown>);
       case "starknet_call":
-        return this.#call(params.request as Record<string, unknown>);
+        return this.#call(param("request", 0) as Record<string, unknown>);
       default:
-        throw new RpcFailure({ code: -32601, message: `Method not found: ${method}` });
+        throw new RpcFailure({ code: -32601, message: "Method not found" });
     }
   }
 
@@ -488,47 +653,42 @@ export class StarknetRpcServer {
     const block = this.#resolveBlock(blockId);
     if (block === "pre_confirmed") {
       const head = this.#blocks.at(-1)!;
-      const { block_hash: _h, parent_hash: _p, ...header } = this.#header(
+      const { block_hash: _h, parent_hash: _p, new_root: _r, ...header } = this.#header(
         this.#makeBlock(head.number + 1, head.hash, this.#pending),
       );
+      this.#time--;
       return { ...header, transactions: this.#pending.map((t) => t.hash) };
     }
     return {
-      status: "ACCEPTED_ON_L2",
+      status: this.#finality(block),
       ...this.#header(block),
       transactions: block.txs.map((t) => t.hash),
     };
   }
 
-  #getNonce(address: unknown, blockId: unknown): string {
-    if (typeof address !== "string") {
-      throw new RpcFailure({ code: -32602, message: "Invalid params" });
-    }
-    const key = felt(BigInt(address));
-    const total = this.#nonces.get(key) ?? 0n;
-    if (blockId === "pre_confirmed") return felt(total);
-    const pending = this.#pending.filter((t) => t.sender === key).length;
-    return felt(total - BigInt(pending));
-  }
-
-  #estimateFee(request: unknown): unknown {
-    if (!Array.isArray(request)) throw new RpcFailure({ code: -32602, message: "Invalid params" });
-    return request.map(() => ({
-      l1_gas_consumed: "0x0",
-      l1_gas_price: GAS_PRICE,
-      l2_gas_consumed: "0x100000",
-      l2_gas_price: GAS_PRICE,
-      l1_data_gas_consumed: "0x80",
-      l1_data_gas_price: GAS_PRICE,
-      overall_fee: felt(0x100080),
-      unit: FEE_UNIT,
-    }));
+  #getNonce(blockId: unknown, address: unknown): string {
+    const account = this.#accounts.get(felt(big(address)));
+    if (account === undefined) fail(ERRORS.contractNotFound);
+    if (blockId === "pre_confirmed") return felt(account.nonce);
+    const block = this.#resolveBlock(blockId) as Block;
+    const sender = felt(big(address));
+    const later = this.#pending.filter((t) => t.sender === sender).length +
+      this.#blocks.slice(block.number + 1).reduce(
+        (n, b) => n + b.txs.filter((t) => t.sender === sender).length,
+        0,
+      );
+    return felt(account.nonce - BigInt(later));
   }
 
   #getTransactionStatus(txHash: unknown): unknown {
+    const pooled = this.#mempool.find((p) => sameFelt(txHash, p.tx.hash));
+    if (pooled !== undefined) {
+      if (pooled.age < this.#hiddenFor) fail(ERRORS.txNotFound);
+      return { finality_status: pooled.age === this.#hiddenFor ? "RECEIVED" : "CANDIDATE" };
+    }
     const { tx, block } = this.#findTx(txHash);
     return {
-      finality_status: block === undefined ? "PRE_CONFIRMED" : "ACCEPTED_ON_L2",
+      finality_status: block === undefined ? "PRE_CONFIRMED" : this.#finality(block),
       execution_status: tx.reverted === undefined ? "SUCCEEDED" : "REVERTED",
       ...(tx.reverted !== undefined && { failure_reason: tx.reverted }),
     };
@@ -539,11 +699,11 @@ export class StarknetRpcServer {
     return {
       type: "INVOKE",
       transaction_hash: tx.hash,
-      actual_fee: { amount: felt(0x100080), unit: FEE_UNIT },
-      finality_status: block === undefined ? "PRE_CONFIRMED" : "ACCEPTED_ON_L2",
+      actual_fee: { amount: felt(tx.fee), unit: "FRI" },
+      finality_status: block === undefined ? "PRE_CONFIRMED" : this.#finality(block),
       messages_sent: [],
       events: tx.events,
-      execution_resources: { l1_gas: 0, l1_data_gas: 128, l2_gas: 0x100000 },
+      execution_resources: { l1_gas: 0, l1_data_gas: Number(L1_DATA_GAS), l2_gas: Number(L2_GAS) },
       ...(tx.reverted === undefined
         ? { execution_status: "SUCCEEDED" }
         : { execution_status: "REVERTED", revert_reason: tx.reverted }),
@@ -553,19 +713,16 @@ export class StarknetRpcServer {
     };
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Events
+
   #getEvents(filter: Record<string, unknown>): unknown {
-    if (typeof filter !== "object" || filter === null) {
-      throw new RpcFailure({ code: -32602, message: "Invalid params" });
-    }
-    const chunkSize = filter.chunk_size;
-    if (typeof chunkSize !== "number" || !Number.isSafeInteger(chunkSize) || chunkSize < 1) {
-      throw new RpcFailure({ code: -32602, message: "Invalid params: chunk_size" });
-    }
+    const chunkSize = filter.chunk_size as number;
     this.chunkSizes.push(chunkSize);
     this.eventFilters.push(filter);
-    if (chunkSize > this.#maxChunkSize) {
-      throw new RpcFailure({ code: 31, message: "Requested page size is too big" });
-    }
+    if (chunkSize > this.#maxChunkSize) fail(ERRORS.pageTooBig);
+    const keys = (filter.keys ?? []) as string[][];
+    if (keys.reduce((n, k) => n + k.length, 0) > this.#maxKeys) fail(ERRORS.tooManyKeys);
     const from = filter.from_block === undefined ? 0 : this.#blockNumberOf(filter.from_block);
     const toId = filter.to_block ?? "latest";
     const includePending = toId === "pre_confirmed" || this.#leakPreConfirmed;
@@ -573,53 +730,35 @@ export class StarknetRpcServer {
     const addresses = filter.address === undefined
       ? undefined
       : (Array.isArray(filter.address) ? filter.address : [filter.address]) as string[];
-    const keys = (filter.keys ?? []) as string[][];
     const matches = (event: RawEventBody) =>
       (addresses === undefined || addresses.some((a) => sameFelt(a, event.from_address))) &&
       keys.every((allowed, i) =>
         allowed.length === 0 || allowed.some((k) => sameFelt(k, event.keys[i] ?? "0x-"))
       );
+    const indexed = atLeast(this.specVersion, "0.10.0");
     const all: Record<string, unknown>[] = [];
+    const add = (txs: Tx[], block: Block | undefined) => {
+      txs.forEach((tx, txIndex) => {
+        tx.events.forEach((event, eventIndex) => {
+          if (!matches(event)) return;
+          all.push({
+            ...event,
+            ...(block !== undefined && { block_hash: block.hash, block_number: block.number }),
+            transaction_hash: tx.hash,
+            ...(indexed && { transaction_index: txIndex, event_index: eventIndex }),
+          });
+        });
+      });
+    };
     for (let n = from; n <= to; n++) {
       const block = this.#blocks[n];
-      if (block === undefined) continue;
-      block.txs.forEach((tx, txIndex) => {
-        tx.events.forEach((event, eventIndex) => {
-          if (!matches(event)) return;
-          all.push({
-            ...event,
-            block_hash: block.hash,
-            block_number: block.number,
-            transaction_hash: tx.hash,
-            transaction_index: txIndex,
-            event_index: eventIndex,
-          });
-        });
-      });
+      if (block !== undefined) add(block.txs, block);
     }
-    if (includePending) {
-      this.#pending.forEach((tx, txIndex) => {
-        tx.events.forEach((event, eventIndex) => {
-          if (!matches(event)) return;
-          all.push({
-            ...event,
-            transaction_hash: tx.hash,
-            transaction_index: txIndex,
-            event_index: eventIndex,
-          });
-        });
-      });
-    }
+    if (includePending) add(this.#pending, undefined);
     let offset = 0;
     if (filter.continuation_token !== undefined) {
-      const token = String(filter.continuation_token);
-      const match = /^([0-9a-f]{8})-(\d+)$/.exec(token);
-      if (match === null || match[1] !== this.#instance) {
-        throw new RpcFailure({
-          code: 33,
-          message: "The supplied continuation token is invalid or unknown",
-        });
-      }
+      const match = /^([0-9a-f]{8})-(\d+)$/.exec(String(filter.continuation_token));
+      if (match === null || match[1] !== this.#instance) fail(ERRORS.badToken);
       offset = Number(match[2]);
     }
     const events = all.slice(offset, offset + chunkSize);
@@ -637,268 +776,424 @@ export class StarknetRpcServer {
   // -------------------------------------------------------------------------------------------
   // Transactions
 
-  async #addInvoke(tx: Record<string, unknown>): Promise<unknown> {
-    if (typeof tx !== "object" || tx === null || tx.type !== "INVOKE" || tx.version !== "0x3") {
-      throw new RpcFailure({ code: 61, message: "The transaction version is not supported" });
-    }
-    const sender = felt(BigInt(String(tx.sender_address)));
-    const expected = this.#nonces.get(sender) ?? 0n;
-    const nonce = BigInt(String(tx.nonce));
-    if (nonce !== expected) {
-      throw new RpcFailure({
-        code: 52,
-        message: "Invalid transaction nonce",
-        data: `Invalid transaction nonce of contract at address ${sender}. Account nonce: ${
-          felt(expected)
-        }; got: ${felt(nonce)}.`,
-      });
-    }
-    const calldata = (tx.calldata as string[]).map((c) => BigInt(c));
-    const txHash = hash.computePoseidonHashOnElements([
-      sender,
-      felt(nonce),
-      felt(++this.#txCounter),
-      ...calldata.map(felt),
-    ]);
-    this.#nonces.set(sender, expected + 1n);
-    const record: Tx = { hash: txHash, sender, nonce, events: [] };
-    try {
-      await this.#execute(sender, calldata, record);
-    } catch (error) {
-      if (!(error instanceof Revert)) throw error;
-      record.events = [];
-      record.reverted = error.message;
-    }
-    if (this.#autoMine) this.#appendBlock([record]);
-    else this.#pending.push(record);
-    return { transaction_hash: txHash };
-  }
-
-  async #execute(sender: string, calldata: bigint[], record: Tx): Promise<void> {
-    let i = 0;
-    const next = () => {
-      const value = calldata[i++];
-      if (value === undefined) throw new Revert("calldata_too_short", "Calldata is too short");
-      return value;
-    };
-    const count = Number(next());
+  #decodeMulticall(calldata: bigint[]): Call[] {
+    const reader = new FeltReader(calldata);
+    const count = Number(reader.next());
+    const calls: Call[] = [];
     for (let c = 0; c < count; c++) {
-      const to = felt(next());
-      const selector = next();
-      const length = Number(next());
-      const args = calldata.slice(i, i + length).map(felt);
-      i += length;
-      await this.#executeCall(sender, to, selector, args, record);
+      const to = felt(reader.next());
+      const sel = felt(reader.next());
+      const length = Number(reader.next());
+      const args = Array.from({ length }, () => reader.next());
+      calls.push(this.#decodeCall(to, sel, args));
     }
+    if (!reader.done) throw new RangeError("Calldata longer than its calls");
+    return calls;
   }
 
-  async #executeCall(
-    sender: string,
-    to: string,
-    selector: bigint,
-    args: string[],
-    record: Tx,
-  ): Promise<void> {
-    if (sameFelt(to, this.tokenAddress)) {
-      if (selector !== BigInt(hash.getSelectorFromName("approve"))) {
-        throw this.#revert(to, selector, "ENTRYPOINT_NOT_FOUND");
-      }
-      return;
+  #decodeCall(to: string, sel: string, args: bigint[]): Call {
+    if (to === this.tokenAddress) {
+      if (sel !== selector("approve")) throw new Panic("ENTRYPOINT_NOT_FOUND", to, sel);
+      const reader = new FeltReader(args);
+      return {
+        to,
+        contract: "token",
+        fn: "approve",
+        args: [reader.read("ContractAddress"), reader.read("u256")],
+      };
     }
-    const contract = sameFelt(to, this.jobManagerAddress)
+    const contract = to === this.jobManagerAddress
       ? "jobManager"
-      : sameFelt(to, this.cdcPoolAddress)
+      : to === this.cdcPoolAddress
       ? "cdcPool"
       : undefined;
-    if (contract === undefined) throw this.#revert(to, selector, "CONTRACT_NOT_DEPLOYED");
-    const fn = this.#functions[contract].get(selector.toString());
-    if (fn === undefined || (fn as { state_mutability?: string }).state_mutability === "view") {
-      throw this.#revert(to, selector, "ENTRYPOINT_NOT_FOUND");
-    }
+    if (contract === undefined) throw new Panic("CONTRACT_NOT_DEPLOYED", to, sel);
+    const fn = CONTRACT_FUNCTIONS[contract].find((name) => selector(name) === sel);
+    if (fn === undefined) throw new Panic("ENTRYPOINT_NOT_FOUND", to, sel);
+    const reader = new FeltReader(args);
     let decoded: unknown[];
     try {
-      decoded = this.#decode(contract, fn, args);
+      decoded = FUNCTION_INPUTS[fn]!.map((type) => reader.read(type));
+      if (!reader.done) throw new RangeError("Too many arguments");
     } catch {
-      throw this.#revert(to, selector, "Failed to deserialize param");
+      throw new Panic("Failed to deserialize param", to, fn);
     }
-    const arg = (index: number) => decoded[index];
-    const text = (index: number) => String(arg(index));
-    const amount = (index: number) => BigInt(arg(index) as bigint);
-    const hex64 = (index: number) => amount(index).toString(16).padStart(64, "0");
-    const reason = (index: number) => {
-      const value = amount(index);
-      const bytes: number[] = [];
-      for (let v = value; v > 0n; v >>= 8n) bytes.unshift(Number(v & 0xffn));
-      return String.fromCharCode(...bytes);
-    };
-    if (fn.name === "register_node") {
-      const nodeId = text(0);
-      const current = this.#nodeByAccount.get(sender);
-      const owner = this.#accountByNode.get(nodeId);
-      if (
-        (current !== undefined && current !== nodeId) || (owner !== undefined && owner !== sender)
-      ) {
-        throw this.#revert(to, selector, "not_authorized");
-      }
-      if (current === undefined) {
-        this.#nodeByAccount.set(sender, nodeId);
-        this.#accountByNode.set(nodeId, sender);
-        record.events.push({
-          from_address: this.cdcPoolAddress,
-          keys: [hash.getSelectorFromName("NodeRegistered")],
-          data: [...encodeByteArray(nodeId), sender],
-        });
-      }
-      return;
-    }
-    const nodeId = this.#nodeByAccount.get(sender);
-    if (nodeId === undefined) throw this.#revert(to, selector, "not_authorized");
-    const port = this.#ledger.as(nodeId);
-    const run = async () => {
-      switch (fn.name) {
-        case "submit_job":
-          return await port.submitJob({
-            jobId: text(0),
-            amount: amount(1),
-            minStake: amount(2),
-            modelHash: hex64(3),
-            inputCommitment: hex64(4),
-          });
-        case "assign_worker":
-          return await port.assignWorker({
-            jobId: text(0),
-            worker: text(1),
-            price: amount(2),
-            verifiers: (arg(3) as unknown[]).map(String),
-          });
-        case "revoke_assignment":
-          return await port.revokeAssignment({ jobId: text(0), worker: text(1) });
-        case "submit_result":
-          return await port.submitResult({ jobId: text(0), commitment: hex64(1) });
-        case "record_verification":
-          return await port.recordVerification({ jobId: text(0), accepted: arg(1) === true });
-        case "release_payment":
-          return await port.releasePayment({ jobId: text(0) });
-        case "refund":
-          return await port.refund({ jobId: text(0), reason: reason(1) as never });
-        case "slash_worker":
-          return await port.slash({ jobId: text(0), worker: text(1), reason: reason(2) as never });
-        case "stake":
-          return await port.stake({ amount: amount(0) });
-        case "request_unstake":
-          return await port.requestUnstake({ amount: amount(0) });
-        case "withdraw":
-          return await port.withdraw();
-        default:
-          // slash, reward, lock_stake and unlock_stake on the pool are only callable by the
-          // JobManager contract (here the ledger does their work inside the JobManager calls).
-          throw new Revert("not_authorized", "only the job manager");
-      }
-    };
+    return { to, contract, fn, args: decoded };
+  }
+
+  /** Runs `calls` as `sender` on `state`; returns the events, or throws a {@link Panic}. */
+  async #apply(state: State, sender: string, calls: Call[]): Promise<RawEventBody[]> {
+    const events: RawEventBody[] = [];
+    const reader = state.ledger.as("starknet-rpc-server");
+    let cursor = state === this.#state
+      ? this.#ledgerCursor
+      : (await reader.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 100_000 })).next;
     try {
-      await run();
-    } catch (cause) {
-      const error = cause as { name?: string; code?: string };
-      if (error.name === "ChainError" && typeof error.code === "string") {
-        throw this.#revert(to, selector, error.code);
+      for (const call of calls) {
+        if (call.contract === "token") continue;
+        if (call.fn === "register_node") {
+          const nodeId = String(call.args[0]);
+          const current = state.nodeByAccount.get(sender);
+          const owner = state.accountByNode.get(nodeId);
+          if (
+            (current !== undefined && current !== nodeId) ||
+            (owner !== undefined && owner !== sender)
+          ) {
+            throw new Panic("not_authorized", call.to, call.fn);
+          }
+          if (current === undefined) {
+            state.nodeByAccount.set(sender, nodeId);
+            state.accountByNode.set(nodeId, sender);
+            events.push({
+              from_address: this.cdcPoolAddress,
+              ...encodeEvent("NodeRegistered", { nodeId, account: BigInt(sender) }),
+            });
+          }
+          continue;
+        }
+        const nodeId = state.nodeByAccount.get(sender);
+        if (nodeId === undefined) throw new Panic("not_authorized", call.to, call.fn);
+        await this.#run(state.ledger.as(nodeId), call);
+        const { events: emitted, next } = await reader.eventsSince(cursor, { limit: 1000 });
+        cursor = next;
+        for (const event of emitted) events.push(this.#encode(event));
       }
-      if (cause instanceof Revert) throw this.#revert(to, selector, cause.reason);
-      throw this.#revert(to, selector, "invalid_argument");
+    } finally {
+      await reader.close();
+    }
+    if (state === this.#state) this.#ledgerCursor = cursor;
+    return events;
+  }
+
+  #encode(event: ChainEvent): RawEventBody {
+    const emitter = EVENT_EMITTER[event.name] === "jobManager"
+      ? this.jobManagerAddress
+      : this.cdcPoolAddress;
+    return { from_address: emitter, ...encodeEvent(event.name, { ...event }) };
+  }
+
+  async #run(port: ChainPort, call: Call): Promise<void> {
+    const [a, b, c, d, e] = call.args as [never, never, never, never, never];
+    try {
+      switch (call.fn) {
+        case "submit_job":
+          await port.submitJob({
+            jobId: a,
+            amount: b,
+            minStake: c,
+            modelHash: d,
+            inputCommitment: e,
+          });
+          break;
+        case "assign_worker":
+          await port.assignWorker({ jobId: a, worker: b, price: c, verifiers: d });
+          break;
+        case "revoke_assignment":
+          await port.revokeAssignment({ jobId: a, worker: b });
+          break;
+        case "submit_result":
+          await port.submitResult({ jobId: a, commitment: b });
+          break;
+        case "record_verification":
+          await port.recordVerification({ jobId: a, accepted: b });
+          break;
+        case "release_payment":
+          await port.releasePayment({ jobId: a });
+          break;
+        case "refund":
+          await port.refund({ jobId: a, reason: b });
+          break;
+        case "slash_worker":
+          await port.slash({ jobId: a, worker: b, reason: c });
+          break;
+        case "stake":
+          await port.stake({ amount: a });
+          break;
+        case "request_unstake":
+          await port.requestUnstake({ amount: a });
+          break;
+        case "withdraw":
+          await port.withdraw();
+          break;
+        default:
+          throw new Panic("ENTRYPOINT_NOT_FOUND", call.to, call.fn);
+      }
+    } catch (cause) {
+      if (cause instanceof Panic) throw cause;
+      const error = cause as { name?: string; code?: string };
+      const reason = error.name === "ChainError" && typeof error.code === "string"
+        ? error.code
+        : "invalid_argument";
+      throw new Panic(reason, call.to, call.fn);
     } finally {
       await port.close();
     }
-    const { events, next } = await this.#reader.eventsSince(this.#ledgerCursor, { limit: 1000 });
-    this.#ledgerCursor = next;
-    for (const event of events) {
-      const address = EVENT_CONTRACT[event.name] === "jobManager"
-        ? this.jobManagerAddress
-        : this.cdcPoolAddress;
-      const raw = encodeChainEvent(event as ChainEvent, address);
-      record.events.push({ from_address: raw.from_address, keys: raw.keys, data: raw.data });
+  }
+
+  /** Runs `calls` as `sender` on a copy of the state (replaying every executed transaction). */
+  async #simulate(sender: string, calls: Call[]): Promise<void> {
+    let now = this.#time;
+    const state: State = {
+      ledger: LocalLedger.open(":memory:", { ...this.#ledgerOptions, now: () => now * 1000 }),
+      nodeByAccount: new Map(),
+      accountByNode: new Map(),
+    };
+    try {
+      for (const tx of this.#executed) {
+        if (tx.reverted !== undefined) continue;
+        now = tx.time;
+        await this.#apply(state, tx.sender, tx.calls);
+      }
+      now = this.#time;
+      await this.#apply(state, sender, calls);
+    } finally {
+      state.ledger.close();
     }
   }
 
-  #decode(contract: "jobManager" | "cdcPool", fn: AbiFunction, calldata: string[]): unknown[] {
-    if (fn.inputs.length === 0) return [];
-    const decoded = this.#callData[contract].decodeParameters(
-      fn.inputs.map((input) => input.type),
-      calldata,
-    );
-    // starknet.js returns a lone value, not a one-element array, for one type.
-    return fn.inputs.length === 1 ? [decoded] : decoded as unknown[];
+  #executionError(sender: string, panic: Panic): unknown {
+    const sel = panic.fn.startsWith("0x") ? panic.fn : selector(panic.fn);
+    const inner = `${felt(encodeValue("shortstring", panic.reason)[0]!)} ('${panic.reason}')`;
+    return {
+      contract_address: sender,
+      class_hash: ACCOUNT_CLASS,
+      selector: EXECUTE,
+      error: {
+        contract_address: panic.to,
+        class_hash: CONTRACT_CLASS,
+        selector: sel,
+        error: inner,
+      },
+    };
   }
 
-  #revert(to: string, selector: bigint, reason: string): Revert {
-    const message = `Transaction execution has failed:\n0: Error in the called contract ` +
-      `(contract address: ${to}, class hash: ${felt(0xc1a55)}, selector: ${felt(selector)}):\n` +
-      `Execution failed. Failure reason:\n(${shortString(reason)} ('${reason}')).\n`;
-    return new Revert(reason, message);
+  #revertReason(sender: string, panic: Panic): string {
+    const sel = panic.fn.startsWith("0x") ? panic.fn : selector(panic.fn);
+    return `Transaction execution has failed:\n` +
+      `0: Error in the called contract (contract address: ${sender}, class hash: ${ACCOUNT_CLASS}, selector: ${EXECUTE}):\n` +
+      `1: Error in the called contract (contract address: ${panic.to}, class hash: ${CONTRACT_CLASS}, selector: ${sel}):\n` +
+      `Execution failed. Failure reason:\n(${
+        felt(encodeValue("shortstring", panic.reason)[0]!)
+      } ('${panic.reason}')).\n`;
+  }
+
+  async #estimateFee(requests: unknown[]): Promise<unknown> {
+    const out: unknown[] = [];
+    for (const [index, request] of requests.entries()) {
+      const tx = request as Record<string, unknown>;
+      if (tx.type !== "INVOKE") fail(ERRORS.unexpected, "only INVOKE is simulated");
+      const sender = felt(big(tx.sender_address));
+      if (!this.#accounts.has(sender)) fail(ERRORS.contractNotFound);
+      try {
+        const calls = this.#decodeMulticall((tx.calldata as string[]).map(big));
+        await this.#simulate(sender, calls);
+      } catch (error) {
+        if (!(error instanceof Panic)) throw error;
+        fail(ERRORS.executionError, {
+          transaction_index: index,
+          execution_error: this.#executionError(sender, error),
+        });
+      }
+      out.push({
+        l1_gas_consumed: felt(0),
+        l1_gas_price: felt(GAS_PRICE),
+        l2_gas_consumed: felt(L2_GAS),
+        l2_gas_price: felt(GAS_PRICE),
+        l1_data_gas_consumed: felt(L1_DATA_GAS),
+        l1_data_gas_price: felt(GAS_PRICE),
+        overall_fee: felt(FEE),
+        unit: "FRI",
+      });
+    }
+    return out;
+  }
+
+  #addInvoke(tx: Record<string, unknown>): unknown {
+    if (tx.type !== "INVOKE" || tx.version !== "0x3") fail(ERRORS.version);
+    const sender = felt(big(tx.sender_address));
+    const account = this.#accounts.get(sender);
+    if (account === undefined) fail(ERRORS.nonAccount);
+    const rb = tx.resource_bounds as Record<string, Record<string, string>>;
+    const bound = (name: string) => ({
+      max_amount: big(rb[name]!.max_amount),
+      max_price_per_unit: big(rb[name]!.max_price_per_unit),
+    });
+    const bounds: Bounds = {
+      l1_gas: bound("l1_gas"),
+      l2_gas: bound("l2_gas"),
+      l1_data_gas: bound("l1_data_gas"),
+    };
+    const calldata = (tx.calldata as string[]).map(big);
+    const nonce = big(tx.nonce);
+    const da = (mode: unknown) => (mode === "L2" ? 1n : 0n);
+    const txHash = felt(invokeV3Hash({
+      version: 3n,
+      sender: BigInt(sender),
+      tip: big(tx.tip),
+      bounds,
+      paymasterData: (tx.paymaster_data as string[]).map(big),
+      chainId: BigInt(this.chainId),
+      nonce,
+      nonceDaMode: da(tx.nonce_data_availability_mode),
+      feeDaMode: da(tx.fee_data_availability_mode),
+      accountDeploymentData: (tx.account_deployment_data as string[]).map(big),
+      calldata,
+    }));
+    if (
+      this.#mempool.some((p) => p.tx.hash === txHash) ||
+      this.#executed.some((t) => t.hash === txHash)
+    ) {
+      fail(ERRORS.duplicate);
+    }
+    const queued = this.#mempool.filter((p) => p.tx.sender === sender).map((p) => p.tx.nonce);
+    if (nonce < account.nonce || queued.includes(nonce)) {
+      fail(
+        ERRORS.nonce,
+        `Invalid transaction nonce of contract at address ${sender}. Account nonce: ${
+          felt(account.nonce)
+        }; got: ${felt(nonce)}.`,
+      );
+    }
+    if (bounds.l2_gas.max_price_per_unit < GAS_PRICE || bounds.l2_gas.max_amount < L2_GAS) {
+      fail(ERRORS.resources);
+    }
+    const maxFee = bounds.l1_gas.max_amount * bounds.l1_gas.max_price_per_unit +
+      bounds.l2_gas.max_amount * bounds.l2_gas.max_price_per_unit +
+      bounds.l1_data_gas.max_amount * bounds.l1_data_gas.max_price_per_unit;
+    if (maxFee > account.balance) fail(ERRORS.balance);
+    const signature = (tx.signature as string[]).map(big);
+    let valid = false;
+    try {
+      // The account stores the Stark key (the x coordinate): either y may be the key's.
+      const x = account.publicKey.toString(16).padStart(64, "0");
+      valid = signature.length === 2 &&
+        ["02", "03"].some((prefix) =>
+          ec.starkCurve.verify(
+            new ec.starkCurve.Signature(signature[0]!, signature[1]!),
+            felt(BigInt(txHash)),
+            `${prefix}${x}`,
+          )
+        );
+    } catch {
+      valid = false;
+    }
+    if (!valid) fail(ERRORS.validation, `Invalid signature for transaction ${txHash}`);
+    let calls: Call[];
+    let decodeError: Panic | undefined;
+    try {
+      calls = this.#decodeMulticall(calldata);
+    } catch (error) {
+      calls = [];
+      decodeError = error instanceof Panic
+        ? error
+        : new Panic("Failed to deserialize param", sender, EXECUTE);
+    }
+    const record: Tx = { hash: txHash, sender, nonce, calls, events: [], fee: FEE, time: 0 };
+    if (decodeError !== undefined) record.reverted = this.#revertReason(sender, decodeError);
+    const evict = this.#evictions > 0;
+    if (evict) this.#evictions--;
+    this.#mempool.push({ tx: record, age: 0, evict });
+    return this.#advanceMempool(0).then(() => ({ transaction_hash: txHash }));
+  }
+
+  /** Ages the mempool by `step` requests and executes what is due, in nonce order. */
+  async #advanceMempool(step = 1): Promise<void> {
+    for (const pooled of this.#mempool) pooled.age += step;
+    for (let progress = true; progress;) {
+      progress = false;
+      for (const pooled of [...this.#mempool]) {
+        if (pooled.age < this.#executeAfter) continue;
+        const account = this.#accounts.get(pooled.tx.sender)!;
+        if (pooled.tx.nonce !== account.nonce) continue;
+        this.#mempool.splice(this.#mempool.indexOf(pooled), 1);
+        progress = true;
+        if (pooled.evict) continue;
+        await this.#execute(pooled.tx, account);
+      }
+    }
+  }
+
+  async #execute(record: Tx, account: Account): Promise<void> {
+    account.nonce++;
+    account.balance -= record.fee;
+    record.time = this.#time;
+    if (record.reverted === undefined) {
+      try {
+        await this.#simulate(record.sender, record.calls);
+        record.events = await this.#apply(this.#state, record.sender, record.calls);
+      } catch (error) {
+        if (!(error instanceof Panic)) throw error;
+        record.events = [];
+        record.reverted = this.#revertReason(record.sender, error);
+      }
+    }
+    this.#executed.push(record);
+    if (this.#autoMine) this.#appendBlock([record]);
+    else this.#pending.push(record);
   }
 
   // -------------------------------------------------------------------------------------------
   // Views
 
   async #call(request: Record<string, unknown>): Promise<string[]> {
-    const to = String(request?.contract_address);
-    const contract = sameFelt(to, this.jobManagerAddress)
+    const to = felt(big(request.contract_address));
+    const contract = to === this.jobManagerAddress
       ? "jobManager"
-      : sameFelt(to, this.cdcPoolAddress)
+      : to === this.cdcPoolAddress
       ? "cdcPool"
       : undefined;
-    if (contract === undefined) throw new RpcFailure({ code: 20, message: "Contract not found" });
-    const selector = BigInt(String(request.entry_point_selector));
-    const fn = this.#functions[contract].get(selector.toString());
-    if (fn === undefined) {
-      throw new RpcFailure({
-        code: 40,
-        message: "Contract error",
-        data: { revert_error: "ENTRYPOINT_NOT_FOUND" },
+    if (contract === undefined) fail(ERRORS.contractNotFound);
+    const sel = felt(big(request.entry_point_selector));
+    const fn = CONTRACT_FUNCTIONS[contract].find((name) => selector(name) === sel);
+    const contractError = (error: string) =>
+      fail(ERRORS.contractError, {
+        revert_error: { contract_address: to, class_hash: CONTRACT_CLASS, selector: sel, error },
       });
+    if (fn === undefined) return contractError("ENTRYPOINT_NOT_FOUND");
+    const reader = new FeltReader(((request.calldata as string[] | undefined) ?? []).map(big));
+    let args: unknown[];
+    try {
+      args = FUNCTION_INPUTS[fn]!.map((type) => reader.read(type));
+    } catch {
+      return contractError("Failed to deserialize param");
     }
-    const calldata = (request.calldata as string[] | undefined) ?? [];
-    const args = fn.name === "node_id_of"
-      ? [BigInt(calldata[0] ?? "0x0")]
-      : this.#decode(contract, fn, calldata);
-    const sync = async <T>(body: () => Promise<T>): Promise<T> => {
-      try {
-        return await body();
-      } catch (error) {
-        throw new RpcFailure({
-          code: 40,
-          message: "Contract error",
-          data: { revert_error: String(error) },
-        });
-      }
-    };
-    switch (fn.name) {
-      case "node_id_of": {
-        const node = this.#nodeByAccount.get(felt(args[0] as bigint)) ?? "";
-        return encodeByteArray(node);
-      }
+    const ledger = this.#state.ledger;
+    const out = (type: Parameters<typeof encodeValue>[0], value: unknown) =>
+      encodeValue(type, value).map(felt);
+    switch (fn) {
+      case "node_id_of":
+        return out("ByteArray", this.#state.nodeByAccount.get(felt(args[0] as bigint)) ?? "");
       case "account_of":
-        return [this.#accountByNode.get(String(args[0])) ?? felt(0)];
+        return [this.#state.accountByNode.get(String(args[0])) ?? felt(0)];
       case "stake_of":
-        return u256(await sync(() => this.#reader.stakeOf(String(args[0]))));
-      case "reputation_of":
-        return [felt(await sync(() => this.#reader.reputationOf(String(args[0]))))];
-      case "escrow_totals": {
-        const t = await sync(() => this.#reader.totals());
-        return [t.escrowed, t.paid, t.fees, t.refunded, t.locked].flatMap(u256);
+        return out("u256", ledger.stakeLockOf(String(args[0])).stake);
+      case "reputation_of": {
+        const port = ledger.as("starknet-rpc-server");
+        try {
+          return out("u32", await port.reputationOf(String(args[0])));
+        } finally {
+          await port.close();
+        }
       }
+      case "escrow_totals":
       case "stake_totals": {
-        const t = await sync(() => this.#reader.totals());
-        return [t.staked, t.slashed, t.withdrawn, t.bonded].flatMap(u256);
+        const port = ledger.as("starknet-rpc-server");
+        try {
+          const t = await port.totals();
+          const values = fn === "escrow_totals"
+            ? [t.escrowed, t.paid, t.fees, t.refunded, t.locked]
+            : [t.staked, t.slashed, t.withdrawn, t.bonded];
+          return values.flatMap((v) => out("u256", v));
+        } finally {
+          await port.close();
+        }
       }
       case "cdc_pool":
         return [this.cdcPoolAddress];
       case "payment_token":
         return [this.tokenAddress];
       default:
-        throw new RpcFailure({
-          code: 40,
-          message: "Contract error",
-          data: { revert_error: `Cannot call ${fn.name} as a view` },
-        });
+        return contractError(`Cannot call ${fn} as a view`);
     }
   }
 }
