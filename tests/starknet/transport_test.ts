@@ -1,0 +1,340 @@
+/**
+ * The Starknet adapter's transport held to the spec, against the double in its realistic modes
+ * (`rpc_server.ts`): a send whose answer is lost while the mempool lags, evictions, a 0.9 node,
+ * a strict 0.10.0 node, error 34, signature and balance refusals, and the schema check of all the
+ * traffic for 0.9.0, 0.10.0 and 0.10.3. Every wait is bounded; nothing depends on timing.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { ec } from "starknet";
+import type { ChainEvent } from "../../chain/port.ts";
+import { StarknetChain, type StarknetChainOptions } from "../../chain/starknet_adapter.ts";
+import { StarknetRpcServer, type StarknetRpcServerOptions } from "./rpc_server.ts";
+import { SPEC_VERSIONS, StarknetSpec } from "./spec.ts";
+
+const HASH = "ab".repeat(32);
+const KEYS = {
+  client: "0x5f4e3d2c1b0a99887766554433221100ffeeddccbbaa",
+  worker: "0x1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f",
+};
+const ADDRESSES = { client: "0xc11e47", worker: "0x3012ce" };
+const ACCOUNTS = (Object.keys(KEYS) as (keyof typeof KEYS)[]).map((who) => ({
+  address: ADDRESSES[who],
+  publicKey: ec.starkCurve.getStarkKey(KEYS[who]),
+}));
+
+async function until(condition: () => boolean, what: string, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function connect(
+  server: StarknetRpcServer,
+  who: keyof typeof KEYS,
+  options: Partial<StarknetChainOptions> = {},
+): Promise<StarknetChain> {
+  return StarknetChain.connect({
+    rpcUrl: server.url,
+    accountAddress: ADDRESSES[who],
+    privateKey: KEYS[who],
+    nodeId: `${who}-node`,
+    jobManagerAddress: server.jobManagerAddress,
+    cdcPoolAddress: server.cdcPoolAddress,
+    confirmations: 0,
+    pollMs: 5,
+    backoffMs: 1,
+    txTimeoutMs: 5_000,
+    ...options,
+  });
+}
+
+async function withServer(
+  options: StarknetRpcServerOptions,
+  body: (server: StarknetRpcServer) => Promise<void>,
+): Promise<void> {
+  const server = await StarknetRpcServer.start({ accounts: ACCOUNTS, ...options });
+  try {
+    await body(server);
+    assert.deepEqual(server.requestProblems, [], "requests the spec refuses");
+    assert.deepEqual(server.responseProblems, [], "answers the spec refuses");
+  } finally {
+    await server.close();
+  }
+}
+
+async function allEvents(chain: StarknetChain): Promise<ChainEvent[]> {
+  return (await chain.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 10_000 })).events;
+}
+
+/** Stake, submit, assign, result, verify, release: the last transaction emits two events. */
+async function settle(client: StarknetChain, worker: StarknetChain, jobId = "job-1") {
+  await worker.stake({ amount: 1_000n });
+  await client.submitJob({
+    jobId,
+    amount: 500n,
+    minStake: 100n,
+    modelHash: HASH,
+    inputCommitment: HASH,
+  });
+  await client.assignWorker({ jobId, worker: "worker-node", price: 400n, verifiers: ["v-1"] });
+  await worker.submitResult({ jobId, commitment: "cd".repeat(32) });
+  await client.recordVerification({ jobId, accepted: true });
+  return await client.releasePayment({ jobId });
+}
+
+const SETTLED = [
+  "WorkerStaked",
+  "JobSubmitted",
+  "WorkerAssigned",
+  "ResultSubmitted",
+  "JobVerified",
+  "PaymentReleased",
+  "ReputationUpdated",
+];
+
+Deno.test("StarknetChain: a lost send response with a lagging nonce executes once", async () => {
+  await withServer({ mempool: { hiddenFor: 2, executeAfter: 4 } }, async (server) => {
+    const worker = await connect(server, "worker");
+    try {
+      const before = server.transactionsOf(ADDRESSES.worker);
+      // The node takes the transaction, the answer is lost, the hash stays unknown for two
+      // requests and the pre-confirmed nonce does not count it until it executes.
+      server.failNext("starknet_addInvokeTransaction", "lost");
+      await worker.stake({ amount: 5n });
+      await worker.stake({ amount: 6n });
+      const staked = (await allEvents(worker)).filter((e) => e.name === "WorkerStaked");
+      assert.deepEqual(staked.map((e) => e.name === "WorkerStaked" && e.amount), [5n, 6n]);
+      assert.equal(await worker.stakeOf("worker-node"), 11n);
+      assert.equal(server.transactionsOf(ADDRESSES.worker), before + 2);
+      assert.ok((server.calls.get("starknet_addInvokeTransaction") ?? 0) >= 3);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain: a duplicate (59) after a lost answer is followed, not re-signed", async () => {
+  await withServer({ mempool: { hiddenFor: 0, executeAfter: 6 } }, async (server) => {
+    const worker = await connect(server, "worker");
+    try {
+      const before = server.transactionsOf(ADDRESSES.worker);
+      server.failNext("starknet_addInvokeTransaction", "lost");
+      server.failNext("starknet_getTransactionStatus", "network", 3);
+      await worker.stake({ amount: 5n });
+      assert.equal(server.transactionsOf(ADDRESSES.worker), before + 1);
+      assert.equal(await worker.stakeOf("worker-node"), 5n);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain: an evicted transaction is resent identical and executes once", async () => {
+  await withServer({ mempool: { hiddenFor: 1, executeAfter: 2 } }, async (server) => {
+    const worker = await connect(server, "worker");
+    try {
+      const before = server.transactionsOf(ADDRESSES.worker);
+      server.evictNext(1);
+      await worker.stake({ amount: 5n });
+      assert.equal(server.transactionsOf(ADDRESSES.worker), before + 1);
+      assert.equal(await worker.stakeOf("worker-node"), 5n);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain: an eviction leaves no nonce gap", async () => {
+  await withServer({ mempool: { hiddenFor: 1, executeAfter: 2 } }, async (server) => {
+    const worker = await connect(server, "worker", { maxAttempts: 2, txTimeoutMs: 2_000 });
+    try {
+      // Every copy of the first transaction is evicted: the call fails, its nonce unused.
+      server.evictNext(2);
+      await assert.rejects(worker.stake({ amount: 5n }), { name: "ChainError", code: "rpc_error" });
+      // The next call must use that nonce again: a skipped nonce would wait in the mempool.
+      await worker.stake({ amount: 7n });
+      assert.equal(server.mempoolCount, 0);
+      assert.equal(await worker.stakeOf("worker-node"), 7n);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain: a spec 0.9 node (no event_index) delivers every event", async () => {
+  await withServer({ specVersion: "0.9.0" }, async (server) => {
+    const client = await connect(server, "client");
+    const worker = await connect(server, "worker");
+    const seen: ChainEvent[] = [];
+    const stop = worker.subscribe((event) => seen.push(event));
+    try {
+      const released = await settle(client, worker);
+      await until(() => seen.length >= SETTLED.length, "every event");
+      assert.deepEqual(seen.map((e) => e.name), SETTLED);
+      const last = seen.filter((e) => e.txHash === released.txHash).map((e) => e.name);
+      assert.deepEqual(last, ["PaymentReleased", "ReputationUpdated"]);
+      assert.deepEqual((await allEvents(client)).map((e) => e.name), SETTLED);
+      // The double really is 0.9: no index in any event.
+      const pages = server.traffic.filter((t) => t.method === "starknet_getEvents");
+      const events = pages.flatMap((t) => (t.result as { events: object[] }).events);
+      assert.ok(events.length > 0 && events.every((e) => !("event_index" in e)));
+    } finally {
+      stop();
+      await client.close();
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain: a strict 0.10.0 node is served (no address list in a filter)", async () => {
+  await withServer({ specVersion: "0.10.0", strict: true }, async (server) => {
+    const client = await connect(server, "client");
+    const worker = await connect(server, "worker");
+    try {
+      await settle(client, worker);
+      assert.deepEqual((await allEvents(client)).map((e) => e.name), SETTLED);
+      assert.ok(server.eventFilters.every((f) => !Array.isArray(f.address)));
+    } finally {
+      await client.close();
+      await worker.close();
+    }
+  });
+});
+
+for (const specVersion of ["0.9.0", "0.10.3"] as const) {
+  Deno.test(`StarknetChain splits the key filter on error 34 from a ${specVersion} node`, async () => {
+    await withServer({ specVersion, maxKeysInFilter: 4 }, async (server) => {
+      const client = await connect(server, "client", { chunkSize: 2 });
+      const worker = await connect(server, "worker");
+      const seen: ChainEvent[] = [];
+      const stop = client.subscribe((event) => seen.push(event));
+      try {
+        await settle(client, worker);
+        await settle(client, worker, "job-2");
+        const expected = [...SETTLED, ...SETTLED.slice(0)];
+        await until(() => seen.length >= expected.length, "every event");
+        assert.deepEqual(seen.map((e) => e.name), expected);
+        assert.deepEqual((await allEvents(client)).map((e) => e.name), expected);
+        const keyCounts = server.eventFilters.map((f) => (f.keys as string[][])[0]!.length);
+        assert.ok(keyCounts.includes(13) && keyCounts.some((n) => n <= 4));
+        // Positions are strictly increasing: merged in chain order.
+        for (let i = 1; i < seen.length; i++) {
+          const a = seen[i - 1]!;
+          const b = seen[i]!;
+          assert.ok(
+            a.blockNumber < b.blockNumber ||
+              (a.blockNumber === b.blockNumber && a.eventIndex < b.eventIndex),
+          );
+        }
+      } finally {
+        stop();
+        await client.close();
+        await worker.close();
+      }
+    });
+  });
+}
+
+Deno.test("StarknetChain: a bad signature (55) and a short balance (54) are refused, nothing sent", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker");
+    try {
+      // Another key on the same account: the node refuses the signature.
+      const impostor = await connect(server, "worker", { privateKey: KEYS.client });
+      try {
+        await assert.rejects(impostor.stake({ amount: 1n }), {
+          name: "ChainError",
+          code: "rpc_error",
+          message: /RPC error 55: Account validation failed/,
+        });
+      } finally {
+        await impostor.close();
+      }
+      server.addAccount({ ...ACCOUNTS[1]!, balance: 10n });
+      await assert.rejects(worker.stake({ amount: 1n }), {
+        name: "ChainError",
+        code: "rpc_error",
+        message: /RPC error 54: Account balance is smaller/,
+      });
+      assert.equal(await worker.stakeOf("worker-node"), 0n);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+for (const specVersion of SPEC_VERSIONS) {
+  Deno.test(`StarknetChain's recorded traffic is valid under spec ${specVersion}`, async () => {
+    const server = await StarknetRpcServer.start({ accounts: ACCOUNTS, specVersion });
+    try {
+      const client = await connect(server, "client");
+      const worker = await connect(server, "worker");
+      try {
+        await settle(client, worker);
+        await assert.rejects(worker.requestUnstake({ amount: 10_000n }), {
+          code: "insufficient_stake",
+        });
+        server.failNext("starknet_addInvokeTransaction", "lost");
+        await worker.stake({ amount: 1n });
+        await allEvents(client);
+        await client.totals();
+      } finally {
+        await client.close();
+        await worker.close();
+      }
+      const methods = new Set(server.traffic.map((t) => t.method));
+      for (
+        const method of [
+          "starknet_specVersion",
+          "starknet_chainId",
+          "starknet_getNonce",
+          "starknet_estimateFee",
+          "starknet_addInvokeTransaction",
+          "starknet_getTransactionStatus",
+          "starknet_getTransactionReceipt",
+          "starknet_getEvents",
+          "starknet_call",
+          "starknet_blockNumber",
+        ]
+      ) {
+        assert.ok(methods.has(method), `${method} was exercised`);
+      }
+      assert.ok(server.traffic.some((t) => t.error?.code === 41), "an error 41 was answered");
+      assert.deepEqual(server.requestProblems, []);
+      assert.deepEqual(server.responseProblems, []);
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+Deno.test("StarknetSpec refuses what the official documents refuse", async () => {
+  const v100 = await StarknetSpec.load("0.10.0");
+  const v103 = await StarknetSpec.load("0.10.3");
+  const filter = { address: ["0x10a0", "0x10b0"], keys: [["0x1"]], chunk_size: 10 };
+  assert.equal(v100.checkParams("starknet_getEvents", { filter }).length, 1);
+  assert.deepEqual(v103.checkParams("starknet_getEvents", { filter }), []);
+  const padded = { ...filter, address: `0x${"10a0".padStart(64, "0")}` };
+  assert.equal(v103.checkParams("starknet_getEvents", { filter: padded }).length, 1);
+  assert.deepEqual(
+    v103.checkError("starknet_getEvents", {
+      code: 34,
+      message: "Too many keys provided in a filter",
+    }),
+    [],
+  );
+  assert.equal(
+    v103.checkError("starknet_getEvents", { code: 52, message: "Invalid transaction nonce" })
+      .length,
+    1,
+  );
+  assert.equal(
+    v103.checkError("starknet_addInvokeTransaction", { code: 59, message: "Duplicate" }).length,
+    1,
+  );
+  assert.equal(v103.checkResult("starknet_blockNumber", -1).length, 1);
+});
