@@ -779,9 +779,14 @@ class Host implements Libp2pHost {
         try {
           verdict = subscription.validate(gossip);
         } catch (error) {
+          // A validator may throw a wire error to say why (its code is the reason code).
           verdict = "reject";
-          code = "validator_threw";
-          reason = `validator threw: ${(error as Error).message}`;
+          const faultCode = (error as { code?: unknown }).code;
+          const named = PEER_FAULTS.has((error as Error).name) && typeof faultCode === "string";
+          code = named ? faultCode : "validator_threw";
+          reason = named
+            ? (error as Error).message
+            : `validator threw: ${(error as Error).message}`;
         }
         if (verdict === "reject") {
           result = "reject";

@@ -65,6 +65,10 @@ export const PAYLOAD_VALUE_LIMITS: JsonLimits = Object.freeze({
 
 /** Opaque JSON (a job input, a result output) within {@link PAYLOAD_VALUE_LIMITS}. */
 const payloadValue = z.unknown().superRefine((value, ctx) => {
+  if (value === undefined) {
+    ctx.addIssue({ code: "custom", message: "Required" });
+    return;
+  }
   try {
     checkBounded(value, PAYLOAD_VALUE_LIMITS);
   } catch (error) {

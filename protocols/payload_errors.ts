@@ -44,3 +44,9 @@ export class PayloadTooLargeError extends Error {
 export class PayloadTransferError extends Error {
   override readonly name = "PayloadTransferError";
 }
+
+/** A payload request that is not a hex sha-256 (the server answers with an error status). */
+export class PayloadRequestError extends Error {
+  override readonly name = "PayloadRequestError";
+  readonly code = "bad_hash";
+}

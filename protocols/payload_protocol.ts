@@ -26,6 +26,7 @@ import {
   PAYLOAD_PROTOCOL,
   PayloadHashMismatchError,
   PayloadNotFoundError,
+  PayloadRequestError,
   PayloadTooLargeError,
   PayloadTransferError,
 } from "./payload_errors.ts";
@@ -34,6 +35,7 @@ export {
   PAYLOAD_PROTOCOL,
   PayloadHashMismatchError,
   PayloadNotFoundError,
+  PayloadRequestError,
   PayloadTooLargeError,
   PayloadTransferError,
 };
@@ -46,6 +48,28 @@ const STATUS_ERROR = 2;
 /** The hex sha-256 of `bytes`. */
 export function payloadHash(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+const requestDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The hash a payload request asks for: exactly 64 lowercase hex characters. Throws
+ * {@link PayloadRequestError} (code `bad_hash`) for anything else, an absent request included.
+ */
+export function decodePayloadRequest(request: Uint8Array | undefined): string {
+  if (request === undefined || request.byteLength !== 64) {
+    throw new PayloadRequestError(
+      `Invalid payload request: ${request?.byteLength ?? 0} bytes, expected a 64-character hash`,
+    );
+  }
+  let hash: string;
+  try {
+    hash = requestDecoder.decode(request);
+  } catch {
+    throw new PayloadRequestError("Invalid payload request: not UTF-8");
+  }
+  if (!HASH.test(hash)) throw new PayloadRequestError("Invalid payload request: not a hex sha-256");
+  return hash;
 }
 
 function checkHash(hash: string): void {
@@ -193,9 +217,11 @@ export function servePayloads(
         );
         throw error;
       }
-      const hash = request === undefined ? "" : new TextDecoder().decode(request);
-      if (!HASH.test(hash)) {
-        host.reject(from, PAYLOAD_PROTOCOL, "bad_hash", "request is not a hex sha-256");
+      let hash: string;
+      try {
+        hash = decodePayloadRequest(request);
+      } catch (error) {
+        host.reject(from, PAYLOAD_PROTOCOL, "bad_hash", (error as Error).message);
         await answerError(stream, idle.signal);
         return;
       }
