@@ -1,0 +1,88 @@
+/**
+ * Flood: ten rogue peers (ten keys) send valid, signed `node.health` messages at 100 times the
+ * victim's per-peer rate limit for two seconds. The victim delivers each rogue no more than its
+ * budget (burst plus refill), ignores the rest at the rate limiter without validating them, and
+ * honest announcements keep getting bids during the flood.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { forgeMessage, type RoguePeer } from "../../protocols/rogue_peer.ts";
+import { startMarket, startRogue } from "./_harness.ts";
+
+const CAPACITY = 10;
+const REFILL = 5;
+const ROGUES = 10;
+const FLOOD_MS = 2_000;
+/** 100 times the sustained rate, per rogue. */
+const RATE = 100 * REFILL;
+
+Deno.test({
+  name: "adversarial: ten keys flooding at 100x the rate limit are held to their budget, bids flow",
+  fn: async () => {
+    const market = await startMarket({
+      rateLimit: { capacity: CAPACITY, refillPerSecond: REFILL },
+    });
+    const rogues: RoguePeer[] = [];
+    try {
+      for (let i = 0; i < ROGUES; i++) rogues.push(await startRogue(market.worker));
+      // Forge the flood up front: valid health messages, each signed by its rogue.
+      const perRogue = Math.ceil((RATE * FLOOD_MS) / 1_000);
+      const batches = await Promise.all(rogues.map(async (rogue) => {
+        const messages = [];
+        for (let n = 0; n < perRogue; n++) {
+          const data = encodeMessage(TOPICS.health, {
+            type: "node.health",
+            node: rogue.host.self,
+            at: n,
+            openJobs: 0,
+          });
+          messages.push(await forgeMessage(TOPICS.health, data, rogue.key));
+        }
+        return messages;
+      }));
+      const started = performance.now();
+      const flood = (async () => {
+        // Every 100 ms, each rogue sends its next 100 ms worth (50 messages) in one frame.
+        const slices = FLOOD_MS / 100;
+        const perSlice = Math.ceil(perRogue / slices);
+        for (let s = 0; s < slices; s++) {
+          rogues.forEach((rogue, i) => {
+            rogue.injectForged(
+              market.worker.self,
+              batches[i]!.slice(s * perSlice, (s + 1) * perSlice),
+            );
+          });
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })();
+      const latencies: number[] = [];
+      for (let i = 0; i < 5; i++) latencies.push(await market.announce(`during-${i}`, 15_000));
+      await flood;
+      const elapsed = (performance.now() - started) / 1_000;
+      // Give the last frames time to arrive, then count.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const stats = market.worker.stats();
+      const sent = ROGUES * perRogue;
+      assert.ok(stats.rateLimited > sent * 0.8, `${stats.rateLimited} of ${sent} rate limited`);
+      for (const rogue of rogues) {
+        const delivered = market.workerSeen.filter((m) =>
+          m.type === "node.health" && m.node === rogue.host.self
+        ).length;
+        const budget = CAPACITY + REFILL * (elapsed + 1);
+        assert.ok(delivered <= budget, `${delivered} delivered, budget ${budget}`);
+        assert.ok(delivered >= CAPACITY, `${delivered} delivered: the burst is allowed`);
+      }
+      assert.equal(stats.rejected, 0, "valid messages over the limit are ignored, not rejected");
+      console.log(
+        `flood of ${sent} messages from ${ROGUES} keys: ${stats.rateLimited} rate limited; ` +
+          `announcement-to-bid during the flood ${
+            latencies.map((l) => l.toFixed(0)).join(", ")
+          } ms`,
+      );
+    } finally {
+      await Promise.all([market.stop(), ...rogues.map((rogue) => rogue.host.stop())]);
+    }
+  },
+});

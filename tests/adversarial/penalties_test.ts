@@ -1,0 +1,77 @@
+/**
+ * Penalties that bite: the node's own ban (`host.ban`, what the peer actor's disconnect decision
+ * calls) closes the connection and refuses the peer on every path until the ban's time is up,
+ * then lets it back; authors that hold no bond draw on a small budget of their own.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { startMarket, startRogue, waitFor } from "./_harness.ts";
+
+Deno.test({
+  name: "adversarial: a ban disconnects the peer, refuses it both ways until it expires, then not",
+  fn: async () => {
+    const market = await startMarket();
+    const rogue = await startRogue(market.worker);
+    try {
+      const banMs = 3_000;
+      const bannedAt = Date.now();
+      market.worker.ban(rogue.host.self, "the node's peer actor decided to disconnect", banMs);
+      await waitFor("the disconnect", () => !market.worker.peers().includes(rogue.host.self));
+      // Refused both ways while the ban lasts (the attempts finish well inside 3 s).
+      await assert.rejects(
+        market.worker.dial(rogue.host.multiaddrs()[0]!, { signal: AbortSignal.timeout(1_000) }),
+      );
+      await rogue.host.dial(market.worker.multiaddrs()[0]!, { signal: AbortSignal.timeout(1_000) })
+        .catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(market.worker.peers().includes(rogue.host.self), false);
+      assert.ok(Date.now() - bannedAt < banMs, "the refusals were checked inside the ban");
+      // After the ban, the peer may connect again.
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, bannedAt + banMs - Date.now()))
+      );
+      await market.worker.dial(rogue.host.multiaddrs()[0]!, { signal: AbortSignal.timeout(5_000) });
+      await waitFor("the reconnect", () => market.worker.peers().includes(rogue.host.self));
+      assert.equal(market.worker.isBanned(rogue.host.self), false);
+      await market.announce("after-ban");
+    } finally {
+      await Promise.all([market.stop(), rogue.host.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "adversarial: authors without a bond get a small budget of their own, bonded ones do not",
+  fn: async () => {
+    let bonded = new Set<string>();
+    const market = await startMarket({
+      isBonded: (peer) => bonded.has(peer),
+      unbondedRateLimit: { capacity: 3, refillPerSecond: 0 },
+    });
+    bonded = new Set([market.client.self, market.worker.self]);
+    const rogue = await startRogue(market.worker);
+    try {
+      for (let n = 0; n < 10; n++) {
+        const data = encodeMessage(TOPICS.health, {
+          type: "node.health",
+          node: rogue.host.self,
+          at: n,
+          openJobs: 0,
+        });
+        await rogue.inject(market.worker.self, TOPICS.health, data);
+      }
+      await waitFor("the rogue's messages", () => market.worker.stats().unbondedLimited === 7);
+      const fromRogue = () =>
+        market.workerSeen.filter((m) => m.type === "node.health" && m.node === rogue.host.self);
+      await waitFor("three deliveries", () => fromRogue().length === 3);
+      // A bonded client announces more than three jobs: none is held back.
+      for (let i = 0; i < 6; i++) await market.announce(`bonded-${i}`);
+      assert.equal(market.worker.stats().unbondedLimited, 7);
+      assert.equal(market.worker.stats().rejected, 0, "over budget is ignored, not rejected");
+    } finally {
+      await Promise.all([market.stop(), rogue.host.stop()]);
+    }
+  },
+});
