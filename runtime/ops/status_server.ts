@@ -19,6 +19,8 @@
  * - `POST /jobs`: submits a job (a client node only): `{ spec, jobId?, policy? }`, validated
  *   ({@link parseJobRequest}); 202 `{ jobId }`, 400 naming the bad field, 409 when the node is
  *   not a client or the id is taken, 413 past the body limit (counted while the body streams).
+ * - `GET /money`: the ledger's totals (escrowed, paid, fees, refunded, locked, staked,
+ *   slashed, withdrawn, bonded).
  * - `GET /metrics`: Prometheus text ({@link CockpitMetrics}).
  * - `GET /ui`: the dashboard (static HTML and JavaScript, with uPlot for the charts).
  *
@@ -38,10 +40,11 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import type { RetiredJob } from "../../actors/tree.ts";
+import type { LedgerTotals } from "../../chain/port.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import type { JobRequest, JobSummary } from "../kernel/mod.ts";
@@ -63,6 +66,8 @@ export interface StatusSource {
   peers(): { peer: NodeId; state: string; score: number }[];
   verifierPool(): NodeId[];
   knownNodes?(): { id: NodeId; roles: readonly Role[]; hardware: HardwareClass }[];
+  /** The ledger's money totals (for `/money`). */
+  chainTotals?(): Promise<LedgerTotals>;
   submitJob(request: JobRequest): string;
   cancelJob(jobId: string): void;
   observe: Cockpit["source"]["observe"];
@@ -247,6 +252,11 @@ export function statusApp(
       return { ...p, roles: k?.roles ?? [], hardware: k?.hardware ?? null };
     });
     return json({ connected: options.connected?.() ?? [], tracked });
+  });
+
+  app.get("/money", async () => {
+    if (node.chainTotals === undefined) return problem(404, "Not found: /money");
+    return json(await node.chainTotals());
   });
 
   app.get("/metrics", async () => {
@@ -473,21 +483,25 @@ export function statusApp(
     },
   );
 
-  app.get("/ui", (c) => c.redirect("/ui/"));
-  app.get("/ui/*", (c) => {
-    const name = new URL(c.req.url).pathname.slice("/ui/".length) || "index.html";
+  const ui = (c: Context) => {
+    const path = new URL(c.req.url).pathname;
+    // Relative links in the page need the trailing slash.
+    if (path === "/ui") return c.redirect("/ui/");
+    const name = path.slice("/ui/".length) || "index.html";
     const asset = uiAsset(name);
-    if (asset === undefined) return problem(404, `Not found: /ui/${name}`);
+    if (asset === undefined) return problem(404, `Not found: ${path}`);
     return new Response(asset.body, {
       headers: { "content-type": asset.type, "cache-control": "no-cache" },
     });
-  });
+  };
+  app.get("/ui", ui);
+  app.get("/ui/*", ui);
 
   // Known paths with a method they do not take.
   const allowed: [RegExp, string][] = [
     [/^\/jobs\/?$/, "GET, POST"],
     [/^\/jobs\/[^/]+\/?$/, "GET, DELETE"],
-    [/^\/(health|peers|metrics|jobs\/[^/]+\/(events|output))\/?$/, "GET"],
+    [/^\/(health|peers|money|metrics|jobs\/[^/]+\/(events|output))\/?$/, "GET"],
   ];
   app.all("*", (c) => {
     const path = new URL(c.req.url).pathname;
