@@ -22,14 +22,24 @@ async function task(...args: string[]): Promise<{ code: number; stdout: string; 
   };
 }
 
-const TASKS = ["demo", "replay", "export", "bench", "submit", "diagrams", "node", "ciro"];
+const TASKS = [
+  "demo",
+  "replay",
+  "export",
+  "bench",
+  "submit",
+  "diagrams",
+  "node",
+  "ciro",
+  "devstack",
+];
 
 Deno.test("Every task answers --help with its usage and exit 0; diagrams writes nothing", async () => {
   const docs = new Map<string, string>();
   for await (const entry of Deno.readDir(`${ROOT}docs`)) {
     if (entry.isFile) docs.set(entry.name, await Deno.readTextFile(`${ROOT}docs/${entry.name}`));
   }
-  const stat = async () =>
+  const stat = () =>
     Promise.all(
       [...docs.keys()].map(async (n) => (await Deno.stat(`${ROOT}docs/${n}`)).mtime?.getTime()),
     );
