@@ -112,6 +112,10 @@ const worker = z.strictObject({
     1024,
     "must be at most 1024",
   ).default(2),
+  maxOpenBids: z.number().int("must be an integer").min(1, "must be at least 1").max(
+    1024,
+    "must be at most 1024",
+  ).default(8),
   fault: z.enum(["none", "silent", "wrong_result"], {
     error: "must be none, silent or wrong_result",
   }).default("none"),
@@ -212,6 +216,7 @@ const configSchema = z.strictObject({
     etaMs: 500,
     minPrice: 0n,
     capacity: 2,
+    maxOpenBids: 8,
     fault: "none",
   }),
   policy: policy.default({ bidSelection: "lowest_price", quorum: "bft" }),

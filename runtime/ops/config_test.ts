@@ -73,6 +73,11 @@ Deno.test("parseConfig() rejects bad values with the key and the reason", () => 
   );
   rejects({ roles: [] }, "roles", 'Invalid config "roles": must name at least one role');
   rejects(
+    { worker: { maxOpenBids: 0 } },
+    "worker.maxOpenBids",
+    'Invalid config "worker.maxOpenBids": must be at least 1',
+  );
+  rejects(
     { roles: ["worker", "worker"] },
     "roles",
     'Invalid config "roles": must not repeat a role',

@@ -3,8 +3,16 @@
 
 const FINAL = ["settled", "expired", "cancelled", "refunded", "failed"];
 const STATES = [
-  "announced", "bidding", "assigned", "executing", "reassigning", "verifying", "settling",
-  "disputed", "refunding", ...FINAL,
+  "announced",
+  "bidding",
+  "assigned",
+  "executing",
+  "reassigning",
+  "verifying",
+  "settling",
+  "disputed",
+  "refunding",
+  ...FINAL,
 ];
 const POLL_MS = 2000;
 let chart = null;
@@ -93,14 +101,18 @@ function renderJobs(page) {
     });
     return row;
   }));
-  $("jobs-more").textContent = page.next !== null ? `${page.total - page.jobs.length} more not shown` : "";
+  $("jobs-more").textContent = page.next !== null
+    ? `${page.total - page.jobs.length} more not shown`
+    : "";
 }
 
 /** Jobs by state over time, from the jobs' own paths: open, settled, ended otherwise. */
 function timelineData(jobs) {
   const events = [];
   for (const job of jobs) {
-    job.path.forEach((entry, i) => events.push({ at: entry.at, job: job.jobId, state: entry.state, first: i === 0 }));
+    job.path.forEach((entry, i) =>
+      events.push({ at: entry.at, job: job.jobId, state: entry.state, first: i === 0 })
+    );
   }
   events.sort((a, b) => a.at - b.at);
   const now = {};
@@ -133,18 +145,40 @@ function renderTimeline(jobs) {
   const target = $("timeline");
   target.setAttribute("data-points", String(data[0].length));
   if (chart === null) {
-    chart = new uPlot({
-      width: Math.max(600, target.clientWidth - 16),
-      height: 220,
-      scales: { x: { time: true } },
-      axes: [{ label: "time" }, { label: "jobs" }],
-      series: [
-        {},
-        { label: "open", stroke: "#d39e00", width: 2, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) },
-        { label: "settled", stroke: "#2b8a3e", width: 2, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) },
-        { label: "ended otherwise", stroke: "#c92a2a", width: 2, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) },
-      ],
-    }, data, target);
+    chart = new uPlot(
+      {
+        width: Math.max(600, target.clientWidth - 16),
+        height: 220,
+        scales: { x: { time: true } },
+        axes: [{ label: "time" }, { label: "jobs" }],
+        series: [
+          {},
+          {
+            label: "open",
+            stroke: "#d39e00",
+            width: 2,
+            points: { show: false },
+            paths: uPlot.paths.stepped({ align: 1 }),
+          },
+          {
+            label: "settled",
+            stroke: "#2b8a3e",
+            width: 2,
+            points: { show: false },
+            paths: uPlot.paths.stepped({ align: 1 }),
+          },
+          {
+            label: "ended otherwise",
+            stroke: "#c92a2a",
+            width: 2,
+            points: { show: false },
+            paths: uPlot.paths.stepped({ align: 1 }),
+          },
+        ],
+      },
+      data,
+      target,
+    );
   } else {
     chart.setData(data);
   }
@@ -173,11 +207,15 @@ async function refreshJob() {
   $("job-title").textContent = `${job.jobId}: ${job.state}`;
   const path = job.retired ? job.summary.path : job.context.path;
   const first = path[0]?.at ?? 0;
-  $("job-path").replaceChildren(...path.map((p) => el("li", {}, `+${p.at - first} ms  ${p.state}`)));
+  $("job-path").replaceChildren(
+    ...path.map((p) => el("li", {}, `+${p.at - first} ms  ${p.state}`)),
+  );
   const c = job.context;
   const detail = job.retired ? job.summary : {
     maxPrice: c.spec.maxPrice,
-    bids: Object.values(c.bids).map((b) => `${b.worker} ${b.price} ${b.status}${b.reason ? ` (${b.reason})` : ""}`),
+    bids: Object.values(c.bids).map((b) =>
+      `${b.worker} ${b.price} ${b.status}${b.reason ? ` (${b.reason})` : ""}`
+    ),
     winner: c.winner,
     verifiers: c.verifiers.map((v) => `${v}: ${c.attestations[v]?.verdict ?? "pending"}`),
     payment: c.payment,
