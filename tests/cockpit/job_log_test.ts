@@ -73,3 +73,38 @@ Deno.test("describeUpdate() words a slash and a refund", () => {
     "Job j bidding -> expired (client): expired",
   );
 });
+
+Deno.test("A worker slashed for a wrong result is one line on the client, with the reason", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["ciro", "jobs"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  const market = await startMarket({ workers: [{ fault: "wrong_result" }] });
+  try {
+    market.client.submitJob({ spec: matmulSpec({ maxAttempts: 1 }), jobId: "cheat" });
+    const state = await market.finished("cheat");
+    const context = market.client.job("cheat")!.context;
+    assert.ok(context.slashes.length > 0, `${state}: ${JSON.stringify(context.path)}`);
+    const slash = context.slashes[0]!;
+    const texts = records.map((r) => String(r.properties.line));
+    assert.ok(
+      texts.includes(`Job cheat: worker w1 slashed ${slash.amount} for ${slash.reason}`),
+      texts.join("\n"),
+    );
+    assert.equal(slash.reason, "invalid_compute");
+    const final = texts.find((t) =>
+      t.startsWith("Job cheat") && t.includes(`-> ${state} (client)`)
+    );
+    assert.ok(final !== undefined, texts.join("\n"));
+    const metrics = await (await fetch(`${market.url}/metrics`)).text();
+    assert.match(metrics, /^ciro_slashes_total\{reason="invalid_compute"\} 1$/m);
+  } finally {
+    await market.stop();
+    await reset();
+  }
+});
