@@ -72,6 +72,8 @@ Deno.test("Bad usage exits 2 with a message and no stack trace, in every task", 
     [["diagrams", "now"], /^Unexpected argument "now"/],
     [["node", "--log-level", "loud"], /^Invalid config "log.level": must be one of trace/],
     [["node", "--http-port", "x"], /^Invalid config "http.port": must be a port number/],
+    [["devstack", "--workers", "0"], /^error: option '--workers <n>' argument '0' is invalid/],
+    [["devstack", "--chain", "evm"], /the EVM chain is not available in devstack yet/],
     [
       ["ciro", "jobs", "list", "--limit", "x"],
       /^error: option '--limit <n>' argument 'x' is invalid/,
