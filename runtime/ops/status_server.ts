@@ -24,7 +24,8 @@
  * - `GET /metrics`: Prometheus text ({@link CockpitMetrics}).
  * - `GET /ui`: the dashboard (static HTML and JavaScript, with uPlot for the charts).
  *
- * Limits: a request body of 64 KiB, 10 s to send it, 64 requests in flight at once (server-sent
+ * Limits: a request body of 64 KiB (decoded by `decodeBoundedJson`: depth, string, array and
+ * key limits scanned before parsing), 10 s to send it, 64 requests in flight at once (server-sent
  * event streams included; past it 503 with `retry-after`), and a malformed percent-encoding in
  * the path is a 400. `Deno.serve` has no header or idle timeout to set.
  *
@@ -45,6 +46,7 @@ import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import type { RetiredJob } from "../../actors/tree.ts";
 import type { LedgerTotals } from "../../chain/port.ts";
+import { BoundedJsonError, decodeBoundedJson } from "../../protocols/bounded_json.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import type { JobRequest, JobSummary } from "../kernel/mod.ts";
@@ -456,9 +458,11 @@ export function statusApp(
       }
       let raw: unknown;
       try {
-        raw = JSON.parse(text);
+        // Depth, string, array and key limits are scanned before anything is parsed.
+        raw = decodeBoundedJson(text, { maxBytes: maxBody });
       } catch (error) {
-        return problem(400, `Invalid job request: ${(error as Error).message}`);
+        if (!(error instanceof BoundedJsonError)) throw error;
+        return json({ error: `Invalid job request: ${error.message}`, code: error.code }, 400);
       }
       let jobRequest: JobRequest;
       try {

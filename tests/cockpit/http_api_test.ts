@@ -212,6 +212,16 @@ Deno.test("The API refuses a streamed body past its limit, a malformed URI, and 
       body: " ".repeat(2_000),
     });
     assert.equal(declared.status, 413);
+    const deep = await call(`${market.url}/jobs`, {
+      method: "POST",
+      body: "[".repeat(400) + "]".repeat(400),
+    });
+    assert.equal(deep.status, 400);
+    assert.equal(deep.body.code, "too_deep");
+    assert.match(deep.body.error, /^Invalid job request: /);
+    const notJson = await call(`${market.url}/jobs`, { method: "POST", body: '{"spec": ' });
+    assert.equal(notJson.status, 400);
+    assert.equal(notJson.body.code, "malformed");
     const malformed = await call(`${market.url}/jobs/%E0%A4%A`);
     assert.equal(malformed.status, 400);
     assert.equal(malformed.body.error, "Malformed URI: /jobs/%E0%A4%A");
