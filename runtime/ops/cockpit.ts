@@ -2,7 +2,8 @@
  * What an operator sees of one node, built on its public API only: the {@link JobFeed} (each
  * phase change, decline and slash), the {@link OutputStore} (settled outputs, kept after the
  * job's actor is retired), the {@link CockpitMetrics}, and one info log line per update of a job
- * the node takes part in (category `ciro.jobs`), with the reason where there is one.
+ * the node takes part in (category `ciro.jobs`), with the reason where there is one, and a trace
+ * per job with a span per phase ({@link traceJobs}, `@opentelemetry/api`).
  *
  * ```ts ignore
  * import { Cockpit } from "./cockpit.ts";
@@ -18,6 +19,7 @@ import { logger } from "../kernel/mod.ts";
 import { type FeedSource, JobFeed, type JobUpdate } from "./job_feed.ts";
 import { CockpitMetrics, type MetricsSource } from "./metrics.ts";
 import { OutputStore, type OutputStoreOptions } from "./output_store.ts";
+import { traceJobs } from "./tracing.ts";
 
 /** Options of {@link Cockpit}. */
 export interface CockpitOptions {
@@ -76,6 +78,7 @@ export class Cockpit {
       ...(options.chain !== undefined ? { chain: options.chain } : {}),
       ...(options.capacity !== undefined ? { capacity: options.capacity } : {}),
     });
+    this.#stop.push(traceJobs(this.feed, { node: source.id }));
     const log = logger("jobs");
     this.#stop.push(this.feed.subscribe((update) => {
       if (update.type === "phase" && update.state === "settled") {

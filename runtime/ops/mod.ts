@@ -18,5 +18,7 @@ export * from "./job_request.ts";
 export * from "./job_feed.ts";
 export * from "./output_store.ts";
 export * from "./metrics.ts";
+export * from "./tracing.ts";
+export * from "./logging.ts";
 export * from "./cockpit.ts";
 export * from "./status_server.ts";

@@ -70,7 +70,10 @@ Deno.test({
       assert.match(dom, /<body data-ready="true">/, "the page never loaded its data");
       assert.match(dom, /<span id="node-id">client<\/span>/);
       for (
-        const [id, state] of [["dash-1", "settled"], ["dash-2", "settled"], ["dash-gpu", "expired"]]
+        const [id, state] of [["dash-1", "settled"], ["dash-2", "settled"], [
+          "dash-gpu",
+          "expired",
+        ]] as const
       ) {
         assert.match(dom, new RegExp(`<tr data-job="${id}" data-state="${state}">`), id);
       }

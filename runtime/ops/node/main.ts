@@ -18,7 +18,9 @@ import { createLibp2pHost, type Libp2pHost } from "../../../protocols/libp2p_hos
 import { loadOrCreateIdentity } from "../../../protocols/identity.ts";
 import type { Capability } from "../../../protocols/capability_index.ts";
 import { loadConfig, type NodeConfig, USAGE } from "../config.ts";
-import { configureLogging, logger } from "../../kernel/mod.ts";
+import { logger } from "../../kernel/mod.ts";
+import { dispose } from "@logtape/logtape";
+import { configureOperatorLogging, otelRequested } from "../logging.ts";
 import type { Node } from "../../kernel/mod.ts";
 import { openDurableNode } from "../../durability/mod.ts";
 import { serveStatus, type StatusServer } from "../status_server.ts";
@@ -230,7 +232,8 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error((error as Error).message);
     return 2;
   }
-  configureLogging(config.log);
+  // Logs go to stderr, and with OTEL_DENO=true also over OTLP (Deno exports the job traces).
+  await configureOperatorLogging(config.log, { otel: otelRequested(Deno.env.toObject()) });
   const log = logger("cli");
   const abort = new AbortController();
   let signalled: (name: string) => void = () => {};
@@ -249,6 +252,7 @@ export async function main(args: readonly string[]): Promise<number> {
     for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
     if (abort.signal.aborted) return 0;
     log.fatal("Cannot start the node: {error}", { error: (error as Error).message });
+    await dispose();
     return 1;
   }
   const name = await stopRequested;
@@ -256,6 +260,7 @@ export async function main(args: readonly string[]): Promise<number> {
   await running.stop();
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   log.info("Stopped");
+  await dispose();
   return 0;
 }
 
