@@ -101,6 +101,19 @@ Deno.test({
       assert.match(metrics, /^ciro_journal_appends_total [1-9]\d*$/m);
       assert.match(metrics, /^ciro_chain_calls_total\{method="releasePayment",outcome="ok"\} 1$/m);
 
+      // deno task submit --wait through the same client prints each phase as it comes.
+      const submit = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "-q", "submit", "--node", client, "--verifiers", "1", "--wait"],
+        cwd: ROOT,
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+        signal: AbortSignal.timeout(60_000),
+      }).output();
+      const submitErr = new TextDecoder().decode(submit.stderr);
+      assert.equal(submit.code, 0, submitErr);
+      assert.match(submitErr, /\n {2}\+0ms announced\n {2}\+\d+ms bidding\n/);
+      assert.match(submitErr, /\n {2}\+\d+ms settled\n/);
+
       child.kill("SIGTERM");
       killed = true;
       const status = await child.status;

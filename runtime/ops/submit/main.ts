@@ -108,8 +108,13 @@ export async function submitJob(
 export async function waitForJob(
   node: string,
   jobId: string,
-  options: SubmitOptions & { intervalMs?: number } = {},
+  options: SubmitOptions & {
+    intervalMs?: number;
+    /** Told each phase the job enters, as it is seen. */
+    onPhase?: (phase: { state: string; at: number }, first: number) => void;
+  } = {},
 ): Promise<JobStatus> {
+  let seen = 0;
   while (true) {
     options.signal?.throwIfAborted();
     const status = await http<JobStatus>(
@@ -117,6 +122,8 @@ export async function waitForJob(
       {},
       options.signal,
     );
+    const path = status.context?.path ?? [];
+    for (; seen < path.length; seen++) options.onPhase?.(path[seen]!, path[0]!.at);
     if (status.done) return status;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, options.intervalMs ?? 200);
@@ -249,7 +256,10 @@ export async function main(args: readonly string[]): Promise<number> {
       return 0;
     }
     console.error(`Submitted job ${jobId}; waiting for its outcome`);
-    const status = await waitForJob(node, jobId, { signal });
+    const status = await waitForJob(node, jobId, {
+      signal,
+      onPhase: (phase, first) => console.error(`  +${phase.at - first}ms ${phase.state}`),
+    });
     console.log(values.json ? JSON.stringify(status, null, 2) : formatOutcome(status));
     return status.state === "settled" ? 0 : 3;
   } catch (error) {
