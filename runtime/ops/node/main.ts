@@ -53,7 +53,11 @@ export interface RunningNode {
 /** Starts a node from a validated config. */
 export async function startNode(
   config: NodeConfig,
-  options: { signal?: AbortSignal } = {},
+  options: {
+    signal?: AbortSignal;
+    /** How long after start a node with bootstrap peers but no connection warns. @default 10_000 */
+    bootstrapWarnMs?: number;
+  } = {},
 ): Promise<RunningNode> {
   const log = logger("cli");
   const privateKey = await loadOrCreateIdentity(config.dataDir);
@@ -140,6 +144,18 @@ export async function startNode(
         );
       }, 1_000);
       undo.push(() => clearTimeout(join));
+    }
+    // A bootstrap peer that cannot be reached leaves the node alone: say so.
+    if (config.bootstrap.length > 0) {
+      const warnMs = options.bootstrapWarnMs ?? 10_000;
+      const check = setTimeout(() => {
+        if (host.peers().length > 0) return;
+        log.warn(
+          "No peer connected {ms} ms after start: check that a bootstrap peer is reachable ({addresses})",
+          { ms: warnMs, addresses: config.bootstrap.join(", ") },
+        );
+      }, warnMs);
+      undo.push(() => clearTimeout(check));
     }
     // Workers and verifiers advertise what they offer in the DHT capability index.
     const offered: Capability[] = config.roles
