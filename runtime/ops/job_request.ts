@@ -71,7 +71,7 @@ const specSchema = z.strictObject({
   ).default(4),
 });
 
-const requestSchema = z.strictObject({
+export const JOB_REQUEST_SCHEMA = z.strictObject({
   spec: specSchema,
   jobId: z.string().min(1).max(100).regex(
     /^[A-Za-z0-9._\-]+$/,
@@ -94,7 +94,7 @@ const requestSchema = z.strictObject({
  * {@link JobRequestError} naming the field.
  */
 export function parseJobRequest(raw: unknown): JobRequest {
-  const result = requestSchema.safeParse(raw);
+  const result = JOB_REQUEST_SCHEMA.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = issue.path.map(String);

@@ -21,4 +21,5 @@ export * from "./metrics.ts";
 export * from "./tracing.ts";
 export * from "./logging.ts";
 export * from "./cockpit.ts";
+export * from "./openapi.ts";
 export * from "./status_server.ts";

@@ -21,6 +21,7 @@
  *   not a client or the id is taken, 413 past the body limit (counted while the body streams).
  * - `GET /money`: the ledger's totals (escrowed, paid, fees, refunded, locked, staked,
  *   slashed, withdrawn, bonded).
+ * - `GET /openapi.json`: this API as an OpenAPI 3.1 document ({@link openApiDocument}).
  * - `GET /metrics`: Prometheus text ({@link CockpitMetrics}).
  * - `GET /ui`: the dashboard (static HTML and JavaScript, with uPlot for the charts).
  *
@@ -51,8 +52,9 @@ import type { JobContext } from "../../machines/job_machine.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import type { JobRequest, JobSummary } from "../kernel/mod.ts";
 import { Cockpit } from "./cockpit.ts";
-import { FINAL_STATES, JOB_STATES, type JobUpdate } from "./job_feed.ts";
+import { FINAL_STATES, type JobUpdate } from "./job_feed.ts";
 import { JobRequestError, parseJobRequest } from "./job_request.ts";
+import { JOBS_QUERY_SCHEMA, openApiDocument } from "./openapi.ts";
 import { uiAsset } from "./ui/assets.ts";
 
 export { JobRequestError, parseJobRequest } from "./job_request.ts";
@@ -115,7 +117,6 @@ export interface StatusServer {
 
 const LOOPBACK = ["127.0.0.1", "::1", "localhost"];
 const CANCELLABLE = ["announced", "bidding"];
-const MAX_PAGE = 1_000;
 
 /** JSON with `bigint`s as decimal strings. */
 export function toJson(value: unknown): string {
@@ -136,20 +137,6 @@ function problem(status: number, error: string, key?: string): Response {
 /** A query parameter that is not a valid value. */
 function badQuery(key: string, message: string): Response {
   return problem(400, `Invalid query "${key}": ${message}`, key);
-}
-
-function intParam(
-  raw: string | undefined,
-  key: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number | Response {
-  if (raw === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(raw)) return badQuery(key, `must be an integer in [${min}, ${max}]`);
-  const value = Number(raw);
-  if (value < min || value > max) return badQuery(key, `must be an integer in [${min}, ${max}]`);
-  return value;
 }
 
 /** What `/jobs/:id` says about the market a job met: who could have bid, and what came of bids. */
@@ -267,23 +254,23 @@ export function statusApp(
     });
   });
 
+  app.get("/openapi.json", () => json(openApiDocument()));
+
   app.get("/jobs", (c) => {
-    const query = c.req.query();
-    for (const key of Object.keys(query)) {
-      if (!["state", "owner", "limit", "offset"].includes(key)) {
-        return badQuery(key, "unknown parameter; use state, owner, limit or offset");
+    const parsed = JOBS_QUERY_SCHEMA.safeParse(c.req.query());
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      if (issue.code === "unrecognized_keys") {
+        return badQuery(
+          issue.keys[0] ?? "",
+          "unknown parameter; use state, owner, limit or offset",
+        );
       }
+      return badQuery(String(issue.path[0] ?? ""), issue.message);
     }
-    const limit = intParam(query.limit, "limit", 100, 1, MAX_PAGE);
-    if (limit instanceof Response) return limit;
-    const offset = intParam(query.offset, "offset", 0, 0, 1e9);
-    if (offset instanceof Response) return offset;
+    const query = parsed.data;
+    const { limit, offset } = query;
     const states = query.state === undefined ? undefined : query.state.split(",");
-    for (const state of states ?? []) {
-      if (!JOB_STATES.includes(state)) {
-        return badQuery("state", `unknown state "${state}"; one of ${JOB_STATES.join(", ")}`);
-      }
-    }
     const jobs = node.jobs().filter((j) =>
       (states === undefined || states.includes(j.state)) &&
       (query.owner === undefined || j.owner === query.owner)
@@ -505,7 +492,7 @@ export function statusApp(
   const allowed: [RegExp, string][] = [
     [/^\/jobs\/?$/, "GET, POST"],
     [/^\/jobs\/[^/]+\/?$/, "GET, DELETE"],
-    [/^\/(health|peers|money|metrics|jobs\/[^/]+\/(events|output))\/?$/, "GET"],
+    [/^\/(health|peers|money|metrics|openapi\.json|jobs\/[^/]+\/(events|output))\/?$/, "GET"],
   ];
   app.all("*", (c) => {
     const path = new URL(c.req.url).pathname;
