@@ -4,8 +4,8 @@
  *
  * - `GET /health`: id, roles, uptime, peer, verifier and job counts, the worker's stake,
  *   reputation, earnings and capacity (when the node is a worker), plus `extra()`.
- * - `GET /peers`: peers connected now and tracked (state, score, and the roles and hardware
- *   they announced).
+ * - `GET /peers`: peers connected now and tracked (state, score, the roles and hardware they
+ *   announced, and the addresses they are connected on).
  * - `GET /jobs?state=a,b&owner=ID&limit=N&offset=M`: a page of job summaries, newest first:
  *   `{ total, offset, limit, next, jobs }` (`next` is the next page's offset or null).
  * - `GET /jobs/:id`: one job's state and full context, plus `market` (known workers, those whose
@@ -99,6 +99,8 @@ export interface StatusServerOptions {
   readonly connected?: () => readonly NodeId[];
   /** More fields for `/health` (multiaddrs, network counters). */
   readonly extra?: () => Record<string, unknown>;
+  /** The remote addresses of each connected peer (for `/peers`). */
+  readonly peerAddresses?: () => ReadonlyMap<NodeId, readonly string[]>;
   /** The node's cockpit (feed, outputs, metrics). @default one made here, closed at shutdown */
   readonly cockpit?: Cockpit;
   readonly limits?: StatusLimits;
@@ -167,7 +169,10 @@ function marketOf(node: StatusSource, context: JobContext) {
 export function statusApp(
   node: StatusSource,
   cockpit: Cockpit,
-  options: Pick<StatusServerOptions, "connected" | "extra" | "limits" | "signal"> = {},
+  options: Pick<
+    StatusServerOptions,
+    "connected" | "extra" | "peerAddresses" | "limits" | "signal"
+  > = {},
 ): Hono {
   const started = Date.now();
   const maxBody = options.limits?.maxBodyBytes ?? 64 * 1024;
@@ -236,9 +241,15 @@ export function statusApp(
 
   app.get("/peers", () => {
     const known = new Map((node.knownNodes?.() ?? []).map((n) => [n.id, n]));
+    const addresses = options.peerAddresses?.() ?? new Map<NodeId, readonly string[]>();
     const tracked = node.peers().map((p) => {
       const k = known.get(p.peer);
-      return { ...p, roles: k?.roles ?? [], hardware: k?.hardware ?? null };
+      return {
+        ...p,
+        roles: k?.roles ?? [],
+        hardware: k?.hardware ?? null,
+        addresses: addresses.get(p.peer) ?? [],
+      };
     });
     return json({ connected: options.connected?.() ?? [], tracked });
   });

@@ -66,8 +66,8 @@ Deno.test("ciro jobs list, describe, output, watch and status against a running 
     );
     const peers = await ciro(...node, "peers");
     assert.equal(peers.code, 0);
-    assert.match(peers.out, /^PEER +STATE +SCORE +ROLES +HARDWARE +CONNECTED\n/);
-    assert.match(peers.out, /\nw1 +\w+ +\d+ +worker +cpu +no/);
+    assert.match(peers.out, /^PEER +STATE +SCORE +ROLES +HARDWARE +CONNECTED +ADDRESS\n/);
+    assert.match(peers.out, /\nw1 +\w+ +\d+ +worker +cpu +no +-/);
   } finally {
     await market.stop();
   }

@@ -97,6 +97,12 @@ Deno.test({
       assert.equal(job.state, "settled", JSON.stringify(job.context?.path));
       const output = await (await fetch(`${client}/jobs/devstack-1/output`)).json();
       assert.deepEqual(output.output, [[19, 22], [43, 50]]);
+      // The client's /peers: every node with its roles and the address it is connected on.
+      const peers = await (await fetch(`${client}/peers`)).json();
+      const worker = peers.tracked.find((p: Json) => p.roles.includes("worker"));
+      assert.ok(worker, JSON.stringify(peers));
+      assert.match(worker.addresses[0], /^\/ip4\/127\.0\.0\.1\/tcp\/\d+/);
+      assert.equal(worker.hardware, "cpu");
       const metrics = await (await fetch(`${client}/metrics`)).text();
       assert.match(metrics, /^ciro_journal_appends_total [1-9]\d*$/m);
       assert.match(metrics, /^ciro_chain_calls_total\{method="releasePayment",outcome="ok"\} 1$/m);

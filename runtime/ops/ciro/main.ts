@@ -314,7 +314,7 @@ function program(io: CliIo, done: (code: number) => void): Command {
       const connected = new Set<string>(body.connected);
       print(body, () =>
         table([
-          ["PEER", "STATE", "SCORE", "ROLES", "HARDWARE", "CONNECTED"],
+          ["PEER", "STATE", "SCORE", "ROLES", "HARDWARE", "CONNECTED", "ADDRESS"],
           ...body.tracked.map((p: Json) => [
             p.peer,
             p.state,
@@ -322,6 +322,7 @@ function program(io: CliIo, done: (code: number) => void): Command {
             p.roles.join(",") || "-",
             p.hardware ?? "-",
             connected.has(p.peer) ? "yes" : "no",
+            p.addresses?.[0] ?? "-",
           ]),
         ]));
       done(EXIT.ok);

@@ -179,6 +179,14 @@ export async function startNode(
         host: config.http.host,
         port: config.http.port,
         connected: () => host.peers(),
+        peerAddresses: () => {
+          const addresses = new Map<string, string[]>();
+          for (const connection of host.libp2p.getConnections()) {
+            const peer = connection.remotePeer.toString();
+            addresses.set(peer, [...(addresses.get(peer) ?? []), connection.remoteAddr.toString()]);
+          }
+          return addresses;
+        },
         extra: () => ({ multiaddrs: host.multiaddrs(), network: host.stats() }),
       })
       : undefined;
