@@ -185,7 +185,7 @@ export interface HostStats {
   readonly rateLimited: number;
   /** Gossip messages ignored because their author is not bonded and was over its budget. */
   readonly unbondedLimited: number;
-  /** Gossip messages ignored because their forwarder's ingress queue was full. */
+  /** Accepted gossip messages dropped because their forwarder's ingress queue was full. */
   readonly queueFull: number;
   /** Accepted messages dropped from a full ingress (the longest queue loses). */
   readonly queueEvicted: number;
@@ -375,7 +375,6 @@ class Host implements Libp2pHost {
   readonly #counters = {
     rateLimited: 0,
     unbondedLimited: 0,
-    queueFull: 0,
     rejected: 0,
     ignored: 0,
     bans: 0,
@@ -407,7 +406,7 @@ class Host implements Libp2pHost {
     this.capabilities = new CapabilityIndex(node);
     node.addEventListener("peer:connect", (event) => {
       const peer = event.detail.toString();
-      if (init.isBanned(peer) || this.#ipsOf(peer).some((ip) => init.isIpBanned(ip))) {
+      if (init.isBanned(peer)) {
         void node.hangUp(event.detail).catch(() => {});
         return;
       }
@@ -470,7 +469,12 @@ class Host implements Libp2pHost {
   }
 
   stats(): HostStats {
-    return { ...this.#counters, queueEvicted: this.#ingress.stats().droppedGlobal };
+    const ingress = this.#ingress.stats();
+    return {
+      ...this.#counters,
+      queueFull: ingress.droppedPerKey,
+      queueEvicted: ingress.droppedGlobal,
+    };
   }
 
   isIpBanned(ip: string): boolean {
@@ -740,10 +744,6 @@ class Host implements Libp2pHost {
     if (this.#init.isBanned(forwarder)) return TopicValidatorResult.Ignore;
     if (!this.#limiter.take(forwarder)) {
       this.#counters.rateLimited++;
-      return TopicValidatorResult.Ignore;
-    }
-    if (!this.#ingress.hasRoom(forwarder)) {
-      this.#counters.queueFull++;
       return TopicValidatorResult.Ignore;
     }
     const isBonded = this.#init.isBonded;

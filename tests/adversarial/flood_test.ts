@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
 import { forgeMessage, type RoguePeer } from "../../protocols/rogue_peer.ts";
-import { startMarket, startRogue } from "./_harness.ts";
+import { startMarket, startRogue, waitFor } from "./_harness.ts";
 
 const CAPACITY = 10;
 const REFILL = 5;
@@ -83,6 +83,55 @@ Deno.test({
       );
     } finally {
       await Promise.all([market.stop(), ...rogues.map((rogue) => rogue.host.stop())]);
+    }
+  },
+});
+
+Deno.test({
+  name: "adversarial: a burst within the rate limit fills only its sender's ingress queue",
+  fn: async () => {
+    // A generous rate limit, a small ingress queue per peer, and a slow node: one delivery per
+    // turn of the event loop, each taking 2 ms.
+    const market = await startMarket({
+      rateLimit: { capacity: 10_000, refillPerSecond: 10_000 },
+      ingress: { perPeer: 5, batch: 1 },
+    });
+    const order: string[] = [];
+    market.worker.subscribe(TOPICS.health, () => "accept", (message) => {
+      order.push(`rogue:${message.from}`);
+      const until = performance.now() + 2;
+      while (performance.now() < until) { /* a slow subscriber */ }
+    });
+    market.worker.subscribe(TOPICS.jobs, () => "accept", () => order.push("honest"));
+    const rogue = await startRogue(market.worker);
+    try {
+      const messages = [];
+      for (let n = 0; n < 300; n++) {
+        const data = encodeMessage(TOPICS.health, {
+          type: "node.health",
+          node: rogue.host.self,
+          at: n,
+          openJobs: 0,
+        });
+        messages.push(await forgeMessage(TOPICS.health, data, rogue.key));
+      }
+      // One frame: gossipsub validates all of it before the first message is queued, so the
+      // rogue's queue (5) takes the first ones and the rest are dropped.
+      rogue.injectForged(market.worker.self, messages);
+      await market.announce("during-burst");
+      const position = order.indexOf("honest");
+      const rogueBefore = order.slice(0, position).length;
+      assert.ok(rogueBefore <= 10, `${rogueBefore} rogue messages delivered before the honest one`);
+      // Every rogue message is accounted for: delivered, or ignored because its queue was full.
+      const fromRogue = () => order.filter((entry) => entry.startsWith("rogue:")).length;
+      await waitFor(
+        "the burst to be accounted for",
+        () => fromRogue() + market.worker.stats().queueFull === 300,
+      );
+      assert.ok(market.worker.stats().queueFull > 0, "the rogue's queue overflowed");
+      assert.ok(fromRogue() < 300, `${fromRogue()} of 300 delivered`);
+    } finally {
+      await Promise.all([market.stop(), rogue.host.stop()]);
     }
   },
 });

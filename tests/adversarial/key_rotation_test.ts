@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { createLibp2pHost } from "../../protocols/libp2p_host.ts";
 import { TOPICS } from "../../protocols/messages.ts";
 import { KeyRing } from "../../protocols/rogue_peer.ts";
 import { fuzzCase, type Target } from "./_fuzz.ts";
@@ -77,15 +78,18 @@ Deno.test({
   },
 });
 
-/** Tries to bring up a rogue from 127.0.0.2; "refused" when the victim's gater denies it. */
+/** Dials a fresh rogue on 127.0.0.2: "refused" when the victim's gater denies the dial itself. */
 async function startRogueRefused(
   victim: Awaited<ReturnType<typeof startMarket>>["worker"],
 ): Promise<string> {
+  const host = await createLibp2pHost({ listen: ["/ip4/127.0.0.2/tcp/0"], heartbeatMs: 0 });
   try {
-    const rogue = await startRogue(victim);
-    await rogue.host.stop();
+    await victim.dial(host.multiaddrs()[0]!, { signal: AbortSignal.timeout(5_000) });
     return "connected";
-  } catch {
-    return "refused";
+  } catch (error) {
+    // Denied by the gater before any byte is sent (not connected and then hung up on).
+    return (error as Error).name === "DialDeniedError" ? "refused" : (error as Error).name;
+  } finally {
+    await host.stop();
   }
 }

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
-import { startMarket, startRogue, waitFor } from "./_harness.ts";
+import { serveSnapshots, SNAPSHOT_PROTOCOL } from "../../protocols/snapshot_protocol.ts";
+import { encoder, startMarket, startRogue, waitFor } from "./_harness.ts";
 
 Deno.test({
   name: "adversarial: a ban disconnects the peer, refuses it both ways until it expires, then not",
@@ -70,6 +71,33 @@ Deno.test({
       for (let i = 0; i < 6; i++) await market.announce(`bonded-${i}`);
       assert.equal(market.worker.stats().unbondedLimited, 7);
       assert.equal(market.worker.stats().rejected, 0, "over budget is ignored, not rejected");
+    } finally {
+      await Promise.all([market.stop(), rogue.host.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "adversarial: a malformed snapshot request is answered with an error and charged to its peer",
+  fn: async () => {
+    const market = await startMarket();
+    serveSnapshots(market.worker, () => ({ jobs: [], bids: [] }));
+    const rogue = await startRogue(market.worker);
+    try {
+      await assert.rejects(
+        rogue.host.request(market.worker.self, SNAPSHOT_PROTOCOL, encoder.encode('{"since":0}')),
+        { name: "ProtocolError", message: /unknown field "since"/ },
+      );
+      assert.equal(market.worker.stats().directRejected, 1);
+      assert.equal(market.worker.rejections.stats().byCode["unknown_field"], 1);
+      // A well-formed request from the same peer is still served.
+      const answer = await rogue.host.request(
+        market.worker.self,
+        SNAPSHOT_PROTOCOL,
+        encoder.encode("{}"),
+      );
+      assert.equal(new TextDecoder().decode(answer), '{"jobs":[],"bids":[]}');
     } finally {
       await Promise.all([market.stop(), rogue.host.stop()]);
     }
