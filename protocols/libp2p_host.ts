@@ -11,13 +11,22 @@
  * - **Rate limit**: one token per message from the forwarding peer, taken before validation
  *   ({@link RateLimiter}); over the limit the message is ignored (no score change: a burst from
  *   an honest relay is not misbehaviour) and counted in {@link Libp2pHost.stats}.
- * - **Bans**: a peer that forwards more than `maxRejections` rejected messages (default 20,
- *   counted until it has been quiet for `rejectionMemoryMs`) is disconnected and denied by the
- *   connection gater until the ban expires (`banMs`, default 10 min); the ban is logged
- *   (`ciro.network`, warning) with its reason.
+ * - **Unbonded authors**: with `isBonded`, a message whose author holds no bond also takes a
+ *   token from the author's small budget (`unbondedRateLimit`); over it, ignored.
+ * - **Bans**: a peer that forwards more than `maxRejections` rejected messages or malformed
+ *   direct requests (default 20, counted until it has been quiet for `rejectionMemoryMs`), or
+ *   whose gossipsub score falls to the graylist threshold (forged signatures), is disconnected
+ *   and denied by the connection gater, every way, until the ban expires (`banMs`, default
+ *   10 min). Rejections also count per IP address outside `trustedRanges`
+ *   (`maxRejectionsPerIp`): over it the address is banned. Every rejection is logged at warn
+ *   through a rate-limited {@link RejectionLog}; bans are logged with their reason.
+ * - **Fair ingress**: accepted messages wait in a bounded queue per forwarding peer and are
+ *   delivered round robin, a batch per turn of the event loop ({@link FairQueue}).
  * - **Direct protocols**: `handle`/`request` exchange one length-prefixed request and one
  *   status-tagged, length-prefixed response per stream, with size limits on both sides and a
- *   timeout (`requestTimeoutMs`) merged with the caller's `AbortSignal`. Writes respect
+ *   timeout (`requestTimeoutMs`) merged with the caller's `AbortSignal`. Each served stream is
+ *   admitted first by the per-peer limits ({@link DirectLimiter}: concurrency, rate) and cut
+ *   when idle for `direct.idleTimeoutMs`. Writes respect
  *   backpressure (`send()` returning `false` waits for `drain`); reads pause the stream when
  *   the reader falls behind ({@link StreamReader}). The yamux stream window is capped at
  *   2 MiB (default 16 MiB) so that a paused stream cannot overflow its 4 MiB read buffer.
@@ -422,6 +431,10 @@ class Host implements Libp2pHost {
         protocols: [...event.detail.protocols],
       });
     });
+    // Messages gossipsub refuses itself (a forged or missing signature) never reach the
+    // validator; they cost the forwarder score. Score and ban agree: at the graylist threshold
+    // the peer is banned like one over its rejection budget.
+    node.services.pubsub.addEventListener("gossipsub:heartbeat", () => this.#banGraylisted());
     node.services.pubsub.addEventListener(
       "gossipsub:message",
       (event) => this.#onMessage(event.detail.propagationSource.toString(), event.detail.msg),
@@ -826,6 +839,18 @@ class Host implements Libp2pHost {
         subscription.deliver(gossip);
       } catch (error) {
         log.error("Subscriber of {topic} threw: {error}", { topic, error });
+      }
+    }
+  }
+
+  #banGraylisted(): void {
+    const threshold = PEER_SCORE_THRESHOLDS.graylistThreshold;
+    for (const id of this.libp2p.getPeers()) {
+      const peer = id.toString();
+      const score = this.score(peer);
+      if (score <= threshold && !this.#init.isBanned(peer)) {
+        this.rejections.reject(peer, "gossipsub", "graylisted", `score ${score.toFixed(1)}`);
+        this.ban(peer, `gossipsub score ${score.toFixed(1)} at or below ${threshold}`);
       }
     }
   }

@@ -6,7 +6,10 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { generateKeyPair, publicKeyToProtobuf } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { forgeMessage } from "../../protocols/rogue_peer.ts";
 import { serveSnapshots, SNAPSHOT_PROTOCOL } from "../../protocols/snapshot_protocol.ts";
 import { encoder, startMarket, startRogue, waitFor } from "./_harness.ts";
 
@@ -98,6 +101,41 @@ Deno.test({
         encoder.encode("{}"),
       );
       assert.equal(new TextDecoder().decode(answer), '{"jobs":[],"bids":[]}');
+    } finally {
+      await Promise.all([market.stop(), rogue.host.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "adversarial: forged signatures cost gossipsub score until the peer is banned",
+  fn: async () => {
+    const market = await startMarket();
+    const rogue = await startRogue(market.worker);
+    try {
+      const claimed = await generateKeyPair("Ed25519");
+      const data = encodeMessage(TOPICS.health, {
+        type: "node.health",
+        node: rogue.host.self,
+        at: 0,
+        openJobs: 0,
+      });
+      for (let i = 0; i < 40 && !market.worker.isBanned(rogue.host.self); i++) {
+        // Signed by the rogue's key, but claiming another author's key: the signature is forged.
+        const message = await forgeMessage(TOPICS.health, data, rogue.key);
+        rogue.injectForged(market.worker.self, [{
+          ...message,
+          from: peerIdFromPrivateKey(claimed).toMultihash().bytes,
+          key: publicKeyToProtobuf(claimed.publicKey),
+        }]);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await waitFor("the ban", () => market.worker.isBanned(rogue.host.self), 10_000);
+      assert.equal(market.worker.stats().rejected, 0, "gossipsub refused them, not the validator");
+      assert.equal(market.worker.rejections.stats().byCode["graylisted"], 1);
+      assert.equal(market.workerSeen.filter((m) => m.type === "node.health").length, 0);
+      await waitFor("the disconnect", () => !market.worker.peers().includes(rogue.host.self));
+      await market.announce("after-forgery");
     } finally {
       await Promise.all([market.stop(), rogue.host.stop()]);
     }
