@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPair, publicKeyToProtobuf } from "@libp2p/crypto/keys";
-import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
 import { forgeMessage } from "../../protocols/rogue_peer.ts";
 import { serveSnapshots, SNAPSHOT_PROTOCOL } from "../../protocols/snapshot_protocol.ts";
@@ -84,7 +84,7 @@ Deno.test({
   name:
     "adversarial: a malformed snapshot request is answered with an error and charged to its peer",
   fn: async () => {
-    const market = await startMarket();
+    const market = await startMarket({ direct: { idleTimeoutMs: 300 } });
     serveSnapshots(market.worker, () => ({ jobs: [], bids: [] }));
     const rogue = await startRogue(market.worker);
     try {
@@ -101,6 +101,15 @@ Deno.test({
         encoder.encode("{}"),
       );
       assert.equal(new TextDecoder().decode(answer), '{"jobs":[],"bids":[]}');
+      // A stalled request stream is cut at the idle timeout and charged.
+      const stalled = await rogue.host.libp2p.dialProtocol(
+        peerIdFromString(market.worker.self),
+        SNAPSHOT_PROTOCOL,
+      );
+      await waitFor("the idle cut", () => market.worker.stats().directIdle === 1, 5_000);
+      assert.equal(market.worker.rejections.stats().byCode["idle_timeout"], 1);
+      assert.equal(market.worker.direct.stats().active, 0);
+      stalled.abort(new Error("test over"));
     } finally {
       await Promise.all([market.stop(), rogue.host.stop()]);
     }
