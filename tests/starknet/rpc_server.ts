@@ -94,6 +94,12 @@ export interface StarknetRpcServerOptions {
    * @default {{ hiddenFor: 0, executeAfter: 0 }}
    */
   readonly mempool?: { readonly hiddenFor: number; readonly executeAfter: number };
+  /**
+   * After a transaction executes, this many `starknet_getNonce` reads of its sender still answer
+   * the nonce before it, as a node behind a load balancer whose replicas lag does.
+   * @default {0}
+   */
+  readonly staleNonceReads?: number;
   /** Blocks `l1_accepted` lags behind `latest`. @default {2} */
   readonly l1Lag?: number;
   /**
@@ -165,6 +171,8 @@ interface Account {
   readonly publicKey: bigint;
   balance: bigint;
   nonce: bigint;
+  /** Reads left that answer `nonce - 1` (see `staleNonceReads`). */
+  stale: number;
 }
 
 /** The state contract calls change: the ledger and the node id bindings. */
@@ -290,6 +298,7 @@ export class StarknetRpcServer {
   readonly #hiddenFor: number;
   readonly #executeAfter: number;
   readonly #l1Lag: number;
+  readonly #staleNonceReads: number;
   readonly #leakPreConfirmed: boolean;
   readonly #instance = crypto.randomUUID().slice(0, 8);
   readonly #blocks: Block[] = [];
@@ -327,6 +336,7 @@ export class StarknetRpcServer {
     this.#hiddenFor = options.mempool?.hiddenFor ?? 0;
     this.#executeAfter = Math.max(options.mempool?.executeAfter ?? 0, this.#hiddenFor);
     this.#l1Lag = options.l1Lag ?? 2;
+    this.#staleNonceReads = options.staleNonceReads ?? 0;
     this.#leakPreConfirmed = options.leakPreConfirmedEvents ?? false;
     for (const account of options.accounts ?? []) this.addAccount(account);
     this.#blocks.push(this.#makeBlock(0, felt(0), []));
@@ -380,6 +390,7 @@ export class StarknetRpcServer {
       publicKey: BigInt(account.publicKey),
       balance: account.balance ?? 10n ** 20n,
       nonce: 0n,
+      stale: 0,
     });
   }
 
@@ -669,6 +680,10 @@ export class StarknetRpcServer {
   #getNonce(blockId: unknown, address: unknown): string {
     const account = this.#accounts.get(felt(big(address)));
     if (account === undefined) fail(ERRORS.contractNotFound);
+    if (account.stale > 0) {
+      account.stale--;
+      return felt(account.nonce - 1n);
+    }
     if (blockId === "pre_confirmed") return felt(account.nonce);
     const block = this.#resolveBlock(blockId) as Block;
     const sender = felt(big(address));
@@ -1039,12 +1054,8 @@ export class StarknetRpcServer {
       accountDeploymentData: (tx.account_deployment_data as string[]).map(big),
       calldata,
     }));
-    if (
-      this.#mempool.some((p) => p.tx.hash === txHash) ||
-      this.#executed.some((t) => t.hash === txHash)
-    ) {
-      fail(ERRORS.duplicate);
-    }
+    // 59 is about the mempool; an executed copy is refused by its used nonce (52) below.
+    if (this.#mempool.some((p) => p.tx.hash === txHash)) fail(ERRORS.duplicate);
     const queued = this.#mempool.filter((p) => p.tx.sender === sender).map((p) => p.tx.nonce);
     if (nonce < account.nonce || queued.includes(nonce)) {
       fail(
@@ -1115,6 +1126,7 @@ export class StarknetRpcServer {
 
   async #execute(record: Tx, account: Account): Promise<void> {
     account.nonce++;
+    account.stale = this.#staleNonceReads;
     account.balance -= record.fee;
     record.time = this.#time;
     if (record.reverted === undefined) {

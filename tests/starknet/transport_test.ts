@@ -97,12 +97,12 @@ const SETTLED = [
 ];
 
 Deno.test("StarknetChain: a lost send response with a lagging nonce executes once", async () => {
-  await withServer({ mempool: { hiddenFor: 2, executeAfter: 4 } }, async (server) => {
+  await withServer({ mempool: { hiddenFor: 2, executeAfter: 3 } }, async (server) => {
     const worker = await connect(server, "worker");
     try {
       const before = server.transactionsOf(ADDRESSES.worker);
       // The node takes the transaction, the answer is lost, the hash stays unknown for two
-      // requests and the pre-confirmed nonce does not count it until it executes.
+      // requests and the nonce does not count it until it executes, three requests later.
       server.failNext("starknet_addInvokeTransaction", "lost");
       await worker.stake({ amount: 5n });
       await worker.stake({ amount: 6n });
