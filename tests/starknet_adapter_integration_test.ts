@@ -1,7 +1,7 @@
 /**
  * The Starknet adapter end to end against the JSON-RPC test double (`starknet/rpc_server.ts`,
  * which executes transactions on a local ledger): settlement flows, event pagination,
- * confirmations, reorgs, restart from a stored cursor, nonce and transient-failure retries, and
+ * confirmations, reorgs and restarts on spec 0.9 and 0.10 nodes, nonce and transient-failure retries, and
  * that the account key never leaks. Every wait is bounded; no assertion depends on timing.
  *
  * @module
@@ -408,10 +408,18 @@ Deno.test("StarknetChain skips pre-confirmed events until their block is confirm
   });
 });
 
-for (const mode of ["rehash", "drop", "reverse"] as const) {
+for (
+  const [mode, specVersion] of [
+    ["rehash", "0.10.3"],
+    ["drop", "0.10.3"],
+    ["reverse", "0.10.3"],
+    ["rehash", "0.9.0"],
+    ["reverse", "0.9.0"],
+  ] as const
+) {
   const name = "StarknetChain.subscribe() re-applies events once after a reorg";
-  Deno.test(mode === "rehash" ? name : `${name} that ${mode}s its blocks`, async () => {
-    await withServer({}, async (server) => {
+  Deno.test(`${mode === "rehash" ? name : `${name} that ${mode}s its blocks`} (spec ${specVersion})`, async () => {
+    await withServer({ specVersion }, async (server) => {
       const worker = await connect(server, "worker");
       const watcher = await connect(server, "watcher", { confirmations: 1 });
       try {
@@ -461,58 +469,121 @@ for (const mode of ["rehash", "drop", "reverse"] as const) {
   });
 }
 
-Deno.test("StarknetChain.subscribe() resumes from a stored cursor without gaps or repeats", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await withServer({}, async (server) => {
-      const worker = await connect(server, "worker", { chunkSize: 2 });
-      const stores: CursorStore[] = [];
+for (const specVersion of ["0.9.0", "0.10.3"] as const) {
+  Deno.test(`StarknetChain.subscribe() resumes from a stored cursor without gaps or repeats (spec ${specVersion})`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await withServer({ specVersion }, async (server) => {
+        const worker = await connect(server, "worker", { chunkSize: 2 });
+        const stores: CursorStore[] = [];
+        try {
+          for (let i = 1; i <= 5; i++) await worker.stake({ amount: BigInt(i) });
+          const delivered: ChainEvent[] = [];
+          // First run: stop after three events, in the middle of a block range and a page.
+          const store = new FileCursorStore(`${dir}/cursor.json`);
+          stores.push(store);
+          const first = await connect(server, "watcher", { cursorStore: store, chunkSize: 2 });
+          let stopFirst = () => {};
+          stopFirst = first.subscribe((event) => {
+            delivered.push(event);
+            if (delivered.length === 3) stopFirst();
+          });
+          await until(() => delivered.length === 3, "the first run");
+          await first.close();
+          for (let i = 6; i <= 8; i++) await worker.stake({ amount: BigInt(i) });
+          // Second run: a new adapter with the same file.
+          const second = await connect(server, "watcher", {
+            cursorStore: new FileCursorStore(`${dir}/cursor.json`),
+            chunkSize: 2,
+          });
+          const stop = second.subscribe((event) => delivered.push(event));
+          try {
+            await until(() => delivered.length >= 8, "the second run");
+            const polls = server.calls.get("starknet_blockNumber") ?? 0;
+            await until(
+              () => (server.calls.get("starknet_blockNumber") ?? 0) >= polls + 3,
+              "three more polls",
+            );
+            assert.deepEqual(
+              delivered.map((e) => (e.name === "WorkerStaked" ? e.amount : -1n)),
+              [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n],
+            );
+            assert.deepEqual(delivered.map(label), (await allEvents(second)).map(label));
+          } finally {
+            stop();
+            await second.close();
+          }
+        } finally {
+          await worker.close();
+          for (const store of stores) await store.close();
+        }
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+for (const specVersion of ["0.9.0", "0.10.3"] as const) {
+  Deno.test(`StarknetChain.subscribe() resumes inside a transaction of two events once (spec ${specVersion})`, async () => {
+    await withServer({ specVersion }, async (server) => {
+      const client = await connect(server, "client");
+      const worker = await connect(server, "worker");
+      const store = new MemoryCursorStore();
       try {
-        for (let i = 1; i <= 5; i++) await worker.stake({ amount: BigInt(i) });
+        await worker.stake({ amount: 100n });
+        await client.submitJob({
+          jobId: "j",
+          amount: 10n,
+          minStake: 1n,
+          modelHash: HASH,
+          inputCommitment: HASH,
+        });
+        await client.assignWorker({ jobId: "j", worker: "worker-node", price: 10n, verifiers: [] });
+        await worker.submitResult({ jobId: "j", commitment: HASH });
+        await client.recordVerification({ jobId: "j", accepted: true });
+        const released = await client.releasePayment({ jobId: "j" });
         const delivered: ChainEvent[] = [];
-        // First run: stop after three events, in the middle of a block range and a page.
-        const store = new FileCursorStore(`${dir}/cursor.json`);
-        stores.push(store);
-        const first = await connect(server, "watcher", { cursorStore: store, chunkSize: 2 });
+        // First run: stop right after PaymentReleased, before the transaction's second event.
+        const first = await connect(server, "watcher", { cursorStore: store, chunkSize: 1 });
         let stopFirst = () => {};
         stopFirst = first.subscribe((event) => {
           delivered.push(event);
-          if (delivered.length === 3) stopFirst();
+          if (event.name === "PaymentReleased") stopFirst();
         });
-        await until(() => delivered.length === 3, "the first run");
+        await until(() => delivered.at(-1)?.name === "PaymentReleased", "the first run");
         await first.close();
-        for (let i = 6; i <= 8; i++) await worker.stake({ amount: BigInt(i) });
-        // Second run: a new adapter with the same file.
-        const second = await connect(server, "watcher", {
-          cursorStore: new FileCursorStore(`${dir}/cursor.json`),
-          chunkSize: 2,
-        });
+        const second = await connect(server, "watcher", { cursorStore: store, chunkSize: 1 });
         const stop = second.subscribe((event) => delivered.push(event));
         try {
-          await until(() => delivered.length >= 8, "the second run");
+          await until(() => delivered.at(-1)?.name === "ReputationUpdated", "the second run");
           const polls = server.calls.get("starknet_blockNumber") ?? 0;
           await until(
             () => (server.calls.get("starknet_blockNumber") ?? 0) >= polls + 3,
             "three more polls",
           );
-          assert.deepEqual(
-            delivered.map((e) => (e.name === "WorkerStaked" ? e.amount : -1n)),
-            [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n],
-          );
-          assert.deepEqual(delivered.map(label), (await allEvents(second)).map(label));
+          assert.deepEqual(delivered.map((e) => e.name), [
+            "WorkerStaked",
+            "JobSubmitted",
+            "WorkerAssigned",
+            "ResultSubmitted",
+            "JobVerified",
+            "PaymentReleased",
+            "ReputationUpdated",
+          ]);
+          const last = delivered.filter((e) => e.txHash === released.txHash);
+          assert.deepEqual(last.map((e) => e.eventIndex), [0, 1]);
         } finally {
           stop();
           await second.close();
         }
       } finally {
+        await client.close();
         await worker.close();
-        for (const store of stores) await store.close();
       }
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  });
+}
 
 Deno.test("StarknetChain.subscribe() notices a reorg that happened while it was stopped", async () => {
   await withServer({}, async (server) => {
@@ -565,7 +636,8 @@ Deno.test("StarknetChain retries a refused nonce and a failed send, and maps con
       await worker.stake({ amount: 5n });
       assert.equal((server.calls.get("starknet_addInvokeTransaction") ?? 0) - sends, 2);
       assert.ok((server.calls.get("starknet_getNonce") ?? 0) >= 2);
-      // The send fails on the way; the nonce shows it was not taken, so it is sent again.
+      // The send fails on the way: the node does not know the hash, so the identical
+      // transaction is sent again.
       server.failNext("starknet_addInvokeTransaction", "network");
       await worker.stake({ amount: 6n });
       // Transient failures of reads are retried too.
