@@ -87,6 +87,11 @@ export interface StatusLimits {
   readonly bodyTimeoutMs?: number;
   /** Interval of the keep-alive comment on event streams, ms. @default 15_000 */
   readonly keepAliveMs?: number;
+  /**
+   * How long shutdown waits for requests in flight before it closes their connections, ms (a
+   * client that never finishes sending would hold a graceful shutdown forever). @default 5_000
+   */
+  readonly shutdownGraceMs?: number;
 }
 
 /** Options of {@link serveStatus}. */
@@ -182,7 +187,11 @@ export function statusApp(
   let inFlight = 0;
   const app = new Hono({ strict: false });
 
-  app.onError((error) => problem(500, `Internal error: ${error.message}`));
+  app.onError((error) =>
+    error.name === "TimeoutError"
+      ? problem(408, `Request body too slow: not received within ${bodyTimeoutMs} ms`)
+      : problem(500, `Internal error: ${error.message}`)
+  );
   app.notFound((c) => problem(404, `Not found: ${new URL(c.req.url).pathname}`));
 
   // Bounds first: a full server answers 503 without doing anything else.
@@ -440,20 +449,20 @@ export function statusApp(
       }
       await next();
     },
+    // The body must arrive within the deadline, however it is sent (the limit below reads it).
+    async (c, next) => {
+      const body = c.req.raw.body;
+      if (body !== null) {
+        c.req.raw = new Request(c.req.raw, { body: withDeadline(body, bodyTimeoutMs) });
+      }
+      await next();
+    },
     bodyLimit({
       maxSize: maxBody,
       onError: () => problem(413, `Job request too large: exceeds ${maxBody} bytes`),
     }),
     async (c) => {
-      let text: string;
-      try {
-        text = await withTimeout(c.req.text(), bodyTimeoutMs);
-      } catch (error) {
-        if ((error as Error).name === "TimeoutError") {
-          return problem(408, `Job request too slow: not received within ${bodyTimeoutMs} ms`);
-        }
-        throw error;
-      }
+      const text = await c.req.text();
       let raw: unknown;
       try {
         // Depth, string, array and key limits are scanned before anything is parsed.
@@ -518,18 +527,31 @@ function sameUpdate(a: JobUpdate, b: JobUpdate): boolean {
   return a.type === b.type && a.state === b.state && a.at === b.at && a.reason === b.reason;
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DOMException("Timed out", "TimeoutError")), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** `body`, failing with a `TimeoutError` if it has not all arrived within `ms`. */
+function withDeadline(body: ReadableStream<Uint8Array>, ms: number): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  const deadline = AbortSignal.timeout(ms);
+  const expired = new Promise<never>((_, reject) => {
+    const fail = () => reject(new DOMException(`Not received within ${ms} ms`, "TimeoutError"));
+    if (deadline.aborted) fail();
+    else deadline.addEventListener("abort", fail, { once: true });
+  });
+  expired.catch(() => {}); // observed by pull(); never an unhandled rejection
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await Promise.race([reader.read(), expired]);
+        if (chunk.done) controller.close();
+        else controller.enqueue(chunk.value);
+      } catch (error) {
+        reader.cancel(error).catch(() => {});
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }
 
 /** Serves the status endpoint on a loopback address. Throws `RangeError` for any other host. */
@@ -543,16 +565,27 @@ export function serveStatus(node: StatusSource, options: StatusServerOptions = {
     throw new RangeError(`Invalid status server port ${port}: must be in [0, 65535]`);
   }
   const cockpit = options.cockpit ?? new Cockpit(node);
-  // Event streams end when the server stops, so that shutdown does not wait on them.
+  // Event streams end when the server stops, so that shutdown does not wait on them; past the
+  // grace period, the connections still open are closed.
   const closing = new AbortController();
-  options.signal?.addEventListener("abort", () => closing.abort(), { once: true });
+  const closeAll = new AbortController();
+  options.signal?.addEventListener("abort", () => {
+    closing.abort();
+    closeAll.abort();
+  }, { once: true });
   const app = statusApp(node, cockpit, { ...options, signal: closing.signal });
+  let active = 0; // requests whose response is not yet fully delivered
   const server = Deno.serve({
     hostname: host,
     port,
     onListen: () => {},
-    ...(options.signal ? { signal: options.signal } : {}),
-  }, (request) => app.fetch(request));
+    signal: closeAll.signal,
+  }, (request, info) => {
+    active++;
+    info.completed.catch(() => {}).finally(() => active--);
+    return app.fetch(request);
+  });
+  const graceMs = options.limits?.shutdownGraceMs ?? 5_000;
   const address = server.addr as Deno.NetAddr;
   const shown = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   let stopping: Promise<void> | undefined;
@@ -560,8 +593,15 @@ export function serveStatus(node: StatusSource, options: StatusServerOptions = {
     url: `http://${shown}:${address.port}`,
     port: address.port,
     shutdown: () =>
-      stopping ??= (closing.abort(), server.shutdown()).finally(() => {
+      stopping ??= (async () => {
+        closing.abort();
+        // Requests in flight may finish within the grace period; then everything is closed.
+        // (`server.shutdown()` would wait forever on a client that never finishes sending.)
+        const deadline = Date.now() + graceMs;
+        while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        closeAll.abort();
+        await server.finished;
         if (options.cockpit === undefined) cockpit.close();
-      }),
+      })(),
   };
 }

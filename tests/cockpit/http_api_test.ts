@@ -248,6 +248,37 @@ Deno.test("The API refuses a streamed body past its limit, a malformed URI, and 
   }
 });
 
+Deno.test("POST /jobs is 408 when the body does not arrive in time, however it is sent", async () => {
+  const market = await startMarket({ limits: { bodyTimeoutMs: 300, shutdownGraceMs: 200 } });
+  try {
+    for (const declared of [false, true]) {
+      const stalled = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"spec": '));
+          // ...and nothing more: the rest never comes.
+        },
+      });
+      const started = Date.now();
+      const response = await fetch(`${market.url}/jobs`, {
+        method: "POST",
+        body: stalled,
+        headers: declared ? { "content-length": "100" } : {},
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(response.status, 408, `content-length declared: ${declared}`);
+      assert.equal(
+        (await response.json()).error,
+        "Request body too slow: not received within 300 ms",
+      );
+      assert.ok(Date.now() - started < 5_000);
+      await stalled.cancel().catch(() => {});
+    }
+    assert.deepEqual(market.client.jobs(), []);
+  } finally {
+    await market.stop();
+  }
+});
+
 /** Polls `probe` until it returns a value (at most 10 s). */
 export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + 10_000;
