@@ -877,12 +877,13 @@ export class StarknetChain implements ChainPort {
         throw this.#asChainError(action, error);
       }
       const txHash = this.#txHash(signed);
+      // From the first send on, the cached nonce is unknown until this transaction's receipt:
+      // a failure (eviction, lost answer, timeout) leaves it unset, so the next call reads it.
+      this.#nonce = undefined;
       let outcome: TxReceipt | "stale_nonce";
       try {
         outcome = await this.#deliver(action, signed, txHash, signal);
       } catch (error) {
-        // Whatever happened after a send, the cached nonce may be wrong: read it again next time.
-        this.#nonce = undefined;
         throw this.#asChainError(action, error);
       }
       if (outcome !== "stale_nonce") {

@@ -14,6 +14,7 @@ import { StarknetRpcServer, type StarknetRpcServerOptions } from "./rpc_server.t
 import { SPEC_VERSIONS, StarknetSpec } from "./spec.ts";
 
 const HASH = "ab".repeat(32);
+const NOT_FOUND = { code: 29, message: "Transaction hash not found" };
 const KEYS = {
   client: "0x5f4e3d2c1b0a99887766554433221100ffeeddccbbaa",
   worker: "0x1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f",
@@ -105,6 +106,8 @@ Deno.test("StarknetChain: a lost send response with a lagging nonce executes onc
       // requests and the nonce does not count it until it executes, three requests later.
       server.failNext("starknet_addInvokeTransaction", "lost");
       await worker.stake({ amount: 5n });
+      const statuses = server.traffic.filter((t) => t.method === "starknet_getTransactionStatus");
+      assert.equal(statuses[0]?.error?.code, 29, "unknown right after the submission");
       await worker.stake({ amount: 6n });
       const staked = (await allEvents(worker)).filter((e) => e.name === "WorkerStaked");
       assert.deepEqual(staked.map((e) => e.name === "WorkerStaked" && e.amount), [5n, 6n]);
@@ -122,11 +125,38 @@ Deno.test("StarknetChain: a duplicate (59) after a lost answer is followed, not 
     const worker = await connect(server, "worker");
     try {
       const before = server.transactionsOf(ADDRESSES.worker);
+      // The answer is lost and a lagging replica does not know the hash yet: the adapter sends
+      // the identical transaction again and the node answers 59, it has it.
       server.failNext("starknet_addInvokeTransaction", "lost");
-      server.failNext("starknet_getTransactionStatus", "network", 3);
+      server.failNext("starknet_getTransactionStatus", NOT_FOUND, 3);
+      const sends = server.calls.get("starknet_addInvokeTransaction") ?? 0;
       await worker.stake({ amount: 5n });
+      assert.equal((server.calls.get("starknet_addInvokeTransaction") ?? 0) - sends, 2);
+      assert.ok(server.traffic.some((t) => t.error?.code === 59));
       assert.equal(server.transactionsOf(ADDRESSES.worker), before + 1);
       assert.equal(await worker.stakeOf("worker-node"), 5n);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain: a nonce refusal (52) after a lost answer is looked up, not re-signed", async () => {
+  await withServer({ mempool: { hiddenFor: 0, executeAfter: 2 } }, async (server) => {
+    const worker = await connect(server, "worker");
+    try {
+      const before = server.transactionsOf(ADDRESSES.worker);
+      // The answer is lost, the replica asked does not know the hash, and by the time the
+      // identical transaction is sent again it has executed: 52. Possibly executed: look it up.
+      server.failNext("starknet_addInvokeTransaction", "lost");
+      server.failNext("starknet_getTransactionStatus", NOT_FOUND, 3);
+      await worker.stake({ amount: 5n });
+      assert.ok(server.traffic.some((t) => t.error?.code === 52));
+      assert.equal(server.transactionsOf(ADDRESSES.worker), before + 1);
+      assert.equal(await worker.stakeOf("worker-node"), 5n);
+      // The next call still uses the right nonce.
+      await worker.stake({ amount: 1n });
+      assert.equal(await worker.stakeOf("worker-node"), 6n);
     } finally {
       await worker.close();
     }
@@ -139,7 +169,11 @@ Deno.test("StarknetChain: an evicted transaction is resent identical and execute
     try {
       const before = server.transactionsOf(ADDRESSES.worker);
       server.evictNext(1);
+      const sends = server.calls.get("starknet_addInvokeTransaction") ?? 0;
       await worker.stake({ amount: 5n });
+      assert.equal((server.calls.get("starknet_addInvokeTransaction") ?? 0) - sends, 2);
+      const sent = server.traffic.filter((t) => t.method === "starknet_addInvokeTransaction");
+      assert.deepEqual(sent.at(-1)!.params, sent.at(-2)!.params, "the identical transaction");
       assert.equal(server.transactionsOf(ADDRESSES.worker), before + 1);
       assert.equal(await worker.stakeOf("worker-node"), 5n);
     } finally {
@@ -337,4 +371,32 @@ Deno.test("StarknetSpec refuses what the official documents refuse", async () =>
     1,
   );
   assert.equal(v103.checkResult("starknet_blockNumber", -1).length, 1);
+});
+
+Deno.test("StarknetRpcServer refuses a request its spec version refuses, as a strict node does", async () => {
+  const server = await StarknetRpcServer.start({ specVersion: "0.10.0" });
+  try {
+    const ask = async (filter: Record<string, unknown>) => {
+      const response = await fetch(server.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "starknet_getEvents",
+          params: { filter },
+        }),
+      });
+      return await response.json() as { result?: unknown; error?: { code: number } };
+    };
+    const list = await ask({ address: ["0x10a0", "0x10b0"], keys: [], chunk_size: 10 });
+    assert.equal(list.error?.code, -32602);
+    const padded = await ask({ address: `0x${"10a0".padStart(64, "0")}`, chunk_size: 10 });
+    assert.equal(padded.error?.code, -32602);
+    const one = await ask({ address: "0x10a0", chunk_size: 10 });
+    assert.deepEqual(one.result, { events: [] });
+    assert.equal(server.requestProblems.length, 2);
+  } finally {
+    await server.close();
+  }
 });
