@@ -113,6 +113,15 @@ export class Cockpit {
     };
   }
 
+  /** A node's stake on chain, or undefined when there is no chain port or it cannot be read. */
+  stakeOf(
+    node: string,
+    signal: AbortSignal = AbortSignal.timeout(2_000),
+  ): Promise<bigint | undefined> {
+    return this.#chain?.stakeOf(node, { signal }).catch(() => undefined) ??
+      Promise.resolve(undefined);
+  }
+
   /** Stops observing the node. */
   close(): void {
     for (const stop of this.#stop.splice(0)) stop();

@@ -9,7 +9,8 @@
  * - `GET /jobs?state=a,b&owner=ID&limit=N&offset=M`: a page of job summaries, newest first:
  *   `{ total, offset, limit, next, jobs }` (`next` is the next page's offset or null).
  * - `GET /jobs/:id`: one job's state and full context, plus `market` (known workers, those whose
- *   hardware matches, bids by status and refusal reason); for a finished job whose actor was
+ *   hardware matches and, of those, the ones holding the minimum stake on chain; bids by status
+ *   and refusal reason); for a finished job whose actor was
  *   retired, `{ retired: true, summary }`; 404 when unknown.
  * - `GET /jobs/:id/events`: server-sent events, one `phase`, `declined` or `slashed` event per
  *   {@link JobUpdate} (the path so far first), then `end` when the job is final.
@@ -147,10 +148,18 @@ function badQuery(key: string, message: string): Response {
 }
 
 /** What `/jobs/:id` says about the market a job met: who could have bid, and what came of bids. */
-function marketOf(node: StatusSource, context: JobContext) {
+/** Workers whose stake `/jobs/:id` reads from the chain, at most (the rest are not counted). */
+const MAX_STAKE_READS = 64;
+
+async function marketOf(node: StatusSource, cockpit: Cockpit, context: JobContext) {
   const known = node.knownNodes?.() ?? [];
   const workers = known.filter((n) => n.roles.includes("worker") && n.id !== node.id);
   const hardware = context.spec.requirements.hardware;
+  const matching = workers.filter((w) => w.hardware === hardware);
+  // Of those with the hardware, how many hold the job's minimum stake (read from the chain).
+  const checked = matching.slice(0, MAX_STAKE_READS);
+  const stakes = await Promise.all(checked.map((w) => cockpit.stakeOf(w.id)));
+  const readable = stakes.filter((s): s is bigint => s !== undefined);
   const bids = Object.values(context.bids);
   const byStatus: Record<string, number> = {};
   const refused: Record<string, number> = {};
@@ -163,7 +172,12 @@ function marketOf(node: StatusSource, context: JobContext) {
   }
   return {
     knownWorkers: workers.length,
-    matchingHardware: workers.filter((w) => w.hardware === hardware).length,
+    matchingHardware: matching.length,
+    /** Null when the chain could not be read. */
+    matchingStake: readable.length === 0 && checked.length > 0
+      ? null
+      : readable.filter((stake) => stake >= context.spec.requirements.minStake).length,
+    stakeChecked: readable.length,
     bids: byStatus,
     refused,
     declined: context.declined,
@@ -309,7 +323,7 @@ export function statusApp(
     });
   });
 
-  app.get("/jobs/:id", (c) => {
+  app.get("/jobs/:id", async (c) => {
     const jobId = c.req.param("id")!;
     const job = node.job(jobId);
     if (job !== undefined) {
@@ -318,7 +332,7 @@ export function statusApp(
         state: job.state,
         done: job.done,
         context: job.context,
-        market: marketOf(node, job.context),
+        market: await marketOf(node, cockpit, job.context),
       });
     }
     const retired = node.retiredJob?.(jobId);

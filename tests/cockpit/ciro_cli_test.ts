@@ -83,7 +83,26 @@ Deno.test("ciro says why nobody bid, exits 3 for a job that did not settle, and 
     assert.equal(watched.out.split("\n").at(-1), "Job nobody ended: expired");
     const described = await ciro(...node, "jobs", "describe", "nobody");
     assert.match(described.out, /\nBids \(0\):\n/);
-    assert.match(described.out, /\nWhy nobody bid: 1 known workers, 1 with cpu$/);
+    assert.match(
+      described.out,
+      /\nWhy nobody bid: 1 known workers, 1 with cpu, 1 of them with stake >= 10$/,
+    );
+    // A job asking more stake than any worker holds: the stake read from the chain says why.
+    market.client.submitJob({
+      spec: matmulSpec({ requirements: { hardware: "cpu", minStake: 1_000n } }),
+      jobId: "rich",
+    });
+    assert.equal(await market.finished("rich"), "expired");
+    const rich = await ciro(...node, "jobs", "describe", "rich");
+    assert.match(
+      rich.out,
+      /\nWhy nobody bid: 1 known workers, 1 with cpu, 0 of them with stake >= 1000$/,
+    );
+    const json = JSON.parse((await ciro(...node, "--json", "jobs", "describe", "rich")).out);
+    assert.deepEqual(
+      [json.market.matchingHardware, json.market.matchingStake, json.market.stakeChecked],
+      [1, 0, 1],
+    );
     const worker = await ciro("--node", market.workerServers[0]!.url, "jobs", "describe", "nobody");
     assert.match(worker.out, /this node declined: price_below_floor/);
     const noOutput = await ciro(...node, "jobs", "output", "nobody");

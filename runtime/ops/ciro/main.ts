@@ -205,6 +205,9 @@ export function formatJob(job: Json): string {
   if (m !== undefined && bids.length === 0) {
     lines.push(
       `Why nobody bid: ${m.knownWorkers} known workers, ${m.matchingHardware} with ${c.spec.requirements.hardware}` +
+        (m.matchingStake !== null && m.matchingStake !== undefined
+          ? `, ${m.matchingStake} of them with stake >= ${c.spec.requirements.minStake}`
+          : "") +
         (c.declined ? `; this node declined: ${c.declined.reason}` : ""),
     );
   }
