@@ -6,14 +6,22 @@
  *
  * Transactions. Calls from one adapter are sent one at a time: the adapter keeps the account's
  * next nonce (read from the pre-confirmed block at first), estimates the fee
- * (`starknet_estimateFee`), signs and sends (`starknet_addInvokeTransaction`), and waits for the
- * receipt (`waitForTransaction`). A nonce the node refuses is read again and the transaction
- * re-signed; a transient failure (network, HTTP 5xx, `UNEXPECTED_ERROR`) is retried with
- * exponential backoff, at most `maxAttempts` times. A send whose outcome is unknown (the
- * connection failed after the request left) is only retried if the account's nonce shows it was
- * not taken, so a call is never executed twice. A call the contract refuses fails with a
- * {@link ChainError} whose code is the Cairo panic string (`duplicate_job`, `invalid_state`, ...);
- * one that reverts for another reason is `reverted`; an RPC failure is `rpc_error`.
+ * (`starknet_estimateFee`; a refusal, error 41, fails with the Cairo panic and sends nothing),
+ * signs once and computes the transaction hash itself, sends it
+ * (`starknet_addInvokeTransaction`) and follows the hash (`starknet_getTransactionStatus`, then
+ * the receipt). A send whose outcome is unknown (the answer was lost, the node does not know the
+ * hash, the transaction was evicted from the mempool) is never signed again with another nonce:
+ * the identical signed transaction is sent again (same hash, so it executes at most once), error
+ * 59 means the node has it, and error 52 after a send that may have arrived means "possibly
+ * executed": the hash is looked up until the node knows it or `maxAttempts` reads say it does
+ * not, and the call fails with `rpc_error` rather than guess. Only a 52 for a transaction no copy
+ * of which can have reached the node is re-signed with the nonce read again. The cached nonce is
+ * dropped at the first send and set only after a receipt, so a failure leaves no gap. A transient
+ * failure (network, HTTP 5xx, `UNEXPECTED_ERROR`) of a read is retried with exponential backoff,
+ * at most `maxAttempts` times. A call the contract refuses fails with a {@link ChainError} whose
+ * code is the Cairo panic string (`duplicate_job`, `invalid_state`, ...); one that reverts for
+ * another reason is `reverted`; an RPC failure is `rpc_error`. Felts go out canonical (`0x`
+ * without leading zeros, the spec's FELT pattern), `ByteArray` arguments as UTF-8 bytes.
  *
  * Identity. Events and calls name nodes by their {@link NodeId} (a libp2p peer id), as a Cairo
  * `ByteArray`; the CDC Pool binds each account to one node id (`register_node`), and
@@ -21,11 +29,16 @@
  *
  * Events. {@link StarknetChain.eventsSince} and {@link StarknetChain.subscribe} read the two
  * contracts' events with `starknet_getEvents` (the event selectors as `keys`, `chunk_size` and
- * `continuation_token` pagination; the contract addresses as `address` on spec 0.10, filtered
- * here on 0.9), only up to `latest - confirmations`. A {@link ChainEvent}'s `eventIndex` is its
- * position among the two contracts' events in its block (not the spec's per-transaction
- * `event_index`), so `{ blockNumber, eventIndex + 1 }` is the cursor after it, as with the local
- * ledger. A subscription:
+ * `continuation_token` pagination), only up to `latest - confirmations`. The request follows the
+ * node's `starknet_specVersion`: both contract addresses as a list from 0.10.1; before, no address
+ * (one is all 0.9 and 0.10.0 allow) and `from_address` checked here. A node that answers error 34
+ * (too many keys in a filter) gets the selectors split into several filters, merged in chain order
+ * (by `transaction_index` and `event_index` from 0.10; on 0.9 by the block's transaction list and
+ * the transaction's receipt). A {@link ChainEvent}'s `eventIndex` is its position among the two
+ * contracts' events in its block, so `{ blockNumber, eventIndex + 1 }` is the cursor after it, as
+ * with the local ledger; an event's identity is `(block hash, transaction hash, event_index)`,
+ * with, on 0.9 (no `event_index`), this adapter's ordinal of the event in its transaction. A
+ * subscription:
  *
  * - starts at `from`, else where the `cursorStore` option left off (so a restarted node resumes),
  *   else at block 0, and saves its cursor after every delivered event;
@@ -36,7 +49,7 @@
  *   rolls its cursor back to the last block that still matches, reports the revoked events to
  *   `onReorg`, and reads the new chain again. The confirmed head is only remembered if its hash
  *   is the same before and after the events up to it were read;
- * - delivers each `(block hash, transaction hash, event_index)` at most once;
+ * - delivers each event identity at most once;
  * - skips events of the pre-confirmed block (no `block_hash`/`block_number`) until they are in
  *   a confirmed block.
  *
@@ -1257,7 +1270,7 @@ export class StarknetChain implements ChainPort {
 
   /**
    * Polls every `pollMs` and calls `handler` with each confirmed event in order, exactly once
-   * per `(block hash, transaction hash, event_index)`, from `from` or the cursor store. After a
+   * per event identity (see the module doc), from `from` or the cursor store. After a
    * reorg it calls `onReorg`, then delivers the new chain's events. A handler that throws is
    * logged and the next event delivered; a failed poll is logged and retried. Returns the
    * unsubscribe.
@@ -1640,7 +1653,7 @@ class Subscription {
   readonly #store: CursorStore;
   #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
   #recent: BlockRef[] = [];
-  /** Delivered events by `(block hash, tx hash, event_index)`, within the reorg window. */
+  /** Delivered events by `(block hash, tx hash, event_index or ordinal)`, within the reorg window. */
   readonly #delivered = new Map<string, ChainEvent>();
 
   constructor(

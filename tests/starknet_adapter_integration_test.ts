@@ -1,8 +1,9 @@
 /**
  * The Starknet adapter end to end against the JSON-RPC test double (`starknet/rpc_server.ts`,
  * which executes transactions on a local ledger): settlement flows, event pagination,
- * confirmations, reorgs and restarts on spec 0.9 and 0.10 nodes, nonce and transient-failure retries, and
- * that the account key never leaks. Every wait is bounded; no assertion depends on timing.
+ * confirmations, reorgs and restarts on spec 0.9 and 0.10 nodes, nonce and transient-failure
+ * retries, and that the account key never leaks. Every test also checks that all the traffic was
+ * valid under the double's spec version. Every wait is bounded; no assertion depends on timing.
  *
  * @module
  */
