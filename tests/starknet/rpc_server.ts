@@ -699,7 +699,10 @@ export class StarknetRpcServer {
     const pooled = this.#mempool.find((p) => sameFelt(txHash, p.tx.hash));
     if (pooled !== undefined) {
       if (pooled.age < this.#hiddenFor) fail(ERRORS.txNotFound);
-      return { finality_status: pooled.age === this.#hiddenFor ? "RECEIVED" : "CANDIDATE" };
+      // CANDIDATE: picked for the next block (its nonce is the account's next); a transaction
+      // waiting for a nonce gap, or just out of hiding, is RECEIVED.
+      const next = this.#accounts.get(pooled.tx.sender)?.nonce === pooled.tx.nonce;
+      return { finality_status: next && pooled.age > this.#hiddenFor ? "CANDIDATE" : "RECEIVED" };
     }
     const { tx, block } = this.#findTx(txHash);
     return {

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { ec } from "starknet";
+import { Account, ec, RpcProvider } from "starknet";
 import type { ChainEvent } from "../../chain/port.ts";
 import { StarknetChain, type StarknetChainOptions } from "../../chain/starknet_adapter.ts";
 import { StarknetRpcServer, type StarknetRpcServerOptions } from "./rpc_server.ts";
@@ -399,4 +399,45 @@ Deno.test("StarknetRpcServer refuses a request its spec version refuses, as a st
   } finally {
     await server.close();
   }
+});
+
+Deno.test("StarknetRpcServer queues a future nonce until the gap is filled, and refuses short resource bounds (53)", async () => {
+  await withServer({}, async (server) => {
+    const provider = new RpcProvider({ nodeUrl: server.url, specVersion: "0.10.0" });
+    const account = new Account({
+      provider,
+      address: ADDRESSES.client,
+      signer: KEYS.client,
+      cairoVersion: "1",
+    });
+    // `approve` on the payment token is accepted and changes nothing: a call that always runs.
+    const call = {
+      contractAddress: server.tokenAddress,
+      entrypoint: "approve",
+      calldata: [server.cdcPoolAddress, "0x1", "0x0"],
+    };
+    const bounds = (l2: bigint) => ({
+      l1_gas: { max_amount: 0n, max_price_per_unit: 1n },
+      l2_gas: { max_amount: l2, max_price_per_unit: 1n },
+      l1_data_gas: { max_amount: 0x100n, max_price_per_unit: 1n },
+    });
+    await assert.rejects(
+      account.execute([call], { nonce: 0n, tip: 0n, resourceBounds: bounds(1n) }),
+      /53: The transaction's resources don't cover validation/,
+    );
+    const later = await account.execute([call], {
+      nonce: 1n,
+      tip: 0n,
+      resourceBounds: bounds(0x200000n),
+    });
+    const status = await provider.getTransactionStatus(later.transaction_hash);
+    assert.equal(status.finality_status, "RECEIVED");
+    assert.equal(server.mempoolCount, 1);
+    assert.equal(server.transactionsOf(ADDRESSES.client), 0);
+    await account.execute([call], { nonce: 0n, tip: 0n, resourceBounds: bounds(0x200000n) });
+    assert.equal(server.mempoolCount, 0);
+    assert.equal(server.transactionsOf(ADDRESSES.client), 2);
+    const receipt = await provider.getTransactionReceipt(later.transaction_hash);
+    assert.equal((receipt as { execution_status?: string }).execution_status, "SUCCEEDED");
+  });
 });
