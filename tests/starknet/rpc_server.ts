@@ -90,8 +90,9 @@ export interface StarknetRpcServerOptions {
   readonly maxKeysInFilter?: number;
   /**
    * Mempool lag, in requests served after the submission: unknown for `hiddenFor`, executed
-   * (when its nonce is next) after `executeAfter`.
-   * @default {{ hiddenFor: 0, executeAfter: 0 }}
+   * (when its nonce is next) after `executeAfter`. `{ hiddenFor: 0, executeAfter: 0 }` executes
+   * at submission.
+   * @default {{ hiddenFor: 1, executeAfter: 2 }}
    */
   readonly mempool?: { readonly hiddenFor: number; readonly executeAfter: number };
   /**
@@ -307,6 +308,7 @@ export class StarknetRpcServer {
   readonly #executed: Tx[] = [];
   readonly #accounts = new Map<string, Account>();
   readonly #faults = new Map<string, (RpcErrorObject | "network" | "lost")[]>();
+  readonly #replacements = new Map<string, unknown[]>();
   #evictions = 0;
   #ledgerCursor = { blockNumber: 0, eventIndex: 0 };
   #queue: Promise<void> = Promise.resolve();
@@ -333,8 +335,8 @@ export class StarknetRpcServer {
     this.#autoMine = options.autoMine ?? true;
     this.#maxChunkSize = options.maxChunkSize ?? 1024;
     this.#maxKeys = options.maxKeysInFilter ?? 1024;
-    this.#hiddenFor = options.mempool?.hiddenFor ?? 0;
-    this.#executeAfter = Math.max(options.mempool?.executeAfter ?? 0, this.#hiddenFor);
+    this.#hiddenFor = options.mempool?.hiddenFor ?? 1;
+    this.#executeAfter = Math.max(options.mempool?.executeAfter ?? 2, this.#hiddenFor);
     this.#l1Lag = options.l1Lag ?? 2;
     this.#staleNonceReads = options.staleNonceReads ?? 0;
     this.#leakPreConfirmed = options.leakPreConfirmedEvents ?? false;
@@ -441,6 +443,16 @@ export class StarknetRpcServer {
     const list = this.#faults.get(method) ?? [];
     for (let i = 0; i < count; i++) list.push(error);
     this.#faults.set(method, list);
+  }
+
+  /**
+   * Makes the next request for `method` answer `result` instead of its own, after processing it
+   * (a node that lies or has another idea of the hash). The answer is still schema-checked.
+   */
+  answerNext(method: string, result: unknown): void {
+    const list = this.#replacements.get(method) ?? [];
+    list.push(result);
+    this.#replacements.set(method, list);
   }
 
   /** The next `count` transactions accepted into the mempool are evicted instead of executed. */
@@ -607,6 +619,10 @@ export class StarknetRpcServer {
     } else {
       try {
         answer = { result: await this.#dispatch(method, params as Record<string, unknown>) };
+        const replacements = this.#replacements.get(method);
+        if (replacements !== undefined && replacements.length > 0) {
+          answer = { result: replacements.shift() };
+        }
       } catch (error) {
         answer = error instanceof RpcFailure
           ? { error: error.error }

@@ -402,7 +402,7 @@ Deno.test("StarknetRpcServer refuses a request its spec version refuses, as a st
 });
 
 Deno.test("StarknetRpcServer queues a future nonce until the gap is filled, and refuses short resource bounds (53)", async () => {
-  await withServer({}, async (server) => {
+  await withServer({ mempool: { hiddenFor: 0, executeAfter: 0 } }, async (server) => {
     const provider = new RpcProvider({ nodeUrl: server.url, specVersion: "0.10.0" });
     const account = new Account({
       provider,
@@ -439,5 +439,47 @@ Deno.test("StarknetRpcServer queues a future nonce until the gap is filled, and 
     assert.equal(server.transactionsOf(ADDRESSES.client), 2);
     const receipt = await provider.getTransactionReceipt(later.transaction_hash);
     assert.equal((receipt as { execution_status?: string }).execution_status, "SUCCEEDED");
+  });
+});
+
+Deno.test("StarknetChain: when another transaction took the nonce of a send that may have arrived, it fails without signing again", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker", { maxAttempts: 3 });
+    try {
+      // Another process uses the nonce the adapter has cached; the adapter's send fails on the
+      // way, and the identical transaction sent again is refused with 52. That the first copy
+      // did not arrive cannot be known: the call fails instead of signing with a new nonce.
+      server.bumpNonce(ADDRESSES.worker);
+      server.failNext("starknet_addInvokeTransaction", "network");
+      const sends = server.calls.get("starknet_addInvokeTransaction") ?? 0;
+      await assert.rejects(worker.stake({ amount: 5n }), {
+        name: "ChainError",
+        code: "rpc_error",
+        message: /the outcome of transaction 0x[0-9a-f]+ is unknown: .*not signing again/,
+      });
+      assert.equal((server.calls.get("starknet_addInvokeTransaction") ?? 0) - sends, 2);
+      assert.equal(await worker.stakeOf("worker-node"), 0n);
+      // The next call reads the nonce again and goes through.
+      await worker.stake({ amount: 6n });
+      assert.equal(await worker.stakeOf("worker-node"), 6n);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain refuses a node that answers another transaction hash than the one signed", async () => {
+  await withServer({}, async (server) => {
+    const worker = await connect(server, "worker");
+    try {
+      server.answerNext("starknet_addInvokeTransaction", { transaction_hash: "0x1234" });
+      await assert.rejects(worker.stake({ amount: 5n }), {
+        name: "ChainError",
+        code: "rpc_error",
+        message: /the node answered transaction hash 0x1234, computed 0x[0-9a-f]+/,
+      });
+    } finally {
+      await worker.close();
+    }
   });
 });
