@@ -483,3 +483,28 @@ Deno.test("StarknetChain refuses a node that answers another transaction hash th
     }
   });
 });
+
+Deno.test("StarknetChain.connect() speaks only spec 0.9 and 0.10, and lists addresses from 0.10.1", async () => {
+  await withServer({}, async (server) => {
+    for (const spec of ["0.8.1", "0.11.0", "1.0.0", "v0.10"]) {
+      server.answerNext("starknet_specVersion", spec);
+      await assert.rejects(connect(server, "worker"), {
+        name: "ChainError",
+        code: "rpc_error",
+        message: new RegExp(
+          `it speaks JSON-RPC spec ${spec.replaceAll(".", "\\.")}, expected 0\\.9 or 0\\.10`,
+        ),
+      });
+    }
+    for (const [spec, list] of [["0.10.1", true], ["0.10.0", false], ["0.9.0", false]] as const) {
+      server.answerNext("starknet_specVersion", spec);
+      const worker = await connect(server, "worker");
+      try {
+        await worker.eventsSince({ blockNumber: 0, eventIndex: 0 });
+        assert.equal(Array.isArray(server.eventFilters.at(-1)?.address), list, spec);
+      } finally {
+        await worker.close();
+      }
+    }
+  });
+});
