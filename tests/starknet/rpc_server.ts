@@ -32,7 +32,9 @@
  * whatever `block_id` says; fees are fixed amounts of gas at a fixed price; the fee estimate's
  * signature is not checked; the transaction hash and signature use starknet.js's Poseidon and
  * curve (the same library the adapter signs with); a reorg replaces block hashes but does not
- * roll back the ledger.
+ * roll back the ledger; the simulation replays this double's executed transactions on a fresh
+ * ledger, so writes others make to a shared `ledger` are not seen by `estimateFee`; no fee market
+ * (errors 64 and 65 are never answered).
  *
  * @module
  */
