@@ -12,6 +12,7 @@ import type { ChainEvent } from "../../chain/port.ts";
 import { StarknetChain, type StarknetChainOptions } from "../../chain/starknet_adapter.ts";
 import { StarknetRpcServer, type StarknetRpcServerOptions } from "./rpc_server.ts";
 import { SPEC_VERSIONS, StarknetSpec } from "./spec.ts";
+import { encodeEvent } from "./cairo.ts";
 
 const HASH = "ab".repeat(32);
 const NOT_FOUND = { code: 29, message: "Transaction hash not found" };
@@ -508,3 +509,72 @@ Deno.test("StarknetChain.connect() speaks only spec 0.9 and 0.10, and lists addr
     }
   });
 });
+
+for (const specVersion of ["0.9.0", "0.10.3"] as const) {
+  Deno.test(`StarknetChain merges split key filters in chain order within a block (${specVersion})`, async () => {
+    await withServer({ specVersion, maxKeysInFilter: 4, autoMine: false }, async (server) => {
+      const client = await connect(server, "client");
+      const worker = await connect(server, "worker");
+      try {
+        server.mine();
+        // One block, three transactions whose events sit in different key filters, in an order
+        // that is not the filters' order: a pool event, a JobManager event, a pool event.
+        await worker.stake({ amount: 100n });
+        await client.submitJob({
+          jobId: "j",
+          amount: 10n,
+          minStake: 1n,
+          modelHash: HASH,
+          inputCommitment: HASH,
+        });
+        await worker.requestUnstake({ amount: 1n });
+        server.mine();
+        const events = await allEvents(client);
+        assert.deepEqual(events.map((e) => e.name), [
+          "WorkerStaked",
+          "JobSubmitted",
+          "UnstakeRequested",
+        ]);
+        assert.deepEqual(events.map((e) => e.eventIndex), [0, 1, 2]);
+        assert.ok(new Set(events.map((e) => e.blockNumber)).size === 1);
+        assert.ok(server.eventFilters.some((f) => (f.keys as string[][])[0]!.length <= 4));
+      } finally {
+        await client.close();
+        await worker.close();
+      }
+    });
+  });
+}
+
+for (const specVersion of ["0.9.0", "0.10.3"] as const) {
+  Deno.test(`StarknetChain merges split key filters in order within a transaction (${specVersion})`, async () => {
+    await withServer({ specVersion, maxKeysInFilter: 4 }, async (server) => {
+      const client = await connect(server, "client");
+      try {
+        // One transaction whose events come in the opposite order of the key filters.
+        server.emitRaw([
+          {
+            from_address: server.cdcPoolAddress,
+            ...encodeEvent("ReputationUpdated", { worker: "w", score: 510 }),
+          },
+          {
+            from_address: server.jobManagerAddress,
+            ...encodeEvent("JobVerified", { jobId: "j" }),
+          },
+          {
+            from_address: server.cdcPoolAddress,
+            ...encodeEvent("ReputationUpdated", { worker: "w", score: 520 }),
+          },
+        ]);
+        const events = await allEvents(client);
+        assert.deepEqual(
+          events.map((e) => e.name === "ReputationUpdated" ? e.score : e.name),
+          [510, "JobVerified", 520],
+        );
+        assert.deepEqual(events.map((e) => e.eventIndex), [0, 1, 2]);
+      } finally {
+        await client.close();
+      }
+    });
+  });
+}
