@@ -2,7 +2,8 @@
  * Unit tests of the Starknet adapter that need no node: the checked-in ABIs agree with the event
  * codec (`chain/events.ts`) as starknet.js reads them, every port call has its ABI function,
  * key loading, and option checks. The end-to-end tests are in
- * `tests/starknet_adapter_integration_test.ts`.
+ * `tests/starknet_adapter_integration_test.ts` and `tests/starknet/transport_test.ts` (sends,
+ * spec versions, and the schema check of all traffic).
  *
  * @module
  */
