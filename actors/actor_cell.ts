@@ -9,11 +9,39 @@
 import { type AnyActorRef, type AnyStateMachine, createActor, type Snapshot } from "xstate";
 import type { EffectRequest } from "../machines/types.ts";
 
+/**
+ * Why a delivery was refused, as a code that callers match on (the `reason` beside it is for
+ * people): no such kind of actor, no such job, a job finished and retired, a job that already
+ * exists, an announcement of our own job we do not know, a peer event about ourselves, a job
+ * event without a spec, a job that could not be created, an event the actor's state does not
+ * take, an actor that is no longer active or has crashed, a retirement of a job not finished,
+ * or no actor to retire.
+ */
+export type RejectCode =
+  | "unknown_target"
+  | "unknown_job"
+  | "retired"
+  | "duplicate_job"
+  | "own_job_unknown"
+  | "self_peer"
+  | "no_spec"
+  | "create_failed"
+  | "not_accepted"
+  | "not_active"
+  | "crashed_actor"
+  | "not_finished"
+  | "no_actor";
+
 /** What delivering an event to a cell did. */
 export type DeliveryOutcome =
   | { readonly status: "accepted" }
-  | { readonly status: "rejected"; readonly reason: string }
+  | { readonly status: "rejected"; readonly code: RejectCode; readonly reason: string }
   | { readonly status: "crashed"; readonly error: unknown };
+
+/** A refusal with its code and reason. */
+export function rejected(code: RejectCode, reason: string): DeliveryOutcome {
+  return { status: "rejected", code, reason };
+}
 
 /** Options of an {@link ActorCell}. */
 export interface ActorCellOptions {
@@ -48,6 +76,9 @@ export class ActorCell {
   #pending: EffectRequest[] = [];
   #error: unknown = undefined;
   #incarnation = 0;
+  /** The event being sent, and whether a transition took it (see the `inspect` option). */
+  #taking: object | undefined;
+  #taken: boolean | undefined;
 
   constructor(id: string, logic: AnyStateMachine, options: ActorCellOptions) {
     this.id = id;
@@ -64,6 +95,21 @@ export class ActorCell {
     const actor = createActor(this.logic, {
       id: this.id,
       ...(snapshot === undefined ? { input: this.#options.input } : { snapshot }),
+      // The first microstep of an event sent to this actor says whether a transition took it:
+      // guards are evaluated once, by the step itself (not again by `snapshot.can()`).
+      inspect: (inspection) => {
+        if (
+          this.#taking !== undefined && this.#taken === undefined &&
+          inspection.type === "@xstate.microstep" && inspection.actorRef === this.#actor &&
+          inspection.event === this.#taking
+        ) {
+          const transitions = (inspection as { _transitions?: readonly unknown[] })
+            ._transitions ?? [];
+          // A transition was enabled: the machine took the event (a targetless transition
+          // without actions, such as an observer letting another worker's bid by, too).
+          this.#taken = transitions.length > 0;
+        }
+      },
     });
     actor.on("*", (emitted) => this.#pending.push(emitted as EffectRequest));
     actor.subscribe({ error: (error) => (this.#error = error) });
@@ -114,30 +160,32 @@ export class ActorCell {
   /** Delivers one event. Never throws. */
   deliver(event: { type: string }): DeliveryOutcome {
     if (this.#error !== undefined) {
-      return { status: "rejected", reason: `actor "${this.id}" has crashed` };
+      return rejected("crashed_actor", `actor "${this.id}" has crashed`);
     }
     const snapshot = this.#actor.getSnapshot();
     if (snapshot.status !== "active") {
-      return {
-        status: "rejected",
-        reason: `actor "${this.id}" is ${snapshot.status} in state ${stateName(snapshot.value)}`,
-      };
-    }
-    let can: boolean;
-    try {
-      can = snapshot.can(event);
-    } catch (error) {
-      return this.#crash(error);
-    }
-    if (!can) {
-      return {
-        status: "rejected",
-        reason: `"${event.type}" is not accepted in state ${stateName(snapshot.value)}`,
-      };
+      return rejected(
+        "not_active",
+        `actor "${this.id}" is ${snapshot.status} in state ${stateName(snapshot.value)}`,
+      );
     }
     this.#pending = [];
-    this.#actor.send(event);
+    this.#taking = event;
+    this.#taken = undefined;
+    try {
+      this.#actor.send(event);
+    } finally {
+      this.#taking = undefined;
+    }
     if (this.#error !== undefined) return this.#crash(this.#error);
+    if (this.#taken !== true) {
+      // Nothing took it: the snapshot, the children and the effects are as they were.
+      this.#pending = [];
+      return rejected(
+        "not_accepted",
+        `"${event.type}" is not accepted in state ${stateName(snapshot.value)}`,
+      );
+    }
     this.#good = this.#actor.getSnapshot();
     this.#persisted = undefined;
     this.#flush();

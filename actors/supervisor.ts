@@ -15,7 +15,7 @@
  */
 import type { AnyStateMachine, Snapshot } from "xstate";
 import type { EffectRequest } from "../machines/types.ts";
-import { ActorCell, type DeliveryOutcome } from "./actor_cell.ts";
+import { ActorCell, type DeliveryOutcome, rejected } from "./actor_cell.ts";
 
 /** How many restarts a supervisor allows before it escalates. */
 export interface RestartIntensity {
@@ -92,7 +92,7 @@ export class Supervisor {
   readonly #restarts = new Map<string, number[]>();
   readonly #quarantined = new Map<string, { cell: ActorCell; error: string }>();
   readonly #children = new Map<string, Supervisor>();
-  #onEffect: (cell: ActorCell, effect: EffectRequest) => void;
+  readonly #onEffect: (cell: ActorCell, effect: EffectRequest) => void;
 
   constructor(options: SupervisorOptions) {
     this.name = options.name;
@@ -100,11 +100,6 @@ export class Supervisor {
     this.#intensity = options.intensity ?? DEFAULT_INTENSITY;
     this.#onEffect = options.onEffect ?? (() => {});
     if (options.parent !== undefined) options.parent.#children.set(options.name, this);
-  }
-
-  /** Sets where children's effects go (the node wires this once its ports exist). */
-  setEffectHandler(handler: (cell: ActorCell, effect: EffectRequest) => void): void {
-    this.#onEffect = handler;
   }
 
   /** The child supervisors. */
@@ -163,10 +158,9 @@ export class Supervisor {
     const cell = this.#cells.get(id);
     if (cell === undefined) {
       const q = this.#quarantined.get(id);
-      return {
-        status: "rejected",
-        reason: q ? `actor "${id}" is quarantined after: ${q.error}` : `no actor "${id}"`,
-      };
+      return q
+        ? rejected("crashed_actor", `actor "${id}" is quarantined after: ${q.error}`)
+        : rejected("no_actor", `no actor "${id}"`);
     }
     const outcome = cell.deliver(event);
     if (outcome.status === "crashed") this.#childCrashed(cell, outcome.error, event.type);

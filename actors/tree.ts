@@ -1,6 +1,6 @@
 /**
  * The supervisor tree of a node: a root supervisor with three children, `jobs` (one actor per
- * job, each with its bids as XState children), `peers` (one actor per peer) and `services`.
+ * job, each with its bids as XState children) and `peers` (one actor per peer).
  * The tree routes each stamped envelope to the actor it addresses (`job:<id>`, `peer:<id>`),
  * creating job actors when a job is submitted here or first announced to us, and peer actors
  * when a peer is first seen. Anything else addressed to an unknown actor is rejected with a
@@ -21,10 +21,16 @@ import { DEFAULT_POLICY, type JobPolicy } from "../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG, type PeerConfig, peerMachine } from "../machines/peer_machine.ts";
 import type { EffectRequest, JobSpec, NodeId, Role } from "../machines/types.ts";
 import type { JobContext, PhaseEntry } from "../machines/job_machine.ts";
-import type { ActorCell, DeliveryOutcome } from "./actor_cell.ts";
+import { jobAddress, jobIdOf, parseAddress, peerIdOf } from "../machines/address.ts";
+import { type ActorCell, type DeliveryOutcome, rejected } from "./actor_cell.ts";
 import { type RestartIntensity, type SupervisionEvent, Supervisor } from "./supervisor.ts";
 
-/** A stamped event as the tree receives it (see `runtime/inbox.ts`). */
+/** The context of a job actor, typed (a job cell's snapshot holds a {@link JobContext}). */
+export function jobContextOf(cell: ActorCell): JobContext {
+  return cell.snapshot.context as JobContext;
+}
+
+/** A stamped event as the tree receives it (see `runtime/kernel/inbox.ts`). */
 export interface TreeEnvelope {
   readonly seq: number;
   readonly at: number;
@@ -117,7 +123,6 @@ export class ActorTree {
   readonly root: Supervisor;
   readonly jobs: Supervisor;
   readonly peers: Supervisor;
-  readonly services: Supervisor;
   readonly #options: ActorTreeOptions;
   /** Retired jobs by actor id (`job:<id>`), in retirement order. */
   readonly #archive = new Map<string, RetiredJob>();
@@ -140,15 +145,18 @@ export class ActorTree {
     this.root = new Supervisor({ name: "root", ...common });
     this.jobs = new Supervisor({ name: "jobs", parent: this.root, ...common });
     this.peers = new Supervisor({ name: "peers", parent: this.root, ...common });
-    this.services = new Supervisor({ name: "services", parent: this.root, ...common });
   }
 
   /** The supervisor that owns actors addressed like `target`. */
   supervisorOf(target: string): Supervisor | undefined {
-    if (target.startsWith("job:")) return this.jobs;
-    if (target.startsWith("peer:")) return this.peers;
-    if (target.startsWith("service:")) return this.services;
-    return undefined;
+    switch (parseAddress(target)?.kind) {
+      case "job":
+        return this.jobs;
+      case "peer":
+        return this.peers;
+      default:
+        return undefined;
+    }
   }
 
   /** The live actor addressed by `target`. */
@@ -161,7 +169,7 @@ export class ActorTree {
     const { target, event, at } = envelope;
     const supervisor = this.supervisorOf(target);
     if (supervisor === undefined) {
-      return { status: "rejected", reason: `unknown target "${target}"` };
+      return rejected("unknown_target", `unknown target "${target}"`);
     }
     const delivered = { ...event, at };
     const existing = supervisor.get(target);
@@ -172,36 +180,36 @@ export class ActorTree {
       if (existing === undefined) {
         const retired = this.#archive.get(target);
         if (retired !== undefined) {
-          return {
-            status: "rejected",
-            reason: `job "${retired.jobId}" finished (${retired.state}) and was retired`,
-          };
+          return rejected(
+            "retired",
+            `job "${retired.jobId}" finished (${retired.state}) and was retired`,
+          );
         }
       }
       if (event.type === "job.submit") {
         if (existing !== undefined) {
-          return { status: "rejected", reason: `job "${target.slice(4)}" already exists` };
+          return rejected("duplicate_job", `job "${jobIdOf(target)}" already exists`);
         }
         return this.#createJob(target, envelope, true);
       }
       if (existing === undefined) {
         if (JOB_CREATORS.has(event.type)) {
           if (event["owner"] === this.#options.self) {
-            return {
-              status: "rejected",
-              reason: `announcement of our own job "${target.slice(4)}" that we do not know`,
-            };
+            return rejected(
+              "own_job_unknown",
+              `announcement of our own job "${jobIdOf(target)}" that we do not know`,
+            );
           }
           return this.#createJob(target, envelope, false);
         }
-        return { status: "rejected", reason: `unknown job "${target.slice(4)}"` };
+        return rejected("unknown_job", `unknown job "${jobIdOf(target)}"`);
       }
       return supervisor.deliver(target, delivered);
     }
     if (supervisor === this.peers && existing === undefined) {
-      const peerId = target.slice(5);
+      const peerId = peerIdOf(target)!;
       if (peerId === this.#options.self) {
-        return { status: "rejected", reason: "a peer event about this node itself" };
+        return rejected("self_peer", "a peer event about this node itself");
       }
       supervisor.spawn(target, peerMachine, {
         input: { peerId, at, config: this.#options.peerConfig ?? DEFAULT_PEER_CONFIG },
@@ -212,15 +220,12 @@ export class ActorTree {
 
   #retire(target: string, cell: ActorCell | undefined, at: number): DeliveryOutcome {
     if (cell === undefined) {
-      return { status: "rejected", reason: `no job actor "${target}" to retire` };
+      return rejected("no_actor", `no job actor "${target}" to retire`);
     }
     if (!cell.done) {
-      return {
-        status: "rejected",
-        reason: `job "${target.slice(4)}" is not finished (${cell.state})`,
-      };
+      return rejected("not_finished", `job "${jobIdOf(target)}" is not finished (${cell.state})`);
     }
-    const retired = retiredJobOf(cell.snapshot.context as JobContext, cell.state, at);
+    const retired = retiredJobOf(jobContextOf(cell), cell.state, at);
     this.jobs.retire(target);
     this.#remember(target, retired);
     this.#options.onRetired?.(retired);
@@ -238,7 +243,7 @@ export class ActorTree {
 
   /** A retired job from the archive, by job id. */
   retired(jobId: string): RetiredJob | undefined {
-    return this.#archive.get(`job:${jobId}`);
+    return this.#archive.get(jobAddress(jobId));
   }
 
   /** The archive of retired jobs, oldest first. */
@@ -248,7 +253,7 @@ export class ActorTree {
 
   /** Puts a retired job back in the archive (node restart). */
   restoreRetired(retired: RetiredJob): void {
-    this.#remember(`job:${retired.jobId}`, retired);
+    this.#remember(jobAddress(retired.jobId), retired);
   }
 
   #createJob(target: string, envelope: TreeEnvelope, owned: boolean): DeliveryOutcome {
@@ -261,10 +266,10 @@ export class ActorTree {
       policy?: JobPolicy;
     };
     if (e.spec === undefined) {
-      return { status: "rejected", reason: `"${envelope.event.type}" carries no job spec` };
+      return rejected("no_spec", `"${envelope.event.type}" carries no job spec`);
     }
     const input: JobInput = {
-      jobId: target.slice(4),
+      jobId: jobIdOf(target)!,
       spec: e.spec,
       owner: owned ? this.#options.self : e.owner ?? "",
       ...(owned ? { ownerAccount: this.#options.account ?? this.#options.self } : {}),
@@ -279,7 +284,7 @@ export class ActorTree {
     try {
       this.jobs.spawn(target, jobMachine, { input });
     } catch (error) {
-      return { status: "rejected", reason: `cannot create job: ${(error as Error).message}` };
+      return rejected("create_failed", `cannot create job: ${(error as Error).message}`);
     }
     return { status: "accepted" };
   }

@@ -85,3 +85,40 @@ export function chainEventToActorEvents(event: ChainEvent): Addressed[] {
 function job(jobId: string, event: Addressed["event"]): Addressed {
   return { target: `job:${jobId}`, event };
 }
+
+/**
+ * Whether the actor event a chain event became (`event`) confirms the transaction `effect`
+ * asked for: the escrow lock by `chain.escrow.locked`, the assignment and the revocation by
+ * theirs for the same worker, the result, the verification record by the verdict it recorded,
+ * the release, the refund, and a slash of the same worker for the same reason. A node that sees
+ * the confirmation of a transaction it has not heard back from (it crashed, the answer was lost)
+ * does not send it again.
+ */
+export function confirmsTransaction(
+  event: { readonly type: string; readonly [key: string]: unknown },
+  effect: { readonly type: string; readonly [key: string]: unknown },
+): boolean {
+  switch (event.type) {
+    case "chain.escrow.locked":
+      return effect.type === "chain.escrow.lock";
+    case "chain.worker.assigned":
+      return effect.type === "chain.assign" && effect["worker"] === event["worker"];
+    case "chain.assignment.revoked":
+      return effect.type === "chain.assignment.revoke" && effect["worker"] === event["worker"];
+    case "chain.result.submitted":
+      return effect.type === "chain.result.submit";
+    case "chain.job.verified":
+      return effect.type === "chain.verification.record" && effect["accepted"] === true;
+    case "chain.job.disputed":
+      return effect.type === "chain.verification.record" && effect["accepted"] === false;
+    case "chain.payment.released":
+      return effect.type === "chain.release";
+    case "chain.escrow.refunded":
+      return effect.type === "chain.refund";
+    case "chain.worker.slashed":
+      return effect.type === "chain.slash" && effect["worker"] === event["worker"] &&
+        effect["reason"] === event["reason"];
+    default:
+      return false;
+  }
+}

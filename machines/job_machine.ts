@@ -33,6 +33,7 @@
  */
 import { and, assign, enqueueActions, not, setup } from "xstate";
 import { bidMachine } from "./bid_machine.ts";
+import { offerRejection } from "./bid_decision.ts";
 import {
   DEFAULT_POLICY,
   type JobPolicy,
@@ -265,8 +266,6 @@ export type JobEvent =
 
 /** The final states of a job. */
 export const JOB_FINAL_STATES = ["settled", "expired", "cancelled", "refunded", "failed"] as const;
-/** A final state of a job. */
-export type JobFinalState = (typeof JOB_FINAL_STATES)[number];
 
 const isOwner = (c: JobContext) => c.self === c.owner;
 
@@ -281,16 +280,7 @@ function openBids(c: JobContext): BidRecord[] {
 export function bidRejection(context: JobContext, bid: BidOffer): BidRejectReason | null {
   if (context.bids[bid.bidId] !== undefined) return "duplicate";
   if (context.excluded.includes(bid.worker)) return "worker_excluded";
-  if (bid.price > context.spec.maxPrice) return "price_above_max";
-  if (
-    bid.hardware !== context.spec.requirements.hardware &&
-    context.spec.requirements.hardware === "gpu"
-  ) {
-    return "hardware_mismatch";
-  }
-  if (bid.stake < context.spec.requirements.minStake) return "insufficient_stake";
-  if (bid.etaMs > context.spec.executionMs) return "eta_too_long";
-  return null;
+  return offerRejection(context.spec, bid);
 }
 
 function pickWinner(context: JobContext): BidRecord | undefined {
@@ -431,8 +421,6 @@ export const jobMachine = setup({
         ? { escrowed: event.amount, escrowRef: event.ref ?? null }
         : { escrowed: context.escrowed }
     ),
-    /** An observer hears another worker's bid: only the owner decides, so nothing to keep. */
-    letOthersBidBy: enqueueActions(() => {}),
     recordDecline: assign({
       declined: ({ context, event }) =>
         event.type === "bid.declined" ? { reason: event.reason, at: event.at } : context.declined,
@@ -882,7 +870,8 @@ export const jobMachine = setup({
     ],
     "chain.worker.slashed": { actions: "recordSlash" },
     "bid.received": [
-      { guard: "othersBidHere", actions: "letOthersBidBy" },
+      // An observer hears another worker's bid: only the owner decides, so nothing to keep.
+      { guard: "othersBidHere" },
       { actions: { type: "refuseBid", params: { late: true } } },
     ],
     "job.announced": { actions: "recordAnnouncement" },
@@ -927,7 +916,7 @@ export const jobMachine = setup({
       on: {
         "bid.received": [
           // Only the owner decides; an observer keeps its own bid and lets the others by.
-          { guard: "othersBidHere", actions: "letOthersBidBy" },
+          { guard: "othersBidHere" },
           { guard: "bidIsAcceptable", actions: "acceptBid" },
           { actions: { type: "refuseBid", params: {} } },
         ],

@@ -233,6 +233,3 @@ export const peerMachine = setup({
     },
   },
 });
-
-/** Every deadline key the peer machine arms. */
-export const PEER_DEADLINES: readonly Deadline[] = ["heartbeat", "ban"];

@@ -77,7 +77,7 @@ export type DeclineReason =
   | "insufficient_stake"
   | "busy"
   | "price_below_floor"
-  | "deadline_too_short"
+  | "eta_too_long"
   | "excluded";
 
 /** A verifier's verdict on a result. */
@@ -199,12 +199,3 @@ export type EffectRequest =
     readonly event: string;
     readonly reason: string;
   };
-
-/** The type names of {@link EffectRequest}. */
-export type EffectType = EffectRequest["type"];
-
-/** Every event delivered by the inbox carries the virtual time it was stamped with. */
-export interface Stamped {
-  /** Virtual time, ms, stamped by the inbox. */
-  readonly at: number;
-}

@@ -16,9 +16,11 @@ import { LocalLedger } from "../chain/local_ledger.ts";
 import type { ChainCursor, ChainEvent, ChainPort, TxReceipt } from "../chain/port.ts";
 import type { EffectRequest } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { commitmentOf } from "../runtime/compute/executor.ts";
+import { BuiltinExecutor, commitmentOf, type ExecutorPort } from "../runtime/compute/executor.ts";
+import { TOPICS } from "../protocols/messages.ts";
+import type { NetworkPort } from "../protocols/network_port.ts";
 import { SqliteJournal } from "../runtime/durability/journal.ts";
-import type { NodeOptions } from "../runtime/kernel/node.ts";
+import type { NodeOptions } from "../runtime/kernel/mod.ts";
 import { type DurableNode, openDurableNode } from "../runtime/durability/recovery.ts";
 
 const TX_METHODS = [
@@ -33,12 +35,73 @@ const TX_METHODS = [
 ] as const;
 type TxMethod = (typeof TX_METHODS)[number];
 
-/** Where to kill the market: in call `nth` of `method` by `node`, before or after it landed. */
+/** Effects that are not transactions, where a market can be killed before they end. */
+type WorkEffect =
+  | "net.announce"
+  | "net.assignment"
+  | "net.result"
+  | "net.attestation"
+  | "worker.consider"
+  | "exec.run"
+  | "verify.run";
+
+/** The topic each publishing effect goes out on (a bid is `worker.consider`'s answer). */
+const TOPIC_OF: Partial<Record<WorkEffect, string>> = {
+  "net.announce": TOPICS.jobs,
+  "net.assignment": TOPICS.assignments,
+  "net.result": TOPICS.results,
+  "net.attestation": TOPICS.attestations,
+  "worker.consider": TOPICS.bids,
+};
+
+/**
+ * Where to kill the market: in call `nth` of `method` by `node`, before or after it landed; or,
+ * with `effect`, while `node` does that effect (a publish that never goes out, an execution or
+ * a re-execution that never ends).
+ */
 interface CrashPlan {
   readonly node: string;
-  readonly method: TxMethod;
+  readonly method?: TxMethod;
+  readonly effect?: WorkEffect;
   readonly nth?: number;
   readonly when: "lost" | "landed";
+}
+
+/** Wraps a node's network port: a publish the plan names kills the market instead. */
+function testNetwork(inner: NetworkPort, kill: Kill, plan: CrashPlan | undefined): NetworkPort {
+  const topic = plan?.effect === undefined ? undefined : TOPIC_OF[plan.effect];
+  return new Proxy(inner, {
+    get(target, key, receiver) {
+      if (key !== "publish") {
+        const value = Reflect.get(target, key, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (t: string, data: Uint8Array, o?: { signal?: AbortSignal }) => {
+        if (kill.killed) return hang(o?.signal);
+        if (plan?.node === inner.self && topic === t) {
+          kill.now();
+          return hang(o?.signal);
+        }
+        return target.publish(t as never, data, o);
+      };
+    },
+  });
+}
+
+/** An executor whose runs (or re-runs) kill the market when the plan names them. */
+function testExecutor(node: string, kill: Kill, plan: CrashPlan | undefined): ExecutorPort {
+  const inner = new BuiltinExecutor();
+  return {
+    supports: (kind) => inner.supports(kind),
+    execute: (spec, input, o) => {
+      if (kill.killed) return hang(o?.signal);
+      if (plan?.node === node && (plan.effect === "exec.run" || plan.effect === "verify.run")) {
+        kill.now();
+        return hang(o?.signal);
+      }
+      return inner.execute(spec, input, o);
+    },
+  };
 }
 
 /** The kill switch of one market. */
@@ -137,7 +200,10 @@ function testPort(
       const n = (counts.get(method) ?? 0) + 1;
       counts.set(method, n);
       const call = (inner[method] as (a: never, o?: unknown) => Promise<TxReceipt>).bind(inner);
-      if (plan?.node === inner.account && plan.method === method && (plan.nth ?? 1) === n) {
+      if (
+        plan?.node === inner.account && plan.method !== undefined && plan.method === method &&
+        (plan.nth ?? 1) === n
+      ) {
         if (plan.when === "lost") {
           kill.now();
           return hang(o?.signal);
@@ -169,6 +235,8 @@ interface MarketOptions {
   readonly workers?: number;
   /** Fault of every worker (`wrong_result` gets the job disputed). */
   readonly workerFault?: "wrong_result";
+  /** The node that starts last (the others are up when it sends again). @default "client" */
+  readonly last?: string;
   /** Bends the client's chain port (reopened market). */
   readonly client?: Partial<Pick<PortControl, "hideFrom" | "delayMs">>;
 }
@@ -225,7 +293,8 @@ class Market {
       market.controls.set(spec.id, control);
       const durable = await openDurableNode({
         ...spec,
-        network: market.network.join(spec.id),
+        network: testNetwork(market.network.join(spec.id), market.kill, options.plan),
+        executor: testExecutor(spec.id, market.kill, options.plan),
         chain: testPort(market.ledger.as(spec.id), market.kill, options.plan, control),
         peer,
         capabilityIntervalMs: 0,
@@ -236,10 +305,13 @@ class Market {
       market.nodes.set(spec.id, durable);
       market.recovered.set(spec.id, durable.node.tree.get("job:j1")?.state);
     }
-    // The client comes back last, into a running market (gossip reaches only started nodes).
-    for (const [id, durable] of [...market.nodes].reverse()) {
-      market.resumed.set(id, await durable.start());
-    }
+    // The client (or `last`) comes back last, into a running market (gossip reaches only
+    // started nodes, so what it sends again reaches the others).
+    const last = options.last ?? "client";
+    const order = [...market.nodes].reverse().sort(([a], [b]) =>
+      Number(a === last) - Number(b === last)
+    );
+    for (const [id, durable] of order) market.resumed.set(id, await durable.start());
     // Slow only while recovering: the rest of the run goes at full speed (attestations that
     // outrun the client's chain follower are kept since job machine v3).
     for (const control of market.controls.values()) control.delayMs = undefined;
@@ -358,19 +430,24 @@ interface Scenario {
 }
 
 /** A lost transaction: sent again after the restart, exactly once, and the job goes on. */
-async function lostIsResent(scenario: Scenario, resent: TxMethod[]) {
+function lostIsResent(scenario: Scenario, resent: TxMethod[]) {
+  return lostIsResentBy("client", scenario, resent);
+}
+
+/** A lost transaction of `node`: sent again after the restart, exactly once. */
+async function lostIsResentBy(node: string, scenario: Scenario, resent: TxMethod[] = []) {
   const dir = await Deno.makeTempDir({ prefix: "crash-tx-" });
   try {
     const first = await Market.open(dir, { ...scenario.options, plan: scenario.plan });
     await first.submit();
     await first.bury();
-    const after = await Market.open(dir, scenario.options);
-    assert.equal(after.recovered.get("client"), scenario.recoveredIn, "recovered where it was");
+    const after = await Market.open(dir, { ...scenario.options, last: node });
+    assert.equal(after.recovered.get(node), scenario.recoveredIn, "recovered where it was");
     const final = await after.finished();
     await after.stop();
     assert.equal(final, scenario.final);
-    const started = after.resumed.get("client")!.map((e) => e.type);
-    const calls = after.controls.get("client")!.calls;
+    const started = after.resumed.get(node)!.map((e) => e.type);
+    const calls = after.controls.get(node)!.calls;
     for (const method of resent) {
       assert.ok(
         calls.some((c) => c.method === method && c.ok),
@@ -378,7 +455,7 @@ async function lostIsResent(scenario: Scenario, resent: TxMethod[]) {
       );
     }
     assert.ok(started.some((t) => t.startsWith("chain.")), `resent: ${started.join(", ")}`);
-    assert.ok(!journaled(dir, "client").includes("chain.tx.failed"), "no transaction failed");
+    assert.ok(!journaled(dir, node).includes("chain.tx.failed"), "no transaction failed");
     return { events: await audit(dir), calls };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -521,10 +598,9 @@ Deno.test("a client killed before the release of payment releases it on restart 
     },
     ["releasePayment"],
   );
-  // Settling cannot tell whether the record's event came: the record is tried first, refused
-  // as done already, then the release goes out.
+  // The journal says what was open: the release alone (the record's event had come and closed
+  // the record). Nothing is guessed from the state, so nothing is tried and refused first.
   assert.deepEqual(calls.map((c) => [c.method, c.ok, c.code ?? null]), [
-    ["recordVerification", false, "invalid_state"],
     ["releasePayment", true, null],
   ]);
   ONCE(events, "JobVerified", "PaymentReleased");
@@ -573,4 +649,71 @@ Deno.test("a client killed before the refund of a job without bids refunds it on
     ["refund"],
   );
   ONCE(events, "JobSubmitted", "EscrowRefunded");
+});
+
+/**
+ * An effect of another kind open at the crash: the market is killed while `plan.node` does
+ * it (its publish never goes out, its run never ends); on restart that node reads it as open
+ * from its journal alone, sends it again once, and the job settles.
+ */
+async function openWorkIsResumed(plan: CrashPlan & { effect: WorkEffect }) {
+  const dir = await Deno.makeTempDir({ prefix: "crash-effect-" });
+  try {
+    const first = await Market.open(dir, { plan });
+    await first.submit();
+    await first.bury();
+    const after = await Market.open(dir, { last: plan.node });
+    const durable = after.nodes.get(plan.node)!;
+    const open = durable.openEffects.filter((r) => r.actor === "job:j1").map((r) => r.effect.type);
+    assert.ok(open.includes(plan.effect), `${plan.effect} was open on ${plan.node}: ${open}`);
+    const resent = after.resumed.get(plan.node)!.map((e) => e.type);
+    assert.equal(
+      resent.filter((type) => type === plan.effect).length,
+      1,
+      `${plan.effect} was sent again once: ${resent.join(", ")}`,
+    );
+    assert.equal(await after.finished(), "settled");
+    await after.stop();
+    ONCE(await audit(dir), "JobSubmitted", "WorkerAssigned", "ResultSubmitted", "PaymentReleased");
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("a client killed before its announcement went out announces it again from its journal", async () => {
+  await openWorkIsResumed({ node: "client", effect: "net.announce", when: "lost" });
+});
+
+Deno.test("a worker killed before its bid went out bids again from its journal", async () => {
+  await openWorkIsResumed({ node: "worker-1", effect: "worker.consider", when: "lost" });
+});
+
+Deno.test("a client killed before its assignment went out publishes it again from its journal", async () => {
+  await openWorkIsResumed({ node: "client", effect: "net.assignment", when: "lost" });
+});
+
+Deno.test("a worker killed in the middle of an execution runs it again from its journal", async () => {
+  await openWorkIsResumed({ node: "worker-1", effect: "exec.run", when: "lost" });
+});
+
+Deno.test("a worker killed before its result went out publishes it again from its journal", async () => {
+  await openWorkIsResumed({ node: "worker-1", effect: "net.result", when: "lost" });
+});
+
+Deno.test("a verifier killed in the middle of a re-execution runs it again from its journal", async () => {
+  await openWorkIsResumed({ node: "verifier-1", effect: "verify.run", when: "lost" });
+});
+
+Deno.test("a verifier killed before its attestation went out publishes it again from its journal", async () => {
+  await openWorkIsResumed({ node: "verifier-1", effect: "net.attestation", when: "lost" });
+});
+
+Deno.test("a worker killed before its result transaction sends it again from its journal", async () => {
+  const { events, calls } = await lostIsResentBy("worker-1", {
+    plan: { node: "worker-1", method: "submitResult", when: "lost" },
+    recoveredIn: "executing",
+    final: "settled",
+  });
+  assert.deepEqual(calls.map((c) => [c.method, c.ok]), [["submitResult", true]]);
+  ONCE(events, "ResultSubmitted", "PaymentReleased");
 });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { createNode } from "../runtime/kernel/node.ts";
+import { createNode } from "../runtime/kernel/mod.ts";
 import { spec } from "./_drive.ts";
 
 const until = async (check: () => boolean, what: string, ms = 5_000) => {

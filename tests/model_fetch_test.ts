@@ -11,7 +11,7 @@ import { PayloadHashMismatchError, PayloadNotFoundError } from "../protocols/pay
 import { InferenceClient } from "../runtime/sdk/client.ts";
 import { fetchModel, serveModels } from "../runtime/compute/model_fetch.ts";
 import { MemoryModelStore, type ModelStore } from "../runtime/compute/model_store.ts";
-import { createNode, type Node, type NodeObservation } from "../runtime/kernel/node.ts";
+import { createNode, type Node, type NodeObservation } from "../runtime/kernel/mod.ts";
 import { buildMlpModel } from "../runtime/compute/onnx_model_builder.ts";
 import type { OnnxJobInput } from "../runtime/compute/onnx_executor.ts";
 

@@ -10,7 +10,7 @@ import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { simulatedClock } from "../runtime/kernel/clock.ts";
 import { runDemo } from "../runtime/demo/demo.ts";
 import { MemoryJournal } from "../runtime/kernel/inbox.ts";
-import { createNode, type NodeObservation } from "../runtime/kernel/node.ts";
+import { createNode, type NodeObservation } from "../runtime/kernel/mod.ts";
 import { bid, spec } from "./_drive.ts";
 
 Deno.test("a job actor restored mid-bidding closes its bid window at the original deadline", async () => {

@@ -25,7 +25,7 @@ import {
   type NodeObservation,
   type NodeOptions,
   type PricingPolicy,
-} from "../runtime/kernel/node.ts";
+} from "../runtime/kernel/mod.ts";
 import { buildMlpModel, encodeModel, mlpWeights } from "../runtime/compute/onnx_model_builder.ts";
 import type { OnnxJobInput } from "../runtime/compute/onnx_executor.ts";
 

@@ -69,6 +69,16 @@ function editOutcome(dir: string, seq: number, state: string): void {
   }
 }
 
+/** Edits the effects recorded for `seq`: as if the code had asked for something else. */
+function editEffects(dir: string, seq: number, effects: string): void {
+  const db = new DatabaseSync(`${dir}/client/journal.sqlite`);
+  try {
+    db.prepare("UPDATE entries SET effects = ? WHERE seq = ?").run(effects, seq);
+  } finally {
+    db.close();
+  }
+}
+
 async function withClient(fn: (dir: string, ledger: LocalLedger, seq: number) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "recovery-divergence-" });
   const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
@@ -110,8 +120,14 @@ Deno.test("openDurableNode() stops at a journal whose recorded outcome the code 
         lines[0]!,
         new RegExp(`diverged at seq ${seq}: job\\.submit \\(operator\\) to job:j1$`),
       );
-      assert.match(lines[1]!, /^ {2}expected: accepted, job:j1 in state bidding, context \w+$/);
-      assert.match(lines[2]!, /^ {2}actual: {3}accepted, job:j1 in state announced, context \w+$/);
+      assert.match(
+        lines[1]!,
+        /^ {2}expected: accepted, job:j1 in state bidding, context \w+, effects \[chain\.escrow\.lock\] #\w+$/,
+      );
+      assert.match(
+        lines[2]!,
+        /^ {2}actual: {3}accepted, job:j1 in state announced, context \w+, effects \[chain\.escrow\.lock\] #\w+$/,
+      );
       assert.match(error.message, /acceptDivergence/);
       return true;
     });
@@ -136,6 +152,49 @@ Deno.test("openDurableNode({ acceptDivergence: true }) goes on from the replayed
     try {
       assert.equal(again.divergence, null);
       assert.equal(again.node.job("j1")?.state, "bidding");
+    } finally {
+      await again.stop();
+    }
+  });
+});
+
+Deno.test("openDurableNode() compares the effects a replayed delivery emits and names the one that differs", async () => {
+  await withClient(async (dir, ledger, seq) => {
+    // The same state and context, but the journal says job.submit asked for a release instead.
+    editEffects(dir, seq, "chain.release#00000000000000");
+    await assert.rejects(open(dir, ledger), (error: Error) => {
+      assert.equal(error.name, "RecoveryDivergenceError");
+      const d = (error as RecoveryDivergenceError).divergence;
+      assert.equal(d.seq, seq);
+      assert.equal(d.expected.state, d.actual.state, "only the effects differ");
+      assert.match(error.message, /expected: .*effects \[chain\.release\]/);
+      assert.match(error.message, /actual: .*effects \[chain\.escrow\.lock\]/);
+      return true;
+    });
+  });
+});
+
+Deno.test("openDurableNode() recovers the open effects from the journal alone and sends them once", async () => {
+  await withClient(async (dir, ledger) => {
+    const durable = await open(dir, ledger);
+    try {
+      // The client crashed in bidding: its announcement's publish may not have ended, nothing
+      // else is owed (the escrow tx went through and its event came).
+      assert.ok(
+        durable.openEffects.every((r) => r.effect.type !== "chain.escrow.lock"),
+        `open: ${durable.openEffects.map((r) => r.effect.type).join(", ")}`,
+      );
+      await durable.start();
+      const resumed = durable.resumed!;
+      assert.deepEqual(resumed.sent.map((r) => r.id), durable.openEffects.map((r) => r.id));
+      await durable.node.settled();
+    } finally {
+      await durable.stop();
+    }
+    // Sent and ended: nothing is open any more.
+    const again = await open(dir, ledger);
+    try {
+      assert.deepEqual(again.openEffects.map((r) => r.effect.type), []);
     } finally {
       await again.stop();
     }

@@ -516,29 +516,5 @@ export function toleranceComparator(options: ToleranceOptions = {}): ResultCompa
   };
 }
 
-/** Routes each job to the first executor that supports its kind. */
-export class CompositeExecutor implements ExecutorPort {
-  readonly #executors: readonly ExecutorPort[];
-
-  constructor(executors: readonly ExecutorPort[]) {
-    this.#executors = [...executors];
-  }
-
-  supports(kind: JobKind): boolean {
-    return this.#executors.some((e) => e.supports(kind));
-  }
-
-  execute(spec: JobSpec, input: unknown, options: ExecuteOptions = {}): Promise<ExecutionResult> {
-    const executor = this.#executors.find((e) => e.supports(spec.kind));
-    if (executor === undefined) {
-      return Promise.reject(
-        new ExecutionError(
-          `Cannot execute job kind ${JSON.stringify(spec.kind)}: no executor supports it`,
-        ),
-      );
-    }
-    return executor.execute(spec, input, options);
-  }
-}
-
-// --- measurement ---------------------------------------------------------------------------
+// The executor that routes by kind lives beside the builtin one (no native library needed).
+export { CompositeExecutor } from "./executor.ts";

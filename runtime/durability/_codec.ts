@@ -182,33 +182,72 @@ export interface EnvelopeOutcome {
   readonly hash: string | null;
   /** Why it was rejected (not compared in replay). */
   readonly reason?: string;
+  /**
+   * The effects the delivery emitted ({@link effectsDigest}): their types in order and a hash
+   * of them all. Absent in journals and recordings made before effects were recorded (then not
+   * compared).
+   */
+  readonly effects?: string;
+}
+
+/** What {@link effectsDigest} reads of an emitted effect. */
+export interface EmittedEffect {
+  readonly actor: string;
+  readonly effect: { readonly type: string };
+}
+
+/**
+ * The digest of the effects one delivery emitted: `type,type,...#<hash>` (the hash covers each
+ * effect whole and the actor that emitted it), or `""` when it emitted none. Replay compares it,
+ * as Temporal's replayer compares commands; the types name the effect that differs.
+ */
+export function effectsDigest(effects: readonly EmittedEffect[]): string {
+  if (effects.length === 0) return "";
+  const types = effects.map((e) => e.effect.type).join(",");
+  return `${types}#${stateHash(effects.map((e) => [e.actor, e.effect]))}`;
 }
 
 /** The outcome of a delivery, from the tree's answer and the addressed actor. */
 export function outcomeOf(
   delivery: { readonly status: DeliveryStatus; readonly reason?: string },
   actor: DeliveredActor | undefined,
+  effects?: readonly EmittedEffect[],
 ): EnvelopeOutcome {
-  const base = {
+  const base: EnvelopeOutcome = {
     status: delivery.status,
     actor: actor?.id ?? null,
     state: actor?.state ?? null,
     hash: actor === undefined ? null : stateHash(actor.snapshot.context),
+    ...(delivery.status === "rejected" && delivery.reason !== undefined
+      ? { reason: delivery.reason }
+      : {}),
+    ...(effects === undefined ? {} : { effects: effectsDigest(effects) }),
   };
-  return delivery.status === "rejected" && delivery.reason !== undefined
-    ? { ...base, reason: delivery.reason }
-    : base;
+  return base;
 }
 
-/** Whether two outcomes agree on what replay checks (status, actor, state, hash). */
+/**
+ * Whether two outcomes agree on what replay checks: status, actor, state, hash, and the emitted
+ * effects when both record them.
+ */
 export function sameOutcome(a: EnvelopeOutcome, b: EnvelopeOutcome): boolean {
-  return a.status === b.status && a.actor === b.actor && a.state === b.state && a.hash === b.hash;
+  return a.status === b.status && a.actor === b.actor && a.state === b.state &&
+    a.hash === b.hash &&
+    (a.effects === undefined || b.effects === undefined || a.effects === b.effects);
 }
 
-/** An outcome as text: `accepted, job:j1 in state bidding, context 00c0ffee…` (for reports). */
+/**
+ * An outcome as text: `accepted, job:j1 in state bidding, context 00c0ffee…, effects
+ * [timer.arm, net.announce]` (for reports).
+ */
 export function describeOutcome(o: EnvelopeOutcome): string {
   const where = o.actor === null ? "no actor" : `${o.actor} in state ${o.state}`;
-  return `${o.status}, ${where}${o.hash ? `, context ${o.hash}` : ""}${
+  const effects = o.effects === undefined
+    ? ""
+    : `, effects [${o.effects.split("#")[0]!.split(",").filter((t) => t).join(", ")}]${
+      o.effects ? ` #${o.effects.split("#")[1]}` : ""
+    }`;
+  return `${o.status}, ${where}${o.hash ? `, context ${o.hash}` : ""}${effects}${
     o.reason ? ` (${o.reason})` : ""
   }`;
 }

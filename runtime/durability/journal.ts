@@ -49,13 +49,16 @@ import {
 } from "./_codec.ts";
 import {
   type DeliveredActor,
+  type EffectRecord,
   type Envelope,
+  isResumable,
   type JournalSink,
+  logger,
+  type NodeOptions,
   type Source,
   SOURCES,
+  type WorkerProfile,
 } from "../kernel/mod.ts";
-import { logger } from "../kernel/mod.ts";
-import type { NodeOptions, WorkerProfile } from "../kernel/mod.ts";
 import { type Checkpoint, SnapshotStore } from "./snapshot_store.ts";
 
 export type { EnvelopeOutcome, RecordedEnvelope } from "./_codec.ts";
@@ -136,8 +139,18 @@ const JOURNAL_VERSION = 1;
 const WAL_HEADER = 32;
 const WAL_FRAME_HEADER = 24;
 
-function rowChecksum(seq: number, at: number, source: string, target: string, event: string) {
-  return fnv1aHex(`${seq}|${at}|${source}|${target}|${event}`);
+function rowChecksum(
+  seq: number,
+  at: number,
+  source: string,
+  target: string,
+  event: string,
+  effect: string | null,
+) {
+  // An entry that closes an effect has it covered too (entries without one keep their checksum).
+  return fnv1aHex(
+    `${seq}|${at}|${source}|${target}|${event}${effect === null ? "" : `|${effect}`}`,
+  );
 }
 
 /** Drops a partial frame at the end of a write-ahead log; returns a message if it did. */
@@ -184,6 +197,8 @@ interface Row {
   state: string | null;
   hash: string | null;
   reason: string | null;
+  effect: string | null;
+  effects: string | null;
 }
 
 /** The SQLite journal of one node. */
@@ -200,6 +215,11 @@ export class SqliteJournal implements JournalSink {
   readonly #snapshots: SnapshotStore;
   readonly #checkpointEvery: number;
   readonly #pending: (readonly [number, EnvelopeOutcome])[] = [];
+  /** Effects emitted since the last write that recovery would send again, and closures. */
+  readonly #pendingEffects: EffectRecord[] = [];
+  readonly #pendingClosed: string[] = [];
+  readonly #insertEffect: StatementSync;
+  readonly #closeEffect: StatementSync;
   readonly #dirty = new Map<string, DeliveredActor>();
   /** Actors retired since the last checkpoint, with their archive summaries. */
   readonly #retired = new Map<string, unknown>();
@@ -221,11 +241,15 @@ export class SqliteJournal implements JournalSink {
     this.repairs = repairs;
     this.#checkpointEvery = checkpointEvery;
     this.#insert = db.prepare(
-      "INSERT INTO entries (seq, at, source, target, event, crc) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO entries (seq, at, source, target, event, crc, effect) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#outcome = db.prepare(
-      "UPDATE entries SET status = ?, actor = ?, state = ?, hash = ?, reason = ? WHERE seq = ?",
+      "UPDATE entries SET status = ?, actor = ?, state = ?, hash = ?, reason = ?, effects = ? WHERE seq = ?",
     );
+    this.#insertEffect = db.prepare(
+      "INSERT OR IGNORE INTO effects (id, seq, actor, effect) VALUES (?, ?, ?, ?)",
+    );
+    this.#closeEffect = db.prepare("UPDATE effects SET closed = 1 WHERE id = ?");
     this.#snapshots = new SnapshotStore(db);
     this.openedAtCheckpoint = this.#snapshots.load().seq;
   }
@@ -264,7 +288,20 @@ export class SqliteJournal implements JournalSink {
           hash TEXT,
           reason TEXT
         );
+        CREATE TABLE IF NOT EXISTS effects (
+          id TEXT PRIMARY KEY,
+          seq INTEGER NOT NULL,
+          actor TEXT NOT NULL,
+          effect TEXT NOT NULL,
+          closed INTEGER NOT NULL DEFAULT 0
+        );
       `);
+      // Journals made before effects were journaled: add their columns (older rows keep NULL).
+      const columns = new Set(
+        (db.prepare("PRAGMA table_info(entries)").all() as { name: string }[]).map((c) => c.name),
+      );
+      if (!columns.has("effect")) db.exec("ALTER TABLE entries ADD COLUMN effect TEXT");
+      if (!columns.has("effects")) db.exec("ALTER TABLE entries ADD COLUMN effects TEXT");
     } catch (error) {
       throw new JournalError(
         path,
@@ -326,8 +363,9 @@ export class SqliteJournal implements JournalSink {
 
   /** Verifies checksums and sequence; drops a torn last row. Returns the next seq. */
   static #checkRows(path: string, db: DatabaseSync, repairs: string[]): number {
-    const rows = db.prepare("SELECT seq, at, source, target, event, crc FROM entries ORDER BY seq")
-      .iterate() as Iterable<Row>;
+    const rows = db.prepare(
+      "SELECT seq, at, source, target, event, crc, effect FROM entries ORDER BY seq",
+    ).iterate() as Iterable<Row>;
     let expected: number | undefined;
     let last: Row | undefined;
     let bad: Row | undefined;
@@ -348,7 +386,9 @@ export class SqliteJournal implements JournalSink {
           row.seq,
         );
       }
-      if (rowChecksum(row.seq, row.at, row.source, row.target, row.event) !== row.crc) bad = row;
+      if (
+        rowChecksum(row.seq, row.at, row.source, row.target, row.event, row.effect) !== row.crc
+      ) bad = row;
       expected = row.seq + 1;
       last = row;
     }
@@ -398,14 +438,34 @@ export class SqliteJournal implements JournalSink {
       );
     }
     const event = encodeJson(envelope.event);
-    const crc = rowChecksum(envelope.seq, envelope.at, envelope.source, envelope.target, event);
-    if (this.#pending.length === 0) {
-      this.#insert.run(envelope.seq, envelope.at, envelope.source, envelope.target, event, crc);
+    const effect = envelope.effect ?? null;
+    const crc = rowChecksum(
+      envelope.seq,
+      envelope.at,
+      envelope.source,
+      envelope.target,
+      event,
+      effect,
+    );
+    const insert = () =>
+      this.#insert.run(
+        envelope.seq,
+        envelope.at,
+        envelope.source,
+        envelope.target,
+        event,
+        crc,
+        effect,
+      );
+    if (!this.#hasPending() && effect === null) {
+      insert();
     } else {
+      // The outcome event of an effect closes it in the same transaction that journals it.
       this.#db.exec("BEGIN");
       try {
         this.#writeOutcomes();
-        this.#insert.run(envelope.seq, envelope.at, envelope.source, envelope.target, event, crc);
+        insert();
+        if (effect !== null) this.#closeEffect.run(effect);
         this.#db.exec("COMMIT");
       } catch (error) {
         this.#db.exec("ROLLBACK");
@@ -420,9 +480,13 @@ export class SqliteJournal implements JournalSink {
     envelope: Envelope,
     outcome: { readonly status: "accepted" | "rejected" | "crashed"; readonly reason?: string },
     actor: DeliveredActor | undefined,
+    effects?: readonly EffectRecord[],
   ): void {
     if (this.#closed) return;
-    this.#pending.push([envelope.seq, outcomeOf(outcome, actor)]);
+    this.#pending.push([envelope.seq, outcomeOf(outcome, actor, effects)]);
+    for (const record of effects ?? []) {
+      if (isResumable(record.effect)) this.#pendingEffects.push(record);
+    }
     this.#lastDelivered = envelope.seq;
     if (actor !== undefined && outcome.status !== "rejected") this.#dirty.set(actor.id, actor);
     if (this.#checkpointEvery > 0 && ++this.#sinceCheckpoint >= this.#checkpointEvery) {
@@ -430,10 +494,50 @@ export class SqliteJournal implements JournalSink {
     }
   }
 
+  /** An effect ended without an outcome event (a publish, a transaction that went through). */
+  effectClosed(id: string): void {
+    if (this.#closed) return;
+    this.#pendingClosed.push(id);
+  }
+
+  #hasPending(): boolean {
+    return this.#pending.length > 0 || this.#pendingEffects.length > 0 ||
+      this.#pendingClosed.length > 0;
+  }
+
   #writeOutcomes(): void {
     for (const [seq, o] of this.#pending.splice(0)) {
-      this.#outcome.run(o.status, o.actor, o.state, o.hash, o.reason ?? null, seq);
+      this.#outcome.run(
+        o.status,
+        o.actor,
+        o.state,
+        o.hash,
+        o.reason ?? null,
+        o.effects ?? null,
+        seq,
+      );
     }
+    for (const r of this.#pendingEffects.splice(0)) {
+      this.#insertEffect.run(r.id, Number(r.id.split(".")[0]), r.actor, encodeJson(r.effect));
+    }
+    for (const id of this.#pendingClosed.splice(0)) this.#closeEffect.run(id);
+  }
+
+  /**
+   * The effects still open, in the order they were emitted: recorded with the delivery that
+   * emitted them, neither closed by an outcome event nor ended. Recovery sends them again.
+   */
+  openEffects(): EffectRecord[] {
+    this.#checkOpen();
+    if (this.#hasPending()) this.checkpoint();
+    const rows = this.#db.prepare(
+      "SELECT id, actor, effect FROM effects WHERE closed = 0 ORDER BY seq, rowid",
+    ).all() as { id: string; actor: string; effect: string }[];
+    return rows.map((r) => ({
+      id: r.id,
+      actor: r.actor,
+      effect: decodeJson(r.effect) as EffectRecord["effect"],
+    }));
   }
 
   /** Writes pending outcomes and the snapshots of changed actors, as of the last delivery. */
@@ -446,6 +550,12 @@ export class SqliteJournal implements JournalSink {
       // Only a session that delivered (or recovered) knows the actors' state as of a seq.
       if (this.#lastDelivered > 0) {
         this.#snapshots.save(this.#lastDelivered, this.#dirty.values(), this.#retired);
+      }
+      // Closed effects are done with; a retired actor's open ones will never be sent again.
+      this.#db.exec("DELETE FROM effects WHERE closed = 1");
+      if (this.#retired.size > 0) {
+        const drop = this.#db.prepare("DELETE FROM effects WHERE actor = ?");
+        for (const actor of this.#retired.keys()) drop.run(actor);
       }
       this.#db.exec("COMMIT");
     } catch (error) {
@@ -464,11 +574,15 @@ export class SqliteJournal implements JournalSink {
   }
 
   /**
-   * Called once a node's tree holds every journaled entry again (after recovery): checkpoints
-   * `actors` as of the last entry.
+   * Called once a node's tree holds every journaled entry again (after recovery): records the
+   * effects that replaying the entries whose outcome was lost emitted (`effects`: the crash cut
+   * them off before they were written), and checkpoints `actors` as of the last entry.
    */
-  recovered(actors: Iterable<DeliveredActor>): void {
+  recovered(actors: Iterable<DeliveredActor>, effects: readonly EffectRecord[] = []): void {
     this.#checkOpen();
+    for (const record of effects) {
+      if (isResumable(record.effect)) this.#pendingEffects.push(record);
+    }
     for (const actor of actors) this.#dirty.set(actor.id, actor);
     this.#lastDelivered = this.lastSeq;
     if (this.#lastDelivered > 0) this.checkpoint();
@@ -494,9 +608,9 @@ export class SqliteJournal implements JournalSink {
   /** Entries with their outcomes, in order, from seq `from`. */
   *entries(options: { from?: number } = {}): Generator<RecordedEnvelope> {
     this.#checkOpen();
-    if (this.#pending.length > 0) this.checkpoint();
+    if (this.#hasPending()) this.checkpoint();
     const rows = this.#db.prepare(
-      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason FROM entries WHERE seq >= ? ORDER BY seq",
+      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason, effect, effects FROM entries WHERE seq >= ? ORDER BY seq",
     ).iterate(options.from ?? 1) as Iterable<Row>;
     for (const row of rows) {
       if (!(SOURCES as readonly string[]).includes(row.source)) {
@@ -512,12 +626,14 @@ export class SqliteJournal implements JournalSink {
         source: row.source as Source,
         target: row.target,
         event: decodeJson(row.event) as Envelope["event"],
+        ...(row.effect === null ? {} : { effect: row.effect }),
         outcome: row.status === null ? null : {
           status: row.status as EnvelopeOutcome["status"],
           actor: row.actor,
           state: row.state,
           hash: row.hash,
           ...(row.reason === null ? {} : { reason: row.reason }),
+          ...(row.effects === null ? {} : { effects: row.effects }),
         },
       };
     }

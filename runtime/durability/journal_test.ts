@@ -160,3 +160,61 @@ Deno.test("stateHash() depends on the value only, bigints included", () => {
   const text = encodeJson(a);
   assert.deepEqual(decodeJson(text), { x: 1n, y: [1, "two", null], z: { b: true } });
 });
+
+Deno.test("SqliteJournal keeps the effects each delivery emitted open until their outcome or end", () =>
+  withDir((dir) => {
+    const path = `${dir}/journal.sqlite`;
+    const journal = SqliteJournal.open(path, { checkpointEvery: 0 });
+    const first = envelope(1);
+    journal.append(first);
+    const effects = [
+      { id: "1.0", actor: "job:j1", effect: { type: "timer.arm", key: "bid_window", at: 9 } },
+      { id: "1.1", actor: "job:j1", effect: { type: "chain.escrow.lock", jobId: "j1" } },
+      { id: "1.2", actor: "job:j1", effect: { type: "exec.run", jobId: "j1" } },
+      { id: "1.3", actor: "job:j1", effect: { type: "net.announce", jobId: "j1" } },
+    ];
+    journal.delivered(first, { status: "accepted" }, actor("announced", { n: 1 }), effects);
+    // The execution's outcome names it: journaling the outcome closes it.
+    const outcome = { ...envelope(2), source: "effect" as const, effect: "1.2" };
+    journal.append(outcome);
+    // Timers are re-armed from the context, not sent again: never open.
+    assert.deepEqual(journal.openEffects().map((r) => r.id), ["1.1", "1.3"]);
+    // The publish ended without an outcome event of its own; then the process is killed.
+    journal.effectClosed("1.3");
+    journal.abandon();
+    // A crash keeps what was written: the closure that came with the outcome event, not the
+    // publish's end, which was still pending (sent again: a repeated publish is harmless).
+    const again = SqliteJournal.open(path);
+    assert.deepEqual(again.openEffects().map((r) => [r.id, r.effect.type]), [
+      ["1.1", "chain.escrow.lock"],
+      ["1.3", "net.announce"],
+    ]);
+    const entries = [...again.entries()];
+    assert.equal(entries[1]!.effect, "1.2");
+    assert.match(
+      entries[0]!.outcome!.effects!,
+      /^timer\.arm,chain\.escrow\.lock,exec\.run,net\.announce#/,
+    );
+    again.effectClosed("1.3");
+    again.close();
+    const third = SqliteJournal.open(path);
+    assert.deepEqual(third.openEffects().map((r) => r.id), ["1.1"]);
+    third.close();
+  }));
+
+Deno.test("SqliteJournal's row checksum covers the effect an entry closes", () =>
+  withDir((dir) => {
+    const path = `${dir}/journal.sqlite`;
+    const journal = SqliteJournal.open(path, { checkpointEvery: 0 });
+    journal.append(envelope(1));
+    journal.append({ ...envelope(2), effect: "1.0" });
+    journal.append(envelope(3));
+    journal.close();
+    const db = new DatabaseSync(path);
+    db.prepare("UPDATE entries SET effect = '1.5' WHERE seq = 2").run();
+    db.close();
+    assert.throws(() => SqliteJournal.open(path), {
+      name: "JournalError",
+      message: /corrupt at seq 2/,
+    });
+  }));

@@ -24,6 +24,8 @@ export {
   decodeJson,
   type DeliveryStatus,
   describeOutcome,
+  effectsDigest,
+  type EmittedEffect,
   encodeJson,
   type EnvelopeOutcome,
   fnv1aHex,

@@ -28,13 +28,26 @@
  * @module
  */
 import { decodeJson, encodeJson, outcomeOf, type RecordedEnvelope } from "./_codec.ts";
-import { type DeliveredActor, type Envelope, type JournalSink, SOURCES } from "../kernel/mod.ts";
+import {
+  type DeliveredActor,
+  type EffectRecord,
+  type Envelope,
+  type JournalSink,
+  SOURCES,
+} from "../kernel/mod.ts";
 import { ENGINE_VERSION, MACHINE_VERSIONS, type NodeDescriptor, SqliteJournal } from "./journal.ts";
 
 /** The recording format this engine writes and reads. */
 export const RECORDING_FORMAT = "ciro.recording";
-/** The recording format version this engine writes and reads. */
-export const RECORDING_VERSION = 1;
+/**
+ * The recording format version this engine writes. Version 2 adds the effects each delivery
+ * emitted (`outcome.effects`, compared in replay) and the effect an outcome event closes
+ * (`effect`); version 1 recordings still replay, without the effect comparison.
+ */
+export const RECORDING_VERSION = 2;
+
+/** The recording format versions this engine reads. */
+export const READABLE_RECORDING_VERSIONS: readonly number[] = [1, 2];
 
 /** Line 1 of a recording. */
 export interface RecordingHeader {
@@ -163,6 +176,7 @@ export class RecordingWriter {
       source: envelope.source,
       target: envelope.target,
       event: envelope.event,
+      ...(envelope.effect === undefined ? {} : { effect: envelope.effect }),
       outcome,
     }));
   }
@@ -216,6 +230,7 @@ class RecordingSink implements JournalSink {
     envelope: Envelope,
     outcome: { readonly status: "accepted" | "rejected" | "crashed"; readonly reason?: string },
     actor: DeliveredActor | undefined,
+    effects?: readonly EffectRecord[],
   ): void {
     // Delivery is in sequence order: anything older still pending was never delivered.
     for (const [seq, earlier] of this.#pending) {
@@ -224,7 +239,7 @@ class RecordingSink implements JournalSink {
       this.#writer.entry(this.#node, earlier, null);
     }
     this.#pending.delete(envelope.seq);
-    this.#writer.entry(this.#node, envelope, outcomeOf(outcome, actor));
+    this.#writer.entry(this.#node, envelope, outcomeOf(outcome, actor, effects));
   }
 
   drainUndelivered(): void {
@@ -277,11 +292,13 @@ export function parseRecording(text: string, options: { name?: string } = {}): R
       1,
     );
   }
-  if (header["version"] !== RECORDING_VERSION) {
+  if (!READABLE_RECORDING_VERSIONS.includes(header["version"] as number)) {
     throw new RecordingError(
       `Unsupported recording format version ${
         describe(header["version"])
-      } in "${name}" (line 1): this engine reads version ${RECORDING_VERSION}`,
+      } in "${name}" (line 1): this engine reads versions ${
+        READABLE_RECORDING_VERSIONS.join(", ")
+      }`,
       1,
     );
   }
@@ -363,6 +380,16 @@ export function parseRecording(text: string, options: { name?: string } = {}): R
     ) {
       fail(`seq ${seq} of node "${node}" has an invalid outcome ${describe(outcome)}`);
     }
+    if (
+      isRecord(outcome) && outcome["effects"] !== undefined &&
+      typeof outcome["effects"] !== "string"
+    ) {
+      fail(`seq ${seq} of node "${node}" has invalid effects ${describe(outcome["effects"])}`);
+    }
+    const effect = v["effect"];
+    if (effect !== undefined && (typeof effect !== "string" || !/^\d+\.\d+$/.test(effect))) {
+      fail(`seq ${seq} of node "${node}" closes an invalid effect id ${describe(effect)}`);
+    }
     last.set(node as string, seq as number);
     entries.push({
       node: node as string,
@@ -372,6 +399,7 @@ export function parseRecording(text: string, options: { name?: string } = {}): R
       source: v["source"] as Envelope["source"],
       target: v["target"] as string,
       event: event as Envelope["event"],
+      ...(effect === undefined ? {} : { effect: effect as string }),
       outcome: outcome as RecordedEnvelope["outcome"],
     });
   }

@@ -6,34 +6,32 @@
  * 1. the journal is opened (a torn tail is repaired and reported);
  * 2. every actor is restored from the last checkpoint's snapshots, and the journal entries
  *    after the checkpoint (the tail) are replayed into them with inert ports: their effects
- *    already happened, or were lost with the process;
- * 3. each replayed delivery that has a recorded outcome (status, actor, state, context hash) is
- *    checked against it. The first mismatch stops the open with a
+ *    already happened, were recorded as still open, or were lost with the process;
+ * 3. each replayed delivery that has a recorded outcome (status, actor, state, context hash and
+ *    the effects it emitted) is checked against it. The first mismatch stops the open with a
  *    {@link RecoveryDivergenceError} naming the sequence number, the event, the actor, and the
- *    expected and actual outcomes: a node whose code no longer reproduces its own journal must
- *    not go on silently. `acceptDivergence: true` is the operator's escape hatch: it logs the
- *    divergence as an error and goes on from the replayed state;
- * 4. the actors are restored into the node's tree, which re-arms each one's deadlines from its
+ *    expected and actual outcomes (an effect that differs is named): a node whose code no longer
+ *    reproduces its own journal must not go on silently. `acceptDivergence: true` is the
+ *    operator's escape hatch: it logs the divergence as an error and goes on from the replayed
+ *    state;
+ * 4. the effects emitted by the replayed deliveries whose outcome the crash cut off are
+ *    recorded as open (their ids are the same as the first time: `<seq>.<n>`);
+ * 5. the actors are restored into the node's tree, which re-arms each one's deadlines from its
  *    context (a deadline that passed while the node was down fires at once);
- * 5. the chain subscription resumes after the last chain event journaled.
+ * 6. the chain subscription resumes after the last chain event journaled.
  *
  * Then {@link DurableNode.start} starts the node and, in this order:
  *
- * 6. catches up with the chain ({@link Node.catchUpChain}): every chain event the chain holds
- *    past the cursor is journaled and delivered first, so a transaction that landed before the
- *    crash is seen as its event, and the job is no longer waiting on it;
- * 7. resumes work that was in flight: a bid for a job still in its bid window (offered again),
- *    an execution this node was running for a job assigned to it, a verification it had
- *    started, and the result of an execution that finished but whose result transaction was
- *    lost;
- * 8. sends again the chain transactions its own jobs still wait on (see
- *    {@link owedTransactions}): the escrow lock (`announced`), the assignment (`assigned`), the
- *    revocation (`reassigning`), the verification record and the release (`settling`), the
- *    record, slash and refund of a dispute (`disputed`), the refund (`refunding`), and the
- *    downtime slash of a revoked worker. None of these states has a deadline, so without this
- *    a transaction lost with the process would stall its job forever. A resent transaction the
- *    chain refuses as done already (`duplicate_job`, `invalid_state`: it landed, and its event
- *    is still on its way) is logged, not reported to the job, which its event brings on.
+ * 7. catches up with the chain (`Node.catchUpChain`): every chain event the chain holds past the
+ *    cursor is journaled and delivered first, so a transaction that landed before the crash is
+ *    seen as its event;
+ * 8. sends again every effect still open in the journal (`Node.resume`): recorded with the
+ *    delivery that emitted it, and neither closed by its outcome event (an execution's result, a
+ *    verdict, a bid decision, a refused transaction) nor ended (a publish or a transaction that
+ *    went through). Nothing is re-derived from states: the journal says what was asked and not
+ *    done. A resent transaction the chain refuses as done already (`duplicate_job`,
+ *    `invalid_state`: it landed, and its event is on its way) is closed quietly; an effect whose
+ *    actor finished or was retired is dropped.
  *
  * What cannot be resumed is covered by the owner's deadlines: a silent worker's job is
  * re-auctioned, a job whose window closed without bids expires.
@@ -42,9 +40,14 @@
  */
 import type { RetiredJob } from "../../actors/tree.ts";
 import type { ChainCursor } from "../../chain/port.ts";
-import type { JobContext } from "../../machines/job_machine.ts";
 import type { EffectRequest } from "../../machines/types.ts";
-import { describeOutcome, type EnvelopeOutcome, outcomeOf, sameOutcome } from "./_codec.ts";
+import {
+  describeOutcome,
+  type EmittedEffect,
+  type EnvelopeOutcome,
+  outcomeOf,
+  sameOutcome,
+} from "./_codec.ts";
 import {
   describeNode,
   ENGINE_VERSION,
@@ -52,8 +55,14 @@ import {
   SqliteJournal,
   type SqliteJournalOptions,
 } from "./journal.ts";
-import { logger } from "../kernel/mod.ts";
-import { createNode, type Node, type NodeOptions, type ResendOutcome } from "../kernel/mod.ts";
+import {
+  createNode,
+  type EffectRecord,
+  logger,
+  type Node,
+  type NodeOptions,
+  type ResumedEffects,
+} from "../kernel/mod.ts";
 import { inertTree } from "./replay.ts";
 
 /** Options of {@link openDurableNode}: a node's options plus where it keeps its state. */
@@ -121,12 +130,16 @@ export interface DurableNode {
   readonly repairs: readonly string[];
   /** Where the chain subscription resumed. */
   readonly chainCursor: ChainCursor;
+  /** The effects open in the journal when it was opened: what {@link DurableNode.start} resumes. */
+  readonly openEffects: readonly EffectRecord[];
   /**
-   * Starts the node, catches up with the chain, then resumes work in flight and sends again the
-   * transactions its jobs wait on; returns the effects sent again. Call
-   * {@link DurableNode.stop} to stop it and close the journal.
+   * Starts the node, catches up with the chain, then sends again the effects still open in the
+   * journal; returns the effects sent again (see {@link DurableNode.resumed} for the rest).
+   * Call {@link DurableNode.stop} to stop it and close the journal.
    */
   start(options?: { signal?: AbortSignal }): Promise<EffectRequest[]>;
+  /** What the last {@link DurableNode.start} resumed, dropped, and how its transactions went. */
+  readonly resumed: ResumedEffects | undefined;
   /** Stops the node and closes the journal (writing a final checkpoint). */
   stop(): Promise<void>;
 }
@@ -180,7 +193,15 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     let now = 0;
     // Jobs retired in the tail: their snapshots give way to their summaries at the checkpoint.
     const retiredInTail: RetiredJob[] = [];
-    const scratch = inertTree(descriptor, () => now, (job) => retiredInTail.push(job));
+    let emitted: EmittedEffect[] = [];
+    const scratch = inertTree(
+      descriptor,
+      () => now,
+      (job) => retiredInTail.push(job),
+      (actor, effect) => void emitted.push({ actor, effect }),
+    );
+    // Effects of the replayed deliveries whose outcome the crash cut off: never written.
+    const cutOff: EffectRecord[] = [];
     const checkpoint = journal.loadCheckpoint();
     for (const retired of checkpoint.retired) scratch.restoreRetired(retired as RetiredJob);
     for (const stored of checkpoint.actors) {
@@ -192,11 +213,21 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     let diverged = 0;
     for (const entry of journal.entries({ from: checkpoint.seq + 1 })) {
       now = entry.at;
+      emitted = [];
       const delivery = scratch.deliver(entry);
       replayed++;
-      if (entry.outcome === null) continue;
+      if (entry.outcome === null) {
+        emitted.forEach((e, n) =>
+          cutOff.push({ id: `${entry.seq}.${n}`, actor: e.actor, effect: e.effect })
+        );
+        continue;
+      }
       checked++;
-      const actual = outcomeOf(delivery, scratch.get(entry.target));
+      const actual = outcomeOf(
+        delivery,
+        scratch.get(entry.target),
+        entry.outcome.effects === undefined ? undefined : emitted,
+      );
       if (sameOutcome(actual, entry.outcome)) continue;
       if (diverged++ > 0) continue;
       divergence = {
@@ -238,7 +269,10 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     for (const retired of scratch.archive()) node.tree.restoreRetired(retired);
     for (const retired of retiredInTail) journal.retired(`job:${retired.jobId}`, retired);
     scratch.stop();
-    journal.recovered([...node.tree.jobs.cells(), ...node.tree.peers.cells()]);
+    journal.recovered([...node.tree.jobs.cells(), ...node.tree.peers.cells()], cutOff);
+    const openEffects = journal.openEffects();
+    node.expectOpen(openEffects);
+    let resumed: ResumedEffects | undefined;
     return {
       node,
       journal,
@@ -248,11 +282,16 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
       divergence,
       repairs: journal.repairs,
       chainCursor,
+      openEffects,
+      get resumed() {
+        return resumed;
+      },
       start: async (startOptions = {}) => {
         await node.start(startOptions);
         // The order is the guarantee: chain events first, then what this node sends again.
         await node.catchUpChain(startOptions);
-        return [...resumeWork(node), ...resendTransactions(node)];
+        resumed = node.resume(openEffects);
+        return resumed.sent.map((r) => r.effect as EffectRequest);
       },
       stop: async () => {
         await node.stop();
@@ -263,180 +302,4 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     journal.close();
     throw error;
   }
-}
-
-/** Sends again the executions, verifications, bids and results this node had in flight. */
-function resumeWork(node: Node): EffectRequest[] {
-  const resumed: EffectRequest[] = [];
-  for (const cell of node.tree.jobs.cells()) {
-    if (cell.done) continue;
-    const c = cell.snapshot.context as JobContext;
-    const effects: EffectRequest[] = [];
-    if (
-      cell.state === "bidding" && c.owner !== node.id && node.roles.includes("worker") &&
-      !c.excluded.includes(node.id)
-    ) {
-      // Our bid may have died with the process: offer it again (a duplicate is refused).
-      effects.push({
-        type: "worker.consider",
-        jobId: c.jobId,
-        spec: c.spec,
-        attempt: c.attempt,
-        excluded: c.excluded,
-      });
-    } else if (cell.state === "executing" && c.winner?.worker === node.id) {
-      const output = c.outputs[node.id];
-      if (output === undefined) effects.push({ type: "exec.run", jobId: c.jobId, spec: c.spec });
-      else if (c.result === null) {
-        // Executed, but the result never reached the chain (or the verifiers): publish it.
-        effects.push({
-          type: "net.result",
-          jobId: c.jobId,
-          worker: node.id,
-          commitment: output.commitment,
-          output: output.value,
-        });
-      }
-    } else if (
-      cell.state === "verifying" && c.verifying && c.result !== null &&
-      c.attestations[node.id] === undefined && c.outputs[c.result.worker] !== undefined
-    ) {
-      effects.push({
-        type: "verify.run",
-        jobId: c.jobId,
-        spec: c.spec,
-        worker: c.result.worker,
-        commitment: c.result.commitment,
-        output: c.outputs[c.result.worker]!.value,
-      });
-    } else if (cell.state === "bidding" && c.owner === node.id) {
-      // The announcement may have died with the process (workers take a repeat quietly).
-      const closesAt = c.deadlines.bid_window;
-      if (closesAt !== undefined) {
-        effects.push({
-          type: "net.announce",
-          jobId: c.jobId,
-          spec: c.spec,
-          owner: c.owner,
-          attempt: c.attempt,
-          bidWindowEndsAt: closesAt,
-        });
-      }
-    }
-    for (const effect of effects) {
-      if (node.resumeEffect(cell.id, effect)) resumed.push(effect);
-    }
-  }
-  return resumed;
-}
-
-/**
- * The chain transactions a job, in `state` on the node `self`, is waiting on and that this node
- * sends: `first` in order, then `ifDone` in order only if the last of `first` is refused as done
- * already (`settling` cannot tell from its context whether the verification record's event
- * came: if it did, the release is what is owed). Empty when it waits on no transaction of its
- * own (its deadlines cover the rest).
- */
-export function owedTransactions(
-  state: string,
-  c: JobContext,
-  self: string,
-): { first: EffectRequest[]; ifDone: EffectRequest[] } {
-  const first: EffectRequest[] = [];
-  const ifDone: EffectRequest[] = [];
-  const jobId = c.jobId;
-  if (c.owner !== self) {
-    // A worker whose result transaction was lost: its execution finished, the chain has no result.
-    const output = c.outputs[self];
-    if (
-      state === "executing" && c.winner?.worker === self && output !== undefined &&
-      c.result === null
-    ) {
-      first.push({
-        type: "chain.result.submit",
-        jobId,
-        worker: self,
-        commitment: output.commitment,
-      });
-    }
-    return { first, ifDone };
-  }
-  // A revoked worker's downtime slash goes out with the revocation's event; it may be lost.
-  for (const worker of c.excluded) {
-    if (!c.slashes.some((s) => s.worker === worker && s.reason === "downtime")) {
-      first.push({ type: "chain.slash", jobId, worker, reason: "downtime" });
-    }
-  }
-  const slashInvalid = (): EffectRequest[] =>
-    c.result !== null &&
-      !c.slashes.some((s) => s.worker === c.result!.worker && s.reason === "invalid_compute")
-      ? [{ type: "chain.slash", jobId, worker: c.result.worker, reason: "invalid_compute" }]
-      : [];
-  switch (state) {
-    case "announced":
-      if (c.escrowed === 0n) {
-        first.push({ type: "chain.escrow.lock", jobId, amount: c.spec.maxPrice, spec: c.spec });
-      }
-      break;
-    case "assigned":
-      if (c.winner !== null) {
-        first.push({
-          type: "chain.assign",
-          jobId,
-          worker: c.winner.worker,
-          price: c.winner.price,
-          verifiers: c.verifiers,
-        });
-      }
-      break;
-    case "reassigning":
-      if (c.winner !== null) {
-        first.push({ type: "chain.assignment.revoke", jobId, worker: c.winner.worker });
-      }
-      break;
-    case "settling":
-      first.push({ type: "chain.verification.record", jobId, accepted: true });
-      ifDone.push({ type: "chain.release", jobId });
-      break;
-    case "disputed":
-      // The refund reason is set when the dispute's chain event came (the machine's refund).
-      if (c.refundReason === null) {
-        first.push({ type: "chain.verification.record", jobId, accepted: false });
-        ifDone.push(...slashInvalid(), { type: "chain.refund", jobId, reason: "disputed" });
-      } else {
-        first.push(...slashInvalid(), { type: "chain.refund", jobId, reason: "disputed" });
-      }
-      break;
-    case "refunding":
-      if (c.escrowed > 0n) {
-        first.push({ type: "chain.refund", jobId, reason: c.refundReason ?? "failed" });
-      }
-      break;
-  }
-  return { first, ifDone };
-}
-
-/** Sends again the chain transactions this node's jobs wait on (after the chain caught up). */
-function resendTransactions(node: Node): EffectRequest[] {
-  const sent: EffectRequest[] = [];
-  for (const cell of node.tree.jobs.cells()) {
-    if (cell.done) continue;
-    const { first, ifDone } = owedTransactions(
-      cell.state,
-      cell.snapshot.context as JobContext,
-      node.id,
-    );
-    let last: Promise<ResendOutcome> | undefined;
-    for (const effect of first) {
-      last = node.resendTransaction(cell.id, effect);
-      sent.push(effect);
-    }
-    if (last !== undefined && ifDone.length > 0) {
-      void last.then((outcome) => {
-        if (outcome !== "already_done") return;
-        for (const effect of ifDone) void node.resendTransaction(cell.id, effect);
-      });
-    }
-  }
-  return sent;
 }

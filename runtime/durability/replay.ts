@@ -14,7 +14,14 @@
  * @module
  */
 import { ActorTree, type RetiredJob } from "../../actors/tree.ts";
-import { describeOutcome, type EnvelopeOutcome, outcomeOf, sameOutcome } from "./_codec.ts";
+import type { EffectRequest } from "../../machines/types.ts";
+import {
+  describeOutcome,
+  type EmittedEffect,
+  type EnvelopeOutcome,
+  outcomeOf,
+  sameOutcome,
+} from "./_codec.ts";
 import { MACHINE_VERSIONS, type NodeDescriptor } from "./journal.ts";
 import type { Recording, RecordingEntry, RecordingHeader } from "./recording.ts";
 
@@ -110,11 +117,15 @@ export interface ReplayReport {
   readonly trees: ReadonlyMap<string, ActorTree>;
 }
 
-/** A tree like the recorded node's, with inert ports. */
+/**
+ * A tree like the recorded node's, with inert ports: effects go nowhere, or to `onEffect`
+ * (replay and recovery collect them to compare with, or recover, the recorded ones).
+ */
 export function inertTree(
   node: NodeDescriptor,
   now: () => number,
   onRetired?: (job: RetiredJob) => void,
+  onEffect?: (actor: string, effect: EffectRequest) => void,
 ): ActorTree {
   return new ActorTree({
     self: node.id,
@@ -125,7 +136,7 @@ export function inertTree(
     ...(node.intensity ? { intensity: node.intensity } : {}),
     ...(node.archiveSize !== undefined ? { archiveSize: node.archiveSize } : {}),
     ...(onRetired ? { onRetired } : {}),
-    onEffect: () => {},
+    onEffect: onEffect ?? (() => {}),
   });
 }
 
@@ -137,7 +148,12 @@ export function replay(recording: Recording, options: ReplayOptions = {}): Repla
   let now = 0;
   const clock = () => now;
   const trees = new Map<string, ActorTree>();
-  for (const node of recording.nodes) trees.set(node.id, inertTree(node, clock));
+  // The effects each delivery emits, to compare with the recorded ones.
+  let emitted: EmittedEffect[] = [];
+  const collect = (actor: string, effect: EffectRequest) => void emitted.push({ actor, effect });
+  for (const node of recording.nodes) {
+    trees.set(node.id, inertTree(node, clock, undefined, collect));
+  }
   const entries = recording.entries;
   const total = entries.length;
   let checked = 0;
@@ -153,12 +169,17 @@ export function replay(recording: Recording, options: ReplayOptions = {}): Repla
     now = entry.at;
     if (now < first) first = now;
     if (now > last) last = now;
+    emitted = [];
     const delivery = tree.deliver(entry);
     const recorded = entry.outcome;
     let actual: EnvelopeOutcome | null = null;
     if (recorded === null) unchecked++;
     else if (check) {
-      actual = outcomeOf(delivery, tree.get(entry.target));
+      actual = outcomeOf(
+        delivery,
+        tree.get(entry.target),
+        recorded.effects === undefined ? undefined : emitted,
+      );
       if (!sameOutcome(actual, recorded)) {
         divergence = {
           line: entry.line,

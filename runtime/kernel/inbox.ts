@@ -37,6 +37,34 @@ export interface Envelope {
   /** The addressed actor: `job:<id>`, `peer:<id>`, or `node`. */
   readonly target: string;
   readonly event: InboundEvent;
+  /**
+   * The effect this event is the outcome of (its {@link EffectRecord.id}), if any: journaling
+   * the event closes the effect, so recovery does not send it again.
+   */
+  readonly effect?: string;
+}
+
+/**
+ * An effect request an actor emitted, as the journal keeps it: `id` is `<seq>.<n>`, the n-th
+ * effect emitted while delivering the envelope `seq` (so ids are the same in every replay).
+ */
+export interface EffectRecord {
+  readonly id: string;
+  readonly actor: string;
+  readonly effect: { readonly type: string; readonly [key: string]: unknown };
+}
+
+/**
+ * Thrown by {@link Inbox.submit} when the journal did not take the event: nothing was
+ * delivered or acknowledged, and the inbox takes nothing more (the node must stop).
+ * Match on `error.name === "JournalAppendError"`.
+ */
+export class JournalAppendError extends Error {
+  override readonly name = "JournalAppendError";
+  readonly code = "journal_append_failed";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /** Where stamped events are appended before delivery. */
@@ -52,7 +80,13 @@ export interface JournalSink {
     envelope: Envelope,
     outcome: { readonly status: "accepted" | "rejected" | "crashed"; readonly reason?: string },
     actor: DeliveredActor | undefined,
+    effects?: readonly EffectRecord[],
   ): void;
+  /**
+   * Called when an effect finished without an outcome event of its own (a publish, a
+   * transaction that went through; its chain event follows): it is no longer open.
+   */
+  effectClosed?(id: string): void;
   /**
    * Called when a finished job's actor is retired (during the delivery that retired it): a
    * journal keeps `summary` in place of the actor's snapshot.
@@ -100,6 +134,8 @@ export interface InboxOptions {
   readonly journal?: JournalSink;
   /** Delivers one stamped event; must not throw (the tree reports failures itself). */
   readonly deliver: (envelope: Envelope) => void;
+  /** Told once when the journal refuses an append: the inbox has stopped for good. */
+  readonly onJournalFailure?: (error: JournalAppendError) => void;
 }
 
 /** The single inbox of a node. */
@@ -107,22 +143,30 @@ export class Inbox {
   readonly #clock: Clock;
   readonly #journal: JournalSink;
   readonly #deliver: (envelope: Envelope) => void;
+  readonly #onJournalFailure: ((error: JournalAppendError) => void) | undefined;
   readonly #queue: Envelope[] = [];
   #draining = false;
   #seq: number;
   #closed = false;
+  #failure: JournalAppendError | undefined;
   #submitted = 0;
 
   constructor(options: InboxOptions) {
     this.#clock = options.clock;
     this.#journal = options.journal ?? new MemoryJournal({ limit: 0 });
     this.#deliver = options.deliver;
+    this.#onJournalFailure = options.onJournalFailure;
     this.#seq = this.#journal.nextSeq();
   }
 
   /** How many events were submitted since this inbox was created. */
   get submitted(): number {
     return this.#submitted;
+  }
+
+  /** Why the inbox stopped taking events: the journal refused an append. */
+  get failure(): JournalAppendError | undefined {
+    return this.#failure;
   }
 
   /** Stops accepting events (a stopping node). */
@@ -132,17 +176,51 @@ export class Inbox {
 
   /**
    * Stamps `event`, appends it to the journal, and delivers it (now, or after the delivery in
-   * progress). Returns the envelope.
+   * progress). Returns the envelope. The sequence number is taken only once the journal took
+   * the event: if the append fails, nothing is delivered, a {@link JournalAppendError} is
+   * thrown, and the inbox takes nothing more. `options.effect` names the effect this event is
+   * the outcome of (see {@link Envelope.effect}).
    */
-  submit(source: Source, target: string, event: InboundEvent): Envelope {
+  submit(
+    source: Source,
+    target: string,
+    event: InboundEvent,
+    options: { readonly effect?: string } = {},
+  ): Envelope {
+    if (this.#failure !== undefined) {
+      throw new JournalAppendError(
+        `Cannot submit "${event?.type}" to "${target}": the journal failed earlier: ${this.#failure.message}`,
+        { cause: this.#failure },
+      );
+    }
     if (this.#closed) {
       throw new Error(`Cannot submit "${event.type}" to "${target}": the inbox is closed`);
     }
     if (typeof event?.type !== "string" || event.type.length === 0) {
       throw new TypeError(`Cannot submit an event without a type to "${target}"`);
     }
-    const envelope: Envelope = { seq: this.#seq++, at: this.#clock.now(), source, target, event };
-    this.#journal.append(envelope);
+    const envelope: Envelope = {
+      seq: this.#seq,
+      at: this.#clock.now(),
+      source,
+      target,
+      event,
+      ...(options.effect === undefined ? {} : { effect: options.effect }),
+    };
+    try {
+      this.#journal.append(envelope);
+    } catch (error) {
+      this.#failure = new JournalAppendError(
+        `Cannot journal "${event.type}" for "${target}" (seq ${envelope.seq}): ${
+          (error as Error)?.message ?? error
+        }`,
+        { cause: error },
+      );
+      this.#closed = true;
+      this.#onJournalFailure?.(this.#failure);
+      throw this.#failure;
+    }
+    this.#seq++;
     this.#submitted++;
     this.#queue.push(envelope);
     this.#drain();

@@ -1,0 +1,105 @@
+/**
+ * The node's side of the chain subscription: every chain event becomes actor events submitted
+ * to the inbox (journaled, then delivered), and the node knows how far it has read, so a node
+ * that was away can catch up with the chain before it sends anything again.
+ *
+ * @module
+ */
+import type { ChainCursor, ChainPort } from "../../chain/port.ts";
+import { chainEventToActorEvents } from "../../chain/translate.ts";
+import type { AddressedEvent } from "../../machines/address.ts";
+
+/** Orders two chain positions. */
+export function compareCursors(a: ChainCursor, b: ChainCursor): number {
+  return a.blockNumber - b.blockNumber || a.eventIndex - b.eventIndex;
+}
+
+/** Options of a {@link ChainSync}. */
+export interface ChainSyncOptions {
+  readonly chain: ChainPort;
+  /** Hands one translated chain event to the inbox. */
+  readonly submit: (addressed: AddressedEvent) => void;
+}
+
+/** Follows the chain for one node. */
+export class ChainSync {
+  readonly #chain: ChainPort;
+  readonly #submit: (addressed: AddressedEvent) => void;
+  /** Where the subscription stands: after the last chain event it handed over. */
+  #seen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
+  /** Woken after each chain event the subscription hands over. */
+  readonly #waiters = new Set<() => void>();
+
+  constructor(options: ChainSyncOptions) {
+    this.#chain = options.chain;
+    this.#submit = options.submit;
+  }
+
+  /** Where the subscription stands. */
+  get seen(): ChainCursor {
+    return this.#seen;
+  }
+
+  /** Subscribes from `from`; returns the unsubscribe. */
+  subscribe(from: ChainCursor): () => void {
+    this.#seen = from;
+    return this.#chain.subscribe((event) => {
+      for (const addressed of chainEventToActorEvents(event)) this.#submit(addressed);
+      // Journaled and delivered (the inbox delivers at once outside a delivery): seen.
+      this.#seen = { blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 };
+      for (const wake of [...this.#waiters]) wake();
+    }, { from });
+  }
+
+  /**
+   * Resolves once every chain event the chain held when it was called was handed over: it reads
+   * where the chain's events end, from where the subscription stands (`eventsSince`), then waits
+   * until the subscription has handed that last event over. If the chain no longer holds that
+   * event (a reorg), it is caught up as soon as nothing is left after the subscription's position
+   * (checked every `recheckMs`). Resolves with the position reached; rejects if `signal` aborts.
+   */
+  async catchUp(signal: AbortSignal, recheckMs = 250): Promise<ChainCursor> {
+    const target = await this.#end(this.#seen, signal);
+    if (target === undefined) return this.#seen;
+    while (compareCursors(this.#seen, target) < 0) {
+      const moved = await this.#moved(recheckMs, signal);
+      if (!moved && await this.#end(this.#seen, signal) === undefined) break;
+    }
+    return this.#seen;
+  }
+
+  /** The position after the last event the chain holds at or after `from`, if any. */
+  async #end(from: ChainCursor, signal: AbortSignal): Promise<ChainCursor | undefined> {
+    const limit = 1000;
+    let end: ChainCursor | undefined;
+    for (let cursor = from;;) {
+      const { events, next } = await this.#chain.eventsSince(cursor, { signal, limit });
+      const last = events.at(-1);
+      if (last === undefined) return end;
+      end = { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
+      if (events.length < limit) return end;
+      cursor = next;
+    }
+  }
+
+  /** Whether the subscription hands over a chain event within `ms`. */
+  #moved(ms: number, signal: AbortSignal): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const done = (moved: boolean) => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        signal.removeEventListener("abort", abort);
+        resolve(moved);
+      };
+      const wake = () => done(true);
+      const abort = () => {
+        done(false);
+        reject(signal.reason);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      this.#waiters.add(wake);
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,425 @@
+/**
+ * Effect dispatch: each effect request an actor emits goes to the port that does it (timers,
+ * the network, the chain, the executor, the verifier, the worker's agent), and its outcome comes
+ * back through the inbox as an event. Every effect carries the id the journal knows it by
+ * (`<seq>.<n>`): an outcome event names it, and an effect that ends without one (a publish, a
+ * transaction that went through) is closed in the journal when it ends, so recovery sends again
+ * exactly the effects that were still open at a crash, read from the journal.
+ *
+ * @module
+ */
+import type { ActorTree } from "../../actors/tree.ts";
+import { jobContextOf } from "../../actors/tree.ts";
+import type { ChainError, ChainPort } from "../../chain/port.ts";
+import { jobAddress, peerAddress } from "../../machines/address.ts";
+import type { BidRecord } from "../../machines/job_machine.ts";
+import type { EffectRequest, JobSpec, NodeId } from "../../machines/types.ts";
+import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { PayloadHashMismatchError } from "../../protocols/payload_errors.ts";
+import { effectToWire } from "../../protocols/translate.ts";
+import {
+  commitmentOf,
+  type ExecutorPort,
+  fetchModel,
+  type ModelStore,
+  type VerifierPort,
+  type WorkerPool,
+} from "../compute/mod.ts";
+import type { EffectRecord, InboundEvent, Source } from "./inbox.ts";
+import { WIRE_PENALTY } from "./ingress.ts";
+import type { NodeOptions } from "./options.ts";
+import type { Timers } from "./timers.ts";
+import type { ConsiderEffect, WorkerAgent } from "./worker_agent.ts";
+
+/** Effects that do work outside the node and are sent again after a crash while still open. */
+export function isResumable(effect: { readonly type: string }): boolean {
+  return effect.type.startsWith("chain.") || effect.type.startsWith("net.") ||
+    effect.type === "exec.run" || effect.type === "verify.run" ||
+    effect.type === "worker.consider";
+}
+
+/** Codes that, for a transaction sent again after a crash, mean the chain is already past it. */
+const ALREADY_DONE: readonly string[] = ["duplicate_job", "invalid_state"];
+
+/** How a transaction sent again after a crash went. */
+export type ResendOutcome = "sent" | "already_done" | "failed" | "aborted";
+
+/** Options of an {@link EffectDispatcher}. */
+export interface EffectDispatcherOptions {
+  readonly self: NodeId;
+  readonly options: NodeOptions;
+  readonly tree: ActorTree;
+  readonly timers: Timers;
+  readonly executor: ExecutorPort;
+  readonly verifier: VerifierPort;
+  readonly pool: WorkerPool;
+  readonly agent: WorkerAgent | undefined;
+  /** Peers that advertised a model (fetch candidates). */
+  readonly advertisersOf: (hash: string) => NodeId[];
+  /** A model fetched: it is held now. */
+  readonly onModelFetched: (hash: string) => void;
+  /** Hands an outcome to the inbox; `effect` is the id of the effect it is the outcome of. */
+  readonly submit: (source: Source, target: string, event: InboundEvent, effect?: string) => void;
+  /** Told an effect of `actor` ended without an outcome event of its own (the journal closes it). */
+  readonly closed: (id: string, actor: string) => void;
+  /** Told an effect failed (logged and observed). */
+  readonly failed: (actor: string, effect: string, message: string) => void;
+  readonly log: {
+    info(message: string, properties?: Record<string, unknown>): void;
+    warn(message: string, properties?: Record<string, unknown>): void;
+  };
+}
+
+/** Sends each effect to its port. */
+export class EffectDispatcher {
+  readonly #o: EffectDispatcherOptions;
+  readonly #inflight = new Set<Promise<unknown>>();
+  /** Model fetches under way, by hash (concurrent jobs on one model fetch it once). */
+  readonly #fetching = new Map<string, Promise<void>>();
+  #abort = new AbortController();
+  dispatched = 0;
+  failures = 0;
+
+  constructor(options: EffectDispatcherOptions) {
+    this.#o = options;
+  }
+
+  /** Aborts the work in flight and waits for it. */
+  async stop(reason: string): Promise<void> {
+    this.#abort.abort(new Error(reason));
+    await Promise.allSettled([...this.#inflight]);
+    this.#abort = new AbortController();
+  }
+
+  /** Resolves when no effect is in flight. */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** The signal that aborts work in flight when the node stops. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Does `record.effect` for `record.actor`. */
+  dispatch(
+    record: { readonly id?: string; readonly actor: string; readonly effect: EffectRequest },
+  ): void {
+    this.dispatched++;
+    const { actor: actorId, effect, id } = record;
+    const { timers, log } = this.#o;
+    switch (effect.type) {
+      case "timer.arm":
+        return timers.arm(actorId, effect.key, effect.at);
+      case "timer.cancel":
+        return timers.cancel(actorId, effect.key);
+      case "net.announce":
+      case "net.assignment":
+      case "net.result":
+      case "net.attestation": {
+        const out = effectToWire(effect);
+        if (out === undefined) return this.#close(id, actorId);
+        return this.#track(
+          actorId,
+          effect.type,
+          id,
+          this.#o.options.network.publish(
+            out.topic,
+            encodeMessage(out.topic, out.message as never),
+            { signal: this.#abort.signal },
+          ),
+        );
+      }
+      case "worker.consider":
+        if (this.#o.agent === undefined) return this.#close(id, actorId);
+        return this.#o.agent.consider(actorId, effect as ConsiderEffect, id);
+      case "exec.run":
+        return this.#track(actorId, effect.type, undefined, this.#execute(actorId, effect, id));
+      case "verify.run":
+        return this.#track(actorId, effect.type, undefined, this.#verify(actorId, effect, id));
+      case "peer.withdraw_bids":
+        return this.#withdrawBidsOf(effect.peer);
+      case "peer.disconnect":
+        log.warn("Disconnecting peer {peer}: {reason}", {
+          peer: effect.peer,
+          reason: effect.reason,
+        });
+        return;
+      case "log.reject":
+        log.info("{actor} rejected {event}: {reason}", {
+          actor: effect.actor,
+          event: effect.event,
+          reason: effect.reason,
+        });
+        return;
+      default:
+        return this.#track(
+          actorId,
+          effect.type,
+          undefined,
+          this.chainCall(actorId, effect, id, { resent: false }),
+        );
+    }
+  }
+
+  /** Publishes a worker's bid (the agent's answer to `worker.consider`). */
+  publishBid(actorId: string, bid: object, id: string | undefined): void {
+    this.#track(
+      actorId,
+      "bid.submit",
+      id,
+      this.#o.options.network.publish(
+        TOPICS.bids,
+        encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid } as never),
+        { signal: this.#abort.signal },
+      ),
+    );
+  }
+
+  #close(id: string | undefined, actor: string): void {
+    if (id !== undefined) this.#o.closed(id, actor);
+  }
+
+  /** Tracks `work`; when it resolves, effect `closeId` (if any) is closed. */
+  #track(actor: string, effect: string, closeId: string | undefined, work: Promise<unknown>): void {
+    const p = work.then(() => this.#close(closeId, actor), (error: unknown) => {
+      if (this.#abort.signal.aborted) return;
+      this.failures++;
+      this.#o.failed(actor, effect, error instanceof Error ? error.message : String(error));
+    }).finally(() => this.#inflight.delete(p));
+    this.#inflight.add(p);
+  }
+
+  /**
+   * Sends one transaction. Success closes the effect (its chain event follows through the
+   * subscription); a refusal comes back as `chain.tx.failed`, the effect's outcome. For a
+   * transaction sent again after a crash (`resent`), a refusal meaning the chain is already past
+   * it (`duplicate_job`, `invalid_state`: it landed, its event is on its way) closes it quietly:
+   * a `chain.tx.failed` would fail a job whose transaction landed.
+   */
+  async chainCall(
+    actorId: string,
+    effect: EffectRequest,
+    id: string | undefined,
+    options: { resent: boolean },
+  ): Promise<ResendOutcome> {
+    const chain: ChainPort = this.#o.options.chain;
+    const signal = this.#abort.signal;
+    const o = { signal };
+    try {
+      switch (effect.type) {
+        case "chain.escrow.lock": {
+          const spec = effect.spec;
+          await chain.submitJob({
+            jobId: effect.jobId,
+            amount: effect.amount,
+            minStake: spec.requirements.minStake,
+            modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
+            inputCommitment: spec.inputCommitment,
+          }, o);
+          break;
+        }
+        case "chain.assign":
+          await chain.assignWorker({
+            jobId: effect.jobId,
+            worker: effect.worker,
+            price: effect.price,
+            verifiers: effect.verifiers,
+          }, o);
+          break;
+        case "chain.assignment.revoke":
+          await chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
+          break;
+        case "chain.result.submit":
+          await chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
+          break;
+        case "chain.verification.record":
+          await chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
+          break;
+        case "chain.release":
+          await chain.releasePayment({ jobId: effect.jobId }, o);
+          break;
+        case "chain.refund":
+          await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
+          break;
+        case "chain.slash":
+          await chain.slash(
+            { jobId: effect.jobId, worker: effect.worker, reason: effect.reason },
+            o,
+          );
+          break;
+        default:
+          throw new TypeError(`Unknown effect "${effect.type}" from "${actorId}"`);
+      }
+      this.#close(id, actorId);
+      return "sent";
+    } catch (error) {
+      if (signal.aborted) return "aborted";
+      const e = error as Partial<ChainError>;
+      const code = e.name === "ChainError" && e.code ? e.code : "rpc_error";
+      if (options.resent && ALREADY_DONE.includes(code)) {
+        this.#o.log.info("Resent {effect} of {actor} was already done on chain: {message}", {
+          effect: effect.type,
+          actor: actorId,
+          message: e.message ?? String(error),
+        });
+        this.#close(id, actorId);
+        return "already_done";
+      }
+      this.#o.submit("effect", actorId, {
+        type: "chain.tx.failed",
+        request: effect.type,
+        code,
+        message: e.message ?? String(error),
+      }, id);
+      throw error;
+    }
+  }
+
+  /** Sends again a transaction that was open at a crash (after the chain caught up). */
+  resend(record: EffectRecord): Promise<ResendOutcome> {
+    this.dispatched++;
+    const work = this.chainCall(record.actor, record.effect as EffectRequest, record.id, {
+      resent: true,
+    });
+    this.#track(record.actor, record.effect.type, undefined, work);
+    return work.catch(() => "failed" as const);
+  }
+
+  async #execute(
+    actorId: string,
+    effect: Extract<EffectRequest, { type: "exec.run" }>,
+    id: string | undefined,
+  ): Promise<void> {
+    const fault = this.#o.options.worker?.fault ?? "none";
+    if (fault === "silent") return;
+    try {
+      await this.#ensureModel(actorId, effect.spec);
+      const result = await this.#o.pool.run(
+        (signal) => this.#o.executor.execute(effect.spec, effect.spec.input, { signal }),
+        { signal: this.#abort.signal, timeoutMs: effect.spec.executionMs },
+      );
+      let { output, commitment } = result;
+      if (fault === "wrong_result") {
+        output = { corrupted: output };
+        commitment = commitmentOf(output);
+      }
+      this.#o.submit(
+        "effect",
+        actorId,
+        { type: "job.execution.completed", commitment, output },
+        id,
+      );
+    } catch (error) {
+      if (this.#abort.signal.aborted) throw error;
+      this.#o.submit(
+        "effect",
+        actorId,
+        { type: "job.execution.failed", error: (error as Error).message },
+        id,
+      );
+      throw error;
+    }
+  }
+
+  async #verify(
+    actorId: string,
+    effect: Extract<EffectRequest, { type: "verify.run" }>,
+    id: string | undefined,
+  ): Promise<void> {
+    const fault = this.#o.options.verifierFault ?? "none";
+    const claimed = { commitment: effect.commitment, output: effect.output };
+    if (fault === "none") await this.#ensureModel(actorId, effect.spec);
+    const attestation = fault === "always_valid"
+      ? { verdict: "valid" as const, commitment: effect.commitment }
+      : fault === "always_invalid"
+      ? { verdict: "invalid" as const, commitment: "0".repeat(64) }
+      : await this.#o.pool.run(
+        (signal) => this.#o.verifier.verify(effect.spec, effect.spec.input, claimed, { signal }),
+        { signal: this.#abort.signal, timeoutMs: effect.spec.verificationMs },
+      );
+    this.#o.submit("effect", actorId, {
+      type: "job.verification.completed",
+      verdict: attestation.verdict,
+      commitment: attestation.commitment,
+    }, id);
+  }
+
+  /**
+   * Makes sure this node holds the model of an ONNX job, fetching it by hash when missing: from
+   * peers that advertised it, then the job's owner, then its worker. A peer whose bytes do not
+   * hash to the model is penalised and the next one is tried; nothing is stored from it.
+   */
+  async #ensureModel(actorId: string, spec: JobSpec): Promise<void> {
+    const models: ModelStore | undefined = this.#o.options.models;
+    if (spec.kind.type !== "onnx" || models === undefined) return;
+    const hash = spec.kind.modelHash;
+    const signal = this.#abort.signal;
+    if (await models.has(hash, { signal })) return;
+    const running = this.#fetching.get(hash);
+    if (running) return await running;
+    const cell = this.#o.tree.get(actorId);
+    const context = cell === undefined ? undefined : jobContextOf(cell);
+    const candidates = [
+      ...new Set([...this.#o.advertisersOf(hash), context?.owner, context?.winner?.worker]),
+    ].filter((p): p is NodeId => p !== undefined && p !== this.#o.self);
+    const fetch = (async () => {
+      const failures: string[] = [];
+      for (const peer of candidates) {
+        try {
+          await fetchModel(this.#o.options.network, peer, hash, {
+            models,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
+          });
+          this.#o.onModelFetched(hash);
+          this.#o.log.info("Fetched model {hash} from {peer}", { hash, peer });
+          return;
+        } catch (error) {
+          signal.throwIfAborted();
+          const message = (error as Error).message;
+          failures.push(`${peer}: ${message}`);
+          this.#o.log.warn("Cannot fetch model {hash} from {peer}: {message}", {
+            hash,
+            peer,
+            message,
+          });
+          if (error instanceof PayloadHashMismatchError) {
+            this.#o.submit("network", peerAddress(peer), {
+              type: "peer.scored",
+              delta: WIRE_PENALTY,
+              reason: message,
+            });
+          }
+        }
+      }
+      throw new Error(
+        `Model ${hash} is not held here and no peer served it (${
+          failures.length === 0 ? "no peer to ask" : failures.join("; ")
+        })`,
+      );
+    })();
+    this.#fetching.set(hash, fetch);
+    try {
+      await fetch;
+    } finally {
+      this.#fetching.delete(hash);
+    }
+  }
+
+  /** A peer was banned: its open bids on the jobs this node follows are withdrawn. */
+  #withdrawBidsOf(peer: NodeId): void {
+    for (const cell of this.#o.tree.jobs.cells()) {
+      if (cell.done) continue;
+      const context = jobContextOf(cell);
+      for (const bid of Object.values(context.bids) as BidRecord[]) {
+        if (bid.worker === peer && bid.status === "open") {
+          this.#o.submit("system", jobAddress(context.jobId), {
+            type: "bid.withdrawn",
+            bidId: bid.bidId,
+            worker: peer,
+          });
+        }
+      }
+    }
+  }
+}

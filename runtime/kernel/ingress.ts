@@ -1,0 +1,190 @@
+/**
+ * What comes in from the network: gossip (validated before gossipsub forwards it, then
+ * translated into actor events), peer events, capabilities heard from other nodes, and the join
+ * snapshot (served to peers that join, asked of peers when this node joins). A message that
+ * fails decoding or an application rule is rejected with its reason and costs its sender score.
+ *
+ * @module
+ */
+import type { ActorTree } from "../../actors/tree.ts";
+import { jobContextOf } from "../../actors/tree.ts";
+import { type AddressedEvent, jobAddress, peerAddress } from "../../machines/address.ts";
+import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
+import { decodeMessage, type Topic, WireError } from "../../protocols/messages.ts";
+import type { GossipMessage, NetworkPort, PeerEvent } from "../../protocols/network_port.ts";
+import { requestSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
+import { RuleViolation, wireToActorEvents } from "../../protocols/translate.ts";
+
+/** Penalty to a peer's score for a message that failed decoding or an application rule. */
+export const WIRE_PENALTY = -10;
+
+/** What a node heard of another node's capabilities. */
+export interface Capabilities {
+  readonly roles: readonly Role[];
+  readonly hardware: HardwareClass;
+}
+
+/** Options of an {@link Ingress}. */
+export interface IngressOptions {
+  readonly self: NodeId;
+  readonly tree: ActorTree;
+  readonly network: NetworkPort;
+  /** Hands an event to the inbox (`network` or `system` source). */
+  readonly submit: (source: "network" | "system", addressed: AddressedEvent) => void;
+  /** Told each message rejected at the boundary, with its reason. */
+  readonly onRejected: (message: GossipMessage, reason: string) => void;
+}
+
+/** The network side of one node. */
+export class Ingress {
+  readonly #o: IngressOptions;
+  readonly #capabilities = new Map<NodeId, Capabilities>();
+  /** Models each peer advertised in its capabilities, to fetch missing models from. */
+  readonly #peerModels = new Map<NodeId, ReadonlySet<string>>();
+  /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
+  readonly #decoded = new WeakMap<Uint8Array, AddressedEvent[]>();
+
+  constructor(options: IngressOptions) {
+    this.#o = options;
+  }
+
+  /** Records this node's own capabilities. */
+  setOwn(capabilities: Capabilities): void {
+    this.#capabilities.set(this.#o.self, capabilities);
+  }
+
+  /** Verifier nodes this node knows of (from capability gossip), sorted. */
+  verifierPool(): NodeId[] {
+    return [...this.#capabilities].filter(([, c]) => c.roles.includes("verifier"))
+      .map(([id]) => id).sort();
+  }
+
+  /** The nodes this node has heard capabilities from (itself included). */
+  knownNodes(): { id: NodeId; roles: readonly Role[]; hardware: HardwareClass }[] {
+    return [...this.#capabilities].map(([id, c]) => ({ id, ...c }));
+  }
+
+  /** Peers that advertised the model `hash`. */
+  advertisersOf(hash: string): NodeId[] {
+    return [...this.#peerModels].filter(([, m]) => m.has(hash)).map(([id]) => id);
+  }
+
+  /**
+   * Gossipsub's validator: decodes and checks `message`; `reject` costs the sender score (and
+   * gossipsub stops the message), `accept` keeps what it decoded for {@link Ingress.receive}.
+   */
+  validate(message: GossipMessage): "accept" | "reject" | "ignore" {
+    const { tree } = this.#o;
+    try {
+      const decoded = decodeMessage(message.topic as Topic, message.data);
+      const addressed = wireToActorEvents(message.topic as Topic, decoded, message.from, {
+        verifiersOf: (jobId) => {
+          const cell = tree.get(jobAddress(jobId));
+          const verifiers = cell === undefined ? undefined : jobContextOf(cell).verifiers;
+          return verifiers && verifiers.length > 0 ? verifiers : undefined;
+        },
+      });
+      if (decoded.type === "node.capabilities") {
+        this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
+        this.#peerModels.set(decoded.node, new Set(decoded.models));
+      }
+      this.#decoded.set(message.data, addressed);
+      return "accept";
+    } catch (error) {
+      if (!(error instanceof WireError) && !(error instanceof RuleViolation)) throw error;
+      this.#o.onRejected(message, error.message);
+      this.#o.submit("network", {
+        target: peerAddress(message.from),
+        event: { type: "peer.scored", delta: WIRE_PENALTY, reason: error.message },
+      });
+      return "reject";
+    }
+  }
+
+  /** Delivers what {@link Ingress.validate} decoded from an accepted message. */
+  receive(message: GossipMessage): void {
+    for (const addressed of this.#decoded.get(message.data) ?? []) {
+      this.#o.submit("network", addressed);
+    }
+  }
+
+  /** A peer connected, identified, answered a heartbeat or left. */
+  peerEvent(event: PeerEvent): void {
+    const target = peerAddress(event.peer);
+    const submit = (e: AddressedEvent["event"]) => this.#o.submit("network", { target, event: e });
+    switch (event.type) {
+      case "connected":
+        return submit({ type: "peer.connected" });
+      case "identified":
+        return submit({ type: "peer.identified", protocols: [...event.protocols] });
+      case "heartbeat":
+        return submit({ type: "peer.heartbeat", rttMs: event.rttMs });
+      case "disconnected":
+        this.#capabilities.delete(event.peer);
+        this.#peerModels.delete(event.peer);
+        return submit({ type: "peer.disconnected" });
+    }
+  }
+
+  /** Open jobs and bids, as a joining peer asks for them (`/ciro/snapshot/1.0.0`). */
+  snapshot(): SnapshotData {
+    const jobs: SnapshotData["jobs"][number][] = [];
+    const bids: SnapshotData["bids"][number][] = [];
+    for (const cell of this.#o.tree.jobs.cells()) {
+      if (cell.state !== "bidding") continue;
+      const c = jobContextOf(cell);
+      const closesAt = c.deadlines.bid_window;
+      if (closesAt === undefined) continue;
+      jobs.push({
+        type: "job.announce",
+        jobId: c.jobId,
+        owner: c.owner,
+        attempt: c.attempt,
+        bidWindowEndsAt: closesAt,
+        spec: c.spec as never,
+      });
+      for (const bid of Object.values(c.bids)) {
+        if (bid.status !== "open") continue;
+        const { attempt: _a, receivedAt: _r, status: _s, reason: _x, ...offer } = bid;
+        bids.push({ type: "bid.submit", ...offer });
+      }
+    }
+    return { jobs, bids };
+  }
+
+  /**
+   * Asks about a third of the known peers for their open jobs and bids and feeds what they
+   * hold into the tree, as a node that joins late does. Snapshot answers are not signed by the
+   * jobs' owners; the chain stays the source of truth (a job that is not escrowed on chain is
+   * never assigned).
+   */
+  async requestSnapshot(
+    options: { fraction?: number; signal?: AbortSignal } = {},
+  ): Promise<{ jobs: number; bids: number; asked: number }> {
+    const { tree, self } = this.#o;
+    const result = await requestSnapshots(this.#o.network, options);
+    for (const job of result.jobs) {
+      const target = jobAddress(job.jobId);
+      if (job.owner === self || tree.get(target) !== undefined) continue;
+      this.#o.submit("network", {
+        target,
+        event: {
+          type: "job.announced",
+          owner: job.owner,
+          spec: job.spec,
+          attempt: job.attempt,
+          bidWindowEndsAt: job.bidWindowEndsAt,
+        },
+      });
+    }
+    for (const message of result.bids) {
+      if (message.type !== "bid.submit") continue;
+      const { type: _t, ...bid } = message;
+      const target = jobAddress(bid.jobId);
+      if (tree.get(target)?.state === "bidding") {
+        this.#o.submit("network", { target, event: { type: "bid.received", bid } });
+      }
+    }
+    return { jobs: result.jobs.length, bids: result.bids.length, asked: result.asked.length };
+  }
+}

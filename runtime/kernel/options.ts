@@ -1,0 +1,226 @@
+/**
+ * What a node is made of and reports: its options (ports, roles, the worker's profile, limits)
+ * with their defaults and checks, and the shapes of what it tells its users.
+ *
+ * @module
+ */
+import type { RetiredJob } from "../../actors/tree.ts";
+import type { RestartIntensity, SupervisionEvent } from "../../actors/supervisor.ts";
+import type { ChainCursor, ChainPort } from "../../chain/port.ts";
+import type { JobContext } from "../../machines/job_machine.ts";
+import type { PeerConfig } from "../../machines/peer_machine.ts";
+import type { JobPolicy } from "../../machines/policies.ts";
+import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
+import type { WorkerProfile } from "../../machines/bid_decision.ts";
+import type { NetworkPort } from "../../protocols/network_port.ts";
+import type { ExecutorPort, ModelStore, ToleranceOptions, VerifierPort } from "../compute/mod.ts";
+import type { Clock } from "./clock.ts";
+import type { Envelope, JournalAppendError, JournalSink } from "./inbox.ts";
+
+export {
+  type PricingPolicy,
+  WORKER_DEFAULTS,
+  type WorkerProfile,
+} from "../../machines/bid_decision.ts";
+
+/** How long a finished job's actor stays live by default: one minute. */
+export const DEFAULT_RETAIN_FINISHED_MS = 60_000;
+
+/** How often a node re-announces its capabilities by default, ms. */
+export const DEFAULT_CAPABILITY_INTERVAL_MS = 30_000;
+
+/** Options of `createNode()`. */
+export interface NodeOptions {
+  /** The node's id; must equal `network.self`. */
+  readonly id: NodeId;
+  readonly roles: readonly Role[];
+  readonly network: NetworkPort;
+  readonly chain: ChainPort;
+  /** @default a `BuiltinExecutor` */
+  readonly executor?: ExecutorPort;
+  /** @default re-execution with `executor` */
+  readonly verifier?: VerifierPort;
+  /** @default the wall clock */
+  readonly clock?: Clock;
+  /** Where stamped events are appended before delivery. @default kept nowhere */
+  readonly journal?: JournalSink;
+  /** @default `DEFAULT_POLICY` */
+  readonly policy?: JobPolicy;
+  readonly peer?: PeerConfig;
+  readonly intensity?: RestartIntensity;
+  /**
+   * How long a finished job's actor stays live before it is retired to the archive (a compact
+   * summary), virtual ms; `null` keeps every finished actor. @default {@link DEFAULT_RETAIN_FINISHED_MS}
+   */
+  readonly retainFinishedMs?: number | null;
+  /** Retired jobs remembered (status, late news refused). @default 10,000 */
+  readonly archiveSize?: number;
+  /** Required with the `worker` role. */
+  readonly worker?: WorkerProfile;
+  /** Where chain events are read from at start. @default the first block */
+  readonly chainCursor?: ChainCursor;
+  /**
+   * How often capabilities are re-announced, ms; 0 only at start.
+   * @default {@link DEFAULT_CAPABILITY_INTERVAL_MS}
+   */
+  readonly capabilityIntervalMs?: number;
+  /**
+   * ONNX models this node serves (worker) or re-runs (verifier), by content hash. With it and
+   * no `executor`, the node runs `builtin:matmul` and ONNX jobs (`OnnxExecutor`, loaded
+   * on the first ONNX job); a worker advertises `models.list()` in its capabilities and
+   * declines ONNX jobs whose model it does not hold (unless `fetchModels`). The node serves
+   * these models by hash over the payload protocol (`/ciro/payload/1.0.0`), and a verifier
+   * (or a worker with `fetchModels`) missing a job's model fetches it from a peer that
+   * advertised it, else from the job's owner or its worker, checks its hash and stores it here
+   * before running (see `runtime/compute/model_fetch.ts`). @default none
+   */
+  readonly models?: ModelStore;
+  /**
+   * With `models`: a worker also bids on ONNX jobs whose model it does not hold, and fetches
+   * the model from peers by hash once assigned (a failed fetch fails the execution). Without
+   * it, such jobs are declined as `unsupported_model`. Verifiers always fetch. @default false
+   */
+  readonly fetchModels?: boolean;
+  /**
+   * Float tolerance of the default verifier for ONNX outputs, by model hash
+   * (`atol + rtol × |recomputed|` per element, see `toleranceComparator`); `"*"` applies to
+   * every other model. @default `{ atol: 1e-5, rtol: 1e-4 }` for every model
+   */
+  readonly tolerances?: Readonly<Record<string, ToleranceOptions>>;
+  /**
+   * Executions and re-executions this node runs at once, and how many may wait; each is aborted
+   * at its job's deadline (`executionMs`, or `verificationMs` for a re-run).
+   * @default `{ concurrency: worker.capacity ?? 2, maxQueued: 16 }`
+   */
+  readonly executions?: { readonly concurrency?: number; readonly maxQueued?: number };
+  /**
+   * Fault injection for simulations and tests: a verifier that attests `invalid` (or `valid`)
+   * whatever it is given, without re-running the job. @default "none"
+   */
+  readonly verifierFault?: "none" | "always_invalid" | "always_valid";
+}
+
+/** What a client submits. */
+export interface JobRequest {
+  readonly spec: JobSpec;
+  /** @default a fresh unique id */
+  readonly jobId?: string;
+  /** @default the node's policy */
+  readonly policy?: JobPolicy;
+}
+
+/** A job as the node reports it. */
+export interface JobSummary {
+  readonly jobId: string;
+  readonly state: string;
+  readonly done: boolean;
+  readonly owner: NodeId;
+  readonly attempt: number;
+  readonly bids: number;
+  readonly winner: NodeId | null;
+  readonly path: JobContext["path"];
+  /** Set when the job's actor was retired and this comes from the archive. */
+  readonly retired?: true;
+}
+
+/** What a node tells observers. */
+export type NodeObservation =
+  | {
+    readonly type: "delivered";
+    readonly envelope: Envelope;
+    readonly actor: string;
+    readonly state: string;
+  }
+  | {
+    readonly type: "rejected";
+    readonly envelope: Envelope;
+    /** What code matches on (`unknown_job`, `not_accepted`, ...: `RejectCode`). */
+    readonly code: string;
+    readonly reason: string;
+  }
+  | {
+    readonly type: "job.finished";
+    readonly jobId: string;
+    readonly state: string;
+    readonly owner: NodeId;
+  }
+  | {
+    readonly type: "effect.failed";
+    readonly actor: string;
+    readonly effect: string;
+    readonly error: string;
+  }
+  | { readonly type: "supervision"; readonly event: SupervisionEvent }
+  /** The journal refused an append: the node takes no more input and must stop. */
+  | { readonly type: "journal.failed"; readonly error: JournalAppendError };
+
+/** Counters of a node. */
+export interface NodeStats {
+  delivered: number;
+  rejected: number;
+  wireRejected: number;
+  effects: number;
+  effectFailures: number;
+}
+
+/** Checks the options a node cannot run with; throws a `RangeError` naming the option. */
+export function checkNodeOptions(options: NodeOptions): void {
+  const who = `Cannot create node "${options.id}"`;
+  if (options.network.self !== options.id) {
+    throw new RangeError(`${who}: its network identity is "${options.network.self}"`);
+  }
+  if (options.roles.length === 0) throw new RangeError(`${who}: it has no roles`);
+  if (options.roles.includes("worker") && options.worker === undefined) {
+    throw new RangeError(`${who}: the worker role needs a worker profile`);
+  }
+  const ratio = options.worker?.priceRatio;
+  if (ratio !== undefined && !(ratio > 0 && ratio <= 1)) {
+    throw new RangeError(`Invalid worker.priceRatio ${ratio}: must be in (0, 1]`);
+  }
+  const pricing = options.worker?.pricing;
+  if (pricing?.kind === "ratio" && !(pricing.ratio > 0 && pricing.ratio <= 1)) {
+    throw new RangeError(`Invalid worker.pricing.ratio ${pricing.ratio}: must be in (0, 1]`);
+  }
+  if (pricing?.kind === "cost" && (!(pricing.perMs >= 0) || pricing.floor < 0n)) {
+    throw new RangeError(
+      `Invalid worker.pricing: perMs and floor must be non-negative, got ${pricing.perMs} and ${pricing.floor}`,
+    );
+  }
+  const retain = options.retainFinishedMs;
+  if (
+    retain !== undefined && retain !== null && (!Number.isSafeInteger(retain) || retain < 0)
+  ) {
+    throw new RangeError(
+      `Invalid retainFinishedMs ${retain}: must be a non-negative integer of ms, or null`,
+    );
+  }
+}
+
+/** Summaries of a retired job, as the node reports it. */
+export function summarizeRetired(r: RetiredJob): JobSummary {
+  return {
+    jobId: r.jobId,
+    state: r.state,
+    done: true,
+    owner: r.owner,
+    attempt: r.attempt,
+    bids: r.bids,
+    winner: r.winner,
+    path: r.path,
+    retired: true,
+  };
+}
+
+/** The summary of a live job's context and state. */
+export function summarizeJob(context: JobContext, state: string, done: boolean): JobSummary {
+  return {
+    jobId: context.jobId,
+    state,
+    done,
+    owner: context.owner,
+    attempt: context.attempt,
+    bids: Object.keys(context.bids).length,
+    winner: context.winner?.worker ?? null,
+    path: context.path,
+  };
+}
