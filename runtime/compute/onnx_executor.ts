@@ -44,6 +44,7 @@
  *
  * @module
  */
+import { abortable } from "./_abort.ts";
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import type { JobKind, JobSpec } from "../../machines/types.ts";
 import {
@@ -273,16 +274,6 @@ async function releaseSession(entry: CachedSession): Promise<void> {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 // --- input ---------------------------------------------------------------------------------

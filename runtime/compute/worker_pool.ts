@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { abortable } from "./_abort.ts";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -137,13 +138,4 @@ export class WorkerPool {
     this.#closing.abort(reason);
     for (const waiting of this.#queue.splice(0)) waiting.fail(reason);
   }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

@@ -22,7 +22,7 @@ import { InProcessNetwork } from "../../protocols/in_process_network.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { MemoryModelStore } from "../compute/mod.ts";
-import { buildMlpModel } from "../compute/mod.ts";
+import { buildMlpModel, seededRandom } from "../compute/mod.ts";
 import type { OnnxJobInput } from "../compute/mod.ts";
 import { describeNode } from "../durability/mod.ts";
 import {
@@ -88,18 +88,6 @@ export interface DemoSummary {
   readonly wrongWorker: string;
   /** The recording written, if one was asked for. */
   readonly recordPath?: string;
-}
-
-/** A seeded pseudo-random generator (mulberry32), so every demo run submits the same jobs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Deadlines of the demo's jobs: tight in process, looser over real libp2p (mesh hops, one event loop for every host). */
@@ -304,7 +292,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       await new Promise((r) => setTimeout(r, round === 0 ? 20 : 300));
     }
 
-    const random = rng(42);
+    const random = seededRandom(42);
     const finished = new Map<string, string>();
     const byState: Record<string, number> = {};
     let wake: () => void = () => {};
