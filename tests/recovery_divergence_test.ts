@@ -12,6 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { SqliteJournal } from "../runtime/durability/journal.ts";
+import { chainHash } from "../runtime/durability/mod.ts";
 import {
   type DurableNode,
   openDurableNode,
@@ -59,11 +60,24 @@ async function crashedClient(dir: string, ledger: LocalLedger): Promise<number> 
   }
 }
 
-/** Edits the outcome recorded for `seq` in the journal file, as a bad disk or bad code would. */
+/**
+ * Rewrites the outcome checksum of `seq` (what another build of the code writing that outcome
+ * would have written; an edit without it is corruption, refused on open: see journal_test.ts).
+ */
+function reseal(db: DatabaseSync, seq: number): void {
+  const r = db.prepare(
+    "SELECT crc, status, actor, state, hash, reason, effects FROM entries WHERE seq = ?",
+  ).get(seq) as Record<string, string | null>;
+  const fields = ["status", "actor", "state", "hash", "reason", "effects"].map((k) => r[k]);
+  db.prepare("UPDATE entries SET ocrc = ? WHERE seq = ?").run(chainHash(r["crc"]!, fields), seq);
+}
+
+/** Edits the outcome recorded for `seq` in the journal file, as other code would have. */
 function editOutcome(dir: string, seq: number, state: string): void {
   const db = new DatabaseSync(`${dir}/client/journal.sqlite`);
   try {
     db.prepare("UPDATE entries SET state = ? WHERE seq = ?").run(state, seq);
+    reseal(db, seq);
   } finally {
     db.close();
   }
@@ -74,6 +88,7 @@ function editEffects(dir: string, seq: number, effects: string): void {
   const db = new DatabaseSync(`${dir}/client/journal.sqlite`);
   try {
     db.prepare("UPDATE entries SET effects = ? WHERE seq = ?").run(effects, seq);
+    reseal(db, seq);
   } finally {
     db.close();
   }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { DeliveredActor, Envelope } from "../kernel/mod.ts";
 
 /** A `bigint` in JSON: `{ "$bigint": "123" }`. */
@@ -51,6 +52,19 @@ export function fnv1aHex(text: string): string {
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * The link of a hash chain: the first 32 hex digits (128 bits) of SHA-256 over `prev` and the
+ * `fields`, written as one JSON array so that no two field lists share a text. Each journal row,
+ * recording line and stored snapshot carries one; a row's covers the previous row's, so an edit
+ * anywhere breaks the chain at that row.
+ */
+export function chainHash(prev: string, fields: readonly unknown[]): string {
+  return createHash("sha256").update(JSON.stringify([prev, ...fields])).digest("hex").slice(
+    0,
+    32,
+  );
 }
 
 function fmix(h: number): number {

@@ -11,11 +11,19 @@
  * most the last transactions on a power loss; `"full"` fsyncs every append and loses nothing on
  * a power loss, at a cost measured by `runtime/replay_bench.ts`.
  *
- * On open the journal checks its tail: a write-ahead log that ends in a partial frame, or a
- * last row whose checksum does not match, is a torn tail (a write cut by a crash). It is
- * repaired (the partial frame or row dropped) and reported in {@link SqliteJournal.repairs}
- * and through `onRepair`. Damage anywhere else is a {@link JournalError} naming the sequence
- * number.
+ * The rows are hash-chained (format version 2): each row's `crc` is {@link chainHash} over
+ * the previous row's `crc` and every input field of the row (seq, at, source, target, event,
+ * the effect it closes); its `ocrc`, written with its outcome, covers the row's `crc` and every
+ * outcome field (status, actor, state, hash, reason, effects). Open effects and stored
+ * snapshots carry checksums too. On open every row is checked: a checksum that does not match
+ * on a committed row is corruption, a {@link JournalError} (code `"corrupt"`) naming the
+ * sequence number, and nothing is deleted. SQLite commits a transaction whole or not at all: a
+ * write cut by a crash is a partial frame at the end of the write-ahead log, which SQLite's own
+ * recovery ignores (it reads frames only while a whole frame with a valid checksum remains);
+ * that partial frame, and nothing else, is the torn tail the journal drops and reports in
+ * {@link SqliteJournal.repairs} and through `onRepair`. A version 1 journal (rows checksummed
+ * one by one, not chained) is checked by its version 1 checksums, then migrated in one
+ * transaction: the chain is computed from its first row on and the version set to 2.
  *
  * ```ts
  * import { SqliteJournal } from "./journal.ts";
@@ -40,6 +48,7 @@ import { PEER_MACHINE_VERSION, type PeerConfig } from "../../machines/peer_machi
 import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { NodeId, Role } from "../../machines/types.ts";
 import {
+  chainHash,
   decodeJson,
   encodeJson,
   type EnvelopeOutcome,
@@ -59,7 +68,7 @@ import {
   SOURCES,
   type WorkerProfile,
 } from "../kernel/mod.ts";
-import { type Checkpoint, SnapshotStore } from "./snapshot_store.ts";
+import { type Checkpoint, type SnapshotError, SnapshotStore } from "./snapshot_store.ts";
 
 export type { EnvelopeOutcome, RecordedEnvelope } from "./_codec.ts";
 export { outcomeOf, stateHash } from "./_codec.ts";
@@ -100,15 +109,32 @@ export function describeNode(options: NodeOptions): NodeDescriptor {
   };
 }
 
+/**
+ * Why a journal cannot be used: `"open_failed"` (SQLite could not open it), `"foreign"` (not a
+ * CIRO journal, or another node's), `"version"` (a format this engine does not read),
+ * `"corrupt"` (a committed row, effect or snapshot whose checksum does not match, or missing
+ * rows), `"closed"`.
+ */
+export type JournalErrorCode = "open_failed" | "foreign" | "version" | "corrupt" | "closed";
+
 /** A journal that cannot be opened or read; match on `error.name === "JournalError"`. */
 export class JournalError extends Error {
   override readonly name = "JournalError";
+  /** What is wrong. */
+  readonly code: JournalErrorCode;
   /** The journal file. */
   readonly path: string;
   /** The sequence number at fault, when there is one. */
   readonly seq: number | null;
-  constructor(path: string, message: string, seq: number | null = null, options?: ErrorOptions) {
+  constructor(
+    path: string,
+    code: JournalErrorCode,
+    message: string,
+    seq: number | null = null,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
+    this.code = code;
     this.path = path;
     this.seq = seq;
   }
@@ -135,11 +161,13 @@ export interface SqliteJournalOptions {
 }
 
 const JOURNAL_FORMAT = "ciro.journal";
-const JOURNAL_VERSION = 1;
+/** Version 2: rows hash-chained, outcomes, effects and snapshots checksummed. */
+const JOURNAL_VERSION = 2;
 const WAL_HEADER = 32;
 const WAL_FRAME_HEADER = 24;
 
-function rowChecksum(
+/** The checksum of a version 1 row (not chained); checked before such a journal is migrated. */
+function v1Checksum(
   seq: number,
   at: number,
   source: string,
@@ -153,7 +181,38 @@ function rowChecksum(
   );
 }
 
-/** Drops a partial frame at the end of a write-ahead log; returns a message if it did. */
+/** The chained checksum of a row's input fields (see the module doc). */
+function rowChecksum(
+  prev: string,
+  row: Pick<Row, "seq" | "at" | "source" | "target" | "event" | "effect">,
+): string {
+  return chainHash(prev, [row.seq, row.at, row.source, row.target, row.event, row.effect]);
+}
+
+/** The checksum of a row's outcome, bound to the row's own checksum. */
+function outcomeChecksum(
+  crc: string,
+  o: {
+    status: string | null;
+    actor: string | null;
+    state: string | null;
+    hash: string | null;
+    reason: string | null;
+    effects: string | null;
+  },
+): string {
+  return chainHash(crc, [o.status, o.actor, o.state, o.hash, o.reason, o.effects]);
+}
+
+/** The checksum of an open effect's row. */
+export function effectChecksum(id: string, seq: number, actor: string, effect: string): string {
+  return chainHash("effect", [id, seq, actor, effect]);
+}
+
+/**
+ * Drops a partial frame at the end of a write-ahead log (the only torn write SQLite leaves:
+ * its recovery ignores such a frame); returns a message if it did.
+ */
 function repairWal(path: string): string | undefined {
   const wal = `${path}-wal`;
   let size: number;
@@ -199,6 +258,7 @@ interface Row {
   reason: string | null;
   effect: string | null;
   effects: string | null;
+  ocrc: string | null;
 }
 
 /** The SQLite journal of one node. */
@@ -221,6 +281,10 @@ export class SqliteJournal implements JournalSink {
   readonly #insertEffect: StatementSync;
   readonly #closeEffect: StatementSync;
   readonly #dirty = new Map<string, DeliveredActor>();
+  /** The checksums of rows appended whose outcome is not written yet. */
+  readonly #crcs = new Map<number, string>();
+  /** The checksum of the last row (the next row's chain link); "" before the first. */
+  #lastCrc: string;
   /** Actors retired since the last checkpoint, with their archive summaries. */
   readonly #retired = new Map<string, unknown>();
   #next: number;
@@ -232,29 +296,46 @@ export class SqliteJournal implements JournalSink {
     path: string,
     db: DatabaseSync,
     next: number,
+    lastCrc: string,
     repairs: string[],
     checkpointEvery: number,
   ) {
     this.path = path;
     this.#db = db;
     this.#next = next;
+    this.#lastCrc = lastCrc;
     this.repairs = repairs;
     this.#checkpointEvery = checkpointEvery;
     this.#insert = db.prepare(
       "INSERT INTO entries (seq, at, source, target, event, crc, effect) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#outcome = db.prepare(
-      "UPDATE entries SET status = ?, actor = ?, state = ?, hash = ?, reason = ?, effects = ? WHERE seq = ?",
+      "UPDATE entries SET status = ?, actor = ?, state = ?, hash = ?, reason = ?, effects = ?, ocrc = ? WHERE seq = ?",
     );
     this.#insertEffect = db.prepare(
-      "INSERT OR IGNORE INTO effects (id, seq, actor, effect) VALUES (?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO effects (id, seq, actor, effect, crc) VALUES (?, ?, ?, ?, ?)",
     );
     this.#closeEffect = db.prepare("UPDATE effects SET closed = 1 WHERE id = ?");
     this.#snapshots = new SnapshotStore(db);
-    this.openedAtCheckpoint = this.#snapshots.load().seq;
+    try {
+      this.openedAtCheckpoint = this.#snapshots.load().seq;
+    } catch (error) {
+      throw SqliteJournal.#corruptSnapshot(path, error);
+    }
   }
 
-  /** Opens (creating if needed) the journal at `path`, repairing a torn tail. */
+  static #corruptSnapshot(path: string, error: unknown): unknown {
+    if ((error as Error).name !== "SnapshotError") return error;
+    return new JournalError(
+      path,
+      "corrupt",
+      `Journal "${path}" is corrupt: ${(error as Error).message}`,
+      (error as SnapshotError).seq,
+      { cause: error },
+    );
+  }
+
+  /** Opens (creating if needed) the journal at `path`, dropping a torn write-ahead log tail. */
   static open(path: string, options: SqliteJournalOptions = {}): SqliteJournal {
     if (typeof path !== "string" || path.length === 0 || path === ":memory:") {
       throw new TypeError(`Invalid journal path: ${JSON.stringify(path)}`);
@@ -296,39 +377,52 @@ export class SqliteJournal implements JournalSink {
           closed INTEGER NOT NULL DEFAULT 0
         );
       `);
-      // Journals made before effects were journaled: add their columns (older rows keep NULL).
-      const columns = new Set(
-        (db.prepare("PRAGMA table_info(entries)").all() as { name: string }[]).map((c) => c.name),
-      );
+      // Journals made before effects were journaled or rows chained: add their columns.
+      const columnsOf = (table: string) =>
+        new Set(
+          (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) =>
+            c.name
+          ),
+        );
+      const columns = columnsOf("entries");
       if (!columns.has("effect")) db.exec("ALTER TABLE entries ADD COLUMN effect TEXT");
       if (!columns.has("effects")) db.exec("ALTER TABLE entries ADD COLUMN effects TEXT");
+      if (!columns.has("ocrc")) db.exec("ALTER TABLE entries ADD COLUMN ocrc TEXT");
+      if (!columnsOf("effects").has("crc")) db.exec("ALTER TABLE effects ADD COLUMN crc TEXT");
     } catch (error) {
       throw new JournalError(
         path,
+        "open_failed",
         `Cannot open journal "${path}": ${(error as Error).message}`,
         null,
         { cause: error },
       );
     }
     try {
-      SqliteJournal.#checkMeta(path, db, options.node);
-      const next = SqliteJournal.#checkRows(path, db, repairs);
+      const version = SqliteJournal.#checkMeta(path, db, options.node);
+      if (version === 1) SqliteJournal.#migrateV1(path, db, repairs);
+      const { next, lastCrc } = SqliteJournal.#checkRows(path, db);
       for (const message of repairs) report(message);
-      return new SqliteJournal(path, db, next, repairs, every);
+      return new SqliteJournal(path, db, next, lastCrc, repairs, every);
     } catch (error) {
       db.close();
       throw error;
     }
   }
 
-  static #checkMeta(path: string, db: DatabaseSync, node: NodeDescriptor | undefined): void {
+  /** Checks the format and node; returns the journal's version (1 or 2). */
+  static #checkMeta(path: string, db: DatabaseSync, node: NodeDescriptor | undefined): number {
     const get = db.prepare("SELECT value FROM meta WHERE key = ?");
     const set = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
     const format = (get.get("format") as { value: string } | undefined)?.value;
     if (format === undefined) {
       const count = (db.prepare("SELECT count(*) AS n FROM entries").get() as { n: number }).n;
       if (count > 0) {
-        throw new JournalError(path, `Not a CIRO journal: "${path}" has entries but no format`);
+        throw new JournalError(
+          path,
+          "foreign",
+          `Not a CIRO journal: "${path}" has entries but no format`,
+        );
       }
       set.run("format", JOURNAL_FORMAT);
       set.run("version", String(JOURNAL_VERSION));
@@ -336,15 +430,19 @@ export class SqliteJournal implements JournalSink {
       set.run("machines", JSON.stringify(MACHINE_VERSIONS));
       set.run("created", new Date().toISOString());
     } else if (format !== JOURNAL_FORMAT) {
-      throw new JournalError(path, `Not a CIRO journal: "${path}" has format "${format}"`);
-    } else {
-      const version = Number((get.get("version") as { value: string } | undefined)?.value);
-      if (version !== JOURNAL_VERSION) {
-        throw new JournalError(
-          path,
-          `Unsupported journal version ${version} in "${path}": this engine reads version ${JOURNAL_VERSION}`,
-        );
-      }
+      throw new JournalError(
+        path,
+        "foreign",
+        `Not a CIRO journal: "${path}" has format "${format}"`,
+      );
+    }
+    const version = Number((get.get("version") as { value: string } | undefined)?.value);
+    if (version !== 1 && version !== JOURNAL_VERSION) {
+      throw new JournalError(
+        path,
+        "version",
+        `Unsupported journal version ${version} in "${path}": this engine reads versions 1 and ${JOURNAL_VERSION}`,
+      );
     }
     if (node !== undefined) {
       const stored = (get.get("node") as { value: string } | undefined)?.value;
@@ -354,52 +452,117 @@ export class SqliteJournal implements JournalSink {
         if (id !== node.id) {
           throw new JournalError(
             path,
+            "foreign",
             `Cannot open journal "${path}" for node "${node.id}": it belongs to node "${id}"`,
           );
         }
       }
     }
+    return version;
   }
 
-  /** Verifies checksums and sequence; drops a torn last row. Returns the next seq. */
-  static #checkRows(path: string, db: DatabaseSync, repairs: string[]): number {
+  static #corrupt(path: string, seq: number, why: string): JournalError {
+    return new JournalError(
+      path,
+      "corrupt",
+      `Journal "${path}" is corrupt at seq ${seq}: ${why}`,
+      seq,
+    );
+  }
+
+  /**
+   * Verifies the chain, every outcome checksum and the sequence. Nothing is deleted: a row
+   * that does not match was committed (SQLite never leaves a torn row), so it is corruption.
+   */
+  static #checkRows(path: string, db: DatabaseSync): { next: number; lastCrc: string } {
     const rows = db.prepare(
-      "SELECT seq, at, source, target, event, crc, effect FROM entries ORDER BY seq",
+      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason, effect, effects, ocrc FROM entries ORDER BY seq",
     ).iterate() as Iterable<Row>;
     let expected: number | undefined;
-    let last: Row | undefined;
-    let bad: Row | undefined;
+    let prev = "";
+    let last = 0;
     for (const row of rows) {
-      if (bad !== undefined) {
-        throw new JournalError(
-          path,
-          `Journal "${path}" is corrupt at seq ${bad.seq}: its checksum does not match, and entries after it exist, so it is not a torn tail`,
-          bad.seq,
-        );
-      }
       if (expected !== undefined && row.seq !== expected) {
         throw new JournalError(
           path,
+          "corrupt",
           `Journal "${path}" is corrupt: seq ${row.seq} follows seq ${
             expected - 1
           } (entries are missing)`,
           row.seq,
         );
       }
-      if (
-        rowChecksum(row.seq, row.at, row.source, row.target, row.event, row.effect) !== row.crc
-      ) bad = row;
+      if (rowChecksum(prev, row) !== row.crc) {
+        throw SqliteJournal.#corrupt(
+          path,
+          row.seq,
+          "its checksum does not match (the row, or the chain before it, was edited after it was committed)",
+        );
+      }
+      if (row.status === null ? row.ocrc !== null : outcomeChecksum(row.crc, row) !== row.ocrc) {
+        throw SqliteJournal.#corrupt(
+          path,
+          row.seq,
+          "the checksum of its outcome does not match (the outcome was edited after it was committed)",
+        );
+      }
+      prev = row.crc;
       expected = row.seq + 1;
-      last = row;
+      last = row.seq;
     }
-    if (bad !== undefined) {
-      db.prepare("DELETE FROM entries WHERE seq = ?").run(bad.seq);
-      repairs.push(
-        `Journal "${path}": torn tail repaired: dropped seq ${bad.seq}, whose checksum does not match (a write cut by a crash)`,
+    return { next: last + 1, lastCrc: prev };
+  }
+
+  /**
+   * Checks a version 1 journal by its version 1 checksums (one per row, input fields only),
+   * then, in one transaction, chains its rows from the first on, checksums their outcomes, open
+   * effects and snapshots, and sets version 2. A row that fails its version 1 checksum is
+   * corruption, as in version 2.
+   */
+  static #migrateV1(path: string, db: DatabaseSync, repairs: string[]): void {
+    const rows = db.prepare(
+      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason, effect, effects FROM entries ORDER BY seq",
+    ).all() as unknown as Row[];
+    for (const row of rows) {
+      if (v1Checksum(row.seq, row.at, row.source, row.target, row.event, row.effect) !== row.crc) {
+        throw SqliteJournal.#corrupt(
+          path,
+          row.seq,
+          "its (version 1) checksum does not match (the row was edited after it was committed)",
+        );
+      }
+    }
+    const update = db.prepare("UPDATE entries SET crc = ?, ocrc = ? WHERE seq = ?");
+    const effects = db.prepare("UPDATE effects SET crc = ? WHERE id = ?");
+    db.exec("BEGIN");
+    try {
+      let prev = "";
+      for (const row of rows) {
+        const crc = rowChecksum(prev, row);
+        update.run(crc, row.status === null ? null : outcomeChecksum(crc, row), row.seq);
+        prev = crc;
+      }
+      for (
+        const e of db.prepare("SELECT id, seq, actor, effect FROM effects").all() as {
+          id: string;
+          seq: number;
+          actor: string;
+          effect: string;
+        }[]
+      ) effects.run(effectChecksum(e.id, e.seq, e.actor, e.effect), e.id);
+      SnapshotStore.checksumAll(db);
+      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(
+        "version",
+        String(JOURNAL_VERSION),
       );
-      return bad.seq;
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
     }
-    return (last?.seq ?? 0) + 1;
+    repairs.push(
+      `Journal "${path}": migrated from version 1 to ${JOURNAL_VERSION}: its ${rows.length} rows, checked by their version 1 checksums, are now hash-chained from seq 1`,
+    );
   }
 
   /** The sequence number the next appended envelope gets. */
@@ -439,14 +602,14 @@ export class SqliteJournal implements JournalSink {
     }
     const event = encodeJson(envelope.event);
     const effect = envelope.effect ?? null;
-    const crc = rowChecksum(
-      envelope.seq,
-      envelope.at,
-      envelope.source,
-      envelope.target,
+    const crc = rowChecksum(this.#lastCrc, {
+      seq: envelope.seq,
+      at: envelope.at,
+      source: envelope.source,
+      target: envelope.target,
       event,
       effect,
-    );
+    });
     const insert = () =>
       this.#insert.run(
         envelope.seq,
@@ -473,6 +636,8 @@ export class SqliteJournal implements JournalSink {
       }
     }
     this.#next = envelope.seq + 1;
+    this.#lastCrc = crc;
+    this.#crcs.set(envelope.seq, crc);
   }
 
   /** Records a delivery's outcome; checkpoints snapshots every `checkpointEvery` deliveries. */
@@ -505,20 +670,52 @@ export class SqliteJournal implements JournalSink {
       this.#pendingClosed.length > 0;
   }
 
+  #crcOf(seq: number): string {
+    const known = this.#crcs.get(seq);
+    if (known !== undefined) {
+      this.#crcs.delete(seq);
+      return known;
+    }
+    const row = this.#db.prepare("SELECT crc FROM entries WHERE seq = ?").get(seq) as
+      | { crc: string }
+      | undefined;
+    if (row === undefined) {
+      throw new RangeError(`Cannot record the outcome of seq ${seq}: it is not in the journal`);
+    }
+    return row.crc;
+  }
+
   #writeOutcomes(): void {
     for (const [seq, o] of this.#pending.splice(0)) {
+      const fields = {
+        status: o.status,
+        actor: o.actor,
+        state: o.state,
+        hash: o.hash,
+        reason: o.reason ?? null,
+        effects: o.effects ?? null,
+      };
       this.#outcome.run(
-        o.status,
-        o.actor,
-        o.state,
-        o.hash,
-        o.reason ?? null,
-        o.effects ?? null,
+        fields.status,
+        fields.actor,
+        fields.state,
+        fields.hash,
+        fields.reason,
+        fields.effects,
+        outcomeChecksum(this.#crcOf(seq), fields),
         seq,
       );
     }
     for (const r of this.#pendingEffects.splice(0)) {
-      this.#insertEffect.run(r.id, Number(r.id.split(".")[0]), r.actor, encodeJson(r.effect));
+      const seq = Number(r.id.split(".")[0]);
+      const effect = encodeJson(r.effect);
+      this.#insertEffect.run(
+        r.id,
+        seq,
+        r.actor,
+        effect,
+        effectChecksum(r.id, seq, r.actor, effect),
+      );
     }
     for (const id of this.#pendingClosed.splice(0)) this.#closeEffect.run(id);
   }
@@ -531,8 +728,17 @@ export class SqliteJournal implements JournalSink {
     this.#checkOpen();
     if (this.#hasPending()) this.checkpoint();
     const rows = this.#db.prepare(
-      "SELECT id, actor, effect FROM effects WHERE closed = 0 ORDER BY seq, rowid",
-    ).all() as { id: string; actor: string; effect: string }[];
+      "SELECT id, seq, actor, effect, crc FROM effects WHERE closed = 0 ORDER BY seq, rowid",
+    ).all() as { id: string; seq: number; actor: string; effect: string; crc: string | null }[];
+    for (const r of rows) {
+      if (effectChecksum(r.id, r.seq, r.actor, r.effect) !== r.crc) {
+        throw SqliteJournal.#corrupt(
+          this.path,
+          r.seq,
+          `the checksum of its open effect "${r.id}" does not match (edited after it was committed)`,
+        );
+      }
+    }
     return rows.map((r) => ({
       id: r.id,
       actor: r.actor,
@@ -591,7 +797,11 @@ export class SqliteJournal implements JournalSink {
   /** The last checkpoint's snapshots. */
   loadCheckpoint(): Checkpoint {
     this.#checkOpen();
-    return this.#snapshots.load();
+    try {
+      return this.#snapshots.load();
+    } catch (error) {
+      throw SqliteJournal.#corruptSnapshot(this.path, error);
+    }
   }
 
   /** The last entry from `source`, if any. */
@@ -614,11 +824,7 @@ export class SqliteJournal implements JournalSink {
     ).iterate(options.from ?? 1) as Iterable<Row>;
     for (const row of rows) {
       if (!(SOURCES as readonly string[]).includes(row.source)) {
-        throw new JournalError(
-          this.path,
-          `Journal "${this.path}" is corrupt at seq ${row.seq}: unknown source "${row.source}"`,
-          row.seq,
-        );
+        throw SqliteJournal.#corrupt(this.path, row.seq, `unknown source "${row.source}"`);
       }
       yield {
         seq: row.seq,
@@ -655,6 +861,8 @@ export class SqliteJournal implements JournalSink {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new JournalError(this.path, `Journal "${this.path}" is closed`);
+    if (this.#closed) {
+      throw new JournalError(this.path, "closed", `Journal "${this.path}" is closed`);
+    }
   }
 }

@@ -21,6 +21,7 @@ export * from "./recording.ts";
 export * from "./replay.ts";
 export * from "./recovery.ts";
 export {
+  chainHash,
   decodeJson,
   type DeliveryStatus,
   describeOutcome,
