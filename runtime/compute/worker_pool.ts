@@ -24,6 +24,17 @@ export interface WorkerPoolOptions {
   readonly concurrency?: number;
   /** Tasks waiting for a slot; more are refused with {@link PoolFullError}. @default 16 */
   readonly maxQueued?: number;
+  /**
+   * The timers deadlines are measured with (a simulation passes its virtual clock).
+   * @default the wall clock (`AbortSignal.timeout`)
+   */
+  readonly clock?: PoolClock;
+}
+
+/** The timers a {@link WorkerPool} measures deadlines with. */
+export interface PoolClock {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
 }
 
 /** Options of {@link WorkerPool.run}. */
@@ -50,6 +61,7 @@ export class WorkerPool {
   readonly maxQueued: number;
   readonly #queue: Waiting[] = [];
   readonly #closing = new AbortController();
+  readonly #clock: PoolClock | undefined;
   #running = 0;
 
   constructor(options: WorkerPoolOptions = {}) {
@@ -65,6 +77,7 @@ export class WorkerPool {
     }
     this.concurrency = concurrency;
     this.maxQueued = maxQueued;
+    this.#clock = options.clock;
   }
 
   /** Tasks running now. */
@@ -88,15 +101,38 @@ export class WorkerPool {
   ): Promise<T> {
     const signals = [this.#closing.signal];
     if (options.signal) signals.push(options.signal);
+    let timer: { id: unknown } | undefined;
     if (options.timeoutMs !== undefined) {
       if (!(options.timeoutMs >= 0)) {
         throw new RangeError(
           `Invalid timeoutMs: expected a non-negative number, got ${options.timeoutMs}`,
         );
       }
-      signals.push(AbortSignal.timeout(Math.ceil(options.timeoutMs)));
+      const ms = Math.ceil(options.timeoutMs);
+      const clock = this.#clock;
+      if (clock === undefined) signals.push(AbortSignal.timeout(ms));
+      else {
+        const deadline = new AbortController();
+        timer = {
+          id: clock.setTimeout(
+            () =>
+              deadline.abort(
+                new DOMException(`The task passed its deadline of ${ms} ms`, "TimeoutError"),
+              ),
+            ms,
+          ),
+        };
+        signals.push(deadline.signal);
+      }
     }
-    const signal = AbortSignal.any(signals);
+    try {
+      return await this.#run(task, AbortSignal.any(signals));
+    } finally {
+      if (timer !== undefined) this.#clock!.clearTimeout(timer.id);
+    }
+  }
+
+  async #run<T>(task: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
     signal.throwIfAborted();
     if (this.#running >= this.concurrency) {
       if (this.#queue.length >= this.maxQueued) {

@@ -52,3 +52,19 @@ Deno.test("WorkerPool.run() drops a queued task when its caller aborts", async (
   release();
   await first;
 });
+
+Deno.test("WorkerPool.run() measures a deadline on its injected clock", async () => {
+  const { SimulatedClock } = await import("xstate");
+  const clock = new SimulatedClock();
+  const pool = new WorkerPool({ concurrency: 1, clock });
+  let seen: AbortSignal | undefined;
+  const run = pool.run((signal) => {
+    seen = signal;
+    return new Promise(() => {});
+  }, { timeoutMs: 10 });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(seen?.aborted, false, "30 real ms are not 10 virtual ms");
+  clock.increment(10);
+  await assert.rejects(run, (e: Error) => e.name === "TimeoutError");
+  assert.equal(pool.running, 0);
+});

@@ -8,6 +8,7 @@
 import type { ChainCursor, ChainPort } from "../../chain/port.ts";
 import { chainEventToActorEvents } from "../../chain/translate.ts";
 import type { AddressedEvent } from "../../machines/address.ts";
+import type { Clock } from "./clock.ts";
 
 /** Orders two chain positions. */
 export function compareCursors(a: ChainCursor, b: ChainCursor): number {
@@ -19,12 +20,15 @@ export interface ChainSyncOptions {
   readonly chain: ChainPort;
   /** Hands one translated chain event to the inbox. */
   readonly submit: (addressed: AddressedEvent) => void;
+  /** The clock `catchUp` rechecks with. @default the wall clock's timers */
+  readonly clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 
 /** Follows the chain for one node. */
 export class ChainSync {
   readonly #chain: ChainPort;
   readonly #submit: (addressed: AddressedEvent) => void;
+  readonly #clock: Pick<Clock, "setTimeout" | "clearTimeout"> | undefined;
   /** Where the subscription stands: after the last chain event it handed over. */
   #seen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
   /** Woken after each chain event the subscription hands over. */
@@ -33,6 +37,7 @@ export class ChainSync {
   constructor(options: ChainSyncOptions) {
     this.#chain = options.chain;
     this.#submit = options.submit;
+    this.#clock = options.clock;
   }
 
   /** Where the subscription stands. */
@@ -86,7 +91,8 @@ export class ChainSync {
   #moved(ms: number, signal: AbortSignal): Promise<boolean> {
     return new Promise((resolve, reject) => {
       const done = (moved: boolean) => {
-        clearTimeout(timer);
+        if (this.#clock) this.#clock.clearTimeout(timer);
+        else clearTimeout(timer as number);
         this.#waiters.delete(wake);
         signal.removeEventListener("abort", abort);
         resolve(moved);
@@ -96,7 +102,9 @@ export class ChainSync {
         done(false);
         reject(signal.reason);
       };
-      const timer = setTimeout(() => done(false), ms);
+      const timer: unknown = this.#clock
+        ? this.#clock.setTimeout(() => done(false), ms)
+        : setTimeout(() => done(false), ms);
       this.#waiters.add(wake);
       if (signal.aborted) abort();
       else signal.addEventListener("abort", abort, { once: true });

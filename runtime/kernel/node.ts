@@ -185,11 +185,13 @@ export class Node {
     this.#chain = new ChainSync({
       chain: options.chain,
       submit: (addressed) => this.#submit("chain", addressed),
+      ...(options.clock ? { clock: options.clock } : {}),
     });
     const profile = options.worker;
     const pool = new WorkerPool({
       concurrency: options.executions?.concurrency ?? profile?.capacity ?? 2,
       maxQueued: options.executions?.maxQueued ?? 16,
+      ...(options.clock ? { clock: options.clock } : {}),
     });
     let dispatcher: EffectDispatcher | undefined;
     this.#agent = profile !== undefined && options.roles.includes("worker")
