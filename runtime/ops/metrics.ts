@@ -29,7 +29,7 @@
  * @module
  */
 import client from "prom-client";
-import type { ChainCallOptions, ChainPort } from "../../chain/port.ts";
+import type { ChainPort } from "../../chain/port.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import type { NodeId, Role } from "../../machines/types.ts";
 import type { Envelope, JobSummary, JournalSink, NodeObservation } from "../kernel/mod.ts";
@@ -326,86 +326,57 @@ export function timeAppends(journal: Appender, metrics: JournalRecorder): () => 
   };
 }
 
-/** A {@link ChainPort} that counts and times every call of `port` into `metrics`. */
+/** Members passed through untimed: they are not chain calls. */
+const UNTIMED: ReadonlySet<string> = new Set(["subscribe", "close"]);
+
+/**
+ * A {@link ChainPort} that counts and times every call of `port` that returns a promise into
+ * `metrics`, by method name, with `ok` or the chain error's `code` as the outcome. It wraps
+ * whatever methods the port has, so it follows the port's interface as it grows; everything else
+ * (`account`, `subscribe`, `close`) passes through.
+ */
 export function instrumentChain(port: ChainPort, metrics: ChainCallRecorder): ChainPort {
-  return new InstrumentedChain(port, metrics);
+  const target = port as unknown as Record<string, unknown>;
+  const decorated: Record<string, unknown> = {};
+  for (const key of memberNames(port)) {
+    const value = target[key];
+    if (typeof value !== "function") {
+      Object.defineProperty(decorated, key, { get: () => target[key], enumerable: true });
+      continue;
+    }
+    const method = value as (...args: unknown[]) => unknown;
+    decorated[key] = UNTIMED.has(key) ? method.bind(port) : (...args: unknown[]) => {
+      const started = performance.now();
+      const result = method.apply(port, args);
+      if (!(result instanceof Promise)) return result;
+      return result.then(
+        (value) => {
+          metrics.chainCall(key, "ok", (performance.now() - started) / 1000);
+          return value;
+        },
+        (error) => {
+          const e = error as { code?: unknown; name?: string };
+          const outcome = typeof e.code === "string" ? e.code : e.name ?? "error";
+          metrics.chainCall(key, outcome, (performance.now() - started) / 1000);
+          throw error;
+        },
+      );
+    };
+  }
+  return decorated as unknown as ChainPort;
 }
 
-class InstrumentedChain implements ChainPort {
-  readonly #port: ChainPort;
-  readonly #metrics: ChainCallRecorder;
-  constructor(port: ChainPort, metrics: ChainCallRecorder) {
-    this.#port = port;
-    this.#metrics = metrics;
-  }
-
-  get account(): NodeId {
-    return this.#port.account;
-  }
-
-  async #call<T>(method: string, run: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    try {
-      const value = await run();
-      this.#metrics.chainCall(method, "ok", (performance.now() - started) / 1000);
-      return value;
-    } catch (error) {
-      const e = error as { code?: unknown; name?: string };
-      const outcome = typeof e.code === "string" ? e.code : e.name ?? "error";
-      this.#metrics.chainCall(method, outcome, (performance.now() - started) / 1000);
-      throw error;
+/** Own and inherited member names of an object (not `Object.prototype`'s, not `constructor`). */
+function memberNames(object: object): string[] {
+  const names = new Set<string>();
+  for (
+    let at: object | null = object;
+    at !== null && at !== Object.prototype;
+    at = Object.getPrototypeOf(at)
+  ) {
+    for (const name of Object.getOwnPropertyNames(at)) {
+      if (name !== "constructor") names.add(name);
     }
   }
-
-  submitJob(...a: Parameters<ChainPort["submitJob"]>) {
-    return this.#call("submitJob", () => this.#port.submitJob(...a));
-  }
-  assignWorker(...a: Parameters<ChainPort["assignWorker"]>) {
-    return this.#call("assignWorker", () => this.#port.assignWorker(...a));
-  }
-  revokeAssignment(...a: Parameters<ChainPort["revokeAssignment"]>) {
-    return this.#call("revokeAssignment", () => this.#port.revokeAssignment(...a));
-  }
-  submitResult(...a: Parameters<ChainPort["submitResult"]>) {
-    return this.#call("submitResult", () => this.#port.submitResult(...a));
-  }
-  recordVerification(...a: Parameters<ChainPort["recordVerification"]>) {
-    return this.#call("recordVerification", () => this.#port.recordVerification(...a));
-  }
-  releasePayment(...a: Parameters<ChainPort["releasePayment"]>) {
-    return this.#call("releasePayment", () => this.#port.releasePayment(...a));
-  }
-  refund(...a: Parameters<ChainPort["refund"]>) {
-    return this.#call("refund", () => this.#port.refund(...a));
-  }
-  slash(...a: Parameters<ChainPort["slash"]>) {
-    return this.#call("slash", () => this.#port.slash(...a));
-  }
-  stake(...a: Parameters<ChainPort["stake"]>) {
-    return this.#call("stake", () => this.#port.stake(...a));
-  }
-  requestUnstake(...a: Parameters<ChainPort["requestUnstake"]>) {
-    return this.#call("requestUnstake", () => this.#port.requestUnstake(...a));
-  }
-  withdraw(options?: ChainCallOptions) {
-    return this.#call("withdraw", () => this.#port.withdraw(options));
-  }
-  stakeOf(...a: Parameters<ChainPort["stakeOf"]>) {
-    return this.#call("stakeOf", () => this.#port.stakeOf(...a));
-  }
-  reputationOf(...a: Parameters<ChainPort["reputationOf"]>) {
-    return this.#call("reputationOf", () => this.#port.reputationOf(...a));
-  }
-  eventsSince(...a: Parameters<ChainPort["eventsSince"]>) {
-    return this.#call("eventsSince", () => this.#port.eventsSince(...a));
-  }
-  subscribe(...a: Parameters<ChainPort["subscribe"]>) {
-    return this.#port.subscribe(...a);
-  }
-  totals(...a: Parameters<ChainPort["totals"]>) {
-    return this.#call("totals", () => this.#port.totals(...a));
-  }
-  close() {
-    return this.#port.close();
-  }
+  return [...names];
 }
