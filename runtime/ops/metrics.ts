@@ -289,25 +289,23 @@ export interface Appender {
 }
 
 /**
- * A {@link JournalSink} that times each append into `metrics` and passes everything on to
- * `sink`, for a node created with `createNode({ journal })`.
+ * A {@link JournalSink} that times each append into `metrics`; every other member of `sink`
+ * (`nextSeq`, `delivered`, `retired`, and whatever the interface grows) passes through.
  */
 export function instrumentJournal(sink: JournalSink, metrics: JournalRecorder): JournalSink {
-  const timed: JournalSink = {
-    nextSeq: () => sink.nextSeq(),
-    append: (envelope) => {
-      const started = performance.now();
-      sink.append(envelope);
-      metrics.journalAppend((performance.now() - started) / 1000);
-    },
+  const target = sink as unknown as Record<string, unknown>;
+  const decorated: Record<string, unknown> = {};
+  for (const key of memberNames(sink)) {
+    const value = target[key];
+    if (typeof value === "function") decorated[key] = value.bind(sink);
+    else Object.defineProperty(decorated, key, { get: () => target[key], enumerable: true });
+  }
+  decorated.append = (envelope: Envelope) => {
+    const started = performance.now();
+    sink.append(envelope);
+    metrics.journalAppend((performance.now() - started) / 1000);
   };
-  const delivered = sink.delivered?.bind(sink);
-  const retired = sink.retired?.bind(sink);
-  return {
-    ...timed,
-    ...(delivered !== undefined ? { delivered } : {}),
-    ...(retired !== undefined ? { retired } : {}),
-  };
+  return decorated as unknown as JournalSink;
 }
 
 /**

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../../chain/local_ledger.ts";
-import { CockpitMetrics, instrumentChain, JobFeed } from "../../runtime/ops/mod.ts";
+import {
+  CockpitMetrics,
+  instrumentChain,
+  instrumentJournal,
+  JobFeed,
+} from "../../runtime/ops/mod.ts";
 import { matmulSpec, startMarket } from "./_market.ts";
 
 /** The value of one sample in a Prometheus text exposition, or undefined. */
@@ -128,4 +133,38 @@ Deno.test("CockpitMetrics keeps one registry per node", async () => {
   assert.equal(sample(await b.text(), "ciro_peer_score", { peer: "p" }), undefined);
   assert.equal(sample(await b.text(), "ciro_chain_calls_total", { method: "stake" }), undefined);
   assert.equal(sample(await a.text(), "ciro_chain_calls_total", { method: "stake" }), 1);
+});
+
+Deno.test("instrumentJournal() times appends and passes every other member through", () => {
+  const calls: string[] = [];
+  class Sink {
+    seq = 1;
+    nextSeq() {
+      return this.seq;
+    }
+    append(envelope: { seq: number }) {
+      this.seq = envelope.seq + 1;
+      calls.push(`append ${envelope.seq}`);
+    }
+    delivered() {
+      calls.push("delivered");
+    }
+    retired(actor: string) {
+      calls.push(`retired ${actor}`);
+    }
+    flush() {
+      calls.push("flush");
+    }
+  }
+  const sink = new Sink();
+  const timed: number[] = [];
+  const journal = instrumentJournal(sink as never, { journalAppend: (s) => timed.push(s) });
+  journal.append({ seq: 1 } as never);
+  journal.append({ seq: 2 } as never);
+  journal.delivered?.({} as never, { status: "accepted" }, undefined);
+  journal.retired?.("job:j1", {});
+  (journal as unknown as Sink).flush();
+  assert.equal(journal.nextSeq(), 3);
+  assert.deepEqual(calls, ["append 1", "append 2", "delivered", "retired job:j1", "flush"]);
+  assert.equal(timed.length, 2);
 });
