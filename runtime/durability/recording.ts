@@ -22,12 +22,24 @@
  * 4. The last line: `{ "end": { "entries": <count>, "streams": { "<node>": <last seq> } } }`.
  *    A file without it is truncated.
  *
+ * Version 2 adds `outcome.effects` (the effects a delivery emitted, compared in replay) and the
+ * `effect` an outcome event closes.
+ *
+ * Version 3 chains the lines: every line, the header included, ends with a last member
+ * `"c": "<32 hex digits>"`, {@link chainHash} over the previous line's `c` (`""` for line 1)
+ * and the line's own text without that member (the bytes before `,"c":`, closed by `}`). An edit
+ * anywhere, in any field of any line (an event the actor ignores, a header value), breaks the
+ * chain at that line, and {@link parseRecording} names it. Versions 1 and 2 carry no chain: they
+ * are checked as before (the structure: sequence without gaps, the end line's counts; then the
+ * per-step replay of state, context hash and, in version 2, effects), so an edit that changes none
+ * of those is not caught in them.
+ *
  * `deno task export <data dir | journal.sqlite> [<out.jsonl>]` turns a node's journal into a
  * recording.
  *
  * @module
  */
-import { decodeJson, encodeJson, outcomeOf, type RecordedEnvelope } from "./_codec.ts";
+import { chainHash, decodeJson, encodeJson, outcomeOf, type RecordedEnvelope } from "./_codec.ts";
 import {
   type DeliveredActor,
   type EffectRecord,
@@ -42,12 +54,25 @@ export const RECORDING_FORMAT = "ciro.recording";
 /**
  * The recording format version this engine writes. Version 2 adds the effects each delivery
  * emitted (`outcome.effects`, compared in replay) and the effect an outcome event closes
- * (`effect`); version 1 recordings still replay, without the effect comparison.
+ * (`effect`); version 1 recordings still replay, without the effect comparison. Version 3
+ * hash-chains the lines (see the module doc); versions 1 and 2 still read, unchained.
  */
-export const RECORDING_VERSION = 2;
+export const RECORDING_VERSION = 3;
 
 /** The recording format versions this engine reads. */
-export const READABLE_RECORDING_VERSIONS: readonly number[] = [1, 2];
+export const READABLE_RECORDING_VERSIONS: readonly number[] = [1, 2, 3];
+
+/** The first version whose lines are hash-chained. */
+const CHAINED_VERSION = 3;
+
+/** The chain member at the end of a version 3 line. */
+const CHAIN_MEMBER = /,"c":"([0-9a-f]{32})"\}$/;
+
+/** `text` (one JSON object) with its chain member appended, given the previous link. */
+function chainLine(prev: string, text: string): { line: string; link: string } {
+  const link = chainHash(prev, [text]);
+  return { line: `${text.slice(0, -1)},"c":"${link}"}`, link };
+}
 
 /** Line 1 of a recording. */
 export interface RecordingHeader {
@@ -124,6 +149,7 @@ export class RecordingWriter {
   readonly #file: Deno.FsFile;
   readonly #last = new Map<string, number>();
   readonly #sinks: RecordingSink[] = [];
+  #link = "";
   #buffer = "";
   #entries = 0;
   #closed = false;
@@ -181,7 +207,9 @@ export class RecordingWriter {
     }));
   }
 
-  #write(line: string): void {
+  #write(text: string): void {
+    const { line, link } = chainLine(this.#link, text);
+    this.#link = link;
     this.#buffer += line + "\n";
     if (this.#buffer.length > 1 << 20) this.flush();
   }
@@ -302,6 +330,11 @@ export function parseRecording(text: string, options: { name?: string } = {}): R
       1,
     );
   }
+  if ((header["version"] as number) >= CHAINED_VERSION) {
+    checkChain(lines, name);
+    for (let i = 0; i < lines.length; i++) lines[i] = unchained(lines[i]!);
+    delete header["c"];
+  }
   if (!isRecord(header["machines"])) {
     throw new RecordingError(`Invalid recording "${name}": line 1 names no machine versions`, 1);
   }
@@ -413,6 +446,57 @@ export function parseRecording(text: string, options: { name?: string } = {}): R
     );
   }
   return { header: header as unknown as RecordingHeader, nodes: [...nodes.values()], entries, end };
+}
+
+/** A chained line without its chain member. */
+function unchained(line: string): string {
+  const match = CHAIN_MEMBER.exec(line);
+  return match === null ? line : `${line.slice(0, match.index)}}`;
+}
+
+/** Checks the chain of a version 3 recording's lines; throws naming the first line that breaks. */
+function checkChain(lines: readonly string[], name: string): void {
+  let prev = "";
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const match = CHAIN_MEMBER.exec(line);
+    const last = i === lines.length - 1;
+    if (match === null) {
+      // A last line cut short: the JSON parser names it as truncated.
+      if (last) return;
+      throw new RecordingError(
+        `Invalid recording "${name}": line ${i + 1} has no chain checksum "c" at its end`,
+        i + 1,
+      );
+    }
+    const link = chainHash(prev, [`${line.slice(0, match.index)}}`]);
+    if (link !== match[1]) {
+      throw new RecordingError(
+        `Invalid recording "${name}": line ${
+          i + 1
+        }: its chain checksum does not match (the line, or the chain before it, was edited)`,
+        i + 1,
+      );
+    }
+    prev = link;
+  }
+}
+
+/**
+ * The lines of a version 3 recording with their chain computed again (each line's `c` replaced):
+ * for tools and tests that edit a recording on purpose and want the edit to reach replay.
+ */
+export function rechainRecording(text: string): string {
+  const lines = text.split("\n");
+  const version = /"version":(\d+)/.exec(lines[0] ?? "")?.[1];
+  if (Number(version) < CHAINED_VERSION) return text;
+  let prev = "";
+  return lines.map((line) => {
+    if (line === "") return line;
+    const { line: chained, link } = chainLine(prev, unchained(line));
+    prev = link;
+    return chained;
+  }).join("\n");
 }
 
 /** Reads and parses the recording at `path`. */
