@@ -93,7 +93,7 @@ export class Cockpit {
         }
       }
       if (options.log !== false && update.role !== "observer") {
-        log.info("{line}", { line: describeUpdate(update), ...update });
+        log.info("{line}", { line: describeUpdate(update), node: source.id, ...update });
       }
     }));
   }

@@ -94,7 +94,8 @@ export function roleIn(context: JobContext, self: NodeId): JobRole {
     return "worker";
   }
   if (context.verifiers.includes(self)) return "verifier";
-  return context.roles.includes("worker") && context.declined !== null ? "worker" : "observer";
+  // A worker that declined the job takes no part in it: its decline is one update, its phases none.
+  return "observer";
 }
 
 /** Why a job is where it is, for an update entering `state`. */

@@ -108,3 +108,29 @@ Deno.test("A worker slashed for a wrong result is one line on the client, with t
     await reset();
   }
 });
+
+Deno.test("A worker that declined a job logs the decline only, not the job's phases", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["ciro", "jobs"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  const market = await startMarket({ workers: [{}, { minPrice: 1_000n }] });
+  try {
+    market.client.submitJob({ spec: matmulSpec(), jobId: "quiet" });
+    assert.equal(await market.finished("quiet"), "settled");
+    await Promise.all(market.workers.map((n) => n.settled()));
+    // w2 heard the job and declined it: that is its one line about it.
+    const w2 = records.filter((r) => r.properties.node === "w2").map((r) => r.properties.line);
+    assert.deepEqual(w2, ["Job quiet declined: price_below_floor"]);
+    const w1 = records.filter((r) => r.properties.node === "w1");
+    assert.ok(w1.length >= 4, "the winner logs the phases it takes part in");
+  } finally {
+    await market.stop();
+    await reset();
+  }
+});
