@@ -1,6 +1,7 @@
 /**
  * Traces of the jobs a node takes part in, through `@opentelemetry/api`: one trace per job on
- * each node (a root span `job <id>`) with a child span per phase (`job.bidding`,
+ * each node that takes part in it (a root span `job <id>`; a job the node only heard of, or
+ * declined, has none) with a child span per phase (`job.bidding`,
  * `job.executing`...), timed by the job's own path, and events for declines and slashes. With
  * `OTEL_DENO=true`, Deno's built-in exporter sends them over OTLP; without a registered tracer
  * provider the API is a no-op.
@@ -57,7 +58,32 @@ export function traceJobs(feed: JobFeed, options: TraceJobsOptions): () => void 
     return t;
   };
 
+  // Updates of jobs this node only heard of (an observer, or a worker that declined): kept until
+  // the node takes part (then they open its trace), dropped when the job ends without it.
+  const heard = new Map<string, JobUpdate[]>();
   const onUpdate = (update: JobUpdate) => {
+    if (!open.has(update.jobId)) {
+      if (update.role === "observer" || update.type === "declined") {
+        if (update.type === "phase" && FINAL_STATES.includes(update.state)) {
+          heard.delete(update.jobId);
+          return;
+        }
+        if (update.type !== "phase") return;
+        if (!heard.has(update.jobId) && heard.size >= maxOpen) {
+          heard.delete(heard.keys().next().value!);
+        }
+        const earlier = heard.get(update.jobId) ?? [];
+        if (earlier.length < 32) earlier.push(update);
+        heard.set(update.jobId, earlier);
+        return;
+      }
+      const earlier = heard.get(update.jobId) ?? [];
+      heard.delete(update.jobId);
+      for (const e of earlier) record({ ...e, role: update.role });
+    }
+    record(update);
+  };
+  const record = (update: JobUpdate) => {
     const t = open.get(update.jobId) ?? startTrace(update);
     if (update.type !== "phase") {
       t.root.addEvent(`job.${update.type}`, {
@@ -89,6 +115,7 @@ export function traceJobs(feed: JobFeed, options: TraceJobsOptions): () => void 
   const unsubscribe = feed.subscribe(onUpdate);
   return () => {
     unsubscribe();
+    heard.clear();
     for (const t of open.values()) {
       t.phase?.end();
       t.root.end();

@@ -9,7 +9,8 @@ import { configureOperatorLogging } from "../../runtime/ops/mod.ts";
 import { matmulSpec, startMarket } from "./_market.ts";
 
 await configureOperatorLogging({ level: "info", format: "json" }, { otel: true });
-const market = await startMarket();
+// w2's floor is above the job's price: it declines, takes no part, and sends no trace of it.
+const market = await startMarket({ workers: [{}, { minPrice: 1_000n }] });
 market.client.submitJob({ spec: matmulSpec(), jobId: "traced-1" });
 console.log(await market.finished("traced-1"));
 await Promise.all([market.client, ...market.workers].map((n) => n.settled()));

@@ -59,6 +59,7 @@ Deno.test({
         t.resourceSpans.flatMap((r: Json) => r.scopeSpans.flatMap((s: Json) => s.spans))
       ).filter((s: Json) => attr(s, "ciro.job.id") === "traced-1");
       const byNode = (node: string) => spans.filter((s: Json) => attr(s, "ciro.node") === node);
+      assert.deepEqual(byNode("w2").map((s: Json) => s.name), [], "w2 declined: no trace");
       for (const node of ["client", "w1"]) {
         const mine = byNode(node);
         const root = mine.find((s: Json) => s.name === "job traced-1");
