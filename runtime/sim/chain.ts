@@ -1,0 +1,183 @@
+/**
+ * The simulated chain: the local ledger's rules (a real SQLite ledger, in memory) with time,
+ * inclusion and event delivery driven by the scheduler.
+ *
+ * - A node's port is a `Proxy` over `LocalLedger.as(account)`: every method that is not a read
+ *   is a transaction, included at the next block boundary (`blockMs`); reads answer at once.
+ *   Nothing lists the transaction methods, so new contract methods are simulated as they come.
+ *   An adversary may rewrite a transaction's arguments on its own port (`intercept`).
+ * - `subscribe` does not poll: at each block the chain reads the ledger's new events, and hands
+ *   each node those whose block is older than `confirmMs`, in order.
+ * - Reorgs, as a SQLite ledger can show them: the ledger never rolls back, so a reorg of depth d
+ *   is what a node sees of one: its confirmations are held for `reorgHoldMs`, then the last d
+ *   events it was handed come again (the node must dedupe them). A fork whose transactions
+ *   differ (an event that disappears) is not modelled.
+ *
+ * @module
+ */
+import { LocalLedger } from "../../chain/local_ledger.ts";
+import type { ChainCursor, ChainEvent, ChainPort } from "../../chain/port.ts";
+import type { NodeId } from "../../machines/types.ts";
+import type { ChainFaults } from "./faults.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { Trace } from "./trace.ts";
+
+/** Methods of a port that read and never make a block. */
+const READS: ReadonlySet<PropertyKey> = new Set([
+  "account",
+  "stakeOf",
+  "reputationOf",
+  "eventsSince",
+  "totals",
+  "close",
+  "then",
+]);
+
+/** Rewrites a transaction's arguments before it is sent (an adversary's port). */
+export type Intercept = (method: string, args: unknown[]) => unknown[];
+
+interface Subscription {
+  readonly node: NodeId;
+  readonly handler: (event: ChainEvent) => void;
+  /** Index in the chain's events of the next event to hand over. */
+  next: number;
+  /** Confirmations held back until then (a reorg). */
+  heldUntil: number;
+  active: boolean;
+}
+
+interface Seen {
+  readonly event: ChainEvent;
+  readonly at: number;
+}
+
+function compare(a: ChainCursor, b: ChainCursor): number {
+  return a.blockNumber - b.blockNumber || a.eventIndex - b.eventIndex;
+}
+
+/** A chain in virtual time over the local ledger. */
+export class SimChain {
+  readonly ledger: LocalLedger;
+  readonly #sched: Scheduler;
+  readonly #trace: Trace;
+  readonly #reader: ChainPort;
+  readonly #events: Seen[] = [];
+  readonly #subs: Subscription[] = [];
+  #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
+  faults: ChainFaults;
+  /** Transactions sent and reorgs shown. */
+  readonly stats = { transactions: 0, failed: 0, reorgs: 0, handed: 0 };
+  /** Told of each new chain event as the chain reads it (the invariants). */
+  onEvent: ((event: ChainEvent) => void) | undefined;
+
+  constructor(scheduler: Scheduler, trace: Trace, faults: ChainFaults) {
+    this.#sched = scheduler;
+    this.#trace = trace;
+    this.faults = faults;
+    this.ledger = LocalLedger.open(":memory:", { now: () => scheduler.now() });
+    this.#reader = this.ledger.as("sim-observer");
+    this.#sched.after(faults.blockMs, () => this.#block(), "block");
+  }
+
+  /** Every chain event read so far, in chain order. */
+  events(): readonly ChainEvent[] {
+    return this.#events.map((s) => s.event);
+  }
+
+  /** The port of `account`, optionally with its transactions rewritten. */
+  port(account: NodeId, intercept?: Intercept): ChainPort {
+    const real = this.ledger.as(account);
+    const sched = this.#sched;
+    const subscribe = (
+      handler: (event: ChainEvent) => void,
+      options: { from?: ChainCursor } = {},
+    ): () => void => this.#subscribe(account, handler, options.from);
+    const stats = this.stats;
+    const blockMs = () => this.faults.blockMs;
+    const trace = (line: string) => this.#trace.add(line);
+    return new Proxy(real, {
+      get(target, prop) {
+        if (prop === "subscribe") return subscribe;
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function" || READS.has(prop)) {
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return (...args: unknown[]) => {
+          const sent = intercept ? intercept(String(prop), args) : args;
+          const block = (Math.floor(sched.now() / blockMs()) + 1) * blockMs();
+          return new Promise((resolve, reject) => {
+            sched.at(block, () => {
+              stats.transactions++;
+              return (value as (...a: unknown[]) => Promise<unknown>).apply(target, sent).then(
+                (receipt) => {
+                  trace(`${sched.now()}|tx|${account}|${String(prop)}|ok`);
+                  resolve(receipt);
+                },
+                (error: Error & { code?: string }) => {
+                  stats.failed++;
+                  trace(
+                    `${sched.now()}|tx|${account}|${String(prop)}|${error.code ?? error.name}`,
+                  );
+                  reject(error);
+                },
+              );
+            }, "tx");
+          });
+        };
+      },
+    }) as ChainPort;
+  }
+
+  #subscribe(node: NodeId, handler: (e: ChainEvent) => void, from?: ChainCursor): () => void {
+    const start = from ?? { blockNumber: 0, eventIndex: 0 };
+    let next = this.#events.findIndex((s) => compare(s.event, start) >= 0);
+    if (next < 0) next = this.#events.length;
+    const sub: Subscription = { node, handler, next, heldUntil: 0, active: true };
+    this.#subs.push(sub);
+    return () => {
+      sub.active = false;
+      const i = this.#subs.indexOf(sub);
+      if (i >= 0) this.#subs.splice(i, 1);
+    };
+  }
+
+  async #block(): Promise<void> {
+    const now = this.#sched.now();
+    this.#sched.after(this.faults.blockMs, () => this.#block(), "block");
+    for (;;) {
+      const { events, next } = await this.#reader.eventsSince(this.#cursor, { limit: 1000 });
+      for (const event of events) {
+        this.#events.push({ event, at: now });
+        this.onEvent?.(event);
+      }
+      this.#cursor = next;
+      if (events.length < 1000) break;
+    }
+    const { confirmMs, reorgChance, reorgDepth, reorgHoldMs } = this.faults;
+    for (const sub of [...this.#subs]) {
+      if (!sub.active || sub.heldUntil > now) continue;
+      if (sub.next > 0 && reorgDepth > 0 && this.#sched.rng.chance(reorgChance)) {
+        const depth = Math.min(sub.next, this.#sched.rng.int(1, reorgDepth));
+        sub.next -= depth;
+        sub.heldUntil = now + reorgHoldMs;
+        this.stats.reorgs++;
+        this.#trace.add(`${now}|reorg|${sub.node}|${depth}`);
+        continue;
+      }
+      while (sub.active && sub.next < this.#events.length) {
+        const seen = this.#events[sub.next]!;
+        if (seen.at + confirmMs > now) break;
+        sub.next++;
+        this.stats.handed++;
+        this.#trace.add(
+          `${now}|chain|${sub.node}|${seen.event.blockNumber}:${seen.event.eventIndex}|${seen.event.name}`,
+        );
+        sub.handler(seen.event);
+      }
+    }
+  }
+
+  close(): void {
+    this.ledger.close();
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The seeded scheduler: one queue of tasks in virtual time. It is the clock of every simulated
+ * node (it implements the kernel's `Clock`), of the network and of the chain. Tasks due at the
+ * same time run in an order drawn from the seed, so one seed explores one interleaving and
+ * another seed another. Between two tasks the scheduler lets every promise chain the task
+ * started run to its end (a macrotask turn), so async node code runs as far as it can at that
+ * virtual instant, and nothing else runs in between: no real timer, no I/O on the simulated path.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import type { Clock } from "../kernel/mod.ts";
+import { Rng } from "./rng.ts";
+
+/** A scheduled task; the handle `setTimeout` returns. */
+export interface Task {
+  readonly at: number;
+  readonly order: number;
+  readonly seq: number;
+  readonly label: string;
+  readonly fn: () => void | Promise<void>;
+  cancelled: boolean;
+}
+
+/** Lets every pending promise reaction run: a macrotask turn. */
+export function drainMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Options of {@link Scheduler.run}. */
+export interface RunOptions {
+  /** Stops before the first task due after this virtual time. */
+  readonly until: number;
+  /** Most tasks run. */
+  readonly maxSteps: number;
+  /** Called after each task (and its promise chains); returns true to stop. */
+  readonly afterStep?: (task: Task, step: number) => boolean | Promise<boolean>;
+  /** Real work injected between steps (the determinism test uses it); never changes the run. */
+  readonly between?: (step: number) => Promise<void> | void;
+}
+
+function before(a: Task, b: Task): boolean {
+  return a.at < b.at ||
+    (a.at === b.at && (a.order < b.order || (a.order === b.order && a.seq < b.seq)));
+}
+
+/** A virtual-time scheduler driven by one seed. */
+export class Scheduler implements Clock {
+  readonly rng: Rng;
+  readonly #heap: Task[] = [];
+  #now: number;
+  #seq = 0;
+  #steps = 0;
+
+  constructor(seed: number, start = 0) {
+    this.rng = new Rng(seed);
+    this.#now = start;
+  }
+
+  /** Virtual time, ms. */
+  now(): number {
+    return this.#now;
+  }
+
+  /** Tasks run so far. */
+  get steps(): number {
+    return this.#steps;
+  }
+
+  /** Tasks waiting. */
+  get pending(): number {
+    return this.#heap.length;
+  }
+
+  /** Runs `fn` `ms` from now (the kernel's `Clock`). */
+  setTimeout(fn: () => void, ms: number): Task {
+    return this.at(this.#now + Math.max(0, ms), fn, "timer");
+  }
+
+  clearTimeout(id: unknown): void {
+    if (id !== null && typeof id === "object" && "cancelled" in id) (id as Task).cancelled = true;
+  }
+
+  /** Runs `fn` at virtual time `at` (not before now). */
+  at(at: number, fn: () => void | Promise<void>, label: string): Task {
+    const task: Task = {
+      at: Math.max(this.#now, Math.ceil(at)),
+      order: this.rng.int(0, 0xffff),
+      seq: this.#seq++,
+      label,
+      fn,
+      cancelled: false,
+    };
+    this.#push(task);
+    return task;
+  }
+
+  /** Runs `fn` `ms` from now. */
+  after(ms: number, fn: () => void | Promise<void>, label: string): Task {
+    return this.at(this.#now + ms, fn, label);
+  }
+
+  /** A promise that resolves `ms` of virtual time from now. */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.after(ms, resolve, "sleep"));
+  }
+
+  /** Runs tasks in order until none is left, `until` is passed, or `afterStep` says stop. */
+  async run(options: RunOptions): Promise<"idle" | "until" | "steps" | "stopped"> {
+    for (;;) {
+      const task = this.#pop();
+      if (task === undefined) return "idle";
+      if (task.cancelled) continue;
+      if (task.at > options.until) {
+        this.#push(task);
+        return "until";
+      }
+      if (this.#steps >= options.maxSteps) {
+        this.#push(task);
+        return "steps";
+      }
+      this.#now = task.at;
+      this.#steps++;
+      const result = task.fn();
+      if (result instanceof Promise) await result;
+      await drainMicrotasks();
+      if (options.between) await options.between(this.#steps);
+      if (options.afterStep && await options.afterStep(task, this.#steps)) return "stopped";
+    }
+  }
+
+  #push(task: Task): void {
+    const heap = this.#heap;
+    heap.push(task);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i]!, heap[parent]!)) break;
+      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      i = parent;
+    }
+  }
+
+  #pop(): Task | undefined {
+    const heap = this.#heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (top === undefined || last === undefined || heap.length === 0) return top;
+    heap[0] = last;
+    for (let i = 0;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+      if (m === i) break;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+    return top;
+  }
+}

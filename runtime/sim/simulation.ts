@@ -1,0 +1,673 @@
+/**
+ * One seed of the market simulation: clients, workers and verifiers running the real node code
+ * (`createNode`: inbox, journal sink, supervisor tree, machines, effect dispatch, the worker's
+ * agent) over the simulated network and chain, every node's clock the seeded scheduler, with
+ * a fault profile and named adversaries. The invariants are checked as it runs.
+ *
+ * @module
+ */
+import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
+import type { NetworkPort } from "../../protocols/network_port.ts";
+import {
+  BuiltinExecutor,
+  commitmentOf,
+  type ExecuteOptions,
+  type ExecutionResult,
+  type ExecutorPort,
+} from "../compute/mod.ts";
+import { describeNode, parseRecording, RecordingWriter, replay } from "../durability/mod.ts";
+import { createNode, type Node, type NodeOptions, type WorkerProfile } from "../kernel/mod.ts";
+import { type Intercept, SimChain } from "./chain.ts";
+import { type FaultProfile, faultProfile } from "./faults.ts";
+import { type Cast, ChainChecker, type Violation } from "./invariants.ts";
+import { SimNetwork } from "./network.ts";
+import { Scheduler } from "./scheduler.ts";
+import { Trace } from "./trace.ts";
+import type { Rng } from "./rng.ts";
+
+/** The adversaries, by name. */
+export const ADVERSARY_NAMES = [
+  "sybil-verifiers",
+  "unescrowed-announcements",
+  "underbid-then-silent",
+  "wrong-results",
+  "lying-client",
+  "colluding-verifiers-f",
+  "colluding-verifiers-f1",
+  "flood",
+  "replay-old-messages",
+  "oversized-messages",
+] as const;
+
+/** An adversary's name. */
+export type AdversaryName = (typeof ADVERSARY_NAMES)[number];
+
+/** Checks a list of adversary names; throws a `RangeError` naming the unknown one. */
+export function parseAdversaries(list: string): AdversaryName[] {
+  if (list.trim() === "" || list === "none") return [];
+  const names = list.split(",").map((s) => s.trim());
+  for (const name of names) {
+    if (!(ADVERSARY_NAMES as readonly string[]).includes(name)) {
+      throw new RangeError(
+        `Unknown adversary "${name}": expected a comma-separated list of ${
+          ADVERSARY_NAMES.join(", ")
+        }`,
+      );
+    }
+  }
+  return names as AdversaryName[];
+}
+
+/** Options of {@link simulate}. */
+export interface SimulationOptions {
+  readonly seed: number;
+  /** @default 8 */
+  readonly workers?: number;
+  /** @default 4 */
+  readonly verifiers?: number;
+  /** @default 1 */
+  readonly clients?: number;
+  /** Jobs the honest clients submit. @default 20 */
+  readonly jobs?: number;
+  /** Most virtual time the run may take, ms. @default derived from the jobs' deadlines */
+  readonly durationMs?: number;
+  /** @default "none" */
+  readonly faults?: FaultProfile["name"];
+  /** @default [] */
+  readonly adversaries?: readonly AdversaryName[];
+  /** Writes every node's journal to this recording and replays it at the end. @default none */
+  readonly recordPath?: string;
+  /** Real work between steps (the determinism test): it must not change the run. */
+  readonly between?: (step: number) => Promise<void> | void;
+  /** Most scheduler steps. @default 5,000,000 */
+  readonly maxSteps?: number;
+}
+
+/** What one seed did. */
+export interface SimulationResult {
+  readonly seed: number;
+  readonly traceHash: string;
+  readonly virtualMs: number;
+  readonly wallMs: number;
+  readonly steps: number;
+  /** Honest clients' jobs by final state on their client (`open` for the unfinished). */
+  readonly jobs: Record<string, number>;
+  readonly messages: { published: number; delivered: number; dropped: number; rejected: number };
+  readonly chain: { transactions: number; failed: number; reorgs: number; events: number };
+  readonly violations: Violation[];
+  readonly recordPath?: string;
+}
+
+/** Deadlines of the simulated jobs, virtual ms. */
+export const SIM_TIMING = { bidWindowMs: 200, executionMs: 1_000, verificationMs: 2_000 } as const;
+const MAX_ATTEMPTS = 3;
+/** Slack on top of a job's deadlines before it must be final (liveness), virtual ms. */
+const LIVENESS_SLACK_MS = 5_000;
+/** How long a node's view may lag the chain (chain agreement), virtual ms. */
+const AGREEMENT_MS = 5_000;
+/** How often the nodes' views are checked, virtual ms. */
+const VIEW_CHECK_MS = 500;
+const CAPABILITY_EVERY_MS = 2_000;
+const START_JOBS_AT = 300;
+const WORKER_STAKE = 1_000n;
+
+/** An executor that takes virtual time to run the built-in job kinds. */
+class SimExecutor implements ExecutorPort {
+  readonly #inner = new BuiltinExecutor();
+  readonly #sched: Scheduler;
+  readonly #rng: Rng;
+  constructor(sched: Scheduler, rng: Rng) {
+    this.#sched = sched;
+    this.#rng = rng;
+  }
+  supports(kind: JobSpec["kind"]): boolean {
+    return this.#inner.supports(kind);
+  }
+  async execute(
+    spec: JobSpec,
+    input: unknown,
+    options: ExecuteOptions = {},
+  ): Promise<ExecutionResult> {
+    const ms = this.#rng.int(20, 150);
+    await new Promise<void>((resolve, reject) => {
+      const task = this.#sched.after(ms, resolve, "execute");
+      options.signal?.addEventListener("abort", () => {
+        this.#sched.clearTimeout(task);
+        reject(options.signal!.reason);
+      }, { once: true });
+    });
+    return this.#inner.execute(spec, input, options);
+  }
+}
+
+function matmulSpec(rng: Rng, verifierCount: number): JobSpec {
+  const n = rng.int(2, 3);
+  const matrix = () =>
+    Array.from({ length: n }, () => Array.from({ length: n }, () => rng.int(-9, 9)));
+  const input = { a: matrix(), b: matrix() };
+  return {
+    kind: { type: "builtin", name: "matmul" },
+    inputCommitment: commitmentOf(input),
+    input,
+    requirements: { hardware: "cpu", minStake: 100n },
+    maxPrice: BigInt(1_000 + rng.int(0, 999)),
+    ...SIM_TIMING,
+    maxAttempts: MAX_ATTEMPTS,
+    verifierCount,
+  };
+}
+
+const pad = (i: number, w = 2) => String(i + 1).padStart(w, "0");
+
+interface Participant {
+  readonly id: NodeId;
+  readonly node: Node;
+}
+
+/** Runs one seed. */
+export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
+  const started = performance.now();
+  const seed = options.seed;
+  const workerCount = options.workers ?? 8;
+  const verifierCount = options.verifiers ?? 4;
+  const clientCount = options.clients ?? 1;
+  const jobCount = options.jobs ?? 20;
+  const adversaries = new Set(options.adversaries ?? []);
+  const profile = faultProfile(options.faults ?? "none");
+  for (
+    const [what, n, min] of [
+      ["workers", workerCount, 1],
+      ["verifiers", verifierCount, 1],
+      ["clients", clientCount, 1],
+      ["jobs", jobCount, 0],
+    ] as const
+  ) {
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new RangeError(`Invalid --${what} ${n}: must be an integer of at least ${min}`);
+    }
+  }
+  if (profile.crashes !== null) {
+    throw new RangeError(
+      `Cannot simulate fault profile "${profile.name}": crashes and restarts are not simulated yet`,
+    );
+  }
+
+  const sched = new Scheduler(seed);
+  const trace = new Trace();
+  const world = sched.rng.fork();
+  const net = new SimNetwork(sched, trace, { ...profile });
+  const chain = new SimChain(sched, trace, profile.chain);
+  const recorder = options.recordPath === undefined
+    ? undefined
+    : RecordingWriter.create(options.recordPath, {
+      sim: {
+        seed,
+        workers: workerCount,
+        verifiers: verifierCount,
+        clients: clientCount,
+        jobs: jobCount,
+        faults: profile.name,
+        adversaries: [...adversaries],
+      },
+    });
+
+  const honestWorkers = new Set<NodeId>();
+  const honestVerifiers = new Set<NodeId>();
+  const honestClients = new Set<NodeId>();
+  const wrongWorkers = new Set<NodeId>();
+  const cast: Cast = { honestWorkers, honestVerifiers, honestClients, wrongWorkers };
+  const participants: Participant[] = [];
+  const errors: string[] = [];
+
+  const peer = {
+    heartbeatMs: 600_000,
+    maxMissedHeartbeats: 3,
+    initialScore: 100,
+    banThreshold: 0,
+    banMs: 60_000,
+  };
+  const add = (
+    id: NodeId,
+    roles: Role[],
+    extra: Partial<NodeOptions> & { intercept?: Intercept } = {},
+  ): Node => {
+    const { intercept, ...rest } = extra;
+    const network = net.join(id);
+    const o: NodeOptions = {
+      id,
+      roles,
+      network,
+      chain: chain.port(id, intercept),
+      clock: sched,
+      executor: new SimExecutor(sched, world.fork()),
+      peer,
+      capabilityIntervalMs: 0,
+      retainFinishedMs: null,
+      ...rest,
+    };
+    const node = createNode(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
+    node.observe((ob) => {
+      switch (ob.type) {
+        case "delivered":
+          trace.add(
+            `${ob.envelope.at}|d|${id}#${ob.envelope.seq}|${ob.envelope.source}|${ob.actor}|${ob.envelope.event.type}|${ob.state}`,
+          );
+          break;
+        case "rejected":
+          trace.add(
+            `${ob.envelope.at}|r|${id}#${ob.envelope.seq}|${ob.envelope.source}|${ob.envelope.target}|${ob.envelope.event.type}|${ob.code}`,
+          );
+          break;
+        case "effect.failed":
+          trace.add(`${sched.now()}|ef|${id}|${ob.actor}|${ob.effect}`);
+          break;
+        case "journal.failed":
+          errors.push(`${id}: journal failed: ${ob.error.message}`);
+          break;
+        default:
+          break;
+      }
+    });
+    participants.push({ id, node });
+    return node;
+  };
+  const worker = (
+    fault: NonNullable<WorkerProfile["fault"]>,
+    priceRatio: number,
+  ): WorkerProfile => ({
+    hardware: "cpu",
+    stake: WORKER_STAKE,
+    priceRatio,
+    etaMs: 100,
+    capacity: 2,
+    fault,
+  });
+
+  // The honest market.
+  const clients: Node[] = [];
+  for (let i = 0; i < clientCount; i++) {
+    const id = `client-${pad(i)}`;
+    honestClients.add(id);
+    clients.push(add(id, ["client"]));
+  }
+  for (let i = 0; i < workerCount; i++) {
+    const id = `worker-${pad(i, 3)}`;
+    honestWorkers.add(id);
+    add(id, ["worker"], { worker: worker("none", 0.55 + world.int(0, 40) / 100) });
+  }
+  const f = Math.floor((Math.min(4, verifierCount) - 1) / 3);
+  const colluders = adversaries.has("colluding-verifiers-f1")
+    ? f + 1
+    : adversaries.has("colluding-verifiers-f")
+    ? f
+    : 0;
+  for (let i = 0; i < verifierCount; i++) {
+    if (i < colluders) {
+      add(`colluder-${pad(i)}`, ["verifier"], { verifierFault: "always_valid" });
+      continue;
+    }
+    const id = `verifier-${pad(i)}`;
+    honestVerifiers.add(id);
+    add(id, ["verifier"]);
+  }
+
+  // The adversaries that are nodes running the real code with a fault.
+  if (adversaries.has("sybil-verifiers")) {
+    for (let i = 0; i < 6; i++) {
+      add(`sybil-${pad(i)}`, ["verifier"], { verifierFault: "always_invalid" });
+    }
+  }
+  if (adversaries.has("underbid-then-silent")) {
+    add("silent-01", ["worker"], { worker: worker("silent", 0.3) });
+  }
+  if (adversaries.has("wrong-results") || colluders > 0) {
+    wrongWorkers.add("wrong-01");
+    add("wrong-01", ["worker"], { worker: worker("wrong_result", 0.31) });
+  }
+  let liar: Node | undefined;
+  if (adversaries.has("lying-client")) {
+    liar = add("liar-01", ["client"], {
+      intercept: (method, args) =>
+        method === "recordVerification"
+          ? [{ ...(args[0] as object), accepted: false }, ...args.slice(1)]
+          : args,
+    });
+  }
+
+  // Rogue ports: crafted messages, no node behind them.
+  const rogue = (id: NodeId): NetworkPort => {
+    const port = net.join(id);
+    void port.start();
+    return port;
+  };
+  const healAt = START_JOBS_AT + jobCount * 40 + 2_000;
+  const every = (ms: number, fn: () => void, label: string) => {
+    const tick = () => {
+      if (sched.now() > healAt) return;
+      fn();
+      sched.after(ms, tick, label);
+    };
+    sched.at(START_JOBS_AT, tick, label);
+  };
+  const rogueRng = world.fork();
+  let rogueJobs = 0;
+  if (adversaries.has("unescrowed-announcements")) {
+    const port = rogue("phantom-01");
+    every(40, () => {
+      const spec = matmulSpec(rogueRng, Math.min(4, verifierCount));
+      void port.publish(
+        TOPICS.jobs,
+        encodeMessage(TOPICS.jobs, {
+          type: "job.announce",
+          jobId: `phantom-${++rogueJobs}`,
+          owner: "phantom-01",
+          attempt: 1,
+          bidWindowEndsAt: sched.now() + SIM_TIMING.bidWindowMs,
+          spec: { ...spec, maxPrice: 5_000n },
+        }),
+      ).catch(() => {});
+    }, "rogue.announce");
+  }
+  if (adversaries.has("flood")) {
+    const port = rogue("flooder-01");
+    every(100, () => {
+      for (let i = 0; i < 10; i++) {
+        void port.publish(
+          TOPICS.bids,
+          encodeMessage(TOPICS.bids, {
+            type: "bid.submit",
+            bidId: `flood-${sched.now()}-${i}`,
+            jobId: `job-${rogueRng.int(0, 10_000)}`,
+            worker: "flooder-01",
+            price: 1n,
+            etaMs: 1,
+            stake: 10n ** 18n,
+            reputation: 1000,
+            hardware: "cpu",
+          }),
+        ).catch(() => {});
+      }
+    }, "rogue.flood");
+  }
+  if (adversaries.has("replay-old-messages")) {
+    const port = rogue("replayer-01");
+    const heard: { topic: (typeof TOPICS)[keyof typeof TOPICS]; data: Uint8Array }[] = [];
+    net.onPublish = (m) => {
+      if (m.from !== "replayer-01" && heard.length < 2_000) heard.push(m);
+    };
+    every(100, () => {
+      for (let i = 0; i < 5 && heard.length > 0; i++) {
+        const m = rogueRng.pick(heard);
+        void port.publish(m.topic, m.data).catch(() => {});
+      }
+    }, "rogue.replay");
+  }
+  if (adversaries.has("oversized-messages")) {
+    const port = rogue("bloater-01");
+    every(200, () => {
+      const topic = rogueRng.pick(Object.values(TOPICS));
+      const deep = "[".repeat(10_000) + "]".repeat(10_000);
+      const big = JSON.stringify({ type: "job.announce", pad: "x".repeat(1 << 20) });
+      void port.publish(topic, new TextEncoder().encode(rogueRng.chance(0.5) ? deep : big))
+        .catch(() => {});
+    }, "rogue.bloat");
+  }
+
+  // Start, announce capabilities, submit jobs.
+  for (const p of participants) {
+    sched.at(0, () => {
+      p.node.start().catch((e: Error) => errors.push(`${p.id}: start failed: ${e.message}`));
+    }, "start");
+  }
+  const announce = () => {
+    for (const p of participants) void p.node.announceCapabilities().catch(() => {});
+    sched.after(CAPABILITY_EVERY_MS, announce, "capabilities");
+  };
+  sched.at(50, announce, "capabilities");
+  const submitted = new Map<string, { client: Node; at: number }>();
+  const jobRng = world.fork();
+  let at = START_JOBS_AT;
+  const liarShare = liar ? Math.max(1, Math.floor(jobCount / 4)) : 0;
+  for (let j = 0; j < jobCount + liarShare; j++) {
+    at += jobRng.int(10, 60);
+    const jobId = `s${seed}-job-${pad(j, 4)}`;
+    const isLiar = liar !== undefined && j >= jobCount;
+    const client = isLiar ? liar! : clients[j % clients.length]!;
+    const spec = matmulSpec(jobRng, Math.min(4, verifierCount));
+    sched.at(at, () => {
+      try {
+        client.submitJob({ spec, jobId });
+        if (!isLiar) submitted.set(jobId, { client, at: sched.now() });
+      } catch (e) {
+        errors.push(`${client.id}: submit ${jobId} failed: ${(e as Error).message}`);
+      }
+    }, "submit");
+  }
+  const lastSubmit = at;
+  const jobBound = MAX_ATTEMPTS *
+      (SIM_TIMING.bidWindowMs + SIM_TIMING.executionMs + SIM_TIMING.verificationMs) +
+    LIVENESS_SLACK_MS;
+  const until = options.durationMs ?? Math.max(healAt, lastSubmit) + jobBound + 2_000;
+
+  // Faults that come and go.
+  if (profile.partitions !== null) {
+    const { everyMs, lengthMs } = profile.partitions;
+    const split = () => {
+      if (sched.now() > healAt) return;
+      const groups = new Map<NodeId, number>();
+      for (const id of net.ids()) groups.set(id, world.int(0, 1));
+      net.partition(groups);
+      sched.after(lengthMs, () => net.heal(), "heal");
+      sched.after(everyMs, split, "partition");
+    };
+    sched.at(START_JOBS_AT + everyMs / 2, split, "partition");
+  }
+  sched.at(healAt, () => {
+    net.faults = { latencyMs: profile.latencyMs, loss: 0, duplicate: 0 };
+    net.heal();
+    chain.faults = { ...profile.chain, reorgChance: 0 };
+    trace.add(`${sched.now()}|healed`);
+  }, "heal");
+
+  // The invariants.
+  const violations: Violation[] = [];
+  const violate = (v: Omit<Violation, "step" | "at">) => {
+    if (violations.length === 0) violations.push({ ...v, step: sched.steps, at: sched.now() });
+  };
+  const checker = new ChainChecker(cast, () => sched.now());
+  chain.onEvent = (event) => {
+    const v = checker.event(event);
+    if (v !== null) violate(v);
+  };
+  let lastHead = -1;
+  const honestNodes = participants.filter((p) =>
+    honestClients.has(p.id) || honestWorkers.has(p.id) || honestVerifiers.has(p.id)
+  );
+  const strictService = profile.loss === 0 && profile.partitions === null &&
+    profile.crashes === null;
+  const checkViews = (final: boolean) => {
+    const now = sched.now();
+    for (const [jobId, s] of submitted) {
+      const view = s.client.job(jobId);
+      if (view?.done) {
+        // Without network faults, an honest job ends paid or refunded after a dispute: a job
+        // that expired or failed in a market with honest workers free was starved.
+        if (strictService && (view.state === "expired" || view.state === "failed")) {
+          violate({
+            invariant: "liveness",
+            node: s.client.id,
+            job: jobId,
+            detail: `starved: ended ${view.state} (attempt ${view.context.attempt}, ${
+              Object.keys(view.context.bids).length
+            } bids) in a market of ${honestWorkers.size} honest workers`,
+          });
+          return;
+        }
+        continue;
+      }
+      if (final || now > s.at + jobBound) {
+        violate({
+          invariant: "liveness",
+          node: s.client.id,
+          job: jobId,
+          detail: `not final ${now - s.at} ms after submission (state ${view?.state ?? "none"})`,
+        });
+        return;
+      }
+    }
+    for (const p of honestNodes) {
+      for (const summary of p.node.jobs()) {
+        if (summary.done && !final) continue;
+        const onChain = checker.jobs.get(summary.jobId);
+        const first = summary.path[0]?.at ?? now;
+        if (onChain === undefined) {
+          if (!summary.done && now - first > AGREEMENT_MS) {
+            violate({
+              invariant: "chain-agreement",
+              node: p.id,
+              job: summary.jobId,
+              detail: `a phantom job: ${summary.state} for ${
+                now - first
+              } ms and never escrowed on chain`,
+            });
+            return;
+          }
+          continue;
+        }
+        if (onChain.finalAt !== null && !summary.done && now - onChain.finalAt > AGREEMENT_MS) {
+          violate({
+            invariant: "chain-agreement",
+            node: p.id,
+            job: summary.jobId,
+            detail: `still ${summary.state} ${now - onChain.finalAt} ms after the chain ${
+              onChain.paid > 0 ? "paid" : "refunded"
+            } it`,
+          });
+          return;
+        }
+        if (summary.done && final) {
+          const chainSays = onChain.paid > 0 ? "settled" : onChain.refunded > 0 ? "refunded" : null;
+          const agrees = chainSays === null
+            ? !["settled", "refunded"].includes(summary.state)
+            : summary.state === chainSays ||
+              (chainSays === "refunded" && summary.state !== "settled");
+          if (!agrees) {
+            violate({
+              invariant: "chain-agreement",
+              node: p.id,
+              job: summary.jobId,
+              detail: `ended ${summary.state} where the chain says ${chainSays ?? "open"}`,
+            });
+            return;
+          }
+        }
+      }
+    }
+  };
+  const views = () => {
+    checkViews(false);
+    sched.after(VIEW_CHECK_MS, views, "check");
+  };
+  sched.at(VIEW_CHECK_MS, views, "check");
+
+  const allFinal = () => {
+    if (submitted.size < jobCount) return false;
+    for (const [jobId, s] of submitted) if (!s.client.job(jobId)?.done) return false;
+    return true;
+  };
+  let quietUntil: number | null = null;
+  const maxSteps = options.maxSteps ?? 5_000_000;
+  await sched.run({
+    until,
+    maxSteps,
+    ...(options.between ? { between: options.between } : {}),
+    afterStep: async () => {
+      const head = chain.ledger.head().blockNumber;
+      if (head !== lastHead) {
+        lastHead = head;
+        const v = checker.totals(await chain.port("sim-observer").totals());
+        if (v !== null) violate(v);
+      }
+      if (violations.length > 0 || errors.length > 0) return true;
+      if (quietUntil === null && allFinal()) quietUntil = sched.now() + AGREEMENT_MS + 1_000;
+      return quietUntil !== null && sched.now() >= quietUntil;
+    },
+  });
+  if (violations.length === 0 && errors.length === 0) checkViews(true);
+  const virtualMs = sched.now();
+  const jobs: Record<string, number> = {};
+  for (const [jobId, s] of submitted) {
+    const v = s.client.job(jobId);
+    const state = v?.done ? v.state : "open";
+    jobs[state] = (jobs[state] ?? 0) + 1;
+  }
+  if (submitted.size < jobCount) jobs["unsubmitted"] = jobCount - submitted.size;
+
+  // Stop every node; the scheduler runs on so that what they wait for can finish.
+  let stopped = false;
+  const stops = Promise.all(participants.map((p) => p.node.stop())).then(() => {
+    stopped = true;
+  });
+  await sched.run({
+    until: Number.MAX_SAFE_INTEGER,
+    maxSteps: sched.steps + 1_000_000,
+    afterStep: () => stopped,
+  });
+  await stops;
+  const traceHash = trace.digest();
+  chain.close();
+
+  if (recorder) {
+    recorder.close();
+    if (violations.length === 0) {
+      const report = replay(parseRecording(await Deno.readTextFile(recorder.path)));
+      if (!report.ok) {
+        const d = report.divergence;
+        violations.push({
+          invariant: "journal-replays",
+          step: sched.steps,
+          at: virtualMs,
+          node: d?.node ?? null,
+          job: d?.target.startsWith("job:") ? d.target.slice(4) : null,
+          detail: d === null || d === undefined
+            ? "the recording does not replay"
+            : `diverged at seq ${d.seq}: ${d.event} (${d.source}) to ${d.target}`,
+        });
+      }
+    }
+  }
+  for (const e of errors) {
+    violations.push({
+      invariant: "liveness",
+      step: sched.steps,
+      at: virtualMs,
+      node: e.split(":")[0] ?? null,
+      job: null,
+      detail: e,
+    });
+  }
+
+  return {
+    seed,
+    traceHash,
+    virtualMs,
+    wallMs: Math.round(performance.now() - started),
+    steps: sched.steps,
+    jobs,
+    messages: {
+      published: net.stats.published,
+      delivered: net.stats.delivered,
+      dropped: net.stats.dropped,
+      rejected: net.stats.rejected,
+    },
+    chain: {
+      transactions: chain.stats.transactions,
+      failed: chain.stats.failed,
+      reorgs: chain.stats.reorgs,
+      events: chain.events().length,
+    },
+    violations,
+    ...(recorder ? { recordPath: recorder.path } : {}),
+  };
+}
