@@ -89,6 +89,8 @@ Deno.test({
       bootstrap: readonly string[],
     ): Promise<Child> => {
       const dataDir = `${dir}/${name}`;
+      // Made by the operator: the node refuses a missing data directory without --init.
+      await Deno.mkdir(dataDir, { recursive: true });
       const file = `${dir}/${name}.json`;
       await Deno.writeTextFile(
         file,

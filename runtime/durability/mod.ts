@@ -20,6 +20,7 @@ export * from "./snapshot_store.ts";
 export * from "./recording.ts";
 export * from "./replay.ts";
 export * from "./recovery.ts";
+export * from "./data_dir.ts";
 export {
   chainHash,
   decodeJson,

@@ -491,6 +491,8 @@ export const USAGE = `Usage: deno task node [flags]
 Flags (override env, which overrides the config file):
   --config PATH        JSON config file (env CIRO_CONFIG)
   --data-dir PATH      data directory: identity key, default ledger (env CIRO_DATA_DIR)
+  --init               make a new node: create a missing data directory, or a new identity
+                       where a journal has none (refused without it)
   --listen MULTIADDR   address to listen on; repeat or comma-separate (env CIRO_LISTEN)
   --bootstrap MULTIADDR  bootstrap peer /ip4/…/tcp/…/p2p/<id>; repeatable (env CIRO_BOOTSTRAP)
   --roles LIST         client,worker,verifier,bootstrap (env CIRO_ROLES)

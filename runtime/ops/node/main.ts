@@ -7,6 +7,10 @@
  * pid, multiaddrs, status URL) for scripts and `deno task submit --data-dir`. SIGINT or SIGTERM
  * stops the status server, the node, the host and the chain, removes `node.json`, and exits 0.
  *
+ * The data directory is checked and locked first ({@link checkDataDir}, {@link lockDataDir}): a
+ * directory that does not exist, or that has a journal but no identity key, is refused unless
+ * `--init` asks for a new node; a directory another process holds is refused, naming its pid.
+ *
  * Exit codes: 0 after a clean shutdown, 2 for a bad config, 1 for any other failure to start.
  *
  * @module
@@ -22,7 +26,7 @@ import { logger } from "../../kernel/mod.ts";
 import { dispose } from "@logtape/logtape";
 import { configureOperatorLogging, otelRequested } from "../logging.ts";
 import type { Node } from "../../kernel/mod.ts";
-import { openDurableNode } from "../../durability/mod.ts";
+import { checkDataDir, lockDataDir, openDurableNode } from "../../durability/mod.ts";
 import { serveStatus, type StatusServer } from "../status_server.ts";
 import { Cockpit } from "../cockpit.ts";
 import { instrumentChain, timeAppends } from "../metrics.ts";
@@ -57,23 +61,41 @@ export async function startNode(
     signal?: AbortSignal;
     /** How long after start a node with bootstrap peers but no connection warns. @default 10_000 */
     bootstrapWarnMs?: number;
+    /** Make a new node: create a missing data directory, or a new identity beside a journal. */
+    init?: boolean;
   } = {},
 ): Promise<RunningNode> {
   const log = logger("cli");
-  const privateKey = await loadOrCreateIdentity(config.dataDir);
-  const net = config.network;
-  const host = await createLibp2pHost({
-    privateKey,
-    listen: config.listen,
-    bootstrap: config.bootstrap,
-    trustedRanges: net.trustedRanges,
-    heartbeatMs: net.heartbeatMs,
-    maxRejections: net.maxRejections,
-    banMs: net.banMs,
-    requestTimeoutMs: net.requestTimeoutMs,
-    rateLimit: net.rateLimit,
-  });
-  const undo: (() => Promise<void> | void)[] = [() => host.stop()];
+  const checked = checkDataDir(config.dataDir, { init: options.init ?? false });
+  if (checked.created) log.info("Created data directory {dir}", { dir: config.dataDir });
+  const lock = lockDataDir(config.dataDir);
+  if (lock.tookOverFrom !== null) {
+    log.warn("Took over the lock of {dir} from process {pid}, which is gone", {
+      dir: config.dataDir,
+      pid: lock.tookOverFrom,
+    });
+  }
+  let host: Libp2pHost;
+  try {
+    const privateKey = await loadOrCreateIdentity(config.dataDir);
+    const net = config.network;
+    host = await createLibp2pHost({
+      privateKey,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      trustedRanges: net.trustedRanges,
+      heartbeatMs: net.heartbeatMs,
+      maxRejections: net.maxRejections,
+      banMs: net.banMs,
+      requestTimeoutMs: net.requestTimeoutMs,
+      rateLimit: net.rateLimit,
+    });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  // Undone in reverse: the lock is released last.
+  const undo: (() => Promise<void> | void)[] = [() => lock.release(), () => host.stop()];
   const unwind = async () => {
     for (const step of undo.splice(0).reverse()) {
       try {
@@ -249,9 +271,14 @@ export async function main(args: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // `--init` is for one start (a new node), never part of a config.
+  const init = args.includes("--init");
   let config: NodeConfig;
   try {
-    config = await loadConfig({ args, env: Deno.env.toObject() });
+    config = await loadConfig({
+      args: args.filter((a) => a !== "--init"),
+      env: Deno.env.toObject(),
+    });
   } catch (error) {
     console.error((error as Error).message);
     return 2;
@@ -271,7 +298,7 @@ export async function main(args: readonly string[]): Promise<number> {
   for (const [name, handler] of handlers) Deno.addSignalListener(name, handler);
   let running: RunningNode;
   try {
-    running = await startNode(config, { signal: abort.signal });
+    running = await startNode(config, { signal: abort.signal, init });
   } catch (error) {
     for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
     if (abort.signal.aborted) return 0;
