@@ -37,7 +37,7 @@
  */
 import { hash } from "starknet";
 import type { ChainEvent, ChainEventName } from "./port.ts";
-import type { RefundReason, SlashReason } from "../machines/types.ts";
+import type { RefundReason, SlashReason, Verdict } from "../machines/types.ts";
 
 /** An event as a Starknet node returns it (`starknet_getEvents`, `EMITTED_EVENT`). */
 export interface RawStarknetEvent {
@@ -96,6 +96,10 @@ const EVENT_NAMES: readonly ChainEventName[] = [
   "UnstakeRequested",
   "StakeWithdrawn",
   "ReputationUpdated",
+  "FailureReported",
+  "AttestationRecorded",
+  "KeyRegistered",
+  "VerifierRegistered",
 ];
 
 /** The selector (`keys[0]`) of each event name: `starknet_keccak(name)` as `0x` hex. */
@@ -251,6 +255,24 @@ function encodeData(event: ChainEvent): string[] {
     case "JobVerified":
     case "JobDisputed":
       w.byteArray("jobId", event.jobId);
+      break;
+    case "FailureReported":
+      w.byteArray("jobId", event.jobId);
+      w.byteArray("worker", event.worker);
+      w.byteArray("reason", event.reason);
+      break;
+    case "AttestationRecorded":
+      w.byteArray("jobId", event.jobId);
+      w.byteArray("verifier", event.verifier);
+      w.number("attempt", event.attempt);
+      w.shortString("verdict", event.verdict);
+      break;
+    case "KeyRegistered":
+      w.byteArray("account", event.account);
+      w.hash("publicKey", event.publicKey);
+      break;
+    case "VerifierRegistered":
+      w.byteArray("verifier", event.verifier);
       break;
     case "PaymentReleased":
       w.byteArray("jobId", event.jobId);
@@ -435,6 +457,14 @@ class FeltReader {
     return reason as SlashReason;
   }
 
+  verdict(field: string): Verdict {
+    const verdict = this.shortString(field);
+    if (verdict !== "valid" && verdict !== "invalid") {
+      this.#fail("invalid_value", field, `unknown verdict ${JSON.stringify(verdict)}`);
+    }
+    return verdict;
+  }
+
   byteArrays(field: string): string[] {
     const length = this.felt(field);
     const remaining = BigInt(this.felts.length - this.#index);
@@ -558,6 +588,31 @@ export function decodeChainEvent(
     case "JobVerified":
     case "JobDisputed":
       event = { ...meta, name, jobId: r.byteArray("jobId") };
+      break;
+    case "FailureReported":
+      event = {
+        ...meta,
+        name,
+        jobId: r.byteArray("jobId"),
+        worker: r.byteArray("worker"),
+        reason: r.byteArray("reason"),
+      };
+      break;
+    case "AttestationRecorded":
+      event = {
+        ...meta,
+        name,
+        jobId: r.byteArray("jobId"),
+        verifier: r.byteArray("verifier"),
+        attempt: r.number("attempt"),
+        verdict: r.verdict("verdict"),
+      };
+      break;
+    case "KeyRegistered":
+      event = { ...meta, name, account: r.byteArray("account"), publicKey: r.hash("publicKey") };
+      break;
+    case "VerifierRegistered":
+      event = { ...meta, name, verifier: r.byteArray("verifier") };
       break;
     case "PaymentReleased":
       event = {

@@ -97,6 +97,21 @@ const chainEvent: fc.Arbitrary<ChainEvent> = fc.oneof(
   }),
   fc.record({ name: fc.constant("StakeWithdrawn" as const), worker: id, amount: u256 }),
   fc.record({ name: fc.constant("ReputationUpdated" as const), worker: id, score: safeNat }),
+  fc.record({
+    name: fc.constant("FailureReported" as const),
+    jobId: id,
+    worker: id,
+    reason: fc.string({ maxLength: 80 }),
+  }),
+  fc.record({
+    name: fc.constant("AttestationRecorded" as const),
+    jobId: id,
+    verifier: id,
+    attempt: safeNat,
+    verdict: fc.constantFrom("valid", "invalid" as const),
+  }),
+  fc.record({ name: fc.constant("KeyRegistered" as const), account: id, publicKey: sha }),
+  fc.record({ name: fc.constant("VerifierRegistered" as const), verifier: id }),
 ).chain((body) => meta.map((m) => ({ ...m, ...body }) as ChainEvent));
 
 const base = { blockNumber: 3, blockHash: "0xb", txHash: "0xt", eventIndex: 1 };
@@ -149,12 +164,12 @@ Deno.test("decodeChainEvent() rejects every strict prefix of a valid event as tr
 });
 
 Deno.test("EVENT_SELECTORS are starknet_keccak of the event names", () => {
-  assert.equal(Object.keys(EVENT_SELECTORS).length, 13);
+  assert.equal(Object.keys(EVENT_SELECTORS).length, 17);
   for (const [name, selector] of Object.entries(EVENT_SELECTORS)) {
     assert.equal(selector, hash.getSelectorFromName(name));
     assert.equal(BigInt(selector), BigInt(hash.starknetKeccak(name)));
   }
-  assert.equal(new Set(Object.values(EVENT_SELECTORS)).size, 13);
+  assert.equal(new Set(Object.values(EVENT_SELECTORS)).size, 17);
 });
 
 Deno.test("encodeChainEvent() writes ids as Cairo ByteArrays like starknet.js", () => {

@@ -119,6 +119,18 @@ import {
   type TxReceipt,
 } from "./port.ts";
 import { decodeChainEvent, encodeChainEvent, type RawStarknetEvent } from "./events.ts";
+import {
+  AccountKey,
+  chooseVerifiers,
+  FAILURE_SUBJECT,
+  isPublicKey,
+  quorumThresholds,
+  type SignedAttestation,
+  verifierWeight,
+  verifyAttestation,
+} from "./settlement.ts";
+import type { JobTerms } from "./port.ts";
+import type { Verdict } from "../machines/types.ts";
 
 /** The address the local ledger's events come from: `starknet_keccak("ciro.local_ledger")`. */
 export const LOCAL_LEDGER_ADDRESS: string = hash.getSelectorFromName("ciro.local_ledger");
@@ -150,6 +162,18 @@ export interface LocalLedgerOptions {
    * @default {5000}
    */
   readonly busyTimeoutMs?: number;
+  /**
+   * The least bonded stake a verifier needs to be chosen.
+   * @default {1n}
+   */
+  readonly minVerifierBond?: bigint;
+  /**
+   * The verifiers' share of a released price, in basis points, split equally among the chosen
+   * verifiers whose attestation agreed with the decided outcome (rounded down; the rest to the
+   * worker). Also paid out of the escrow when a quorum confirms a reported failure.
+   * @default {500}
+   */
+  readonly verifierRewardBps?: number;
 }
 
 /** A worker's stake and the part of it its open jobs lock, from {@link LocalLedger.stakeLockOf}. */
@@ -168,6 +192,13 @@ export interface StakeLock {
 }
 
 const DEFAULT_FEE_BPS = 100;
+const DEFAULT_VERIFIER_REWARD_BPS = 500;
+const DEFAULT_BID_WINDOW_MS = 60_000;
+const DEFAULT_EXECUTION_MS = 600_000;
+const DEFAULT_VERIFICATION_MS = 600_000;
+/** Most verifiers a job may ask for, and most attestations one transaction may carry. */
+export const MAX_VERIFIERS = 64;
+const MAX_FAILURE_REASON = 200;
 const DEFAULT_UNBONDING_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const DEFAULT_POLL_MS = 25;
@@ -260,6 +291,22 @@ CREATE TABLE IF NOT EXISTS unbonding (
   requested_block INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS unbonding_worker ON unbonding (worker, unlock_at);
+CREATE TABLE IF NOT EXISTS account_keys (
+  account TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verifiers (
+  account TEXT PRIMARY KEY,
+  chosen INTEGER NOT NULL DEFAULT 0,
+  answered INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_verifiers (
+  job_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  verifier TEXT NOT NULL,
+  verdict TEXT,
+  PRIMARY KEY (job_id, attempt, verifier)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS totals (
   key TEXT PRIMARY KEY,
   amount TEXT NOT NULL
@@ -279,6 +326,19 @@ const ADDED_COLUMNS: readonly { table: string; column: string; definition: strin
   { table: "job_parties", column: "assigned_stake", definition: "TEXT" },
   { table: "job_parties", column: "assigned_block", definition: "INTEGER" },
   { table: "unbonding", column: "requested_block", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "job_parties", column: "overdue", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "jobs", column: "verifier_count", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "jobs", column: "bid_window_ms", definition: "INTEGER NOT NULL DEFAULT 60000" },
+  { table: "jobs", column: "execution_ms", definition: "INTEGER NOT NULL DEFAULT 600000" },
+  { table: "jobs", column: "verification_ms", definition: "INTEGER NOT NULL DEFAULT 600000" },
+  { table: "jobs", column: "bid_deadline", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "jobs", column: "execution_deadline", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "jobs", column: "verification_deadline", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "jobs", column: "attempt", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "jobs", column: "claim", definition: "TEXT" },
+  { table: "jobs", column: "failure_reason", definition: "TEXT" },
+  { table: "jobs", column: "escrow_block_hash", definition: "TEXT NOT NULL DEFAULT ''" },
+  { table: "jobs", column: "chain_decided", definition: "INTEGER NOT NULL DEFAULT 0" },
 ];
 
 type TotalKey =
@@ -310,6 +370,23 @@ interface JobRow {
   readonly status: JobStatus;
   readonly worker: string | null;
   readonly price: bigint | null;
+  readonly verifierCount: number;
+  readonly bidWindowMs: number;
+  readonly executionMs: number;
+  readonly verificationMs: number;
+  readonly bidDeadline: number;
+  readonly executionDeadline: number;
+  readonly verificationDeadline: number;
+  readonly attempt: number;
+  /** What the worker claimed: a result commitment, or that the job fails on its input. */
+  readonly claim: "result" | "failure" | null;
+  readonly commitment: string | null;
+  readonly escrowBlockHash: string;
+  /**
+   * Submitted with terms (`verifierCount` given): the chain decides verification and deadlines.
+   * Without (the node's flow until it bonds its verifiers): the legacy client-driven rules.
+   */
+  readonly chainDecided: boolean;
 }
 
 interface WorkerRow {
@@ -330,6 +407,9 @@ interface Tx {
   readonly caller: string;
   /** The block this transaction makes. */
   readonly blockNumber: number;
+  readonly blockHash: string;
+  /** The chain's time for this transaction (the ledger's `now`), ms. */
+  readonly now: number;
   emit(event: EventBody): void;
 }
 
@@ -385,6 +465,40 @@ function checkHash(what: string, value: unknown): string {
   return value;
 }
 
+function checkCount(what: string, value: unknown, min: number, max = 2 ** 40): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`Invalid ${what}: expected an integer in [${min}, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+function checkAttestation(what: string, value: unknown): SignedAttestation {
+  const a = value as Partial<SignedAttestation> | null;
+  if (typeof a !== "object" || a === null) {
+    throw new TypeError(`Invalid ${what}: expected a signed attestation`);
+  }
+  checkId(`${what}.jobId`, a.jobId);
+  checkId(`${what}.verifier`, a.verifier);
+  checkCount(`${what}.attempt`, a.attempt, 1);
+  if (typeof a.subject !== "string" || a.subject.length > MAX_ID_LENGTH) {
+    throw new TypeError(`Invalid ${what}.subject: expected at most ${MAX_ID_LENGTH} characters`);
+  }
+  if (a.verdict !== "valid" && a.verdict !== "invalid") {
+    throw new TypeError(`Invalid ${what}.verdict: expected "valid" or "invalid"`);
+  }
+  if (typeof a.signature !== "string") {
+    throw new TypeError(`Invalid ${what}.signature: expected hex text`);
+  }
+  return {
+    jobId: a.jobId!,
+    attempt: a.attempt!,
+    subject: a.subject,
+    verdict: a.verdict,
+    verifier: a.verifier!,
+    signature: a.signature,
+  };
+}
+
 function checkCursor(cursor: ChainCursor): ChainCursor {
   if (
     !Number.isSafeInteger(cursor.blockNumber) || cursor.blockNumber < 0 ||
@@ -409,6 +523,8 @@ class LedgerStore {
   readonly #unbondingMs: number;
   readonly #now: () => number;
   readonly #treasury: string;
+  readonly #minVerifierBond: bigint;
+  readonly #verifierRewardBps: number;
   readonly #commitListeners = new Set<() => void>();
   #closed = false;
 
@@ -429,6 +545,18 @@ class LedgerStore {
         `Invalid busyTimeoutMs: expected a non-negative integer, got ${busyTimeoutMs}`,
       );
     }
+    const minVerifierBond = options.minVerifierBond ?? 1n;
+    if (typeof minVerifierBond !== "bigint" || minVerifierBond < 1n) {
+      throw new RangeError(`Invalid minVerifierBond: expected at least 1n, got ${minVerifierBond}`);
+    }
+    const rewardBps = options.verifierRewardBps ?? DEFAULT_VERIFIER_REWARD_BPS;
+    if (!Number.isInteger(rewardBps) || rewardBps < 0 || feeBps + rewardBps > 10_000) {
+      throw new RangeError(
+        `Invalid verifierRewardBps: expected 0 to ${10_000 - feeBps}, got ${rewardBps}`,
+      );
+    }
+    this.#minVerifierBond = minVerifierBond;
+    this.#verifierRewardBps = rewardBps;
     this.#feeBps = feeBps;
     this.#unbondingMs = unbondingMs;
     this.#now = options.now ?? Date.now;
@@ -520,6 +648,8 @@ class LedgerStore {
       const tx: Tx = {
         caller,
         blockNumber,
+        blockHash,
+        now: Math.trunc(this.#now()),
         emit: (body) => {
           const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
           const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
@@ -559,7 +689,10 @@ class LedgerStore {
 
   #job(action: string, jobId: string): JobRow {
     const row = this.#get(
-      "SELECT job_id, client, escrow, min_stake, status, worker, price FROM jobs WHERE job_id = ?",
+      `SELECT job_id, client, escrow, min_stake, status, worker, price, verifier_count,
+         bid_window_ms, execution_ms, verification_ms, bid_deadline, execution_deadline,
+         verification_deadline, attempt, claim, commitment, escrow_block_hash, chain_decided
+       FROM jobs WHERE job_id = ?`,
       jobId,
     );
     if (row === undefined) {
@@ -575,6 +708,18 @@ class LedgerStore {
       status: text(row, "status") as JobStatus,
       worker: typeof worker === "string" ? worker : null,
       price: typeof price === "string" ? BigInt(price) : null,
+      verifierCount: integer(row, "verifier_count"),
+      bidWindowMs: integer(row, "bid_window_ms"),
+      executionMs: integer(row, "execution_ms"),
+      verificationMs: integer(row, "verification_ms"),
+      bidDeadline: integer(row, "bid_deadline"),
+      executionDeadline: integer(row, "execution_deadline"),
+      verificationDeadline: integer(row, "verification_deadline"),
+      attempt: integer(row, "attempt"),
+      claim: row["claim"] === "result" || row["claim"] === "failure" ? row["claim"] : null,
+      commitment: typeof row["commitment"] === "string" ? row["commitment"] : null,
+      escrowBlockHash: text(row, "escrow_block_hash"),
+      chainDecided: integer(row, "chain_decided") === 1,
     };
   }
 
@@ -702,7 +847,7 @@ class LedgerStore {
 
   #party(jobId: string, worker: string): Row | undefined {
     return this.#get(
-      "SELECT assigned, verifier, revoked, disputed, assigned_block FROM job_parties WHERE job_id = ? AND worker = ?",
+      "SELECT assigned, verifier, revoked, disputed, overdue, assigned_block FROM job_parties WHERE job_id = ? AND worker = ?",
       jobId,
       worker,
     );
@@ -719,7 +864,8 @@ class LedgerStore {
     const stake = LedgerStore.#bonded(row);
     const claims = this.#all(
       `SELECT p.job_id, p.assigned_stake FROM job_parties p JOIN jobs j ON j.job_id = p.job_id
-       WHERE p.worker = ? AND p.assigned = 1 AND j.status NOT IN ('paid', 'refunded')
+       WHERE p.worker = ? AND (p.assigned = 1 OR (p.verifier = 1 AND p.assigned_stake IS NOT NULL))
+         AND j.status NOT IN ('paid', 'refunded')
        ORDER BY p.job_id`,
       worker,
     );
@@ -760,9 +906,18 @@ class LedgerStore {
       minStake: bigint;
       modelHash: string;
       inputCommitment: string;
-    },
+    } & JobTerms,
   ): TxReceipt {
     const jobId = checkId("job id", job.jobId);
+    const chainDecided = job.verifierCount !== undefined;
+    const verifierCount = checkCount("verifierCount", job.verifierCount ?? 0, 0, MAX_VERIFIERS);
+    const bidWindowMs = checkCount("bidWindowMs", job.bidWindowMs ?? DEFAULT_BID_WINDOW_MS, 1);
+    const executionMs = checkCount("executionMs", job.executionMs ?? DEFAULT_EXECUTION_MS, 1);
+    const verificationMs = checkCount(
+      "verificationMs",
+      job.verificationMs ?? DEFAULT_VERIFICATION_MS,
+      1,
+    );
     const amount = checkBigint("amount", job.amount);
     const minStake = checkBigint("minStake", job.minStake);
     const modelHash = checkHash("modelHash", job.modelHash);
@@ -786,14 +941,36 @@ class LedgerStore {
           `Cannot submit job ${q(jobId)}: a job with this id already exists`,
         );
       }
+      if (verifierCount > 0) {
+        const eligible = this.#eligibleVerifiers([tx.caller]).length;
+        if (eligible < verifierCount) {
+          throw new ChainError(
+            "not_enough_verifiers",
+            `Cannot submit job ${
+              q(jobId)
+            }: it asks for ${verifierCount} verifiers but ${eligible} ` +
+              `are bonded with at least ${this.#minVerifierBond} besides its client`,
+          );
+        }
+      }
       this.#run(
-        "INSERT INTO jobs (job_id, client, escrow, min_stake, model_hash, input_commitment, status) VALUES (?, ?, ?, ?, ?, ?, 'submitted')",
+        `INSERT INTO jobs (job_id, client, escrow, min_stake, model_hash, input_commitment, status,
+           verifier_count, bid_window_ms, execution_ms, verification_ms, bid_deadline,
+           escrow_block_hash, chain_decided)
+         VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?, ?, ?, ?)`,
         jobId,
         tx.caller,
         amount.toString(),
         minStake.toString(),
         modelHash,
         inputCommitment,
+        verifierCount,
+        bidWindowMs,
+        executionMs,
+        verificationMs,
+        tx.now + bidWindowMs,
+        tx.blockHash,
+        chainDecided ? 1 : 0,
       );
       this.#addTotal("escrowed", amount);
       this.#addTotal("locked", amount);
@@ -810,15 +987,15 @@ class LedgerStore {
 
   assignWorker(
     caller: string,
-    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers?: readonly NodeId[] },
   ): TxReceipt {
     const jobId = checkId("job id", assignment.jobId);
     const worker = checkId("worker", assignment.worker);
     const price = checkBigint("price", assignment.price);
-    if (!Array.isArray(assignment.verifiers)) {
+    if (assignment.verifiers !== undefined && !Array.isArray(assignment.verifiers)) {
       throw new TypeError("Invalid verifiers: expected an array");
     }
-    const verifiers = assignment.verifiers.map((v, i) => checkId(`verifiers[${i}]`, v));
+    const named = (assignment.verifiers ?? []).map((v, i) => checkId(`verifiers[${i}]`, v));
     if (price < 0n) {
       throw new ChainError(
         "invalid_amount",
@@ -850,7 +1027,34 @@ class LedgerStore {
           `Cannot assign job ${q(jobId)}: price ${price} exceeds the escrow ${job.escrow}`,
         );
       }
+      if (job.chainDecided && named.length > 0) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot assign job ${q(jobId)}: the chain chooses its verifiers, ${
+            q(tx.caller)
+          } named ${named.length}`,
+        );
+      }
+      const attempt = job.attempt + 1;
+      const verifiers = !job.chainDecided ? named : job.verifierCount === 0 ? [] : chooseVerifiers(
+        this.#eligibleVerifiers([job.client, worker]),
+        job.verifierCount,
+        `${job.escrowBlockHash}|${jobId}|${attempt}`,
+      );
+      if (verifiers.length < job.verifierCount) {
+        throw new ChainError(
+          "not_enough_verifiers",
+          `Cannot assign job ${q(jobId)} to ${q(worker)}: it needs ${job.verifierCount} ` +
+            `verifiers but ${verifiers.length} are bonded besides its client and this worker`,
+        );
+      }
       this.#setJob(jobId, { status: "assigned", worker, price: price.toString() });
+      this.#run(
+        "UPDATE jobs SET attempt = ?, execution_deadline = ?, claim = NULL WHERE job_id = ?",
+        attempt,
+        tx.now + job.executionMs,
+        jobId,
+      );
       this.#markParty(jobId, worker, "assigned");
       // The stake this assignment relied on stays locked until the job settles; unbonding
       // requested after the first assignment stays slashable for this job until withdrawn.
@@ -862,7 +1066,23 @@ class LedgerStore {
         jobId,
         worker,
       );
-      for (const verifier of verifiers) this.#markParty(jobId, verifier, "verifier");
+      for (const verifier of verifiers) {
+        this.#markParty(jobId, verifier, "verifier");
+        if (!job.chainDecided) continue;
+        this.#run(
+          `UPDATE job_parties SET assigned_stake = ? WHERE job_id = ? AND worker = ?`,
+          this.stakeOf(verifier).toString(),
+          jobId,
+          verifier,
+        );
+        this.#run(
+          "INSERT INTO job_verifiers (job_id, attempt, verifier) VALUES (?, ?, ?)",
+          jobId,
+          attempt,
+          verifier,
+        );
+        this.#run("UPDATE verifiers SET chosen = chosen + 1 WHERE account = ?", verifier);
+      }
       tx.emit({ name: "WorkerAssigned", jobId, worker, price, verifiers });
     });
   }
@@ -872,7 +1092,6 @@ class LedgerStore {
     const worker = checkId("worker", revocation.worker);
     return this.transact(caller, "revokeAssignment", revocation, (tx) => {
       const job = this.#job("revoke the assignment of", jobId);
-      this.#requireClient("revoke the assignment of", job, tx.caller);
       if (job.status !== "assigned" || job.worker !== worker) {
         throw new ChainError(
           "invalid_state",
@@ -881,8 +1100,24 @@ class LedgerStore {
           } is not assigned without a result, the job is ${job.status}`,
         );
       }
+      // Before the execution deadline only the client may take the job back (nobody is slashed);
+      // after it anyone may, and the worker is liable for downtime.
+      const overdue = job.chainDecided && tx.now >= job.executionDeadline;
+      if (!overdue) this.#requireClient("revoke the assignment of", job, tx.caller);
       this.#setJob(jobId, { status: "revoked", worker: null, price: null });
+      this.#run(
+        "UPDATE jobs SET bid_deadline = ? WHERE job_id = ?",
+        tx.now + job.bidWindowMs,
+        jobId,
+      );
       this.#markParty(jobId, worker, "revoked");
+      if (overdue) {
+        this.#run(
+          "UPDATE job_parties SET overdue = 1 WHERE job_id = ? AND worker = ?",
+          jobId,
+          worker,
+        );
+      }
       tx.emit({ name: "AssignmentRevoked", jobId, worker });
     });
   }
@@ -906,8 +1141,263 @@ class LedgerStore {
           }: a result was already submitted, the job is ${job.status}`,
         );
       }
+      if (job.chainDecided) this.#requireBefore("submit a result for", job, "execution", tx.now);
       this.#setJob(jobId, { status: "result", commitment });
       tx.emit({ name: "ResultSubmitted", jobId, worker: tx.caller, commitment });
+      if (job.chainDecided) this.#openClaim(tx, job, "result");
+    });
+  }
+
+  reportFailure(caller: string, failure: { jobId: string; reason: string }): TxReceipt {
+    const jobId = checkId("job id", failure.jobId);
+    const reason = failure.reason;
+    if (typeof reason !== "string" || reason.length === 0 || reason.length > MAX_FAILURE_REASON) {
+      throw new RangeError(
+        `Invalid failure reason: expected 1 to ${MAX_FAILURE_REASON} characters`,
+      );
+    }
+    return this.transact(caller, "reportFailure", failure, (tx) => {
+      const job = this.#job("report a failure of", jobId);
+      if (job.worker !== tx.caller) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot report a failure of job ${q(jobId)}: ${q(tx.caller)} is not its assigned worker`,
+        );
+      }
+      if (job.status !== "assigned" || !job.chainDecided) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot report a failure of job ${q(jobId)}: the job is ${job.status}` +
+            (job.chainDecided ? "" : ", under the legacy rules (submitted without terms)"),
+        );
+      }
+      this.#requireBefore("report a failure of", job, "execution", tx.now);
+      this.#setJob(jobId, { status: "result" });
+      this.#run("UPDATE jobs SET failure_reason = ? WHERE job_id = ?", reason, jobId);
+      tx.emit({ name: "FailureReported", jobId, worker: tx.caller, reason });
+      this.#openClaim(tx, job, "failure");
+    });
+  }
+
+  /** A claim is on chain: verified at once for a job without verifiers, else counted. */
+  #openClaim(tx: Tx, job: JobRow, claim: "result" | "failure"): void {
+    this.#run(
+      "UPDATE jobs SET claim = ?, verification_deadline = ? WHERE job_id = ?",
+      claim,
+      tx.now + job.verificationMs,
+      job.jobId,
+    );
+    if (job.verifierCount === 0) {
+      this.#setJob(job.jobId, { status: "verified" });
+      tx.emit({ name: "JobVerified", jobId: job.jobId });
+    }
+  }
+
+  #requireBefore(
+    action: string,
+    job: JobRow,
+    which: "execution" | "verification",
+    now: number,
+  ): void {
+    const deadline = which === "execution" ? job.executionDeadline : job.verificationDeadline;
+    if (now >= deadline) {
+      throw new ChainError(
+        "deadline_passed",
+        `Cannot ${action} job ${q(job.jobId)}: its ${which} deadline ${deadline} has passed, ` +
+          `it is ${now}`,
+      );
+    }
+  }
+
+  /** Bonded verifiers with at least the minimum bond, not in `exclude`, with their weights. */
+  #eligibleVerifiers(exclude: readonly string[]): { account: string; weight: bigint }[] {
+    const rows = this.#all("SELECT account, chosen, answered FROM verifiers ORDER BY account");
+    const candidates: { account: string; weight: bigint }[] = [];
+    for (const row of rows) {
+      const account = text(row, "account");
+      if (exclude.includes(account)) continue;
+      const worker = this.#worker(account);
+      const stake = LedgerStore.#bonded(worker);
+      if (stake < this.#minVerifierBond) continue;
+      const weight = verifierWeight(stake, worker.reputation, {
+        chosen: integer(row, "chosen"),
+        answered: integer(row, "answered"),
+      });
+      if (weight > 0n) candidates.push({ account, weight });
+    }
+    return candidates;
+  }
+
+  registerKey(caller: string, key: { publicKey: string }): TxReceipt {
+    if (!isPublicKey(key.publicKey)) {
+      throw new TypeError(
+        `Invalid public key: expected an Ed25519 key as 64 lowercase hex digits`,
+      );
+    }
+    return this.transact(caller, "registerKey", key, (tx) => {
+      const known = this.#get("SELECT public_key FROM account_keys WHERE account = ?", tx.caller);
+      if (known !== undefined) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot register a key for ${q(tx.caller)}: it has one already (${
+            text(known, "public_key")
+          })`,
+        );
+      }
+      this.#run(
+        "INSERT INTO account_keys (account, public_key) VALUES (?, ?)",
+        tx.caller,
+        key.publicKey,
+      );
+      tx.emit({ name: "KeyRegistered", account: tx.caller, publicKey: key.publicKey });
+    });
+  }
+
+  publicKeyOf(account: string): string | null {
+    const row = this.#get("SELECT public_key FROM account_keys WHERE account = ?", account);
+    return row === undefined ? null : text(row, "public_key");
+  }
+
+  submitAttestations(
+    caller: string,
+    batch: { attestations: readonly SignedAttestation[] },
+  ): TxReceipt {
+    const list = batch.attestations;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_VERIFIERS) {
+      throw new RangeError(`Invalid attestations: expected 1 to ${MAX_VERIFIERS} of them`);
+    }
+    const attestations = list.map((a, i) => checkAttestation(`attestations[${i}]`, a));
+    return this.transact(caller, "submitAttestations", batch, (tx) => {
+      for (const a of attestations) this.#recordAttestation(tx, a);
+    });
+  }
+
+  #recordAttestation(tx: Tx, a: SignedAttestation): void {
+    const what = `Cannot count the attestation of ${q(a.verifier)} on job ${q(a.jobId)}`;
+    const job = this.#job("attest", a.jobId);
+    if (a.attempt !== job.attempt) {
+      throw new ChainError(
+        "wrong_attempt",
+        `${what}: it is for attempt ${a.attempt}, the job is on attempt ${job.attempt}`,
+      );
+    }
+    const chosen = this.#get(
+      "SELECT verdict FROM job_verifiers WHERE job_id = ? AND attempt = ? AND verifier = ?",
+      a.jobId,
+      a.attempt,
+      a.verifier,
+    );
+    if (chosen === undefined) {
+      throw new ChainError("not_chosen", `${what}: the chain did not choose it for this attempt`);
+    }
+    const key = this.publicKeyOf(a.verifier);
+    if (key === null) {
+      throw new ChainError("no_key", `${what}: the verifier has registered no key`);
+    }
+    if (!verifyAttestation(a, key)) {
+      throw new ChainError("bad_signature", `${what}: the signature does not verify`);
+    }
+    if (typeof chosen["verdict"] === "string") {
+      throw new ChainError("duplicate_attestation", `${what}: it attested already`);
+    }
+    if (job.status !== "result" || job.claim === null) {
+      throw new ChainError(
+        "invalid_state",
+        `${what}: the job has no claim waiting for verification, it is ${job.status}`,
+      );
+    }
+    const subject = job.claim === "failure" ? FAILURE_SUBJECT : job.commitment;
+    if (a.subject !== subject) {
+      throw new ChainError(
+        "wrong_subject",
+        `${what}: it judges ${q(a.subject)}, the claim on chain is ${q(subject ?? "")}`,
+      );
+    }
+    this.#requireBefore("attest", job, "verification", tx.now);
+    this.#run(
+      "UPDATE job_verifiers SET verdict = ? WHERE job_id = ? AND attempt = ? AND verifier = ?",
+      a.verdict,
+      a.jobId,
+      a.attempt,
+      a.verifier,
+    );
+    this.#run("UPDATE verifiers SET answered = answered + 1 WHERE account = ?", a.verifier);
+    tx.emit({
+      name: "AttestationRecorded",
+      jobId: a.jobId,
+      verifier: a.verifier,
+      attempt: a.attempt,
+      verdict: a.verdict,
+    });
+    const votes = this.#votes(a.jobId, a.attempt);
+    const { accept, dispute } = quorumThresholds(job.verifierCount);
+    const valid = votes.filter((v) => v.verdict === "valid").length;
+    const invalid = votes.filter((v) => v.verdict === "invalid").length;
+    let decided: Verdict | null = null;
+    if (valid >= accept) {
+      this.#setJob(a.jobId, { status: "verified" });
+      tx.emit({ name: "JobVerified", jobId: a.jobId });
+      decided = "valid";
+    } else if (invalid >= dispute) {
+      this.#setJob(a.jobId, { status: "disputed" });
+      if (job.worker !== null) this.#markParty(a.jobId, job.worker, "disputed");
+      tx.emit({ name: "JobDisputed", jobId: a.jobId });
+      decided = "invalid";
+    }
+    if (decided === null) return;
+    // Verifiers who attested against the decided outcome are slashed like invalid compute.
+    for (const vote of votes) {
+      if (vote.verdict !== decided) {
+        this.#slashStake(tx, a.jobId, vote.verifier, "invalid_compute", false);
+      }
+    }
+  }
+
+  #votes(jobId: string, attempt: number): { verifier: string; verdict: Verdict }[] {
+    return this.#all(
+      `SELECT verifier, verdict FROM job_verifiers
+       WHERE job_id = ? AND attempt = ? AND verdict IS NOT NULL ORDER BY verifier`,
+      jobId,
+      attempt,
+    ).map((row) => ({ verifier: text(row, "verifier"), verdict: text(row, "verdict") as Verdict }));
+  }
+
+  reportDoubleSigning(
+    caller: string,
+    evidence: { first: SignedAttestation; second: SignedAttestation },
+  ): TxReceipt {
+    const first = checkAttestation("first", evidence.first);
+    const second = checkAttestation("second", evidence.second);
+    return this.transact(caller, "reportDoubleSigning", evidence, (tx) => {
+      const what = `Cannot take the evidence against ${q(first.verifier)} on job ${q(first.jobId)}`;
+      if (
+        first.verifier !== second.verifier || first.jobId !== second.jobId ||
+        first.attempt !== second.attempt
+      ) {
+        throw new ChainError(
+          "no_evidence",
+          `${what}: the statements are not by one key for one attempt of one job`,
+        );
+      }
+      if (first.subject === second.subject && first.verdict === second.verdict) {
+        throw new ChainError("no_evidence", `${what}: the statements do not conflict`);
+      }
+      this.#job("take evidence on", first.jobId);
+      const chosen = this.#get(
+        "SELECT 1 FROM job_verifiers WHERE job_id = ? AND attempt = ? AND verifier = ?",
+        first.jobId,
+        first.attempt,
+        first.verifier,
+      );
+      if (chosen === undefined) {
+        throw new ChainError("not_chosen", `${what}: it was not chosen for that attempt`);
+      }
+      const key = this.publicKeyOf(first.verifier);
+      if (key === null) throw new ChainError("no_key", `${what}: it has registered no key`);
+      if (!verifyAttestation(first, key) || !verifyAttestation(second, key)) {
+        throw new ChainError("bad_signature", `${what}: a signature does not verify`);
+      }
+      this.#slashStake(tx, first.jobId, first.verifier, "double_signing", false);
     });
   }
 
@@ -918,6 +1408,14 @@ class LedgerStore {
     }
     return this.transact(caller, "recordVerification", outcome, (tx) => {
       const job = this.#job("record the verification of", jobId);
+      if (job.chainDecided) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot record the verification of job ${
+            q(jobId)
+          }: the chain counts its verifiers' attestations, nobody's word decides it`,
+        );
+      }
       this.#requireClient("record the verification of", job, tx.caller);
       if (job.status !== "result" || job.worker === null) {
         throw new ChainError(
@@ -941,8 +1439,9 @@ class LedgerStore {
   releasePayment(caller: string, release: { jobId: string }): TxReceipt {
     const jobId = checkId("job id", release.jobId);
     return this.transact(caller, "releasePayment", release, (tx) => {
+      // Anyone may release a chain-decided job: nobody's word is needed.
       const job = this.#job("release payment for", jobId);
-      if (tx.caller !== job.client && tx.caller !== job.worker) {
+      if (!job.chainDecided && tx.caller !== job.client && tx.caller !== job.worker) {
         throw new ChainError(
           "not_authorized",
           `Cannot release payment for job ${q(jobId)}: ${
@@ -951,18 +1450,27 @@ class LedgerStore {
         );
       }
       this.#requireNotSettled("release payment for", job);
-      if (job.status !== "verified" || job.worker === null || job.price === null) {
+      if (
+        job.status !== "verified" || (job.chainDecided && job.claim !== "result") ||
+        job.worker === null ||
+        job.price === null
+      ) {
         throw new ChainError(
           "invalid_state",
-          `Cannot release payment for job ${q(jobId)}: it is not verified, it is ${job.status}`,
+          job.chainDecided
+            ? `Cannot release payment for job ${q(jobId)}: it has no verified result, it is ${
+              job.claim === "failure" ? "a verified failure" : job.status
+            }`
+            : `Cannot release payment for job ${q(jobId)}: it is not verified, it is ${job.status}`,
         );
       }
       const fee = job.price * BigInt(this.#feeBps) / 10_000n;
-      const amount = job.price - fee;
+      const rewarded = this.#payVerifiers(job, job.price, "valid");
+      const amount = job.price - fee - rewarded;
       const change = job.escrow - job.price;
       this.#setJob(jobId, { status: "paid" });
       this.#addTotal("locked", -job.escrow);
-      this.#addTotal("paid", amount);
+      this.#addTotal("paid", amount + rewarded);
       this.#addTotal("fees", fee);
       this.#addTotal("refunded", change);
       this.#credit(job.worker, amount);
@@ -973,6 +1481,84 @@ class LedgerStore {
     });
   }
 
+  /**
+   * Pays the verifiers of the job's current attempt whose verdict was `agreed` an equal share of
+   * `verifierRewardBps` of `base`, rounded down; returns the total paid.
+   */
+  #payVerifiers(job: JobRow, base: bigint, agreed: Verdict): bigint {
+    const paid = this.#votes(job.jobId, job.attempt).filter((v) => v.verdict === agreed);
+    if (paid.length === 0) return 0n;
+    const each = base * BigInt(this.#verifierRewardBps) / 10_000n / BigInt(paid.length);
+    for (const vote of paid) this.#credit(vote.verifier, each);
+    return each * BigInt(paid.length);
+  }
+
+  /** Why `caller` may not refund `job` for `reason` at `now`, or null if it may. */
+  #refundRefusal(
+    job: JobRow,
+    caller: string,
+    reason: RefundReason,
+    now: number,
+  ): ChainError | null {
+    const what = `Cannot refund job ${q(job.jobId)} as ${reason}`;
+    const isClient = caller === job.client;
+    if (!job.chainDecided) {
+      if (!isClient) {
+        return new ChainError(
+          "not_authorized",
+          `Cannot refund job ${q(job.jobId)}: ${q(caller)} is not its client ${q(job.client)}`,
+        );
+      }
+      return reason === "disputed" && job.status !== "disputed"
+        ? new ChainError("invalid_state", `${what}: it was not disputed, it is ${job.status}`)
+        : null;
+    }
+    const open = job.status === "submitted" || job.status === "revoked";
+    switch (reason) {
+      case "cancelled":
+        if (!isClient) {
+          return new ChainError("not_authorized", `${what}: ${q(caller)} is not its client`);
+        }
+        return open ? null : new ChainError("invalid_state", `${what}: it is ${job.status}`);
+      case "expired":
+        if (!open) return new ChainError("invalid_state", `${what}: it is ${job.status}`);
+        if (isClient || now >= job.bidDeadline) return null;
+        return new ChainError(
+          "deadline_not_passed",
+          `${what}: its bid deadline ${job.bidDeadline} has not passed, it is ${now}`,
+        );
+      case "disputed":
+        return job.status === "disputed"
+          ? null
+          : new ChainError("invalid_state", `${what}: it was not disputed, it is ${job.status}`);
+      case "failed": {
+        if (open) {
+          if (isClient || now >= job.bidDeadline) return null;
+          return new ChainError(
+            "deadline_not_passed",
+            `${what}: its bid deadline ${job.bidDeadline} has not passed, it is ${now}`,
+          );
+        }
+        if (job.status === "verified" && job.claim === "failure") return null;
+        const deadline = job.status === "assigned"
+          ? job.executionDeadline
+          : job.status === "result"
+          ? job.verificationDeadline
+          : null;
+        if (deadline === null) {
+          return new ChainError("invalid_state", `${what}: it is ${job.status}`);
+        }
+        if (now >= deadline) return null;
+        return new ChainError(
+          "deadline_not_passed",
+          `${what}: its ${
+            job.status === "assigned" ? "execution" : "verification"
+          } deadline ${deadline} has not passed, it is ${now}`,
+        );
+      }
+    }
+  }
+
   refund(caller: string, refund: { jobId: string; reason: RefundReason }): TxReceipt {
     const jobId = checkId("job id", refund.jobId);
     const reason = refund.reason;
@@ -981,19 +1567,28 @@ class LedgerStore {
     }
     return this.transact(caller, "refund", refund, (tx) => {
       const job = this.#job("refund", jobId);
-      this.#requireClient("refund", job, tx.caller);
       this.#requireNotSettled("refund", job);
-      if (reason === "disputed" && job.status !== "disputed") {
-        throw new ChainError(
-          "invalid_state",
-          `Cannot refund job ${q(jobId)} as disputed: it was not disputed, it is ${job.status}`,
+      const refusal = this.#refundRefusal(job, tx.caller, reason, tx.now);
+      if (refusal !== null) throw refusal;
+      if (job.chainDecided && job.status === "assigned" && job.worker !== null) {
+        // The worker let its execution deadline pass: liable for downtime.
+        this.#run(
+          "UPDATE job_parties SET overdue = 1 WHERE job_id = ? AND worker = ?",
+          jobId,
+          job.worker,
         );
       }
+      // A confirmed failure: the verifiers who confirmed it are paid from the escrow.
+      const rewarded = job.status === "verified" && job.claim === "failure" && job.price !== null
+        ? this.#payVerifiers(job, job.price, "valid")
+        : 0n;
+      const amount = job.escrow - rewarded;
       this.#setJob(jobId, { status: "refunded" });
       this.#addTotal("locked", -job.escrow);
-      this.#addTotal("refunded", job.escrow);
-      this.#credit(job.client, job.escrow);
-      tx.emit({ name: "EscrowRefunded", jobId, client: job.client, amount: job.escrow, reason });
+      this.#addTotal("paid", rewarded);
+      this.#addTotal("refunded", amount);
+      this.#credit(job.client, amount);
+      tx.emit({ name: "EscrowRefunded", jobId, client: job.client, amount, reason });
     });
   }
 
@@ -1004,24 +1599,63 @@ class LedgerStore {
     const bps = Object.hasOwn(SLASH_BPS, reason) ? SLASH_BPS[reason] : undefined;
     if (bps === undefined) throw new TypeError(`Invalid slash reason: ${JSON.stringify(reason)}`);
     return this.transact(caller, "slash", slash, (tx) => {
+      // Anyone may ask; the chain slashes only for what it established itself.
       const job = this.#job("slash for", jobId);
       const what = `Cannot slash worker ${q(worker)} for ${reason} on job ${q(jobId)}`;
-      if (job.client !== tx.caller) {
+      const party = this.#party(jobId, worker);
+      if (!job.chainDecided) {
+        // The legacy rules: the client's word, for jobs submitted without terms.
+        if (job.client !== tx.caller) {
+          throw new ChainError(
+            "not_authorized",
+            `${what}: ${q(tx.caller)} is not the job's client ${q(job.client)}`,
+          );
+        }
+        if (reason === "invalid_compute" && party?.["disputed"] !== 1) {
+          throw new ChainError("invalid_state", `${what}: no result of this worker was disputed`);
+        }
+        if (reason === "downtime" && party?.["revoked"] !== 1) {
+          throw new ChainError(
+            "invalid_state",
+            `${what}: this worker's assignment was not revoked`,
+          );
+        }
+        this.#slashStake(tx, jobId, worker, reason, true);
+        return;
+      }
+      if (reason === "double_signing" || reason === "coordinated_attack") {
         throw new ChainError(
-          "not_authorized",
-          `${what}: ${q(tx.caller)} is not the job's client ${q(job.client)}`,
+          "no_evidence",
+          reason === "double_signing"
+            ? `${what}: double signing is proven with two signed statements (reportDoubleSigning)`
+            : `${what}: the chain cannot establish a coordinated attack`,
         );
       }
-      const party = this.#party(jobId, worker);
       if (reason === "invalid_compute" && party?.["disputed"] !== 1) {
         throw new ChainError("invalid_state", `${what}: no result of this worker was disputed`);
       }
-      if (reason === "downtime" && party?.["revoked"] !== 1) {
+      if (reason === "downtime" && party?.["overdue"] !== 1) {
         throw new ChainError(
           "invalid_state",
-          `${what}: this worker's assignment was not revoked`,
+          `${what}: this worker did not let the job's execution deadline pass`,
         );
       }
+      this.#slashStake(tx, jobId, worker, reason, true);
+    });
+  }
+
+  /** Takes the matrix share of what `worker` has liable for the job; once per reason. */
+  #slashStake(
+    tx: Tx,
+    jobId: string,
+    worker: string,
+    reason: SlashReason,
+    refuseRepeat: boolean,
+  ): void {
+    const what = `Cannot slash worker ${q(worker)} for ${reason} on job ${q(jobId)}`;
+    const bps = SLASH_BPS[reason];
+    {
+      const party = this.#party(jobId, worker);
       if (party === undefined) {
         throw new ChainError(
           "invalid_state",
@@ -1036,6 +1670,7 @@ class LedgerStore {
           reason,
         ) !== undefined
       ) {
+        if (!refuseRepeat) return;
         throw new ChainError("invalid_state", `${what}: already slashed for this`);
       }
       const row = this.#worker(worker);
@@ -1089,11 +1724,15 @@ class LedgerStore {
       this.#credit(this.#treasury, amount);
       tx.emit({ name: "WorkerSlashed", jobId, worker, amount, reason });
       this.#setReputation(tx, worker, -REPUTATION_PENALTY);
-    });
+    }
   }
 
-  stake(caller: string, stake: { amount: bigint }): TxReceipt {
+  stake(caller: string, stake: { amount: bigint; role?: "worker" | "verifier" }): TxReceipt {
     const amount = checkBigint("amount", stake.amount);
+    const role = stake.role ?? "worker";
+    if (role !== "worker" && role !== "verifier") {
+      throw new TypeError(`Invalid role: expected "worker" or "verifier", got ${q(String(role))}`);
+    }
     if (amount <= 0n) {
       throw new ChainError(
         "invalid_amount",
@@ -1117,6 +1756,13 @@ class LedgerStore {
         amount,
         total: LedgerStore.#bonded(next),
       });
+      if (
+        role === "verifier" &&
+        this.#get("SELECT 1 FROM verifiers WHERE account = ?", tx.caller) === undefined
+      ) {
+        this.#run("INSERT INTO verifiers (account) VALUES (?)", tx.caller);
+        tx.emit({ name: "VerifierRegistered", verifier: tx.caller });
+      }
     });
   }
 
@@ -1328,11 +1974,16 @@ export class LocalLedger {
     return new LocalLedger(path, new LedgerStore(path, options));
   }
 
-  /** A port that signs every transaction as `account`. */
-  as(account: string): ChainPort {
+  /**
+   * A port that signs every transaction as `account`, and attestations with `options.key`
+   * (default: the account's development key, {@link AccountKey.development}: derived from public
+   * data, fit only where every party uses its own port).
+   */
+  as(account: string, options: { key?: AccountKey } = {}): ChainPort {
     checkId("account", account);
     this.#checkOpen(`take a port for ${q(account)}`);
-    const port = new LocalLedgerPort(account, this.#store, (p) => this.#ports.delete(p));
+    const key = options.key ?? AccountKey.development(LOCAL_LEDGER_ADDRESS, account);
+    const port = new LocalLedgerPort(account, this.#store, (p) => this.#ports.delete(p), key);
     this.#ports.add(port);
     return port;
   }
@@ -1350,6 +2001,12 @@ export class LocalLedger {
   stakeLockOf(worker: string): StakeLock {
     this.#checkOpen("read a stake lock");
     return this.#store.stakeLockOf(worker);
+  }
+
+  /** The Ed25519 key `account` registered on chain, or null. */
+  publicKeyOf(account: string): string | null {
+    this.#checkOpen("read a key");
+    return this.#store.publicKeyOf(checkId("account", account));
   }
 
   /** The latest block; block 0 with a zero hash before the first transaction. */
@@ -1378,10 +2035,17 @@ class LocalLedgerPort implements ChainPort {
   readonly #store: LedgerStore;
   readonly #onClose: (port: LocalLedgerPort) => void;
   readonly #subscriptions = new Set<() => void>();
+  readonly #key: AccountKey;
   #closed = false;
 
-  constructor(account: NodeId, store: LedgerStore, onClose: (port: LocalLedgerPort) => void) {
+  constructor(
+    account: NodeId,
+    store: LedgerStore,
+    onClose: (port: LocalLedgerPort) => void,
+    key: AccountKey,
+  ) {
     this.account = account;
+    this.#key = key;
     this.#store = store;
     this.#onClose = onClose;
   }
@@ -1411,14 +2075,14 @@ class LocalLedgerPort implements ChainPort {
       minStake: bigint;
       modelHash: string;
       inputCommitment: string;
-    },
+    } & JobTerms,
     options?: ChainCallOptions,
   ): Promise<TxReceipt> {
     return this.#call("submitJob", options, () => this.#store.submitJob(this.account, job));
   }
 
   assignWorker(
-    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers?: readonly NodeId[] },
     options?: ChainCallOptions,
   ): Promise<TxReceipt> {
     return this.#call(
@@ -1461,6 +2125,54 @@ class LocalLedgerPort implements ChainPort {
     );
   }
 
+  reportFailure(
+    failure: { jobId: string; reason: string },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "reportFailure",
+      options,
+      () => this.#store.reportFailure(this.account, failure),
+    );
+  }
+
+  registerKey(key: { publicKey: string }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#call("registerKey", options, () => this.#store.registerKey(this.account, key));
+  }
+
+  accountPublicKey(options?: ChainCallOptions): Promise<string> {
+    return this.#call("accountPublicKey", options, () => this.#key.publicKey);
+  }
+
+  signAttestation(
+    statement: { jobId: string; attempt: number; subject: string; verdict: Verdict },
+    options?: ChainCallOptions,
+  ): Promise<SignedAttestation> {
+    return this.#call("signAttestation", options, () => this.#key.sign(this.account, statement));
+  }
+
+  submitAttestations(
+    batch: { attestations: readonly SignedAttestation[] },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "submitAttestations",
+      options,
+      () => this.#store.submitAttestations(this.account, batch),
+    );
+  }
+
+  reportDoubleSigning(
+    evidence: { first: SignedAttestation; second: SignedAttestation },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#call(
+      "reportDoubleSigning",
+      options,
+      () => this.#store.reportDoubleSigning(this.account, evidence),
+    );
+  }
+
   releasePayment(release: { jobId: string }, options?: ChainCallOptions): Promise<TxReceipt> {
     return this.#call(
       "releasePayment",
@@ -1483,7 +2195,10 @@ class LocalLedgerPort implements ChainPort {
     return this.#call("slash", options, () => this.#store.slash(this.account, slash));
   }
 
-  stake(stake: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt> {
+  stake(
+    stake: { amount: bigint; role?: "worker" | "verifier" },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
     return this.#call("stake", options, () => this.#store.stake(this.account, stake));
   }
 

@@ -5,7 +5,10 @@
  *
  * @module
  */
-import type { NodeId, RefundReason, SlashReason } from "../machines/types.ts";
+import type { NodeId, RefundReason, SlashReason, Verdict } from "../machines/types.ts";
+import type { SignedAttestation } from "./settlement.ts";
+
+export type { SignedAttestation } from "./settlement.ts";
 
 /** Where a chain event sits; `(blockHash, txHash, eventIndex)` identifies it uniquely. */
 export interface ChainEventMeta {
@@ -41,6 +44,21 @@ export type ChainEvent =
       readonly worker: NodeId;
       readonly commitment: string;
     }
+    | {
+      readonly name: "FailureReported";
+      readonly jobId: string;
+      readonly worker: NodeId;
+      readonly reason: string;
+    }
+    | {
+      readonly name: "AttestationRecorded";
+      readonly jobId: string;
+      readonly verifier: NodeId;
+      readonly attempt: number;
+      readonly verdict: Verdict;
+    }
+    | { readonly name: "KeyRegistered"; readonly account: NodeId; readonly publicKey: string }
+    | { readonly name: "VerifierRegistered"; readonly verifier: NodeId }
     | { readonly name: "JobVerified"; readonly jobId: string }
     | { readonly name: "JobDisputed"; readonly jobId: string }
     | {
@@ -129,11 +147,15 @@ export interface ChainPort {
       minStake: bigint;
       modelHash: string;
       inputCommitment: string;
-    },
+    } & JobTerms,
     options?: ChainCallOptions,
   ): Promise<TxReceipt>;
+  /**
+   * The client assigns the job to a bidder; the chain chooses the job's verifiers (emitted in
+   * `WorkerAssigned`). `verifiers`, if given, must be empty: nobody but the chain chooses them.
+   */
   assignWorker(
-    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers?: readonly NodeId[] },
     options?: ChainCallOptions,
   ): Promise<TxReceipt>;
   revokeAssignment(
@@ -144,8 +166,43 @@ export interface ChainPort {
     result: { jobId: string; commitment: string },
     options?: ChainCallOptions,
   ): Promise<TxReceipt>;
+  /**
+   * Legacy: the client's verdict, accepted only for a job submitted without terms (no
+   * `verifierCount`); a job with terms is decided by its verifiers' attestations
+   * (`not_authorized`). Goes when the node bonds its verifiers and attests on chain.
+   */
   recordVerification(
     outcome: { jobId: string; accepted: boolean },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt>;
+  // Chain-decided settlement (optional: the local ledger has it; the Starknet and EVM adapters
+  // and the decorators that wrap a port do not forward it yet, see the README's trust model).
+
+  /** The assigned worker reports that the job fails on its input, with why (at most 200 chars). */
+  reportFailure?(
+    failure: { jobId: string; reason: string },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt>;
+  /** Registers the Ed25519 public key (64 hex digits) this account signs attestations with. */
+  registerKey?(key: { publicKey: string }, options?: ChainCallOptions): Promise<TxReceipt>;
+  /** The Ed25519 public key (64 hex digits) this port signs with. */
+  accountPublicKey?(options?: ChainCallOptions): Promise<string>;
+  /** Signs a statement with this port's account key (no transaction). */
+  signAttestation?(
+    statement: { jobId: string; attempt: number; subject: string; verdict: Verdict },
+    options?: ChainCallOptions,
+  ): Promise<SignedAttestation>;
+  /**
+   * Submits signed attestations (anyone may relay them, several at once); the chain counts them
+   * and emits `JobVerified` or `JobDisputed` when a quorum of the chosen verifiers is reached.
+   */
+  submitAttestations?(
+    batch: { attestations: readonly SignedAttestation[] },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt>;
+  /** Evidence of double signing: two conflicting attestations by one key for one attempt. */
+  reportDoubleSigning?(
+    evidence: { first: SignedAttestation; second: SignedAttestation },
     options?: ChainCallOptions,
   ): Promise<TxReceipt>;
   releasePayment(release: { jobId: string }, options?: ChainCallOptions): Promise<TxReceipt>;
@@ -157,7 +214,11 @@ export interface ChainPort {
     slash: { jobId: string; worker: NodeId; reason: SlashReason },
     options?: ChainCallOptions,
   ): Promise<TxReceipt>;
-  stake(stake: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt>;
+  /** Bonds stake; `role: "verifier"` also registers the account as a verifier (once). */
+  stake(
+    stake: { amount: bigint; role?: "worker" | "verifier" },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt>;
   requestUnstake(request: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt>;
   withdraw(options?: ChainCallOptions): Promise<TxReceipt>;
   stakeOf(worker: NodeId, options?: ChainCallOptions): Promise<bigint>;
@@ -177,6 +238,23 @@ export interface ChainPort {
   close(): Promise<void>;
 }
 
+/**
+ * What a job's escrow commits to besides its money: how many verifiers the chain must choose
+ * (0: the client takes the result unverified, paid once submitted) and the job's deadlines in
+ * chain time (ms of the chain's clock, counted from the submission for the bid window and from
+ * each assignment and each result for the others).
+ */
+export interface JobTerms {
+  /** @default {0} */
+  readonly verifierCount?: number;
+  /** @default {60000} */
+  readonly bidWindowMs?: number;
+  /** @default {600000} */
+  readonly executionMs?: number;
+  /** @default {600000} */
+  readonly verificationMs?: number;
+}
+
 /** Codes a chain call can fail with. */
 export type ChainErrorCode =
   | "unknown_job"
@@ -189,7 +267,17 @@ export type ChainErrorCode =
   | "still_unbonding"
   | "stake_locked"
   | "rpc_error"
-  | "reverted";
+  | "reverted"
+  | "not_enough_verifiers"
+  | "bad_signature"
+  | "no_key"
+  | "not_chosen"
+  | "duplicate_attestation"
+  | "wrong_attempt"
+  | "deadline_passed"
+  | "deadline_not_passed"
+  | "no_evidence"
+  | "wrong_subject";
 
 /** A chain call that failed; match on `error.name === "ChainError"` and `code`. */
 export class ChainError extends Error {

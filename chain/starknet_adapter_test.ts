@@ -101,6 +101,26 @@ const SAMPLES: readonly [ChainEvent, Record<string, unknown>][] = [
     { ...meta, name: "ReputationUpdated", worker: "w", score: 510 },
     { worker: "w", score: 510n },
   ],
+  [
+    { ...meta, name: "FailureReported", jobId: "j", worker: "w", reason: "shape [2] is not [4]" },
+    { job_id: "j", worker: "w", reason: "shape [2] is not [4]" },
+  ],
+  [
+    {
+      ...meta,
+      name: "AttestationRecorded",
+      jobId: "j",
+      verifier: "v",
+      attempt: 2,
+      verdict: "valid",
+    },
+    { job_id: "j", verifier: "v", attempt: 2n, verdict: BigInt(`0x${toHex("valid")}`) },
+  ],
+  [
+    { ...meta, name: "KeyRegistered", account: "v", publicKey: h1 },
+    { account: "v", public_key: BigInt(`0x${h1}`) },
+  ],
+  [{ ...meta, name: "VerifierRegistered", verifier: "v" }, { verifier: "v" }],
 ];
 
 function toHex(text: string): string {

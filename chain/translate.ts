@@ -74,6 +74,23 @@ export function chainEventToActorEvents(event: ChainEvent): Addressed[] {
         reason: event.reason,
         ref,
       })];
+    case "FailureReported":
+      return [job(event.jobId, {
+        type: "chain.execution.failed",
+        worker: event.worker,
+        reason: event.reason,
+        ref,
+      })];
+    case "AttestationRecorded":
+      return [job(event.jobId, {
+        type: "chain.attestation.recorded",
+        verifier: event.verifier,
+        attempt: event.attempt,
+        verdict: event.verdict,
+        ref,
+      })];
+    case "KeyRegistered":
+    case "VerifierRegistered":
     case "WorkerStaked":
     case "UnstakeRequested":
     case "StakeWithdrawn":
@@ -89,7 +106,8 @@ function job(jobId: string, event: Addressed["event"]): Addressed {
 /**
  * Whether the actor event a chain event became (`event`) confirms the transaction `effect`
  * asked for: the escrow lock by `chain.escrow.locked`, the assignment and the revocation by
- * theirs for the same worker, the result, the verification record by the verdict it recorded,
+ * theirs for the same worker, the result, the verification record (legacy) by the verdict it recorded, the failure report,
+ * a verifier's attestation by its record,
  * the release, the refund, and a slash of the same worker for the same reason. A node that sees
  * the confirmation of a transaction it has not heard back from (it crashed, the answer was lost)
  * does not send it again.
@@ -111,6 +129,10 @@ export function confirmsTransaction(
       return effect.type === "chain.verification.record" && effect["accepted"] === true;
     case "chain.job.disputed":
       return effect.type === "chain.verification.record" && effect["accepted"] === false;
+    case "chain.execution.failed":
+      return effect.type === "chain.failure.report";
+    case "chain.attestation.recorded":
+      return effect.type === "chain.attest" && effect["verifier"] === event["verifier"];
     case "chain.payment.released":
       return effect.type === "chain.release";
     case "chain.escrow.refunded":
