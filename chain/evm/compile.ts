@@ -11,6 +11,7 @@ import solc from "solc";
 /** The compiler settings every artifact is built with, recorded in each artifact. */
 export const COMPILER_SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
+  viaIR: true,
   evmVersion: "cancun",
 } as const;
 
@@ -69,9 +70,7 @@ export async function compileContracts(): Promise<
   const errors = (output.errors ?? []).filter((e) => e.severity === "error");
   if (errors.length > 0) {
     throw new ContractCompileError(
-      `Cannot compile the contracts: ${
-        errors.map((e) => e.formattedMessage).join("\n")
-      }`,
+      `Cannot compile the contracts: ${errors.map((e) => e.formattedMessage).join("\n")}`,
     );
   }
   const compiler = `solc ${solc.version()}`;

@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  artifactText,
-  artifactUrl,
-  compileContracts,
-  CONTRACT_NAMES,
-} from "./compile.ts";
+import { artifactText, artifactUrl, compileContracts, CONTRACT_NAMES } from "./compile.ts";
 
 Deno.test("compileContracts() matches the checked-in artifacts (run `deno task contracts`)", async () => {
   const artifacts = await compileContracts();

@@ -3,12 +3,7 @@
  *
  * @module
  */
-import {
-  artifactText,
-  artifactUrl,
-  compileContracts,
-  CONTRACT_NAMES,
-} from "../compile.ts";
+import { artifactText, artifactUrl, compileContracts, CONTRACT_NAMES } from "../compile.ts";
 
 const started = performance.now();
 const artifacts = await compileContracts();
@@ -23,7 +18,5 @@ for (const name of CONTRACT_NAMES) {
   );
 }
 console.log(
-  `compiled with ${artifacts.JobManager.compiler} in ${
-    Math.round(performance.now() - started)
-  } ms`,
+  `compiled with ${artifacts.JobManager.compiler} in ${Math.round(performance.now() - started)} ms`,
 );

@@ -8,11 +8,12 @@ interface IStakeLocks {
     function lockOf(bytes32 node) external view returns (uint256);
 }
 
-/// @title CdcPool: node identities, stake and unbonding, slashing and reputation.
+/// @title CdcPool: node identities, stake and unbonding, the verifier set, slashing, reputation.
 /// @notice A node is named by its node id (a libp2p peer id); `keccak256(bytes(nodeId))` is its
-/// key, bound once to one account by `registerNode`. Stake is `staked - unbonding - slashed -
-/// withdrawn` ("bonded", excluding unbonding requests). Only the job manager slashes and moves
-/// reputation; requestUnstake asks it for the stake the node's open jobs lock.
+/// key, bound once to one account by `registerNode`. Its attestation key is that account
+/// (secp256k1, checked with ecrecover), announced once by `registerKey`. Stake is `staked -
+/// unbonding - slashed - withdrawn` ("bonded", excluding unbonding requests). Only the job
+/// manager slashes, chooses verifiers and moves reputation.
 contract CdcPool {
     struct Unbonding {
         uint128 amount;
@@ -23,6 +24,10 @@ contract CdcPool {
     struct Node {
         address account;
         int16 reputationDelta; // reputation = 500 + reputationDelta, in [0, 1000]
+        bool keyRegistered;
+        bool verifier;
+        uint32 chosen;
+        uint32 answered;
         uint256 staked;
         uint256 unbonding;
         uint256 slashed;
@@ -33,6 +38,7 @@ contract CdcPool {
     address public immutable deployer;
     address public immutable treasury;
     uint64 public immutable unbondingSeconds;
+    uint256 public immutable minVerifierBond;
     IStakeLocks public manager;
     /// A counter of unstake requests, so a slash finds the requests made after an assignment.
     uint64 public seq;
@@ -45,8 +51,11 @@ contract CdcPool {
     mapping(bytes32 => Unbonding[]) internal requests;
     mapping(address => bytes32) public keyOf;
     mapping(bytes32 => string) public nodeIdOf;
+    bytes32[] public verifiers;
 
     event NodeRegistered(address indexed account, bytes32 indexed node, string nodeId);
+    event KeyRegistered(bytes32 indexed node, address account);
+    event VerifierRegistered(bytes32 indexed verifier);
     event WorkerStaked(bytes32 indexed worker, uint256 amount, uint256 total);
     event UnstakeRequested(bytes32 indexed worker, uint256 amount, uint64 unlockAt);
     event StakeWithdrawn(bytes32 indexed worker, uint256 amount);
@@ -54,11 +63,17 @@ contract CdcPool {
 
     error Refused(string code, string reason);
 
-    constructor(CiroToken token_, address treasury_, uint64 unbondingSeconds_) {
+    constructor(CiroToken token_, address treasury_, uint64 unbondingSeconds_, uint256 minVerifierBond_) {
         token = token_;
         deployer = msg.sender;
         treasury = treasury_;
         unbondingSeconds = unbondingSeconds_;
+        minVerifierBond = minVerifierBond_;
+    }
+
+    modifier onlyManager() {
+        if (msg.sender != address(manager)) revert Refused("not_authorized", "Only the job manager may do this");
+        _;
     }
 
     /// @notice Binds the job manager, once, by the deployer.
@@ -71,8 +86,8 @@ contract CdcPool {
 
     function registerNode(string calldata nodeId) external {
         uint256 length = bytes(nodeId).length;
-        if (length == 0 || length > 128) {
-            revert Refused("invalid_amount", "Cannot register a node id: it must be 1 to 128 bytes");
+        if (length == 0 || length > 512) {
+            revert Refused("invalid_amount", "Cannot register a node id: it must be 1 to 512 bytes");
         }
         bytes32 key = keccak256(bytes(nodeId));
         if (keyOf[msg.sender] != bytes32(0)) {
@@ -87,8 +102,22 @@ contract CdcPool {
         emit NodeRegistered(msg.sender, key, nodeId);
     }
 
+    /// @notice Announces that this account signs the node's attestations (once).
+    function registerKey() external {
+        bytes32 key = _caller();
+        if (nodes[key].keyRegistered) revert Refused("invalid_state", "Cannot register a key: it has one already");
+        nodes[key].keyRegistered = true;
+        emit KeyRegistered(key, msg.sender);
+    }
+
     function accountOf(bytes32 node) external view returns (address) {
         return nodes[node].account;
+    }
+
+    /// @notice The account whose signatures count for `node`, or 0 before registerKey.
+    function signerOf(bytes32 node) external view returns (address) {
+        Node storage n = nodes[node];
+        return n.keyRegistered ? n.account : address(0);
     }
 
     function bondedOf(bytes32 node) public view returns (uint256) {
@@ -104,7 +133,12 @@ contract CdcPool {
         return uint16(int16(500) + nodes[node].reputationDelta);
     }
 
-    function stake(uint256 amount) external {
+    function verifierRecord(bytes32 node) external view returns (bool verifier, uint32 chosen, uint32 answered) {
+        Node storage n = nodes[node];
+        return (n.verifier, n.chosen, n.answered);
+    }
+
+    function stake(uint256 amount, bool asVerifier) external {
         bytes32 key = _caller();
         if (amount == 0) revert Refused("invalid_amount", "Cannot stake: amount must be positive");
         token.transferFrom(msg.sender, address(this), amount);
@@ -112,6 +146,11 @@ contract CdcPool {
         n.staked += amount;
         totalStaked += amount;
         emit WorkerStaked(key, amount, bondedOf(key));
+        if (asVerifier && !n.verifier) {
+            n.verifier = true;
+            verifiers.push(key);
+            emit VerifierRegistered(key);
+        }
     }
 
     function requestUnstake(uint256 amount) external {
@@ -160,10 +199,75 @@ contract CdcPool {
         emit StakeWithdrawn(key, amount);
     }
 
+    /// @notice The selection weight: stake x reputation x uptime (bps of answered+1 / chosen+1),
+    /// 0 below the minimum bond.
+    function weightOf(bytes32 node) public view returns (uint256) {
+        Node storage n = nodes[node];
+        uint256 bonded = n.staked - n.unbonding - n.slashed - n.withdrawn;
+        if (!n.verifier || bonded < minVerifierBond) return 0;
+        uint256 uptimeBps = (uint256(n.answered) + 1) * 10_000 / (uint256(n.chosen) + 1);
+        return bonded * uint256(int256(500 + n.reputationDelta)) * uptimeBps;
+    }
+
+    /// @notice How many verifiers could be chosen for a job of `client`.
+    function eligibleCount(bytes32 client) external view returns (uint256 count) {
+        for (uint256 i = 0; i < verifiers.length; i++) {
+            if (verifiers[i] != client && weightOf(verifiers[i]) > 0) count++;
+        }
+    }
+
+    /// @notice Draws `count` distinct verifiers, each with probability proportional to its weight
+    /// among those left, from `seed` alone; never `exclude1` or `exclude2`. Returns fewer only if
+    /// fewer have a positive weight. Counts each chosen verifier's `chosen`.
+    function choose(bytes32 seed, uint256 count, bytes32 exclude1, bytes32 exclude2)
+        external
+        onlyManager
+        returns (bytes32[] memory chosen)
+    {
+        uint256 total = verifiers.length;
+        bytes32[] memory keys = new bytes32[](total);
+        uint256[] memory weights = new uint256[](total);
+        uint256 left = 0;
+        uint256 sum = 0;
+        for (uint256 i = 0; i < total; i++) {
+            bytes32 key = verifiers[i];
+            if (key == exclude1 || key == exclude2) continue;
+            uint256 weight = weightOf(key);
+            if (weight == 0) continue;
+            keys[left] = key;
+            weights[left] = weight;
+            sum += weight;
+            left++;
+        }
+        uint256 rounds = count < left ? count : left;
+        chosen = new bytes32[](rounds);
+        for (uint256 round = 0; round < rounds; round++) {
+            uint256 point = uint256(keccak256(abi.encode(seed, round))) % sum;
+            uint256 index = 0;
+            for (; index < left - 1; index++) {
+                if (point < weights[index]) break;
+                point -= weights[index];
+            }
+            chosen[round] = keys[index];
+            sum -= weights[index];
+            left--;
+            keys[index] = keys[left];
+            weights[index] = weights[left];
+        }
+        for (uint256 i = 0; i < rounds; i++) nodes[chosen[i]].chosen++;
+    }
+
+    function recordAnswer(bytes32 node) external onlyManager {
+        nodes[node].answered++;
+    }
+
     /// @notice Takes `bps` of the stake liable for a job: the bonded stake plus, when `assigned`,
-    /// the unbonding requests made after `sinceSeq`, newest first. Only the job manager.
-    function slash(bytes32 node, uint256 bps, bool assigned, uint64 sinceSeq) external returns (uint256 amount) {
-        if (msg.sender != address(manager)) revert Refused("not_authorized", "Cannot slash: only the job manager");
+    /// the unbonding requests made after `sinceSeq`, newest first.
+    function slash(bytes32 node, uint256 bps, bool assigned, uint64 sinceSeq)
+        external
+        onlyManager
+        returns (uint256 amount)
+    {
         Unbonding[] storage list = requests[node];
         uint256 liable = bondedOf(node);
         if (assigned) {
@@ -173,28 +277,25 @@ contract CdcPool {
         }
         amount = liable * bps / 10_000;
         uint256 fromUnbonding = 0;
-        if (assigned) {
-            // Newest first: the requests were pushed in seq order, and withdraw's swaps only
-            // move later entries down, so pick the largest seq each time.
-            while (fromUnbonding < amount) {
-                uint256 best = type(uint256).max;
-                uint64 bestSeq = sinceSeq;
-                for (uint256 i = 0; i < list.length; i++) {
-                    if (list[i].seq > bestSeq) {
-                        bestSeq = list[i].seq;
-                        best = i;
-                    }
+        while (assigned && fromUnbonding < amount) {
+            // Newest first: the largest seq after the assignment.
+            uint256 best = type(uint256).max;
+            uint64 bestSeq = sinceSeq;
+            for (uint256 i = 0; i < list.length; i++) {
+                if (list[i].seq > bestSeq) {
+                    bestSeq = list[i].seq;
+                    best = i;
                 }
-                if (best == type(uint256).max) break;
-                Unbonding storage r = list[best];
-                uint256 take = amount - fromUnbonding < r.amount ? amount - fromUnbonding : r.amount;
-                fromUnbonding += take;
-                if (take == r.amount) {
-                    list[best] = list[list.length - 1];
-                    list.pop();
-                } else {
-                    r.amount -= uint128(take); // and fromUnbonding == amount: the loop ends
-                }
+            }
+            if (best == type(uint256).max) break;
+            Unbonding storage r = list[best];
+            uint256 take = amount - fromUnbonding < r.amount ? amount - fromUnbonding : r.amount;
+            fromUnbonding += take;
+            if (take == r.amount) {
+                list[best] = list[list.length - 1];
+                list.pop();
+            } else {
+                r.amount -= uint128(take); // and fromUnbonding == amount: the loop ends
             }
         }
         Node storage n = nodes[node];
@@ -204,8 +305,7 @@ contract CdcPool {
         if (amount > 0) token.transfer(treasury, amount);
     }
 
-    function adjustReputation(bytes32 node, int16 delta) external {
-        if (msg.sender != address(manager)) revert Refused("not_authorized", "Cannot move reputation: only the job manager");
+    function adjustReputation(bytes32 node, int16 delta) external onlyManager {
         int16 next = nodes[node].reputationDelta + delta;
         if (next > 500) next = 500;
         if (next < -500) next = -500;
