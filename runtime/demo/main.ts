@@ -128,7 +128,10 @@ if (import.meta.main) {
         ? JSON.stringify(summary, (_k, v) => typeof v === "bigint" ? v.toString() : v, 2)
         : formatSummary(summary),
     );
-    if (!summary.moneyConserved || !summary.stakeConserved) Deno.exit(1);
+    // Exit explicitly: over libp2p the peer store's lock library (mortice) opens a
+    // BroadcastChannel and calls `unref()`, which Deno's BroadcastChannel lacks, so the channel
+    // would keep the process alive after every host is stopped.
+    Deno.exit(summary.moneyConserved && summary.stakeConserved ? 0 : 1);
   } catch (error) {
     const e = error as Error;
     // runDemo checks its numbers too (at least 3 workers): that is bad usage, not a failure.

@@ -94,6 +94,12 @@ export interface NodeDescriptor {
   readonly worker?: WorkerProfile;
   /** Retired jobs the tree remembers (absent: the default). */
   readonly archiveSize?: number;
+  /**
+   * The chain account the node signs with, when it is not its id (a libp2p peer id with a
+   * ledger account, a Starknet address): jobs it submits record it as their owner's account, so
+   * replay needs it to rebuild the same context. Absent in recordings made before: the id.
+   */
+  readonly account?: NodeId;
 }
 
 /** The descriptor of a node created with `options`. */
@@ -106,6 +112,7 @@ export function describeNode(options: NodeOptions): NodeDescriptor {
     ...(options.intensity ? { intensity: options.intensity } : {}),
     ...(options.worker ? { worker: options.worker } : {}),
     ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
+    ...(options.chain.account !== options.id ? { account: options.chain.account } : {}),
   };
 }
 

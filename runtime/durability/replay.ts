@@ -129,6 +129,7 @@ export function inertTree(
 ): ActorTree {
   return new ActorTree({
     self: node.id,
+    ...(node.account !== undefined ? { account: node.account } : {}),
     roles: node.roles,
     now,
     policy: node.policy,
