@@ -28,8 +28,9 @@
  * the hashes of the blocks it read (within `reorgWindow`) and re-checks them every poll; on a
  * mismatch it rolls its cursor back to the newest block that still matches, reports the events
  * of the dropped blocks that the new chain does not carry again to `onReorg`, and reads again.
- * An event is delivered once per (transaction hash, position in the transaction): a transaction
- * that a reorg moves to another block is not applied twice.
+ * An event is delivered once per (transaction hash, position among the port's events of the
+ * transaction): a transaction that a reorg drops and that comes back later in another block is not
+ * delivered again (it was reported to `onReorg` when it was dropped).
  *
  * Keys. The account key comes from `privateKey`, `privateKeyFile`, or the `CIRO_EVM_PRIVATE_KEY`
  * environment variable; it lives only in viem's local account held in a private field.
@@ -944,7 +945,6 @@ export class EvmChain implements ChainPort {
             });
             const still = new Set(again.map(identity));
             const revoked = gone.filter((e) => !still.has(identity(e)));
-            for (const e of revoked) delivered.delete(identity(e));
             if (revoked.length > 0) options.onReorg?.(revoked);
           }
           const { events, next } = await this.eventsSince(cursor, {
@@ -1091,7 +1091,7 @@ export class EvmChain implements ChainPort {
         });
         mayHaveArrived = true;
       } catch (error) {
-        const text = firstLine(error).toLowerCase();
+        const text = allText(error).toLowerCase();
         const known = /already known|known transaction|already imported|nonce too low/.test(
           text,
         );
@@ -1112,7 +1112,7 @@ export class EvmChain implements ChainPort {
         } else {
           throw new ChainError(
             "rpc_error",
-            `${what}: the node refused the transaction: ${firstLine(error)}`,
+            `${what}: the node refused the transaction: ${allText(error).slice(0, 300)}`,
             {
               cause: error,
             },
@@ -1253,12 +1253,18 @@ export class EvmChain implements ChainPort {
     const events: ChainEvent[] = [];
     let block = -1;
     let ordinal = 0;
+    let tx = "";
+    let inTx = 0;
     for (const log of decoded) {
       if (log.blockNumber !== block) {
         block = log.blockNumber;
         ordinal = 0;
       }
-      events.push(await this.#toChainEvent(log, ordinal++));
+      inTx = log.txHash === tx ? inTx + 1 : 0;
+      tx = log.txHash;
+      const event = await this.#toChainEvent(log, ordinal++);
+      IDENTITY.set(event, `${log.txHash}:${inTx}`);
+      events.push(event);
     }
     return events;
   }
@@ -1453,8 +1459,11 @@ export class EvmChain implements ChainPort {
 
 // ---------------------------------------------------------------------------------------------
 
+/** An event's identity: its transaction and its place among the port's events of that transaction. */
+const IDENTITY = new WeakMap<ChainEvent, string>();
+
 function identity(event: ChainEvent): string {
-  return `${event.txHash}:${event.name}:${event.eventIndex}`;
+  return IDENTITY.get(event) ?? `${event.txHash}:${event.name}:${event.eventIndex}`;
 }
 
 function rememberBlock(
@@ -1554,6 +1563,22 @@ function isTransportError(error: unknown): boolean {
     current = (current as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/** Every message and detail along an error's causes, for matching a node's wording. */
+function allText(error: unknown): string {
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (typeof current === "object" && current !== null && !seen.has(current)) {
+    seen.add(current);
+    for (const key of ["message", "details", "shortMessage"]) {
+      const value = (current as Record<string, unknown>)[key];
+      if (typeof value === "string") parts.push(value);
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return parts.join(" | ");
 }
 
 function firstLine(error: unknown): string {

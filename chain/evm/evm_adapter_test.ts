@@ -1,0 +1,299 @@
+import assert from "node:assert/strict";
+import type { EIP1193Provider, Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import type { ChainEvent } from "../port.ts";
+import { EVM_PRIVATE_KEY_ENV, EvmChain, type EvmChainOptions } from "./evm_adapter.ts";
+import {
+  deployContracts,
+  fundAccounts,
+  HARDHAT_CHAIN_ID,
+  hardhatKey,
+  type InProcessEvm,
+  startInProcessEvm,
+} from "./deploy.ts";
+import type { EvmAddresses } from "./evm_adapter.ts";
+
+interface Fixture {
+  readonly evm: InProcessEvm;
+  readonly addresses: EvmAddresses;
+  readonly sends: Hex[];
+  /** The provider the adapters use: records sends, and can lose answers. */
+  readonly provider: EIP1193Provider;
+  loseNextSendAnswer: boolean;
+  connect(nodeId: string, index: number, options?: Partial<EvmChainOptions>): Promise<EvmChain>;
+  rpc(method: string, params?: unknown[]): Promise<unknown>;
+}
+
+async function withEvm(body: (f: Fixture) => Promise<void>): Promise<void> {
+  const evm = await startInProcessEvm();
+  const deployer = hardhatKey(0);
+  const addresses = await deployContracts(evm.provider, deployer, { unbondingSeconds: 60 });
+  const chains: EvmChain[] = [];
+  const fixture: Fixture = {
+    evm,
+    addresses,
+    sends: [],
+    loseNextSendAnswer: false,
+    provider: {
+      request: async (args: { method: string; params?: unknown }) => {
+        if (args.method === "eth_sendRawTransaction") {
+          fixture.sends.push((args.params as Hex[])[0] as Hex);
+        }
+        const answer = await evm.provider.request(args as never);
+        if (args.method === "eth_sendRawTransaction") {
+          if (fixture.loseNextSendAnswer) {
+            fixture.loseNextSendAnswer = false;
+            throw new TypeError("fetch failed: connection reset (the answer was lost)");
+          }
+        }
+        return answer;
+      },
+    } as unknown as EIP1193Provider,
+    async connect(nodeId, index, options = {}) {
+      const key = hardhatKey(index);
+      await fundAccounts(evm.provider, deployer, addresses.token, [
+        privateKeyToAccount(key).address,
+      ], 10n ** 24n);
+      const chain = await EvmChain.connect({
+        nodeId,
+        provider: fixture.provider,
+        chainId: HARDHAT_CHAIN_ID,
+        addresses,
+        privateKey: key,
+        pollMs: 5,
+        ...options,
+      });
+      chains.push(chain);
+      return chain;
+    },
+    rpc: (method, params = []) => evm.provider.request({ method, params } as never),
+  };
+  try {
+    await body(fixture);
+  } finally {
+    for (const chain of chains) await chain.close();
+    await evm.close();
+  }
+}
+
+async function until(condition: () => boolean, what: string, limitMs = 20_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function refusedNaming(key: string, code = "rpc_error") {
+  return (error: Error & { code?: string }) => {
+    assert.equal(error.name, "ChainError", error.message);
+    assert.equal(error.code, code, error.message);
+    assert.match(error.message, new RegExp(key.replaceAll(".", "\\.")));
+    return true;
+  };
+}
+
+Deno.test("EvmChain.connect() refuses a bad endpoint, chain id, address or ABI, naming the config key", async () => {
+  await withEvm(async (f) => {
+    const base = {
+      nodeId: "n1",
+      chainId: HARDHAT_CHAIN_ID,
+      addresses: f.addresses,
+      privateKey: hardhatKey(1),
+    };
+    await assert.rejects(
+      EvmChain.connect({ ...base, rpcUrl: "http://127.0.0.1:9" }),
+      refusedNaming("chain.rpcUrl"),
+    );
+    await assert.rejects(
+      EvmChain.connect({ ...base, provider: f.provider, chainId: 1 }),
+      refusedNaming("chain.chainId"),
+    );
+    const nobody = privateKeyToAccount(hardhatKey(7)).address;
+    await assert.rejects(
+      EvmChain.connect({
+        ...base,
+        provider: f.provider,
+        addresses: { ...f.addresses, jobManager: nobody },
+      }),
+      refusedNaming("chain.addresses.jobManager"),
+    );
+    // The token has code but not the JobManager's ABI.
+    await assert.rejects(
+      EvmChain.connect({
+        ...base,
+        provider: f.provider,
+        addresses: { ...f.addresses, jobManager: f.addresses.token },
+      }),
+      refusedNaming("chain.addresses.jobManager"),
+    );
+    // A pool linked to another manager.
+    await assert.rejects(
+      EvmChain.connect({
+        ...base,
+        provider: f.provider,
+        addresses: { ...f.addresses, cdcPool: f.addresses.token },
+      }),
+      refusedNaming("chain.addresses"),
+    );
+    await assert.rejects(
+      EvmChain.connect({
+        ...base,
+        provider: f.provider,
+        addresses: { ...f.addresses, token: "0x12" as Hex },
+      }),
+      /chain\.addresses\.token/,
+    );
+  });
+});
+
+Deno.test("EvmChain takes its key from a file or the environment and never shows it", async () => {
+  await withEvm(async (f) => {
+    const key = hardhatKey(3);
+    const file = await Deno.makeTempFile();
+    try {
+      await Deno.writeTextFile(file, `  ${key}\n`);
+      const fromFile = await f.connect("file-node", 3, { privateKeyFile: file });
+      assert.equal(fromFile.address, privateKeyToAccount(key).address);
+      Deno.env.set(EVM_PRIVATE_KEY_ENV, hardhatKey(4));
+      try {
+        const fromEnv = await f.connect("env-node", 4);
+        assert.equal(fromEnv.address, privateKeyToAccount(hardhatKey(4)).address);
+        const bare = key.slice(2);
+        for (const text of [JSON.stringify(fromFile), Deno.inspect(fromFile, { depth: 10 })]) {
+          assert.ok(!text.includes(bare), "the key is not in the rendering");
+        }
+      } finally {
+        Deno.env.delete(EVM_PRIVATE_KEY_ENV);
+      }
+      await Deno.writeTextFile(file, `not a key ${key.slice(0, 10)}`);
+      await assert.rejects(
+        EvmChain.connect({
+          nodeId: "bad",
+          provider: f.provider,
+          chainId: HARDHAT_CHAIN_ID,
+          addresses: f.addresses,
+          privateKeyFile: file,
+        }),
+        (error: Error) => {
+          assert.match(error.message, /chain\.privateKeyFile/);
+          assert.ok(
+            !error.message.includes(key.slice(2, 10)),
+            "no part of the file in the message",
+          );
+          return true;
+        },
+      );
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+});
+
+Deno.test("EvmChain resends the identical transaction when an answer is lost: executed once", async () => {
+  await withEvm(async (f) => {
+    const worker = await f.connect("worker", 1);
+    const before = f.sends.length;
+    f.loseNextSendAnswer = true;
+    const receipt = await worker.stake({ amount: 700n });
+    const sent = f.sends.slice(before);
+    assert.equal(sent.length, 2, "sent twice");
+    assert.equal(sent[0], sent[1], "the same signed bytes, never re-signed with another nonce");
+    assert.equal(await worker.stakeOf("worker"), 700n, "executed once");
+    const staked = (await worker.eventsSince({ blockNumber: 0, eventIndex: 0 })).events
+      .filter((e) => e.name === "WorkerStaked");
+    assert.equal(staked.length, 1);
+    assert.equal(staked[0]?.txHash, receipt.txHash);
+    await worker.stake({ amount: 1n }); // the kept nonce is right
+    assert.equal(await worker.stakeOf("worker"), 701n);
+  });
+});
+
+Deno.test("EvmChain reports a transaction that is never mined after bounded identical resends", async () => {
+  await withEvm(async (f) => {
+    const worker = await f.connect("worker", 1, { receiptTimeoutMs: 30, maxAttempts: 3 });
+    await f.rpc("evm_setAutomine", [false]);
+    const before = f.sends.length;
+    await assert.rejects(worker.stake({ amount: 5n }), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "rpc_error");
+      assert.match(error.message, /was not mined after 3 sends/);
+      assert.match(error.message, /0x[0-9a-f]{64}/);
+      return true;
+    });
+    const sent = f.sends.slice(before);
+    assert.equal(sent.length, 3);
+    assert.equal(new Set(sent).size, 1, "one signed transaction");
+    await f.rpc("evm_setAutomine", [true]);
+    await f.rpc("evm_mine");
+    assert.equal(await worker.stakeOf("worker"), 5n, "mined once, later");
+    await worker.stake({ amount: 1n }); // the nonce is read again
+    assert.equal(await worker.stakeOf("worker"), 6n);
+  });
+});
+
+Deno.test("EvmChain pages eth_getLogs by block range, resumes mid-block and waits for confirmations", async () => {
+  await withEvm(async (f) => {
+    const worker = await f.connect("worker", 1, { logBlockRange: 2 });
+    for (let i = 1; i <= 5; i++) await worker.stake({ amount: BigInt(i) });
+    const whole = (await worker.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 1000 }))
+      .events;
+    assert.equal(whole.filter((e) => e.name === "WorkerStaked").length, 5);
+    const paged: ChainEvent[] = [];
+    let cursor = { blockNumber: 0, eventIndex: 0 };
+    for (let i = 0; i < 100; i++) {
+      const { events, next } = await worker.eventsSince(cursor, { limit: 1 });
+      if (events.length === 0) break;
+      paged.push(...events);
+      cursor = next;
+    }
+    assert.deepEqual(
+      paged.map((e) => `${e.txHash}:${e.eventIndex}`),
+      whole.map((e) => `${e.txHash}:${e.eventIndex}`),
+    );
+    const confirmed = await f.connect("watcher", 2, { confirmations: 3 });
+    const seen = (await confirmed.eventsSince({ blockNumber: 0, eventIndex: 0 })).events;
+    const head = Number(await f.rpc("eth_blockNumber"));
+    assert.ok(seen.every((e) => e.blockNumber <= head - 3), "nothing above head - confirmations");
+    assert.ok(seen.length > 0 && seen.length < whole.length + 10);
+  });
+});
+
+Deno.test("EvmChain.subscribe() rolls back on a reorg (evm_snapshot/evm_revert): each event applied once", async () => {
+  await withEvm(async (f) => {
+    const watcher = await f.connect("watcher", 1);
+    const a = await f.connect("a", 2);
+    const b = await f.connect("b", 3);
+    const c = await f.connect("c", 4);
+    const delivered: ChainEvent[] = [];
+    const revoked: ChainEvent[] = [];
+    const stop = watcher.subscribe((event) => delivered.push(event), {
+      onReorg: (events) => revoked.push(...events),
+    });
+    try {
+      const staked = () => delivered.filter((e) => e.name === "WorkerStaked");
+      await a.stake({ amount: 10n });
+      await until(() => staked().length === 1, "a's stake");
+      const snapshot = await f.rpc("evm_snapshot");
+      const before = f.sends.length;
+      await b.stake({ amount: 20n });
+      const bRaw = f.sends[before] as Hex;
+      await until(() => staked().length === 2, "b's stake");
+      const bEvent = staked()[1] as ChainEvent;
+      assert.equal(await f.rpc("evm_revert", [snapshot]), true);
+      await c.stake({ amount: 30n });
+      await until(() => staked().length === 3, "c's stake on the new chain");
+      await until(() => revoked.length === 1, "b's stake reported revoked");
+      assert.equal(revoked[0]?.txHash, bEvent.txHash);
+      // b's transaction comes back in a later block: the same transaction, not applied again.
+      await f.rpc("eth_sendRawTransaction", [bRaw]);
+      const wait = Date.now() + 300;
+      while (Date.now() < wait) await new Promise((resolve) => setTimeout(resolve, 10));
+      const amounts = staked().map((e) => e.name === "WorkerStaked" ? e.amount : 0n);
+      assert.deepEqual(amounts, [10n, 20n, 30n]);
+      assert.equal(await watcher.stakeOf("b"), 20n, "on chain once");
+      assert.equal(revoked.length, 1);
+    } finally {
+      stop();
+    }
+  });
+});
