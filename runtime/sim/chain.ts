@@ -177,6 +177,14 @@ export class SimChain {
     }
   }
 
+  /** Drops every subscription of `node` (it crashed). */
+  drop(node: NodeId): void {
+    for (const sub of this.#subs.filter((s) => s.node === node)) {
+      sub.active = false;
+      this.#subs.splice(this.#subs.indexOf(sub), 1);
+    }
+  }
+
   close(): void {
     this.ledger.close();
   }

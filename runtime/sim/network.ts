@@ -61,7 +61,7 @@ class SimPort implements NetworkPort {
   readonly handlers = new Map<string, (request: Uint8Array, from: NodeId) => Promise<Uint8Array>>();
   readonly listeners = new Set<(event: PeerEvent) => void>();
   running = false;
-  /** Bumped at each start: deliveries meant for an earlier life are dropped. */
+  /** Bumped at each start: deliveries meant for an earlier start are dropped. */
   life = 0;
 
   constructor(net: SimNetwork, self: NodeId) {
@@ -75,7 +75,7 @@ class SimPort implements NetworkPort {
   }
 
   stop(): Promise<void> {
-    this.#net.detach(this.self);
+    if (this.running) this.#net.detach(this.self);
     return Promise.resolve();
   }
 
@@ -154,16 +154,13 @@ export class SimNetwork {
     this.faults = faults;
   }
 
-  /** A port for node `id`; start it to join. One port per id, reused across restarts. */
+  /**
+   * A port for node `id`; start it to join. A node that restarts joins again and gets a new
+   * port: what its earlier life still sends goes nowhere.
+   */
   join(id: NodeId): NetworkPort {
     const existing = this.#ports.get(id);
-    if (existing !== undefined) {
-      if (existing.running) throw new RangeError(`Cannot join node "${id}": it is running`);
-      existing.subs.clear();
-      existing.handlers.clear();
-      existing.listeners.clear();
-      return existing;
-    }
+    if (existing?.running) throw new RangeError(`Cannot join node "${id}": it is running`);
     const port = new SimPort(this, id);
     this.#ports.set(id, port);
     return port;
@@ -200,6 +197,7 @@ export class SimNetwork {
 
   /** @internal */
   attach(port: SimPort): void {
+    if (this.#ports.get(port.self) !== port) return; // an earlier life's port
     port.running = true;
     port.life++;
     this.#trace.add(`${this.#sched.now()}|up|${port.self}`);

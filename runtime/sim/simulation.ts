@@ -16,7 +16,14 @@ import {
   type ExecutionResult,
   type ExecutorPort,
 } from "../compute/mod.ts";
-import { describeNode, parseRecording, RecordingWriter, replay } from "../durability/mod.ts";
+import {
+  describeNode,
+  type DurableNode,
+  openDurableNode,
+  parseRecording,
+  RecordingWriter,
+  replay,
+} from "../durability/mod.ts";
 import { createNode, type Node, type NodeOptions, type WorkerProfile } from "../kernel/mod.ts";
 import { type Intercept, SimChain } from "./chain.ts";
 import { type FaultProfile, faultProfile } from "./faults.ts";
@@ -38,6 +45,7 @@ export const ADVERSARY_NAMES = [
   "flood",
   "replay-old-messages",
   "oversized-messages",
+  "restart-every-phase",
 ] as const;
 
 /** An adversary's name. */
@@ -95,6 +103,8 @@ export interface SimulationResult {
   readonly jobs: Record<string, number>;
   readonly messages: { published: number; delivered: number; dropped: number; rejected: number };
   readonly chain: { transactions: number; failed: number; reorgs: number; events: number };
+  /** Crashes and restarts of nodes. */
+  readonly restarts: number;
   readonly violations: Violation[];
   readonly recordPath?: string;
 }
@@ -111,6 +121,9 @@ const VIEW_CHECK_MS = 500;
 const CAPABILITY_EVERY_MS = 2_000;
 const START_JOBS_AT = 300;
 const WORKER_STAKE = 1_000n;
+/** The worker that restarts in every phase, and how often it may. */
+const PHOENIX = "phoenix-01";
+const MAX_PHOENIX_RESTARTS = 40;
 
 /** An executor that takes virtual time to run the built-in job kinds. */
 class SimExecutor implements ExecutorPort {
@@ -162,7 +175,16 @@ const pad = (i: number, w = 2) => String(i + 1).padStart(w, "0");
 
 interface Participant {
   readonly id: NodeId;
-  readonly node: Node;
+  /** The node of the current life (undefined until a durable node is opened). */
+  node: Node;
+  /** Its options, without network and chain (each life gets its own). */
+  readonly options: Omit<NodeOptions, "network" | "chain">;
+  readonly intercept: Intercept | undefined;
+  /** The node's data directory, when it keeps a journal and can crash. */
+  readonly dataDir: string | undefined;
+  durable: DurableNode | undefined;
+  alive: boolean;
+  restarts: number;
 }
 
 /** Runs one seed. */
@@ -187,11 +209,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       throw new RangeError(`Invalid --${what} ${n}: must be an integer of at least ${min}`);
     }
   }
-  if (profile.crashes !== null) {
-    throw new RangeError(
-      `Cannot simulate fault profile "${profile.name}": crashes and restarts are not simulated yet`,
-    );
-  }
+  // With crashes, nodes keep a real journal (SQLite files in a temporary directory) and restart
+  // from it; without, they record to the run's recording (if asked).
+  const crashing = profile.crashes !== null || adversaries.has("restart-every-phase");
+  const dataRoot = crashing ? await Deno.makeTempDir({ prefix: "ciro-sim-" }) : undefined;
 
   const sched = new Scheduler(seed);
   const trace = new Trace();
@@ -227,27 +248,21 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     banThreshold: 0,
     banMs: 60_000,
   };
-  const add = (
-    id: NodeId,
-    roles: Role[],
-    extra: Partial<NodeOptions> & { intercept?: Intercept } = {},
-  ): Node => {
-    const { intercept, ...rest } = extra;
-    const network = net.join(id);
-    const o: NodeOptions = {
-      id,
-      roles,
-      network,
-      chain: chain.port(id, intercept),
-      clock: sched,
-      executor: new SimExecutor(sched, world.fork()),
-      peer,
-      capabilityIntervalMs: 0,
-      retainFinishedMs: null,
-      ...rest,
-    };
-    const node = createNode(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
+  const observe = (p: Participant, node: Node) => {
+    const id = p.id;
+    const current = () => p.node === node && p.alive;
+    const phases = new Map<string, string>();
     node.observe((ob) => {
+      if (!current()) return;
+      if (p.id === PHOENIX && ob.type === "delivered" && ob.actor.startsWith("job:")) {
+        // The restarting worker crashes in the middle of each phase of a job it won.
+        const was = phases.get(ob.actor);
+        phases.set(ob.actor, ob.state);
+        const won = node.job(ob.actor.slice(4))?.context.winner?.worker === p.id;
+        if (won && was !== undefined && was !== ob.state && p.restarts < MAX_PHOENIX_RESTARTS) {
+          sched.after(world.int(1, 50), () => crash(p, world.int(20, 200)), "crash");
+        }
+      }
       switch (ob.type) {
         case "delivered":
           trace.add(
@@ -269,8 +284,91 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
           break;
       }
     });
-    participants.push({ id, node });
-    return node;
+  };
+  /** Opens a durable participant's node on its data directory (a start or a restart). */
+  const open = async (p: Participant): Promise<void> => {
+    const durable = await openDurableNode({
+      ...p.options,
+      network: net.join(p.id),
+      chain: chain.port(p.id, p.intercept),
+      dataDir: p.dataDir!,
+    });
+    p.durable = durable;
+    p.node = durable.node;
+    p.alive = true;
+    observe(p, durable.node);
+  };
+  const startNode = (p: Participant) => {
+    const started = p.durable ? p.durable.start() : p.node.start();
+    started.catch((e: Error) => {
+      if (p.alive) errors.push(`${p.id}: start failed: ${e.message}`);
+    });
+  };
+  const add = (
+    id: NodeId,
+    roles: Role[],
+    extra: Partial<NodeOptions> & { intercept?: Intercept } = {},
+  ): Participant => {
+    const { intercept, ...rest } = extra;
+    const options: Omit<NodeOptions, "network" | "chain"> = {
+      id,
+      roles,
+      clock: sched,
+      executor: new SimExecutor(sched, world.fork()),
+      peer,
+      capabilityIntervalMs: 0,
+      retainFinishedMs: null,
+      ...rest,
+    };
+    const p: Participant = {
+      id,
+      node: undefined as unknown as Node,
+      options,
+      intercept,
+      dataDir: dataRoot === undefined ? undefined : `${dataRoot}/${id}`,
+      durable: undefined,
+      alive: true,
+      restarts: 0,
+    };
+    if (p.dataDir === undefined) {
+      const o: NodeOptions = {
+        ...options,
+        network: net.join(id),
+        chain: chain.port(id, intercept),
+      };
+      p.node = createNode(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
+      observe(p, p.node);
+    }
+    participants.push(p);
+    return p;
+  };
+  /** Crashes a participant: off the network and the chain, its journal left as a crash leaves it. */
+  const crash = (p: Participant, downMs: number) => {
+    if (!p.alive || p.durable === undefined) return;
+    p.alive = false;
+    p.restarts++;
+    trace.add(`${sched.now()}|crash|${p.id}`);
+    net.detach(p.id);
+    chain.drop(p.id);
+    p.durable.journal.abandon();
+    sched.after(downMs, async () => {
+      trace.add(`${sched.now()}|restart|${p.id}`);
+      try {
+        await open(p);
+      } catch (e) {
+        const error = e as Error;
+        if (error.name === "RecoveryDivergenceError") {
+          violate({
+            invariant: "journal-replays",
+            node: p.id,
+            job: null,
+            detail: error.message.split("\n")[0] ?? error.message,
+          });
+        } else errors.push(`${p.id}: restart failed: ${error.message}`);
+        return;
+      }
+      startNode(p);
+    }, "restart");
   };
   const worker = (
     fault: NonNullable<WorkerProfile["fault"]>,
@@ -285,7 +383,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   });
 
   // The honest market.
-  const clients: Node[] = [];
+  const clients: Participant[] = [];
   for (let i = 0; i < clientCount; i++) {
     const id = `client-${pad(i)}`;
     honestClients.add(id);
@@ -325,7 +423,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     wrongWorkers.add("wrong-01");
     add("wrong-01", ["worker"], { worker: worker("wrong_result", 0.31) });
   }
-  let liar: Node | undefined;
+  if (adversaries.has("restart-every-phase")) {
+    add(PHOENIX, ["worker"], { worker: worker("none", 0.4) });
+  }
+  let liar: Participant | undefined;
   if (adversaries.has("lying-client")) {
     liar = add("liar-01", ["client"], {
       intercept: (method, args) =>
@@ -341,7 +442,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     void port.start();
     return port;
   };
-  const healAt = START_JOBS_AT + jobCount * 40 + 2_000;
+  const healAt = START_JOBS_AT + jobCount * 100 + 2_000;
   const every = (ms: number, fn: () => void, label: string) => {
     const tick = () => {
       if (sched.now() > healAt) return;
@@ -415,29 +516,31 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   }
 
   // Start, announce capabilities, submit jobs.
-  for (const p of participants) {
-    sched.at(0, () => {
-      p.node.start().catch((e: Error) => errors.push(`${p.id}: start failed: ${e.message}`));
-    }, "start");
-  }
+  for (const p of participants) if (p.dataDir !== undefined) await open(p);
+  for (const p of participants) sched.at(0, () => startNode(p), "start");
   const announce = () => {
-    for (const p of participants) void p.node.announceCapabilities().catch(() => {});
+    for (const p of participants) {
+      if (p.alive) void p.node.announceCapabilities().catch(() => {});
+    }
     sched.after(CAPABILITY_EVERY_MS, announce, "capabilities");
   };
   sched.at(50, announce, "capabilities");
-  const submitted = new Map<string, { client: Node; at: number }>();
+  const submitted = new Map<string, { client: Participant; at: number }>();
+  let tried = 0;
   const jobRng = world.fork();
   let at = START_JOBS_AT;
   const liarShare = liar ? Math.max(1, Math.floor(jobCount / 4)) : 0;
   for (let j = 0; j < jobCount + liarShare; j++) {
-    at += jobRng.int(10, 60);
+    at += jobRng.int(40, 160);
     const jobId = `s${seed}-job-${pad(j, 4)}`;
     const isLiar = liar !== undefined && j >= jobCount;
     const client = isLiar ? liar! : clients[j % clients.length]!;
     const spec = matmulSpec(jobRng, Math.min(4, verifierCount));
     sched.at(at, () => {
+      tried++;
+      if (!client.alive) return; // a crashed client submits nothing
       try {
-        client.submitJob({ spec, jobId });
+        client.node.submitJob({ spec, jobId });
         if (!isLiar) submitted.set(jobId, { client, at: sched.now() });
       } catch (e) {
         errors.push(`${client.id}: submit ${jobId} failed: ${(e as Error).message}`);
@@ -462,6 +565,19 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       sched.after(everyMs, split, "partition");
     };
     sched.at(START_JOBS_AT + everyMs / 2, split, "partition");
+  }
+  if (profile.crashes !== null) {
+    const { everyMs, downMs } = profile.crashes;
+    const crashable = participants.filter((p) =>
+      honestClients.has(p.id) || honestWorkers.has(p.id) || honestVerifiers.has(p.id)
+    );
+    const next = () => {
+      if (sched.now() > healAt) return;
+      const alive = crashable.filter((p) => p.alive);
+      if (alive.length > 0) crash(world.pick(alive), world.int(downMs / 2, downMs));
+      sched.after(world.int(everyMs / 2, everyMs), next, "crash");
+    };
+    sched.at(START_JOBS_AT + everyMs / 2, next, "crash");
   }
   sched.at(healAt, () => {
     net.faults = { latencyMs: profile.latencyMs, loss: 0, duplicate: 0 };
@@ -489,7 +605,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const checkViews = (final: boolean) => {
     const now = sched.now();
     for (const [jobId, s] of submitted) {
-      const view = s.client.job(jobId);
+      const view = s.client.node.job(jobId);
       if (view?.done) {
         // Without network faults, an honest job ends paid or refunded after a dispute: a job
         // that expired or failed in a market with honest workers free was starved.
@@ -517,6 +633,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       }
     }
     for (const p of honestNodes) {
+      if (!p.alive) continue;
       for (const summary of p.node.jobs()) {
         if (summary.done && !final) continue;
         const onChain = checker.jobs.get(summary.jobId);
@@ -572,8 +689,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   sched.at(VIEW_CHECK_MS, views, "check");
 
   const allFinal = () => {
-    if (submitted.size < jobCount) return false;
-    for (const [jobId, s] of submitted) if (!s.client.job(jobId)?.done) return false;
+    if (tried < jobCount + liarShare) return false;
+    for (const [jobId, s] of submitted) if (!s.client.node.job(jobId)?.done) return false;
     return true;
   };
   let quietUntil: number | null = null;
@@ -598,7 +715,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const virtualMs = sched.now();
   const jobs: Record<string, number> = {};
   for (const [jobId, s] of submitted) {
-    const v = s.client.job(jobId);
+    const v = s.client.node.job(jobId);
     const state = v?.done ? v.state : "open";
     jobs[state] = (jobs[state] ?? 0) + 1;
   }
@@ -606,7 +723,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
 
   // Stop every node; the scheduler runs on so that what they wait for can finish.
   let stopped = false;
-  const stops = Promise.all(participants.map((p) => p.node.stop())).then(() => {
+  const stops = Promise.all(
+    participants.filter((p) => p.alive).map((p) => p.durable ? p.durable.stop() : p.node.stop()),
+  ).then(() => {
     stopped = true;
   });
   await sched.run({
@@ -617,6 +736,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   await stops;
   const traceHash = trace.digest();
   chain.close();
+  if (dataRoot !== undefined) await Deno.remove(dataRoot, { recursive: true });
 
   if (recorder) {
     recorder.close();
@@ -667,6 +787,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       reorgs: chain.stats.reorgs,
       events: chain.events().length,
     },
+    restarts: participants.reduce((n, p) => n + p.restarts, 0),
     violations,
     ...(recorder ? { recordPath: recorder.path } : {}),
   };
