@@ -115,8 +115,43 @@ export function retiredJobOf(context: JobContext, state: string, retiredAt: numb
   };
 }
 
+/** What the archive keeps of a job this node never followed, from the chain's news of its end. */
+function chainEnded(jobId: string, state: string, at: number): RetiredJob {
+  return {
+    jobId,
+    owner: "",
+    state,
+    finishedAt: at,
+    retiredAt: at,
+    attempt: 0,
+    bids: 0,
+    winner: null,
+    commitment: null,
+    paid: 0n,
+    fee: 0n,
+    refunded: 0n,
+    slashes: [],
+    failure: null,
+    path: [],
+  };
+}
+
 /** Events that create a job actor when it does not exist yet. */
 const JOB_CREATORS = new Set(["job.submit", "job.announced"]);
+
+/**
+ * Chain events that end a job on chain, and the final state they mean. The chain is the source
+ * of truth for a job's fate: such news about a job this node does not know is remembered in
+ * the archive (so a late announcement of it is refused), and a job this node only follows that
+ * cannot take it (it missed the steps before) is archived in that state instead of lingering.
+ */
+const CHAIN_ENDINGS: Readonly<Record<string, string>> = {
+  "chain.payment.released": "settled",
+  "chain.escrow.refunded": "refunded",
+};
+
+/** The event by which a node drops a job it follows whose escrow the chain never showed. */
+export const UNESCROWED_EVENT = "job.unescrowed";
 
 /** The supervisor tree. */
 export class ActorTree {
@@ -177,6 +212,17 @@ export class ActorTree {
       if (event.type === "timer.fired" && event["key"] === RETIRE_KEY) {
         return this.#retire(target, existing, at);
       }
+      const ending = CHAIN_ENDINGS[event.type];
+      if (existing === undefined && ending !== undefined && !this.#archive.has(target)) {
+        const summary = chainEnded(jobIdOf(target)!, ending, at);
+        this.#remember(target, summary);
+        this.#options.onRetired?.(summary);
+        return rejected(
+          "unknown_job",
+          `unknown job "${jobIdOf(target)}": remembered as ${ending} on chain`,
+        );
+      }
+      if (event.type === UNESCROWED_EVENT) return this.#dropUnescrowed(target, existing, at);
       if (existing === undefined) {
         const retired = this.#archive.get(target);
         if (retired !== undefined) {
@@ -204,7 +250,17 @@ export class ActorTree {
         }
         return rejected("unknown_job", `unknown job "${jobIdOf(target)}"`);
       }
-      return supervisor.deliver(target, delivered);
+      const outcome = supervisor.deliver(target, delivered);
+      if (
+        ending !== undefined && outcome.status === "rejected" && !existing.done &&
+        jobContextOf(existing).owner !== this.#options.self
+      ) {
+        // A job we only follow ended on chain in a way it cannot take (it missed steps): the
+        // chain's word ends it here too, instead of leaving a zombie.
+        this.#archiveNow(target, existing, ending, at);
+        return { status: "accepted" };
+      }
+      return outcome;
     }
     if (supervisor === this.peers && existing === undefined) {
       const peerId = peerIdOf(target)!;
@@ -230,6 +286,25 @@ export class ActorTree {
     this.#remember(target, retired);
     this.#options.onRetired?.(retired);
     return { status: "accepted" };
+  }
+
+  #dropUnescrowed(target: string, cell: ActorCell | undefined, at: number): DeliveryOutcome {
+    if (cell === undefined) return rejected("no_actor", `no job actor "${target}" to drop`);
+    const c = jobContextOf(cell);
+    if (c.owner === this.#options.self) {
+      return rejected("not_accepted", `job "${c.jobId}" is ours: its escrow is ours to lock`);
+    }
+    if (cell.done) return rejected("not_active", `job "${c.jobId}" is finished (${cell.state})`);
+    this.#archiveNow(target, cell, "unescrowed", at);
+    return { status: "accepted" };
+  }
+
+  /** Archives a live job actor as `state` now (it is not finished by its machine). */
+  #archiveNow(target: string, cell: ActorCell, state: string, at: number): void {
+    const retired = { ...retiredJobOf(jobContextOf(cell), state, at), finishedAt: at };
+    this.jobs.retire(target);
+    this.#remember(target, retired);
+    this.#options.onRetired?.(retired);
   }
 
   #remember(target: string, retired: RetiredJob): void {

@@ -64,4 +64,14 @@ export interface NetworkPort {
   peers(): NodeId[];
   /** Listens for peer events. Returns an unsubscribe. */
   onPeerEvent(listener: (event: PeerEvent) => void): () => void;
+  /**
+   * Bans `peer` for `durationMs` (the port's default when absent): disconnects it and refuses
+   * its reconnection until then. Ports that cannot ban (the in-process network) leave it out.
+   */
+  ban?(peer: NodeId, reason: string, durationMs?: number): void;
+  /**
+   * Counts a rejection of something `peer` sent (at `where`, with a `code` and a `detail`) toward
+   * its and its address's budgets, and logs it rate-limited. Ports without budgets leave it out.
+   */
+  reject?(peer: NodeId, where: string, code: string, detail: string): void;
 }

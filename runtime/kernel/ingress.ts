@@ -31,8 +31,10 @@ export interface IngressOptions {
   readonly network: NetworkPort;
   /** Hands an event to the inbox (`network` or `system` source). */
   readonly submit: (source: "network" | "system", addressed: AddressedEvent) => void;
-  /** Told each message rejected at the boundary, with its reason. */
-  readonly onRejected: (message: GossipMessage, reason: string) => void;
+  /** Told each message rejected at the boundary, with its code and reason. */
+  readonly onRejected: (message: GossipMessage, code: string, reason: string) => void;
+  /** Whether the chain showed job `jobId`'s escrow (the join snapshot carries only those). */
+  readonly escrowSeen: (jobId: string) => boolean;
 }
 
 /** The network side of one node. */
@@ -92,7 +94,11 @@ export class Ingress {
       return "accept";
     } catch (error) {
       if (!(error instanceof WireError) && !(error instanceof RuleViolation)) throw error;
-      this.#o.onRejected(message, error.message);
+      this.#o.onRejected(
+        message,
+        error instanceof WireError ? error.code : "rule_violation",
+        error.message,
+      );
       this.#o.submit("network", {
         target: peerAddress(message.from),
         event: { type: "peer.scored", delta: WIRE_PENALTY, reason: error.message },
@@ -133,6 +139,8 @@ export class Ingress {
     for (const cell of this.#o.tree.jobs.cells()) {
       if (cell.state !== "bidding") continue;
       const c = jobContextOf(cell);
+      // Gossip is a hint: a job the chain has not shown escrowed is not handed on.
+      if (!this.#o.escrowSeen(c.jobId)) continue;
       const closesAt = c.deadlines.bid_window;
       if (closesAt === undefined) continue;
       jobs.push({

@@ -12,7 +12,8 @@ import type { ActorCell } from "../../actors/actor_cell.ts";
 import { ActorTree, jobContextOf, RETIRE_KEY, type RetiredJob } from "../../actors/tree.ts";
 import type { ChainCursor, LedgerTotals } from "../../chain/port.ts";
 import { confirmsTransaction } from "../../chain/translate.ts";
-import { type AddressedEvent, jobAddress, peerIdOf } from "../../machines/address.ts";
+import { type AddressedEvent, jobAddress, jobIdOf, peerIdOf } from "../../machines/address.ts";
+import { RejectionLog } from "../../protocols/rejection_log.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import { DEFAULT_POLICY } from "../../machines/policies.ts";
 import type { EffectRequest, HardwareClass, NodeId, Role } from "../../machines/types.ts";
@@ -61,6 +62,13 @@ export type { ResendOutcome } from "./effects.ts";
 
 let jobCounter = 0;
 
+/** The timer key of an observed job's escrow check (handled by the node, never journaled). */
+const ESCROW_CHECK_KEY = "escrow_check";
+/** How long after an observed job's bid window its escrow may still show up, at least. */
+const ESCROW_GRACE_MS = 1_000;
+/** Escrows remembered. */
+const ESCROW_MEMORY = 10_000;
+
 /** What {@link Node.resume} did with the effects that were open at a crash. */
 export interface ResumedEffects {
   /** Sent again (transactions, publishes, executions, verifications, bid decisions). */
@@ -100,6 +108,12 @@ export class Node {
   readonly #agent: WorkerAgent | undefined;
   readonly #effects: EffectDispatcher;
   readonly #cleanup: (() => void)[] = [];
+  /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
+  readonly #rejections = new RejectionLog();
+  /** Jobs whose escrow this node saw on chain since it started (bounded, oldest out). */
+  readonly #escrowSeen = new Set<string>();
+  /** Observed jobs created since this node started: their escrow is checked at the window. */
+  readonly #checkEscrow = new Set<string>();
   #started = false;
   /** Transactions asked for and not yet heard back from, by actor, then effect id. */
   readonly #openTx = new Map<string, Map<string, EffectRecord>>();
@@ -128,11 +142,10 @@ export class Node {
       (this.#onnx || options.tolerances
         ? toleranceVerifier(this.#executor, options.tolerances ?? {})
         : new ReexecutionVerifier(this.#executor));
-    this.#timers = new Timers(
-      this.#clock,
-      (actorId, key, due) =>
-        this.#submit("timer", { target: actorId, event: { type: "timer.fired", key, due } }),
-    );
+    this.#timers = new Timers(this.#clock, (actorId, key, due) => {
+      if (key === ESCROW_CHECK_KEY) return this.#escrowCheck(actorId);
+      this.#submit("timer", { target: actorId, event: { type: "timer.fired", key, due } });
+    });
     this.tree = new ActorTree({
       self: options.id,
       account: options.chain.account,
@@ -146,6 +159,7 @@ export class Node {
       onRestored: (cell) => this.#rearm(cell),
       onRetired: (job) => {
         this.#timers.cancelActor(jobAddress(job.jobId));
+        this.#checkEscrow.delete(jobAddress(job.jobId));
         this.#openTx.delete(jobAddress(job.jobId));
         this.#options.journal?.retired?.(jobAddress(job.jobId), job);
       },
@@ -173,14 +187,15 @@ export class Node {
       tree: this.tree,
       network: options.network,
       submit: (source, addressed) => this.#submit(source, addressed),
-      onRejected: (message, reason) => {
+      onRejected: (message, code, reason) => {
         this.stats.wireRejected++;
-        this.#log.warn("Rejected message on {topic} from {from}: {reason}", {
-          topic: message.topic,
-          from: message.from,
-          reason,
-        });
+        // Counted toward the sender's (and its address's) budgets and logged rate-limited, so
+        // a flood cannot flood the log.
+        if (options.network.reject) {
+          options.network.reject(message.from, message.topic, code, reason);
+        } else this.#rejections.reject(message.from, message.topic, code, reason);
       },
+      escrowSeen: (jobId) => this.#escrowSeen.has(jobId),
     });
     this.#chain = new ChainSync({
       chain: options.chain,
@@ -543,7 +558,10 @@ export class Node {
     const cell = this.tree.get(envelope.target);
     // Recorded first, then done: a crash in between leaves them open in the journal.
     this.#options.journal?.delivered?.(envelope, outcome, cell, emitted);
-    if (envelope.source === "chain") this.#confirmed(envelope.target, envelope.event);
+    if (envelope.source === "chain") {
+      this.#confirmed(envelope.target, envelope.event);
+      if (envelope.event.type === "chain.escrow.locked") this.#sawEscrow(envelope.target);
+    }
     for (const record of emitted) {
       this.stats.effects++;
       if (record.effect.type.startsWith("chain.")) this.#noteTx(record);
@@ -572,6 +590,9 @@ export class Node {
     if (cell === undefined) return;
     this.#notify({ type: "delivered", envelope, actor: cell.id, state: cell.state });
     if (this.#agent?.waiting && stateBefore !== cell.state) this.#agent.reconsider();
+    if (
+      before === undefined && envelope.event.type === "job.announced" && cell.id.startsWith("job:")
+    ) this.#armEscrowCheck(cell);
     if (!wasDone && cell.done && cell.id.startsWith("job:")) {
       const context = jobContextOf(cell);
       this.#armRetirement(cell);
@@ -582,6 +603,44 @@ export class Node {
         owner: context.owner,
       });
     }
+  }
+
+  #sawEscrow(target: string): void {
+    const jobId = jobIdOf(target);
+    if (jobId === undefined) return;
+    this.#escrowSeen.add(jobId);
+    if (this.#escrowSeen.size > ESCROW_MEMORY) {
+      this.#escrowSeen.delete(this.#escrowSeen.values().next().value!);
+    }
+  }
+
+  /**
+   * A job heard of by gossip (or a join snapshot) holds nothing here unless the chain shows its
+   * escrow: its escrow is checked a grace period after its bid window closes.
+   */
+  #armEscrowCheck(cell: ActorCell): void {
+    const c = jobContextOf(cell);
+    const closesAt = c.deadlines.bid_window;
+    if (c.owner === this.id || closesAt === undefined) return;
+    this.#checkEscrow.add(cell.id);
+    this.#timers.arm(
+      cell.id,
+      ESCROW_CHECK_KEY,
+      closesAt + Math.max(ESCROW_GRACE_MS, c.spec.bidWindowMs),
+    );
+  }
+
+  /**
+   * The escrow check of an observed job: if the chain never showed its escrow, the job is
+   * dropped (`job.unescrowed`, journaled: the tree archives it, a worker's bid slot is free).
+   */
+  #escrowCheck(actorId: string): void {
+    if (!this.#checkEscrow.delete(actorId)) return;
+    const jobId = jobIdOf(actorId)!;
+    const cell = this.tree.get(actorId);
+    if (cell === undefined || cell.done || this.#escrowSeen.has(jobId)) return;
+    this.#log.info("Dropping job {jobId}: the chain never showed its escrow", { jobId });
+    this.#submit("system", { target: actorId, event: { type: "job.unescrowed" } });
   }
 
   /** Arms the retirement of a finished job actor, `retainFinishedMs` after it finished. */
