@@ -75,6 +75,8 @@ export interface StatusSource {
   chainTotals?(): Promise<LedgerTotals>;
   submitJob(request: JobRequest): string;
   cancelJob(jobId: string): void;
+  /** The node's inbox: a journal failure there stops the node (`/health` fails with it). */
+  readonly inbox?: { readonly failure: Error | undefined };
   observe: Cockpit["source"]["observe"];
 }
 
@@ -245,9 +247,11 @@ export function statusApp(
   app.get("/health", async (c) => {
     const jobs = node.jobs();
     const worker = node.roles.includes("worker") ? await cockpit.workerStatus() : undefined;
+    const failure = node.inbox?.failure;
     return c.newResponse(
       toJson({
-        status: "ok",
+        status: failure === undefined ? "ok" : "failing",
+        ...(failure === undefined ? {} : { reason: failure.message }),
         id: node.id,
         roles: node.roles,
         uptimeMs: Date.now() - started,
@@ -257,7 +261,7 @@ export function statusApp(
         ...(worker !== undefined ? { worker } : {}),
         ...options.extra?.(),
       }),
-      200,
+      failure === undefined ? 200 : 503,
       { "content-type": "application/json; charset=utf-8" },
     );
   });
@@ -503,6 +507,10 @@ export function statusApp(
         const jobId = node.submitJob(jobRequest);
         return json({ jobId }, 202);
       } catch (error) {
+        // Not journaled, so not acknowledged: the node's fault, not the request's.
+        if ((error as Error).name === "JournalAppendError") {
+          return problem(503, (error as Error).message);
+        }
         return problem(400, (error as Error).message);
       }
     },

@@ -306,13 +306,22 @@ export async function main(args: readonly string[]): Promise<number> {
     await dispose();
     return 1;
   }
+  // A journal that refuses an append stops the node loudly: nothing more is taken in, /health
+  // says why, and the process exits 1 so a supervisor sees it (and restarts it on its journal).
+  let journalFailed = false;
+  running.node.observe((o) => {
+    if (o.type !== "journal.failed") return;
+    journalFailed = true;
+    log.fatal("The journal failed; stopping: {error}", { error: o.error.message });
+    signalled("journal failure");
+  });
   const name = await stopRequested;
-  log.info("Received {signal}: shutting down", { signal: name });
+  if (!journalFailed) log.info("Received {signal}: shutting down", { signal: name });
   await running.stop();
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   log.info("Stopped");
   await dispose();
-  return 0;
+  return journalFailed ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
