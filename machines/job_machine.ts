@@ -268,6 +268,8 @@ export type JobEvent =
 export const JOB_FINAL_STATES = ["settled", "expired", "cancelled", "refunded", "failed"] as const;
 
 const isOwner = (c: JobContext) => c.self === c.owner;
+/** Whether the chain decides this job's verification (the policy's `settlement: "chain"`). */
+const isChainDecided = (c: JobContext) => c.policy.settlement === "chain";
 
 /** How many attestations a job keeps before it knows its assignment (at least). */
 export const MAX_EARLY_ATTESTATIONS = 8;
@@ -353,6 +355,7 @@ export const jobMachine = setup({
   actors: { bid: bidMachine },
   guards: {
     isOwner: ({ context }) => isOwner(context),
+    isChainDecided: ({ context }) => isChainDecided(context),
     escrowAlreadyLocked: ({ context }) => context.escrowed > 0n,
     escrowIsOwners: ({ context, event }) =>
       event.type === "chain.escrow.locked" &&
@@ -382,8 +385,10 @@ export const jobMachine = setup({
       context.winner !== null && context.winner.worker === context.self,
     attestationIsKept: ({ context, event }) =>
       event.type === "job.attestation.received" && attestationRejection(context, event) === null,
-    quorumAccepted: ({ context }) => isOwner(context) && quorum(context) === "accepted",
-    quorumRejected: ({ context }) => isOwner(context) && quorum(context) === "rejected",
+    quorumAccepted: ({ context }) =>
+      isOwner(context) && !isChainDecided(context) && quorum(context) === "accepted",
+    quorumRejected: ({ context }) =>
+      isOwner(context) && !isChainDecided(context) && quorum(context) === "rejected",
     refundIs: ({ event }, params: { reason: RefundReason }) =>
       event.type === "chain.escrow.refunded" && event.reason === params.reason,
     failedRequestIs: ({ event }, params: { request: EffectRequest["type"] }) =>
@@ -398,11 +403,22 @@ export const jobMachine = setup({
     }),
     lockEscrow: enqueueActions(({ context, enqueue }) => {
       if (isOwner(context) && context.escrowed === 0n) {
+        const spec = context.spec;
         enqueue.emit({
           type: "chain.escrow.lock",
           jobId: context.jobId,
-          amount: context.spec.maxPrice,
-          spec: context.spec,
+          amount: spec.maxPrice,
+          spec,
+          ...(isChainDecided(context)
+            ? {
+              terms: {
+                verifierCount: spec.verifierCount,
+                bidWindowMs: spec.bidWindowMs,
+                executionMs: spec.executionMs,
+                verificationMs: spec.verificationMs,
+              },
+            }
+            : {}),
         });
       }
     }),
@@ -513,7 +529,8 @@ export const jobMachine = setup({
     chooseWinner: enqueueActions(({ context, enqueue }) => {
       const best = pickWinner(context);
       if (best === undefined) return;
-      const verifiers = selectVerifiers(
+      // A chain-decided job's verifiers are chosen by the chain, at the assignment.
+      const verifiers = isChainDecided(context) ? [] : selectVerifiers(
         context.verifierPool,
         context.spec.verifierCount,
         [best.worker, context.owner],
@@ -724,6 +741,16 @@ export const jobMachine = setup({
         worker,
         claimed,
       });
+      if (isChainDecided(context)) {
+        enqueue.emit({
+          type: "chain.attest",
+          jobId: context.jobId,
+          verifier: context.self,
+          attempt: context.attempt,
+          subject: claimed,
+          verdict: event.verdict,
+        });
+      }
     }),
     recordAttestation: assign({
       attestations: ({ context, event }) =>
@@ -1036,8 +1063,19 @@ export const jobMachine = setup({
       ],
       on: {
         "job.verification.completed": { actions: "attest" },
-        "chain.job.verified": { guard: not("isOwner"), target: "settling" },
-        "chain.job.disputed": { guard: not("isOwner"), target: "disputed" },
+        // A chain-decided job moves on the chain's verdict alone, on every node.
+        "chain.job.verified": [
+          { guard: "isChainDecided", target: "settling", actions: "releasePayment" },
+          { guard: not("isOwner"), target: "settling" },
+        ],
+        "chain.job.disputed": [
+          {
+            guard: "isChainDecided",
+            target: "disputed",
+            actions: ["slashForInvalidCompute", { type: "refund", params: { reason: "disputed" } }],
+          },
+          { guard: not("isOwner"), target: "disputed" },
+        ],
         "timer.fired": [
           {
             // Optimistic mode: the verification deadline is a challenge window; a result that

@@ -24,6 +24,13 @@ export interface JobPolicy {
    * deadline is a challenge window; the result is accepted unless a quorum disputes it first.
    */
   readonly verification?: "quorum" | "optimistic";
+  /**
+   * `legacy` (the default): the owner counts the attestations it hears and records the verdict
+   * on chain. `chain`: the escrow carries terms, the chain chooses the verifiers, each verifier
+   * submits its signed attestation to the chain, and the chain's verdict moves the job (see the
+   * README's trust model); the node's verifiers must be bonded on chain as verifiers.
+   */
+  readonly settlement?: "legacy" | "chain";
 }
 
 /** The policies a job runs under unless the node's config says otherwise. */

@@ -163,6 +163,23 @@ export type EffectRequest =
     readonly jobId: string;
     readonly amount: bigint;
     readonly spec: JobSpec;
+    /** For a chain-decided job: what the chain enforces (verifiers and deadlines). */
+    readonly terms?: {
+      readonly verifierCount: number;
+      readonly bidWindowMs: number;
+      readonly executionMs: number;
+      readonly verificationMs: number;
+    };
+  }
+  | {
+    readonly type: "chain.attest";
+    readonly jobId: string;
+    readonly verifier: NodeId;
+    /** The chain's attempt (1 for the first assignment, +1 for each reassignment). */
+    readonly attempt: number;
+    /** The result commitment judged. */
+    readonly subject: string;
+    readonly verdict: Verdict;
   }
   | {
     readonly type: "chain.assign";

@@ -39,7 +39,35 @@ export function isResumable(effect: { readonly type: string }): boolean {
 }
 
 /** Codes that, for a transaction sent again after a crash, mean the chain is already past it. */
-const ALREADY_DONE: readonly string[] = ["duplicate_job", "invalid_state"];
+const ALREADY_DONE: readonly string[] = ["duplicate_job", "invalid_state", "duplicate_attestation"];
+
+/**
+ * Signs this node's attestation with its chain account's key and submits it; an account that has
+ * not registered its key yet registers it first (once).
+ */
+async function attestOnChain(
+  chain: ChainPort,
+  effect: Extract<EffectRequest, { type: "chain.attest" }>,
+  o: { signal: AbortSignal },
+): Promise<void> {
+  const { signAttestation, submitAttestations, registerKey, accountPublicKey } = chain;
+  if (!signAttestation || !submitAttestations || !registerKey || !accountPublicKey) {
+    throw new TypeError("Cannot attest on chain: this chain adapter has no attestation calls");
+  }
+  const signed = await chain.signAttestation!({
+    jobId: effect.jobId,
+    attempt: effect.attempt,
+    subject: effect.subject,
+    verdict: effect.verdict,
+  }, o);
+  try {
+    await chain.submitAttestations!({ attestations: [signed] }, o);
+  } catch (error) {
+    if ((error as Partial<ChainError>).code !== "no_key") throw error;
+    await chain.registerKey!({ publicKey: await chain.accountPublicKey!(o) }, o);
+    await chain.submitAttestations!({ attestations: [signed] }, o);
+  }
+}
 
 /** How a transaction sent again after a crash went. */
 export type ResendOutcome = "sent" | "already_done" | "failed" | "aborted";
@@ -140,9 +168,10 @@ export class EffectDispatcher {
       case "peer.withdraw_bids":
         return this.#withdrawBidsOf(effect.peer);
       case "peer.disconnect":
-        // The peer's actor banned it: the port disconnects it and refuses it for the ban's time.
-        log.warn("Banning peer {peer}: {reason}", { peer: effect.peer, reason: effect.reason });
-        this.#o.options.network.ban?.(effect.peer, effect.reason, this.#o.options.peer?.banMs);
+        log.warn("Disconnecting peer {peer}: {reason}", {
+          peer: effect.peer,
+          reason: effect.reason,
+        });
         return;
       case "log.reject":
         log.info("{actor} rejected {event}: {reason}", {
@@ -215,6 +244,7 @@ export class EffectDispatcher {
             minStake: spec.requirements.minStake,
             modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
             inputCommitment: spec.inputCommitment,
+            ...effect.terms,
           }, o);
           break;
         }
@@ -237,6 +267,9 @@ export class EffectDispatcher {
           break;
         case "chain.release":
           await chain.releasePayment({ jobId: effect.jobId }, o);
+          break;
+        case "chain.attest":
+          await attestOnChain(chain, effect, o);
           break;
         case "chain.refund":
           await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
