@@ -93,10 +93,27 @@ Deno.test("simulate() finds the unescrowed-announcement starvation (a known brea
   const options = { seed: 6, ...SMALL, adversaries: parseAdversaries("unescrowed-announcements") };
   const result = await simulate(options);
   const v = result.violations[0];
-  assert.ok(
-    v?.invariant === "liveness" || v?.invariant === "chain-agreement",
+  assert.equal(v?.invariant, "liveness", `${reproduceCommand(options)}: ${JSON.stringify(v)}`);
+  assert.match(v!.detail, /^starved: ended expired/);
+});
+
+Deno.test("simulate() finds the phantom jobs unescrowed announcements leave (a known break)", async () => {
+  // No honest job to starve: what is left is the workers' view of jobs the chain never held.
+  const options = {
+    seed: 6,
+    ...SMALL,
+    jobs: 0,
+    adversaries: parseAdversaries("unescrowed-announcements"),
+  };
+  const result = await simulate(options);
+  const v = result.violations[0];
+  assert.equal(
+    v?.invariant,
+    "chain-agreement",
     `${reproduceCommand(options)}: ${JSON.stringify(v)}`,
   );
+  assert.match(v!.detail, /^a phantom job/);
+  assert.match(v!.job!, /^phantom-/);
 });
 
 Deno.test("shrink() keeps the failing invariant with a smaller schedule", async () => {
