@@ -22,6 +22,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG } from "../../machines/peer_machine.ts";
+import { WORKER_DEFAULTS } from "../kernel/mod.ts";
 
 /** A configuration value is missing, malformed or out of range. */
 export class ConfigError extends Error {
@@ -102,23 +103,23 @@ const chain = z.discriminatedUnion("kind", [localChain, starknetChain], {
 
 const worker = z.strictObject({
   hardware: z.enum(["cpu", "gpu"], { error: "must be cpu or gpu" }).default("cpu"),
-  stake: amount.default(0n),
+  stake: amount.default(WORKER_DEFAULTS.stake),
   priceRatio: z.number({ error: "must be a number" }).refine((r) => r > 0 && r <= 1, {
     error: "must be in (0, 1]",
-  }).default(0.8),
-  etaMs: ms(1).default(500),
-  minPrice: amount.default(0n),
+  }).default(WORKER_DEFAULTS.priceRatio),
+  etaMs: ms(1).default(WORKER_DEFAULTS.etaMs),
+  minPrice: amount.default(WORKER_DEFAULTS.minPrice),
   capacity: z.number().int("must be an integer").min(1, "must be at least 1").max(
     1024,
     "must be at most 1024",
-  ).default(2),
+  ).default(WORKER_DEFAULTS.capacity),
   maxOpenBids: z.number().int("must be an integer").min(1, "must be at least 1").max(
     1024,
     "must be at most 1024",
-  ).default(8),
+  ).default(WORKER_DEFAULTS.maxOpenBids),
   fault: z.enum(["none", "silent", "wrong_result"], {
     error: "must be none, silent or wrong_result",
-  }).default("none"),
+  }).default(WORKER_DEFAULTS.fault),
 });
 
 const policy = z.strictObject({
@@ -209,16 +210,8 @@ const configSchema = z.strictObject({
   roles: z.array(role, { error: "must be an array of roles" }).min(1, "must name at least one role")
     .refine((r) => new Set(r).size === r.length, "must not repeat a role").default(["client"]),
   chain: chain.default({ kind: "local" }),
-  worker: worker.default({
-    hardware: "cpu",
-    stake: 0n,
-    priceRatio: 0.8,
-    etaMs: 500,
-    minPrice: 0n,
-    capacity: 2,
-    maxOpenBids: 8,
-    fault: "none",
-  }),
+  // The one source of the worker's defaults is the node's (WORKER_DEFAULTS).
+  worker: worker.default({ hardware: "cpu", ...WORKER_DEFAULTS }),
   policy: policy.default({ bidSelection: "lowest_price", quorum: "bft" }),
   peer: peer.default({ ...DEFAULT_PEER_CONFIG }),
   network: network.default({
