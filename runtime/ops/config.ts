@@ -4,9 +4,9 @@
  * defaults. Everything is validated with zod; a bad value throws a {@link ConfigError} that
  * names the key and what is wrong, like `Invalid config "worker.priceRatio": must be in (0, 1]`.
  *
- * Relative paths in the file (`dataDir`, `chain.path`, `chain.privateKeyFile`) are resolved
- * against the file's directory; relative paths from flags and env against the working
- * directory.
+ * Relative paths in the file (`dataDir`, `chain.path`, `chain.privateKeyFile`,
+ * `chain.deployment`) are resolved against the file's directory; relative paths from flags and env
+ * against the working directory.
  *
  * ```ts ignore
  * import { loadConfig } from "./config.ts";
@@ -97,8 +97,19 @@ const starknetChain = z.strictObject({
   pollMs: ms(1).default(2_000),
 });
 
-const chain = z.discriminatedUnion("kind", [localChain, starknetChain], {
-  error: 'must have "kind": "local" or "starknet"',
+/** An EVM chain: `deployment` is the file `deno task chain` writes (chain/evm/local_node.ts). */
+const evmChain = z.strictObject({
+  kind: z.literal("evm"),
+  deployment: z.string().min(1, "must not be empty"),
+  /** Overrides the deployment's endpoint. */
+  rpcUrl: z.url({ error: "must be an absolute http(s) URL" }).optional(),
+  privateKeyFile: z.string().min(1, "must not be empty").optional(),
+  confirmations: z.number().int("must be an integer").min(0, "must be at least 0").default(0),
+  pollMs: ms(1).default(500),
+});
+
+const chain = z.discriminatedUnion("kind", [localChain, starknetChain, evmChain], {
+  error: 'must have "kind": "local", "starknet" or "evm"',
 });
 
 const worker = z.strictObject({
@@ -237,7 +248,8 @@ const configSchema = z.strictObject({
 export type NodeConfig = Omit<z.output<typeof configSchema>, "chain" | "policy"> & {
   readonly chain:
     | (z.output<typeof localChain> & { readonly path: string })
-    | z.output<typeof starknetChain>;
+    | z.output<typeof starknetChain>
+    | z.output<typeof evmChain>;
   readonly policy: {
     readonly bidSelection: (typeof BID_SELECTION_POLICIES)[number];
     readonly quorum: (typeof QUORUM_POLICIES)[number];
@@ -374,6 +386,7 @@ async function readConfigFile(path: string): Promise<Raw> {
     const c = { ...(out.chain as Raw) };
     if (typeof c.path === "string" && c.path !== ":memory:") c.path = resolve(base, c.path);
     if (typeof c.privateKeyFile === "string") c.privateKeyFile = resolve(base, c.privateKeyFile);
+    if (typeof c.deployment === "string") c.deployment = resolve(base, c.deployment);
     out.chain = c;
   }
   return out;

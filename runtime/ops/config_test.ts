@@ -110,7 +110,7 @@ Deno.test("parseConfig() rejects bad values with the key and the reason", () => 
   rejects(
     { chain: { kind: "ethereum" } },
     "chain.kind",
-    'Invalid config "chain.kind": must have "kind": "local" or "starknet"',
+    'Invalid config "chain.kind": must have "kind": "local", "starknet" or "evm"',
   );
   rejects(
     { chain: { kind: "starknet", rpcUrl: "http://127.0.0.1:5050" } },

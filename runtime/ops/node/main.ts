@@ -249,6 +249,21 @@ async function openChain(
     const ledger = LocalLedger.open(chain.path);
     return { port: ledger.as(nodeId), close: () => ledger.close() };
   }
+  if (chain.kind === "evm") {
+    const { EvmChain } = await import("../../../chain/evm/evm_adapter.ts");
+    const { readDeployment } = await import("../../../chain/evm/local_node.ts");
+    const deployment = await readDeployment(chain.deployment);
+    const port = await EvmChain.connect({
+      nodeId,
+      rpcUrl: chain.rpcUrl ?? deployment.rpcUrl,
+      chainId: deployment.chainId,
+      addresses: deployment,
+      confirmations: chain.confirmations,
+      pollMs: chain.pollMs,
+      ...(chain.privateKeyFile !== undefined ? { privateKeyFile: chain.privateKeyFile } : {}),
+    });
+    return { port, close: () => port.close() };
+  }
   const { StarknetChain } = await import("../../../chain/starknet_adapter.ts");
   const port = await StarknetChain.connect({
     rpcUrl: chain.rpcUrl,
