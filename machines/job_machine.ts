@@ -54,6 +54,7 @@ import type {
   Verdict,
 } from "./types.ts";
 import type { JobSpec } from "./types.ts";
+import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
 
 /** Version of the job machine's logic; bump when a recording could replay differently. */
 export const JOB_MACHINE_VERSION = 3;
@@ -237,6 +238,11 @@ export type JobEvent =
     readonly worker: NodeId;
     readonly commitment: string;
   }
+  | At & {
+    readonly type: "chain.execution.failed";
+    readonly worker: NodeId;
+    readonly reason: string;
+  }
   | At & { readonly type: "chain.job.verified" }
   | At & { readonly type: "chain.job.disputed" }
   | At & {
@@ -381,6 +387,7 @@ export const jobMachine = setup({
     attemptsLeft: ({ context }) => context.attempt < context.spec.maxAttempts,
     isAssignedWorker: ({ context, event }) =>
       "worker" in event && context.winner !== null && event.worker === context.winner.worker,
+    isFailureClaim: ({ context }) => context.result?.commitment === FAILURE_SUBJECT,
     isWinnerHere: ({ context }) =>
       context.winner !== null && context.winner.worker === context.self,
     attestationIsKept: ({ context, event }) =>
@@ -680,23 +687,41 @@ export const jobMachine = setup({
         });
       }
     }),
+    reportFailure: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "job.execution.failed" || context.winner?.worker !== context.self) return;
+      enqueue.emit({
+        type: "chain.failure.report",
+        jobId: context.jobId,
+        worker: context.self,
+        reason: (event.error || "execution failed").slice(0, MAX_FAILURE_REASON),
+      });
+    }),
     recordResult: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== "chain.result.submitted") return;
+      if (event.type !== "chain.result.submitted" && event.type !== "chain.execution.failed") {
+        return;
+      }
+      // A failure claim is judged as the subject "failed".
+      const claim = event.type === "chain.result.submitted"
+        ? { worker: event.worker, commitment: event.commitment }
+        : { worker: event.worker, commitment: FAILURE_SUBJECT };
+      if (event.type === "chain.execution.failed") {
+        enqueue.assign({ failure: `execution failed: ${event.reason}` });
+      }
       const due = event.at + context.spec.verificationMs;
       const attestations: Record<NodeId, AttestationRecord> = {};
       for (const [verifier, a] of Object.entries(context.attestations)) {
-        if (a.worker === event.worker && a.claimed === event.commitment) {
+        if (a.worker === claim.worker && a.claimed === claim.commitment) {
           attestations[verifier] = a;
         } else {
           enqueue.emit(dropAttestation(
             context,
             verifier,
-            `judges "${a.worker}"'s commitment "${a.claimed}", not the result "${event.commitment}"`,
+            `judges "${a.worker}"'s commitment "${a.claimed}", not the result "${claim.commitment}"`,
           ));
         }
       }
       enqueue.assign({
-        result: { worker: event.worker, commitment: event.commitment },
+        result: claim,
         attestations,
         deadlines: withDeadline(withDeadlineCtx(context, "execution"), "verification", due),
       });
@@ -704,9 +729,15 @@ export const jobMachine = setup({
     }),
     startVerification: enqueueActions(({ context, enqueue }) => {
       if (
-        context.verifying || !context.verifiers.includes(context.self) || context.result === null ||
-        context.outputs[context.result.worker] === undefined
+        context.verifying || !context.verifiers.includes(context.self) || context.result === null
       ) return;
+      if (context.result.commitment === FAILURE_SUBJECT) {
+        // A failure claim: re-run the job; failing too confirms it, succeeding refutes it.
+        enqueue.assign({ verifying: true });
+        enqueue.emit({ type: "exec.run", jobId: context.jobId, spec: context.spec });
+        return;
+      }
+      if (context.outputs[context.result.worker] === undefined) return;
       enqueue.assign({ verifying: true });
       enqueue.emit({
         type: "verify.run",
@@ -718,14 +749,28 @@ export const jobMachine = setup({
       });
     }),
     attest: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== "job.verification.completed" || context.result === null) return;
+      if (context.result === null) return;
       const { worker, commitment: claimed } = context.result;
+      // A verifier's re-run of a failure claim: failing too confirms it.
+      const verdict = event.type === "job.verification.completed"
+        ? event.verdict
+        : event.type === "job.execution.failed"
+        ? "valid" as const
+        : event.type === "job.execution.completed"
+        ? "invalid" as const
+        : null;
+      if (verdict === null) return;
+      const commitment = event.type === "job.verification.completed"
+        ? event.commitment
+        : event.type === "job.execution.completed"
+        ? event.commitment
+        : FAILURE_SUBJECT;
       enqueue.assign({
         attestations: {
           ...context.attestations,
           [context.self]: {
-            verdict: event.verdict,
-            commitment: event.commitment,
+            verdict,
+            commitment,
             worker,
             claimed,
             attempt: context.attempt,
@@ -736,8 +781,8 @@ export const jobMachine = setup({
         type: "net.attestation",
         jobId: context.jobId,
         verifier: context.self,
-        verdict: event.verdict,
-        commitment: event.commitment,
+        verdict,
+        commitment,
         worker,
         claimed,
       });
@@ -748,7 +793,7 @@ export const jobMachine = setup({
           verifier: context.self,
           attempt: context.attempt,
           subject: claimed,
-          verdict: event.verdict,
+          verdict,
         });
       }
     }),
@@ -1003,7 +1048,17 @@ export const jobMachine = setup({
       entry: { type: "enterPhase", params: { state: "executing" } },
       on: {
         "job.execution.completed": { guard: "isWinnerHere", actions: "submitResult" },
+        // The input fails: under chain settlement the worker reports it, with why.
+        "job.execution.failed": {
+          guard: and(["isWinnerHere", "isChainDecided"]),
+          actions: "reportFailure",
+        },
         "chain.result.submitted": {
+          guard: "isAssignedWorker",
+          target: "verifying",
+          actions: "recordResult",
+        },
+        "chain.execution.failed": {
           guard: "isAssignedWorker",
           target: "verifying",
           actions: "recordResult",
@@ -1063,8 +1118,23 @@ export const jobMachine = setup({
       ],
       on: {
         "job.verification.completed": { actions: "attest" },
+        // A verifier's re-run of a failure claim.
+        "job.execution.completed": {
+          guard: and(["isFailureClaim", "isChainDecided"]),
+          actions: "attest",
+        },
+        "job.execution.failed": {
+          guard: and(["isFailureClaim", "isChainDecided"]),
+          actions: "attest",
+        },
         // A chain-decided job moves on the chain's verdict alone, on every node.
         "chain.job.verified": [
+          {
+            // The quorum confirmed the failure: the escrow goes back (the verifiers' share less).
+            guard: and(["isChainDecided", "isFailureClaim"]),
+            target: "refunding",
+            actions: { type: "refund", params: { reason: "failed" } },
+          },
           { guard: "isChainDecided", target: "settling", actions: "releasePayment" },
           { guard: not("isOwner"), target: "settling" },
         ],

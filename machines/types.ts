@@ -83,6 +83,12 @@ export type DeclineReason =
 /** A verifier's verdict on a result. */
 export type Verdict = "valid" | "invalid";
 
+/** The subject a verifier attests when the worker claimed the job fails on its input. */
+export const FAILURE_SUBJECT = "failed";
+
+/** The longest failure reason the chain takes. */
+export const MAX_FAILURE_REASON = 200;
+
 /** Offences in the slashing matrix. */
 export type SlashReason = "invalid_compute" | "downtime" | "double_signing" | "coordinated_attack";
 
@@ -170,6 +176,13 @@ export type EffectRequest =
       readonly executionMs: number;
       readonly verificationMs: number;
     };
+  }
+  | {
+    readonly type: "chain.failure.report";
+    readonly jobId: string;
+    readonly worker: NodeId;
+    /** Why the job fails on its input (at most {@link MAX_FAILURE_REASON} characters). */
+    readonly reason: string;
   }
   | {
     readonly type: "chain.attest";

@@ -15,8 +15,7 @@ import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { commitmentOf } from "../runtime/compute/mod.ts";
 import { createNode, type Node } from "../runtime/kernel/mod.ts";
 
-function spec(): JobSpec {
-  const input = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
+function spec(input: unknown = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] }): JobSpec {
   return {
     kind: { type: "builtin", name: "matmul" },
     inputCommitment: commitmentOf(input),
@@ -141,6 +140,29 @@ Deno.test("chain-decided settlement on real nodes: a wrong result is disputed by
     const slashed = evs.filter((e) => e.name === "WorkerSlashed");
     assert.deepEqual(slashed.map((e) => e.name === "WorkerSlashed" ? e.worker : ""), ["worker-1"]);
     assert.ok(!m.calls.includes("recordVerification"), `the client called ${m.calls}`);
+  } finally {
+    await m.stop();
+  }
+});
+
+Deno.test("chain-decided settlement on real nodes: an input that fails is reported, confirmed by the verifiers, refunded, nobody slashed, the reason reaches the client", async () => {
+  const m = await market("none");
+  try {
+    // A 2x2 times a 3x3 matrix: every honest executor fails on it.
+    const jobId = m.client.submitJob({
+      spec: spec({ a: [[1, 2], [3, 4]], b: [[1, 2, 3], [4, 5, 6], [7, 8, 9]] }),
+    });
+    assert.equal(await finish(m.client, jobId), "failed");
+    const evs = await events(m.ledger);
+    const reported = evs.find((e) => e.name === "FailureReported");
+    assert.ok(reported?.name === "FailureReported", "the worker reported the failure on chain");
+    assert.ok(evs.some((e) => e.name === "JobVerified"), "the verifiers confirmed it");
+    assert.ok(!evs.some((e) => e.name === "WorkerSlashed"), "nobody slashed");
+    const refund = evs.find((e) => e.name === "EscrowRefunded");
+    assert.ok(refund?.name === "EscrowRefunded" && refund.reason === "failed");
+    const failure = m.client.job(jobId)?.context.failure;
+    assert.equal(failure, `execution failed: ${reported.reason}`);
+    assert.ok(!m.calls.includes("recordVerification"));
   } finally {
     await m.stop();
   }

@@ -271,6 +271,12 @@ export class EffectDispatcher {
         case "chain.attest":
           await attestOnChain(chain, effect, o);
           break;
+        case "chain.failure.report":
+          if (!chain.reportFailure) {
+            throw new TypeError("Cannot report a failure: this chain adapter has no reportFailure");
+          }
+          await chain.reportFailure({ jobId: effect.jobId, reason: effect.reason }, o);
+          break;
         case "chain.refund":
           await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
           break;
