@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { parseRecording } from "../durability/mod.ts";
 import { buildReport, renderHtml } from "../research/mod.ts";
+import { campaign, campaignTable } from "./campaign.ts";
 import { FAULT_PROFILE_NAMES, faultProfile } from "./faults.ts";
 import { reproduceCommand, shrink } from "./shrink.ts";
 import {
@@ -39,6 +40,8 @@ Options:
   --report DIR        write each seed's recording (replay it with deno task replay) and its
                       HTML timeline to DIR
   --no-shrink         do not shrink a failing schedule
+  --campaign          every fault profile and every adversary over the seeds (--seeds A..B),
+                      printed as a Markdown table of invariants that hold or break
   --bench             measure virtual over wall time (25 nodes and 100 jobs; 200 workers)
   -h, --help          this help
 
@@ -130,6 +133,7 @@ async function main(): Promise<number> {
         report: { type: "string" },
         "no-shrink": { type: "boolean" },
         bench: { type: "boolean" },
+        campaign: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -171,6 +175,17 @@ async function main(): Promise<number> {
       return 2;
     }
     throw error;
+  }
+  if (values.campaign) {
+    const { faults: _f, adversaries: _a, ...size } = base;
+    const rows = await campaign(seeds, size, (row, r) => {
+      if (!values.json) return;
+      console.log(
+        JSON.stringify({ row, seed: r.seed, traceHash: r.traceHash, violations: r.violations }),
+      );
+    });
+    console.log(campaignTable(rows));
+    return rows.some((r) => Object.keys(r.breaks).length > 0) ? 1 : 0;
   }
   if (values.report) await Deno.mkdir(values.report, { recursive: true });
   let failed = 0;

@@ -21,3 +21,4 @@ export * from "./chain.ts";
 export * from "./invariants.ts";
 export * from "./simulation.ts";
 export * from "./shrink.ts";
+export * from "./campaign.ts";
