@@ -25,7 +25,7 @@ import jobManagerArtifact from "./artifacts/JobManager.json" with {
   type: "json",
 };
 import tokenArtifact from "./artifacts/CiroToken.json" with { type: "json" };
-import type { EvmAddresses } from "./evm_adapter.ts";
+import { type EvmAddresses, EvmChain } from "./evm_adapter.ts";
 
 /** Hardhat's well-known development mnemonic: its accounts are funded with ether at genesis. */
 export const HARDHAT_MNEMONIC = "test test test test test test test test test test test junk";
@@ -214,5 +214,63 @@ export async function startInProcessEvm(): Promise<InProcessEvm> {
   return {
     provider: connection.provider as unknown as EIP1193Provider,
     close: () => connection.close(),
+  };
+}
+
+/** A deployment on the in-process EVM that hands out funded, registered ports. */
+export interface EvmMarket {
+  readonly evm: InProcessEvm;
+  readonly addresses: EvmAddresses;
+  /** A port for `nodeId` on a fresh development account, with ether and `tokens` test tokens. */
+  connect(nodeId: string, options?: { pollMs?: number }): Promise<EvmChain>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Hardhat's EVM in this process, deploys the contracts and returns a factory of funded
+ * ports (development accounts beyond Hardhat's 20 get their ether with `hardhat_setBalance`).
+ */
+export async function startEvmMarket(
+  options: DeployOptions & { tokens?: bigint } = {},
+): Promise<EvmMarket> {
+  const evm = await startInProcessEvm();
+  const deployer = hardhatKey(0);
+  const addresses = await deployContracts(evm.provider, deployer, options);
+  const ports: EvmChain[] = [];
+  let next = 1;
+  return {
+    evm,
+    addresses,
+    async connect(nodeId, connectOptions = {}) {
+      const key = hardhatKey(next++);
+      const address = privateKeyToAccount(key).address;
+      if (next > 20) {
+        await evm.provider.request({
+          method: "hardhat_setBalance",
+          params: [address, toHex(10n ** 22n)],
+        } as never);
+      }
+      await fundAccounts(
+        evm.provider,
+        deployer,
+        addresses.token,
+        [address],
+        options.tokens ?? 10n ** 24n,
+      );
+      const port = await EvmChain.connect({
+        nodeId,
+        provider: evm.provider,
+        chainId: HARDHAT_CHAIN_ID,
+        addresses,
+        privateKey: key,
+        ...connectOptions,
+      });
+      ports.push(port);
+      return port;
+    },
+    async close() {
+      for (const port of ports) await port.close();
+      await evm.close();
+    },
   };
 }

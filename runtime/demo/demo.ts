@@ -11,12 +11,14 @@
  * (25), `--ledger PATH` (default a new file in a temporary directory), `--record PATH` (the
  * recording, see `recording.ts`; default `recording.jsonl` in a new temporary directory),
  * `--json` (print the summary as JSON), `--onnx` (ONNX inference jobs on a generated MLP instead
- * of `builtin:matmul`; every worker and verifier holds the model in a `MemoryModelStore`).
+ * of `builtin:matmul`; every worker and verifier holds the model in a `MemoryModelStore`),
+ * `--chain evm` (settle on the Solidity contracts on Hardhat's EVM in this process instead of the
+ * local ledger; the money check is read from the contracts).
  *
  * @module
  */
 import { LocalLedger } from "../../chain/local_ledger.ts";
-import type { LedgerTotals } from "../../chain/port.ts";
+import type { ChainPort, LedgerTotals } from "../../chain/port.ts";
 import type { JobSpec } from "../../machines/types.ts";
 import { InProcessNetwork } from "../../protocols/in_process_network.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
@@ -55,6 +57,11 @@ export interface DemoOptions {
   readonly concurrency?: number;
   /** Ledger file; `:memory:` for none. @default a new file in a temporary directory */
   readonly ledgerPath?: string;
+  /**
+   * Where jobs settle: the local ledger, or the Solidity contracts on Hardhat's EVM in this
+   * process (`chain/evm/`). @default "local"
+   */
+  readonly chain?: "local" | "evm";
   /** Where to write the recording of every node's journal. @default none */
   readonly recordPath?: string;
   /** Called with progress while jobs run. */
@@ -181,7 +188,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     if (bootstrap.length === 0) bootstrap = host.multiaddrs();
     return host;
   };
-  const ledger = LocalLedger.open(ledgerPath);
+  const ledger = LocalLedger.open(options.chain === "evm" ? ":memory:" : ledgerPath);
+  const evm = options.chain === "evm"
+    ? await (await import("../../chain/evm/deploy.ts")).startEvmMarket()
+    : undefined;
+  const chainFor = (id: string): Promise<ChainPort> =>
+    evm === undefined ? Promise.resolve(ledger.as(id)) : evm.connect(id, { pollMs: 20 });
   // Heartbeats: every second in process; over libp2p every 5 s (pings from 25 hosts sharing one
   // event loop time out under load and would mark live peers as gone).
   const peer = {
@@ -227,7 +239,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       id: clientPort.self,
       roles: ["client"],
       network: clientPort,
-      chain: ledger.as("client"),
+      chain: await chainFor("client"),
       peer,
       capabilityIntervalMs: 0,
       ...retain,
@@ -253,7 +265,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         id: port.self,
         roles: ["worker"],
         network: port,
-        chain: ledger.as(port.self),
+        chain: await chainFor(port.self),
         worker: profile,
         ...(await modelStore()),
         peer,
@@ -269,7 +281,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
           id: port.self,
           roles: ["verifier"],
           network: port,
-          chain: ledger.as(port.self),
+          chain: await chainFor(port.self),
           ...(await modelStore()),
           peer,
           capabilityIntervalMs: 0,
@@ -382,7 +394,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         live: nodes.reduce((n, node) => n + node.tree.jobs.size, 0),
         retired: nodes.reduce((n, node) => n + [...node.tree.archive()].length, 0),
       },
-      ledgerPath,
+      ledgerPath: evm === undefined
+        ? ledgerPath
+        : `evm in process, JobManager ${evm.addresses.jobManager}`,
       silentWorker,
       wrongWorker,
       ...(options.recordPath === undefined ? {} : { recordPath: options.recordPath }),
@@ -392,6 +406,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     recorder?.close();
     network.close();
     ledger.close();
+    await evm?.close();
   }
 }
 
@@ -414,7 +429,7 @@ export function formatSummary(s: DemoSummary): string {
       }`;
     }),
     "",
-    "Money check (u256, from the ledger)",
+    `Money check (u256, from the ${s.ledgerPath.startsWith("evm") ? "contracts" : "ledger"})`,
     `  escrowed ${s.totals.escrowed} = paid ${s.totals.paid} + fees ${s.totals.fees} + refunded ${s.totals.refunded} + locked ${s.totals.locked}: ${
       s.moneyConserved ? "OK" : "MISMATCH"
     }`,

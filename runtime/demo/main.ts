@@ -31,6 +31,7 @@ Flags:
   --network NAME       in-process or libp2p (default in-process)
   --onnx               ONNX jobs on a model built here (onnxruntime)
   --ledger PATH        the local ledger file (default: in memory)
+  --chain NAME         local or evm: the Solidity contracts on Hardhat's EVM in process (default local)
   --record PATH        where the recording goes (default: a temp dir)
   --retain-ms MS       how long a finished job's actor stays live, or "never"
   --log-level LEVEL    trace, debug, info, warning, error, fatal (default error)
@@ -53,6 +54,7 @@ function parseFlags(args: string[]) {
       ledger: { type: "string" },
       record: { type: "string" },
       network: { type: "string" },
+      chain: { type: "string" },
       json: { type: "boolean" },
       onnx: { type: "boolean" },
       "retain-ms": { type: "string" },
@@ -71,6 +73,9 @@ function parseFlags(args: string[]) {
     throw new TypeError(`Invalid --log-level "${level}": must be one of ${LOG_LEVELS.join(", ")}`);
   }
   if (values.network !== undefined) parseNetwork(values.network);
+  if (values.chain !== undefined && values.chain !== "local" && values.chain !== "evm") {
+    throw new TypeError(`Invalid --chain "${values.chain}": must be local or evm`);
+  }
   return values;
 }
 
@@ -106,6 +111,7 @@ if (import.meta.main) {
       ...(values.verifiers ? { verifiers: Number(values.verifiers) } : {}),
       ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
       ...(values.ledger ? { ledgerPath: values.ledger } : {}),
+      ...(values.chain === "evm" ? { chain: "evm" as const } : {}),
       ...(values.network ? { network: parseNetwork(values.network) } : {}),
       ...(values.onnx ? { onnx: true } : {}),
       ...(retainMs === undefined
