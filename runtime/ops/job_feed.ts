@@ -15,31 +15,21 @@
  *
  * @module
  */
-import type { JobContext } from "../../machines/job_machine.ts";
+import { JOB_FINAL_STATES, type JobContext, jobMachine } from "../../machines/job_machine.ts";
 import type { NodeId } from "../../machines/types.ts";
 import type { NodeObservation } from "../kernel/mod.ts";
 
-/** States a job does not leave. */
-export const FINAL_STATES: readonly string[] = [
-  "settled",
-  "expired",
-  "cancelled",
-  "refunded",
-  "failed",
-];
+/** States a job does not leave (the job machine's final states, and `unescrowed`). */
+export const FINAL_STATES: readonly string[] = [...JOB_FINAL_STATES, "unescrowed"];
 
-/** Every state of the job machine, in lifecycle order. */
+/**
+ * Every state a job can be reported in, in lifecycle order: the job machine's states, read from
+ * the machine itself, then `unescrowed` (an observed job dropped because the chain never showed
+ * its escrow; an archive state, not a machine state).
+ */
 export const JOB_STATES: readonly string[] = [
-  "announced",
-  "bidding",
-  "assigned",
-  "executing",
-  "reassigning",
-  "verifying",
-  "settling",
-  "disputed",
-  "refunding",
-  ...FINAL_STATES,
+  ...Object.keys(jobMachine.config.states ?? {}),
+  "unescrowed",
 ];
 
 /** How this node takes part in a job. */

@@ -19,6 +19,7 @@
  * @module
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { JOB_STATES } from "../job_feed.ts";
 
 /** Where the CLI writes (tests capture it). */
 export interface CliIo {
@@ -45,23 +46,6 @@ export class CliError extends Error {
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-const JOB_STATES = [
-  "announced",
-  "bidding",
-  "assigned",
-  "executing",
-  "reassigning",
-  "verifying",
-  "settling",
-  "disputed",
-  "refunding",
-  "settled",
-  "expired",
-  "cancelled",
-  "refunded",
-  "failed",
-];
 
 function positiveInt(max: number) {
   return (value: string): number => {

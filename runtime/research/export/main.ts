@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { positionalsOrExit } from "../_cli.ts";
 import { exportJournal, journalPathOf } from "../../durability/mod.ts";
 
 const USAGE = `Usage: deno task export <data dir | journal.sqlite> [<out.jsonl>]
@@ -12,26 +12,10 @@ Writes a node's journal as a recording (JSON lines) that deno task replay reads;
 output is beside the journal, <journal>.recording.jsonl.`;
 
 if (import.meta.main) {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: { help: { type: "boolean", short: "h" } },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n(add --help for usage)`);
-    Deno.exit(2);
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  const [from, to, extra] = parsed.positionals;
-  if (from === undefined || extra !== undefined) {
-    console.error(USAGE);
-    Deno.exit(2);
-  }
+  const [from, to] = positionalsOrExit(Deno.args, USAGE, { min: 1, max: 2 }) as [
+    string,
+    string | undefined,
+  ];
   const out = to ?? `${journalPathOf(from).replace(/\.sqlite$/, "")}.recording.jsonl`;
   try {
     const n = exportJournal(from, out);
