@@ -1,0 +1,1717 @@
+/**
+ * The local ledger's store and contract rules: one SQLite database, each transaction one block,
+ * every rule of the settlement contracts (the pure parts in `chain/settlement.ts`). Private to
+ * `chain/local_ledger.ts`, whose module doc states the rules.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { hash } from "starknet";
+import { getLogger } from "@logtape/logtape";
+import { SLASH_BPS } from "../machines/types.ts";
+import type { NodeId, RefundReason, SlashReason } from "../machines/types.ts";
+import {
+  type ChainCursor,
+  ChainError,
+  type ChainEvent,
+  type ChainEventMeta,
+  type LedgerTotals,
+  type TxReceipt,
+} from "./port.ts";
+import { decodeChainEvent, encodeChainEvent, type RawStarknetEvent } from "./events.ts";
+import {
+  chooseVerifiers,
+  FAILURE_SUBJECT,
+  isPublicKey,
+  quorumThresholds,
+  type SignedAttestation,
+  verifierWeight,
+  verifyAttestation,
+} from "./settlement.ts";
+import type { JobTerms } from "./port.ts";
+import type { Verdict } from "../machines/types.ts";
+import {
+  ADDED_COLUMNS,
+  INITIAL_REPUTATION,
+  type JobStatus,
+  SCHEMA,
+  type TotalKey,
+} from "./_ledger_schema.ts";
+
+/** The address the local ledger's events come from: `starknet_keccak("ciro.local_ledger")`. */
+export const LOCAL_LEDGER_ADDRESS: string = hash.getSelectorFromName("ciro.local_ledger");
+
+/** Options of {@link LocalLedger.open}. */
+export interface LocalLedgerOptions {
+  /**
+   * Protocol fee, in basis points of the price, taken from each released payment.
+   * @default {100}
+   */
+  readonly protocolFeeBps?: number;
+  /**
+   * How long requested unstakes stay bonded before they can be withdrawn, ms.
+   * @default {604800000} 7 days
+   */
+  readonly unbondingMs?: number;
+  /**
+   * The clock for unbonding, ms.
+   * @default {Date.now}
+   */
+  readonly now?: () => number;
+  /**
+   * The account credited with fees and slashed stake.
+   * @default {"treasury"}
+   */
+  readonly treasury?: string;
+  /**
+   * How long a transaction waits for another process's write lock, ms.
+   * @default {5000}
+   */
+  readonly busyTimeoutMs?: number;
+  /**
+   * The least bonded stake a verifier needs to be chosen.
+   * @default {1n}
+   */
+  readonly minVerifierBond?: bigint;
+  /**
+   * The verifiers' share of a released price, in basis points, split equally among the chosen
+   * verifiers whose attestation agreed with the decided outcome (rounded down; the rest to the
+   * worker). Also paid out of the escrow when a quorum confirms a reported failure.
+   * @default {500}
+   */
+  readonly verifierRewardBps?: number;
+}
+
+/** A worker's stake and the part of it its open jobs lock, from {@link LocalLedger.stakeLockOf}. */
+export interface StakeLock {
+  /** The bonded stake excluding unbonding requests: `stakeOf()`. */
+  readonly stake: bigint;
+  /** Requested unstakes not yet withdrawn. */
+  readonly unbonding: bigint;
+  /**
+   * The part of `stake` that `requestUnstake` refuses: the largest stake the worker had when it
+   * was assigned one of its open jobs, at most `stake`.
+   */
+  readonly locked: bigint;
+  /** Jobs neither paid nor refunded that the worker is or was assigned to, by id. */
+  readonly openJobs: readonly string[];
+}
+
+const DEFAULT_FEE_BPS = 100;
+const DEFAULT_VERIFIER_REWARD_BPS = 500;
+const DEFAULT_BID_WINDOW_MS = 60_000;
+const DEFAULT_EXECUTION_MS = 600_000;
+const DEFAULT_VERIFICATION_MS = 600_000;
+/** Most verifiers a job may ask for, and most attestations one transaction may carry. */
+export const MAX_VERIFIERS = 64;
+const MAX_FAILURE_REASON = 200;
+const DEFAULT_UNBONDING_MS = 7 * 24 * 60 * 60 * 1000;
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+export const DEFAULT_POLL_MS = 25;
+export const DEFAULT_EVENTS_LIMIT = 1000;
+export const SUBSCRIBE_BATCH = 256;
+/** Batches a subscription delivers per poll before yielding to the event loop. */
+export const SUBSCRIBE_BATCHES_PER_POLL = 16;
+const MAX_REPUTATION = 1000;
+const REPUTATION_REWARD = 10;
+const REPUTATION_PENALTY = 100;
+const MAX_ID_LENGTH = 128;
+/** Open job ids a `stake_locked` message names before it only counts the rest. */
+const MAX_JOBS_NAMED = 5;
+const U256 = 2n ** 256n;
+const GENESIS_HASH = `0x${"0".repeat(64)}`;
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+const REFUND_REASONS: ReadonlySet<string> = new Set<RefundReason>([
+  "expired",
+  "cancelled",
+  "disputed",
+  "failed",
+]);
+
+export const logger = getLogger(["ciro", "chain", "local_ledger"]);
+
+interface JobRow {
+  readonly jobId: string;
+  readonly client: string;
+  readonly escrow: bigint;
+  readonly minStake: bigint;
+  readonly status: JobStatus;
+  readonly worker: string | null;
+  readonly price: bigint | null;
+  readonly verifierCount: number;
+  readonly bidWindowMs: number;
+  readonly executionMs: number;
+  readonly verificationMs: number;
+  readonly bidDeadline: number;
+  readonly executionDeadline: number;
+  readonly verificationDeadline: number;
+  readonly attempt: number;
+  /** What the worker claimed: a result commitment, or that the job fails on its input. */
+  readonly claim: "result" | "failure" | null;
+  readonly commitment: string | null;
+  readonly escrowBlockHash: string;
+  /**
+   * Submitted with terms (`verifierCount` given): the chain decides verification and deadlines.
+   * Without (the node's flow until it bonds its verifiers): the legacy client-driven rules.
+   */
+  readonly chainDecided: boolean;
+}
+
+interface WorkerRow {
+  readonly staked: bigint;
+  readonly unbonding: bigint;
+  readonly slashed: bigint;
+  readonly withdrawn: bigint;
+  readonly reputation: number;
+}
+
+type Row = Record<string, unknown>;
+
+/** A chain event without its meta, as a transaction emits it. */
+type EventBody = DistributiveOmit<ChainEvent, keyof ChainEventMeta>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+interface Tx {
+  readonly caller: string;
+  /** The block this transaction makes. */
+  readonly blockNumber: number;
+  readonly blockHash: string;
+  /** The chain's time for this transaction (the ledger's `now`), ms. */
+  readonly now: number;
+  emit(event: EventBody): void;
+}
+
+function sha256Hex(text: string): string {
+  return `0x${createHash("sha256").update(text).digest("hex")}`;
+}
+
+function stringifyArgs(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
+}
+
+function text(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== "string") {
+    throw new ChainError("rpc_error", `Cannot read ledger column "${column}": not text`);
+  }
+  return value;
+}
+
+function integer(row: Row, column: string): number {
+  const value = row[column];
+  if (typeof value !== "number") {
+    throw new ChainError("rpc_error", `Cannot read ledger column "${column}": not an integer`);
+  }
+  return value;
+}
+
+export function checkId(what: string, value: unknown): string {
+  if (typeof value !== "string") {
+    throw new TypeError(`Invalid ${what}: expected a string, got ${typeof value}`);
+  }
+  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
+    throw new RangeError(
+      `Invalid ${what}: expected 1 to ${MAX_ID_LENGTH} characters, got ${value.length}`,
+    );
+  }
+  return value;
+}
+
+function checkBigint(what: string, value: unknown): bigint {
+  if (typeof value !== "bigint") {
+    throw new TypeError(`Invalid ${what}: expected a bigint, got ${typeof value}`);
+  }
+  return value;
+}
+
+function checkHash(what: string, value: unknown): string {
+  if (typeof value !== "string" || !HASH_PATTERN.test(value)) {
+    throw new TypeError(
+      `Invalid ${what}: expected 64 lowercase hex digits, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkCount(what: string, value: unknown, min: number, max = 2 ** 40): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`Invalid ${what}: expected an integer in [${min}, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+function checkAttestation(what: string, value: unknown): SignedAttestation {
+  const a = value as Partial<SignedAttestation> | null;
+  if (typeof a !== "object" || a === null) {
+    throw new TypeError(`Invalid ${what}: expected a signed attestation`);
+  }
+  checkId(`${what}.jobId`, a.jobId);
+  checkId(`${what}.verifier`, a.verifier);
+  checkCount(`${what}.attempt`, a.attempt, 1);
+  if (typeof a.subject !== "string" || a.subject.length > MAX_ID_LENGTH) {
+    throw new TypeError(`Invalid ${what}.subject: expected at most ${MAX_ID_LENGTH} characters`);
+  }
+  if (a.verdict !== "valid" && a.verdict !== "invalid") {
+    throw new TypeError(`Invalid ${what}.verdict: expected "valid" or "invalid"`);
+  }
+  if (typeof a.signature !== "string") {
+    throw new TypeError(`Invalid ${what}.signature: expected hex text`);
+  }
+  return {
+    jobId: a.jobId!,
+    attempt: a.attempt!,
+    subject: a.subject,
+    verdict: a.verdict,
+    verifier: a.verifier!,
+    signature: a.signature,
+  };
+}
+
+export function checkCursor(cursor: ChainCursor): ChainCursor {
+  if (
+    !Number.isSafeInteger(cursor.blockNumber) || cursor.blockNumber < 0 ||
+    !Number.isSafeInteger(cursor.eventIndex) || cursor.eventIndex < 0
+  ) {
+    throw new RangeError(
+      `Invalid cursor: expected non-negative integers, got ${JSON.stringify(cursor)}`,
+    );
+  }
+  return cursor;
+}
+
+export function q(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** The shared state behind every port of one {@link LocalLedger}. */
+export class LedgerStore {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #feeBps: number;
+  readonly #unbondingMs: number;
+  readonly #now: () => number;
+  readonly #treasury: string;
+  readonly #minVerifierBond: bigint;
+  readonly #verifierRewardBps: number;
+  readonly #commitListeners = new Set<() => void>();
+  #closed = false;
+
+  constructor(path: string, options: LocalLedgerOptions) {
+    const feeBps = options.protocolFeeBps ?? DEFAULT_FEE_BPS;
+    if (!Number.isInteger(feeBps) || feeBps < 0 || feeBps > 10_000) {
+      throw new RangeError(`Invalid protocolFeeBps: expected 0 to 10000, got ${feeBps}`);
+    }
+    const unbondingMs = options.unbondingMs ?? DEFAULT_UNBONDING_MS;
+    if (!Number.isSafeInteger(unbondingMs) || unbondingMs < 0) {
+      throw new RangeError(
+        `Invalid unbondingMs: expected a non-negative integer, got ${unbondingMs}`,
+      );
+    }
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new RangeError(
+        `Invalid busyTimeoutMs: expected a non-negative integer, got ${busyTimeoutMs}`,
+      );
+    }
+    const minVerifierBond = options.minVerifierBond ?? 1n;
+    if (typeof minVerifierBond !== "bigint" || minVerifierBond < 1n) {
+      throw new RangeError(`Invalid minVerifierBond: expected at least 1n, got ${minVerifierBond}`);
+    }
+    const rewardBps = options.verifierRewardBps ?? DEFAULT_VERIFIER_REWARD_BPS;
+    if (!Number.isInteger(rewardBps) || rewardBps < 0 || feeBps + rewardBps > 10_000) {
+      throw new RangeError(
+        `Invalid verifierRewardBps: expected 0 to ${10_000 - feeBps}, got ${rewardBps}`,
+      );
+    }
+    this.#minVerifierBond = minVerifierBond;
+    this.#verifierRewardBps = rewardBps;
+    this.#feeBps = feeBps;
+    this.#unbondingMs = unbondingMs;
+    this.#now = options.now ?? Date.now;
+    this.#treasury = checkId("treasury", options.treasury ?? "treasury");
+    this.#db = new DatabaseSync(path);
+    try {
+      this.#db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+      this.#db.exec("PRAGMA journal_mode = WAL");
+      this.#db.exec("PRAGMA synchronous = NORMAL");
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#db.exec(SCHEMA);
+        for (const { table, column, definition } of ADDED_COLUMNS) {
+          const columns = this.#db.prepare(`PRAGMA table_info(${table})`).all() as Row[];
+          if (!columns.some((c) => c["name"] === column)) {
+            this.#db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+          }
+        }
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } catch (error) {
+      this.#db.close();
+      throw error;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#commitListeners.clear();
+    this.#statements.clear();
+    this.#db.close();
+  }
+
+  onCommit(listener: () => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => this.#commitListeners.delete(listener);
+  }
+
+  #sql(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#sql(sql).get(...params) as Row | undefined;
+  }
+
+  #all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.#sql(sql).all(...params) as Row[];
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]): void {
+    this.#sql(sql).run(...params);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Transactions
+
+  /** Runs `body` as one transaction, in one new block, and returns its receipt. */
+  transact(
+    caller: string,
+    method: string,
+    args: unknown,
+    body: (tx: Tx) => void,
+  ): TxReceipt {
+    this.#db.exec("BEGIN IMMEDIATE");
+    let receipt: TxReceipt;
+    try {
+      const head = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
+      const parentHash = head === undefined ? GENESIS_HASH : text(head, "hash");
+      const blockNumber = head === undefined ? 1 : integer(head, "number") + 1;
+      const txHash = sha256Hex(
+        stringifyArgs({ parentHash, blockNumber, sender: caller, method, args }),
+      );
+      const blockHash = sha256Hex(parentHash + txHash);
+      let eventIndex = 0;
+      const tx: Tx = {
+        caller,
+        blockNumber,
+        blockHash,
+        now: Math.trunc(this.#now()),
+        emit: (body) => {
+          const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
+          const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
+          this.#run(
+            "INSERT INTO events (block_number, event_index, from_address, keys, data, block_hash, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            blockNumber,
+            eventIndex,
+            raw.from_address,
+            JSON.stringify(raw.keys),
+            JSON.stringify(raw.data),
+            blockHash,
+            txHash,
+          );
+          eventIndex++;
+        },
+      };
+      body(tx);
+      this.#run(
+        "INSERT INTO blocks (number, hash, parent_hash, tx_hash, sender, method, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        blockNumber,
+        blockHash,
+        parentHash,
+        txHash,
+        caller,
+        method,
+        Math.trunc(this.#now()),
+      );
+      this.#db.exec("COMMIT");
+      receipt = { txHash, blockNumber };
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+    for (const listener of this.#commitListeners) listener();
+    return receipt;
+  }
+
+  #job(action: string, jobId: string): JobRow {
+    const row = this.#get(
+      `SELECT job_id, client, escrow, min_stake, status, worker, price, verifier_count,
+         bid_window_ms, execution_ms, verification_ms, bid_deadline, execution_deadline,
+         verification_deadline, attempt, claim, commitment, escrow_block_hash, chain_decided
+       FROM jobs WHERE job_id = ?`,
+      jobId,
+    );
+    if (row === undefined) {
+      throw new ChainError("unknown_job", `Cannot ${action} job ${q(jobId)}: no such job`);
+    }
+    const worker = row["worker"];
+    const price = row["price"];
+    return {
+      jobId,
+      client: text(row, "client"),
+      escrow: BigInt(text(row, "escrow")),
+      minStake: BigInt(text(row, "min_stake")),
+      status: text(row, "status") as JobStatus,
+      worker: typeof worker === "string" ? worker : null,
+      price: typeof price === "string" ? BigInt(price) : null,
+      verifierCount: integer(row, "verifier_count"),
+      bidWindowMs: integer(row, "bid_window_ms"),
+      executionMs: integer(row, "execution_ms"),
+      verificationMs: integer(row, "verification_ms"),
+      bidDeadline: integer(row, "bid_deadline"),
+      executionDeadline: integer(row, "execution_deadline"),
+      verificationDeadline: integer(row, "verification_deadline"),
+      attempt: integer(row, "attempt"),
+      claim: row["claim"] === "result" || row["claim"] === "failure" ? row["claim"] : null,
+      commitment: typeof row["commitment"] === "string" ? row["commitment"] : null,
+      escrowBlockHash: text(row, "escrow_block_hash"),
+      chainDecided: integer(row, "chain_decided") === 1,
+    };
+  }
+
+  #setJob(
+    jobId: string,
+    fields: {
+      status: JobStatus;
+      worker?: string | null;
+      price?: string | null;
+      commitment?: string;
+    },
+  ): void {
+    const sets = ["status = ?"];
+    const params: SQLInputValue[] = [fields.status];
+    if (fields.worker !== undefined) {
+      sets.push("worker = ?");
+      params.push(fields.worker);
+    }
+    if (fields.price !== undefined) {
+      sets.push("price = ?");
+      params.push(fields.price);
+    }
+    if (fields.commitment !== undefined) {
+      sets.push("commitment = ?");
+      params.push(fields.commitment);
+    }
+    this.#run(`UPDATE jobs SET ${sets.join(", ")} WHERE job_id = ?`, ...params, jobId);
+  }
+
+  #requireClient(action: string, job: JobRow, caller: string): void {
+    if (job.client !== caller) {
+      throw new ChainError(
+        "not_authorized",
+        `Cannot ${action} job ${q(job.jobId)}: ${q(caller)} is not its client ${q(job.client)}`,
+      );
+    }
+  }
+
+  #requireNotSettled(action: string, job: JobRow): void {
+    if (job.status === "paid") {
+      throw new ChainError(
+        "invalid_state",
+        `Cannot ${action} job ${q(job.jobId)}: it is already settled, payment was released`,
+      );
+    }
+    if (job.status === "refunded") {
+      throw new ChainError(
+        "invalid_state",
+        `Cannot ${action} job ${q(job.jobId)}: it is already settled, escrow was refunded`,
+      );
+    }
+  }
+
+  #worker(worker: string): WorkerRow {
+    const row = this.#get(
+      "SELECT staked, unbonding, slashed, withdrawn, reputation FROM workers WHERE worker = ?",
+      worker,
+    );
+    if (row === undefined) {
+      return {
+        staked: 0n,
+        unbonding: 0n,
+        slashed: 0n,
+        withdrawn: 0n,
+        reputation: INITIAL_REPUTATION,
+      };
+    }
+    return {
+      staked: BigInt(text(row, "staked")),
+      unbonding: BigInt(text(row, "unbonding")),
+      slashed: BigInt(text(row, "slashed")),
+      withdrawn: BigInt(text(row, "withdrawn")),
+      reputation: integer(row, "reputation"),
+    };
+  }
+
+  #setWorker(worker: string, row: WorkerRow): void {
+    this.#run(
+      `INSERT INTO workers (worker, staked, unbonding, slashed, withdrawn, reputation) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (worker) DO UPDATE SET staked = excluded.staked, unbonding = excluded.unbonding,
+         slashed = excluded.slashed, withdrawn = excluded.withdrawn, reputation = excluded.reputation`,
+      worker,
+      row.staked.toString(),
+      row.unbonding.toString(),
+      row.slashed.toString(),
+      row.withdrawn.toString(),
+      row.reputation,
+    );
+  }
+
+  #addTotal(key: TotalKey, delta: bigint): void {
+    if (delta === 0n) return;
+    const row = this.#get("SELECT amount FROM totals WHERE key = ?", key);
+    const amount = (row === undefined ? 0n : BigInt(text(row, "amount"))) + delta;
+    this.#run(
+      "INSERT INTO totals (key, amount) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET amount = excluded.amount",
+      key,
+      amount.toString(),
+    );
+  }
+
+  #credit(account: string, amount: bigint): void {
+    if (amount === 0n) return;
+    const row = this.#get("SELECT amount FROM balances WHERE account = ?", account);
+    const balance = (row === undefined ? 0n : BigInt(text(row, "amount"))) + amount;
+    this.#run(
+      "INSERT INTO balances (account, amount) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET amount = excluded.amount",
+      account,
+      balance.toString(),
+    );
+  }
+
+  #markParty(
+    jobId: string,
+    worker: string,
+    column: "assigned" | "verifier" | "revoked" | "disputed",
+  ): void {
+    this.#run(
+      `INSERT INTO job_parties (job_id, worker, ${column}) VALUES (?, ?, 1)
+       ON CONFLICT (job_id, worker) DO UPDATE SET ${column} = 1`,
+      jobId,
+      worker,
+    );
+  }
+
+  #party(jobId: string, worker: string): Row | undefined {
+    return this.#get(
+      "SELECT assigned, verifier, revoked, disputed, overdue, assigned_block FROM job_parties WHERE job_id = ? AND worker = ?",
+      jobId,
+      worker,
+    );
+  }
+
+  /**
+   * The stake lock: each job neither paid nor refunded that `worker` is assigned to, or was
+   * assigned to before a revocation (it can still be slashed for downtime there), locks the
+   * bonded stake the worker had at that assignment; the lock is the largest of these, at most
+   * the bonded stake. Stake beyond it (staked later) stays free to unstake.
+   */
+  #stakeLock(worker: string): StakeLock {
+    const row = this.#worker(worker);
+    const stake = LedgerStore.#bonded(row);
+    const claims = this.#all(
+      `SELECT p.job_id, p.assigned_stake FROM job_parties p JOIN jobs j ON j.job_id = p.job_id
+       WHERE p.worker = ? AND (p.assigned = 1 OR (p.verifier = 1 AND p.assigned_stake IS NOT NULL))
+         AND j.status NOT IN ('paid', 'refunded')
+       ORDER BY p.job_id`,
+      worker,
+    );
+    let backing = 0n;
+    for (const claim of claims) {
+      const at = claim["assigned_stake"];
+      // A file from before stake locks has no snapshot: the whole stake backs the job.
+      const amount = typeof at === "string" ? BigInt(at) : stake;
+      if (amount > backing) backing = amount;
+    }
+    return {
+      stake,
+      unbonding: row.unbonding,
+      locked: backing < stake ? backing : stake,
+      openJobs: claims.map((claim) => text(claim, "job_id")),
+    };
+  }
+
+  #setReputation(tx: Tx, worker: string, delta: number): void {
+    const row = this.#worker(worker);
+    const reputation = Math.min(MAX_REPUTATION, Math.max(0, row.reputation + delta));
+    this.#setWorker(worker, { ...row, reputation });
+    tx.emit({ name: "ReputationUpdated", worker, score: reputation });
+  }
+
+  static #bonded(row: WorkerRow): bigint {
+    return row.staked - row.unbonding - row.slashed - row.withdrawn;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Contract methods
+
+  submitJob(
+    caller: string,
+    job: {
+      jobId: string;
+      amount: bigint;
+      minStake: bigint;
+      modelHash: string;
+      inputCommitment: string;
+    } & JobTerms,
+  ): TxReceipt {
+    const jobId = checkId("job id", job.jobId);
+    const chainDecided = job.verifierCount !== undefined;
+    const verifierCount = checkCount("verifierCount", job.verifierCount ?? 0, 0, MAX_VERIFIERS);
+    const bidWindowMs = checkCount("bidWindowMs", job.bidWindowMs ?? DEFAULT_BID_WINDOW_MS, 1);
+    const executionMs = checkCount("executionMs", job.executionMs ?? DEFAULT_EXECUTION_MS, 1);
+    const verificationMs = checkCount(
+      "verificationMs",
+      job.verificationMs ?? DEFAULT_VERIFICATION_MS,
+      1,
+    );
+    const amount = checkBigint("amount", job.amount);
+    const minStake = checkBigint("minStake", job.minStake);
+    const modelHash = checkHash("modelHash", job.modelHash);
+    const inputCommitment = checkHash("inputCommitment", job.inputCommitment);
+    if (amount <= 0n || amount >= U256) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot submit job ${q(jobId)}: escrow must be a positive u256, got ${amount}`,
+      );
+    }
+    if (minStake < 0n || minStake >= U256) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot submit job ${q(jobId)}: minimum stake must be a u256, got ${minStake}`,
+      );
+    }
+    return this.transact(caller, "submitJob", job, (tx) => {
+      if (this.#get("SELECT 1 FROM jobs WHERE job_id = ?", jobId) !== undefined) {
+        throw new ChainError(
+          "duplicate_job",
+          `Cannot submit job ${q(jobId)}: a job with this id already exists`,
+        );
+      }
+      if (verifierCount > 0) {
+        const eligible = this.#eligibleVerifiers([tx.caller]).length;
+        if (eligible < verifierCount) {
+          throw new ChainError(
+            "not_enough_verifiers",
+            `Cannot submit job ${
+              q(jobId)
+            }: it asks for ${verifierCount} verifiers but ${eligible} ` +
+              `are bonded with at least ${this.#minVerifierBond} besides its client`,
+          );
+        }
+      }
+      this.#run(
+        `INSERT INTO jobs (job_id, client, escrow, min_stake, model_hash, input_commitment, status,
+           verifier_count, bid_window_ms, execution_ms, verification_ms, bid_deadline,
+           escrow_block_hash, chain_decided)
+         VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?, ?, ?, ?)`,
+        jobId,
+        tx.caller,
+        amount.toString(),
+        minStake.toString(),
+        modelHash,
+        inputCommitment,
+        verifierCount,
+        bidWindowMs,
+        executionMs,
+        verificationMs,
+        tx.now + bidWindowMs,
+        tx.blockHash,
+        chainDecided ? 1 : 0,
+      );
+      this.#addTotal("escrowed", amount);
+      this.#addTotal("locked", amount);
+      tx.emit({
+        name: "JobSubmitted",
+        jobId,
+        client: tx.caller,
+        amount,
+        modelHash,
+        inputCommitment,
+      });
+    });
+  }
+
+  assignWorker(
+    caller: string,
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers?: readonly NodeId[] },
+  ): TxReceipt {
+    const jobId = checkId("job id", assignment.jobId);
+    const worker = checkId("worker", assignment.worker);
+    const price = checkBigint("price", assignment.price);
+    if (assignment.verifiers !== undefined && !Array.isArray(assignment.verifiers)) {
+      throw new TypeError("Invalid verifiers: expected an array");
+    }
+    const named = (assignment.verifiers ?? []).map((v, i) => checkId(`verifiers[${i}]`, v));
+    if (price < 0n) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot assign job ${q(jobId)}: price must not be negative, got ${price}`,
+      );
+    }
+    return this.transact(caller, "assignWorker", assignment, (tx) => {
+      const job = this.#job("assign", jobId);
+      this.#requireClient("assign", job, tx.caller);
+      if (job.status !== "submitted" && job.status !== "revoked") {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot assign job ${q(jobId)}: it is not open, it is ${job.status}` +
+            (job.worker === null ? "" : ` (worker ${q(job.worker)})`),
+        );
+      }
+      const stake = LedgerStore.#bonded(this.#worker(worker));
+      if (stake < job.minStake) {
+        throw new ChainError(
+          "insufficient_stake",
+          `Cannot assign job ${q(jobId)}: worker ${
+            q(worker)
+          } has stake ${stake} but the job needs ${job.minStake}`,
+        );
+      }
+      if (price > job.escrow) {
+        throw new ChainError(
+          "insufficient_balance",
+          `Cannot assign job ${q(jobId)}: price ${price} exceeds the escrow ${job.escrow}`,
+        );
+      }
+      if (job.chainDecided && named.length > 0) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot assign job ${q(jobId)}: the chain chooses its verifiers, ${
+            q(tx.caller)
+          } named ${named.length}`,
+        );
+      }
+      const attempt = job.attempt + 1;
+      const verifiers = !job.chainDecided ? named : job.verifierCount === 0 ? [] : chooseVerifiers(
+        this.#eligibleVerifiers([job.client, worker]),
+        job.verifierCount,
+        `${job.escrowBlockHash}|${jobId}|${attempt}`,
+      );
+      if (verifiers.length < job.verifierCount) {
+        throw new ChainError(
+          "not_enough_verifiers",
+          `Cannot assign job ${q(jobId)} to ${q(worker)}: it needs ${job.verifierCount} ` +
+            `verifiers but ${verifiers.length} are bonded besides its client and this worker`,
+        );
+      }
+      this.#setJob(jobId, { status: "assigned", worker, price: price.toString() });
+      this.#run(
+        "UPDATE jobs SET attempt = ?, execution_deadline = ?, claim = NULL WHERE job_id = ?",
+        attempt,
+        tx.now + job.executionMs,
+        jobId,
+      );
+      this.#markParty(jobId, worker, "assigned");
+      // The stake this assignment relied on stays locked until the job settles; unbonding
+      // requested after the first assignment stays slashable for this job until withdrawn.
+      this.#run(
+        `UPDATE job_parties SET assigned_stake = ?, assigned_block = COALESCE(assigned_block, ?)
+         WHERE job_id = ? AND worker = ?`,
+        stake.toString(),
+        tx.blockNumber,
+        jobId,
+        worker,
+      );
+      for (const verifier of verifiers) {
+        this.#markParty(jobId, verifier, "verifier");
+        if (!job.chainDecided) continue;
+        this.#run(
+          `UPDATE job_parties SET assigned_stake = ? WHERE job_id = ? AND worker = ?`,
+          this.stakeOf(verifier).toString(),
+          jobId,
+          verifier,
+        );
+        this.#run(
+          "INSERT INTO job_verifiers (job_id, attempt, verifier) VALUES (?, ?, ?)",
+          jobId,
+          attempt,
+          verifier,
+        );
+        this.#run("UPDATE verifiers SET chosen = chosen + 1 WHERE account = ?", verifier);
+      }
+      tx.emit({ name: "WorkerAssigned", jobId, worker, price, verifiers });
+    });
+  }
+
+  revokeAssignment(caller: string, revocation: { jobId: string; worker: NodeId }): TxReceipt {
+    const jobId = checkId("job id", revocation.jobId);
+    const worker = checkId("worker", revocation.worker);
+    return this.transact(caller, "revokeAssignment", revocation, (tx) => {
+      const job = this.#job("revoke the assignment of", jobId);
+      if (job.status !== "assigned" || job.worker !== worker) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot revoke the assignment of job ${q(jobId)}: worker ${
+            q(worker)
+          } is not assigned without a result, the job is ${job.status}`,
+        );
+      }
+      // Before the execution deadline only the client may take the job back (nobody is slashed);
+      // after it anyone may, and the worker is liable for downtime.
+      const overdue = job.chainDecided && tx.now >= job.executionDeadline;
+      if (!overdue) this.#requireClient("revoke the assignment of", job, tx.caller);
+      this.#setJob(jobId, { status: "revoked", worker: null, price: null });
+      this.#run(
+        "UPDATE jobs SET bid_deadline = ? WHERE job_id = ?",
+        tx.now + job.bidWindowMs,
+        jobId,
+      );
+      this.#markParty(jobId, worker, "revoked");
+      if (overdue) {
+        this.#run(
+          "UPDATE job_parties SET overdue = 1 WHERE job_id = ? AND worker = ?",
+          jobId,
+          worker,
+        );
+      }
+      tx.emit({ name: "AssignmentRevoked", jobId, worker });
+    });
+  }
+
+  submitResult(caller: string, result: { jobId: string; commitment: string }): TxReceipt {
+    const jobId = checkId("job id", result.jobId);
+    const commitment = checkHash("commitment", result.commitment);
+    return this.transact(caller, "submitResult", result, (tx) => {
+      const job = this.#job("submit a result for", jobId);
+      if (job.worker !== tx.caller) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot submit a result for job ${q(jobId)}: ${q(tx.caller)} is not its assigned worker`,
+        );
+      }
+      if (job.status !== "assigned") {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot submit a result for job ${
+            q(jobId)
+          }: a result was already submitted, the job is ${job.status}`,
+        );
+      }
+      if (job.chainDecided) this.#requireBefore("submit a result for", job, "execution", tx.now);
+      this.#setJob(jobId, { status: "result", commitment });
+      tx.emit({ name: "ResultSubmitted", jobId, worker: tx.caller, commitment });
+      if (job.chainDecided) this.#openClaim(tx, job, "result");
+    });
+  }
+
+  reportFailure(caller: string, failure: { jobId: string; reason: string }): TxReceipt {
+    const jobId = checkId("job id", failure.jobId);
+    const reason = failure.reason;
+    if (typeof reason !== "string" || reason.length === 0 || reason.length > MAX_FAILURE_REASON) {
+      throw new RangeError(
+        `Invalid failure reason: expected 1 to ${MAX_FAILURE_REASON} characters`,
+      );
+    }
+    return this.transact(caller, "reportFailure", failure, (tx) => {
+      const job = this.#job("report a failure of", jobId);
+      if (job.worker !== tx.caller) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot report a failure of job ${q(jobId)}: ${q(tx.caller)} is not its assigned worker`,
+        );
+      }
+      if (job.status !== "assigned" || !job.chainDecided) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot report a failure of job ${q(jobId)}: the job is ${job.status}` +
+            (job.chainDecided ? "" : ", under the legacy rules (submitted without terms)"),
+        );
+      }
+      this.#requireBefore("report a failure of", job, "execution", tx.now);
+      this.#setJob(jobId, { status: "result" });
+      this.#run("UPDATE jobs SET failure_reason = ? WHERE job_id = ?", reason, jobId);
+      tx.emit({ name: "FailureReported", jobId, worker: tx.caller, reason });
+      this.#openClaim(tx, job, "failure");
+    });
+  }
+
+  /** A claim is on chain: verified at once for a job without verifiers, else counted. */
+  #openClaim(tx: Tx, job: JobRow, claim: "result" | "failure"): void {
+    this.#run(
+      "UPDATE jobs SET claim = ?, verification_deadline = ? WHERE job_id = ?",
+      claim,
+      tx.now + job.verificationMs,
+      job.jobId,
+    );
+    if (job.verifierCount === 0) {
+      this.#setJob(job.jobId, { status: "verified" });
+      tx.emit({ name: "JobVerified", jobId: job.jobId });
+    }
+  }
+
+  #requireBefore(
+    action: string,
+    job: JobRow,
+    which: "execution" | "verification",
+    now: number,
+  ): void {
+    const deadline = which === "execution" ? job.executionDeadline : job.verificationDeadline;
+    if (now >= deadline) {
+      throw new ChainError(
+        "deadline_passed",
+        `Cannot ${action} job ${q(job.jobId)}: its ${which} deadline ${deadline} has passed, ` +
+          `it is ${now}`,
+      );
+    }
+  }
+
+  /** Bonded verifiers with at least the minimum bond, not in `exclude`, with their weights. */
+  #eligibleVerifiers(exclude: readonly string[]): { account: string; weight: bigint }[] {
+    const rows = this.#all("SELECT account, chosen, answered FROM verifiers ORDER BY account");
+    const candidates: { account: string; weight: bigint }[] = [];
+    for (const row of rows) {
+      const account = text(row, "account");
+      if (exclude.includes(account)) continue;
+      const worker = this.#worker(account);
+      const stake = LedgerStore.#bonded(worker);
+      if (stake < this.#minVerifierBond) continue;
+      const weight = verifierWeight(stake, worker.reputation, {
+        chosen: integer(row, "chosen"),
+        answered: integer(row, "answered"),
+      });
+      if (weight > 0n) candidates.push({ account, weight });
+    }
+    return candidates;
+  }
+
+  registerKey(caller: string, key: { publicKey: string }): TxReceipt {
+    if (!isPublicKey(key.publicKey)) {
+      throw new TypeError(
+        `Invalid public key: expected an Ed25519 key as 64 lowercase hex digits`,
+      );
+    }
+    return this.transact(caller, "registerKey", key, (tx) => {
+      const known = this.#get("SELECT public_key FROM account_keys WHERE account = ?", tx.caller);
+      if (known !== undefined) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot register a key for ${q(tx.caller)}: it has one already (${
+            text(known, "public_key")
+          })`,
+        );
+      }
+      this.#run(
+        "INSERT INTO account_keys (account, public_key) VALUES (?, ?)",
+        tx.caller,
+        key.publicKey,
+      );
+      tx.emit({ name: "KeyRegistered", account: tx.caller, publicKey: key.publicKey });
+    });
+  }
+
+  publicKeyOf(account: string): string | null {
+    const row = this.#get("SELECT public_key FROM account_keys WHERE account = ?", account);
+    return row === undefined ? null : text(row, "public_key");
+  }
+
+  submitAttestations(
+    caller: string,
+    batch: { attestations: readonly SignedAttestation[] },
+  ): TxReceipt {
+    const list = batch.attestations;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_VERIFIERS) {
+      throw new RangeError(`Invalid attestations: expected 1 to ${MAX_VERIFIERS} of them`);
+    }
+    const attestations = list.map((a, i) => checkAttestation(`attestations[${i}]`, a));
+    return this.transact(caller, "submitAttestations", batch, (tx) => {
+      for (const a of attestations) this.#recordAttestation(tx, a);
+    });
+  }
+
+  #recordAttestation(tx: Tx, a: SignedAttestation): void {
+    const what = `Cannot count the attestation of ${q(a.verifier)} on job ${q(a.jobId)}`;
+    const job = this.#job("attest", a.jobId);
+    if (a.attempt !== job.attempt) {
+      throw new ChainError(
+        "wrong_attempt",
+        `${what}: it is for attempt ${a.attempt}, the job is on attempt ${job.attempt}`,
+      );
+    }
+    const chosen = this.#get(
+      "SELECT verdict FROM job_verifiers WHERE job_id = ? AND attempt = ? AND verifier = ?",
+      a.jobId,
+      a.attempt,
+      a.verifier,
+    );
+    if (chosen === undefined) {
+      throw new ChainError("not_chosen", `${what}: the chain did not choose it for this attempt`);
+    }
+    const key = this.publicKeyOf(a.verifier);
+    if (key === null) {
+      throw new ChainError("no_key", `${what}: the verifier has registered no key`);
+    }
+    if (!verifyAttestation(a, key)) {
+      throw new ChainError("bad_signature", `${what}: the signature does not verify`);
+    }
+    if (typeof chosen["verdict"] === "string") {
+      throw new ChainError("duplicate_attestation", `${what}: it attested already`);
+    }
+    if (job.status !== "result" || job.claim === null) {
+      throw new ChainError(
+        "invalid_state",
+        `${what}: the job has no claim waiting for verification, it is ${job.status}`,
+      );
+    }
+    const subject = job.claim === "failure" ? FAILURE_SUBJECT : job.commitment;
+    if (a.subject !== subject) {
+      throw new ChainError(
+        "wrong_subject",
+        `${what}: it judges ${q(a.subject)}, the claim on chain is ${q(subject ?? "")}`,
+      );
+    }
+    this.#requireBefore("attest", job, "verification", tx.now);
+    this.#run(
+      "UPDATE job_verifiers SET verdict = ? WHERE job_id = ? AND attempt = ? AND verifier = ?",
+      a.verdict,
+      a.jobId,
+      a.attempt,
+      a.verifier,
+    );
+    this.#run("UPDATE verifiers SET answered = answered + 1 WHERE account = ?", a.verifier);
+    tx.emit({
+      name: "AttestationRecorded",
+      jobId: a.jobId,
+      verifier: a.verifier,
+      attempt: a.attempt,
+      verdict: a.verdict,
+    });
+    const votes = this.#votes(a.jobId, a.attempt);
+    const { accept, dispute } = quorumThresholds(job.verifierCount);
+    const valid = votes.filter((v) => v.verdict === "valid").length;
+    const invalid = votes.filter((v) => v.verdict === "invalid").length;
+    let decided: Verdict | null = null;
+    if (valid >= accept) {
+      this.#setJob(a.jobId, { status: "verified" });
+      tx.emit({ name: "JobVerified", jobId: a.jobId });
+      decided = "valid";
+    } else if (invalid >= dispute) {
+      this.#setJob(a.jobId, { status: "disputed" });
+      if (job.worker !== null) this.#markParty(a.jobId, job.worker, "disputed");
+      tx.emit({ name: "JobDisputed", jobId: a.jobId });
+      decided = "invalid";
+    }
+    if (decided === null) return;
+    // Verifiers who attested against the decided outcome are slashed like invalid compute.
+    for (const vote of votes) {
+      if (vote.verdict !== decided) {
+        this.#slashStake(tx, a.jobId, vote.verifier, "invalid_compute", false);
+      }
+    }
+  }
+
+  #votes(jobId: string, attempt: number): { verifier: string; verdict: Verdict }[] {
+    return this.#all(
+      `SELECT verifier, verdict FROM job_verifiers
+       WHERE job_id = ? AND attempt = ? AND verdict IS NOT NULL ORDER BY verifier`,
+      jobId,
+      attempt,
+    ).map((row) => ({ verifier: text(row, "verifier"), verdict: text(row, "verdict") as Verdict }));
+  }
+
+  reportDoubleSigning(
+    caller: string,
+    evidence: { first: SignedAttestation; second: SignedAttestation },
+  ): TxReceipt {
+    const first = checkAttestation("first", evidence.first);
+    const second = checkAttestation("second", evidence.second);
+    return this.transact(caller, "reportDoubleSigning", evidence, (tx) => {
+      const what = `Cannot take the evidence against ${q(first.verifier)} on job ${q(first.jobId)}`;
+      if (
+        first.verifier !== second.verifier || first.jobId !== second.jobId ||
+        first.attempt !== second.attempt
+      ) {
+        throw new ChainError(
+          "no_evidence",
+          `${what}: the statements are not by one key for one attempt of one job`,
+        );
+      }
+      if (first.subject === second.subject && first.verdict === second.verdict) {
+        throw new ChainError("no_evidence", `${what}: the statements do not conflict`);
+      }
+      this.#job("take evidence on", first.jobId);
+      const chosen = this.#get(
+        "SELECT 1 FROM job_verifiers WHERE job_id = ? AND attempt = ? AND verifier = ?",
+        first.jobId,
+        first.attempt,
+        first.verifier,
+      );
+      if (chosen === undefined) {
+        throw new ChainError("not_chosen", `${what}: it was not chosen for that attempt`);
+      }
+      const key = this.publicKeyOf(first.verifier);
+      if (key === null) throw new ChainError("no_key", `${what}: it has registered no key`);
+      if (!verifyAttestation(first, key) || !verifyAttestation(second, key)) {
+        throw new ChainError("bad_signature", `${what}: a signature does not verify`);
+      }
+      this.#slashStake(tx, first.jobId, first.verifier, "double_signing", false);
+    });
+  }
+
+  recordVerification(caller: string, outcome: { jobId: string; accepted: boolean }): TxReceipt {
+    const jobId = checkId("job id", outcome.jobId);
+    if (typeof outcome.accepted !== "boolean") {
+      throw new TypeError(`Invalid accepted: expected a boolean, got ${typeof outcome.accepted}`);
+    }
+    return this.transact(caller, "recordVerification", outcome, (tx) => {
+      const job = this.#job("record the verification of", jobId);
+      if (job.chainDecided) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot record the verification of job ${
+            q(jobId)
+          }: the chain counts its verifiers' attestations, nobody's word decides it`,
+        );
+      }
+      this.#requireClient("record the verification of", job, tx.caller);
+      if (job.status !== "result" || job.worker === null) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot record the verification of job ${
+            q(jobId)
+          }: it has no unverified result, it is ${job.status}`,
+        );
+      }
+      if (outcome.accepted) {
+        this.#setJob(jobId, { status: "verified" });
+        tx.emit({ name: "JobVerified", jobId });
+      } else {
+        this.#setJob(jobId, { status: "disputed" });
+        this.#markParty(jobId, job.worker, "disputed");
+        tx.emit({ name: "JobDisputed", jobId });
+      }
+    });
+  }
+
+  releasePayment(caller: string, release: { jobId: string }): TxReceipt {
+    const jobId = checkId("job id", release.jobId);
+    return this.transact(caller, "releasePayment", release, (tx) => {
+      // Anyone may release a chain-decided job: nobody's word is needed.
+      const job = this.#job("release payment for", jobId);
+      if (!job.chainDecided && tx.caller !== job.client && tx.caller !== job.worker) {
+        throw new ChainError(
+          "not_authorized",
+          `Cannot release payment for job ${q(jobId)}: ${
+            q(tx.caller)
+          } is neither its client nor its worker`,
+        );
+      }
+      this.#requireNotSettled("release payment for", job);
+      if (
+        job.status !== "verified" || (job.chainDecided && job.claim !== "result") ||
+        job.worker === null ||
+        job.price === null
+      ) {
+        throw new ChainError(
+          "invalid_state",
+          job.chainDecided
+            ? `Cannot release payment for job ${q(jobId)}: it has no verified result, it is ${
+              job.claim === "failure" ? "a verified failure" : job.status
+            }`
+            : `Cannot release payment for job ${q(jobId)}: it is not verified, it is ${job.status}`,
+        );
+      }
+      const fee = job.price * BigInt(this.#feeBps) / 10_000n;
+      const rewarded = this.#payVerifiers(job, job.price, "valid");
+      const amount = job.price - fee - rewarded;
+      const change = job.escrow - job.price;
+      this.#setJob(jobId, { status: "paid" });
+      this.#addTotal("locked", -job.escrow);
+      this.#addTotal("paid", amount + rewarded);
+      this.#addTotal("fees", fee);
+      this.#addTotal("refunded", change);
+      this.#credit(job.worker, amount);
+      this.#credit(this.#treasury, fee);
+      this.#credit(job.client, change);
+      tx.emit({ name: "PaymentReleased", jobId, worker: job.worker, amount, fee, change });
+      this.#setReputation(tx, job.worker, REPUTATION_REWARD);
+    });
+  }
+
+  /**
+   * Pays the verifiers of the job's current attempt whose verdict was `agreed` an equal share of
+   * `verifierRewardBps` of `base`, rounded down; returns the total paid.
+   */
+  #payVerifiers(job: JobRow, base: bigint, agreed: Verdict): bigint {
+    const paid = this.#votes(job.jobId, job.attempt).filter((v) => v.verdict === agreed);
+    if (paid.length === 0) return 0n;
+    const each = base * BigInt(this.#verifierRewardBps) / 10_000n / BigInt(paid.length);
+    for (const vote of paid) this.#credit(vote.verifier, each);
+    return each * BigInt(paid.length);
+  }
+
+  /** Why `caller` may not refund `job` for `reason` at `now`, or null if it may. */
+  #refundRefusal(
+    job: JobRow,
+    caller: string,
+    reason: RefundReason,
+    now: number,
+  ): ChainError | null {
+    const what = `Cannot refund job ${q(job.jobId)} as ${reason}`;
+    const isClient = caller === job.client;
+    if (!job.chainDecided) {
+      if (!isClient) {
+        return new ChainError(
+          "not_authorized",
+          `Cannot refund job ${q(job.jobId)}: ${q(caller)} is not its client ${q(job.client)}`,
+        );
+      }
+      return reason === "disputed" && job.status !== "disputed"
+        ? new ChainError("invalid_state", `${what}: it was not disputed, it is ${job.status}`)
+        : null;
+    }
+    const open = job.status === "submitted" || job.status === "revoked";
+    switch (reason) {
+      case "cancelled":
+        if (!isClient) {
+          return new ChainError("not_authorized", `${what}: ${q(caller)} is not its client`);
+        }
+        return open ? null : new ChainError("invalid_state", `${what}: it is ${job.status}`);
+      case "expired":
+        if (!open) return new ChainError("invalid_state", `${what}: it is ${job.status}`);
+        if (isClient || now >= job.bidDeadline) return null;
+        return new ChainError(
+          "deadline_not_passed",
+          `${what}: its bid deadline ${job.bidDeadline} has not passed, it is ${now}`,
+        );
+      case "disputed":
+        return job.status === "disputed"
+          ? null
+          : new ChainError("invalid_state", `${what}: it was not disputed, it is ${job.status}`);
+      case "failed": {
+        if (open) {
+          if (isClient || now >= job.bidDeadline) return null;
+          return new ChainError(
+            "deadline_not_passed",
+            `${what}: its bid deadline ${job.bidDeadline} has not passed, it is ${now}`,
+          );
+        }
+        if (job.status === "verified" && job.claim === "failure") return null;
+        const deadline = job.status === "assigned"
+          ? job.executionDeadline
+          : job.status === "result"
+          ? job.verificationDeadline
+          : null;
+        if (deadline === null) {
+          return new ChainError("invalid_state", `${what}: it is ${job.status}`);
+        }
+        if (now >= deadline) return null;
+        return new ChainError(
+          "deadline_not_passed",
+          `${what}: its ${
+            job.status === "assigned" ? "execution" : "verification"
+          } deadline ${deadline} has not passed, it is ${now}`,
+        );
+      }
+    }
+  }
+
+  refund(caller: string, refund: { jobId: string; reason: RefundReason }): TxReceipt {
+    const jobId = checkId("job id", refund.jobId);
+    const reason = refund.reason;
+    if (typeof reason !== "string" || !REFUND_REASONS.has(reason)) {
+      throw new TypeError(`Invalid refund reason: ${JSON.stringify(reason)}`);
+    }
+    return this.transact(caller, "refund", refund, (tx) => {
+      const job = this.#job("refund", jobId);
+      this.#requireNotSettled("refund", job);
+      const refusal = this.#refundRefusal(job, tx.caller, reason, tx.now);
+      if (refusal !== null) throw refusal;
+      if (job.chainDecided && job.status === "assigned" && job.worker !== null) {
+        // The worker let its execution deadline pass: liable for downtime.
+        this.#run(
+          "UPDATE job_parties SET overdue = 1 WHERE job_id = ? AND worker = ?",
+          jobId,
+          job.worker,
+        );
+      }
+      // A confirmed failure: the verifiers who confirmed it are paid from the escrow.
+      const rewarded = job.status === "verified" && job.claim === "failure" && job.price !== null
+        ? this.#payVerifiers(job, job.price, "valid")
+        : 0n;
+      const amount = job.escrow - rewarded;
+      this.#setJob(jobId, { status: "refunded" });
+      this.#addTotal("locked", -job.escrow);
+      this.#addTotal("paid", rewarded);
+      this.#addTotal("refunded", amount);
+      this.#credit(job.client, amount);
+      tx.emit({ name: "EscrowRefunded", jobId, client: job.client, amount, reason });
+    });
+  }
+
+  slash(caller: string, slash: { jobId: string; worker: NodeId; reason: SlashReason }): TxReceipt {
+    const jobId = checkId("job id", slash.jobId);
+    const worker = checkId("worker", slash.worker);
+    const reason = slash.reason;
+    const bps = Object.hasOwn(SLASH_BPS, reason) ? SLASH_BPS[reason] : undefined;
+    if (bps === undefined) throw new TypeError(`Invalid slash reason: ${JSON.stringify(reason)}`);
+    return this.transact(caller, "slash", slash, (tx) => {
+      // Anyone may ask; the chain slashes only for what it established itself.
+      const job = this.#job("slash for", jobId);
+      const what = `Cannot slash worker ${q(worker)} for ${reason} on job ${q(jobId)}`;
+      const party = this.#party(jobId, worker);
+      if (!job.chainDecided) {
+        // The legacy rules: the client's word, for jobs submitted without terms.
+        if (job.client !== tx.caller) {
+          throw new ChainError(
+            "not_authorized",
+            `${what}: ${q(tx.caller)} is not the job's client ${q(job.client)}`,
+          );
+        }
+        if (reason === "invalid_compute" && party?.["disputed"] !== 1) {
+          throw new ChainError("invalid_state", `${what}: no result of this worker was disputed`);
+        }
+        if (reason === "downtime" && party?.["revoked"] !== 1) {
+          throw new ChainError(
+            "invalid_state",
+            `${what}: this worker's assignment was not revoked`,
+          );
+        }
+        this.#slashStake(tx, jobId, worker, reason, true);
+        return;
+      }
+      if (reason === "double_signing" || reason === "coordinated_attack") {
+        throw new ChainError(
+          "no_evidence",
+          reason === "double_signing"
+            ? `${what}: double signing is proven with two signed statements (reportDoubleSigning)`
+            : `${what}: the chain cannot establish a coordinated attack`,
+        );
+      }
+      if (reason === "invalid_compute" && party?.["disputed"] !== 1) {
+        throw new ChainError("invalid_state", `${what}: no result of this worker was disputed`);
+      }
+      if (reason === "downtime" && party?.["overdue"] !== 1) {
+        throw new ChainError(
+          "invalid_state",
+          `${what}: this worker did not let the job's execution deadline pass`,
+        );
+      }
+      this.#slashStake(tx, jobId, worker, reason, true);
+    });
+  }
+
+  /** Takes the matrix share of what `worker` has liable for the job; once per reason. */
+  #slashStake(
+    tx: Tx,
+    jobId: string,
+    worker: string,
+    reason: SlashReason,
+    refuseRepeat: boolean,
+  ): void {
+    const what = `Cannot slash worker ${q(worker)} for ${reason} on job ${q(jobId)}`;
+    const bps = SLASH_BPS[reason];
+    {
+      const party = this.#party(jobId, worker);
+      if (party === undefined) {
+        throw new ChainError(
+          "invalid_state",
+          `${what}: the worker was neither assigned to the job nor one of its verifiers`,
+        );
+      }
+      if (
+        this.#get(
+          "SELECT 1 FROM slashes WHERE job_id = ? AND worker = ? AND reason = ?",
+          jobId,
+          worker,
+          reason,
+        ) !== undefined
+      ) {
+        if (!refuseRepeat) return;
+        throw new ChainError("invalid_state", `${what}: already slashed for this`);
+      }
+      const row = this.#worker(worker);
+      // Stake the worker asked to unbond after it was assigned this job is still bonded until
+      // withdrawn, and still answers for the job; earlier requests do not.
+      const requests = party["assigned"] === 1
+        ? this.#all(
+          `SELECT id, amount FROM unbonding WHERE worker = ? AND requested_block > ?
+           ORDER BY requested_block DESC, id DESC`,
+          worker,
+          typeof party["assigned_block"] === "number" ? party["assigned_block"] : 0,
+        )
+        : [];
+      const liable = requests.reduce(
+        (sum, r) => sum + BigInt(text(r, "amount")),
+        LedgerStore.#bonded(row),
+      );
+      const amount = liable * BigInt(bps) / 10_000n;
+      // Taken from those requests first, newest first, so that the stake still bonded keeps
+      // backing the worker's other jobs; the rest from the bonded stake.
+      let fromUnbonding = 0n;
+      for (const request of requests) {
+        const requested = BigInt(text(request, "amount"));
+        const take = amount - fromUnbonding < requested ? amount - fromUnbonding : requested;
+        if (take === 0n) break;
+        fromUnbonding += take;
+        if (take === requested) {
+          this.#run("DELETE FROM unbonding WHERE id = ?", integer(request, "id"));
+        } else {
+          this.#run(
+            "UPDATE unbonding SET amount = ? WHERE id = ?",
+            (requested - take).toString(),
+            integer(request, "id"),
+          );
+        }
+      }
+      this.#run(
+        "INSERT INTO slashes (job_id, worker, reason, amount) VALUES (?, ?, ?, ?)",
+        jobId,
+        worker,
+        reason,
+        amount.toString(),
+      );
+      this.#setWorker(worker, {
+        ...row,
+        unbonding: row.unbonding - fromUnbonding,
+        slashed: row.slashed + amount,
+      });
+      this.#addTotal("unbonding", -fromUnbonding);
+      this.#addTotal("slashed", amount);
+      this.#credit(this.#treasury, amount);
+      tx.emit({ name: "WorkerSlashed", jobId, worker, amount, reason });
+      this.#setReputation(tx, worker, -REPUTATION_PENALTY);
+    }
+  }
+
+  stake(caller: string, stake: { amount: bigint; role?: "worker" | "verifier" }): TxReceipt {
+    const amount = checkBigint("amount", stake.amount);
+    const role = stake.role ?? "worker";
+    if (role !== "worker" && role !== "verifier") {
+      throw new TypeError(`Invalid role: expected "worker" or "verifier", got ${q(String(role))}`);
+    }
+    if (amount <= 0n) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot stake for ${q(caller)}: amount must be positive, got ${amount}`,
+      );
+    }
+    return this.transact(caller, "stake", stake, (tx) => {
+      const row = this.#worker(tx.caller);
+      if (row.staked + amount >= U256) {
+        throw new ChainError(
+          "invalid_amount",
+          `Cannot stake for ${q(tx.caller)}: the total would not fit in u256`,
+        );
+      }
+      const next = { ...row, staked: row.staked + amount };
+      this.#setWorker(tx.caller, next);
+      this.#addTotal("staked", amount);
+      tx.emit({
+        name: "WorkerStaked",
+        worker: tx.caller,
+        amount,
+        total: LedgerStore.#bonded(next),
+      });
+      if (
+        role === "verifier" &&
+        this.#get("SELECT 1 FROM verifiers WHERE account = ?", tx.caller) === undefined
+      ) {
+        this.#run("INSERT INTO verifiers (account) VALUES (?)", tx.caller);
+        tx.emit({ name: "VerifierRegistered", verifier: tx.caller });
+      }
+    });
+  }
+
+  requestUnstake(caller: string, request: { amount: bigint }): TxReceipt {
+    const amount = checkBigint("amount", request.amount);
+    if (amount <= 0n) {
+      throw new ChainError(
+        "invalid_amount",
+        `Cannot unstake for ${q(caller)}: amount must be positive, got ${amount}`,
+      );
+    }
+    return this.transact(caller, "requestUnstake", request, (tx) => {
+      const row = this.#worker(tx.caller);
+      const bonded = LedgerStore.#bonded(row);
+      if (amount > bonded) {
+        throw new ChainError(
+          "insufficient_stake",
+          `Cannot unstake ${amount} for ${q(tx.caller)}: the bonded stake is ${bonded}`,
+        );
+      }
+      const lock = this.#stakeLock(tx.caller);
+      if (amount > bonded - lock.locked) {
+        const jobs = lock.openJobs;
+        const named = jobs.slice(0, MAX_JOBS_NAMED).map(q).join(", ") +
+          (jobs.length > MAX_JOBS_NAMED ? ` and ${jobs.length - MAX_JOBS_NAMED} more` : "");
+        throw new ChainError(
+          "stake_locked",
+          `Cannot unstake ${amount} for ${
+            q(tx.caller)
+          }: ${lock.locked} of the bonded stake ${bonded} is locked by ${jobs.length} open job${
+            jobs.length === 1 ? "" : "s"
+          } (${named}), at most ${bonded - lock.locked} can be unstaked until they are settled`,
+        );
+      }
+      const unlockAt = Math.trunc(this.#now()) + this.#unbondingMs;
+      this.#setWorker(tx.caller, { ...row, unbonding: row.unbonding + amount });
+      this.#run(
+        "INSERT INTO unbonding (worker, amount, unlock_at, requested_block) VALUES (?, ?, ?, ?)",
+        tx.caller,
+        amount.toString(),
+        unlockAt,
+        tx.blockNumber,
+      );
+      this.#addTotal("unbonding", amount);
+      tx.emit({ name: "UnstakeRequested", worker: tx.caller, amount, unlockAt });
+    });
+  }
+
+  withdraw(caller: string): TxReceipt {
+    return this.transact(caller, "withdraw", {}, (tx) => {
+      const now = Math.trunc(this.#now());
+      const requests = this.#all(
+        "SELECT id, amount, unlock_at FROM unbonding WHERE worker = ? ORDER BY unlock_at, id",
+        tx.caller,
+      );
+      if (requests.length === 0) {
+        throw new ChainError(
+          "invalid_state",
+          `Cannot withdraw stake for ${q(tx.caller)}: nothing is unbonding`,
+        );
+      }
+      const matured = requests.filter((r) => integer(r, "unlock_at") <= now);
+      if (matured.length === 0) {
+        const first = requests[0] as Row;
+        throw new ChainError(
+          "still_unbonding",
+          `Cannot withdraw stake for ${q(tx.caller)}: ${text(first, "amount")} is unbonding until ${
+            integer(first, "unlock_at")
+          }, it is now ${now}`,
+        );
+      }
+      let amount = 0n;
+      for (const request of matured) {
+        amount += BigInt(text(request, "amount"));
+        this.#run("DELETE FROM unbonding WHERE id = ?", integer(request, "id"));
+      }
+      const row = this.#worker(tx.caller);
+      this.#setWorker(tx.caller, {
+        ...row,
+        unbonding: row.unbonding - amount,
+        withdrawn: row.withdrawn + amount,
+      });
+      this.#addTotal("unbonding", -amount);
+      this.#addTotal("withdrawn", amount);
+      this.#credit(tx.caller, amount);
+      tx.emit({ name: "StakeWithdrawn", worker: tx.caller, amount });
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  stakeOf(worker: string): bigint {
+    return LedgerStore.#bonded(this.#worker(checkId("worker", worker)));
+  }
+
+  stakeLockOf(worker: string): StakeLock {
+    return this.#stakeLock(checkId("worker", worker));
+  }
+
+  reputationOf(worker: string): number {
+    return this.#worker(checkId("worker", worker)).reputation;
+  }
+
+  balanceOf(account: string): bigint {
+    const row = this.#get(
+      "SELECT amount FROM balances WHERE account = ?",
+      checkId("account", account),
+    );
+    return row === undefined ? 0n : BigInt(text(row, "amount"));
+  }
+
+  totals(): LedgerTotals {
+    const sums: Record<TotalKey, bigint> = {
+      escrowed: 0n,
+      paid: 0n,
+      fees: 0n,
+      refunded: 0n,
+      locked: 0n,
+      staked: 0n,
+      unbonding: 0n,
+      slashed: 0n,
+      withdrawn: 0n,
+    };
+    for (const row of this.#all("SELECT key, amount FROM totals")) {
+      sums[text(row, "key") as TotalKey] = BigInt(text(row, "amount"));
+    }
+    return {
+      escrowed: sums.escrowed,
+      paid: sums.paid,
+      fees: sums.fees,
+      refunded: sums.refunded,
+      locked: sums.locked,
+      staked: sums.staked,
+      slashed: sums.slashed,
+      withdrawn: sums.withdrawn,
+      // Includes stake that is unbonding; see the module doc.
+      bonded: sums.staked - sums.slashed - sums.withdrawn,
+    };
+  }
+
+  head(): { blockNumber: number; blockHash: string } {
+    const row = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
+    return row === undefined
+      ? { blockNumber: 0, blockHash: GENESIS_HASH }
+      : { blockNumber: integer(row, "number"), blockHash: text(row, "hash") };
+  }
+
+  eventsSince(from: ChainCursor, limit: number): { events: ChainEvent[]; next: ChainCursor } {
+    const rows = this.#all(
+      `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash FROM events
+       WHERE (block_number, event_index) >= (?, ?) ORDER BY block_number, event_index LIMIT ?`,
+      from.blockNumber,
+      from.eventIndex,
+      limit,
+    );
+    const events = rows.map((row) => {
+      const raw: RawStarknetEvent = {
+        from_address: text(row, "from_address"),
+        keys: JSON.parse(text(row, "keys")) as string[],
+        data: JSON.parse(text(row, "data")) as string[],
+        block_number: integer(row, "block_number"),
+        block_hash: text(row, "block_hash"),
+        transaction_hash: text(row, "tx_hash"),
+        event_index: integer(row, "event_index"),
+      };
+      try {
+        return decodeChainEvent(raw, { fromAddress: LOCAL_LEDGER_ADDRESS });
+      } catch (cause) {
+        throw new ChainError(
+          "rpc_error",
+          `Cannot read event ${raw.block_number}:${raw.event_index}: it does not decode`,
+          { cause },
+        );
+      }
+    });
+    const last = events.at(-1);
+    const next = last === undefined
+      ? from
+      : { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
+    return { events, next };
+  }
+}
