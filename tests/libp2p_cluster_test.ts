@@ -6,6 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import type { PeerId } from "@libp2p/interface";
+import type { SingleKadDHT } from "@libp2p/kad-dht";
 import { createLibp2pHost, type Libp2pHost } from "../protocols/libp2p_host.ts";
 import { TOPICS } from "../protocols/messages.ts";
 import type { Capability } from "../protocols/capability_index.ts";
@@ -101,6 +103,48 @@ Deno.test({
   },
 });
 
+/**
+ * Connects each of `from` to every other host and puts every other host in its DHT routing
+ * table. With K = 20 >= 19 peers, a provide from such a host then reaches every peer, and a
+ * lookup from one asks peers that all hold the records: the outcome no longer depends on how far
+ * a random walk got, nor on whether the DHT's ping of a new contact answered in time, under load
+ * (the test once found 3 of 5 under `--parallel`, when routing tables held only some peers).
+ */
+async function fillRoutingTables(hosts: readonly Libp2pHost[], from: readonly Libp2pHost[]) {
+  await Promise.all(from.map(async (host) => {
+    // The class's add() and find(), which kad-dht's exported RoutingTable type leaves out.
+    const table = (host.libp2p.services.dht as SingleKadDHT).routingTable as unknown as {
+      find(peer: PeerId): Promise<PeerId | undefined>;
+      add(peer: PeerId): Promise<void>;
+    };
+    // Generous: on a loaded machine (the suite runs with --parallel) a dial can take seconds.
+    const signal = AbortSignal.timeout(60_000);
+    for (const other of hosts) {
+      if (other !== host && !host.peers().includes(other.self)) {
+        await host.dial(other.multiaddrs()[0]!, { signal });
+      }
+    }
+    // The table pings a new contact before adding it, with an adaptive timeout that a loaded
+    // machine can miss: add again until every peer is in (for at most 60 s).
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const missing = [];
+      for (const other of hosts) {
+        if (other !== host && await table.find(other.libp2p.peerId) === undefined) {
+          missing.push(other);
+        }
+      }
+      if (missing.length === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `The routing table of ${host.self} lacks ${missing.length} hosts after 60 s`,
+        );
+      }
+      await Promise.all(missing.map((other) => table.add(other.libp2p.peerId)));
+    }
+  }));
+}
+
 Deno.test({
   name: "CapabilityIndex.findProviders() finds capable workers on 20 loopback nodes",
   fn: async () => {
@@ -109,6 +153,7 @@ Deno.test({
       const model: Capability = { type: "model", hash: "c0".repeat(32) };
       const gpu: Capability = { type: "hardware", hardware: "gpu" };
       const workers = [3, 7, 11, 15, 19].map((i) => hosts[i]!);
+      await fillRoutingTables(hosts, [...workers, hosts[1]!]);
       const advertiseStart = performance.now();
       await Promise.all(workers.map(async (worker) => {
         await worker.capabilities.advertise(model, { signal: AbortSignal.timeout(20_000) });
