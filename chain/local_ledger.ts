@@ -42,7 +42,16 @@
  *   {@link LocalLedger.balanceOf} shows what each account has been credited: payments and change,
  *   refunds, withdrawn stake, and the treasury's fees and slashes.
  *
- * Contract rules, each broken one a {@link ChainError} with its code:
+ * Chain-decided jobs. A job submitted with terms (`verifierCount`, deadlines) is settled by the
+ * chain alone: the chain chooses its verifiers among those bonded (`stake({ role: "verifier" })`,
+ * a key from `registerKey`), counts their signed attestations (`submitAttestations`, by anyone),
+ * enforces its deadlines in chain time, takes failure reports (`reportFailure`) and double-signing
+ * evidence (`reportDoubleSigning`), and lets anyone release, refund and slash on what it decided;
+ * `recordVerification` is refused. The rules, who may call what and the codes are in the README's
+ * trust model; the pure parts in `chain/settlement.ts`.
+ *
+ * Legacy rules, for a job submitted without terms (the node's default policy until it bonds its
+ * verifiers), each broken one a {@link ChainError} with its code:
  *
  * - `submitJob`: the caller is the client; locks `amount` (> 0) in escrow; a known id is
  *   `duplicate_job`.
