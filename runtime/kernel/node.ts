@@ -45,6 +45,7 @@ import { Ingress } from "./ingress.ts";
 import { logger } from "./log.ts";
 import {
   checkNodeOptions,
+  completeSpec,
   DEFAULT_CAPABILITY_INTERVAL_MS,
   DEFAULT_RETAIN_FINISHED_MS,
   type JobRequest,
@@ -364,7 +365,7 @@ export class Node {
       `${this.id.slice(-8)}-${(++jobCounter).toString(36)}-${
         Math.random().toString(36).slice(2, 8)
       }`;
-    const spec = request.spec;
+    const spec = completeSpec(request.spec);
     if (spec.input !== undefined && commitmentOf(spec.input) !== spec.inputCommitment) {
       throw new RangeError(`Cannot submit job "${jobId}": the input does not match its commitment`);
     }

@@ -100,9 +100,41 @@ export interface NodeOptions {
   readonly verifierFault?: "none" | "always_invalid" | "always_valid";
 }
 
+/**
+ * The defaults of a job spec: the one source for `Node.submitJob`, `POST /jobs` and the SDK.
+ * Deadlines in ms.
+ */
+export const JOB_SPEC_DEFAULTS = {
+  requirements: { hardware: "cpu", minStake: 0n },
+  bidWindowMs: 500,
+  executionMs: 10_000,
+  verificationMs: 10_000,
+  maxAttempts: 3,
+  verifierCount: 4,
+} as const satisfies Partial<JobSpec>;
+
+/** A job spec as a client may write it: what has a default may be left out. */
+export type JobSpecInput =
+  & Omit<JobSpec, keyof typeof JOB_SPEC_DEFAULTS>
+  & Partial<Pick<JobSpec, keyof typeof JOB_SPEC_DEFAULTS>>;
+
+/** `spec` with {@link JOB_SPEC_DEFAULTS} filled in where it leaves a field out. */
+export function completeSpec(spec: JobSpecInput): JobSpec {
+  return {
+    ...spec,
+    requirements: spec.requirements ?? JOB_SPEC_DEFAULTS.requirements,
+    bidWindowMs: spec.bidWindowMs ?? JOB_SPEC_DEFAULTS.bidWindowMs,
+    executionMs: spec.executionMs ?? JOB_SPEC_DEFAULTS.executionMs,
+    verificationMs: spec.verificationMs ?? JOB_SPEC_DEFAULTS.verificationMs,
+    maxAttempts: spec.maxAttempts ?? JOB_SPEC_DEFAULTS.maxAttempts,
+    verifierCount: spec.verifierCount ?? JOB_SPEC_DEFAULTS.verifierCount,
+  } as JobSpec;
+}
+
 /** What a client submits. */
 export interface JobRequest {
-  readonly spec: JobSpec;
+  /** The spec; fields with a default ({@link JOB_SPEC_DEFAULTS}) may be left out. */
+  readonly spec: JobSpecInput;
   /** @default a fresh unique id */
   readonly jobId?: string;
   /** @default the node's policy */

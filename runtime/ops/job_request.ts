@@ -20,7 +20,7 @@ import type { JobPolicy } from "../../machines/policies.ts";
 import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../../machines/policies.ts";
 import type { JobSpec } from "../../machines/types.ts";
 import { commitmentOf } from "../compute/mod.ts";
-import type { JobRequest } from "../kernel/mod.ts";
+import { JOB_SPEC_DEFAULTS, type JobRequest } from "../kernel/mod.ts";
 
 /** A job request that failed validation; `key` names the field. */
 export class JobRequestError extends Error {
@@ -53,22 +53,25 @@ const specSchema = z.strictObject({
   ], { error: 'must be {"type": "builtin", "name": "matmul"} or {"type": "onnx", "modelHash"}' }),
   inputCommitment: hash.optional(),
   input: z.unknown().optional(),
+  // The defaults are the node's (JOB_SPEC_DEFAULTS), as submitJob and the SDK fill them.
   requirements: z.strictObject({
-    hardware: z.enum(["cpu", "gpu"], { error: "must be cpu or gpu" }).default("cpu"),
-    minStake: amount.default(0n),
-  }).default({ hardware: "cpu", minStake: 0n }),
+    hardware: z.enum(["cpu", "gpu"], { error: "must be cpu or gpu" }).default(
+      JOB_SPEC_DEFAULTS.requirements.hardware,
+    ),
+    minStake: amount.default(JOB_SPEC_DEFAULTS.requirements.minStake),
+  }).default({ ...JOB_SPEC_DEFAULTS.requirements }),
   maxPrice: amount,
-  bidWindowMs: ms.default(500),
-  executionMs: ms.default(10_000),
-  verificationMs: ms.default(10_000),
+  bidWindowMs: ms.default(JOB_SPEC_DEFAULTS.bidWindowMs),
+  executionMs: ms.default(JOB_SPEC_DEFAULTS.executionMs),
+  verificationMs: ms.default(JOB_SPEC_DEFAULTS.verificationMs),
   maxAttempts: z.number().int("must be an integer").min(1, "must be in [1, 16]").max(
     16,
     "must be in [1, 16]",
-  ).default(3),
+  ).default(JOB_SPEC_DEFAULTS.maxAttempts),
   verifierCount: z.number().int("must be an integer").min(1, "must be in [1, 64]").max(
     64,
     "must be in [1, 64]",
-  ).default(4),
+  ).default(JOB_SPEC_DEFAULTS.verifierCount),
 });
 
 export const JOB_REQUEST_SCHEMA = z.strictObject({

@@ -32,7 +32,7 @@ import { JOB_FINAL_STATES } from "../../machines/job_machine.ts";
 import type { HardwareClass, JobSpec } from "../../machines/types.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { isModelHash } from "../compute/mod.ts";
-import type { Node } from "../kernel/mod.ts";
+import { JOB_SPEC_DEFAULTS, type Node } from "../kernel/mod.ts";
 // Types only: importing onnx_executor.ts would load onnxruntime's native library.
 import { ONNX_DTYPES, type OnnxDtype } from "../compute/mod.ts";
 import type { OnnxJobInput, OnnxJobOutput } from "../compute/mod.ts";
@@ -123,7 +123,7 @@ export class InferenceError extends Error {
 }
 
 /** Verifiers used when `verify` is `true`: n = 4 tolerates f = 1 faulty verifier. */
-export const DEFAULT_VERIFIERS = 4;
+export const DEFAULT_VERIFIERS: number = JOB_SPEC_DEFAULTS.verifierCount;
 
 /** Checks the JSON tensor encoding; throws `TypeError` naming the first problem. */
 export function checkOnnxInput(input: unknown): asserts input is OnnxJobInput {
