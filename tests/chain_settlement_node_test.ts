@@ -44,7 +44,10 @@ function counting(port: ChainPort, calls: string[]): ChainPort {
   });
 }
 
-async function market(fault: "none" | "wrong_result") {
+async function market(
+  fault: "none" | "wrong_result",
+  options: { bonded?: number; sybils?: number } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "ciro-chain-settlement-" });
   const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
   const network = new InProcessNetwork({ heartbeatMs: 1_000 });
@@ -69,7 +72,7 @@ async function market(fault: "none" | "wrong_result") {
     worker: { hardware: "cpu", stake: 1_000n, priceRatio: 0.5, etaMs: 100, capacity: 2, fault },
     capabilityIntervalMs: 0,
   }));
-  for (let i = 1; i <= 5; i++) {
+  for (let i = 1; i <= (options.bonded ?? 5); i++) {
     const id = `verifier-${i}`;
     // The operator bonds each verifier on chain (the node does not yet do it at start).
     await ledger.as(id).stake({ amount: 100n, role: "verifier" });
@@ -79,6 +82,20 @@ async function market(fault: "none" | "wrong_result") {
       network: network.join(id),
       chain: ledger.as(id),
       policy,
+      capabilityIntervalMs: 0,
+    }));
+  }
+  // Sybils: verifier identities that announce themselves over gossip but bond nothing, and
+  // would dispute everything.
+  for (let i = 1; i <= (options.sybils ?? 0); i++) {
+    const id = `sybil-${i}`;
+    nodes.push(createNode({
+      id,
+      roles: ["verifier"],
+      network: network.join(id),
+      chain: ledger.as(id),
+      policy,
+      verifierFault: "always_invalid",
       capabilityIntervalMs: 0,
     }));
   }
@@ -163,6 +180,41 @@ Deno.test("chain-decided settlement on real nodes: an input that fails is report
     const failure = m.client.job(jobId)?.context.failure;
     assert.equal(failure, `execution failed: ${reported.reason}`);
     assert.ok(!m.calls.includes("recordVerification"));
+  } finally {
+    await m.stop();
+  }
+});
+
+Deno.test("chain-decided settlement on real nodes: zero-stake Sybil verifiers are never chosen and cannot dispute honest work", async () => {
+  const m = await market("none", { bonded: 4, sybils: 8 });
+  try {
+    const jobIds = [1, 2, 3].map(() => m.client.submitJob({ spec: spec() }));
+    for (const jobId of jobIds) {
+      const state = await finish(m.client, jobId);
+      assert.equal(state, "settled", `${jobId}: ${m.client.job(jobId)?.context.failure}`);
+    }
+    const evs = await events(m.ledger);
+    for (const e of evs) {
+      if (e.name === "WorkerAssigned") {
+        assert.ok(e.verifiers.every((v) => v.startsWith("verifier-")), `chose ${e.verifiers}`);
+      }
+      if (e.name === "AttestationRecorded") assert.ok(e.verifier.startsWith("verifier-"));
+    }
+    assert.ok(!evs.some((e) => e.name === "WorkerSlashed"), "nobody slashed");
+  } finally {
+    await m.stop();
+  }
+});
+
+Deno.test("chain-decided settlement on real nodes: a job asking for more verifiers than are bonded is refused at submission, with the reason", async () => {
+  const m = await market("none", { bonded: 3 });
+  try {
+    const jobId = m.client.submitJob({ spec: spec() });
+    assert.equal(await finish(m.client, jobId), "failed");
+    const failure = m.client.job(jobId)?.context.failure ?? "";
+    assert.match(failure, /not_enough_verifiers: .*asks for 4 verifiers but 3 are bonded/);
+    const evs = await events(m.ledger);
+    assert.ok(!evs.some((e) => e.name === "JobSubmitted"), "no escrow was taken");
   } finally {
     await m.stop();
   }

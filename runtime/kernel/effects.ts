@@ -64,7 +64,12 @@ async function attestOnChain(
     await chain.submitAttestations!({ attestations: [signed] }, o);
   } catch (error) {
     if ((error as Partial<ChainError>).code !== "no_key") throw error;
-    await chain.registerKey!({ publicKey: await chain.accountPublicKey!(o) }, o);
+    // Another attestation of this node may have registered the key meanwhile: that is fine.
+    await chain.registerKey!({ publicKey: await chain.accountPublicKey!(o) }, o).catch(
+      (registration: Partial<ChainError>) => {
+        if (registration.code !== "invalid_state") throw registration;
+      },
+    );
     await chain.submitAttestations!({ attestations: [signed] }, o);
   }
 }
@@ -168,9 +173,10 @@ export class EffectDispatcher {
       case "peer.withdraw_bids":
         return this.#withdrawBidsOf(effect.peer);
       case "peer.disconnect":
-        // The peer's actor banned it: the port disconnects it and refuses it for the ban's time.
-        log.warn("Banning peer {peer}: {reason}", { peer: effect.peer, reason: effect.reason });
-        this.#o.options.network.ban?.(effect.peer, effect.reason, this.#o.options.peer?.banMs);
+        log.warn("Disconnecting peer {peer}: {reason}", {
+          peer: effect.peer,
+          reason: effect.reason,
+        });
         return;
       case "log.reject":
         log.info("{actor} rejected {event}: {reason}", {
