@@ -37,6 +37,7 @@ import type { Rng } from "./rng.ts";
 export const ADVERSARY_NAMES = [
   "sybil-verifiers",
   "unescrowed-announcements",
+  "unescrowed-long-windows",
   "underbid-then-silent",
   "wrong-results",
   "lying-client",
@@ -453,8 +454,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   };
   const rogueRng = world.fork();
   let rogueJobs = 0;
-  if (adversaries.has("unescrowed-announcements")) {
-    const port = rogue("phantom-01");
+  for (const name of ["unescrowed-announcements", "unescrowed-long-windows"] as const) {
+    if (!adversaries.has(name)) continue;
+    // Jobs announced and never escrowed; the long variant keeps its bid window open a minute.
+    const windowMs = name === "unescrowed-long-windows" ? 60_000 : SIM_TIMING.bidWindowMs;
+    const owner = name === "unescrowed-long-windows" ? "phantom-02" : "phantom-01";
+    const port = rogue(owner);
     every(40, () => {
       const spec = matmulSpec(rogueRng, Math.min(4, verifierCount));
       void port.publish(
@@ -462,10 +467,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         encodeMessage(TOPICS.jobs, {
           type: "job.announce",
           jobId: `phantom-${++rogueJobs}`,
-          owner: "phantom-01",
+          owner,
           attempt: 1,
-          bidWindowEndsAt: sched.now() + SIM_TIMING.bidWindowMs,
-          spec: { ...spec, maxPrice: 5_000n },
+          bidWindowEndsAt: sched.now() + windowMs,
+          spec: { ...spec, bidWindowMs: windowMs, maxPrice: 5_000n },
         }),
       ).catch(() => {});
     }, "rogue.announce");

@@ -97,13 +97,25 @@ Deno.test("simulate() finds the unescrowed-announcement starvation (a known brea
   assert.match(v!.detail, /^starved: ended expired/);
 });
 
-Deno.test("simulate() finds the phantom jobs unescrowed announcements leave (a known break)", async () => {
-  // No honest job to starve: what is left is the workers' view of jobs the chain never held.
+Deno.test("simulate() holds chain agreement under short unescrowed announcements (the escrow check)", async () => {
+  // No honest job to starve: what is left is the workers' view of jobs the chain never held,
+  // which the node drops once the window and its grace have passed.
   const options = {
     seed: 6,
     ...SMALL,
     jobs: 0,
     adversaries: parseAdversaries("unescrowed-announcements"),
+  };
+  const result = await simulate(options);
+  assert.deepEqual(result.violations, [], reproduceCommand(options));
+});
+
+Deno.test("simulate() finds the phantom jobs of unescrowed long bid windows (a known break)", async () => {
+  const options = {
+    seed: 6,
+    ...SMALL,
+    jobs: 0,
+    adversaries: parseAdversaries("unescrowed-long-windows"),
   };
   const result = await simulate(options);
   const v = result.violations[0];
