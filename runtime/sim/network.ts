@@ -22,6 +22,9 @@ import type { Trace } from "./trace.ts";
 /** How long a request waits for an answer that was lost, virtual ms. */
 export const REQUEST_TIMEOUT_MS = 2_000;
 
+/** How long a ban lasts when the node names no duration, virtual ms. */
+export const BAN_MS = 60_000;
+
 /** Link behaviour of a {@link SimNetwork}, changeable as faults start and heal. */
 export interface LinkFaults {
   latencyMs: readonly [number, number];
@@ -37,6 +40,7 @@ export interface SimNetworkStats {
   duplicated: number;
   rejected: number;
   requests: number;
+  bans: number;
 }
 
 interface Subscription {
@@ -127,6 +131,11 @@ class SimPort implements NetworkPort {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+
+  /** Bans `peer`: nothing it sends reaches this node until the ban ends. */
+  ban(peer: NodeId, reason: string, durationMs = BAN_MS): void {
+    this.#net.ban(this.self, peer, reason, durationMs);
+  }
 }
 
 /** A network of simulated nodes driven by a {@link Scheduler}. */
@@ -144,7 +153,10 @@ export class SimNetwork {
     duplicated: 0,
     rejected: 0,
     requests: 0,
+    bans: 0,
   };
+  /** Bans in force: `banner>banned` -> until (virtual ms). */
+  readonly #bans = new Map<string, number>();
   /** Sees every gossip message published (the replaying adversary listens here). */
   onPublish: ((message: GossipMessage) => void) | undefined;
 
@@ -185,7 +197,21 @@ export class SimNetwork {
     this.#trace.add(`${this.#sched.now()}|heal`);
   }
 
+  /** @internal */
+  ban(by: NodeId, peer: NodeId, reason: string, durationMs: number): void {
+    this.stats.bans++;
+    this.#bans.set(`${by}>${peer}`, this.#sched.now() + durationMs);
+    this.#trace.add(`${this.#sched.now()}|ban|${by}>${peer}|${reason}`);
+  }
+
+  #banned(from: NodeId, to: NodeId): boolean {
+    if (this.#bans.size === 0) return false;
+    const until = this.#bans.get(`${to}>${from}`);
+    return until !== undefined && until > this.#sched.now();
+  }
+
   #cut(a: NodeId, b: NodeId): boolean {
+    if (this.#banned(a, b) || this.#banned(b, a)) return true;
     if (this.#group.size === 0) return false;
     return (this.#group.get(a) ?? 0) !== (this.#group.get(b) ?? 0);
   }

@@ -102,7 +102,13 @@ export interface SimulationResult {
   readonly steps: number;
   /** Honest clients' jobs by final state on their client (`open` for the unfinished). */
   readonly jobs: Record<string, number>;
-  readonly messages: { published: number; delivered: number; dropped: number; rejected: number };
+  readonly messages: {
+    published: number;
+    delivered: number;
+    dropped: number;
+    rejected: number;
+    bans: number;
+  };
   readonly chain: { transactions: number; failed: number; reorgs: number; events: number };
   /** Crashes and restarts of nodes. */
   readonly restarts: number;
@@ -787,6 +793,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       delivered: net.stats.delivered,
       dropped: net.stats.dropped,
       rejected: net.stats.rejected,
+      bans: net.stats.bans,
     },
     chain: {
       transactions: chain.stats.transactions,
