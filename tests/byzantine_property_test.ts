@@ -190,6 +190,8 @@ async function play(s: Scenario): Promise<Outcome> {
     case "silent":
       break;
   }
+  // The worker acted at once: its claim (if any) landed at the start time.
+  const claimedAt = w.clock.now;
   const claimOf = (evs: ChainEvent[]): string | null => {
     for (const e of evs) {
       if (e.name === "ResultSubmitted") return e.commitment;
@@ -228,11 +230,21 @@ async function play(s: Scenario): Promise<Outcome> {
               await attempt(() => w.client.slash({ jobId: "j1", worker: "w1", reason }));
             }
             break;
-          case "refund":
+          case "refund": {
+            // A claim under verification, no verdict yet, its deadline not passed: the client
+            // must not get its escrow back.
+            const before = await events(w.client);
+            const protectedClaim = claimOf(before) !== null &&
+              !before.some((e) =>
+                e.name === "JobVerified" || e.name === "JobDisputed" ||
+                e.name === "EscrowRefunded" || e.name === "PaymentReleased"
+              ) && w.clock.now < claimedAt + VERIFY_MS;
             for (const reason of ["failed", "cancelled", "expired", "disputed"] as const) {
-              await attempt(() => w.client.refund({ jobId: "j1", reason }));
+              const took = await attempt(() => w.client.refund({ jobId: "j1", reason }));
+              assert.ok(!(took && protectedClaim), `the client refunded a job under verification`);
             }
             break;
+          }
           case "revoke":
             await attempt(() => w.client.revokeAssignment({ jobId: "j1", worker: "w1" }));
             break;
