@@ -173,10 +173,9 @@ export class EffectDispatcher {
       case "peer.withdraw_bids":
         return this.#withdrawBidsOf(effect.peer);
       case "peer.disconnect":
-        log.warn("Disconnecting peer {peer}: {reason}", {
-          peer: effect.peer,
-          reason: effect.reason,
-        });
+        // The peer's actor banned it: the port disconnects it and refuses it for the ban's time.
+        log.warn("Banning peer {peer}: {reason}", { peer: effect.peer, reason: effect.reason });
+        this.#o.options.network.ban?.(effect.peer, effect.reason, this.#o.options.peer?.banMs);
         return;
       case "log.reject":
         log.info("{actor} rejected {event}: {reason}", {
