@@ -32,6 +32,11 @@
  * transaction): a transaction that a reorg drops and that comes back later in another block is not
  * delivered again (it was reported to `onReorg` when it was dropped).
  *
+ * Attestations are signed by the verifier's account (secp256k1) over EIP-712 typed data
+ * `Attestation(bytes32 job, uint64 attempt, bytes32 subject, bool valid)` and checked by the
+ * JobManager with `ecrecover`; `accountPublicKey()` is the account's address. Where the EVM differs
+ * from the local ledger is listed once, in the README ("Settlement on an EVM").
+ *
  * Keys. The account key comes from `privateKey`, `privateKeyFile`, or the `CIRO_EVM_PRIVATE_KEY`
  * environment variable; it lives only in viem's local account held in a private field.
  *
@@ -55,6 +60,7 @@ import {
   toBytes,
 } from "viem";
 import { type LocalAccount, privateKeyToAccount } from "viem/accounts";
+import { getLogger } from "@logtape/logtape";
 import type { NodeId, RefundReason, SlashReason, Verdict } from "../../machines/types.ts";
 import {
   type ChainCallOptions,
@@ -74,6 +80,8 @@ import jobManagerArtifact from "./artifacts/JobManager.json" with {
   type: "json",
 };
 import tokenArtifact from "./artifacts/CiroToken.json" with { type: "json" };
+
+const logger = getLogger(["ciro", "chain", "evm"]);
 
 /** The environment variable {@link EvmChain.connect} reads the account key from. */
 export const EVM_PRIVATE_KEY_ENV = "CIRO_EVM_PRIVATE_KEY";
@@ -152,7 +160,7 @@ export interface EvmSubscribeOptions {
   readonly cursorStore?: CursorStore;
   /** Told of delivered events that a reorg dropped and the new chain does not carry. */
   readonly onReorg?: (revoked: readonly ChainEvent[]) => void;
-  /** Told of each failed poll (the subscription keeps polling). */
+  /** Told of each failed poll (the subscription keeps polling). @default a warning logged */
   readonly onError?: (error: unknown) => void;
 }
 
@@ -975,7 +983,13 @@ export class EvmChain implements ChainPort {
           }
         } catch (error) {
           if (signal.aborted) return;
-          options.onError?.(error);
+          if (options.onError !== undefined) options.onError(error);
+          else {
+            logger.warn("Polling EVM events failed; retrying in {pollMs} ms: {error}", {
+              pollMs,
+              error: firstLine(error),
+            });
+          }
         }
         await sleep(pollMs, signal);
       }

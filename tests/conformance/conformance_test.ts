@@ -160,6 +160,11 @@ scenario(
     );
     await client.recordVerification({ jobId: "j1", accepted: false });
     await refused(
+      worker.slash({ jobId: "j1", worker: "worker", reason: "invalid_compute" }),
+      "not_authorized",
+      "anyone but the client slashes a legacy job",
+    );
+    await refused(
       worker.releasePayment({ jobId: "j1" }),
       "invalid_state",
       "release a disputed job",
