@@ -38,7 +38,8 @@ Options:
   --adversaries LIST  comma-separated: ${ADVERSARY_NAMES.join(", ")}
   --json              one JSON object per seed
   --report DIR        write each seed's recording (replay it with deno task replay) and its
-                      HTML timeline to DIR
+                      HTML timeline to DIR; with crashes, the nodes' journals too
+                      (DIR/seed-N-data/<node>, read with deno task export)
   --no-shrink         do not shrink a failing schedule
   --campaign          every fault profile and every adversary over the seeds (--seeds A..B),
                       printed as a Markdown table of invariants that hold or break

@@ -85,7 +85,11 @@ export interface SimulationOptions {
   readonly faults?: FaultProfile["name"];
   /** @default [] */
   readonly adversaries?: readonly AdversaryName[];
-  /** Writes every node's journal to this recording and replays it at the end. @default none */
+  /**
+   * Writes every node's journal to this recording and replays it at the end; with crashes, the
+   * nodes' data directories (SQLite journals) are kept beside it, in `<recording>-data/<node>`.
+   * @default none
+   */
   readonly recordPath?: string;
   /** Real work between steps (the determinism test): it must not change the run. */
   readonly between?: (step: number) => Promise<void> | void;
@@ -219,7 +223,18 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   // With crashes, nodes keep a real journal (SQLite files in a temporary directory) and restart
   // from it; without, they record to the run's recording (if asked).
   const crashing = profile.crashes !== null || adversaries.has("restart-every-phase");
-  const dataRoot = crashing ? await Deno.makeTempDir({ prefix: "ciro-sim-" }) : undefined;
+  // Kept beside the recording when one is asked for (`deno task export` reads them), else
+  // in a temporary directory removed at the end.
+  const keepData = crashing && options.recordPath !== undefined;
+  const dataRoot = !crashing
+    ? undefined
+    : keepData
+    ? options.recordPath!.replace(/\.jsonl$/, "") + "-data"
+    : await Deno.makeTempDir({ prefix: "ciro-sim-" });
+  if (keepData) {
+    await Deno.remove(dataRoot!, { recursive: true }).catch(() => {});
+    await Deno.mkdir(dataRoot!, { recursive: true });
+  }
 
   const sched = new Scheduler(seed);
   const trace = new Trace();
@@ -749,7 +764,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   await stops;
   const traceHash = trace.digest();
   chain.close();
-  if (dataRoot !== undefined) await Deno.remove(dataRoot, { recursive: true });
+  if (dataRoot !== undefined && !keepData) await Deno.remove(dataRoot, { recursive: true });
 
   if (recorder) {
     recorder.close();
