@@ -7,21 +7,28 @@
  *
  * ```
  * deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [--fund 1000000]
+ *                 [--bond <account>:<nodeId>:<amount>[:verifier]]...
  * ```
+ *
+ * `--bond` registers `nodeId` (a libp2p peer id) for funded account `<account>` and bonds
+ * `amount` for it, as a verifier (with its attestation key registered) when `:verifier` is given.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { createPublicClient, type EIP1193Provider, http } from "viem";
+import { createPublicClient, type EIP1193Provider, type Hex, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { deployContracts, fundAccounts, hardhatKey } from "../deploy.ts";
+import { EvmChain } from "../evm_adapter.ts";
 import { type EvmDeployment, startLocalEvmNode } from "../local_node.ts";
 
 const USAGE = `deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [--fund 1000000]
+                [--bond <account>:<nodeId>:<amount>[:verifier]]...
   --port N        JSON-RPC port on 127.0.0.1 (default 8545)
   --out DIR       where deployment.json and account-<i>.key go (default .ciro/evm)
   --accounts N    accounts funded with test tokens, 1 to 19 (default 8)
-  --fund AMOUNT   tokens minted to each (default 1000000)`;
+  --fund AMOUNT   tokens minted to each (default 1000000)
+  --bond SPEC     register a node id for a funded account and bond stake for it (repeatable)`;
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,6 +37,7 @@ const { values } = parseArgs({
     out: { type: "string", default: ".ciro/evm" },
     accounts: { type: "string", default: "8" },
     fund: { type: "string", default: "1000000" },
+    bond: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
@@ -48,6 +56,22 @@ if (!/^[0-9]+$/.test(values.fund)) {
   console.error(`Invalid --fund: expected a whole number of tokens, got ${values.fund}`);
   Deno.exit(2);
 }
+const bonds = values.bond.map((spec) => {
+  const match = /^([0-9]+):([^:]{1,128}):([0-9]+)(:verifier)?$/.exec(spec);
+  const account = Number(match?.[1]);
+  if (match === null || account < 1 || account > accounts) {
+    console.error(
+      `Invalid --bond "${spec}": expected <account 1..${accounts}>:<nodeId>:<amount>[:verifier]`,
+    );
+    Deno.exit(2);
+  }
+  return {
+    account,
+    nodeId: match[2] as string,
+    amount: BigInt(match[3] as string),
+    verifier: match[4] !== undefined,
+  };
+});
 const node = await startLocalEvmNode({ port });
 const stop = async () => {
   await node.close();
@@ -68,6 +92,27 @@ await fundAccounts(
 );
 const chainId = Number(await provider.request({ method: "eth_chainId" }));
 const deployment: EvmDeployment = { rpcUrl: node.url, chainId, ...addresses };
+// Bonds first: deployment.json appears only when the chain is ready for the nodes.
+for (const bond of bonds) {
+  const chain = await EvmChain.connect({
+    nodeId: bond.nodeId,
+    rpcUrl: node.url,
+    chainId,
+    addresses,
+    privateKey: keys[bond.account - 1] as Hex,
+  });
+  try {
+    await chain.stake({ amount: bond.amount, role: bond.verifier ? "verifier" : "worker" });
+    if (bond.verifier) await chain.registerKey({ publicKey: await chain.accountPublicKey() });
+  } finally {
+    await chain.close();
+  }
+  console.log(
+    `account-${bond.account} is node ${bond.nodeId}, bonded ${bond.amount}${
+      bond.verifier ? " as a verifier" : ""
+    }`,
+  );
+}
 await Deno.mkdir(values.out, { recursive: true });
 await Deno.writeTextFile(
   `${values.out}/deployment.json`,
