@@ -450,11 +450,22 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   }
   let liar: Participant | undefined;
   if (adversaries.has("lying-client")) {
+    // It records every verification as rejected, then asks the chain to slash the worker for
+    // invalid compute, as the ledger lets the client of a disputed job do.
+    const liarChain = chain.port("liar-01");
     liar = add("liar-01", ["client"], {
-      intercept: (method, args) =>
-        method === "recordVerification"
-          ? [{ ...(args[0] as object), accepted: false }, ...args.slice(1)]
-          : args,
+      intercept: (method, args) => {
+        if (method !== "recordVerification") return args;
+        const outcome = args[0] as { jobId: string; accepted: boolean };
+        sched.after(chain.faults.blockMs * 2, () => {
+          const worker = checker.jobs.get(outcome.jobId)?.worker;
+          if (worker) {
+            void liarChain.slash({ jobId: outcome.jobId, worker, reason: "invalid_compute" })
+              .catch(() => {});
+          }
+        }, "liar.slash");
+        return [{ ...outcome, accepted: false }, ...args.slice(1)];
+      },
     });
   }
 

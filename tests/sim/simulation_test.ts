@@ -128,6 +128,15 @@ Deno.test("simulate() finds the phantom jobs of unescrowed long bid windows (a k
   assert.match(v!.job!, /^phantom-/);
 });
 
+Deno.test("simulate() finds a lying client slashing an honest worker (a known break)", async () => {
+  const options = { seed: 1, ...SMALL, adversaries: parseAdversaries("lying-client") };
+  const result = await simulate(options);
+  const v = result.violations[0];
+  assert.equal(v?.invariant, "honest-not-slashed", reproduceCommand(options));
+  assert.match(v!.node!, /^worker-/);
+  assert.match(v!.detail, /invalid_compute/);
+});
+
 Deno.test("shrink() keeps the failing invariant with a smaller schedule", async () => {
   const failing = {
     seed: 5,
