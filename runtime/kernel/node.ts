@@ -279,6 +279,12 @@ export class Node {
       const have = await chain.stakeOf(this.id, options);
       if (have < stake) await chain.stake({ amount: stake - have }, options);
     }
+    // A verifier bonds as one, so that the chain may choose it (and slash it if it lies).
+    const bond = this.#options.verifierStake ?? 0n;
+    if (this.roles.includes("verifier") && !this.roles.includes("worker") && bond > 0n) {
+      const have = await chain.stakeOf(this.id, options);
+      if (have < bond) await chain.stake({ amount: bond - have, role: "verifier" }, options);
+    }
     this.#cleanup.push(
       this.#chain.subscribe(this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 }),
     );

@@ -57,6 +57,12 @@ export interface NodeOptions {
   readonly archiveSize?: number;
   /** Required with the `worker` role. */
   readonly worker?: WorkerProfile;
+  /**
+   * With the `verifier` role: stake the node keeps bonded on chain as a verifier, topped up at
+   * start (the chain chooses a job's verifiers among bonded ones, see `policy.settlement`).
+   * @default 0n (no bond)
+   */
+  readonly verifierStake?: bigint;
   /** Where chain events are read from at start. @default the first block */
   readonly chainCursor?: ChainCursor;
   /**

@@ -142,6 +142,11 @@ const policy = z.strictObject({
   }).default("bft"),
   verification: z.enum(["quorum", "optimistic"], { error: "must be quorum or optimistic" })
     .optional(),
+  settlement: z.enum(["legacy", "chain"], { error: "must be legacy or chain" }).optional(),
+});
+
+const verifier = z.strictObject({
+  stake: amount.default(0n),
 });
 
 const peer = z.strictObject({
@@ -223,6 +228,7 @@ const configSchema = z.strictObject({
   chain: chain.default({ kind: "local" }),
   // The one source of the worker's defaults is the node's (WORKER_DEFAULTS).
   worker: worker.default({ hardware: "cpu", ...WORKER_DEFAULTS }),
+  verifier: verifier.default({ stake: 0n }),
   policy: policy.default({ bidSelection: "lowest_price", quorum: "bft" }),
   peer: peer.default({ ...DEFAULT_PEER_CONFIG }),
   network: network.default({
@@ -253,6 +259,8 @@ export type NodeConfig = Omit<z.output<typeof configSchema>, "chain" | "policy">
   readonly policy: {
     readonly bidSelection: (typeof BID_SELECTION_POLICIES)[number];
     readonly quorum: (typeof QUORUM_POLICIES)[number];
+    readonly verification?: "quorum" | "optimistic";
+    readonly settlement?: "legacy" | "chain";
   };
 };
 

@@ -127,6 +127,7 @@ export async function startNode(
       retainFinishedMs: config.jobs.retainFinishedMs,
       archiveSize: config.jobs.archiveSize,
       ...(config.roles.includes("worker") ? { worker: config.worker } : {}),
+      ...(config.roles.includes("verifier") ? { verifierStake: config.verifier.stake } : {}),
       dataDir: config.dataDir,
       synchronous: config.journal.synchronous,
       checkpointEvery: config.journal.checkpointEvery,
