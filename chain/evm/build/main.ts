@@ -5,6 +5,16 @@
  */
 import { artifactText, artifactUrl, compileContracts, CONTRACT_NAMES } from "../compile.ts";
 
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(
+    "Usage: deno task contracts\n\nCompiles chain/evm/contracts/*.sol with npm:solc into chain/evm/artifacts/.",
+  );
+  Deno.exit(0);
+}
+if (Deno.args.length > 0) {
+  console.error(`Unexpected argument "${Deno.args[0]}"\n(add --help for usage)`);
+  Deno.exit(2);
+}
 const started = performance.now();
 const artifacts = await compileContracts();
 await Deno.mkdir(new URL("../artifacts/", import.meta.url), {

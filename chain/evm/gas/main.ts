@@ -6,6 +6,12 @@
  */
 import { measureGas } from "../gas.ts";
 
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(
+    "Usage: deno task gas [n...]\n\nGas of each lifecycle step and of a whole job with n verifiers (default 0 1 4 7 10).",
+  );
+  Deno.exit(0);
+}
 const counts = Deno.args.length > 0
   ? Deno.args.map((a) => Number.parseInt(a, 10))
   : [0, 1, 4, 7, 10];

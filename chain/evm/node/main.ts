@@ -22,7 +22,8 @@ import { deployContracts, fundAccounts, hardhatKey } from "../deploy.ts";
 import { EvmChain } from "../evm_adapter.ts";
 import { type EvmDeployment, startLocalEvmNode } from "../local_node.ts";
 
-const USAGE = `deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [--fund 1000000]
+const USAGE =
+  `Usage: deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [--fund 1000000]
                 [--bond <account>:<nodeId>:<amount>[:verifier]]...
   --port N        JSON-RPC port on 127.0.0.1 (default 8545)
   --out DIR       where deployment.json and account-<i>.key go (default .ciro/evm)
@@ -30,23 +31,34 @@ const USAGE = `deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [-
   --fund AMOUNT   tokens minted to each (default 1000000)
   --bond SPEC     register a node id for a funded account and bond stake for it (repeatable)`;
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8545" },
-    out: { type: "string", default: ".ciro/evm" },
-    accounts: { type: "string", default: "8" },
-    fund: { type: "string", default: "1000000" },
-    bond: { type: "string", multiple: true, default: [] },
-    help: { type: "boolean", short: "h", default: false },
-  },
-  strict: true,
-});
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    options: {
+      port: { type: "string", default: "8545" },
+      out: { type: "string", default: ".ciro/evm" },
+      accounts: { type: "string", default: "8" },
+      fund: { type: "string", default: "1000000" },
+      bond: { type: "string", multiple: true, default: [] },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+} catch (error) {
+  console.error(`${(error as Error).message}\n(add --help for usage)`);
+  Deno.exit(2);
+}
+const { values } = parsed;
 if (values.help) {
   console.log(USAGE);
   Deno.exit(0);
 }
 const port = Number.parseInt(values.port, 10);
+if (!/^[0-9]{1,5}$/.test(values.port) || port < 1 || port > 65_535) {
+  console.error(`Invalid --port: expected 1 to 65535, got ${values.port}`);
+  Deno.exit(2);
+}
 const accounts = Number.parseInt(values.accounts, 10);
 if (!Number.isSafeInteger(accounts) || accounts < 1 || accounts > 19) {
   console.error(`Invalid --accounts: expected 1 to 19, got ${values.accounts}`);
