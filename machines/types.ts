@@ -41,7 +41,18 @@ export interface JobSpec {
   readonly maxAttempts: number;
   /** How many verifiers re-run the result (n >= 3f + 1). */
   readonly verifierCount: number;
+  /**
+   * How urgent the job is: a worker at its limits serves the jobs it declined as busy in order
+   * of priority, then arrival (the SDK also sets the bid window from it). @default "normal"
+   */
+  readonly priority?: JobPriority;
 }
+
+/** A job's priority, lowest first. */
+export type JobPriority = "low" | "normal" | "high";
+
+/** The priorities, lowest first. */
+export const JOB_PRIORITIES: readonly JobPriority[] = ["low", "normal", "high"];
 
 /** What a worker offers. */
 export interface BidOffer {

@@ -102,6 +102,7 @@ const jobSpec = z.strictObject({
   maxAttempts: z.number().int().min(1).max(16),
   // 0: an unverified job (the client takes the result without a quorum).
   verifierCount: z.number().int().min(0).max(64),
+  priority: z.enum(["low", "normal", "high"]).optional(),
 });
 
 /** Schemas of every message, by topic. */

@@ -16,7 +16,13 @@ import {
   WORKER_DEFAULTS,
   type WorkerProfile,
 } from "../../machines/bid_decision.ts";
-import type { BidOffer, EffectRequest, JobSpec, NodeId } from "../../machines/types.ts";
+import {
+  type BidOffer,
+  type EffectRequest,
+  JOB_PRIORITIES,
+  type JobSpec,
+  type NodeId,
+} from "../../machines/types.ts";
 import type { Clock } from "./clock.ts";
 
 /** The `worker.consider` effect. */
@@ -88,12 +94,15 @@ export class WorkerAgent {
   }
 
   /**
-   * A slot freed up: bid on jobs declined as busy whose bid window is still open, oldest first.
-   * Without this, workers that all bid on the same burst of jobs would leave the next burst with
-   * no bids at all.
+   * A slot freed up: bid on jobs declined as busy whose bid window is still open, highest
+   * priority first, then oldest first. Without this, workers that all bid on the same burst of
+   * jobs would leave the next burst with no bids at all.
    */
   reconsider(): void {
-    for (const [actorId, effect] of [...this.#busy]) {
+    const rank = (e: ConsiderEffect) => JOB_PRIORITIES.indexOf(e.spec.priority ?? "normal");
+    // A stable sort: within one priority, the Map's insertion order (arrival) stays.
+    const queue = [...this.#busy].sort(([, a], [, b]) => rank(b) - rank(a));
+    for (const [actorId, effect] of queue) {
       const cell = this.#o.tree.get(actorId);
       const closesAt = cell === undefined ? undefined : jobContextOf(cell).deadlines.bid_window;
       if (

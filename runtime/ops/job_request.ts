@@ -72,6 +72,7 @@ const specSchema = z.strictObject({
     64,
     "must be in [1, 64]",
   ).default(JOB_SPEC_DEFAULTS.verifierCount),
+  priority: z.enum(["low", "normal", "high"], { error: "must be low, normal or high" }).optional(),
 });
 
 export const JOB_REQUEST_SCHEMA = z.strictObject({
@@ -120,7 +121,7 @@ export function parseJobRequest(raw: unknown): JobRequest {
     throw new JobRequestError(key, `Invalid job request "${key}": ${message}`);
   }
   const { spec, jobId, policy } = result.data;
-  const { inputCommitment, input, ...rest } = spec;
+  const { inputCommitment, input, priority, ...rest } = spec;
   let commitment = inputCommitment;
   if (input !== undefined) {
     const actual = commitmentOf(input);
@@ -142,6 +143,7 @@ export function parseJobRequest(raw: unknown): JobRequest {
     ...rest,
     inputCommitment: commitment,
     ...(input !== undefined ? { input } : {}),
+    ...(priority !== undefined ? { priority } : {}),
   };
   return {
     spec: full,

@@ -1,8 +1,9 @@
 /**
- * The SDK shape from the seeds: `client.infer({ modelId, input, verify, maxPrice, maxLatency })`
- * on a client node. It builds the job spec (the input's commitment, deadlines from the latency
- * budget, the verifier count from `verify`), submits the job, follows the job actor until it is
- * final, and resolves to the output, its commitment, the verification outcome and the cost.
+ * The SDK shape from the seeds: `client.infer({ modelId, input, generateProof, priority,
+ * maxLatency })` on a client node, read as `result.output`, `result.confidence`,
+ * `result.proofHash`, `result.onChainVerified`. It builds the job spec (the input's commitment,
+ * deadlines from the latency budget and the priority, the verifier count from `verify`), submits
+ * the job, follows the job actor until it is final, and reads the chain's record of the check.
  *
  * The input is the JSON tensor encoding of `onnx_executor.ts`, and it rides along with the job
  * announcement (small tensors):
@@ -11,31 +12,48 @@
  * { "inputs": { "input": { "dims": [1, 4], "dtype": "float32", "data": [1, 2, 3, 4] } } }
  * ```
  *
- * ```ts ignore
- * import { InferenceClient } from "./client.ts";
+ * ```ts
+ * import type { ChainPort } from "../../chain/port.ts";
+ * import type { Node } from "../kernel/mod.ts";
+ * import { createClient, InferenceError, verifyProof } from "./mod.ts";
  *
- * const client = new InferenceClient(clientNode); // a started node with the client role
- * const result = await client.infer({
- *   modelId, // hex sha-256 of the model file, held by some workers
- *   input: { inputs: { input: { dims: [1, 4], dtype: "float32", data: [1, 2, 3, 4] } } },
- *   verify: 4, // verifiers (n >= 3f + 1); false for an unverified job
- *   maxPrice: 1_000n,
- *   maxLatency: 5_000,
- *   onProgress: (p) => console.log(p.phase),
- * });
- * console.log(result.output, result.verification, result.cost);
+ * // `clientNode`: a started node with the client role; `chain`: the port it was created with.
+ * async function classify(clientNode: Node, chain: ChainPort, modelId: string) {
+ *   const client = createClient(clientNode, { chain });
+ *   try {
+ *     const result = await client.infer({
+ *       modelId, // hex sha-256 of the model file, held by some workers
+ *       input: { inputs: { input: { dims: [1, 4], dtype: "float32", data: [1, 2, 3, 4] } } },
+ *       generateProof: true, // the chain's record of the check (settlement "chain")
+ *       priority: "high", // a shorter bid window; served first by workers at capacity
+ *       maxPrice: 1_000n,
+ *       maxLatency: 5_000,
+ *     });
+ *     if (result.error) throw result.error; // disputed: the quorum rejected the output
+ *     const { valid, n, f } = result.confidence;
+ *     console.log(result.output, `${valid}/${n} verifiers (f = ${f})`, result.cost);
+ *     console.log("on chain at block", result.onChainVerified?.blockNumber);
+ *     if (result.proofHash) await verifyProof(chain, result.jobId, result.proofHash);
+ *   } catch (error) {
+ *     if (error instanceof InferenceError) console.log(error.reason, error.detail);
+ *     else throw error;
+ *   }
+ * }
+ * console.log(typeof classify); // function
  * ```
  *
  * @module
  */
 import { JOB_FINAL_STATES } from "../../machines/job_machine.ts";
-import type { HardwareClass, JobSpec } from "../../machines/types.ts";
+import type { ChainPort } from "../../chain/port.ts";
+import type { HardwareClass, JobPriority, JobSpec } from "../../machines/types.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { isModelHash } from "../compute/mod.ts";
 import { JOB_SPEC_DEFAULTS, type Node } from "../kernel/mod.ts";
 // Types only: importing onnx_executor.ts would load onnxruntime's native library.
 import { ONNX_DTYPES, type OnnxDtype } from "../compute/mod.ts";
 import type { OnnxJobInput, OnnxJobOutput } from "../compute/mod.ts";
+import { fetchProof, ProofError } from "./proof.ts";
 
 const DTYPES: readonly OnnxDtype[] = ONNX_DTYPES;
 
@@ -81,6 +99,19 @@ export interface InferRequest {
   readonly hardware?: HardwareClass;
   /** Stake a worker must hold to be assigned. @default 0n */
   readonly minStake?: bigint;
+  /**
+   * What the job buys (recorded in its spec, so it replays): `"high"` halves the bid window
+   * derived from `maxLatency` (at most 250 ms), `"low"` doubles it (at most 1,000 ms); and a
+   * worker at its limits bids on the jobs it declined as busy in order of priority, then
+   * arrival. @default "normal"
+   */
+  readonly priority?: JobPriority;
+  /**
+   * Asks for the chain's record of the check: the result's `proofHash` (needs the client's
+   * chain port in {@link InferenceClientOptions.chain}; null under `settlement: "legacy"`).
+   * @default false
+   */
+  readonly generateProof?: boolean;
   /** Auctions the job may run (a silent worker triggers a re-auction). @default 2 */
   readonly maxAttempts?: number;
   /** Called at every phase change of the job. */
@@ -89,10 +120,34 @@ export interface InferRequest {
   readonly signal?: AbortSignal;
 }
 
+/** How strongly a result was checked. */
+export interface Confidence {
+  /** `valid / n`: the share of the chosen verifiers that attested the result valid (1 unverified). */
+  readonly share: number;
+  /** Chosen verifiers that attested the result valid. */
+  readonly valid: number;
+  /** Verifiers chosen. */
+  readonly n: number;
+  /** Faulty verifiers tolerated: the largest f with n >= 3f + 1. */
+  readonly f: number;
+  readonly outcome: VerificationOutcome;
+}
+
+/** The chain's record of the verdict. */
+export interface OnChainRecord {
+  readonly verdict: "verified" | "disputed";
+  readonly blockNumber: number;
+  /** The verdict event, `block:tx:index`. */
+  readonly ref: string;
+}
+
 /** What {@link InferenceClient.infer} resolves to. */
 export interface InferResult {
   readonly jobId: string;
-  /** The final state of the job: `settled` or `refunded` (after a dispute). */
+  /**
+   * The final state of the job: `settled` or `refunded` (after a dispute).
+   * @deprecated Read `confidence.outcome` (and `error` for a dispute); kept for one version.
+   */
   readonly state: string;
   /**
    * The worker's output. After a dispute it is the output the quorum rejected: do not trust it.
@@ -100,7 +155,18 @@ export interface InferResult {
   readonly output: OnnxJobOutput;
   /** The worker's commitment to the output, as recorded on chain. */
   readonly commitment: string;
+  /** @deprecated Same as `confidence.outcome`; kept for one version. */
   readonly verification: VerificationOutcome;
+  readonly confidence: Confidence;
+  /**
+   * With `generateProof` under `settlement: "chain"`: the hash of the chain's record of the check
+   * (see `verifyProof`); otherwise null.
+   */
+  readonly proofHash: string | null;
+  /** The verdict the chain recorded, with its block; null without the client's chain port. */
+  readonly onChainVerified: OnChainRecord | null;
+  /** A dispute: an {@link InferenceError} with reason `disputed`, else null. */
+  readonly error: InferenceError | null;
   /** What the client paid (0n after a dispute: the escrow was refunded). */
   readonly cost: bigint;
   /** The verifiers' verdicts, by verifier. */
@@ -109,16 +175,37 @@ export interface InferResult {
   readonly worker: string;
 }
 
-/** A job ended without a result: it expired, failed, or was cancelled. */
+/**
+ * Why a job gave no trusted result: `no_bid` (no acceptable bid in any auction), `input_refused`
+ * (the worker's execution failed on the input, confirmed where verified), `disputed` (the
+ * verifiers' quorum rejected the result), `failed` (another failure), `timeout` (no final state
+ * in time), `proof_unavailable` (the proof asked for could not be read from the chain).
+ */
+export type InferenceFailure =
+  | "no_bid"
+  | "input_refused"
+  | "disputed"
+  | "failed"
+  | "timeout"
+  | "proof_unavailable";
+
+/** A job ended without a (trusted) result; `reason` says why and `detail` what happened. */
 export class InferenceError extends Error {
   override readonly name = "InferenceError";
   readonly jobId: string;
   readonly state: string;
+  readonly reason: InferenceFailure;
+  /** Same as `reason`. */
+  readonly code: InferenceFailure;
+  readonly detail: string;
 
-  constructor(jobId: string, state: string, detail: string) {
+  constructor(jobId: string, state: string, detail: string, reason: InferenceFailure = "failed") {
     super(`Inference job "${jobId}" ended ${state}: ${detail}`);
     this.jobId = jobId;
     this.state = state;
+    this.reason = reason;
+    this.code = reason;
+    this.detail = detail;
   }
 }
 
@@ -157,12 +244,27 @@ export function checkOnnxInput(input: unknown): asserts input is OnnxJobInput {
 export interface InferenceClientOptions {
   /** Milliseconds of margin past the job's last deadline before `infer()` gives up waiting. @default 10_000 */
   readonly graceMs?: number;
+  /**
+   * The client node's chain port (the one given to `createNode`): the SDK reads the verdict's
+   * block (`onChainVerified`) and the proof (`generateProof`) from it.
+   */
+  readonly chain?: ChainPort;
 }
+
+/** The bid window's share of `maxLatency` and its ceiling, by priority. */
+export const PRIORITY_BID_WINDOW: Readonly<
+  Record<JobPriority, { readonly share: number; readonly maxMs: number }>
+> = {
+  high: { share: 0.05, maxMs: 250 },
+  normal: { share: 0.1, maxMs: 500 },
+  low: { share: 0.2, maxMs: 1_000 },
+};
 
 /** The inference SDK over a client node. */
 export class InferenceClient {
   readonly node: Node;
   readonly #graceMs: number;
+  readonly #chain: ChainPort | undefined;
 
   constructor(node: Node, options: InferenceClientOptions = {}) {
     if (!node.roles.includes("client")) {
@@ -170,6 +272,7 @@ export class InferenceClient {
     }
     this.node = node;
     this.#graceMs = options.graceMs ?? 10_000;
+    this.#chain = options.chain;
   }
 
   /** The job spec `infer()` submits for `request` (exposed for tests and custom submission). */
@@ -191,9 +294,21 @@ export class InferenceClient {
     if (!Number.isSafeInteger(verifierCount) || verifierCount < 0 || verifierCount > 64) {
       throw new RangeError(`Invalid verify ${verify}: expected a boolean or a count in 0..64`);
     }
+    const priority = request.priority ?? "normal";
+    if (!Object.hasOwn(PRIORITY_BID_WINDOW, priority)) {
+      throw new RangeError(
+        `Invalid priority ${JSON.stringify(priority)}: expected "low", "normal" or "high"`,
+      );
+    }
+    if (request.generateProof && this.#chain === undefined) {
+      throw new RangeError(
+        "Cannot generate a proof: the client has no chain port (createClient(node, { chain }))",
+      );
+    }
     const latency = request.maxLatency;
+    const window = PRIORITY_BID_WINDOW[priority];
     const bidWindowMs = request.deadlines?.bidWindowMs ??
-      Math.min(500, Math.max(20, Math.round(latency * 0.1)));
+      Math.min(window.maxMs, Math.max(20, Math.round(latency * window.share)));
     const rest = Math.max(2, latency - bidWindowMs);
     return {
       kind: { type: "onnx", modelHash: request.modelId },
@@ -206,6 +321,7 @@ export class InferenceClient {
       verificationMs: request.deadlines?.verificationMs ?? Math.max(1, Math.round(rest * 0.4)),
       maxAttempts: request.maxAttempts ?? 2,
       verifierCount,
+      ...(request.priority === undefined ? {} : { priority }),
     };
   }
 
@@ -237,6 +353,16 @@ export class InferenceClient {
         if (error === undefined) resolve(result!);
         else reject(error);
       };
+      let settling = false;
+      const settle = () => {
+        if (settling) return;
+        settling = true;
+        this.#outcome(jobId, request.generateProof === true).then(
+          (outcome) =>
+            finish(outcome instanceof Error ? outcome : undefined, outcome as InferResult),
+          (error) => finish(error),
+        );
+      };
       const report = () => {
         const job = node.job(jobId);
         if (job === undefined || job.state === lastPhase) return;
@@ -257,8 +383,7 @@ export class InferenceClient {
         if (o.type === "delivered" && o.actor === `job:${jobId}`) report();
         if (o.type === "job.finished" && o.jobId === jobId) {
           report();
-          const outcome = this.#outcome(jobId);
-          finish(outcome instanceof Error ? outcome : undefined, outcome as InferResult);
+          settle();
         }
       }));
       const timer = setTimeout(
@@ -268,6 +393,7 @@ export class InferenceClient {
               jobId,
               node.job(jobId)?.state ?? "unknown",
               `no final state within ${budget} ms`,
+              "timeout",
             ),
           ),
         budget,
@@ -297,14 +423,11 @@ export class InferenceClient {
       report();
       // The job may have finished synchronously (an escrow failure): look once.
       const job = node.job(jobId);
-      if (job?.done) {
-        const outcome = this.#outcome(jobId);
-        finish(outcome instanceof Error ? outcome : undefined, outcome as InferResult);
-      }
+      if (job?.done) settle();
     });
   }
 
-  #outcome(jobId: string): InferResult | InferenceError {
+  async #outcome(jobId: string, generateProof: boolean): Promise<InferResult | InferenceError> {
     const job = this.node.job(jobId);
     if (job === undefined) return new InferenceError(jobId, "unknown", "the job actor is gone");
     const c = job.context;
@@ -312,9 +435,16 @@ export class InferenceClient {
       return new InferenceError(jobId, job.state, "not final");
     }
     if (job.state !== "settled" && job.state !== "refunded") {
-      const detail = c.failure ??
-        (job.state === "expired" ? "no acceptable bid arrived" : c.refundReason ?? job.state);
-      return new InferenceError(jobId, job.state, detail);
+      if (job.state === "expired") {
+        const bids = Object.keys(c.bids).length;
+        const detail = bids === 0
+          ? `no worker bid in ${c.attempt} auction(s)`
+          : `${bids} bid(s) arrived but none was acceptable (price, stake, hardware) in ${c.attempt} auction(s)`;
+        return new InferenceError(jobId, job.state, c.failure ?? detail, "no_bid");
+      }
+      const failure = c.failure ?? c.refundReason ?? job.state;
+      const refused = failure.startsWith("execution failed");
+      return new InferenceError(jobId, job.state, failure, refused ? "input_refused" : "failed");
     }
     const result = c.result;
     const output = result ? c.outputs[result.worker] : undefined;
@@ -326,16 +456,59 @@ export class InferenceClient {
       const a = c.attestations[v];
       if (a) attestations[v] = a.verdict;
     }
+    const outcome: VerificationOutcome = job.state === "refunded"
+      ? "disputed"
+      : c.spec.verifierCount === 0
+      ? "unverified"
+      : "accepted";
+    // The chain's record: the verdict's block, and under chain settlement the proof.
+    let proof: Awaited<ReturnType<typeof fetchProof>> | null = null;
+    if (this.#chain !== undefined && c.spec.verifierCount > 0) {
+      try {
+        proof = await fetchProof(this.#chain, jobId);
+      } catch (error) {
+        if (generateProof) {
+          const detail = error instanceof Error ? error.message : String(error);
+          return new InferenceError(jobId, job.state, detail, "proof_unavailable");
+        }
+        if (!(error instanceof ProofError)) throw error;
+      }
+    }
+    // Under chain settlement the chain's count is the truth; otherwise what the client heard.
+    const chainDecided = c.policy.settlement === "chain" && proof !== null;
+    const n = c.verifiers.length;
+    const valid = chainDecided
+      ? proof!.attestations.filter((a) => c.verifiers.includes(a.verifier) && a.verdict === "valid")
+        .length
+      : Object.values(attestations).filter((v) => v === "valid").length;
+    const confidence: Confidence = {
+      share: n === 0 ? (outcome === "unverified" ? 1 : 0) : valid / n,
+      valid,
+      n,
+      f: n === 0 ? 0 : Math.floor((n - 1) / 3),
+      outcome,
+    };
     return {
       jobId,
       state: job.state,
       output: output.value as OnnxJobOutput,
       commitment: result.commitment,
-      verification: job.state === "refunded"
-        ? "disputed"
-        : c.spec.verifierCount === 0
-        ? "unverified"
-        : "accepted",
+      verification: outcome,
+      confidence,
+      proofHash: generateProof && chainDecided ? proof!.proofHash : null,
+      onChainVerified: proof === null ? null : {
+        verdict: proof.decision.name === "JobVerified" ? "verified" : "disputed",
+        blockNumber: proof.decision.blockNumber,
+        ref: proof.decision.ref,
+      },
+      error: outcome === "disputed"
+        ? new InferenceError(
+          jobId,
+          job.state,
+          `${n - valid} of ${n} chosen verifiers attested the result invalid`,
+          "disputed",
+        )
+        : null,
       cost: c.payment ? c.payment.amount + c.payment.fee : 0n,
       attestations,
       worker: result.worker,
