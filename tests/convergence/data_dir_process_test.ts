@@ -56,8 +56,15 @@ async function started(proc: Proc, dataDir: string): Promise<NodeInfo> {
   throw new Error(`The node did not start within 30 s: ${proc.log.join("")}`);
 }
 
+/** Expects `proc` to refuse to start: exit 1 within 30 s with `message` in its log. */
 async function refused(proc: Proc, message: RegExp): Promise<void> {
-  const status = await proc.status;
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    proc.child.kill("SIGKILL");
+  }, 30_000);
+  const status = await proc.status.finally(() => clearTimeout(timer));
+  assert.ok(!killed, `the node started instead of refusing: ${proc.log.join("").slice(-1_000)}`);
   assert.equal(status.code, 1, proc.log.join(""));
   assert.match(proc.log.join(""), message);
 }
