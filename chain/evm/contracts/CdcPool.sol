@@ -209,11 +209,14 @@ contract CdcPool {
         return bonded * uint256(int256(500 + n.reputationDelta)) * uptimeBps;
     }
 
-    /// @notice How many verifiers could be chosen for a job of `client`.
-    function eligibleCount(bytes32 client) external view returns (uint256 count) {
-        for (uint256 i = 0; i < verifiers.length; i++) {
+    /// @notice Whether at least `need` verifiers could be chosen for a job of `client` (stops
+    /// scanning the verifier set once it has found them).
+    function hasEligible(bytes32 client, uint256 need) external view returns (bool) {
+        uint256 count = 0;
+        for (uint256 i = 0; i < verifiers.length && count < need; i++) {
             if (verifiers[i] != client && weightOf(verifiers[i]) > 0) count++;
         }
+        return count >= need;
     }
 
     /// @notice Draws `count` distinct verifiers, each with probability proportional to its weight

@@ -155,7 +155,7 @@ contract JobManager is IStakeLocks {
         bytes32 key = keccak256(bytes(jobId));
         Job storage job = jobs[key];
         if (job.status != Status.None) _refuse("duplicate_job", "Cannot submit the job: a job with this id already exists");
-        if (terms.verifierCount > 0 && pool.eligibleCount(client) < terms.verifierCount) {
+        if (terms.verifierCount > 0 && !pool.hasEligible(client, terms.verifierCount)) {
             _refuse("not_enough_verifiers", "Cannot submit the job: fewer verifiers are bonded than it asks for");
         }
         job.client = client;
