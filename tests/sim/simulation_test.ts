@@ -137,6 +137,24 @@ Deno.test("simulate() finds a lying client slashing an honest worker (a known br
   assert.match(v!.detail, /invalid_compute/);
 });
 
+Deno.test("simulate() finds a restarted client paying an unverified wrong result (a known break)", async () => {
+  // The client crashes at 1,300 ms and restarts knowing no verifier (capabilities are not kept
+  // across a restart): its next jobs go out with an empty verifier pool, are accepted unverified,
+  // and one is paid to the worker that returns wrong results.
+  const options = {
+    seed: 2,
+    faults: "all" as const,
+    adversaries: parseAdversaries(
+      "restart-every-phase,underbid-then-silent,wrong-results,flood,replay-old-messages",
+    ),
+  };
+  const result = await simulate(options);
+  const v = result.violations[0];
+  assert.equal(v?.invariant, "honest-client-pays-accepted", reproduceCommand(options));
+  assert.equal(v!.node, "client-01");
+  assert.match(v!.detail, /paid wrong-01/);
+});
+
 Deno.test("shrink() keeps the failing invariant with a smaller schedule", async () => {
   const failing = {
     seed: 5,
