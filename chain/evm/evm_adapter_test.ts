@@ -297,3 +297,28 @@ Deno.test("EvmChain.subscribe() rolls back on a reorg (evm_snapshot/evm_revert):
     }
   });
 });
+
+Deno.test("EvmChain.connect() refuses an account bound to another node id, and a node id bound to another account", async () => {
+  await withEvm(async (f) => {
+    await f.connect("first", 1);
+    await assert.rejects(
+      EvmChain.connect({
+        nodeId: "second",
+        provider: f.provider,
+        chainId: HARDHAT_CHAIN_ID,
+        addresses: f.addresses,
+        privateKey: hardhatKey(1),
+      }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "not_authorized");
+        assert.match(error.message, /registered to another node id/);
+        return true;
+      },
+    );
+    await assert.rejects(f.connect("first", 2), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "not_authorized");
+      assert.match(error.message, /another account has it/);
+      return true;
+    });
+  });
+});
