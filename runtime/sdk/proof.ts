@@ -87,8 +87,11 @@ export async function fetchProof(
   const recorded: Extract<ChainEvent, { name: "AttestationRecorded" }>[] = [];
   let read = 0;
   for (;;) {
+    if (read >= maxEvents) {
+      throw new ProofError("scan_limit", jobId, `no verdict in the first ${read} events read`);
+    }
     const { events, next } = await chain.eventsSince(cursor, {
-      limit: PAGE,
+      limit: Math.min(PAGE, maxEvents - read),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     for (const e of events) {
@@ -111,9 +114,6 @@ export async function fetchProof(
     read += events.length;
     if (events.length === 0) {
       throw new ProofError("no_decision", jobId, "the chain recorded no verdict for it");
-    }
-    if (read >= maxEvents) {
-      throw new ProofError("scan_limit", jobId, `no verdict in the first ${read} events read`);
     }
     cursor = next;
   }
