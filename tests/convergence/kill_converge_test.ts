@@ -1,8 +1,9 @@
 /**
  * Convergence after SIGKILL, on real processes: separate `deno task node` processes on loopback
  * (a bootstrap, a client, 3 workers, 4 verifiers) settle on one LocalLedger file while jobs run.
- * A worker, a verifier and the client are each killed with SIGKILL at a point drawn from a
- * seeded random source (`CIRO_KILL_SEED`, default 14), and restarted on their data directories.
+ * In two rounds, a worker, a verifier and the client are each killed with SIGKILL at a point
+ * drawn from a seeded random source (`CIRO_KILL_SEED`, default 14; the victims' order too), and
+ * restarted on their data directories.
  * Afterwards:
  *
  * - money holds on the ledger file (escrowed = paid + fees + refunded + locked, stake likewise);
@@ -25,6 +26,8 @@ import { exportJournal, readRecording, replay } from "../../runtime/durability/m
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SEED = Number(Deno.env.get("CIRO_KILL_SEED") ?? 14);
+/** Rounds of kills (each kills a worker, a verifier and the client once). */
+const ROUNDS = 2;
 const decoder = new TextDecoder();
 
 interface NodeInfo {
@@ -216,7 +219,7 @@ Deno.test({
         member("worker-c", worker(0.7), boot),
         ...[1, 2, 3, 4].map((i) => member(`verifier-${i}`, { roles: ["verifier"] }, boot)),
       ]);
-      await until("the client to know 3 workers and 4 verifiers", 20_000, async () => {
+      await until("the client to know 3 workers and 4 verifiers", 60_000, async () => {
         const health = await get(`${client.info!.http}/health`);
         const peers = await get(`${client.info!.http}/peers`);
         const tracked = (peers.tracked as { peer: string }[]).map((p) => p.peer);
@@ -251,16 +254,21 @@ Deno.test({
         submitted.push(jobId);
       };
 
-      // Three kills, in a seeded order and at seeded moments, while jobs are submitted.
-      const victims = [others[0]!, others[3]!, client];
-      for (let i = victims.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [victims[i], victims[j]] = [victims[j]!, victims[i]!];
+      // Two rounds of three kills (a worker, a verifier, the client), each round in a seeded
+      // order and at seeded moments, while jobs are submitted.
+      const victims: Member[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = [others[0]!, others[3]!, client];
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(random() * (i + 1));
+          [order[i], order[j]] = [order[j]!, order[i]!];
+        }
+        victims.push(...order);
       }
       const kills: string[] = [];
       let n = 0;
       for (const victim of victims) {
-        for (let k = 0; k < 2; k++) await submit(`kc-${++n}`);
+        await submit(`kc-${++n}`);
         await new Promise((r) => setTimeout(r, 300 + Math.floor(random() * 2_000)));
         await kill(victim);
         kills.push(victim.name);
@@ -270,7 +278,7 @@ Deno.test({
       for (let k = 0; k < 2; k++) await submit(`kc-${++n}`);
 
       // Every escrowed job ends on chain (re-auctions and deadlines included).
-      const chain = await until("every escrowed job to end on chain", 45_000, async () => {
+      const chain = await until("every escrowed job to end on chain", 90_000, async () => {
         const jobs = await chainJobs(ledgerPath);
         return [...jobs.values()].every((s) => s !== "open") ? jobs : undefined;
       });
@@ -299,7 +307,7 @@ Deno.test({
         }
         return { wrong, lost };
       };
-      const converged = await until("every node to agree with the chain", 20_000, async () => {
+      const converged = await until("every node to agree with the chain", 30_000, async () => {
         const d = await disagreements();
         return d.wrong.length === 0 && d.lost.length === 0 ? d : undefined;
       }).catch(async () => await disagreements());
