@@ -54,6 +54,12 @@ export class WorkerAgent {
   readonly #o: WorkerAgentOptions;
   /** Jobs declined as busy, to bid on when a slot frees up. */
   readonly #busy = new Map<string, ConsiderEffect>();
+  /**
+   * Bids published whose `bid.received` the job actor has not applied yet (it goes through the
+   * inbox), by actor: counted as open bids, or one `reconsider()` pass would bid past
+   * `maxOpenBids`.
+   */
+  readonly #placed = new Map<string, string>();
 
   constructor(options: WorkerAgentOptions) {
     this.#o = options;
@@ -89,6 +95,7 @@ export class WorkerAgent {
       reputation: DEFAULT_CLAIMED_REPUTATION,
       hardware: profile.hardware,
     };
+    this.#placed.set(actorId, bid.bidId);
     this.#o.answer(actorId, { type: "bid.received", bid }, undefined);
     this.#o.publishBid(actorId, bid, effectId);
   }
@@ -138,7 +145,14 @@ export class WorkerAgent {
   #busyNow(): boolean {
     const { profile } = this.#o;
     const load = this.workload();
+    let pending = 0;
+    for (const [actorId, bidId] of [...this.#placed]) {
+      const cell = this.#o.tree.get(actorId);
+      if (cell === undefined || cell.done || cell.state !== "bidding") this.#placed.delete(actorId);
+      else if (jobContextOf(cell).bids[bidId]) this.#placed.delete(actorId); // in the workload
+      else pending++;
+    }
     return load.running >= (profile.capacity ?? WORKER_DEFAULTS.capacity) ||
-      load.bidding >= (profile.maxOpenBids ?? WORKER_DEFAULTS.maxOpenBids);
+      load.bidding + pending >= (profile.maxOpenBids ?? WORKER_DEFAULTS.maxOpenBids);
   }
 }
