@@ -1091,7 +1091,10 @@ export class EvmChain implements ChainPort {
       to,
       data,
       nonce,
-      gas: gas + gas / 5n,
+      // Room for the state to change between the estimate and the execution: an attestation
+      // estimated before another one landed may be the one that decides (and slashes). Unused
+      // gas is not charged.
+      gas: gas * 2n + 200_000n,
       maxFeePerGas: fees.maxFeePerGas,
       maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
     });
