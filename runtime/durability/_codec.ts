@@ -56,15 +56,23 @@ export function fnv1aHex(text: string): string {
 
 /**
  * The link of a hash chain: the first 32 hex digits (128 bits) of SHA-256 over `prev` and the
- * `fields`, written as one JSON array so that no two field lists share a text. Each journal row,
+ * `fields`, each framed by a type tag and its length (`|s12:` then the text), so that no two field
+ * lists hash the same bytes; `null` and `undefined` are the empty field `|n0:`. Each journal row,
  * recording line and stored snapshot carries one; a row's covers the previous row's, so an edit
  * anywhere breaks the chain at that row.
  */
 export function chainHash(prev: string, fields: readonly unknown[]): string {
-  return createHash("sha256").update(JSON.stringify([prev, ...fields])).digest("hex").slice(
-    0,
-    32,
-  );
+  const hash = createHash("sha256");
+  hash.update(`|s${prev.length}:`).update(prev);
+  for (const field of fields) {
+    if (field === null || field === undefined) {
+      hash.update("|n0:");
+      continue;
+    }
+    const text = String(field);
+    hash.update(`|${typeof field === "string" ? "s" : "d"}${text.length}:`).update(text);
+  }
+  return hash.digest("hex").slice(0, 32);
 }
 
 function fmix(h: number): number {

@@ -644,6 +644,8 @@ export class SqliteJournal implements JournalSink {
     }
     this.#next = envelope.seq + 1;
     this.#lastCrc = crc;
+    // Kept until the outcome is written; an entry never delivered falls back to a SELECT.
+    if (this.#crcs.size >= 4_096) this.#crcs.clear();
     this.#crcs.set(envelope.seq, crc);
   }
 
