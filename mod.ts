@@ -81,6 +81,7 @@ export * from "./machines/address.ts";
 export * from "./machines/bid_decision.ts";
 export * from "./runtime/research/phases.ts";
 export * from "./runtime/sdk/client.ts";
+export * from "./runtime/sdk/proof.ts";
 export * from "./runtime/compute/model_store.ts";
 export { LazyOnnxExecutor, toleranceVerifier } from "./runtime/compute/onnx_lazy.ts";
 export {
