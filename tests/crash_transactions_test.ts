@@ -667,10 +667,13 @@ async function openWorkIsResumed(plan: CrashPlan & { effect: WorkEffect }) {
     const open = durable.openEffects.filter((r) => r.actor === "job:j1").map((r) => r.effect.type);
     assert.ok(open.includes(plan.effect), `${plan.effect} was open on ${plan.node}: ${open}`);
     const resent = after.resumed.get(plan.node)!.map((e) => e.type);
-    assert.equal(
-      resent.filter((type) => type === plan.effect).length,
-      1,
-      `${plan.effect} was sent again once: ${resent.join(", ")}`,
+    const times = resent.filter((type) => type === plan.effect).length;
+    // Sent again once; or, when the others (started first) finished the job on chain before this
+    // node came back (a loaded machine), dropped as done: never twice, never lost while needed.
+    const dropped = durable.resumed!.dropped.some((r) => r.effect.type === plan.effect);
+    assert.ok(
+      times === 1 || (times === 0 && dropped && durable.node.job("j1")?.done === true),
+      `${plan.effect} was sent again once (${times}): ${resent.join(", ")}`,
     );
     assert.equal(await after.finished(), "settled");
     await after.stop();

@@ -242,6 +242,8 @@ Deno.test("a small market settles, re-auctions, disputes and conserves money end
       concurrency: 6,
       ledgerPath: `${dir}/ledger.sqlite`,
       timeoutMs: 120_000,
+      // Room for a loaded machine: a 120 ms bid window can close before any bid is heard.
+      timing: { bidWindowMs: 600, executionMs: 2_000, verificationMs: 4_000 },
     });
     const finished = Object.values(summary.byState).reduce((a, b) => a + b, 0);
     assert.equal(finished, 17);

@@ -109,6 +109,8 @@ Deno.test("a demo with retirement keeps few actors, replays identically, and rep
       recordPath,
       retainFinishedMs: 0,
       timeoutMs: 120_000,
+      // Room for a loaded machine: a 120 ms bid window can close before any bid is heard.
+      timing: { bidWindowMs: 600, executionMs: 2_000, verificationMs: 4_000 },
     });
     assert.equal(Object.values(summary.byState).reduce((a, b) => a + b, 0), 12);
     // Every node saw every job (owner or observer): 11 nodes x 12 jobs without retirement.
