@@ -199,6 +199,8 @@ export interface InProcessEvm {
   close(): Promise<void>;
 }
 
+let sharedHre: ReturnType<typeof createHardhatRuntimeEnvironment> | undefined;
+
 /** Starts Hardhat's EVM in this process (its root is `chain/evm/hardhat/`, which holds the package.json Hardhat 3 needs). */
 export async function startInProcessEvm(): Promise<InProcessEvm> {
   // Hardhat turns a revert into a Solidity stack trace through V8's Error.prepareStackTrace,
@@ -208,8 +210,14 @@ export async function startInProcessEvm(): Promise<InProcessEvm> {
     errorClass.prepareStackTrace = (error: Error, frames: readonly unknown[]) =>
       [String(error), ...frames.map((frame) => `    at ${String(frame)}`)].join("\n");
   }
-  const root = new URL("./hardhat/", import.meta.url).pathname;
-  const hre = await createHardhatRuntimeEnvironment({}, {}, root);
+  // One Hardhat runtime (one EDR context) per process: each connection is its own fresh chain.
+  // Its native library crashes when a process starts it again and again.
+  sharedHre ??= createHardhatRuntimeEnvironment(
+    {},
+    {},
+    new URL("./hardhat/", import.meta.url).pathname,
+  );
+  const hre = await sharedHre;
   const connection = await hre.network.connect();
   return {
     provider: connection.provider as unknown as EIP1193Provider,
