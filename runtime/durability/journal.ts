@@ -38,7 +38,6 @@
  *
  * @module
  */
-import { closeSync, openSync, readSync, statSync, truncateSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import config from "../../deno.json" with { type: "json" };
 import type { RestartIntensity } from "../../actors/supervisor.ts";
@@ -48,14 +47,27 @@ import { PEER_MACHINE_VERSION, type PeerConfig } from "../../machines/peer_machi
 import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { NodeId, Role } from "../../machines/types.ts";
 import {
-  chainHash,
   decodeJson,
   encodeJson,
   type EnvelopeOutcome,
-  fnv1aHex,
   outcomeOf,
   type RecordedEnvelope,
 } from "./_codec.ts";
+import {
+  checkRows,
+  corruptAt,
+  effectChecksum,
+  JOURNAL_FORMAT,
+  JOURNAL_VERSION,
+  JournalError,
+  migrateV1,
+  outcomeChecksum,
+  repairWal,
+  type Row,
+  rowChecksum,
+} from "./_journal_integrity.ts";
+
+export { effectChecksum, JournalError, type JournalErrorCode } from "./_journal_integrity.ts";
 import {
   type DeliveredActor,
   type EffectRecord,
@@ -116,37 +128,6 @@ export function describeNode(options: NodeOptions): NodeDescriptor {
   };
 }
 
-/**
- * Why a journal cannot be used: `"open_failed"` (SQLite could not open it), `"foreign"` (not a
- * CIRO journal, or another node's), `"version"` (a format this engine does not read),
- * `"corrupt"` (a committed row, effect or snapshot whose checksum does not match, or missing
- * rows), `"closed"`.
- */
-export type JournalErrorCode = "open_failed" | "foreign" | "version" | "corrupt" | "closed";
-
-/** A journal that cannot be opened or read; match on `error.name === "JournalError"`. */
-export class JournalError extends Error {
-  override readonly name = "JournalError";
-  /** What is wrong. */
-  readonly code: JournalErrorCode;
-  /** The journal file. */
-  readonly path: string;
-  /** The sequence number at fault, when there is one. */
-  readonly seq: number | null;
-  constructor(
-    path: string,
-    code: JournalErrorCode,
-    message: string,
-    seq: number | null = null,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.code = code;
-    this.path = path;
-    this.seq = seq;
-  }
-}
-
 /** How hard each append is pushed to disk. */
 export type JournalSynchronous = "normal" | "full";
 
@@ -167,108 +148,6 @@ export interface SqliteJournalOptions {
   readonly onRepair?: (message: string) => void;
 }
 
-const JOURNAL_FORMAT = "ciro.journal";
-/** Version 2: rows hash-chained, outcomes, effects and snapshots checksummed. */
-const JOURNAL_VERSION = 2;
-const WAL_HEADER = 32;
-const WAL_FRAME_HEADER = 24;
-
-/** The checksum of a version 1 row (not chained); checked before such a journal is migrated. */
-function v1Checksum(
-  seq: number,
-  at: number,
-  source: string,
-  target: string,
-  event: string,
-  effect: string | null,
-) {
-  // An entry that closes an effect has it covered too (entries without one keep their checksum).
-  return fnv1aHex(
-    `${seq}|${at}|${source}|${target}|${event}${effect === null ? "" : `|${effect}`}`,
-  );
-}
-
-/** The chained checksum of a row's input fields (see the module doc). */
-function rowChecksum(
-  prev: string,
-  row: Pick<Row, "seq" | "at" | "source" | "target" | "event" | "effect">,
-): string {
-  return chainHash(prev, [row.seq, row.at, row.source, row.target, row.event, row.effect]);
-}
-
-/** The checksum of a row's outcome, bound to the row's own checksum. */
-function outcomeChecksum(
-  crc: string,
-  o: {
-    status: string | null;
-    actor: string | null;
-    state: string | null;
-    hash: string | null;
-    reason: string | null;
-    effects: string | null;
-  },
-): string {
-  return chainHash(crc, [o.status, o.actor, o.state, o.hash, o.reason, o.effects]);
-}
-
-/** The checksum of an open effect's row. */
-export function effectChecksum(id: string, seq: number, actor: string, effect: string): string {
-  return chainHash("effect", [id, seq, actor, effect]);
-}
-
-/**
- * Drops a partial frame at the end of a write-ahead log (the only torn write SQLite leaves:
- * its recovery ignores such a frame); returns a message if it did.
- */
-function repairWal(path: string): string | undefined {
-  const wal = `${path}-wal`;
-  let size: number;
-  try {
-    size = statSync(wal).size;
-  } catch {
-    return undefined;
-  }
-  if (size === 0) return undefined;
-  if (size < WAL_HEADER) {
-    truncateSync(wal, 0);
-    return `Journal "${path}": torn tail repaired: the write-ahead log held only ${size} bytes of its header; dropped them`;
-  }
-  const header = new Uint8Array(WAL_HEADER);
-  const fd = openSync(wal, "r");
-  try {
-    readSync(fd, header, 0, WAL_HEADER, 0);
-  } finally {
-    closeSync(fd);
-  }
-  const view = new DataView(header.buffer);
-  const magic = view.getUint32(0);
-  if (magic !== 0x377f0682 && magic !== 0x377f0683) return undefined;
-  const pageSize = view.getUint32(8);
-  const frame = WAL_FRAME_HEADER + pageSize;
-  const extra = (size - WAL_HEADER) % frame;
-  if (extra === 0) return undefined;
-  truncateSync(wal, size - extra);
-  return `Journal "${path}": torn tail repaired: dropped a partial write-ahead log frame of ${extra} bytes (a write cut by a crash; SQLite discards its uncommitted transaction)`;
-}
-
-interface Row {
-  seq: number;
-  at: number;
-  source: string;
-  target: string;
-  event: string;
-  crc: string;
-  status: string | null;
-  actor: string | null;
-  state: string | null;
-  hash: string | null;
-  reason: string | null;
-  effect: string | null;
-  effects: string | null;
-  ocrc: string | null;
-}
-
-/** The SQLite journal of one node. */
 export class SqliteJournal implements JournalSink {
   /** The database file. */
   readonly path: string;
@@ -407,8 +286,8 @@ export class SqliteJournal implements JournalSink {
     }
     try {
       const version = SqliteJournal.#checkMeta(path, db, options.node);
-      if (version === 1) SqliteJournal.#migrateV1(path, db, repairs);
-      const { next, lastCrc } = SqliteJournal.#checkRows(path, db);
+      if (version === 1) migrateV1(path, db, repairs);
+      const { next, lastCrc } = checkRows(path, db);
       for (const message of repairs) report(message);
       return new SqliteJournal(path, db, next, lastCrc, repairs, every);
     } catch (error) {
@@ -466,110 +345,6 @@ export class SqliteJournal implements JournalSink {
       }
     }
     return version;
-  }
-
-  static #corrupt(path: string, seq: number, why: string): JournalError {
-    return new JournalError(
-      path,
-      "corrupt",
-      `Journal "${path}" is corrupt at seq ${seq}: ${why}`,
-      seq,
-    );
-  }
-
-  /**
-   * Verifies the chain, every outcome checksum and the sequence. Nothing is deleted: a row
-   * that does not match was committed (SQLite never leaves a torn row), so it is corruption.
-   */
-  static #checkRows(path: string, db: DatabaseSync): { next: number; lastCrc: string } {
-    const rows = db.prepare(
-      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason, effect, effects, ocrc FROM entries ORDER BY seq",
-    ).iterate() as Iterable<Row>;
-    let expected: number | undefined;
-    let prev = "";
-    let last = 0;
-    for (const row of rows) {
-      if (expected !== undefined && row.seq !== expected) {
-        throw new JournalError(
-          path,
-          "corrupt",
-          `Journal "${path}" is corrupt: seq ${row.seq} follows seq ${
-            expected - 1
-          } (entries are missing)`,
-          row.seq,
-        );
-      }
-      if (rowChecksum(prev, row) !== row.crc) {
-        throw SqliteJournal.#corrupt(
-          path,
-          row.seq,
-          "its checksum does not match (the row, or the chain before it, was edited after it was committed)",
-        );
-      }
-      if (row.status === null ? row.ocrc !== null : outcomeChecksum(row.crc, row) !== row.ocrc) {
-        throw SqliteJournal.#corrupt(
-          path,
-          row.seq,
-          "the checksum of its outcome does not match (the outcome was edited after it was committed)",
-        );
-      }
-      prev = row.crc;
-      expected = row.seq + 1;
-      last = row.seq;
-    }
-    return { next: last + 1, lastCrc: prev };
-  }
-
-  /**
-   * Checks a version 1 journal by its version 1 checksums (one per row, input fields only),
-   * then, in one transaction, chains its rows from the first on, checksums their outcomes, open
-   * effects and snapshots, and sets version 2. A row that fails its version 1 checksum is
-   * corruption, as in version 2.
-   */
-  static #migrateV1(path: string, db: DatabaseSync, repairs: string[]): void {
-    const rows = db.prepare(
-      "SELECT seq, at, source, target, event, crc, status, actor, state, hash, reason, effect, effects FROM entries ORDER BY seq",
-    ).all() as unknown as Row[];
-    for (const row of rows) {
-      if (v1Checksum(row.seq, row.at, row.source, row.target, row.event, row.effect) !== row.crc) {
-        throw SqliteJournal.#corrupt(
-          path,
-          row.seq,
-          "its (version 1) checksum does not match (the row was edited after it was committed)",
-        );
-      }
-    }
-    const update = db.prepare("UPDATE entries SET crc = ?, ocrc = ? WHERE seq = ?");
-    const effects = db.prepare("UPDATE effects SET crc = ? WHERE id = ?");
-    db.exec("BEGIN");
-    try {
-      let prev = "";
-      for (const row of rows) {
-        const crc = rowChecksum(prev, row);
-        update.run(crc, row.status === null ? null : outcomeChecksum(crc, row), row.seq);
-        prev = crc;
-      }
-      for (
-        const e of db.prepare("SELECT id, seq, actor, effect FROM effects").all() as {
-          id: string;
-          seq: number;
-          actor: string;
-          effect: string;
-        }[]
-      ) effects.run(effectChecksum(e.id, e.seq, e.actor, e.effect), e.id);
-      SnapshotStore.checksumAll(db);
-      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(
-        "version",
-        String(JOURNAL_VERSION),
-      );
-      db.exec("COMMIT");
-    } catch (error) {
-      db.exec("ROLLBACK");
-      throw error;
-    }
-    repairs.push(
-      `Journal "${path}": migrated from version 1 to ${JOURNAL_VERSION}: its ${rows.length} rows, checked by their version 1 checksums, are now hash-chained from seq 1`,
-    );
   }
 
   /** The sequence number the next appended envelope gets. */
@@ -741,7 +516,7 @@ export class SqliteJournal implements JournalSink {
     ).all() as { id: string; seq: number; actor: string; effect: string; crc: string | null }[];
     for (const r of rows) {
       if (effectChecksum(r.id, r.seq, r.actor, r.effect) !== r.crc) {
-        throw SqliteJournal.#corrupt(
+        throw corruptAt(
           this.path,
           r.seq,
           `the checksum of its open effect "${r.id}" does not match (edited after it was committed)`,
@@ -833,7 +608,7 @@ export class SqliteJournal implements JournalSink {
     ).iterate(options.from ?? 1) as Iterable<Row>;
     for (const row of rows) {
       if (!(SOURCES as readonly string[]).includes(row.source)) {
-        throw SqliteJournal.#corrupt(this.path, row.seq, `unknown source "${row.source}"`);
+        throw corruptAt(this.path, row.seq, `unknown source "${row.source}"`);
       }
       yield {
         seq: row.seq,

@@ -11,7 +11,6 @@
 import type { ActorCell } from "../../actors/actor_cell.ts";
 import { ActorTree, jobContextOf, RETIRE_KEY, type RetiredJob } from "../../actors/tree.ts";
 import type { ChainCursor, LedgerTotals } from "../../chain/port.ts";
-import { confirmsTransaction } from "../../chain/translate.ts";
 import { type AddressedEvent, jobAddress, jobIdOf, peerIdOf } from "../../machines/address.ts";
 import { RejectionLog } from "../../protocols/rejection_log.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
@@ -56,19 +55,14 @@ import {
   summarizeJob,
   summarizeRetired,
 } from "./options.ts";
+import { ESCROW_CHECK_KEY, EscrowWatch } from "./escrow_watch.ts";
+import { OpenTransactions } from "./open_transactions.ts";
 import { Timers } from "./timers.ts";
 import { WorkerAgent } from "./worker_agent.ts";
 
 export type { ResendOutcome } from "./effects.ts";
 
 let jobCounter = 0;
-
-/** The timer key of an observed job's escrow check (handled by the node, never journaled). */
-const ESCROW_CHECK_KEY = "escrow_check";
-/** How long after an observed job's bid window its escrow may still show up, at least. */
-const ESCROW_GRACE_MS = 1_000;
-/** Escrows remembered. */
-const ESCROW_MEMORY = 10_000;
 
 /** What {@link Node.resume} did with the effects that were open at a crash. */
 export interface ResumedEffects {
@@ -111,13 +105,11 @@ export class Node {
   readonly #cleanup: (() => void)[] = [];
   /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
   readonly #rejections = new RejectionLog();
-  /** Jobs whose escrow this node saw on chain since it started (bounded, oldest out). */
-  readonly #escrowSeen = new Set<string>();
-  /** Observed jobs created since this node started: their escrow is checked at the window. */
-  readonly #checkEscrow = new Set<string>();
+  /** Escrows the chain showed, and the observed jobs whose escrow is checked at their window. */
+  readonly #escrows = new EscrowWatch();
   #started = false;
-  /** Transactions asked for and not yet heard back from, by actor, then effect id. */
-  readonly #openTx = new Map<string, Map<string, EffectRecord>>();
+  /** Transactions asked for and not yet heard back from. */
+  readonly #openTx = new OpenTransactions((id) => this.#options.journal?.effectClosed?.(id));
   /** The effects emitted by the delivery in progress, and its sequence number. */
   #emitted: EffectRecord[] | undefined;
   #emittingSeq = 0;
@@ -160,8 +152,8 @@ export class Node {
       onRestored: (cell) => this.#rearm(cell),
       onRetired: (job) => {
         this.#timers.cancelActor(jobAddress(job.jobId));
-        this.#checkEscrow.delete(jobAddress(job.jobId));
-        this.#openTx.delete(jobAddress(job.jobId));
+        this.#escrows.drop(jobAddress(job.jobId));
+        this.#openTx.drop(jobAddress(job.jobId));
         this.#options.journal?.retired?.(jobAddress(job.jobId), job);
       },
       onSupervision: (event) => {
@@ -196,7 +188,7 @@ export class Node {
           options.network.reject(message.from, message.topic, code, reason);
         } else this.#rejections.reject(message.from, message.topic, code, reason);
       },
-      escrowSeen: (jobId) => this.#escrowSeen.has(jobId),
+      escrowSeen: (jobId) => this.#escrows.has(jobId),
     });
     this.#chain = new ChainSync({
       chain: options.chain,
@@ -238,10 +230,10 @@ export class Node {
       onModelFetched: (hash) => (this.#models = new Set([...this.#models, hash])),
       submit: (source, target, event, effect) => {
         // An outcome event closes its effect in the journal as it is appended.
-        if (effect !== undefined) this.#forgetTx(effect, target);
+        if (effect !== undefined) this.#openTx.forget(effect, target);
         this.#submit(source, { target, event }, effect);
       },
-      closed: (id, actor) => this.#closeEffect(id, actor),
+      closed: (id, actor) => this.#openTx.close(id, actor),
       failed: (actor, effect, error) => {
         this.stats.effectFailures++;
         this.#log.warn("Effect {effect} of {actor} failed: {message}", {
@@ -461,10 +453,10 @@ export class Node {
     for (const record of open) {
       const cell = this.tree.get(record.actor);
       const confirmed = record.effect.type.startsWith("chain.") &&
-        this.#openTx.get(record.actor)?.has(record.id) !== true;
+        !this.#openTx.isOpen(record.actor, record.id);
       if (cell === undefined || cell.done || !isResumable(record.effect) || confirmed) {
         dropped.push(record);
-        this.#closeEffect(record.id, record.actor);
+        this.#openTx.close(record.id, record.actor);
         continue;
       }
       sent.push(record);
@@ -484,34 +476,7 @@ export class Node {
    * it again.
    */
   expectOpen(open: readonly EffectRecord[]): void {
-    for (const record of open) {
-      if (record.effect.type.startsWith("chain.")) this.#noteTx(record);
-    }
-  }
-
-  #noteTx(record: EffectRecord): void {
-    let mine = this.#openTx.get(record.actor);
-    if (mine === undefined) this.#openTx.set(record.actor, mine = new Map());
-    mine.set(record.id, record);
-  }
-
-  #forgetTx(id: string, actor: string): void {
-    const mine = this.#openTx.get(actor);
-    if (mine?.delete(id) && mine.size === 0) this.#openTx.delete(actor);
-  }
-
-  #closeEffect(id: string, actor: string): void {
-    this.#forgetTx(id, actor);
-    this.#options.journal?.effectClosed?.(id);
-  }
-
-  /** Closes the open transactions of `actor` that the chain event `event` confirms. */
-  #confirmed(actor: string, event: InboundEvent): void {
-    const mine = this.#openTx.get(actor);
-    if (mine === undefined) return;
-    for (const record of [...mine.values()]) {
-      if (confirmsTransaction(event, record.effect)) this.#closeEffect(record.id, actor);
-    }
+    for (const record of open) this.#openTx.note(record);
   }
 
   /** Hands an event to the inbox; a closed inbox (a stopping node) drops it quietly. */
@@ -566,12 +531,12 @@ export class Node {
     // Recorded first, then done: a crash in between leaves them open in the journal.
     this.#options.journal?.delivered?.(envelope, outcome, cell, emitted);
     if (envelope.source === "chain") {
-      this.#confirmed(envelope.target, envelope.event);
-      if (envelope.event.type === "chain.escrow.locked") this.#sawEscrow(envelope.target);
+      this.#openTx.confirmed(envelope.target, envelope.event);
+      if (envelope.event.type === "chain.escrow.locked") this.#escrows.saw(envelope.target);
     }
     for (const record of emitted) {
       this.stats.effects++;
-      if (record.effect.type.startsWith("chain.")) this.#noteTx(record);
+      this.#openTx.note(record);
       this.#effects.dispatch(record as EffectRecord & { effect: EffectRequest });
     }
     if (outcome.status === "rejected") {
@@ -612,15 +577,6 @@ export class Node {
     }
   }
 
-  #sawEscrow(target: string): void {
-    const jobId = jobIdOf(target);
-    if (jobId === undefined) return;
-    this.#escrowSeen.add(jobId);
-    if (this.#escrowSeen.size > ESCROW_MEMORY) {
-      this.#escrowSeen.delete(this.#escrowSeen.values().next().value!);
-    }
-  }
-
   /**
    * A job heard of by gossip (or a join snapshot) holds nothing here unless the chain shows its
    * escrow: its escrow is checked a grace period after its bid window closes.
@@ -629,12 +585,8 @@ export class Node {
     const c = jobContextOf(cell);
     const closesAt = c.deadlines.bid_window;
     if (c.owner === this.id || closesAt === undefined) return;
-    this.#checkEscrow.add(cell.id);
-    this.#timers.arm(
-      cell.id,
-      ESCROW_CHECK_KEY,
-      closesAt + Math.max(ESCROW_GRACE_MS, c.spec.bidWindowMs),
-    );
+    const due = this.#escrows.expect(cell.id, closesAt, c.spec.bidWindowMs);
+    this.#timers.arm(cell.id, ESCROW_CHECK_KEY, due);
   }
 
   /**
@@ -642,11 +594,12 @@ export class Node {
    * dropped (`job.unescrowed`, journaled: the tree archives it, a worker's bid slot is free).
    */
   #escrowCheck(actorId: string): void {
-    if (!this.#checkEscrow.delete(actorId)) return;
-    const jobId = jobIdOf(actorId)!;
+    if (!this.#escrows.unescrowed(actorId)) return;
     const cell = this.tree.get(actorId);
-    if (cell === undefined || cell.done || this.#escrowSeen.has(jobId)) return;
-    this.#log.info("Dropping job {jobId}: the chain never showed its escrow", { jobId });
+    if (cell === undefined || cell.done) return;
+    this.#log.info("Dropping job {jobId}: the chain never showed its escrow", {
+      jobId: jobIdOf(actorId),
+    });
     this.#submit("system", { target: actorId, event: { type: "job.unescrowed" } });
   }
 
