@@ -84,6 +84,13 @@ export * from "./runtime/sdk/client.ts";
 export * from "./runtime/sdk/proof.ts";
 export * from "./runtime/compute/model_store.ts";
 export { LazyOnnxExecutor, toleranceVerifier } from "./runtime/compute/onnx_lazy.ts";
+// Types only: the ONNX tensor encoding the SDK takes (importing them loads no native library).
+export type {
+  OnnxJobInput,
+  OnnxJobOutput,
+  OnnxTensorJson,
+  ToleranceOptions,
+} from "./runtime/compute/mod.ts";
 export {
   type DurableNode,
   type DurableNodeOptions,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_VERIFIERS } from "../machines/types.ts";
 import { createHash } from "node:crypto";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { hash } from "starknet";
@@ -103,8 +104,8 @@ const DEFAULT_VERIFIER_REWARD_BPS = 500;
 const DEFAULT_BID_WINDOW_MS = 60_000;
 const DEFAULT_EXECUTION_MS = 600_000;
 const DEFAULT_VERIFICATION_MS = 600_000;
-/** Most verifiers a job may ask for, and most attestations one transaction may carry. */
-export const MAX_VERIFIERS = 64;
+// The most verifiers a job may ask for: one source, with the wire schema and the HTTP API.
+export { MAX_VERIFIERS };
 const MAX_FAILURE_REASON = 200;
 const DEFAULT_UNBONDING_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;

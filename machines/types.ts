@@ -39,7 +39,7 @@ export interface JobSpec {
   readonly verificationMs: number;
   /** How many auctions the job may run before it fails (re-auction after a silent worker). */
   readonly maxAttempts: number;
-  /** How many verifiers re-run the result (n >= 3f + 1). */
+  /** How many verifiers re-run the result (n >= 3f + 1), 0 to {@link MAX_VERIFIERS}. */
   readonly verifierCount: number;
   /**
    * How urgent the job is: a worker at its limits serves the jobs it declined as busy in order
@@ -240,3 +240,9 @@ export type EffectRequest =
     readonly event: string;
     readonly reason: string;
   };
+
+/**
+ * The most verifiers a job may ask for; 0 asks for none (an unverified job). The one source for
+ * the wire schema and the HTTP API.
+ */
+export const MAX_VERIFIERS = 64;

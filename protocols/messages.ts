@@ -13,6 +13,7 @@
  * @module
  */
 import { z } from "zod";
+import { MAX_VERIFIERS } from "../machines/types.ts";
 import {
   type BoundedJsonCode,
   BoundedJsonError,
@@ -101,7 +102,7 @@ const jobSpec = z.strictObject({
   verificationMs: ms.min(1),
   maxAttempts: z.number().int().min(1).max(16),
   // 0: an unverified job (the client takes the result without a quorum).
-  verifierCount: z.number().int().min(0).max(64),
+  verifierCount: z.number().int().min(0).max(MAX_VERIFIERS),
   priority: z.enum(["low", "normal", "high"]).optional(),
 });
 

@@ -18,7 +18,7 @@
 import { z } from "zod";
 import type { JobPolicy } from "../../machines/policies.ts";
 import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../../machines/policies.ts";
-import type { JobSpec } from "../../machines/types.ts";
+import { type JobSpec, MAX_VERIFIERS } from "../../machines/types.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { JOB_SPEC_DEFAULTS, type JobRequest } from "../kernel/mod.ts";
 
@@ -68,10 +68,10 @@ const specSchema = z.strictObject({
     16,
     "must be in [1, 16]",
   ).default(JOB_SPEC_DEFAULTS.maxAttempts),
-  verifierCount: z.number().int("must be an integer").min(1, "must be in [1, 64]").max(
-    64,
-    "must be in [1, 64]",
-  ).default(JOB_SPEC_DEFAULTS.verifierCount),
+  verifierCount: z.number().int("must be an integer").min(0, `must be in [0, ${MAX_VERIFIERS}]`)
+    .max(MAX_VERIFIERS, `must be in [0, ${MAX_VERIFIERS}]`).default(
+      JOB_SPEC_DEFAULTS.verifierCount,
+    ),
   priority: z.enum(["low", "normal", "high"], { error: "must be low, normal or high" }).optional(),
 });
 
