@@ -74,6 +74,7 @@ Deno.test("announcements never escrowed hold no bid slot past their window, and 
       await mallory.publish(TOPICS.jobs, fakeAnnouncement(id, 100));
     }
     await until(() => worker.job("fake-2")?.state === "bidding", 2_000, "the fake jobs");
+    const scoreBefore = worker.peers().find((p) => p.peer === "mallory")!.score;
     assert.ok(worker.job("fake-1")!.context.bids, "the worker bid on them");
     assert.equal(worker.snapshot().jobs.length, 0, "a joining node is not handed fake jobs");
     // A real job in the meantime: the worker is busy.
@@ -87,6 +88,12 @@ Deno.test("announcements never escrowed hold no bid slot past their window, and 
     await until(() => worker.retiredJob("fake-2") !== undefined, 5_000, "the fakes dropped");
     assert.equal(worker.retiredJob("fake-1")?.state, "unescrowed");
     assert.equal(worker.retiredJob("fake-2")?.state, "unescrowed");
+    // And the owner that announced them pays: 10 points of score for each.
+    await until(
+      () => (worker.peers().find((p) => p.peer === "mallory")?.score ?? 0) <= scoreBefore - 20,
+      2_000,
+      "mallory's score to fall",
+    );
     // A late repeat of a dropped announcement is refused.
     await mallory.publish(TOPICS.jobs, fakeAnnouncement("fake-1", 100));
     await new Promise((r) => setTimeout(r, 20));

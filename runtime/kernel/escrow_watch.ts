@@ -18,7 +18,8 @@ export const ESCROW_MEMORY = 10_000;
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {
   readonly #seen = new Set<string>();
-  readonly #pending = new Set<string>();
+  /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
+  readonly #pending = new Map<string, string | undefined>();
 
   /** The chain showed job `target`'s escrow. */
   saw(target: string): void {
@@ -35,17 +36,23 @@ export class EscrowWatch {
 
   /**
    * When to check observed job `target` whose bid window closes at `closesAt` (a grace after,
-   * at least its own window again).
+   * at least its own window again); `announcer` is the peer that announced it itself, if one did
+   * (not a snapshot relay): it is to blame if the escrow never shows.
    */
-  expect(target: string, closesAt: number, bidWindowMs: number): number {
-    this.#pending.add(target);
+  expect(target: string, closesAt: number, bidWindowMs: number, announcer?: string): number {
+    this.#pending.set(target, announcer);
     return closesAt + Math.max(ESCROW_GRACE_MS, bidWindowMs);
   }
 
-  /** Whether the check of `target` is due and finds no escrow (consumes the check). */
-  unescrowed(target: string): boolean {
-    if (!this.#pending.delete(target)) return false;
-    return !this.#seen.has(jobIdOf(target)!);
+  /**
+   * The check of `target`, when it is due and finds no escrow (consumes the check): `{ blame }`
+   * names the peer that announced it, if one did; undefined when the escrow showed.
+   */
+  unescrowed(target: string): { readonly blame: string | undefined } | undefined {
+    if (!this.#pending.has(target)) return undefined;
+    const blame = this.#pending.get(target);
+    this.#pending.delete(target);
+    return this.#seen.has(jobIdOf(target)!) ? undefined : { blame };
   }
 
   /** Forgets the check of `target` (retired). */

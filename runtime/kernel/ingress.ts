@@ -182,6 +182,8 @@ export class Ingress {
           spec: job.spec,
           attempt: job.attempt,
           bidWindowEndsAt: job.bidWindowEndsAt,
+          // Relayed by a peer, not announced by its owner: the owner is not to blame for it.
+          via: "snapshot",
         },
       });
     }

@@ -11,7 +11,13 @@
 import type { ActorCell } from "../../actors/actor_cell.ts";
 import { ActorTree, jobContextOf, RETIRE_KEY, type RetiredJob } from "../../actors/tree.ts";
 import type { ChainCursor, LedgerTotals } from "../../chain/port.ts";
-import { type AddressedEvent, jobAddress, jobIdOf, peerIdOf } from "../../machines/address.ts";
+import {
+  type AddressedEvent,
+  jobAddress,
+  jobIdOf,
+  peerAddress,
+  peerIdOf,
+} from "../../machines/address.ts";
 import { RejectionLog } from "../../protocols/rejection_log.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import { DEFAULT_POLICY } from "../../machines/policies.ts";
@@ -40,7 +46,7 @@ import {
   JournalAppendError,
   type Source,
 } from "./inbox.ts";
-import { Ingress } from "./ingress.ts";
+import { Ingress, WIRE_PENALTY } from "./ingress.ts";
 import { logger } from "./log.ts";
 import {
   checkNodeOptions,
@@ -564,7 +570,7 @@ export class Node {
     if (this.#agent?.waiting && stateBefore !== cell.state) this.#agent.reconsider();
     if (
       before === undefined && envelope.event.type === "job.announced" && cell.id.startsWith("job:")
-    ) this.#armEscrowCheck(cell);
+    ) this.#armEscrowCheck(cell, envelope.event["via"] === "snapshot");
     if (!wasDone && cell.done && cell.id.startsWith("job:")) {
       const context = jobContextOf(cell);
       this.#armRetirement(cell);
@@ -581,26 +587,39 @@ export class Node {
    * A job heard of by gossip (or a join snapshot) holds nothing here unless the chain shows its
    * escrow: its escrow is checked a grace period after its bid window closes.
    */
-  #armEscrowCheck(cell: ActorCell): void {
+  #armEscrowCheck(cell: ActorCell, relayed: boolean): void {
     const c = jobContextOf(cell);
     const closesAt = c.deadlines.bid_window;
     if (c.owner === this.id || closesAt === undefined) return;
-    const due = this.#escrows.expect(cell.id, closesAt, c.spec.bidWindowMs);
+    const announcer = relayed ? undefined : c.owner;
+    const due = this.#escrows.expect(cell.id, closesAt, c.spec.bidWindowMs, announcer);
     this.#timers.arm(cell.id, ESCROW_CHECK_KEY, due);
   }
 
   /**
    * The escrow check of an observed job: if the chain never showed its escrow, the job is
-   * dropped (`job.unescrowed`, journaled: the tree archives it, a worker's bid slot is free).
+   * dropped (`job.unescrowed`, journaled: the tree archives it, a worker's bid slot is free), and
+   * the peer that announced it costs score (an owner that keeps announcing unescrowed jobs is
+   * banned like any peer that sends what it should not).
    */
   #escrowCheck(actorId: string): void {
-    if (!this.#escrows.unescrowed(actorId)) return;
+    const found = this.#escrows.unescrowed(actorId);
+    if (found === undefined) return;
     const cell = this.tree.get(actorId);
     if (cell === undefined || cell.done) return;
-    this.#log.info("Dropping job {jobId}: the chain never showed its escrow", {
-      jobId: jobIdOf(actorId),
-    });
+    const jobId = jobIdOf(actorId);
+    this.#log.info("Dropping job {jobId}: the chain never showed its escrow", { jobId });
     this.#submit("system", { target: actorId, event: { type: "job.unescrowed" } });
+    if (found.blame !== undefined && found.blame !== this.id) {
+      this.#submit("system", {
+        target: peerAddress(found.blame),
+        event: {
+          type: "peer.scored",
+          delta: WIRE_PENALTY,
+          reason: `announced job "${jobId}", which the chain never escrowed`,
+        },
+      });
+    }
   }
 
   /** Arms the retirement of a finished job actor, `retainFinishedMs` after it finished. */
