@@ -227,95 +227,105 @@ class FeltWriter {
   }
 }
 
+/**
+ * How each event's data is laid out, field by field, in Cairo's serialization: the one list
+ * that both the encoder and the decoder follow. `verdict`, `refundReason` and `slashReason` are
+ * short strings checked against their values when decoded.
+ */
+type FieldKind =
+  | "byteArray"
+  | "byteArrays"
+  | "u256"
+  | "hash"
+  | "number"
+  | "verdict"
+  | "refundReason"
+  | "slashReason";
+
+/** The data layout of every event, in order. */
+export const EVENT_LAYOUTS: {
+  readonly [N in ChainEventName]: readonly (readonly [string, FieldKind])[];
+} = {
+  JobSubmitted: [
+    ["jobId", "byteArray"],
+    ["client", "byteArray"],
+    ["amount", "u256"],
+    ["modelHash", "hash"],
+    ["inputCommitment", "hash"],
+  ],
+  WorkerAssigned: [
+    ["jobId", "byteArray"],
+    ["worker", "byteArray"],
+    ["price", "u256"],
+    ["verifiers", "byteArrays"],
+  ],
+  AssignmentRevoked: [["jobId", "byteArray"], ["worker", "byteArray"]],
+  ResultSubmitted: [["jobId", "byteArray"], ["worker", "byteArray"], ["commitment", "hash"]],
+  JobVerified: [["jobId", "byteArray"]],
+  JobDisputed: [["jobId", "byteArray"]],
+  FailureReported: [["jobId", "byteArray"], ["worker", "byteArray"], ["reason", "byteArray"]],
+  AttestationRecorded: [
+    ["jobId", "byteArray"],
+    ["verifier", "byteArray"],
+    ["attempt", "number"],
+    ["verdict", "verdict"],
+  ],
+  KeyRegistered: [["account", "byteArray"], ["publicKey", "hash"]],
+  VerifierRegistered: [["verifier", "byteArray"]],
+  PaymentReleased: [
+    ["jobId", "byteArray"],
+    ["worker", "byteArray"],
+    ["amount", "u256"],
+    ["fee", "u256"],
+    ["change", "u256"],
+  ],
+  EscrowRefunded: [
+    ["jobId", "byteArray"],
+    ["client", "byteArray"],
+    ["amount", "u256"],
+    ["reason", "refundReason"],
+  ],
+  WorkerSlashed: [
+    ["jobId", "byteArray"],
+    ["worker", "byteArray"],
+    ["amount", "u256"],
+    ["reason", "slashReason"],
+  ],
+  WorkerStaked: [["worker", "byteArray"], ["amount", "u256"], ["total", "u256"]],
+  UnstakeRequested: [["worker", "byteArray"], ["amount", "u256"], ["unlockAt", "number"]],
+  StakeWithdrawn: [["worker", "byteArray"], ["amount", "u256"]],
+  ReputationUpdated: [["worker", "byteArray"], ["score", "number"]],
+};
+
 function encodeData(event: ChainEvent): string[] {
+  const layout = EVENT_LAYOUTS[event.name];
+  if (layout === undefined) {
+    throw new TypeError(
+      `Cannot encode event: unknown name ${JSON.stringify((event as { name: unknown }).name)}`,
+    );
+  }
   const w = new FeltWriter();
-  switch (event.name) {
-    case "JobSubmitted":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("client", event.client);
-      w.u256("amount", event.amount);
-      w.hash("modelHash", event.modelHash);
-      w.hash("inputCommitment", event.inputCommitment);
-      break;
-    case "WorkerAssigned":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("worker", event.worker);
-      w.u256("price", event.price);
-      w.byteArrays("verifiers", event.verifiers);
-      break;
-    case "AssignmentRevoked":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("worker", event.worker);
-      break;
-    case "ResultSubmitted":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("worker", event.worker);
-      w.hash("commitment", event.commitment);
-      break;
-    case "JobVerified":
-    case "JobDisputed":
-      w.byteArray("jobId", event.jobId);
-      break;
-    case "FailureReported":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("worker", event.worker);
-      w.byteArray("reason", event.reason);
-      break;
-    case "AttestationRecorded":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("verifier", event.verifier);
-      w.number("attempt", event.attempt);
-      w.shortString("verdict", event.verdict);
-      break;
-    case "KeyRegistered":
-      w.byteArray("account", event.account);
-      w.hash("publicKey", event.publicKey);
-      break;
-    case "VerifierRegistered":
-      w.byteArray("verifier", event.verifier);
-      break;
-    case "PaymentReleased":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("worker", event.worker);
-      w.u256("amount", event.amount);
-      w.u256("fee", event.fee);
-      w.u256("change", event.change);
-      break;
-    case "EscrowRefunded":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("client", event.client);
-      w.u256("amount", event.amount);
-      w.shortString("reason", event.reason);
-      break;
-    case "WorkerSlashed":
-      w.byteArray("jobId", event.jobId);
-      w.byteArray("worker", event.worker);
-      w.u256("amount", event.amount);
-      w.shortString("reason", event.reason);
-      break;
-    case "WorkerStaked":
-      w.byteArray("worker", event.worker);
-      w.u256("amount", event.amount);
-      w.u256("total", event.total);
-      break;
-    case "UnstakeRequested":
-      w.byteArray("worker", event.worker);
-      w.u256("amount", event.amount);
-      w.number("unlockAt", event.unlockAt);
-      break;
-    case "StakeWithdrawn":
-      w.byteArray("worker", event.worker);
-      w.u256("amount", event.amount);
-      break;
-    case "ReputationUpdated":
-      w.byteArray("worker", event.worker);
-      w.number("score", event.score);
-      break;
-    default: {
-      const unknown: never = event;
-      throw new TypeError(
-        `Cannot encode event: unknown name ${JSON.stringify((unknown as { name: unknown }).name)}`,
-      );
+  const fields = event as unknown as Record<string, unknown>;
+  for (const [field, kind] of layout) {
+    const value = fields[field];
+    switch (kind) {
+      case "byteArray":
+        w.byteArray(field, value as string);
+        break;
+      case "byteArrays":
+        w.byteArrays(field, value as string[]);
+        break;
+      case "u256":
+        w.u256(field, value as bigint);
+        break;
+      case "hash":
+        w.hash(field, value as string);
+        break;
+      case "number":
+        w.number(field, value as number);
+        break;
+      default:
+        w.shortString(field, value as string);
     }
   }
   return w.felts;
@@ -550,126 +560,9 @@ export function decodeChainEvent(
     eventIndex: raw.event_index,
   };
   const r = new FeltReader(name, raw.data);
-  let event: ChainEvent;
-  switch (name) {
-    case "JobSubmitted":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        client: r.byteArray("client"),
-        amount: r.u256("amount"),
-        modelHash: r.hash("modelHash"),
-        inputCommitment: r.hash("inputCommitment"),
-      };
-      break;
-    case "WorkerAssigned":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        worker: r.byteArray("worker"),
-        price: r.u256("price"),
-        verifiers: r.byteArrays("verifiers"),
-      };
-      break;
-    case "AssignmentRevoked":
-      event = { ...meta, name, jobId: r.byteArray("jobId"), worker: r.byteArray("worker") };
-      break;
-    case "ResultSubmitted":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        worker: r.byteArray("worker"),
-        commitment: r.hash("commitment"),
-      };
-      break;
-    case "JobVerified":
-    case "JobDisputed":
-      event = { ...meta, name, jobId: r.byteArray("jobId") };
-      break;
-    case "FailureReported":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        worker: r.byteArray("worker"),
-        reason: r.byteArray("reason"),
-      };
-      break;
-    case "AttestationRecorded":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        verifier: r.byteArray("verifier"),
-        attempt: r.number("attempt"),
-        verdict: r.verdict("verdict"),
-      };
-      break;
-    case "KeyRegistered":
-      event = { ...meta, name, account: r.byteArray("account"), publicKey: r.hash("publicKey") };
-      break;
-    case "VerifierRegistered":
-      event = { ...meta, name, verifier: r.byteArray("verifier") };
-      break;
-    case "PaymentReleased":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        worker: r.byteArray("worker"),
-        amount: r.u256("amount"),
-        fee: r.u256("fee"),
-        change: r.u256("change"),
-      };
-      break;
-    case "EscrowRefunded":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        client: r.byteArray("client"),
-        amount: r.u256("amount"),
-        reason: r.refundReason("reason"),
-      };
-      break;
-    case "WorkerSlashed":
-      event = {
-        ...meta,
-        name,
-        jobId: r.byteArray("jobId"),
-        worker: r.byteArray("worker"),
-        amount: r.u256("amount"),
-        reason: r.slashReason("reason"),
-      };
-      break;
-    case "WorkerStaked":
-      event = {
-        ...meta,
-        name,
-        worker: r.byteArray("worker"),
-        amount: r.u256("amount"),
-        total: r.u256("total"),
-      };
-      break;
-    case "UnstakeRequested":
-      event = {
-        ...meta,
-        name,
-        worker: r.byteArray("worker"),
-        amount: r.u256("amount"),
-        unlockAt: r.number("unlockAt"),
-      };
-      break;
-    case "StakeWithdrawn":
-      event = { ...meta, name, worker: r.byteArray("worker"), amount: r.u256("amount") };
-      break;
-    case "ReputationUpdated":
-      event = { ...meta, name, worker: r.byteArray("worker"), score: r.number("score") };
-      break;
-  }
+  const fields: Record<string, unknown> = { ...meta, name };
+  for (const [field, kind] of EVENT_LAYOUTS[name]) fields[field] = r[kind](field);
+  const event = fields as unknown as ChainEvent;
   r.end();
   return event;
 }
