@@ -5,7 +5,20 @@
  *
  * @module
  */
-import { MAX_VERIFIERS } from "../machines/types.ts";
+import {
+  checkAttestation,
+  checkBigint,
+  checkCount,
+  checkHash,
+  checkId,
+  DEFAULT_BID_WINDOW_MS,
+  DEFAULT_EXECUTION_MS,
+  DEFAULT_VERIFICATION_MS,
+  MAX_FAILURE_REASON,
+  MAX_VERIFIERS,
+  q,
+  U256,
+} from "./_args.ts";
 import { createHash } from "node:crypto";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { hash } from "starknet";
@@ -101,12 +114,9 @@ export interface StakeLock {
 
 const DEFAULT_FEE_BPS = 100;
 const DEFAULT_VERIFIER_REWARD_BPS = 500;
-const DEFAULT_BID_WINDOW_MS = 60_000;
-const DEFAULT_EXECUTION_MS = 600_000;
-const DEFAULT_VERIFICATION_MS = 600_000;
 // The most verifiers a job may ask for: one source, with the wire schema and the HTTP API.
 export { MAX_VERIFIERS };
-const MAX_FAILURE_REASON = 200;
+export { checkId, q };
 const DEFAULT_UNBONDING_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 export const DEFAULT_POLL_MS = 25;
@@ -117,12 +127,9 @@ export const SUBSCRIBE_BATCHES_PER_POLL = 16;
 const MAX_REPUTATION = 1000;
 const REPUTATION_REWARD = 10;
 const REPUTATION_PENALTY = 100;
-const MAX_ID_LENGTH = 128;
 /** Open job ids a `stake_locked` message names before it only counts the rest. */
 const MAX_JOBS_NAMED = 5;
-const U256 = 2n ** 256n;
 const GENESIS_HASH = `0x${"0".repeat(64)}`;
-const HASH_PATTERN = /^[0-9a-f]{64}$/;
 const REFUND_REASONS: ReadonlySet<string> = new Set<RefundReason>([
   "expired",
   "cancelled",
@@ -207,68 +214,6 @@ function integer(row: Row, column: string): number {
   return value;
 }
 
-export function checkId(what: string, value: unknown): string {
-  if (typeof value !== "string") {
-    throw new TypeError(`Invalid ${what}: expected a string, got ${typeof value}`);
-  }
-  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw new RangeError(
-      `Invalid ${what}: expected 1 to ${MAX_ID_LENGTH} characters, got ${value.length}`,
-    );
-  }
-  return value;
-}
-
-function checkBigint(what: string, value: unknown): bigint {
-  if (typeof value !== "bigint") {
-    throw new TypeError(`Invalid ${what}: expected a bigint, got ${typeof value}`);
-  }
-  return value;
-}
-
-function checkHash(what: string, value: unknown): string {
-  if (typeof value !== "string" || !HASH_PATTERN.test(value)) {
-    throw new TypeError(
-      `Invalid ${what}: expected 64 lowercase hex digits, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-function checkCount(what: string, value: unknown, min: number, max = 2 ** 40): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(`Invalid ${what}: expected an integer in [${min}, ${max}], got ${value}`);
-  }
-  return value;
-}
-
-function checkAttestation(what: string, value: unknown): SignedAttestation {
-  const a = value as Partial<SignedAttestation> | null;
-  if (typeof a !== "object" || a === null) {
-    throw new TypeError(`Invalid ${what}: expected a signed attestation`);
-  }
-  checkId(`${what}.jobId`, a.jobId);
-  checkId(`${what}.verifier`, a.verifier);
-  checkCount(`${what}.attempt`, a.attempt, 1);
-  if (typeof a.subject !== "string" || a.subject.length > MAX_ID_LENGTH) {
-    throw new TypeError(`Invalid ${what}.subject: expected at most ${MAX_ID_LENGTH} characters`);
-  }
-  if (a.verdict !== "valid" && a.verdict !== "invalid") {
-    throw new TypeError(`Invalid ${what}.verdict: expected "valid" or "invalid"`);
-  }
-  if (typeof a.signature !== "string") {
-    throw new TypeError(`Invalid ${what}.signature: expected hex text`);
-  }
-  return {
-    jobId: a.jobId!,
-    attempt: a.attempt!,
-    subject: a.subject,
-    verdict: a.verdict,
-    verifier: a.verifier!,
-    signature: a.signature,
-  };
-}
-
 export function checkCursor(cursor: ChainCursor): ChainCursor {
   if (
     !Number.isSafeInteger(cursor.blockNumber) || cursor.blockNumber < 0 ||
@@ -279,10 +224,6 @@ export function checkCursor(cursor: ChainCursor): ChainCursor {
     );
   }
   return cursor;
-}
-
-export function q(value: string): string {
-  return JSON.stringify(value);
 }
 
 /** The shared state behind every port of one {@link LocalLedger}. */

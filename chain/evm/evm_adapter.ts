@@ -74,6 +74,22 @@ import {
   type SignedAttestation,
   type TxReceipt,
 } from "../port.ts";
+import {
+  checkAttestation,
+  checkBigint,
+  checkCount,
+  checkHash,
+  checkId,
+  DEFAULT_BID_WINDOW_MS,
+  DEFAULT_EXECUTION_MS,
+  DEFAULT_VERIFICATION_MS,
+  HASH_PATTERN,
+  MAX_FAILURE_REASON,
+  MAX_ID_LENGTH,
+  MAX_VERIFIERS,
+  q,
+  U256,
+} from "../_args.ts";
 import { type BlockRef, checkCursor, type CursorStore } from "../event_cursor.ts";
 import cdcPoolArtifact from "./artifacts/CdcPool.json" with { type: "json" };
 import jobManagerArtifact from "./artifacts/JobManager.json" with {
@@ -223,13 +239,6 @@ const PORT_EVENTS: ReadonlySet<string> = new Set([
   "StakeWithdrawn",
   "ReputationUpdated",
 ]);
-const U256 = 2n ** 256n;
-const MAX_ID_LENGTH = 128;
-const MAX_VERIFIERS = 64;
-const MAX_FAILURE_REASON = 200;
-const DEFAULT_BID_WINDOW_MS = 60_000;
-const DEFAULT_EXECUTION_MS = 600_000;
-const DEFAULT_VERIFICATION_MS = 600_000;
 const ATTESTATION_TYPES = {
   Attestation: [
     { name: "job", type: "bytes32" },
@@ -238,7 +247,6 @@ const ATTESTATION_TYPES = {
     { name: "valid", type: "bool" },
   ],
 } as const;
-const HASH_PATTERN = /^[0-9a-f]{64}$/;
 const ZERO_KEY = `0x${"0".repeat(64)}`;
 
 /** The key the contracts give a node id or a job id. */
@@ -1665,40 +1673,6 @@ function checkAddresses(addresses: EvmAddresses): EvmAddresses {
   };
 }
 
-function checkCount(what: string, value: unknown, min: number, max = 2 ** 40): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(`Invalid ${what}: expected an integer in [${min}, ${max}], got ${value}`);
-  }
-  return value;
-}
-
-function checkAttestation(what: string, value: unknown): SignedAttestation {
-  const a = value as Partial<SignedAttestation> | null;
-  if (typeof a !== "object" || a === null) {
-    throw new TypeError(`Invalid ${what}: expected a signed attestation`);
-  }
-  const jobId = checkId(`${what}.jobId`, a.jobId);
-  const verifier = checkId(`${what}.verifier`, a.verifier);
-  const attempt = checkCount(`${what}.attempt`, a.attempt, 1);
-  if (typeof a.subject !== "string" || a.subject.length > MAX_ID_LENGTH) {
-    throw new TypeError(`Invalid ${what}.subject: expected at most ${MAX_ID_LENGTH} characters`);
-  }
-  if (a.verdict !== "valid" && a.verdict !== "invalid") {
-    throw new TypeError(`Invalid ${what}.verdict: expected "valid" or "invalid"`);
-  }
-  if (typeof a.signature !== "string") {
-    throw new TypeError(`Invalid ${what}.signature: expected hex text`);
-  }
-  return {
-    jobId,
-    verifier,
-    attempt,
-    subject: a.subject,
-    verdict: a.verdict,
-    signature: a.signature,
-  };
-}
-
 /** The contract's `Attestation` tuple; a signature that is not hex goes as empty bytes. */
 function encodeAttestation(a: SignedAttestation) {
   return {
@@ -1718,42 +1692,6 @@ function count(what: string, value: number, min: number): number {
     );
   }
   return value;
-}
-
-function checkId(what: string, value: unknown): string {
-  if (typeof value !== "string") {
-    throw new TypeError(
-      `Invalid ${what}: expected a string, got ${typeof value}`,
-    );
-  }
-  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw new RangeError(
-      `Invalid ${what}: expected 1 to ${MAX_ID_LENGTH} characters, got ${value.length}`,
-    );
-  }
-  return value;
-}
-
-function checkBigint(what: string, value: unknown): bigint {
-  if (typeof value !== "bigint") {
-    throw new TypeError(
-      `Invalid ${what}: expected a bigint, got ${typeof value}`,
-    );
-  }
-  return value;
-}
-
-function checkHash(what: string, value: unknown): string {
-  if (typeof value !== "string" || !HASH_PATTERN.test(value)) {
-    throw new TypeError(
-      `Invalid ${what}: expected 64 lowercase hex digits, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-function q(value: string): string {
-  return JSON.stringify(value);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
