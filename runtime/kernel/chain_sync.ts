@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ChainCursor, ChainPort } from "../../chain/port.ts";
+import type { ChainCursor, ChainEvent, ChainPort } from "../../chain/port.ts";
 import { chainEventToActorEvents } from "../../chain/translate.ts";
 import type { AddressedEvent } from "../../machines/address.ts";
 import type { Clock } from "./clock.ts";
@@ -20,6 +20,8 @@ export interface ChainSyncOptions {
   readonly chain: ChainPort;
   /** Hands one translated chain event to the inbox. */
   readonly submit: (addressed: AddressedEvent) => void;
+  /** Told each chain event as it comes (before it is translated). */
+  readonly onEvent?: (event: ChainEvent) => void;
   /** The clock `catchUp` rechecks with. @default the wall clock's timers */
   readonly clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
@@ -28,6 +30,7 @@ export interface ChainSyncOptions {
 export class ChainSync {
   readonly #chain: ChainPort;
   readonly #submit: (addressed: AddressedEvent) => void;
+  readonly #onEvent: ((event: ChainEvent) => void) | undefined;
   readonly #clock: Pick<Clock, "setTimeout" | "clearTimeout"> | undefined;
   /** Where the subscription stands: after the last chain event it handed over. */
   #seen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
@@ -37,6 +40,7 @@ export class ChainSync {
   constructor(options: ChainSyncOptions) {
     this.#chain = options.chain;
     this.#submit = options.submit;
+    this.#onEvent = options.onEvent;
     this.#clock = options.clock;
   }
 
@@ -49,6 +53,7 @@ export class ChainSync {
   subscribe(from: ChainCursor): () => void {
     this.#seen = from;
     return this.#chain.subscribe((event) => {
+      this.#onEvent?.(event);
       for (const addressed of chainEventToActorEvents(event)) this.#submit(addressed);
       // Journaled and delivered (the inbox delivers at once outside a delivery): seen.
       this.#seen = { blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 };

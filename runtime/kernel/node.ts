@@ -35,6 +35,7 @@ import {
   toleranceVerifier,
   WorkerPool,
 } from "../compute/mod.ts";
+import { BondDirectory } from "./bond_directory.ts";
 import { ChainSync } from "./chain_sync.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { EffectDispatcher, isResumable, type ResendOutcome } from "./effects.ts";
@@ -106,6 +107,7 @@ export class Node {
   readonly #observers = new Set<(o: NodeObservation) => void>();
   readonly #ingress: Ingress;
   readonly #chain: ChainSync;
+  readonly #bonds: BondDirectory;
   readonly #agent: WorkerAgent | undefined;
   readonly #effects: EffectDispatcher;
   readonly #cleanup: (() => void)[] = [];
@@ -196,9 +198,11 @@ export class Node {
       },
       escrowSeen: (jobId) => this.#escrows.has(jobId),
     });
+    this.#bonds = new BondDirectory({ chain: options.chain, clock: this.#clock });
     this.#chain = new ChainSync({
       chain: options.chain,
       submit: (addressed) => this.#submit("chain", addressed),
+      onEvent: (event) => this.#bonds.saw(event),
       ...(options.clock ? { clock: options.clock } : {}),
     });
     const profile = options.worker;
@@ -407,6 +411,14 @@ export class Node {
     const cell = this.tree.get(jobAddress(jobId));
     if (cell === undefined) return undefined;
     return { state: cell.state, done: cell.done, context: jobContextOf(cell) };
+  }
+
+  /**
+   * Whether `peer` holds something at stake on chain (stake, or an escrow seen since start): the
+   * network port's ingress gives peers that do not a small separate budget (`isBonded`).
+   */
+  isBonded(peer: NodeId): boolean {
+    return this.#bonds.isBonded(peer);
   }
 
   /** The peers this node tracks, with state and score. */

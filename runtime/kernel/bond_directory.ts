@@ -1,0 +1,79 @@
+/**
+ * Who holds something at stake on chain, as the network's ingress asks it (synchronously, for
+ * every message): a peer is "bonded" when the chain shows it staked (worker or verifier) or, since
+ * this node started, escrowed a job (a client). Fresh identities hold nothing, so a flood of keys
+ * draws on the small budget the host keeps for unbonded authors.
+ *
+ * The answer is cached per peer for `ttlMs`; a peer not known yet counts as bonded while its stake
+ * is looked up (once), so an honest peer is never throttled by this node's ignorance after a
+ * restart, and a fresh key costs one lookup.
+ *
+ * @module
+ */
+import type { ChainEvent, ChainPort } from "../../chain/port.ts";
+import type { NodeId } from "../../machines/types.ts";
+import type { Clock } from "./clock.ts";
+
+/** Peers remembered at most (oldest out). */
+const MEMORY = 10_000;
+
+/** Options of a {@link BondDirectory}. */
+export interface BondDirectoryOptions {
+  readonly chain: ChainPort;
+  readonly clock: Clock;
+  /** How long an answer is trusted, ms. @default 60_000 */
+  readonly ttlMs?: number;
+}
+
+/** Bonds and escrows, by peer. */
+export class BondDirectory {
+  readonly #o: BondDirectoryOptions;
+  readonly #known = new Map<NodeId, { readonly bonded: boolean; readonly at: number }>();
+  /** Accounts that escrowed, staked or registered as a verifier since this node started. */
+  readonly #participants = new Set<NodeId>();
+  readonly #lookups = new Set<NodeId>();
+
+  constructor(options: BondDirectoryOptions) {
+    this.#o = options;
+  }
+
+  /** Whether `peer` holds something at stake (see the module doc). */
+  isBonded(peer: NodeId): boolean {
+    if (this.#participants.has(peer)) return true;
+    const known = this.#known.get(peer);
+    const fresh = known !== undefined && this.#o.clock.now() - known.at < (this.#o.ttlMs ?? 60_000);
+    if (!fresh) this.#lookup(peer);
+    return known?.bonded ?? true;
+  }
+
+  /** A chain event: its client, worker or verifier has something at stake. */
+  saw(event: ChainEvent): void {
+    const who = event.name === "JobSubmitted"
+      ? event.client
+      : event.name === "WorkerStaked"
+      ? event.worker
+      : event.name === "VerifierRegistered"
+      ? event.verifier
+      : undefined;
+    if (who === undefined) return;
+    this.#participants.add(who);
+    if (this.#participants.size > MEMORY) {
+      this.#participants.delete(this.#participants.values().next().value!);
+    }
+  }
+
+  #lookup(peer: NodeId): void {
+    if (this.#lookups.has(peer)) return;
+    this.#lookups.add(peer);
+    this.#o.chain.stakeOf(peer).then(
+      (stake) => this.#remember(peer, stake > 0n),
+      () => {}, // unknown: asked again next time
+    ).finally(() => this.#lookups.delete(peer));
+  }
+
+  #remember(peer: NodeId, bonded: boolean): void {
+    this.#known.delete(peer);
+    this.#known.set(peer, { bonded, at: this.#o.clock.now() });
+    if (this.#known.size > MEMORY) this.#known.delete(this.#known.keys().next().value!);
+  }
+}

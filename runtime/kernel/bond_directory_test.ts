@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { LocalLedger } from "../../chain/local_ledger.ts";
+import { BondDirectory } from "./bond_directory.ts";
+import { simulatedClock } from "./clock.ts";
+
+Deno.test("BondDirectory: stake or an escrow seen counts as bonded; a fresh key is looked up once, then throttled", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    await ledger.as("worker").stake({ amount: 100n });
+    const clock = simulatedClock(0);
+    const bonds = new BondDirectory({ chain: ledger.as("reader"), clock, ttlMs: 1_000 });
+    // Unknown yet: given the benefit of the doubt while the stake is looked up.
+    assert.equal(bonds.isBonded("worker"), true);
+    assert.equal(bonds.isBonded("fresh-key"), true);
+    assert.equal(bonds.isBonded("client"), true);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(bonds.isBonded("worker"), true, "staked");
+    assert.equal(bonds.isBonded("fresh-key"), false, "nothing at stake");
+    assert.equal(bonds.isBonded("client"), false, "no stake, no escrow seen yet");
+    // The client escrows a job: it has something at stake.
+    bonds.saw({
+      name: "JobSubmitted",
+      jobId: "j1",
+      client: "client",
+      amount: 10n,
+      modelHash: "0".repeat(64),
+      inputCommitment: "0".repeat(64),
+      blockNumber: 1,
+      blockHash: "0x1",
+      txHash: "0x2",
+      eventIndex: 0,
+    });
+    assert.equal(bonds.isBonded("client"), true);
+    // Answers expire: a key that stakes later is bonded after its next lookup.
+    await ledger.as("fresh-key").stake({ amount: 5n });
+    assert.equal(bonds.isBonded("fresh-key"), false, "cached");
+    clock.increment(1_001);
+    bonds.isBonded("fresh-key");
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(bonds.isBonded("fresh-key"), true);
+  } finally {
+    ledger.close();
+  }
+});
