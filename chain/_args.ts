@@ -6,7 +6,7 @@
  * @module
  */
 import { MAX_VERIFIERS } from "../machines/types.ts";
-import type { SignedAttestation } from "./port.ts";
+import { ChainError, type JobTerms, type SignedAttestation } from "./port.ts";
 
 export { MAX_VERIFIERS };
 
@@ -93,4 +93,52 @@ export function checkAttestation(what: string, value: unknown): SignedAttestatio
     verifier,
     signature: a.signature,
   };
+}
+
+/** A job submission as a caller hands it to the chain. */
+export type JobSubmission = {
+  jobId: string;
+  amount: bigint;
+  minStake: bigint;
+  modelHash: string;
+  inputCommitment: string;
+} & JobTerms;
+
+/**
+ * A submission's arguments checked, its terms' defaults filled: a job with a `verifierCount` is
+ * settled by the chain's rules (`chainDecided`), one without by the legacy client-driven rules.
+ * Bad shapes throw `TypeError`/`RangeError` naming the field; amounts outside u256 throw a
+ * `ChainError` coded `invalid_amount`.
+ */
+export function checkSubmission(job: JobSubmission) {
+  const jobId = checkId("job id", job.jobId);
+  const checked = {
+    jobId,
+    chainDecided: job.verifierCount !== undefined,
+    verifierCount: checkCount("verifierCount", job.verifierCount ?? 0, 0, MAX_VERIFIERS),
+    bidWindowMs: checkCount("bidWindowMs", job.bidWindowMs ?? DEFAULT_BID_WINDOW_MS, 1),
+    executionMs: checkCount("executionMs", job.executionMs ?? DEFAULT_EXECUTION_MS, 1),
+    verificationMs: checkCount(
+      "verificationMs",
+      job.verificationMs ?? DEFAULT_VERIFICATION_MS,
+      1,
+    ),
+    amount: checkBigint("amount", job.amount),
+    minStake: checkBigint("minStake", job.minStake),
+    modelHash: checkHash("modelHash", job.modelHash),
+    inputCommitment: checkHash("inputCommitment", job.inputCommitment),
+  };
+  if (checked.amount <= 0n || checked.amount >= U256) {
+    throw new ChainError(
+      "invalid_amount",
+      `Cannot submit job ${q(jobId)}: escrow must be a positive u256, got ${checked.amount}`,
+    );
+  }
+  if (checked.minStake < 0n || checked.minStake >= U256) {
+    throw new ChainError(
+      "invalid_amount",
+      `Cannot submit job ${q(jobId)}: minimum stake must be a u256, got ${checked.minStake}`,
+    );
+  }
+  return checked;
 }

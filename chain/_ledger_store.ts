@@ -8,12 +8,9 @@
 import {
   checkAttestation,
   checkBigint,
-  checkCount,
   checkHash,
   checkId,
-  DEFAULT_BID_WINDOW_MS,
-  DEFAULT_EXECUTION_MS,
-  DEFAULT_VERIFICATION_MS,
+  checkSubmission,
   MAX_FAILURE_REASON,
   MAX_VERIFIERS,
   q,
@@ -619,32 +616,18 @@ export class LedgerStore {
       inputCommitment: string;
     } & JobTerms,
   ): TxReceipt {
-    const jobId = checkId("job id", job.jobId);
-    const chainDecided = job.verifierCount !== undefined;
-    const verifierCount = checkCount("verifierCount", job.verifierCount ?? 0, 0, MAX_VERIFIERS);
-    const bidWindowMs = checkCount("bidWindowMs", job.bidWindowMs ?? DEFAULT_BID_WINDOW_MS, 1);
-    const executionMs = checkCount("executionMs", job.executionMs ?? DEFAULT_EXECUTION_MS, 1);
-    const verificationMs = checkCount(
-      "verificationMs",
-      job.verificationMs ?? DEFAULT_VERIFICATION_MS,
-      1,
-    );
-    const amount = checkBigint("amount", job.amount);
-    const minStake = checkBigint("minStake", job.minStake);
-    const modelHash = checkHash("modelHash", job.modelHash);
-    const inputCommitment = checkHash("inputCommitment", job.inputCommitment);
-    if (amount <= 0n || amount >= U256) {
-      throw new ChainError(
-        "invalid_amount",
-        `Cannot submit job ${q(jobId)}: escrow must be a positive u256, got ${amount}`,
-      );
-    }
-    if (minStake < 0n || minStake >= U256) {
-      throw new ChainError(
-        "invalid_amount",
-        `Cannot submit job ${q(jobId)}: minimum stake must be a u256, got ${minStake}`,
-      );
-    }
+    const {
+      jobId,
+      chainDecided,
+      verifierCount,
+      bidWindowMs,
+      executionMs,
+      verificationMs,
+      amount,
+      minStake,
+      modelHash,
+      inputCommitment,
+    } = checkSubmission(job);
     return this.transact(caller, "submitJob", job, (tx) => {
       if (this.#get("SELECT 1 FROM jobs WHERE job_id = ?", jobId) !== undefined) {
         throw new ChainError(

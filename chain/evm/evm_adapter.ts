@@ -80,9 +80,7 @@ import {
   checkCount,
   checkHash,
   checkId,
-  DEFAULT_BID_WINDOW_MS,
-  DEFAULT_EXECUTION_MS,
-  DEFAULT_VERIFICATION_MS,
+  checkSubmission,
   HASH_PATTERN,
   MAX_FAILURE_REASON,
   MAX_ID_LENGTH,
@@ -484,33 +482,16 @@ export class EvmChain implements ChainPort {
     options?: ChainCallOptions,
   ): Promise<TxReceipt> {
     return this.#call("submitJob", options, () => {
-      const jobId = checkId("job id", job.jobId);
+      const s = checkSubmission(job);
+      const { jobId, amount, minStake, modelHash, inputCommitment } = s;
       const terms = {
         // Without terms the job is under the legacy client-driven rules (see chain/port.ts).
-        chainDecided: job.verifierCount !== undefined,
-        verifierCount: checkCount("verifierCount", job.verifierCount ?? 0, 0, MAX_VERIFIERS),
-        bidWindowMs: BigInt(checkCount("bidWindowMs", job.bidWindowMs ?? DEFAULT_BID_WINDOW_MS, 1)),
-        executionMs: BigInt(checkCount("executionMs", job.executionMs ?? DEFAULT_EXECUTION_MS, 1)),
-        verificationMs: BigInt(
-          checkCount("verificationMs", job.verificationMs ?? DEFAULT_VERIFICATION_MS, 1),
-        ),
+        chainDecided: s.chainDecided,
+        verifierCount: s.verifierCount,
+        bidWindowMs: BigInt(s.bidWindowMs),
+        executionMs: BigInt(s.executionMs),
+        verificationMs: BigInt(s.verificationMs),
       };
-      const amount = checkBigint("amount", job.amount);
-      const minStake = checkBigint("minStake", job.minStake);
-      const modelHash = checkHash("modelHash", job.modelHash);
-      const inputCommitment = checkHash("inputCommitment", job.inputCommitment);
-      if (amount <= 0n || amount >= U256) {
-        throw new ChainError(
-          "invalid_amount",
-          `Cannot submit job ${q(jobId)}: escrow must be a positive u256, got ${amount}`,
-        );
-      }
-      if (minStake < 0n || minStake >= U256) {
-        throw new ChainError(
-          "invalid_amount",
-          `Cannot submit job ${q(jobId)}: minimum stake must be a u256, got ${minStake}`,
-        );
-      }
       return this.#manager("submitJob", jobId, [
         jobId,
         amount,
