@@ -14,6 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
+import { get, until } from "./_poll.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HAS_HOST = await Deno.stat(`${ROOT}protocols/libp2p_host.ts`).then(() => true, () => false);
@@ -42,36 +43,6 @@ interface Child {
 type Json = any;
 
 const decoder = new TextDecoder();
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `Timed out after ${timeoutMs} ms waiting for ${what}${
-      lastError ? `: ${(lastError as Error).message}` : ""
-    }`,
-  );
-}
-
-async function get(url: string): Promise<Json> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  const body = await response.json();
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
 
 Deno.test({
   name: "deno task node processes settle a job across the network and re-auction a killed worker's",

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { EvmChain } from "../../chain/evm/evm_adapter.ts";
 import { readDeployment } from "../../chain/evm/local_node.ts";
+import { until } from "../_poll.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const HAS_HOST = await Deno.stat(`${ROOT}protocols/libp2p_host.ts`).then(() => true, () => false);
@@ -50,25 +51,6 @@ function start(name: string, args: string[]): Proc {
     }),
   };
   return proc;
-}
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
 }
 
 function freePort(): number {

@@ -23,6 +23,7 @@ import { LocalLedger } from "../../chain/local_ledger.ts";
 import type { ChainEvent } from "../../chain/port.ts";
 import { seededRandom } from "../../runtime/compute/mod.ts";
 import { exportJournal, readRecording, replay } from "../../runtime/durability/mod.ts";
+import { get, until } from "../_poll.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SEED = Number(Deno.env.get("CIRO_KILL_SEED") ?? 14);
@@ -54,36 +55,6 @@ interface Member {
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `Timed out after ${timeoutMs} ms waiting for ${what}${
-      lastError ? `: ${(lastError as Error).message}` : ""
-    }`,
-  );
-}
-
-async function get(url: string): Promise<Json> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  const body = await response.json();
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
 
 /** The chain's view of every job, from the ledger file's events. */
 async function chainJobs(ledgerPath: string): Promise<Map<string, "open" | "paid" | "refunded">> {
