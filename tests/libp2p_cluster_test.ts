@@ -120,8 +120,15 @@ async function fillRoutingTables(hosts: readonly Libp2pHost[], from: readonly Li
     // Generous: on a loaded machine (the suite runs with --parallel) a dial can take seconds.
     const signal = AbortSignal.timeout(60_000);
     for (const other of hosts) {
-      if (other !== host && !host.peers().includes(other.self)) {
-        await host.dial(other.multiaddrs()[0]!, { signal });
+      // A dial that libp2p gives up on (its own dial timeout, on a loaded machine) is tried
+      // again until the 60 s are up.
+      while (other !== host && !host.peers().includes(other.self)) {
+        try {
+          await host.dial(other.multiaddrs()[0]!, { signal });
+        } catch (error) {
+          if (signal.aborted) throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     }
     // The table pings a new contact before adding it, with an adaptive timeout that a loaded
