@@ -335,7 +335,7 @@ class Market {
         input,
         requirements: { hardware: "cpu", minStake: 100n },
         maxPrice: 1_000n,
-        bidWindowMs: 300,
+        bidWindowMs: 1_000, // room for a restarted market on a loaded machine
         executionMs: 5_000,
         verificationMs: 3_000,
         maxAttempts: 2,

@@ -16,7 +16,7 @@ const LOOPBACK = ["/ip4/127.0.0.1/tcp/0"];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
