@@ -139,7 +139,7 @@ Deno.test("a node killed in the middle of bidding resumes its auctions", async (
   assert.ok(!clientStates.includes("assigned"), "the kill came after the bidding");
   const client = recovered.get("client")!;
   assert.ok((client["restored"] as number) >= 2, JSON.stringify(client));
-  const jobs = done["jobs"] as Record<string, { state: string; firstAt: number }>;
+  const jobs = done["jobs"] as Record<string, { state: string; firstAt: number; path: string }>;
   assert.deepEqual(Object.keys(jobs).sort(), ["job-1", "job-2"]);
   for (const [id, job] of Object.entries(jobs)) {
     assert.ok(FINAL.includes(job.state), `${id} ended in ${job.state}`);
@@ -148,7 +148,7 @@ Deno.test("a node killed in the middle of bidding resumes its auctions", async (
   const bidOn = before.lines.find((l) =>
     l.type === "delivered" && l["node"] === "client" && l["event"] === "bid.received"
   )!["actor"] as string;
-  assert.equal(jobs[bidOn.slice(4)]!.state, "settled", `${bidOn} settled`);
+  assert.equal(jobs[bidOn.slice(4)]!.state, "settled", `${bidOn} settled: ${JSON.stringify(jobs)}`);
 });
 
 Deno.test("a worker killed in the middle of execution resumes it (or the job is re-auctioned)", async () => {

@@ -190,14 +190,20 @@ Deno.test({
         member("worker-c", worker(0.7), boot),
         ...[1, 2, 3, 4].map((i) => member(`verifier-${i}`, { roles: ["verifier"] }, boot)),
       ]);
+      let seen = "";
       await until("the client to know 3 workers and 4 verifiers", 60_000, async () => {
         const health = await get(`${client.info!.http}/health`);
         const peers = await get(`${client.info!.http}/peers`);
         const tracked = (peers.tracked as { peer: string }[]).map((p) => p.peer);
+        seen = `verifiers ${health.verifiers}, missing ${
+          others.filter((o) => !tracked.includes(o.info!.peerId)).map((o) => o.name).join(",")
+        }`;
         return others.every((o) => tracked.includes(o.info!.peerId)) &&
             health.verifiers >= 4
           ? true
           : undefined;
+      }).catch((e) => {
+        throw new Error(`${(e as Error).message} (last seen: ${seen})`);
       });
       const ready = performance.now();
 
