@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { SqliteJournal } from "../runtime/durability/journal.ts";
+import { processMarketLock } from "./_exclusive.ts";
 
 const fixture = new URL("./fixtures/crash_node.ts", import.meta.url).pathname;
 const FINAL = ["settled", "expired", "cancelled", "refunded", "failed"];
@@ -128,6 +129,7 @@ async function crashAndRecover(
 }
 
 Deno.test("a node killed in the middle of bidding resumes its auctions", async () => {
+  await using _market = await processMarketLock();
   const { before, done, recovered } = await crashAndRecover(
     ["--jobs", "2", "--bid-window-ms", "4000"],
     (l) => l.type === "delivered" && l["node"] === "client" && l["event"] === "bid.received",
@@ -152,6 +154,7 @@ Deno.test("a node killed in the middle of bidding resumes its auctions", async (
 });
 
 Deno.test("a worker killed in the middle of execution resumes it (or the job is re-auctioned)", async () => {
+  await using _market = await processMarketLock();
   const { done, recovered } = await crashAndRecover(
     ["--jobs", "1", "--bid-window-ms", "300", "--exec-ms", "3000"],
     (l) => l.type === "exec.started",

@@ -11,6 +11,7 @@ import type { SingleKadDHT } from "@libp2p/kad-dht";
 import { createLibp2pHost, type Libp2pHost } from "../protocols/libp2p_host.ts";
 import { TOPICS } from "../protocols/messages.ts";
 import type { Capability } from "../protocols/capability_index.ts";
+import { processMarketLock } from "./_exclusive.ts";
 
 const LOOPBACK = ["/ip4/127.0.0.1/tcp/0"];
 const encoder = new TextEncoder();
@@ -50,6 +51,7 @@ async function startCluster(n: number, minPeers = 3): Promise<Libp2pHost[]> {
 Deno.test({
   name: "createLibp2pHost() delivers gossip on 20 loopback nodes",
   fn: async () => {
+    await using _market = await processMarketLock();
     const started = performance.now();
     const hosts = await startCluster(20);
     try {
@@ -155,6 +157,7 @@ async function fillRoutingTables(hosts: readonly Libp2pHost[], from: readonly Li
 Deno.test({
   name: "CapabilityIndex.findProviders() finds capable workers on 20 loopback nodes",
   fn: async () => {
+    await using _market = await processMarketLock();
     const hosts = await startCluster(20);
     try {
       const model: Capability = { type: "model", hash: "c0".repeat(32) };
@@ -202,6 +205,7 @@ Deno.test({
 Deno.test({
   name: "createLibp2pHost() exchanges gossip and requests with peers in separate OS processes",
   fn: async () => {
+    await using _market = await processMarketLock();
     const host = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
     const children: Deno.ChildProcess[] = [];
     try {

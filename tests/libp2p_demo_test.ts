@@ -9,12 +9,14 @@ import config from "../deno.json" with { type: "json" };
 import { runDemo } from "../runtime/demo/demo.ts";
 import { readRecording } from "../runtime/durability/recording.ts";
 import { replay } from "../runtime/durability/replay.ts";
+import { processMarketLock } from "./_exclusive.ts";
 
 Deno.test({
   name: "runDemo() over libp2p finishes every job, conserves money, and its recording replays",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const dir = await Deno.makeTempDir({ prefix: "libp2p-demo-" });
     try {
       const recordPath = `${dir}/recording.jsonl`;
@@ -58,6 +60,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const dir = await Deno.makeTempDir({ prefix: "libp2p-demo-exit-" });
     const [deno, ...args] = config.tasks.demo.split(" ");
     assert.equal(deno, "deno");

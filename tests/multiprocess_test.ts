@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { get, until } from "./_poll.ts";
+import { processMarketLock } from "./_exclusive.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HAS_HOST = await Deno.stat(`${ROOT}protocols/libp2p_host.ts`).then(() => true, () => false);
@@ -50,6 +51,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const dir = await Deno.makeTempDir({ prefix: "ciro-multiprocess-" });
     const ledgerPath = `${dir}/ledger.sqlite`;
     const children: Child[] = [];

@@ -4,6 +4,7 @@
  * SIGTERM stops every node and the program exits 0. Bounded: 90 s for the whole test.
  */
 import assert from "node:assert/strict";
+import { processMarketLock } from "../_exclusive.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -31,6 +32,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const dir = await Deno.makeTempDir({ prefix: "ciro-devstack-test-" });
     const deadline = AbortSignal.timeout(90_000);
     const child = new Deno.Command(Deno.execPath(), {

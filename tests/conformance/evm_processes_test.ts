@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { EvmChain } from "../../chain/evm/evm_adapter.ts";
 import { readDeployment } from "../../chain/evm/local_node.ts";
 import { until } from "../_poll.ts";
+import { processMarketLock } from "../_exclusive.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const HAS_HOST = await Deno.stat(`${ROOT}protocols/libp2p_host.ts`).then(() => true, () => false);
@@ -66,6 +67,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const dir = await Deno.makeTempDir({ prefix: "ciro-evm-processes-" });
     const procs: Proc[] = [];
     try {

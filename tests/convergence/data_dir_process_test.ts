@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import config from "../../deno.json" with { type: "json" };
 import type { NodeInfo } from "../../runtime/ops/node/main.ts";
+import { processMarketLock } from "../_exclusive.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -75,6 +76,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const dir = await Deno.makeTempDir({ prefix: "ciro-data-dir-" });
     const dataDir = `${dir}/node`;
     const args = [

@@ -24,6 +24,7 @@ import type { ChainEvent } from "../../chain/port.ts";
 import { seededRandom } from "../../runtime/compute/mod.ts";
 import { exportJournal, readRecording, replay } from "../../runtime/durability/mod.ts";
 import { get, until } from "../_poll.ts";
+import { processMarketLock } from "../_exclusive.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SEED = Number(Deno.env.get("CIRO_KILL_SEED") ?? 14);
@@ -86,6 +87,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
+    await using _market = await processMarketLock();
     const started = performance.now();
     const random = seededRandom(SEED);
     const dir = await Deno.makeTempDir({ prefix: "ciro-converge-" });
