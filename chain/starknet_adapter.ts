@@ -75,9 +75,10 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { Account, type Call, Contract, hash, RpcProvider, validateAndParseAddress } from "starknet";
 import { getLogger } from "@logtape/logtape";
-import type { NodeId, RefundReason, SlashReason } from "../machines/types.ts";
+import type { NodeId, RefundReason, SlashReason, Verdict } from "../machines/types.ts";
 import {
   type ChainCallOptions,
   type ChainCursor,
@@ -87,8 +88,19 @@ import {
   type ChainEventName,
   type ChainPort,
   type LedgerTotals,
+  type SignedAttestation,
   type TxReceipt,
 } from "./port.ts";
+import {
+  checkAttestation,
+  checkCount as checkBounded,
+  checkSubmission,
+  type JobSubmission,
+  MAX_FAILURE_REASON,
+  MAX_ID_LENGTH,
+  MAX_VERIFIERS,
+} from "./_args.ts";
+import { AccountKey, isPublicKey } from "./settlement.ts";
 import { decodeChainEvent, EVENT_SELECTORS, type RawStarknetEvent } from "./events.ts";
 import {
   type BlockRef,
@@ -156,6 +168,11 @@ export interface StarknetChainOptions {
    * @default {undefined} each subscription keeps its cursor in memory and starts at `from`
    */
   readonly cursorStore?: CursorStore;
+  /**
+   * The Ed25519 key this account signs attestations with (registered with `registerKey`).
+   * @default {a key derived from the account's private key (sha-256 of a domain tag and it)}
+   */
+  readonly attestationKey?: AccountKey;
   /** Aborts `connect` itself. */
   readonly signal?: AbortSignal;
 }
@@ -183,6 +200,7 @@ const logger = getLogger(["ciro", "chain", "starknet"]);
 const EVENT_NAMES = Object.keys(EVENT_SELECTORS) as ChainEventName[];
 /** The event selectors as canonical felts, the key filter of every `starknet_getEvents`. */
 const EVENT_KEYS = EVENT_NAMES.map((name) => canonicalFelt(EVENT_SELECTORS[name]));
+/** The codes a contract panics with (every {@link ChainErrorCode} but the adapter's own). */
 const CHAIN_ERROR_CODES: ReadonlySet<string> = new Set<ChainErrorCode>([
   "unknown_job",
   "duplicate_job",
@@ -193,7 +211,18 @@ const CHAIN_ERROR_CODES: ReadonlySet<string> = new Set<ChainErrorCode>([
   "invalid_amount",
   "still_unbonding",
   "stake_locked",
+  "not_enough_verifiers",
+  "bad_signature",
+  "no_key",
+  "not_chosen",
+  "duplicate_attestation",
+  "wrong_attempt",
+  "deadline_passed",
+  "deadline_not_passed",
+  "no_evidence",
+  "wrong_subject",
 ]);
+const SIGNATURE_PATTERN = /^[0-9a-f]{128}$/;
 /** The Stark curve order; a private key is in `1..order-1`. */
 const CURVE_ORDER = 0x0800000000000010ffffffffffffffffb781126dcae7b2321e66a241adc64d2fn;
 const U256 = 2n ** 256n;
@@ -355,6 +384,33 @@ function text(value: string): Uint8Array {
   return new TextEncoder().encode(value);
 }
 
+/**
+ * A signed attestation as the Cairo `Attestation` struct takes it: the Ed25519 signature split
+ * into `signature_r` and `signature_s` (32 bytes each, big-endian). A signature that is not 128
+ * lowercase hex digits goes as zeros, which no key signs: the contract refuses it
+ * (`bad_signature`), as the local ledger and the EVM do.
+ */
+function cairoAttestation(a: SignedAttestation): Record<string, unknown> {
+  const wellFormed = SIGNATURE_PATTERN.test(a.signature);
+  return {
+    job_id: text(a.jobId),
+    verifier: text(a.verifier),
+    attempt: BigInt(a.attempt),
+    subject: text(a.subject),
+    verdict: a.verdict,
+    signature_r: wellFormed ? BigInt(`0x${a.signature.slice(0, 64)}`) : 0n,
+    signature_s: wellFormed ? BigInt(`0x${a.signature.slice(64)}`) : 0n,
+  };
+}
+
+/** The attestation key an account has by default: derived from its Stark private key. */
+function derivedAttestationKey(privateKey: string): AccountKey {
+  const seed = createHash("sha256")
+    .update(`ciro.starknet.attestation-key|${BigInt(privateKey).toString(16)}`)
+    .digest();
+  return new AccountKey(new Uint8Array(seed));
+}
+
 function checkReason(field: string, value: string): string {
   if (typeof value !== "string" || !SHORT_STRING_PATTERN.test(value)) {
     throw new TypeError(
@@ -497,6 +553,7 @@ export class StarknetChain implements ChainPort {
   readonly #jobManager: Contract;
   readonly #cdcPool: Contract;
   readonly #cursorStore: CursorStore | undefined;
+  readonly #attestationKey: AccountKey;
   readonly #closing = new AbortController();
   readonly #subscriptions = new Set<() => void>();
   readonly #loops = new Set<Promise<void>>();
@@ -510,8 +567,10 @@ export class StarknetChain implements ChainPort {
     provider: RpcProvider,
     signer: Account,
     cursorStore: CursorStore | undefined,
+    attestationKey: AccountKey,
   ) {
     this.account = nodeId;
+    this.#attestationKey = attestationKey;
     this.address = `0x${BigInt(settings.accountAddress).toString(16).padStart(64, "0")}`;
     this.#settings = settings;
     this.#provider = provider;
@@ -605,6 +664,7 @@ export class StarknetChain implements ChainPort {
       provider,
       signer,
       options.cursorStore,
+      options.attestationKey ?? derivedAttestationKey(privateKey),
     );
     const registered = await chain.#view(
       "read the account's node id",
@@ -652,35 +712,44 @@ export class StarknetChain implements ChainPort {
   // -------------------------------------------------------------------------------------------
   // Transactions
 
-  submitJob(
-    job: {
-      jobId: string;
-      amount: bigint;
-      minStake: bigint;
-      modelHash: string;
-      inputCommitment: string;
-    },
-    options?: ChainCallOptions,
-  ): Promise<TxReceipt> {
+  /**
+   * Escrows a job: `submit_job` for a job without terms (legacy, the client's verdict), or
+   * `submit_job_with_terms` for one with a `verifierCount` (the chain decides its outcome).
+   */
+  submitJob(job: JobSubmission, options?: ChainCallOptions): Promise<TxReceipt> {
     return this.#transact(`submit job ${JSON.stringify(job.jobId)}`, options, () => {
-      const amount = checkAmount("amount", job.amount);
+      const checked = checkSubmission(job);
       const calls: Call[] = [];
       if (this.#settings.tokenAddress !== undefined) {
-        calls.push(this.#approve(this.#settings.jobManagerAddress, amount));
+        calls.push(this.#approve(this.#settings.jobManagerAddress, checked.amount));
       }
-      calls.push(this.#jobManager.populate("submit_job", [
-        text(checkId("jobId", job.jobId)),
-        amount,
-        checkAmount("minStake", job.minStake),
-        checkHash("modelHash", job.modelHash),
-        checkHash("inputCommitment", job.inputCommitment),
-      ]));
+      const args = [
+        text(checked.jobId),
+        checked.amount,
+        checked.minStake,
+        BigInt(`0x${checked.modelHash}`),
+        BigInt(`0x${checked.inputCommitment}`),
+      ];
+      calls.push(
+        checked.chainDecided
+          ? this.#jobManager.populate("submit_job_with_terms", [...args, {
+            verifier_count: checked.verifierCount,
+            bid_window_ms: checked.bidWindowMs,
+            execution_ms: checked.executionMs,
+            verification_ms: checked.verificationMs,
+          }])
+          : this.#jobManager.populate("submit_job", args),
+      );
       return calls;
     });
   }
 
+  /**
+   * Assigns the job to `worker`. For a job with terms the chain chooses the verifiers
+   * (`verifiers` must be absent or empty); a legacy job takes the client's list.
+   */
   assignWorker(
-    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers: readonly NodeId[] },
+    assignment: { jobId: string; worker: NodeId; price: bigint; verifiers?: readonly NodeId[] },
     options?: ChainCallOptions,
   ): Promise<TxReceipt> {
     return this.#transact(
@@ -692,7 +761,7 @@ export class StarknetChain implements ChainPort {
           text(checkId("worker", assignment.worker)),
           checkAmount("price", assignment.price),
           // Positional arguments: starknet.js 10.8 refuses `Array<ByteArray>` in object form.
-          assignment.verifiers.map((v, i) => text(checkId(`verifiers[${i}]`, v))),
+          (assignment.verifiers ?? []).map((v, i) => text(checkId(`verifiers[${i}]`, v))),
         ]),
       ],
     );
@@ -753,6 +822,116 @@ export class StarknetChain implements ChainPort {
     );
   }
 
+  /** The assigned worker reports that the job fails on its input (`report_failure`). */
+  reportFailure(
+    failure: { jobId: string; reason: string },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `report the failure of job ${JSON.stringify(failure.jobId)}`,
+      options,
+      () => {
+        const reason = failure.reason;
+        if (
+          typeof reason !== "string" || reason.length === 0 || reason.length > MAX_FAILURE_REASON
+        ) {
+          throw new RangeError(
+            `Invalid failure reason: expected 1 to ${MAX_FAILURE_REASON} characters`,
+          );
+        }
+        return [
+          this.#jobManager.populate("report_failure", [
+            text(checkId("jobId", failure.jobId)),
+            text(reason),
+          ]),
+        ];
+      },
+    );
+  }
+
+  /** Registers this account's Ed25519 attestation key in the CDC Pool (`register_key`, once). */
+  registerKey(key: { publicKey: string }, options?: ChainCallOptions): Promise<TxReceipt> {
+    return this.#transact("register the attestation key", options, () => {
+      if (!isPublicKey(key.publicKey)) {
+        throw new TypeError(
+          "Invalid public key: expected an Ed25519 key as 64 lowercase hex digits",
+        );
+      }
+      return [this.#cdcPool.populate("register_key", [BigInt(`0x${key.publicKey}`)])];
+    });
+  }
+
+  /** The Ed25519 public key (64 hex digits) this adapter signs attestations with. */
+  accountPublicKey(options?: ChainCallOptions): Promise<string> {
+    options?.signal?.throwIfAborted();
+    return Promise.resolve(this.#attestationKey.publicKey);
+  }
+
+  /** Signs a statement with the attestation key (no transaction). */
+  signAttestation(
+    statement: { jobId: string; attempt: number; subject: string; verdict: Verdict },
+    options?: ChainCallOptions,
+  ): Promise<SignedAttestation> {
+    try {
+      options?.signal?.throwIfAborted();
+      this.#checkOpen("sign an attestation");
+      const jobId = checkId("job id", statement.jobId);
+      const attempt = checkBounded("attempt", statement.attempt, 1);
+      if (typeof statement.subject !== "string" || statement.subject.length > MAX_ID_LENGTH) {
+        throw new TypeError(`Invalid subject: expected at most ${MAX_ID_LENGTH} characters`);
+      }
+      if (statement.verdict !== "valid" && statement.verdict !== "invalid") {
+        throw new TypeError(`Invalid verdict: expected "valid" or "invalid"`);
+      }
+      return Promise.resolve(
+        this.#attestationKey.sign(this.account, {
+          jobId,
+          attempt,
+          subject: statement.subject,
+          verdict: statement.verdict,
+        }),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Relays signed attestations (`submit_attestations`, anyone may); the contract checks each
+   * signature against the verifier's registered key and counts them.
+   */
+  submitAttestations(
+    batch: { attestations: readonly SignedAttestation[] },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    const first = batch?.attestations?.[0]?.jobId;
+    return this.#transact(`submit attestations of job ${JSON.stringify(first)}`, options, () => {
+      const list = batch.attestations;
+      if (!Array.isArray(list) || list.length === 0 || list.length > MAX_VERIFIERS) {
+        throw new RangeError(`Invalid attestations: expected 1 to ${MAX_VERIFIERS} of them`);
+      }
+      const checked = list.map((a, i) => checkAttestation(`attestations[${i}]`, a));
+      return [this.#jobManager.populate("submit_attestations", [checked.map(cairoAttestation)])];
+    });
+  }
+
+  /** Evidence of double signing (`report_double_signing`): two conflicting statements. */
+  reportDoubleSigning(
+    evidence: { first: SignedAttestation; second: SignedAttestation },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
+    return this.#transact(
+      `report double signing on job ${JSON.stringify(evidence?.first?.jobId)}`,
+      options,
+      () => [
+        this.#jobManager.populate("report_double_signing", [
+          cairoAttestation(checkAttestation("first", evidence.first)),
+          cairoAttestation(checkAttestation("second", evidence.second)),
+        ]),
+      ],
+    );
+  }
+
   releasePayment(release: { jobId: string }, options?: ChainCallOptions): Promise<TxReceipt> {
     return this.#transact(
       `release the payment of job ${JSON.stringify(release.jobId)}`,
@@ -792,14 +971,26 @@ export class StarknetChain implements ChainPort {
     );
   }
 
-  stake(stake: { amount: bigint }, options?: ChainCallOptions): Promise<TxReceipt> {
+  /** Bonds stake (`stake`); `role: "verifier"` also registers a verifier (`stake_as_verifier`). */
+  stake(
+    stake: { amount: bigint; role?: "worker" | "verifier" },
+    options?: ChainCallOptions,
+  ): Promise<TxReceipt> {
     return this.#transact(`stake ${stake.amount}`, options, () => {
       const amount = checkAmount("amount", stake.amount);
+      const role = stake.role ?? "worker";
+      if (role !== "worker" && role !== "verifier") {
+        throw new TypeError(
+          `Invalid role: expected "worker" or "verifier", got ${JSON.stringify(String(role))}`,
+        );
+      }
       const calls: Call[] = [];
       if (this.#settings.tokenAddress !== undefined) {
         calls.push(this.#approve(this.#settings.cdcPoolAddress, amount));
       }
-      calls.push(this.#cdcPool.populate("stake", [amount]));
+      calls.push(
+        this.#cdcPool.populate(role === "verifier" ? "stake_as_verifier" : "stake", [amount]),
+      );
       return calls;
     });
   }

@@ -20,10 +20,38 @@ export type CairoType =
   | "felt252"
   | "shortstring"
   | "bool"
+  | "u8"
   | "u64"
   | "u32"
   | "Array<ByteArray>"
-  | "ContractAddress";
+  | "ContractAddress"
+  | "JobTerms"
+  | "Attestation"
+  | "Array<Attestation>";
+
+/**
+ * The members of the JobManager's structs (CAIRO_INTERFACE.md, "Chain-decided settlement"), in
+ * order: a struct is its members' felts one after the other.
+ */
+export const STRUCT_LAYOUT: Readonly<
+  Record<"JobTerms" | "Attestation", readonly (readonly [string, CairoType])[]>
+> = {
+  JobTerms: [
+    ["verifier_count", "u8"],
+    ["bid_window_ms", "u64"],
+    ["execution_ms", "u64"],
+    ["verification_ms", "u64"],
+  ],
+  Attestation: [
+    ["job_id", "ByteArray"],
+    ["verifier", "ByteArray"],
+    ["attempt", "u64"],
+    ["subject", "ByteArray"],
+    ["verdict", "shortstring"],
+    ["signature_r", "u256"],
+    ["signature_s", "u256"],
+  ],
+};
 
 /** `[engine field, Cairo type]` in member order, per event (CAIRO_INTERFACE.md, "Events"). */
 export const EVENT_LAYOUT: Readonly<Record<string, readonly (readonly [string, CairoType])[]>> = {
@@ -68,6 +96,15 @@ export const EVENT_LAYOUT: Readonly<Record<string, readonly (readonly [string, C
   StakeWithdrawn: [["worker", "ByteArray"], ["amount", "u256"]],
   ReputationUpdated: [["worker", "ByteArray"], ["score", "u32"]],
   NodeRegistered: [["nodeId", "ByteArray"], ["account", "ContractAddress"]],
+  FailureReported: [["jobId", "ByteArray"], ["worker", "ByteArray"], ["reason", "ByteArray"]],
+  AttestationRecorded: [
+    ["jobId", "ByteArray"],
+    ["verifier", "ByteArray"],
+    ["attempt", "u64"],
+    ["verdict", "shortstring"],
+  ],
+  KeyRegistered: [["account", "ByteArray"], ["publicKey", "hash256"]],
+  VerifierRegistered: [["verifier", "ByteArray"]],
 };
 
 /** Which contract emits each event (CAIRO_INTERFACE.md). */
@@ -86,20 +123,30 @@ export const EVENT_EMITTER: Readonly<Record<string, "jobManager" | "cdcPool">> =
   StakeWithdrawn: "cdcPool",
   ReputationUpdated: "cdcPool",
   NodeRegistered: "cdcPool",
+  FailureReported: "jobManager",
+  AttestationRecorded: "jobManager",
+  KeyRegistered: "cdcPool",
+  VerifierRegistered: "cdcPool",
 };
 
 /** External functions' inputs (CAIRO_INTERFACE.md, "JobManager" and "CDC Pool"). */
 export const FUNCTION_INPUTS: Readonly<Record<string, readonly CairoType[]>> = {
   submit_job: ["ByteArray", "u256", "u256", "hash256", "hash256"],
+  submit_job_with_terms: ["ByteArray", "u256", "u256", "hash256", "hash256", "JobTerms"],
   assign_worker: ["ByteArray", "ByteArray", "u256", "Array<ByteArray>"],
   revoke_assignment: ["ByteArray", "ByteArray"],
   submit_result: ["ByteArray", "hash256"],
   record_verification: ["ByteArray", "bool"],
+  report_failure: ["ByteArray", "ByteArray"],
+  submit_attestations: ["Array<Attestation>"],
+  report_double_signing: ["Attestation", "Attestation"],
   release_payment: ["ByteArray"],
   refund: ["ByteArray", "shortstring"],
   slash_worker: ["ByteArray", "ByteArray", "shortstring"],
   register_node: ["ByteArray"],
   stake: ["u256"],
+  stake_as_verifier: ["u256"],
+  register_key: ["hash256"],
   request_unstake: ["u256"],
   withdraw: [],
   node_id_of: ["ContractAddress"],
@@ -116,10 +163,14 @@ export const FUNCTION_INPUTS: Readonly<Record<string, readonly CairoType[]>> = {
 export const CONTRACT_FUNCTIONS = {
   jobManager: [
     "submit_job",
+    "submit_job_with_terms",
     "assign_worker",
     "revoke_assignment",
     "submit_result",
     "record_verification",
+    "report_failure",
+    "submit_attestations",
+    "report_double_signing",
     "release_payment",
     "refund",
     "slash_worker",
@@ -130,6 +181,8 @@ export const CONTRACT_FUNCTIONS = {
   cdcPool: [
     "register_node",
     "stake",
+    "stake_as_verifier",
+    "register_key",
     "request_unstake",
     "withdraw",
     "node_id_of",
@@ -194,6 +247,7 @@ export function encodeValue(type: CairoType, value: unknown): bigint[] {
     case "bool":
       return [value === true ? 1n : 0n];
     case "felt252":
+    case "u8":
     case "u64":
     case "u32":
     case "ContractAddress":
@@ -201,6 +255,15 @@ export function encodeValue(type: CairoType, value: unknown): bigint[] {
     case "Array<ByteArray>": {
       const items = value as readonly string[];
       return [BigInt(items.length), ...items.flatMap((item) => encodeValue("ByteArray", item))];
+    }
+    case "JobTerms":
+    case "Attestation": {
+      const fields = value as Readonly<Record<string, unknown>>;
+      return STRUCT_LAYOUT[type].flatMap(([name, member]) => encodeValue(member, fields[name]));
+    }
+    case "Array<Attestation>": {
+      const items = value as readonly unknown[];
+      return [BigInt(items.length), ...items.flatMap((item) => encodeValue("Attestation", item))];
     }
   }
 }
@@ -224,7 +287,8 @@ export class FeltReader {
     switch (type) {
       case "ByteArray": {
         const words = Number(this.next());
-        if (words > 8) throw new RangeError("ByteArray too long");
+        // Ids are at most 128 characters, a failure reason 200 (at most 600 UTF-8 bytes).
+        if (words > 32) throw new RangeError("ByteArray too long");
         const parts: Uint8Array[] = [];
         for (let i = 0; i < words; i++) parts.push(feltToBytes(this.next(), WORD_BYTES));
         const pending = this.next();
@@ -258,9 +322,13 @@ export class FeltReader {
         if (value > 1n) throw new RangeError("bool out of range");
         return value === 1n;
       }
-      case "felt252":
+      case "u8":
+        return this.#bounded(8n);
       case "u64":
+        return this.#bounded(64n);
       case "u32":
+        return this.#bounded(32n);
+      case "felt252":
       case "ContractAddress":
         return this.next();
       case "Array<ByteArray>": {
@@ -268,7 +336,23 @@ export class FeltReader {
         if (length > 64) throw new RangeError("Array too long");
         return Array.from({ length }, () => this.read("ByteArray"));
       }
+      case "JobTerms":
+      case "Attestation":
+        return Object.fromEntries(
+          STRUCT_LAYOUT[type].map(([name, member]) => [name, this.read(member)]),
+        );
+      case "Array<Attestation>": {
+        const length = Number(this.next());
+        if (length > 64) throw new RangeError("Array too long");
+        return Array.from({ length }, () => this.read("Attestation"));
+      }
     }
+  }
+
+  #bounded(bits: bigint): bigint {
+    const value = this.next();
+    if (value >> bits !== 0n) throw new RangeError(`u${bits} out of range`);
+    return value;
   }
 }
 

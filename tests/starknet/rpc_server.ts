@@ -5,7 +5,12 @@
  * refuses an invalid one with -32602 as a strict node does, and checks every response it sends
  * against it too (see {@link StarknetRpcServer.problems}). Contract calls execute against a
  * {@link LocalLedger}, the embedded ledger with the Cairo contracts' rules
- * (`chain/CAIRO_INTERFACE.md`).
+ * (`chain/CAIRO_INTERFACE.md`), the chain-decided ones included: terms with the escrow
+ * (`submit_job_with_terms`), verifiers chosen by the chain among the bonded ones
+ * (`stake_as_verifier`, `register_key`), signed attestations counted 2f+1 / f+1
+ * (`submit_attestations`), deadlines on the block timestamps ({@link StarknetRpcServer.advanceTime}
+ * moves them), failure reports and double-signing evidence; the rules themselves are
+ * `chain/settlement.ts`'s, run by the ledger, not a copy.
  *
  * What it does as a node does:
  *
@@ -34,13 +39,16 @@
  * curve (the same library the adapter signs with); a reorg replaces block hashes but does not
  * roll back the ledger; the simulation replays this double's executed transactions on a fresh
  * ledger, so writes others make to a shared `ledger` are not seen by `estimateFee`; no fee market
- * (errors 64 and 65 are never answered).
+ * (errors 64 and 65 are never answered). The verifiers of a job are drawn from the ledger's own
+ * block hash of the escrow, not this double's Starknet block hash; an Ed25519 check is what the
+ * ledger runs, where a Cairo contract would need a library for it (none is native).
  *
  * @module
  */
 import { ec, hash } from "starknet";
 import { LocalLedger, type LocalLedgerOptions } from "../../chain/local_ledger.ts";
-import type { ChainEvent, ChainPort } from "../../chain/port.ts";
+import type { ChainEvent, ChainPort, SignedAttestation } from "../../chain/port.ts";
+import type { Verdict } from "../../machines/types.ts";
 import {
   type Bounds,
   CONTRACT_FUNCTIONS,
@@ -237,6 +245,22 @@ const ERRORS = {
   version: { code: 61, message: "the transaction version is not supported" },
   unexpected: { code: 63, message: "An unexpected error occurred" },
 } as const;
+
+/**
+ * A decoded Cairo `Attestation` as the ledger takes it: the Ed25519 signature is `signature_r`
+ * then `signature_s`, 32 bytes each.
+ */
+function attestation(value: Record<string, unknown>): SignedAttestation {
+  const half = (v: unknown) => (v as bigint).toString(16).padStart(64, "0");
+  return {
+    jobId: String(value.job_id),
+    verifier: String(value.verifier),
+    attempt: Number(value.attempt),
+    subject: String(value.subject),
+    verdict: value.verdict as Verdict,
+    signature: half(value.signature_r) + half(value.signature_s),
+  };
+}
 
 function fail(error: RpcErrorObject, data?: unknown): never {
   throw new RpcFailure(data === undefined ? error : { ...error, data });
@@ -505,6 +529,17 @@ export class StarknetRpcServer {
     const entry = this.#accounts.get(felt(BigInt(account)));
     if (entry === undefined) throw new RangeError(`Unknown account ${account}`);
     entry.nonce++;
+  }
+
+  /**
+   * Moves the chain's clock forward by `ms` (rounded up to whole seconds): the next block's
+   * timestamp, and the time the contracts check deadlines and unbonding against.
+   */
+  advanceTime(ms: number): void {
+    if (!Number.isSafeInteger(ms) || ms < 0) {
+      throw new RangeError(`Cannot advance the clock: expected a non-negative integer, got ${ms}`);
+    }
+    this.#time += Math.ceil(ms / 1000);
   }
 
   /** Stops listening; closes the ledger if the server opened it. */
@@ -940,6 +975,21 @@ export class StarknetRpcServer {
             inputCommitment: e,
           });
           break;
+        case "submit_job_with_terms": {
+          const terms = call.args[5] as Record<string, bigint>;
+          await port.submitJob({
+            jobId: a,
+            amount: b,
+            minStake: c,
+            modelHash: d,
+            inputCommitment: e,
+            verifierCount: Number(terms.verifier_count),
+            bidWindowMs: Number(terms.bid_window_ms),
+            executionMs: Number(terms.execution_ms),
+            verificationMs: Number(terms.verification_ms),
+          });
+          break;
+        }
         case "assign_worker":
           await port.assignWorker({ jobId: a, worker: b, price: c, verifiers: d });
           break;
@@ -952,6 +1002,17 @@ export class StarknetRpcServer {
         case "record_verification":
           await port.recordVerification({ jobId: a, accepted: b });
           break;
+        case "report_failure":
+          await port.reportFailure!({ jobId: a, reason: b });
+          break;
+        case "submit_attestations":
+          await port.submitAttestations!({
+            attestations: (a as unknown as Record<string, unknown>[]).map(attestation),
+          });
+          break;
+        case "report_double_signing":
+          await port.reportDoubleSigning!({ first: attestation(a), second: attestation(b) });
+          break;
         case "release_payment":
           await port.releasePayment({ jobId: a });
           break;
@@ -963,6 +1024,12 @@ export class StarknetRpcServer {
           break;
         case "stake":
           await port.stake({ amount: a });
+          break;
+        case "stake_as_verifier":
+          await port.stake({ amount: a, role: "verifier" });
+          break;
+        case "register_key":
+          await port.registerKey!({ publicKey: a });
           break;
         case "request_unstake":
           await port.requestUnstake({ amount: a });
