@@ -74,14 +74,14 @@ async function market(
   }));
   for (let i = 1; i <= (options.bonded ?? 5); i++) {
     const id = `verifier-${i}`;
-    // The operator bonds each verifier on chain (the node does not yet do it at start).
-    await ledger.as(id).stake({ amount: 100n, role: "verifier" });
+    // Each verifier node bonds itself on chain at start.
     nodes.push(createNode({
       id,
       roles: ["verifier"],
       network: network.join(id),
       chain: ledger.as(id),
       policy,
+      verifierStake: 100n,
       capabilityIntervalMs: 0,
     }));
   }
@@ -96,6 +96,7 @@ async function market(
       chain: ledger.as(id),
       policy,
       verifierFault: "always_invalid",
+      verifierStake: 0n,
       capabilityIntervalMs: 0,
     }));
   }

@@ -203,7 +203,8 @@ Deno.test("malformed and forged messages from a peer are rejected, cost it score
     await node.start();
     await mallory.start();
     await new Promise((r) => setTimeout(r, 10));
-    const jobId = node.submitJob({ spec: spec({ bidWindowMs: 60_000 }) });
+    // No verifier is bonded here: an unverified job, which the chain takes without any.
+    const jobId = node.submitJob({ spec: spec({ bidWindowMs: 60_000, verifierCount: 0 }) });
     for (let i = 0; i < 100 && node.job(jobId)!.state !== "bidding"; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -44,7 +44,7 @@ import type { RestartIntensity } from "../../actors/supervisor.ts";
 import { BID_MACHINE_VERSION } from "../../machines/bid_machine.ts";
 import { JOB_MACHINE_VERSION } from "../../machines/job_machine.ts";
 import { PEER_MACHINE_VERSION, type PeerConfig } from "../../machines/peer_machine.ts";
-import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
+import type { JobPolicy } from "../../machines/policies.ts";
 import type { NodeId, Role } from "../../machines/types.ts";
 import {
   decodeJson,
@@ -76,6 +76,7 @@ import {
   type JournalSink,
   logger,
   type NodeOptions,
+  nodePolicy,
   type Source,
   SOURCES,
   type WorkerProfile,
@@ -119,7 +120,7 @@ export function describeNode(options: NodeOptions): NodeDescriptor {
   return {
     id: options.id,
     roles: [...options.roles],
-    policy: options.policy ?? DEFAULT_POLICY,
+    policy: nodePolicy(options),
     ...(options.peer ? { peer: options.peer } : {}),
     ...(options.intensity ? { intensity: options.intensity } : {}),
     ...(options.worker ? { worker: options.worker } : {}),

@@ -20,7 +20,7 @@ import {
 } from "../../machines/address.ts";
 import { RejectionLog } from "../../protocols/rejection_log.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
-import { DEFAULT_POLICY } from "../../machines/policies.ts";
+import type { JobPolicy } from "../../machines/policies.ts";
 import type { EffectRequest, HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
 import { serveSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
@@ -54,10 +54,12 @@ import {
   completeSpec,
   DEFAULT_CAPABILITY_INTERVAL_MS,
   DEFAULT_RETAIN_FINISHED_MS,
+  DEFAULT_VERIFIER_STAKE,
   type JobRequest,
   type JobSummary,
   type NodeObservation,
   type NodeOptions,
+  nodePolicy,
   type NodeStats,
   summarizeJob,
   summarizeRetired,
@@ -85,6 +87,8 @@ export interface ResumedEffects {
 export class Node {
   readonly id: NodeId;
   readonly roles: readonly Role[];
+  /** The policy of the jobs it submits and follows, settlement spelled out ({@link nodePolicy}). */
+  readonly policy: JobPolicy;
   readonly inbox: Inbox;
   readonly tree: ActorTree;
   readonly stats: NodeStats = {
@@ -126,6 +130,7 @@ export class Node {
     checkNodeOptions(options);
     this.id = options.id;
     this.roles = options.roles;
+    this.policy = nodePolicy(options);
     this.#options = options;
     this.#retainFinishedMs = options.retainFinishedMs === undefined
       ? DEFAULT_RETAIN_FINISHED_MS
@@ -152,7 +157,7 @@ export class Node {
       account: options.chain.account,
       roles: options.roles,
       now: () => this.#clock.now(),
-      policy: options.policy ?? DEFAULT_POLICY,
+      policy: this.policy,
       ...(options.peer ? { peerConfig: options.peer } : {}),
       ...(options.intensity ? { intensity: options.intensity } : {}),
       ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
@@ -282,10 +287,17 @@ export class Node {
       if (have < stake) await chain.stake({ amount: stake - have }, options);
     }
     // A verifier bonds as one, so that the chain may choose it (and slash it if it lies).
-    const bond = this.#options.verifierStake ?? 0n;
-    if (this.roles.includes("verifier") && !this.roles.includes("worker") && bond > 0n) {
-      const have = await chain.stakeOf(this.id, options);
-      if (have < bond) await chain.stake({ amount: bond - have, role: "verifier" }, options);
+    const bond = this.#options.verifierStake ?? DEFAULT_VERIFIER_STAKE;
+    if (this.roles.includes("verifier") && !this.roles.includes("worker")) {
+      if (bond > 0n) {
+        const have = await chain.stakeOf(this.id, options);
+        if (have < bond) await chain.stake({ amount: bond - have, role: "verifier" }, options);
+      } else {
+        this.#log.warn(
+          "Verifier {id} bonds nothing (verifierStake 0): the chain will not choose it to verify jobs",
+          { id: this.id },
+        );
+      }
     }
     this.#cleanup.push(
       this.#chain.subscribe(this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 }),
@@ -381,7 +393,9 @@ export class Node {
       type: "job.submit",
       spec,
       verifierPool: this.verifierPool(),
-      policy: request.policy ?? this.#options.policy ?? DEFAULT_POLICY,
+      policy: request.policy === undefined
+        ? this.policy
+        : { settlement: this.policy.settlement, ...request.policy },
     });
     return jobId;
   }

@@ -9,7 +9,7 @@ import type { RestartIntensity, SupervisionEvent } from "../../actors/supervisor
 import type { ChainCursor, ChainPort } from "../../chain/port.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import type { PeerConfig } from "../../machines/peer_machine.ts";
-import type { JobPolicy } from "../../machines/policies.ts";
+import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
 import type { WorkerProfile } from "../../machines/bid_decision.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
@@ -29,6 +29,43 @@ export const DEFAULT_RETAIN_FINISHED_MS = 60_000;
 /** How often a node re-announces its capabilities by default, ms. */
 export const DEFAULT_CAPABILITY_INTERVAL_MS = 30_000;
 
+/**
+ * What a verifier node bonds on chain at start when its options name no `verifierStake`: 1,000,
+ * the order of a job's price in the examples and the demo (1,000 to 2,000). Attesting against
+ * the decided outcome costs half of it (500), ten times the verifiers' 5 % share of such a
+ * job's price that an honest attestation can earn, and the chain chooses verifiers in proportion
+ * to stake, so a bond far below the market's prices would rarely be chosen.
+ */
+export const DEFAULT_VERIFIER_STAKE = 1_000n;
+
+/**
+ * The policy a node runs its jobs under unless its options say otherwise: the job machine's
+ * {@link DEFAULT_POLICY} with chain-decided settlement (the chain chooses bonded verifiers,
+ * counts their signed attestations and decides; see the README's trust model). `legacy`
+ * settlement, where the client's node counts what it hears and records the verdict, is kept
+ * only as an explicit opt-in for research and for replaying recordings made before.
+ */
+export const NODE_DEFAULT_POLICY: JobPolicy = { ...DEFAULT_POLICY, settlement: "chain" };
+
+/**
+ * The policy a node made with `options` runs its jobs under, with `settlement` always spelled
+ * out (so its recording says which rules it followed): the options' policy, its settlement
+ * defaulting to `chain`, or to `legacy` on a chain port that has no chain-decided calls
+ * (`submitAttestations`). A policy that asks for `chain` on such a port is refused by
+ * {@link checkNodeOptions}.
+ */
+export function nodePolicy(options: Pick<NodeOptions, "policy" | "chain">): JobPolicy {
+  const policy = options.policy ?? DEFAULT_POLICY;
+  if (policy.settlement !== undefined) return policy;
+  return { ...policy, settlement: canDecide(options.chain) ? "chain" : "legacy" };
+}
+
+/** Whether `chain` has the calls chain-decided settlement needs. */
+function canDecide(chain: ChainPort): boolean {
+  return typeof chain.submitAttestations === "function" &&
+    typeof chain.registerKey === "function";
+}
+
 /** Options of `createNode()`. */
 export interface NodeOptions {
   /** The node's id; must equal `network.self`. */
@@ -44,7 +81,10 @@ export interface NodeOptions {
   readonly clock?: Clock;
   /** Where stamped events are appended before delivery. @default kept nowhere */
   readonly journal?: JournalSink;
-  /** @default `DEFAULT_POLICY` */
+  /**
+   * The policy of the jobs this node submits and follows; a policy without `settlement` takes
+   * the default's (see {@link nodePolicy}). @default {@link NODE_DEFAULT_POLICY}
+   */
   readonly policy?: JobPolicy;
   readonly peer?: PeerConfig;
   readonly intensity?: RestartIntensity;
@@ -60,7 +100,8 @@ export interface NodeOptions {
   /**
    * With the `verifier` role: stake the node keeps bonded on chain as a verifier, topped up at
    * start (the chain chooses a job's verifiers among bonded ones, see `policy.settlement`).
-   * @default 0n (no bond)
+   * `0n` bonds nothing: the chain never chooses the node, and it says so in its log at start.
+   * @default {@link DEFAULT_VERIFIER_STAKE}
    */
   readonly verifierStake?: bigint;
   /** Where chain events are read from at start. @default the first block */
@@ -143,7 +184,7 @@ export interface JobRequest {
   readonly spec: JobSpecInput;
   /** @default a fresh unique id */
   readonly jobId?: string;
-  /** @default the node's policy */
+  /** @default the node's policy; one without `settlement` takes the node's */
   readonly policy?: JobPolicy;
 }
 
@@ -223,6 +264,15 @@ export function checkNodeOptions(options: NodeOptions): void {
     throw new RangeError(
       `Invalid worker.pricing: perMs and floor must be non-negative, got ${pricing.perMs} and ${pricing.floor}`,
     );
+  }
+  if (options.policy?.settlement === "chain" && !canDecide(options.chain)) {
+    throw new RangeError(
+      `${who}: policy.settlement "chain" needs a chain port with chain-decided calls (submitAttestations, registerKey)`,
+    );
+  }
+  const bond = options.verifierStake;
+  if (bond !== undefined && (typeof bond !== "bigint" || bond < 0n)) {
+    throw new RangeError(`Invalid verifierStake ${bond}: must be a non-negative bigint`);
   }
   const retain = options.retainFinishedMs;
   if (

@@ -22,7 +22,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG } from "../../machines/peer_machine.ts";
-import { WORKER_DEFAULTS } from "../kernel/mod.ts";
+import { DEFAULT_VERIFIER_STAKE, WORKER_DEFAULTS } from "../kernel/mod.ts";
 
 /** A configuration value is missing, malformed or out of range. */
 export class ConfigError extends Error {
@@ -142,11 +142,13 @@ const policy = z.strictObject({
   }).default("bft"),
   verification: z.enum(["quorum", "optimistic"], { error: "must be quorum or optimistic" })
     .optional(),
+  // Absent: chain-decided, or legacy on a chain without the calls (the node decides: nodePolicy).
   settlement: z.enum(["legacy", "chain"], { error: "must be legacy or chain" }).optional(),
 });
 
 const verifier = z.strictObject({
-  stake: amount.default(0n),
+  // 0 bonds nothing: the chain never chooses the node (logged at start).
+  stake: amount.default(DEFAULT_VERIFIER_STAKE),
 });
 
 const peer = z.strictObject({
@@ -179,6 +181,12 @@ const network = z.strictObject({
       250,
     ),
   }).default({ capacity: 500, refillPerSecond: 250 }),
+  // The budget of authors that hold nothing at stake on chain (the host's unbondedRateLimit).
+  unbondedRateLimit: z.strictObject({
+    capacity: z.number().int("must be an integer").min(1, "must be at least 1").default(20),
+    refillPerSecond: z.number({ error: "must be a number" }).nonnegative("must not be negative")
+      .default(2),
+  }).default({ capacity: 20, refillPerSecond: 2 }),
 });
 
 const http = z.strictObject({
@@ -228,7 +236,7 @@ const configSchema = z.strictObject({
   chain: chain.default({ kind: "local" }),
   // The one source of the worker's defaults is the node's (WORKER_DEFAULTS).
   worker: worker.default({ hardware: "cpu", ...WORKER_DEFAULTS }),
-  verifier: verifier.default({ stake: 0n }),
+  verifier: verifier.default({ stake: DEFAULT_VERIFIER_STAKE }),
   policy: policy.default({ bidSelection: "lowest_price", quorum: "bft" }),
   peer: peer.default({ ...DEFAULT_PEER_CONFIG }),
   network: network.default({
@@ -238,6 +246,7 @@ const configSchema = z.strictObject({
     banMs: 600_000,
     requestTimeoutMs: 10_000,
     rateLimit: { capacity: 500, refillPerSecond: 250 },
+    unbondedRateLimit: { capacity: 20, refillPerSecond: 2 },
   }),
   capabilityIntervalMs: ms(0).default(30_000),
   http: http.default({ enabled: true, host: "127.0.0.1", port: 0 }),

@@ -411,10 +411,9 @@ export class InferenceClient {
       try {
         jobId = node.submitJob({
           spec,
-          // Zero verifiers: `bft` accepts at once (2f + 1 = -1), where `majority` would dispute.
-          ...(spec.verifierCount === 0
-            ? { policy: { bidSelection: "lowest_price", quorum: "bft" } }
-            : {}),
+          // Zero verifiers: `bft` accepts at once (2f + 1 = -1), where `majority` would dispute;
+          // the node's settlement stays (chain-decided: the chain pays an unverified job's result).
+          ...(spec.verifierCount === 0 ? { policy: { ...node.policy, quorum: "bft" } } : {}),
         });
       } catch (error) {
         finish(error);

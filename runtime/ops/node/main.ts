@@ -54,6 +54,18 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/**
+ * The host's `isBonded`, answered by the node once it exists: authors that hold nothing at stake
+ * on chain draw on the host's small unbonded budget (`network.unbondedRateLimit`). The host is
+ * made before the node, but delivers nothing before the node subscribes at start; until then
+ * every author counts as bonded.
+ */
+export function bondedBy(
+  node: () => Pick<Node, "isBonded"> | undefined,
+): (peer: string) => boolean {
+  return (peer) => node()?.isBonded(peer) ?? true;
+}
+
 /** Starts a node from a validated config. */
 export async function startNode(
   config: NodeConfig,
@@ -76,6 +88,8 @@ export async function startNode(
     });
   }
   let host: Libp2pHost;
+  // The node, once made: the host asks it who is bonded.
+  const made: { node?: Node } = {};
   try {
     const privateKey = await loadOrCreateIdentity(config.dataDir);
     const net = config.network;
@@ -89,6 +103,9 @@ export async function startNode(
       banMs: net.banMs,
       requestTimeoutMs: net.requestTimeoutMs,
       rateLimit: net.rateLimit,
+      // Verifiers bond at start (verifier.stake), workers with worker.stake, clients by escrow.
+      isBonded: bondedBy(() => made.node),
+      unbondedRateLimit: net.unbondedRateLimit,
     });
   } catch (error) {
     lock.release();
@@ -134,7 +151,7 @@ export async function startNode(
       acceptDivergence: config.journal.acceptDivergence,
       onRepair: (message) => log.warn("{message}", { message }),
     });
-    const node = durable.node;
+    const node = made.node = durable.node;
     const cockpit = late.cockpit = new Cockpit(node, {
       chain: chain.port,
       ...(config.roles.includes("worker") ? { capacity: config.worker.capacity } : {}),
@@ -197,7 +214,7 @@ export async function startNode(
         );
     }
     const status = config.http.enabled
-      ? serveStatus(node, {
+      ? await serveStatus(node, {
         cockpit,
         host: config.http.host,
         port: config.http.port,
