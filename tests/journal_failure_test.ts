@@ -74,7 +74,7 @@ Deno.test("a node whose journal fails answers 503 to POST /jobs, fails /health w
   const seen: NodeObservation["type"][] = [];
   node.observe((o) => void seen.push(o.type));
   await node.start();
-  const status = serveStatus(node);
+  const status = await serveStatus(node);
   try {
     const body = (jobId: string) =>
       JSON.stringify({

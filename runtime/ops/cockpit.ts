@@ -9,7 +9,7 @@
  * import { Cockpit } from "./cockpit.ts";
  *
  * const cockpit = new Cockpit(node, { chain, capacity: 2 });
- * serveStatus(node, { cockpit });
+ * await serveStatus(node, { cockpit });
  * ```
  *
  * @module

@@ -76,7 +76,7 @@ async function market(jobs: number, cockpit: boolean) {
 }
 
 const settled = await market(300, true);
-const server = serveStatus(settled.client, { cockpit: settled.cockpit! });
+const server = await serveStatus(settled.client, { cockpit: settled.cockpit! });
 const get = async (path: string) => {
   const response = await fetch(`${server.url}${path}`);
   await response.arrayBuffer();

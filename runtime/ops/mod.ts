@@ -23,3 +23,4 @@ export * from "./logging.ts";
 export * from "./cockpit.ts";
 export * from "./openapi.ts";
 export * from "./status_server.ts";
+export * from "./http_server.ts";

@@ -29,14 +29,17 @@
  * Limits: a request body of 64 KiB (decoded by `decodeBoundedJson`: depth, string, array and
  * key limits scanned before parsing), 10 s to send it, 64 requests in flight at once (server-sent
  * event streams included; past it 503 with `retry-after`), and a malformed percent-encoding in
- * the path is a 400. `Deno.serve` has no header or idle timeout to set.
+ * the path is a 400. The listener ({@link listenHttp}, on `node:http`) gives a request 5 s for
+ * its headers (then 408 and the connection closed), closes a kept-alive connection idle for 5 s,
+ * and keeps at most 128 connections open (past it, the oldest without a request in progress is
+ * closed).
  *
  * It binds a loopback address only: it has no authentication, and `POST /jobs` spends escrow.
  *
  * ```ts ignore
  * import { serveStatus } from "./status_server.ts";
  *
- * const server = serveStatus(node, { port: 0 });
+ * const server = await serveStatus(node, { port: 0 });
  * console.log(server.url); // http://127.0.0.1:PORT
  * await server.shutdown();
  * ```
@@ -57,6 +60,7 @@ import { FINAL_STATES, type JobUpdate } from "./job_feed.ts";
 import { JobRequestError, parseJobRequest } from "./job_request.ts";
 import { JOBS_QUERY_SCHEMA, openApiDocument } from "./openapi.ts";
 import { uiAsset } from "./ui/assets.ts";
+import { type HttpListener, type HttpListenerStats, listenHttp } from "./http_server.ts";
 
 export { JobRequestError, parseJobRequest } from "./job_request.ts";
 
@@ -95,6 +99,15 @@ export interface StatusLimits {
    * client that never finishes sending would hold a graceful shutdown forever). @default 5_000
    */
   readonly shutdownGraceMs?: number;
+  /** Time for a request's headers to arrive; past it a 408 and the connection closed, ms. @default 5_000 */
+  readonly headersTimeoutMs?: number;
+  /** Time a kept-alive connection may stay idle between requests, ms. @default 5_000 */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Connections open at once; past it the oldest one without a request in progress is closed
+   * (or the new one, when every open one has a request in progress). @default 128
+   */
+  readonly maxConnections?: number;
 }
 
 /** Options of {@link serveStatus}. */
@@ -121,7 +134,9 @@ export interface StatusServer {
   /** `http://host:port`. */
   readonly url: string;
   readonly port: number;
-  /** Stops accepting requests and waits for those in flight. */
+  /** Connections open, accepted, evicted and refused. */
+  stats(): HttpListenerStats;
+  /** Stops accepting requests and waits for those in flight (up to the grace period). */
   shutdown(): Promise<void>;
 }
 
@@ -577,7 +592,10 @@ function withDeadline(body: ReadableStream<Uint8Array>, ms: number): ReadableStr
 }
 
 /** Serves the status endpoint on a loopback address. Throws `RangeError` for any other host. */
-export function serveStatus(node: StatusSource, options: StatusServerOptions = {}): StatusServer {
+export async function serveStatus(
+  node: StatusSource,
+  options: StatusServerOptions = {},
+): Promise<StatusServer> {
   const host = options.host ?? "127.0.0.1";
   if (!LOOPBACK.includes(host)) {
     throw new RangeError(`Invalid status server host "${host}": must be a loopback address`);
@@ -586,44 +604,36 @@ export function serveStatus(node: StatusSource, options: StatusServerOptions = {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
     throw new RangeError(`Invalid status server port ${port}: must be in [0, 65535]`);
   }
-  const cockpit = options.cockpit ?? new Cockpit(node);
-  // Event streams end when the server stops, so that shutdown does not wait on them; past the
-  // grace period, the connections still open are closed.
+  const limits = options.limits ?? {};
+  const headersTimeoutMs = limits.headersTimeoutMs ?? 5_000;
+  // Event streams end when the server stops, so that shutdown does not wait on them.
   const closing = new AbortController();
-  const closeAll = new AbortController();
-  options.signal?.addEventListener("abort", () => {
-    closing.abort();
-    closeAll.abort();
-  }, { once: true });
+  const cockpit = options.cockpit ?? new Cockpit(node);
   const app = statusApp(node, cockpit, { ...options, signal: closing.signal });
-  let active = 0; // requests whose response is not yet fully delivered
-  const server = Deno.serve({
-    hostname: host,
-    port,
-    onListen: () => {},
-    signal: closeAll.signal,
-  }, (request, info) => {
-    active++;
-    info.completed.catch(() => {}).finally(() => active--);
-    return app.fetch(request);
-  });
-  const graceMs = options.limits?.shutdownGraceMs ?? 5_000;
-  const address = server.addr as Deno.NetAddr;
-  const shown = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  let listener: HttpListener;
+  try {
+    listener = await listenHttp(app.fetch, {
+      host,
+      port,
+      headersTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs ?? 5_000,
+      // The body has its own deadline (bodyTimeoutMs) once the headers are in.
+      requestTimeoutMs: headersTimeoutMs + (limits.bodyTimeoutMs ?? 10_000),
+      maxConnections: limits.maxConnections ?? 128,
+      shutdownGraceMs: limits.shutdownGraceMs ?? 5_000,
+    });
+  } catch (error) {
+    if (options.cockpit === undefined) cockpit.close();
+    throw error;
+  }
   let stopping: Promise<void> | undefined;
-  return {
-    url: `http://${shown}:${address.port}`,
-    port: address.port,
-    shutdown: () =>
-      stopping ??= (async () => {
-        closing.abort();
-        // Requests in flight may finish within the grace period; then everything is closed.
-        // (`server.shutdown()` would wait forever on a client that never finishes sending.)
-        const deadline = Date.now() + graceMs;
-        while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-        closeAll.abort();
-        await server.finished;
-        if (options.cockpit === undefined) cockpit.close();
-      })(),
-  };
+  const shutdown = () =>
+    stopping ??= (async () => {
+      closing.abort();
+      await listener.shutdown();
+      if (options.cockpit === undefined) cockpit.close();
+    })();
+  options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  if (options.signal?.aborted) void shutdown();
+  return { url: listener.url, port: listener.port, stats: () => listener.stats(), shutdown };
 }

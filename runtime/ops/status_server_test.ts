@@ -21,7 +21,7 @@ async function withNode(
     ...(roles.includes("worker") ? { worker: { hardware: "cpu" as const } } : {}),
   });
   await node.start();
-  const server = serveStatus(node, {
+  const server = await serveStatus(node, {
     port: 0,
     extra: () => ({ multiaddrs: ["/ip4/127.0.0.1/tcp/1"] }),
   });
@@ -151,8 +151,8 @@ Deno.test("parseJobRequest() fills in defaults and the input commitment", () => 
   );
 });
 
-Deno.test("serveStatus() refuses a non-loopback host", () => {
-  assert.throws(() => serveStatus({} as Node, { host: "0.0.0.0" }), {
+Deno.test("serveStatus() refuses a non-loopback host", async () => {
+  await assert.rejects(() => serveStatus({} as Node, { host: "0.0.0.0" }), {
     name: "RangeError",
     message: 'Invalid status server host "0.0.0.0": must be a loopback address',
   });

@@ -122,11 +122,13 @@ export async function startMarket(options: MarketOptions = {}): Promise<Market> 
   const workerCockpits = workers.map((w, i) =>
     new Cockpit(w, { chain: ledger.as(w.id), capacity: workerProfiles[i]?.capacity ?? 2 })
   );
-  const server = serveStatus(client, {
+  const server = await serveStatus(client, {
     cockpit,
     ...(options.limits ? { limits: options.limits } : {}),
   });
-  const workerServers = workers.map((w, i) => serveStatus(w, { cockpit: workerCockpits[i]! }));
+  const workerServers = await Promise.all(
+    workers.map((w, i) => serveStatus(w, { cockpit: workerCockpits[i]! })),
+  );
   const finished = (jobId: string, timeoutMs = 20_000) =>
     new Promise<string>((resolve, reject) => {
       const known = client.job(jobId) ?? client.retiredJob(jobId);
