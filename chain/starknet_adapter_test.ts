@@ -193,6 +193,10 @@ Deno.test("ABIs declare the functions the adapter calls", () => {
       "refund",
       "slash_worker",
       "escrow_totals",
+      "submit_job_with_terms",
+      "report_failure",
+      "submit_attestations",
+      "report_double_signing",
     ]
   ) assert.ok(jm.has(name), `JobManager lacks ${name}`);
   for (
@@ -205,6 +209,8 @@ Deno.test("ABIs declare the functions the adapter calls", () => {
       "reputation_of",
       "node_id_of",
       "stake_totals",
+      "stake_as_verifier",
+      "register_key",
     ]
   ) assert.ok(pool.has(name), `CDC Pool lacks ${name}`);
   // starknet.js compiles the adapter's positional arguments with these ABIs.
@@ -227,6 +233,50 @@ Deno.test("ABIs declare the functions the adapter calls", () => {
     String(BigInt("0x6263")),
     "2",
   ]);
+});
+
+Deno.test("ABIs: a job's terms and an attestation are structs of their members in order", () => {
+  const contract = new Contract({ abi: jobManagerAbi as Abi, address: "0x1" });
+  const felts = (fn: string, args: unknown[]) =>
+    (contract.populate(fn, args as never).calldata as string[]).map(String);
+  const j = String(BigInt("0x6a"));
+  assert.deepEqual(
+    felts("submit_job_with_terms", ["j", 1n, 0n, 5n, 6n, {
+      verifier_count: 4,
+      bid_window_ms: 60_000,
+      execution_ms: 7,
+      verification_ms: 8,
+    }]),
+    ["0", j, "1", "1", "0", "0", "0", "5", "0", "6", "0", "4", "60000", "7", "8"],
+  );
+  const attestation = {
+    job_id: "j",
+    verifier: "v",
+    attempt: 2n,
+    subject: "s",
+    verdict: "valid",
+    signature_r: 3n,
+    signature_s: 2n ** 128n + 4n,
+  };
+  const one = [
+    "0",
+    j,
+    "1",
+    "0",
+    String(BigInt("0x76")),
+    "1",
+    "2",
+    "0",
+    String(BigInt("0x73")),
+    "1",
+    String(BigInt("0x76616c6964")),
+    "3",
+    "0",
+    "4",
+    "1",
+  ];
+  assert.deepEqual(felts("submit_attestations", [[attestation]]), ["1", ...one]);
+  assert.deepEqual(felts("report_double_signing", [attestation, attestation]), [...one, ...one]);
 });
 
 Deno.test("resolvePrivateKey() reads the option, a key file, or the environment", async () => {

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ec } from "starknet";
 import { LocalLedger } from "../chain/local_ledger.ts";
+import { MAX_VERIFIERS } from "../machines/types.ts";
 import { encodeChainEvent } from "../chain/events.ts";
 import { FileCursorStore, MemoryCursorStore } from "../chain/event_cursor.ts";
 import type { CursorStore } from "../chain/event_cursor.ts";
@@ -28,8 +29,14 @@ const KEYS = {
   client: "0x5f4e3d2c1b0a99887766554433221100ffeeddccbbaa",
   worker: "0x1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f",
   watcher: "0x7777777777777777777777777777777777777777",
+  verifier: "0x2468ace02468ace02468ace02468ace02468ace0",
 };
-const ADDRESSES = { client: "0xc11e47", worker: "0x3012ce", watcher: "0x3a7c4e" };
+const ADDRESSES = {
+  client: "0xc11e47",
+  worker: "0x3012ce",
+  watcher: "0x3a7c4e",
+  verifier: "0x7e21f1",
+};
 
 async function until(condition: () => boolean, what: string, limitMs = 30_000): Promise<void> {
   const deadline = Date.now() + limitMs;
@@ -177,6 +184,232 @@ Deno.test("StarknetChain settles a job end to end: stake, submit, assign, result
     } finally {
       await client.close();
       await worker.close();
+    }
+  });
+});
+
+for (const specVersion of ["0.9.0", "0.10.3"] as const) {
+  Deno.test(`StarknetChain settles a chain-decided job: a bonded verifier chosen by the chain, its signed attestation, its pay (spec ${specVersion})`, async () => {
+    await withServer({ specVersion, ledgerOptions: { verifierRewardBps: 500 } }, async (server) => {
+      const client = await connect(server, "client");
+      const worker = await connect(server, "worker");
+      const verifier = await connect(server, "verifier");
+      try {
+        const seen: ChainEvent[] = [];
+        const stop = client.subscribe((event) => seen.push(event));
+        try {
+          await worker.stake({ amount: 1_000n });
+          await verifier.stake({ amount: 1_000n, role: "verifier" });
+          const publicKey = await verifier.accountPublicKey();
+          assert.match(publicKey, /^[0-9a-f]{64}$/);
+          await verifier.registerKey({ publicKey });
+          await client.submitJob({
+            jobId: "job-1",
+            amount: 1_000n,
+            minStake: 100n,
+            modelHash: HASH,
+            inputCommitment: HASH,
+            verifierCount: 1,
+            executionMs: 120_000,
+          });
+          await client.assignWorker({ jobId: "job-1", worker: "worker-node", price: 800n });
+          await worker.submitResult({ jobId: "job-1", commitment: "cd".repeat(32) });
+          const signed = await verifier.signAttestation({
+            jobId: "job-1",
+            attempt: 1,
+            subject: "cd".repeat(32),
+            verdict: "valid",
+          });
+          // Anyone relays it: here the worker.
+          await worker.submitAttestations({ attestations: [signed] });
+          await client.releasePayment({ jobId: "job-1" });
+          await until(
+            () => seen.filter((e) => e.name === "ReputationUpdated").length >= 1,
+            "the payment events",
+          );
+          assert.deepEqual(seen.map((e) => e.name), [
+            "WorkerStaked",
+            "WorkerStaked",
+            "VerifierRegistered",
+            "KeyRegistered",
+            "JobSubmitted",
+            "WorkerAssigned",
+            "ResultSubmitted",
+            "AttestationRecorded",
+            "JobVerified",
+            "PaymentReleased",
+            "ReputationUpdated",
+          ]);
+          const byName = (name: string) => seen.find((e) => e.name === name);
+          const key = byName("KeyRegistered");
+          assert.ok(key?.name === "KeyRegistered");
+          assert.deepEqual([key.account, key.publicKey], ["verifier-node", publicKey]);
+          const assigned = byName("WorkerAssigned");
+          assert.ok(assigned?.name === "WorkerAssigned");
+          assert.deepEqual(assigned.verifiers, ["verifier-node"]);
+          const recorded = byName("AttestationRecorded");
+          assert.ok(recorded?.name === "AttestationRecorded");
+          assert.deepEqual(
+            [recorded.verifier, recorded.attempt, recorded.verdict],
+            ["verifier-node", 1, "valid"],
+          );
+          const paid = byName("PaymentReleased");
+          assert.ok(paid?.name === "PaymentReleased");
+          // The verifier's 5 % of the price comes out of the worker's share.
+          assert.equal(paid.amount, 800n - 8n - 40n);
+          await assertMoneyConserved(client);
+        } finally {
+          stop();
+        }
+      } finally {
+        await client.close();
+        await worker.close();
+        await verifier.close();
+      }
+    });
+  });
+}
+
+/** A chain-decided job assigned to `worker-node` with `verifier-node` its one verifier. */
+async function chainDecidedJob(
+  client: StarknetChain,
+  worker: StarknetChain,
+  verifier: StarknetChain,
+): Promise<void> {
+  await worker.stake({ amount: 1_000n });
+  await verifier.stake({ amount: 1_000n, role: "verifier" });
+  await verifier.registerKey({ publicKey: await verifier.accountPublicKey() });
+  await client.submitJob({
+    jobId: "job-1",
+    amount: 1_000n,
+    minStake: 100n,
+    modelHash: HASH,
+    inputCommitment: HASH,
+    verifierCount: 1,
+  });
+  await client.assignWorker({ jobId: "job-1", worker: "worker-node", price: 800n });
+}
+
+Deno.test("StarknetChain: a lost answer to submitAttestations executes it once", async () => {
+  await withServer({}, async (server) => {
+    const client = await connect(server, "client");
+    const worker = await connect(server, "worker");
+    const verifier = await connect(server, "verifier");
+    try {
+      await chainDecidedJob(client, worker, verifier);
+      await worker.reportFailure({ jobId: "job-1", reason: "input tensor has the wrong shape" });
+      const signed = await verifier.signAttestation({
+        jobId: "job-1",
+        attempt: 1,
+        subject: "failed",
+        verdict: "valid",
+      });
+      const before = server.transactionsOf(ADDRESSES.client);
+      // It executes; the answer is lost: the adapter follows the hash, never signs again.
+      server.failNext("starknet_addInvokeTransaction", "lost");
+      await client.submitAttestations({ attestations: [signed] });
+      assert.equal(server.transactionsOf(ADDRESSES.client) - before, 1);
+      const names = (await allEvents(client)).map((e) => e.name);
+      assert.equal(names.filter((n) => n === "AttestationRecorded").length, 1);
+      assert.equal(names.filter((n) => n === "JobVerified").length, 1);
+      await client.refund({ jobId: "job-1", reason: "failed" });
+      const failure = (await allEvents(client)).find((e) => e.name === "FailureReported");
+      assert.ok(failure?.name === "FailureReported");
+      assert.equal(failure.reason, "input tensor has the wrong shape");
+      await assertMoneyConserved(client);
+    } finally {
+      await client.close();
+      await worker.close();
+      await verifier.close();
+    }
+  });
+});
+
+Deno.test("StarknetChain refuses malformed chain-decided arguments before any transaction", async () => {
+  await withServer({}, async (server) => {
+    const client = await connect(server, "client");
+    const worker = await connect(server, "worker");
+    const verifier = await connect(server, "verifier");
+    try {
+      await chainDecidedJob(client, worker, verifier);
+      await worker.submitResult({ jobId: "job-1", commitment: "cd".repeat(32) });
+      const good = await verifier.signAttestation({
+        jobId: "job-1",
+        attempt: 1,
+        subject: "cd".repeat(32),
+        verdict: "valid",
+      });
+      const estimates = () => server.calls.get("starknet_estimateFee") ?? 0;
+      const before = estimates();
+      const malformed: [string, () => Promise<unknown>, ErrorConstructor][] = [
+        [
+          "an empty failure reason",
+          () => worker.reportFailure({ jobId: "job-1", reason: "" }),
+          RangeError,
+        ],
+        [
+          "a failure reason of 201 characters",
+          () => worker.reportFailure({ jobId: "job-1", reason: "x".repeat(201) }),
+          RangeError,
+        ],
+        ["a key that is not Ed25519", () => client.registerKey({ publicKey: "zz" }), TypeError],
+        [
+          "an unknown role",
+          () => client.stake({ amount: 1n, role: "boss" as unknown as "worker" }),
+          TypeError,
+        ],
+        ["no attestation", () => client.submitAttestations({ attestations: [] }), RangeError],
+        [
+          "more attestations than verifiers may be chosen",
+          () => client.submitAttestations({ attestations: Array(MAX_VERIFIERS + 1).fill(good) }),
+          RangeError,
+        ],
+        [
+          "an attestation with an unknown verdict",
+          () =>
+            client.submitAttestations({
+              attestations: [{ ...good, verdict: "maybe" as unknown as "valid" }],
+            }),
+          TypeError,
+        ],
+        [
+          "attempt 0",
+          () => client.reportDoubleSigning({ first: good, second: { ...good, attempt: 0 } }),
+          RangeError,
+        ],
+        [
+          "more verifiers than the chain may choose",
+          () =>
+            client.submitJob({
+              jobId: "job-2",
+              amount: 1n,
+              minStake: 0n,
+              modelHash: HASH,
+              inputCommitment: HASH,
+              verifierCount: MAX_VERIFIERS + 1,
+            }),
+          RangeError,
+        ],
+      ];
+      for (const [what, call, type] of malformed) {
+        await assert.rejects(call(), type, what);
+      }
+      assert.equal(estimates(), before, "nothing estimated, nothing sent");
+      // A signature the ABI cannot carry goes as zeros: the contract refuses it, nothing sent.
+      const sends = server.calls.get("starknet_addInvokeTransaction") ?? 0;
+      await assert.rejects(
+        client.submitAttestations({ attestations: [{ ...good, signature: "zz" }] }),
+        { name: "ChainError", code: "bad_signature" },
+      );
+      assert.equal(server.calls.get("starknet_addInvokeTransaction") ?? 0, sends);
+      assert.equal(
+        (await allEvents(client)).filter((e) => e.name === "AttestationRecorded").length,
+        0,
+      );
+    } finally {
+      await client.close();
+      await worker.close();
+      await verifier.close();
     }
   });
 });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { ec } from "starknet";
 import type { ChainPort } from "../../chain/port.ts";
 import { LocalLedger } from "../../chain/local_ledger.ts";
@@ -160,6 +161,8 @@ export async function starknetChain(): Promise<ConformanceChain> {
     async close() {
       for (const port of ports) await port.close();
       await server.close();
+      // The double checks every request and answer against the spec version it speaks.
+      assert.deepEqual(server.problems, [], "traffic the Starknet JSON-RPC spec refuses");
     },
   };
 }
