@@ -175,8 +175,8 @@ export interface ChainPort {
     outcome: { jobId: string; accepted: boolean },
     options?: ChainCallOptions,
   ): Promise<TxReceipt>;
-  // Chain-decided settlement (optional: the local ledger has it; the Starknet and EVM adapters
-  // and the decorators that wrap a port do not forward it yet, see the README's trust model).
+  // Chain-decided settlement (optional: the local ledger, the EVM and the Starknet adapters have
+  // it; a decorator that wraps a port forwards it only if it says so, see the README's trust model).
 
   /** The assigned worker reports that the job fails on its input, with why (at most 200 chars). */
   reportFailure?(
