@@ -22,6 +22,12 @@
  *   through a rate-limited {@link RejectionLog}; bans are logged with their reason.
  * - **Fair ingress**: accepted messages wait in a bounded queue per forwarding peer and are
  *   delivered round robin, a batch per turn of the event loop ({@link FairQueue}).
+ * - **Publishing**: a publish that finds no peer subscribed to its topic (gossipsub runs with
+ *   `allowPublishToZeroTopicPeers: false`) waits in a bounded queue per topic with an expiry
+ *   ({@link PublishQueue}, `publishQueue`), behind which later publishes on the topic line up,
+ *   and goes out, in order, when a peer subscribes (or at a gossipsub heartbeat that finds one);
+ *   drops are counted in {@link Libp2pHost.stats}. `publish()` resolves once the message is
+ *   sent or queued: a node that has just (re)started loses no result to an empty mesh.
  * - **Direct protocols**: `handle`/`request` exchange one length-prefixed request and one
  *   status-tagged, length-prefixed response per stream, with size limits on both sides and a
  *   timeout (`requestTimeoutMs`) merged with the caller's `AbortSignal`. Each served stream is
@@ -86,6 +92,7 @@ import type {
 import { RateLimiter, type RateLimitOptions } from "./rate_limit.ts";
 import { RejectionLog } from "./rejection_log.ts";
 import { FairQueue } from "./fair_queue.ts";
+import { PublishQueue, type PublishQueueOptions, type Waiting } from "./publish_queue.ts";
 import { DirectLimiter, type DirectLimitOptions } from "./direct_limits.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { CapabilityIndex } from "./capability_index.ts";
@@ -166,6 +173,12 @@ export interface Libp2pHostOptions {
   };
   /** Limits of the direct protocols (requests, snapshots, payloads); see {@link DirectLimiter}. */
   readonly direct?: DirectLimitOptions;
+  /**
+   * Publishes made while no peer is subscribed to the topic wait here (bounded per topic, with
+   * an expiry) and go out once one subscribes; see {@link PublishQueue}.
+   * @default {perTopic: 128, expiryMs: 60_000}
+   */
+  readonly publishQueue?: PublishQueueOptions;
   /** Where boundary rejections are logged. @default a new {@link RejectionLog} */
   readonly rejectionLog?: RejectionLog;
   /** How long a peer's rejections are remembered after its last one. @default 600_000 */
@@ -212,6 +225,15 @@ export interface HostStats {
   readonly ignored: number;
   /** Bans issued. */
   readonly bans: number;
+  /** Publishes waiting now for a topic peer. */
+  readonly publishWaiting: number;
+  /** Publishes that waited for a topic peer and then went out. */
+  readonly publishFlushed: number;
+  /**
+   * Publishes that waited and were dropped: past the expiry, pushed out of a full topic queue,
+   * or still waiting when the host stopped.
+   */
+  readonly publishDropped: number;
 }
 
 /** A direct request failed on the remote peer, or its framing was wrong. */
@@ -323,7 +345,8 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
       ping: ping(),
       pubsub: gossipsub({
         globalSignaturePolicy: StrictSign,
-        allowPublishToZeroTopicPeers: true,
+        // A publish with no topic peer throws, and the host queues it until one subscribes.
+        allowPublishToZeroTopicPeers: false,
         emitSelf: false,
         doPX: false,
         allowedTopics: Object.values(TOPICS),
@@ -363,6 +386,9 @@ interface Delivery {
   readonly gossip: GossipMessage;
 }
 
+/** What gossipsub throws when a publish finds no topic peer (`allowPublishToZeroTopicPeers`). */
+const NO_TOPIC_PEERS = "PublishError.NoPeersSubscribedToTopic";
+
 /** Errors a handler throws for bad input (charged to the peer), matched by name. */
 const PEER_FAULTS = new Set(["SnapshotError", "WireError", "BoundedJsonError", "RuleViolation"]);
 
@@ -376,6 +402,11 @@ class Host implements Libp2pHost {
   readonly #limiter: RateLimiter;
   readonly #unbonded: RateLimiter;
   readonly #ingress: FairQueue<Delivery>;
+  readonly #outbox: PublishQueue;
+  /** Topics whose waiting publishes are being sent now. */
+  readonly #flushing = new Set<string>();
+  /** Waiting publishes taken from the queue by a flush and not yet sent or put back. */
+  #inFlush = 0;
   readonly #ipRejections = new Map<string, { count: number; lastAt: number }>();
   readonly #subscriptions = new Map<string, Set<Subscription>>();
   readonly #listeners = new Set<(event: PeerEvent) => void>();
@@ -410,6 +441,7 @@ class Host implements Libp2pHost {
       ...init.ingress,
       onError: (error) => log.error("Ingress delivery failed: {error}", { error }),
     });
+    this.#outbox = new PublishQueue(init.publishQueue);
     this.direct = new DirectLimiter(init.direct);
     this.rejections = init.rejectionLog ?? new RejectionLog();
     this.capabilities = new CapabilityIndex(node);
@@ -434,7 +466,16 @@ class Host implements Libp2pHost {
     // Messages gossipsub refuses itself (a forged or missing signature) never reach the
     // validator; they cost the forwarder score. Score and ban agree: at the graylist threshold
     // the peer is banned like one over its rejection budget.
-    node.services.pubsub.addEventListener("gossipsub:heartbeat", () => this.#banGraylisted());
+    node.services.pubsub.addEventListener("gossipsub:heartbeat", () => {
+      this.#banGraylisted();
+      this.#flushAll();
+    });
+    // A peer subscribed: what waited for a peer on its topics goes out now.
+    node.services.pubsub.addEventListener("subscription-change", (event) => {
+      for (const { topic, subscribe } of event.detail.subscriptions) {
+        if (subscribe && this.#outbox.has(topic)) void this.#flush(topic);
+      }
+    });
     node.services.pubsub.addEventListener(
       "gossipsub:message",
       (event) => this.#onMessage(event.detail.propagationSource.toString(), event.detail.msg),
@@ -459,6 +500,7 @@ class Host implements Libp2pHost {
       if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
       this.#heartbeat = undefined;
       this.#ingress.close();
+      this.#outbox.close();
       await this.libp2p.stop();
     })();
     return this.#stopping;
@@ -483,10 +525,14 @@ class Host implements Libp2pHost {
 
   stats(): HostStats {
     const ingress = this.#ingress.stats();
+    const outbox = this.#outbox.stats();
     return {
       ...this.#counters,
       queueFull: ingress.droppedPerKey,
       queueEvicted: ingress.droppedGlobal,
+      publishWaiting: outbox.waiting + this.#inFlush,
+      publishFlushed: outbox.flushed,
+      publishDropped: outbox.expired + outbox.overflowed + outbox.closed,
     };
   }
 
@@ -501,7 +547,71 @@ class Host implements Libp2pHost {
         `Cannot publish on "${topic}": ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`,
       );
     }
-    await this.libp2p.services.pubsub.publish(topic, data);
+    // Behind what already waits on the topic, so that order holds.
+    if (this.#outbox.has(topic) || this.#flushing.has(topic)) {
+      this.#outbox.push(topic, data);
+      if (this.#hasTopicPeers(topic)) void this.#flush(topic);
+      return;
+    }
+    if (!(await this.#send(topic, data))) this.#outbox.push(topic, data);
+  }
+
+  /**
+   * Publishes now; false when nothing was sent: gossipsub has no topic peer, or none it could
+   * write to yet (a peer whose subscription came in before the stream to it opened).
+   */
+  async #send(topic: string, data: Uint8Array): Promise<boolean> {
+    try {
+      const { recipients } = await this.libp2p.services.pubsub.publish(topic, data);
+      return recipients.length > 0;
+    } catch (error) {
+      if ((error as Error).message === NO_TOPIC_PEERS) return false;
+      throw error;
+    }
+  }
+
+  /** Sends what waits on `topic`, in order, until gossipsub has no topic peer again. */
+  async #flush(topic: string): Promise<void> {
+    if (this.#flushing.has(topic) || this.#stopping !== undefined) return;
+    this.#flushing.add(topic);
+    try {
+      while (this.#outbox.has(topic)) {
+        const waiting: Waiting[] = this.#outbox.take(topic);
+        this.#inFlush += waiting.length;
+        for (let i = 0; i < waiting.length; i++) {
+          let sent = false;
+          try {
+            sent = await this.#send(topic, waiting[i]!.data);
+          } catch (error) {
+            log.warn("Cannot publish a queued message on {topic}: {error}", {
+              topic,
+              error: (error as Error).message,
+            });
+            sent = true; // dropped: a message gossipsub refuses will not go later either
+          }
+          if (!sent) {
+            this.#inFlush -= waiting.length - i;
+            this.#outbox.putBack(topic, waiting.slice(i));
+            return;
+          }
+          this.#inFlush--;
+        }
+      }
+    } finally {
+      this.#flushing.delete(topic);
+    }
+  }
+
+  /** Expires what waited too long, and sends what waits on topics that have peers now. */
+  #flushAll(): void {
+    this.#outbox.expire();
+    for (const topic of this.#outbox.topics()) {
+      if (this.#hasTopicPeers(topic)) void this.#flush(topic);
+    }
+  }
+
+  #hasTopicPeers(topic: string): boolean {
+    return this.libp2p.services.pubsub.getSubscribers(topic).length > 0;
   }
 
   subscribe(

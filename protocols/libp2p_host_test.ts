@@ -312,3 +312,70 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "createLibp2pHost() queues a publish made before any topic peer and sends it once one subscribes",
+  fn: async () => {
+    const publisher = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
+    const subscriber = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
+    try {
+      // Nobody to send to yet: both wait, in order, and publish() does not throw.
+      await publisher.publish(TOPICS.results, encoder.encode("result one"));
+      await publisher.publish(TOPICS.results, encoder.encode("result two"));
+      assert.equal(publisher.stats().publishWaiting, 2);
+      const received: string[] = [];
+      subscriber.subscribe(TOPICS.results, () => "accept", (message) => {
+        received.push(decoder.decode(message.data));
+      });
+      await subscriber.dial(publisher.multiaddrs()[0]!);
+      await waitFor("the queued messages", () => received.length === 2, 30_000);
+      assert.deepEqual(received, ["result one", "result two"]);
+      const stats = publisher.stats();
+      assert.equal(stats.publishWaiting, 0);
+      assert.equal(stats.publishFlushed, 2);
+      assert.equal(stats.publishDropped, 0);
+      // With a topic peer, a publish goes straight out.
+      await publisher.publish(TOPICS.results, encoder.encode("result three"));
+      assert.equal(publisher.stats().publishWaiting, 0);
+      await waitFor("the direct message", () => received.length === 3, 30_000);
+    } finally {
+      await Promise.all([publisher.stop(), subscriber.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() drops a queued publish past its expiry and counts it",
+  fn: async () => {
+    const publisher = await createLibp2pHost({
+      listen: LOOPBACK,
+      heartbeatMs: 0,
+      publishQueue: { expiryMs: 50 },
+    });
+    const subscriber = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
+    try {
+      await publisher.publish(TOPICS.results, encoder.encode("stale"));
+      // Gossipsub's heartbeat (1 s) expires it.
+      await waitFor("the expiry", () => publisher.stats().publishDropped === 1, 30_000);
+      assert.equal(publisher.stats().publishWaiting, 0);
+      const received: string[] = [];
+      subscriber.subscribe(
+        TOPICS.results,
+        () => "accept",
+        (m) => received.push(decoder.decode(m.data)),
+      );
+      await subscriber.dial(publisher.multiaddrs()[0]!);
+      await waitFor(
+        "the subscription to propagate",
+        () => publisher.libp2p.services.pubsub.getSubscribers(TOPICS.results).length > 0,
+        30_000,
+      );
+      await publisher.publish(TOPICS.results, encoder.encode("fresh"));
+      await waitFor("the fresh message", () => received.length > 0, 30_000);
+      assert.deepEqual(received, ["fresh"], "the expired message never went out");
+    } finally {
+      await Promise.all([publisher.stop(), subscriber.stop()]);
+    }
+  },
+});
