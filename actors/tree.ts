@@ -23,6 +23,13 @@ import type { EffectRequest, JobSpec, NodeId, Role } from "../machines/types.ts"
 import type { JobContext, PhaseEntry } from "../machines/job_machine.ts";
 import { jobAddress, jobIdOf, parseAddress, peerIdOf } from "../machines/address.ts";
 import { type ActorCell, type DeliveryOutcome, rejected } from "./actor_cell.ts";
+import {
+  DECLINED_EVENT,
+  type DeclineLimits,
+  type DeclineRecord,
+  Declines,
+  type EarlyResult,
+} from "./declines.ts";
 import { type RestartIntensity, type SupervisionEvent, Supervisor } from "./supervisor.ts";
 
 /** The context of a job actor, typed (a job cell's snapshot holds a {@link JobContext}). */
@@ -64,6 +71,8 @@ export interface ActorTreeOptions {
   readonly archiveSize?: number;
   /** Told each job retired (the journal persists the summary in place of the snapshot). */
   readonly onRetired?: (job: RetiredJob) => void;
+  /** Bounds of the declined jobs' records (see `declines.ts`). */
+  readonly declines?: DeclineLimits;
 }
 
 /** The deadline key that retires a finished job actor. */
@@ -162,6 +171,8 @@ export class ActorTree {
   /** Retired jobs by actor id (`job:<id>`), in retirement order. */
   readonly #archive = new Map<string, RetiredJob>();
   readonly #archiveSize: number;
+  /** Jobs heard of and declined: records, not actors (see `declines.ts`). */
+  readonly #declines: Declines;
 
   constructor(options: ActorTreeOptions) {
     this.#options = options;
@@ -170,6 +181,7 @@ export class ActorTree {
       throw new RangeError(`Invalid archiveSize ${archiveSize}: must be a non-negative integer`);
     }
     this.#archiveSize = archiveSize;
+    this.#declines = new Declines(options.declines);
     const common = {
       now: options.now,
       ...(options.intensity ? { intensity: options.intensity } : {}),
@@ -232,6 +244,7 @@ export class ActorTree {
           );
         }
       }
+      if (event.type === DECLINED_EVENT) return this.#decline(target, existing, envelope);
       if (event.type === "job.submit") {
         if (existing !== undefined) {
           return rejected("duplicate_job", `job "${jobIdOf(target)}" already exists`);
@@ -246,8 +259,18 @@ export class ActorTree {
               `announcement of our own job "${jobIdOf(target)}" that we do not know`,
             );
           }
+          // This node takes part now (it bids): the decline it may have recorded gives way.
+          this.#declines.take(jobIdOf(target)!, at);
           return this.#createJob(target, envelope, false);
         }
+        if (event.type === "chain.worker.assigned") {
+          const chosen = this.#createChosen(target, envelope);
+          if (chosen !== undefined) return chosen;
+        }
+        if (
+          event.type === "job.result.received" &&
+          this.#declines.keepResult(jobIdOf(target)!, event as unknown as EarlyResult, at)
+        ) return { status: "accepted" };
         return rejected("unknown_job", `unknown job "${jobIdOf(target)}"`);
       }
       const outcome = supervisor.deliver(target, delivered);
@@ -297,6 +320,98 @@ export class ActorTree {
     if (cell.done) return rejected("not_active", `job "${c.jobId}" is finished (${cell.state})`);
     this.#archiveNow(target, cell, "unescrowed", at);
     return { status: "accepted" };
+  }
+
+  /**
+   * Records that this node declined job `target` (a `job.declined` event: see `declines.ts`).
+   * Refused for a job it follows or owns: those have their actor.
+   */
+  #decline(target: string, cell: ActorCell | undefined, envelope: TreeEnvelope): DeliveryOutcome {
+    const jobId = jobIdOf(target)!;
+    const e = envelope.event as {
+      owner?: unknown;
+      attempt?: unknown;
+      bidWindowEndsAt?: unknown;
+      reason?: unknown;
+      spec?: JobSpec;
+    };
+    if (cell !== undefined) {
+      return rejected("not_accepted", `job "${jobId}" has its actor here: nothing to decline`);
+    }
+    if (e.owner === this.#options.self) {
+      return rejected("own_job_unknown", `a decline of our own job "${jobId}"`);
+    }
+    if (
+      typeof e.owner !== "string" || typeof e.reason !== "string" ||
+      !Number.isSafeInteger(e.attempt) || typeof e.bidWindowEndsAt !== "number"
+    ) {
+      return rejected("no_spec", `a decline of job "${jobId}" without owner, attempt or reason`);
+    }
+    this.#declines.record({
+      jobId,
+      owner: e.owner,
+      attempt: e.attempt as number,
+      reason: e.reason as DeclineRecord["reason"],
+      at: envelope.at,
+      bidWindowEndsAt: e.bidWindowEndsAt,
+      ...(e.spec !== undefined ? { spec: e.spec } : {}),
+    });
+    return { status: "accepted" };
+  }
+
+  /**
+   * The chain assigned job `target`, which this node declined, naming this node (as a verifier):
+   * its actor is created from the decline's record, then hears the assignment. Undefined when
+   * the chain does not name this node or the record kept no spec.
+   */
+  #createChosen(target: string, envelope: TreeEnvelope): DeliveryOutcome | undefined {
+    const { self, roles } = this.#options;
+    const e = envelope.event as { worker?: unknown; verifiers?: unknown };
+    const named = e.worker === self || (Array.isArray(e.verifiers) && e.verifiers.includes(self));
+    const record = named ? this.#declines.get(jobIdOf(target)!, envelope.at) : undefined;
+    if (record?.spec === undefined) return undefined;
+    this.#declines.take(record.jobId, envelope.at);
+    const input: JobInput = {
+      jobId: record.jobId,
+      spec: record.spec,
+      owner: record.owner,
+      self,
+      // It declined to bid: its part in this job is the one the chain gave it.
+      roles: e.worker === self ? roles : roles.filter((r) => r !== "worker"),
+      at: envelope.at,
+      policy: this.#options.policy ?? DEFAULT_POLICY,
+      escrowLocked: true,
+      attempt: record.attempt,
+      bidWindowEndsAt: record.bidWindowEndsAt,
+    };
+    try {
+      this.jobs.spawn(target, jobMachine, { input });
+    } catch (error) {
+      return rejected("create_failed", `cannot create job: ${(error as Error).message}`);
+    }
+    const delivered = { ...envelope.event, at: envelope.at };
+    const outcome = this.jobs.deliver(target, delivered);
+    // The results heard before the chain named this node: the output it is to verify.
+    for (const result of record.results ?? []) {
+      const early = { type: "job.result.received", ...result, at: envelope.at };
+      this.jobs.deliver(target, early);
+    }
+    return outcome;
+  }
+
+  /** The live record of a job this node declined, if any. */
+  declined(jobId: string): DeclineRecord | undefined {
+    return this.#declines.get(jobId, this.#options.now());
+  }
+
+  /** The records of declined jobs, oldest first (some may have expired). */
+  declines(): IterableIterator<DeclineRecord> {
+    return this.#declines.values();
+  }
+
+  /** Puts a decline record back (node restart). */
+  restoreDecline(record: DeclineRecord): void {
+    this.#declines.record(record);
   }
 
   /** Archives a live job actor as `state` now (it is not finished by its machine). */

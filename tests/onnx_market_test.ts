@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
-import type { JobContext } from "../machines/job_machine.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { decodeMessage, TOPICS } from "../protocols/messages.ts";
 import {
@@ -226,13 +225,13 @@ Deno.test("a worker without the model declines with unsupported_model, recorded 
     // w3's cost pricing would ask more than the job pays: price_below_floor.
     const result = await m.sdk.infer({ ...request, verify: false, maxPrice: 1_000n });
     assert.equal(result.worker, "w1");
-    const w2 = m.nodes.get("w2")!.job(result.jobId)!.context as JobContext;
-    assert.equal(w2.declined?.reason, "unsupported_model");
-    const declined = m.journals.get("w2")!.entries.filter((e) => e.event.type === "bid.declined");
+    // A worker that declines keeps no actor for the job, only a record of why.
+    assert.equal(m.nodes.get("w2")!.job(result.jobId), undefined);
+    assert.equal(m.nodes.get("w2")!.declined(result.jobId)?.reason, "unsupported_model");
+    const declined = m.journals.get("w2")!.entries.filter((e) => e.event.type === "job.declined");
     assert.equal(declined.length, 1);
     assert.equal(declined[0]!.event["reason"], "unsupported_model");
-    const w3 = m.nodes.get("w3")!.job(result.jobId)!.context as JobContext;
-    assert.equal(w3.declined?.reason, "price_below_floor");
+    assert.equal(m.nodes.get("w3")!.declined(result.jobId)?.reason, "price_below_floor");
   } finally {
     await m.close();
   }

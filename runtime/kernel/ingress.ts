@@ -4,16 +4,24 @@
  * snapshot (served to peers that join, asked of peers when this node joins). A message that
  * fails decoding or an application rule is rejected with its reason and costs its sender score.
  *
+ * A job heard announced (by gossip or a join snapshot) that has no actor here is triaged at
+ * this boundary: the node follows it with an actor only if it will bid on it (it owns it, or the
+ * chain names it later: see `actors/tree.ts`). Otherwise one `job.declined` event, with the
+ * reason, is journaled in place of the announcement and the tree keeps a compact record of it
+ * (`actors/declines.ts`); a repeat of an announcement already declined is not journaled again.
+ *
  * @module
  */
 import type { ActorTree } from "../../actors/tree.ts";
 import { jobContextOf } from "../../actors/tree.ts";
-import { type AddressedEvent, jobAddress, peerAddress } from "../../machines/address.ts";
+import { type AddressedEvent, jobAddress, jobIdOf, peerAddress } from "../../machines/address.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
+import { type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
 import { decodeMessage, type Topic, WireError } from "../../protocols/messages.ts";
 import type { GossipMessage, NetworkPort, PeerEvent } from "../../protocols/network_port.ts";
 import { requestSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
 import { RuleViolation, wireToActorEvents } from "../../protocols/translate.ts";
+import type { Announcement } from "./worker_agent.ts";
 
 /** Penalty to a peer's score for a message that failed decoding or an application rule. */
 export const WIRE_PENALTY = -10;
@@ -35,6 +43,16 @@ export interface IngressOptions {
   readonly onRejected: (message: GossipMessage, code: string, reason: string) => void;
   /** Whether the chain showed job `jobId`'s escrow (the join snapshot carries only those). */
   readonly escrowSeen: (jobId: string) => boolean;
+  /**
+   * Triages a job heard announced that has no actor here: `"bid"` (its actor is created), or why
+   * this node declines it. Absent (a node that is not a worker): declined as `no_role`.
+   */
+  readonly triage?: (actorId: string, announcement: Announcement) => "bid" | DeclineCause;
+  /**
+   * Whether a decline keeps the job's spec, so that the chain may still choose this node as a
+   * verifier of it. @default false
+   */
+  readonly keepSpec?: boolean;
 }
 
 /** The network side of one node. */
@@ -110,8 +128,45 @@ export class Ingress {
   /** Delivers what {@link Ingress.validate} decoded from an accepted message. */
   receive(message: GossipMessage): void {
     for (const addressed of this.#decoded.get(message.data) ?? []) {
-      this.#o.submit("network", addressed);
+      if (addressed.event.type === "job.announced") this.#announced(addressed);
+      else this.#o.submit("network", addressed);
     }
+  }
+
+  /**
+   * A job heard announced: handed to its actor if it has one here (or was retired, or is this
+   * node's own), else triaged (see the module doc).
+   */
+  #announced(addressed: AddressedEvent): void {
+    const { tree, self } = this.#o;
+    const e = addressed.event as unknown as Omit<Announcement, "jobId">;
+    const jobId = jobIdOf(addressed.target)!;
+    if (
+      e.owner === self || tree.get(addressed.target) !== undefined ||
+      tree.retired(jobId) !== undefined
+    ) return this.#o.submit("network", addressed);
+    const known = tree.declined(jobId);
+    if (known !== undefined && known.attempt >= e.attempt) return;
+    const announcement: Announcement = {
+      jobId,
+      owner: e.owner,
+      spec: e.spec,
+      attempt: e.attempt,
+      bidWindowEndsAt: e.bidWindowEndsAt,
+    };
+    const decision = this.#o.triage?.(addressed.target, announcement) ?? "no_role";
+    if (decision === "bid") return this.#o.submit("network", addressed);
+    this.#o.submit("network", {
+      target: addressed.target,
+      event: {
+        type: DECLINED_EVENT,
+        owner: e.owner,
+        attempt: e.attempt,
+        bidWindowEndsAt: e.bidWindowEndsAt,
+        reason: decision,
+        ...(this.#o.keepSpec ? { spec: e.spec } : {}),
+      },
+    });
   }
 
   /** A peer connected, identified, answered a heartbeat or left. */
@@ -174,7 +229,7 @@ export class Ingress {
     for (const job of result.jobs) {
       const target = jobAddress(job.jobId);
       if (job.owner === self || tree.get(target) !== undefined) continue;
-      this.#o.submit("network", {
+      this.#announced({
         target,
         event: {
           type: "job.announced",

@@ -9,6 +9,7 @@
  * @module
  */
 import type { ActorCell } from "../../actors/actor_cell.ts";
+import type { DeclineRecord } from "../../actors/declines.ts";
 import { ActorTree, jobContextOf, RETIRE_KEY, type RetiredJob } from "../../actors/tree.ts";
 import type { ChainCursor, LedgerTotals } from "../../chain/port.ts";
 import {
@@ -202,6 +203,9 @@ export class Node {
         } else this.#rejections.reject(message.from, message.topic, code, reason);
       },
       escrowSeen: (jobId) => this.#escrows.has(jobId),
+      // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
+      triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
+      keepSpec: options.roles.includes("verifier"),
     });
     this.#bonds = new BondDirectory({ chain: options.chain, clock: this.#clock });
     this.#chain = new ChainSync({
@@ -230,6 +234,11 @@ export class Node {
         answer: (actorId, event, effect) =>
           this.#submit("effect", { target: actorId, event }, effect),
         publishBid: (actorId, bid, effect) => dispatcher!.publishBid(actorId, bid, effect),
+        announce: (actorId, { jobId: _, ...announcement }) =>
+          this.#submit("system", {
+            target: actorId,
+            event: { type: "job.announced", ...announcement },
+          }),
       })
       : undefined;
     this.#effects = dispatcher = new EffectDispatcher({
@@ -420,6 +429,11 @@ export class Node {
     return this.tree.retired(jobId);
   }
 
+  /** Why this node took no part in job `jobId`, if it declined it (kept bounded, expiring). */
+  declined(jobId: string): DeclineRecord | undefined {
+    return this.tree.declined(jobId);
+  }
+
   /** One live job's full context and state, or undefined (see {@link Node.retiredJob}). */
   job(jobId: string): { state: string; done: boolean; context: JobContext } | undefined {
     const cell = this.tree.get(jobAddress(jobId));
@@ -591,7 +605,12 @@ export class Node {
     }
     if (outcome.status === "crashed") return; // the supervisor restarted it and reported
     this.stats.delivered++;
-    if (cell === undefined) return;
+    if (cell === undefined) {
+      if (envelope.event.type === "job.declined") {
+        this.#notify({ type: "delivered", envelope, actor: envelope.target, state: "declined" });
+      }
+      return;
+    }
     this.#notify({ type: "delivered", envelope, actor: cell.id, state: cell.state });
     if (this.#agent?.waiting && stateBefore !== cell.state) this.#agent.reconsider();
     if (

@@ -17,7 +17,7 @@
  */
 import { JOB_FINAL_STATES, type JobContext, jobMachine } from "../../machines/job_machine.ts";
 import type { NodeId } from "../../machines/types.ts";
-import type { NodeObservation } from "../kernel/mod.ts";
+import type { Envelope, NodeObservation } from "../kernel/mod.ts";
 
 /** States a job does not leave (the job machine's final states, and `unescrowed`). */
 export const FINAL_STATES: readonly string[] = [...JOB_FINAL_STATES, "unescrowed"];
@@ -156,7 +156,10 @@ export class JobFeed {
     if (observation.type !== "delivered" || !observation.actor.startsWith("job:")) return;
     const jobId = observation.actor.slice(4);
     const job = this.#source.job(jobId);
-    if (job === undefined) return;
+    if (job === undefined) {
+      if (observation.state === "declined") this.#declined(jobId, observation.envelope);
+      return;
+    }
     let seen = this.#seen.get(jobId);
     if (seen === undefined) {
       seen = { pathLength: 0, declined: false, slashes: 0, done: false };
@@ -174,6 +177,33 @@ export class JobFeed {
         } catch {
           // A subscriber's failure is its own; the others still hear.
         }
+      }
+    }
+  }
+
+  /**
+   * A job this node's worker declined without an actor (a `job.declined` record): its one
+   * update. A node that is not a worker (`no_role`) says nothing of the jobs it does not follow.
+   */
+  #declined(jobId: string, envelope: Envelope): void {
+    const reason = envelope.event["reason"];
+    if (typeof reason !== "string" || reason === "no_role") return;
+    const update: JobUpdate = {
+      type: "declined",
+      jobId,
+      state: "declined",
+      from: null,
+      at: envelope.at,
+      spentMs: null,
+      role: "worker",
+      reason,
+      detail: {},
+    };
+    for (const subscriber of this.#subscribers) {
+      try {
+        subscriber(update);
+      } catch {
+        // A subscriber's failure is its own; the others still hear.
       }
     }
   }

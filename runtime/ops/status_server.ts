@@ -49,6 +49,7 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
+import type { DeclineRecord } from "../../actors/declines.ts";
 import type { RetiredJob } from "../../actors/tree.ts";
 import type { LedgerTotals } from "../../chain/port.ts";
 import { BoundedJsonError, decodeBoundedJson } from "../../protocols/bounded_json.ts";
@@ -72,6 +73,8 @@ export interface StatusSource {
   job(jobId: string): { state: string; done: boolean; context: JobContext } | undefined;
   /** A finished job whose actor was retired, when the source keeps an archive. */
   retiredJob?(jobId: string): RetiredJob | undefined;
+  /** Why this node took no part in a job it heard of (no actor: a compact record). */
+  declined?(jobId: string): DeclineRecord | undefined;
   peers(): { peer: NodeId; state: string; score: number }[];
   verifierPool(): NodeId[];
   knownNodes?(): { id: NodeId; roles: readonly Role[]; hardware: HardwareClass }[];
@@ -355,6 +358,13 @@ export function statusApp(
       });
     }
     const retired = node.retiredJob?.(jobId);
+    // A job this node declined has no actor here: its record says why (and the chain, its end).
+    const declined = node.declined?.(jobId);
+    if (declined !== undefined) {
+      const { spec: _s, results: _r, ...record } = declined;
+      const chain = retired === undefined ? {} : { chainState: retired.state };
+      return json({ jobId, state: "declined", done: true, declined: record, ...chain });
+    }
     if (retired !== undefined) {
       return json({ jobId, state: retired.state, done: true, retired: true, summary: retired });
     }

@@ -131,6 +131,12 @@ function since(first: number, at: number): string {
 /** `jobs describe` as text: timeline, bids, verifiers, payment, and why nobody bid. */
 export function formatJob(job: Json): string {
   const lines: string[] = [`Job ${job.jobId}: ${job.state}${job.retired ? " (retired)" : ""}`];
+  if (job.declined) {
+    const d = job.declined;
+    lines.push(`Owner: ${d.owner}; attempt ${d.attempt}; this node declined: ${d.reason}`);
+    if (job.chainState) lines.push(`On chain: ${job.chainState}`);
+    return lines.join("\n");
+  }
   if (job.retired) {
     const s = job.summary;
     const first = s.path[0]?.at ?? 0;

@@ -1,0 +1,164 @@
+/**
+ * What a node keeps of a job it declined: a compact record, not a job actor. A node follows a
+ * job with an actor only when it has a role in it (it owns it, it bids on it, or the chain names
+ * it as the worker or a verifier); of every other job it heard announced it keeps why it did not
+ * take part (`GET /jobs/:id` says so), in a store bounded in count and in time (oldest out first,
+ * each record forgotten `ttlMs` after it was made).
+ *
+ * The decline enters the node as one journaled event, `job.declined`, addressed to the job (the
+ * node's ingress decides, at the boundary, whether it takes part; see
+ * `runtime/kernel/ingress.ts`), so replay and recovery rebuild the same store. A node that may be
+ * chosen as a verifier keeps the job's spec in the record: when the chain's assignment names it,
+ * the tree creates the job's actor from the record. Gossip can outrun the chain, so such a record
+ * also keeps a result heard before the assignment (the output a verifier needs), for a bounded
+ * number of jobs at once ({@link DeclineLimits.maxEarlyResults}).
+ *
+ * @module
+ */
+import type { DeclineReason, JobSpec, NodeId } from "../machines/types.ts";
+
+/** Why a node took no part in a job: its worker's reason, or `no_role` (it is not a worker). */
+export type DeclineCause = DeclineReason | "no_role";
+
+/** The event that records a decline (journaled; see the module doc). */
+export const DECLINED_EVENT = "job.declined";
+
+/** A job this node heard of and declined. */
+export interface DeclineRecord {
+  readonly jobId: string;
+  readonly owner: NodeId;
+  readonly attempt: number;
+  readonly reason: DeclineCause;
+  /** When it was declined (virtual ms). */
+  readonly at: number;
+  /** The bid window's end the owner announced (virtual ms). */
+  readonly bidWindowEndsAt: number;
+  /** Kept by a node that may be chosen as a verifier (see the module doc). */
+  readonly spec?: JobSpec;
+  /** Results heard before the chain named this node (with a spec only; at most 2). */
+  readonly results?: readonly EarlyResult[];
+}
+
+/** A result heard for a declined job (a `job.result.received` event's fields). */
+export interface EarlyResult {
+  readonly worker: NodeId;
+  readonly commitment: string;
+  readonly output: unknown;
+}
+
+/** Bounds of a {@link Declines} store. */
+export interface DeclineLimits {
+  /** Records kept, oldest out first. @default 10_000 */
+  readonly maxRecords?: number;
+  /** How long a record is kept, virtual ms. @default 600_000 */
+  readonly ttlMs?: number;
+  /** Records holding early results at once, the oldest stripped first. @default 256 */
+  readonly maxEarlyResults?: number;
+}
+
+/** The default bounds of a {@link Declines} store. */
+export const DECLINE_DEFAULTS = {
+  maxRecords: 10_000,
+  ttlMs: 600_000,
+  maxEarlyResults: 256,
+} as const;
+
+/** Results kept per record (one per worker, the latest last). */
+const RESULTS_PER_RECORD = 2;
+
+/** A bounded, expiring store of {@link DeclineRecord}s, by job id, in the order they were made. */
+export class Declines {
+  readonly #records = new Map<string, DeclineRecord>();
+  readonly #max: number;
+  readonly #ttl: number;
+  readonly #maxEarly: number;
+  /** The jobs whose records hold results, oldest first. */
+  readonly #withResults = new Set<string>();
+
+  constructor(limits: DeclineLimits = {}) {
+    const max = limits.maxRecords ?? DECLINE_DEFAULTS.maxRecords;
+    const ttl = limits.ttlMs ?? DECLINE_DEFAULTS.ttlMs;
+    if (!Number.isSafeInteger(max) || max < 0) {
+      throw new RangeError(`Invalid declines.maxRecords ${max}: must be a non-negative integer`);
+    }
+    if (!Number.isSafeInteger(ttl) || ttl < 1) {
+      throw new RangeError(`Invalid declines.ttlMs ${ttl}: must be a positive integer`);
+    }
+    const early = limits.maxEarlyResults ?? DECLINE_DEFAULTS.maxEarlyResults;
+    if (!Number.isSafeInteger(early) || early < 0) {
+      throw new RangeError(
+        `Invalid declines.maxEarlyResults ${early}: must be a non-negative integer`,
+      );
+    }
+    this.#max = max;
+    this.#ttl = ttl;
+    this.#maxEarly = early;
+  }
+
+  /**
+   * Keeps `result`, heard for job `jobId`, in its record if the record keeps a spec. Returns
+   * whether it was kept.
+   */
+  keepResult(jobId: string, result: EarlyResult, now: number): boolean {
+    const record = this.get(jobId, now);
+    if (record?.spec === undefined || this.#maxEarly === 0) return false;
+    const results = [
+      ...(record.results ?? []).filter((r) => r.worker !== result.worker),
+      { worker: result.worker, commitment: result.commitment, output: result.output },
+    ].slice(-RESULTS_PER_RECORD);
+    this.#records.set(jobId, { ...record, results });
+    this.#withResults.delete(jobId);
+    this.#withResults.add(jobId);
+    for (const oldest of this.#withResults) {
+      if (this.#withResults.size <= this.#maxEarly) break;
+      this.#withResults.delete(oldest);
+      const stripped = this.#records.get(oldest);
+      if (stripped === undefined) continue;
+      const { results: _dropped, ...rest } = stripped;
+      this.#records.set(oldest, rest);
+    }
+    return true;
+  }
+
+  /** Records counted now. */
+  get size(): number {
+    return this.#records.size;
+  }
+
+  /** Records `record` (replacing an earlier one of the job), then drops expired and excess ones. */
+  record(record: DeclineRecord): void {
+    this.#records.delete(record.jobId);
+    this.#withResults.delete(record.jobId);
+    if (this.#max > 0) this.#records.set(record.jobId, record);
+    if (this.#max > 0 && record.results !== undefined) this.#withResults.add(record.jobId);
+    this.expire(record.at);
+  }
+
+  /** The live record of `jobId` at virtual time `now`, if any. */
+  get(jobId: string, now: number): DeclineRecord | undefined {
+    const record = this.#records.get(jobId);
+    return record === undefined || record.at + this.#ttl <= now ? undefined : record;
+  }
+
+  /** Removes and returns the live record of `jobId` (its actor is being created). */
+  take(jobId: string, now: number): DeclineRecord | undefined {
+    const record = this.get(jobId, now);
+    this.#records.delete(jobId);
+    this.#withResults.delete(jobId);
+    return record;
+  }
+
+  /** Drops the records expired at `now`, and the oldest past the count bound. */
+  expire(now: number): void {
+    for (const [jobId, record] of this.#records) {
+      if (this.#records.size <= this.#max && record.at + this.#ttl > now) break;
+      this.#records.delete(jobId);
+      this.#withResults.delete(jobId);
+    }
+  }
+
+  /** Every record, oldest first (expired ones not yet dropped included). */
+  values(): IterableIterator<DeclineRecord> {
+    return this.#records.values();
+  }
+}
