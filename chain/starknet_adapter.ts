@@ -73,19 +73,20 @@
  * await chain.close();
  * ```
  *
+ * Files: this one is the public entry (options, the calls, views and subscriptions); the sending
+ * rule is `starknet/_sender.ts`, event reading `starknet/_events.ts` and `starknet/_subscription.ts`,
+ * request retries and error classification `starknet/_rpc.ts`, argument checks `starknet/_args.ts`.
+ *
  * @module
  */
-import { createHash } from "node:crypto";
-import { Account, type Call, Contract, hash, RpcProvider, validateAndParseAddress } from "starknet";
+import { Account, type Call, Contract, RpcProvider } from "starknet";
 import { getLogger } from "@logtape/logtape";
 import type { NodeId, RefundReason, SlashReason, Verdict } from "../machines/types.ts";
 import {
   type ChainCallOptions,
   type ChainCursor,
   ChainError,
-  type ChainErrorCode,
   type ChainEvent,
-  type ChainEventName,
   type ChainPort,
   type LedgerTotals,
   type SignedAttestation,
@@ -100,20 +101,38 @@ import {
   MAX_ID_LENGTH,
   MAX_VERIFIERS,
 } from "./_args.ts";
-import { AccountKey, isPublicKey } from "./settlement.ts";
-import { decodeChainEvent, EVENT_SELECTORS, type RawStarknetEvent } from "./events.ts";
+import { type AccountKey, isPublicKey } from "./settlement.ts";
+import { checkCursor, type CursorStore } from "./event_cursor.ts";
 import {
-  type BlockRef,
-  checkCursor,
-  compareCursors,
-  type CursorStore,
-  MemoryCursorStore,
-} from "./event_cursor.ts";
+  cairoAttestation,
+  checkAddress,
+  checkAmount,
+  checkCount,
+  checkHash,
+  checkId,
+  checkReason,
+  derivedAttestationKey,
+  resolvePrivateKey,
+  text,
+} from "./starknet/_args.ts";
+import {
+  canonicalFelt,
+  delay,
+  firstLine,
+  parseVersion,
+  Rpc,
+  rpcText,
+  type Settings,
+  withRetries,
+} from "./starknet/_rpc.ts";
+import { TxSender } from "./starknet/_sender.ts";
+import { EventReader } from "./starknet/_events.ts";
+import { type StarknetSubscribeOptions, Subscription } from "./starknet/_subscription.ts";
 import jobManagerAbi from "./abi/job_manager.json" with { type: "json" };
 import cdcPoolAbi from "./abi/cdc_pool.json" with { type: "json" };
 
-/** The environment variable {@link StarknetChain.connect} reads the account key from. */
-export const PRIVATE_KEY_ENV = "CIRO_STARKNET_PRIVATE_KEY";
+export { PRIVATE_KEY_ENV, resolvePrivateKey } from "./starknet/_args.ts";
+export type { ReorgNotice, StarknetSubscribeOptions } from "./starknet/_subscription.ts";
 
 /** Options of {@link StarknetChain.connect}. */
 export interface StarknetChainOptions {
@@ -177,368 +196,9 @@ export interface StarknetChainOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What a subscription reports when a reorg revoked events it had delivered. */
-export interface ReorgNotice {
-  /** The last block that is still on the chain; everything after it was revoked. */
-  readonly forkBlock: number;
-  /** The delivered events that are no longer on the chain (those this process remembers). */
-  readonly revoked: readonly ChainEvent[];
-}
-
-/** Options of {@link StarknetChain.subscribe}. */
-export interface StarknetSubscribeOptions {
-  /** @default {the cursor store's cursor, else block 0} */
-  readonly from?: ChainCursor;
-  /** @default {the adapter's pollMs} */
-  readonly pollMs?: number;
-  /** Called after a reorg, before the events of the new chain are delivered. */
-  readonly onReorg?: (notice: ReorgNotice) => void;
-}
-
 const logger = getLogger(["ciro", "chain", "starknet"]);
 
-const EVENT_NAMES = Object.keys(EVENT_SELECTORS) as ChainEventName[];
-/** The event selectors as canonical felts, the key filter of every `starknet_getEvents`. */
-const EVENT_KEYS = EVENT_NAMES.map((name) => canonicalFelt(EVENT_SELECTORS[name]));
-/** The codes a contract panics with (every {@link ChainErrorCode} but the adapter's own). */
-const CHAIN_ERROR_CODES: ReadonlySet<string> = new Set<ChainErrorCode>([
-  "unknown_job",
-  "duplicate_job",
-  "invalid_state",
-  "not_authorized",
-  "insufficient_stake",
-  "insufficient_balance",
-  "invalid_amount",
-  "still_unbonding",
-  "stake_locked",
-  "not_enough_verifiers",
-  "bad_signature",
-  "no_key",
-  "not_chosen",
-  "duplicate_attestation",
-  "wrong_attempt",
-  "deadline_passed",
-  "deadline_not_passed",
-  "no_evidence",
-  "wrong_subject",
-]);
-const SIGNATURE_PATTERN = /^[0-9a-f]{128}$/;
-/** The Stark curve order; a private key is in `1..order-1`. */
-const CURVE_ORDER = 0x0800000000000010ffffffffffffffffb781126dcae7b2321e66a241adc64d2fn;
-const U256 = 2n ** 256n;
-const HASH_PATTERN = /^[0-9a-f]{64}$/;
-const SHORT_STRING_PATTERN = /^[\x20-\x7e]{1,31}$/;
-const MAX_BACKOFF_MS = 30_000;
-const RPC_NONCE_ERROR = 52;
-const RPC_DUPLICATE_TX = 59;
-const RPC_BLOCK_NOT_FOUND = 24;
-const RPC_TX_NOT_FOUND = 29;
-const RPC_TOO_MANY_KEYS = 34;
-/** Status reads that find no trace of a sent transaction before it is sent again, identical. */
-const UNKNOWN_POLLS_BEFORE_RESEND = 3;
-const RPC_INVALID_CONTINUATION_TOKEN = 33;
-const RPC_TRANSIENT = new Set([63, -32603, -32000, -32005]);
-const RPC_EXECUTION = new Set([40, 41]);
-
 type Abi = ConstructorParameters<typeof Contract>[0]["abi"];
-
-/** How a failed RPC attempt should be handled. */
-type Failure =
-  | { kind: "nonce"; detail: string }
-  | { kind: "execution"; detail: string; code: ChainErrorCode | undefined }
-  | { kind: "transient"; detail: string }
-  | { kind: "duplicate"; detail: string }
-  | { kind: "fatal"; detail: string };
-
-function firstLine(text: string, max = 240): string {
-  const line = text.split("\n").find((l) => l.trim().length > 0)?.trim() ?? "";
-  return line.length > max ? `${line.slice(0, max)}...` : line;
-}
-
-function rpcCode(error: unknown): number | undefined {
-  const base = (error as { baseError?: { code?: unknown } })?.baseError;
-  return typeof base?.code === "number" ? base.code : undefined;
-}
-
-function rpcText(error: unknown): string {
-  const base = (error as { baseError?: { message?: unknown; data?: unknown } })?.baseError;
-  if (base !== undefined) {
-    const data = typeof base.data === "string" ? base.data : JSON.stringify(base.data ?? "");
-    return `${String(base.message)} ${data}`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** The Cairo panic string naming a {@link ChainErrorCode}, if the error text has one. */
-function panicCode(text: string): ChainErrorCode | undefined {
-  let found: ChainErrorCode | undefined;
-  for (const match of text.matchAll(/'([a-z_]{3,31})'|"([a-z_]{3,31})"/g)) {
-    const code = match[1] ?? match[2];
-    if (code !== undefined && CHAIN_ERROR_CODES.has(code)) found = code as ChainErrorCode;
-  }
-  return found;
-}
-
-function classify(error: unknown): Failure {
-  const code = rpcCode(error);
-  const text = rpcText(error);
-  if (code !== undefined) {
-    const detail = `RPC error ${code}: ${firstLine(text)}`;
-    if (code === RPC_NONCE_ERROR || /invalid transaction nonce/i.test(text)) {
-      return { kind: "nonce", detail };
-    }
-    if (code === RPC_DUPLICATE_TX) return { kind: "duplicate", detail };
-    if (RPC_EXECUTION.has(code)) return { kind: "execution", detail, code: panicCode(text) };
-    if (RPC_TRANSIENT.has(code)) return { kind: "transient", detail };
-    return { kind: "fatal", detail };
-  }
-  // No JSON-RPC error object: the request or the response failed on the way (connection
-  // refused, HTTP 5xx without a JSON body, a body that is not JSON).
-  const name = (error as { name?: unknown })?.name;
-  if (name === "AbortError") return { kind: "fatal", detail: "aborted" };
-  return { kind: "transient", detail: firstLine(text) };
-}
-
-/** A felt as the spec's FELT pattern wants it: `0x` and hex digits without leading zeros. */
-function canonicalFelt(value: string | bigint): string {
-  return `0x${BigInt(value).toString(16)}`;
-}
-
-/** `[major, minor, patch]` of a spec version string such as `0.10.1`, or undefined. */
-function parseVersion(spec: string): [number, number, number] | undefined {
-  const match = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(spec);
-  return match === null ? undefined : [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
-}
-
-function sameFelt(a: string | undefined, b: string | undefined): boolean {
-  if (a === undefined || b === undefined) return false;
-  try {
-    return BigInt(a) === BigInt(b);
-  } catch {
-    return a === b;
-  }
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function checkAddress(field: string, value: string): string {
-  try {
-    return validateAndParseAddress(value).toLowerCase();
-  } catch {
-    throw new TypeError(
-      `Invalid ${field}: expected a Starknet address, got ${JSON.stringify(value)}`,
-    );
-  }
-}
-
-function checkCount(field: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(`Invalid ${field}: expected an integer of at least ${min}, got ${value}`);
-  }
-  return value;
-}
-
-function checkAmount(field: string, value: bigint): bigint {
-  if (typeof value !== "bigint" || value < 0n || value >= U256) {
-    throw new RangeError(`Invalid ${field}: expected a u256 bigint, got ${String(value)}`);
-  }
-  return value;
-}
-
-function checkHash(field: string, value: string): bigint {
-  if (typeof value !== "string" || !HASH_PATTERN.test(value)) {
-    throw new TypeError(
-      `Invalid ${field}: expected 64 lowercase hex digits, got ${JSON.stringify(value)}`,
-    );
-  }
-  return BigInt(`0x${value}`);
-}
-
-function checkId(field: string, value: string): string {
-  if (typeof value !== "string" || value.length === 0) {
-    throw new TypeError(
-      `Invalid ${field}: expected a non-empty string, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-/**
- * A `ByteArray` argument as its UTF-8 bytes: starknet.js reads a string that looks like a hex
- * number (a node id such as the account address) as that number's bytes.
- */
-function text(value: string): Uint8Array {
-  return new TextEncoder().encode(value);
-}
-
-/**
- * A signed attestation as the Cairo `Attestation` struct takes it: the Ed25519 signature split
- * into `signature_r` and `signature_s` (32 bytes each, big-endian). A signature that is not 128
- * lowercase hex digits goes as zeros, which no key signs: the contract refuses it
- * (`bad_signature`), as the local ledger and the EVM do.
- */
-function cairoAttestation(a: SignedAttestation): Record<string, unknown> {
-  const wellFormed = SIGNATURE_PATTERN.test(a.signature);
-  return {
-    job_id: text(a.jobId),
-    verifier: text(a.verifier),
-    attempt: BigInt(a.attempt),
-    subject: text(a.subject),
-    verdict: a.verdict,
-    signature_r: wellFormed ? BigInt(`0x${a.signature.slice(0, 64)}`) : 0n,
-    signature_s: wellFormed ? BigInt(`0x${a.signature.slice(64)}`) : 0n,
-  };
-}
-
-/** The attestation key an account has by default: derived from its Stark private key. */
-function derivedAttestationKey(privateKey: string): AccountKey {
-  const seed = createHash("sha256")
-    .update(`ciro.starknet.attestation-key|${BigInt(privateKey).toString(16)}`)
-    .digest();
-  return new AccountKey(new Uint8Array(seed));
-}
-
-function checkReason(field: string, value: string): string {
-  if (typeof value !== "string" || !SHORT_STRING_PATTERN.test(value)) {
-    throw new TypeError(
-      `Invalid ${field}: expected a Cairo short string, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-/**
- * Reads the account key: `privateKey`, else the file `privateKeyFile`, else the
- * `CIRO_STARKNET_PRIVATE_KEY` environment variable. Throws a `TypeError` that never quotes the
- * key when it is missing or not a valid Stark key.
- */
-export async function resolvePrivateKey(
-  options: { privateKey?: string; privateKeyFile?: string; signal?: AbortSignal },
-): Promise<string> {
-  let key = options.privateKey;
-  let source = "privateKey";
-  if (key === undefined && options.privateKeyFile !== undefined) {
-    source = `key file ${options.privateKeyFile}`;
-    try {
-      key = (await Deno.readTextFile(
-        options.privateKeyFile,
-        options.signal ? { signal: options.signal } : {},
-      )).trim();
-    } catch (cause) {
-      throw new TypeError(`Cannot read the Starknet private key: ${source} is not readable`, {
-        cause,
-      });
-    }
-  }
-  if (key === undefined) {
-    source = `environment variable ${PRIVATE_KEY_ENV}`;
-    key = Deno.env.get(PRIVATE_KEY_ENV)?.trim();
-  }
-  if (key === undefined || key.length === 0) {
-    throw new TypeError(
-      `Missing Starknet private key: pass privateKey or privateKeyFile, or set ${PRIVATE_KEY_ENV}`,
-    );
-  }
-  let value: bigint | undefined;
-  if (/^0x[0-9a-fA-F]{1,64}$/.test(key)) value = BigInt(key);
-  if (value === undefined || value <= 0n || value >= CURVE_ORDER) {
-    throw new TypeError(
-      `Invalid Starknet private key from ${source}: expected 0x hex between 1 and the curve order`,
-    );
-  }
-  return key;
-}
-
-interface Settings {
-  readonly rpcOrigin: string;
-  readonly accountAddress: string;
-  readonly jobManagerAddress: string;
-  readonly cdcPoolAddress: string;
-  readonly tokenAddress: string | undefined;
-  /** The node's spec version allows a list of addresses in an event filter (from 0.10.1). */
-  readonly addressList: boolean;
-  /** The chain id, to compute transaction hashes. */
-  readonly chainId: string;
-  /** The spec version the node reported. */
-  readonly specVersion: string;
-  readonly confirmations: number;
-  readonly chunkSize: number;
-  readonly pollMs: number;
-  readonly txTimeoutMs: number;
-  readonly maxAttempts: number;
-  readonly backoffMs: number;
-  readonly tip: bigint;
-  readonly reorgWindow: number;
-}
-
-/**
- * A raw event as `starknet_getEvents` returns it: block fields are absent when pre-confirmed,
- * `transaction_index` and `event_index` before spec 0.10.
- */
-type EmittedEvent =
-  & Omit<RawStarknetEvent, "block_hash" | "block_number" | "event_index">
-  & {
-    block_hash?: string;
-    block_number?: number;
-    transaction_index?: number;
-    event_index?: number;
-  };
-
-/** One page of `starknet_getEvents`. */
-interface EventsPage {
-  readonly events: EmittedEvent[];
-  readonly continuation_token?: string;
-}
-
-/** An event in a receipt. */
-interface RawEventBody {
-  readonly from_address: string;
-  readonly keys: readonly string[];
-  readonly data: readonly string[];
-}
-
-/** A signed INVOKE v3 transaction as the spec writes it (`INVOKE_TXN_V3`). */
-interface SignedInvoke {
-  readonly sender_address: string;
-  readonly calldata: string[];
-  readonly version: string;
-  readonly signature: string[];
-  readonly nonce: string;
-  readonly resource_bounds: Record<
-    "l1_gas" | "l2_gas" | "l1_data_gas",
-    { max_amount: string; max_price_per_unit: string }
-  >;
-  readonly tip: string;
-  readonly paymaster_data: string[];
-  readonly account_deployment_data: string[];
-  readonly nonce_data_availability_mode: string;
-  readonly fee_data_availability_mode: string;
-}
-
-/** A decoded event at its position, or a position whose event failed to decode. */
-interface Scanned {
-  readonly cursor: ChainCursor;
-  readonly raw: RawStarknetEvent;
-  readonly event: ChainEvent | undefined;
-}
-
-/** A reorg noticed while reading: the read stops and the next poll rolls back. */
-class ReadReorg extends Error {
-  override readonly name = "ReadReorg";
-}
 
 /** The {@link ChainPort} on Starknet. Create it with {@link StarknetChain.connect}. */
 export class StarknetChain implements ChainPort {
@@ -548,8 +208,9 @@ export class StarknetChain implements ChainPort {
   readonly address: string;
 
   readonly #settings: Settings;
-  readonly #provider: RpcProvider;
-  readonly #signer: Account;
+  readonly #rpc: Rpc;
+  readonly #sender: TxSender;
+  readonly #reader: EventReader;
   readonly #jobManager: Contract;
   readonly #cdcPool: Contract;
   readonly #cursorStore: CursorStore | undefined;
@@ -557,8 +218,6 @@ export class StarknetChain implements ChainPort {
   readonly #closing = new AbortController();
   readonly #subscriptions = new Set<() => void>();
   readonly #loops = new Set<Promise<void>>();
-  #queue: Promise<unknown> = Promise.resolve();
-  #nonce: bigint | undefined;
   #closed = false;
 
   private constructor(
@@ -573,8 +232,9 @@ export class StarknetChain implements ChainPort {
     this.#attestationKey = attestationKey;
     this.address = `0x${BigInt(settings.accountAddress).toString(16).padStart(64, "0")}`;
     this.#settings = settings;
-    this.#provider = provider;
-    this.#signer = signer;
+    this.#rpc = new Rpc(settings, this.#closing.signal);
+    this.#sender = new TxSender(settings, provider, signer, this.#rpc);
+    this.#reader = new EventReader(settings, provider, this.#rpc);
     this.#cursorStore = cursorStore;
     this.#jobManager = new Contract({
       abi: jobManagerAbi as Abi,
@@ -676,10 +336,10 @@ export class StarknetChain implements ChainPort {
     const current = String(registered);
     if (current === "") {
       if (options.register ?? true) {
-        await chain.#send(
+        await chain.#sender.send(
           `register node ${JSON.stringify(nodeId)}`,
           [chain.#cdcPool.populate("register_node", [text(nodeId)])],
-          signal,
+          chain.#signal(signal),
         );
       }
     } else if (current !== nodeId) {
@@ -1028,298 +688,10 @@ export class StarknetChain implements ChainPort {
     try {
       this.#checkOpen(action);
       const calls = build();
-      return this.#send(action, calls, options?.signal);
+      return this.#sender.send(action, calls, this.#signal(options?.signal));
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  /** Sends one transaction at a time per adapter, so nonces stay in order. */
-  #send(action: string, calls: Call[], signal: AbortSignal | undefined): Promise<TxReceipt> {
-    const run = this.#queue.then(() => this.#sendNow(action, calls, this.#signal(signal)));
-    this.#queue = run.catch(() => {});
-    return run;
-  }
-
-  async #sendNow(action: string, calls: Call[], signal: AbortSignal): Promise<TxReceipt> {
-    const { maxAttempts, tip } = this.#settings;
-    for (let attempt = 1;; attempt++) {
-      signal.throwIfAborted();
-      const nonce = this.#nonce ?? await this.#readNonce(signal);
-      let estimate: Awaited<ReturnType<Account["estimateInvokeFee"]>>;
-      let signed: SignedInvoke;
-      try {
-        estimate = await withRetries(
-          `estimate the fee to ${action}`,
-          () => this.#signer.estimateInvokeFee(calls, { nonce, tip }),
-          maxAttempts,
-          this.#settings.backoffMs,
-          signal,
-        );
-        signed = await this.#signer.getSignedTransaction(calls, {
-          nonce,
-          tip,
-          resourceBounds: estimate.resourceBounds,
-        }) as SignedInvoke;
-      } catch (error) {
-        const failure = (error as { name?: unknown })?.name === "ChainError"
-          ? undefined
-          : classify(error);
-        if (failure?.kind === "nonce" && attempt < maxAttempts) {
-          this.#nonce = undefined;
-          continue;
-        }
-        if (failure?.kind === "execution") {
-          throw new ChainError(
-            failure.code ?? "reverted",
-            `Cannot ${action}: the contract refused it${
-              failure.code === undefined ? "" : ` with ${JSON.stringify(failure.code)}`
-            }`,
-            { cause: error },
-          );
-        }
-        throw this.#asChainError(action, error);
-      }
-      const txHash = this.#txHash(signed);
-      // From the first send on, the cached nonce is unknown until this transaction's receipt:
-      // a failure (eviction, lost answer, timeout) leaves it unset, so the next call reads it.
-      this.#nonce = undefined;
-      let outcome: TxReceipt | "stale_nonce";
-      try {
-        outcome = await this.#deliver(action, signed, txHash, signal);
-      } catch (error) {
-        throw this.#asChainError(action, error);
-      }
-      if (outcome !== "stale_nonce") {
-        this.#nonce = nonce + 1n;
-        return outcome;
-      }
-      // The node refused the nonce and no copy of this transaction ever reached it: safe to sign
-      // again with the account's current nonce.
-      this.#nonce = undefined;
-      logger.warn("Nonce {nonce} refused for {action}; reading it again", {
-        nonce: nonce.toString(),
-        action,
-      });
-      if (attempt >= maxAttempts) {
-        throw new ChainError(
-          "rpc_error",
-          `Cannot ${action}: gave up after ${maxAttempts} attempts: nonce ${nonce} refused`,
-        );
-      }
-    }
-  }
-
-  /** The transaction hash of `signed`, computed here (SNIP-8), before it is sent. */
-  #txHash(signed: SignedInvoke): string {
-    const bounds = (name: "l1_gas" | "l2_gas" | "l1_data_gas") => ({
-      max_amount: BigInt(signed.resource_bounds[name].max_amount),
-      max_price_per_unit: BigInt(signed.resource_bounds[name].max_price_per_unit),
-    });
-    const da = (mode: string) => (mode === "L2" ? 1 : 0);
-    return canonicalFelt(hash.calculateInvokeTransactionHash({
-      senderAddress: signed.sender_address,
-      version: signed.version,
-      compiledCalldata: signed.calldata,
-      chainId: this.#settings.chainId as never,
-      nonce: signed.nonce,
-      accountDeploymentData: signed.account_deployment_data,
-      nonceDataAvailabilityMode: da(signed.nonce_data_availability_mode) as never,
-      feeDataAvailabilityMode: da(signed.fee_data_availability_mode) as never,
-      resourceBounds: {
-        l1_gas: bounds("l1_gas"),
-        l2_gas: bounds("l2_gas"),
-        l1_data_gas: bounds("l1_data_gas"),
-      },
-      tip: signed.tip,
-      paymasterData: signed.paymaster_data,
-    } as never));
-  }
-
-  /**
-   * Sends `signed` and follows its hash until it has a receipt. Never signs anything: a send
-   * whose outcome is unknown (the response was lost) is followed by looking the hash up, and, if
-   * the node does not know it, by sending the identical transaction again (same hash, same
-   * nonce: it can execute at most once). Error 59 (duplicate) means the node has it; error 52
-   * (nonce) after a send that may have arrived means it possibly executed: look it up. Only a
-   * 52 on a transaction no copy of which can have reached the node returns `"stale_nonce"`.
-   */
-  async #deliver(
-    action: string,
-    signed: SignedInvoke,
-    txHash: string,
-    signal: AbortSignal,
-  ): Promise<TxReceipt | "stale_nonce"> {
-    const { maxAttempts, pollMs, txTimeoutMs, backoffMs } = this.#settings;
-    const deadline = Date.now() + txTimeoutMs;
-    let mayHaveArrived = false;
-    let seen = false;
-    let nonceTaken = false;
-    let send = true;
-    let sends = 0;
-    let unknown = 0;
-    for (;;) {
-      signal.throwIfAborted();
-      if (send) {
-        send = false;
-        if (sends >= maxAttempts) {
-          throw new ChainError(
-            "rpc_error",
-            `Cannot ${action}: transaction ${txHash} was sent ${sends} times and the node does not know it`,
-          );
-        }
-        if (sends > 0) await delay(backoff(backoffMs, sends + 1), signal);
-        sends++;
-        try {
-          const { transaction_hash: answered } = await abortable(
-            this.#provider.invokeSignedTx(signed as never),
-            signal,
-          );
-          if (!sameFelt(answered, txHash)) {
-            throw new ChainError(
-              "rpc_error",
-              `Cannot ${action}: the node answered transaction hash ${answered}, computed ${txHash}`,
-            );
-          }
-          mayHaveArrived = true;
-          logger.debug("Sent {action} as {txHash} (nonce {nonce})", {
-            action,
-            txHash,
-            nonce: signed.nonce,
-          });
-        } catch (error) {
-          if ((error as { name?: unknown })?.name === "ChainError") throw error;
-          signal.throwIfAborted();
-          const failure = classify(error);
-          switch (failure.kind) {
-            case "nonce":
-              if (!mayHaveArrived) return "stale_nonce";
-              nonceTaken = true;
-              logger.warn(
-                "Nonce refused after a send of {txHash} that may have arrived: {detail}",
-                {
-                  txHash,
-                  detail: failure.detail,
-                },
-              );
-              break;
-            case "duplicate":
-              mayHaveArrived = true;
-              seen = true;
-              break;
-            case "transient":
-              mayHaveArrived = true;
-              logger.warn("The send of {txHash} may have failed; looking it up: {detail}", {
-                txHash,
-                detail: failure.detail,
-              });
-              break;
-            case "execution":
-              throw new ChainError(
-                failure.code ?? "reverted",
-                `Cannot ${action}: ${failure.detail}`,
-                {
-                  cause: error,
-                },
-              );
-            case "fatal":
-              if (!mayHaveArrived) {
-                throw new ChainError("rpc_error", `Cannot ${action}: ${failure.detail}`, {
-                  cause: error,
-                });
-              }
-              nonceTaken = true;
-          }
-        }
-      }
-      const status = await this.#status(txHash, signal);
-      if (status === undefined) {
-        unknown++;
-        if (nonceTaken && unknown > maxAttempts) {
-          throw new ChainError(
-            "rpc_error",
-            `Cannot ${action}: the outcome of transaction ${txHash} is unknown: its nonce ${signed.nonce} is used and the node does not know the transaction; not signing again`,
-          );
-        }
-        // Unknown after it was seen: evicted from the mempool. Unknown for a while after a send:
-        // lost. Either way the identical transaction may be sent again.
-        if (!nonceTaken && (seen || unknown >= UNKNOWN_POLLS_BEFORE_RESEND)) {
-          send = true;
-          seen = false;
-          unknown = 0;
-          continue;
-        }
-      } else if (status === "RECEIVED" || status === "CANDIDATE") {
-        seen = true;
-        unknown = 0;
-      } else {
-        return await this.#receipt(action, txHash, signal);
-      }
-      if (Date.now() > deadline) {
-        throw new ChainError(
-          "rpc_error",
-          `Cannot ${action}: no receipt for transaction ${txHash} after ${txTimeoutMs} ms`,
-        );
-      }
-      await delay(Math.max(pollMs, 1), signal);
-    }
-  }
-
-  /** The finality status of `txHash`, or `undefined` when the node does not know it. */
-  async #status(txHash: string, signal: AbortSignal): Promise<string | undefined> {
-    try {
-      const status = await withRetries(
-        `read the status of ${txHash}`,
-        () => this.#provider.getTransactionStatus(txHash),
-        this.#settings.maxAttempts,
-        this.#settings.backoffMs,
-        signal,
-      );
-      return (status as { finality_status?: string }).finality_status;
-    } catch (error) {
-      if (rpcCode(error) === RPC_TX_NOT_FOUND) return undefined;
-      throw error;
-    }
-  }
-
-  async #readNonce(signal: AbortSignal): Promise<bigint> {
-    const nonce = await this.#rpc(
-      "read the account nonce",
-      () => this.#provider.getNonceForAddress(this.#settings.accountAddress, "pre_confirmed"),
-      signal,
-    );
-    return BigInt(nonce);
-  }
-
-  async #receipt(action: string, txHash: string, signal: AbortSignal): Promise<TxReceipt> {
-    const receipt = await this.#rpc(
-      `read the receipt of ${txHash}`,
-      () => this.#provider.getTransactionReceipt(txHash),
-      signal,
-    );
-    const value = receipt as unknown as {
-      execution_status?: string;
-      revert_reason?: string;
-      block_number?: number;
-    };
-    if (value.execution_status === "REVERTED") {
-      const code = panicCode(value.revert_reason ?? "");
-      throw new ChainError(
-        code ?? "reverted",
-        `Cannot ${action}: transaction ${txHash} reverted${
-          code === undefined
-            ? `: ${firstLine(value.revert_reason ?? "no reason")}`
-            : ` with ${JSON.stringify(code)}`
-        }`,
-      );
-    }
-    if (typeof value.block_number !== "number") {
-      throw new ChainError(
-        "rpc_error",
-        `Cannot ${action}: the receipt of ${txHash} has no block number`,
-      );
-    }
-    return { txHash, blockNumber: value.block_number };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1386,43 +758,11 @@ export class StarknetChain implements ChainPort {
     args: unknown[],
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
-    return this.#rpc(
+    return this.#rpc.call(
       action,
       () => contract.call(method, args as never, { blockIdentifier: "latest" }),
       this.#signal(signal),
     );
-  }
-
-  /** One RPC call with bounded retries of transient failures; any other failure is a ChainError. */
-  async #rpc<T>(action: string, body: () => Promise<T>, signal: AbortSignal): Promise<T> {
-    try {
-      return await withRetries(
-        action,
-        body,
-        this.#settings.maxAttempts,
-        this.#settings.backoffMs,
-        signal,
-      );
-    } catch (error) {
-      throw this.#asChainError(action, error);
-    }
-  }
-
-  #asChainError(action: string, error: unknown): Error {
-    if ((error as { name?: unknown })?.name === "ChainError") return error as Error;
-    if (this.#closing.signal.aborted && error === this.#closing.signal.reason) {
-      return new ChainError("rpc_error", `Cannot ${action}: the adapter is closed`, {
-        cause: error,
-      });
-    }
-    if ((error as { name?: unknown })?.name === "AbortError") return error as Error;
-    const failure = classify(error);
-    if (failure.kind === "execution") {
-      return new ChainError(failure.code ?? "reverted", `Cannot ${action}: ${failure.detail}`, {
-        cause: error,
-      });
-    }
-    return new ChainError("rpc_error", `Cannot ${action}: ${failure.detail}`, { cause: error });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1441,12 +781,12 @@ export class StarknetChain implements ChainPort {
     checkCursor(from);
     const limit = checkCount("limit", options?.limit ?? 1000, 1);
     const signal = this.#signal(options?.signal);
-    const safe = await this.#safeHead(signal);
+    const safe = await this.#reader.safeHead(signal);
     const events: ChainEvent[] = [];
     let next = from;
     if (safe < from.blockNumber) return { events, next };
     let complete = true;
-    await this.#scan(from, safe, signal, (item) => {
+    await this.#reader.scan(from, safe, signal, (item) => {
       if (events.length >= limit) {
         complete = false;
         return false;
@@ -1480,7 +820,13 @@ export class StarknetChain implements ChainPort {
       this.#subscriptions.delete(unsubscribe);
     };
     this.#subscriptions.add(unsubscribe);
-    const subscription = new Subscription(this, handler, options, signal);
+    const subscription = new Subscription(
+      this.#reader,
+      this.#cursorStore,
+      handler,
+      options,
+      signal,
+    );
     const loop = (async () => {
       try {
         await subscription.start();
@@ -1515,212 +861,9 @@ export class StarknetChain implements ChainPort {
     this.#closed = true;
     for (const unsubscribe of [...this.#subscriptions]) unsubscribe();
     this.#closing.abort(new DOMException("The adapter is closed", "AbortError"));
-    await this.#queue.catch(() => {});
+    await this.#sender.drain();
     // Wait for the poll loops, so their last cursor save is done when close() resolves.
     await Promise.allSettled([...this.#loops]);
-  }
-
-  /** @internal The block number events are delivered up to. */
-  async safeHead(signal: AbortSignal): Promise<number> {
-    return await this.#safeHead(signal);
-  }
-
-  async #safeHead(signal: AbortSignal): Promise<number> {
-    const head = await this.#rpc(
-      "read the block number",
-      () => this.#provider.getBlockNumber(),
-      signal,
-    );
-    return head - this.#settings.confirmations;
-  }
-
-  /** @internal The hash of block `number`, or `undefined` if the node has no such block. */
-  async blockHash(number: number, signal: AbortSignal): Promise<string | undefined> {
-    try {
-      const block = await withRetries(
-        `read block ${number}`,
-        () => this.#provider.getBlockWithTxHashes(number),
-        this.#settings.maxAttempts,
-        this.#settings.backoffMs,
-        signal,
-      );
-      return (block as { block_hash?: string }).block_hash;
-    } catch (error) {
-      if (rpcCode(error) === RPC_BLOCK_NOT_FOUND) return undefined;
-      throw this.#asChainError(`read block ${number}`, error);
-    }
-  }
-
-  /** @internal Settings the subscription needs. */
-  get settings(): Settings {
-    return this.#settings;
-  }
-
-  /** @internal */
-  get cursorStore(): CursorStore | undefined {
-    return this.#cursorStore;
-  }
-
-  /** @internal Reads events from `from` to block `to`; stops when `visit` returns false. */
-  scan(
-    from: ChainCursor,
-    to: number,
-    signal: AbortSignal,
-    visit: (item: Scanned) => boolean | Promise<boolean>,
-  ): Promise<void> {
-    return this.#scan(from, to, signal, visit);
-  }
-
-  async #scan(
-    from: ChainCursor,
-    to: number,
-    signal: AbortSignal,
-    visit: (item: Scanned) => boolean | Promise<boolean>,
-  ): Promise<void> {
-    const { jobManagerAddress, cdcPoolAddress } = this.#settings;
-    const ours = (address: string) =>
-      sameFelt(address, jobManagerAddress) || sameFelt(address, cdcPoolAddress);
-    let position = from;
-    let restarts = 0;
-    for (;;) {
-      // The filter stays the same for the whole pagination run, as the spec requires.
-      const fromBlock = position.blockNumber;
-      let block = -1;
-      let ordinal = 0;
-      let tx: string | undefined;
-      let txOrdinal = 0;
-      try {
-        for await (const emitted of this.#events(fromBlock, to, signal)) {
-          if (emitted.block_hash === undefined || emitted.block_number === undefined) {
-            logger.debug("Skipping a pre-confirmed event of {txHash}", {
-              txHash: emitted.transaction_hash,
-            });
-            continue;
-          }
-          if (!ours(emitted.from_address)) continue;
-          if (emitted.block_number !== block) {
-            block = emitted.block_number;
-            ordinal = 0;
-            tx = undefined;
-          }
-          if (tx === undefined || !sameFelt(tx, emitted.transaction_hash)) {
-            tx = emitted.transaction_hash;
-            txOrdinal = 0;
-          }
-          // The event's identity in its transaction: the spec's event_index from 0.10, else this
-          // adapter's ordinal among the transaction's events of the filter (0.9 has no index).
-          const eventIndex = emitted.event_index ?? txOrdinal;
-          txOrdinal++;
-          const cursor = { blockNumber: block, eventIndex: ordinal++ };
-          if (compareCursors(cursor, position) < 0) continue;
-          const raw = { ...emitted, event_index: eventIndex } as RawStarknetEvent;
-          let event: ChainEvent | undefined;
-          try {
-            event = { ...decodeChainEvent(raw), eventIndex: cursor.eventIndex };
-          } catch (error) {
-            logger.error("Skipping event {block}:{index} of {txHash}: {error}", {
-              block,
-              index: cursor.eventIndex,
-              txHash: raw.transaction_hash,
-              error: (error as Error).message,
-            });
-          }
-          if (!(await visit({ cursor, raw, event }))) return;
-          position = { blockNumber: cursor.blockNumber, eventIndex: cursor.eventIndex + 1 };
-        }
-        return;
-      } catch (error) {
-        if (error instanceof ReadReorg) throw error;
-        // A continuation token is only valid on the node that issued it: start the run again
-        // (once) from the last position if a load balancer moved us.
-        if (rpcCode(error) === RPC_INVALID_CONTINUATION_TOKEN && restarts++ < 1) continue;
-        throw this.#asChainError("read events", error);
-      }
-    }
-  }
-
-  /**
-   * The events of blocks `from..to` that the filters select, in chain order. From spec 0.10.1 one
-   * filter names both contracts; before, the filter has no address (a list is not allowed, and
-   * two filters would need merging, which 0.9's events carry no index for) and the caller checks
-   * `from_address`. A node that answers error 34 (too many keys) gets the key list in halves,
-   * one filter each, and the pages are merged by block, transaction and event position.
-   */
-  async *#events(from: number, to: number, signal: AbortSignal): AsyncGenerator<EmittedEvent> {
-    const { addressList, jobManagerAddress, cdcPoolAddress } = this.#settings;
-    const streams: EventStream[] = [];
-    const open = async (keys: string[]): Promise<void> => {
-      const stream = new EventStream(this, {
-        from_block: { block_number: from },
-        to_block: { block_number: to },
-        ...(addressList && { address: [jobManagerAddress, cdcPoolAddress] }),
-        keys: [keys],
-      }, signal);
-      try {
-        await stream.fill();
-        streams.push(stream);
-      } catch (error) {
-        if (rpcCode(error) !== RPC_TOO_MANY_KEYS || keys.length < 2) throw error;
-        const half = Math.ceil(keys.length / 2);
-        logger.info("The node allows fewer than {count} keys per filter; splitting it", {
-          count: keys.length,
-        });
-        await open(keys.slice(0, half));
-        await open(keys.slice(half));
-      }
-    };
-    await open(EVENT_KEYS);
-    if (streams.length === 1) {
-      const stream = streams[0]!;
-      for (;;) {
-        const next = await stream.next();
-        if (next === undefined) return;
-        yield next;
-      }
-    }
-    const order = new EventOrder(this, signal);
-    for (;;) {
-      let best: { stream: EventStream; key: readonly number[] } | undefined;
-      for (const stream of streams) {
-        const head = await stream.peek();
-        if (head === undefined) continue;
-        const key = await order.key(head);
-        if (best === undefined || compareKeys(key, best.key) < 0) best = { stream, key };
-      }
-      if (best === undefined) return;
-      yield (await best.stream.next())!;
-    }
-  }
-
-  /** @internal One `starknet_getEvents` page. */
-  eventsPage(filter: Record<string, unknown>, signal: AbortSignal): Promise<EventsPage> {
-    return withRetries(
-      "read events",
-      () => this.#provider.getEvents(filter as never),
-      this.#settings.maxAttempts,
-      this.#settings.backoffMs,
-      signal,
-    ) as Promise<EventsPage>;
-  }
-
-  /** @internal The transaction hashes of block `number`, in order. */
-  async blockTransactions(number: number, signal: AbortSignal): Promise<string[]> {
-    const block = await this.#rpc(
-      `read block ${number}`,
-      () => this.#provider.getBlockWithTxHashes(number),
-      signal,
-    );
-    return (block as { transactions?: string[] }).transactions ?? [];
-  }
-
-  /** @internal The events of a transaction's receipt, in order. */
-  async receiptEvents(txHash: string, signal: AbortSignal): Promise<RawEventBody[]> {
-    const receipt = await this.#rpc(
-      `read the receipt of ${txHash}`,
-      () => this.#provider.getTransactionReceipt(txHash),
-      signal,
-    );
-    return (receipt as unknown as { events?: RawEventBody[] }).events ?? [];
   }
 
   #signal(signal: AbortSignal | undefined): AbortSignal {
@@ -1732,338 +875,4 @@ export class StarknetChain implements ChainPort {
   #checkOpen(action: string): void {
     if (this.#closed) throw new ChainError("rpc_error", `Cannot ${action}: the adapter is closed`);
   }
-}
-
-/** One filter's pages, read lazily. */
-class EventStream {
-  readonly #chain: StarknetChain;
-  readonly #filter: Record<string, unknown>;
-  readonly #signal: AbortSignal;
-  #buffer: EmittedEvent[] = [];
-  #token: string | undefined;
-  #started = false;
-
-  constructor(chain: StarknetChain, filter: Record<string, unknown>, signal: AbortSignal) {
-    this.#chain = chain;
-    this.#filter = filter;
-    this.#signal = signal;
-  }
-
-  /** Reads the next page when the buffer is empty and pages are left. */
-  async fill(): Promise<void> {
-    while (this.#buffer.length === 0 && (!this.#started || this.#token !== undefined)) {
-      const page = await this.#chain.eventsPage({
-        ...this.#filter,
-        chunk_size: this.#chain.settings.chunkSize,
-        ...(this.#token !== undefined && { continuation_token: this.#token }),
-      }, this.#signal);
-      this.#started = true;
-      this.#buffer = [...page.events];
-      this.#token = page.continuation_token;
-    }
-  }
-
-  async peek(): Promise<EmittedEvent | undefined> {
-    await this.fill();
-    return this.#buffer[0];
-  }
-
-  async next(): Promise<EmittedEvent | undefined> {
-    await this.fill();
-    return this.#buffer.shift();
-  }
-}
-
-/**
- * The chain position `[block, transaction, event]` of an event, to merge several filters' pages.
- * From 0.10 the event carries it; a 0.9 event does not, so it is looked up in the block's
- * transaction list and the transaction's receipt (once each).
- */
-class EventOrder {
-  readonly #chain: StarknetChain;
-  readonly #signal: AbortSignal;
-  readonly #blocks = new Map<number, string[]>();
-  readonly #receipts = new Map<string, { events: RawEventBody[]; used: Set<number> }>();
-  readonly #keys = new WeakMap<EmittedEvent, readonly number[]>();
-
-  constructor(chain: StarknetChain, signal: AbortSignal) {
-    this.#chain = chain;
-    this.#signal = signal;
-  }
-
-  async key(event: EmittedEvent): Promise<readonly number[]> {
-    const known = this.#keys.get(event);
-    if (known !== undefined) return known;
-    let key: readonly number[];
-    if (event.block_number === undefined) {
-      key = [Number.MAX_SAFE_INTEGER, 0, 0];
-    } else if (event.transaction_index !== undefined && event.event_index !== undefined) {
-      key = [event.block_number, event.transaction_index, event.event_index];
-    } else {
-      let txs = this.#blocks.get(event.block_number);
-      if (txs === undefined) {
-        txs = await this.#chain.blockTransactions(event.block_number, this.#signal);
-        this.#blocks.set(event.block_number, txs);
-      }
-      const txIndex = txs.findIndex((t) => sameFelt(t, event.transaction_hash));
-      let receipt = this.#receipts.get(event.transaction_hash);
-      if (receipt === undefined) {
-        receipt = {
-          events: await this.#chain.receiptEvents(event.transaction_hash, this.#signal),
-          used: new Set(),
-        };
-        this.#receipts.set(event.transaction_hash, receipt);
-      }
-      const index = receipt.events.findIndex((e, i) =>
-        !receipt.used.has(i) && sameFelt(e.from_address, event.from_address) &&
-        e.keys.length === event.keys.length && e.keys.every((k, j) => sameFelt(k, event.keys[j])) &&
-        e.data.length === event.data.length && e.data.every((d, j) => sameFelt(d, event.data[j]))
-      );
-      receipt.used.add(index);
-      key = [event.block_number, txIndex, index];
-    }
-    this.#keys.set(event, key);
-    return key;
-  }
-}
-
-function compareKeys(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-/** The poll loop of one subscription. */
-class Subscription {
-  readonly #chain: StarknetChain;
-  readonly #handler: (event: ChainEvent) => void;
-  readonly #options: StarknetSubscribeOptions;
-  readonly #signal: AbortSignal;
-  readonly #store: CursorStore;
-  #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
-  #recent: BlockRef[] = [];
-  /** Delivered events by `(block hash, tx hash, event_index or ordinal)`, within the reorg window. */
-  readonly #delivered = new Map<string, ChainEvent>();
-
-  constructor(
-    chain: StarknetChain,
-    handler: (event: ChainEvent) => void,
-    options: StarknetSubscribeOptions,
-    signal: AbortSignal,
-  ) {
-    this.#chain = chain;
-    this.#handler = handler;
-    this.#options = options;
-    this.#signal = signal;
-    this.#store = chain.cursorStore ?? new MemoryCursorStore();
-  }
-
-  async start(): Promise<void> {
-    const stored = await this.#store.load({ signal: this.#signal });
-    const from = this.#options.from;
-    if (from !== undefined) {
-      this.#cursor = from;
-      this.#recent = stored !== undefined && compareCursors(stored.cursor, from) === 0
-        ? [...stored.recentBlocks]
-        : [];
-    } else if (stored !== undefined) {
-      this.#cursor = stored.cursor;
-      this.#recent = [...stored.recentBlocks];
-    }
-  }
-
-  async poll(): Promise<void> {
-    const signal = this.#signal;
-    const safe = await this.#chain.safeHead(signal);
-    await this.#checkReorg(signal);
-    if (safe < this.#cursor.blockNumber) return;
-    const safeHash = await this.#chain.blockHash(safe, signal);
-    if (safeHash === undefined) return;
-    try {
-      await this.#chain.scan(this.#cursor, safe, signal, async (item) => {
-        if (signal.aborted) return false;
-        await this.#deliver(item);
-        return true;
-      });
-    } catch (error) {
-      if (error instanceof ReadReorg) {
-        logger.warn("Blocks changed while reading events: {detail}", { detail: error.message });
-        return;
-      }
-      throw error;
-    }
-    if (signal.aborted) return;
-    // The confirmed head must not have changed while we read up to it.
-    const again = await this.#chain.blockHash(safe, signal);
-    if (!sameFelt(again, safeHash)) return;
-    this.#remember({ blockNumber: safe, blockHash: safeHash });
-    if (compareCursors(this.#cursor, { blockNumber: safe + 1, eventIndex: 0 }) < 0) {
-      this.#cursor = { blockNumber: safe + 1, eventIndex: 0 };
-    }
-    this.#prune(safe);
-    await this.#save();
-  }
-
-  async #deliver(item: Scanned): Promise<void> {
-    const { raw, cursor, event } = item;
-    const last = this.#recent.at(-1);
-    if (last !== undefined && last.blockNumber === raw.block_number) {
-      if (!sameFelt(last.blockHash, raw.block_hash)) {
-        throw new ReadReorg(
-          `block ${raw.block_number} was ${last.blockHash}, now ${raw.block_hash}`,
-        );
-      }
-    } else if (last !== undefined && last.blockNumber > raw.block_number) {
-      throw new ReadReorg(`event of block ${raw.block_number} after block ${last.blockNumber}`);
-    } else {
-      this.#remember({ blockNumber: raw.block_number, blockHash: raw.block_hash });
-    }
-    this.#cursor = { blockNumber: cursor.blockNumber, eventIndex: cursor.eventIndex + 1 };
-    const key = `${BigInt(raw.block_hash)}:${BigInt(raw.transaction_hash)}:${raw.event_index}`;
-    if (event !== undefined && !this.#delivered.has(key)) {
-      this.#delivered.set(key, event);
-      try {
-        this.#handler(event);
-      } catch (error) {
-        logger.error("Subscriber threw on {event}: {error}", {
-          event: `${event.name}@${event.blockNumber}:${event.eventIndex}`,
-          error,
-        });
-      }
-    }
-    await this.#save();
-  }
-
-  async #checkReorg(signal: AbortSignal): Promise<void> {
-    // A block hash commits to its parent's, so when the newest remembered block is still there,
-    // so are the older ones: one request per poll. Only on a mismatch walk them all, oldest
-    // first, to find the first block that changed.
-    const newest = this.#recent.at(-1);
-    if (newest === undefined) return;
-    if (sameFelt(await this.#chain.blockHash(newest.blockNumber, signal), newest.blockHash)) return;
-    let mismatch = -1;
-    for (let i = 0; i < this.#recent.length; i++) {
-      const ref = this.#recent[i]!;
-      const actual = await this.#chain.blockHash(ref.blockNumber, signal);
-      if (!sameFelt(actual, ref.blockHash)) {
-        mismatch = i;
-        break;
-      }
-    }
-    if (mismatch < 0) return;
-    const first = this.#recent[mismatch]!;
-    const forkBlock = mismatch > 0
-      ? this.#recent[mismatch - 1]!.blockNumber
-      : first.blockNumber - 1;
-    if (mismatch === 0) {
-      logger.error(
-        "Reorg reaches block {block}, the oldest remembered; blocks before it are assumed final",
-        { block: first.blockNumber },
-      );
-    }
-    const revoked: ChainEvent[] = [];
-    for (const [key, event] of this.#delivered) {
-      if (event.blockNumber > forkBlock) {
-        revoked.push(event);
-        this.#delivered.delete(key);
-      }
-    }
-    revoked.sort((a, b) => a.blockNumber - b.blockNumber || a.eventIndex - b.eventIndex);
-    this.#recent = this.#recent.slice(0, mismatch);
-    const rewind = { blockNumber: forkBlock + 1, eventIndex: 0 };
-    if (compareCursors(rewind, this.#cursor) < 0) this.#cursor = rewind;
-    logger.warn("Reorg after block {forkBlock}: {count} delivered events revoked", {
-      forkBlock,
-      count: revoked.length,
-    });
-    await this.#save();
-    try {
-      this.#options.onReorg?.({ forkBlock, revoked });
-    } catch (error) {
-      logger.error("onReorg threw: {error}", { error });
-    }
-  }
-
-  #remember(ref: BlockRef): void {
-    const last = this.#recent.at(-1);
-    if (last !== undefined && last.blockNumber === ref.blockNumber) return;
-    this.#recent.push(ref);
-  }
-
-  #prune(safe: number): void {
-    const floor = safe - this.#chain.settings.reorgWindow;
-    while (this.#recent.length > 1 && this.#recent[0]!.blockNumber <= floor) this.#recent.shift();
-    const oldest = this.#recent[0]?.blockNumber ?? 0;
-    for (const [key, event] of this.#delivered) {
-      if (event.blockNumber < oldest) this.#delivered.delete(key);
-    }
-  }
-
-  #save(): Promise<void> {
-    // Not aborted by unsubscribe: the cursor of a delivered event must be saved.
-    return this.#store.save({ cursor: this.#cursor, recentBlocks: this.#recent });
-  }
-}
-
-function backoff(baseMs: number, attempt: number): number {
-  return Math.min(baseMs * 2 ** (attempt - 2), MAX_BACKOFF_MS);
-}
-
-/** Runs `body`, retrying transient failures with exponential backoff; rethrows the rest. */
-async function withRetries<T>(
-  action: string,
-  body: () => Promise<T>,
-  maxAttempts: number,
-  backoffMs: number,
-  signal: AbortSignal | undefined,
-): Promise<T> {
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    signal?.throwIfAborted();
-    if (attempt > 1) await delay(backoff(backoffMs, attempt), signal);
-    try {
-      return await abortable(body(), signal);
-    } catch (error) {
-      signal?.throwIfAborted();
-      if (classify(error).kind !== "transient") throw error;
-      lastError = error;
-      logger.debug("Attempt {attempt} to {action} failed: {detail}", {
-        attempt,
-        action,
-        detail: classify(error).detail,
-      });
-    }
-  }
-  throw new ChainError(
-    "rpc_error",
-    `Cannot ${action}: gave up after ${maxAttempts} attempts: ${classify(lastError).detail}`,
-    { cause: lastError },
-  );
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) {
-      promise.catch(() => {});
-      return reject(signal.reason);
-    }
-    const onAbort = () => {
-      promise.catch(() => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
