@@ -14,7 +14,7 @@ import {
   MemoryCursorStore,
 } from "../event_cursor.ts";
 import { type EventReader, ReadReorg, type Scanned } from "./_events.ts";
-import { sameFelt } from "./_rpc.ts";
+import { delay, firstLine, rpcText, sameFelt } from "./_rpc.ts";
 
 const logger = getLogger(["ciro", "chain", "starknet"]);
 
@@ -60,6 +60,35 @@ export class Subscription {
     this.#options = options;
     this.#signal = signal;
     this.#store = store ?? new MemoryCursorStore();
+  }
+
+  /**
+   * Starts at the stored or given cursor, then polls every `pollMs` until the signal aborts; a
+   * failed poll is logged and retried.
+   */
+  async run(pollMs: number): Promise<void> {
+    const signal = this.#signal;
+    try {
+      await this.start();
+      while (!signal.aborted) {
+        try {
+          await this.poll();
+        } catch (error) {
+          if (signal.aborted) break;
+          logger.warn("Polling Starknet events failed; retrying in {pollMs} ms: {error}", {
+            pollMs,
+            error: firstLine(rpcText(error)),
+          });
+        }
+        await delay(pollMs, signal).catch(() => {});
+      }
+    } catch (error) {
+      if (!signal.aborted) {
+        logger.error("The Starknet event subscription stopped: {error}", {
+          error: firstLine(rpcText(error)),
+        });
+      }
+    }
   }
 
   async start(): Promise<void> {
