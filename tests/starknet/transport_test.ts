@@ -581,3 +581,37 @@ for (const specVersion of ["0.9.0", "0.10.3"] as const) {
     });
   });
 }
+
+Deno.test("StarknetRpcServer refuses integers out of their Cairo type's range, as a deserializer does", async () => {
+  await withServer({}, async (server) => {
+    const provider = new RpcProvider({ nodeUrl: server.url, specVersion: "0.10.0" });
+    const account = new Account({
+      provider,
+      address: ADDRESSES.client,
+      signer: KEYS.client,
+      cairoVersion: "1",
+    });
+    // submit_job_with_terms("j", 1, 0, 5, 6, JobTerms { verifier_count: u8, ...: u64 }).
+    const submit = (terms: bigint[]) => ({
+      contractAddress: server.jobManagerAddress,
+      entrypoint: "submit_job_with_terms",
+      calldata: ["0x0", "0x6a", "0x1", "0x1", "0x0", "0x0", "0x0", "0x5", "0x0", "0x6", "0x0"]
+        .concat(terms.map((t) => `0x${t.toString(16)}`)),
+    });
+    const refusal = async (terms: bigint[]) => {
+      const error = await account.estimateInvokeFee([submit(terms)], { nonce: 0n, tip: 0n }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert.ok(error !== undefined, "the estimate fails: the account is not registered");
+      return error.message;
+    };
+    // In range: decoded, then refused by the contract (the account has no node id).
+    assert.match(await refusal([255n, 60_000n, 1n, 1n]), /not_authorized/);
+    assert.match(await refusal([4n, 2n ** 64n - 1n, 1n, 1n]), /not_authorized/);
+    // Out of range: refused before any rule runs.
+    assert.match(await refusal([256n, 60_000n, 1n, 1n]), /Failed to deserialize param/);
+    assert.match(await refusal([4n, 2n ** 64n, 1n, 1n]), /Failed to deserialize param/);
+    assert.equal(server.transactionsOf(ADDRESSES.client), 0);
+  });
+});
