@@ -57,6 +57,14 @@
  * `CIRO_STARKNET_PRIVATE_KEY` environment variable; it lives only inside the starknet.js signer
  * held in a private field, and no message, log line or `JSON.stringify` of the adapter shows it.
  *
+ * Chain-decided settlement. A job submitted with a `verifierCount` goes as
+ * `submit_job_with_terms`; verifiers bond with `stake({ role: "verifier" })`
+ * (`stake_as_verifier`) and register the Ed25519 key they attest with (`registerKey`, the
+ * `attestationKey` option, by default derived from the account key); `signAttestation` signs a
+ * statement off chain and anyone relays it with `submitAttestations`; `reportDoubleSigning` and
+ * `reportFailure` complete the set (see `chain/CAIRO_INTERFACE.md`). They are sent like every
+ * other call, so each executes at most once.
+ *
  * ```ts ignore
  * import { StarknetChain } from "./starknet_adapter.ts";
  *
