@@ -19,6 +19,7 @@
  */
 import { LocalLedger } from "../../chain/local_ledger.ts";
 import type { ChainPort, LedgerTotals } from "../../chain/port.ts";
+import { DEFAULT_POLICY } from "../../machines/policies.ts";
 import type { JobSpec } from "../../machines/types.ts";
 import { InProcessNetwork } from "../../protocols/in_process_network.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
@@ -30,6 +31,7 @@ import { describeNode } from "../durability/mod.ts";
 import {
   createNode as createNodeWith,
   type Node,
+  NODE_DEFAULT_POLICY,
   type NodeOptions,
   type WorkerProfile,
 } from "../kernel/mod.ts";
@@ -62,6 +64,12 @@ export interface DemoOptions {
    * process (`chain/evm/`). @default "local"
    */
   readonly chain?: "local" | "evm";
+  /**
+   * Who decides the jobs' verification: the chain (the node's default: it chooses the bonded
+   * verifiers and counts their signed attestations), or `legacy` (the client's node counts what
+   * it hears and records the verdict), kept for research and comparison. @default "chain"
+   */
+  readonly settlement?: "chain" | "legacy";
   /** Where to write the recording of every node's journal. @default none */
   readonly recordPath?: string;
   /** Called with progress while jobs run. */
@@ -88,6 +96,8 @@ export interface DemoOptions {
 /** What a demo run reports. */
 export interface DemoSummary {
   readonly jobs: number;
+  /** Who decided the jobs' verification. */
+  readonly settlement: "chain" | "legacy";
   readonly byState: Record<string, number>;
   readonly reauctioned: number;
   readonly disputed: number;
@@ -123,6 +133,7 @@ function matmulSpec(
   random: () => number,
   needsGpu: boolean,
   timing: Timing,
+  verifierCount: number,
 ): JobSpec {
   const n = 2 + Math.floor(random() * 3);
   const matrix = () =>
@@ -136,7 +147,7 @@ function matmulSpec(
     maxPrice: 1_000n + BigInt(Math.floor(random() * 1_000)),
     ...timing,
     maxAttempts: 3,
-    verifierCount: 4,
+    verifierCount,
   };
 }
 
@@ -148,6 +159,7 @@ function onnxSpec(
   needsGpu: boolean,
   timing: Timing,
   modelHash: string,
+  verifierCount: number,
 ): JobSpec {
   const batch = 1 + Math.floor(random() * 3);
   const data = Array.from(
@@ -165,7 +177,7 @@ function onnxSpec(
     maxPrice: 1_000n + BigInt(Math.floor(random() * 1_000)),
     ...timing,
     maxAttempts: 3,
-    verifierCount: 4,
+    verifierCount,
   };
 }
 
@@ -244,8 +256,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         ...(options.onnx ? { onnx: true, modelHash } : {}),
       },
     });
-  const createNode = (o: NodeOptions): Node =>
-    createNodeWith(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
+  // Every node runs the same settlement rules; the chain's are the default.
+  const policy = options.settlement === "legacy"
+    ? { ...DEFAULT_POLICY, settlement: "legacy" as const }
+    : NODE_DEFAULT_POLICY;
+  const createNode = (options: NodeOptions): Node => {
+    const o = { ...options, policy };
+    return createNodeWith(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
+  };
+  // A job asks for 4 verifiers (f = 1), or for as many as there are: the chain refuses a job
+  // that asks for more verifiers than are bonded.
+  const perJob = Math.min(4, verifierCount);
   const pad = (i: number) => String(i + 1).padStart(2, "0");
   const silentWorker = `worker-${pad(6)}`;
   const wrongWorker = `worker-${pad(12 % workerCount)}`;
@@ -348,8 +369,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         const timing = { ...TIMING[options.network ?? "in-process"], ...options.timing };
         client.submitJob({
           spec: options.onnx
-            ? onnxSpec(random, needsGpu, timing, modelHash)
-            : matmulSpec(random, needsGpu, timing),
+            ? onnxSpec(random, needsGpu, timing, modelHash, perJob)
+            : matmulSpec(random, needsGpu, timing, perJob),
           jobId: `job-${String(submitted + 1).padStart(4, "0")}`,
         });
         submitted++;
@@ -396,6 +417,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     }
     return {
       jobs: total,
+      settlement: policy.settlement === "legacy" ? "legacy" : "chain",
       byState,
       reauctioned: jobs.filter((j) => j.attempt > 1).length,
       disputed: jobs.filter((j) => j.path.some((p) => p.state === "disputed")).length,
@@ -431,7 +453,7 @@ export function formatSummary(s: DemoSummary): string {
   const states = ["settled", "refunded", "expired", "cancelled", "failed"];
   const lines = [
     "",
-    `Jobs: ${s.jobs} in ${(s.wallMs / 1000).toFixed(1)} s`,
+    `Jobs: ${s.jobs} in ${(s.wallMs / 1000).toFixed(1)} s (settlement: ${s.settlement})`,
     ...states.map((st) => `  ${st.padEnd(10)} ${String(s.byState[st] ?? 0).padStart(4)}`),
     `  re-auctioned ${s.reauctioned} (silent worker ${s.silentWorker}), disputed ${s.disputed} (wrong results from ${s.wrongWorker})`,
     `  slashes: downtime ${s.slashes.downtime}, invalid compute ${s.slashes.invalid_compute}`,

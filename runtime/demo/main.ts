@@ -32,6 +32,8 @@ Flags:
   --onnx               ONNX jobs on a model built here (onnxruntime)
   --ledger PATH        the local ledger file (default: in memory)
   --chain NAME         local or evm: the Solidity contracts on Hardhat's EVM in process (default local)
+  --settlement NAME    chain (the chain chooses bonded verifiers and decides) or legacy
+                       (the client's node records the verdict; for research) (default chain)
   --record PATH        where the recording goes (default: a temp dir)
   --retain-ms MS       how long a finished job's actor stays live, or "never"
   --log-level LEVEL    trace, debug, info, warning, error, fatal (default error)
@@ -55,6 +57,7 @@ function parseFlags(args: string[]) {
       record: { type: "string" },
       network: { type: "string" },
       chain: { type: "string" },
+      settlement: { type: "string" },
       json: { type: "boolean" },
       onnx: { type: "boolean" },
       "retain-ms": { type: "string" },
@@ -75,6 +78,10 @@ function parseFlags(args: string[]) {
   if (values.network !== undefined) parseNetwork(values.network);
   if (values.chain !== undefined && values.chain !== "local" && values.chain !== "evm") {
     throw new TypeError(`Invalid --chain "${values.chain}": must be local or evm`);
+  }
+  const settlement = values.settlement;
+  if (settlement !== undefined && settlement !== "chain" && settlement !== "legacy") {
+    throw new TypeError(`Invalid --settlement "${settlement}": must be chain or legacy`);
   }
   return values;
 }
@@ -112,6 +119,7 @@ if (import.meta.main) {
       ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
       ...(values.ledger ? { ledgerPath: values.ledger } : {}),
       ...(values.chain === "evm" ? { chain: "evm" as const } : {}),
+      ...(values.settlement === "legacy" ? { settlement: "legacy" as const } : {}),
       ...(values.network ? { network: parseNetwork(values.network) } : {}),
       ...(values.onnx ? { onnx: true } : {}),
       ...(retainMs === undefined

@@ -36,6 +36,8 @@ Options:
   --duration MS       most virtual time a seed may take (default from the jobs' deadlines)
   --faults NAME       ${FAULT_PROFILE_NAMES.join(" | ")} (default none)
   --adversaries LIST  comma-separated: ${ADVERSARY_NAMES.join(", ")}
+  --settlement NAME   chain (the chain chooses bonded verifiers and decides) or legacy (the
+                      client's node records the verdict; for research) (default chain)
   --json              one JSON object per seed
   --report DIR        write each seed's recording (replay it with deno task replay) and its
                       HTML timeline to DIR; with crashes, the nodes' journals too
@@ -130,6 +132,7 @@ async function main(): Promise<number> {
         duration: { type: "string" },
         faults: { type: "string" },
         adversaries: { type: "string" },
+        settlement: { type: "string" },
         json: { type: "boolean" },
         report: { type: "string" },
         "no-shrink": { type: "boolean" },
@@ -161,12 +164,17 @@ async function main(): Promise<number> {
     const clients = integer("clients", values.clients, 1);
     const jobs = integer("jobs", values.jobs, 0);
     const durationMs = integer("duration", values.duration, 1);
+    const settlement = values.settlement;
+    if (settlement !== undefined && settlement !== "chain" && settlement !== "legacy") {
+      throw new UsageError(`Invalid --settlement "${settlement}": must be chain or legacy`);
+    }
     base = {
       ...(workers !== undefined ? { workers } : {}),
       ...(verifiers !== undefined ? { verifiers } : {}),
       ...(clients !== undefined ? { clients } : {}),
       ...(jobs !== undefined ? { jobs } : {}),
       ...(durationMs !== undefined ? { durationMs } : {}),
+      ...(settlement !== undefined ? { settlement } : {}),
       faults: faults as SimulationOptions["faults"] & string,
       adversaries: parseAdversaries(values.adversaries ?? ""),
     };

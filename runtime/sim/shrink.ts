@@ -22,6 +22,7 @@ export function reproduceCommand(options: SimulationOptions): string {
   if (options.adversaries !== undefined && options.adversaries.length > 0) {
     parts.push(`--adversaries ${options.adversaries.join(",")}`);
   }
+  if (options.settlement === "legacy") parts.push("--settlement legacy");
   return parts.join(" ");
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
 import {
@@ -85,6 +86,12 @@ export interface SimulationOptions {
   readonly faults?: FaultProfile["name"];
   /** @default [] */
   readonly adversaries?: readonly AdversaryName[];
+  /**
+   * Who decides verification on every node: the chain (the node's default) or `legacy` (the
+   * client's node records the verdict; kept for research and to show what it let through).
+   * @default "chain"
+   */
+  readonly settlement?: "chain" | "legacy";
   /**
    * Writes every node's journal to this recording and replays it at the end; with crashes, the
    * nodes' data directories (SQLite journals) are kept beside it, in `<recording>-data/<node>`.
@@ -255,6 +262,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       },
     });
 
+  const policy: JobPolicy = { ...DEFAULT_POLICY, settlement: options.settlement ?? "chain" };
   const honestWorkers = new Set<NodeId>();
   const honestVerifiers = new Set<NodeId>();
   const honestClients = new Set<NodeId>();
@@ -335,6 +343,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const options: Omit<NodeOptions, "network" | "chain"> = {
       id,
       roles,
+      policy,
       clock: sched,
       executor: new SimExecutor(sched, world.fork()),
       peer,
@@ -435,7 +444,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   // The adversaries that are nodes running the real code with a fault.
   if (adversaries.has("sybil-verifiers")) {
     for (let i = 0; i < 6; i++) {
-      add(`sybil-${pad(i)}`, ["verifier"], { verifierFault: "always_invalid" });
+      // Cheap identities: they bond nothing (a bond is what a Sybil cannot multiply).
+      add(`sybil-${pad(i)}`, ["verifier"], { verifierFault: "always_invalid", verifierStake: 0n });
     }
   }
   if (adversaries.has("underbid-then-silent")) {
@@ -449,10 +459,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     add(PHOENIX, ["worker"], { worker: worker("none", 0.4) });
   }
   let liar: Participant | undefined;
+  const liarChain = adversaries.has("lying-client") ? chain.port("liar-01") : undefined;
   if (adversaries.has("lying-client")) {
     // It records every verification as rejected, then asks the chain to slash the worker for
-    // invalid compute, as the ledger lets the client of a disputed job do.
-    const liarChain = chain.port("liar-01");
+    // invalid compute, as the ledger lets the client of a disputed legacy job do. Under chain
+    // settlement its node records no verdict: it sends both calls itself as each result lands
+    // (see `liarOnResult`), and the chain must refuse them.
     liar = add("liar-01", ["client"], {
       intercept: (method, args) => {
         if (method !== "recordVerification") return args;
@@ -460,7 +472,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         sched.after(chain.faults.blockMs * 2, () => {
           const worker = checker.jobs.get(outcome.jobId)?.worker;
           if (worker) {
-            void liarChain.slash({ jobId: outcome.jobId, worker, reason: "invalid_compute" })
+            void liarChain!.slash({ jobId: outcome.jobId, worker, reason: "invalid_compute" })
               .catch(() => {});
           }
         }, "liar.slash");
@@ -632,6 +644,16 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   chain.onEvent = (event) => {
     const v = checker.event(event);
     if (v !== null) violate(v);
+    if (liar !== undefined && event.name === "ResultSubmitted") liarOnResult(event.jobId);
+  };
+  /** The lying client, on a result of one of its chain-decided jobs: disputes it and slashes. */
+  const liarOnResult = (jobId: string) => {
+    const job = checker.jobs.get(jobId);
+    if (liarChain === undefined || job?.client !== "liar-01" || job.worker === null) return;
+    if (policy.settlement !== "chain") return; // under legacy its node lies (the intercept)
+    const worker = job.worker;
+    void liarChain.recordVerification({ jobId, accepted: false }).catch(() => {});
+    void liarChain.slash({ jobId, worker, reason: "invalid_compute" }).catch(() => {});
   };
   const honestNodes = participants.filter((p) =>
     honestClients.has(p.id) || honestWorkers.has(p.id) || honestVerifiers.has(p.id)

@@ -38,14 +38,16 @@ Deno.test("ciro jobs list, describe, output, watch and status against a running 
 
     const described = await ciro(...node, "jobs", "describe", "cli-1");
     assert.equal(described.code, 0);
-    const price = market.client.job("cli-1")!.context.payment!.amount;
+    // The winning bid's price; the payment is less the chosen verifiers' share.
+    const price = market.client.job("cli-1")!.context.winner!.price;
+    const paid = market.client.job("cli-1")!.context.payment!.amount;
     assert.match(described.out, /^Job cli-1: settled\n/);
     assert.match(described.out, /Timeline:\n +\+0ms {2}announced\n/);
     assert.match(described.out, new RegExp(`\\n +w1 +${price} +\\d+ +accepted\\n`));
     assert.match(described.out, /\nVerifiers: v1: valid\n/);
     assert.match(
       described.out,
-      new RegExp(`\\nPayment: ${price} to w1 \\(fee \\d+, change \\d+\\)`),
+      new RegExp(`\\nPayment: ${paid} to w1 \\(fee \\d+, change \\d+\\)`),
     );
 
     const output = await ciro(...node, "jobs", "output", "cli-1");
@@ -62,7 +64,7 @@ Deno.test("ciro jobs list, describe, output, watch and status against a running 
     const workerStatus = await ciro("--node", market.workerServers[0]!.url, "status");
     assert.match(
       workerStatus.out,
-      new RegExp(`\\nWorker: stake 100, reputation \\d+, earnings ${price}, capacity 2$`),
+      new RegExp(`\\nWorker: stake 100, reputation \\d+, earnings ${paid}, capacity 2$`),
     );
     const peers = await ciro(...node, "peers");
     assert.equal(peers.code, 0);

@@ -29,6 +29,8 @@ Deno.test("simulate: exit 1, the broken invariant and the command that reproduce
     "8",
     "--adversaries",
     "sybil-verifiers",
+    "--settlement",
+    "legacy",
     "--no-shrink",
     "--json",
   );
@@ -37,7 +39,7 @@ Deno.test("simulate: exit 1, the broken invariant and the command that reproduce
   assert.equal(line.violations[0].invariant, "honest-not-slashed");
   assert.equal(
     line.reproduce,
-    "deno task simulate --seed 5 --workers 6 --jobs 8 --adversaries sybil-verifiers",
+    "deno task simulate --seed 5 --workers 6 --jobs 8 --adversaries sybil-verifiers --settlement legacy",
   );
 });
 
@@ -48,6 +50,7 @@ Deno.test("simulate: exit 2 naming the bad option", async () => {
       [["--seeds", "9..3"], /Invalid --seeds "9..3"/],
       [["--workers", "0"], /Invalid --workers "0"/],
       [["--adversaries", "gremlins"], /Unknown adversary "gremlins"/],
+      [["--settlement", "client"], /Invalid --settlement "client": must be chain or legacy/],
       [["--frobnicate"], /frobnicate/],
     ] as const
   ) {
