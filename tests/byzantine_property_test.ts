@@ -403,3 +403,60 @@ Deno.test("byzantine: with f+1 colluders the damage is bounded: no false result 
     { numRuns: 120 },
   );
 });
+
+Deno.test("byzantine: f+1 colluders of n >= 4 never get a wrong claim accepted, honest losses stay within half the stakes, and a failed collusion costs each counted colluder its bond's share", async () => {
+  await fc.assert(
+    fc.asyncProperty(scenarioArb(1, 4), async (s) => {
+      const { events: evs, chosen, colluders, truth, world: w } = await play(s);
+      try {
+        const f = Math.floor((s.n - 1) / 3);
+        assert.equal(colluders.size, f + 1);
+        const claim = (() => {
+          for (const e of evs) {
+            if (e.name === "ResultSubmitted") return e.commitment;
+            if (e.name === "FailureReported") return FAILURE_SUBJECT;
+          }
+          return null;
+        })();
+        const verified = evs.some((e) => e.name === "JobVerified");
+        const disputed = evs.some((e) => e.name === "JobDisputed");
+        // Acceptance takes 2f + 1 valid attestations: f + 1 colluders never reach it alone.
+        if (verified) assert.equal(claim, truth, "a wrong claim was accepted");
+        // The bound on what the honest lose: half the worker's stake and half of each honest
+        // chosen verifier's bond, at most (the invalid-compute share, once).
+        const honestVerifiers = chosen.filter((v) => !colluders.has(v));
+        let honestLoss = 0n;
+        for (const e of evs) {
+          if (e.name !== "WorkerSlashed" || colluders.has(e.worker)) continue;
+          if (e.worker === "w1" && s.worker !== "honest") continue;
+          honestLoss += e.amount;
+        }
+        const bound = (s.worker === "honest" ? WORKER_STAKE / 2n : 0n) +
+          BigInt(honestVerifiers.length) * VERIFIER_STAKE / 2n;
+        assert.ok(honestLoss <= bound, `honest parties lost ${honestLoss} > ${bound}`);
+        // When the collusion fails (the decision matches the truth), each colluder whose
+        // attestation the chain counted loses at least 35 % of its bond: half of what is left
+        // after a possible 30 % double-signing slash.
+        const decidedRight = (verified && claim === truth) || (disputed && claim !== truth);
+        if (decidedRight) {
+          const counted = new Set(
+            evs.flatMap((e) => e.name === "AttestationRecorded" ? [e.verifier] : []),
+          );
+          for (const c of colluders) {
+            if (!counted.has(c)) continue;
+            const lost = evs.filter((e) =>
+              e.name === "WorkerSlashed" && e.worker === c && e.reason === "invalid_compute"
+            ).reduce((sum, e) => sum + (e.name === "WorkerSlashed" ? e.amount : 0n), 0n);
+            assert.ok(
+              lost >= VERIFIER_STAKE * 35n / 100n,
+              `colluder ${c} attested against the outcome and lost only ${lost}`,
+            );
+          }
+        }
+      } finally {
+        w.ledger.close();
+      }
+    }),
+    { numRuns: 120 },
+  );
+});
