@@ -86,6 +86,8 @@ Deno.test({
             maxPrice: "1000",
             requirements: { hardware: "cpu", minStake: "100" },
             verifierCount: 1,
+            // Room for a loaded machine: the bids of separate processes within 2 s.
+            bidWindowMs: 2_000,
           },
         }),
       });
@@ -110,8 +112,30 @@ Deno.test({
       assert.match(metrics, /^ciro_chain_calls_total\{method="releasePayment",outcome="ok"\} 1$/m);
 
       // deno task submit --wait through the same client prints each phase as it comes.
+      const specFile = `${dir}/job.json`;
+      await Deno.writeTextFile(
+        specFile,
+        JSON.stringify({
+          kind: { type: "builtin", name: "matmul" },
+          input: { a: [[1, 0], [0, 1]], b: [[2, 3], [4, 5]] },
+          maxPrice: "1000",
+          requirements: { hardware: "cpu", minStake: "100" },
+          bidWindowMs: 2_000,
+        }),
+      );
       const submit = await new Deno.Command(Deno.execPath(), {
-        args: ["task", "-q", "submit", "--node", client, "--verifiers", "1", "--wait"],
+        args: [
+          "task",
+          "-q",
+          "submit",
+          "--node",
+          client,
+          "--spec",
+          specFile,
+          "--verifiers",
+          "1",
+          "--wait",
+        ],
         cwd: ROOT,
         stdin: "null",
         env: { NO_COLOR: "1" },

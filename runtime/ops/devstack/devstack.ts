@@ -287,10 +287,20 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
         ? true
         : undefined;
     });
+    // Connected is not enough: gossip flows once subscriptions are exchanged. Ready when the
+    // client has heard every node's capabilities and every worker the client's, over gossip.
+    await until("the client to hear every node", timeoutMs, options.signal, async () => {
+      const peers = await getJson(`${client.http}/peers`);
+      const heard = new Set((peers?.tracked ?? []).map((p: { peer: string }) => p.peer));
+      return ids.every((id) => heard.has(id)) ? true : undefined;
+    });
     for (const worker of others.filter((n) => n.roles.includes("worker"))) {
-      await until(`${worker.name} to connect`, timeoutMs, options.signal, async () => {
+      await until(`${worker.name} to hear the client`, timeoutMs, options.signal, async () => {
         const peers = await getJson(`${worker.http}/peers`);
-        return peers?.connected.includes(client.peerId) ? true : undefined;
+        const heard = (peers?.tracked ?? []).map((p: { peer: string }) => p.peer);
+        return peers?.connected.includes(client.peerId) && heard.includes(client.peerId)
+          ? true
+          : undefined;
       });
     }
     return {

@@ -146,6 +146,7 @@ export function formatOutcome(status: JobStatus): string {
       context.winner ? ` at ${context.winner.price}` : ""
     }`,
     `  path ${path}`,
+    ...(context.failure ? [`  why ${context.failure}`] : []),
   ].join("\n");
 }
 
@@ -160,7 +161,8 @@ Flags:
   --spec FILE       a job request { spec, jobId?, policy? } or a bare spec (see examples/jobs/)
   --job-id ID       the job's id (default: one the node picks)
   --max-price N     the most the job pays, a non-negative integer (default 1000)
-  --verifiers N     verifiers to ask, 1 to 64 (default: what the node knows, at most 4)
+  --verifiers N     verifiers to ask, 1 to 64 (default: what the node knows, at most 4;
+                    with --spec, overrides the file's verifierCount)
   --wait            follow the job until it is final, printing each phase
   --timeout MS      give up after this long (default 120000)
   --json            print JSON
@@ -237,6 +239,15 @@ export async function main(args: readonly string[]): Promise<number> {
       request = raw !== null && typeof raw === "object" && "spec" in raw ? raw : { spec: raw };
       if (values["job-id"] !== undefined) {
         request = { ...(request as object), jobId: values["job-id"] };
+      }
+      // Flags given beside a spec file override what the file says.
+      const spec = (request as { spec: unknown }).spec;
+      if (spec !== null && typeof spec === "object") {
+        (request as { spec: unknown }).spec = {
+          ...spec,
+          ...(values.verifiers !== undefined ? { verifierCount: Number(values.verifiers) } : {}),
+          ...(values["max-price"] !== undefined ? { maxPrice: values["max-price"] } : {}),
+        };
       }
     } else {
       let verifierCount = values.verifiers === undefined ? undefined : Number(values.verifiers);
