@@ -14,12 +14,25 @@ export const ESCROW_CHECK_KEY = "escrow_check";
 export const ESCROW_GRACE_MS = 1_000;
 /** Escrows remembered. */
 export const ESCROW_MEMORY = 10_000;
+/**
+ * How long after a node heard of a job the chain may take to show it that job's escrow, at most,
+ * ms: the owner announces only once the chain locked the escrow, so the announced bid window is
+ * no reason to wait longer (an owner that never escrows would otherwise hold a job on every node
+ * for as long a window as it likes to announce).
+ */
+export const DEFAULT_ESCROW_WAIT_MS = 30_000;
 
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {
   readonly #seen = new Set<string>();
   /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
   readonly #pending = new Map<string, string | undefined>();
+  readonly #waitMs: number;
+
+  /** `waitMs`: see {@link DEFAULT_ESCROW_WAIT_MS}. */
+  constructor(waitMs: number = DEFAULT_ESCROW_WAIT_MS) {
+    this.#waitMs = waitMs;
+  }
 
   /** The chain showed job `target`'s escrow. */
   saw(target: string): void {
@@ -35,13 +48,20 @@ export class EscrowWatch {
   }
 
   /**
-   * When to check observed job `target` whose bid window closes at `closesAt` (a grace after,
-   * at least its own window again); `announcer` is the peer that announced it itself, if one did
-   * (not a snapshot relay): it is to blame if the escrow never shows.
+   * When to check observed job `target`, heard of at `heardAt`, whose bid window closes at
+   * `closesAt`: a grace after the window (at least the window again), but never later than the
+   * escrow wait after it was heard of; `announcer` is the peer that announced it itself, if one
+   * did (not a snapshot relay): it is to blame if the escrow never shows.
    */
-  expect(target: string, closesAt: number, bidWindowMs: number, announcer?: string): number {
-    this.#pending.set(target, announcer);
-    return closesAt + Math.max(ESCROW_GRACE_MS, bidWindowMs);
+  expect(
+    target: string,
+    at: { closesAt: number; bidWindowMs: number; heardAt: number; announcer?: string | undefined },
+  ): number {
+    this.#pending.set(target, at.announcer);
+    return Math.min(
+      at.closesAt + Math.max(ESCROW_GRACE_MS, at.bidWindowMs),
+      at.heardAt + this.#waitMs,
+    );
   }
 
   /**

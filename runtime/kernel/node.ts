@@ -119,7 +119,7 @@ export class Node {
   /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
   readonly #rejections = new RejectionLog();
   /** Escrows the chain showed, and the observed jobs whose escrow is checked at their window. */
-  readonly #escrows = new EscrowWatch();
+  readonly #escrows: EscrowWatch;
   #started = false;
   /** Transactions asked for and not yet heard back from. */
   readonly #openTx = new OpenTransactions((id) => this.#options.journal?.effectClosed?.(id));
@@ -133,6 +133,7 @@ export class Node {
     this.roles = options.roles;
     this.policy = nodePolicy(options);
     this.#options = options;
+    this.#escrows = new EscrowWatch(options.escrowWaitMs);
     this.#retainFinishedMs = options.retainFinishedMs === undefined
       ? DEFAULT_RETAIN_FINISHED_MS
       : options.retainFinishedMs;
@@ -637,7 +638,12 @@ export class Node {
     const closesAt = c.deadlines.bid_window;
     if (c.owner === this.id || closesAt === undefined) return;
     const announcer = relayed ? undefined : c.owner;
-    const due = this.#escrows.expect(cell.id, closesAt, c.spec.bidWindowMs, announcer);
+    const due = this.#escrows.expect(cell.id, {
+      closesAt,
+      bidWindowMs: c.spec.bidWindowMs,
+      heardAt: this.#clock.now(),
+      announcer,
+    });
     this.#timers.arm(cell.id, ESCROW_CHECK_KEY, due);
   }
 

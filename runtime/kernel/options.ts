@@ -93,6 +93,12 @@ export interface NodeOptions {
    * summary), virtual ms; `null` keeps every finished actor. @default {@link DEFAULT_RETAIN_FINISHED_MS}
    */
   readonly retainFinishedMs?: number | null;
+  /**
+   * How long a job heard of by gossip waits for the chain to show its escrow before it is dropped,
+   * at most, ms (it is also dropped a grace after its bid window closes, if that comes first): the
+   * most this node's view of the chain may lag. @default 30,000
+   */
+  readonly escrowWaitMs?: number;
   /** Retired jobs remembered (status, late news refused). @default 10,000 */
   readonly archiveSize?: number;
   /** Required with the `worker` role. */
@@ -273,6 +279,10 @@ export function checkNodeOptions(options: NodeOptions): void {
   const bond = options.verifierStake;
   if (bond !== undefined && (typeof bond !== "bigint" || bond < 0n)) {
     throw new RangeError(`Invalid verifierStake ${bond}: must be a non-negative bigint`);
+  }
+  const wait = options.escrowWaitMs;
+  if (wait !== undefined && (!Number.isSafeInteger(wait) || wait < 0)) {
+    throw new RangeError(`Invalid escrowWaitMs ${wait}: must be a non-negative integer of ms`);
   }
   const retain = options.retainFinishedMs;
   if (

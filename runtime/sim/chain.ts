@@ -6,8 +6,9 @@
  *   is a transaction, included at the next block boundary (`blockMs`); reads answer at once.
  *   Nothing lists the transaction methods, so new contract methods are simulated as they come.
  *   An adversary may rewrite a transaction's arguments on its own port (`intercept`).
- * - `subscribe` does not poll: at each block the chain reads the ledger's new events, and hands
- *   each node those whose block is older than `confirmMs`, in order.
+ * - `subscribe` does not poll: at each block the chain reads the ledger's new events (if a
+ *   transaction ran since it last read them), and hands each node those whose block is older
+ *   than `confirmMs`, in order.
  * - Reorgs, as a SQLite ledger can show them: the ledger never rolls back, so a reorg of depth d
  *   is what a node sees of one: its confirmations are held for `reorgHoldMs`, then the last d
  *   events it was handed come again (the node must dedupe them). A fork whose transactions
@@ -64,6 +65,8 @@ export class SimChain {
   readonly #events: Seen[] = [];
   readonly #subs: Subscription[] = [];
   #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
+  /** Whether a transaction ran since the chain last read the ledger's events. */
+  #dirty = true;
   faults: ChainFaults;
   /** Transactions sent and reorgs shown. */
   readonly stats = { transactions: 0, failed: 0, reorgs: 0, handed: 0 };
@@ -95,6 +98,9 @@ export class SimChain {
     const stats = this.stats;
     const blockMs = () => this.faults.blockMs;
     const trace = (line: string) => this.#trace.add(line);
+    const touched = () => {
+      this.#dirty = true;
+    };
     return new Proxy(real, {
       get(target, prop) {
         if (prop === "subscribe") return subscribe;
@@ -108,6 +114,7 @@ export class SimChain {
           return new Promise((resolve, reject) => {
             sched.at(block, () => {
               stats.transactions++;
+              touched();
               return (value as (...a: unknown[]) => Promise<unknown>).apply(target, sent).then(
                 (receipt) => {
                   trace(`${sched.now()}|tx|${account}|${String(prop)}|ok`);
@@ -144,14 +151,16 @@ export class SimChain {
   async #block(): Promise<void> {
     const now = this.#sched.now();
     this.#sched.after(this.faults.blockMs, () => this.#block(), "block");
-    for (;;) {
+    // Only transactions make events: a block without one reads nothing new.
+    for (; this.#dirty;) {
+      this.#dirty = false;
       const { events, next } = await this.#reader.eventsSince(this.#cursor, { limit: 1000 });
       for (const event of events) {
         this.#events.push({ event, at: now });
         this.onEvent?.(event);
       }
       this.#cursor = next;
-      if (events.length < 1000) break;
+      if (events.length === 1000) this.#dirty = true;
     }
     const { confirmMs, reorgChance, reorgDepth, reorgHoldMs } = this.faults;
     for (const sub of [...this.#subs]) {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { parseRecording } from "../durability/mod.ts";
 import { buildReport, renderHtml } from "../research/mod.ts";
@@ -97,21 +98,31 @@ async function bench(json: boolean): Promise<void> {
     { name: "200 workers (1 client, 4 verifiers, 10 jobs)", workers: 200, jobs: 10 },
   ];
   for (const shape of shapes) {
+    // CPU time as well as wall time: on a shared machine the wall clock counts other processes.
+    const cpu = process.cpuUsage();
     const r = await simulate({ seed: 1, workers: shape.workers, verifiers: 4, jobs: shape.jobs });
+    const used = process.cpuUsage(cpu);
+    const cpuMs = Math.round((used.user + used.system) / 1000);
     const figures = {
       shape: shape.name,
       virtualMs: r.virtualMs,
       wallMs: r.wallMs,
+      cpuMs,
       speedup: Math.round((r.virtualMs / r.wallMs) * 10) / 10,
+      speedupCpu: Math.round((r.virtualMs / cpuMs) * 10) / 10,
       steps: r.steps,
       eventsPerSecond: Math.round(r.steps / (r.wallMs / 1000)),
+      loadAverage: Deno.loadavg()[0],
+      traceHash: r.traceHash,
       jobs: r.jobs,
       violations: r.violations.length,
     };
     if (json) console.log(JSON.stringify(figures));
     else {
       console.log(
-        `${figures.shape}: ${figures.virtualMs} virtual ms in ${figures.wallMs} wall ms = ${figures.speedup}x real time, ${figures.steps} events, ${figures.eventsPerSecond} events/s`,
+        `${figures.shape}: ${figures.virtualMs} virtual ms in ${figures.wallMs} wall ms = ${figures.speedup}x real time (${figures.cpuMs} CPU ms = ${figures.speedupCpu}x), ${figures.steps} events, ${figures.eventsPerSecond} events/s, load average ${figures.loadAverage}, trace ${
+          figures.traceHash.slice(0, 16)
+        }`,
       );
     }
   }

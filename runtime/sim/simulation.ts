@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { jobContextOf } from "../../actors/tree.ts";
 import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
@@ -136,6 +137,13 @@ const LIVENESS_SLACK_MS = 5_000;
 const AGREEMENT_MS = 5_000;
 /** How often the nodes' views are checked, virtual ms. */
 const VIEW_CHECK_MS = 500;
+/**
+ * How long a node waits for the chain to show a gossiped job's escrow (the node's
+ * `escrowWaitMs`), virtual ms: the simulated chain shows an escrow to every node within a block,
+ * its confirmation delay and a reorg's hold (under 300 ms), so 2 s leaves room, well inside the
+ * chain-agreement bound.
+ */
+const ESCROW_WAIT_MS = 2_000;
 const CAPABILITY_EVERY_MS = 2_000;
 const START_JOBS_AT = 300;
 const WORKER_STAKE = 1_000n;
@@ -203,6 +211,21 @@ interface Participant {
   durable: DurableNode | undefined;
   alive: boolean;
   restarts: number;
+}
+
+/**
+ * A node's unfinished jobs, as the views check reads them: straight from its live actors,
+ * without summarizing every finished one (the check runs every `VIEW_CHECK_MS`, and summaries
+ * of every job on every node were its cost).
+ */
+function* openJobs(
+  node: Node,
+): Generator<{ jobId: string; state: string; done: boolean; path: readonly { at: number }[] }> {
+  for (const cell of node.tree.jobs.cells()) {
+    if (cell.done) continue;
+    const context = jobContextOf(cell);
+    yield { jobId: context.jobId, state: cell.state, done: false, path: context.path };
+  }
 }
 
 /** Runs one seed. */
@@ -349,6 +372,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       peer,
       capabilityIntervalMs: 0,
       retainFinishedMs: null,
+      escrowWaitMs: ESCROW_WAIT_MS,
       ...rest,
     };
     const p: Participant = {
@@ -692,8 +716,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     }
     for (const p of honestNodes) {
       if (!p.alive) continue;
-      for (const summary of p.node.jobs()) {
-        if (summary.done && !final) continue;
+      for (const summary of final ? p.node.jobs() : openJobs(p.node)) {
         const onChain = checker.jobs.get(summary.jobId);
         const first = summary.path[0]?.at ?? now;
         if (onChain === undefined) {

@@ -1,11 +1,19 @@
 /**
  * The seams the simulator needs in the kernel and compute: each keeps the wall clock by default
- * and, given a clock, waits on it instead.
+ * and, given a clock, waits on it instead; and the node's escrow wait, which bounds how long a
+ * gossiped job the chain never escrowed is kept (the simulator sets it to its chain's lag).
  */
 import assert from "node:assert/strict";
+import { LocalLedger } from "../../chain/local_ledger.ts";
 import type { ChainEvent, ChainPort } from "../../chain/port.ts";
+import { InProcessNetwork } from "../../protocols/in_process_network.ts";
 import { ChainSync } from "../../runtime/kernel/chain_sync.ts";
-import { simulatedClock } from "../../runtime/kernel/mod.ts";
+import { createNode, simulatedClock } from "../../runtime/kernel/mod.ts";
+import {
+  DEFAULT_ESCROW_WAIT_MS,
+  ESCROW_GRACE_MS,
+  EscrowWatch,
+} from "../../runtime/kernel/escrow_watch.ts";
 
 function chainOnce(): ChainPort {
   let calls = 0;
@@ -46,4 +54,44 @@ Deno.test("ChainSync.catchUp() rechecks on the wall clock by default", async () 
   const sync = new ChainSync({ chain: chainOnce(), submit: () => {} });
   sync.subscribe({ blockNumber: 0, eventIndex: 0 });
   await sync.catchUp(new AbortController().signal, 10);
+});
+
+Deno.test("EscrowWatch checks a gossiped job at its window's grace, or at the escrow wait if sooner", () => {
+  const watch = new EscrowWatch(2_000);
+  // A short window: a grace after it closes, as before.
+  assert.equal(
+    watch.expect("job:a", { closesAt: 1_200, bidWindowMs: 200, heardAt: 1_000, announcer: "p" }),
+    1_200 + ESCROW_GRACE_MS,
+  );
+  // A one-minute window: the escrow wait after it was heard of, not the window again.
+  assert.equal(
+    watch.expect("job:b", { closesAt: 61_000, bidWindowMs: 60_000, heardAt: 1_000 }),
+    3_000,
+  );
+  assert.deepEqual(watch.unescrowed("job:b"), { blame: undefined });
+  watch.saw("job:a");
+  assert.equal(watch.unescrowed("job:a"), undefined, "its escrow showed");
+  assert.equal(
+    new EscrowWatch().expect("job:c", { closesAt: 601_000, bidWindowMs: 600_000, heardAt: 1_000 }),
+    1_000 + DEFAULT_ESCROW_WAIT_MS,
+  );
+});
+
+Deno.test("createNode() refuses an escrow wait that is not a non-negative integer of ms", () => {
+  const ledger = LocalLedger.open(":memory:");
+  for (const escrowWaitMs of [-1, 1.5, Number.NaN]) {
+    assert.throws(
+      () =>
+        createNode({
+          id: "n1",
+          roles: ["client"],
+          network: new InProcessNetwork().join("n1"),
+          chain: ledger.as("n1"),
+          escrowWaitMs,
+        }),
+      (e: Error) =>
+        e.name === "RangeError" && e.message.startsWith(`Invalid escrowWaitMs ${escrowWaitMs}:`),
+    );
+  }
+  ledger.close();
 });

@@ -102,35 +102,21 @@ Deno.test("simulate() finds the unescrowed-announcement starvation (a known brea
   assert.match(v!.detail, /^starved: ended expired/);
 });
 
-Deno.test("simulate() holds chain agreement under short unescrowed announcements (the escrow check)", async () => {
-  // No honest job to starve: what is left is the workers' view of jobs the chain never held,
-  // which the node drops once the window and its grace have passed.
-  const options = {
-    seed: 6,
-    ...SMALL,
-    jobs: 0,
-    adversaries: parseAdversaries("unescrowed-announcements"),
-  };
-  const result = await simulate(options);
-  assert.deepEqual(result.violations, [], reproduceCommand(options));
-});
+/** Seeds run with jobs announced and never escrowed, short and long bid windows. */
+const UNESCROWED_SEEDS = [1, 2, 6];
 
-Deno.test("simulate() finds the phantom jobs of unescrowed long bid windows (a known break)", async () => {
-  const options = {
-    seed: 6,
-    ...SMALL,
-    jobs: 0,
-    adversaries: parseAdversaries("unescrowed-long-windows"),
-  };
-  const result = await simulate(options);
-  const v = result.violations[0];
-  assert.equal(
-    v?.invariant,
-    "chain-agreement",
-    `${reproduceCommand(options)}: ${JSON.stringify(v)}`,
-  );
-  assert.match(v!.detail, /^a phantom job/);
-  assert.match(v!.job!, /^phantom-/);
+Deno.test(`simulate() holds chain agreement under unescrowed announcements, short and long windows (seeds ${UNESCROWED_SEEDS.join(", ")})`, async () => {
+  // No honest job to starve: what is left is the workers' view of jobs the chain never held,
+  // which the node drops once the window and its grace have passed, or (a one-minute window)
+  // once the escrow wait after it heard of the job has: seed 6 of the long windows kept a
+  // phantom job on a worker until the window closed, for as long as the announcer said.
+  for (const adversaries of ["unescrowed-announcements", "unescrowed-long-windows"]) {
+    for (const seed of UNESCROWED_SEEDS) {
+      const options = { seed, ...SMALL, jobs: 0, adversaries: parseAdversaries(adversaries) };
+      const result = await simulate(options);
+      assert.deepEqual(result.violations, [], reproduceCommand(options));
+    }
+  }
 });
 
 Deno.test("simulate() holds against a lying client under chain settlement, and finds it slashing an honest worker under legacy", async () => {
