@@ -1,13 +1,19 @@
 /**
  * `deno run -A runtime/bench/flood/main.ts [--jobs N] [--rate-limit R]`: honest
- * announcement-to-bid latency (p50, p99) and event-loop lag, without and then with a flood at
- * 100 times the per-peer rate limit from 10 rogue keys, in one run.
+ * announcement-to-bid latency (p50, p99), the status endpoint's latency (`GET /health`) and
+ * event-loop lag, without and then with a flood at 100 times the per-peer rate limit from 10
+ * rogue keys, in one run.
  *
  * A worker host (the victim, real wire boundary: bounded decoding, strict schemas) answers each
  * announcement of an honest client with a bid. In the flood phase ten rogue libp2p hosts on
  * 127.0.0.2 (ten keys) each send valid, signed `node.health` messages at 100 times the worker's
  * sustained per-peer rate, for as long as the honest phase runs. All hosts share this process
  * (and its two cores), so the figures include the cost of the attackers themselves.
+ *
+ * The status endpoint is the node's own (`serveStatus`, on `node:http`) in the victim's process,
+ * over a real node (an idle client on a ledger in memory) with the victim host's peers and
+ * counters in `/health`, as `deno task node` wires it; a prober asks `GET /health` every 50 ms
+ * during each phase (each request on a new connection, 5 s at most).
  *
  * @module
  */
@@ -17,6 +23,10 @@ import type { RPC } from "@libp2p/gossipsub/message";
 import { createLibp2pHost, type Libp2pHost } from "../../../protocols/libp2p_host.ts";
 import { decodeMessage, encodeMessage, TOPICS } from "../../../protocols/messages.ts";
 import { forgeMessage, RoguePeer } from "../../../protocols/rogue_peer.ts";
+import { InProcessNetwork } from "../../../protocols/in_process_network.ts";
+import { LocalLedger } from "../../../chain/local_ledger.ts";
+import { createNode } from "../../kernel/mod.ts";
+import { serveStatus, type StatusServer } from "../../ops/mod.ts";
 
 const USAGE = `Usage: deno run -A runtime/bench/flood/main.ts [--jobs N] [--rate-limit R]
 
@@ -43,14 +53,59 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): 
   }
 }
 
-/** Runs `jobs` announcements, one every `everyMs`; each one's time to its bid, and the loop lag. */
+/** Asks `GET /health` every 50 ms until stopped: each answer's time, and the requests that failed. */
+function probeStatus(
+  status: StatusServer,
+): { stop: () => Promise<{ times: number[]; failed: number }> } {
+  const times: number[] = [];
+  let failed = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const started = performance.now();
+      try {
+        const response = await fetch(`${status.url}/health`, {
+          signal: AbortSignal.timeout(5_000),
+          headers: { connection: "close" },
+        });
+        await response.arrayBuffer();
+        if (response.status === 200) times.push(performance.now() - started);
+        else failed++;
+      } catch {
+        failed++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { times, failed };
+    },
+  };
+}
+
+interface PhaseResult {
+  latencies: number[];
+  lost: number;
+  lag: number[];
+  status: { times: number[]; failed: number };
+}
+
+/**
+ * Runs `jobs` announcements, one every `everyMs`; each one's time to its bid, the loop lag, and
+ * the status endpoint's answer times meanwhile.
+ */
 async function phase(
   client: Libp2pHost,
   bids: Map<string, number>,
   label: string,
   jobs: number,
   everyMs: number,
-): Promise<{ latencies: number[]; lost: number; lag: number[] }> {
+  status: StatusServer,
+): Promise<PhaseResult> {
+  const probe = probeStatus(status);
   const lag: number[] = [];
   let last = performance.now();
   const ticker = setInterval(() => {
@@ -91,10 +146,11 @@ async function phase(
   } finally {
     clearInterval(ticker);
   }
+  const statusTimes = await probe.stop();
   const latencies = [...sentAt].filter(([id]) => bids.has(id)).map(([id, at]) =>
     bids.get(id)! - at
   );
-  return { latencies, lost: sentAt.size - latencies.length, lag };
+  return { latencies, lost: sentAt.size - latencies.length, lag, status: statusTimes };
 }
 
 if (import.meta.main) {
@@ -134,6 +190,22 @@ if (import.meta.main) {
     heartbeatMs: 0,
   });
   const rogues: RoguePeer[] = [];
+  // The victim's status endpoint, as `deno task node` serves it: a real node behind it, the
+  // host's peers and counters in /health.
+  const ledger = LocalLedger.open(":memory:");
+  const side = new InProcessNetwork();
+  const node = createNode({
+    id: worker.self,
+    roles: ["client"],
+    network: side.join(worker.self),
+    chain: ledger.as(worker.self),
+    capabilityIntervalMs: 0,
+  });
+  await node.start();
+  const status = await serveStatus(node, {
+    connected: () => worker.peers(),
+    extra: () => ({ multiaddrs: worker.multiaddrs(), network: worker.stats() }),
+  });
   // The honest client stays under the rate limit (80 % of it).
   const everyMs = 1_000 / (0.8 * rate);
   try {
@@ -176,7 +248,7 @@ if (import.meta.main) {
         worker.libp2p.services.pubsub.getSubscribers(TOPICS.bids).length > 0,
     );
     console.error(`phase 1: ${jobs} announcements, no flood`);
-    const quiet = await phase(client, bids, "quiet", jobs, everyMs);
+    const quiet = await phase(client, bids, "quiet", jobs, everyMs, status);
 
     for (let i = 0; i < ROGUES; i++) {
       const key = await generateKeyPair("Ed25519");
@@ -219,15 +291,21 @@ if (import.meta.main) {
       }
     })();
     const before = worker.stats();
-    const flooded = await phase(client, bids, "flood", jobs, everyMs);
+    const flooded = await phase(client, bids, "flood", jobs, everyMs, status);
     flooding = false;
     await flood;
     const after = worker.stats();
-    const row = (name: string, r: typeof quiet) =>
+    const row = (name: string, r: PhaseResult) =>
       `${name.padEnd(22)} ${percentile(r.latencies, 50).toFixed(1).padStart(8)} ${
         percentile(r.latencies, 99).toFixed(1).padStart(8)
-      } ${String(r.lost).padStart(5)} ${percentile(r.lag, 99).toFixed(1).padStart(10)}`;
-    console.log(`announcement to bid, ms   p50      p99  lost  loop lag p99`);
+      } ${String(r.lost).padStart(5)} ${percentile(r.lag, 99).toFixed(1).padStart(10)} ${
+        percentile(r.status.times, 50).toFixed(1).padStart(10)
+      } ${percentile(r.status.times, 99).toFixed(1).padStart(10)} ${
+        String(r.status.failed).padStart(6)
+      }`;
+    console.log(
+      `announcement to bid, ms   p50      p99  lost  loop lag p99 /health p50 /health p99 failed`,
+    );
     console.log(row("no flood", quiet));
     console.log(row(`flood ${ROGUES} keys x ${floodRate}/s`, flooded));
     console.log(
@@ -246,21 +324,36 @@ if (import.meta.main) {
         p99: percentile(quiet.latencies, 99),
         lost: quiet.lost,
         lagP99: percentile(quiet.lag, 99),
+        statusP50: percentile(quiet.status.times, 50),
+        statusP99: percentile(quiet.status.times, 99),
+        statusRequests: quiet.status.times.length,
+        statusFailed: quiet.status.failed,
       },
       flood: {
         p50: percentile(flooded.latencies, 50),
         p99: percentile(flooded.latencies, 99),
         lost: flooded.lost,
         lagP99: percentile(flooded.lag, 99),
+        statusP50: percentile(flooded.status.times, 50),
+        statusP99: percentile(flooded.status.times, 99),
+        statusRequests: flooded.status.times.length,
+        statusFailed: flooded.status.failed,
         rateLimited: after.rateLimited - before.rateLimited,
       },
     }));
   } finally {
     // Stopping a host whose peer is mid-flood can wait on its streams: bounded, then exit.
     await Promise.race([
-      Promise.all([worker.stop(), client.stop(), ...rogues.map((r) => r.host.stop())]),
+      Promise.all([
+        status.shutdown(),
+        worker.stop(),
+        client.stop(),
+        ...rogues.map((r) => r.host.stop()),
+      ]),
       new Promise((resolve) => setTimeout(resolve, 5_000)),
     ]);
+    await node.stop();
+    ledger.close();
   }
   Deno.exit(0);
 }
