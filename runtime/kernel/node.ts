@@ -31,8 +31,8 @@ import {
   CompositeExecutor,
   type ExecutorPort,
   LazyOnnxExecutor,
+  modelPayloadStore,
   ReexecutionVerifier,
-  serveModels,
   toleranceVerifier,
   WorkerPool,
 } from "../compute/mod.ts";
@@ -49,6 +49,13 @@ import {
   type Source,
 } from "./inbox.ts";
 import { Ingress, WIRE_PENALTY } from "./ingress.ts";
+import {
+  DEFAULT_OUTPUT_FETCH_DELAY_MS,
+  OUTPUT_FETCH_KEY,
+  OutputFetcher,
+  OutputStore,
+} from "./output_fetch.ts";
+import { firstHolding, servePayloadStore } from "../../protocols/payload_transfer.ts";
 import { logger } from "./log.ts";
 import {
   checkNodeOptions,
@@ -115,6 +122,9 @@ export class Node {
   readonly #bonds: BondDirectory;
   readonly #agent: WorkerAgent | undefined;
   readonly #effects: EffectDispatcher;
+  /** Outputs this node produced or heard, served by hash; and the fetch of missing ones. */
+  readonly #outputs = new OutputStore();
+  readonly #outputFetch: OutputFetcher;
   readonly #cleanup: (() => void)[] = [];
   /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
   readonly #rejections = new RejectionLog();
@@ -152,6 +162,7 @@ export class Node {
         : new ReexecutionVerifier(this.#executor));
     this.#timers = new Timers(this.#clock, (actorId, key, due) => {
       if (key === ESCROW_CHECK_KEY) return this.#escrowCheck(actorId);
+      if (key === OUTPUT_FETCH_KEY) return this.#fetchOutput(actorId);
       this.#submit("timer", { target: actorId, event: { type: "timer.fired", key, due } });
     });
     this.tree = new ActorTree({
@@ -270,6 +281,14 @@ export class Node {
       },
       log: this.#log,
     });
+    this.#outputFetch = new OutputFetcher({
+      self: options.id,
+      network: options.network,
+      tree: this.tree,
+      outputs: this.#outputs,
+      submit: (source, addressed) => this.#submit(source, addressed),
+      log: this.#log,
+    });
   }
 
   /** Joins the network, subscribes to the chain, stakes if a worker, announces capabilities. */
@@ -288,7 +307,13 @@ export class Node {
     }
     this.#cleanup.push(network.onPeerEvent((event) => this.#ingress.peerEvent(event)));
     serveSnapshots(network, () => this.snapshot());
-    if (this.#options.models) this.#cleanup.push(serveModels(network, this.#options.models));
+    // One payload protocol: the outputs held here, then the models.
+    const models = this.#options.models;
+    const payloads = this.#outputs.payloads(this.tree);
+    this.#cleanup.push(servePayloadStore(
+      network,
+      models ? firstHolding([payloads, modelPayloadStore(models)]) : payloads,
+    ));
     await network.start();
     options.signal?.throwIfAborted();
     const stake = this.#options.worker?.stake ?? 0n;
@@ -613,6 +638,7 @@ export class Node {
       return;
     }
     this.#notify({ type: "delivered", envelope, actor: cell.id, state: cell.state });
+    this.#outputSeen(cell, envelope);
     if (this.#agent?.waiting && stateBefore !== cell.state) this.#agent.reconsider();
     if (
       before === undefined && envelope.event.type === "job.announced" && cell.id.startsWith("job:")
@@ -680,6 +706,39 @@ export class Node {
     this.#timers.arm(cell.id, RETIRE_KEY, finishedAt + this.#retainFinishedMs);
   }
 
+  /**
+   * Keeps an output this node produced or heard, by hash; and when the chain shows a result for
+   * a job this node verifies, checks a little later that the output came (fetching it if not).
+   */
+  #outputSeen(cell: ActorCell, envelope: Envelope): void {
+    const event = envelope.event as { type: string; output?: unknown };
+    if (event.type === "job.execution.completed" || event.type === "job.result.received") {
+      this.#outputs.keep(event.output);
+    } else if (event.type === "chain.result.submitted" && cell.id.startsWith("job:")) {
+      this.#armOutputFetch(cell);
+    }
+  }
+
+  #armOutputFetch(cell: ActorCell): void {
+    const c = jobContextOf(cell);
+    if (cell.done || c.result === null || !c.verifiers.includes(this.id)) return;
+    if (c.outputs[c.result.worker]?.commitment === c.result.commitment) return;
+    this.#timers.arm(cell.id, OUTPUT_FETCH_KEY, this.#clock.now() + DEFAULT_OUTPUT_FETCH_DELAY_MS);
+  }
+
+  #fetchOutput(actorId: string): void {
+    const jobId = jobIdOf(actorId);
+    if (jobId === undefined || !this.#started) return;
+    this.#outputFetch.fetch(jobId, { signal: this.#effects.signal }).then((outcome) => {
+      if (outcome.status === "failed") {
+        this.#log.warn("No peer served the output of job {jobId}: {failures}", {
+          jobId,
+          failures: outcome.failures.join("; "),
+        });
+      }
+    }, () => {});
+  }
+
   #rearm(cell: ActorCell): void {
     if (cell.done) {
       if (cell.id.startsWith("job:")) this.#armRetirement(cell);
@@ -688,6 +747,7 @@ export class Node {
     const deadlines = (cell.snapshot.context as { deadlines?: Record<string, number> }).deadlines ??
       {};
     for (const [key, due] of Object.entries(deadlines)) this.#timers.arm(cell.id, key, due);
+    if (cell.id.startsWith("job:")) this.#armOutputFetch(cell);
   }
 }
 
