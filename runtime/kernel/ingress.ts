@@ -49,8 +49,8 @@ export interface IngressOptions {
    */
   readonly triage?: (actorId: string, announcement: Announcement) => "bid" | DeclineCause;
   /**
-   * Whether a decline keeps the job's spec, so that the chain may still choose this node as a
-   * verifier of it. @default false
+   * Whether this node may be chosen as a verifier: a decline keeps the job's spec (the chain may
+   * still name it), and it hears results of jobs it follows. @default false
    */
   readonly keepSpec?: boolean;
 }
@@ -63,6 +63,7 @@ export class Ingress {
   readonly #peerModels = new Map<NodeId, ReadonlySet<string>>();
   /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
   readonly #decoded = new WeakMap<Uint8Array, AddressedEvent[]>();
+  #ignored = 0;
 
   constructor(options: IngressOptions) {
     this.#o = options;
@@ -129,8 +130,41 @@ export class Ingress {
   receive(message: GossipMessage): void {
     for (const addressed of this.#decoded.get(message.data) ?? []) {
       if (addressed.event.type === "job.announced") this.#announced(addressed);
-      else this.#o.submit("network", addressed);
+      else if (this.#concerns(addressed)) this.#o.submit("network", addressed);
+      else this.#ignored++;
     }
+  }
+
+  /**
+   * Messages about jobs this node has no actor for, which it let by without journaling them
+   * (gossip about jobs it declined or never heard of: bids, results, attestations).
+   */
+  get ignored(): number {
+    return this.#ignored;
+  }
+
+  /**
+   * Whether a message's event concerns this node, which takes part in a job only where it has a
+   * role. Its own jobs: everything. A job it has an actor for but does not own (it bid, or was
+   * chosen): not the other workers' bids nor the attestations, which are the owner's to weigh
+   * (or the chain's to count), and results only if it may verify. A job without an actor here:
+   * only a result, if it may still be chosen to verify it (its decline kept the spec). The rest
+   * would change nothing in the tree: it is not journaled at all, so a declined job costs one
+   * delivery, its decline.
+   */
+  #concerns(addressed: AddressedEvent): boolean {
+    const { tree, self } = this.#o;
+    const jobId = jobIdOf(addressed.target);
+    if (jobId === undefined) return true;
+    const type = addressed.event.type;
+    const cell = tree.get(addressed.target);
+    if (cell === undefined) {
+      return type === "job.result.received" && tree.declined(jobId)?.spec !== undefined;
+    }
+    if (jobContextOf(cell).owner === self) return true;
+    if (type === "job.result.received") return this.#o.keepSpec === true;
+    return type !== "bid.received" && type !== "bid.withdrawn" &&
+      type !== "job.attestation.received";
   }
 
   /**
