@@ -166,7 +166,7 @@ Deno.test({
 
     const kill = async (m: Member): Promise<void> => {
       Deno.kill(m.info!.pid, "SIGKILL");
-      await until(`${m.name}'s node process to exit`, 10_000, async () => {
+      await until(`${m.name}'s node process to exit`, 10_000, () => {
         try {
           Deno.kill(m.info!.pid, "SIGCONT");
           return undefined;
