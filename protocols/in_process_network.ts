@@ -279,6 +279,11 @@ export class InProcessNetwork {
   readonly #init: InProcessNetworkOptions;
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /**
+   * The message being validated: a validator that reports its rejection through the port's
+   * `reject` (as the node does, with its own code) is not counted a second time.
+   */
+  #validating: { port: InProcessPort; peer: NodeId; reported: boolean } | undefined;
 
   constructor(options: InProcessNetworkOptions = {}) {
     this.#heartbeatMs = options.heartbeatMs ?? 0;
@@ -383,17 +388,29 @@ export class InProcessNetwork {
     let rejected: { code: string; reason: string } | undefined;
     for (const sub of [...subs]) {
       let verdict: ValidationResult;
+      const validating = this.#validating = { port, peer: message.from, reported: false };
       try {
         verdict = sub.validate(message);
+        if (verdict === "reject" && validating.reported) {
+          // Already counted and logged, with the validator's own code.
+          this.stats.rejected++;
+          continue;
+        }
       } catch (error) {
         // A validator may throw a wire error to say why (its code is the reason code).
         verdict = "reject";
         const code = (error as { code?: unknown }).code;
         const named = PEER_FAULTS.has((error as Error).name) && typeof code === "string";
-        rejected ??= {
-          code: named ? code : "validator_threw",
-          reason: named ? (error as Error).message : `validator threw: ${(error as Error).message}`,
-        };
+        if (!validating.reported) {
+          rejected ??= {
+            code: named ? code : "validator_threw",
+            reason: named
+              ? (error as Error).message
+              : `validator threw: ${(error as Error).message}`,
+          };
+        }
+      } finally {
+        this.#validating = undefined;
       }
       if (verdict === "accept") {
         this.stats.delivered++;
@@ -469,6 +486,10 @@ export class InProcessNetwork {
 
   /** @internal Counts a rejection of what `peer` sent to `port`; bans it past the budget. */
   reject(port: InProcessPort, peer: NodeId, where: string, code: string, detail: string): void {
+    const validating = this.#validating;
+    if (validating !== undefined && validating.port === port && validating.peer === peer) {
+      validating.reported = true;
+    }
     port.rejections.reject(peer, where, code, detail);
     const now = this.#now();
     const memory = this.#init.rejectionMemoryMs ?? 600_000;

@@ -198,3 +198,28 @@ Deno.test("InProcessNetwork admits direct requests per peer: past the concurrenc
   assert.equal(network.isBanned("server", "client"), true, "the second oversized request bans");
   await Promise.all([server!.stop(), client!.stop()]);
 });
+
+Deno.test("InProcessNetwork counts a rejection its validator reported through the port's reject once, with the validator's code", async () => {
+  const time = clock();
+  let log: RejectionLog | undefined;
+  const network = new InProcessNetwork({
+    now: time.now,
+    maxRejections: 2,
+    rejectionLog: () => log ??= new RejectionLog({ now: time.now }),
+  });
+  const [victim, rogue] = await started(network, "victim", "rogue");
+  // As the node's ingress does: it reports the rule it found, then rejects.
+  victim!.subscribe(TOPIC, (m) => {
+    victim!.reject!(m.from, m.topic, "rule_violation", "Bid from a peer that is not its worker");
+    return "reject";
+  }, () => {});
+  await rogue!.publish(TOPIC, bytes("1"));
+  await rogue!.publish(TOPIC, bytes("2"));
+  await drain();
+  assert.deepEqual(log!.stats().byCode, { rule_violation: 2 });
+  assert.equal(network.isBanned("victim", "rogue"), false, "two rejections, within a budget of 2");
+  await rogue!.publish(TOPIC, bytes("3"));
+  await drain();
+  assert.equal(network.isBanned("victim", "rogue"), true);
+  await Promise.all([victim!.stop(), rogue!.stop()]);
+});
