@@ -3,6 +3,7 @@ import { LocalLedger } from "../../chain/local_ledger.ts";
 import { InProcessNetwork } from "../../protocols/in_process_network.ts";
 import { createNode, type Node } from "../kernel/mod.ts";
 import { parseJobRequest, serveStatus } from "./status_server.ts";
+import { listenHttp } from "./http_server.ts";
 
 const MATMUL = { kind: { type: "builtin", name: "matmul" }, input: { a: [[1]], b: [[2]] } };
 
@@ -156,4 +157,31 @@ Deno.test("serveStatus() refuses a non-loopback host", async () => {
     name: "RangeError",
     message: 'Invalid status server host "0.0.0.0": must be a loopback address',
   });
+});
+
+Deno.test("listenHttp() names a taken port and refuses bad limits", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    await assert.rejects(() => listenHttp(() => new Response("ok"), { port }), {
+      name: "HttpListenError",
+      code: "EADDRINUSE",
+      message: new RegExp(`^Cannot listen on 127\\.0\\.0\\.1:${port}: `),
+    });
+  } finally {
+    taken.close();
+  }
+  await assert.rejects(() => listenHttp(() => new Response("ok"), { maxConnections: 0 }), {
+    name: "RangeError",
+    message: "Invalid HTTP listener maxConnections: must be a positive integer, got 0",
+  });
+  await assert.rejects(
+    () =>
+      listenHttp(() => new Response("ok"), { headersTimeoutMs: 2_000, requestTimeoutMs: 1_000 }),
+    {
+      name: "RangeError",
+      message:
+        "Invalid HTTP listener requestTimeoutMs 1000: must be at least headersTimeoutMs (2000)",
+    },
+  );
 });
