@@ -426,6 +426,8 @@ class Host implements Libp2pHost {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #started = false;
   #stopping: Promise<void> | undefined;
+  /** The forwarder of the message being validated, and whether a validator reported it. */
+  #validating: { peer: NodeId; reported: boolean } | undefined;
 
   constructor(node: Libp2p<HostServices>, init: HostInit) {
     this.libp2p = node;
@@ -823,6 +825,7 @@ class Host implements Libp2pHost {
   }
 
   reject(peer: NodeId, where: string, code: string, detail: string): void {
+    if (this.#validating?.peer === peer) this.#validating.reported = true;
     this.rejections.reject(peer, where, code, detail);
     const memory = this.#init.rejectionMemoryMs ?? 600_000;
     const limit = this.#init.maxRejections ?? 20;
@@ -881,6 +884,7 @@ class Host implements Libp2pHost {
     let result: ValidationResult = "accept";
     let code = "";
     let reason = "";
+    let reported = false;
     if (message.type !== "signed") {
       result = "reject";
       code = "unsigned";
@@ -899,6 +903,7 @@ class Host implements Libp2pHost {
       };
       for (const subscription of subscriptions) {
         let verdict: ValidationResult;
+        this.#validating = { peer: forwarder, reported: false };
         try {
           verdict = subscription.validate(gossip);
         } catch (error) {
@@ -911,6 +916,10 @@ class Host implements Libp2pHost {
             ? (error as Error).message
             : `validator threw: ${(error as Error).message}`;
         }
+        // A validator that reported the rejection itself (`reject`, as the node's ingress does,
+        // with its own code) has counted and logged it: it is not counted again here.
+        if (this.#validating.reported) reported = true;
+        this.#validating = undefined;
         if (verdict === "reject") {
           result = "reject";
           code ||= "invalid";
@@ -926,7 +935,7 @@ class Host implements Libp2pHost {
       return TopicValidatorResult.Ignore;
     }
     this.#counters.rejected++;
-    this.reject(forwarder, topic, code, reason);
+    if (!reported) this.reject(forwarder, topic, code, reason);
     return TopicValidatorResult.Reject;
   }
 
