@@ -80,7 +80,8 @@ Deno.test("announcements never escrowed hold no bid slot past their window, and 
     // A real job in the meantime: the worker is busy.
     const busy = client.submitJob({
       jobId: "real-1",
-      spec: spec({ bidWindowMs: 200, verifierCount: 1 }),
+      // No verifier is bonded in this market: an unverified job (the chain refuses more).
+      spec: spec({ bidWindowMs: 200, verifierCount: 0 }),
     });
     await until(() => client.job(busy)?.done, 5_000, "real-1 to finish");
     assert.equal(client.job(busy)!.state, "expired", "no bid while the fakes held the slots");
@@ -101,7 +102,8 @@ Deno.test("announcements never escrowed hold no bid slot past their window, and 
     // Honest work gets bids again.
     const real = client.submitJob({
       jobId: "real-2",
-      spec: spec({ bidWindowMs: 200, verifierCount: 1 }),
+      // No verifier is bonded in this market: an unverified job (the chain refuses more).
+      spec: spec({ bidWindowMs: 200, verifierCount: 0 }),
     });
     await until(() => Object.keys(client.job(real)?.context.bids ?? {}).length > 0, 5_000, "bid");
     assert.ok(worker.snapshot().jobs.some((j) => j.jobId === real), "an escrowed job is handed on");

@@ -282,6 +282,8 @@ class Market {
       {
         id: "verifier-1",
         roles: ["verifier"],
+        // The legacy market these tests were written for: the client picks it from gossip.
+        verifierStake: 0n,
       },
     ];
     for (const spec of specs) {
@@ -296,6 +298,9 @@ class Market {
         network: testNetwork(market.network.join(spec.id), market.kill, options.plan),
         executor: testExecutor(spec.id, market.kill, options.plan),
         chain: testPort(market.ledger.as(spec.id), market.kill, options.plan, control),
+        // The client's own transactions (recordVerification and the rest) are what these crash
+        // tests cut: the legacy settlement, asked for explicitly since chain is the default.
+        policy: { bidSelection: "lowest_price", quorum: "bft", settlement: "legacy" },
         peer,
         capabilityIntervalMs: 0,
         dataDir: `${dir}/${spec.id}`,

@@ -39,7 +39,10 @@ Deno.test("a late joiner learns open jobs from a snapshot and bids on them", asy
   try {
     await client.start();
     await early.start();
-    const jobId = client.submitJob({ spec: spec({ bidWindowMs: 3_000, maxPrice: 100n }) });
+    // No verifier here: an unverified job, which the chain escrows without any.
+    const jobId = client.submitJob({
+      spec: spec({ bidWindowMs: 3_000, maxPrice: 100n, verifierCount: 0 }),
+    });
     await until(
       () => Object.keys(client.job(jobId)?.context.bids ?? {}).length === 1,
       "the early bid",

@@ -333,7 +333,7 @@ async function failingJob(
   }
 }
 
-Deno.test("a corrupt model blob is refused by its hash and the job ends expired", async () => {
+Deno.test("a corrupt model blob is refused by its hash and the job ends failed with the reason", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ciro-onnx-" });
   try {
     const store = new DirectoryModelStore(dir);
@@ -342,7 +342,10 @@ Deno.test("a corrupt model blob is refused by its hash and the job ends expired"
     bytes[bytes.length - 5]! ^= 0xff;
     await Deno.writeFile(store.pathOf(hash), bytes);
     const { error, failures } = await failingJob(store, hash);
-    assert.equal(error.state, "expired", error.message);
+    // Chain settlement: the worker reports the failure with its reason, the verifiers (holding
+    // the same blob here) confirm it, and the client is refunded.
+    assert.equal(error.state, "failed", error.message);
+    assert.match(error.message, /execution failed: Model integrity check failed/);
     assert.ok(
       failures.some((f) => f.startsWith(`Model integrity check failed: ${hash}`)),
       JSON.stringify(failures),
@@ -379,7 +382,8 @@ Deno.test("a malformed tensor is rejected at the client and at the worker", asyn
   const { error, failures } = await failingJob(store, MLP_HASH, {
     inputs: { input: { dims: [2, 8], dtype: "float64", data: INPUT_ROWS.flat() } },
   });
-  assert.equal(error.state, "expired");
+  assert.equal(error.state, "failed", error.message);
+  assert.match(error.message, /execution failed: Invalid ONNX input/);
   assert.ok(
     failures.includes(
       'Invalid ONNX input: input "input" has dtype "float64" but the model expects "float32"',
@@ -388,7 +392,7 @@ Deno.test("a malformed tensor is rejected at the client and at the worker", asyn
   );
 });
 
-Deno.test("a model with an unsupported operator fails to load and the job ends expired", async () => {
+Deno.test("a model with an unsupported operator fails to load and the job ends failed with the reason", async () => {
   const bytes = encodeModel({
     graphName: "bad",
     nodes: [{ opType: "NoSuchOperator", name: "x", inputs: ["input"], outputs: ["output"] }],
@@ -399,7 +403,8 @@ Deno.test("a model with an unsupported operator fails to load and the job ends e
   const store = new MemoryModelStore();
   const hash = await store.put(bytes);
   const { error, failures } = await failingJob(store, hash);
-  assert.equal(error.state, "expired");
+  assert.equal(error.state, "failed", error.message);
+  assert.match(error.message, /execution failed: Cannot load ONNX model/);
   assert.ok(
     failures.some((f) =>
       f.startsWith(`Cannot load ONNX model ${hash}:`) && /NoSuchOperator/.test(f)

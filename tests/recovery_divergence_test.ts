@@ -41,7 +41,8 @@ function open(dir: string, ledger: LocalLedger, acceptDivergence?: boolean): Pro
 async function crashedClient(dir: string, ledger: LocalLedger): Promise<number> {
   const durable = await open(dir, ledger);
   await durable.start();
-  durable.node.submitJob({ jobId: "j1", spec: spec({ bidWindowMs: 60_000 }) });
+  // No verifier is bonded here: an unverified job, which the chain escrows without any.
+  durable.node.submitJob({ jobId: "j1", spec: spec({ bidWindowMs: 60_000, verifierCount: 0 }) });
   const deadline = Date.now() + 5_000;
   while (durable.node.job("j1")?.state !== "bidding") {
     if (Date.now() > deadline) throw new Error("The escrow was never locked");

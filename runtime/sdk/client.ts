@@ -508,7 +508,8 @@ export class InferenceClient {
           "disputed",
         )
         : null,
-      cost: c.payment ? c.payment.amount + c.payment.fee : 0n,
+      // What left the escrow for good: the worker's pay, the fee and the verifiers' share.
+      cost: c.payment ? c.escrowed - c.payment.change : 0n,
       attestations,
       worker: result.worker,
     };
