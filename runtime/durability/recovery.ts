@@ -267,6 +267,8 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
       }
     }
     for (const retired of scratch.archive()) node.tree.restoreRetired(retired);
+    // Declines journaled in the tail (those before the checkpoint are not kept in it).
+    for (const declined of scratch.declines()) node.tree.restoreDecline(declined);
     for (const retired of retiredInTail) journal.retired(`job:${retired.jobId}`, retired);
     scratch.stop();
     journal.recovered([...node.tree.jobs.cells(), ...node.tree.peers.cells()], cutOff);

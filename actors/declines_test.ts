@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import type { JobContext } from "../machines/job_machine.ts";
+import type { JobSpec } from "../machines/types.ts";
+import { type DeclineRecord, Declines } from "./declines.ts";
+import { ActorTree, jobContextOf } from "./tree.ts";
+
+const SPEC: JobSpec = {
+  kind: { type: "builtin", name: "matmul" },
+  inputCommitment: "c".repeat(64),
+  requirements: { hardware: "cpu", minStake: 0n },
+  maxPrice: 100n,
+  bidWindowMs: 1_000,
+  executionMs: 5_000,
+  verificationMs: 5_000,
+  maxAttempts: 2,
+  verifierCount: 1,
+};
+
+function record(jobId: string, at: number, spec?: JobSpec): DeclineRecord {
+  return {
+    jobId,
+    owner: "o",
+    attempt: 1,
+    reason: "busy",
+    at,
+    bidWindowEndsAt: at + 100,
+    ...(spec ? { spec } : {}),
+  };
+}
+
+Deno.test("Declines is bounded in count (oldest out first) and in time", () => {
+  const declines = new Declines({ maxRecords: 2, ttlMs: 1_000 });
+  declines.record(record("a", 0));
+  declines.record(record("b", 10));
+  declines.record(record("c", 20));
+  assert.equal(declines.size, 2);
+  assert.equal(declines.get("a", 20), undefined);
+  assert.equal(declines.get("b", 20)?.jobId, "b");
+  // b was made at 10: gone at 1_010, c stays until 1_020.
+  assert.equal(declines.get("b", 1_010), undefined);
+  assert.equal(declines.get("c", 1_010)?.jobId, "c");
+  declines.record(record("d", 1_015));
+  assert.deepEqual([...declines.values()].map((r) => r.jobId), ["c", "d"]);
+  declines.expire(1_020);
+  assert.deepEqual([...declines.values()].map((r) => r.jobId), ["d"]);
+  assert.throws(() => new Declines({ maxRecords: -1 }), {
+    name: "RangeError",
+    message: /declines\.maxRecords/,
+  });
+  assert.throws(() => new Declines({ ttlMs: 0 }), { name: "RangeError", message: /ttlMs/ });
+});
+
+Deno.test("Declines keeps early results only with a spec, two per job, for a bounded number of jobs", () => {
+  const declines = new Declines({ maxEarlyResults: 2 });
+  const result = (worker: string) => ({ worker, commitment: worker, output: [worker] });
+  declines.record(record("nospec", 0));
+  assert.equal(declines.keepResult("nospec", result("w1"), 0), false);
+  for (const jobId of ["x", "y", "z"]) declines.record(record(jobId, 0, SPEC));
+  assert.equal(declines.keepResult("x", result("w1"), 0), true);
+  declines.keepResult("x", result("w2"), 0);
+  declines.keepResult("x", result("w3"), 0);
+  assert.deepEqual(declines.get("x", 0)?.results?.map((r) => r.worker), ["w2", "w3"]);
+  declines.keepResult("y", result("w1"), 0);
+  declines.keepResult("z", result("w1"), 0);
+  // Three jobs held results: the oldest (x) lost its own, not its record.
+  assert.equal(declines.get("x", 0)?.results, undefined);
+  assert.equal(declines.get("x", 0)?.spec, SPEC);
+  assert.equal(declines.get("z", 0)?.results?.length, 1);
+});
+
+function tree(roles: ("worker" | "verifier" | "client")[] = ["verifier"]) {
+  let now = 1_000;
+  const t = new ActorTree({ self: "me", roles, now: () => now, onEffect: () => {} });
+  let seq = 0;
+  const deliver = (target: string, event: { type: string; [k: string]: unknown }) =>
+    t.deliver({ seq: ++seq, at: now, source: "network", target, event });
+  return { t, deliver, advance: (ms: number) => (now += ms) };
+}
+
+const declined = (extra: Record<string, unknown> = {}) => ({
+  type: "job.declined",
+  owner: "o",
+  attempt: 1,
+  bidWindowEndsAt: 1_500,
+  reason: "no_role",
+  ...extra,
+});
+
+Deno.test("ActorTree records a decline without an actor, and refuses one for its own job or a job it follows", () => {
+  const { t, deliver } = tree(["worker", "client"]);
+  assert.deepEqual(deliver("job:j1", declined({ reason: "busy" })), { status: "accepted" });
+  assert.equal(t.get("job:j1"), undefined);
+  assert.equal(t.declined("j1")?.reason, "busy");
+  assert.equal(deliver("job:j2", declined({ owner: "me" })).status, "rejected");
+  deliver("job:j3", {
+    type: "job.announced",
+    owner: "o",
+    spec: SPEC,
+    attempt: 1,
+    bidWindowEndsAt: 1_500,
+  });
+  const refused = deliver("job:j3", declined());
+  assert.equal(refused.status, "rejected");
+  assert.equal(t.declined("j3"), undefined);
+  assert.equal(deliver("job:j4", { type: "job.declined", owner: "o" }).status, "rejected");
+  // The worker bids after all (a slot freed): its announcement creates the actor, the record goes.
+  deliver("job:j1", {
+    type: "job.announced",
+    owner: "o",
+    spec: SPEC,
+    attempt: 1,
+    bidWindowEndsAt: 1_500,
+  });
+  assert.equal(t.get("job:j1")?.state, "bidding");
+  assert.equal(t.declined("j1"), undefined);
+});
+
+Deno.test("ActorTree creates the actor of a declined job when the chain names this node, with the results heard before", () => {
+  const { t, deliver, advance } = tree(["verifier"]);
+  deliver("job:j1", declined({ spec: SPEC }));
+  deliver("job:j1", {
+    type: "job.result.received",
+    worker: "w1",
+    commitment: "d".repeat(64),
+    output: [7],
+  });
+  advance(600);
+  const assigned = (verifiers: string[]) => ({
+    type: "chain.worker.assigned",
+    worker: "w1",
+    price: 50n,
+    verifiers,
+  });
+  // Not named: nothing to follow.
+  assert.equal(deliver("job:j1", assigned(["v2"])).status, "rejected");
+  assert.equal(t.get("job:j1"), undefined);
+  assert.deepEqual(deliver("job:j1", assigned(["me"])), { status: "accepted" });
+  const cell = t.get("job:j1")!;
+  assert.equal(cell.state, "executing");
+  const c: JobContext = jobContextOf(cell);
+  assert.deepEqual(c.verifiers, ["me"]);
+  assert.equal(c.owner, "o");
+  assert.deepEqual(c.outputs["w1"], { commitment: "d".repeat(64), value: [7] });
+  assert.equal(t.declined("j1"), undefined);
+  // A record without the spec (a node that may not verify) creates nothing.
+  const other = tree(["worker"]);
+  other.deliver("job:j2", declined({ reason: "busy" }));
+  assert.equal(other.deliver("job:j2", assigned(["me"])).status, "rejected");
+  assert.equal(other.t.get("job:j2"), undefined);
+});
