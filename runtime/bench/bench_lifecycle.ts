@@ -240,6 +240,9 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     network: port,
     chain: ledger.as("client"),
     capabilityIntervalMs: 0,
+    // The market's verifiers attest by gossip and the owner counts them, as the raw and tree
+    // baselines do (the same machine path): not the node's default, chain-decided settlement.
+    policy: { ...DEFAULT_POLICY, settlement: "legacy" },
   });
   const workerPorts = new Map<string, ReturnType<LocalLedger["as"]>>();
   try {
