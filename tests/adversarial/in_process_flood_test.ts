@@ -20,6 +20,9 @@ const REFILL = 10;
 const FLOOD_MS = 2_000;
 /** 100 times the sustained rate. */
 const RATE = 100 * REFILL;
+/** What the flood sends: 100 times the rate for FLOOD_MS (longer on a loaded machine: the budget is
+ * computed from the time it really took). */
+const TOTAL = (RATE * FLOOD_MS) / 1_000;
 
 Deno.test("adversarial in-process: a flood at 100x the rate limit is held to its budget, malformed bids get the rogue banned, jobs settle", async () => {
   const network = new InProcessNetwork({
@@ -56,11 +59,11 @@ Deno.test("adversarial in-process: a flood at 100x the rate limit is held to its
     await client.announceCapabilities();
     await worker.announceCapabilities();
 
-    let flooding = true;
     let sent = 0;
     const started = Date.now();
+    // 10 messages every 10 ms: 100 times the rate while the machine keeps up.
     const flood = (async () => {
-      while (flooding && Date.now() - started < FLOOD_MS) {
+      while (sent < TOTAL) {
         for (let i = 0; i < RATE / 100; i++) {
           await rogue.publish(
             TOPICS.health,
@@ -85,7 +88,7 @@ Deno.test("adversarial in-process: a flood at 100x the rate limit is held to its
           inputCommitment: commitmentOf(input),
           requirements: { hardware: "cpu", minStake: 10n },
           maxPrice: 100n,
-          bidWindowMs: 500,
+          bidWindowMs: 2_000,
           executionMs: 10_000,
           verificationMs: 10_000,
           maxAttempts: 2,
@@ -94,9 +97,7 @@ Deno.test("adversarial in-process: a flood at 100x the rate limit is held to its
       })
     );
     await flood;
-    flooding = false;
     const elapsedS = (Date.now() - started) / 1_000;
-    assert.ok(sent >= RATE, `the flood sent ${sent}`);
     // Burst plus refill over the flood's time (and a second of slack for the last deliveries).
     const budget = CAPACITY + REFILL * (elapsedS + 1);
     assert.ok(heard <= budget, `${heard} flood messages delivered, budget ${budget.toFixed(0)}`);
