@@ -164,7 +164,9 @@ Deno.test({
         maxPrice: "1000",
         bidWindowMs: 1_500,
         executionMs: 3_000,
-        verificationMs: 5_000,
+        // Each attestation is a chain transaction (a verifier's first also registers its key),
+        // from four processes on one ledger file: room for a loaded machine.
+        verificationMs: 15_000,
         maxAttempts: 3,
         verifierCount: 4,
       };
@@ -182,12 +184,12 @@ Deno.test({
           "--wait",
           "--json",
           "--timeout",
-          "20000",
+          "40000",
         ],
         cwd: ROOT,
         stdout: "piped",
         stderr: "piped",
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(50_000),
       }).output();
       const submitOut = decoder.decode(submit.stdout);
       assert.equal(
