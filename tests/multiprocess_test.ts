@@ -111,7 +111,7 @@ Deno.test({
         }),
       };
       children.push(child);
-      child.info = await until(`${name} to write node.json`, 30_000, async () => {
+      child.info = await until(`${name} to write node.json`, 90_000, async () => {
         if (child.exited) throw new Error(`${name} exited: ${log.join("")}`);
         const text = await Deno.readTextFile(`${dataDir}/node.json`).catch(() => undefined);
         return text === undefined ? undefined : JSON.parse(text) as NodeInfo;

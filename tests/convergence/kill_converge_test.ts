@@ -117,7 +117,7 @@ Deno.test({
       void drain(process.stderr).catch(() => {});
       const previous = m.info?.pid;
       m.proc = proc;
-      m.info = await until(`${m.name} to write node.json`, 30_000, async () => {
+      m.info = await until(`${m.name} to write node.json`, 90_000, async () => {
         if (proc.exited) throw new Error(`${m.name} exited: ${m.log.join("").slice(-2_000)}`);
         const text = await Deno.readTextFile(`${m.dataDir}/node.json`).catch(() => undefined);
         if (text === undefined) return undefined;
