@@ -195,6 +195,19 @@ export interface Libp2pHostOptions {
   readonly maxResponseBytes?: number;
   /** Run the DHT as a client only (no routing for others). @default false */
   readonly dhtClientMode?: boolean;
+  /**
+   * Joining lookups: while this node knows fewer DHT peers than this, each DHT peer it meets
+   * (identified) starts a lookup of its own id through it, coalesced, so that it connects to the
+   * peers near it at once instead of at the DHT's next self-query (5 min later). 0 turns it off.
+   * @default 20 (the DHT's k)
+   */
+  readonly joinLookupPeers?: number;
+  /**
+   * While connected to none of the `bootstrap` peers, they are dialled again after this long,
+   * doubling up to 30 s (the bootstrap module dials them once: a node whose first dial failed,
+   * on a loaded machine, stayed alone for good). @default 1_000
+   */
+  readonly bootstrapRetryMs?: number;
   /** Start the node before returning. @default true */
   readonly start?: boolean;
   /** Stops the host when aborted. */
@@ -234,6 +247,10 @@ export interface HostStats {
    * or still waiting when the host stopped.
    */
   readonly publishDropped: number;
+  /** Lookups of this node's own id run while joining the DHT (see `joinLookupPeers`). */
+  readonly joinLookups: number;
+  /** Times the bootstrap peers were dialled again because none was connected. */
+  readonly bootstrapRedials: number;
 }
 
 /** A direct request failed on the remote peer, or its framing was wrong. */
@@ -329,6 +346,13 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     connectionManager: {
       allow: trusted.map(cidrToMultiaddr),
     },
+    // libp2p's connection monitor pings every connection each 10 s and closes it when a ping
+    // fails. With its defaults (a 5 s floor on the timeout, and the ping protocol's 1 outbound
+    // and 2 inbound streams per connection, shared with our own heartbeat) a loaded machine lost
+    // connections by the dozen: 25 in one 9-process discovery run, 14 to timeouts and the rest to
+    // refused or reset ping streams; nodes went back to no peer at all. A connection is cut only
+    // after 30 s without an answer now, and pings have room for both.
+    connectionMonitor: { pingTimeout: { minTimeout: 30_000, maxTimeout: 60_000 } },
     // The node's bans bite here: a banned peer id or IP address is refused on every path in and
     // out until its ban expires.
     connectionGater: {
@@ -342,7 +366,7 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      ping: ping({ maxInboundStreams: 8, maxOutboundStreams: 4 }),
       pubsub: gossipsub({
         globalSignaturePolicy: StrictSign,
         // A publish with no topic peer throws, and the host queues it until one subscribes.
@@ -402,6 +426,12 @@ class Host implements Libp2pHost {
   readonly #limiter: RateLimiter;
   readonly #unbonded: RateLimiter;
   readonly #ingress: FairQueue<Delivery>;
+  /** DHT peers met (identified with our DHT protocol), counted up to `joinLookupPeers`. */
+  readonly #dhtPeers = new Set<string>();
+  /** The joining lookup: one at a time; another one asked for while it runs follows it. */
+  #lookup: Promise<void> | undefined;
+  #lookupAgain = false;
+  #lookups = 0;
   readonly #outbox: PublishQueue;
   /** Topics whose waiting publishes are being sent now. */
   readonly #flushing = new Set<string>();
@@ -424,6 +454,10 @@ class Host implements Libp2pHost {
     directRejected: 0,
   };
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #bootstrapTimer: ReturnType<typeof setTimeout> | undefined;
+  #bootstrapRedials = 0;
+  /** Peers the heartbeat is pinging now. */
+  readonly #pinging = new Set<string>();
   #started = false;
   #stopping: Promise<void> | undefined;
   /** The forwarder of the message being validated, and whether a validator reported it. */
@@ -459,6 +493,7 @@ class Host implements Libp2pHost {
       this.#emit({ type: "disconnected", peer: event.detail.toString() });
     });
     node.addEventListener("peer:identify", (event) => {
+      if (event.detail.protocols.includes(DHT_PROTOCOL)) this.#metDhtPeer(event.detail.peerId);
       this.#emit({
         type: "identified",
         peer: event.detail.peerId.toString(),
@@ -495,17 +530,84 @@ class Host implements Libp2pHost {
       this.#heartbeat = setInterval(() => this.#ping(every), every);
       Deno.unrefTimer(this.#heartbeat);
     }
+    this.#keepBootstrap(this.#init.bootstrapRetryMs ?? 1_000);
+  }
+
+  /**
+   * Checks after `delayMs` that this node is connected to a bootstrap peer; if not, dials them
+   * all again and checks again after twice the delay (at most 30 s); once connected, checks at
+   * the first delay again (a bootstrap peer lost later is dialled again too).
+   */
+  #keepBootstrap(delayMs: number): void {
+    const list = this.#init.bootstrap ?? [];
+    if (list.length === 0) return;
+    const first = this.#init.bootstrapRetryMs ?? 1_000;
+    const ids = new Set(list.map((a) => /\/p2p\/([^/]+)$/.exec(a)?.[1]).filter((id) => id));
+    this.#bootstrapTimer = setTimeout(() => {
+      if (this.#stopping !== undefined) return;
+      const connected = this.libp2p.getConnections().some((c) => ids.has(c.remotePeer.toString()));
+      if (connected) return this.#keepBootstrap(first);
+      this.#bootstrapRedials++;
+      for (const address of list) {
+        this.libp2p.dial(multiaddr(address), { signal: AbortSignal.timeout(10_000) }).catch(
+          (error) =>
+            log.debug("Cannot dial bootstrap peer {address}: {error}", {
+              address,
+              error: (error as Error).message,
+            }),
+        );
+      }
+      this.#keepBootstrap(Math.min(delayMs * 2, 30_000));
+    }, delayMs);
+    Deno.unrefTimer(this.#bootstrapTimer);
   }
 
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
       this.#heartbeat = undefined;
+      clearTimeout(this.#bootstrapTimer);
       this.#ingress.close();
       this.#outbox.close();
       await this.libp2p.stop();
     })();
     return this.#stopping;
+  }
+
+  /**
+   * A DHT peer identified. The DHT's own first self-query runs when the node starts, before any
+   * connection (it finds nobody), and the next one 5 minutes later: so a node that joined knew
+   * only its bootstrap peer and whoever happened to dial it. While this node knows few DHT peers,
+   * each new one starts a lookup of our own id (one at a time, coalesced), which dials the peers
+   * closest to us: on a small network, all of them.
+   */
+  #metDhtPeer(peer: PeerId): void {
+    const limit = this.#init.joinLookupPeers ?? 20;
+    const id = peer.toString();
+    if (this.#dhtPeers.has(id) || this.#dhtPeers.size >= limit) return;
+    this.#dhtPeers.add(id);
+    if (this.#lookup !== undefined) {
+      this.#lookupAgain = true;
+      return;
+    }
+    this.#lookup = (async () => {
+      // Let the DHT put the peer in its routing table first (its topology runs on identify too).
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      do {
+        this.#lookupAgain = false;
+        this.#lookups++;
+        try {
+          const signal = AbortSignal.timeout(this.#init.requestTimeoutMs ?? 10_000);
+          const self = this.libp2p.peerId.toMultihash().bytes;
+          for await (const _ of this.libp2p.services.dht.getClosestPeers(self, { signal })) {
+            if (this.#stopping !== undefined) break;
+          }
+        } catch (error) {
+          log.debug("Joining lookup failed: {error}", { error: (error as Error).message });
+        }
+      } while (this.#lookupAgain && this.#stopping === undefined);
+      this.#lookup = undefined;
+    })();
   }
 
   multiaddrs(): string[] {
@@ -535,6 +637,8 @@ class Host implements Libp2pHost {
       publishWaiting: outbox.waiting + this.#inFlush,
       publishFlushed: outbox.flushed,
       publishDropped: outbox.expired + outbox.overflowed + outbox.closed,
+      joinLookups: this.#lookups,
+      bootstrapRedials: this.#bootstrapRedials,
     };
   }
 
@@ -976,10 +1080,14 @@ class Host implements Libp2pHost {
 
   #ping(every: number): void {
     for (const peer of this.libp2p.getPeers()) {
+      const id = peer.toString();
+      // One ping per peer at a time: a slow answer is not stacked on.
+      if (this.#pinging.has(id)) continue;
+      this.#pinging.add(id);
       this.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(every) }).then(
-        (rttMs) => this.#emit({ type: "heartbeat", peer: peer.toString(), rttMs }),
-        (error) => log.debug("Ping to {peer} failed: {error}", { peer: peer.toString(), error }),
-      );
+        (rttMs) => this.#emit({ type: "heartbeat", peer: id, rttMs }),
+        (error) => log.debug("Ping to {peer} failed: {error}", { peer: id, error }),
+      ).finally(() => this.#pinging.delete(id));
     }
   }
 

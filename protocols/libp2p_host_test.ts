@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { generateKeyPair } from "@libp2p/crypto/keys";
 import {
   createLibp2pHost,
   type Libp2pHost,
@@ -376,6 +377,59 @@ Deno.test({
       assert.deepEqual(received, ["fresh"], "the expired message never went out");
     } finally {
       await Promise.all([publisher.stop(), subscriber.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() dials its bootstrap peer again until it answers",
+  fn: async () => {
+    // The bootstrap peer's address, taken by a first run of it that then stops.
+    const privateKey = await generateKeyPair("Ed25519");
+    const probe = await createLibp2pHost({ listen: LOOPBACK, privateKey, heartbeatMs: 0 });
+    const address = probe.multiaddrs()[0]!;
+    await probe.stop();
+    const joiner = await createLibp2pHost({
+      listen: LOOPBACK,
+      bootstrap: [address],
+      heartbeatMs: 0,
+      bootstrapRetryMs: 200,
+    });
+    let boot: Libp2pHost | undefined;
+    try {
+      // Its first dial was refused; it keeps trying.
+      await waitFor("a redial", () => joiner.stats().bootstrapRedials >= 1, 30_000);
+      const listen = [address.replace(/\/p2p\/.*$/, "")];
+      boot = await createLibp2pHost({ listen, privateKey, heartbeatMs: 0 });
+      await waitFor(
+        "the joiner to reach the bootstrap peer",
+        () => joiner.peers().includes(boot!.self),
+        60_000,
+      );
+    } finally {
+      await Promise.all([joiner.stop(), boot?.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "createLibp2pHost() finds the peers near it through its bootstrap peer as it joins",
+  fn: async () => {
+    const boot = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
+    const bootstrap = [boot.multiaddrs()[0]!];
+    const first = await createLibp2pHost({ listen: LOOPBACK, bootstrap, heartbeatMs: 0 });
+    const second = await createLibp2pHost({ listen: LOOPBACK, bootstrap, heartbeatMs: 0 });
+    try {
+      // Neither dials the other by name: the lookup of its own id through the bootstrap peer
+      // finds the other (the DHT's own next self-query is 5 minutes away).
+      await waitFor(
+        "the two joiners to connect",
+        () => first.peers().includes(second.self) || second.peers().includes(first.self),
+        60_000,
+      );
+      assert.ok(first.stats().joinLookups + second.stats().joinLookups >= 1);
+    } finally {
+      await Promise.all([boot.stop(), first.stop(), second.stop()]);
     }
   },
 });

@@ -150,16 +150,27 @@ async function assertSettledByFetch(
       JSON.stringify(m.client.job(jobId)?.context.path)
     })`,
   );
-  assert.equal(job.state, "settled");
   const fetchedBy = m.observations.filter(({ o }) =>
     o.type === "delivered" && o.envelope.target === `job:${jobId}` &&
     o.envelope.event.type === "job.result.received" &&
     (o.envelope.event as { via?: string }).via === "fetch"
   ).map(({ node }) => node);
+  const context = m.client.job(jobId)?.context;
+  assert.equal(
+    job.state,
+    "settled",
+    `path ${JSON.stringify(context?.path)}, failure ${context?.failure}, fetched by ${fetchedBy}`,
+  );
   const verifierIds = m.verifiers.map((v) => v.id);
   assert.ok(
     verifierIds.filter((id) => fetchedBy.includes(id)).length >= 3,
     `at least a quorum of verifiers fetched the output: ${fetchedBy.join(",")}`,
+  );
+  assert.ok(fetchedBy.includes(m.client.id), "the owner fetched the output too");
+  assert.deepEqual(
+    (context?.outputs[m.worker.id] as { value?: unknown } | undefined)?.value,
+    [[19, 22], [43, 50]],
+    "the owner holds the output (the product of the spec's matrices)",
   );
   const totals = await m.client.chainTotals();
   assert.ok(totals.paid > 0n, "the chain paid the worker");
@@ -224,12 +235,12 @@ Deno.test({
     const nodes: Node[] = [];
     const hosts: { stop(): Promise<void> }[] = [];
     try {
-      const first = await createLibp2pHost({ listen: ["/ip4/127.0.0.1/tcp/0"], heartbeatMs: 0 });
+      const first = await createLibp2pHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
       hosts.push(first);
       const boot = [first.multiaddrs()[0]!];
       const rest = await Promise.all(
         [0, 1, 2, 3, 4].map(() =>
-          createLibp2pHost({ listen: ["/ip4/127.0.0.1/tcp/0"], bootstrap: boot, heartbeatMs: 0 })
+          createLibp2pHost({ listen: ["/ip4/127.0.0.1/tcp/0"], bootstrap: boot })
         ),
       );
       hosts.push(...rest);

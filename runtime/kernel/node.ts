@@ -708,7 +708,8 @@ export class Node {
 
   /**
    * Keeps an output this node produced or heard, by hash; and when the chain shows a result for
-   * a job this node verifies, checks a little later that the output came (fetching it if not).
+   * a job this node verifies or owns, checks a little later that the output came (fetching it if
+   * not).
    */
   #outputSeen(cell: ActorCell, envelope: Envelope): void {
     const event = envelope.event as { type: string; output?: unknown };
@@ -721,7 +722,8 @@ export class Node {
 
   #armOutputFetch(cell: ActorCell): void {
     const c = jobContextOf(cell);
-    if (cell.done || c.result === null || !c.verifiers.includes(this.id)) return;
+    if (cell.done || c.result === null) return;
+    if (!c.verifiers.includes(this.id) && c.owner !== this.id) return;
     if (c.outputs[c.result.worker]?.commitment === c.result.commitment) return;
     this.#timers.arm(cell.id, OUTPUT_FETCH_KEY, this.#clock.now() + DEFAULT_OUTPUT_FETCH_DELAY_MS);
   }

@@ -2,7 +2,7 @@
  * Outputs by content hash. A result's commitment is the sha-256 of its output's canonical JSON
  * (`commitmentOf`), so that JSON is a payload whose hash the chain holds: a node keeps the outputs
  * it produced or heard in an {@link OutputStore} (bounded, least recently used first out) and
- * serves them over the payload protocol; a chosen verifier that sees the chain's
+ * serves them over the payload protocol; a chosen verifier (or the job's owner) that sees the chain's
  * `chain.result.submitted` but never got the output (the worker's result gossip was lost) fetches
  * it by that hash ({@link OutputFetcher}): from the assigned worker first, then the other chosen
  * verifiers and the job's owner. The bytes must hash to the commitment and decode as bounded JSON
@@ -177,7 +177,10 @@ export type OutputFetchOutcome =
   /** No peer served it; why, per peer. */
   | { readonly status: "failed"; readonly failures: readonly string[] };
 
-/** Fetches the output of a job's on-chain result by its commitment, for a chosen verifier. */
+/**
+ * Fetches the output of a job's on-chain result by its commitment, for a chosen verifier (to
+ * verify it) or the job's owner (to have what it paid for).
+ */
 export class OutputFetcher {
   readonly #o: OutputFetcherOptions;
   /** Fetches under way, by job. */
@@ -193,8 +196,9 @@ export class OutputFetcher {
   }
 
   /**
-   * If this node is a chosen verifier of `jobId`, the chain shows a result and the output for it
-   * is not here, fetches it: from the worker, then the other chosen verifiers, then the owner.
+   * If this node is a chosen verifier or the owner of `jobId`, the chain shows a result and the
+   * output for it is not here, fetches it: from the worker, then the other chosen verifiers, then
+   * the owner.
    */
   fetch(jobId: string, options: { signal?: AbortSignal } = {}): Promise<OutputFetchOutcome> {
     const running = this.#running.get(jobId);
@@ -209,7 +213,8 @@ export class OutputFetcher {
     const cell = this.#o.tree.get(jobAddress(jobId));
     if (cell === undefined || cell.done) return undefined;
     const c = jobContextOf(cell);
-    if (c.result === null || !c.verifiers.includes(this.#o.self)) return undefined;
+    if (c.result === null) return undefined;
+    if (!c.verifiers.includes(this.#o.self) && c.owner !== this.#o.self) return undefined;
     const { worker, commitment } = c.result;
     if (!HASH.test(commitment)) return undefined; // a failure claim has no output
     if (c.outputs[worker]?.commitment === commitment) return undefined;
