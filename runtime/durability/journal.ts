@@ -600,6 +600,30 @@ export class SqliteJournal implements JournalSink {
     return undefined;
   }
 
+  /**
+   * The entries up to seq `to` whose event is a decline or a result (`job.declined`,
+   * `job.result.received`), made at most `ttlMs` before the journal's last entry, oldest first.
+   * A checkpoint keeps actors, not the records of declined jobs: recovery puts these back before
+   * it replays the tail.
+   */
+  *declinesUpTo(to: number, ttlMs: number): Generator<RecordedEnvelope> {
+    this.#checkOpen();
+    const last = this.#db.prepare("SELECT MAX(at) AS at FROM entries").get() as {
+      at: number | null;
+    };
+    const rows = this.#db.prepare(
+      `SELECT seq FROM entries WHERE seq <= ? AND at >= ?
+         AND json_extract(event, '$.type') IN ('job.declined', 'job.result.received')
+       ORDER BY seq`,
+    ).all(to, (last.at ?? 0) - ttlMs) as { seq: number }[];
+    for (const { seq } of rows) {
+      for (const entry of this.entries({ from: seq })) {
+        yield entry;
+        break;
+      }
+    }
+  }
+
   /** Entries with their outcomes, in order, from seq `from`. */
   *entries(options: { from?: number } = {}): Generator<RecordedEnvelope> {
     this.#checkOpen();

@@ -38,6 +38,7 @@
  *
  * @module
  */
+import { DECLINE_DEFAULTS } from "../../actors/declines.ts";
 import type { RetiredJob } from "../../actors/tree.ts";
 import type { ChainCursor } from "../../chain/port.ts";
 import type { EffectRequest } from "../../machines/types.ts";
@@ -206,6 +207,15 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     for (const retired of checkpoint.retired) scratch.restoreRetired(retired as RetiredJob);
     for (const stored of checkpoint.actors) {
       scratch.restore(stored.actor, stored.snapshot as never);
+    }
+    // The declines before the checkpoint (it keeps actors only), within their time to live, with
+    // the results heard for them: a verifier the chain names later creates its actor from them.
+    for (const entry of journal.declinesUpTo(checkpoint.seq, DECLINE_DEFAULTS.ttlMs)) {
+      const jobId = entry.target.slice("job:".length);
+      if (scratch.get(entry.target) !== undefined) continue;
+      if (entry.event.type !== "job.declined" && scratch.declined(jobId) === undefined) continue;
+      now = entry.at;
+      scratch.deliver(entry);
     }
     let replayed = 0;
     let checked = 0;
