@@ -6,7 +6,8 @@
  *
  * States (final ones marked *):
  * - `announced`: the owner asked the chain to lock the escrow; an observer passes straight on.
- * - `bidding`: the bid window is open; bids arrive as child bid actors.
+ * - `bidding`: the bid window is open; each bid is a record in the context ({@link BidRecord}:
+ *   its status and reason), not a child actor (since version 4: see `bid_machine.ts`).
  * - `assigned`: (owner) a winner was picked; waiting for the chain to record the assignment.
  * - `executing`: the chain recorded the assignment; the worker runs the job before the
  *   execution deadline.
@@ -32,7 +33,6 @@
  * @module
  */
 import { and, assign, enqueueActions, not, setup } from "xstate";
-import { bidMachine } from "./bid_machine.ts";
 import { offerRejection } from "./bid_decision.ts";
 import {
   DEFAULT_POLICY,
@@ -57,9 +57,9 @@ import type { JobSpec } from "./types.ts";
 import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
 
 /** Version of the job machine's logic; bump when a recording could replay differently. */
-export const JOB_MACHINE_VERSION = 3;
+export const JOB_MACHINE_VERSION = 4;
 
-/** A bid as the job keeps it (the bid's own lifecycle lives in its child actor). */
+/** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {
   readonly attempt: number;
   readonly receivedAt: number;
@@ -358,7 +358,6 @@ export const jobMachine = setup({
     input: JobInput;
     emitted: EffectRequest;
   },
-  actors: { bid: bidMachine },
   guards: {
     isOwner: ({ context }) => isOwner(context),
     isChainDecided: ({ context }) => isChainDecided(context),
@@ -493,10 +492,6 @@ export const jobMachine = setup({
         reason: null,
       };
       enqueue.assign({ bids: { ...context.bids, [record.bidId]: record } });
-      enqueue.spawnChild("bid", {
-        id: record.bidId,
-        input: { offer: event.bid, receivedAt: event.at },
-      });
     }),
     refuseBid: enqueueActions(({ context, event, enqueue }, params: { late?: boolean }) => {
       if (event.type !== "bid.received") return;
@@ -520,18 +515,12 @@ export const jobMachine = setup({
         reason,
       };
       enqueue.assign({ bids: { ...context.bids, [record.bidId]: record } });
-      enqueue.spawnChild("bid", {
-        id: record.bidId,
-        input: { offer: event.bid, receivedAt: event.at },
-      });
-      enqueue.sendTo(record.bidId, { type: "bid.reject", at: event.at, reason });
     }),
     withdrawBid: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "bid.withdrawn") return;
       const bid = context.bids[event.bidId];
       if (bid === undefined) return;
       enqueue.assign({ bids: { ...context.bids, [bid.bidId]: { ...bid, status: "withdrawn" } } });
-      enqueue.sendTo(bid.bidId, { type: "bid.withdraw", at: event.at });
     }),
     chooseWinner: enqueueActions(({ context, enqueue }) => {
       const best = pickWinner(context);
@@ -569,7 +558,6 @@ export const jobMachine = setup({
         },
         winner: null,
       });
-      enqueue.sendTo(bid.bidId, { type: "bid.reject", at: event.at, reason: "assignment_failed" });
     }),
     recordAssignment: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "chain.worker.assigned") return;
@@ -585,12 +573,6 @@ export const jobMachine = setup({
           status: won ? "accepted" : "rejected",
           reason: won ? null : "outbid",
         };
-        enqueue.sendTo(
-          bid.bidId,
-          won
-            ? { type: "bid.accept", at: event.at }
-            : { type: "bid.reject", at: event.at, reason: "outbid" },
-        );
       }
       // Attestations heard before the assignment stay if they fit it; the rest go, with why.
       const attestations: Record<NodeId, AttestationRecord> = {};
@@ -880,7 +862,6 @@ export const jobMachine = setup({
       for (const bid of Object.values(context.bids)) {
         if (bid.status !== "open") continue;
         bids[bid.bidId] = { ...bid, status: "expired" };
-        enqueue.sendTo(bid.bidId, { type: "bid.expire", at: event.at });
       }
       for (const key of Object.keys(context.deadlines)) enqueue.emit({ type: "timer.cancel", key });
       enqueue.assign({ bids, deadlines: {} });
@@ -983,7 +964,7 @@ export const jobMachine = setup({
       },
     },
     bidding: {
-      description: "The bid window is open; each bid becomes a child bid actor.",
+      description: "The bid window is open; each bid is kept as a record with its status.",
       entry: [{ type: "enterPhase", params: { state: "bidding" } }, "openBidding"],
       on: {
         "bid.received": [

@@ -55,7 +55,12 @@ Deno.test("jobMachine() runs announced -> bidding -> ... -> settled for its owne
 
   d.send({ type: "bid.received", at: 10, bid: bid("w1", 40n) });
   d.send({ type: "bid.received", at: 11, bid: bid("w2", 60n) });
-  assert.equal(Object.keys(d.snapshot.children).length, 2, "one bid actor per bid");
+  // A bid is a record with its status, not a child actor (job machine version 4).
+  assert.equal(Object.keys(d.snapshot.children).length, 0, "no bid actors");
+  assert.deepEqual(
+    Object.values(d.context.bids as Record<string, { status: string }>).map((b) => b.status),
+    ["open", "open"],
+  );
 
   d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
   assert.equal(d.state, "assigned");
