@@ -10,8 +10,12 @@ import { jobIdOf } from "../../machines/address.ts";
 
 /** The timer key of an observed job's escrow check (handled by the node, never journaled). */
 export const ESCROW_CHECK_KEY = "escrow_check";
-/** How long after an observed job's bid window its escrow may still show up, at least, ms. */
-export const ESCROW_GRACE_MS = 1_000;
+/**
+ * How long after an observed job's bid window its escrow may still show up, at least, ms. The
+ * announcer is blamed when it does not: this is room for the node's own chain follower to lag (a
+ * loaded node saw honest escrows a second late and banned honest clients at 1 s).
+ */
+export const ESCROW_GRACE_MS = 5_000;
 /** Escrows remembered. */
 export const ESCROW_MEMORY = 10_000;
 /**
