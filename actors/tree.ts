@@ -1,9 +1,11 @@
 /**
  * The supervisor tree of a node: a root supervisor with three children, `jobs` (one actor per
- * job, each with its bids as XState children) and `peers` (one actor per peer).
- * The tree routes each stamped envelope to the actor it addresses (`job:<id>`, `peer:<id>`),
- * creating job actors when a job is submitted here or first announced to us, and peer actors
- * when a peer is first seen. Anything else addressed to an unknown actor is rejected with a
+ * job this node has a role in, its bids as records in its context) and `peers` (one actor per
+ * peer). The tree routes each stamped envelope to the actor it addresses (`job:<id>`,
+ * `peer:<id>`), creating job actors when a job is submitted here, when an announcement reaches it
+ * (the node's ingress passes on only those of jobs it bids on), or when the chain names this node
+ * in a job it declined (see `declines.ts`), and peer actors when a peer is first seen. A
+ * `job.declined` event records a decline without an actor. Anything else addressed to an unknown actor is rejected with a
  * reason, never thrown.
  *
  * Finished jobs do not stay in memory for ever: a `timer.fired` event with the key

@@ -1,8 +1,9 @@
 /**
- * The job machine: one actor per job on every node that knows the job. The node that submitted
- * it (the owner, a client) drives the auction and the settlement; on every other node the same
- * machine follows the job from gossip and chain events (an observer), and a worker or verifier
- * node does its part when the job names it.
+ * The job machine: one actor per job on every node that has a role in the job. The node that
+ * submitted it (the owner, a client) drives the auction and the settlement; a worker that bids
+ * on it, and a verifier the chain chooses for it, follow it with the same machine from gossip and
+ * chain events and do their part when the job names them (a node that declines a job keeps no
+ * actor for it: see `actors/declines.ts`).
  *
  * States (final ones marked *):
  * - `announced`: the owner asked the chain to lock the escrow; an observer passes straight on.
