@@ -196,13 +196,6 @@ export interface Libp2pHostOptions {
   /** Run the DHT as a client only (no routing for others). @default false */
   readonly dhtClientMode?: boolean;
   /**
-   * Joining lookups: while this node knows fewer DHT peers than this, each DHT peer it meets
-   * (identified) starts a lookup of its own id through it, coalesced, so that it connects to the
-   * peers near it at once instead of at the DHT's next self-query (5 min later). 0 turns it off.
-   * @default 20 (the DHT's k)
-   */
-  readonly joinLookupPeers?: number;
-  /**
    * While connected to none of the `bootstrap` peers, they are dialled again after this long,
    * doubling up to 30 s (the bootstrap module dials them once: a node whose first dial failed,
    * on a loaded machine, stayed alone for good). @default 1_000
@@ -247,8 +240,6 @@ export interface HostStats {
    * or still waiting when the host stopped.
    */
   readonly publishDropped: number;
-  /** Lookups of this node's own id run while joining the DHT (see `joinLookupPeers`). */
-  readonly joinLookups: number;
   /** Times the bootstrap peers were dialled again because none was connected. */
   readonly bootstrapRedials: number;
 }
@@ -426,12 +417,6 @@ class Host implements Libp2pHost {
   readonly #limiter: RateLimiter;
   readonly #unbonded: RateLimiter;
   readonly #ingress: FairQueue<Delivery>;
-  /** DHT peers met (identified with our DHT protocol), counted up to `joinLookupPeers`. */
-  readonly #dhtPeers = new Set<string>();
-  /** The joining lookup: one at a time; another one asked for while it runs follows it. */
-  #lookup: Promise<void> | undefined;
-  #lookupAgain = false;
-  #lookups = 0;
   readonly #outbox: PublishQueue;
   /** Topics whose waiting publishes are being sent now. */
   readonly #flushing = new Set<string>();
@@ -493,7 +478,6 @@ class Host implements Libp2pHost {
       this.#emit({ type: "disconnected", peer: event.detail.toString() });
     });
     node.addEventListener("peer:identify", (event) => {
-      if (event.detail.protocols.includes(DHT_PROTOCOL)) this.#metDhtPeer(event.detail.peerId);
       this.#emit({
         type: "identified",
         peer: event.detail.peerId.toString(),
@@ -574,42 +558,6 @@ class Host implements Libp2pHost {
     return this.#stopping;
   }
 
-  /**
-   * A DHT peer identified. The DHT's own first self-query runs when the node starts, before any
-   * connection (it finds nobody), and the next one 5 minutes later: so a node that joined knew
-   * only its bootstrap peer and whoever happened to dial it. While this node knows few DHT peers,
-   * each new one starts a lookup of our own id (one at a time, coalesced), which dials the peers
-   * closest to us: on a small network, all of them.
-   */
-  #metDhtPeer(peer: PeerId): void {
-    const limit = this.#init.joinLookupPeers ?? 20;
-    const id = peer.toString();
-    if (this.#dhtPeers.has(id) || this.#dhtPeers.size >= limit) return;
-    this.#dhtPeers.add(id);
-    if (this.#lookup !== undefined) {
-      this.#lookupAgain = true;
-      return;
-    }
-    this.#lookup = (async () => {
-      // Let the DHT put the peer in its routing table first (its topology runs on identify too).
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      do {
-        this.#lookupAgain = false;
-        this.#lookups++;
-        try {
-          const signal = AbortSignal.timeout(this.#init.requestTimeoutMs ?? 10_000);
-          const self = this.libp2p.peerId.toMultihash().bytes;
-          for await (const _ of this.libp2p.services.dht.getClosestPeers(self, { signal })) {
-            if (this.#stopping !== undefined) break;
-          }
-        } catch (error) {
-          log.debug("Joining lookup failed: {error}", { error: (error as Error).message });
-        }
-      } while (this.#lookupAgain && this.#stopping === undefined);
-      this.#lookup = undefined;
-    })();
-  }
-
   multiaddrs(): string[] {
     return this.libp2p.getMultiaddrs().map((address) => address.toString());
   }
@@ -637,7 +585,6 @@ class Host implements Libp2pHost {
       publishWaiting: outbox.waiting + this.#inFlush,
       publishFlushed: outbox.flushed,
       publishDropped: outbox.expired + outbox.overflowed + outbox.closed,
-      joinLookups: this.#lookups,
       bootstrapRedials: this.#bootstrapRedials,
     };
   }
