@@ -411,3 +411,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "createLibp2pHost() has room for the connection monitor's ping beside the heartbeat's",
+  fn: async () => {
+    const [a, b] = await pair({ heartbeatMs: 0 }, { heartbeatMs: 0 });
+    try {
+      // Two pings at once on one connection (libp2p's default allows one outbound ping stream:
+      // the second failed, and the connection monitor closed the connection over it).
+      const peer = peerIdFromString(b.self);
+      const rtts = await Promise.all(
+        [1, 2, 3].map(() =>
+          a.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(30_000) })
+        ),
+      );
+      assert.equal(rtts.length, 3);
+      assert.ok(a.peers().includes(b.self));
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+});
