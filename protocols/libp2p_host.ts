@@ -36,6 +36,11 @@
  *   backpressure (`send()` returning `false` waits for `drain`); reads pause the stream when
  *   the reader falls behind ({@link StreamReader}). The yamux stream window is capped at
  *   2 MiB (default 16 MiB) so that a paused stream cannot overflow its 4 MiB read buffer.
+ * - **Joining**: while connected to none of its bootstrap peers the host dials them again
+ *   (`bootstrapRetryMs`, doubling to 30 s): the bootstrap module dials once, and a dial that
+ *   failed on a loaded machine left the node alone. libp2p's connection monitor closes a
+ *   connection only after 30 s without a ping answer, and the ping protocol allows 8 inbound and
+ *   4 outbound streams per connection, so that the monitor and the heartbeat do not collide.
  * - **Peer events**: `connected` (`peer:connect`), `identified` (`peer:identify`, with the
  *   peer's protocols), `heartbeat` (a ping to every connected peer each `heartbeatMs`, default
  *   5 s, with the round trip) and `disconnected` (`peer:disconnect`).
