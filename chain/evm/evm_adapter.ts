@@ -1591,7 +1591,12 @@ function firstLine(error: unknown): string {
   const text = error instanceof Error
     ? ((error as { shortMessage?: string }).shortMessage ?? error.message)
     : String(error);
-  return text.split("\n")[0] ?? "";
+  const first = text.split("\n")[0] ?? "";
+  // viem keeps what the node said in `details` (an internal error's is the reason).
+  const details = error instanceof Error ? (error as { details?: unknown }).details : undefined;
+  return typeof details === "string" && details !== "" && !first.includes(details)
+    ? `${first} (${details.split("\n")[0]})`
+    : first;
 }
 
 async function readKey(options: EvmChainOptions): Promise<Hex> {
