@@ -32,6 +32,8 @@ export class BondDirectory {
   /** Accounts that escrowed, staked or registered as a verifier since this node started. */
   readonly #participants = new Set<NodeId>();
   readonly #lookups = new Set<NodeId>();
+  /** Workers' reputations as the chain last reported them (`ReputationUpdated`). */
+  readonly #reputations = new Map<NodeId, number>();
 
   constructor(options: BondDirectoryOptions) {
     this.#o = options;
@@ -46,8 +48,21 @@ export class BondDirectory {
     return known?.bonded ?? true;
   }
 
+  /** Worker `peer`'s reputation as the chain last reported it since this node started. */
+  reputationOf(peer: NodeId): number | undefined {
+    return this.#reputations.get(peer);
+  }
+
   /** A chain event: its client, worker or verifier has something at stake. */
   saw(event: ChainEvent): void {
+    if (event.name === "ReputationUpdated") {
+      this.#reputations.delete(event.worker);
+      this.#reputations.set(event.worker, event.score);
+      if (this.#reputations.size > MEMORY) {
+        this.#reputations.delete(this.#reputations.keys().next().value!);
+      }
+      return;
+    }
     const who = event.name === "JobSubmitted"
       ? event.client
       : event.name === "WorkerStaked"

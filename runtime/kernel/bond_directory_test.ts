@@ -42,3 +42,25 @@ Deno.test("BondDirectory: stake or an escrow seen counts as bonded; a fresh key 
     ledger.close();
   }
 });
+
+Deno.test("BondDirectory: a worker's reputation is the chain's latest ReputationUpdated", () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    const bonds = new BondDirectory({ chain: ledger.as("reader"), clock: simulatedClock(0) });
+    assert.equal(bonds.reputationOf("w1"), undefined, "not reported yet");
+    const update = (score: number) => ({
+      name: "ReputationUpdated" as const,
+      worker: "w1",
+      score,
+      blockNumber: 1,
+      blockHash: "0x1",
+      txHash: "0x2",
+      eventIndex: 0,
+    });
+    bonds.saw(update(400));
+    bonds.saw(update(300));
+    assert.equal(bonds.reputationOf("w1"), 300);
+  } finally {
+    ledger.close();
+  }
+});

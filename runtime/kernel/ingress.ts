@@ -53,6 +53,12 @@ export interface IngressOptions {
    * still name it), and it hears results of jobs it follows. @default false
    */
   readonly keepSpec?: boolean;
+  /**
+   * Whether the chain rates worker `worker` below this node's floor (its reputation, moved only
+   * by chain-decided outcomes): its bids on this node's jobs are let by, not journaled, so a
+   * worker disputed again and again stops winning them. Absent: every bid is weighed.
+   */
+  readonly shunned?: (worker: NodeId) => boolean;
 }
 
 /** The network side of one node. */
@@ -64,6 +70,7 @@ export class Ingress {
   /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
   readonly #decoded = new WeakMap<Uint8Array, AddressedEvent[]>();
   #ignored = 0;
+  #shunned = 0;
 
   constructor(options: IngressOptions) {
     this.#o = options;
@@ -143,6 +150,11 @@ export class Ingress {
     return this.#ignored;
   }
 
+  /** Bids on this node's jobs let by because the chain rates their worker below the floor. */
+  get shunned(): number {
+    return this.#shunned;
+  }
+
   /**
    * Whether a message's event concerns this node, which takes part in a job only where it has a
    * role. Its own jobs: everything. A job it has an actor for but does not own (it bid, or was
@@ -161,7 +173,15 @@ export class Ingress {
     if (cell === undefined) {
       return type === "job.result.received" && tree.declined(jobId)?.spec !== undefined;
     }
-    if (jobContextOf(cell).owner === self) return true;
+    if (jobContextOf(cell).owner === self) {
+      if (type !== "bid.received") return true;
+      const worker = (addressed.event as { bid?: { worker?: unknown } }).bid?.worker;
+      if (typeof worker === "string" && this.#o.shunned?.(worker)) {
+        this.#shunned++;
+        return false;
+      }
+      return true;
+    }
     if (type === "job.result.received") return this.#o.keepSpec === true;
     return type !== "bid.received" && type !== "bid.withdrawn" &&
       type !== "job.attestation.received";

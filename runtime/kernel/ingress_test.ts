@@ -27,6 +27,7 @@ function setup(options: {
   roles?: Role[];
   triage?: (actorId: string, a: Announcement) => "bid" | "price_below_floor" | "busy";
   keepSpec?: boolean;
+  shunned?: (worker: string) => boolean;
 } = {}) {
   let now = 1_000;
   const submitted: AddressedEvent[] = [];
@@ -49,6 +50,7 @@ function setup(options: {
     escrowSeen: () => true,
     ...(options.triage ? { triage: options.triage } : {}),
     ...(options.keepSpec !== undefined ? { keepSpec: options.keepSpec } : {}),
+    ...(options.shunned ? { shunned: options.shunned } : {}),
   });
   const hear = (topic: Topic, from: string, message: object) => {
     const gossip = { topic, from, data: encodeMessage(topic, message as never) };
@@ -188,4 +190,22 @@ Deno.test("Ingress lets by the other workers' bids on a job it bid on, never on 
   });
   owner.hear(TOPICS.bids, "w9", bid("mine", "w9"));
   assert.deepEqual(owner.submitted.map((a) => a.event.type), ["bid.received"]);
+});
+
+Deno.test("Ingress lets by bids on its own jobs from a worker the chain rates below the floor", () => {
+  const owner = setup({ roles: ["client"], shunned: (worker) => worker === "w-bad" });
+  owner.tree.deliver({
+    seq: 1,
+    at: 1_000,
+    source: "operator",
+    target: "job:mine",
+    event: { type: "job.submit", spec: SPEC, verifierPool: [] },
+  });
+  owner.hear(TOPICS.bids, "w-bad", bid("mine", "w-bad"));
+  owner.hear(TOPICS.bids, "w-good", bid("mine", "w-good"));
+  assert.deepEqual(
+    owner.submitted.map((a) => (a.event as { bid?: BidOffer }).bid?.worker),
+    ["w-good"],
+  );
+  assert.equal(owner.ingress.shunned, 1);
 });

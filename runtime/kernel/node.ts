@@ -61,6 +61,7 @@ import {
   checkNodeOptions,
   completeSpec,
   DEFAULT_CAPABILITY_INTERVAL_MS,
+  DEFAULT_MIN_BIDDER_REPUTATION,
   DEFAULT_RETAIN_FINISHED_MS,
   DEFAULT_VERIFIER_STAKE,
   type JobRequest,
@@ -218,6 +219,9 @@ export class Node {
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
       keepSpec: options.roles.includes("verifier"),
+      shunned: (worker) =>
+        (this.#bonds.reputationOf(worker) ?? Infinity) <
+          (options.minBidderReputation ?? DEFAULT_MIN_BIDDER_REPUTATION),
     });
     this.#bonds = new BondDirectory({ chain: options.chain, clock: this.#clock });
     this.#chain = new ChainSync({

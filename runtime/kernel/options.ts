@@ -38,6 +38,9 @@ export const DEFAULT_CAPABILITY_INTERVAL_MS = 30_000;
  */
 export const DEFAULT_VERIFIER_STAKE = 1_000n;
 
+/** See {@link NodeOptions.minBidderReputation}. */
+export const DEFAULT_MIN_BIDDER_REPUTATION = 200;
+
 /**
  * The policy a node runs its jobs under unless its options say otherwise: the job machine's
  * {@link DEFAULT_POLICY} with chain-decided settlement (the chain chooses bonded verifiers,
@@ -99,6 +102,13 @@ export interface NodeOptions {
    * most this node's view of the chain may lag. @default 30,000
    */
   readonly escrowWaitMs?: number;
+  /**
+   * The chain reputation (0 to 1,000; 500 to start, -100 per slash, +10 per paid job) below which
+   * this node's jobs do not weigh a worker's bids: a worker disputed again and again stops
+   * winning them while its stake still covers a job's `minStake`. 0 weighs every bid.
+   * @default 200
+   */
+  readonly minBidderReputation?: number;
   /** Retired jobs remembered (status, late news refused). @default 10,000 */
   readonly archiveSize?: number;
   /** Required with the `worker` role. */
@@ -279,6 +289,10 @@ export function checkNodeOptions(options: NodeOptions): void {
   const bond = options.verifierStake;
   if (bond !== undefined && (typeof bond !== "bigint" || bond < 0n)) {
     throw new RangeError(`Invalid verifierStake ${bond}: must be a non-negative bigint`);
+  }
+  const floor = options.minBidderReputation;
+  if (floor !== undefined && (!Number.isSafeInteger(floor) || floor < 0)) {
+    throw new RangeError(`Invalid minBidderReputation ${floor}: must be a non-negative integer`);
   }
   const wait = options.escrowWaitMs;
   if (wait !== undefined && (!Number.isSafeInteger(wait) || wait < 0)) {
