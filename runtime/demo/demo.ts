@@ -125,7 +125,8 @@ interface Timing {
 }
 
 const TIMING: Readonly<Record<"in-process" | "libp2p", Timing>> = {
-  "in-process": { bidWindowMs: 120, executionMs: 800, verificationMs: 2_000 },
+  // Chain settlement: each chosen verifier submits its own attestation transaction in time.
+  "in-process": { bidWindowMs: 120, executionMs: 2_000, verificationMs: 5_000 },
   libp2p: { bidWindowMs: 1_000, executionMs: 2_000, verificationMs: 4_000 },
 };
 
