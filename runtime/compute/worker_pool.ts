@@ -43,6 +43,12 @@ export interface PoolRunOptions {
   readonly signal?: AbortSignal;
   /** The task's deadline, from now, ms: its signal aborts with a `TimeoutError` then. */
   readonly timeoutMs?: number;
+  /**
+   * Queue the task even past `maxQueued`: for tasks whose number is bounded elsewhere and that
+   * must not be refused (a verifier's re-runs: one per job the chain chose it for, each waiting
+   * at most its deadline). @default false
+   */
+  readonly pastLimit?: boolean;
 }
 
 /** The pool's queue is full: the task was refused. */
@@ -126,16 +132,20 @@ export class WorkerPool {
       }
     }
     try {
-      return await this.#run(task, AbortSignal.any(signals));
+      return await this.#run(task, AbortSignal.any(signals), options.pastLimit === true);
     } finally {
       if (timer !== undefined) this.#clock!.clearTimeout(timer.id);
     }
   }
 
-  async #run<T>(task: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
+  async #run<T>(
+    task: (signal: AbortSignal) => Promise<T>,
+    signal: AbortSignal,
+    pastLimit: boolean,
+  ): Promise<T> {
     signal.throwIfAborted();
     if (this.#running >= this.concurrency) {
-      if (this.#queue.length >= this.maxQueued) {
+      if (this.#queue.length >= this.maxQueued && !pastLimit) {
         throw new PoolFullError(
           `Cannot queue task: ${this.#running} running and ${this.#queue.length} waiting (the limit)`,
         );

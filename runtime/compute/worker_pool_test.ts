@@ -68,3 +68,19 @@ Deno.test("WorkerPool.run() measures a deadline on its injected clock", async ()
   await assert.rejects(run, (e: Error) => e.name === "TimeoutError");
   assert.equal(pool.running, 0);
 });
+
+Deno.test("WorkerPool.run() queues a pastLimit task beyond maxQueued (a verifier's re-run)", async () => {
+  const pool = new WorkerPool({ concurrency: 1, maxQueued: 1 });
+  const gates: (() => void)[] = [];
+  const task = (options = {}) =>
+    pool.run(() => new Promise<number>((r) => gates.push(() => r(1))), options);
+  const runs = [task(), task()];
+  await assert.rejects(task(), (e: Error) => e.name === "PoolFullError");
+  const past = task({ pastLimit: true });
+  assert.equal(pool.queued, 2, "queued past the limit");
+  while (gates.length > 0 || pool.running > 0) {
+    gates.shift()?.();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.deepEqual(await Promise.all([...runs, past]), [1, 1, 1]);
+});

@@ -378,7 +378,9 @@ export class EffectDispatcher {
       ? { verdict: "invalid" as const, commitment: "0".repeat(64) }
       : await this.#o.pool.run(
         (signal) => this.#o.verifier.verify(effect.spec, effect.spec.input, claimed, { signal }),
-        { signal: this.#abort.signal, timeoutMs: effect.spec.verificationMs },
+        // Never refused for a full queue: the chain chose this node, and a verifier that does
+        // not attest fails the job's quorum. It waits at most the verification deadline.
+        { signal: this.#abort.signal, timeoutMs: effect.spec.verificationMs, pastLimit: true },
       );
     this.#o.submit("effect", actorId, {
       type: "job.verification.completed",
