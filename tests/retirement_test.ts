@@ -113,9 +113,13 @@ Deno.test("a demo with retirement keeps few actors, replays identically, and rep
       timing: { bidWindowMs: 600, executionMs: 2_000, verificationMs: 4_000 },
     });
     assert.equal(Object.values(summary.byState).reduce((a, b) => a + b, 0), 12);
-    // Every node saw every job (owner or observer): 11 nodes x 12 jobs without retirement.
-    assert.ok(summary.jobActors.retired >= 100, JSON.stringify(summary.jobActors));
-    assert.ok(summary.jobActors.live <= 11, JSON.stringify(summary.jobActors));
+    // A node holds an actor only for a job it has a role in (owner, bidder, chosen verifier): at
+    // most 11 nodes x 12 jobs. Finished ones retire at once (retainFinishedMs 0); the summary is
+    // taken when the client's jobs are final, while other nodes may still await the chain's
+    // last events, so some of theirs can still be live then.
+    const { live, retired } = summary.jobActors;
+    assert.ok(live + retired <= 11 * 12, JSON.stringify(summary.jobActors));
+    assert.ok(retired >= 12 && retired >= live, JSON.stringify(summary.jobActors));
     assert.ok(summary.moneyConserved && summary.stakeConserved);
 
     const recording = await readRecording(recordPath);
