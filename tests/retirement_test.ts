@@ -119,7 +119,7 @@ Deno.test("a demo with retirement keeps few actors, replays identically, and rep
     // last events, so some of theirs can still be live then.
     const { live, retired } = summary.jobActors;
     assert.ok(live + retired <= 11 * 12, JSON.stringify(summary.jobActors));
-    assert.ok(retired >= 12 && retired >= live, JSON.stringify(summary.jobActors));
+    assert.ok(retired >= 12, JSON.stringify(summary.jobActors));
     assert.ok(summary.moneyConserved && summary.stakeConserved);
 
     const recording = await readRecording(recordPath);
