@@ -548,7 +548,7 @@ export const jobMachine = setup({
         verifiers,
       });
     }),
-    dropFailedWinner: enqueueActions(({ context, event, enqueue }) => {
+    dropFailedWinner: enqueueActions(({ context, enqueue }) => {
       if (context.winner === null) return;
       const bid = context.bids[context.winner.bidId];
       if (bid === undefined) return;
@@ -858,7 +858,7 @@ export const jobMachine = setup({
           ? `${event.key} deadline passed`
           : context.failure,
     }),
-    finish: enqueueActions(({ context, event, enqueue }) => {
+    finish: enqueueActions(({ context, enqueue }) => {
       const bids = { ...context.bids };
       for (const bid of Object.values(context.bids)) {
         if (bid.status !== "open") continue;
