@@ -169,7 +169,7 @@ export interface InferResult {
   readonly error: InferenceError | null;
   /** What the client paid (0n after a dispute: the escrow was refunded). */
   readonly cost: bigint;
-  /** The verifiers' verdicts, by verifier. */
+  /** The verifiers' verdicts, by verifier: as the chain recorded them under chain settlement, else as this node heard them. */
   readonly attestations: Readonly<Record<string, "valid" | "invalid">>;
   /** The worker that ran the job. */
   readonly worker: string;
@@ -475,6 +475,12 @@ export class InferenceClient {
     }
     // Under chain settlement the chain's count is the truth; otherwise what the client heard.
     const chainDecided = c.policy.settlement === "chain" && proof !== null;
+    if (chainDecided) {
+      // The chain's record, not the gossip this node happened to hear before the verdict.
+      for (const a of proof!.attestations) {
+        if (c.verifiers.includes(a.verifier)) attestations[a.verifier] = a.verdict;
+      }
+    }
     const n = c.verifiers.length;
     const valid = chainDecided
       ? proof!.attestations.filter((a) => c.verifiers.includes(a.verifier) && a.verdict === "valid")
