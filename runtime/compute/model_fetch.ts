@@ -20,19 +20,10 @@ import type { NodeId } from "../../machines/types.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
 import type { Libp2pHost } from "../../protocols/libp2p_host.ts";
 import type { PayloadStore } from "../../protocols/payload_protocol.ts";
-import {
-  PAYLOAD_PROTOCOL,
-  PayloadHashMismatchError,
-  PayloadNotFoundError,
-  PayloadTooLargeError,
-  PayloadTransferError,
-} from "../../protocols/payload_errors.ts";
+import { PayloadHashMismatchError } from "../../protocols/payload_errors.ts";
+import { fetchPayloadFrom, servePayloadStore } from "../../protocols/payload_transfer.ts";
 import { sha256Hex } from "./executor.ts";
 import { isModelHash, ModelNotFoundError, type ModelStore } from "./model_store.ts";
-
-const STATUS_OK = 0;
-const STATUS_NOT_FOUND = 1;
-const STATUS_ERROR = 2;
 
 /** Largest model fetched by default: 256 MiB. */
 export const DEFAULT_MAX_MODEL_BYTES = 268_435_456;
@@ -70,31 +61,12 @@ function isLibp2pHost(network: NetworkPort): network is Libp2pHost {
     typeof (network as { libp2p?: { handle?: unknown } }).libp2p?.handle === "function";
 }
 
-/** Serves the models of `models` on `network`. Returns a function that stops serving (libp2p). */
+/**
+ * Serves the models of `models` on `network` (the payload protocol: see
+ * `protocols/payload_transfer.ts`). Returns a function that stops serving (libp2p).
+ */
 export function serveModels(network: NetworkPort, models: ModelStore): () => void {
-  const store = modelPayloadStore(models);
-  if (isLibp2pHost(network)) {
-    const stop = import("../../protocols/payload_protocol.ts").then((p) =>
-      p.servePayloads(network, store)
-    );
-    return () => void stop.then((undo) => undo()).catch(() => {});
-  }
-  network.handle(PAYLOAD_PROTOCOL, async (request) => {
-    const hash = new TextDecoder().decode(request);
-    const bytes = isModelHash(hash) ? await store.get(hash) : undefined;
-    const answer = new Uint8Array(9 + (bytes?.byteLength ?? 0));
-    answer[0] = !isModelHash(hash)
-      ? STATUS_ERROR
-      : bytes === undefined
-      ? STATUS_NOT_FOUND
-      : STATUS_OK;
-    if (bytes !== undefined) {
-      new DataView(answer.buffer).setBigUint64(1, BigInt(bytes.byteLength));
-      answer.set(bytes, 9);
-    }
-    return answer;
-  });
-  return () => {};
+  return servePayloadStore(network, modelPayloadStore(models));
 }
 
 /** Options of {@link fetchModel}. */
@@ -129,23 +101,12 @@ export async function fetchModel(
     });
     return;
   }
-  const answer = await network.request(
-    peer,
-    PAYLOAD_PROTOCOL,
-    new TextEncoder().encode(hash),
-    options.signal ? { signal: options.signal } : {},
+  // Elsewhere one request answers the whole model, checked against its hash.
+  await store.put(
+    hash,
+    await fetchPayloadFrom(network, peer, hash, {
+      maxBytes,
+      ...(options.signal ? { signal: options.signal } : {}),
+    }),
   );
-  if (answer.byteLength < 9) {
-    throw new PayloadTransferError(`Peer answered ${answer.byteLength} bytes: ${peer}`);
-  }
-  if (answer[0] === STATUS_NOT_FOUND) throw new PayloadNotFoundError(hash, peer);
-  if (answer[0] !== STATUS_OK) throw new PayloadTransferError(`Peer refused the request: ${peer}`);
-  const size = new DataView(answer.buffer, answer.byteOffset, 9).getBigUint64(1);
-  if (size > BigInt(maxBytes)) throw new PayloadTooLargeError(hash, Number(size), maxBytes);
-  if (size !== BigInt(answer.byteLength - 9)) {
-    throw new PayloadTransferError(
-      `Payload of ${answer.byteLength - 9} bytes, announced ${size}, from ${peer}`,
-    );
-  }
-  await store.put(hash, answer.subarray(9));
 }
