@@ -13,6 +13,7 @@ import { parseRecording } from "../durability/mod.ts";
 import { buildReport, renderHtml } from "../research/mod.ts";
 import { campaign, campaignTable } from "./campaign.ts";
 import { FAULT_PROFILE_NAMES, faultProfile } from "./faults.ts";
+import { formatScaleProgress, formatScaleResult, runScale } from "./scale.ts";
 import { reproduceCommand, shrink } from "./shrink.ts";
 import {
   ADVERSARY_NAMES,
@@ -47,6 +48,14 @@ Options:
   --campaign          every fault profile and every adversary over the seeds (--seeds A..B),
                       printed as a Markdown table of invariants that hold or break
   --bench             measure virtual over wall time (25 nodes and 100 jobs; 200 workers)
+  --scale             the scaling scenario (no faults): --workers, --verifiers, --clients,
+                      --rate jobs per virtual second for --duration virtual ms (default 30000),
+                      at most --in-flight open jobs (default 500); prints progress to stderr
+                      every 5 virtual s, then settled %, messages per job, events per worker
+                      per job, declines and wall time (--json: one JSON object)
+  --rate N            jobs per virtual second, with --scale (default 10)
+  --in-flight N       most open jobs, with --scale (default 500)
+  --wall-cap S        stop a --scale run past S wall seconds and say so
   -h, --help          this help
 
 Exit status: 0 every seed held, 1 an invariant broke, 2 a usage error.`;
@@ -128,6 +137,56 @@ async function bench(json: boolean): Promise<void> {
   }
 }
 
+/** `--scale`: the scaling scenario (`scale.ts`). */
+async function scale(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const text = (name: string) => typeof values[name] === "string" ? values[name] : undefined;
+  let options;
+  try {
+    const rate = text("rate") === undefined ? undefined : Number(text("rate"));
+    if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
+      throw new UsageError(`Invalid --rate "${text("rate")}": must be a positive number`);
+    }
+    const cap = text("wall-cap") === undefined ? undefined : Number(text("wall-cap"));
+    if (cap !== undefined && !(Number.isFinite(cap) && cap > 0)) {
+      throw new UsageError(`Invalid --wall-cap "${text("wall-cap")}": must be positive seconds`);
+    }
+    const seed = integer("seed", text("seed"), 0);
+    const verifiers = integer("verifiers", text("verifiers"), 1);
+    const clients = integer("clients", text("clients"), 1);
+    const durationMs = integer("duration", text("duration"), 1);
+    const maxInFlight = integer("in-flight", text("in-flight"), 1);
+    options = {
+      workers: integer("workers", text("workers"), 1) ?? 8,
+      ...(seed !== undefined ? { seed } : {}),
+      ...(verifiers !== undefined ? { verifiers } : {}),
+      ...(clients !== undefined ? { clients } : {}),
+      ...(durationMs !== undefined ? { durationMs } : {}),
+      ...(maxInFlight !== undefined ? { maxInFlight } : {}),
+      ...(rate !== undefined ? { rate } : {}),
+      ...(cap !== undefined ? { wallCapMs: cap * 1_000 } : {}),
+    };
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n(add --help for usage)`);
+      return 2;
+    }
+    throw error;
+  }
+  let result;
+  try {
+    result = await runScale({
+      ...options,
+      onProgress: (p) => console.error(formatScaleProgress(p)),
+    });
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    console.error(`${error.message}\n(add --help for usage)`);
+    return 2;
+  }
+  console.log(values.json ? JSON.stringify(result) : formatScaleResult(result));
+  return result.violations.length > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let values;
   try {
@@ -149,6 +208,10 @@ async function main(): Promise<number> {
         "no-shrink": { type: "boolean" },
         bench: { type: "boolean" },
         campaign: { type: "boolean" },
+        scale: { type: "boolean" },
+        rate: { type: "string" },
+        "in-flight": { type: "string" },
+        "wall-cap": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -164,6 +227,7 @@ async function main(): Promise<number> {
     await bench(values.json === true);
     return 0;
   }
+  if (values.scale) return await scale(values);
   let seeds: number[];
   let base: Omit<SimulationOptions, "seed">;
   try {

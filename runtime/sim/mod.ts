@@ -22,3 +22,4 @@ export * from "./invariants.ts";
 export * from "./simulation.ts";
 export * from "./shrink.ts";
 export * from "./campaign.ts";
+export * from "./scale.ts";

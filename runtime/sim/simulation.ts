@@ -151,8 +151,8 @@ const WORKER_STAKE = 1_000n;
 const PHOENIX = "phoenix-01";
 const MAX_PHOENIX_RESTARTS = 40;
 
-/** An executor that takes virtual time to run the built-in job kinds. */
-class SimExecutor implements ExecutorPort {
+/** An executor that takes virtual time (20 to 150 ms) to run the built-in job kinds. */
+export class SimExecutor implements ExecutorPort {
   readonly #inner = new BuiltinExecutor();
   readonly #sched: Scheduler;
   readonly #rng: Rng;
@@ -180,7 +180,8 @@ class SimExecutor implements ExecutorPort {
   }
 }
 
-function matmulSpec(rng: Rng, verifierCount: number): JobSpec {
+/** A simulated job: a small matmul with the simulation's deadlines, drawn from `rng`. */
+export function matmulSpec(rng: Rng, verifierCount: number): JobSpec {
   const n = rng.int(2, 3);
   const matrix = () =>
     Array.from({ length: n }, () => Array.from({ length: n }, () => rng.int(-9, 9)));
