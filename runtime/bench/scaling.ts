@@ -29,9 +29,9 @@ export const SCALING_RATE = 10;
  */
 export function scalingDurationMs(workers: number): number {
   if (workers <= 20) return 10_000;
-  if (workers <= 100) return 5_000;
-  if (workers <= 200) return 2_000;
-  return 1_000;
+  if (workers <= 100) return 2_000;
+  if (workers <= 200) return 1_000;
+  return 500;
 }
 
 /** One protocol version's curve. */

@@ -21,7 +21,7 @@ import {
 const USAGE = `Usage: deno task scaling [options]
 
 Runs the simulator's scaling scenario (deno task simulate --scale) for each size at 10 jobs per
-virtual second (10 virtual s of jobs at 20 workers, 5 at 100, 2 at 200, 1 at 500 and 1000),
+virtual second (10 virtual s of jobs at 20 workers, 2 at 100, 1 at 200, 0.5 at 500 and 1000),
 saves each point in --out as it comes, then plots every curve of --curves into --plot.
 
 Options:

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import type { ScaleResult } from "../sim/mod.ts";
+import {
+  parseCurve,
+  type ScalingCurve,
+  scalingDurationMs,
+  scalingSvg,
+  scalingTable,
+  withPoint,
+} from "./scaling.ts";
+
+/** A point of a curve with the figures the plot and the table read. */
+function point(workers: number, wallMs: number, stopped: ScaleResult["stopped"]): ScaleResult {
+  return {
+    workers,
+    wallMs,
+    cpuMs: wallMs / 2,
+    setupWallMs: wallMs / 10,
+    stopped,
+    durationMs: scalingDurationMs(workers),
+    loadAverage: { start: 1, end: 2 },
+    jobs: { submitted: 10, settledPct: 100 },
+    messages: { deliveredPerJob: workers * 3 },
+    workerEvents: { perWorkerPerJob: 12, gossipPerWorkerPerJob: workers / 4 },
+    declines: { deliveriesPerDecline: 9, actorsHeld: 0 },
+  } as unknown as ScaleResult;
+}
+
+Deno.test("withPoint() replaces the point of the same size and keeps them sorted", () => {
+  let curve: ScalingCurve = { label: "v1", points: [point(100, 5_000, "done")] };
+  curve = withPoint(curve, point(20, 1_000, "done"));
+  curve = withPoint(curve, point(100, 7_000, "done"));
+  assert.deepEqual(curve.points.map((p) => [p.workers, p.wallMs]), [[20, 1_000], [100, 7_000]]);
+});
+
+Deno.test("parseCurve() names what is wrong with a curve file", () => {
+  assert.throws(() => parseCurve("{", "a.json"), /Cannot read curve a\.json: /);
+  assert.throws(
+    () => parseCurve('{"label":"v1","points":[{"workers":"20"}]}', "b.json"),
+    /Cannot read curve b\.json: expected \{ label, points/,
+  );
+  const ok = parseCurve(JSON.stringify({ label: "v1", points: [point(20, 1, "done")] }), "c");
+  assert.equal(ok.points.length, 1);
+});
+
+Deno.test("scalingSvg() draws each curve and marks a run stopped at its cap", () => {
+  const v1: ScalingCurve = {
+    label: "v1",
+    points: [point(20, 30_000, "done"), point(1000, 900_000, "wall-cap")],
+  };
+  const v2: ScalingCurve = { label: "v2", points: [point(20, 2_000, "done")] };
+  const svg = scalingSvg([v1, v2], "a note");
+  assert.ok(svg.startsWith("<svg"));
+  assert.equal(svg.match(/over cap/g)?.length, 4, "two panels x two series of v1's last point");
+  for (const name of ["v1: wall", "v1: CPU", "v2: journaled", "v2: gossip copies validated"]) {
+    assert.ok(svg.includes(name), name);
+  }
+  assert.ok(svg.includes("a note"));
+  const table = scalingTable([v1, v2]);
+  assert.equal(table.split("\n").length, 2 + 3);
+  assert.match(table, /\| v1 \| 1000 \| 10 \(1\) \| \*\*over cap\*\* \|/);
+});
