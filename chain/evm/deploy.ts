@@ -26,6 +26,7 @@ import jobManagerArtifact from "./artifacts/JobManager.json" with {
 };
 import tokenArtifact from "./artifacts/CiroToken.json" with { type: "json" };
 import { type EvmAddresses, EvmChain } from "./evm_adapter.ts";
+import { defineV8StackTraceFormat } from "./_stack_trace.ts";
 
 /** Hardhat's well-known development mnemonic: its accounts are funded with ether at genesis. */
 export const HARDHAT_MNEMONIC = "test test test test test test test test test test test junk";
@@ -203,13 +204,8 @@ let sharedHre: ReturnType<typeof createHardhatRuntimeEnvironment> | undefined;
 
 /** Starts Hardhat's EVM in this process (its root is `chain/evm/hardhat/`, which holds the package.json Hardhat 3 needs). */
 export async function startInProcessEvm(): Promise<InProcessEvm> {
-  // Hardhat turns a revert into a Solidity stack trace through V8's Error.prepareStackTrace,
-  // which Deno leaves undefined (HHE100, the revert data lost): give it V8's default format.
-  const errorClass = Error as unknown as { prepareStackTrace?: unknown };
-  if (errorClass.prepareStackTrace === undefined) {
-    errorClass.prepareStackTrace = (error: Error, frames: readonly unknown[]) =>
-      [String(error), ...frames.map((frame) => `    at ${String(frame)}`)].join("\n");
-  }
+  // Without it a revert's data is lost (HHE100): see _stack_trace.ts.
+  defineV8StackTraceFormat();
   // One Hardhat runtime (one EDR context) per process: each connection is its own fresh chain.
   // Its native library crashes when a process starts it again and again.
   sharedHre ??= createHardhatRuntimeEnvironment(

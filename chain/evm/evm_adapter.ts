@@ -5,7 +5,10 @@
  *
  * Transactions. Calls from one adapter are sent one at a time. Each is first estimated
  * (`eth_estimateGas`): a call the contract refuses fails there with a {@link ChainError} whose
- * code is the contract's `Refused(code, reason)` and nothing is sent. Then it is signed once
+ * code is the contract's `Refused(code, reason)` and nothing is sent. An estimate that fails
+ * without revert data is run again as `eth_call` with an explicit gas limit for the reason; a
+ * node that gives none is the failure named (`rpc_error`, "without a revert reason", with the
+ * JSON-RPC code). Then it is signed once
  * with the account's next nonce (read from the pending block the first time, then kept), and
  * the signed bytes are sent. A send whose outcome is unknown (the answer was lost, the node
  * fails) is never signed again with another nonce: the identical bytes are sent again (same
@@ -246,6 +249,12 @@ const ATTESTATION_TYPES = {
   ],
 } as const;
 const ZERO_KEY = `0x${"0".repeat(64)}`;
+/** The most gas one transaction may have (EIP-7825, in force on Hardhat 3's default hardfork). */
+const TX_GAS_CAP = 16_777_216n;
+
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
 
 /** The key the contracts give a node id or a job id. */
 export function idKey(id: string): Hex {
@@ -1066,7 +1075,7 @@ export class EvmChain implements ChainPort {
     try {
       gas = await this.#client.estimateGas({ account: this.address, to, data });
     } catch (error) {
-      throw refusal(what, error);
+      throw await this.#refusal(what, error, to, data);
     }
     const nonce = this.#nonce ?? await this.#client.getTransactionCount({
       address: this.address,
@@ -1083,7 +1092,7 @@ export class EvmChain implements ChainPort {
       // Room for the state to change between the estimate and the execution: an attestation
       // estimated before another one landed may be the one that decides (and slashes). Unused
       // gas is not charged.
-      gas: gas * 2n + 200_000n,
+      gas: gas * 2n + 200_000n < TX_GAS_CAP ? gas * 2n + 200_000n : max(gas, TX_GAS_CAP),
       maxFeePerGas: fees.maxFeePerGas,
       maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
     });
@@ -1139,6 +1148,42 @@ export class EvmChain implements ChainPort {
     throw new ChainError(
       "rpc_error",
       `${what}: transaction ${hash} (nonce ${nonce}) was not mined after ${this.#maxAttempts} sends`,
+    );
+  }
+
+  /**
+   * A failed estimate as a {@link ChainError}. Without revert data (some nodes drop it from
+   * `eth_estimateGas`, or fail the estimate on gas alone), the call is run once more with
+   * `eth_call` and an explicit gas limit, the block's, for its revert reason; a node that
+   * gives none either way is named as the failure (`rpc_error`), not the contract.
+   */
+  async #refusal(what: string, error: unknown, to: Address, data: Hex): Promise<ChainError> {
+    if (revertData(error) !== undefined || isTransportError(error)) return refusal(what, error);
+    let again: unknown;
+    try {
+      const block = await this.#client.getBlock({ blockTag: "latest" });
+      const gas = block.gasLimit < TX_GAS_CAP ? block.gasLimit : TX_GAS_CAP;
+      await this.#client.call({ account: this.address, to, data, gas });
+      // The call runs with all the gas a transaction may have: the estimate alone failed.
+      return new ChainError(
+        "rpc_error",
+        `${what}: the node failed to estimate its gas, and the call succeeds with ${gas} gas: ${
+          firstLine(error)
+        }`,
+        { cause: error },
+      );
+    } catch (second) {
+      again = second;
+    }
+    if (revertData(again) !== undefined) return refusal(what, again);
+    if (isTransportError(again)) return refusal(what, again);
+    const code = rpcCode(error);
+    return new ChainError(
+      "rpc_error",
+      `${what}: the node failed the call without a revert reason${
+        code === undefined ? "" : ` (JSON-RPC ${code})`
+      }: ${firstLine(error)}`,
+      { cause: error },
     );
   }
 
@@ -1543,6 +1588,19 @@ function revertData(error: unknown): Hex | undefined {
         typeof inner === "string" && /^0x[0-9a-fA-F]{8,}$/.test(inner)
       ) return inner as Hex;
     }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** The JSON-RPC error code along an error's causes (-32603 for a node's internal error). */
+function rpcCode(error: unknown): number | undefined {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (typeof current === "object" && current !== null && !seen.has(current)) {
+    seen.add(current);
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "number") return code;
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;

@@ -20,6 +20,8 @@ interface Fixture {
   /** The provider the adapters use: records sends, and can lose answers. */
   readonly provider: EIP1193Provider;
   loseNextSendAnswer: boolean;
+  /** Reverts of these methods are answered as a bare JSON-RPC "Internal error", no data. */
+  bareRevertsOf: readonly string[];
   connect(nodeId: string, index: number, options?: Partial<EvmChainOptions>): Promise<EvmChain>;
   rpc(method: string, params?: unknown[]): Promise<unknown>;
 }
@@ -34,12 +36,21 @@ async function withEvm(body: (f: Fixture) => Promise<void>): Promise<void> {
     addresses,
     sends: [],
     loseNextSendAnswer: false,
+    bareRevertsOf: [],
     provider: {
       request: async (args: { method: string; params?: unknown }) => {
         if (args.method === "eth_sendRawTransaction") {
           fixture.sends.push((args.params as Hex[])[0] as Hex);
         }
-        const answer = await evm.provider.request(args as never);
+        const answer = await evm.provider.request(args as never).catch((error) => {
+          if (!fixture.bareRevertsOf.includes(args.method)) throw error;
+          // What a node that cannot format a revert answers (a Hardhat node under Deno without
+          // Error.prepareStackTrace did): -32603 and no revert data.
+          throw Object.assign(new Error("Internal error"), {
+            code: -32603,
+            data: { message: "Internal error" },
+          });
+        });
         if (args.method === "eth_sendRawTransaction") {
           if (fixture.loseNextSendAnswer) {
             fixture.loseNextSendAnswer = false;
@@ -320,5 +331,34 @@ Deno.test("EvmChain.connect() refuses an account bound to another node id, and a
       assert.match(error.message, /another account has it/);
       return true;
     });
+  });
+});
+
+Deno.test("EvmChain names a refusal whose estimate lost its revert data, and a node that gives none", async () => {
+  await withEvm(async (f) => {
+    const chain = await f.connect("w1", 1);
+    await chain.stake({ amount: 10n });
+    // The estimate comes back bare: the reason is read from eth_call with the block's gas.
+    f.bareRevertsOf = ["eth_estimateGas"];
+    await assert.rejects(
+      chain.requestUnstake({ amount: 11n }),
+      refusedNaming(
+        'Cannot requestUnstake as "w1": Cannot unstake: the amount exceeds',
+        "insufficient_stake",
+      ),
+    );
+    // Neither gives a reason: the node is named, not the contract, and nothing is sent.
+    f.bareRevertsOf = ["eth_estimateGas", "eth_call"];
+    const sends = f.sends.length;
+    await assert.rejects(
+      chain.requestUnstake({ amount: 11n }),
+      refusedNaming(
+        'Cannot requestUnstake as "w1": the node failed the call without a revert reason \\(JSON-RPC -32603\\): ',
+        "rpc_error",
+      ),
+    );
+    assert.equal(f.sends.length, sends);
+    f.bareRevertsOf = [];
+    await chain.requestUnstake({ amount: 10n });
   });
 });

@@ -1,6 +1,6 @@
 /**
  * A local EVM node in a separate process: Hardhat's `hardhat node` (the same EVM as in process,
- * as a JSON-RPC server), listening on loopback only, and the deployment file that `deno task
+ * as a JSON-RPC server, run by `chain/evm/hardhat_node/main.ts`), listening on loopback only, and the deployment file that `deno task
  * chain` writes and `deno task node` reads (`chain.kind: "evm"`, `chain.deployment`).
  *
  * @module
@@ -14,7 +14,7 @@ export interface EvmDeployment extends EvmAddresses {
   readonly chainId: number;
 }
 
-/** A running `hardhat node` child process. */
+/** A running Hardhat node child process. */
 export interface LocalEvmNode {
   readonly url: string;
   readonly pid: number;
@@ -27,34 +27,69 @@ export class DeploymentFileError extends Error {
   readonly code = "bad_deployment";
 }
 
+/** Options of {@link startLocalEvmNode}. */
+export interface LocalEvmNodeOptions {
+  /** The JSON-RPC port on 127.0.0.1. */
+  readonly port: number;
+  /**
+   * How long the node may take to answer `eth_chainId`, ms.
+   * @default {60000}
+   */
+  readonly startTimeoutMs?: number;
+  /**
+   * A file Hardhat's log goes to (each request, and each revert with its reason); it grows with
+   * every request.
+   * @default {undefined} the log is dropped
+   */
+  readonly logFile?: string;
+  readonly signal?: AbortSignal;
+}
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
 /**
- * Starts `hardhat node --hostname 127.0.0.1 --port <port>` in a child process and waits (at
- * most `startTimeoutMs`) until it answers `eth_chainId`.
+ * Starts Hardhat's node on `127.0.0.1:<port>` in a child process (`chain/evm/hardhat_node/main.ts`:
+ * `hardhat node` with the stack trace format Hardhat needs to report reverts) and waits (at most
+ * `startTimeoutMs`) until it answers `eth_chainId`.
  */
-export async function startLocalEvmNode(
-  options: { port: number; startTimeoutMs?: number; signal?: AbortSignal },
-): Promise<LocalEvmNode> {
+export async function startLocalEvmNode(options: LocalEvmNodeOptions): Promise<LocalEvmNode> {
   const port = options.port;
   if (!Number.isSafeInteger(port) || port < 1 || port > 65_535) {
     throw new RangeError(`Invalid port: expected 1 to 65535, got ${port}`);
   }
   const url = `http://127.0.0.1:${port}`;
+  const log = options.logFile === undefined
+    ? undefined
+    : await Deno.open(options.logFile, { create: true, append: true });
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-A",
-      "npm:hardhat@3.18.0",
-      "node",
+      "--config",
+      `${ROOT}deno.json`,
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net=127.0.0.1",
+      "--allow-sys",
+      "--allow-ffi",
+      `${ROOT}chain/evm/hardhat_node/main.ts`,
       "--hostname",
       "127.0.0.1",
       "--port",
       `${port}`,
     ],
-    cwd: new URL("./hardhat/", import.meta.url).pathname,
+    cwd: `${ROOT}chain/evm/hardhat/`,
     stdin: "null",
-    stdout: "null",
+    stdout: log === undefined ? "null" : "piped",
     stderr: "piped",
   }).spawn();
+  const logged = log === undefined ? Promise.resolve() : (async () => {
+    try {
+      for await (const chunk of child.stdout) await log.write(chunk);
+    } finally {
+      log.close();
+    }
+  })();
   const stderr: string[] = [];
   const drained = (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
@@ -76,12 +111,17 @@ export async function startLocalEvmNode(
     }
     await status;
     await drained.catch(() => {});
+    await logged.catch(() => {});
   };
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   for (;;) {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) {
+      await close();
+      options.signal.throwIfAborted();
+    }
     if (exited) {
       await drained.catch(() => {});
+      await logged.catch(() => {});
       throw new Error(
         `Cannot start hardhat node on ${url}: it exited: ${stderr.join("").slice(0, 500)}`,
       );

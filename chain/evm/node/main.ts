@@ -7,7 +7,7 @@
  *
  * ```
  * deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [--fund 1000000]
- *                 [--bond <account>:<nodeId>:<amount>[:verifier]]...
+ *                 [--bond <account>:<nodeId>:<amount>[:verifier]]... [--log FILE]
  * ```
  *
  * `--bond` registers `nodeId` (a libp2p peer id) for funded account `<account>` and bonds
@@ -24,12 +24,13 @@ import { type EvmDeployment, startLocalEvmNode } from "../local_node.ts";
 
 const USAGE =
   `Usage: deno task chain [--port 8545] [--out .ciro/evm] [--accounts 8] [--fund 1000000]
-                [--bond <account>:<nodeId>:<amount>[:verifier]]...
+                [--bond <account>:<nodeId>:<amount>[:verifier]]... [--log FILE]
   --port N        JSON-RPC port on 127.0.0.1 (default 8545)
   --out DIR       where deployment.json and account-<i>.key go (default .ciro/evm)
   --accounts N    accounts funded with test tokens, 1 to 19 (default 8)
   --fund AMOUNT   tokens minted to each (default 1000000)
-  --bond SPEC     register a node id for a funded account and bond stake for it (repeatable)`;
+  --bond SPEC     register a node id for a funded account and bond stake for it (repeatable)
+  --log FILE      append Hardhat's log (each request, each revert and its reason) to FILE`;
 
 let parsed;
 try {
@@ -41,6 +42,7 @@ try {
       accounts: { type: "string", default: "8" },
       fund: { type: "string", default: "1000000" },
       bond: { type: "string", multiple: true, default: [] },
+      log: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -84,7 +86,9 @@ const bonds = values.bond.map((spec) => {
     verifier: match[4] !== undefined,
   };
 });
-const node = await startLocalEvmNode({ port });
+const node = await startLocalEvmNode(
+  values.log === undefined ? { port } : { port, logFile: values.log },
+);
 const stop = async () => {
   await node.close();
   Deno.exit(0);
