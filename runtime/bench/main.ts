@@ -1,18 +1,32 @@
 /**
  * `deno task bench [--quick] [--out DIR]`: every benchmark, each beside its baseline.
+ * `deno task bench --lifecycle [--rounds N]`: only the client engine's lifecycle throughput
+ * beside raw XState (the figure `docs/profile.md` profiles).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { benchConfig, canCollect, formatTable, runBench, writeResults } from "./mod.ts";
+import {
+  benchConfig,
+  canCollect,
+  formatTable,
+  lifecycleRows,
+  runBench,
+  runLifecycle,
+  tableOf,
+  writeResults,
+} from "./mod.ts";
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
+       deno task bench --lifecycle [--quick] [--rounds N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
 
 Flags:
   --quick      smaller runs (a minute or two)
   --out DIR    where results go (default bench-results)
+  --lifecycle  only the lifecycle throughput (engine, tree, raw XState); writes nothing
+  --rounds N   interleaved rounds of the lifecycle figures, best of each (default 2)
   -h, --help   this help`;
 
 if (import.meta.main) {
@@ -23,6 +37,8 @@ if (import.meta.main) {
       options: {
         quick: { type: "boolean", default: false },
         out: { type: "string", default: "bench-results" },
+        lifecycle: { type: "boolean", default: false },
+        rounds: { type: "string", default: "2" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -38,6 +54,16 @@ if (import.meta.main) {
   const t0 = performance.now();
   const log = (message: string) =>
     console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${message}`);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+    console.error(`Invalid --rounds ${values.rounds}: expected an integer from 1 to 20`);
+    Deno.exit(2);
+  }
+  if (values.lifecycle) {
+    const figures = await runLifecycle(benchConfig(values.quick), { rounds, onProgress: log });
+    console.log(tableOf(lifecycleRows(figures)));
+    Deno.exit(0);
+  }
   if (!canCollect()) log("no gc(): run with --v8-flags=--expose-gc for steadier heap figures");
   const results = await runBench(benchConfig(values.quick), { onProgress: log });
   results.meta.wallMs = Math.round(performance.now() - t0);
