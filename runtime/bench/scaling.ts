@@ -213,7 +213,7 @@ function panel(
 
 /**
  * The SVG plot of `curves`: wall and CPU time of each run (left), events per worker per
- * announced job, journaled and gossip copies validated (right). A run stopped at its wall-time
+ * announced job, journaled and messages received (right). A run stopped at its wall-time
  * cap is an open marker labelled "over cap": its time is a lower bound, its per-job figures
  * are those of the jobs it reached.
  */
@@ -257,7 +257,7 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
         points: c.points.map((p) => [p.workers, p.workerEvents.perWorkerPerJob, open(p)] as const),
       },
       {
-        name: `${c.label}: gossip copies validated`,
+        name: `${c.label}: messages received`,
         colour,
         dashed: true,
         points: c.points.map((p) =>
@@ -309,7 +309,7 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
 /** The curves' figures as a Markdown table, one row per curve and size. */
 export function scalingTable(curves: readonly ScalingCurve[]): string {
   const rows = [
-    "| version | workers | jobs (virtual s) | stopped | settled | messages per job | events per worker per job (journaled / gossip validated) | deliveries per decline | actors for declined jobs | wall s (start-up) | CPU s | load |",
+    "| version | workers | jobs (virtual s) | stopped | settled | messages per job | events per worker per job (journaled / messages received) | deliveries per decline | actors for declined jobs | wall s (start-up) | CPU s | load |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const c of curves) {

@@ -52,11 +52,11 @@ Deno.test("scalingSvg() draws each curve and marks a run stopped at its cap", ()
   const svg = scalingSvg([v1, v2], "a note");
   assert.ok(svg.startsWith("<svg"));
   assert.equal(svg.match(/over cap/g)?.length, 4, "two panels x two series of v1's last point");
-  for (const name of ["v1: wall", "v1: CPU", "v2: journaled", "v2: gossip copies validated"]) {
+  for (const name of ["v1: wall", "v1: CPU", "v2: journaled", "v2: messages received"]) {
     assert.ok(svg.includes(name), name);
   }
   assert.ok(svg.includes("a note"));
   const table = scalingTable([v1, v2]);
   assert.equal(table.split("\n").length, 2 + 3);
-  assert.match(table, /\| v1 \| 1000 \| 10 \(1\) \| \*\*over cap\*\* \|/);
+  assert.match(table, /\| v1 \| 1000 \| 10 \(0\.5\) \| \*\*over cap\*\* \|/);
 });

@@ -55,6 +55,7 @@ Options:
                       per job, declines and wall time (--json: one JSON object)
   --rate N            jobs per virtual second, with --scale (default 10)
   --in-flight N       most open jobs, with --scale (default 500)
+  --decliners N       with --scale, N of the workers decline every job (price floor too high)
   --wall-cap S        stop a --scale run past S wall seconds and say so
   -h, --help          this help
 
@@ -155,6 +156,7 @@ async function scale(values: Record<string, string | boolean | undefined>): Prom
     const clients = integer("clients", text("clients"), 1);
     const durationMs = integer("duration", text("duration"), 1);
     const maxInFlight = integer("in-flight", text("in-flight"), 1);
+    const decliners = integer("decliners", text("decliners"), 0);
     options = {
       workers: integer("workers", text("workers"), 1) ?? 8,
       ...(seed !== undefined ? { seed } : {}),
@@ -162,6 +164,7 @@ async function scale(values: Record<string, string | boolean | undefined>): Prom
       ...(clients !== undefined ? { clients } : {}),
       ...(durationMs !== undefined ? { durationMs } : {}),
       ...(maxInFlight !== undefined ? { maxInFlight } : {}),
+      ...(decliners !== undefined ? { decliners } : {}),
       ...(rate !== undefined ? { rate } : {}),
       ...(cap !== undefined ? { wallCapMs: cap * 1_000 } : {}),
     };
@@ -212,6 +215,7 @@ async function main(): Promise<number> {
         rate: { type: "string" },
         "in-flight": { type: "string" },
         "wall-cap": { type: "string" },
+        decliners: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));

@@ -12,7 +12,8 @@
  *   validator, and direct messages where the network has them) over the jobs announced;
  * - **worker events per job**: inbox deliveries of worker nodes (delivered or rejected by the
  *   tree: what each worker journals), over workers x jobs announced, split by source (network,
- *   chain, timer, effect, ...), and gossip copies validated by worker nodes (handled, journaled
+ *   chain, timer, effect, ...), and messages received by worker nodes: gossip copies and direct
+ *   messages (protocol v2) that reach the node's validator (handled, journaled
  *   or not) per worker per job;
  * - **declines**: the decline records worker nodes made, the inbox deliveries addressed to a job
  *   while the node had no actor for it (the decline, and chain news of the job) per decline, and
@@ -78,6 +79,11 @@ export interface ScaleOptions {
   readonly verifiers?: number;
   /** @default 1 */
   readonly clients?: number;
+  /**
+   * Workers (of `workers`) whose price floor is above every job's maximum price: they decline
+   * every job (`price_below_floor`), as a worker that cannot take part does. @default 0
+   */
+  readonly decliners?: number;
   /** Jobs submitted per virtual second, over all clients (round robin). @default 10 */
   readonly rate?: number;
   /** Virtual time over which jobs are submitted, ms. @default 30,000 */
@@ -131,6 +137,7 @@ export interface ScaleResult {
   readonly workers: number;
   readonly verifiers: number;
   readonly clients: number;
+  readonly decliners: number;
   readonly rate: number;
   readonly durationMs: number;
   readonly maxInFlight: number;
@@ -173,7 +180,10 @@ export interface ScaleResult {
     readonly perWorkerPerJobBySource: Readonly<Record<string, number>>;
     /** Of them, those addressed to a job actor, per worker per job. */
     readonly jobEventsPerWorkerPerJob: number;
-    /** Gossip copies worker nodes validated (handled, journaled or not), per worker per job. */
+    /**
+     * Messages worker nodes received and validated (gossip copies and direct messages; handled,
+     * journaled or not), per worker per job.
+     */
     readonly gossipPerWorkerPerJob: number;
     /** Inbox deliveries of a worker node during the start-up (peers, capabilities). */
     readonly setupPerWorker: number;
@@ -226,7 +236,7 @@ function minus(a: Record<string, number>, b: Record<string, number>): Record<str
 }
 
 /**
- * A port that counts the gossip copies its node validates, everything else passed through to
+ * A port that counts the messages (gossip or direct) its node validates, everything else passed through to
  * the simulated network's port.
  */
 function countingPort(port: NetworkPort, counter: WorkerCounters): NetworkPort {
@@ -255,6 +265,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const workerCount = options.workers;
   const verifierCount = options.verifiers ?? SCALE_DEFAULTS.verifiers;
   const clientCount = options.clients ?? SCALE_DEFAULTS.clients;
+  const declinerCount = options.decliners ?? 0;
   const rate = options.rate ?? SCALE_DEFAULTS.rate;
   const durationMs = options.durationMs ?? SCALE_DEFAULTS.durationMs;
   const maxInFlight = options.maxInFlight ?? SCALE_DEFAULTS.maxInFlight;
@@ -264,6 +275,12 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   checkCount("workers", workerCount, 1);
   checkCount("verifiers", verifierCount, 1);
   checkCount("clients", clientCount, 1);
+  checkCount("decliners", declinerCount, 0);
+  if (declinerCount > workerCount) {
+    throw new RangeError(
+      `Invalid decliners ${declinerCount}: at most the ${workerCount} workers`,
+    );
+  }
   checkCount("duration", durationMs, 1);
   checkCount("in-flight", maxInFlight, 1);
   checkCount("progress interval", progressEveryMs, 1);
@@ -359,6 +376,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         etaMs: 100,
         capacity: 2,
         fault: "none",
+        // The last `decliners` workers ask more than any simulated job pays.
+        ...(i >= workerCount - declinerCount ? { minPrice: 1_000_000n } : {}),
       },
     }, counter);
     workers.push({ node, counters: counter });
@@ -552,6 +571,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     workers: workerCount,
     verifiers: verifierCount,
     clients: clientCount,
+    decliners: declinerCount,
     rate,
     durationMs,
     maxInFlight,
@@ -626,7 +646,7 @@ export function formatScaleResult(r: ScaleResult): string {
     `  messages         ${r.messages.deliveredPerJob} delivered per job (${
       thousands(r.messages["delivered"] ?? 0)
     } in the job phase; ${thousands(r.setupMessages["delivered"] ?? 0)} at start-up)`,
-    `  worker events    ${r.workerEvents.perWorkerPerJob} per worker per announced job (${sources}); ${r.workerEvents.gossipPerWorkerPerJob} gossip copies validated; ${r.workerEvents.setupPerWorker} per worker at start-up`,
+    `  worker events    ${r.workerEvents.perWorkerPerJob} per worker per announced job (${sources}); ${r.workerEvents.gossipPerWorkerPerJob} messages received; ${r.workerEvents.setupPerWorker} per worker at start-up`,
     `  declines         ${r.declines.records} (${r.declines.declinedPct} % of worker x job), ${r.declines.deliveriesPerDecline} deliveries per declined job, ${r.declines.actorsHeld} actors held for declined jobs; at most ${r.workerJobActorsPeak} job actors on one worker`,
     `  time             wall ${(r.wallMs / 1_000).toFixed(1)} s (start-up ${
       (r.setupWallMs / 1_000).toFixed(1)

@@ -41,6 +41,17 @@ Deno.test("runScale() settles a small market's jobs and counts what each job cos
   assert.equal(again.messages.deliveredPerJob, r.messages.deliveredPerJob);
 });
 
+Deno.test("runScale() counts what a worker that declines every job handles, and holds no actor", async () => {
+  const r = await runScale({ seed: 5, workers: 5, decliners: 3, rate: 2, durationMs: 3_000 });
+  assert.equal(r.decliners, 3);
+  assert.equal(r.jobs.settledPct, 100, JSON.stringify(r.jobs.byState));
+  assert.ok(r.declines.records >= 3 * r.jobs.submitted, `${r.declines.records} declines`);
+  // The decline itself, and whatever else reaches the inbox for a job without an actor (chain
+  // events of the job, under protocol v1: 8 in all).
+  assert.ok(r.declines.deliveriesPerDecline >= 1, `${r.declines.deliveriesPerDecline}`);
+  assert.equal(r.declines.actorsHeld, 0);
+});
+
 Deno.test("runScale() skips a submission due while maxInFlight jobs are open", async () => {
   const r = await runScale({ seed: 3, workers: 3, rate: 20, durationMs: 1_000, maxInFlight: 2 });
   assert.equal(r.jobs.submitted + r.jobs.throttled, 20);
@@ -70,6 +81,7 @@ Deno.test("runScale() refuses a market it cannot run, naming the option", async 
       [{ workers: 2, clients: 1.5 }, /Invalid clients 1.5/],
       [{ workers: 2, rate: 0 }, /Invalid rate 0/],
       [{ workers: 2, maxInFlight: 0 }, /Invalid in-flight 0/],
+      [{ workers: 2, decliners: 3 }, /Invalid decliners 3: at most the 2 workers/],
       [{ workers: 2, wallCapMs: -1 }, /Invalid wall-time cap -1/],
     ] as const
   ) {
