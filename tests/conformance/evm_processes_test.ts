@@ -1,9 +1,11 @@
 /**
  * Separate OS processes settling through one EVM: `deno task chain` (Hardhat's node in its own
  * process, the contracts deployed, accounts funded) and three `deno task node` processes with
- * `chain.kind: "evm"`: a client (and bootstrap), a worker and a verifier, each with its own key
- * file. A job submitted with `deno task submit --wait` settles; its events and the money check
- * are then read from the contracts by a fourth account.
+ * `chain.kind: "evm"` and the default settlement (chain-decided): a client (and bootstrap), a
+ * worker and a verifier that bonds the default verifier stake, each with its own key file. A job
+ * submitted with `deno task submit --wait` settles: the contract chooses the verifier, counts its
+ * signed attestation, verifies the job and pays; its events and the money check are then read
+ * from the contracts by a fourth account.
  *
  * Skipped when `protocols/libp2p_host.ts` is absent.
  *
@@ -18,6 +20,8 @@ import { processMarketLock } from "../_exclusive.ts";
 const ROOT = new URL("../..", import.meta.url).pathname;
 const HAS_HOST = await Deno.stat(`${ROOT}protocols/libp2p_host.ts`).then(() => true, () => false);
 const decoder = new TextDecoder();
+/** Tokens `deno task chain` mints to each account. */
+const FUND = 1_000_000n;
 
 interface Proc {
   readonly name: string;
@@ -81,6 +85,8 @@ Deno.test({
         `${dir}/evm`,
         "--accounts",
         "4",
+        "--fund",
+        `${FUND}`,
       ]);
       procs.push(chain);
       const deployment = await until("deployment.json", 90_000, async () => {
@@ -113,11 +119,7 @@ Deno.test({
             capabilityIntervalMs: 1_000,
             http: { host: "127.0.0.1", port: 0 },
             log: { level: "warning", format: "json" },
-            // Not yet under chain settlement: through a `deno task chain` node the verifier's
-            // submitAttestations fails with the node's "Internal error" (README, not real yet);
-            // in process, chain settlement on the EVM runs (evm_chain_settlement_test.ts).
-            policy: { settlement: "legacy" },
-            verifier: { stake: 0 },
+            // The defaults: chain settlement, the verifier bonded (verifier.stake).
             ...config,
           }),
         );
@@ -199,25 +201,44 @@ Deno.test({
         const { events } = await observer.eventsSince({ blockNumber: 0, eventIndex: 0 }, {
           limit: 1000,
         });
-        const names = events.filter((e) => "jobId" in e && e.jobId === "evm-job-1").map((e) =>
-          e.name
-        );
+        const mine = events.filter((e) => "jobId" in e && e.jobId === "evm-job-1");
+        const names = mine.map((e) => e.name);
         for (
           const name of [
             "JobSubmitted",
             "WorkerAssigned",
             "ResultSubmitted",
+            "AttestationRecorded",
             "JobVerified",
             "PaymentReleased",
           ]
         ) {
           assert.ok(names.includes(name as never), `${name} on chain: ${names.join(", ")}`);
         }
+        // Chain settlement: the contract chose the bonded verifier, counted its signed
+        // attestation, and that count verified the job (the client recorded no verdict).
+        const assigned = mine.find((e) => e.name === "WorkerAssigned");
+        assert.ok(assigned?.name === "WorkerAssigned");
+        assert.deepEqual(assigned.verifiers, [verifier.info.peerId]);
+        const attested = mine.filter((e) => e.name === "AttestationRecorded");
+        assert.deepEqual(
+          attested.map((e) => e.name === "AttestationRecorded" && [e.verifier, e.verdict]),
+          [[verifier.info.peerId, "valid"]],
+        );
+        assert.ok(names.indexOf("AttestationRecorded") < names.indexOf("JobVerified"));
+        assert.equal(job.context.policy.settlement, "chain");
         const t = await observer.totals();
         assert.equal(t.escrowed, t.paid + t.fees + t.refunded + t.locked);
         assert.equal(t.staked, t.bonded + t.slashed + t.withdrawn);
         assert.ok(t.paid > 0n);
         assert.equal(await observer.stakeOf(worker.info.peerId), 1_000n);
+        // The verifier bonded the default verifier stake and was paid its share of the price.
+        assert.equal(await observer.stakeOf(verifier.info.peerId), 1_000n);
+        const paid = mine.find((e) => e.name === "PaymentReleased");
+        assert.ok(paid?.name === "PaymentReleased");
+        const reward = assigned.price - paid.amount - paid.fee;
+        assert.ok(reward > 0n, `verifier reward ${reward}`);
+        assert.equal(await observer.balanceOf(verifier.info.peerId), FUND - 1_000n + reward);
       } finally {
         await observer.close();
       }
