@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { type AnyActorRef, type AnyStateMachine, createActor, type Snapshot } from "xstate";
+import {
+  type AnyActorRef,
+  type AnyStateMachine,
+  createActor,
+  type Snapshot,
+  StateMachine,
+} from "xstate";
 import type { EffectRequest } from "../machines/types.ts";
 
 /**
@@ -63,6 +69,42 @@ export function stateName(value: unknown): string {
   return String(value);
 }
 
+/** The event a cell is sending, and whether a transition took it (see {@link probed}). */
+let probe: { readonly event: object; taken: boolean | undefined } | undefined;
+
+/**
+ * XState's own transition selection, watched: the first time the machine selects transitions
+ * for the event a cell is sending, the probe learns whether any was enabled (a transition took
+ * the event: a targetless one without actions too, such as an observer letting another
+ * worker's bid by). Guards are evaluated once, by the step itself, not again by
+ * `snapshot.can()`; and unlike the `inspect` option, nothing is built for every microstep and
+ * action of every actor.
+ */
+class ProbedMachine extends (StateMachine as unknown as new (
+  config: unknown,
+  implementations: unknown,
+) => { getTransitionData(snapshot: unknown, event: object): readonly unknown[] }) {
+  override getTransitionData(snapshot: unknown, event: object): readonly unknown[] {
+    const transitions = super.getTransitionData(snapshot, event);
+    if (probe !== undefined && probe.event === event && probe.taken === undefined) {
+      probe.taken = transitions.length > 0;
+    }
+    return transitions;
+  }
+}
+
+const probedLogic = new WeakMap<AnyStateMachine, AnyStateMachine>();
+
+/** `logic` with the same config and implementations, its transition selection watched. */
+function probed(logic: AnyStateMachine): AnyStateMachine {
+  let machine = probedLogic.get(logic);
+  if (machine === undefined) {
+    machine = new ProbedMachine(logic.config, logic.implementations) as unknown as AnyStateMachine;
+    probedLogic.set(logic, machine);
+  }
+  return machine;
+}
+
 /** One supervised XState actor. */
 export class ActorCell {
   readonly id: string;
@@ -76,9 +118,6 @@ export class ActorCell {
   #pending: EffectRequest[] = [];
   #error: unknown = undefined;
   #incarnation = 0;
-  /** The event being sent, and whether a transition took it (see the `inspect` option). */
-  #taking: object | undefined;
-  #taken: boolean | undefined;
 
   constructor(id: string, logic: AnyStateMachine, options: ActorCellOptions) {
     this.id = id;
@@ -92,24 +131,9 @@ export class ActorCell {
   #start(snapshot: Snapshot<unknown> | undefined): void {
     this.#incarnation++;
     this.#error = undefined;
-    const actor = createActor(this.logic, {
+    const actor = createActor(probed(this.logic), {
       id: this.id,
       ...(snapshot === undefined ? { input: this.#options.input } : { snapshot }),
-      // The first microstep of an event sent to this actor says whether a transition took it:
-      // guards are evaluated once, by the step itself (not again by `snapshot.can()`).
-      inspect: (inspection) => {
-        if (
-          this.#taking !== undefined && this.#taken === undefined &&
-          inspection.type === "@xstate.microstep" && inspection.actorRef === this.#actor &&
-          inspection.event === this.#taking
-        ) {
-          const transitions = (inspection as { _transitions?: readonly unknown[] })
-            ._transitions ?? [];
-          // A transition was enabled: the machine took the event (a targetless transition
-          // without actions, such as an observer letting another worker's bid by, too).
-          this.#taken = transitions.length > 0;
-        }
-      },
     });
     actor.on("*", (emitted) => this.#pending.push(emitted as EffectRequest));
     actor.subscribe({ error: (error) => (this.#error = error) });
@@ -170,15 +194,15 @@ export class ActorCell {
       );
     }
     this.#pending = [];
-    this.#taking = event;
-    this.#taken = undefined;
+    const outer = probe;
+    const sending = probe = { event, taken: undefined as boolean | undefined };
     try {
       this.#actor.send(event);
     } finally {
-      this.#taking = undefined;
+      probe = outer;
     }
     if (this.#error !== undefined) return this.#crash(this.#error);
-    if (this.#taken !== true) {
+    if (sending.taken !== true) {
       // Nothing took it: the snapshot, the children and the effects are as they were.
       this.#pending = [];
       return rejected(

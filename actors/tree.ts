@@ -23,7 +23,7 @@ import { DEFAULT_POLICY, type JobPolicy } from "../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG, type PeerConfig, peerMachine } from "../machines/peer_machine.ts";
 import type { EffectRequest, JobSpec, NodeId, Role } from "../machines/types.ts";
 import type { JobContext, PhaseEntry } from "../machines/job_machine.ts";
-import { jobAddress, jobIdOf, parseAddress, peerIdOf } from "../machines/address.ts";
+import { jobAddress, jobIdOf, peerIdOf } from "../machines/address.ts";
 import { type ActorCell, type DeliveryOutcome, rejected } from "./actor_cell.ts";
 import {
   DECLINED_EVENT,
@@ -198,14 +198,10 @@ export class ActorTree {
 
   /** The supervisor that owns actors addressed like `target`. */
   supervisorOf(target: string): Supervisor | undefined {
-    switch (parseAddress(target)?.kind) {
-      case "job":
-        return this.jobs;
-      case "peer":
-        return this.peers;
-      default:
-        return undefined;
-    }
+    // On every delivery and lookup: the address's kind without parsing it into parts.
+    if (jobIdOf(target) !== undefined) return this.jobs;
+    if (peerIdOf(target) !== undefined) return this.peers;
+    return undefined;
   }
 
   /** The live actor addressed by `target`. */
