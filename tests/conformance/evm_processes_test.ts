@@ -158,8 +158,10 @@ Deno.test({
         requirements: { hardware: "cpu", minStake: "100" },
         maxPrice: "1000",
         bidWindowMs: 2_000,
-        executionMs: 10_000,
-        verificationMs: 10_000,
+        // Deadlines on chain (block time): wide, for a loaded machine; the honest path does not
+        // wait for them.
+        executionMs: 30_000,
+        verificationMs: 30_000,
         maxAttempts: 2,
         verifierCount: 1,
       };
@@ -176,12 +178,12 @@ Deno.test({
           "--wait",
           "--json",
           "--timeout",
-          "60000",
+          "120000",
         ],
         cwd: ROOT,
         stdout: "piped",
         stderr: "piped",
-        signal: AbortSignal.timeout(90_000),
+        signal: AbortSignal.timeout(150_000),
       }).output();
       const out = decoder.decode(submit.stdout);
       assert.equal(submit.code, 0, `deno task submit: ${decoder.decode(submit.stderr)} ${out}`);
