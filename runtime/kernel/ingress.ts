@@ -65,6 +65,8 @@ export interface IngressOptions {
 export class Ingress {
   readonly #o: IngressOptions;
   readonly #capabilities = new Map<NodeId, Capabilities>();
+  /** {@link Ingress.verifierPool}, kept until the capabilities change (read per job submitted). */
+  #verifiers: NodeId[] | undefined;
   /** Models each peer advertised in its capabilities, to fetch missing models from. */
   readonly #peerModels = new Map<NodeId, ReadonlySet<string>>();
   /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
@@ -79,12 +81,14 @@ export class Ingress {
   /** Records this node's own capabilities. */
   setOwn(capabilities: Capabilities): void {
     this.#capabilities.set(this.#o.self, capabilities);
+    this.#verifiers = undefined;
   }
 
   /** Verifier nodes this node knows of (from capability gossip), sorted. */
   verifierPool(): NodeId[] {
-    return [...this.#capabilities].filter(([, c]) => c.roles.includes("verifier"))
+    this.#verifiers ??= [...this.#capabilities].filter(([, c]) => c.roles.includes("verifier"))
       .map(([id]) => id).sort();
+    return [...this.#verifiers];
   }
 
   /** The nodes this node has heard capabilities from (itself included). */
@@ -114,6 +118,7 @@ export class Ingress {
       });
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
+        this.#verifiers = undefined;
         this.#peerModels.set(decoded.node, new Set(decoded.models));
       }
       this.#decoded.set(message.data, addressed);
@@ -236,6 +241,7 @@ export class Ingress {
         return submit({ type: "peer.heartbeat", rttMs: event.rttMs });
       case "disconnected":
         this.#capabilities.delete(event.peer);
+        this.#verifiers = undefined;
         this.#peerModels.delete(event.peer);
         return submit({ type: "peer.disconnected" });
     }
