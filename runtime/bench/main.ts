@@ -2,6 +2,8 @@
  * `deno task bench [--quick] [--out DIR]`: every benchmark, each beside its baseline.
  * `deno task bench --lifecycle [--rounds N]`: only the client engine's lifecycle throughput
  * beside raw XState (the figure `docs/profile.md` profiles).
+ * `deno task bench --summarize FILE.cpuprofile`: the top self-time functions and layers of a
+ * profile taken with `deno run --cpu-prof`.
  *
  * @module
  */
@@ -16,9 +18,11 @@ import {
   tableOf,
   writeResults,
 } from "./mod.ts";
+import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_profile.ts";
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
+       deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
 
@@ -27,6 +31,8 @@ Flags:
   --out DIR    where results go (default bench-results)
   --lifecycle  only the lifecycle throughput (engine, tree, raw XState); writes nothing
   --rounds N   interleaved rounds of the lifecycle figures, best of each (default 2)
+  --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
+  --top N      rows of each --summarize table (default 30)
   -h, --help   this help`;
 
 if (import.meta.main) {
@@ -39,6 +45,8 @@ if (import.meta.main) {
         out: { type: "string", default: "bench-results" },
         lifecycle: { type: "boolean", default: false },
         rounds: { type: "string", default: "2" },
+        summarize: { type: "string" },
+        top: { type: "string", default: "30" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -54,6 +62,22 @@ if (import.meta.main) {
   const t0 = performance.now();
   const log = (message: string) =>
     console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${message}`);
+  if (values.summarize !== undefined) {
+    const top = Number(values.top);
+    if (!Number.isInteger(top) || top < 1) {
+      console.error(`Invalid --top ${values.top}: expected a positive integer`);
+      Deno.exit(2);
+    }
+    try {
+      const profile = JSON.parse(await Deno.readTextFile(values.summarize)) as CpuProfile;
+      const root = new URL("../../", import.meta.url).href;
+      console.log(formatProfileSummary(summarizeProfile(profile, { root, limit: top })));
+    } catch (error) {
+      console.error(`Cannot summarize ${values.summarize}: ${(error as Error).message}`);
+      Deno.exit(1);
+    }
+    Deno.exit(0);
+  }
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
     console.error(`Invalid --rounds ${values.rounds}: expected an integer from 1 to 20`);
