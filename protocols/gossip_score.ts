@@ -30,7 +30,7 @@ import type {
   PeerScoreThresholds,
   TopicScoreParams,
 } from "@libp2p/gossipsub/score";
-import { TOPICS } from "./messages.ts";
+import { shardsFor, TOPICS } from "./messages.ts";
 
 /** The score parameters of every topic in `TOPICS`. */
 export const TOPIC_SCORE: Readonly<TopicScoreParams> = {
@@ -68,7 +68,14 @@ export const PEER_SCORE_THRESHOLDS: Readonly<PeerScoreThresholds> = {
  */
 export function peerScoreParams(whitelist: Set<string>): Partial<PeerScoreParams> {
   return {
-    topics: Object.fromEntries(Object.values(TOPICS).map((topic) => [topic, { ...TOPIC_SCORE }])),
+    // The fixed topics and the builtin's shards; a model's shard has no topic score (our own
+    // rejection budget still bans a peer that sends bad messages on it).
+    topics: Object.fromEntries(
+      [
+        ...Object.values(TOPICS),
+        ...shardsFor("gpu", ["matmul"]),
+      ].map((topic) => [topic, { ...TOPIC_SCORE }]),
+    ),
     topicScoreCap: 25,
     IPColocationFactorWeight: -5,
     IPColocationFactorThreshold: 10,

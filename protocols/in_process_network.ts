@@ -43,7 +43,7 @@
  * @module
  */
 import type { NodeId } from "../machines/types.ts";
-import { MAX_MESSAGE_BYTES, type Topic } from "./messages.ts";
+import { isDirectTopic, MAX_MESSAGE_BYTES, type Topic } from "./messages.ts";
 import type {
   GossipMessage,
   NetworkCallOptions,
@@ -90,6 +90,8 @@ export interface InProcessStats {
   bans: number;
   /** Direct requests refused by the receiver's limits (concurrency, rate, size). */
   directRefused: number;
+  /** Direct messages sent (`send`: one receiver each). */
+  sent: number;
 }
 
 /** Options of an {@link InProcessNetwork}. */
@@ -210,7 +212,39 @@ class InProcessPort implements NetworkPort {
         ),
       );
     }
+    if (isDirectTopic(topic)) {
+      return Promise.reject(
+        new TypeError(`Cannot publish on "${topic}": it is a direct topic (send it to a peer)`),
+      );
+    }
     this.#hub.broadcast({ topic, from: this.self, data });
+    return Promise.resolve();
+  }
+
+  send(
+    peer: NodeId,
+    topic: Topic,
+    data: Uint8Array,
+    options: NetworkCallOptions = {},
+  ): Promise<void> {
+    options.signal?.throwIfAborted();
+    if (!this.running) {
+      return Promise.reject(
+        new Error(`Cannot send on "${topic}": node "${this.self}" is not started`),
+      );
+    }
+    if (data.byteLength > MAX_FRAME_BYTES) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot send on "${topic}": ${data.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`,
+        ),
+      );
+    }
+    try {
+      this.#hub.sendTo(peer, { topic, from: this.self, data });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return Promise.resolve();
   }
 
@@ -274,6 +308,7 @@ export class InProcessNetwork {
     banned: 0,
     bans: 0,
     directRefused: 0,
+    sent: 0,
   };
   readonly #heartbeatMs: number;
   readonly #init: InProcessNetworkOptions;
@@ -372,6 +407,28 @@ export class InProcessNetwork {
       if (!port.ingress.offer(message.from, { topic: message.topic, message })) {
         this.stats.queueFull++;
       }
+    }
+  }
+
+  /** @internal One message to one peer (a direct topic), through its boundary. */
+  sendTo(to: NodeId, message: GossipMessage): void {
+    const port = this.#ports.get(to);
+    const sender = this.#ports.get(message.from);
+    if (
+      port === undefined || !port.running ||
+      (sender !== undefined && this.#apart(sender, port))
+    ) {
+      throw new Error(`Cannot reach peer "${to}": not connected`);
+    }
+    this.stats.sent++;
+    const subs = port.subs.get(message.topic);
+    if (subs === undefined || subs.size === 0) return;
+    if (!port.limiter.take(message.from)) {
+      this.stats.rateLimited++;
+      return;
+    }
+    if (!port.ingress.offer(message.from, { topic: message.topic, message })) {
+      this.stats.queueFull++;
     }
   }
 

@@ -10,7 +10,10 @@
  *   are rejected before any subscriber sees them.
  * - **Rate limit**: one token per message from the forwarding peer, taken before validation
  *   ({@link RateLimiter}); over the limit the message is ignored (no score change: a burst from
- *   an honest relay is not misbehaviour) and counted in {@link Libp2pHost.stats}.
+ *   an honest relay is not misbehaviour) and counted in {@link Libp2pHost.stats}. A peer far
+ *   over it (past ten bursts of excess at over three times the rate, `floodLimit`) is flooding:
+ *   it is banned at once ({@link FloodGuard}), since every message it sends costs gossipsub's
+ *   decoding and signature check before the limiter can ignore it.
  * - **Unbonded authors**: with `isBonded`, a message whose author holds no bond also takes a
  *   token from the author's small budget (`unbondedRateLimit`); over it, ignored.
  * - **Bans**: a peer that forwards more than `maxRejections` rejected messages or malformed
@@ -21,13 +24,25 @@
  *   (`maxRejectionsPerIp`): over it the address is banned. Every rejection is logged at warn
  *   through a rate-limited {@link RejectionLog}; bans are logged with their reason.
  * - **Fair ingress**: accepted messages wait in a bounded queue per forwarding peer and are
- *   delivered round robin, a batch per turn of the event loop ({@link FairQueue}).
+ *   delivered round robin, a batch per turn of the event loop ({@link FairQueue}), a turn
+ *   ending early once it has used `ingress.sliceMs` (5 ms). Gossipsub handles one message of a
+ *   peer's stream at a time, and at most `ingress.validationsPerTurn` (16) messages are
+ *   validated per turn ({@link TurnBudget}): a flood's backlog waits in its stream, and the
+ *   status endpoint and other peers get their turns in between.
  * - **Publishing**: a publish that finds no peer subscribed to its topic (gossipsub runs with
  *   `allowPublishToZeroTopicPeers: false`) waits in a bounded queue per topic with an expiry
  *   ({@link PublishQueue}, `publishQueue`), behind which later publishes on the topic line up,
  *   and goes out, in order, when a peer subscribes (or at a gossipsub heartbeat that finds one);
  *   drops are counted in {@link Libp2pHost.stats}. `publish()` resolves once the message is
  *   sent or queued: a node that has just (re)started loses no result to an empty mesh.
+ * - **Direct messages** (protocol v2): `send` carries a message on a direct topic (bids,
+ *   assignments, results, attestations) to one peer over {@link MESSAGE_PROTOCOL}, one
+ *   request per message (`[topic length][topic][message]`), answered once the receiver took
+ *   it. At the receiver it meets the gossip boundary: bans, the per-peer rate limit, the
+ *   unbonded budget, the size limit, the subscription's validator (a rejection counts against
+ *   the sender, the Noise-authenticated peer), then fair ingress. Its streams are admitted by
+ *   their own {@link DirectLimiter} (`directMessages`), looser than the other direct protocols'.
+ *   A direct topic is never gossiped: `publish` refuses it, `subscribe` joins no mesh for it.
  * - **Direct protocols**: `handle`/`request` exchange one length-prefixed request and one
  *   status-tagged, length-prefixed response per stream, with size limits on both sides and a
  *   timeout (`requestTimeoutMs`) merged with the caller's `AbortSignal`. Each served stream is
@@ -86,7 +101,13 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { getLogger } from "@logtape/logtape";
 import type { NodeId } from "../machines/types.ts";
-import { MAX_MESSAGE_BYTES, type Topic, TOPICS } from "./messages.ts";
+import {
+  isAnnouncementTopic,
+  isDirectTopic,
+  MAX_MESSAGE_BYTES,
+  type Topic,
+  TOPICS,
+} from "./messages.ts";
 import type {
   GossipMessage,
   NetworkCallOptions,
@@ -95,6 +116,8 @@ import type {
   ValidationResult,
 } from "./network_port.ts";
 import { RateLimiter, type RateLimitOptions } from "./rate_limit.ts";
+import { FloodGuard } from "./flood_guard.ts";
+import { TurnBudget } from "./turn_budget.ts";
 import { RejectionLog } from "./rejection_log.ts";
 import { FairQueue } from "./fair_queue.ts";
 import { PublishQueue, type PublishQueueOptions, type Waiting } from "./publish_queue.ts";
@@ -160,6 +183,12 @@ export interface Libp2pHostOptions {
   readonly isBonded?: (peer: NodeId) => boolean;
   /** Per-author budget of peers that are not bonded. @default {capacity: 20, refillPerSecond: 2} */
   readonly unbondedRateLimit?: RateLimitOptions;
+  /**
+   * Messages a peer may send past its rate limit (`capacity`, refilled at `refillPerSecond`)
+   * before it counts as flooding and is banned; see {@link FloodGuard}.
+   * @default ten bursts of `rateLimit` refilled at twice its rate: {capacity: 5_000, refillPerSecond: 500}
+   */
+  readonly floodLimit?: Omit<RateLimitOptions, "now" | "maxKeys">;
   /** Rejected messages a peer may forward before it is disconnected and banned. @default 20 */
   readonly maxRejections?: number;
   /**
@@ -175,9 +204,22 @@ export interface Libp2pHostOptions {
     readonly total?: number;
     /** Messages delivered per turn of the event loop. @default 32 */
     readonly batch?: number;
+    /** Time delivery may take per turn of the event loop, in milliseconds. @default 5 */
+    readonly sliceMs?: number;
+    /**
+     * Gossip messages validated per turn of the event loop; later ones wait for a later turn,
+     * and their peer's stream with them ({@link TurnBudget}). @default 16
+     */
+    readonly validationsPerTurn?: number;
   };
   /** Limits of the direct protocols (requests, snapshots, payloads); see {@link DirectLimiter}. */
   readonly direct?: DirectLimitOptions;
+  /**
+   * Limits of the streams that carry direct messages ({@link MESSAGE_PROTOCOL}); each message
+   * also takes a token of the per-peer rate limit, as gossip does.
+   * @default {perPeerConcurrency: 16, totalConcurrency: 256, perPeerBurst: 400, perPeerPerSecond: 200}
+   */
+  readonly directMessages?: DirectLimitOptions;
   /**
    * Publishes made while no peer is subscribed to the topic wait here (bounded per topic, with
    * an expiry) and go out once one subscribes; see {@link PublishQueue}.
@@ -218,6 +260,8 @@ export interface HostStats {
   readonly rateLimited: number;
   /** Gossip messages ignored because their author is not bonded and was over its budget. */
   readonly unbondedLimited: number;
+  /** Peers banned for flooding (far past their rate limit). */
+  readonly floodBans: number;
   /** Accepted gossip messages dropped because their forwarder's ingress queue was full. */
   readonly queueFull: number;
   /** Accepted messages dropped from a full ingress (the longest queue loses). */
@@ -371,6 +415,11 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
         doPX: false,
         allowedTopics: Object.values(TOPICS),
         maxInboundDataLength: 4 * MAX_MESSAGE_BYTES,
+        // One message of a peer's stream at a time, so that a validation paced to a later turn
+        // (`ingress.validationsPerTurn`) holds the rest of the peer's backlog in its buffers
+        // instead of decoding and checking all of it in one turn.
+        awaitRpcHandler: true,
+        awaitRpcMessageHandler: true,
         scoreParams,
         scoreThresholds: PEER_SCORE_THRESHOLDS,
       }),
@@ -382,6 +431,11 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
       }),
     },
   });
+  // Gossipsub takes a fixed list of topics; announcement shards are many (one per model), so
+  // its allow list becomes a check: the fixed topics and well-formed shards, nothing else.
+  const fixed = new Set<string>(Object.values(TOPICS));
+  (node.services.pubsub as unknown as { allowedTopics: { has(topic: string): boolean } })
+    .allowedTopics = { has: (topic) => fixed.has(topic) || isAnnouncementTopic(topic) };
   const host = new Host(node, { ...options, isBanned, bans, isIpBanned, ipBans, trusted });
   if (options.start ?? true) await host.start();
   return host;
@@ -409,6 +463,19 @@ interface Delivery {
 /** What gossipsub throws when a publish finds no topic peer (`allowPublishToZeroTopicPeers`). */
 const NO_TOPIC_PEERS = "PublishError.NoPeersSubscribedToTopic";
 
+/** The direct protocol that carries messages on direct topics (protocol v2), one per stream. */
+export const MESSAGE_PROTOCOL = "/ciro/msg/2.0.0";
+
+/** A direct message's frame: the topic's length (one byte), the topic, the message. */
+function messageFrame(topic: string, data: Uint8Array): Uint8Array {
+  const name = new TextEncoder().encode(topic);
+  const out = new Uint8Array(1 + name.byteLength + data.byteLength);
+  out[0] = name.byteLength;
+  out.set(name, 1);
+  out.set(data, 1 + name.byteLength);
+  return out;
+}
+
 /** Errors a handler throws for bad input (charged to the peer), matched by name. */
 const PEER_FAULTS = new Set(["SnapshotError", "WireError", "BoundedJsonError", "RuleViolation"]);
 
@@ -417,11 +484,14 @@ class Host implements Libp2pHost {
   readonly self: NodeId;
   readonly capabilities: CapabilityIndex;
   readonly direct: DirectLimiter;
+  readonly directMessages: DirectLimiter;
   readonly rejections: RejectionLog;
   readonly #init: HostInit;
-  readonly #limiter: RateLimiter;
+  readonly #limiter: FloodGuard;
   readonly #unbonded: RateLimiter;
   readonly #ingress: FairQueue<Delivery>;
+  /** Paces gossip validation: `ingress.validationsPerTurn` per turn of the event loop. */
+  readonly #turn: TurnBudget;
   readonly #outbox: PublishQueue;
   /** Topics whose waiting publishes are being sent now. */
   readonly #flushing = new Set<string>();
@@ -435,6 +505,7 @@ class Host implements Libp2pHost {
   readonly #counters = {
     rateLimited: 0,
     unbondedLimited: 0,
+    floodBans: 0,
     rejected: 0,
     ignored: 0,
     bans: 0,
@@ -457,18 +528,31 @@ class Host implements Libp2pHost {
     this.libp2p = node;
     this.self = node.peerId.toString();
     this.#init = init;
-    this.#limiter = new RateLimiter(init.rateLimit);
+    this.#limiter = new FloodGuard(init.rateLimit, {
+      ...(init.floodLimit !== undefined ? { excess: init.floodLimit } : {}),
+      onFlood: (peer) => this.#flooding(peer),
+    });
     this.#unbonded = new RateLimiter({
       capacity: 20,
       refillPerSecond: 2,
       ...init.unbondedRateLimit,
     });
+    this.#turn = new TurnBudget({ perTurn: init.ingress?.validationsPerTurn ?? 16 });
     this.#ingress = new FairQueue<Delivery>((delivery) => this.#deliver(delivery), {
       ...init.ingress,
+      sliceMs: init.ingress?.sliceMs ?? 5,
       onError: (error) => log.error("Ingress delivery failed: {error}", { error }),
     });
     this.#outbox = new PublishQueue(init.publishQueue);
     this.direct = new DirectLimiter(init.direct);
+    this.directMessages = new DirectLimiter({
+      perPeerConcurrency: 16,
+      totalConcurrency: 256,
+      perPeerBurst: 400,
+      perPeerPerSecond: 200,
+      ...init.directMessages,
+    });
+    this.#serve(MESSAGE_PROTOCOL, (r, f) => this.#receiveDirect(r, f), this.directMessages);
     this.rejections = init.rejectionLog ?? new RejectionLog();
     this.capabilities = new CapabilityIndex(node);
     node.addEventListener("peer:connect", (event) => {
@@ -600,6 +684,9 @@ class Host implements Libp2pHost {
 
   async publish(topic: Topic, data: Uint8Array, options: NetworkCallOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
+    if (isDirectTopic(topic)) {
+      throw new TypeError(`Cannot publish on "${topic}": it is a direct topic (send it to a peer)`);
+    }
     if (data.byteLength > MAX_MESSAGE_BYTES) {
       throw new RangeError(
         `Cannot publish on "${topic}": ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`,
@@ -680,17 +767,24 @@ class Host implements Libp2pHost {
     const subscription: Subscription = { validate, deliver };
     let set = this.#subscriptions.get(topic);
     const pubsub = this.libp2p.services.pubsub;
+    const direct = isDirectTopic(topic);
     if (set === undefined) {
       set = new Set();
       this.#subscriptions.set(topic, set);
-      pubsub.topicValidators.set(topic, (from, message) => this.#validate(topic, from, message));
-      pubsub.subscribe(topic);
+      if (!direct) {
+        pubsub.topicValidators.set(
+          topic,
+          (from, message) => this.#turn.pace(this.#validate(topic, from, message)),
+        );
+        pubsub.subscribe(topic);
+      }
     }
     set.add(subscription);
     return () => {
       const current = this.#subscriptions.get(topic);
       if (current === undefined || !current.delete(subscription) || current.size > 0) return;
       this.#subscriptions.delete(topic);
+      if (direct) return;
       pubsub.topicValidators.delete(topic);
       pubsub.unsubscribe(topic);
     };
@@ -699,6 +793,53 @@ class Host implements Libp2pHost {
   handle(
     protocol: string,
     handler: (request: Uint8Array, from: NodeId) => Promise<Uint8Array>,
+  ): void {
+    if (protocol === MESSAGE_PROTOCOL) {
+      throw new Error(`Cannot handle protocol "${protocol}": the host serves it (direct messages)`);
+    }
+    this.#serve(protocol, handler, this.direct);
+  }
+
+  async send(
+    peer: NodeId,
+    topic: Topic,
+    data: Uint8Array,
+    options: NetworkCallOptions = {},
+  ): Promise<void> {
+    if (data.byteLength > MAX_MESSAGE_BYTES) {
+      throw new RangeError(
+        `Cannot send on "${topic}": ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`,
+      );
+    }
+    await this.request(peer, MESSAGE_PROTOCOL, messageFrame(topic, data), options);
+  }
+
+  /**
+   * A direct message (see the module doc): unframed, then through the gossip boundary to the
+   * topic's subscriptions. Answers empty when taken (or ignored, as gossip would be); a refusal
+   * throws, so the sender hears why.
+   */
+  #receiveDirect(request: Uint8Array, from: NodeId): Promise<Uint8Array> {
+    const length = request[0] ?? 0;
+    const topic = new TextDecoder().decode(request.subarray(1, 1 + length));
+    const data = request.subarray(1 + length);
+    if (request.byteLength < 1 + length || !isDirectTopic(topic)) {
+      this.#counters.rejected++;
+      this.reject(from, MESSAGE_PROTOCOL, "unknown_topic", `not a direct topic: "${topic}"`);
+      return Promise.reject(new Error(`Refused: unknown_topic: not a direct topic: "${topic}"`));
+    }
+    const verdict = this.#admit(topic, from, from, data, true);
+    if (verdict === "reject") return Promise.reject(new Error(`Refused: rejected on "${topic}"`));
+    if (verdict === "accept") {
+      this.#ingress.offer(from, { topic, gossip: { topic: topic as Topic, from, data } });
+    }
+    return Promise.resolve(new Uint8Array(0));
+  }
+
+  #serve(
+    protocol: string,
+    handler: (request: Uint8Array, from: NodeId) => Promise<Uint8Array>,
+    limiter: DirectLimiter,
   ): void {
     if (this.#protocols.has(protocol)) {
       throw new Error(`Cannot handle protocol "${protocol}": it already has a handler`);
@@ -709,7 +850,7 @@ class Host implements Libp2pHost {
     const maxResponse = this.#init.maxResponseBytes ?? 8_388_608;
     void this.libp2p.handle(protocol, async (stream, connection) => {
       const from = connection.remotePeer.toString();
-      const admission = this.direct.admit(from);
+      const admission = limiter.admit(from);
       if (!admission.ok) {
         this.#counters.directRefused++;
         this.rejections.reject(from, protocol, admission.code, admission.reason);
@@ -717,7 +858,7 @@ class Host implements Libp2pHost {
         return;
       }
       const deadline = AbortSignal.timeout(timeoutMs);
-      const idle = idleSignal(this.direct.idleTimeoutMs, deadline);
+      const idle = idleSignal(limiter.idleTimeoutMs, deadline);
       const onData = () => idle.touch();
       stream.addEventListener("message", onData);
       try {
@@ -856,6 +997,16 @@ class Host implements Libp2pHost {
     return () => void this.#listeners.delete(listener);
   }
 
+  /** A peer past its flood limit: logged and charged (its address too), then banned at once. */
+  #flooding(peer: NodeId): void {
+    this.#counters.floodBans++;
+    const { capacity, refillPerSecond } = this.#limiter;
+    const detail = `more than ${this.#limiter.excess.capacity} messages past its rate limit ` +
+      `(${capacity} then ${refillPerSecond}/s)`;
+    this.reject(peer, "gossipsub", "flooding", detail);
+    if (!this.#init.isBanned(peer)) this.ban(peer, `flooding: ${detail}`);
+  }
+
   ban(peer: NodeId, reason: string, durationMs = this.#init.banMs ?? 600_000): void {
     this.#init.bans.set(peer, Date.now() + durationMs);
     this.#rejections.delete(peer);
@@ -922,41 +1073,64 @@ class Host implements Libp2pHost {
   }
 
   #validate(topic: string, from: PeerId, message: GossipsubMessage): TopicValidatorResult {
-    const forwarder = from.toString();
-    if (this.#init.isBanned(forwarder)) return TopicValidatorResult.Ignore;
-    if (!this.#limiter.take(forwarder)) {
-      this.#counters.rateLimited++;
-      return TopicValidatorResult.Ignore;
-    }
-    const isBonded = this.#init.isBonded;
-    if (isBonded !== undefined && message.type === "signed") {
-      const author = message.from.toString();
-      if (!isBonded(author) && !this.#unbonded.take(author)) {
-        this.#counters.unbondedLimited++;
+    if (message.type !== "signed") {
+      const forwarder = from.toString();
+      if (this.#init.isBanned(forwarder)) return TopicValidatorResult.Ignore;
+      if (!this.#limiter.take(forwarder)) {
+        this.#counters.rateLimited++;
         return TopicValidatorResult.Ignore;
       }
+      this.#counters.rejected++;
+      this.reject(forwarder, topic, "unsigned", "unsigned message");
+      return TopicValidatorResult.Reject;
+    }
+    const verdict = this.#admit(
+      topic,
+      from.toString(),
+      message.from.toString(),
+      message.data,
+      false,
+    );
+    if (verdict === "accept") return TopicValidatorResult.Accept;
+    if (verdict === "ignore") return TopicValidatorResult.Ignore;
+    return TopicValidatorResult.Reject;
+  }
+
+  /**
+   * The boundary a gossip or direct message meets before delivery: bans, the forwarder's rate
+   * limit, the author's unbonded budget, the size limit, then every subscription's validator.
+   * A rejection is counted against the forwarder (and logged) once.
+   */
+  #admit(
+    topic: string,
+    forwarder: NodeId,
+    author: NodeId,
+    data: Uint8Array,
+    direct: boolean,
+  ): ValidationResult {
+    if (this.#init.isBanned(forwarder)) return "ignore";
+    if (!this.#limiter.take(forwarder)) {
+      this.#counters.rateLimited++;
+      return "ignore";
+    }
+    const isBonded = this.#init.isBonded;
+    if (isBonded !== undefined && !isBonded(author) && !this.#unbonded.take(author)) {
+      this.#counters.unbondedLimited++;
+      return "ignore";
     }
     const subscriptions = this.#subscriptions.get(topic);
     let result: ValidationResult = "accept";
     let code = "";
     let reason = "";
     let reported = false;
-    if (message.type !== "signed") {
-      result = "reject";
-      code = "unsigned";
-      reason = "unsigned message";
-    } else if (message.data.byteLength > MAX_MESSAGE_BYTES) {
+    if (data.byteLength > MAX_MESSAGE_BYTES) {
       result = "reject";
       code = "too_large";
-      reason = `message of ${message.data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`;
+      reason = `message of ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`;
     } else if (subscriptions === undefined || subscriptions.size === 0) {
       result = "ignore";
     } else {
-      const gossip: GossipMessage = {
-        topic: topic as Topic,
-        from: message.from.toString(),
-        data: message.data,
-      };
+      const gossip: GossipMessage = { topic: topic as Topic, from: author, data };
       for (const subscription of subscriptions) {
         let verdict: ValidationResult;
         this.#validating = { peer: forwarder, reported: false };
@@ -985,14 +1159,13 @@ class Host implements Libp2pHost {
         if (verdict === "ignore") result = "ignore";
       }
     }
-    if (result === "accept") return TopicValidatorResult.Accept;
-    if (result === "ignore") {
-      this.#counters.ignored++;
-      return TopicValidatorResult.Ignore;
-    }
+    if (result === "ignore") this.#counters.ignored++;
+    if (result !== "reject") return result;
     this.#counters.rejected++;
-    if (!reported) this.reject(forwarder, topic, code, reason);
-    return TopicValidatorResult.Reject;
+    if (!reported) {
+      this.reject(forwarder, direct ? `${MESSAGE_PROTOCOL} ${topic}` : topic, code, reason);
+    }
+    return "reject";
   }
 
   #onMessage(forwarder: string, message: GossipsubMessage): void {

@@ -6,6 +6,7 @@ import {
   type Libp2pHost,
   type Libp2pHostOptions,
   MAX_STREAM_WINDOW,
+  MESSAGE_PROTOCOL,
 } from "./libp2p_host.ts";
 import { sendAll, StreamReader } from "./stream_framing.ts";
 import { TOPICS } from "./messages.ts";
@@ -97,24 +98,26 @@ Deno.test({
     try {
       let delivered = 0;
       victim.subscribe(
-        TOPICS.bids,
+        TOPICS.reputation,
         (message) => decoder.decode(message.data).startsWith("bad") ? "reject" : "accept",
         () => delivered++,
       );
       const pubsub = offender.libp2p.services.pubsub;
       await waitFor(
         "the subscription to propagate",
-        () => pubsub.getSubscribers(TOPICS.bids).length > 0,
+        () => pubsub.getSubscribers(TOPICS.reputation).length > 0,
       );
-      await offender.publish(TOPICS.bids, encoder.encode("good"));
+      await offender.publish(TOPICS.reputation, encoder.encode("good"));
       await waitFor("the good message", () => delivered === 1);
       // A delivered message earns first-delivery credit (+1); three rejections cost 0.2 n² = 1.8.
-      for (let i = 0; i < 3; i++) await offender.publish(TOPICS.bids, encoder.encode(`bad ${i}`));
+      for (let i = 0; i < 3; i++) {
+        await offender.publish(TOPICS.reputation, encoder.encode(`bad ${i}`));
+      }
       await waitFor("the rejections", () => victim.stats().rejected === 3);
       // Scores are cached for one gossipsub heartbeat (1 s).
       await waitFor("a negative score", () => victim.score(offender.self) < 0, 5_000);
       for (let i = 3; i <= 25 && !victim.isBanned(offender.self); i++) {
-        await offender.publish(TOPICS.bids, encoder.encode(`bad ${i}`)).catch(() => {});
+        await offender.publish(TOPICS.reputation, encoder.encode(`bad ${i}`)).catch(() => {});
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await waitFor("the ban", () => victim.isBanned(offender.self));
@@ -322,11 +325,11 @@ Deno.test({
     const subscriber = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
     try {
       // Nobody to send to yet: both wait, in order, and publish() does not throw.
-      await publisher.publish(TOPICS.results, encoder.encode("result one"));
-      await publisher.publish(TOPICS.results, encoder.encode("result two"));
+      await publisher.publish(TOPICS.health, encoder.encode("result one"));
+      await publisher.publish(TOPICS.health, encoder.encode("result two"));
       assert.equal(publisher.stats().publishWaiting, 2);
       const received: string[] = [];
-      subscriber.subscribe(TOPICS.results, () => "accept", (message) => {
+      subscriber.subscribe(TOPICS.health, () => "accept", (message) => {
         received.push(decoder.decode(message.data));
       });
       await subscriber.dial(publisher.multiaddrs()[0]!);
@@ -337,7 +340,7 @@ Deno.test({
       assert.equal(stats.publishFlushed, 2);
       assert.equal(stats.publishDropped, 0);
       // With a topic peer, a publish goes straight out.
-      await publisher.publish(TOPICS.results, encoder.encode("result three"));
+      await publisher.publish(TOPICS.health, encoder.encode("result three"));
       assert.equal(publisher.stats().publishWaiting, 0);
       await waitFor("the direct message", () => received.length === 3, 30_000);
     } finally {
@@ -356,23 +359,23 @@ Deno.test({
     });
     const subscriber = await createLibp2pHost({ listen: LOOPBACK, heartbeatMs: 0 });
     try {
-      await publisher.publish(TOPICS.results, encoder.encode("stale"));
+      await publisher.publish(TOPICS.health, encoder.encode("stale"));
       // Gossipsub's heartbeat (1 s) expires it.
       await waitFor("the expiry", () => publisher.stats().publishDropped === 1, 30_000);
       assert.equal(publisher.stats().publishWaiting, 0);
       const received: string[] = [];
       subscriber.subscribe(
-        TOPICS.results,
+        TOPICS.health,
         () => "accept",
         (m) => received.push(decoder.decode(m.data)),
       );
       await subscriber.dial(publisher.multiaddrs()[0]!);
       await waitFor(
         "the subscription to propagate",
-        () => publisher.libp2p.services.pubsub.getSubscribers(TOPICS.results).length > 0,
+        () => publisher.libp2p.services.pubsub.getSubscribers(TOPICS.health).length > 0,
         30_000,
       );
-      await publisher.publish(TOPICS.results, encoder.encode("fresh"));
+      await publisher.publish(TOPICS.health, encoder.encode("fresh"));
       await waitFor("the fresh message", () => received.length > 0, 30_000);
       assert.deepEqual(received, ["fresh"], "the expired message never went out");
     } finally {
@@ -429,6 +432,43 @@ Deno.test({
       assert.ok(a.peers().includes(b.self));
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "send() carries a direct message to one peer through the gossip boundary, and only there",
+  fn: async () => {
+    const [receiver, sender] = await pair({ heartbeatMs: 0 }, { heartbeatMs: 0 });
+    try {
+      const got: { from: string; text: string }[] = [];
+      receiver.subscribe(
+        TOPICS.bids,
+        (message) => decoder.decode(message.data).startsWith("bad") ? "reject" : "accept",
+        (message) => got.push({ from: message.from, text: decoder.decode(message.data) }),
+      );
+      // A direct topic joins no gossip mesh: the sender sees no subscriber, and may not gossip it.
+      assert.equal(sender.libp2p.services.pubsub.getSubscribers(TOPICS.bids).length, 0);
+      await assert.rejects(sender.publish(TOPICS.bids, encoder.encode("x")), TypeError);
+      await sender.send(receiver.self, TOPICS.bids, encoder.encode("bid one"));
+      await waitFor("the direct message", () => got.length === 1);
+      // `from` is the peer the Noise channel authenticated.
+      assert.deepEqual(got, [{ from: sender.self, text: "bid one" }]);
+      // A rejected one is refused to the sender's face and counted against it.
+      await assert.rejects(
+        sender.send(receiver.self, TOPICS.bids, encoder.encode("bad bid")),
+        /rejected on "\/ciro\/bids\/2"/,
+      );
+      assert.equal(receiver.stats().rejected, 1);
+      // A frame naming a gossip topic is not a direct message.
+      await assert.rejects(
+        sender.request(receiver.self, MESSAGE_PROTOCOL, new Uint8Array([3, 65, 66, 67, 1])),
+        /unknown_topic/,
+      );
+      assert.equal(receiver.stats().rejected, 2);
+      assert.equal(got.length, 1, "nothing rejected is delivered");
+    } finally {
+      await Promise.all([receiver.stop(), sender.stop()]);
     }
   },
 });

@@ -22,21 +22,111 @@ import {
   type JsonLimits,
 } from "./bounded_json.ts";
 
-/** Gossip topics, versioned: a breaking schema change gets a new topic. */
+/**
+ * Topics, versioned: a breaking schema change gets a new topic. Protocol v2 (the `/2` and `/3`
+ * names): announcements are gossiped on topics sharded by what a job needs
+ * ({@link announcementTopic}: `/ciro/jobs/2/<hardware>/<kind>`; `TOPICS.jobs` names the family,
+ * never a topic of its own); bids, assignments, results and attestations are
+ * {@link DIRECT_TOPICS}: sent to the parties that need them (`NetworkPort.send`), never gossiped.
+ * Capabilities, reputation and health stay gossip. A v1 node (`/ciro/jobs/1`, gossiped bids)
+ * hears nothing of a v2 market and a v2 node nothing of a v1 one: they are separate markets.
+ */
 export const TOPICS = {
-  jobs: "/ciro/jobs/1",
-  bids: "/ciro/bids/1",
-  assignments: "/ciro/assignments/1",
-  results: "/ciro/results/1",
-  // 2: an attestation names the worker and the commitment it judged.
-  attestations: "/ciro/attestations/2",
+  jobs: "/ciro/jobs/2",
+  bids: "/ciro/bids/2",
+  assignments: "/ciro/assignments/2",
+  results: "/ciro/results/2",
+  // 3: an attestation names the worker and the commitment it judged (v1 gossip: 2).
+  attestations: "/ciro/attestations/3",
   capabilities: "/ciro/capabilities/1",
   reputation: "/ciro/reputation/1",
   health: "/ciro/health/1",
 } as const;
 
-/** A topic name. */
-export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
+/** A topic family: the name its schema is keyed by. */
+export type TopicFamily = (typeof TOPICS)[keyof typeof TOPICS];
+
+/** An announcement shard: `/ciro/jobs/2/<hardware>/<kind>` ({@link announcementTopic}). */
+export type AnnouncementTopic = `${typeof TOPICS.jobs}/${string}`;
+
+/** A topic name: a family, or an announcement shard. */
+export type Topic = TopicFamily | AnnouncementTopic;
+
+/** The family of `topic` (the announcement family for a shard). */
+export type FamilyOf<T extends Topic> = T extends AnnouncementTopic ? typeof TOPICS.jobs : T;
+
+/** Topics whose messages go to named peers over a direct protocol, never by gossip. */
+export const DIRECT_TOPICS: ReadonlySet<string> = new Set<string>([
+  TOPICS.bids,
+  TOPICS.assignments,
+  TOPICS.results,
+  TOPICS.attestations,
+]);
+
+/** Whether `topic` is sent to named peers ({@link DIRECT_TOPICS}) rather than gossiped. */
+export function isDirectTopic(topic: string): boolean {
+  return DIRECT_TOPICS.has(topic);
+}
+
+/** The family of a topic name: `TOPICS.jobs` for an announcement shard, else the name itself. */
+export function topicFamily<T extends Topic>(topic: T): FamilyOf<T> {
+  return (topic.startsWith(`${TOPICS.jobs}/`) ? TOPICS.jobs : topic) as FamilyOf<T>;
+}
+
+/** What a job needs, as its announcement shard says it: hardware class and kind. */
+export interface ShardKey {
+  readonly hardware: "cpu" | "gpu";
+  /** `matmul` (the builtin) or an ONNX model's hash. */
+  readonly kind: string;
+}
+
+/**
+ * The topic a job is announced on: `/ciro/jobs/2/<hardware>/<kind>`, with `kind` the builtin's
+ * name or the model's hash, so that a worker subscribes only to what it can run.
+ *
+ * ```ts
+ * import { announcementTopic } from "./messages.ts";
+ *
+ * announcementTopic({ hardware: "cpu", kind: "matmul" }); // "/ciro/jobs/2/cpu/matmul"
+ * ```
+ */
+export function announcementTopic(key: ShardKey): AnnouncementTopic {
+  return `${TOPICS.jobs}/${key.hardware}/${key.kind}`;
+}
+
+const SHARD_PATTERN = /^\/ciro\/jobs\/2\/(cpu|gpu)\/(matmul|[0-9a-f]{64})$/;
+
+/**
+ * Whether `topic` is a well-formed announcement shard (`/ciro/jobs/2/<cpu|gpu>/<matmul|hash>`):
+ * the only topics a node accepts besides the fixed ones.
+ */
+export function isAnnouncementTopic(topic: string): topic is AnnouncementTopic {
+  return SHARD_PATTERN.test(topic);
+}
+
+/** The shard key of a job spec (its hardware requirement and kind). */
+export function shardOf(
+  spec: {
+    readonly kind: { readonly type: string; readonly name?: string; readonly modelHash?: string };
+    readonly requirements: { readonly hardware: "cpu" | "gpu" };
+  },
+): ShardKey {
+  const kind = spec.kind.type === "onnx" ? spec.kind.modelHash! : spec.kind.name ?? "matmul";
+  return { hardware: spec.requirements.hardware, kind };
+}
+
+/**
+ * The announcement shards a node subscribes to: a GPU node runs CPU jobs too, so it hears both
+ * classes; one shard per kind it can run.
+ */
+export function shardsFor(hardware: "cpu" | "gpu", kinds: Iterable<string>): AnnouncementTopic[] {
+  const classes: ("cpu" | "gpu")[] = hardware === "gpu" ? ["cpu", "gpu"] : ["cpu"];
+  const topics: AnnouncementTopic[] = [];
+  for (const kind of kinds) {
+    for (const h of classes) topics.push(announcementTopic({ hardware: h, kind }));
+  }
+  return topics;
+}
 
 /** Largest message accepted on any topic, in bytes. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -175,21 +265,22 @@ export const SCHEMAS = {
 } as const;
 
 /** The decoded message of a topic. */
-export type MessageOf<T extends Topic> = z.output<(typeof SCHEMAS)[T]>;
+export type MessageOf<T extends Topic> = z.output<(typeof SCHEMAS)[FamilyOf<T>]>;
 /** The encodable message of a topic (amounts as `bigint`). */
-export type OutgoingOf<T extends Topic> = z.output<(typeof SCHEMAS)[T]>;
+export type OutgoingOf<T extends Topic> = z.output<(typeof SCHEMAS)[FamilyOf<T>]>;
 
 /**
  * Why a message was refused at decode: a {@link BoundedJsonCode} (over a limit, or not JSON),
  * `unknown_topic`, `unknown_field` (a strict schema met a field it does not know),
- * `payload_bounds` (an input or output over {@link PAYLOAD_VALUE_LIMITS}) or `invalid` (any
- * other schema violation).
+ * `payload_bounds` (an input or output over {@link PAYLOAD_VALUE_LIMITS}), `wrong_shard` (an
+ * announcement on a shard its job does not need) or `invalid` (any other schema violation).
  */
 export type WireErrorCode =
   | BoundedJsonCode
   | "unknown_topic"
   | "unknown_field"
   | "payload_bounds"
+  | "wrong_shard"
   | "invalid";
 
 /** Bytes from the network that are not a valid message; `code` says why. */
@@ -244,7 +335,7 @@ export function encodeMessage<T extends Topic>(topic: T, message: OutgoingOf<T>)
  * code naming the fault.
  */
 export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): MessageOf<T> {
-  const schema = (SCHEMAS as Record<string, z.ZodType | undefined>)[topic];
+  const schema = (SCHEMAS as Record<string, z.ZodType | undefined>)[topicFamily(topic)];
   if (schema === undefined) throw new WireError(topic, `Unknown topic "${topic}"`, "unknown_topic");
   let json: unknown;
   try {
@@ -257,6 +348,18 @@ export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): Mes
   if (!parsed.success) {
     const { code, detail } = describeSchemaIssue(parsed.error);
     throw new WireError(topic, `Invalid message on "${topic}": ${detail}`, code);
+  }
+  if (topic !== TOPICS.jobs && topicFamily(topic) === TOPICS.jobs) {
+    // A job announced on a shard it does not need reaches workers that cannot run it.
+    const spec = (parsed.data as MessageOf<typeof TOPICS.jobs>).spec;
+    const expected = announcementTopic(shardOf(spec));
+    if (expected !== topic) {
+      throw new WireError(
+        topic,
+        `Invalid message on "${topic}": the job belongs on "${expected}"`,
+        "wrong_shard",
+      );
+    }
   }
   return parsed.data as MessageOf<T>;
 }

@@ -31,7 +31,7 @@ Deno.test("decodeMessage() refuses a result nested 4,000 deep at decode, before 
   assert.equal(codeOf(TOPICS.results, deep), "too_deep");
   assert.throws(() => decodeMessage(TOPICS.results, encoder.encode(deep)), {
     name: "WireError",
-    message: /^Invalid message on "\/ciro\/results\/1": Nested too deep: more than 16 levels$/,
+    message: /^Invalid message on "\/ciro\/results\/2": Nested too deep: more than 16 levels$/,
   });
 });
 

@@ -36,10 +36,22 @@ export interface NetworkPort {
   readonly self: NodeId;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Publishes bytes on a topic to every subscriber but the sender. */
+  /**
+   * Publishes bytes on a gossip topic to every subscriber but the sender. A direct topic
+   * (`isDirectTopic`) is refused: its messages go to named peers by {@link NetworkPort.send}.
+   */
   publish(topic: Topic, data: Uint8Array, options?: NetworkCallOptions): Promise<void>;
   /**
-   * Subscribes to a topic. The validator runs first; a rejected message is not delivered and
+   * Sends bytes on a direct topic to one peer (protocol v2: bids to a job's owner, results to
+   * its verifiers). At the receiver the message meets the same boundary as gossip (its rate
+   * limit, fair ingress, the topic subscription's validator, rejections and bans) and reaches
+   * the same delivery; `from` is the sender the transport authenticated. Resolves when the peer
+   * took it; rejects when it could not be reached or refused it.
+   */
+  send(peer: NodeId, topic: Topic, data: Uint8Array, options?: NetworkCallOptions): Promise<void>;
+  /**
+   * Subscribes to a topic: a gossip topic joins its mesh; a direct topic only receives what
+   * peers {@link NetworkPort.send} this node. The validator runs first; a rejected message is not delivered and
    * costs its sender score. The validator and the delivery see the same `data` object, so a
    * subscriber may key what it decoded while validating by it.
    */

@@ -17,7 +17,7 @@ import type { ChainCursor, ChainEvent, ChainPort, TxReceipt } from "../chain/por
 import type { EffectRequest } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { BuiltinExecutor, commitmentOf, type ExecutorPort } from "../runtime/compute/executor.ts";
-import { TOPICS } from "../protocols/messages.ts";
+import { type Topic, topicFamily, TOPICS } from "../protocols/messages.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { SqliteJournal } from "../runtime/durability/journal.ts";
 import type { NodeOptions } from "../runtime/kernel/mod.ts";
@@ -67,23 +67,32 @@ interface CrashPlan {
   readonly when: "lost" | "landed";
 }
 
-/** Wraps a node's network port: a publish the plan names kills the market instead. */
+/**
+ * Wraps a node's network port: a publish (or, protocol v2, a direct send) the plan names kills
+ * the market instead.
+ */
 function testNetwork(inner: NetworkPort, kill: Kill, plan: CrashPlan | undefined): NetworkPort {
   const topic = plan?.effect === undefined ? undefined : TOPIC_OF[plan.effect];
+  const out = (t: Topic, o: { signal?: AbortSignal } | undefined, go: () => Promise<void>) => {
+    if (kill.killed) return hang<void>(o?.signal);
+    if (plan?.node === inner.self && topic === topicFamily(t)) {
+      kill.now();
+      return hang<void>(o?.signal);
+    }
+    return go();
+  };
   return new Proxy(inner, {
     get(target, key, receiver) {
-      if (key !== "publish") {
-        const value = Reflect.get(target, key, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
+      if (key === "publish") {
+        return (t: Topic, data: Uint8Array, o?: { signal?: AbortSignal }) =>
+          out(t, o, () => target.publish(t, data, o));
       }
-      return (t: string, data: Uint8Array, o?: { signal?: AbortSignal }) => {
-        if (kill.killed) return hang(o?.signal);
-        if (plan?.node === inner.self && topic === t) {
-          kill.now();
-          return hang(o?.signal);
-        }
-        return target.publish(t as never, data, o);
-      };
+      if (key === "send") {
+        return (peer: string, t: Topic, data: Uint8Array, o?: { signal?: AbortSignal }) =>
+          out(t, o, () => target.send(peer, t, data, o));
+      }
+      const value = Reflect.get(target, key, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
     },
   });
 }

@@ -211,12 +211,14 @@ Deno.test("malformed and forged messages from a peer are rejected, cost it score
     }
     assert.equal(node.job(jobId)!.state, "bidding");
 
-    await mallory.publish(TOPICS.bids, new TextEncoder().encode("{not json"));
-    await mallory.publish(
+    // Bids come to the owner directly (protocol v2), and meet the same boundary as gossip.
+    await mallory.send("c", TOPICS.bids, new TextEncoder().encode("{not json"));
+    await mallory.send(
+      "c",
       TOPICS.bids,
       encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid("honest-worker", 1n, { jobId }) }),
     );
-    await mallory.publish(TOPICS.bids, new Uint8Array(70_000));
+    await mallory.send("c", TOPICS.bids, new Uint8Array(70_000));
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(node.stats.wireRejected, 3);
     assert.equal(

@@ -14,7 +14,13 @@ import type { ChainError, ChainPort } from "../../chain/port.ts";
 import { jobAddress, peerAddress } from "../../machines/address.ts";
 import type { BidRecord } from "../../machines/job_machine.ts";
 import type { EffectRequest, JobSpec, NodeId } from "../../machines/types.ts";
-import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import {
+  announcementTopic,
+  encodeMessage,
+  shardOf,
+  type Topic,
+  TOPICS,
+} from "../../protocols/messages.ts";
 import { PayloadHashMismatchError } from "../../protocols/payload_errors.ts";
 import { effectToWire } from "../../protocols/translate.ts";
 import {
@@ -152,15 +158,23 @@ export class EffectDispatcher {
       case "net.attestation": {
         const out = effectToWire(effect);
         if (out === undefined) return this.#close(id, actorId);
+        const data = encodeMessage(out.topic, out.message as never);
+        if (effect.type === "net.announce") {
+          // Gossiped on the shard of what the job needs: only workers that can run it hear it.
+          return this.#track(
+            actorId,
+            effect.type,
+            id,
+            this.#o.options.network.publish(announcementTopic(shardOf(effect.spec)), data, {
+              signal: this.#abort.signal,
+            }),
+          );
+        }
         return this.#track(
           actorId,
           effect.type,
           id,
-          this.#o.options.network.publish(
-            out.topic,
-            encodeMessage(out.topic, out.message as never),
-            { signal: this.#abort.signal },
-          ),
+          this.#sendAll(actorId, effect.type, out.topic, data, this.#audience(actorId, effect)),
         );
       }
       case "worker.consider":
@@ -194,18 +208,91 @@ export class EffectDispatcher {
     }
   }
 
-  /** Publishes a worker's bid (the agent's answer to `worker.consider`). */
+  /** Sends a worker's bid to the job's owner (the agent's answer to `worker.consider`). */
   publishBid(actorId: string, bid: object, id: string | undefined): void {
+    const cell = this.#o.tree.get(actorId);
+    const owner = cell === undefined ? undefined : jobContextOf(cell).owner;
+    // Gossip never reached its sender either: a node does not bid to itself.
+    if (owner === undefined || owner === this.#o.self) return this.#close(id, actorId);
     this.#track(
       actorId,
       "bid.submit",
       id,
-      this.#o.options.network.publish(
+      this.#sendAll(
+        actorId,
+        "bid.submit",
         TOPICS.bids,
         encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid } as never),
-        { signal: this.#abort.signal },
+        [owner],
       ),
     );
+  }
+
+  /**
+   * Who hears a job's message (protocol v2: each message has its audience, the chain is the
+   * shared record). An assignment: the winner and the chosen verifiers (a hint: the chain's
+   * assignment event is what they act on, and what frees a losing bidder's slot). A result: the
+   * owner and the chosen verifiers. An attestation: the owner (the chain counts it under chain
+   * settlement). Never this node itself.
+   */
+  #audience(actorId: string, effect: EffectRequest): NodeId[] {
+    const cell = this.#o.tree.get(actorId);
+    if (cell === undefined) return [];
+    const context = jobContextOf(cell);
+    const to = new Set<NodeId>();
+    switch (effect.type) {
+      case "net.assignment":
+        to.add(effect.worker);
+        for (const v of effect.verifiers) to.add(v);
+        break;
+      case "net.result":
+        to.add(context.owner);
+        for (const v of context.verifiers) to.add(v);
+        break;
+      case "net.attestation":
+        to.add(context.owner);
+        break;
+    }
+    to.delete(this.#o.self);
+    return [...to].sort();
+  }
+
+  /**
+   * Sends `data` on a direct topic to each of `peers`. A peer that cannot be reached is logged;
+   * the effect fails only when none could be (a message nobody took is lost).
+   */
+  async #sendAll(
+    actor: string,
+    effect: string,
+    topic: Topic,
+    data: Uint8Array,
+    peers: readonly NodeId[],
+  ): Promise<void> {
+    if (peers.length === 0) return;
+    const network = this.#o.options.network;
+    const signal = this.#abort.signal;
+    const outcomes = await Promise.allSettled(
+      peers.map((peer) => network.send(peer, topic, data, { signal })),
+    );
+    const failed = outcomes.flatMap((o, i) =>
+      o.status === "rejected" ? [{ peer: peers[i]!, o }] : []
+    );
+    if (failed.length === 0 || signal.aborted) return;
+    for (const { peer, o } of failed) {
+      this.#o.log.info("{effect} of {actor} did not reach {peer}: {message}", {
+        effect,
+        actor,
+        peer,
+        message: (o as PromiseRejectedResult).reason?.message ?? String(o),
+      });
+    }
+    if (failed.length === peers.length) {
+      throw new Error(
+        `No recipient took it: ${failed.map((f) => f.peer).join(", ")}: ${
+          (failed[0]!.o as PromiseRejectedResult).reason?.message
+        }`,
+      );
+    }
   }
 
   #close(id: string | undefined, actor: string): void {

@@ -26,6 +26,13 @@ import type { Announcement } from "./worker_agent.ts";
 /** Penalty to a peer's score for a message that failed decoding or an application rule. */
 export const WIRE_PENALTY = -10;
 
+/**
+ * Most models a node keeps from peers' capabilities: each is an announcement shard a node that
+ * fetches models listens on, so a peer advertising made-up models cannot make it join without
+ * bound.
+ */
+export const MAX_MODELS_HEARD = 256;
+
 /** What a node heard of another node's capabilities. */
 export interface Capabilities {
   readonly roles: readonly Role[];
@@ -59,6 +66,8 @@ export interface IngressOptions {
    * worker disputed again and again stops winning them. Absent: every bid is weighed.
    */
   readonly shunned?: (worker: NodeId) => boolean;
+  /** Told when a peer's capabilities name a model not heard of before (a new shard to hear). */
+  readonly heardModels?: () => void;
 }
 
 /** The network side of one node. */
@@ -71,6 +80,8 @@ export class Ingress {
   readonly #peerModels = new Map<NodeId, ReadonlySet<string>>();
   /** What the validator decoded, keyed by the payload bytes (the same object reaches delivery). */
   readonly #decoded = new WeakMap<Uint8Array, AddressedEvent[]>();
+  /** Every model a peer advertised (bounded): the shards a node that fetches models hears. */
+  readonly #modelsHeard = new Set<string>();
   #ignored = 0;
   #shunned = 0;
 
@@ -94,6 +105,11 @@ export class Ingress {
   /** The nodes this node has heard capabilities from (itself included). */
   knownNodes(): { id: NodeId; roles: readonly Role[]; hardware: HardwareClass }[] {
     return [...this.#capabilities].map(([id, c]) => ({ id, ...c }));
+  }
+
+  /** Models peers advertised (at most {@link MAX_MODELS_HEARD}, first heard first kept). */
+  modelsHeard(): ReadonlySet<string> {
+    return this.#modelsHeard;
   }
 
   /** Peers that advertised the model `hash`. */
@@ -120,6 +136,13 @@ export class Ingress {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
         this.#verifiers = undefined;
         this.#peerModels.set(decoded.node, new Set(decoded.models));
+        let fresh = false;
+        for (const model of decoded.models) {
+          if (this.#modelsHeard.has(model) || this.#modelsHeard.size >= MAX_MODELS_HEARD) continue;
+          this.#modelsHeard.add(model);
+          fresh = true;
+        }
+        if (fresh) this.#o.heardModels?.();
       }
       this.#decoded.set(message.data, addressed);
       return "accept";

@@ -23,7 +23,13 @@ import { RejectionLog } from "../../protocols/rejection_log.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import type { JobPolicy } from "../../machines/policies.ts";
 import type { EffectRequest, HardwareClass, NodeId, Role } from "../../machines/types.ts";
-import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import {
+  type AnnouncementTopic,
+  encodeMessage,
+  shardsFor,
+  type Topic,
+  TOPICS,
+} from "../../protocols/messages.ts";
 import { serveSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
 import {
   BuiltinExecutor,
@@ -127,6 +133,8 @@ export class Node {
   readonly #outputs = new OutputStore();
   readonly #outputFetch: OutputFetcher;
   readonly #cleanup: (() => void)[] = [];
+  /** Announcement shards this node listens on (protocol v2), with their unsubscribes. */
+  readonly #shards = new Map<string, () => void>();
   /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
   readonly #rejections = new RejectionLog();
   /** Escrows the chain showed, and the observed jobs whose escrow is checked at their window. */
@@ -219,6 +227,7 @@ export class Node {
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
       keepSpec: options.roles.includes("verifier"),
+      heardModels: () => this.#listenToShards(),
       shunned: (worker) =>
         (this.#bonds.reputationOf(worker) ?? Infinity) <
           (options.minBidderReputation ?? DEFAULT_MIN_BIDDER_REPUTATION),
@@ -267,7 +276,10 @@ export class Node {
       pool,
       agent: this.#agent,
       advertisersOf: (hash) => this.#ingress.advertisersOf(hash),
-      onModelFetched: (hash) => (this.#models = new Set([...this.#models, hash])),
+      onModelFetched: (hash) => {
+        this.#models = new Set([...this.#models, hash]);
+        this.#listenToShards();
+      },
       submit: (source, target, event, effect) => {
         // An outcome event closes its effect in the journal as it is appended.
         if (effect !== undefined) this.#openTx.forget(effect, target);
@@ -300,15 +312,13 @@ export class Node {
     if (this.#started) return;
     this.#started = true;
     const { network, chain } = this.#options;
+    // Protocol v2: announcements on the shards this node can serve (`#listenToShards`, again
+    // as it learns of models); the direct topics receive what peers send this node.
     for (const topic of Object.values(TOPICS)) {
-      this.#cleanup.push(
-        network.subscribe(
-          topic,
-          (m) => this.#ingress.validate(m),
-          (m) => this.#ingress.receive(m),
-        ),
-      );
+      if (topic === TOPICS.jobs) continue;
+      this.#cleanup.push(this.#subscribe(topic));
     }
+    this.#listenToShards();
     this.#cleanup.push(network.onPeerEvent((event) => this.#ingress.peerEvent(event)));
     serveSnapshots(network, () => this.snapshot());
     // One payload protocol: the outputs held here, then the models.
@@ -354,6 +364,8 @@ export class Node {
     if (!this.#started) return;
     this.#started = false;
     for (const undo of this.#cleanup.splice(0)) undo();
+    for (const undo of this.#shards.values()) undo();
+    this.#shards.clear();
     this.#timers.cancelAll();
     this.inbox.close();
     await this.#effects.stop(`Node "${this.id}" is stopping`);
@@ -362,10 +374,56 @@ export class Node {
     await this.#onnx?.close();
   }
 
+  #subscribe(topic: Topic): () => void {
+    return this.#options.network.subscribe(
+      topic,
+      (m) => this.#ingress.validate(m),
+      (m) => this.#ingress.receive(m),
+    );
+  }
+
+  /**
+   * The announcement shards this node hears (protocol v2): a worker or verifier, those of the
+   * kinds it can run (the builtin; the models it holds, and, if it may fetch models, every model
+   * a peer advertised) on its hardware class (a GPU node runs CPU jobs too; a verifier hears
+   * both classes, as it may be chosen for either); a bootstrap node, every shard it knows of, so
+   * that it relays them. A client alone hears none: it announces, and bids come to it directly.
+   */
+  shardTopics(): AnnouncementTopic[] {
+    const roles = this.roles;
+    const bootstrap = roles.includes("bootstrap");
+    if (!bootstrap && !roles.includes("worker") && !roles.includes("verifier")) return [];
+    const hardware = bootstrap || !roles.includes("worker")
+      ? "gpu"
+      : this.#options.worker?.hardware ?? "cpu";
+    const kinds = new Set<string>();
+    if (bootstrap || this.#executor.supports({ type: "builtin", name: "matmul" })) {
+      kinds.add("matmul");
+    }
+    for (const hash of this.#models) kinds.add(hash);
+    if (bootstrap || this.#options.fetchModels === true || this.#options.models === undefined) {
+      for (const hash of this.#ingress.modelsHeard()) {
+        if (bootstrap || this.#executor.supports({ type: "onnx", modelHash: hash })) {
+          kinds.add(hash);
+        }
+      }
+    }
+    return shardsFor(hardware, kinds);
+  }
+
+  /** Subscribes to the shards of {@link Node.shardTopics} not yet listened on. */
+  #listenToShards(): void {
+    if (!this.#started) return;
+    for (const topic of this.shardTopics()) {
+      if (!this.#shards.has(topic)) this.#shards.set(topic, this.#subscribe(topic));
+    }
+  }
+
   /** Publishes this node's roles and hardware, so clients know their workers and verifiers. */
   async announceCapabilities(): Promise<void> {
     if (this.#options.models) {
       this.#models = new Set(await this.#options.models.list({ signal: this.#effects.signal }));
+      this.#listenToShards();
     }
     const message = {
       type: "node.capabilities" as const,

@@ -8,7 +8,7 @@
  * @module
  */
 import type { NodeId } from "../../machines/types.ts";
-import type { Topic } from "../../protocols/messages.ts";
+import { isDirectTopic, type Topic } from "../../protocols/messages.ts";
 import type {
   GossipMessage,
   NetworkCallOptions,
@@ -41,6 +41,8 @@ export interface SimNetworkStats {
   rejected: number;
   requests: number;
   bans: number;
+  /** Direct messages sent (protocol v2: one receiver each). */
+  sent: number;
 }
 
 interface Subscription {
@@ -90,8 +92,28 @@ class SimPort implements NetworkPort {
         new Error(`Cannot publish on "${topic}": node "${this.self}" is not started`),
       );
     }
+    if (isDirectTopic(topic)) {
+      return Promise.reject(
+        new TypeError(`Cannot publish on "${topic}": it is a direct topic (send it to a peer)`),
+      );
+    }
     this.#net.broadcast({ topic, from: this.self, data });
     return Promise.resolve();
+  }
+
+  send(
+    peer: NodeId,
+    topic: Topic,
+    data: Uint8Array,
+    options: NetworkCallOptions = {},
+  ): Promise<void> {
+    options.signal?.throwIfAborted();
+    if (!this.running) {
+      return Promise.reject(
+        new Error(`Cannot send on "${topic}": node "${this.self}" is not started`),
+      );
+    }
+    return this.#net.sendTo(peer, { topic, from: this.self, data });
   }
 
   subscribe(
@@ -154,6 +176,7 @@ export class SimNetwork {
     rejected: 0,
     requests: 0,
     bans: 0,
+    sent: 0,
   };
   /** Bans in force: `banner>banned` -> until (virtual ms). */
   readonly #bans = new Map<string, number>();
@@ -273,6 +296,28 @@ export class SimNetwork {
         this.#copy(port, message);
       }
     }
+  }
+
+  /**
+   * @internal One message to one peer (a direct topic). A peer that is not running fails the
+   * send; on the way, the message may be lost or duplicated as gossip is.
+   */
+  sendTo(to: NodeId, message: GossipMessage): Promise<void> {
+    this.stats.sent++;
+    this.onPublish?.(message);
+    const port = this.#ports.get(to);
+    if (port === undefined || !port.running) {
+      return Promise.reject(
+        new SimNetworkError("unreachable", `Cannot reach peer "${to}": not connected`),
+      );
+    }
+    if (!port.subs.has(message.topic)) return Promise.resolve();
+    this.#copy(port, message);
+    if (this.#sched.rng.chance(this.faults.duplicate)) {
+      this.stats.duplicated++;
+      this.#copy(port, message);
+    }
+    return Promise.resolve();
   }
 
   #copy(port: SimPort, message: GossipMessage): void {

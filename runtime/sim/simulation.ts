@@ -7,7 +7,14 @@
  * @module
  */
 import { jobContextOf } from "../../actors/tree.ts";
-import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import {
+  announcementTopic,
+  encodeMessage,
+  isDirectTopic,
+  shardOf,
+  type Topic,
+  TOPICS,
+} from "../../protocols/messages.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
@@ -532,7 +539,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     every(40, () => {
       const spec = matmulSpec(rogueRng, Math.min(4, verifierCount));
       void port.publish(
-        TOPICS.jobs,
+        announcementTopic(shardOf(spec)),
         encodeMessage(TOPICS.jobs, {
           type: "job.announce",
           jobId: `phantom-${++rogueJobs}`,
@@ -548,7 +555,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const port = rogue("flooder-01");
     every(100, () => {
       for (let i = 0; i < 10; i++) {
-        void port.publish(
+        // Bids go to a job's owner directly (protocol v2): the flooder sends them to clients.
+        void port.send(
+          rogueRng.pick(clients).id,
           TOPICS.bids,
           encodeMessage(TOPICS.bids, {
             type: "bid.submit",
@@ -567,25 +576,36 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   }
   if (adversaries.has("replay-old-messages")) {
     const port = rogue("replayer-01");
-    const heard: { topic: (typeof TOPICS)[keyof typeof TOPICS]; data: Uint8Array }[] = [];
+    const heard: { topic: Topic; data: Uint8Array }[] = [];
+    // It hears what is gossiped and, as a party would, what peers send directly.
     net.onPublish = (m) => {
       if (m.from !== "replayer-01" && heard.length < 2_000) heard.push(m);
     };
+    const everyone = participants.map((p) => p.id);
     every(100, () => {
       for (let i = 0; i < 5 && heard.length > 0; i++) {
         const m = rogueRng.pick(heard);
-        void port.publish(m.topic, m.data).catch(() => {});
+        const sent = isDirectTopic(m.topic)
+          ? port.send(rogueRng.pick(everyone), m.topic, m.data)
+          : port.publish(m.topic, m.data);
+        void sent.catch(() => {});
       }
     }, "rogue.replay");
   }
   if (adversaries.has("oversized-messages")) {
     const port = rogue("bloater-01");
     every(200, () => {
-      const topic = rogueRng.pick(Object.values(TOPICS));
+      const topic = rogueRng.pick([
+        ...Object.values(TOPICS).filter((t) => t !== TOPICS.jobs),
+        announcementTopic({ hardware: "cpu", kind: "matmul" }),
+      ]);
       const deep = "[".repeat(10_000) + "]".repeat(10_000);
       const big = JSON.stringify({ type: "job.announce", pad: "x".repeat(1 << 20) });
-      void port.publish(topic, new TextEncoder().encode(rogueRng.chance(0.5) ? deep : big))
-        .catch(() => {});
+      const data = new TextEncoder().encode(rogueRng.chance(0.5) ? deep : big);
+      const sent = isDirectTopic(topic)
+        ? port.send(rogueRng.pick(participants).id, topic, data)
+        : port.publish(topic, data);
+      void sent.catch(() => {});
     }, "rogue.bloat");
   }
 

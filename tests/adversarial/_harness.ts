@@ -4,7 +4,8 @@
  * rules of `wireToActorEvents`), and a rogue host on 127.0.0.2 that the victim dials, so the
  * victim sees the rogue's own IP address (outside its trusted range, `127.0.0.1/32`).
  *
- * The client announces jobs; the worker answers each with a bid; {@link Market.announce}
+ * The client announces jobs on a shard ({@link JOBS}); the worker answers each with a bid sent
+ * to the client directly (protocol v2); {@link Market.announce}
  * resolves with the announcement-to-bid time. That is the honest traffic each test checks
  * keeps flowing under attack.
  *
@@ -18,6 +19,7 @@ import {
   type Libp2pHostOptions,
 } from "../../protocols/libp2p_host.ts";
 import {
+  announcementTopic,
   decodeMessage,
   encodeMessage,
   type MessageOf,
@@ -31,6 +33,8 @@ import { RoguePeer } from "../../protocols/rogue_peer.ts";
 export const HONEST = ["/ip4/127.0.0.1/tcp/0"];
 export const ROGUE = ["/ip4/127.0.0.2/tcp/0"];
 export const HASH = "ab".repeat(32);
+/** The announcement shard of the harness's jobs (CPU matmul, protocol v2). */
+export const JOBS = announcementTopic({ hardware: "cpu", kind: "matmul" });
 
 /** Polls `check` every 20 ms until it holds or `timeoutMs` passes; throws naming `what`. */
 export async function waitFor(
@@ -110,10 +114,11 @@ export async function startMarket(
   });
   const workerSeen: MessageOf<Topic>[] = [];
   const validate = boundaryValidator(workerSeen);
-  for (const topic of Object.values(TOPICS)) {
+  const topics = [JOBS, ...Object.values(TOPICS).filter((t) => t !== TOPICS.jobs)];
+  for (const topic of topics) {
     worker.subscribe(topic, validate, (message) => {
-      if (message.topic !== TOPICS.jobs) return;
-      const job = decodeMessage(TOPICS.jobs, message.data);
+      if (message.topic !== JOBS) return;
+      const job = decodeMessage(JOBS, message.data);
       const bid = encodeMessage(TOPICS.bids, {
         type: "bid.submit",
         bidId: `bid-${job.jobId}`,
@@ -125,7 +130,8 @@ export async function startMarket(
         reputation: 500,
         hardware: "cpu",
       });
-      worker.publish(TOPICS.bids, bid).catch(() => {});
+      // Protocol v2: the bid goes to the job's owner directly.
+      worker.send(job.owner, TOPICS.bids, bid).catch(() => {});
     });
   }
   const bids = new Map<string, number>();
@@ -134,13 +140,11 @@ export async function startMarket(
     const bid = decodeMessage(TOPICS.bids, message.data);
     if (bid.worker === worker.self) bids.set(bid.jobId, performance.now());
   });
-  client.subscribe(TOPICS.jobs, boundaryValidator(clientSeen), () => {});
+  client.subscribe(JOBS, boundaryValidator(clientSeen), () => {});
   await waitFor("the client to connect", () => worker.peers().includes(client.self));
   await waitFor(
-    "the meshes to form",
-    () =>
-      client.libp2p.services.pubsub.getSubscribers(TOPICS.jobs).length > 0 &&
-      worker.libp2p.services.pubsub.getSubscribers(TOPICS.bids).length > 0,
+    "the mesh to form",
+    () => client.libp2p.services.pubsub.getSubscribers(JOBS).length > 0,
   );
   return {
     worker,
@@ -148,10 +152,7 @@ export async function startMarket(
     workerSeen,
     async announce(jobId, timeoutMs = 15_000) {
       const started = performance.now();
-      await client.publish(
-        TOPICS.jobs,
-        encodeMessage(TOPICS.jobs, announcement(jobId, client.self)),
-      );
+      await client.publish(JOBS, encodeMessage(JOBS, announcement(jobId, client.self)));
       await waitFor(`the bid on ${jobId}`, () => bids.has(jobId), timeoutMs);
       return bids.get(jobId)! - started;
     },
