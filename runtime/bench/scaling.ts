@@ -55,6 +55,8 @@ export interface ScalingOptions {
   readonly verifiers?: number;
   /** @default 1 */
   readonly clients?: number;
+  /** Whether nodes hear peers connect (`ScaleOptions.peerEvents`). @default true */
+  readonly peerEvents?: boolean;
   readonly onProgress?: (workers: number, progress: ScaleProgress) => void;
   /** Told each point as it is measured (to save it before the next, longer one). */
   readonly onPoint?: (point: ScaleResult) => void | Promise<void>;
@@ -73,6 +75,7 @@ export async function runScalingCurve(options: ScalingOptions = {}): Promise<Sca
       rate: options.rate ?? SCALING_RATE,
       durationMs: (options.durationMs ?? scalingDurationMs)(workers),
       wallCapMs: options.wallCapMs ?? null,
+      peerEvents: options.peerEvents ?? true,
       ...(options.onProgress ? { onProgress: (p) => options.onProgress!(workers, p) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -109,6 +112,19 @@ export function parseCurve(text: string, source: string): ScalingCurve {
     );
   }
   return curve as ScalingCurve;
+}
+
+/**
+ * Wall and CPU time of the job phase of a run (from the first submission on) per job submitted,
+ * ms: the start-up (nodes connecting and hearing each other's capabilities) is left out. NaN for
+ * CPU where the run recorded no start-up CPU time.
+ */
+export function jobPhaseMs(p: ScaleResult): { wall: number; cpu: number } {
+  const jobs = Math.max(1, p.jobs.submitted);
+  return {
+    wall: (p.wallMs - p.setupWallMs) / jobs,
+    cpu: typeof p.setupCpuMs === "number" ? (p.cpuMs - p.setupCpuMs) / jobs : NaN,
+  };
 }
 
 const COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"];
@@ -149,7 +165,9 @@ function panel(
   xs: readonly number[],
   series: readonly PanelSeries[],
 ): void {
-  const values = series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => y > 0);
+  const values = series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) =>
+    y > 0 && Number.isFinite(y)
+  );
   const yMin = 10 ** Math.floor(Math.log10(Math.min(...values, 1)));
   const yMax = 10 ** Math.ceil(Math.log10(Math.max(...values, 10)));
   const xMin = Math.min(...xs, 20) / 1.3;
@@ -188,7 +206,7 @@ function panel(
       `text-anchor="middle">${escapeXml(yLabel)}</text>`,
   );
   for (const s of series) {
-    const pts = s.points.filter(([x, y]) => x > 0 && y > 0);
+    const pts = s.points.filter(([x, y]) => x > 0 && y > 0 && Number.isFinite(y));
     if (pts.length > 1) {
       out.push(
         `<polyline fill="none" stroke="${s.colour}" stroke-width="2"${
@@ -235,18 +253,20 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
   const eventSeries: PanelSeries[] = [];
   curves.forEach((c, i) => {
     const colour = COLOURS[i % COLOURS.length]!;
+    // Runs that reached no job (stopped in the start-up) have no per-job figure: named below.
+    const ran = c.points.filter((p) => p.jobs.submitted > 0);
     timeSeries.push(
       {
         name: `${c.label}: wall`,
         colour,
         dashed: false,
-        points: c.points.map((p) => [p.workers, p.wallMs / 1_000, open(p)] as const),
+        points: ran.map((p) => [p.workers, jobPhaseMs(p).wall, open(p)] as const),
       },
       {
         name: `${c.label}: CPU`,
         colour,
         dashed: true,
-        points: c.points.map((p) => [p.workers, p.cpuMs / 1_000, open(p)] as const),
+        points: ran.map((p) => [p.workers, jobPhaseMs(p).cpu, open(p)] as const),
       },
     );
     eventSeries.push(
@@ -254,23 +274,21 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
         name: `${c.label}: journaled`,
         colour,
         dashed: false,
-        points: c.points.map((p) => [p.workers, p.workerEvents.perWorkerPerJob, open(p)] as const),
+        points: ran.map((p) => [p.workers, p.workerEvents.perWorkerPerJob, open(p)] as const),
       },
       {
         name: `${c.label}: messages received`,
         colour,
         dashed: true,
-        points: c.points.map((p) =>
-          [p.workers, p.workerEvents.gossipPerWorkerPerJob, open(p)] as const
-        ),
+        points: ran.map((p) => [p.workers, p.workerEvents.gossipPerWorkerPerJob, open(p)] as const),
       },
     );
   });
   panel(
     out,
     { left: 80, top: 70, width: 360, height: 300 },
-    "Time of a run (s)",
-    "seconds (log scale)",
+    "Time per announced job, job phase (ms)",
+    "ms per job (log scale)",
     xs,
     timeSeries,
   );
@@ -292,8 +310,16 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
       `<text x="${lx + 28}" y="${ly}">${escapeXml(s.name)}</text>`,
     );
   });
-  if (note !== "") {
-    const lines = note.split("\n");
+  const unreached = curves.flatMap((c) =>
+    c.points.filter((p) => p.jobs.submitted === 0).map((p) =>
+      `${c.label}: ${p.workers} workers stopped at the wall-time cap (${
+        Math.round(p.wallMs / 1_000)
+      } s) before its first job`
+    )
+  );
+  const text = [...unreached, ...(note === "" ? [] : note.split("\n"))].join("\n");
+  if (text !== "") {
+    const lines = text.split("\n");
     lines.forEach((line, i) => {
       out.push(
         `<text x="80" y="${432 + Math.ceil(legend.length / 4) * 18 + 8 + i * 15}" fill="#555">${
@@ -309,8 +335,8 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
 /** The curves' figures as a Markdown table, one row per curve and size. */
 export function scalingTable(curves: readonly ScalingCurve[]): string {
   const rows = [
-    "| version | workers | jobs (virtual s) | stopped | settled | messages per job | events per worker per job (journaled / messages received) | deliveries per decline | actors for declined jobs | wall s (start-up) | CPU s | load |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| version | workers | jobs (virtual s) | stopped | settled | messages per job | events per worker per job (journaled / messages received) | deliveries per decline | actors for declined jobs | wall s (start-up) | CPU s (start-up) | per job: wall / CPU ms | load |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const c of curves) {
     for (const p of c.points) {
@@ -319,8 +345,14 @@ export function scalingTable(curves: readonly ScalingCurve[]): string {
           p.stopped === "wall-cap" ? "**over cap**" : p.stopped
         } | ${p.jobs.settledPct} % | ${p.messages.deliveredPerJob} | ${p.workerEvents.perWorkerPerJob} / ${p.workerEvents.gossipPerWorkerPerJob} | ${p.declines.deliveriesPerDecline} | ${p.declines.actorsHeld} | ${
           (p.wallMs / 1_000).toFixed(1)
-        } (${(p.setupWallMs / 1_000).toFixed(1)}) | ${
-          (p.cpuMs / 1_000).toFixed(1)
+        } (${(p.setupWallMs / 1_000).toFixed(1)}) | ${(p.cpuMs / 1_000).toFixed(1)} (${
+          typeof p.setupCpuMs === "number" ? (p.setupCpuMs / 1_000).toFixed(1) : "-"
+        }) | ${
+          p.jobs.submitted === 0
+            ? "-"
+            : `${Math.round(jobPhaseMs(p).wall)} / ${
+              Number.isNaN(jobPhaseMs(p).cpu) ? "-" : Math.round(jobPhaseMs(p).cpu)
+            }`
         } | ${p.loadAverage.start} -> ${p.loadAverage.end} |`,
       );
     }

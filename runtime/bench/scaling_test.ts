@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ScaleResult } from "../sim/mod.ts";
 import {
+  jobPhaseMs,
   parseCurve,
   type ScalingCurve,
   scalingDurationMs,
@@ -16,6 +17,7 @@ function point(workers: number, wallMs: number, stopped: ScaleResult["stopped"])
     wallMs,
     cpuMs: wallMs / 2,
     setupWallMs: wallMs / 10,
+    setupCpuMs: wallMs / 20,
     stopped,
     durationMs: scalingDurationMs(workers),
     loadAverage: { start: 1, end: 2 },
@@ -25,6 +27,17 @@ function point(workers: number, wallMs: number, stopped: ScaleResult["stopped"])
     declines: { deliveriesPerDecline: 9, actorsHeld: 0 },
   } as unknown as ScaleResult;
 }
+
+/** A run stopped at its cap in the start-up. */
+function unreached(workers: number): ScaleResult {
+  const p = point(workers, 600_000, "wall-cap");
+  return { ...p, jobs: { ...p.jobs, submitted: 0 } };
+}
+
+Deno.test("jobPhaseMs() leaves the start-up out and divides by the jobs", () => {
+  const p = { ...point(20, 10_000, "done"), setupCpuMs: 1_000 };
+  assert.deepEqual(jobPhaseMs(p), { wall: (10_000 - 1_000) / 10, cpu: (5_000 - 1_000) / 10 });
+});
 
 Deno.test("withPoint() replaces the point of the same size and keeps them sorted", () => {
   let curve: ScalingCurve = { label: "v1", points: [point(100, 5_000, "done")] };
@@ -48,7 +61,7 @@ Deno.test("scalingSvg() draws each curve and marks a run stopped at its cap", ()
     label: "v1",
     points: [point(20, 30_000, "done"), point(1000, 900_000, "wall-cap")],
   };
-  const v2: ScalingCurve = { label: "v2", points: [point(20, 2_000, "done")] };
+  const v2: ScalingCurve = { label: "v2", points: [point(20, 2_000, "done"), unreached(500)] };
   const svg = scalingSvg([v1, v2], "a note");
   assert.ok(svg.startsWith("<svg"));
   assert.equal(svg.match(/over cap/g)?.length, 4, "two panels x two series of v1's last point");
@@ -56,7 +69,10 @@ Deno.test("scalingSvg() draws each curve and marks a run stopped at its cap", ()
     assert.ok(svg.includes(name), name);
   }
   assert.ok(svg.includes("a note"));
+  assert.ok(
+    svg.includes("v2: 500 workers stopped at the wall-time cap (600 s) before its first job"),
+  );
   const table = scalingTable([v1, v2]);
-  assert.equal(table.split("\n").length, 2 + 3);
+  assert.equal(table.split("\n").length, 2 + 4);
   assert.match(table, /\| v1 \| 1000 \| 10 \(0\.5\) \| \*\*over cap\*\* \|/);
 });

@@ -56,6 +56,8 @@ Options:
   --rate N            jobs per virtual second, with --scale (default 10)
   --in-flight N       most open jobs, with --scale (default 500)
   --decliners N       with --scale, N of the workers decline every job (price floor too high)
+  --no-peer-events    with --scale, nodes do not hear every other node connect (the simulated
+                      network connects every pair: O(N^2) work at start-up)
   --wall-cap S        stop a --scale run past S wall seconds and say so
   -h, --help          this help
 
@@ -165,6 +167,7 @@ async function scale(values: Record<string, string | boolean | undefined>): Prom
       ...(durationMs !== undefined ? { durationMs } : {}),
       ...(maxInFlight !== undefined ? { maxInFlight } : {}),
       ...(decliners !== undefined ? { decliners } : {}),
+      ...(values["no-peer-events"] === true ? { peerEvents: false } : {}),
       ...(rate !== undefined ? { rate } : {}),
       ...(cap !== undefined ? { wallCapMs: cap * 1_000 } : {}),
     };
@@ -216,6 +219,7 @@ async function main(): Promise<number> {
         "in-flight": { type: "string" },
         "wall-cap": { type: "string" },
         decliners: { type: "string" },
+        "no-peer-events": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));

@@ -107,6 +107,14 @@ export interface ScaleOptions {
    * shorter than the node's default of 60 s so that long runs stay within memory). @default 10,000
    */
   readonly retainFinishedMs?: number;
+  /**
+   * Whether nodes hear peers connect and leave. The simulated network connects every pair of
+   * nodes, so each node hears of every other one (a peer actor each): O(N^2) work at start-up, about
+   * 4 million scheduler steps for 1000 workers, where a libp2p node keeps a bounded number of
+   * connections. Without them a node knows its peers by their messages and capabilities (no
+   * adversary runs here, so no peer is scored). @default true
+   */
+  readonly peerEvents?: boolean;
   /** Stops the run at the next step (recorded as `stopped: "aborted"`). */
   readonly signal?: AbortSignal;
 }
@@ -148,6 +156,10 @@ export interface ScaleResult {
   readonly wallMs: number;
   /** Wall time until the first job (nodes started, connected, capabilities heard). */
   readonly setupWallMs: number;
+  /** CPU time until the first job. */
+  readonly setupCpuMs: number;
+  /** Whether nodes heard peers connect ({@link ScaleOptions.peerEvents}). */
+  readonly peerEvents: boolean;
   readonly cpuMs: number;
   readonly steps: number;
   /** The 1-minute load average when the run started and when it ended. */
@@ -236,13 +248,19 @@ function minus(a: Record<string, number>, b: Record<string, number>): Record<str
 }
 
 /**
- * A port that counts the messages (gossip or direct) its node validates, everything else passed through to
- * the simulated network's port.
+ * A port that counts the messages (gossip or direct) its node validates, and without
+ * `peerEvents` tells its node of no peer connecting or leaving; everything else is the simulated
+ * network's port.
  */
-function countingPort(port: NetworkPort, counter: WorkerCounters): NetworkPort {
+function scalePort(
+  port: NetworkPort,
+  counter: WorkerCounters | undefined,
+  peerEvents: boolean,
+): NetworkPort {
   return new Proxy(port, {
     get(target, prop) {
-      if (prop === "subscribe") {
+      if (prop === "onPeerEvent" && !peerEvents) return () => () => {};
+      if (prop === "subscribe" && counter !== undefined) {
         return (
           topic: Parameters<NetworkPort["subscribe"]>[0],
           validate: (m: GossipMessage) => ReturnType<Parameters<NetworkPort["subscribe"]>[1]>,
@@ -271,6 +289,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const maxInFlight = options.maxInFlight ?? SCALE_DEFAULTS.maxInFlight;
   const progressEveryMs = options.progressEveryMs ?? SCALE_DEFAULTS.progressEveryMs;
   const wallCapMs = options.wallCapMs ?? null;
+  const peerEvents = options.peerEvents ?? true;
   checkCount("seed", seed, 0);
   checkCount("workers", workerCount, 1);
   checkCount("verifiers", verifierCount, 1);
@@ -351,7 +370,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       capabilityIntervalMs: 0,
       retainFinishedMs: options.retainFinishedMs ?? SCALE_DEFAULTS.retainFinishedMs,
       escrowWaitMs: 2_000,
-      network: counter ? countingPort(joined, counter) : joined,
+      network: scalePort(joined, counter, peerEvents),
       chain: chain.port(id),
       ...extra,
     });
@@ -439,6 +458,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   }
   let setupMessages: Record<string, number> = {};
   let setupWallMs = 0;
+  let setupCpuMs = 0;
   let setupGossip = 0;
   const jobRng = world.fork();
   let j = 0;
@@ -447,6 +467,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       jobPhase = true;
       setupMessages = counters(net);
       setupWallMs = Math.round(performance.now() - started);
+      const used = process.cpuUsage(cpuStart);
+      setupCpuMs = Math.round((used.user + used.system) / 1_000);
       setupGossip = workers.reduce((n, w) => n + w.counters.gossip, 0);
     }
     const index = j++;
@@ -580,6 +602,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     virtualMs,
     wallMs,
     setupWallMs,
+    setupCpuMs,
+    peerEvents,
     cpuMs: Math.round((cpu.user + cpu.system) / 1_000),
     steps: sched.steps,
     loadAverage: { start: round(loadStart), end: round(Deno.loadavg()[0] ?? 0) },
@@ -641,7 +665,9 @@ export function formatScaleResult(r: ScaleResult): string {
   return [
     `scale: ${r.workers} workers, ${r.verifiers} verifiers, ${r.clients} clients, ${r.rate} jobs/s for ${
       r.durationMs / 1_000
-    } virtual s (at most ${r.maxInFlight} in flight), seed ${r.seed}: ${r.stopped}`,
+    } virtual s (at most ${r.maxInFlight} in flight)${
+      r.peerEvents ? "" : ", no peer events"
+    }, seed ${r.seed}: ${r.stopped}`,
     `  settled          ${r.jobs.settledPct} % (${r.jobs.settled} of ${r.jobs.submitted} submitted; ${states}; ${r.jobs.throttled} throttled; at most ${r.jobs.peakInFlight} in flight; settled in p50 ${r.jobs.settleMs.p50} / p99 ${r.jobs.settleMs.p99} virtual ms)`,
     `  messages         ${r.messages.deliveredPerJob} delivered per job (${
       thousands(r.messages["delivered"] ?? 0)
@@ -650,7 +676,9 @@ export function formatScaleResult(r: ScaleResult): string {
     `  declines         ${r.declines.records} (${r.declines.declinedPct} % of worker x job), ${r.declines.deliveriesPerDecline} deliveries per declined job, ${r.declines.actorsHeld} actors held for declined jobs; at most ${r.workerJobActorsPeak} job actors on one worker`,
     `  time             wall ${(r.wallMs / 1_000).toFixed(1)} s (start-up ${
       (r.setupWallMs / 1_000).toFixed(1)
-    } s), CPU ${(r.cpuMs / 1_000).toFixed(1)} s, virtual ${(r.virtualMs / 1_000).toFixed(1)} s, ${
+    } s), CPU ${(r.cpuMs / 1_000).toFixed(1)} s (start-up ${
+      (r.setupCpuMs / 1_000).toFixed(1)
+    } s), virtual ${(r.virtualMs / 1_000).toFixed(1)} s, ${
       thousands(r.steps)
     } steps, heap at most ${r.heapPeakMb} MB, load average ${r.loadAverage.start} -> ${r.loadAverage.end}`,
     `  chain            ${r.chain.transactions} transactions (${r.chain.failed} failed); ${

@@ -52,6 +52,20 @@ Deno.test("runScale() counts what a worker that declines every job handles, and 
   assert.equal(r.declines.actorsHeld, 0);
 });
 
+Deno.test("runScale() without peer events: nodes hear no peer connect, jobs settle all the same", async () => {
+  const base = { seed: 2, workers: 5, rate: 2, durationMs: 2_000 };
+  const mesh = await runScale(base);
+  const quiet = await runScale({ ...base, peerEvents: false });
+  assert.equal(mesh.peerEvents, true);
+  assert.equal(quiet.peerEvents, false);
+  assert.equal(quiet.jobs.settledPct, 100, JSON.stringify(quiet.jobs.byState));
+  // With peer events, a worker hears each of the other 9 nodes connect and identify itself.
+  assert.ok(
+    mesh.workerEvents.setupPerWorker - quiet.workerEvents.setupPerWorker >= 2 * 9,
+    `${mesh.workerEvents.setupPerWorker} against ${quiet.workerEvents.setupPerWorker}`,
+  );
+});
+
 Deno.test("runScale() skips a submission due while maxInFlight jobs are open", async () => {
   const r = await runScale({ seed: 3, workers: 3, rate: 20, durationMs: 1_000, maxInFlight: 2 });
   assert.equal(r.jobs.submitted + r.jobs.throttled, 20);

@@ -29,6 +29,8 @@ Options:
   --out FILE       the curve's JSON; points already there are kept unless measured again
   --sizes LIST     comma-separated worker counts (default ${SCALING_SIZES.join(",")})
   --wall-cap S     stop a run past S wall seconds; it is recorded and plotted as "over cap"
+  --no-peer-events nodes do not hear every other node connect (the simulated network's full
+                   mesh costs O(N^2) at start-up; see deno task simulate --help)
   --add FILE       add a point from a JSON result of deno task simulate --scale --json to --out
                    (instead of running)
   --curves LIST    comma-separated curve files to plot (default: --out)
@@ -67,6 +69,7 @@ async function main(): Promise<number> {
         plot: { type: "string", default: "docs/scaling.svg" },
         note: { type: "string", default: "" },
         "plot-only": { type: "boolean", default: false },
+        "no-peer-events": { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -130,6 +133,7 @@ async function main(): Promise<number> {
       await runScalingCurve({
         sizes,
         wallCapMs,
+        peerEvents: !values["no-peer-events"],
         onProgress: (workers, p) => console.error(`${workers} workers ${formatScaleProgress(p)}`),
         onPoint: async (point) => {
           curve = withPoint(curve, point);
