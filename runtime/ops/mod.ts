@@ -24,3 +24,4 @@ export * from "./cockpit.ts";
 export * from "./openapi.ts";
 export * from "./status_server.ts";
 export * from "./http_server.ts";
+export * from "./devstack/devstack.ts";

@@ -18,6 +18,8 @@
 
 /** Options of {@link startDevstack}. */
 export interface DevstackOptions {
+  /** Client nodes, 1 to 32; the first is also the bootstrap, the others bootstrap from it. @default 1 */
+  readonly clients?: number;
   /** Workers to start, 1 to 32. @default 2 */
   readonly workers?: number;
   /** Verifiers to start, 1 to 32. @default 1 */
@@ -32,6 +34,13 @@ export interface DevstackOptions {
   readonly logLevel?: string;
   /** How long to wait for the market to form, ms. @default 60_000 */
   readonly readyTimeoutMs?: number;
+  /**
+   * How many nodes start at once after the first client (each counts until it wrote its
+   * `node.json`): a loaded machine cannot start 30 processes together. @default all at once
+   */
+  readonly startConcurrency?: number;
+  /** More config for a node, merged over the stack's own (e.g. `{ worker: { capacity: 4 } }`). */
+  readonly nodeConfig?: (name: string, roles: readonly string[]) => Record<string, unknown>;
   /** Told each line a node logs, with the node's name. */
   readonly onLog?: (name: string, line: string) => void;
   readonly signal?: AbortSignal;
@@ -53,6 +62,8 @@ export interface Devstack {
   readonly dir: string;
   readonly ledger: string;
   readonly clientUrl: string;
+  /** Every client's status URL, the first client's first. */
+  readonly clientUrls: readonly string[];
   /** The bootstrap address other nodes (and yours) dial: `/ip4/127.0.0.1/tcp/…/p2p/…`. */
   readonly bootstrap: string;
   readonly nodes: readonly DevstackNode[];
@@ -136,8 +147,10 @@ async function getJson(url: string) {
 
 /** Starts a stack; stop it with `stack.stop()`. */
 export async function startDevstack(options: DevstackOptions = {}): Promise<Devstack> {
+  const clients = options.clients ?? 1;
   const workers = options.workers ?? 2;
   const verifiers = options.verifiers ?? 1;
+  checkCount("clients", clients);
   checkCount("workers", workers);
   checkCount("verifiers", verifiers);
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "ciro-devstack-" });
@@ -154,6 +167,10 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
     bootstrap: readonly string[],
     extra: Record<string, unknown> = {},
   ): Promise<DevstackNode> => {
+    // A lane of a staggered start must not start a node once the stack is being stopped.
+    if (stopping !== undefined) {
+      throw new DevstackError("not_ready", `Not starting ${name}: stopping`);
+    }
     const dataDir = `${dir}/${name}`;
     await Deno.mkdir(dataDir, { recursive: true });
     // A stale node.json (a stack started before in this directory) must not be taken as ours.
@@ -173,6 +190,7 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
           capabilityIntervalMs: 2_000,
           log: { level: options.logLevel ?? "warning", format: "text" },
           ...extra,
+          ...options.nodeConfig?.(name, roles),
         },
         null,
         2,
@@ -265,19 +283,37 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
     const bootstrap = client.multiaddrs.find((a) => a.includes("/p2p/")) ??
       `${client.multiaddrs[0]}/p2p/${client.peerId}`;
     const stake = options.stake ?? 1_000;
-    const others = await Promise.all([
+    const starts: (() => Promise<DevstackNode>)[] = [
+      ...Array.from(
+        { length: clients - 1 },
+        (_, i) => () =>
+          spawn(`client-${i + 2}`, ["client"], [bootstrap], {
+            http: { host: "127.0.0.1", port: 0 },
+          }),
+      ),
       ...Array.from(
         { length: workers },
-        (_, i) =>
+        (_, i) => () =>
           spawn(`worker-${i + 1}`, ["worker"], [bootstrap], {
             worker: { hardware: "cpu", stake, priceRatio: 0.5 + 0.1 * (i % 5), etaMs: 200 },
           }),
       ),
       ...Array.from(
         { length: verifiers },
-        (_, i) => spawn(`verifier-${i + 1}`, ["verifier"], [bootstrap]),
+        (_, i) => () => spawn(`verifier-${i + 1}`, ["verifier"], [bootstrap]),
       ),
-    ]);
+    ];
+    // At most startConcurrency lanes, each starting one node after another, in order.
+    const others: DevstackNode[] = [];
+    let next = 0;
+    const lanes = Math.max(1, Math.min(options.startConcurrency ?? starts.length, starts.length));
+    await Promise.all(Array.from({ length: lanes }, async () => {
+      while (next < starts.length) {
+        const i = next++;
+        others[i] = await starts[i]!();
+      }
+    }));
+    const allClients = [client, ...others.filter((n) => n.roles.includes("client"))];
     const ids = others.map((n) => n.peerId);
     await until("the client to connect to every node", timeoutMs, options.signal, async () => {
       const peers = await getJson(`${client.http}/peers`);
@@ -287,18 +323,23 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
         ? true
         : undefined;
     });
-    // Connected is not enough: gossip flows once subscriptions are exchanged. Ready when the
-    // client has heard every node's capabilities and every worker the client's, over gossip.
-    await until("the client to hear every node", timeoutMs, options.signal, async () => {
-      const peers = await getJson(`${client.http}/peers`);
-      const heard = new Set((peers?.tracked ?? []).map((p: { peer: string }) => p.peer));
-      return ids.every((id) => heard.has(id)) ? true : undefined;
-    });
+    // Connected is not enough: gossip flows once subscriptions are exchanged. Ready when every
+    // client has heard every other node's capabilities and every worker every client's, over
+    // gossip.
+    for (const c of allClients) {
+      const want = [client, ...others].filter((n) => n !== c).map((n) => n.peerId);
+      await until(`${c.name} to hear every node`, timeoutMs, options.signal, async () => {
+        const peers = await getJson(`${c.http}/peers`);
+        const heard = new Set((peers?.tracked ?? []).map((p: { peer: string }) => p.peer));
+        return want.every((id) => heard.has(id)) ? true : undefined;
+      });
+    }
     for (const worker of others.filter((n) => n.roles.includes("worker"))) {
-      await until(`${worker.name} to hear the client`, timeoutMs, options.signal, async () => {
+      await until(`${worker.name} to hear the clients`, timeoutMs, options.signal, async () => {
         const peers = await getJson(`${worker.http}/peers`);
         const heard = (peers?.tracked ?? []).map((p: { peer: string }) => p.peer);
-        return peers?.connected.includes(client.peerId) && heard.includes(client.peerId)
+        return peers?.connected.includes(client.peerId) &&
+            allClients.every((c) => heard.includes(c.peerId))
           ? true
           : undefined;
       });
@@ -307,6 +348,7 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
       dir,
       ledger,
       clientUrl: client.http,
+      clientUrls: allClients.map((c) => c.http),
       bootstrap,
       nodes: [client, ...others],
       exited: Promise.all(procs.map((p) => p.status)).then(() => {}),
