@@ -572,6 +572,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const virtualMs = sched.now();
   const wallMs = Math.round(performance.now() - started);
   const cpu = process.cpuUsage(cpuStart);
+  if (!jobPhase) {
+    // Stopped in the start-up: all of it was start-up.
+    setupWallMs = wallMs;
+    setupCpuMs = Math.round((cpu.user + cpu.system) / 1_000);
+  }
   const totals = await chain.port("scale-observer").totals();
   const v = checker.totals(totals);
   if (v !== null) violations.push({ ...v, step: sched.steps, at: virtualMs });
