@@ -1,6 +1,7 @@
 /**
  * Fair ingress: accepted gossip waits in a bounded queue per forwarding peer and is delivered
- * round robin, a few at a time, with a macrotask between batches. A flood from one peer fills
+ * round robin, a few at a time (at most `batch`, and only until `sliceMs` have passed), with a
+ * macrotask between batches. A flood from one peer fills
  * only that peer's queue (what does not fit is dropped and counted); another peer's message
  * waits behind at most one message of each busy peer, never behind the flood, and timers and
  * I/O (the status endpoint, pings) run between batches. A global bound caps what all queues hold
@@ -31,6 +32,15 @@ export interface FairQueueOptions {
   readonly total?: number;
   /** Items delivered per turn before yielding to the event loop. @default 32 */
   readonly batch?: number;
+  /**
+   * Time a turn may spend delivering, in milliseconds: once used, the turn ends after the
+   * current item, however few were delivered (a slow subscriber cannot hold the event loop for
+   * `batch` items). The libp2p host passes its `ingress.sliceMs`, 5.
+   * @default Infinity (turns end on `batch` alone)
+   */
+  readonly sliceMs?: number;
+  /** The clock of `sliceMs`, in milliseconds. @default performance.now */
+  readonly now?: () => number;
   /** Runs the next turn. @default a `setTimeout(run, 0)` (a macrotask, so I/O runs between turns) */
   readonly schedule?: (run: () => void) => void;
   /** Called when `deliver` throws. @default ignore */
@@ -53,6 +63,8 @@ export class FairQueue<T> {
   readonly #perKey: number;
   readonly #total: number;
   readonly #batch: number;
+  readonly #sliceMs: number;
+  readonly #now: () => number;
   readonly #schedule: (run: () => void) => void;
   readonly #onError: (error: unknown) => void;
   /** Insertion order is the round-robin order; a key is re-inserted after its turn. */
@@ -75,6 +87,12 @@ export class FairQueue<T> {
     this.#perKey = perKey;
     this.#total = total;
     this.#batch = batch;
+    const { sliceMs = Infinity } = options;
+    if (!(sliceMs > 0)) {
+      throw new RangeError(`Cannot create fair queue: sliceMs must be positive, got ${sliceMs}`);
+    }
+    this.#sliceMs = sliceMs;
+    this.#now = options.now ?? (() => performance.now());
     this.#schedule = options.schedule ?? ((run) => setTimeout(run, 0));
     this.#onError = options.onError ?? (() => {});
   }
@@ -151,10 +169,13 @@ export class FairQueue<T> {
   #turn(): void {
     this.#scheduled = false;
     let budget = this.#batch;
-    while (budget > 0 && this.#size > 0 && !this.#closed) {
+    const timed = this.#sliceMs !== Infinity;
+    const started = timed ? this.#now() : 0;
+    const timeLeft = () => !timed || this.#now() - started < this.#sliceMs;
+    while (budget > 0 && this.#size > 0 && !this.#closed && timeLeft()) {
       // One item per key per round, in round-robin order.
       for (const [key, queue] of [...this.#queues]) {
-        if (budget === 0) break;
+        if (budget === 0 || !timeLeft()) break;
         const item = queue.shift()!;
         this.#size--;
         this.#queues.delete(key);

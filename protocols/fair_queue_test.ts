@@ -75,3 +75,34 @@ Deno.test("FairQueue keeps delivering when a delivery throws", () => {
   assert.deepEqual(delivered, [0, 2]);
   assert.equal(errors.length, 1);
 });
+
+Deno.test("FairQueue ends a turn once sliceMs is used, however few were delivered", () => {
+  let now = 0;
+  const delivered: string[] = [];
+  const turns: (() => void)[] = [];
+  const queue = new FairQueue<string>((item) => {
+    delivered.push(item);
+    now += 2; // a slow subscriber: 2 ms per message
+  }, { batch: 32, sliceMs: 5, now: () => now, schedule: (run) => turns.push(run) });
+  for (let i = 0; i < 10; i++) queue.offer("a", `a${i}`);
+  turns.shift()!();
+  // 0, 2 and 4 ms had time left; at 6 ms the turn ends, with 7 still waiting for the next.
+  assert.deepEqual(delivered, ["a0", "a1", "a2"]);
+  assert.equal(turns.length, 1);
+  turns.shift()!();
+  assert.equal(delivered.length, 6);
+  // Every turn delivers at least one item, even when one delivery outlasts the slice.
+  const slowTurns: (() => void)[] = [];
+  let slowDelivered = 0;
+  const slow = new FairQueue<string>(() => {
+    slowDelivered++;
+    now += 50;
+  }, { sliceMs: 5, now: () => now, schedule: (run) => slowTurns.push(run) });
+  slow.offer("b", "b0");
+  slow.offer("b", "b1");
+  slowTurns.shift()!();
+  assert.equal(slowDelivered, 1);
+  slowTurns.shift()!();
+  assert.equal(slowDelivered, 2);
+  assert.throws(() => new FairQueue(() => {}, { sliceMs: 0 }), RangeError);
+});
