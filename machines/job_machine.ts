@@ -483,8 +483,9 @@ export const jobMachine = setup({
         });
       }
     }),
-    acceptBid: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== "bid.received") return;
+    // A plain assign (no enqueueActions): it runs for every bid the owner takes.
+    acceptBid: assign(({ context, event }) => {
+      if (event.type !== "bid.received") return {};
       const record: BidRecord = {
         ...event.bid,
         attempt: context.attempt,
@@ -492,7 +493,7 @@ export const jobMachine = setup({
         status: "open",
         reason: null,
       };
-      enqueue.assign({ bids: { ...context.bids, [record.bidId]: record } });
+      return { bids: { ...context.bids, [record.bidId]: record } };
     }),
     refuseBid: enqueueActions(({ context, event, enqueue }, params: { late?: boolean }) => {
       if (event.type !== "bid.received") return;
