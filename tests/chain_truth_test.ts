@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { ActorTree } from "../actors/tree.ts";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { DEFAULT_POLICY } from "../machines/policies.ts";
-import { encodeMessage, TOPICS } from "../protocols/messages.ts";
+import { announcementTopic, encodeMessage, shardOf, TOPICS } from "../protocols/messages.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { createNode, type Node } from "../runtime/kernel/mod.ts";
@@ -32,6 +32,9 @@ async function until(predicate: () => unknown, ms: number, what: string): Promis
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The shard the fake jobs are announced on (what `spec()` needs: a CPU matmul). */
+const JOBS = announcementTopic(shardOf(spec()));
 
 /** A job announcement as a rogue owner publishes it, for a job it never escrowed. */
 function fakeAnnouncement(jobId: string, bidWindowMs: number): Uint8Array {
@@ -71,7 +74,7 @@ Deno.test("announcements never escrowed hold no bid slot past their window, and 
     await mallory.start();
     // Two fake jobs fill the worker's two bid slots.
     for (const id of ["fake-1", "fake-2"]) {
-      await mallory.publish(TOPICS.jobs, fakeAnnouncement(id, 100));
+      await mallory.publish(JOBS, fakeAnnouncement(id, 100));
     }
     await until(() => worker.job("fake-2")?.state === "bidding", 2_000, "the fake jobs");
     const scoreBefore = worker.peers().find((p) => p.peer === "mallory")!.score;
@@ -96,7 +99,7 @@ Deno.test("announcements never escrowed hold no bid slot past their window, and 
       "mallory's score to fall",
     );
     // A late repeat of a dropped announcement is refused.
-    await mallory.publish(TOPICS.jobs, fakeAnnouncement("fake-1", 100));
+    await mallory.publish(JOBS, fakeAnnouncement("fake-1", 100));
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(worker.job("fake-1"), undefined, "no phantom comes back");
     // Honest work gets bids again.
@@ -264,8 +267,8 @@ Deno.test("a peer banned by its actor is banned by the network port, and rejecti
     await node.start();
     await mallory.start();
     await new Promise((r) => setTimeout(r, 10));
-    await mallory.publish(TOPICS.bids, new TextEncoder().encode("{not json"));
-    await mallory.publish(TOPICS.bids, new TextEncoder().encode("{not json either"));
+    await mallory.send(node.id, TOPICS.bids, new TextEncoder().encode("{not json"));
+    await mallory.send(node.id, TOPICS.bids, new TextEncoder().encode("{not json either"));
     await until(() => bans.length > 0, 2_000, "the ban");
     assert.equal(rejections.length, 2, rejections.join(", "));
     assert.ok(rejections.every((r) => r.startsWith("mallory:")), rejections.join(", "));

@@ -213,7 +213,7 @@ Deno.test("infer() with verify: false settles unverified, and workers advertise 
   }
 });
 
-Deno.test("a worker without the model declines with unsupported_model, recorded in the journal", async () => {
+Deno.test("a worker without the model never hears the job (protocol v2 shards); one priced out declines, recorded in the journal", async () => {
   const m = await market(
     [{ id: "w1" }, { id: "w2", models: new MemoryModelStore() }, {
       id: "w3",
@@ -225,13 +225,26 @@ Deno.test("a worker without the model declines with unsupported_model, recorded 
     // w3's cost pricing would ask more than the job pays: price_below_floor.
     const result = await m.sdk.infer({ ...request, verify: false, maxPrice: 1_000n });
     assert.equal(result.worker, "w1");
-    // A worker that declines keeps no actor for the job, only a record of why.
-    assert.equal(m.nodes.get("w2")!.job(result.jobId), undefined);
-    assert.equal(m.nodes.get("w2")!.declined(result.jobId)?.reason, "unsupported_model");
-    const declined = m.journals.get("w2")!.entries.filter((e) => e.event.type === "job.declined");
+    // w2 lacks the model and may not fetch it: it listens on no shard of that model, so the
+    // announcement never reaches it. Nothing of the job is journaled there.
+    const w2 = m.nodes.get("w2")!;
+    assert.ok(!w2.shardTopics().some((t) => t.endsWith(MLP_HASH)), w2.shardTopics().join());
+    assert.equal(w2.job(result.jobId), undefined);
+    assert.equal(w2.declined(result.jobId), undefined);
+    const w2Entries = m.journals.get("w2")!.entries.filter((e) =>
+      e.target === `job:${result.jobId}`
+    );
+    assert.equal(
+      w2Entries.length,
+      0,
+      JSON.stringify(w2Entries.map((e) => [e.source, e.event.type])),
+    );
+    // A worker that hears it and declines keeps no actor for the job, only a record of why.
+    const w3 = m.nodes.get("w3")!;
+    assert.equal(w3.job(result.jobId), undefined);
+    assert.equal(w3.declined(result.jobId)?.reason, "price_below_floor");
+    const declined = m.journals.get("w3")!.entries.filter((e) => e.event.type === "job.declined");
     assert.equal(declined.length, 1);
-    assert.equal(declined[0]!.event["reason"], "unsupported_model");
-    assert.equal(m.nodes.get("w3")!.declined(result.jobId)?.reason, "price_below_floor");
   } finally {
     await m.close();
   }

@@ -24,17 +24,22 @@ import { spec } from "./_drive.ts";
 
 const encoder = new TextEncoder();
 
-/** `port`, with every publish on the results topic dropped (the worker's output gossip lost). */
+/** `port`, with every result it sends dropped (the worker's output message lost). */
 function losingResults<T extends NetworkPort>(port: T, dropped: { count: number }): T {
   return new Proxy(port, {
     get(target, key) {
-      if (key === "publish") {
-        return (topic: string, data: Uint8Array, options?: { signal?: AbortSignal }) => {
+      if (key === "send") {
+        return (
+          peer: string,
+          topic: string,
+          data: Uint8Array,
+          options?: { signal?: AbortSignal },
+        ) => {
           if (topic === TOPICS.results) {
             dropped.count++;
             return Promise.resolve();
           }
-          return target.publish(topic as never, data, options);
+          return target.send(peer, topic as never, data, options);
         };
       }
       const value = Reflect.get(target, key, target);

@@ -112,6 +112,7 @@ export class Node {
     wireRejected: 0,
     effects: 0,
     effectFailures: 0,
+    chainIgnored: 0,
   };
   readonly #options: NodeOptions;
   readonly #clock: Clock;
@@ -235,7 +236,12 @@ export class Node {
     this.#bonds = new BondDirectory({ chain: options.chain, clock: this.#clock });
     this.#chain = new ChainSync({
       chain: options.chain,
-      submit: (addressed) => this.#submit("chain", addressed),
+      submit: (addressed) => {
+        if (this.#chainConcerns(addressed)) return this.#submit("chain", addressed);
+        this.stats.chainIgnored++;
+        // Not journaled, but an escrow is still news: a job heard of later is checked against it.
+        if (addressed.event.type === "chain.escrow.locked") this.#escrows.saw(addressed.target);
+      },
       onEvent: (event) => this.#bonds.saw(event),
       ...(options.clock ? { clock: options.clock } : {}),
     });
@@ -384,8 +390,8 @@ export class Node {
 
   /**
    * The announcement shards this node hears (protocol v2): a worker or verifier, those of the
-   * kinds it can run (the builtin; the models it holds, and, if it may fetch models, every model
-   * a peer advertised) on its hardware class (a GPU node runs CPU jobs too; a verifier hears
+   * kinds it can run (the builtin; the models it holds, and, if it may fetch models, as a
+   * verifier does, every model a peer advertised) on its hardware class (a GPU node runs CPU jobs too; a verifier hears
    * both classes, as it may be chosen for either); a bootstrap node, every shard it knows of, so
    * that it relays them. A client alone hears none: it announces, and bids come to it directly.
    */
@@ -401,7 +407,11 @@ export class Node {
       kinds.add("matmul");
     }
     for (const hash of this.#models) kinds.add(hash);
-    if (bootstrap || this.#options.fetchModels === true || this.#options.models === undefined) {
+    // A verifier fetches the model it is chosen to verify with; a worker only if it may.
+    const anyModel = bootstrap || roles.includes("verifier") ||
+      this.#options.fetchModels === true ||
+      this.#options.models === undefined;
+    if (anyModel) {
       for (const hash of this.#ingress.modelsHeard()) {
         if (bootstrap || this.#executor.supports({ type: "onnx", modelHash: hash })) {
           kinds.add(hash);
@@ -630,6 +640,23 @@ export class Node {
         error: (error as Error).message,
       });
     }
+  }
+
+  /**
+   * Whether a chain event concerns this node, which takes part in a job only where it has a
+   * role (protocol v2): a job it has an actor or a decline record for, or an event that names it
+   * (the client, the worker, a chosen verifier). The rest, news of other nodes' jobs, is not
+   * journaled: the tree would refuse it as an unknown job and change nothing, so a node's chain
+   * work grows with its own jobs, not with the market's. (A decline record takes chain news:
+   * the chain may name a verifier that declined; see `actors/tree.ts`.)
+   */
+  #chainConcerns(addressed: AddressedEvent): boolean {
+    const jobId = jobIdOf(addressed.target);
+    if (jobId === undefined || this.tree.get(addressed.target) !== undefined) return true;
+    if (this.tree.declined(jobId) !== undefined) return true;
+    const e = addressed.event as { client?: unknown; worker?: unknown; verifiers?: unknown };
+    return e.client === this.id || e.worker === this.id ||
+      (Array.isArray(e.verifiers) && e.verifiers.includes(this.id));
   }
 
   #notify(observation: NodeObservation): void {

@@ -256,6 +256,8 @@ export interface NodeStats {
   wireRejected: number;
   effects: number;
   effectFailures: number;
+  /** Chain events about other nodes' jobs, not journaled (see `Node`: a role in a job). */
+  chainIgnored: number;
 }
 
 /** Checks the options a node cannot run with; throws a `RangeError` naming the option. */
