@@ -108,7 +108,8 @@ Deno.test("adversarial in-process: a flood at 100x the rate limit is held to its
     // Malformed bids: each rejected by the nodes' own boundary, the sixth gets the rogue banned.
     await new Promise((r) => setTimeout(r, 2_000)); // tokens back for the malformed bids
     for (let i = 0; i < 6; i++) {
-      await rogue.publish(TOPICS.bids, new TextEncoder().encode(`{not json ${i}`));
+      // Bids are direct messages (protocol v2): sent to the worker, they meet its boundary.
+      await rogue.send("w1", TOPICS.bids, new TextEncoder().encode(`{not json ${i}`));
     }
     await waitFor("the rogue's ban at the worker", () => network.isBanned("w1", "rogue"));
     assert.equal(worker.stats.wireRejected, 6);
