@@ -180,6 +180,12 @@ export class SimNetwork {
   };
   /** Bans in force: `banner>banned` -> until (virtual ms). */
   readonly #bans = new Map<string, number>();
+  /**
+   * Whether nodes hear each other connect, identify and leave: every pair of nodes, so O(N^2)
+   * scheduler tasks at start-up (4 million for 1000 nodes), where a libp2p node keeps a bounded
+   * number of connections. The scaling scenario turns it off (`scale.ts`). @default true
+   */
+  peerEvents = true;
   /** Sees every gossip message published (the replaying adversary listens here). */
   onPublish: ((message: GossipMessage) => void) | undefined;
 
@@ -250,6 +256,7 @@ export class SimNetwork {
     port.running = true;
     port.life++;
     this.#trace.add(`${this.#sched.now()}|up|${port.self}`);
+    if (!this.peerEvents) return;
     for (const other of this.#ports.values()) {
       if (other === port || !other.running) continue;
       this.#peerEvent(other, { type: "connected", peer: port.self });
@@ -273,6 +280,7 @@ export class SimNetwork {
     if (port === undefined || !port.running) return;
     port.running = false;
     this.#trace.add(`${this.#sched.now()}|down|${id}`);
+    if (!this.peerEvents) return;
     for (const other of this.#ports.values()) {
       if (other.running) this.#peerEvent(other, { type: "disconnected", peer: id });
     }

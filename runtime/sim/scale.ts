@@ -248,18 +248,12 @@ function minus(a: Record<string, number>, b: Record<string, number>): Record<str
 }
 
 /**
- * A port that counts the messages (gossip or direct) its node validates, and without
- * `peerEvents` tells its node of no peer connecting or leaving; everything else is the simulated
- * network's port.
+ * A port that counts the messages (gossip or direct) its node validates; everything else is the
+ * simulated network's port.
  */
-function scalePort(
-  port: NetworkPort,
-  counter: WorkerCounters | undefined,
-  peerEvents: boolean,
-): NetworkPort {
+function scalePort(port: NetworkPort, counter: WorkerCounters | undefined): NetworkPort {
   return new Proxy(port, {
     get(target, prop) {
-      if (prop === "onPeerEvent" && !peerEvents) return () => () => {};
       if (prop === "subscribe" && counter !== undefined) {
         return (
           topic: Parameters<NetworkPort["subscribe"]>[0],
@@ -318,6 +312,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const world = sched.rng.fork();
   const profile = faultProfile("none");
   const net = new SimNetwork(sched, trace, { ...profile });
+  net.peerEvents = peerEvents;
   const chain = new SimChain(sched, trace, profile.chain);
   const policy: JobPolicy = { ...DEFAULT_POLICY, settlement: "chain" };
   const peer = {
@@ -370,7 +365,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       capabilityIntervalMs: 0,
       retainFinishedMs: options.retainFinishedMs ?? SCALE_DEFAULTS.retainFinishedMs,
       escrowWaitMs: 2_000,
-      network: scalePort(joined, counter, peerEvents),
+      network: scalePort(joined, counter),
       chain: chain.port(id),
       ...extra,
     });
