@@ -8,7 +8,8 @@
  * total wall time, the processes' peak RSS and the load average. Every process it started is
  * stopped before it returns or throws (SIGTERM, then SIGKILL).
  *
- * `processes/main.ts` is `deno task bench:processes`.
+ * On a failure other than an abort, what each node last logged is told and the data directories
+ * are kept. `processes/main.ts` is `deno task bench:processes`.
  *
  * @module
  */
@@ -59,6 +60,19 @@ export const PROCESS_BENCH_DEFAULTS = {
   timeoutMs: 1_800_000,
   progressMs: 5_000,
 } as const;
+
+/**
+ * What every node of the benchmark runs with, over devstack's own (which pings each peer and
+ * re-announces capabilities every 1 to 2 s, for quick tests): the node's defaults for the peer
+ * and ping heartbeats (5 s) and capabilities every 10 s (the default is 30 s; a node that joins
+ * hears the others' at their next). Thirty processes waking each second starved one another on
+ * the loaded 2-core machine.
+ */
+export const QUIET_NODE_CONFIG: Readonly<Record<string, unknown>> = {
+  peer: { heartbeatMs: 5_000 },
+  network: { heartbeatMs: 5_000 },
+  capabilityIntervalMs: 10_000,
+};
 
 /** The limits of {@link ProcessBenchOptions}, checked by {@link checkProcessBenchOptions}. */
 export const PROCESS_BENCH_LIMITS = {
@@ -265,6 +279,7 @@ export async function runProcessBench(
   const processes = o.clients + o.workers + o.verifiers;
   const tails = new Map<string, string[]>();
   let stack: Devstack | undefined;
+  let failed = false;
   let peakTotal = 0;
   let pids: number[] = [];
   const t0 = performance.now();
@@ -299,10 +314,11 @@ export async function runProcessBench(
         startConcurrency: o.startConcurrency,
         readyTimeoutMs: o.readyTimeoutMs,
         logLevel: "warning",
+        nodeConfig: () => QUIET_NODE_CONFIG,
         onLog: (name, line) => {
           const tail = tails.get(name) ?? [];
           tail.push(line);
-          if (tail.length > 10) tail.shift();
+          if (tail.length > 20) tail.shift();
           tails.set(name, tail);
         },
         ...(signal !== undefined ? { signal } : {}),
@@ -413,6 +429,14 @@ export async function runProcessBench(
       },
       load: { before, max1: Math.round(max1 * 100) / 100, after },
     };
+  } catch (error) {
+    failed = true;
+    if (!signal?.aborted) {
+      // What the nodes last logged (warnings and errors: bans, lost peers, failed transactions).
+      for (const [name, tail] of tails) tell(`--- ${name} last logged:\n${tail.join("\n")}`);
+      tell(`Data directories and the ledger kept in ${dir}`);
+    }
+    throw error;
   } finally {
     clearInterval(forming);
     clearInterval(sampler);
@@ -420,7 +444,9 @@ export async function runProcessBench(
       tell(`[${since()}] stopping ${stack.nodes.length} processes`);
       await stack.stop({ graceMs: 15_000 });
     }
-    if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (ownDir && !(failed && !signal?.aborted)) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   }
 }
 
