@@ -58,6 +58,8 @@ Options:
   --decliners N       with --scale, N of the workers decline every job (price floor too high)
   --no-peer-events    with --scale, nodes do not hear every other node connect (the simulated
                       network connects every pair: O(N^2) work at start-up)
+  --no-capabilities   with --scale, nodes do not gossip their capabilities (N^2 deliveries at
+                      start-up; under chain settlement no job reads them)
   --wall-cap S        stop a --scale run past S wall seconds and say so
   -h, --help          this help
 
@@ -168,6 +170,7 @@ async function scale(values: Record<string, string | boolean | undefined>): Prom
       ...(maxInFlight !== undefined ? { maxInFlight } : {}),
       ...(decliners !== undefined ? { decliners } : {}),
       ...(values["no-peer-events"] === true ? { peerEvents: false } : {}),
+      ...(values["no-capabilities"] === true ? { capabilities: false } : {}),
       ...(rate !== undefined ? { rate } : {}),
       ...(cap !== undefined ? { wallCapMs: cap * 1_000 } : {}),
     };
@@ -220,6 +223,7 @@ async function main(): Promise<number> {
         "wall-cap": { type: "string" },
         decliners: { type: "string" },
         "no-peer-events": { type: "boolean" },
+        "no-capabilities": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));

@@ -31,6 +31,7 @@ import process from "node:process";
 import { jobContextOf } from "../../actors/tree.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { NodeId, Role } from "../../machines/types.ts";
+import { TOPICS } from "../../protocols/messages.ts";
 import type { GossipMessage, NetworkPort } from "../../protocols/network_port.ts";
 import { createNode, type Node, type NodeOptions } from "../kernel/mod.ts";
 import { quantile } from "../research/mod.ts";
@@ -115,6 +116,13 @@ export interface ScaleOptions {
    * adversary runs here, so no peer is scored). @default true
    */
   readonly peerEvents?: boolean;
+  /**
+   * Whether nodes gossip their capabilities (each node's start publishes them to every other:
+   * N^2 deliveries, a million for 1000 workers, each a scheduler step). Under chain settlement
+   * nothing in a job's lifecycle reads them (the chain chooses the verifiers; workers subscribe
+   * to the shards they can run). @default true
+   */
+  readonly capabilities?: boolean;
   /** Stops the run at the next step (recorded as `stopped: "aborted"`). */
   readonly signal?: AbortSignal;
 }
@@ -160,6 +168,8 @@ export interface ScaleResult {
   readonly setupCpuMs: number;
   /** Whether nodes heard peers connect ({@link ScaleOptions.peerEvents}). */
   readonly peerEvents: boolean;
+  /** Whether nodes gossiped their capabilities ({@link ScaleOptions.capabilities}). */
+  readonly capabilities: boolean;
   readonly cpuMs: number;
   readonly steps: number;
   /** The 1-minute load average when the run started and when it ended. */
@@ -248,12 +258,23 @@ function minus(a: Record<string, number>, b: Record<string, number>): Record<str
 }
 
 /**
- * A port that counts the messages (gossip or direct) its node validates; everything else is the
- * simulated network's port.
+ * A port that counts the messages (gossip or direct) its node validates, and without
+ * `capabilities` publishes no capability announcement; everything else is the simulated
+ * network's port.
  */
-function scalePort(port: NetworkPort, counter: WorkerCounters | undefined): NetworkPort {
+function scalePort(
+  port: NetworkPort,
+  counter: WorkerCounters | undefined,
+  capabilities: boolean,
+): NetworkPort {
   return new Proxy(port, {
     get(target, prop) {
+      if (prop === "publish" && !capabilities) {
+        return (topic: Parameters<NetworkPort["publish"]>[0], ...rest: unknown[]) =>
+          topic === TOPICS.capabilities
+            ? Promise.resolve()
+            : (target.publish as (...a: unknown[]) => Promise<void>).call(target, topic, ...rest);
+      }
       if (prop === "subscribe" && counter !== undefined) {
         return (
           topic: Parameters<NetworkPort["subscribe"]>[0],
@@ -284,6 +305,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const progressEveryMs = options.progressEveryMs ?? SCALE_DEFAULTS.progressEveryMs;
   const wallCapMs = options.wallCapMs ?? null;
   const peerEvents = options.peerEvents ?? true;
+  const capabilities = options.capabilities ?? true;
   checkCount("seed", seed, 0);
   checkCount("workers", workerCount, 1);
   checkCount("verifiers", verifierCount, 1);
@@ -365,7 +387,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       capabilityIntervalMs: 0,
       retainFinishedMs: options.retainFinishedMs ?? SCALE_DEFAULTS.retainFinishedMs,
       escrowWaitMs: 2_000,
-      network: scalePort(joined, counter),
+      network: scalePort(joined, counter, capabilities),
       chain: chain.port(id),
       ...extra,
     });
@@ -604,6 +626,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     setupWallMs,
     setupCpuMs,
     peerEvents,
+    capabilities,
     cpuMs: Math.round((cpu.user + cpu.system) / 1_000),
     steps: sched.steps,
     loadAverage: { start: round(loadStart), end: round(Deno.loadavg()[0] ?? 0) },
@@ -666,7 +689,8 @@ export function formatScaleResult(r: ScaleResult): string {
     `scale: ${r.workers} workers, ${r.verifiers} verifiers, ${r.clients} clients, ${r.rate} jobs/s for ${
       r.durationMs / 1_000
     } virtual s (at most ${r.maxInFlight} in flight)${
-      r.peerEvents ? "" : ", no peer events"
+      (r.peerEvents ? "" : ", no peer events") +
+      (r.capabilities === false ? ", no capabilities" : "")
     }, seed ${r.seed}: ${r.stopped}`,
     `  settled          ${r.jobs.settledPct} % (${r.jobs.settled} of ${r.jobs.submitted} submitted; ${states}; ${r.jobs.throttled} throttled; at most ${r.jobs.peakInFlight} in flight; settled in p50 ${r.jobs.settleMs.p50} / p99 ${r.jobs.settleMs.p99} virtual ms)`,
     `  messages         ${r.messages.deliveredPerJob} delivered per job (${

@@ -52,12 +52,16 @@ Deno.test("runScale() counts what a worker that declines every job handles, and 
   assert.equal(r.declines.actorsHeld, 0);
 });
 
-Deno.test("runScale() without peer events: nodes hear no peer connect, jobs settle all the same", async () => {
+Deno.test("runScale() without peer events and capability gossip: a quiet start-up, jobs settle all the same", async () => {
   const base = { seed: 2, workers: 5, rate: 2, durationMs: 2_000 };
   const mesh = await runScale(base);
-  const quiet = await runScale({ ...base, peerEvents: false });
+  const quiet = await runScale({ ...base, peerEvents: false, capabilities: false });
   assert.equal(mesh.peerEvents, true);
   assert.equal(quiet.peerEvents, false);
+  // Without capability gossip, the start-up delivers nothing; with it, nodes hear each other.
+  assert.equal(quiet.setupMessages["delivered"], 0);
+  // (a node that starts early misses the announcements of those that start before it listens)
+  assert.ok(mesh.setupMessages["delivered"]! >= (10 * 9) / 2, `${mesh.setupMessages["delivered"]}`);
   assert.equal(quiet.jobs.settledPct, 100, JSON.stringify(quiet.jobs.byState));
   // With peer events, a worker hears each of the other 9 nodes connect and identify itself.
   assert.ok(
