@@ -102,6 +102,8 @@ export interface LifecycleFigures {
   readonly engine: LifecycleResult;
   readonly tree: LifecycleResult;
   readonly raw: LifecycleResult;
+  /** The engine journaling to a SQLite file, as `deno task node` does (last round only). */
+  readonly journaled: LifecycleResult;
   /** raw jobs/s over engine jobs/s (wall clock). */
   readonly overhead: number;
   /** engine jobs per CPU second over raw XState's (1 would be no overhead). */
@@ -112,7 +114,7 @@ export interface LifecycleFigures {
  * Lifecycle throughput at `config`'s size (`workers` identities, `concurrency` jobs in flight):
  * after a warm-up of every path, `rounds` interleaved rounds of raw XState, the bare tree and
  * the engine, each figure the best of its rounds (garbage collection and other load on the
- * machine fall on all alike).
+ * machine fall on all alike); then the engine once more with its journal.
  */
 export async function runLifecycle(
   config: Pick<BenchConfig, "workers" | "bidsPerJob" | "jobs" | "concurrency">,
@@ -154,8 +156,11 @@ export async function runLifecycle(
     engine = best(engine, e);
     engineCpu = Math.max(engineCpu, e.jobsPerCpuSecond);
   }
+  progress("lifecycle: the engine with its journal");
+  const journaled = await benchEngine({ ...main, journal: true, ...signal });
   return {
     engine: engine!,
+    journaled,
     tree: tree!,
     raw: raw!,
     overhead: Math.round((raw!.jobsPerSecond / engine!.jobsPerSecond) * 100) / 100,
@@ -303,6 +308,13 @@ export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
       "  per CPU second (jobs/s)",
       `${fmt(l.engine.jobsPerCpuSecond)} (x${fmt(l.cpuRatio, 3)} of raw XState)`,
       `raw XState ${fmt(l.raw.jobsPerCpuSecond)}, tree ${fmt(l.tree.jobsPerCpuSecond)}`,
+    ],
+    [
+      "  the engine journaling to SQLite, as deno task node does (jobs/s)",
+      `${fmt(l.journaled.jobsPerSecond)} (${l.journaled.settled}/${l.journaled.jobs} settled)`,
+      `per CPU second ${fmt(l.journaled.jobsPerCpuSecond)}; ${
+        fmt(l.journaled.journaled ?? NaN)
+      } entries`,
     ],
     [
       "  actor events delivered (events/s)",

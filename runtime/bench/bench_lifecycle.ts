@@ -42,6 +42,7 @@ import type {
   ValidationResult,
 } from "../../protocols/network_port.ts";
 import { commitmentOf } from "../compute/mod.ts";
+import { describeNode, SqliteJournal } from "../durability/mod.ts";
 import { createNode, type Node } from "../kernel/mod.ts";
 
 const VERIFIERS = ["verifier-1", "verifier-2", "verifier-3", "verifier-4"];
@@ -104,6 +105,7 @@ export class MarketPort implements NetworkPort {
   readonly #listeners = new Set<(event: PeerEvent) => void>();
   readonly #peers: NodeId[] = [];
   #running = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
   /** What the client publishes (`to` undefined) or sends to peer `to`. */
   onPublish: (topic: Topic, data: Uint8Array, to?: NodeId) => void = () => {};
 
@@ -113,11 +115,20 @@ export class MarketPort implements NetworkPort {
 
   start(): Promise<void> {
     this.#running = true;
+    // Every connected peer answers a heartbeat every 4 s (the peer actors' default interval is
+    // 5 s), as libp2p's ping does: without them every worker would be lost after 15 s, and its
+    // bids withdrawn, in a run that long.
+    this.#heartbeat = setInterval(() => {
+      for (const peer of this.#peers) {
+        for (const listener of this.#listeners) listener({ type: "heartbeat", peer, rttMs: 1 });
+      }
+    }, 4_000);
     return Promise.resolve();
   }
 
   stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#heartbeat);
     return Promise.resolve();
   }
 
@@ -193,6 +204,12 @@ export interface LifecycleOptions {
   readonly workers?: number;
   /** Bids each job receives (from workers taken in turn). @default 8 */
   readonly bidsPerJob?: number;
+  /**
+   * The engine only: the node journals to a SQLite file in a temporary directory, as
+   * `deno task node` does to its data directory (appends, outcomes with state hashes, snapshot
+   * checkpoints). @default false
+   */
+  readonly journal?: boolean;
   readonly onProgress?: (message: string) => void;
   readonly signal?: AbortSignal;
 }
@@ -213,6 +230,8 @@ export interface LifecycleResult {
   readonly cpuMs: number;
   /** Jobs settled per CPU second: less swayed than wall time by other load on the machine. */
   readonly jobsPerCpuSecond: number;
+  /** The engine with `journal`: entries its journal holds at the end (setup included). */
+  readonly journaled?: number;
 }
 
 /** The process's CPU time so far (user and system, every thread), ms. */
@@ -222,7 +241,7 @@ export function cpuTimeMs(): number {
 }
 
 function result(
-  o: Required<Omit<LifecycleOptions, "onProgress" | "signal">>,
+  o: Required<Omit<LifecycleOptions, "onProgress" | "signal" | "journal">>,
   settled: number,
   wallMs: number,
   events: number,
@@ -267,16 +286,21 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
   const progress = options.onProgress ?? (() => {});
   const ledger = LocalLedger.open(":memory:");
   const port = new MarketPort("client");
-  const node: Node = createNode({
+  const nodeOptions = {
     id: "client",
-    roles: ["client"],
+    roles: ["client" as const],
     network: port,
     chain: ledger.as("client"),
     capabilityIntervalMs: 0,
     // The market's verifiers attest by gossip and the owner counts them, as the raw and tree
     // baselines do (the same machine path): not the node's default, chain-decided settlement.
-    policy: { ...DEFAULT_POLICY, settlement: "legacy" },
-  });
+    policy: { ...DEFAULT_POLICY, settlement: "legacy" as const },
+  };
+  const dir = options.journal ? await Deno.makeTempDir({ prefix: "bench-journal-" }) : undefined;
+  const journal = dir === undefined
+    ? undefined
+    : SqliteJournal.open(`${dir}/journal.sqlite`, { node: describeNode(nodeOptions) });
+  const node: Node = createNode({ ...nodeOptions, ...(journal ? { journal } : {}) });
   const workerPorts = new Map<string, ReturnType<LocalLedger["as"]>>();
   try {
     for (let i = 0; i < o.workers; i++) {
@@ -387,7 +411,8 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const deliveredBefore = node.stats.delivered;
     const started = performance.now();
     const cpuStarted = cpuTimeMs();
-    const deadline = Date.now() + 120_000;
+    // A bound for a run that hangs, wide enough for a loaded machine.
+    const deadline = Date.now() + Math.max(120_000, 100 * o.jobs);
     while (finished < o.jobs) {
       options.signal?.throwIfAborted();
       if (Date.now() > deadline) {
@@ -410,10 +435,13 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       progress(`engine: ${failures.length} problems, first: ${failures[0]}`);
     }
     await node.settled();
-    return result(o, settled, wallMs, node.stats.delivered - deliveredBefore, cpuMs);
+    const r = result(o, settled, wallMs, node.stats.delivered - deliveredBefore, cpuMs);
+    return journal === undefined ? r : { ...r, journaled: journal.lastSeq };
   } finally {
     await node.stop();
+    journal?.close();
     ledger.close();
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true });
   }
 }
 
