@@ -57,6 +57,8 @@ export interface ScalingOptions {
   readonly clients?: number;
   /** Whether nodes hear peers connect (`ScaleOptions.peerEvents`). @default true */
   readonly peerEvents?: boolean;
+  /** Whether nodes gossip capabilities (`ScaleOptions.capabilities`). @default true */
+  readonly capabilities?: boolean;
   readonly onProgress?: (workers: number, progress: ScaleProgress) => void;
   /** Told each point as it is measured (to save it before the next, longer one). */
   readonly onPoint?: (point: ScaleResult) => void | Promise<void>;
@@ -76,6 +78,7 @@ export async function runScalingCurve(options: ScalingOptions = {}): Promise<Sca
       durationMs: (options.durationMs ?? scalingDurationMs)(workers),
       wallCapMs: options.wallCapMs ?? null,
       peerEvents: options.peerEvents ?? true,
+      capabilities: options.capabilities ?? true,
       ...(options.onProgress ? { onProgress: (p) => options.onProgress!(workers, p) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -31,6 +31,7 @@ Options:
   --wall-cap S     stop a run past S wall seconds; it is recorded and plotted as "over cap"
   --no-peer-events nodes do not hear every other node connect (the simulated network's full
                    mesh costs O(N^2) at start-up; see deno task simulate --help)
+  --no-capabilities nodes do not gossip capabilities at start-up (N^2 deliveries)
   --add FILE       add a point from a JSON result of deno task simulate --scale --json to --out
                    (instead of running)
   --curves LIST    comma-separated curve files to plot (default: --out)
@@ -70,6 +71,7 @@ async function main(): Promise<number> {
         note: { type: "string", default: "" },
         "plot-only": { type: "boolean", default: false },
         "no-peer-events": { type: "boolean", default: false },
+        "no-capabilities": { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -134,6 +136,7 @@ async function main(): Promise<number> {
         sizes,
         wallCapMs,
         peerEvents: !values["no-peer-events"],
+        capabilities: !values["no-capabilities"],
         onProgress: (workers, p) => console.error(`${workers} workers ${formatScaleProgress(p)}`),
         onPoint: async (point) => {
           curve = withPoint(curve, point);
