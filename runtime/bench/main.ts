@@ -1,7 +1,8 @@
 /**
  * `deno task bench [--quick] [--out DIR]`: every benchmark, each beside its baseline.
  * `deno task bench --lifecycle [--rounds N]`: only the client engine's lifecycle throughput
- * beside raw XState (the figure `docs/profile.md` profiles).
+ * beside raw XState. `deno task bench --engine [--journal]`: the engine alone, after a warm-up
+ * (the run `docs/profile.md` profiles).
  * `deno task bench --summarize FILE.cpuprofile`: the top self-time functions and layers of a
  * profile taken with `deno run --cpu-prof`.
  *
@@ -10,6 +11,7 @@
 import { parseArgs } from "node:util";
 import {
   benchConfig,
+  benchEngine,
   canCollect,
   formatTable,
   lifecycleRows,
@@ -22,6 +24,7 @@ import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_p
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
+       deno task bench --engine [--journal] [--quick]
        deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
@@ -31,6 +34,8 @@ Flags:
   --out DIR    where results go (default bench-results)
   --lifecycle  only the lifecycle throughput (engine, tree, raw XState); writes nothing
   --rounds N   interleaved rounds of the lifecycle figures, best of each (default 2)
+  --engine     only the engine's lifecycle run, once after a warm-up (to profile it)
+  --journal    with --engine: the node journals to a SQLite file, as deno task node does
   --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
   --top N      rows of each --summarize table (default 30)
   -h, --help   this help`;
@@ -45,6 +50,8 @@ if (import.meta.main) {
         out: { type: "string", default: "bench-results" },
         lifecycle: { type: "boolean", default: false },
         rounds: { type: "string", default: "2" },
+        engine: { type: "boolean", default: false },
+        journal: { type: "boolean", default: false },
         summarize: { type: "string" },
         top: { type: "string", default: "30" },
         help: { type: "boolean", short: "h" },
@@ -82,6 +89,15 @@ if (import.meta.main) {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
     console.error(`Invalid --rounds ${values.rounds}: expected an integer from 1 to 20`);
     Deno.exit(2);
+  }
+  if (values.engine) {
+    const c = benchConfig(values.quick);
+    const o = { workers: c.workers, bidsPerJob: c.bidsPerJob, journal: values.journal };
+    await benchEngine({ ...o, jobs: Math.min(300, c.jobs), concurrency: 100 });
+    log(`engine: ${c.jobs} jobs, ${c.concurrency} in flight${values.journal ? ", journaled" : ""}`);
+    const r = await benchEngine({ ...o, jobs: c.jobs, concurrency: c.concurrency });
+    console.log(JSON.stringify(r));
+    Deno.exit(0);
   }
   if (values.lifecycle) {
     const figures = await runLifecycle(benchConfig(values.quick), { rounds, onProgress: log });
