@@ -593,6 +593,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     // Stopped in the start-up: all of it was start-up.
     setupWallMs = wallMs;
     setupCpuMs = Math.round((cpu.user + cpu.system) / 1_000);
+    setupMessages = counters(net);
+    setupGossip = workers.reduce((n, w) => n + w.counters.gossip, 0);
   }
   const totals = await chain.port("scale-observer").totals();
   const v = checker.totals(totals);
