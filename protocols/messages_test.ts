@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  announcementTopic,
   decodeMessage,
   encodeMessage,
+  isAnnouncementTopic,
+  isDirectTopic,
   MAX_MESSAGE_BYTES,
+  shardOf,
+  shardsFor,
   type Topic,
   TOPICS,
   type WireError,
@@ -97,4 +102,54 @@ Deno.test("decodeMessage() names size, encoding and topic faults with a code", (
     node: "n1",
     score: 1,
   });
+});
+
+Deno.test("protocol v2: a job is announced on the shard of what it needs, and only there", () => {
+  const spec = {
+    kind: { type: "onnx" as const, modelHash: HASH },
+    inputCommitment: HASH,
+    requirements: { hardware: "gpu" as const, minStake: 0n },
+    maxPrice: 1n,
+    bidWindowMs: 1,
+    executionMs: 1,
+    verificationMs: 1,
+    maxAttempts: 1,
+    verifierCount: 0,
+  };
+  const shard = announcementTopic(shardOf(spec));
+  assert.equal(shard, `/ciro/jobs/2/gpu/${HASH}`);
+  assert.equal(announcementTopic({ hardware: "cpu", kind: "matmul" }), "/ciro/jobs/2/cpu/matmul");
+  // A GPU node hears CPU jobs too; a CPU node only CPU jobs.
+  assert.deepEqual(shardsFor("gpu", ["matmul"]), [
+    "/ciro/jobs/2/cpu/matmul",
+    "/ciro/jobs/2/gpu/matmul",
+  ]);
+  assert.deepEqual(shardsFor("cpu", ["matmul", HASH]), [
+    "/ciro/jobs/2/cpu/matmul",
+    `/ciro/jobs/2/cpu/${HASH}`,
+  ]);
+  const message = {
+    type: "job.announce" as const,
+    jobId: "j1",
+    owner: "c",
+    attempt: 1,
+    bidWindowEndsAt: 1,
+    spec,
+  };
+  const bytes = encodeMessage(shard, message);
+  assert.equal(decodeMessage(shard, bytes).jobId, "j1");
+  // On another shard it would reach workers that cannot run it: refused, with its code.
+  assert.equal(codeOf("/ciro/jobs/2/cpu/matmul", bytes), "wrong_shard");
+  assert.equal(codeOf(`/ciro/jobs/2/cpu/${HASH}`, bytes), "wrong_shard");
+  // The shards a node accepts are well formed; the direct topics are never gossiped.
+  assert.ok(isAnnouncementTopic(shard));
+  for (
+    const bad of ["/ciro/jobs/2", "/ciro/jobs/2/tpu/matmul", "/ciro/jobs/2/cpu/AB", "/ciro/jobs/1"]
+  ) {
+    assert.equal(isAnnouncementTopic(bad), false, bad);
+  }
+  assert.deepEqual(
+    Object.values(TOPICS).filter(isDirectTopic),
+    [TOPICS.bids, TOPICS.assignments, TOPICS.results, TOPICS.attestations],
+  );
 });

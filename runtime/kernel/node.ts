@@ -644,16 +644,15 @@ export class Node {
 
   /**
    * Whether a chain event concerns this node, which takes part in a job only where it has a
-   * role (protocol v2): a job it has an actor or a decline record for, or an event that names it
-   * (the client, the worker, a chosen verifier). The rest, news of other nodes' jobs, is not
-   * journaled: the tree would refuse it as an unknown job and change nothing, so a node's chain
-   * work grows with its own jobs, not with the market's. (A decline record takes chain news:
-   * the chain may name a verifier that declined; see `actors/tree.ts`.)
+   * role (protocol v2): a job it has an actor for, or an event that names it (the client, the
+   * worker, a chosen verifier: a verifier that declined a job gets its actor when the chain
+   * names it, see `actors/tree.ts`). The rest, news of other nodes' jobs and of jobs it
+   * declined, is not journaled (the tree would remember an ending, and refuse the rest, of a job
+   * it has no part in), so a node's chain work grows with its own jobs, not with the market's.
    */
   #chainConcerns(addressed: AddressedEvent): boolean {
     const jobId = jobIdOf(addressed.target);
     if (jobId === undefined || this.tree.get(addressed.target) !== undefined) return true;
-    if (this.tree.declined(jobId) !== undefined) return true;
     const e = addressed.event as { client?: unknown; worker?: unknown; verifiers?: unknown };
     return e.client === this.id || e.worker === this.id ||
       (Array.isArray(e.verifiers) && e.verifiers.includes(this.id));
