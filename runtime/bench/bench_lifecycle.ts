@@ -115,14 +115,14 @@ export class MarketPort implements NetworkPort {
 
   start(): Promise<void> {
     this.#running = true;
-    // Every connected peer answers a heartbeat every 4 s (the peer actors' default interval is
-    // 5 s), as libp2p's ping does: without them every worker would be lost after 15 s, and its
-    // bids withdrawn, in a run that long.
+    // Every connected peer answers a heartbeat every 5 s, as the libp2p host's ping does (its
+    // default interval, the peer actors' too): without them every worker would be lost after
+    // 15 s, and its bids withdrawn, in a run that long.
     this.#heartbeat = setInterval(() => {
       for (const peer of this.#peers) {
         for (const listener of this.#listeners) listener({ type: "heartbeat", peer, rttMs: 1 });
       }
-    }, 4_000);
+    }, 5_000);
     return Promise.resolve();
   }
 
