@@ -1,12 +1,12 @@
 /**
  * The per-peer rate limit that also notices a flood. A message over the limit is ignored, as
  * with {@link RateLimiter} (an honest relay's burst costs it nothing), but it also takes a token
- * from the key's excess bucket: by default ten times the limit's burst, refilled at twice its
+ * from the key's excess bucket: by default five times the limit's burst, refilled at twice its
  * rate. A key that empties that bucket too, sending more than three times its sustained rate
- * for long enough to use ten bursts of excess, is flooding: `onFlood` is called, once, and the
+ * for long enough to use five bursts of excess, is flooding: `onFlood` is called, once, and the
  * key starts again with full buckets. A key at up to three times its rate is throttled, never
- * reported, and so is the backlog of an honest key after the receiver stalled for up to about
- * eleven bursts' worth of its rate (22 s at the host's defaults): the buckets refill meanwhile.
+ * reported, and so is the backlog of an honest key after the receiver stalled for up to six
+ * bursts' worth of its rate (12 s at the host's defaults): the buckets refill meanwhile.
  *
  * Why: ignoring is not free. Every gossip message costs the receiver its protobuf decoding, its
  * signature check and gossipsub's bookkeeping before the rate limiter sees it (about 0.2 to 0.5
@@ -21,7 +21,7 @@
  *   { capacity: 2, refillPerSecond: 1, now: () => 0 },
  *   { onFlood: (key) => flooders.push(key) },
  * );
- * for (let i = 0; i < 23; i++) limiter.take("peer-a"); // 2 taken, 20 excess, then a flood
+ * for (let i = 0; i < 13; i++) limiter.take("peer-a"); // 2 taken, 10 excess, then a flood
  * console.assert(flooders.length === 1);
  * ```
  *
@@ -34,7 +34,7 @@ export interface FloodGuardOptions {
   /**
    * The excess bucket: messages over the rate limit a key may send (`capacity`), and how fast
    * that allowance comes back (`refillPerSecond`), before it counts as flooding.
-   * @default ten times the rate limit's `capacity`, twice its `refillPerSecond`
+   * @default five times the rate limit's `capacity`, twice its `refillPerSecond`
    */
   readonly excess?: Omit<RateLimitOptions, "now" | "maxKeys">;
   /** Called when a key empties its excess bucket. */
@@ -51,7 +51,7 @@ export class FloodGuard extends RateLimiter {
   constructor(limit: RateLimitOptions = {}, options: FloodGuardOptions = {}) {
     super(limit);
     this.excess = new RateLimiter({
-      capacity: 10 * this.capacity,
+      capacity: 5 * this.capacity,
       refillPerSecond: 2 * this.refillPerSecond,
       ...options.excess,
       ...(limit.maxKeys !== undefined ? { maxKeys: limit.maxKeys } : {}),

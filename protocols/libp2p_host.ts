@@ -11,7 +11,7 @@
  * - **Rate limit**: one token per message from the forwarding peer, taken before validation
  *   ({@link RateLimiter}); over the limit the message is ignored (no score change: a burst from
  *   an honest relay is not misbehaviour) and counted in {@link Libp2pHost.stats}. A peer far
- *   over it (past ten bursts of excess at over three times the rate, `floodLimit`) is flooding:
+ *   over it (past five bursts of excess at over three times the rate, `floodLimit`) is flooding:
  *   it is banned at once ({@link FloodGuard}), since every message it sends costs gossipsub's
  *   decoding and signature check before the limiter can ignore it.
  * - **Unbonded authors**: with `isBonded`, a message whose author holds no bond also takes a
@@ -186,7 +186,7 @@ export interface Libp2pHostOptions {
   /**
    * Messages a peer may send past its rate limit (`capacity`, refilled at `refillPerSecond`)
    * before it counts as flooding and is banned; see {@link FloodGuard}.
-   * @default ten bursts of `rateLimit` refilled at twice its rate: {capacity: 5_000, refillPerSecond: 500}
+   * @default five bursts of `rateLimit` refilled at twice its rate: {capacity: 2_500, refillPerSecond: 500}
    */
   readonly floodLimit?: Omit<RateLimitOptions, "now" | "maxKeys">;
   /** Rejected messages a peer may forward before it is disconnected and banned. @default 20 */

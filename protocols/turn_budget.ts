@@ -38,8 +38,12 @@ export interface TurnBudgetOptions {
 export class TurnBudget {
   readonly perTurn: number;
   readonly #schedule: (run: () => void) => void;
-  /** Values handed back at once in this turn; undefined until the turn's first. */
-  #used: number | undefined;
+  /** Values handed back in this turn. */
+  #used = 0;
+  /** Whether a later turn is scheduled (it resets the budget and hands back what waits). */
+  #scheduled = false;
+  /** What waits for a later turn, first in first out. */
+  readonly #waiting: Array<() => void> = [];
   #deferred = 0;
 
   constructor(options: TurnBudgetOptions = {}) {
@@ -53,22 +57,44 @@ export class TurnBudget {
     this.#schedule = options.schedule ?? ((run) => setTimeout(run, 0));
   }
 
-  /** `value` now while the turn's budget lasts; after it, a promise of `value` on a later turn. */
+  /**
+   * `value` now while the turn's budget lasts and nothing waits; otherwise a promise of `value`
+   * handed back on a later turn, after what waited before it (each turn hands back at most
+   * `perTurn`, so callers that wait take turns round robin).
+   */
   pace<T>(value: T): T | Promise<T> {
-    if (this.#used === undefined) {
-      this.#used = 0;
-      this.#schedule(() => this.#used = undefined);
-    }
-    if (this.#used < this.perTurn) {
+    this.#wake();
+    if (this.#waiting.length === 0 && this.#used < this.perTurn) {
       this.#used++;
       return value;
     }
     this.#deferred++;
-    return new Promise((resolve) => this.#schedule(() => resolve(value)));
+    return new Promise((resolve) => this.#waiting.push(() => resolve(value)));
   }
 
   /** Values handed back on a later turn since creation. */
   get deferred(): number {
     return this.#deferred;
+  }
+
+  /** Values waiting for a later turn now. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  #wake(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.#schedule(() => this.#turn());
+  }
+
+  #turn(): void {
+    this.#scheduled = false;
+    this.#used = 0;
+    while (this.#used < this.perTurn && this.#waiting.length > 0) {
+      this.#used++;
+      this.#waiting.shift()!();
+    }
+    if (this.#waiting.length > 0 || this.#used > 0) this.#wake();
   }
 }

@@ -23,22 +23,38 @@ Deno.test("TurnBudget.pace() hands values back at once until the turn's budget i
   turn();
   assert.equal(await c, "c");
   assert.equal(budget.deferred, 1);
-  // A later turn has a budget of its own.
+  // A later turn has a budget of its own (c counted against the turn that handed it back).
+  turn();
   assert.equal(budget.pace("d"), "d");
   assert.equal(budget.pace("e"), "e");
   assert.ok(budget.pace("f") instanceof Promise);
 });
 
-Deno.test("TurnBudget defers everything past the budget to a later turn, in order", async () => {
-  const { budget, turn } = manual(1);
+Deno.test("TurnBudget hands back at most perTurn waiting values per turn, first in first out", async () => {
+  const { budget, turn } = manual(2);
+  budget.pace(0);
   budget.pace(0);
   const order: number[] = [];
-  const later = [1, 2, 3].map((n) => Promise.resolve(budget.pace(n)).then((v) => order.push(v)));
+  const later = [1, 2, 3, 4, 5].map((n) =>
+    Promise.resolve(budget.pace(n)).then((v) => order.push(v))
+  );
   await Promise.resolve();
   assert.deepEqual(order, []);
+  assert.equal(budget.waiting, 5);
   turn();
-  await Promise.all(later);
-  assert.deepEqual(order, [1, 2, 3]);
+  await Promise.resolve();
+  assert.deepEqual(order, [1, 2]);
+  // While values wait, a new one queues behind them even if this turn had budget left.
+  const late = budget.pace(6);
+  assert.ok(late instanceof Promise);
+  turn();
+  await Promise.resolve();
+  assert.deepEqual(order, [1, 2, 3, 4]);
+  turn();
+  turn();
+  await Promise.all([...later, late]);
+  assert.deepEqual(order, [1, 2, 3, 4, 5]);
+  assert.equal(await late, 6);
 });
 
 Deno.test("TurnBudget rejects a budget that is not a positive integer", () => {
