@@ -1,5 +1,5 @@
 /**
- * `deno run -A runtime/bench/flood/main.ts [--jobs N] [--rate-limit R]`: honest
+ * `deno run -A runtime/bench/flood/main.ts [--jobs N] [--rate-limit R] [--profile FILE]`: honest
  * announcement-to-bid latency (p50, p99), the status endpoint's latency (`GET /health`) and
  * event-loop lag, without and then with a flood at 100 times the per-peer rate limit from 10
  * rogue keys, in one run.
@@ -7,8 +7,13 @@
  * A worker host (the victim, real wire boundary: bounded decoding, strict schemas) answers each
  * announcement of an honest client with a bid. In the flood phase ten rogue libp2p hosts on
  * 127.0.0.2 (ten keys) each send valid, signed `node.health` messages at 100 times the worker's
- * sustained per-peer rate, for as long as the honest phase runs. All hosts share this process
- * (and its two cores), so the figures include the cost of the attackers themselves.
+ * sustained per-peer rate, for as long as the honest phase runs (a rogue the victim has banned
+ * for flooding has no stream left to send on). All hosts share this process (and its two
+ * cores), so the figures include the cost of the attackers themselves. The victim's bid goes
+ * to the client directly (protocol v2, `send`).
+ *
+ * `--profile FILE` writes a V8 CPU profile of the flood phase (`node:inspector`), for
+ * `deno task bench --summarize FILE`.
  *
  * The status endpoint is the node's own (`serveStatus`, on `node:http`) in the victim's process,
  * over a real node (an idle client on a ledger in memory) with the victim host's peers and
@@ -18,23 +23,22 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { generateKeyPair } from "@libp2p/crypto/keys";
-import type { RPC } from "@libp2p/gossipsub/message";
 import { createLibp2pHost, type Libp2pHost } from "../../../protocols/libp2p_host.ts";
 import { decodeMessage, encodeMessage, TOPICS } from "../../../protocols/messages.ts";
-import { forgeMessage, RoguePeer } from "../../../protocols/rogue_peer.ts";
 import { InProcessNetwork } from "../../../protocols/in_process_network.ts";
 import { LocalLedger } from "../../../chain/local_ledger.ts";
 import { createNode } from "../../kernel/mod.ts";
 import { serveStatus, type StatusServer } from "../../ops/mod.ts";
 
-const USAGE = `Usage: deno run -A runtime/bench/flood/main.ts [--jobs N] [--rate-limit R]
+const USAGE =
+  `Usage: deno run -A runtime/bench/flood/main.ts [--jobs N] [--rate-limit R] [--profile FILE]
 
 Flags:
   --jobs N          honest announcements per phase (default 50)
   --rate-limit R    the worker's sustained per-peer rate, messages per second (default 10);
                     the honest client announces at 0.8 x R, each of the 10 rogues floods at
                     100 x R
+  --profile FILE    write a CPU profile of the flood phase to FILE (.cpuprofile)
   -h, --help        this help`;
 
 const HASH = "ab".repeat(32);
@@ -51,6 +55,25 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): 
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The lines of a child's output, one JSON message each. */
+function lineReader(stream: ReadableStream<Uint8Array>): { next: () => Promise<string> } {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    next: async () => {
+      while (!buffer.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("The rogues' process ended early");
+        buffer += value;
+      }
+      const at = buffer.indexOf("\n");
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + 1);
+      return line;
+    },
+  };
 }
 
 /** Asks `GET /health` every 50 ms until stopped: each answer's time, and the requests that failed. */
@@ -82,6 +105,26 @@ function probeStatus(
       running = false;
       await loop;
       return { times, failed };
+    },
+  };
+}
+
+/** Starts V8's sampling profiler in this process (`node:inspector`). */
+async function startProfile(): Promise<{ stop: () => Promise<unknown> }> {
+  const { Session } = await import("node:inspector");
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, (error, result) => error ? reject(error) : resolve(result))
+    );
+  await post("Profiler.enable");
+  await post("Profiler.start");
+  return {
+    stop: async () => {
+      const { profile } = await post("Profiler.stop") as { profile: unknown };
+      session.disconnect();
+      return profile;
     },
   };
 }
@@ -161,6 +204,7 @@ if (import.meta.main) {
       options: {
         jobs: { type: "string", default: "50" },
         "rate-limit": { type: "string", default: "10" },
+        profile: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -189,7 +233,7 @@ if (import.meta.main) {
     bootstrap: [worker.multiaddrs()[0]!],
     heartbeatMs: 0,
   });
-  const rogues: RoguePeer[] = [];
+  let rogues: Deno.ChildProcess | undefined;
   // The victim's status endpoint, as `deno task node` serves it: a real node behind it, the
   // host's peers and counters in /health.
   const ledger = LocalLedger.open(":memory:");
@@ -216,7 +260,9 @@ if (import.meta.main) {
       }, (message) => {
         if (message.topic !== TOPICS.jobs) return;
         const job = decodeMessage(TOPICS.jobs, message.data);
-        worker.publish(
+        // Protocol v2: a bid goes to the job's owner directly.
+        worker.send(
+          job.owner,
           TOPICS.bids,
           encodeMessage(TOPICS.bids, {
             type: "bid.submit",
@@ -243,57 +289,67 @@ if (import.meta.main) {
     client.subscribe(TOPICS.jobs, () => "accept", () => {});
     await waitFor(
       "the meshes",
-      () =>
-        client.libp2p.services.pubsub.getSubscribers(TOPICS.jobs).length > 0 &&
-        worker.libp2p.services.pubsub.getSubscribers(TOPICS.bids).length > 0,
+      () => client.libp2p.services.pubsub.getSubscribers(TOPICS.jobs).length > 0,
     );
     console.error(`phase 1: ${jobs} announcements, no flood`);
     const quiet = await phase(client, bids, "quiet", jobs, everyMs, status);
 
-    for (let i = 0; i < ROGUES; i++) {
-      const key = await generateKeyPair("Ed25519");
-      const host = await createLibp2pHost({
-        privateKey: key,
-        listen: ["/ip4/127.0.0.2/tcp/0"],
-        heartbeatMs: 0,
-      });
-      const rogue = new RoguePeer(host, key);
-      rogues.push(rogue);
-      await worker.dial(host.multiaddrs()[0]!);
-      await waitFor("the rogue's stream", () => rogue.canReach(worker.self));
-    }
     const floodRate = 100 * rate;
-    const floodMs = jobs * everyMs + 2_000;
-    const perRogue = Math.ceil((floodRate * floodMs) / 1_000);
-    console.error(`forging ${ROGUES} x ${perRogue} flood messages (${floodRate}/s per key)`);
-    const batches: RPC.Message[][] = await Promise.all(rogues.map(async (rogue) => {
-      const out: RPC.Message[] = [];
-      for (let n = 0; n < perRogue; n++) {
-        const data = encodeMessage(TOPICS.health, {
-          type: "node.health",
-          node: rogue.host.self,
-          at: n,
-          openJobs: 0,
-        });
-        out.push(await forgeMessage(TOPICS.health, data, rogue.key));
+    const floodSeconds = Math.ceil((jobs * everyMs + 2_000) / 100) / 10;
+    console.error(`starting ${ROGUES} rogues in their own process (${floodRate}/s per key)`);
+    rogues = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./rogues/main.ts", import.meta.url).pathname,
+        "--victim",
+        worker.self,
+        "--keys",
+        String(ROGUES),
+        "--rate",
+        String(floodRate),
+        "--seconds",
+        String(floodSeconds),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const fromRogues = lineReader(rogues.stdout);
+    const { rogues: addresses } = JSON.parse(await fromRogues.next()) as { rogues: string[] };
+    for (const address of addresses) {
+      // A loaded machine can time a handshake out: a few tries.
+      for (let attempt = 1;; attempt++) {
+        try {
+          await worker.dial(address, { signal: AbortSignal.timeout(20_000) });
+          break;
+        } catch (error) {
+          if (attempt === 3) throw error;
+        }
       }
-      return out;
-    }));
+    }
+    const { ready } = JSON.parse(await fromRogues.next()) as { ready: string[] };
     console.error(`phase 2: ${jobs} announcements during the flood`);
-    let flooding = true;
-    const flood = (async () => {
-      const perSlice = Math.ceil(floodRate / 10);
-      for (let s = 0; flooding && s * perSlice < perRogue; s++) {
-        rogues.forEach((rogue, i) =>
-          rogue.injectForged(worker.self, batches[i]!.slice(s * perSlice, (s + 1) * perSlice))
-        );
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })();
+    const toRogues = rogues.stdin.getWriter();
+    await toRogues.write(new TextEncoder().encode("go\n"));
     const before = worker.stats();
+    // When the victim has banned every rogue for flooding (FloodGuard), from the flood's start.
+    const floodStarted = performance.now();
+    let allBannedMs = NaN;
+    const banWatch = setInterval(() => {
+      if (worker.stats().floodBans - before.floodBans < ROGUES) return;
+      allBannedMs = performance.now() - floodStarted;
+      clearInterval(banWatch);
+    }, 20);
+    const profiler = values.profile === undefined ? undefined : await startProfile();
     const flooded = await phase(client, bids, "flood", jobs, everyMs, status);
-    flooding = false;
-    await flood;
+    if (profiler !== undefined) {
+      await Deno.writeTextFile(values.profile!, JSON.stringify(await profiler.stop()));
+      console.error(`wrote the flood phase's CPU profile to ${values.profile}`);
+    }
+    clearInterval(banWatch);
+    await toRogues.close(); // stops the flood
+    const flood = JSON.parse(await fromRogues.next()) as { sent: number; cut: number };
     const after = worker.stats();
     const row = (name: string, r: PhaseResult) =>
       `${name.padEnd(22)} ${percentile(r.latencies, 50).toFixed(1).padStart(8)} ${
@@ -309,10 +365,15 @@ if (import.meta.main) {
     console.log(row("no flood", quiet));
     console.log(row(`flood ${ROGUES} keys x ${floodRate}/s`, flooded));
     console.log(
-      `flood: ${after.rateLimited - before.rateLimited} rate limited, ` +
+      `flood: ${flood.sent} messages sent (${flood.cut} frames not sent: cut off), ` +
+        `${after.rateLimited - before.rateLimited} rate limited, ` +
         `${after.queueFull - before.queueFull} queue full, ${
           after.rejected - before.rejected
-        } rejected`,
+        } rejected, ${
+          ready.filter((id) => worker.isBanned(id)).length
+        } of ${ROGUES} keys banned for flooding${
+          Number.isNaN(allBannedMs) ? "" : ` (all within ${(allBannedMs / 1_000).toFixed(1)} s)`
+        }`,
     );
     console.log(JSON.stringify({
       jobs,
@@ -338,7 +399,11 @@ if (import.meta.main) {
         statusP99: percentile(flooded.status.times, 99),
         statusRequests: flooded.status.times.length,
         statusFailed: flooded.status.failed,
+        sent: flood.sent,
+        cut: flood.cut,
         rateLimited: after.rateLimited - before.rateLimited,
+        floodBans: after.floodBans - before.floodBans,
+        allBannedMs,
       },
     }));
   } finally {
@@ -348,10 +413,15 @@ if (import.meta.main) {
         status.shutdown(),
         worker.stop(),
         client.stop(),
-        ...rogues.map((r) => r.host.stop()),
+        rogues?.status,
       ]),
       new Promise((resolve) => setTimeout(resolve, 5_000)),
     ]);
+    try {
+      rogues?.kill();
+    } catch {
+      // already exited
+    }
     await node.stop();
     ledger.close();
   }
