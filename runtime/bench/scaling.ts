@@ -240,7 +240,7 @@ function panel(
  */
 export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
   const width = 1000;
-  const height = 520;
+  const height = 560;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
@@ -254,6 +254,7 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
   const open = (p: ScaleResult) => p.stopped === "wall-cap";
   const timeSeries: PanelSeries[] = [];
   const eventSeries: PanelSeries[] = [];
+  const messageSeries: PanelSeries[] = [];
   curves.forEach((c, i) => {
     const colour = COLOURS[i % COLOURS.length]!;
     // Runs that reached no job (stopped in the start-up) have no per-job figure: named below.
@@ -286,33 +287,44 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
         points: ran.map((p) => [p.workers, p.workerEvents.gossipPerWorkerPerJob, open(p)] as const),
       },
     );
+    messageSeries.push({
+      name: `${c.label}: messages delivered`,
+      colour,
+      dashed: false,
+      points: ran.map((p) => [p.workers, p.messages.deliveredPerJob, open(p)] as const),
+    });
   });
+  const at = (left: number) => ({ left, top: 70, width: 250, height: 300 });
+  panel(out, at(75), "Time per job, job phase (ms)", "ms per job (log scale)", xs, timeSeries);
   panel(
     out,
-    { left: 80, top: 70, width: 360, height: 300 },
-    "Time per announced job, job phase (ms)",
-    "ms per job (log scale)",
+    at(410),
+    "The network, per job",
+    "messages delivered (log scale)",
     xs,
-    timeSeries,
+    messageSeries,
   );
   panel(
     out,
-    { left: 600, top: 70, width: 360, height: 300 },
-    "Per worker node, per announced job",
+    at(745),
+    "Per worker node, per job",
     "events or messages (log scale)",
     xs,
     eventSeries,
   );
-  const legend = [...timeSeries, ...eventSeries];
-  legend.forEach((s, i) => {
-    const lx = 80 + (i % 4) * 230;
-    const ly = 432 + Math.floor(i / 4) * 18;
-    out.push(
-      `<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.colour}" ` +
-        `stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
-      `<text x="${lx + 28}" y="${ly}">${escapeXml(s.name)}</text>`,
-    );
-  });
+  // Each panel's legend under it.
+  const columns = [[75, timeSeries], [410, messageSeries], [745, eventSeries]] as const;
+  const rows = Math.max(...columns.map(([, series]) => series.length));
+  for (const [left, series] of columns) {
+    series.forEach((s, i) => {
+      const ly = 432 + i * 18;
+      out.push(
+        `<line x1="${left}" x2="${left + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.colour}" ` +
+          `stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
+        `<text x="${left + 28}" y="${ly}">${escapeXml(s.name)}</text>`,
+      );
+    });
+  }
   const unreached = curves.flatMap((c) =>
     c.points.filter((p) => p.jobs.submitted === 0).map((p) =>
       `${c.label}: ${p.workers} workers stopped at the wall-time cap (${
@@ -325,9 +337,7 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
     const lines = text.split("\n");
     lines.forEach((line, i) => {
       out.push(
-        `<text x="80" y="${432 + Math.ceil(legend.length / 4) * 18 + 8 + i * 15}" fill="#555">${
-          escapeXml(line)
-        }</text>`,
+        `<text x="75" y="${432 + rows * 18 + 8 + i * 15}" fill="#555">${escapeXml(line)}</text>`,
       );
     });
   }

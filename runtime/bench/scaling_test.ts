@@ -64,7 +64,7 @@ Deno.test("scalingSvg() draws each curve and marks a run stopped at its cap", ()
   const v2: ScalingCurve = { label: "v2", points: [point(20, 2_000, "done"), unreached(500)] };
   const svg = scalingSvg([v1, v2], "a note");
   assert.ok(svg.startsWith("<svg"));
-  assert.equal(svg.match(/over cap/g)?.length, 4, "two panels x two series of v1's last point");
+  assert.equal(svg.match(/over cap/g)?.length, 5, "five series (three panels) at v1's last point");
   for (const name of ["v1: wall", "v1: CPU", "v2: journaled", "v2: messages received"]) {
     assert.ok(svg.includes(name), name);
   }
