@@ -262,6 +262,11 @@ export interface HostStats {
   readonly unbondedLimited: number;
   /** Peers banned for flooding (far past their rate limit). */
   readonly floodBans: number;
+  /**
+   * Messages ignored because their forwarder was banned: what it had got into this node's
+   * buffers before its connection closed (gossipsub decodes and checks each one first).
+   */
+  readonly bannedIgnored: number;
   /** Accepted gossip messages dropped because their forwarder's ingress queue was full. */
   readonly queueFull: number;
   /** Accepted messages dropped from a full ingress (the longest queue loses). */
@@ -506,6 +511,7 @@ class Host implements Libp2pHost {
     rateLimited: 0,
     unbondedLimited: 0,
     floodBans: 0,
+    bannedIgnored: 0,
     rejected: 0,
     ignored: 0,
     bans: 0,
@@ -1108,7 +1114,10 @@ class Host implements Libp2pHost {
     data: Uint8Array,
     direct: boolean,
   ): ValidationResult {
-    if (this.#init.isBanned(forwarder)) return "ignore";
+    if (this.#init.isBanned(forwarder)) {
+      this.#counters.bannedIgnored++;
+      return "ignore";
+    }
     if (!this.#limiter.take(forwarder)) {
       this.#counters.rateLimited++;
       return "ignore";

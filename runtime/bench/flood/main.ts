@@ -373,7 +373,7 @@ if (import.meta.main) {
           ready.filter((id) => worker.isBanned(id)).length
         } of ${ROGUES} keys banned for flooding${
           Number.isNaN(allBannedMs) ? "" : ` (all within ${(allBannedMs / 1_000).toFixed(1)} s)`
-        }`,
+        }, ${after.bannedIgnored - before.bannedIgnored} decoded after the bans`,
     );
     console.log(JSON.stringify({
       jobs,
@@ -403,6 +403,7 @@ if (import.meta.main) {
         cut: flood.cut,
         rateLimited: after.rateLimited - before.rateLimited,
         floodBans: after.floodBans - before.floodBans,
+        bannedIgnored: after.bannedIgnored - before.bannedIgnored,
         allBannedMs,
       },
     }));
