@@ -258,7 +258,13 @@ Deno.test({
         const j = await get(`${boot.info!.http}/jobs/job-2`);
         return j.done ? j : undefined;
       });
-      assert.equal(job2.state, "settled", JSON.stringify(job2.context.path));
+      assert.equal(
+        job2.state,
+        "settled",
+        `${JSON.stringify(job2.context.path)} bids ${
+          JSON.stringify(job2.context.bids)
+        }; worker logs: ${others.slice(1, 3).map((c) => c.log.join("").slice(-2_000)).join("\n")}`,
+      );
       assert.equal(job2.context.attempt, 2);
       assert.notEqual(job2.context.winner.worker, workerA.info!.peerId);
       assert.ok(job2.context.excluded.includes(workerA.info!.peerId));
