@@ -1011,6 +1011,11 @@ class Host implements Libp2pHost {
       `(${capacity} then ${refillPerSecond}/s)`;
     this.reject(peer, "gossipsub", "flooding", detail);
     if (!this.#init.isBanned(peer)) this.ban(peer, `flooding: ${detail}`);
+    // Cut at once rather than close gracefully: what the flooder sends while a close waits on
+    // its streams is read, decoded and signature-checked before the ban can ignore it.
+    for (const connection of this.libp2p.getConnections(peerIdFromString(peer))) {
+      connection.abort(new Error(`Banned for flooding: ${peer}`));
+    }
   }
 
   ban(peer: NodeId, reason: string, durationMs = this.#init.banMs ?? 600_000): void {
