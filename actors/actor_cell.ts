@@ -78,7 +78,9 @@ let probe: { readonly event: object; taken: boolean | undefined } | undefined;
  * the event: a targetless one without actions too, such as an observer letting another
  * worker's bid by). Guards are evaluated once, by the step itself, not again by
  * `snapshot.can()`; and unlike the `inspect` option, nothing is built for every microstep and
- * action of every actor.
+ * action of every actor. It relies on XState's step selecting an event's transitions through
+ * `snapshot.machine.getTransitionData()` (xstate 5.33): if an upgrade stopped doing so, every
+ * event would be refused, which `actor_cell_test.ts` catches.
  */
 class ProbedMachine extends (StateMachine as unknown as new (
   config: unknown,
