@@ -309,6 +309,13 @@ export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
       }`,
     ],
     [
+      `  steady, ${l.engine.concurrency} in flight throughout (jobs/s)`,
+      fmt(l.engine.steadyJobsPerSecond ?? NaN),
+      `raw XState ${fmt(l.raw.steadyJobsPerSecond ?? NaN)}, tree ${
+        fmt(l.tree.steadyJobsPerSecond ?? NaN)
+      }`,
+    ],
+    [
       "  per CPU second (jobs/s)",
       `${fmt(l.engine.jobsPerCpuSecond)} (x${fmt(l.cpuRatio, 3)} of raw XState)`,
       `raw XState ${fmt(l.raw.jobsPerCpuSecond)}, tree ${fmt(l.tree.jobsPerCpuSecond)}`,

@@ -238,6 +238,12 @@ export interface LifecycleResult {
   readonly cpuMs: number;
   /** Jobs settled per CPU second: less swayed than wall time by other load on the machine. */
   readonly jobsPerCpuSecond: number;
+  /**
+   * Jobs settled per second (wall) while `concurrency` were in flight throughout: between the
+   * `concurrency`-th and the `(jobs - concurrency)`-th settlement, so the ramp up and the drain
+   * are left out. Null when `jobs` is not more than twice `concurrency`.
+   */
+  readonly steadyJobsPerSecond: number | null;
   /** The engine with `journal`: entries its journal holds at the end (setup included). */
   readonly journaled?: number;
 }
@@ -248,12 +254,22 @@ export function cpuTimeMs(): number {
   return (user + system) / 1000;
 }
 
+/** See {@link LifecycleResult.steadyJobsPerSecond}; `settledAt` in settlement order, ms. */
+export function steadyRate(settledAt: readonly number[], concurrency: number): number | null {
+  const from = concurrency - 1;
+  const to = settledAt.length - concurrency - 1;
+  if (from < 0 || to <= from) return null;
+  const ms = settledAt[to]! - settledAt[from]!;
+  return ms > 0 ? Math.round((to - from) / (ms / 1000)) : null;
+}
+
 function result(
   o: Required<Omit<LifecycleOptions, "onProgress" | "signal" | "journal">>,
   settled: number,
   wallMs: number,
   events: number,
   cpuMs: number,
+  settledAt: readonly number[],
 ): LifecycleResult {
   return {
     jobs: o.jobs,
@@ -267,6 +283,7 @@ function result(
     eventsPerSecond: Math.round(events / (wallMs / 1000)),
     cpuMs: Math.round(cpuMs),
     jobsPerCpuSecond: Math.round(settled / (cpuMs / 1000)),
+    steadyJobsPerSecond: steadyRate(settledAt, o.concurrency),
   };
 }
 
@@ -386,6 +403,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     let settled = 0;
     let finished = 0;
     let submitted = 0;
+    const settledAt: number[] = [];
     let wake: () => void = () => {};
     const attested = new Set<string>();
     node.observe((ob) => {
@@ -407,8 +425,10 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
         }
       } else if (ob.type === "job.finished") {
         finished++;
-        if (ob.state === "settled") settled++;
-        else failures.push(`${ob.jobId} ended ${ob.state}`);
+        if (ob.state === "settled") {
+          settled++;
+          settledAt.push(performance.now());
+        } else failures.push(`${ob.jobId} ended ${ob.state}`);
         attested.delete(`job:${ob.jobId}`);
         if (finished % Math.max(1, Math.floor(o.jobs / 10)) === 0) {
           progress(`engine: ${finished}/${o.jobs} jobs finished`);
@@ -444,7 +464,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       progress(`engine: ${failures.length} problems, first: ${failures[0]}`);
     }
     await node.settled();
-    const r = result(o, settled, wallMs, node.stats.delivered - deliveredBefore, cpuMs);
+    const r = result(o, settled, wallMs, node.stats.delivered - deliveredBefore, cpuMs, settledAt);
     return journal === undefined ? r : { ...r, journaled: journal.lastSeq };
   } finally {
     await node.stop();
@@ -534,6 +554,7 @@ export function benchMachines(
     ? new ActorTree({ self: "client", roles: ["client"], now: () => now, onEffect })
     : undefined;
   let settled = 0;
+  const settledAt: number[] = [];
   let events = 0;
   let seq = 0;
   const started = performance.now();
@@ -616,7 +637,10 @@ export function benchMachines(
         continue;
       }
       const s = job.state();
-      if (s.done && s.value === "settled") settled++;
+      if (s.done && s.value === "settled") {
+        settled++;
+        settledAt.push(performance.now());
+      }
       assigns.delete(job.id);
       job.stop();
       if (next < o.jobs) live[i] = start(next++);
@@ -628,5 +652,5 @@ export function benchMachines(
     }
   }
   const wallMs = performance.now() - started;
-  return result(o, settled, wallMs, events, cpuTimeMs() - cpuStarted);
+  return result(o, settled, wallMs, events, cpuTimeMs() - cpuStarted, settledAt);
 }

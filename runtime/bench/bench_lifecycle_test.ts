@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchEngine } from "./bench_lifecycle.ts";
+import { benchEngine, benchMachines, steadyRate } from "./bench_lifecycle.ts";
 
 Deno.test("benchEngine() with its journal settles every job and journals every event it delivers", async () => {
   const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
@@ -12,4 +12,16 @@ Deno.test("benchEngine() with its journal settles every job and journals every e
   const plain = await benchEngine(o);
   assert.equal(plain.journaled, undefined, "no journal unless asked");
   assert.equal(plain.events, r.events);
+});
+
+Deno.test("steadyRate() counts only the settlements while every slot was in flight", () => {
+  // 10 jobs, 2 in flight: the window runs from the 2nd settlement (at 10 ms) to the 8th (at
+  // 110 ms), 6 jobs in 100 ms; the slow start and the slow last one are left out.
+  const at = [0, 10, 20, 30, 50, 90, 100, 110, 120, 200];
+  assert.equal(steadyRate(at, 2), 60);
+  assert.equal(steadyRate(at, 5), null, "no window: jobs not more than twice concurrency");
+  assert.equal(steadyRate(at, 4), 33, "the 4th (30 ms) to the 6th (90 ms): 2 jobs in 60 ms");
+  assert.equal(steadyRate([5, 5, 5, 5, 5], 1), null, "no time between them");
+  const r = benchMachines("raw", { jobs: 12, concurrency: 3, workers: 5, bidsPerJob: 3 });
+  assert.ok(r.steadyJobsPerSecond !== null && r.steadyJobsPerSecond > 0, JSON.stringify(r));
 });
