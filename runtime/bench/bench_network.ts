@@ -11,7 +11,7 @@ import { LocalLedger } from "../../chain/local_ledger.ts";
 import type { JobSpec } from "../../machines/types.ts";
 import type { Capability } from "../../protocols/capability_index.ts";
 import { createLibp2pHost, type Libp2pHost } from "../../protocols/libp2p_host.ts";
-import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { announcementTopic, encodeMessage, shardOf, TOPICS } from "../../protocols/messages.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { createNode, type Node } from "../kernel/mod.ts";
 import { quantile } from "../research/mod.ts";
@@ -134,7 +134,9 @@ export interface NetworkBenchResult {
   readonly discovery: readonly { readonly k: number; readonly found: number; readonly ms: Stats }[];
 }
 
-/** A job no worker can take (it needs a GPU): announced, bid on by nobody, expired. */
+/**
+ * A GPU job no worker takes (each asks more than it pays): announced, bid on by nobody, expired.
+ */
 function gpuSpec(): JobSpec {
   const input = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
   return {
@@ -154,8 +156,9 @@ function gpuSpec(): JobSpec {
 /**
  * Runs the announcement, raw gossip and discovery benchmarks on one `n`-node cluster: a client
  * node on the last host to join (the least connected) and a worker node on each other host.
- * Workers are CPU-only and each job needs a GPU, so they decline it: the network carries only
- * the announcement, and each job expires after its bid window.
+ * Workers have a GPU (so each hears the job's shard, protocol v2) but ask more than any job
+ * here pays, so they decline it: the network carries only the announcement, and each job
+ * expires after its bid window.
  */
 export async function benchNetwork(
   n: number,
@@ -181,7 +184,7 @@ export async function benchNetwork(
         network: host,
         chain: ledger.as(host.self),
         capabilityIntervalMs: 0,
-        ...(isClient ? {} : { worker: { hardware: "cpu" as const } }),
+        ...(isClient ? {} : { worker: { hardware: "gpu" as const, minPrice: 1_000_000n } }),
       }));
     }
     for (const node of nodes) await node.start(options.signal ? { signal: options.signal } : {});
@@ -215,16 +218,20 @@ export async function benchNetwork(
         }
       });
     });
-    // Gossip meshes form after subscription (heartbeat 1 s): wait until every host has mesh
-    // peers on the topics measured.
+    // Gossip meshes form after subscription (heartbeat 1 s): wait until every worker host has
+    // mesh peers on the topics measured (the job's shard and health), and the client, which
+    // listens on no shard, knows the shard's subscribers.
+    const shard = announcementTopic(shardOf(gpuSpec()));
     await waitFor(
       "gossip meshes on every host",
       () =>
-        hosts.every((h) =>
-          [TOPICS.jobs, TOPICS.health].every((t) =>
+        workerHosts.every((h) =>
+          [shard, TOPICS.health].every((t) =>
             (h.libp2p.services.pubsub as unknown as MeshView).getMeshPeers(t).length > 0
           )
-        ),
+        ) && clientHost.libp2p.services.pubsub.getSubscribers(shard).length > 0 &&
+        (clientHost.libp2p.services.pubsub as unknown as MeshView).getMeshPeers(TOPICS.health)
+            .length > 0,
       30_000,
     );
 
