@@ -29,6 +29,7 @@ export const DEFAULT_ESCROW_WAIT_MS = 30_000;
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {
   readonly #seen = new Set<string>();
+  readonly #ended = new Set<string>();
   /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
   readonly #pending = new Map<string, string | undefined>();
   readonly #waitMs: number;
@@ -44,6 +45,22 @@ export class EscrowWatch {
     if (jobId === undefined) return;
     this.#seen.add(jobId);
     if (this.#seen.size > ESCROW_MEMORY) this.#seen.delete(this.#seen.values().next().value!);
+  }
+
+  /**
+   * The chain ended job `target` (paid or refunded) while this node had no part in it: a late
+   * announcement of it is let by (see `Node`'s chain news and `Ingress`).
+   */
+  sawEnd(target: string): void {
+    const jobId = jobIdOf(target);
+    if (jobId === undefined) return;
+    this.#ended.add(jobId);
+    if (this.#ended.size > ESCROW_MEMORY) this.#ended.delete(this.#ended.values().next().value!);
+  }
+
+  /** Whether the chain showed job `jobId` ended (see {@link EscrowWatch.sawEnd}). */
+  ended(jobId: string): boolean {
+    return this.#ended.has(jobId);
   }
 
   /** Whether the chain showed job `jobId`'s escrow since this node started. */

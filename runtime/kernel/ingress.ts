@@ -51,6 +51,12 @@ export interface IngressOptions {
   /** Whether the chain showed job `jobId`'s escrow (the join snapshot carries only those). */
   readonly escrowSeen: (jobId: string) => boolean;
   /**
+   * Whether the chain ended job `jobId` while this node had no part in it (its news was not
+   * journaled): an announcement of it, come late (a client that restarts announces again), is
+   * let by instead of making an actor that would wait for ever. Absent: never.
+   */
+  readonly endedOnChain?: (jobId: string) => boolean;
+  /**
    * Triages a job heard announced that has no actor here: `"bid"` (its actor is created), or why
    * this node declines it. Absent (a node that is not a worker): declined as `no_role`.
    */
@@ -229,6 +235,10 @@ export class Ingress {
     ) return this.#o.submit("network", addressed);
     const known = tree.declined(jobId);
     if (known !== undefined && known.attempt >= e.attempt) return;
+    if (this.#o.endedOnChain?.(jobId)) {
+      this.#ignored++;
+      return;
+    }
     const announcement: Announcement = {
       jobId,
       owner: e.owner,

@@ -28,6 +28,7 @@ function setup(options: {
   triage?: (actorId: string, a: Announcement) => "bid" | "price_below_floor" | "busy";
   keepSpec?: boolean;
   shunned?: (worker: string) => boolean;
+  endedOnChain?: (jobId: string) => boolean;
 } = {}) {
   let now = 1_000;
   const submitted: AddressedEvent[] = [];
@@ -51,6 +52,7 @@ function setup(options: {
     ...(options.triage ? { triage: options.triage } : {}),
     ...(options.keepSpec !== undefined ? { keepSpec: options.keepSpec } : {}),
     ...(options.shunned ? { shunned: options.shunned } : {}),
+    ...(options.endedOnChain ? { endedOnChain: options.endedOnChain } : {}),
   });
   const hear = (topic: Topic, from: string, message: object) => {
     const gossip = { topic, from, data: encodeMessage(topic, message as never) };
@@ -208,4 +210,16 @@ Deno.test("Ingress lets by bids on its own jobs from a worker the chain rates be
     ["w-good"],
   );
   assert.equal(owner.ingress.shunned, 1);
+});
+
+Deno.test("Ingress lets by a late announcement of a job the chain ended while this node had no part in it", () => {
+  const m = setup({ triage: () => "bid", endedOnChain: (jobId) => jobId === "over" });
+  // A restarted client announces again a job the chain already refunded: no actor that would
+  // wait in bidding for ever (a zombie), nothing journaled.
+  m.announce("over");
+  assert.equal(m.submitted.length, 0);
+  assert.equal(m.tree.get("job:over"), undefined);
+  assert.equal(m.ingress.ignored, 1);
+  m.announce("live");
+  assert.deepEqual(m.submitted.map((a) => a.event.type), ["job.announced"]);
 });

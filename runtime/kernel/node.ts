@@ -225,6 +225,7 @@ export class Node {
         } else this.#rejections.reject(message.from, message.topic, code, reason);
       },
       escrowSeen: (jobId) => this.#escrows.has(jobId),
+      endedOnChain: (jobId) => this.#escrows.ended(jobId),
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
       keepSpec: options.roles.includes("verifier"),
@@ -241,6 +242,11 @@ export class Node {
         this.stats.chainIgnored++;
         // Not journaled, but an escrow is still news: a job heard of later is checked against it.
         if (addressed.event.type === "chain.escrow.locked") this.#escrows.saw(addressed.target);
+        // Nor is an ending, but a late announcement of the job must not make a zombie here.
+        const type = addressed.event.type;
+        if (type === "chain.payment.released" || type === "chain.escrow.refunded") {
+          this.#escrows.sawEnd(addressed.target);
+        }
       },
       onEvent: (event) => this.#bonds.saw(event),
       ...(options.clock ? { clock: options.clock } : {}),
