@@ -23,8 +23,9 @@ function spec(hardware: "cpu" | "gpu"): JobSpec {
     inputCommitment: commitmentOf(input),
     requirements: { hardware, minStake: 10n },
     maxPrice: 100n,
-    // Wide margins: the machine running the tests is shared and loaded.
-    bidWindowMs: 500,
+    // Wide margins: the machine running the tests is shared and loaded (both CPU workers' bids
+    // must be in before the window closes).
+    bidWindowMs: hardware === "cpu" ? 2_000 : 500,
     executionMs: 20_000,
     verificationMs: 20_000,
     maxAttempts: 1,
