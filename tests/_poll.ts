@@ -1,9 +1,11 @@
 /**
- * Test helpers for suites that drive separate node processes: poll until a probe answers, and
- * read a node's HTTP API.
+ * Test helpers for suites that drive nodes: poll until a probe answers, read a node's HTTP API,
+ * wait for a job to finish.
  *
  * @module
  */
+
+import type { Node } from "../runtime/kernel/mod.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Json = any;
@@ -41,4 +43,18 @@ export async function get(url: string): Promise<Json> {
   const body = await response.json();
   if (!response.ok) throw new Error(`${url}: ${response.status} ${JSON.stringify(body)}`);
   return body;
+}
+
+/** Resolves with job `jobId`'s final state on `node` (its `job.finished` observation). */
+export function finished(node: Node, jobId: string, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Job "${jobId}" did not finish`)), timeoutMs);
+    const stop = node.observe((o) => {
+      if (o.type === "job.finished" && o.jobId === jobId) {
+        clearTimeout(timer);
+        stop();
+        resolve(o.state);
+      }
+    });
+  });
 }

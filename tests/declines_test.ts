@@ -11,8 +11,9 @@ import { LocalLedger } from "../chain/local_ledger.ts";
 import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { commitmentOf } from "../runtime/compute/mod.ts";
-import { createNode, MemoryJournal, type Node } from "../runtime/kernel/mod.ts";
+import { createNode, MemoryJournal } from "../runtime/kernel/mod.ts";
 import { Cockpit, statusApp } from "../runtime/ops/mod.ts";
+import { finished } from "./_poll.ts";
 
 function spec(): JobSpec {
   const input = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
@@ -29,19 +30,6 @@ function spec(): JobSpec {
     maxAttempts: 1,
     verifierCount: 1,
   };
-}
-
-function finished(node: Node, jobId: string, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Job "${jobId}" did not finish`)), timeoutMs);
-    const stop = node.observe((o) => {
-      if (o.type === "job.finished" && o.jobId === jobId) {
-        clearTimeout(timer);
-        stop();
-        resolve(o.state);
-      }
-    });
-  });
 }
 
 Deno.test("a worker that declines a job journals one event for it and holds no actor; a verifier gets its actor when the chain chooses it", async () => {

@@ -13,7 +13,8 @@ import { type Topic, topicFamily, TOPICS } from "../protocols/messages.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { commitmentOf } from "../runtime/compute/mod.ts";
-import { createNode, MemoryJournal, type Node } from "../runtime/kernel/mod.ts";
+import { createNode, MemoryJournal } from "../runtime/kernel/mod.ts";
+import { finished } from "./_poll.ts";
 
 function spec(hardware: "cpu" | "gpu"): JobSpec {
   const input = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
@@ -50,19 +51,6 @@ function counting(port: NetworkPort, heard: Heard): NetworkPort {
       const value = Reflect.get(target, key, target);
       return typeof value === "function" ? value.bind(target) : value;
     },
-  });
-}
-
-function finished(node: Node, jobId: string, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Job "${jobId}" did not finish`)), timeoutMs);
-    const stop = node.observe((o) => {
-      if (o.type === "job.finished" && o.jobId === jobId) {
-        clearTimeout(timer);
-        stop();
-        resolve(o.state);
-      }
-    });
   });
 }
 
