@@ -233,6 +233,11 @@ class InProcessPort implements NetworkPort {
         new Error(`Cannot send on "${topic}": node "${this.self}" is not started`),
       );
     }
+    if (!isDirectTopic(topic)) {
+      return Promise.reject(
+        new TypeError(`Cannot send on "${topic}": it is a gossip topic (publish it)`),
+      );
+    }
     if (data.byteLength > MAX_FRAME_BYTES) {
       return Promise.reject(
         new RangeError(

@@ -437,8 +437,9 @@ export async function createLibp2pHost(options: Libp2pHostOptions = {}): Promise
     },
   });
   // Gossipsub takes a fixed list of topics; announcement shards are many (one per model), so
-  // its allow list becomes a check: the fixed topics and well-formed shards, nothing else.
-  const fixed = new Set<string>(Object.values(TOPICS));
+  // its allow list becomes a check: the gossip topics and well-formed shards, nothing else (not
+  // the direct topics, which nobody gossips on).
+  const fixed = new Set<string>(Object.values(TOPICS).filter((t) => !isDirectTopic(t)));
   (node.services.pubsub as unknown as { allowedTopics: { has(topic: string): boolean } })
     .allowedTopics = { has: (topic) => fixed.has(topic) || isAnnouncementTopic(topic) };
   const host = new Host(node, { ...options, isBanned, bans, isIpBanned, ipBans, trusted });
@@ -559,6 +560,14 @@ class Host implements Libp2pHost {
       ...init.directMessages,
     });
     this.#serve(MESSAGE_PROTOCOL, (r, f) => this.#receiveDirect(r, f), this.directMessages);
+    // A message on an allowed topic this node does not subscribe to (another shard) meets the
+    // boundary too (bans, the rate limit and its flood ban, pacing), then is ignored: without a
+    // validator gossipsub would take it as valid and a flood there would cost nothing.
+    const validators = node.services.pubsub.topicValidators;
+    const fallback = (from: PeerId, message: GossipsubMessage) =>
+      this.#turn.pace(this.#validate(message.topic, from, message));
+    const get = validators.get.bind(validators);
+    validators.get = (topic: string) => get(topic) ?? fallback;
     this.rejections = init.rejectionLog ?? new RejectionLog();
     this.capabilities = new CapabilityIndex(node);
     node.addEventListener("peer:connect", (event) => {
@@ -852,7 +861,10 @@ class Host implements Libp2pHost {
     }
     this.#protocols.add(protocol);
     const timeoutMs = this.#init.requestTimeoutMs ?? 10_000;
-    const maxRequest = this.#init.maxRequestBytes ?? 1_048_576;
+    // A direct message is one wire message and its topic: nothing larger is read.
+    const maxRequest = protocol === MESSAGE_PROTOCOL
+      ? 1 + 255 + MAX_MESSAGE_BYTES
+      : this.#init.maxRequestBytes ?? 1_048_576;
     const maxResponse = this.#init.maxResponseBytes ?? 8_388_608;
     void this.libp2p.handle(protocol, async (stream, connection) => {
       const from = connection.remotePeer.toString();

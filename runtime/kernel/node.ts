@@ -405,7 +405,8 @@ export class Node {
     const roles = this.roles;
     const bootstrap = roles.includes("bootstrap");
     if (!bootstrap && !roles.includes("worker") && !roles.includes("verifier")) return [];
-    const hardware = bootstrap || !roles.includes("worker")
+    // A verifier may be chosen for either class (its worker part's triage declines the rest).
+    const hardware = bootstrap || roles.includes("verifier") || !roles.includes("worker")
       ? "gpu"
       : this.#options.worker?.hardware ?? "cpu";
     const kinds = new Set<string>();

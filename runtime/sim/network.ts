@@ -113,6 +113,11 @@ class SimPort implements NetworkPort {
         new Error(`Cannot send on "${topic}": node "${this.self}" is not started`),
       );
     }
+    if (!isDirectTopic(topic)) {
+      return Promise.reject(
+        new TypeError(`Cannot send on "${topic}": it is a gossip topic (publish it)`),
+      );
+    }
     return this.#net.sendTo(peer, { topic, from: this.self, data });
   }
 
