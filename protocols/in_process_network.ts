@@ -44,12 +44,13 @@
  */
 import type { NodeId } from "../machines/types.ts";
 import { isDirectTopic, MAX_MESSAGE_BYTES, type Topic } from "./messages.ts";
-import type {
-  GossipMessage,
-  NetworkCallOptions,
-  NetworkPort,
-  PeerEvent,
-  ValidationResult,
+import {
+  type GossipMessage,
+  type NetworkCallOptions,
+  type NetworkPort,
+  type PeerEvent,
+  sendRefusal,
+  type ValidationResult,
 } from "./network_port.ts";
 import { FairQueue } from "./fair_queue.ts";
 import { RateLimiter, type RateLimitOptions } from "./rate_limit.ts";
@@ -228,16 +229,8 @@ class InProcessPort implements NetworkPort {
     options: NetworkCallOptions = {},
   ): Promise<void> {
     options.signal?.throwIfAborted();
-    if (!this.running) {
-      return Promise.reject(
-        new Error(`Cannot send on "${topic}": node "${this.self}" is not started`),
-      );
-    }
-    if (!isDirectTopic(topic)) {
-      return Promise.reject(
-        new TypeError(`Cannot send on "${topic}": it is a gossip topic (publish it)`),
-      );
-    }
+    const refusal = sendRefusal(this.self, this.running, topic);
+    if (refusal !== undefined) return Promise.reject(refusal);
     if (data.byteLength > MAX_FRAME_BYTES) {
       return Promise.reject(
         new RangeError(

@@ -6,7 +6,7 @@
  * @module
  */
 import type { NodeId } from "../machines/types.ts";
-import type { Topic } from "./messages.ts";
+import { isDirectTopic, type Topic } from "./messages.ts";
 
 /** A gossip message as delivered: the bytes and the authenticated sender. */
 export interface GossipMessage {
@@ -86,4 +86,16 @@ export interface NetworkPort {
    * its and its address's budgets, and logs it rate-limited. Ports without budgets leave it out.
    */
   reject?(peer: NodeId, where: string, code: string, detail: string): void;
+}
+
+/**
+ * Why a port refuses to `send` on `topic` from node `self` (not started, or a gossip topic), or
+ * undefined when it may: the check every in-memory port makes before it sends.
+ */
+export function sendRefusal(self: NodeId, running: boolean, topic: Topic): Error | undefined {
+  if (!running) return new Error(`Cannot send on "${topic}": node "${self}" is not started`);
+  if (!isDirectTopic(topic)) {
+    return new TypeError(`Cannot send on "${topic}": it is a gossip topic (publish it)`);
+  }
+  return undefined;
 }

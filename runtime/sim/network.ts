@@ -9,12 +9,13 @@
  */
 import type { NodeId } from "../../machines/types.ts";
 import { isDirectTopic, type Topic } from "../../protocols/messages.ts";
-import type {
-  GossipMessage,
-  NetworkCallOptions,
-  NetworkPort,
-  PeerEvent,
-  ValidationResult,
+import {
+  type GossipMessage,
+  type NetworkCallOptions,
+  type NetworkPort,
+  type PeerEvent,
+  sendRefusal,
+  type ValidationResult,
 } from "../../protocols/network_port.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Trace } from "./trace.ts";
@@ -108,16 +109,8 @@ class SimPort implements NetworkPort {
     options: NetworkCallOptions = {},
   ): Promise<void> {
     options.signal?.throwIfAborted();
-    if (!this.running) {
-      return Promise.reject(
-        new Error(`Cannot send on "${topic}": node "${this.self}" is not started`),
-      );
-    }
-    if (!isDirectTopic(topic)) {
-      return Promise.reject(
-        new TypeError(`Cannot send on "${topic}": it is a gossip topic (publish it)`),
-      );
-    }
+    const refusal = sendRefusal(this.self, this.running, topic);
+    if (refusal !== undefined) return Promise.reject(refusal);
     return this.#net.sendTo(peer, { topic, from: this.self, data });
   }
 
