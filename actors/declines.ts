@@ -17,8 +17,12 @@
  */
 import type { DeclineReason, JobSpec, NodeId } from "../machines/types.ts";
 
-/** Why a node took no part in a job: its worker's reason, or `no_role` (it is not a worker). */
-export type DeclineCause = DeclineReason | "no_role";
+/**
+ * Why a node took no part in a job: its worker's reason, `no_role` (it is not a worker), or
+ * `not_sampled` (the job was announced to a sample of the workers this one is not in; it heard
+ * it on the shard's watch topic, as a verifier).
+ */
+export type DeclineCause = DeclineReason | "no_role" | "not_sampled";
 
 /** The event that records a decline (journaled; see the module doc). */
 export const DECLINED_EVENT = "job.declined";

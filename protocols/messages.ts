@@ -14,6 +14,7 @@
  */
 import { z } from "zod";
 import { MAX_VERIFIERS } from "../machines/types.ts";
+import { jobSamplePrefix, MAX_SAMPLE_BITS, samplePrefix } from "./sampling.ts";
 import {
   type BoundedJsonCode,
   BoundedJsonError,
@@ -81,27 +82,70 @@ export interface ShardKey {
 }
 
 /**
+ * Where on a shard a job is announced: the whole shard (every capable worker), one sample of it
+ * (a prefix of `0`s and `1`s: the workers whose identity hashes to it, `sampling.ts`), or the
+ * shard's watch topic, where every sampled announcement is also published for the nodes that
+ * follow all of a shard's jobs (verifiers, which may be chosen for any of them, and relays).
+ */
+export type ShardPart = { readonly sample: string } | "watch" | undefined;
+
+/** The suffix of a shard's watch topic. */
+const WATCH = "all";
+
+/**
  * The topic a job is announced on: `/ciro/jobs/2/<hardware>/<kind>`, with `kind` the builtin's
- * name or the model's hash, so that a worker subscribes only to what it can run.
+ * name or the model's hash, so that a worker subscribes only to what it can run; a sampled job
+ * goes to `/ciro/jobs/2/<hardware>/<kind>/<prefix>` and to the shard's watch topic
+ * `/ciro/jobs/2/<hardware>/<kind>/all` ({@link ShardPart}).
  *
  * ```ts
  * import { announcementTopic } from "./messages.ts";
  *
  * announcementTopic({ hardware: "cpu", kind: "matmul" }); // "/ciro/jobs/2/cpu/matmul"
+ * announcementTopic({ hardware: "cpu", kind: "matmul" }, { sample: "101" }); // ".../matmul/101"
  * ```
  */
-export function announcementTopic(key: ShardKey): AnnouncementTopic {
-  return `${TOPICS.jobs}/${key.hardware}/${key.kind}`;
+export function announcementTopic(key: ShardKey, part?: ShardPart): AnnouncementTopic {
+  const base = `${TOPICS.jobs}/${key.hardware}/${key.kind}` as const;
+  if (part === undefined) return base;
+  return `${base}/${part === "watch" ? WATCH : part.sample}`;
 }
 
-const SHARD_PATTERN = /^\/ciro\/jobs\/2\/(cpu|gpu)\/(matmul|[0-9a-f]{64})$/;
+const SHARD_PATTERN = new RegExp(
+  `^/ciro/jobs/2/(cpu|gpu)/(matmul|[0-9a-f]{64})(?:/([01]{1,${MAX_SAMPLE_BITS}}|${WATCH}))?$`,
+);
 
 /**
- * Whether `topic` is a well-formed announcement shard (`/ciro/jobs/2/<cpu|gpu>/<matmul|hash>`):
- * the only topics a node accepts besides the fixed ones.
+ * Whether `topic` is a well-formed announcement shard (`/ciro/jobs/2/<cpu|gpu>/<matmul|hash>`,
+ * optionally `/<prefix>` or `/all`): the only topics a node accepts besides the fixed ones.
  */
 export function isAnnouncementTopic(topic: string): topic is AnnouncementTopic {
   return SHARD_PATTERN.test(topic);
+}
+
+/** The part of a shard an announcement topic names (undefined: the whole shard). */
+export function shardPartOf(topic: string): ShardPart {
+  const suffix = SHARD_PATTERN.exec(topic)?.[3];
+  if (suffix === undefined) return undefined;
+  return suffix === WATCH ? "watch" : { sample: suffix };
+}
+
+/**
+ * The topics a job's announcement goes on: the whole shard when `bits` is 0; else its sample
+ * and the shard's watch topic.
+ */
+export function announcementTopicsOf(
+  spec: Parameters<typeof shardOf>[0],
+  jobId: string,
+  attempt: number,
+  bits: number,
+): AnnouncementTopic[] {
+  const key = shardOf(spec);
+  if (bits <= 0) return [announcementTopic(key)];
+  return [
+    announcementTopic(key, { sample: jobSamplePrefix(jobId, attempt, bits) }),
+    announcementTopic(key, "watch"),
+  ];
 }
 
 /** The shard key of a job spec (its hardware requirement and kind). */
@@ -116,14 +160,28 @@ export function shardOf(
 }
 
 /**
- * The announcement shards a node subscribes to: a GPU node runs CPU jobs too, so it hears both
- * classes; one shard per kind it can run.
+ * The announcement topics a node subscribes to: a GPU node runs CPU jobs too, so it hears both
+ * classes; per kind it can run, the whole shard and then either its own samples (`sampleOf`: a
+ * worker's identity, which hears the prefixes of its hash at every depth) or the watch topic
+ * (`watch`: a verifier or relay, which follows every job of the shard), or both.
  */
-export function shardsFor(hardware: "cpu" | "gpu", kinds: Iterable<string>): AnnouncementTopic[] {
+export function shardsFor(
+  hardware: "cpu" | "gpu",
+  kinds: Iterable<string>,
+  listen: { readonly sampleOf?: string; readonly watch?: boolean } = {},
+): AnnouncementTopic[] {
   const classes: ("cpu" | "gpu")[] = hardware === "gpu" ? ["cpu", "gpu"] : ["cpu"];
+  const own = listen.sampleOf === undefined ? "" : samplePrefix(listen.sampleOf, MAX_SAMPLE_BITS);
   const topics: AnnouncementTopic[] = [];
   for (const kind of kinds) {
-    for (const h of classes) topics.push(announcementTopic({ hardware: h, kind }));
+    for (const h of classes) {
+      const key = { hardware: h, kind };
+      topics.push(announcementTopic(key));
+      for (let bits = 1; bits <= own.length; bits++) {
+        topics.push(announcementTopic(key, { sample: own.slice(0, bits) }));
+      }
+      if (listen.watch) topics.push(announcementTopic(key, "watch"));
+    }
   }
   return topics;
 }
@@ -205,6 +263,8 @@ export const SCHEMAS = {
     attempt: z.number().int().min(1).max(16),
     bidWindowEndsAt: ms,
     spec: jobSpec,
+    /** Sampled to 1 in 2^sample capable workers (`sampling.ts`); absent: every one. */
+    sample: z.number().int().min(1).max(MAX_SAMPLE_BITS).optional(),
   }),
   [TOPICS.bids]: z.discriminatedUnion("type", [
     z.strictObject({
@@ -350,9 +410,14 @@ export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): Mes
     throw new WireError(topic, `Invalid message on "${topic}": ${detail}`, code);
   }
   if (topic !== TOPICS.jobs && topicFamily(topic) === TOPICS.jobs) {
-    // A job announced on a shard it does not need reaches workers that cannot run it.
-    const spec = (parsed.data as MessageOf<typeof TOPICS.jobs>).spec;
-    const expected = announcementTopic(shardOf(spec));
+    // A job announced on a shard (or a sample) it does not need reaches workers that cannot run
+    // it, or that are not asked to bid on it.
+    const message = parsed.data as MessageOf<typeof TOPICS.jobs>;
+    const bits = message.sample ?? 0;
+    const part = shardPartOf(topic);
+    const expected = part === "watch" && bits > 0
+      ? announcementTopic(shardOf(message.spec), "watch")
+      : announcementTopicsOf(message.spec, message.jobId, message.attempt, bits)[0]!;
     if (expected !== topic) {
       throw new WireError(
         topic,

@@ -54,6 +54,7 @@ export function wireToActorEvents<T extends Topic>(
           spec: m.spec,
           attempt: m.attempt,
           bidWindowEndsAt: m.bidWindowEndsAt,
+          ...(m.sample !== undefined ? { sample: m.sample } : {}),
         },
       }];
     case "bid.submit": {

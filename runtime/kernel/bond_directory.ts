@@ -32,6 +32,9 @@ export class BondDirectory {
   /** Accounts that escrowed, staked or registered as a verifier since this node started. */
   readonly #participants = new Set<NodeId>();
   readonly #lookups = new Set<NodeId>();
+  /** Accounts the chain showed staking as workers, and those registered as verifiers. */
+  readonly #staked = new Set<NodeId>();
+  readonly #verifiers = new Set<NodeId>();
   /** Workers' reputations as the chain last reported them (`ReputationUpdated`). */
   readonly #reputations = new Map<NodeId, number>();
 
@@ -53,6 +56,16 @@ export class BondDirectory {
     return this.#reputations.get(peer);
   }
 
+  /**
+   * How many accounts the chain showed staking as workers (not registered as verifiers) since
+   * this node started reading it (at most 10,000): the most workers a job could reach.
+   */
+  stakedWorkers(): number {
+    let count = 0;
+    for (const id of this.#staked) if (!this.#verifiers.has(id)) count++;
+    return count;
+  }
+
   /** A chain event: its client, worker or verifier has something at stake. */
   saw(event: ChainEvent): void {
     if (event.name === "ReputationUpdated") {
@@ -71,6 +84,8 @@ export class BondDirectory {
       ? event.verifier
       : undefined;
     if (who === undefined) return;
+    if (event.name === "WorkerStaked") remember(this.#staked, who);
+    if (event.name === "VerifierRegistered") remember(this.#verifiers, who);
     this.#participants.add(who);
     if (this.#participants.size > MEMORY) {
       this.#participants.delete(this.#participants.values().next().value!);
@@ -91,4 +106,11 @@ export class BondDirectory {
     this.#known.set(peer, { bonded, at: this.#o.clock.now() });
     if (this.#known.size > MEMORY) this.#known.delete(this.#known.keys().next().value!);
   }
+}
+
+/** Adds `id` to `set`, the oldest out past {@link MEMORY}. */
+function remember(set: Set<NodeId>, id: NodeId): void {
+  set.delete(id);
+  set.add(id);
+  if (set.size > MEMORY) set.delete(set.values().next().value!);
 }

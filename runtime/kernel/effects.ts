@@ -15,9 +15,8 @@ import { jobAddress, peerAddress } from "../../machines/address.ts";
 import type { BidRecord } from "../../machines/job_machine.ts";
 import type { EffectRequest, JobSpec, NodeId } from "../../machines/types.ts";
 import {
-  announcementTopic,
+  announcementTopicsOf,
   encodeMessage,
-  shardOf,
   type Topic,
   TOPICS,
 } from "../../protocols/messages.ts";
@@ -95,6 +94,11 @@ export interface EffectDispatcherOptions {
   readonly agent: WorkerAgent | undefined;
   /** Peers that advertised a model (fetch candidates). */
   readonly advertisersOf: (hash: string) => NodeId[];
+  /**
+   * How deep to sample the announcement of `jobId`'s attempt `attempt` (`protocols/sampling.ts`);
+   * absent: 0, every capable worker.
+   */
+  readonly sampleBits?: (jobId: string, attempt: number, spec: JobSpec) => number;
   /** A model fetched: it is held now. */
   readonly onModelFetched: (hash: string) => void;
   /** Hands an outcome to the inbox; `effect` is the id of the effect it is the outcome of. */
@@ -158,18 +162,23 @@ export class EffectDispatcher {
       case "net.attestation": {
         const out = effectToWire(effect);
         if (out === undefined) return this.#close(id, actorId);
-        const data = encodeMessage(out.topic, out.message as never);
         if (effect.type === "net.announce") {
-          // Gossiped on the shard of what the job needs: only workers that can run it hear it.
+          // Gossiped on the shard of what the job needs (only workers that can run it hear it),
+          // in a large market to a sample of them, and then on the shard's watch topic too.
+          const bits = this.#o.sampleBits?.(effect.jobId, effect.attempt, effect.spec) ?? 0;
+          const message = bits > 0 ? { ...out.message, sample: bits } : out.message;
+          const data = encodeMessage(out.topic, message as never);
+          const topics = announcementTopicsOf(effect.spec, effect.jobId, effect.attempt, bits);
+          const { network } = this.#o.options;
           return this.#track(
             actorId,
             effect.type,
             id,
-            this.#o.options.network.publish(announcementTopic(shardOf(effect.spec)), data, {
-              signal: this.#abort.signal,
-            }),
+            Promise.all(topics.map((t) => network.publish(t, data, { signal: this.#abort.signal })))
+              .then(() => {}),
           );
         }
+        const data = encodeMessage(out.topic, out.message as never);
         return this.#track(
           actorId,
           effect.type,

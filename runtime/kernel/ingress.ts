@@ -20,6 +20,7 @@ import { type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
 import { decodeMessage, type Topic, WireError } from "../../protocols/messages.ts";
 import type { GossipMessage, NetworkPort, PeerEvent } from "../../protocols/network_port.ts";
 import { requestSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
+import { inSample } from "../../protocols/sampling.ts";
 import { RuleViolation, wireToActorEvents } from "../../protocols/translate.ts";
 import type { Announcement } from "./worker_agent.ts";
 
@@ -61,6 +62,8 @@ export interface IngressOptions {
    * this node declines it. Absent (a node that is not a worker): declined as `no_role`.
    */
   readonly triage?: (actorId: string, announcement: Announcement) => "bid" | DeclineCause;
+  /** Whether this node is a worker (one outside a job's sample declines it as `not_sampled`). */
+  readonly worker?: boolean;
   /**
    * Whether this node may be chosen as a verifier: a decline keeps the job's spec (the chain may
    * still name it), and it hears results of jobs it follows. @default false
@@ -74,6 +77,14 @@ export interface IngressOptions {
   readonly shunned?: (worker: NodeId) => boolean;
   /** Told when a peer's capabilities name a model not heard of before (a new shard to hear). */
   readonly heardModels?: () => void;
+  /**
+   * How deep this node sampled the current auction of its job `jobId` (`sampling.ts`), and for
+   * which attempt; undefined for a job it did not announce (or announced before a restart): a
+   * bid from outside that sample is refused as a rule violation. Absent: bids are not checked.
+   */
+  readonly sampleOf?: (
+    jobId: string,
+  ) => { readonly attempt: number; readonly bits: number } | undefined;
 }
 
 /** The network side of one node. */
@@ -138,6 +149,7 @@ export class Ingress {
           return verifiers && verifiers.length > 0 ? verifiers : undefined;
         },
       });
+      if (decoded.type === "bid.submit") this.#checkSample(decoded.jobId, decoded.worker);
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
         this.#verifiers = undefined;
@@ -165,6 +177,37 @@ export class Ingress {
       });
       return "reject";
     }
+  }
+
+  /**
+   * A bid on one of this node's sampled auctions must come from a worker in the sample: one from
+   * outside it (it heard the job on the watch topic, or second hand) would bring back the load
+   * sampling takes off the owner, and is refused (the sender is scored down).
+   */
+  #checkSample(jobId: string, worker: NodeId): void {
+    const sample = this.#o.sampleOf?.(jobId);
+    if (sample === undefined || inSample(worker, jobId, sample.attempt, sample.bits)) return;
+    throw new RuleViolation(
+      `Bid on job "${jobId}" from worker "${worker}", outside the sample of attempt ${sample.attempt} (${sample.bits} bits)`,
+    );
+  }
+
+  /**
+   * How many workers this node knows of (from capability gossip, itself excluded) that could run
+   * a job needing `hardware` and, for a model, holding `model` (`capable`), of the workers it
+   * heard from at all (`heard`): what an owner samples by.
+   */
+  capableWorkers(hardware: HardwareClass, model?: string): { capable: number; heard: number } {
+    let capable = 0;
+    let heard = 0;
+    for (const [id, c] of this.#capabilities) {
+      if (id === this.#o.self || !c.roles.includes("worker")) continue;
+      heard++;
+      if (hardware === "gpu" && c.hardware !== "gpu") continue;
+      if (model !== undefined && this.#peerModels.get(id)?.has(model) !== true) continue;
+      capable++;
+    }
+    return { capable, heard };
   }
 
   /** Delivers what {@link Ingress.validate} decoded from an accepted message. */
@@ -246,7 +289,11 @@ export class Ingress {
       attempt: e.attempt,
       bidWindowEndsAt: e.bidWindowEndsAt,
     };
-    const decision = this.#o.triage?.(addressed.target, announcement) ?? "no_role";
+    // Heard on the shard's watch topic, outside the sample: this worker is not asked to bid.
+    const sample = (addressed.event as { sample?: number }).sample ?? 0;
+    const decision = sample > 0 && !inSample(self, jobId, e.attempt, sample)
+      ? (this.#o.worker ? "not_sampled" : "no_role")
+      : this.#o.triage?.(addressed.target, announcement) ?? "no_role";
     if (decision === "bid") return this.#o.submit("network", addressed);
     this.#o.submit("network", {
       target: addressed.target,

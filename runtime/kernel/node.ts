@@ -22,7 +22,7 @@ import {
 import { RejectionLog } from "../../protocols/rejection_log.ts";
 import type { JobContext } from "../../machines/job_machine.ts";
 import type { JobPolicy } from "../../machines/policies.ts";
-import type { EffectRequest, HardwareClass, NodeId, Role } from "../../machines/types.ts";
+import type { EffectRequest, HardwareClass, JobSpec, NodeId, Role } from "../../machines/types.ts";
 import {
   type AnnouncementTopic,
   encodeMessage,
@@ -31,6 +31,7 @@ import {
   TOPICS,
 } from "../../protocols/messages.ts";
 import { serveSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
+import { DEFAULT_SAMPLE_BIDDERS, sampleBitsFor } from "../../protocols/sampling.ts";
 import {
   BuiltinExecutor,
   commitmentOf,
@@ -134,6 +135,12 @@ export class Node {
   readonly #outputs = new OutputStore();
   readonly #outputFetch: OutputFetcher;
   readonly #cleanup: (() => void)[] = [];
+  /**
+   * How deep this node sampled the current auction of each of its open jobs (`#sampleBits`),
+   * to refuse bids from outside the sample; dropped when the job retires, not kept across a
+   * restart (bids on a job announced before it are not checked).
+   */
+  readonly #samples = new Map<string, { attempt: number; bits: number }>();
   /** Announcement shards this node listens on (protocol v2), with their unsubscribes. */
   readonly #shards = new Map<string, () => void>();
   /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
@@ -189,6 +196,7 @@ export class Node {
       onRetired: (job) => {
         this.#timers.cancelActor(jobAddress(job.jobId));
         this.#escrows.drop(jobAddress(job.jobId));
+        this.#samples.delete(job.jobId);
         this.#openTx.drop(jobAddress(job.jobId));
         this.#options.journal?.retired?.(jobAddress(job.jobId), job);
       },
@@ -229,6 +237,8 @@ export class Node {
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
       keepSpec: options.roles.includes("verifier"),
+      worker: options.roles.includes("worker"),
+      sampleOf: (jobId) => this.#samples.get(jobId),
       heardModels: () => this.#listenToShards(),
       shunned: (worker) =>
         (this.#bonds.reputationOf(worker) ?? Infinity) <
@@ -288,6 +298,7 @@ export class Node {
       pool,
       agent: this.#agent,
       advertisersOf: (hash) => this.#ingress.advertisersOf(hash),
+      sampleBits: (jobId, attempt, spec) => this.#sampleBits(jobId, attempt, spec),
       onModelFetched: (hash) => {
         this.#models = new Set([...this.#models, hash]);
         this.#listenToShards();
@@ -425,7 +436,37 @@ export class Node {
         }
       }
     }
-    return shardsFor(hardware, kinds);
+    // A worker hears the samples its identity falls in; a verifier or relay follows every job of
+    // its shards on their watch topics (a verifier may be chosen for any of them).
+    return shardsFor(hardware, kinds, {
+      ...(roles.includes("worker") ? { sampleOf: this.id } : {}),
+      watch: bootstrap || roles.includes("verifier"),
+    });
+  }
+
+  /**
+   * How deep to sample the auction `attempt` of this node's job (`protocols/sampling.ts`): the
+   * fixed `sampling.bits`, else aimed at `sampling.bidders` of the workers that could run it.
+   * Those are counted from capability gossip, or, if this node heard none from any worker, from
+   * the workers the chain shows staked; never more than the chain shows staked (a peer cannot
+   * inflate the count with made-up capabilities to starve a job of bidders).
+   */
+  #sampleBits(jobId: string, attempt: number, spec: JobSpec): number {
+    const sampling = this.#options.sampling;
+    let bits = sampling?.bits;
+    if (bits === undefined) {
+      const model = spec.kind.type === "onnx" ? spec.kind.modelHash : undefined;
+      const known = this.#ingress.capableWorkers(spec.requirements.hardware, model);
+      const staked = this.#bonds.stakedWorkers();
+      const capable = known.heard === 0
+        ? staked
+        : staked > 0
+        ? Math.min(known.capable, staked)
+        : known.capable;
+      bits = sampleBitsFor(capable, sampling?.bidders ?? DEFAULT_SAMPLE_BIDDERS);
+    }
+    this.#samples.set(jobId, { attempt, bits });
+    return bits;
   }
 
   /** Subscribes to the shards of {@link Node.shardTopics} not yet listened on. */

@@ -13,6 +13,7 @@ import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
 import type { WorkerProfile } from "../../machines/bid_decision.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
+import { MAX_SAMPLE_BITS } from "../../protocols/sampling.ts";
 import type { ExecutorPort, ModelStore, ToleranceOptions, VerifierPort } from "../compute/mod.ts";
 import type { Clock } from "./clock.ts";
 import type { Envelope, JournalAppendError, JournalSink } from "./inbox.ts";
@@ -161,6 +162,14 @@ export interface NodeOptions {
    * whatever it is given, without re-running the job. @default "none"
    */
   readonly verifierFault?: "none" | "always_invalid" | "always_valid";
+  /**
+   * How this node, as a client, samples the workers it announces a job to (protocol v2,
+   * `protocols/sampling.ts`): it aims at `bidders` of the capable workers it knows of (by their
+   * capabilities, and at most as many as the chain shows staked), so a job in a large market
+   * reaches 1 in 2^bits of them; `bits` fixes the depth instead (0: every capable worker).
+   * @default `{ bidders: 16 }`
+   */
+  readonly sampling?: { readonly bidders?: number; readonly bits?: number };
 }
 
 /**
@@ -299,6 +308,18 @@ export function checkNodeOptions(options: NodeOptions): void {
   const wait = options.escrowWaitMs;
   if (wait !== undefined && (!Number.isSafeInteger(wait) || wait < 0)) {
     throw new RangeError(`Invalid escrowWaitMs ${wait}: must be a non-negative integer of ms`);
+  }
+  const bidders = options.sampling?.bidders;
+  if (bidders !== undefined && (!Number.isSafeInteger(bidders) || bidders < 1)) {
+    throw new RangeError(`Invalid sampling.bidders ${bidders}: must be a positive integer`);
+  }
+  const bits = options.sampling?.bits;
+  if (
+    bits !== undefined && (!Number.isSafeInteger(bits) || bits < 0 || bits > MAX_SAMPLE_BITS)
+  ) {
+    throw new RangeError(
+      `Invalid sampling.bits ${bits}: must be an integer from 0 to ${MAX_SAMPLE_BITS}`,
+    );
   }
   const retain = options.retainFinishedMs;
   if (
