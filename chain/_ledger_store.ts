@@ -30,7 +30,12 @@ import {
   type LedgerTotals,
   type TxReceipt,
 } from "./port.ts";
-import { decodeChainEvent, encodeChainEvent, type RawStarknetEvent } from "./events.ts";
+import {
+  decodeChainEvent,
+  encodeChainEvent,
+  EVENT_LAYOUTS,
+  type RawStarknetEvent,
+} from "./events.ts";
 import {
   chooseVerifiers,
   FAILURE_SUBJECT,
@@ -121,6 +126,12 @@ export const DEFAULT_EVENTS_LIMIT = 1000;
 export const SUBSCRIBE_BATCH = 256;
 /** Batches a subscription delivers per poll before yielding to the event loop. */
 export const SUBSCRIBE_BATCHES_PER_POLL = 16;
+/**
+ * The latest blocks this store committed whose events it keeps decoded, so that `eventsSince`
+ * (every subscription's poll) reads them without SQLite and the felt decoder. Older blocks, and
+ * blocks other processes committed, are read from the database.
+ */
+export const RECENT_BLOCKS = 4096;
 const MAX_REPUTATION = 1000;
 const REPUTATION_REWARD = 10;
 const REPUTATION_PENALTY = 100;
@@ -211,6 +222,48 @@ function integer(row: Row, column: string): number {
   return value;
 }
 
+/** Decodes a stored event, or fails as an unreadable ledger. */
+function decodeStored(raw: RawStarknetEvent): ChainEvent {
+  try {
+    return decodeChainEvent(raw, { fromAddress: LOCAL_LEDGER_ADDRESS });
+  } catch (cause) {
+    throw new ChainError(
+      "rpc_error",
+      `Cannot read event ${raw.block_number}:${raw.event_index}: it does not decode`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * What `decodeChainEvent` gives for `event` once encoded (its meta, its name, then its fields in
+ * the layout's order), frozen, built without decoding: every value the encoder accepted comes
+ * back as it was, except a string that is not well-formed UTF-16 (null: decode that one). The
+ * encoder has already checked each field against its Cairo type.
+ */
+function asDecoded(event: ChainEvent): ChainEvent | null {
+  const source = event as unknown as Record<string, unknown>;
+  const fields: Record<string, unknown> = {
+    blockNumber: event.blockNumber,
+    blockHash: event.blockHash,
+    txHash: event.txHash,
+    eventIndex: event.eventIndex,
+    name: event.name,
+  };
+  for (const [field, kind] of EVENT_LAYOUTS[event.name]) {
+    const value = source[field];
+    if (kind === "byteArrays") {
+      const values = value as readonly string[];
+      if (!values.every((v) => v.isWellFormed())) return null;
+      fields[field] = Object.freeze([...values]);
+    } else {
+      if (typeof value === "string" && !value.isWellFormed()) return null;
+      fields[field] = value;
+    }
+  }
+  return Object.freeze(fields) as unknown as ChainEvent;
+}
+
 export function checkCursor(cursor: ChainCursor): ChainCursor {
   if (
     !Number.isSafeInteger(cursor.blockNumber) || cursor.blockNumber < 0 ||
@@ -234,6 +287,8 @@ export class LedgerStore {
   readonly #minVerifierBond: bigint;
   readonly #verifierRewardBps: number;
   readonly #commitListeners = new Set<() => void>();
+  /** The events of the latest blocks this store committed, by block (see RECENT_BLOCKS). */
+  readonly #recent = new Map<number, readonly ChainEvent[]>();
   #closed = false;
 
   constructor(path: string, options: LocalLedgerOptions) {
@@ -302,6 +357,7 @@ export class LedgerStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#commitListeners.clear();
+    this.#recent.clear();
     this.#statements.clear();
     this.#db.close();
   }
@@ -342,8 +398,9 @@ export class LedgerStore {
     args: unknown,
     body: (tx: Tx) => void,
   ): TxReceipt {
-    this.#db.exec("BEGIN IMMEDIATE");
+    this.#sql("BEGIN IMMEDIATE").run();
     let receipt: TxReceipt;
+    const emitted: ChainEvent[] = [];
     try {
       const head = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
       const parentHash = head === undefined ? GENESIS_HASH : text(head, "hash");
@@ -371,6 +428,7 @@ export class LedgerStore {
             blockHash,
             txHash,
           );
+          emitted.push(asDecoded(event) ?? decodeStored(raw));
           eventIndex++;
         },
       };
@@ -385,14 +443,23 @@ export class LedgerStore {
         method,
         Math.trunc(this.#now()),
       );
-      this.#db.exec("COMMIT");
+      this.#sql("COMMIT").run();
       receipt = { txHash, blockNumber };
+      this.#remember(blockNumber, emitted);
     } catch (error) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
       throw error;
     }
     for (const listener of this.#commitListeners) listener();
     return receipt;
+  }
+
+  /** Keeps a committed block's events for `eventsSince`; the oldest kept block goes. */
+  #remember(blockNumber: number, events: readonly ChainEvent[]): void {
+    this.#recent.set(blockNumber, events);
+    if (this.#recent.size > RECENT_BLOCKS) {
+      this.#recent.delete(this.#recent.keys().next().value!);
+    }
   }
 
   #job(action: string, jobId: string): JobRow {
@@ -1606,33 +1673,47 @@ export class LedgerStore {
   }
 
   eventsSince(from: ChainCursor, limit: number): { events: ChainEvent[]; next: ChainCursor } {
-    const rows = this.#all(
-      `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash FROM events
-       WHERE (block_number, event_index) >= (?, ?) ORDER BY block_number, event_index LIMIT ?`,
-      from.blockNumber,
-      from.eventIndex,
-      limit,
-    );
-    const events = rows.map((row) => {
-      const raw: RawStarknetEvent = {
-        from_address: text(row, "from_address"),
-        keys: JSON.parse(text(row, "keys")) as string[],
-        data: JSON.parse(text(row, "data")) as string[],
-        block_number: integer(row, "block_number"),
-        block_hash: text(row, "block_hash"),
-        transaction_hash: text(row, "tx_hash"),
-        event_index: integer(row, "event_index"),
-      };
-      try {
-        return decodeChainEvent(raw, { fromAddress: LOCAL_LEDGER_ADDRESS });
-      } catch (cause) {
-        throw new ChainError(
-          "rpc_error",
-          `Cannot read event ${raw.block_number}:${raw.event_index}: it does not decode`,
-          { cause },
-        );
+    const events: ChainEvent[] = [];
+    // Blocks this store committed come from memory, as long as they follow one another; then
+    // the database, where an event of a block kept in memory is still taken from memory, and
+    // the rest (older, or another process's) is decoded.
+    // Blocks are numbered from 1: a cursor before block 1 reads from its start.
+    let blockNumber = from.blockNumber < 1 ? 1 : from.blockNumber;
+    let eventIndex = from.blockNumber < 1 ? 0 : from.eventIndex;
+    for (let kept = this.#recent.get(blockNumber); kept !== undefined && events.length < limit;) {
+      for (let i = eventIndex; i < kept.length && events.length < limit; i++) {
+        events.push(kept[i]!);
       }
-    });
+      if (events.length === limit) break;
+      blockNumber++;
+      eventIndex = 0;
+      kept = this.#recent.get(blockNumber);
+    }
+    if (events.length < limit) {
+      const rows = this.#all(
+        `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash FROM events
+         WHERE (block_number, event_index) >= (?, ?) ORDER BY block_number, event_index LIMIT ?`,
+        blockNumber,
+        eventIndex,
+        limit - events.length,
+      );
+      for (const row of rows) {
+        const kept = this.#recent.get(integer(row, "block_number"))?.[integer(row, "event_index")];
+        if (kept !== undefined) {
+          events.push(kept);
+          continue;
+        }
+        events.push(decodeStored({
+          from_address: text(row, "from_address"),
+          keys: JSON.parse(text(row, "keys")) as string[],
+          data: JSON.parse(text(row, "data")) as string[],
+          block_number: integer(row, "block_number"),
+          block_hash: text(row, "block_hash"),
+          transaction_hash: text(row, "tx_hash"),
+          event_index: integer(row, "event_index"),
+        }));
+      }
+    }
     const last = events.at(-1);
     const next = last === undefined
       ? from
