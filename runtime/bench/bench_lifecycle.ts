@@ -42,6 +42,12 @@ import type {
   PeerEvent,
   ValidationResult,
 } from "../../protocols/network_port.ts";
+import {
+  DEFAULT_SAMPLE_BIDDERS,
+  jobSamplePrefix,
+  sampleBitsFor,
+  samplePrefix,
+} from "../../protocols/sampling.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { describeNode, SqliteJournal } from "../durability/mod.ts";
 import { createNode, type Node } from "../kernel/mod.ts";
@@ -82,6 +88,37 @@ export const PEER_HEARTBEAT_MS = 60_000;
 /** The name of worker `i` of the simulated market. */
 export function workerName(i: number): string {
   return `worker-${String(i).padStart(4, "0")}`;
+}
+
+/**
+ * Who bids on job `i` of the market (its first attempt): `bidsPerJob` workers of the job's sample
+ * (protocol v2, `protocols/sampling.ts`: an owner refuses a bid from outside it), taken in turn
+ * within the sample so that every worker bids; the whole market when it is too small to sample.
+ * `bits` is how deep the client samples a market of `workers` (the node's default: aimed at
+ * {@link DEFAULT_SAMPLE_BIDDERS}, by the workers the chain shows staked).
+ */
+export function marketBidders(
+  o: { readonly workers: number; readonly bidsPerJob: number },
+): { readonly bits: number; readonly of: (i: number) => string[] } {
+  const bits = sampleBitsFor(o.workers, DEFAULT_SAMPLE_BIDDERS);
+  const samples = new Map<string, { workers: string[]; next: number }>();
+  for (let w = 0; w < o.workers; w++) {
+    const prefix = samplePrefix(workerName(w), bits);
+    let sample = samples.get(prefix);
+    if (sample === undefined) samples.set(prefix, sample = { workers: [], next: 0 });
+    sample.workers.push(workerName(w));
+  }
+  const of = (i: number) => {
+    const sample = samples.get(jobSamplePrefix(`job-${i}`, 1, bits));
+    if (sample === undefined) return [];
+    const n = Math.min(o.bidsPerJob, sample.workers.length);
+    const bidders: string[] = [];
+    for (let b = 0; b < n; b++) {
+      bidders.push(sample.workers[sample.next++ % sample.workers.length]!);
+    }
+    return bidders;
+  };
+  return { bits, of };
 }
 
 function bidOf(jobId: string, attempt: number, worker: string, i: number): BidOffer {
@@ -360,28 +397,33 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
 
     const failures: string[] = [];
     // The bids of job `i` (its first attempt), encoded by their workers before the clock starts.
-    const bidsOf = (i: number) => {
-      const bids: [NodeId, Uint8Array][] = [];
-      for (let b = 0; b < o.bidsPerJob; b++) {
-        const worker = workerName((i * o.bidsPerJob + b) % o.workers);
+    const bidders = marketBidders(o);
+    const bidsOf = (i: number) =>
+      bidders.of(i).map((worker, b): [NodeId, Uint8Array] => {
         const bid = bidOf(`job-${i}`, 1, worker, i * o.bidsPerJob + b);
-        bids.push([worker, encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid })]);
-      }
-      return bids;
-    };
+        return [worker, encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid })];
+      });
     const encodedBids = Array.from({ length: o.jobs }, (_, i) => bidsOf(i));
     const decoder = new TextDecoder();
     // The simulated market, answering what the client publishes or sends to its peers (`to`).
     // Its peers read the client's messages with a plain parse: decoding is their work.
     port.onPublish = (topic, data, to) => {
       if (topicFamily(topic) === TOPICS.jobs) {
-        const m = JSON.parse(decoder.decode(data)) as { jobId: string; attempt: number };
+        const m = JSON.parse(decoder.decode(data)) as {
+          jobId: string;
+          attempt: number;
+          sample?: number;
+        };
+        // A sampled job goes on its sample's topic and on the shard's watch topic: one answer.
+        if (topic.endsWith("/all")) return;
         const i = Number(m.jobId.slice(4));
         for (const [worker, bytes] of encodedBids[i] ?? []) {
           port.injectBytes(TOPICS.bids, worker, bytes);
         }
-        if (m.attempt !== 1 || encodedBids[i] === undefined) {
-          failures.push(`unexpected announcement of ${m.jobId}, attempt ${m.attempt}`);
+        if (m.attempt !== 1 || encodedBids[i] === undefined || (m.sample ?? 0) !== bidders.bits) {
+          failures.push(
+            `unexpected announcement of ${m.jobId}, attempt ${m.attempt}, sample ${m.sample ?? 0}`,
+          );
         }
       } else if (topic === TOPICS.assignments) {
         const m = JSON.parse(decoder.decode(data)) as { jobId: string; worker: NodeId };
@@ -478,19 +520,15 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
 function* lifecycleEvents(
   jobId: string,
   index: number,
-  o: { bidsPerJob: number; workers: number },
+  bidders: readonly string[],
   read: () => { deadlines: Record<string, number>; verifiers: readonly string[] },
   winner: () => { worker: string; price: bigint },
   at: number,
 ): Generator<{ type: string; at: number; [key: string]: unknown }> {
   yield { type: "chain.escrow.locked", at, client: "client", amount: 1_000n };
-  const first = index * o.bidsPerJob;
-  for (let b = 0; b < o.bidsPerJob; b++) {
-    yield {
-      type: "bid.received",
-      at: at + 1,
-      bid: bidOf(jobId, 1, workerName((first + b) % o.workers), first + b),
-    };
+  const first = index * bidders.length;
+  for (let b = 0; b < bidders.length; b++) {
+    yield { type: "bid.received", at: at + 1, bid: bidOf(jobId, 1, bidders[b]!, first + b) };
   }
   const due = read().deadlines["bid_window"]!;
   yield { type: "timer.fired", at: due, key: "bid_window", due };
@@ -557,6 +595,8 @@ export function benchMachines(
   const settledAt: number[] = [];
   let events = 0;
   let seq = 0;
+  const market = marketBidders(o);
+  const bidders = Array.from({ length: o.jobs }, (_, i) => market.of(i));
   const started = performance.now();
   const cpuStarted = cpuTimeMs();
   let next = 0;
@@ -615,7 +655,7 @@ export function benchMachines(
     };
     return {
       id,
-      steps: lifecycleEvents(jobId, index, o, read, winner, now),
+      steps: lifecycleEvents(jobId, index, bidders[index]!, read, winner, now),
       send,
       state: () => {
         const s = snapshotOf();

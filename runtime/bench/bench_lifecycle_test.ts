@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { benchEngine, benchMachines, steadyRate } from "./bench_lifecycle.ts";
+import { benchEngine, benchMachines, marketBidders, steadyRate } from "./bench_lifecycle.ts";
+import { inSample } from "../../protocols/sampling.ts";
 
 Deno.test("benchEngine() with its journal settles every job and journals every event it delivers", async () => {
   const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
@@ -24,4 +25,23 @@ Deno.test("steadyRate() counts only the settlements while every slot was in flig
   assert.equal(steadyRate([5, 5, 5, 5, 5], 1), null, "no time between them");
   const r = benchMachines("raw", { jobs: 12, concurrency: 3, workers: 5, bidsPerJob: 3 });
   assert.ok(r.steadyJobsPerSecond !== null && r.steadyJobsPerSecond > 0, JSON.stringify(r));
+});
+
+Deno.test("benchEngine() bids from each job's sample when the market is large enough to sample", async () => {
+  // 64 workers: the client samples 1 in 4 of them (2 bits); a bid from outside is refused.
+  const o = { jobs: 6, concurrency: 3, workers: 64, bidsPerJob: 3 };
+  const market = marketBidders(o);
+  assert.equal(market.bits, 2);
+  for (let i = 0; i < o.jobs; i++) {
+    const bidders = market.of(i);
+    assert.equal(bidders.length, 3);
+    for (const w of bidders) assert.ok(inSample(w, `job-${i}`, 1, 2), `${w} bids on job-${i}`);
+  }
+  const problems: string[] = [];
+  const r = await benchEngine({
+    ...o,
+    onProgress: (m) => m.includes("problems") && problems.push(m),
+  });
+  assert.deepEqual(problems, []);
+  assert.equal(r.settled, 6);
 });
