@@ -202,6 +202,19 @@ function sha256Hex(text: string): string {
   return `0x${createHash("sha256").update(text).digest("hex")}`;
 }
 
+/** `count` rows of `width` parameters for a VALUES or IN clause: `(?, ?), (?, ?)`, or `?, ?`. */
+function placeholders(count: number, width: number): string {
+  const key = count * 16 + width;
+  let text = PLACEHOLDERS.get(key);
+  if (text === undefined) {
+    const row = width === 1 ? "?" : `(${Array.from({ length: width }, () => "?").join(", ")})`;
+    text = Array.from({ length: count }, () => row).join(", ");
+    PLACEHOLDERS.set(key, text);
+  }
+  return text;
+}
+const PLACEHOLDERS = new Map<number, string>();
+
 function stringifyArgs(value: unknown): string {
   return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
 }
@@ -287,6 +300,9 @@ export class LedgerStore {
   readonly #minVerifierBond: bigint;
   readonly #verifierRewardBps: number;
   readonly #commitListeners = new Set<() => void>();
+  /** The open transaction's changes to the totals and to balances, by key and by account. */
+  readonly #totalDeltas = new Map<TotalKey, bigint>();
+  readonly #creditDeltas = new Map<string, bigint>();
   /** The events of the latest blocks this store committed, by block (see RECENT_BLOCKS). */
   readonly #recent = new Map<number, readonly ChainEvent[]>();
   #closed = false;
@@ -401,6 +417,7 @@ export class LedgerStore {
     this.#sql("BEGIN IMMEDIATE").run();
     let receipt: TxReceipt;
     const emitted: ChainEvent[] = [];
+    const rows: SQLInputValue[] = [];
     try {
       const head = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
       const parentHash = head === undefined ? GENESIS_HASH : text(head, "hash");
@@ -409,17 +426,16 @@ export class LedgerStore {
         stringifyArgs({ parentHash, blockNumber, sender: caller, method, args }),
       );
       const blockHash = sha256Hex(parentHash + txHash);
-      let eventIndex = 0;
       const tx: Tx = {
         caller,
         blockNumber,
         blockHash,
         now: Math.trunc(this.#now()),
         emit: (body) => {
+          const eventIndex = emitted.length;
           const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
           const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
-          this.#run(
-            "INSERT INTO events (block_number, event_index, from_address, keys, data, block_hash, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          rows.push(
             blockNumber,
             eventIndex,
             raw.from_address,
@@ -429,10 +445,19 @@ export class LedgerStore {
             txHash,
           );
           emitted.push(asDecoded(event) ?? decodeStored(raw));
-          eventIndex++;
         },
       };
       body(tx);
+      // What the body moved and emitted, written once.
+      this.#writeMoney();
+      if (emitted.length > 0) {
+        this.#run(
+          `INSERT INTO events (block_number, event_index, from_address, keys, data, block_hash, tx_hash) VALUES ${
+            placeholders(emitted.length, 7)
+          }`,
+          ...rows,
+        );
+      }
       this.#run(
         "INSERT INTO blocks (number, hash, parent_hash, tx_hash, sender, method, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
         blockNumber,
@@ -449,6 +474,10 @@ export class LedgerStore {
     } catch (error) {
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
       throw error;
+    } finally {
+      // Committed or rolled back: what the body moved is written or gone.
+      this.#totalDeltas.clear();
+      this.#creditDeltas.clear();
     }
     for (const listener of this.#commitListeners) listener();
     return receipt;
@@ -585,25 +614,45 @@ export class LedgerStore {
     );
   }
 
+  /** Adds `delta` to a total, written at the end of the transaction ({@link #writeMoney}). */
   #addTotal(key: TotalKey, delta: bigint): void {
     if (delta === 0n) return;
-    const row = this.#get("SELECT amount FROM totals WHERE key = ?", key);
-    const amount = (row === undefined ? 0n : BigInt(text(row, "amount"))) + delta;
-    this.#run(
-      "INSERT INTO totals (key, amount) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET amount = excluded.amount",
-      key,
-      amount.toString(),
-    );
+    this.#totalDeltas.set(key, (this.#totalDeltas.get(key) ?? 0n) + delta);
   }
 
+  /** Credits `account`, written at the end of the transaction ({@link #writeMoney}). */
   #credit(account: string, amount: bigint): void {
     if (amount === 0n) return;
-    const row = this.#get("SELECT amount FROM balances WHERE account = ?", account);
-    const balance = (row === undefined ? 0n : BigInt(text(row, "amount"))) + amount;
+    this.#creditDeltas.set(account, (this.#creditDeltas.get(account) ?? 0n) + amount);
+  }
+
+  /**
+   * Writes the totals and balances the transaction changed: one read and one write for each
+   * table, whatever the number of changes (nothing inside a transaction reads them).
+   */
+  #writeMoney(): void {
+    this.#addUp("totals", "key", this.#totalDeltas);
+    this.#addUp("balances", "account", this.#creditDeltas);
+  }
+
+  #addUp(table: "totals" | "balances", column: string, deltas: ReadonlyMap<string, bigint>): void {
+    if (deltas.size === 0) return;
+    const keys = [...deltas.keys()];
+    const current = new Map<string, bigint>();
+    for (
+      const row of this.#all(
+        `SELECT ${column}, amount FROM ${table} WHERE ${column} IN (${
+          placeholders(keys.length, 1)
+        })`,
+        ...keys,
+      )
+    ) {
+      current.set(text(row, column), BigInt(text(row, "amount")));
+    }
     this.#run(
-      "INSERT INTO balances (account, amount) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET amount = excluded.amount",
-      account,
-      balance.toString(),
+      `INSERT INTO ${table} (${column}, amount) VALUES ${placeholders(keys.length, 2)}
+       ON CONFLICT (${column}) DO UPDATE SET amount = excluded.amount`,
+      ...keys.flatMap((key) => [key, ((current.get(key) ?? 0n) + deltas.get(key)!).toString()]),
     );
   }
 
@@ -809,26 +858,37 @@ export class LedgerStore {
             `verifiers but ${verifiers.length} are bonded besides its client and this worker`,
         );
       }
-      this.#setJob(jobId, { status: "assigned", worker, price: price.toString() });
       this.#run(
-        "UPDATE jobs SET attempt = ?, execution_deadline = ?, claim = NULL WHERE job_id = ?",
+        `UPDATE jobs SET status = 'assigned', worker = ?, price = ?, attempt = ?,
+           execution_deadline = ?, claim = NULL WHERE job_id = ?`,
+        worker,
+        price.toString(),
         attempt,
         tx.now + job.executionMs,
         jobId,
       );
-      this.#markParty(jobId, worker, "assigned");
       // The stake this assignment relied on stays locked until the job settles; unbonding
       // requested after the first assignment stays slashable for this job until withdrawn.
       this.#run(
-        `UPDATE job_parties SET assigned_stake = ?, assigned_block = COALESCE(assigned_block, ?)
-         WHERE job_id = ? AND worker = ?`,
-        stake.toString(),
-        tx.blockNumber,
+        `INSERT INTO job_parties (job_id, worker, assigned, assigned_stake, assigned_block)
+         VALUES (?, ?, 1, ?, ?)
+         ON CONFLICT (job_id, worker) DO UPDATE SET assigned = 1,
+           assigned_stake = excluded.assigned_stake,
+           assigned_block = COALESCE(job_parties.assigned_block, excluded.assigned_block)`,
         jobId,
         worker,
+        stake.toString(),
+        tx.blockNumber,
       );
+      if (verifiers.length > 0) {
+        this.#run(
+          `INSERT INTO job_parties (job_id, worker, verifier) VALUES ${
+            verifiers.map(() => "(?, ?, 1)").join(", ")
+          } ON CONFLICT (job_id, worker) DO UPDATE SET verifier = 1`,
+          ...verifiers.flatMap((verifier) => [jobId, verifier]),
+        );
+      }
       for (const verifier of verifiers) {
-        this.#markParty(jobId, verifier, "verifier");
         if (!job.chainDecided) continue;
         this.#run(
           `UPDATE job_parties SET assigned_stake = ? WHERE job_id = ? AND worker = ?`,
