@@ -220,15 +220,21 @@ function stringifyArgs(value: unknown): string {
 }
 
 function text(row: Row, column: string): string {
-  const value = row[column];
+  return textValue(column, row[column]);
+}
+
+function integer(row: Row, column: string): number {
+  return integerValue(column, row[column]);
+}
+
+function textValue(column: string, value: unknown): string {
   if (typeof value !== "string") {
     throw new ChainError("rpc_error", `Cannot read ledger column "${column}": not text`);
   }
   return value;
 }
 
-function integer(row: Row, column: string): number {
-  const value = row[column];
+function integerValue(column: string, value: unknown): number {
   if (typeof value !== "number") {
     throw new ChainError("rpc_error", `Cannot read ledger column "${column}": not an integer`);
   }
@@ -293,6 +299,7 @@ export function checkCursor(cursor: ChainCursor): ChainCursor {
 export class LedgerStore {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
+  #jobStatement: StatementSync | undefined;
   readonly #feeBps: number;
   readonly #unbondingMs: number;
   readonly #now: () => number;
@@ -305,6 +312,9 @@ export class LedgerStore {
   readonly #creditDeltas = new Map<string, bigint>();
   /** The events of the latest blocks this store committed, by block (see RECENT_BLOCKS). */
   readonly #recent = new Map<number, readonly ChainEvent[]>();
+  /** The kept blocks' numbers, oldest first from `#oldest`: a ring of RECENT_BLOCKS. */
+  readonly #kept: number[] = [];
+  #oldest = 0;
   #closed = false;
 
   constructor(path: string, options: LocalLedgerOptions) {
@@ -374,7 +384,9 @@ export class LedgerStore {
     this.#closed = true;
     this.#commitListeners.clear();
     this.#recent.clear();
+    this.#kept.length = 0;
     this.#statements.clear();
+    this.#jobStatement = undefined;
     this.#db.close();
   }
 
@@ -485,45 +497,76 @@ export class LedgerStore {
 
   /** Keeps a committed block's events for `eventsSince`; the oldest kept block goes. */
   #remember(blockNumber: number, events: readonly ChainEvent[]): void {
-    this.#recent.set(blockNumber, events);
-    if (this.#recent.size > RECENT_BLOCKS) {
-      this.#recent.delete(this.#recent.keys().next().value!);
+    // A ring, not the map's own order: a Map's first key after many deletions is found by
+    // stepping over every deleted entry (V8), which made each commit cost O(RECENT_BLOCKS).
+    if (this.#kept.length < RECENT_BLOCKS) {
+      this.#kept.push(blockNumber);
+    } else {
+      this.#recent.delete(this.#kept[this.#oldest]!);
+      this.#kept[this.#oldest] = blockNumber;
+      this.#oldest = (this.#oldest + 1) % RECENT_BLOCKS;
     }
+    this.#recent.set(blockNumber, events);
   }
 
   #job(action: string, jobId: string): JobRow {
-    const row = this.#get(
-      `SELECT job_id, client, escrow, min_stake, status, worker, price, verifier_count,
-         bid_window_ms, execution_ms, verification_ms, bid_deadline, execution_deadline,
-         verification_deadline, attempt, claim, commitment, escrow_block_hash, chain_decided
-       FROM jobs WHERE job_id = ?`,
-      jobId,
-    );
+    // Read as an array (setReturnArrays): 19 columns, on every transaction about a job.
+    let statement = this.#jobStatement;
+    if (statement === undefined) {
+      statement = this.#jobStatement = this.#db.prepare(
+        `SELECT client, escrow, min_stake, status, worker, price, verifier_count, bid_window_ms,
+           execution_ms, verification_ms, bid_deadline, execution_deadline, verification_deadline,
+           attempt, claim, commitment, escrow_block_hash, chain_decided
+         FROM jobs WHERE job_id = ?`,
+      );
+      // In node:sqlite since Node 24 (Deno 2.4), not yet in its type declarations.
+      (statement as StatementSync & { setReturnArrays(enabled: boolean): void })
+        .setReturnArrays(true);
+    }
+    const row = statement.get(jobId) as unknown as unknown[] | undefined;
     if (row === undefined) {
       throw new ChainError("unknown_job", `Cannot ${action} job ${q(jobId)}: no such job`);
     }
-    const worker = row["worker"];
-    const price = row["price"];
+    const [
+      client,
+      escrow,
+      minStake,
+      status,
+      worker,
+      price,
+      verifierCount,
+      bidWindowMs,
+      executionMs,
+      verificationMs,
+      bidDeadline,
+      executionDeadline,
+      verificationDeadline,
+      attempt,
+      claim,
+      commitment,
+      escrowBlockHash,
+      chainDecided,
+    ] = row;
     return {
       jobId,
-      client: text(row, "client"),
-      escrow: BigInt(text(row, "escrow")),
-      minStake: BigInt(text(row, "min_stake")),
-      status: text(row, "status") as JobStatus,
+      client: textValue("client", client),
+      escrow: BigInt(textValue("escrow", escrow)),
+      minStake: BigInt(textValue("min_stake", minStake)),
+      status: textValue("status", status) as JobStatus,
       worker: typeof worker === "string" ? worker : null,
       price: typeof price === "string" ? BigInt(price) : null,
-      verifierCount: integer(row, "verifier_count"),
-      bidWindowMs: integer(row, "bid_window_ms"),
-      executionMs: integer(row, "execution_ms"),
-      verificationMs: integer(row, "verification_ms"),
-      bidDeadline: integer(row, "bid_deadline"),
-      executionDeadline: integer(row, "execution_deadline"),
-      verificationDeadline: integer(row, "verification_deadline"),
-      attempt: integer(row, "attempt"),
-      claim: row["claim"] === "result" || row["claim"] === "failure" ? row["claim"] : null,
-      commitment: typeof row["commitment"] === "string" ? row["commitment"] : null,
-      escrowBlockHash: text(row, "escrow_block_hash"),
-      chainDecided: integer(row, "chain_decided") === 1,
+      verifierCount: integerValue("verifier_count", verifierCount),
+      bidWindowMs: integerValue("bid_window_ms", bidWindowMs),
+      executionMs: integerValue("execution_ms", executionMs),
+      verificationMs: integerValue("verification_ms", verificationMs),
+      bidDeadline: integerValue("bid_deadline", bidDeadline),
+      executionDeadline: integerValue("execution_deadline", executionDeadline),
+      verificationDeadline: integerValue("verification_deadline", verificationDeadline),
+      attempt: integerValue("attempt", attempt),
+      claim: claim === "result" || claim === "failure" ? claim : null,
+      commitment: typeof commitment === "string" ? commitment : null,
+      escrowBlockHash: textValue("escrow_block_hash", escrowBlockHash),
+      chainDecided: integerValue("chain_decided", chainDecided) === 1,
     };
   }
 
