@@ -681,21 +681,18 @@ export class LedgerStore {
   #addUp(table: "totals" | "balances", column: string, deltas: ReadonlyMap<string, bigint>): void {
     if (deltas.size === 0) return;
     const keys = [...deltas.keys()];
-    const current = new Map<string, bigint>();
-    for (
-      const row of this.#all(
-        `SELECT ${column}, amount FROM ${table} WHERE ${column} IN (${
-          placeholders(keys.length, 1)
-        })`,
-        ...keys,
-      )
-    ) {
-      current.set(text(row, column), BigInt(text(row, "amount")));
+    // One keyed read each: cheaper than one `IN (...)` read, for which SQLite builds a b-tree.
+    const read = `SELECT amount FROM ${table} WHERE ${column} = ?`;
+    const values: SQLInputValue[] = [];
+    for (const key of keys) {
+      const row = this.#get(read, key);
+      const amount = (row === undefined ? 0n : BigInt(text(row, "amount"))) + deltas.get(key)!;
+      values.push(key, amount.toString());
     }
     this.#run(
       `INSERT INTO ${table} (${column}, amount) VALUES ${placeholders(keys.length, 2)}
        ON CONFLICT (${column}) DO UPDATE SET amount = excluded.amount`,
-      ...keys.flatMap((key) => [key, ((current.get(key) ?? 0n) + deltas.get(key)!).toString()]),
+      ...values,
     );
   }
 
@@ -1350,6 +1347,8 @@ export class LedgerStore {
    * `verifierRewardBps` of `base`, rounded down; returns the total paid.
    */
   #payVerifiers(job: JobRow, base: bigint, agreed: Verdict): bigint {
+    // Only the chain records verdicts (job_verifiers), for the jobs it decides.
+    if (!job.chainDecided) return 0n;
     const paid = this.#votes(job.jobId, job.attempt).filter((v) => v.verdict === agreed);
     if (paid.length === 0) return 0n;
     const each = base * BigInt(this.#verifierRewardBps) / 10_000n / BigInt(paid.length);
