@@ -300,6 +300,13 @@ export class LedgerStore {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   #jobStatement: StatementSync | undefined;
+  /** A `":memory:"` database: no other connection can write to it. */
+  readonly #private: boolean;
+  /**
+   * The block of this store's last commit, kept only for a private database, where it is the
+   * head: a shared file's head is read in each transaction (another process may have written).
+   */
+  #lastCommit: { blockNumber: number; blockHash: string } | undefined;
   readonly #feeBps: number;
   readonly #unbondingMs: number;
   readonly #now: () => number;
@@ -350,6 +357,7 @@ export class LedgerStore {
     this.#unbondingMs = unbondingMs;
     this.#now = options.now ?? Date.now;
     this.#treasury = checkId("treasury", options.treasury ?? "treasury");
+    this.#private = path === ":memory:";
     this.#db = new DatabaseSync(path);
     try {
       this.#db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
@@ -431,9 +439,8 @@ export class LedgerStore {
     const emitted: ChainEvent[] = [];
     const rows: SQLInputValue[] = [];
     try {
-      const head = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
-      const parentHash = head === undefined ? GENESIS_HASH : text(head, "hash");
-      const blockNumber = head === undefined ? 1 : integer(head, "number") + 1;
+      const { blockNumber: parentNumber, blockHash: parentHash } = this.#lastCommit ?? this.head();
+      const blockNumber = parentNumber + 1;
       const txHash = sha256Hex(
         stringifyArgs({ parentHash, blockNumber, sender: caller, method, args }),
       );
@@ -482,6 +489,7 @@ export class LedgerStore {
       );
       this.#sql("COMMIT").run();
       receipt = { txHash, blockNumber };
+      if (this.#private) this.#lastCommit = { blockNumber, blockHash };
       this.#remember(blockNumber, emitted);
     } catch (error) {
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();

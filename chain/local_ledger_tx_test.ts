@@ -115,3 +115,39 @@ Deno.test("LocalLedger writes no money of a transaction that fails after moving 
     ledger.close();
   }
 });
+
+Deno.test("LocalLedger in memory chains its blocks as a ledger in a file does, failures included", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ledger-tx-" });
+  const run = async (ledger: LocalLedger) => {
+    const client = ledger.as("client");
+    const worker = ledger.as("worker");
+    const receipts: { txHash: string; blockNumber: number }[] = [];
+    const job = { amount: 100n, minStake: 1n, modelHash: HASH, inputCommitment: HASH };
+    receipts.push(await worker.stake({ amount: 10n }));
+    receipts.push(await client.submitJob({ jobId: "j1", ...job }));
+    await assert.rejects(client.submitJob({ jobId: "j1", ...job }), { name: "ChainError" });
+    await assert.rejects(worker.submitResult({ jobId: "j1", commitment: HASH }), {
+      name: "ChainError",
+    });
+    receipts.push(await client.assignWorker({ jobId: "j1", worker: "worker", price: 50n }));
+    receipts.push(await worker.submitResult({ jobId: "j1", commitment: HASH }));
+    const events = (await client.eventsSince({ blockNumber: 0, eventIndex: 0 })).events;
+    return {
+      receipts,
+      head: ledger.head(),
+      hashes: events.map((e) => `${e.blockHash}/${e.txHash}`),
+    };
+  };
+  const memory = LocalLedger.open(":memory:", { now: () => 1_000 });
+  const file = LocalLedger.open(`${dir}/ledger.sqlite`, { now: () => 1_000 });
+  try {
+    const m = await run(memory);
+    assert.deepEqual(m.receipts.map((r) => r.blockNumber), [1, 2, 3, 4]);
+    assert.equal(m.head.blockNumber, 4);
+    assert.deepEqual(m, await run(file));
+  } finally {
+    memory.close();
+    file.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
