@@ -148,3 +148,43 @@ Deno.test("ActorTree creates the actor of a declined job when the chain names th
   assert.equal(other.deliver("job:j2", assigned(["me"])).status, "rejected");
   assert.equal(other.t.get("job:j2"), undefined);
 });
+
+Deno.test("a worker outbid stops following the job when the chain assigns it, and may bid on its next auction", () => {
+  const { t, deliver } = tree(["worker"]);
+  const announced = (attempt: number) => ({
+    type: "job.announced",
+    owner: "o",
+    spec: SPEC,
+    attempt,
+    bidWindowEndsAt: 1_000,
+  });
+  const assigned = (worker: string) => ({
+    type: "chain.worker.assigned",
+    jobId: "j",
+    worker,
+    price: 10n,
+    verifiers: ["v1"],
+    blockNumber: 1,
+    eventIndex: 0,
+  });
+  assert.equal(deliver("job:j", announced(1)).status, "accepted");
+  assert.ok(t.get("job:j") !== undefined);
+  // Another worker won: nothing is left for this node to do in the job.
+  assert.equal(deliver("job:j", assigned("other")).status, "accepted");
+  assert.equal(t.get("job:j"), undefined);
+  assert.equal(t.retired("j")?.state, "outbid");
+  assert.equal(deliver("job:j", assigned("other")).status, "rejected", "retired");
+  // The same auction again: refused; the next one: followed.
+  assert.equal(deliver("job:j", announced(1)).status, "rejected");
+  assert.equal(deliver("job:j", announced(2)).status, "accepted");
+  assert.equal(jobContextOf(t.get("job:j")!).attempt, 2);
+  // The winner, and a verifier, keep following.
+  const won = tree(["worker"]);
+  won.deliver("job:j", announced(1));
+  won.deliver("job:j", assigned("me"));
+  assert.equal(won.t.get("job:j")?.state, "executing");
+  const verifier = tree(["worker", "verifier"]);
+  verifier.deliver("job:j", announced(1));
+  verifier.deliver("job:j", assigned("other"));
+  assert.ok(verifier.t.get("job:j") !== undefined, "a verifier may still be chosen");
+});

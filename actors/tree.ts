@@ -161,6 +161,14 @@ const CHAIN_ENDINGS: Readonly<Record<string, string>> = {
   "chain.escrow.refunded": "refunded",
 };
 
+/**
+ * The state a job is archived in on a node that bid on it and lost: once the chain assigns it to
+ * another worker, a node that is neither its owner nor a verifier has no role left in it, so it
+ * stops following it (its actor is retired at once, its bid slot freed). A later auction of the
+ * job (a re-announcement, next attempt) may still draw it.
+ */
+export const OUTBID_STATE = "outbid";
+
 /** The event by which a node drops a job it follows whose escrow the chain never showed. */
 export const UNESCROWED_EVENT = "job.unescrowed";
 
@@ -233,9 +241,22 @@ export class ActorTree {
         );
       }
       if (event.type === UNESCROWED_EVENT) return this.#dropUnescrowed(target, existing, at);
+      if (
+        event.type === "chain.worker.assigned" && existing !== undefined && !existing.done &&
+        this.#outbid(existing, event)
+      ) {
+        this.#archiveNow(target, existing, OUTBID_STATE, at);
+        return { status: "accepted" };
+      }
       if (existing === undefined) {
         const retired = this.#archive.get(target);
-        if (retired !== undefined) {
+        if (
+          retired?.state === OUTBID_STATE && event.type === "job.announced" &&
+          Number(event["attempt"]) > retired.attempt
+        ) {
+          // Auctioned again: this node may bid on the new attempt.
+          this.#archive.delete(target);
+        } else if (retired !== undefined) {
           return rejected(
             "retired",
             `job "${retired.jobId}" finished (${retired.state}) and was retired`,
@@ -410,6 +431,19 @@ export class ActorTree {
   /** Puts a decline record back (node restart). */
   restoreDecline(record: DeclineRecord): void {
     this.#declines.record(record);
+  }
+
+  /**
+   * Whether the chain's assignment of a job (`event`) leaves this node without a role in it: it
+   * is not the job's owner, not the worker assigned, and not a verifier (a verifier may be
+   * chosen, or learn it was, from the assignment on).
+   */
+  #outbid(cell: ActorCell, event: { readonly [key: string]: unknown }): boolean {
+    const { self, roles } = this.#options;
+    if (roles.includes("verifier") || jobContextOf(cell).owner === self) return false;
+    if (event["worker"] === self) return false;
+    const verifiers = event["verifiers"];
+    return !(Array.isArray(verifiers) && verifiers.includes(self));
   }
 
   /** Archives a live job actor as `state` now (it is not finished by its machine). */

@@ -57,8 +57,12 @@ import type {
 import type { JobSpec } from "./types.ts";
 import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
 
-/** Version of the job machine's logic; bump when a recording could replay differently. */
-export const JOB_MACHINE_VERSION = 4;
+/**
+ * Version of the job machine's logic; bump when a recording could replay differently. 5: a node
+ * outbid stops following the job when the chain assigns it to another worker (the tree archives
+ * its actor as `outbid`, `actors/tree.ts`).
+ */
+export const JOB_MACHINE_VERSION = 5;
 
 /** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {

@@ -19,7 +19,7 @@
  * ```ts
  * import { inSample, samplePrefix, sampleBitsFor } from "./sampling.ts";
  *
- * sampleBitsFor(1000, 16); // 5: 1000 / 32 = about 31 workers in each sample
+ * sampleBitsFor(1000); // 6: 1000 / 64 = about 16 workers in each sample (8 bidders aimed at)
  * samplePrefix("job-1|1", 3).length; // 3
  * inSample("12D3KooWworker", "job-1", 1, 0); // true: bits 0 is everyone
  * ```
@@ -28,11 +28,11 @@
  */
 import { createHash } from "node:crypto";
 
-/** The deepest sample: 2^8 = 256 samples per shard, enough for about 4,000 workers at 16 bidders. */
+/** The deepest sample: 2^8 = 256 samples per shard, enough for about 2,000 workers at 8 bidders. */
 export const MAX_SAMPLE_BITS = 8;
 
 /** How many bidders an owner aims a sample at, by default. */
-export const DEFAULT_SAMPLE_BIDDERS = 16;
+export const DEFAULT_SAMPLE_BIDDERS = 8;
 
 /** The first `bits` bits of sha-256 of `key`, as a string of `0` and `1`. */
 export function samplePrefix(key: string, bits: number): string {

@@ -52,9 +52,9 @@ function spec(): JobSpec {
 
 Deno.test("sampling: the depth aims at the bidders asked for, and a sample is a hash prefix", () => {
   assert.equal(sampleBitsFor(0), 0);
-  assert.equal(sampleBitsFor(31), 0, "fewer than 2 x 16 workers: every one hears the job");
-  assert.equal(sampleBitsFor(32), 1);
-  assert.equal(sampleBitsFor(1000), 5, "1000 / 2^5 = 31 workers a sample");
+  assert.equal(sampleBitsFor(15), 0, "fewer than 2 x 8 workers: every one hears the job");
+  assert.equal(sampleBitsFor(16), 1);
+  assert.equal(sampleBitsFor(1000), 6, "1000 / 2^6 = 16 workers a sample");
   assert.equal(sampleBitsFor(1_000_000), MAX_SAMPLE_BITS, "never deeper than the topics go");
   assert.equal(sampleBitsFor(100, 4), 4);
   assert.equal(samplePrefix("x", 5), samplePrefix("x", 8).slice(0, 5), "prefixes nest");

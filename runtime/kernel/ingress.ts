@@ -13,7 +13,7 @@
  * @module
  */
 import type { ActorTree } from "../../actors/tree.ts";
-import { jobContextOf } from "../../actors/tree.ts";
+import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import { type AddressedEvent, jobAddress, jobIdOf, peerAddress } from "../../machines/address.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import { type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
@@ -272,9 +272,12 @@ export class Ingress {
     const { tree, self } = this.#o;
     const e = addressed.event as unknown as Omit<Announcement, "jobId">;
     const jobId = jobIdOf(addressed.target)!;
+    const retired = tree.retired(jobId);
+    // Outbid on an earlier auction of the job: a new one is triaged like any job heard of.
+    const auctionedAgain = retired?.state === OUTBID_STATE && e.attempt > retired.attempt;
     if (
       e.owner === self || tree.get(addressed.target) !== undefined ||
-      tree.retired(jobId) !== undefined
+      (retired !== undefined && !auctionedAgain)
     ) return this.#o.submit("network", addressed);
     const known = tree.declined(jobId);
     if (known !== undefined && known.attempt >= e.attempt) return;

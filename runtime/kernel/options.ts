@@ -167,7 +167,7 @@ export interface NodeOptions {
    * `protocols/sampling.ts`): it aims at `bidders` of the capable workers it knows of (by their
    * capabilities, and at most as many as the chain shows staked), so a job in a large market
    * reaches 1 in 2^bits of them; `bits` fixes the depth instead (0: every capable worker).
-   * @default `{ bidders: 16 }`
+   * @default `{ bidders: 8 }`
    */
   readonly sampling?: { readonly bidders?: number; readonly bits?: number };
 }

@@ -19,17 +19,19 @@ import { JOB_FINAL_STATES, type JobContext, jobMachine } from "../../machines/jo
 import type { NodeId } from "../../machines/types.ts";
 import type { Envelope, NodeObservation } from "../kernel/mod.ts";
 
-/** States a job does not leave (the job machine's final states, and `unescrowed`). */
-export const FINAL_STATES: readonly string[] = [...JOB_FINAL_STATES, "unescrowed"];
+/** States a job does not leave (the job machine's final states, `unescrowed` and `outbid`). */
+export const FINAL_STATES: readonly string[] = [...JOB_FINAL_STATES, "unescrowed", "outbid"];
 
 /**
  * Every state a job can be reported in, in lifecycle order: the job machine's states, read from
  * the machine itself, then `unescrowed` (an observed job dropped because the chain never showed
- * its escrow; an archive state, not a machine state).
+ * its escrow) and `outbid` (a job this node bid on and the chain assigned to another worker):
+ * archive states, not machine states.
  */
 export const JOB_STATES: readonly string[] = [
   ...Object.keys(jobMachine.config.states ?? {}),
   "unescrowed",
+  "outbid",
 ];
 
 /** How this node takes part in a job. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { jobContextOf } from "../../actors/tree.ts";
+import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import {
   announcementTopic,
   encodeMessage,
@@ -767,7 +767,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         }
         if (summary.done && final) {
           const chainSays = onChain.paid > 0 ? "settled" : onChain.refunded > 0 ? "refunded" : null;
-          const agrees = chainSays === null
+          // `outbid` says nothing of the job's fate: the node stopped following it, having lost.
+          const agrees = summary.state === OUTBID_STATE || chainSays === null
             ? !["settled", "refunded"].includes(summary.state)
             : summary.state === chainSays ||
               (chainSays === "refunded" && summary.state !== "settled");
