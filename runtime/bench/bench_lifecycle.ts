@@ -516,6 +516,84 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
   }
 }
 
+/** What {@link benchLedger} measured. */
+export interface LedgerBenchResult {
+  readonly jobs: number;
+  /** Transactions committed: 5 a job. */
+  readonly transactions: number;
+  /** Events the subscriber was handed. */
+  readonly events: number;
+  /** CPU time of the process per job (every thread), microseconds. */
+  readonly cpuUsPerJob: number;
+  /** Wall time per job, microseconds. */
+  readonly wallUsPerJob: number;
+}
+
+/**
+ * The embedded ledger alone, in the engine benchmark's flow: `jobs` jobs (default 5000), each
+ * submitted, assigned with 4 named verifiers, given a result by its worker, verified and released
+ * (5 transactions, 6 events), on an in-memory {@link LocalLedger} with one subscriber (the
+ * client's chain sync), 50 staked workers. Its cost per job, CPU and wall.
+ */
+export async function benchLedger(
+  options: { readonly jobs?: number; readonly signal?: AbortSignal } = {},
+): Promise<LedgerBenchResult> {
+  const jobs = options.jobs ?? 5_000;
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    throw new RangeError(`Invalid jobs ${jobs}: must be a positive integer`);
+  }
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    const client = ledger.as("client");
+    const workers = [];
+    for (let i = 0; i < 50; i++) {
+      const port = ledger.as(workerName(i));
+      await port.stake({ amount: 100n });
+      workers.push({ name: workerName(i), port });
+    }
+    let events = 0;
+    const stop = client.subscribe(() => events++);
+    const started = performance.now();
+    const cpuStarted = cpuTimeMs();
+    for (let i = 0; i < jobs; i++) {
+      const jobId = `job-${i}`;
+      const worker = workers[i % workers.length]!;
+      await client.submitJob({
+        jobId,
+        amount: 1_000n,
+        minStake: 10n,
+        modelHash: COMMITMENT,
+        inputCommitment: COMMITMENT,
+      });
+      await client.assignWorker({ jobId, worker: worker.name, price: 600n, verifiers: VERIFIERS });
+      await worker.port.submitResult({ jobId, commitment: COMMITMENT });
+      await client.recordVerification({ jobId, accepted: true });
+      await client.releasePayment({ jobId });
+      // Let the subscription poll, as the engine's event loop does between deliveries.
+      if (i % 50 === 49) {
+        options.signal?.throwIfAborted();
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    }
+    // The subscriber catches up (a stake is 1 event, a job 6): a bounded wait.
+    for (let wait = 0; events < workers.length + 6 * jobs && wait < 100; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const wallMs = performance.now() - started;
+    const cpuMs = cpuTimeMs() - cpuStarted;
+    stop();
+    return {
+      jobs,
+      transactions: 5 * jobs,
+      events,
+      cpuUsPerJob: Math.round((cpuMs * 1000) / jobs),
+      wallUsPerJob: Math.round((wallMs * 1000) / jobs),
+    };
+  } finally {
+    ledger.close();
+  }
+}
+
 /** The events one settled job hears on its owner, in order (virtual time from `at`). */
 function* lifecycleEvents(
   jobId: string,
