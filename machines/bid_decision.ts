@@ -63,6 +63,12 @@ export interface WorkerProfile {
   /** Open bids the worker keeps at once; it declines new jobs as `busy` past it. @default 8 */
   readonly maxOpenBids?: number;
   /**
+   * Whether each open bid holds one of the `capacity` slots, so that the worker never wins more
+   * jobs than it can run at once (with open bids beyond its free slots, a worker that wins them
+   * all queues the extra ones, and long work then misses its execution deadline). @default false
+   */
+  readonly reserveSlots?: boolean;
+  /**
    * Fault injection for simulations and tests: `silent` never runs assigned jobs,
    * `wrong_result` returns a corrupted output. @default "none"
    */

@@ -238,7 +238,10 @@ export class WorkerAgent {
       else if (jobContextOf(cell).bids[bidId]) this.#placed.delete(actorId); // in the workload
       else pending++;
     }
-    return load.running >= (profile.capacity ?? WORKER_DEFAULTS.capacity) ||
+    const capacity = profile.capacity ?? WORKER_DEFAULTS.capacity;
+    // Reserved slots: running jobs and open bids together within the capacity.
+    if (profile.reserveSlots && load.running + load.bidding + pending >= capacity) return true;
+    return load.running >= capacity ||
       load.bidding + pending >= (profile.maxOpenBids ?? WORKER_DEFAULTS.maxOpenBids);
   }
 }

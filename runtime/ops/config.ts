@@ -22,6 +22,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { BID_SELECTION_POLICIES, QUORUM_POLICIES } from "../../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG } from "../../machines/peer_machine.ts";
+import { DEFAULT_SAMPLE_BIDDERS, MAX_SAMPLE_BITS } from "../../protocols/sampling.ts";
 import { DEFAULT_VERIFIER_STAKE, WORKER_DEFAULTS } from "../kernel/mod.ts";
 
 /** A configuration value is missing, malformed or out of range. */
@@ -128,6 +129,7 @@ const worker = z.strictObject({
     1024,
     "must be at most 1024",
   ).default(WORKER_DEFAULTS.maxOpenBids),
+  reserveSlots: z.boolean({ error: "must be true or false" }).default(false),
   fault: z.enum(["none", "silent", "wrong_result"], {
     error: "must be none, silent or wrong_result",
   }).default(WORKER_DEFAULTS.fault),
@@ -217,6 +219,17 @@ const jobs = z.strictObject({
   ).max(10_000_000, "must be at most 10000000").default(10_000),
 });
 
+const sampling = z.strictObject({
+  bidders: z.number().int("must be an integer").min(1, "must be at least 1").max(
+    1024,
+    "must be at most 1024",
+  ).default(DEFAULT_SAMPLE_BIDDERS),
+  bits: z.number().int("must be an integer").min(0, "must be at least 0").max(
+    MAX_SAMPLE_BITS,
+    `must be at most ${MAX_SAMPLE_BITS}`,
+  ).optional(),
+});
+
 const log = z.strictObject({
   level: z.enum(["trace", "debug", "info", "warning", "error", "fatal"], {
     error: "must be one of trace, debug, info, warning, error, fatal",
@@ -235,7 +248,9 @@ const configSchema = z.strictObject({
     .refine((r) => new Set(r).size === r.length, "must not repeat a role").default(["client"]),
   chain: chain.default({ kind: "local" }),
   // The one source of the worker's defaults is the node's (WORKER_DEFAULTS).
-  worker: worker.default({ hardware: "cpu", ...WORKER_DEFAULTS }),
+  worker: worker.default({ hardware: "cpu", ...WORKER_DEFAULTS, reserveSlots: false }),
+  // How this node's jobs are announced in a large market (protocols/sampling.ts).
+  sampling: sampling.default({ bidders: DEFAULT_SAMPLE_BIDDERS }),
   verifier: verifier.default({ stake: DEFAULT_VERIFIER_STAKE }),
   policy: policy.default({ bidSelection: "lowest_price", quorum: "bft" }),
   peer: peer.default({ ...DEFAULT_PEER_CONFIG }),

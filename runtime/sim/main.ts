@@ -56,6 +56,8 @@ Options:
   --rate N            jobs per virtual second, with --scale (default 10)
   --in-flight N       most open jobs, with --scale (default 500)
   --decliners N       with --scale, N of the workers decline every job (price floor too high)
+  --work-ms N         with --scale, an execution (and a verifier's re-run) takes about N virtual
+                      ms (default 20 to 150): longer work keeps more jobs in flight
   --no-peer-events    with --scale, nodes do not hear every other node connect (the simulated
                       network connects every pair: O(N^2) work at start-up)
   --no-capabilities   with --scale, nodes do not gossip their capabilities (N^2 deliveries at
@@ -161,6 +163,7 @@ async function scale(values: Record<string, string | boolean | undefined>): Prom
     const durationMs = integer("duration", text("duration"), 1);
     const maxInFlight = integer("in-flight", text("in-flight"), 1);
     const decliners = integer("decliners", text("decliners"), 0);
+    const workMs = integer("work-ms", text("work-ms"), 1);
     options = {
       workers: integer("workers", text("workers"), 1) ?? 8,
       ...(seed !== undefined ? { seed } : {}),
@@ -169,6 +172,7 @@ async function scale(values: Record<string, string | boolean | undefined>): Prom
       ...(durationMs !== undefined ? { durationMs } : {}),
       ...(maxInFlight !== undefined ? { maxInFlight } : {}),
       ...(decliners !== undefined ? { decliners } : {}),
+      ...(workMs !== undefined ? { workMs } : {}),
       ...(values["no-peer-events"] === true ? { peerEvents: false } : {}),
       ...(values["no-capabilities"] === true ? { capabilities: false } : {}),
       ...(rate !== undefined ? { rate } : {}),
@@ -222,6 +226,7 @@ async function main(): Promise<number> {
         "in-flight": { type: "string" },
         "wall-cap": { type: "string" },
         decliners: { type: "string" },
+        "work-ms": { type: "string" },
         "no-peer-events": { type: "boolean" },
         "no-capabilities": { type: "boolean" },
         help: { type: "boolean", short: "h" },

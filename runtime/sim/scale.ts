@@ -65,6 +65,25 @@ const MAX_ATTEMPTS = 3;
  */
 export const SCALE_DRAIN_MS = MAX_ATTEMPTS *
     (SIM_TIMING.bidWindowMs + SIM_TIMING.executionMs + SIM_TIMING.verificationMs) + 5_000;
+
+/**
+ * A job's deadlines when its execution takes about `workMs` (`ScaleOptions.workMs`): the
+ * simulation's, or, for longer work, an execution deadline 1 s and a verification deadline 2 s
+ * past the longest execution (a verifier runs the job again).
+ */
+export function scaleTiming(workMs: number | undefined): {
+  bidWindowMs: number;
+  executionMs: number;
+  verificationMs: number;
+} {
+  if (workMs === undefined) return { ...SIM_TIMING };
+  const longest = Math.ceil(workMs * 1.1);
+  return {
+    bidWindowMs: SIM_TIMING.bidWindowMs,
+    executionMs: Math.max(SIM_TIMING.executionMs, longest + 1_000),
+    verificationMs: Math.max(SIM_TIMING.verificationMs, longest + 2_000),
+  };
+}
 /** How many scheduler steps pass between two looks at the wall clock (the cap). */
 const WALL_CHECK_EVERY = 256;
 /** Wall time between two progress reports when virtual time crawls, ms. */
@@ -87,6 +106,12 @@ export interface ScaleOptions {
   readonly decliners?: number;
   /** Jobs submitted per virtual second, over all clients (round robin). @default 10 */
   readonly rate?: number;
+  /**
+   * How long an execution (and a verifier's re-run) takes, virtual ms (drawn within 10 % of it):
+   * longer work keeps more jobs in flight at a given rate (100 jobs/s of 2.5 s work: about 550
+   * open). Verifiers then run up to 64 re-runs at once. @default the simulation's 20 to 150 ms
+   */
+  readonly workMs?: number;
   /** Virtual time over which jobs are submitted, ms. @default 30,000 */
   readonly durationMs?: number;
   /**
@@ -157,6 +182,8 @@ export interface ScaleResult {
   readonly rate: number;
   readonly durationMs: number;
   readonly maxInFlight: number;
+  /** How long an execution takes, virtual ms (`ScaleOptions.workMs`); null: 20 to 150 ms. */
+  readonly workMs: number | null;
   /** `done`: every job final; `drained`: the drain time ran out with jobs open. */
   readonly stopped: ScaleStop;
   readonly traceHash: string;
@@ -297,6 +324,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const seed = options.seed ?? SCALE_DEFAULTS.seed;
   const workerCount = options.workers;
   const verifierCount = options.verifiers ?? SCALE_DEFAULTS.verifiers;
+  const workMs = options.workMs;
+  const timing = scaleTiming(workMs);
   const clientCount = options.clients ?? SCALE_DEFAULTS.clients;
   const declinerCount = options.decliners ?? 0;
   const rate = options.rate ?? SCALE_DEFAULTS.rate;
@@ -318,6 +347,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   }
   checkCount("duration", durationMs, 1);
   checkCount("in-flight", maxInFlight, 1);
+  if (workMs !== undefined) checkCount("work-ms", workMs, 1);
   checkCount("progress interval", progressEveryMs, 1);
   if (!(Number.isFinite(rate) && rate > 0 && rate <= 10_000)) {
     throw new RangeError(`Invalid rate ${rate}: must be a number of jobs per second in (0, 10000]`);
@@ -382,7 +412,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       roles,
       policy,
       clock: sched,
-      executor: new SimExecutor(sched, world.fork()),
+      executor: new SimExecutor(
+        sched,
+        world.fork(),
+        workMs === undefined ? undefined : [Math.floor(workMs * 0.9), Math.ceil(workMs * 1.1)],
+      ),
       peer,
       capabilityIntervalMs: 0,
       retainFinishedMs: options.retainFinishedMs ?? SCALE_DEFAULTS.retainFinishedMs,
@@ -409,8 +443,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         hardware: "cpu",
         stake: WORKER_STAKE,
         priceRatio: 0.55 + world.int(0, 40) / 100,
-        etaMs: 100,
-        capacity: 2,
+        etaMs: workMs ?? 100,
+        capacity: 4,
+        // Each open bid holds a slot: a worker never wins more jobs than it can run at once
+        // (with more open bids than free slots, long work could miss its deadline).
+        reserveSlots: true,
         fault: "none",
         // The last `decliners` workers ask more than any simulated job pays.
         ...(i >= workerCount - declinerCount ? { minPrice: 1_000_000n } : {}),
@@ -440,7 +477,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   for (let i = 0; i < verifierCount; i++) {
     const id = `verifier-${pad(i, 2)}`;
     honestVerifiers.add(id);
-    add(id, ["verifier"], {});
+    add(
+      id,
+      ["verifier"],
+      workMs === undefined ? {} : { executions: { concurrency: 64, maxQueued: 256 } },
+    );
   }
   const errors: string[] = [];
   for (const node of nodes) {
@@ -497,7 +538,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const client = clients[index % clients.length]!;
     const jobId = `s${seed}-job-${String(index + 1).padStart(6, "0")}`;
     try {
-      client.submitJob({ spec: matmulSpec(jobRng, Math.min(4, verifierCount)), jobId });
+      const spec = { ...matmulSpec(jobRng, Math.min(4, verifierCount)), ...timing };
+      client.submitJob({ spec, jobId });
       submittedAt.set(jobId, sched.now());
       submitted++;
       peakInFlight = Math.max(peakInFlight, submittedAt.size);
@@ -507,7 +549,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   };
   sched.at(SCALE_START_MS, submitNext, "submit");
   const lastSubmit = SCALE_START_MS + ((total - 1) * 1_000) / rate;
-  const until = lastSubmit + SCALE_DRAIN_MS;
+  const until = lastSubmit + MAX_ATTEMPTS *
+      (timing.bidWindowMs + timing.executionMs + timing.verificationMs) +
+    5_000;
 
   // Samples and progress.
   let declinedActorsPeak = 0;
@@ -621,6 +665,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     rate,
     durationMs,
     maxInFlight,
+    workMs: workMs ?? null,
     stopped,
     traceHash,
     virtualMs,
@@ -690,7 +735,9 @@ export function formatScaleResult(r: ScaleResult): string {
   return [
     `scale: ${r.workers} workers, ${r.verifiers} verifiers, ${r.clients} clients, ${r.rate} jobs/s for ${
       r.durationMs / 1_000
-    } virtual s (at most ${r.maxInFlight} in flight)${
+    } virtual s (at most ${r.maxInFlight} in flight${
+      r.workMs === null ? "" : `, ${r.workMs} ms of work a job`
+    })${
       (r.peerEvents ? "" : ", no peer events") +
       (r.capabilities === false ? ", no capabilities" : "")
     }, seed ${r.seed}: ${r.stopped}`,

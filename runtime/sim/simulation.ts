@@ -163,9 +163,12 @@ export class SimExecutor implements ExecutorPort {
   readonly #inner = new BuiltinExecutor();
   readonly #sched: Scheduler;
   readonly #rng: Rng;
-  constructor(sched: Scheduler, rng: Rng) {
+  readonly #workMs: readonly [number, number];
+  /** `workMs`: how long an execution takes, virtual ms, drawn in this range. @default [20, 150] */
+  constructor(sched: Scheduler, rng: Rng, workMs: readonly [number, number] = [20, 150]) {
     this.#sched = sched;
     this.#rng = rng;
+    this.#workMs = workMs;
   }
   supports(kind: JobSpec["kind"]): boolean {
     return this.#inner.supports(kind);
@@ -175,7 +178,7 @@ export class SimExecutor implements ExecutorPort {
     input: unknown,
     options: ExecuteOptions = {},
   ): Promise<ExecutionResult> {
-    const ms = this.#rng.int(20, 150);
+    const ms = this.#rng.int(this.#workMs[0], this.#workMs[1]);
     await new Promise<void>((resolve, reject) => {
       const task = this.#sched.after(ms, resolve, "execute");
       options.signal?.addEventListener("abort", () => {

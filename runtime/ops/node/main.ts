@@ -141,6 +141,10 @@ export async function startNode(
       policy: config.policy as JobPolicy,
       peer: config.peer,
       capabilityIntervalMs: config.capabilityIntervalMs,
+      sampling: {
+        bidders: config.sampling.bidders,
+        ...(config.sampling.bits !== undefined ? { bits: config.sampling.bits } : {}),
+      },
       retainFinishedMs: config.jobs.retainFinishedMs,
       archiveSize: config.jobs.archiveSize,
       ...(config.roles.includes("worker") ? { worker: config.worker } : {}),
