@@ -1799,7 +1799,9 @@ export class LedgerStore {
       eventIndex = 0;
       kept = this.#recent.get(blockNumber);
     }
-    if (events.length < limit) {
+    // A private database holds no block after this store's last commit: nothing to read there.
+    const past = this.#private && blockNumber > (this.#lastCommit?.blockNumber ?? 0);
+    if (events.length < limit && !past) {
       const rows = this.#all(
         `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash FROM events
          WHERE (block_number, event_index) >= (?, ?) ORDER BY block_number, event_index LIMIT ?`,

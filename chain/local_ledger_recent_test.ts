@@ -240,3 +240,20 @@ Deno.test("LocalLedger reads blocks older than those it keeps from the database"
   );
   assert.deepEqual(seen.map(exact), (await all(reader.as("x"))).map(exact));
 });
+
+Deno.test("LocalLedger in memory reads blocks older than those it keeps from its database", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    const port = ledger.as("w1");
+    assert.deepEqual((await all(port)).length, 0);
+    for (let i = 0; i < RECENT_BLOCKS + 10; i++) await port.stake({ amount: 1n });
+    const seen = await all(port);
+    assert.equal(seen.length, RECENT_BLOCKS + 10);
+    assert.deepEqual(seen.map((e) => e.blockNumber), seen.map((_, i) => i + 1));
+    assert.deepEqual(seen.map((e) => Object.isFrozen(e)), seen.map((_, i) => i >= 10));
+    const after = await port.eventsSince({ blockNumber: RECENT_BLOCKS + 11, eventIndex: 0 });
+    assert.deepEqual(after.events, []);
+  } finally {
+    ledger.close();
+  }
+});
