@@ -256,28 +256,14 @@ export class LocalLedgerPort implements ChainPort {
     }
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    // The pending poll is the one a commit asked for (at once): later commits need no other.
-    let soon = false;
     let polling = false;
-    // A commit while polling (a handler's own transaction): poll again at once, not in pollMs.
-    let committed = false;
     const schedule = (ms: number) => {
-      if (stopped) return;
-      if (polling) {
-        if (ms === 0) committed = true;
-        return;
-      }
-      if (timer !== undefined) {
-        if (soon) return;
-        clearTimeout(timer);
-      }
-      soon = ms === 0;
+      if (stopped || polling) return;
+      if (timer !== undefined) clearTimeout(timer);
       timer = setTimeout(poll, ms);
     };
     const poll = () => {
       timer = undefined;
-      soon = false;
-      committed = false;
       if (stopped || this.#store.closed) return;
       polling = true;
       try {
@@ -306,7 +292,7 @@ export class LocalLedgerPort implements ChainPort {
       } finally {
         polling = false;
       }
-      schedule(committed ? 0 : pollMs);
+      schedule(pollMs);
     };
     const stopWaking = this.#store.onCommit(() => schedule(0));
     const unsubscribe = () => {
