@@ -93,6 +93,7 @@ Deno.test("LocalLedger writes no money of a transaction that fails after moving 
     // undone, and nothing it moved is written, now or with the next transaction.
     const before = { totals: await client.totals(), treasury: ledger.balanceOf("treasury") };
     assert.equal(before.treasury, 0n);
+    assert.equal(await client.stakeOf("v3"), 100n);
     const a = await sign(0, "invalid");
     const b = await sign(1, "invalid");
     await assert.rejects(
@@ -101,10 +102,14 @@ Deno.test("LocalLedger writes no money of a transaction that fails after moving 
     );
     assert.deepEqual(await client.totals(), before.totals);
     assert.equal(ledger.balanceOf("treasury"), 0n);
+    assert.equal(await client.stakeOf("v3"), 100n, "the slash of v3 is undone");
+    assert.equal(await client.reputationOf("v3"), 500);
     // The same batch without the repeat is counted, and its money written.
     await client.submitAttestations!({ attestations: [a, b] });
     // Half of v3's bonded 100, once.
     assert.equal(ledger.balanceOf("treasury"), 50n);
+    assert.equal(await client.stakeOf("v3"), 50n);
+    assert.equal(await client.reputationOf("v3"), 400);
     assert.equal((await client.totals()).slashed, 50n);
     await client.refund({ jobId: "j1", reason: "disputed" });
     const t = await client.totals();
@@ -136,6 +141,9 @@ Deno.test("LocalLedger in memory chains its blocks as a ledger in a file does, f
       receipts,
       head: ledger.head(),
       hashes: events.map((e) => `${e.blockHash}/${e.txHash}`),
+      totals: await client.totals(),
+      stake: await client.stakeOf("worker"),
+      lock: ledger.stakeLockOf("worker"),
     };
   };
   const memory = LocalLedger.open(":memory:", { now: () => 1_000 });
