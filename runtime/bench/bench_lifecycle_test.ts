@@ -18,6 +18,10 @@ Deno.test("benchEngine() with its journal settles every job and journals every e
   assert.ok((r.journaled ?? 0) >= r.events, `journaled ${r.journaled} of ${r.events}`);
   const plain = await benchEngine(o);
   assert.equal(plain.journaled, undefined, "no journal unless asked");
+  // The market's own work is measured apart: part of the CPU, never more.
+  assert.ok(plain.marketCpuMs !== undefined && plain.marketCpuMs > 0, JSON.stringify(plain));
+  assert.ok(plain.marketCpuMs <= plain.cpuMs + 1, JSON.stringify(plain));
+  assert.ok((plain.clientJobsPerCpuSecond ?? 0) >= plain.jobsPerCpuSecond, JSON.stringify(plain));
   assert.equal(plain.events, r.events);
 });
 
