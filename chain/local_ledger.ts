@@ -11,7 +11,9 @@
  *   and the block hash is the sha-256 of the parent block hash and the transaction hash. A call
  *   that breaks a rule fails with a {@link ChainError} and leaves no block behind.
  * - Events are stored as raw Starknet events (see `chain/events.ts`) emitted by
- *   {@link LOCAL_LEDGER_ADDRESS}; `eventsSince` and `subscribe` decode them back in order.
+ *   {@link LOCAL_LEDGER_ADDRESS}; `eventsSince` and `subscribe` decode them back in order. The
+ *   events of the last blocks a `LocalLedger` committed itself are kept, as the decoder returns
+ *   them and frozen, and served without reading them back; other processes' blocks are read.
  *
  * Money. Amounts are `bigint`, stored as decimal text, never floating point.
  *
