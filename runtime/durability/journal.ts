@@ -438,7 +438,11 @@ export class SqliteJournal implements JournalSink {
       if (isResumable(record.effect)) this.#pendingEffects.push(record);
     }
     this.#lastDelivered = envelope.seq;
-    if (actor !== undefined && outcome.status !== "rejected") this.#dirty.set(actor.id, actor);
+    if (actor !== undefined && outcome.status !== "rejected") {
+      this.#dirty.set(actor.id, actor);
+      // Alive again after its retirement (a worker outbid, auctioned again): not retired.
+      this.#retired.delete(actor.id);
+    }
     if (this.#checkpointEvery > 0 && ++this.#sinceCheckpoint >= this.#checkpointEvery) {
       this.checkpoint();
     }

@@ -279,7 +279,11 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     for (const retired of scratch.archive()) node.tree.restoreRetired(retired);
     // Declines journaled in the tail (those before the checkpoint are not kept in it).
     for (const declined of scratch.declines()) node.tree.restoreDecline(declined);
-    for (const retired of retiredInTail) journal.retired(`job:${retired.jobId}`, retired);
+    for (const retired of retiredInTail) {
+      // Retired in the tail and alive again since (a worker outbid, drawn for the next auction).
+      if (scratch.get(`job:${retired.jobId}`) !== undefined) continue;
+      journal.retired(`job:${retired.jobId}`, retired);
+    }
     scratch.stop();
     journal.recovered([...node.tree.jobs.cells(), ...node.tree.peers.cells()], cutOff);
     const openEffects = journal.openEffects();

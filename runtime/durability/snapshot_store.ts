@@ -72,6 +72,7 @@ export class SnapshotStore {
   readonly #setSeq: StatementSync;
   readonly #retire: StatementSync;
   readonly #drop: StatementSync;
+  readonly #unretire: StatementSync;
 
   /** Creates the tables if needed; the caller owns the database and its transactions. */
   constructor(db: DatabaseSync) {
@@ -105,6 +106,7 @@ export class SnapshotStore {
       "INSERT OR REPLACE INTO retired (actor, seq, summary, crc) VALUES (?, ?, ?, ?)",
     );
     this.#drop = db.prepare("DELETE FROM snapshots WHERE actor = ?");
+    this.#unretire = db.prepare("DELETE FROM retired WHERE actor = ?");
     this.#upsert = db.prepare(
       "INSERT OR REPLACE INTO snapshots (actor, seq, state, done, snapshot, crc) VALUES (?, ?, ?, ?, ?, ?)",
     );
@@ -166,6 +168,9 @@ export class SnapshotStore {
         snapshot,
         snapshotChecksum(actor.id, seq, actor.state, done, snapshot),
       );
+      // An actor retired at an earlier checkpoint and alive again (a worker outbid on a job,
+      // then drawn for its next auction) is no longer retired.
+      this.#unretire.run(actor.id);
       n++;
     }
     for (const [actor, summary] of retired) {
