@@ -34,9 +34,26 @@ export const MAX_SAMPLE_BITS = 8;
 /** How many bidders an owner aims a sample at, by default. */
 export const DEFAULT_SAMPLE_BIDDERS = 8;
 
+/** Full-depth prefixes computed lately, by key (an owner checks every bid's worker and job). */
+const recent = new Map<string, string>();
+const RECENT_KEYS = 8_192;
+
 /** The first `bits` bits of sha-256 of `key`, as a string of `0` and `1`. */
 export function samplePrefix(key: string, bits: number): string {
   if (bits <= 0) return "";
+  if (bits <= MAX_SAMPLE_BITS) {
+    let full = recent.get(key);
+    if (full === undefined) {
+      full = prefixOf(key, MAX_SAMPLE_BITS);
+      if (recent.size >= RECENT_KEYS) recent.delete(recent.keys().next().value!);
+      recent.set(key, full);
+    }
+    return full.slice(0, bits);
+  }
+  return prefixOf(key, bits);
+}
+
+function prefixOf(key: string, bits: number): string {
   const digest = createHash("sha256").update(key).digest();
   let prefix = "";
   for (let i = 0; i < bits; i++) prefix += (digest[i >> 3]! >> (7 - (i & 7))) & 1;

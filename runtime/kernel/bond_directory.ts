@@ -35,6 +35,8 @@ export class BondDirectory {
   /** Accounts the chain showed staking as workers, and those registered as verifiers. */
   readonly #staked = new Set<NodeId>();
   readonly #verifiers = new Set<NodeId>();
+  /** {@link BondDirectory.stakedWorkers}, until the next stake or registration. */
+  #stakedCount: number | undefined;
   /** Workers' reputations as the chain last reported them (`ReputationUpdated`). */
   readonly #reputations = new Map<NodeId, number>();
 
@@ -61,9 +63,11 @@ export class BondDirectory {
    * this node started reading it (at most 10,000): the most workers a job could reach.
    */
   stakedWorkers(): number {
-    let count = 0;
-    for (const id of this.#staked) if (!this.#verifiers.has(id)) count++;
-    return count;
+    if (this.#stakedCount === undefined) {
+      this.#stakedCount = 0;
+      for (const id of this.#staked) if (!this.#verifiers.has(id)) this.#stakedCount++;
+    }
+    return this.#stakedCount;
   }
 
   /** A chain event: its client, worker or verifier has something at stake. */
@@ -84,8 +88,10 @@ export class BondDirectory {
       ? event.verifier
       : undefined;
     if (who === undefined) return;
-    if (event.name === "WorkerStaked") remember(this.#staked, who);
-    if (event.name === "VerifierRegistered") remember(this.#verifiers, who);
+    if (event.name === "WorkerStaked" || event.name === "VerifierRegistered") {
+      remember(event.name === "WorkerStaked" ? this.#staked : this.#verifiers, who);
+      this.#stakedCount = undefined;
+    }
     this.#participants.add(who);
     if (this.#participants.size > MEMORY) {
       this.#participants.delete(this.#participants.values().next().value!);

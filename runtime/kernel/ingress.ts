@@ -17,7 +17,13 @@ import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import { type AddressedEvent, jobAddress, jobIdOf, peerAddress } from "../../machines/address.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
 import { type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
-import { decodeMessage, type Topic, WireError } from "../../protocols/messages.ts";
+import {
+  decodeMessage,
+  isDirectTopic,
+  type Topic,
+  TOPICS,
+  WireError,
+} from "../../protocols/messages.ts";
 import type { GossipMessage, NetworkPort, PeerEvent } from "../../protocols/network_port.ts";
 import { requestSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
 import { inSample } from "../../protocols/sampling.ts";
@@ -99,6 +105,10 @@ export class Ingress {
   readonly #decoded = new WeakMap<Uint8Array, AddressedEvent[]>();
   /** Every model a peer advertised (bounded): the shards a node that fetches models hears. */
   readonly #modelsHeard = new Set<string>();
+  /** {@link Ingress.capableWorkers}, by hardware and model, until the capabilities change. */
+  readonly #capable = new Map<string, { capable: number; heard: number }>();
+  /** Connected peers without an actor here, with the protocols they identified with. */
+  readonly #quiet = new Map<NodeId, { protocols?: readonly string[] }>();
   #ignored = 0;
   #shunned = 0;
 
@@ -110,6 +120,7 @@ export class Ingress {
   setOwn(capabilities: Capabilities): void {
     this.#capabilities.set(this.#o.self, capabilities);
     this.#verifiers = undefined;
+    this.#capable.clear();
   }
 
   /** Verifier nodes this node knows of (from capability gossip), sorted. */
@@ -153,6 +164,7 @@ export class Ingress {
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
         this.#verifiers = undefined;
+        this.#capable.clear();
         this.#peerModels.set(decoded.node, new Set(decoded.models));
         let fresh = false;
         for (const model of decoded.models) {
@@ -171,6 +183,7 @@ export class Ingress {
         error instanceof WireError ? error.code : "rule_violation",
         error.message,
       );
+      this.engage(message.from);
       this.#o.submit("network", {
         target: peerAddress(message.from),
         event: { type: "peer.scored", delta: WIRE_PENALTY, reason: error.message },
@@ -198,6 +211,15 @@ export class Ingress {
    * heard from at all (`heard`): what an owner samples by.
    */
   capableWorkers(hardware: HardwareClass, model?: string): { capable: number; heard: number } {
+    const key = `${hardware}/${model ?? ""}`;
+    const cached = this.#capable.get(key);
+    if (cached !== undefined) return cached;
+    const counted = this.#countCapable(hardware, model);
+    this.#capable.set(key, counted);
+    return counted;
+  }
+
+  #countCapable(hardware: HardwareClass, model?: string): { capable: number; heard: number } {
     let capable = 0;
     let heard = 0;
     for (const [id, c] of this.#capabilities) {
@@ -212,6 +234,11 @@ export class Ingress {
 
   /** Delivers what {@link Ingress.validate} decoded from an accepted message. */
   receive(message: GossipMessage): void {
+    // A job's messages are dealings; what every node gossips to all (capabilities, health,
+    // reputation) is not.
+    if (isDirectTopic(message.topic) || message.topic.startsWith(`${TOPICS.jobs}/`)) {
+      this.engage(message.from);
+    }
     for (const addressed of this.#decoded.get(message.data) ?? []) {
       if (addressed.event.type === "job.announced") this.#announced(addressed);
       else if (this.#concerns(addressed)) this.#o.submit("network", addressed);
@@ -311,22 +338,61 @@ export class Ingress {
     });
   }
 
-  /** A peer connected, identified, answered a heartbeat or left. */
+  /**
+   * A peer connected, identified, answered a heartbeat or left. A peer this node has had no
+   * dealings with (no message accepted from it, none refused) gets no actor: it is noted among
+   * the quiet peers, and its heartbeats are not journaled, so that a node's work for its
+   * connections grows with the peers it deals with, not with the network (1000 peers at one
+   * heartbeat every 5 s would be 200 journaled events a second). Its first message gives it its
+   * actor ({@link Ingress.engage}).
+   */
   peerEvent(event: PeerEvent): void {
     const target = peerAddress(event.peer);
     const submit = (e: AddressedEvent["event"]) => this.#o.submit("network", { target, event: e });
+    const known = this.#o.tree.get(target) !== undefined;
     switch (event.type) {
       case "connected":
+        if (!known) return void this.#quiet.set(event.peer, {});
         return submit({ type: "peer.connected" });
       case "identified":
+        if (!known) {
+          return void this.#quiet.set(event.peer, { protocols: [...event.protocols] });
+        }
         return submit({ type: "peer.identified", protocols: [...event.protocols] });
       case "heartbeat":
+        if (!known) return;
         return submit({ type: "peer.heartbeat", rttMs: event.rttMs });
       case "disconnected":
         this.#capabilities.delete(event.peer);
         this.#verifiers = undefined;
+        this.#capable.clear();
         this.#peerModels.delete(event.peer);
+        this.#quiet.delete(event.peer);
+        if (!known) return;
         return submit({ type: "peer.disconnected" });
+    }
+  }
+
+  /** Peers connected to this node that it has had no dealings with (no actor). */
+  get quietPeers(): number {
+    return this.#quiet.size;
+  }
+
+  /**
+   * A connected peer this node had no dealings with deals with it now (a message accepted or
+   * refused): its actor is made, connected (and identified) as the network said.
+   */
+  engage(peer: NodeId): void {
+    const quiet = this.#quiet.get(peer);
+    if (quiet === undefined) return;
+    this.#quiet.delete(peer);
+    const target = peerAddress(peer);
+    this.#o.submit("network", { target, event: { type: "peer.connected" } });
+    if (quiet.protocols !== undefined) {
+      this.#o.submit("network", {
+        target,
+        event: { type: "peer.identified", protocols: [...quiet.protocols] },
+      });
     }
   }
 

@@ -673,6 +673,11 @@ export class Node {
 
   /** Hands an event to the inbox; a closed inbox (a stopping node) drops it quietly. */
   #submit(source: Source, addressed: AddressedEvent, effect?: string): void {
+    // A quiet peer (no actor yet, ingress.ts) scored by this node is dealt with from now on.
+    if (addressed.event.type === "peer.scored") {
+      const peer = peerIdOf(addressed.target);
+      if (peer !== undefined) this.#ingress.engage(peer);
+    }
     try {
       this.inbox.submit(
         source,

@@ -104,7 +104,10 @@ export function openApiDocument(): {
         get: { summary: "Health, counts, the worker's stake", responses: { 200: ok("Health") } },
       },
       "/peers": {
-        get: { summary: "Peers connected and tracked", responses: { 200: ok("Peers") } },
+        get: {
+          summary: "Peers connected, tracked (dealt with) and heard of",
+          responses: { 200: ok("Peers") },
+        },
       },
       "/money": { get: { summary: "The ledger's totals", responses: { 200: ok("Totals") } } },
       "/metrics": {

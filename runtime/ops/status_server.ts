@@ -296,7 +296,15 @@ export function statusApp(
         addresses: addresses.get(p.peer) ?? [],
       };
     });
-    return json({ connected: options.connected?.() ?? [], tracked });
+    // The nodes whose capabilities this node heard: a peer gets an actor (tracked) only once this
+    // node deals with it (runtime/kernel/ingress.ts, quiet peers).
+    const heard = [...known.values()].filter((n) => n.id !== node.id).map((n) => ({
+      peer: n.id,
+      roles: n.roles,
+      hardware: n.hardware,
+      addresses: addresses.get(n.id) ?? [],
+    }));
+    return json({ connected: options.connected?.() ?? [], tracked, heard });
   });
 
   app.get("/money", async () => {

@@ -62,7 +62,7 @@ Deno.test("serveStatus() answers /health, /peers and /jobs as JSON", async () =>
     assert.deepEqual(health.body.jobs, { total: 0, open: 0 });
     assert.deepEqual(health.body.multiaddrs, ["/ip4/127.0.0.1/tcp/1"]);
     const peers = await call(`${url}/peers`);
-    assert.deepEqual(peers.body, { connected: [], tracked: [] });
+    assert.deepEqual(peers.body, { connected: [], tracked: [], heard: [] });
     assert.deepEqual((await call(`${url}/jobs`)).body, {
       total: 0,
       offset: 0,

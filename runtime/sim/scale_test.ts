@@ -63,9 +63,10 @@ Deno.test("runScale() without peer events and capability gossip: a quiet start-u
   // (a node that starts early misses the announcements of those that start before it listens)
   assert.ok(mesh.setupMessages["delivered"]! >= (10 * 9) / 2, `${mesh.setupMessages["delivered"]}`);
   assert.equal(quiet.jobs.settledPct, 100, JSON.stringify(quiet.jobs.byState));
-  // With peer events, a worker hears each of the other 9 nodes connect and identify itself.
+  // With peer events, a worker hears each of the other 9 nodes connect and identify itself, but
+  // journals nothing for them until it deals with them (no job yet at start-up): quiet peers.
   assert.ok(
-    mesh.workerEvents.setupPerWorker - quiet.workerEvents.setupPerWorker >= 2 * 9,
+    mesh.workerEvents.setupPerWorker - quiet.workerEvents.setupPerWorker < 2,
     `${mesh.workerEvents.setupPerWorker} against ${quiet.workerEvents.setupPerWorker}`,
   );
 });

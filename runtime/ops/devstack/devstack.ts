@@ -331,14 +331,14 @@ export async function startDevstack(options: DevstackOptions = {}): Promise<Devs
       const want = [client, ...others].filter((n) => n !== c).map((n) => n.peerId);
       await until(`${c.name} to hear every node`, timeoutMs, options.signal, async () => {
         const peers = await getJson(`${c.http}/peers`);
-        const heard = new Set((peers?.tracked ?? []).map((p: { peer: string }) => p.peer));
+        const heard = new Set((peers?.heard ?? []).map((p: { peer: string }) => p.peer));
         return want.every((id) => heard.has(id)) ? true : undefined;
       });
     }
     for (const worker of others.filter((n) => n.roles.includes("worker"))) {
       await until(`${worker.name} to hear the clients`, timeoutMs, options.signal, async () => {
         const peers = await getJson(`${worker.http}/peers`);
-        const heard = (peers?.tracked ?? []).map((p: { peer: string }) => p.peer);
+        const heard = (peers?.heard ?? []).map((p: { peer: string }) => p.peer);
         return peers?.connected.includes(client.peerId) &&
             allClients.every((c) => heard.includes(c.peerId))
           ? true
