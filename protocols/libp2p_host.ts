@@ -770,6 +770,10 @@ class Host implements Libp2pHost {
     }
   }
 
+  topicPeers(topic: Topic): number {
+    return this.libp2p.services.pubsub.getSubscribers(topic).length;
+  }
+
   #hasTopicPeers(topic: string): boolean {
     return this.libp2p.services.pubsub.getSubscribers(topic).length > 0;
   }

@@ -86,6 +86,12 @@ export interface NetworkPort {
    * its and its address's budgets, and logs it rate-limited. Ports without budgets leave it out.
    */
   reject?(peer: NodeId, where: string, code: string, detail: string): void;
+  /**
+   * How many connected peers this port knows to be subscribed to `topic` (a gossip topic is
+   * published to them, and from them on). Ports where every subscriber is reachable (the
+   * in-process and simulated networks) leave it out.
+   */
+  topicPeers?(topic: Topic): number;
 }
 
 /**

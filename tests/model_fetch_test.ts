@@ -139,6 +139,7 @@ async function market(setup: Setup) {
   await new Promise((r) => setTimeout(r, 20));
   return {
     client,
+    worker: nodes.find((n) => n.id === "w1")!,
     sdk: new InferenceClient(client, { graceMs: 5_000 }),
     verifierStores,
     observations,
@@ -177,10 +178,19 @@ Deno.test("a worker with fetchModels bids without the model and fetches it from 
     verifierModels: () => storeWith(MLP_BYTES),
   });
   try {
+    // A model it may fetch is heard on the whole shard only; its samples once it holds it (so
+    // that 256 advertised models cost 256 subscriptions, not 2,304: gossipsub refuses a
+    // subscription list past its limits).
+    const samplesOf = (hash: string) =>
+      m.worker.shardTopics().filter((t) => t.includes(`/${hash}/`)).length;
+    assert.ok(m.worker.shardTopics().some((t) => t.endsWith(`/cpu/${MLP_HASH}`)));
+    assert.equal(samplesOf(MLP_HASH), 0);
+    assert.ok(m.worker.shardTopics().filter((t) => t.includes("/matmul/")).length > 0);
     const result = await m.sdk.infer(REQUEST);
     assert.equal(result.state, "settled");
     assert.equal(result.worker, "w1");
     assert.deepEqual(await workerModels.list(), [MLP_HASH]);
+    assert.ok(samplesOf(MLP_HASH) > 0, "held now: its samples are heard");
   } finally {
     await m.close();
   }

@@ -32,11 +32,13 @@ export class BondDirectory {
   /** Accounts that escrowed, staked or registered as a verifier since this node started. */
   readonly #participants = new Set<NodeId>();
   readonly #lookups = new Set<NodeId>();
-  /** Accounts the chain showed staking as workers, and those registered as verifiers. */
-  readonly #staked = new Set<NodeId>();
+  /**
+   * The stake each account the chain showed staking holds by its last `WorkerStaked` (its total
+   * then; slashes and withdrawals since are not subtracted), and the accounts registered as
+   * verifiers.
+   */
+  readonly #staked = new Map<NodeId, bigint>();
   readonly #verifiers = new Set<NodeId>();
-  /** {@link BondDirectory.stakedWorkers}, until the next stake or registration. */
-  #stakedCount: number | undefined;
   /** Workers' reputations as the chain last reported them (`ReputationUpdated`). */
   readonly #reputations = new Map<NodeId, number>();
 
@@ -59,15 +61,19 @@ export class BondDirectory {
   }
 
   /**
-   * How many accounts the chain showed staking as workers (not registered as verifiers) since
-   * this node started reading it (at most 10,000): the most workers a job could reach.
+   * Whether the chain showed `worker` staking at least `minStake` as a worker (not registered as
+   * a verifier) since this node started reading it (at most 10,000 accounts remembered).
    */
-  stakedWorkers(): number {
-    if (this.#stakedCount === undefined) {
-      this.#stakedCount = 0;
-      for (const id of this.#staked) if (!this.#verifiers.has(id)) this.#stakedCount++;
-    }
-    return this.#stakedCount;
+  stakedWorker(worker: NodeId, minStake: bigint): boolean {
+    const stake = this.#staked.get(worker);
+    return stake !== undefined && stake >= minStake && !this.#verifiers.has(worker);
+  }
+
+  /** How many accounts {@link BondDirectory.stakedWorker} says yes for. */
+  stakedWorkers(minStake: bigint): number {
+    let count = 0;
+    for (const id of this.#staked.keys()) if (this.stakedWorker(id, minStake)) count++;
+    return count;
   }
 
   /** A chain event: its client, worker or verifier has something at stake. */
@@ -88,10 +94,12 @@ export class BondDirectory {
       ? event.verifier
       : undefined;
     if (who === undefined) return;
-    if (event.name === "WorkerStaked" || event.name === "VerifierRegistered") {
-      remember(event.name === "WorkerStaked" ? this.#staked : this.#verifiers, who);
-      this.#stakedCount = undefined;
+    if (event.name === "WorkerStaked") {
+      this.#staked.delete(who);
+      this.#staked.set(who, event.total);
+      if (this.#staked.size > MEMORY) this.#staked.delete(this.#staked.keys().next().value!);
     }
+    if (event.name === "VerifierRegistered") remember(this.#verifiers, who);
     this.#participants.add(who);
     if (this.#participants.size > MEMORY) {
       this.#participants.delete(this.#participants.values().next().value!);

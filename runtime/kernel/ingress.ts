@@ -86,11 +86,13 @@ export interface IngressOptions {
   /**
    * How deep this node sampled the current auction of its job `jobId` (`sampling.ts`), and for
    * which attempt; undefined for a job it did not announce (or announced before a restart): a
-   * bid from outside that sample is refused as a rule violation. Absent: bids are not checked.
+   * bid from outside that sample is ignored. Absent: bids are not checked.
    */
   readonly sampleOf?: (
     jobId: string,
   ) => { readonly attempt: number; readonly bits: number } | undefined;
+  /** Told each bid ignored because its worker was outside the job's sample. */
+  readonly onSampledOut?: () => void;
 }
 
 /** The network side of one node. */
@@ -105,12 +107,11 @@ export class Ingress {
   readonly #decoded = new WeakMap<Uint8Array, AddressedEvent[]>();
   /** Every model a peer advertised (bounded): the shards a node that fetches models hears. */
   readonly #modelsHeard = new Set<string>();
-  /** {@link Ingress.capableWorkers}, by hardware and model, until the capabilities change. */
-  readonly #capable = new Map<string, { capable: number; heard: number }>();
   /** Connected peers without an actor here, with the protocols they identified with. */
   readonly #quiet = new Map<NodeId, { protocols?: readonly string[] }>();
   #ignored = 0;
   #shunned = 0;
+  #sampledOut = 0;
 
   constructor(options: IngressOptions) {
     this.#o = options;
@@ -120,7 +121,6 @@ export class Ingress {
   setOwn(capabilities: Capabilities): void {
     this.#capabilities.set(this.#o.self, capabilities);
     this.#verifiers = undefined;
-    this.#capable.clear();
   }
 
   /** Verifier nodes this node knows of (from capability gossip), sorted. */
@@ -160,11 +160,14 @@ export class Ingress {
           return verifiers && verifiers.length > 0 ? verifiers : undefined;
         },
       });
-      if (decoded.type === "bid.submit") this.#checkSample(decoded.jobId, decoded.worker);
+      if (decoded.type === "bid.submit" && this.#outOfSample(decoded.jobId, decoded.worker)) {
+        this.#sampledOut++;
+        this.#o.onSampledOut?.();
+        return "ignore";
+      }
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
         this.#verifiers = undefined;
-        this.#capable.clear();
         this.#peerModels.set(decoded.node, new Set(decoded.models));
         let fresh = false;
         for (const model of decoded.models) {
@@ -193,33 +196,33 @@ export class Ingress {
   }
 
   /**
-   * A bid on one of this node's sampled auctions must come from a worker in the sample: one from
-   * outside it (it heard the job on the watch topic, or second hand) would bring back the load
-   * sampling takes off the owner, and is refused (the sender is scored down).
+   * Whether a bid on one of this node's sampled auctions comes from a worker outside the sample
+   * (it heard the job on the watch topic, second hand, or from a join snapshot, which does not
+   * carry the sample): it would bring back the load sampling takes off the owner, so it is
+   * ignored (not journaled; the peer's rate limit still counts it). Not scored: an honest worker
+   * that joined late and bid from a snapshot must not be banned for it.
    */
-  #checkSample(jobId: string, worker: NodeId): void {
+  #outOfSample(jobId: string, worker: NodeId): boolean {
     const sample = this.#o.sampleOf?.(jobId);
-    if (sample === undefined || inSample(worker, jobId, sample.attempt, sample.bits)) return;
-    throw new RuleViolation(
-      `Bid on job "${jobId}" from worker "${worker}", outside the sample of attempt ${sample.attempt} (${sample.bits} bits)`,
-    );
+    return sample !== undefined && !inSample(worker, jobId, sample.attempt, sample.bits);
+  }
+
+  /** Bids ignored because their worker was outside the job's sample. */
+  get sampledOut(): number {
+    return this.#sampledOut;
   }
 
   /**
    * How many workers this node knows of (from capability gossip, itself excluded) that could run
-   * a job needing `hardware` and, for a model, holding `model` (`capable`), of the workers it
-   * heard from at all (`heard`): what an owner samples by.
+   * a job needing `hardware` and, for a model, holding `model`, and that `staked` says hold the
+   * job's stake on chain (`capable`), of the workers it heard from at all (`heard`): what an owner
+   * samples by. Capabilities alone are gossip: a made-up worker without stake does not count.
    */
-  capableWorkers(hardware: HardwareClass, model?: string): { capable: number; heard: number } {
-    const key = `${hardware}/${model ?? ""}`;
-    const cached = this.#capable.get(key);
-    if (cached !== undefined) return cached;
-    const counted = this.#countCapable(hardware, model);
-    this.#capable.set(key, counted);
-    return counted;
-  }
-
-  #countCapable(hardware: HardwareClass, model?: string): { capable: number; heard: number } {
+  capableWorkers(
+    hardware: HardwareClass,
+    model: string | undefined,
+    staked: (worker: NodeId) => boolean,
+  ): { capable: number; heard: number } {
     let capable = 0;
     let heard = 0;
     for (const [id, c] of this.#capabilities) {
@@ -227,7 +230,7 @@ export class Ingress {
       heard++;
       if (hardware === "gpu" && c.hardware !== "gpu") continue;
       if (model !== undefined && this.#peerModels.get(id)?.has(model) !== true) continue;
-      capable++;
+      if (staked(id)) capable++;
     }
     return { capable, heard };
   }
@@ -365,7 +368,6 @@ export class Ingress {
       case "disconnected":
         this.#capabilities.delete(event.peer);
         this.#verifiers = undefined;
-        this.#capable.clear();
         this.#peerModels.delete(event.peer);
         this.#quiet.delete(event.peer);
         if (!known) return;

@@ -32,6 +32,7 @@ import {
 } from "../../protocols/messages.ts";
 import { serveSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
 import { DEFAULT_SAMPLE_BIDDERS, sampleBitsFor } from "../../protocols/sampling.ts";
+import { announcementTopicsOf } from "../../protocols/messages.ts";
 import {
   BuiltinExecutor,
   commitmentOf,
@@ -114,6 +115,8 @@ export class Node {
     effects: 0,
     effectFailures: 0,
     chainIgnored: 0,
+    sampleFallbacks: 0,
+    sampledOut: 0,
   };
   readonly #options: NodeOptions;
   readonly #clock: Clock;
@@ -239,6 +242,7 @@ export class Node {
       keepSpec: options.roles.includes("verifier"),
       worker: options.roles.includes("worker"),
       sampleOf: (jobId) => this.#samples.get(jobId),
+      onSampledOut: () => this.stats.sampledOut++,
       heardModels: () => this.#listenToShards(),
       shunned: (worker) =>
         (this.#bonds.reputationOf(worker) ?? Infinity) <
@@ -436,34 +440,49 @@ export class Node {
         }
       }
     }
-    // A worker hears the samples its identity falls in; a verifier or relay follows every job of
-    // its shards on their watch topics (a verifier may be chosen for any of them).
-    return shardsFor(hardware, kinds, {
-      ...(roles.includes("worker") ? { sampleOf: this.id } : {}),
-      watch: bootstrap || roles.includes("verifier"),
-    });
+    // A worker hears the samples its identity falls in, for what it can run now (the builtin,
+    // the models it holds: an owner samples by holders); a model it would fetch, on the whole
+    // shard only (so that 256 advertised models do not make thousands of subscriptions). A
+    // verifier or relay follows every job of its shards on their watch topics.
+    const watch = bootstrap || roles.includes("verifier");
+    const held = [...kinds].filter((k) => k === "matmul" || this.#models.has(k));
+    const fetched = [...kinds].filter((k) => !held.includes(k));
+    return [
+      ...shardsFor(hardware, held, {
+        ...(roles.includes("worker") ? { sampleOf: this.id } : {}),
+        watch,
+      }),
+      ...shardsFor(hardware, fetched, { watch }),
+    ];
   }
 
   /**
    * How deep to sample the auction `attempt` of this node's job (`protocols/sampling.ts`): the
-   * fixed `sampling.bits`, else aimed at `sampling.bidders` of the workers that could run it.
-   * Those are counted from capability gossip, or, if this node heard none from any worker, from
-   * the workers the chain shows staked; never more than the chain shows staked (a peer cannot
-   * inflate the count with made-up capabilities to starve a job of bidders).
+   * fixed `sampling.bits`, else aimed at `sampling.bidders` of the workers that could run it. A
+   * worker counts if this node heard its capabilities (hardware, model) and the chain showed it
+   * staking the job's `minStake` (made-up capabilities cost nothing, a stake does); with no
+   * capabilities heard at all, the staked workers count; with no stake seen (a node restarted
+   * on its journal reads only new chain events), nobody does: the whole shard hears the job. A
+   * sample no connected peer subscribes to (libp2p: the announcement would reach nobody) falls
+   * back to the whole shard too.
    */
   #sampleBits(jobId: string, attempt: number, spec: JobSpec): number {
     const sampling = this.#options.sampling;
     let bits = sampling?.bits;
     if (bits === undefined) {
       const model = spec.kind.type === "onnx" ? spec.kind.modelHash : undefined;
-      const known = this.#ingress.capableWorkers(spec.requirements.hardware, model);
-      const staked = this.#bonds.stakedWorkers();
-      const capable = known.heard === 0
-        ? staked
-        : staked > 0
-        ? Math.min(known.capable, staked)
-        : known.capable;
+      const minStake = spec.requirements.minStake;
+      const staked = (worker: NodeId) => this.#bonds.stakedWorker(worker, minStake);
+      const known = this.#ingress.capableWorkers(spec.requirements.hardware, model, staked);
+      const capable = known.heard > 0 ? known.capable : this.#bonds.stakedWorkers(minStake);
       bits = sampleBitsFor(capable, sampling?.bidders ?? DEFAULT_SAMPLE_BIDDERS);
+    }
+    if (bits > 0 && this.#options.network.topicPeers !== undefined) {
+      const [sampleTopic] = announcementTopicsOf(spec, jobId, attempt, bits);
+      if (this.#options.network.topicPeers(sampleTopic!) === 0) {
+        this.stats.sampleFallbacks++;
+        bits = 0;
+      }
     }
     this.#samples.set(jobId, { attempt, bits });
     return bits;

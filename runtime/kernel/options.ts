@@ -267,6 +267,10 @@ export interface NodeStats {
   effectFailures: number;
   /** Chain events about other nodes' jobs, not journaled (see `Node`: a role in a job). */
   chainIgnored: number;
+  /** Sampled announcements sent to the whole shard instead: no connected peer heard the sample. */
+  sampleFallbacks: number;
+  /** Bids on this node's jobs ignored: their worker was outside the job's sample. */
+  sampledOut: number;
 }
 
 /** Checks the options a node cannot run with; throws a `RangeError` naming the option. */
