@@ -29,25 +29,19 @@ import {
   sampleBitsFor,
   samplePrefix,
 } from "../protocols/sampling.ts";
-import { commitmentOf } from "../runtime/compute/mod.ts";
 import { createNode, type Node } from "../runtime/kernel/mod.ts";
+import { spec as drivenSpec } from "./_drive.ts";
 import { finished, until } from "./_poll.ts";
 
+/** A CPU matmul job, with wide margins: the machine running the tests is shared and loaded. */
 function spec(): JobSpec {
-  const input = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
-  return {
-    kind: { type: "builtin", name: "matmul" },
-    input,
-    inputCommitment: commitmentOf(input),
-    requirements: { hardware: "cpu", minStake: 10n },
-    maxPrice: 100n,
-    // Wide margins: the machine running the tests is shared and loaded.
+  return drivenSpec({
     bidWindowMs: 2_000,
     executionMs: 20_000,
     verificationMs: 20_000,
     maxAttempts: 1,
     verifierCount: 1,
-  };
+  });
 }
 
 Deno.test("sampling: the depth aims at the bidders asked for, and a sample is a hash prefix", () => {
