@@ -230,17 +230,33 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     }, { once: true });
   });
 
+/**
+ * GETs `url` as JSON. A connection that fails (a loaded node's HTTP server may drop one) is tried
+ * again, 3 times in all, half a second apart: a poll is safe to repeat.
+ */
 async function getJson(url: string, signal?: AbortSignal): Promise<unknown> {
-  const response = await fetch(url, {
-    signal: signal === undefined
-      ? AbortSignal.timeout(10_000)
-      : AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
-  });
-  if (!response.ok) {
-    const text = await response.text();
-    throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 200)}`);
+  for (let attempt = 1;; attempt++) {
+    try {
+      const response = await fetch(url, {
+        signal: signal === undefined
+          ? AbortSignal.timeout(10_000)
+          : AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
+      });
+      if (!response.ok) {
+        const text = await response.text();
+        throw new HttpStatusError(`GET ${url}: ${response.status} ${text.slice(0, 200)}`);
+      }
+      return await response.json();
+    } catch (error) {
+      if (error instanceof HttpStatusError || signal?.aborted || attempt >= 3) throw error;
+      await sleep(500, signal);
+    }
   }
-  return await response.json();
+}
+
+/** A GET answered with a status that is not ok (not tried again). */
+class HttpStatusError extends Error {
+  override readonly name = "HttpStatusError";
 }
 
 /** The job spec every submission uses, the input varying with `i`. */
@@ -361,7 +377,8 @@ export async function runProcessBench(
           body: JSON.stringify({ spec: benchJobSpec(i + 1, o), jobId }),
           signal: AbortSignal.timeout(30_000),
         });
-        const text = await response.text();
+        // The status is what counts; a body lost with a dropped connection is not a refusal.
+        const text = await response.text().catch((e: Error) => e.message);
         if (response.status !== 202) {
           outcomes.rejected!++;
           tell(`${jobId} not taken by ${client.name}: ${response.status} ${text.slice(0, 200)}`);
