@@ -111,7 +111,6 @@ export class Ingress {
   readonly #quiet = new Map<NodeId, { protocols?: readonly string[] }>();
   #ignored = 0;
   #shunned = 0;
-  #sampledOut = 0;
 
   constructor(options: IngressOptions) {
     this.#o = options;
@@ -161,7 +160,6 @@ export class Ingress {
         },
       });
       if (decoded.type === "bid.submit" && this.#outOfSample(decoded.jobId, decoded.worker)) {
-        this.#sampledOut++;
         this.#o.onSampledOut?.();
         return "ignore";
       }
@@ -205,11 +203,6 @@ export class Ingress {
   #outOfSample(jobId: string, worker: NodeId): boolean {
     const sample = this.#o.sampleOf?.(jobId);
     return sample !== undefined && !inSample(worker, jobId, sample.attempt, sample.bits);
-  }
-
-  /** Bids ignored because their worker was outside the job's sample. */
-  get sampledOut(): number {
-    return this.#sampledOut;
   }
 
   /**
@@ -373,11 +366,6 @@ export class Ingress {
         if (!known) return;
         return submit({ type: "peer.disconnected" });
     }
-  }
-
-  /** Peers connected to this node that it has had no dealings with (no actor). */
-  get quietPeers(): number {
-    return this.#quiet.size;
   }
 
   /**

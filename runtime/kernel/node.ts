@@ -25,6 +25,7 @@ import type { JobPolicy } from "../../machines/policies.ts";
 import type { EffectRequest, HardwareClass, JobSpec, NodeId, Role } from "../../machines/types.ts";
 import {
   type AnnouncementTopic,
+  announcementTopicsOf,
   encodeMessage,
   shardsFor,
   type Topic,
@@ -32,7 +33,6 @@ import {
 } from "../../protocols/messages.ts";
 import { serveSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
 import { DEFAULT_SAMPLE_BIDDERS, sampleBitsFor } from "../../protocols/sampling.ts";
-import { announcementTopicsOf } from "../../protocols/messages.ts";
 import {
   BuiltinExecutor,
   commitmentOf,
@@ -140,7 +140,7 @@ export class Node {
   readonly #cleanup: (() => void)[] = [];
   /**
    * How deep this node sampled the current auction of each of its open jobs (`#sampleBits`),
-   * to refuse bids from outside the sample; dropped when the job retires, not kept across a
+   * to ignore bids from outside the sample; dropped when the job retires, not kept across a
    * restart (bids on a job announced before it are not checked).
    */
   readonly #samples = new Map<string, { attempt: number; bits: number }>();
