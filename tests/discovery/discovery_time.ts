@@ -126,7 +126,8 @@ export async function measureDiscovery(
         get(`${client.info!.http}/health`),
         get(`${client.info!.http}/peers`),
       ]);
-      const tracked = (peers.tracked as { peer: string }[]).map((p) => p.peer);
+      // Heard of (their capabilities): a peer gets an actor only once the client deals with it.
+      const tracked = (peers.heard as { peer: string }[]).map((p) => p.peer);
       const missing = others.filter((o) => !tracked.includes(o.info!.peerId));
       const now = performance.now();
       if (missing.length === 0) trackedAt ??= now;
