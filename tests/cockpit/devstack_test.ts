@@ -44,7 +44,8 @@ Deno.test({
       env: { NO_COLOR: "1" },
     }).spawn();
     const stderr: string[] = [];
-    void (async () => {
+    // Read to its end: after the process exits, its last lines may still be in the pipe.
+    const stderrRead = (async () => {
       for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
         stderr.push(chunk);
       }
@@ -149,6 +150,7 @@ Deno.test({
       child.kill("SIGTERM");
       killed = true;
       const status = await child.status;
+      await stderrRead;
       assert.equal(status.code, 0, stderr.join(""));
       assert.match(stderr.join(""), /Received SIGTERM: stopping 4 nodes\nStopped\n/);
       for (const pid of pids) assert.ok(!alive(pid), `node ${pid} stopped`);
