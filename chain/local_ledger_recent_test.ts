@@ -13,6 +13,7 @@ import type { ChainEvent, ChainPort } from "./port.ts";
 import { EVENT_LAYOUTS } from "./events.ts";
 import { RECENT_BLOCKS } from "./_ledger_store.ts";
 import { FAILURE_SUBJECT } from "./settlement.ts";
+import { assignedJob } from "./_assigned_job.ts";
 
 const HASH = "ab".repeat(32);
 const START = { blockNumber: 0, eventIndex: 0 };
@@ -149,25 +150,11 @@ Deno.test("LocalLedger reads another process's blocks between its own from the d
 Deno.test("LocalLedger keeps nothing of a transaction that failed after emitting", async () => {
   await using p = await pair();
   const { writer, reader } = p;
-  const verifiers: ChainPort[] = [];
-  for (const id of ["v1", "v2", "v3", "v4"]) {
-    const v = writer.as(id);
-    await v.stake({ amount: 100n, role: "verifier" });
-    await v.registerKey!({ publicKey: await v.accountPublicKey!() });
-    verifiers.push(v);
-  }
-  const worker = writer.as("worker");
-  await worker.stake({ amount: 100n });
-  const client = writer.as("client");
-  await client.submitJob({
-    jobId: "j1",
+  const { verifiers, worker, client } = await assignedJob((id) => writer.as(id), {
     amount: 10n,
-    minStake: 1n,
-    modelHash: HASH,
-    inputCommitment: HASH,
-    verifierCount: 4,
+    price: 5n,
+    hash: HASH,
   });
-  await client.assignWorker({ jobId: "j1", worker: "worker", price: 5n });
   await worker.submitResult({ jobId: "j1", commitment: HASH });
   const before = await all(client);
   const a = await verifiers[0]!.signAttestation!({

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "./local_ledger.ts";
-import type { ChainPort } from "./port.ts";
+import { assignedJob } from "./_assigned_job.ts";
 
 const HASH = "ab".repeat(32);
 
@@ -60,25 +60,11 @@ Deno.test("LocalLedger counts two credits to one account in one transaction", as
 Deno.test("LocalLedger writes no money of a transaction that fails after moving it", async () => {
   const ledger = LocalLedger.open(":memory:");
   try {
-    const verifiers: ChainPort[] = [];
-    for (const id of ["v1", "v2", "v3", "v4"]) {
-      const v = ledger.as(id);
-      await v.stake({ amount: 100n, role: "verifier" });
-      await v.registerKey!({ publicKey: await v.accountPublicKey!() });
-      verifiers.push(v);
-    }
-    const worker = ledger.as("worker");
-    await worker.stake({ amount: 100n });
-    const client = ledger.as("client");
-    await client.submitJob({
-      jobId: "j1",
+    const { verifiers, worker, client } = await assignedJob((id) => ledger.as(id), {
       amount: 1_000n,
-      minStake: 1n,
-      modelHash: HASH,
-      inputCommitment: HASH,
-      verifierCount: 4,
+      price: 500n,
+      hash: HASH,
     });
-    await client.assignWorker({ jobId: "j1", worker: "worker", price: 500n });
     await worker.submitResult({ jobId: "j1", commitment: "cd".repeat(32) });
     const sign = (i: number, verdict: "valid" | "invalid") =>
       verifiers[i]!.signAttestation!({
