@@ -9,9 +9,13 @@
  * node's ingress decides, at the boundary, whether it takes part; see
  * `runtime/kernel/ingress.ts`), so replay and recovery rebuild the same store. A node that may be
  * chosen as a verifier keeps the job's spec in the record: when the chain's assignment names it,
- * the tree creates the job's actor from the record. Gossip can outrun the chain, so such a record
- * also keeps a result heard before the assignment (the output a verifier needs), for a bounded
- * number of jobs at once ({@link DeclineLimits.maxEarlyResults}).
+ * the tree creates the job's actor from the record. A verifier hears no announcements (issue 16
+ * item 2): it learns a job when its owner's assignment names it (`awaiting_chain`, the spec
+ * checked against the chain's escrow at the boundary), or, when the chain named it first, it
+ * keeps the chain's assignment until the spec comes (`awaiting_spec`,
+ * {@link DeclineRecord.assigned}); whichever comes second creates the actor. Gossip can outrun the
+ * chain, so such a record also keeps a result heard before the assignment (the output a verifier
+ * needs), for a bounded number of jobs at once ({@link DeclineLimits.maxEarlyResults}).
  *
  * @module
  */
@@ -20,9 +24,24 @@ import type { DeclineReason, JobSpec, NodeId } from "../machines/types.ts";
 /**
  * Why a node took no part in a job: its worker's reason, `no_role` (it is not a worker), or
  * `not_sampled` (the job was announced to a sample of the workers this one is not in; it heard
- * it on the shard's watch topic, as a verifier).
+ * it on the shard's watch topic, as a relay). Or why it has no part yet: `awaiting_chain` (the
+ * owner's assignment named it as a verifier, the chain has not yet) and `awaiting_spec` (the
+ * chain named it, the owner's assignment with the spec has not come yet).
  */
-export type DeclineCause = DeclineReason | "no_role" | "not_sampled";
+export type DeclineCause =
+  | DeclineReason
+  | "no_role"
+  | "not_sampled"
+  | "awaiting_chain"
+  | "awaiting_spec";
+
+/** The chain's assignment of a job (a `chain.worker.assigned` event's fields). */
+export interface ChainAssignment {
+  readonly worker: NodeId;
+  readonly price: bigint;
+  readonly verifiers: readonly NodeId[];
+  readonly ref?: string;
+}
 
 /** The event that records a decline (journaled; see the module doc). */
 export const DECLINED_EVENT = "job.declined";
@@ -39,8 +58,13 @@ export interface DeclineRecord {
   readonly bidWindowEndsAt: number;
   /** Kept by a node that may be chosen as a verifier (see the module doc). */
   readonly spec?: JobSpec;
-  /** Results heard before the chain named this node (with a spec only; at most 2). */
+  /** Results heard before the chain named this node (with a spec or an assignment; at most 2). */
   readonly results?: readonly EarlyResult[];
+  /**
+   * The chain's assignment naming this node, heard before the spec (`awaiting_spec`: owner and
+   * attempt are unknown, `""` and 0, until the owner's assignment brings them).
+   */
+  readonly assigned?: ChainAssignment;
 }
 
 /** A result heard for a declined job (a `job.result.received` event's fields). */
@@ -105,7 +129,8 @@ export class Declines {
    */
   keepResult(jobId: string, result: EarlyResult, now: number): boolean {
     const record = this.get(jobId, now);
-    if (record?.spec === undefined || this.#maxEarly === 0) return false;
+    if (record === undefined || this.#maxEarly === 0) return false;
+    if (record.spec === undefined && record.assigned === undefined) return false;
     const results = [
       ...(record.results ?? []).filter((r) => r.worker !== result.worker),
       { worker: result.worker, commitment: result.commitment, output: result.output },
@@ -122,6 +147,27 @@ export class Declines {
       this.#records.set(oldest, rest);
     }
     return true;
+  }
+
+  /**
+   * Keeps the chain's assignment of job `jobId`, which names this node, in the job's record (made
+   * `awaiting_spec` if there is none): the spec's arrival creates the actor. Returns the record.
+   */
+  awaitSpec(jobId: string, assigned: ChainAssignment, now: number): DeclineRecord {
+    const known = this.get(jobId, now);
+    const record: DeclineRecord = known === undefined
+      ? {
+        jobId,
+        owner: "",
+        attempt: 0,
+        reason: "awaiting_spec",
+        at: now,
+        bidWindowEndsAt: 0,
+        assigned,
+      }
+      : { ...known, at: now, assigned };
+    this.record(record);
+    return record;
   }
 
   /** Records counted now. */

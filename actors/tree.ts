@@ -26,6 +26,7 @@ import type { JobContext, PhaseEntry } from "../machines/job_machine.ts";
 import { jobAddress, jobIdOf, peerIdOf } from "../machines/address.ts";
 import { type ActorCell, type DeliveryOutcome, rejected } from "./actor_cell.ts";
 import {
+  type ChainAssignment,
   DECLINED_EVENT,
   type DeclineLimits,
   type DeclineRecord,
@@ -357,6 +358,7 @@ export class ActorTree {
     if (cell !== undefined) {
       return rejected("not_accepted", `job "${jobId}" has its actor here: nothing to decline`);
     }
+    const awaiting = this.#declines.get(jobId, envelope.at);
     if (e.owner === this.#options.self) {
       return rejected("own_job_unknown", `a decline of our own job "${jobId}"`);
     }
@@ -366,7 +368,7 @@ export class ActorTree {
     ) {
       return rejected("no_spec", `a decline of job "${jobId}" without owner, attempt or reason`);
     }
-    this.#declines.record({
+    const record: DeclineRecord = {
       jobId,
       owner: e.owner,
       attempt: e.attempt as number,
@@ -374,22 +376,66 @@ export class ActorTree {
       at: envelope.at,
       bidWindowEndsAt: e.bidWindowEndsAt,
       ...(e.spec !== undefined ? { spec: e.spec } : {}),
-    });
+      ...(awaiting?.results !== undefined ? { results: awaiting.results } : {}),
+    };
+    if (awaiting?.assigned !== undefined && record.spec !== undefined) {
+      // The chain named this node before the spec came: the spec creates its actor now.
+      this.#declines.take(jobId, envelope.at);
+      return this.#spawnChosen(target, record, awaiting.assigned, envelope.at);
+    }
+    this.#declines.record(record);
     return { status: "accepted" };
   }
 
   /**
-   * The chain assigned job `target`, which this node declined, naming this node (as a verifier):
-   * its actor is created from the decline's record, then hears the assignment. Undefined when
-   * the chain does not name this node or the record kept no spec.
+   * The chain assigned job `target`, which this node has no actor for, naming this node (as a
+   * verifier): its actor is created from the job's record, then hears the assignment. A verifier
+   * without the spec yet keeps the assignment in the record (`awaiting_spec`) until the owner's
+   * assignment brings it. Undefined when the chain does not name this node, or names it as the
+   * worker and it kept no spec.
    */
   #createChosen(target: string, envelope: TreeEnvelope): DeliveryOutcome | undefined {
     const { self, roles } = this.#options;
-    const e = envelope.event as { worker?: unknown; verifiers?: unknown };
-    const named = e.worker === self || (Array.isArray(e.verifiers) && e.verifiers.includes(self));
-    const record = named ? this.#declines.get(jobIdOf(target)!, envelope.at) : undefined;
-    if (record?.spec === undefined) return undefined;
+    const e = envelope.event as {
+      worker?: unknown;
+      verifiers?: unknown;
+      price?: unknown;
+      ref?: unknown;
+    };
+    const verifier = Array.isArray(e.verifiers) && e.verifiers.includes(self);
+    const named = e.worker === self || verifier;
+    const jobId = jobIdOf(target)!;
+    const record = named ? this.#declines.get(jobId, envelope.at) : undefined;
+    const assigned: ChainAssignment = {
+      worker: String(e.worker),
+      price: e.price as bigint,
+      verifiers: Array.isArray(e.verifiers) ? e.verifiers.map(String) : [],
+      ...(typeof e.ref === "string" ? { ref: e.ref } : {}),
+    };
+    if (record?.spec === undefined) {
+      if (!verifier || !roles.includes("verifier")) return undefined;
+      this.#declines.awaitSpec(jobId, assigned, envelope.at);
+      return { status: "accepted" };
+    }
     this.#declines.take(record.jobId, envelope.at);
+    return this.#spawnChosen(target, record, assigned, envelope.at);
+  }
+
+  /**
+   * Creates the actor of job `target` this node was chosen for, from its record (which holds the
+   * spec), and hands it the chain's assignment, then the results heard before it.
+   */
+  #spawnChosen(
+    target: string,
+    record: DeclineRecord,
+    assigned: ChainAssignment,
+    at: number,
+  ): DeliveryOutcome {
+    const { self, roles } = this.#options;
+    if (record.spec === undefined) {
+      return rejected("no_spec", `job "${record.jobId}" has no spec to create its actor from`);
+    }
+    const e = assigned;
     const input: JobInput = {
       jobId: record.jobId,
       spec: record.spec,
@@ -397,7 +443,7 @@ export class ActorTree {
       self,
       // It declined to bid: its part in this job is the one the chain gave it.
       roles: e.worker === self ? roles : roles.filter((r) => r !== "worker"),
-      at: envelope.at,
+      at,
       policy: this.#options.policy ?? DEFAULT_POLICY,
       escrowLocked: true,
       attempt: record.attempt,
@@ -408,11 +454,18 @@ export class ActorTree {
     } catch (error) {
       return rejected("create_failed", `cannot create job: ${(error as Error).message}`);
     }
-    const delivered = { ...envelope.event, at: envelope.at };
+    const delivered = {
+      type: "chain.worker.assigned",
+      worker: e.worker,
+      price: e.price,
+      verifiers: [...e.verifiers],
+      ...(e.ref !== undefined ? { ref: e.ref } : {}),
+      at,
+    };
     const outcome = this.jobs.deliver(target, delivered);
     // The results heard before the chain named this node: the output it is to verify.
     for (const result of record.results ?? []) {
-      const early = { type: "job.result.received", ...result, at: envelope.at };
+      const early = { type: "job.result.received", ...result, at };
       this.jobs.deliver(target, early);
     }
     return outcome;

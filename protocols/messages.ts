@@ -35,7 +35,8 @@ import {
 export const TOPICS = {
   jobs: "/ciro/jobs/2",
   bids: "/ciro/bids/2",
-  assignments: "/ciro/assignments/2",
+  // 3: an assignment to a chosen verifier carries the job's spec and attempt (v2: without).
+  assignments: "/ciro/assignments/3",
   results: "/ciro/results/2",
   // 3: an attestation names the worker and the commitment it judged (v1 gossip: 2).
   attestations: "/ciro/attestations/3",
@@ -287,6 +288,12 @@ export const SCHEMAS = {
     bidId: id,
     price: u256,
     verifiers: z.array(id).max(64),
+    /**
+     * To a chosen verifier (absent to the winner, which bid on it): the job's attempt and spec,
+     * all it needs to re-run the job, checked against the chain's escrow before it is kept.
+     */
+    attempt: z.number().int().min(1).max(16).optional(),
+    spec: jobSpec.optional(),
   }),
   [TOPICS.results]: z.strictObject({
     type: z.literal("job.result"),

@@ -16,6 +16,12 @@ export interface Addressed {
   readonly event: { readonly type: string; readonly [key: string]: unknown };
 }
 
+/**
+ * The event a chosen verifier's copy of an assignment becomes (with the spec): a hint the node's
+ * ingress checks and turns into a kept record, never delivered to an actor as is.
+ */
+export const ASSIGNMENT_HEARD = "job.assignment.heard";
+
 /** A message that is well formed but breaks an application rule. */
 export class RuleViolation extends Error {
   override readonly name = "RuleViolation";
@@ -77,8 +83,22 @@ export function wireToActorEvents<T extends Topic>(
         event: { type: "bid.withdrawn", bidId: m.bidId, worker: m.worker },
       }];
     case "job.assign":
-      // The chain is the source of truth for assignments; the gossip copy is informational.
-      return [];
+      // The chain is the source of truth for assignments: the copy the winner gets is
+      // informational. One that carries the job's spec hands it to a chosen verifier, which
+      // keeps it (checked against the chain's escrow: `runtime/kernel/assignment_hints.ts`)
+      // until the chain names it.
+      if (m.spec === undefined) return [];
+      return [{
+        target: `job:${m.jobId}`,
+        event: {
+          type: ASSIGNMENT_HEARD,
+          owner: from,
+          worker: m.worker,
+          verifiers: [...m.verifiers],
+          attempt: m.attempt ?? 1,
+          spec: m.spec,
+        },
+      }];
     case "job.result":
       if (m.worker !== from) {
         throw new RuleViolation(

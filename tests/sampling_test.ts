@@ -205,9 +205,18 @@ Deno.test("sampling: a job reaches only its sample's workers, the verifier still
       const heard = (announcementsHeard.get(w) ?? 0) - (before.get(w) ?? 0);
       assert.equal(heard, sampled.has(w) ? 1 : 0, `${w} heard the announcement ${heard} times`);
     }
-    assert.ok(
-      (announcementsHeard.get("verifier") ?? 0) - (before.get("verifier") ?? 0) >= 1,
-      "the verifier hears the job on the watch topic",
+    // The verifier hears no announcement (issue 16 item 2): the owner's assignment brings it
+    // the job the chain chose it for, and it verifies it.
+    assert.equal(
+      (announcementsHeard.get("verifier") ?? 0) - (before.get("verifier") ?? 0),
+      0,
+      "the verifier hears no announcement",
+    );
+    assert.deepEqual(context.verifiers, ["verifier"]);
+    await until(
+      "the verifier's actor",
+      30_000,
+      () => verifier.job(jobId)?.state === "settled" || undefined,
     );
   } finally {
     for (const n of all) await n.stop();

@@ -178,6 +178,7 @@ export class EffectDispatcher {
               .then(() => {}),
           );
         }
+        if (effect.type === "net.assignment") return this.#sendAssignment(actorId, effect, id);
         const data = encodeMessage(out.topic, out.message as never);
         return this.#track(
           actorId,
@@ -264,6 +265,42 @@ export class EffectDispatcher {
     }
     to.delete(this.#o.self);
     return [...to].sort();
+  }
+
+  /**
+   * Sends the owner's assignment (issue 16 item 2): to the winner as it is (it bid: it holds the
+   * spec), to each chosen verifier with the job's attempt and spec, all a verifier that heard no
+   * announcement needs to re-run the job once the chain names it (it checks the spec against the
+   * chain's escrow first: `assignment_hints.ts`).
+   */
+  #sendAssignment(
+    actorId: string,
+    effect: Extract<EffectRequest, { type: "net.assignment" }>,
+    id: string | undefined,
+  ): void {
+    const cell = this.#o.tree.get(actorId);
+    const out = effectToWire(effect);
+    if (cell === undefined || out?.topic !== TOPICS.assignments) return this.#close(id, actorId);
+    const context = jobContextOf(cell);
+    const verifiers = this.#audience(actorId, effect).filter((p) => p !== effect.worker);
+    const plain = encodeMessage(TOPICS.assignments, out.message);
+    const withSpec = encodeMessage(TOPICS.assignments, {
+      ...out.message,
+      attempt: context.attempt,
+      spec: context.spec as NonNullable<typeof out.message.spec>,
+    });
+    const groups = [
+      { data: plain, peers: effect.worker === this.#o.self ? [] : [effect.worker] },
+      { data: withSpec, peers: verifiers },
+    ].filter((g) => g.peers.length > 0);
+    // As one message to all: it fails only when no recipient took it.
+    const sent = Promise.allSettled(
+      groups.map((g) => this.#sendAll(actorId, effect.type, TOPICS.assignments, g.data, g.peers)),
+    ).then((outcomes) => {
+      const taken = outcomes.some((o) => o.status === "fulfilled");
+      if (!taken && outcomes.length > 0) throw (outcomes[0] as PromiseRejectedResult).reason;
+    });
+    this.#track(actorId, effect.type, id, sent);
   }
 
   /**

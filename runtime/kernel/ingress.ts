@@ -10,6 +10,10 @@
  * reason, is journaled in place of the announcement and the tree keeps a compact record of it
  * (`actors/declines.ts`); a repeat of an announcement already declined is not journaled again.
  *
+ * A verifier hears no announcements: the owner's assignment brings it the spec of a job it was
+ * chosen for, which it keeps (a `job.declined` record, `awaiting_chain`) once checked against the
+ * chain's escrow (`assignment_hints.ts`); a forged or mismatched one costs its sender score.
+ *
  * @module
  */
 import type { ActorTree } from "../../actors/tree.ts";
@@ -27,7 +31,13 @@ import {
 import type { GossipMessage, NetworkPort, PeerEvent } from "../../protocols/network_port.ts";
 import { requestSnapshots, type SnapshotData } from "../../protocols/snapshot_protocol.ts";
 import { inSample } from "../../protocols/sampling.ts";
-import { RuleViolation, wireToActorEvents } from "../../protocols/translate.ts";
+import { ASSIGNMENT_HEARD, RuleViolation, wireToActorEvents } from "../../protocols/translate.ts";
+import {
+  type AssignmentHint,
+  AssignmentHints,
+  assignmentMismatch,
+  type EscrowTerms,
+} from "./assignment_hints.ts";
 import type { Announcement } from "./worker_agent.ts";
 
 /** Penalty to a peer's score for a message that failed decoding or an application rule. */
@@ -93,7 +103,15 @@ export interface IngressOptions {
   ) => { readonly attempt: number; readonly bits: number } | undefined;
   /** Told each bid ignored because its worker was outside the job's sample. */
   readonly onSampledOut?: () => void;
+  /**
+   * The node's clock (virtual ms), for how long an assignment waits for its escrow.
+   * @default Date.now
+   */
+  readonly now?: () => number;
+  /** The verifier's memory of escrow terms and held assignments. @default its own, default bounds */
+  readonly hints?: AssignmentHints;
 }
+
 
 /** The network side of one node. */
 export class Ingress {
@@ -109,11 +127,14 @@ export class Ingress {
   readonly #modelsHeard = new Set<string>();
   /** Connected peers without an actor here, with the protocols they identified with. */
   readonly #quiet = new Map<NodeId, { protocols?: readonly string[] }>();
+  /** Escrow terms and assignments waiting for theirs (a verifier's: see the module doc). */
+  readonly #hints: AssignmentHints;
   #ignored = 0;
   #shunned = 0;
 
   constructor(options: IngressOptions) {
     this.#o = options;
+    this.#hints = options.hints ?? new AssignmentHints();
   }
 
   /** Records this node's own capabilities. */
@@ -159,6 +180,11 @@ export class Ingress {
           return verifiers && verifiers.length > 0 ? verifiers : undefined;
         },
       });
+      if (decoded.type === "job.assign" && decoded.spec !== undefined && this.#o.keepSpec) {
+        const terms = this.#hints.terms(decoded.jobId);
+        const why = terms && assignmentMismatch(this.#hintOf(addressed[0]!), terms);
+        if (why) throw new RuleViolation(why);
+      }
       if (decoded.type === "bid.submit" && this.#outOfSample(decoded.jobId, decoded.worker)) {
         this.#o.onSampledOut?.();
         return "ignore";
@@ -237,6 +263,7 @@ export class Ingress {
     }
     for (const addressed of this.#decoded.get(message.data) ?? []) {
       if (addressed.event.type === "job.announced") this.#announced(addressed);
+      else if (addressed.event.type === ASSIGNMENT_HEARD) this.#consider(this.#hintOf(addressed));
       else if (this.#concerns(addressed)) this.#o.submit("network", addressed);
       else this.#ignored++;
     }
@@ -271,7 +298,8 @@ export class Ingress {
     const type = addressed.event.type;
     const cell = tree.get(addressed.target);
     if (cell === undefined) {
-      return type === "job.result.received" && tree.declined(jobId)?.spec !== undefined;
+      const record = type === "job.result.received" ? tree.declined(jobId) : undefined;
+      return record !== undefined && (record.spec !== undefined || record.assigned !== undefined);
     }
     if (jobContextOf(cell).owner === self) {
       if (type !== "bid.received") return true;
@@ -330,6 +358,82 @@ export class Ingress {
         bidWindowEndsAt: e.bidWindowEndsAt,
         reason: decision,
         ...(this.#o.keepSpec ? { spec: e.spec } : {}),
+      },
+    });
+  }
+
+  /** The assignment hint an `ASSIGNMENT_HEARD` event carries (see `protocols/translate.ts`). */
+  #hintOf(addressed: AddressedEvent): AssignmentHint {
+    const e = addressed.event as unknown as Omit<AssignmentHint, "jobId" | "from"> & {
+      owner: NodeId;
+    };
+    return {
+      jobId: jobIdOf(addressed.target)!,
+      from: e.owner,
+      worker: e.worker,
+      verifiers: e.verifiers,
+      attempt: e.attempt,
+      spec: e.spec,
+    };
+  }
+
+  /**
+   * The chain showed job `jobId`'s escrow (`JobSubmitted`): a verifier remembers its terms, and
+   * an assignment of the job held for them is judged now.
+   */
+  escrowShown(jobId: string, terms: EscrowTerms): void {
+    if (!this.#o.keepSpec) return;
+    const held = this.#hints.escrowed(jobId, terms);
+    if (held !== undefined) this.#consider(held);
+  }
+
+  /** Assignments held until the chain shows their escrow (see `assignment_hints.ts`). */
+  get heldAssignments(): number {
+    return this.#hints.held;
+  }
+
+  /**
+   * An owner's assignment with the spec (see the module doc): kept as the job's record when it
+   * names this node as a verifier of a job it has no part in yet and fits the chain's escrow;
+   * held while the chain has not shown the escrow; refused, at the sender's cost, when it does
+   * not fit; else let by (not journaled).
+   */
+  #consider(hint: AssignmentHint): void {
+    const { tree, self } = this.#o;
+    const target = jobAddress(hint.jobId);
+    const known = tree.declined(hint.jobId);
+    if (
+      this.#o.keepSpec !== true || !hint.verifiers.includes(self) || hint.worker === self ||
+      tree.get(target) !== undefined || tree.retired(hint.jobId) !== undefined ||
+      this.#o.endedOnChain?.(hint.jobId) === true ||
+      (known?.spec !== undefined && known.attempt >= hint.attempt)
+    ) {
+      this.#ignored++;
+      return;
+    }
+    const terms = this.#hints.terms(hint.jobId);
+    if (terms === undefined) {
+      if (!this.#hints.hold(hint, this.#o.now?.() ?? Date.now())) this.#ignored++;
+      return;
+    }
+    const why = assignmentMismatch(hint, terms);
+    if (why !== null) {
+      this.engage(hint.from);
+      this.#o.submit("network", {
+        target: peerAddress(hint.from),
+        event: { type: "peer.scored", delta: WIRE_PENALTY, reason: why },
+      });
+      return;
+    }
+    this.#o.submit("network", {
+      target,
+      event: {
+        type: DECLINED_EVENT,
+        owner: hint.from,
+        attempt: hint.attempt,
+        bidWindowEndsAt: 0,
+        reason: "awaiting_chain",
+        spec: hint.spec,
       },
     });
   }

@@ -240,6 +240,7 @@ export class Node {
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
       keepSpec: options.roles.includes("verifier"),
+      now: () => this.#clock.now(),
       worker: options.roles.includes("worker"),
       sampleOf: (jobId) => this.#samples.get(jobId),
       onSampledOut: () => this.stats.sampledOut++,
@@ -262,7 +263,14 @@ export class Node {
           this.#escrows.sawEnd(addressed.target);
         }
       },
-      onEvent: (event) => this.#bonds.saw(event),
+      onEvent: (event) => {
+        this.#bonds.saw(event);
+        // A verifier checks an owner's assignment against the job's escrow (ingress.ts).
+        if (event.name === "JobSubmitted") {
+          const { jobId, client, modelHash, inputCommitment } = event;
+          this.#ingress.escrowShown(jobId, { client, modelHash, inputCommitment });
+        }
+      },
       ...(options.clock ? { clock: options.clock } : {}),
     });
     const profile = options.worker;
@@ -410,28 +418,25 @@ export class Node {
   }
 
   /**
-   * The announcement shards this node hears (protocol v2): a worker or verifier, those of the
-   * kinds it can run (the builtin; the models it holds, and, if it may fetch models, as a
-   * verifier does, every model a peer advertised) on its hardware class (a GPU node runs CPU jobs too; a verifier hears
-   * both classes, as it may be chosen for either); a bootstrap node, every shard it knows of, so
-   * that it relays them. A client alone hears none: it announces, and bids come to it directly.
+   * The announcement shards this node hears (protocol v2): a worker, those of the kinds it can
+   * run (the builtin; the models it holds, and, if it may fetch models, every model a peer
+   * advertised) on its hardware class (a GPU node runs CPU jobs too); a bootstrap node, every
+   * shard it knows of and their watch topics, so that it relays them (and serves them in join
+   * snapshots). A client or a verifier alone hears none: a client announces, and bids come to it
+   * directly; a verifier learns a job when its owner's assignment names it (issue 16 item 2).
    */
   shardTopics(): AnnouncementTopic[] {
     const roles = this.roles;
     const bootstrap = roles.includes("bootstrap");
-    if (!bootstrap && !roles.includes("worker") && !roles.includes("verifier")) return [];
-    // A verifier may be chosen for either class (its worker part's triage declines the rest).
-    const hardware = bootstrap || roles.includes("verifier") || !roles.includes("worker")
-      ? "gpu"
-      : this.#options.worker?.hardware ?? "cpu";
+    if (!bootstrap && !roles.includes("worker")) return [];
+    const hardware = bootstrap ? "gpu" : this.#options.worker?.hardware ?? "cpu";
     const kinds = new Set<string>();
     if (bootstrap || this.#executor.supports({ type: "builtin", name: "matmul" })) {
       kinds.add("matmul");
     }
     for (const hash of this.#models) kinds.add(hash);
-    // A verifier fetches the model it is chosen to verify with; a worker only if it may.
-    const anyModel = bootstrap || roles.includes("verifier") ||
-      this.#options.fetchModels === true ||
+    // A worker fetches a model only if it may.
+    const anyModel = bootstrap || this.#options.fetchModels === true ||
       this.#options.models === undefined;
     if (anyModel) {
       for (const hash of this.#ingress.modelsHeard()) {
@@ -443,8 +448,8 @@ export class Node {
     // A worker hears the samples its identity falls in, for what it can run now (the builtin,
     // the models it holds: an owner samples by holders); a model it would fetch, on the whole
     // shard only (so that 256 advertised models do not make thousands of subscriptions). A
-    // verifier or relay follows every job of its shards on their watch topics.
-    const watch = bootstrap || roles.includes("verifier");
+    // relay follows every job of its shards on their watch topics.
+    const watch = bootstrap;
     const held = [...kinds].filter((k) => k === "matmul" || this.#models.has(k));
     const fetched = [...kinds].filter((k) => !held.includes(k));
     return [

@@ -1,0 +1,218 @@
+import assert from "node:assert/strict";
+import { ActorTree, jobContextOf } from "../../actors/tree.ts";
+import type { AddressedEvent } from "../../machines/address.ts";
+import type { JobSpec } from "../../machines/types.ts";
+import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import type { NetworkPort } from "../../protocols/network_port.ts";
+import { commitmentOf } from "../compute/mod.ts";
+import { AssignmentHints } from "./assignment_hints.ts";
+import { Ingress, WIRE_PENALTY } from "./ingress.ts";
+
+const INPUT = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
+const SPEC: JobSpec = {
+  kind: { type: "builtin", name: "matmul" },
+  input: INPUT,
+  inputCommitment: commitmentOf(INPUT),
+  requirements: { hardware: "cpu", minStake: 0n },
+  maxPrice: 100n,
+  bidWindowMs: 1_000,
+  executionMs: 5_000,
+  verificationMs: 5_000,
+  maxAttempts: 2,
+  verifierCount: 1,
+};
+/** What the chain's `JobSubmitted` says of a job with {@link SPEC}, submitted by `alice`. */
+const TERMS = { client: "alice", modelHash: "0".repeat(64), inputCommitment: SPEC.inputCommitment };
+
+/** A verifier's real tree and ingress; the inbox is this function's loop. */
+function verifier(options: { hints?: AssignmentHints; roles?: ("verifier" | "worker")[] } = {}) {
+  let now = 1_000;
+  const submitted: AddressedEvent[] = [];
+  const rejected: string[] = [];
+  const tree = new ActorTree({
+    self: "me",
+    roles: options.roles ?? ["verifier"],
+    now: () => now,
+    onEffect: () => {},
+  });
+  let seq = 0;
+  const deliver = (source: string, addressed: AddressedEvent) =>
+    tree.deliver({ seq: ++seq, at: now, source, ...addressed });
+  const ingress = new Ingress({
+    self: "me",
+    tree,
+    network: {} as NetworkPort,
+    submit: (source, addressed) => {
+      submitted.push(addressed);
+      deliver(source, addressed);
+    },
+    onRejected: (_m, code, reason) => rejected.push(`${code}: ${reason}`),
+    escrowSeen: () => true,
+    keepSpec: (options.roles ?? ["verifier"]).includes("verifier"),
+    now: () => now,
+    ...(options.hints ? { hints: options.hints } : {}),
+  });
+  /** `from` sends this node an assignment of `jobId`; returns the validator's verdict. */
+  const assign = (
+    from: string,
+    jobId: string,
+    extra: { spec?: JobSpec; verifiers?: string[]; attempt?: number } = {},
+  ) => {
+    const data = encodeMessage(TOPICS.assignments, {
+      type: "job.assign",
+      jobId,
+      worker: "w1",
+      bidId: `${jobId}.1.w1`,
+      price: 50n,
+      verifiers: extra.verifiers ?? ["me", "v2"],
+      attempt: extra.attempt ?? 1,
+      spec: extra.spec ?? SPEC,
+    });
+    const message = { topic: TOPICS.assignments, from, data };
+    const verdict = ingress.validate(message);
+    if (verdict === "accept") ingress.receive(message);
+    return verdict;
+  };
+  const chainAssigns = (jobId: string, verifiers = ["me", "v2"]) =>
+    deliver("chain", {
+      target: `job:${jobId}`,
+      event: { type: "chain.worker.assigned", worker: "w1", price: 50n, verifiers, ref: "1:t:0" },
+    });
+  const scored = () => submitted.filter((a) => a.event.type === "peer.scored").map((a) => a.target);
+  return {
+    tree,
+    ingress,
+    submitted,
+    rejected,
+    assign,
+    chainAssigns,
+    scored,
+    deliver,
+    advance: (ms: number) => (now += ms),
+  };
+}
+
+Deno.test("a verifier keeps an owner's assignment once the chain's escrow matches it, and the chain's naming creates the actor", () => {
+  const v = verifier();
+  // The assignment outran the chain's escrow: held, nothing journaled.
+  assert.equal(v.assign("alice", "j1"), "accept");
+  assert.equal(v.submitted.length, 0);
+  assert.equal(v.ingress.heldAssignments, 1);
+  // The escrow shows and fits: the spec is kept (one journaled event, no actor yet).
+  v.ingress.escrowShown("j1", TERMS);
+  assert.deepEqual(v.submitted.map((a) => a.event.type), ["job.declined"]);
+  assert.equal(v.tree.declined("j1")?.reason, "awaiting_chain");
+  assert.deepEqual(v.tree.declined("j1")?.spec, SPEC);
+  assert.equal(v.tree.declined("j1")?.owner, "alice");
+  assert.equal(v.tree.get("job:j1"), undefined);
+  // The same assignment again: nothing more.
+  v.assign("alice", "j1");
+  assert.equal(v.submitted.length, 1);
+  // The chain names this node: its actor, from the kept spec.
+  assert.equal(v.chainAssigns("j1").status, "accepted");
+  const context = jobContextOf(v.tree.get("job:j1")!);
+  assert.equal(context.owner, "alice");
+  assert.deepEqual(context.verifiers, ["me", "v2"]);
+  assert.deepEqual(context.spec, SPEC);
+  assert.equal(v.tree.declined("j1"), undefined);
+});
+
+Deno.test("a verifier the chain named before the owner's assignment came keeps the naming and early results, and the spec creates the actor", () => {
+  const v = verifier();
+  v.ingress.escrowShown("j2", TERMS);
+  assert.equal(v.chainAssigns("j2").status, "accepted");
+  const record = v.tree.declined("j2");
+  assert.equal(record?.reason, "awaiting_spec");
+  assert.deepEqual(record?.assigned?.verifiers, ["me", "v2"]);
+  assert.equal(v.tree.get("job:j2"), undefined);
+  // The worker's result outruns the owner's assignment: kept in the record.
+  const output = { product: [[19, 22], [43, 50]] };
+  const result = {
+    type: "job.result" as const,
+    jobId: "j2",
+    worker: "w1",
+    commitment: "e".repeat(64),
+    output,
+  };
+  const data = encodeMessage(TOPICS.results, result);
+  const message = { topic: TOPICS.results, from: "w1", data };
+  assert.equal(v.ingress.validate(message), "accept");
+  v.ingress.receive(message);
+  assert.equal(v.tree.declined("j2")?.results?.length, 1);
+  // The owner's assignment: the actor is created, assigned, with the result it is to verify.
+  assert.equal(v.assign("alice", "j2", { attempt: 1 }), "accept");
+  const cell = v.tree.get("job:j2");
+  assert.ok(cell, "the spec creates the actor");
+  const context = jobContextOf(cell);
+  assert.equal(context.winner?.worker, "w1");
+  assert.deepEqual(context.verifiers, ["me", "v2"]);
+  assert.deepEqual(context.outputs["w1"]?.value, output);
+  assert.equal(v.tree.declined("j2"), undefined);
+});
+
+Deno.test("a forged or mismatched assignment costs its sender and holds nothing", () => {
+  const v = verifier();
+  for (const jobId of ["f1", "f2", "f3", "f4"]) v.ingress.escrowShown(jobId, TERMS);
+  // Not the job's client on chain.
+  assert.equal(v.assign("mallory", "f1"), "reject");
+  assert.match(v.rejected.at(-1)!, /came from "mallory", not its client on chain "alice"/);
+  // The owner, with another input than it escrowed.
+  const otherInput = { a: [[1]], b: [[2]] };
+  const swapped = { ...SPEC, input: otherInput, inputCommitment: commitmentOf(otherInput) };
+  assert.equal(v.assign("alice", "f2", { spec: swapped }), "reject");
+  assert.match(v.rejected.at(-1)!, /input commitment .*the chain's escrow says/);
+  // Another model than it escrowed.
+  const onnx: JobSpec = { ...SPEC, kind: { type: "onnx", modelHash: "a".repeat(64) } };
+  assert.equal(v.assign("alice", "f3", { spec: onnx }), "reject");
+  assert.match(v.rejected.at(-1)!, /names model a{64}: the chain's escrow says 0{64}/);
+  // The committed input's hash, but another input.
+  assert.equal(v.assign("alice", "f4", { spec: { ...SPEC, input: otherInput } }), "reject");
+  assert.match(v.rejected.at(-1)!, /does not hash to its commitment/);
+  assert.deepEqual(v.scored(), ["peer:mallory", "peer:alice", "peer:alice", "peer:alice"]);
+  for (const a of v.submitted) assert.equal(a.event["delta"], WIRE_PENALTY);
+  for (const jobId of ["f1", "f2", "f3", "f4"]) {
+    assert.equal(v.tree.declined(jobId), undefined);
+    assert.equal(v.tree.get(`job:${jobId}`), undefined);
+  }
+  // A forgery that outran the escrow is held, then costs its sender when the escrow shows.
+  assert.equal(v.assign("mallory", "f5"), "accept");
+  v.ingress.escrowShown("f5", TERMS);
+  assert.deepEqual(v.scored().at(-1), "peer:mallory");
+  assert.equal(v.tree.declined("f5"), undefined);
+  // The chain names this node: without a spec kept, no actor (it waits for the owner's).
+  v.chainAssigns("f5");
+  assert.equal(v.tree.get("job:f5"), undefined);
+});
+
+Deno.test("an assignment that does not name this node as a verifier, or reaches a node that is no verifier, is let by", () => {
+  const v = verifier();
+  v.ingress.escrowShown("n1", TERMS);
+  assert.equal(v.assign("alice", "n1", { verifiers: ["v2", "v3"] }), "accept");
+  assert.equal(v.submitted.length, 0);
+  assert.equal(v.tree.declined("n1"), undefined);
+  assert.equal(v.ingress.ignored, 1);
+  const w = verifier({ roles: ["worker"] });
+  w.ingress.escrowShown("n2", TERMS);
+  assert.equal(w.assign("alice", "n2"), "accept");
+  assert.equal(w.submitted.length, 0);
+  assert.equal(w.tree.declined("n2"), undefined);
+});
+
+Deno.test("assignments waiting for their escrow are bounded in count and in time", () => {
+  const v = verifier({ hints: new AssignmentHints({ maxHeld: 2, heldMs: 10_000 }) });
+  for (const jobId of ["h1", "h2", "h3"]) v.assign("alice", jobId);
+  assert.equal(v.ingress.heldAssignments, 2, "the oldest is dropped past the bound");
+  // h1 was dropped: its escrow keeps nothing.
+  v.ingress.escrowShown("h1", TERMS);
+  assert.equal(v.tree.declined("h1"), undefined);
+  v.ingress.escrowShown("h2", TERMS);
+  assert.equal(v.tree.declined("h2")?.reason, "awaiting_chain");
+  // h3 waited past heldMs: the next hold drops it.
+  v.advance(10_001);
+  v.assign("alice", "h4");
+  assert.equal(v.ingress.heldAssignments, 1);
+  v.ingress.escrowShown("h3", TERMS);
+  assert.equal(v.tree.declined("h3"), undefined);
+  assert.throws(() => new AssignmentHints({ maxHeld: -1 }), RangeError);
+  assert.throws(() => new AssignmentHints({ heldMs: 0 }), RangeError);
+});
