@@ -65,7 +65,29 @@ export interface DeclineRecord {
    * attempt are unknown, `""` and 0, until the owner's assignment brings them).
    */
   readonly assigned?: ChainAssignment;
+  /**
+   * Chain news of the job heard while awaiting the spec (a result on chain, a failure, a
+   * revocation: {@link AWAITED_CHAIN_NEWS}), handed to its actor when the spec creates it; the
+   * latest {@link CHAIN_NEWS_PER_RECORD}.
+   */
+  readonly chain?: readonly ChainNews[];
 }
+
+/** A chain event's actor event (`chain.*`), as the tree received it. */
+export interface ChainNews {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}
+
+/** The chain news a record awaiting the spec keeps (what a chosen verifier's actor needs). */
+export const AWAITED_CHAIN_NEWS: ReadonlySet<string> = new Set([
+  "chain.result.submitted",
+  "chain.execution.failed",
+  "chain.assignment.revoked",
+]);
+
+/** Chain news kept per record awaiting the spec, the latest last. */
+export const CHAIN_NEWS_PER_RECORD = 4;
 
 /** A result heard for a declined job (a `job.result.received` event's fields). */
 export interface EarlyResult {
@@ -168,6 +190,18 @@ export class Declines {
       : { ...known, at: now, assigned };
     this.record(record);
     return record;
+  }
+
+  /**
+   * Keeps chain news `event` of job `jobId` in its record if the record awaits the spec (the
+   * chain named this node: {@link DeclineRecord.assigned}). Returns whether it was kept.
+   */
+  keepChain(jobId: string, event: ChainNews, now: number): boolean {
+    const record = this.get(jobId, now);
+    if (record?.assigned === undefined || !AWAITED_CHAIN_NEWS.has(event.type)) return false;
+    const chain = [...(record.chain ?? []), event].slice(-CHAIN_NEWS_PER_RECORD);
+    this.#records.set(jobId, { ...record, chain });
+    return true;
   }
 
   /** Records counted now. */

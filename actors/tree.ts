@@ -291,6 +291,10 @@ export class ActorTree {
           event.type === "job.result.received" &&
           this.#declines.keepResult(jobIdOf(target)!, event as unknown as EarlyResult, at)
         ) return { status: "accepted" };
+        // Chain news of a job the chain chose this node for, before the spec came.
+        if (envelope.source === "chain" && this.#declines.keepChain(jobIdOf(target)!, event, at)) {
+          return { status: "accepted" };
+        }
         return rejected("unknown_job", `unknown job "${jobIdOf(target)}"`);
       }
       const outcome = supervisor.deliver(target, delivered);
@@ -376,7 +380,10 @@ export class ActorTree {
       at: envelope.at,
       bidWindowEndsAt: e.bidWindowEndsAt,
       ...(e.spec !== undefined ? { spec: e.spec } : {}),
+      // What a record awaiting the spec kept stays with it.
       ...(awaiting?.results !== undefined ? { results: awaiting.results } : {}),
+      ...(awaiting?.assigned !== undefined ? { assigned: awaiting.assigned } : {}),
+      ...(awaiting?.chain !== undefined ? { chain: awaiting.chain } : {}),
     };
     if (awaiting?.assigned !== undefined && record.spec !== undefined) {
       // The chain named this node before the spec came: the spec creates its actor now.
@@ -463,6 +470,11 @@ export class ActorTree {
       at,
     };
     const outcome = this.jobs.deliver(target, delivered);
+    // The chain's news of the job heard while the spec had not come (a result on chain).
+    for (const news of record.chain ?? []) {
+      const heard = { ...news, at };
+      this.jobs.deliver(target, heard);
+    }
     // The results heard before the chain named this node: the output it is to verify.
     for (const result of record.results ?? []) {
       const early = { type: "job.result.received", ...result, at };

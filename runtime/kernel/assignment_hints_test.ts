@@ -117,7 +117,7 @@ Deno.test("a verifier keeps an owner's assignment once the chain's escrow matche
   assert.equal(v.tree.declined("j1"), undefined);
 });
 
-Deno.test("a verifier the chain named before the owner's assignment came keeps the naming and early results, and the spec creates the actor", () => {
+Deno.test("a verifier the chain named before the owner's assignment came keeps the naming, early results and the chain's news, and the spec creates the actor", () => {
   const v = verifier();
   v.ingress.escrowShown("j2", TERMS);
   assert.equal(v.chainAssigns("j2").status, "accepted");
@@ -139,6 +139,10 @@ Deno.test("a verifier the chain named before the owner's assignment came keeps t
   assert.equal(v.ingress.validate(message), "accept");
   v.ingress.receive(message);
   assert.equal(v.tree.declined("j2")?.results?.length, 1);
+  // So does the chain's record of the result (a node without an actor would drop it).
+  const onChain = { type: "chain.result.submitted", worker: "w1", commitment: "e".repeat(64) };
+  assert.equal(v.deliver("chain", { target: "job:j2", event: onChain }).status, "accepted");
+  assert.equal(v.tree.declined("j2")?.chain?.length, 1);
   // The owner's assignment: the actor is created, assigned, with the result it is to verify.
   assert.equal(v.assign("alice", "j2", { attempt: 1 }), "accept");
   const cell = v.tree.get("job:j2");
@@ -147,6 +151,10 @@ Deno.test("a verifier the chain named before the owner's assignment came keeps t
   assert.equal(context.winner?.worker, "w1");
   assert.deepEqual(context.verifiers, ["me", "v2"]);
   assert.deepEqual(context.outputs["w1"]?.value, output);
+  // It is verifying what the chain holds, with the output it heard.
+  assert.equal(cell.state, "verifying");
+  assert.deepEqual(context.result, { worker: "w1", commitment: "e".repeat(64) });
+  assert.equal(context.verifying, true);
   assert.equal(v.tree.declined("j2"), undefined);
 });
 

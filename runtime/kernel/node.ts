@@ -730,6 +730,8 @@ export class Node {
   #chainConcerns(addressed: AddressedEvent): boolean {
     const jobId = jobIdOf(addressed.target);
     if (jobId === undefined || this.tree.get(addressed.target) !== undefined) return true;
+    // A job the chain chose this node to verify, whose spec has not come yet (declines.ts).
+    if (this.tree.declined(jobId)?.assigned !== undefined) return true;
     const e = addressed.event as { client?: unknown; worker?: unknown; verifiers?: unknown };
     return e.client === this.id || e.worker === this.id ||
       (Array.isArray(e.verifiers) && e.verifiers.includes(this.id));
