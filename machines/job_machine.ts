@@ -60,9 +60,10 @@ import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
 /**
  * Version of the job machine's logic; bump when a recording could replay differently. 5: a node
  * outbid stops following the job when the chain assigns it to another worker (the tree archives
- * its actor as `outbid`, `actors/tree.ts`).
+ * its actor as `outbid`, `actors/tree.ts`). 6: bids and attestations that arrive together can
+ * enter the job as one event (`bids.received`, `job.attestations.received`), each judged alone.
  */
-export const JOB_MACHINE_VERSION = 5;
+export const JOB_MACHINE_VERSION = 6;
 
 /** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {
@@ -90,6 +91,24 @@ export interface AttestationRecord {
   readonly claimed: string;
   readonly attempt: number;
 }
+
+/** An attestation as a verifier sent it (the event's fields without its type and time). */
+export interface AttestationHeard {
+  readonly verifier: NodeId;
+  readonly verdict: Verdict;
+  /** The commitment the verifier computed itself. */
+  readonly commitment: string;
+  /** The worker whose result it judged. */
+  readonly worker: NodeId;
+  /** The worker's commitment it judged. */
+  readonly claimed: string;
+}
+
+/**
+ * Most bids or attestations one batch event carries (`bids.received`,
+ * `job.attestations.received`): a node that batches what arrives together splits a larger burst.
+ */
+export const MAX_BATCH = 64;
 
 /** One entry of a job's path through its machine. */
 export interface PhaseEntry {
@@ -193,6 +212,11 @@ export type JobEvent =
     readonly bidWindowEndsAt: number;
   }
   | At & { readonly type: "bid.received"; readonly bid: BidOffer }
+  /**
+   * Bids that arrived together (at most {@link MAX_BATCH}), taken in order, each as a
+   * `bid.received` would be: one refused (and recorded with why) does not hold back the others.
+   */
+  | At & { readonly type: "bids.received"; readonly bids: readonly BidOffer[] }
   | At & { readonly type: "bid.withdrawn"; readonly bidId: string; readonly worker: NodeId }
   | At & {
     readonly type: "job.result.received";
@@ -210,6 +234,14 @@ export type JobEvent =
     readonly worker: NodeId;
     /** The worker's commitment it judged. */
     readonly claimed: string;
+  }
+  /**
+   * Attestations that arrived together (at most {@link MAX_BATCH}), taken in order, each as a
+   * `job.attestation.received` would be; one not kept is logged with why (`log.reject`).
+   */
+  | At & {
+    readonly type: "job.attestations.received";
+    readonly attestations: readonly AttestationHeard[];
   }
   | At & {
     readonly type: "job.execution.completed";
@@ -289,9 +321,16 @@ function openBids(c: JobContext): BidRecord[] {
   return Object.values(c.bids).filter((b) => b.status === "open" && b.attempt === c.attempt);
 }
 
-/** Why `bid` cannot take part in `context`'s current auction, or null if it can. */
-export function bidRejection(context: JobContext, bid: BidOffer): BidRejectReason | null {
-  if (context.bids[bid.bidId] !== undefined) return "duplicate";
+/**
+ * Why `bid` cannot take part in `context`'s current auction, or null if it can. `bids`: the
+ * bids known so far (a batch's earlier bids included).
+ */
+export function bidRejection(
+  context: JobContext,
+  bid: BidOffer,
+  bids: JobContext["bids"] = context.bids,
+): BidRejectReason | null {
+  if (bids[bid.bidId] !== undefined) return "duplicate";
   if (context.excluded.includes(bid.worker)) return "worker_excluded";
   return offerRejection(context.spec, bid);
 }
@@ -313,14 +352,15 @@ function counts(context: JobContext, a: AttestationRecord | undefined): a is Att
  */
 function attestationRejection(
   context: JobContext,
-  event: Extract<JobEvent, { type: "job.attestation.received" }>,
+  event: AttestationHeard,
+  attestations: JobContext["attestations"] = context.attestations,
 ): string | null {
-  if (context.attestations[event.verifier] !== undefined) return "duplicate";
+  if (attestations[event.verifier] !== undefined) return "duplicate";
   if (context.winner === null) {
     const pool = context.verifierPool;
     if (pool.length > 0 && !pool.includes(event.verifier)) return "not in the verifier pool";
     const bound = Math.max(MAX_EARLY_ATTESTATIONS, context.spec.verifierCount);
-    if (Object.keys(context.attestations).length >= bound) return "too many early attestations";
+    if (Object.keys(attestations).length >= bound) return "too many early attestations";
     return null;
   }
   return assignmentMismatch(context.verifiers, context.winner.worker, event) ??
@@ -521,6 +561,40 @@ export const jobMachine = setup({
         reason,
       };
       enqueue.assign({ bids: { ...context.bids, [record.bidId]: record } });
+    }),
+    // A batch of bids, each judged as `acceptBid` or `refuseBid` would judge it alone (the batch's
+    // earlier bids count as known: a bid twice in one batch is a duplicate). `open`: the auction
+    // takes bids (else each is refused as late). An observer keeps only its own bid. One copy of
+    // the bids record for the whole batch.
+    takeBids: enqueueActions(({ context, event, enqueue }, params: { open: boolean }) => {
+      if (event.type !== "bids.received") return;
+      const owner = isOwner(context);
+      let bids: Record<string, BidRecord> | undefined;
+      for (const bid of event.bids) {
+        if (!owner && bid.worker !== context.self) continue;
+        const known = bids ?? context.bids;
+        const reason = bid.jobId !== context.jobId || !params.open
+          ? "not_bidding"
+          : bidRejection(context, bid, known);
+        if (reason !== null) {
+          enqueue.emit({
+            type: "log.reject",
+            actor: `job:${context.jobId}`,
+            event: "bid.received",
+            reason: `Cannot accept bid "${bid.bidId}" from "${bid.worker}": ${reason}`,
+          });
+        }
+        if (known[bid.bidId] !== undefined) continue;
+        bids ??= { ...context.bids };
+        bids[bid.bidId] = {
+          ...bid,
+          attempt: context.attempt,
+          receivedAt: event.at,
+          status: reason === null ? "open" : "rejected",
+          reason,
+        };
+      }
+      if (bids !== undefined) enqueue.assign({ bids });
     }),
     withdrawBid: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "bid.withdrawn") return;
@@ -800,6 +874,33 @@ export const jobMachine = setup({
           }
           : context.attestations,
     }),
+    // A batch of attestations, each kept or not as `recordAttestation` would (the batch's
+    // earlier ones count as heard); the owner logs each one it does not keep, with why.
+    recordAttestations: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "job.attestations.received") return;
+      let attestations: Record<NodeId, AttestationRecord> | undefined;
+      for (const a of event.attestations) {
+        const why = attestationRejection(context, a, attestations ?? context.attestations);
+        if (why === null) {
+          attestations ??= { ...context.attestations };
+          attestations[a.verifier] = {
+            verdict: a.verdict,
+            commitment: a.commitment,
+            worker: a.worker,
+            claimed: a.claimed,
+            attempt: context.attempt,
+          };
+        } else if (isOwner(context)) {
+          enqueue.emit({
+            type: "log.reject",
+            actor: `job:${context.jobId}`,
+            event: "job.attestation.received",
+            reason: `Cannot accept attestation from "${a.verifier}": ${why}`,
+          });
+        }
+      }
+      if (attestations !== undefined) enqueue.assign({ attestations });
+    }),
     recordVerdict: enqueueActions(({ context, enqueue }, params: { accepted: boolean }) => {
       enqueue.assign({ deadlines: withDeadline(context, "verification", undefined) });
       if (isOwner(context)) {
@@ -933,6 +1034,7 @@ export const jobMachine = setup({
       { guard: "othersBidHere" },
       { actions: { type: "refuseBid", params: { late: true } } },
     ],
+    "bids.received": { actions: { type: "takeBids", params: { open: false } } },
     "job.announced": { actions: "recordAnnouncement" },
     // This node's worker decided not to bid, and why (recorded for operators and replay).
     "bid.declined": { actions: "recordDecline" },
@@ -944,6 +1046,7 @@ export const jobMachine = setup({
       // Only the owner counts votes; an observer that has not seen the assignment yet lets them by.
       { guard: not("isOwner") },
     ],
+    "job.attestations.received": { actions: "recordAttestations" },
   },
   states: {
     announced: {
@@ -979,6 +1082,7 @@ export const jobMachine = setup({
           { guard: "bidIsAcceptable", actions: "acceptBid" },
           { actions: { type: "refuseBid", params: {} } },
         ],
+        "bids.received": { actions: { type: "takeBids", params: { open: true } } },
         "bid.withdrawn": { guard: "bidIsKnown", actions: "withdrawBid" },
         "timer.fired": [
           {

@@ -764,3 +764,123 @@ Deno.test("jobMachine() ignores an escrow that someone else locked under the job
   assert.equal(cancelled.state, "announced", "no refund of someone else's escrow");
   assert.deepEqual(cancelled.emitted("chain.refund"), []);
 });
+
+/** Strips the type and time from an attestation event: an item of a batch. */
+function heard(event: ReturnType<typeof attestation>) {
+  const { type: _type, at: _at, ...item } = event;
+  return item;
+}
+
+Deno.test("jobMachine() takes a batch of bids as it takes each alone: a refused one does not hold back the others", () => {
+  const batch = [
+    bid("w1", 40n),
+    bid("w2", 500n), // above the maximum price
+    bid("w1", 45n), // the same bid id again: a duplicate within the batch
+    bid("w3", 50n, { hardware: "gpu" }), // spec asks cpu, a gpu bid still fits
+    bid("w4", 30n, { jobId: "j2" }), // another job's bid
+    bid("w5", 35n, { etaMs: 5_000 }), // too slow for the execution deadline
+    bid("w6", 60n),
+  ];
+  const one = owner();
+  one.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  const singly = batch.flatMap((b) =>
+    one.send({ type: "bid.received", at: 10, bid: b }).filter((e) => e.type === "log.reject")
+  );
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  const effects = d.send({ type: "bids.received", at: 10, bids: batch });
+  assert.equal(d.state, "bidding");
+  assert.deepEqual(d.context.bids, one.context.bids);
+  assert.deepEqual(effects.filter((e) => e.type === "log.reject"), singly);
+  const status = (id: string) => [d.context.bids[id]?.status, d.context.bids[id]?.reason];
+  assert.deepEqual(status("b-w1"), ["open", null]);
+  assert.equal(d.context.bids["b-w1"].price, 40n, "the first of two bids with one id stands");
+  assert.deepEqual(status("b-w2"), ["rejected", "price_above_max"]);
+  assert.deepEqual(status("b-w5"), ["rejected", "eta_too_long"]);
+  assert.deepEqual(status("b-w6"), ["open", null]);
+  assert.deepEqual(
+    rejections(d),
+    [
+      `Cannot accept bid "b-w2" from "w2": price_above_max`,
+      `Cannot accept bid "b-w1" from "w1": duplicate`,
+      `Cannot accept bid "b-w4" from "w4": not_bidding`,
+      `Cannot accept bid "b-w5" from "w5": eta_too_long`,
+    ],
+  );
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.emitted("chain.assign")[0].worker, "w1");
+});
+
+Deno.test("jobMachine() refuses every bid of a batch that comes after the auction, each with its reason", () => {
+  const d = executing();
+  const effects = d.send({
+    type: "bids.received",
+    at: 500,
+    bids: [bid("w7", 10n), bid("w8", 20n)],
+  });
+  assert.equal(d.state, "executing");
+  assert.deepEqual(effects.filter((e) => e.type === "log.reject").map((e) => e.reason), [
+    `Cannot accept bid "b-w7" from "w7": not_bidding`,
+    `Cannot accept bid "b-w8" from "w8": not_bidding`,
+  ]);
+  assert.equal(d.context.bids["b-w7"].status, "rejected");
+});
+
+Deno.test("jobMachine() on an observer keeps only its own bid of a batch", () => {
+  const d = new Driver(jobMachine, {
+    jobId: "j1",
+    spec: spec(),
+    owner: "client",
+    self: "w2",
+    roles: ["worker"],
+    at: 0,
+    escrowLocked: true,
+  });
+  const effects = d.send({
+    type: "bids.received",
+    at: 10,
+    bids: [bid("w1", 40n), bid("w2", 50n), bid("w3", 500n)],
+  });
+  assert.deepEqual(effects, [], "no rejection noise for other workers' bids");
+  assert.deepEqual(Object.keys(d.context.bids), ["b-w2"]);
+});
+
+Deno.test("jobMachine() takes a batch of attestations as each alone, and settles on the quorum", () => {
+  const d = verifying();
+  const [v1, v2, v3] = d.context.verifiers;
+  const effects = d.send({
+    type: "job.attestations.received",
+    at: 300,
+    attestations: [
+      heard(attestation(300, v1)),
+      heard(attestation(300, "w2")), // not a chosen verifier
+      heard(attestation(300, v1, "w1", C, "invalid")), // v1 again
+      heard(attestation(300, v2, "w9")), // judges another worker
+      heard(attestation(300, v2)),
+      heard(attestation(300, v3)),
+    ],
+  });
+  assert.equal(d.state, "settling", "three valid of four chosen make the quorum");
+  assert.deepEqual(Object.keys(d.context.attestations).sort(), [v1, v2, v3].sort());
+  assert.equal(d.context.attestations[v1].verdict, "valid", "the first of two from v1 stands");
+  assert.deepEqual(d.emitted("chain.verification.record").map((e) => e.accepted), [true]);
+  assert.deepEqual(effects.filter((e) => e.type === "log.reject").map((e) => e.reason), [
+    `Cannot accept attestation from "w2": not a chosen verifier`,
+    `Cannot accept attestation from "${v1}": duplicate`,
+    `Cannot accept attestation from "${v2}": judges worker "w9", not the assigned "w1"`,
+  ]);
+});
+
+Deno.test("jobMachine() keeps a batch of early attestations within the bound", () => {
+  const d = owner({ verifierPool: [] }); // no pool known: any verifier may be chosen
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  const many = Array.from({ length: 12 }, (_, i) => heard(attestation(50, `v${i}`)));
+  const effects = d.send({ type: "job.attestations.received", at: 50, attestations: many });
+  assert.equal(Object.keys(d.context.attestations).length, 8, "the batch's own count bounds it");
+  assert.deepEqual(
+    effects.filter((e) => e.type === "log.reject").map((e) => e.reason),
+    ["v8", "v9", "v10", "v11"].map((v) =>
+      `Cannot accept attestation from "${v}": too many early attestations`
+    ),
+  );
+});

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import assert, { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import fc from "fast-check";
 import {
   type BoundedJsonError,
@@ -6,6 +6,7 @@ import {
   decodeBoundedJson,
   DEFAULT_JSON_LIMITS,
   type JsonLimits,
+  resolveJsonLimits,
 } from "./bounded_json.ts";
 
 function codeOf(fn: () => unknown): string {
@@ -130,4 +131,19 @@ Deno.test("checkBounded() bounds a shared or cyclic structure by maxBytes", () =
   assertEquals(codeOf(() => checkBounded({ a: 1, b: 2 }, { maxKeys: 1 })), "too_many_keys");
   assertEquals(codeOf(() => checkBounded([1, 2], { maxArrayLength: 1 })), "array_too_long");
   assertEquals(codeOf(() => checkBounded({ amount: 10n ** 30n })), "accepted");
+});
+
+Deno.test("resolveJsonLimits() resolves frozen limits once, and checks limits that can change every time", () => {
+  const frozen = Object.freeze({ maxDepth: 4 });
+  const first = resolveJsonLimits(frozen);
+  assert.equal(first.maxDepth, 4);
+  assert.equal(resolveJsonLimits(frozen), first, "resolved once");
+  assert.equal(resolveJsonLimits(), DEFAULT_JSON_LIMITS);
+  const open: { maxDepth: number } = { maxDepth: 4 };
+  assert.equal(resolveJsonLimits(open).maxDepth, 4);
+  open.maxDepth = 0;
+  assert.throws(() => resolveJsonLimits(open), RangeError);
+  const bad = Object.freeze({ maxKeys: -1 });
+  assert.throws(() => resolveJsonLimits(bad), RangeError);
+  assert.throws(() => resolveJsonLimits(bad), RangeError, "never remembered as good");
 });

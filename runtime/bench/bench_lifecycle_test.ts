@@ -12,10 +12,11 @@ Deno.test("benchEngine() with its journal settles every job and journals every e
   const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
   const r = await benchEngine({ ...o, journal: true });
   assert.equal(r.settled, 6);
-  // 14 events per settled job with 3 bids, as without a journal, and 2 per worker the first time
-  // it bids: its peer actor (connected, identified), which a peer gets once the client deals
-  // with it (quiet peers, runtime/kernel/ingress.ts).
-  assert.equal(r.events, 6 * 14 + 2 * o.workers);
+  // 10 events per settled job with 3 bids and 3 attestations (each job's bids arrive in one turn
+  // and enter as one event, its attestations too: runtime/kernel/batcher.ts), as without a
+  // journal, and 2 per worker the first time it bids: its peer actor (connected, identified),
+  // which a peer gets once the client deals with it (quiet peers, runtime/kernel/ingress.ts).
+  assert.equal(r.events, 6 * 10 + 2 * o.workers);
   assert.ok(r.cpuMs > 0 && r.jobsPerCpuSecond > 0, JSON.stringify(r));
   // Every delivered event was journaled, and the setup's (peers, capabilities) before them.
   assert.ok((r.journaled ?? 0) >= r.events, `journaled ${r.journaled} of ${r.events}`);
@@ -25,7 +26,26 @@ Deno.test("benchEngine() with its journal settles every job and journals every e
   assert.ok(plain.marketCpuMs !== undefined && plain.marketCpuMs > 0, JSON.stringify(plain));
   assert.ok(plain.marketCpuMs <= plain.cpuMs + 1, JSON.stringify(plain));
   assert.ok((plain.clientJobsPerCpuSecond ?? 0) >= plain.jobsPerCpuSecond, JSON.stringify(plain));
+  // So are the client's chain calls (the embedded ledger's transactions and reads).
+  assert.ok(plain.chainCpuMs !== undefined && plain.chainCpuMs > 0, JSON.stringify(plain));
+  assert.ok(plain.chainCpuMs + plain.marketCpuMs <= plain.cpuMs + 1, JSON.stringify(plain));
+  assert.ok(
+    (plain.engineJobsPerCpuSecond ?? 0) >= (plain.clientJobsPerCpuSecond ?? 0),
+    JSON.stringify(plain),
+  );
   assert.equal(plain.events, r.events);
+});
+
+Deno.test("benchMachines() sends each job's bids and attestations as one event each, or one by one", () => {
+  const o = { jobs: 8, concurrency: 3, workers: 5, bidsPerJob: 3 };
+  for (const kind of ["raw", "tree"] as const) {
+    const batched = benchMachines(kind, o);
+    const single = benchMachines(kind, { ...o, batch: false });
+    assert.equal(batched.settled, 8, `${kind}: ${JSON.stringify(batched)}`);
+    assert.equal(single.settled, 8, `${kind}: ${JSON.stringify(single)}`);
+    assert.equal(batched.events, 8 * 10, kind);
+    assert.equal(single.events, 8 * 14, kind);
+  }
 });
 
 Deno.test("steadyRate() counts only the settlements while every slot was in flight", () => {

@@ -7,7 +7,7 @@
  * import { parseRecording, replay } from "./mod.ts";
  *
  * const recording = parseRecording(await Deno.readTextFile(
- *   new URL("../../tests/fixtures/recordings/demo-3-jobs.job5-bid1-peer1.jsonl", import.meta.url),
+ *   new URL("../../tests/fixtures/recordings/demo-3-jobs.job6-bid1-peer1.jsonl", import.meta.url),
  * ));
  * const report = await replay(recording);
  * console.log(report.ok); // true

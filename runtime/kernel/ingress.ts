@@ -39,6 +39,7 @@ import {
   type EscrowTerms,
 } from "./assignment_hints.ts";
 import type { Announcement } from "./worker_agent.ts";
+import { Batcher } from "./batcher.ts";
 
 /** Penalty to a peer's score for a message that failed decoding or an application rule. */
 export const WIRE_PENALTY = -10;
@@ -112,7 +113,6 @@ export interface IngressOptions {
   readonly hints?: AssignmentHints;
 }
 
-
 /** The network side of one node. */
 export class Ingress {
   readonly #o: IngressOptions;
@@ -131,10 +131,18 @@ export class Ingress {
   readonly #hints: AssignmentHints;
   #ignored = 0;
   #shunned = 0;
+  /** Bids and attestations on this node's jobs that arrive in one turn enter as one event. */
+  readonly #batcher: Batcher;
 
   constructor(options: IngressOptions) {
     this.#o = options;
     this.#hints = options.hints ?? new AssignmentHints();
+    this.#batcher = new Batcher({ submit: (addressed) => options.submit("network", addressed) });
+  }
+
+  /** Batch events (of two or more bids or attestations) submitted so far. */
+  get batches(): number {
+    return this.#batcher.batches;
   }
 
   /** Records this node's own capabilities. */
@@ -262,10 +270,16 @@ export class Ingress {
       this.engage(message.from);
     }
     for (const addressed of this.#decoded.get(message.data) ?? []) {
-      if (addressed.event.type === "job.announced") this.#announced(addressed);
-      else if (addressed.event.type === ASSIGNMENT_HEARD) this.#consider(this.#hintOf(addressed));
-      else if (this.#concerns(addressed)) this.#o.submit("network", addressed);
-      else this.#ignored++;
+      const type = addressed.event.type;
+      if (type === ASSIGNMENT_HEARD) this.#consider(this.#hintOf(addressed));
+      else if (type !== "job.announced" && !this.#concerns(addressed)) this.#ignored++;
+      else if (Batcher.gathers(type)) this.#batcher.add(addressed);
+      else {
+        // Nothing pending is overtaken by what is not batched (a withdrawal by its bid's batch).
+        this.#batcher.flush();
+        if (type === "job.announced") this.#announced(addressed);
+        else this.#o.submit("network", addressed);
+      }
     }
   }
 

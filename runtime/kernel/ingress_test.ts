@@ -175,7 +175,10 @@ Deno.test("Ingress declines as no_role on a node that is not a worker; a verifie
   assert.equal(verifier.submitted.length, 2);
 });
 
-Deno.test("Ingress lets by the other workers' bids on a job it bid on, never on its own job", () => {
+/** Lets the microtasks run: what the ingress gathered for the turn is submitted. */
+const endOfTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("Ingress lets by the other workers' bids on a job it bid on, never on its own job", async () => {
   const m = setup({ triage: () => "bid" });
   m.announce("j5");
   m.hear(TOPICS.bids, "w9", bid("j5", "w9"));
@@ -191,10 +194,11 @@ Deno.test("Ingress lets by the other workers' bids on a job it bid on, never on 
     event: { type: "job.submit", spec: SPEC, verifierPool: [] },
   });
   owner.hear(TOPICS.bids, "w9", bid("mine", "w9"));
+  await endOfTurn(); // bids on its own jobs are gathered for the turn (batcher.ts)
   assert.deepEqual(owner.submitted.map((a) => a.event.type), ["bid.received"]);
 });
 
-Deno.test("Ingress lets by bids on its own jobs from a worker the chain rates below the floor", () => {
+Deno.test("Ingress lets by bids on its own jobs from a worker the chain rates below the floor", async () => {
   const owner = setup({ roles: ["client"], shunned: (worker) => worker === "w-bad" });
   owner.tree.deliver({
     seq: 1,
@@ -205,6 +209,7 @@ Deno.test("Ingress lets by bids on its own jobs from a worker the chain rates be
   });
   owner.hear(TOPICS.bids, "w-bad", bid("mine", "w-bad"));
   owner.hear(TOPICS.bids, "w-good", bid("mine", "w-good"));
+  await endOfTurn();
   assert.deepEqual(
     owner.submitted.map((a) => (a.event as { bid?: BidOffer }).bid?.worker),
     ["w-good"],

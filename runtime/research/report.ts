@@ -125,6 +125,9 @@ function detailOf(event: Record<string, unknown>): string {
   switch (event["type"]) {
     case "bid.received":
       return bid ? `${bid["worker"]} bids ${bid["price"]} (eta ${bid["etaMs"]} ms)` : "";
+    case "bids.received":
+      return ((event["bids"] as Record<string, unknown>[] | undefined) ?? [])
+        .map((b) => `${b["worker"]} bids ${b["price"]}`).join(", ");
     case "bid.withdrawn":
       return `${event["worker"]} withdrew ${event["bidId"]}`;
     case "timer.fired":
@@ -140,6 +143,9 @@ function detailOf(event: Record<string, unknown>): string {
       return `${event["worker"]}: ${String(event["commitment"]).slice(0, 12)}`;
     case "job.attestation.received":
       return `${event["verifier"]}: ${event["verdict"]}`;
+    case "job.attestations.received":
+      return ((event["attestations"] as Record<string, unknown>[] | undefined) ?? [])
+        .map((a) => `${a["verifier"]}: ${a["verdict"]}`).join(", ");
     case "chain.payment.released":
       return `${event["amount"]} to ${event["worker"]} (fee ${event["fee"]})`;
     case "chain.escrow.refunded":
