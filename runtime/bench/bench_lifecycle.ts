@@ -473,13 +473,13 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     // Its peers read the client's messages with a plain parse: decoding is their work.
     const answer = (topic: Topic, data: Uint8Array, to?: NodeId) => {
       if (topicFamily(topic) === TOPICS.jobs) {
+        // A sampled job goes on its sample's topic and on the shard's watch topic: one answer.
+        if (topic.endsWith("/all")) return;
         const m = JSON.parse(decoder.decode(data)) as {
           jobId: string;
           attempt: number;
           sample?: number;
         };
-        // A sampled job goes on its sample's topic and on the shard's watch topic: one answer.
-        if (topic.endsWith("/all")) return;
         const i = Number(m.jobId.slice(4));
         for (const [worker, bytes] of encodedBids[i] ?? []) {
           port.injectBytes(TOPICS.bids, worker, bytes);
@@ -490,8 +490,9 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
           );
         }
       } else if (topic === TOPICS.assignments) {
-        const m = JSON.parse(decoder.decode(data)) as { jobId: string; worker: NodeId };
         // Sent to the winner and to each chosen verifier: the winner answers.
+        if (to !== undefined && VERIFIERS.includes(to)) return;
+        const m = JSON.parse(decoder.decode(data)) as { jobId: string; worker: NodeId };
         if (to !== undefined && to !== m.worker) return;
         const chain = workerPorts.get(m.worker)!;
         void chain.submitResult({ jobId: m.jobId, commitment: COMMITMENT }).catch((e) =>
