@@ -321,6 +321,15 @@ export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
       `raw XState ${fmt(l.raw.jobsPerCpuSecond)}, tree ${fmt(l.tree.jobsPerCpuSecond)}`,
     ],
     [
+      "  per CPU second, the client without its chain calls (jobs/s)",
+      fmt(l.engine.engineJobsPerCpuSecond ?? NaN),
+      `the client with them ${fmt(l.engine.clientJobsPerCpuSecond ?? NaN)}; of ${
+        fmt(l.engine.cpuMs)
+      } ms CPU: chain calls ${fmt(l.engine.chainCpuMs ?? NaN)}, market ${
+        fmt(l.engine.marketCpuMs ?? NaN)
+      }`,
+    ],
+    [
       "  the engine journaling to SQLite, as deno task node does (jobs/s)",
       `${fmt(l.journaled.jobsPerSecond)} (${l.journaled.settled}/${l.journaled.jobs} settled)`,
       `per CPU second ${fmt(l.journaled.jobsPerCpuSecond)}; ${
