@@ -12,6 +12,7 @@ import type {
   ChainPort,
   JobTerms,
   LedgerTotals,
+  SubscribeOptions,
   TxReceipt,
 } from "./port.ts";
 import { ChainError } from "./port.ts";
@@ -241,8 +242,9 @@ export class LocalLedgerPort implements ChainPort {
    */
   subscribe(
     handler: (event: ChainEvent) => void,
-    options: { from?: ChainCursor; pollMs?: number } = {},
+    options: SubscribeOptions = {},
   ): () => void {
+    const { interest, passed } = options;
     const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     if (!Number.isFinite(pollMs) || pollMs < 0) {
       throw new RangeError(`Invalid pollMs: expected a non-negative number, got ${pollMs}`);
@@ -272,6 +274,7 @@ export class LocalLedgerPort implements ChainPort {
           for (const event of events) {
             if (stopped) break;
             cursor = { blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 };
+            if (interest !== undefined && !interest(event)) continue;
             try {
               handler(event);
             } catch (error) {
@@ -282,6 +285,7 @@ export class LocalLedgerPort implements ChainPort {
               });
             }
           }
+          if (interest !== undefined && events.length > 0 && !stopped) passed?.(cursor);
           if (events.length < SUBSCRIBE_BATCH) break;
         }
       } catch (error) {

@@ -120,6 +120,45 @@ export interface ChainCursor {
   readonly eventIndex: number;
 }
 
+/** Options of {@link ChainPort.subscribe}. */
+export interface SubscribeOptions {
+  /** The first position handed over. @default the chain's first event */
+  readonly from?: ChainCursor;
+  /** How often a polling port asks for new events, ms (the port's default otherwise). */
+  readonly pollMs?: number;
+  /**
+   * The events the subscriber needs (a log filter, as a node asks a chain node for the events
+   * of its own jobs and accounts): a port may skip the others, and then tells `passed` how far
+   * it has read. A port may also hand over more (a filter it cannot apply): the subscriber
+   * checks again. Called once per event and subscription, so it must be cheap.
+   */
+  readonly interest?: (event: ChainEvent) => boolean;
+  /**
+   * With `interest`: the position after the last event the port considered, skipped ones
+   * included, told after each batch it read (so that the subscriber knows it is caught up). It
+   * vouches that every accepted event before it was handed over: a decorator that delays,
+   * holds or reorders the handler's events must not pass `interest` and `passed` on to the port
+   * it wraps (the subscriber then filters by itself).
+   */
+  readonly passed?: (next: ChainCursor) => void;
+}
+
+/**
+ * Whether chain event `event` names `account` as its client, worker, verifier (one of the
+ * chosen verifiers) or account.
+ */
+export function namesAccount(event: ChainEvent, account: NodeId): boolean {
+  const e = event as {
+    client?: NodeId;
+    worker?: NodeId;
+    verifier?: NodeId;
+    verifiers?: readonly NodeId[];
+    account?: NodeId;
+  };
+  return e.client === account || e.worker === account || e.verifier === account ||
+    e.account === account || (e.verifiers !== undefined && e.verifiers.includes(account));
+}
+
 /** Balances of the accounting identity `escrowed = paid + fees + refunded + locked`. */
 export interface LedgerTotals {
   readonly escrowed: bigint;
@@ -228,11 +267,11 @@ export interface ChainPort {
     from: ChainCursor,
     options?: ChainCallOptions & { limit?: number },
   ): Promise<{ events: ChainEvent[]; next: ChainCursor }>;
-  /** Calls `handler` with each new event in order, starting at `from`. Returns an unsubscribe. */
-  subscribe(
-    handler: (event: ChainEvent) => void,
-    options?: { from?: ChainCursor; pollMs?: number },
-  ): () => void;
+  /**
+   * Calls `handler` with each new event in order, starting at `from` (with `interest`: each one
+   * it accepts, at least). Returns an unsubscribe.
+   */
+  subscribe(handler: (event: ChainEvent) => void, options?: SubscribeOptions): () => void;
   /** Sums for the money check. */
   totals(options?: ChainCallOptions): Promise<LedgerTotals>;
   close(): Promise<void>;

@@ -78,28 +78,30 @@ export class BondDirectory {
 
   /** A chain event: its client, worker or verifier has something at stake. */
   saw(event: ChainEvent): void {
-    if (event.name === "ReputationUpdated") {
-      this.#reputations.delete(event.worker);
-      this.#reputations.set(event.worker, event.score);
-      if (this.#reputations.size > MEMORY) {
-        this.#reputations.delete(this.#reputations.keys().next().value!);
-      }
-      return;
+    switch (event.name) {
+      case "ReputationUpdated":
+        this.#reputations.delete(event.worker);
+        this.#reputations.set(event.worker, event.score);
+        if (this.#reputations.size > MEMORY) {
+          this.#reputations.delete(this.#reputations.keys().next().value!);
+        }
+        return;
+      case "WorkerStaked":
+        this.#staked.delete(event.worker);
+        this.#staked.set(event.worker, event.total);
+        if (this.#staked.size > MEMORY) this.#staked.delete(this.#staked.keys().next().value!);
+        return this.#participant(event.worker);
+      case "VerifierRegistered":
+        remember(this.#verifiers, event.verifier);
+        return this.#participant(event.verifier);
+      case "JobSubmitted":
+        // On every node for every job: an account already known costs one lookup.
+        return this.#participant(event.client);
     }
-    const who = event.name === "JobSubmitted"
-      ? event.client
-      : event.name === "WorkerStaked"
-      ? event.worker
-      : event.name === "VerifierRegistered"
-      ? event.verifier
-      : undefined;
-    if (who === undefined) return;
-    if (event.name === "WorkerStaked") {
-      this.#staked.delete(who);
-      this.#staked.set(who, event.total);
-      if (this.#staked.size > MEMORY) this.#staked.delete(this.#staked.keys().next().value!);
-    }
-    if (event.name === "VerifierRegistered") remember(this.#verifiers, who);
+  }
+
+  #participant(who: NodeId): void {
+    if (this.#participants.has(who)) return;
     this.#participants.add(who);
     if (this.#participants.size > MEMORY) {
       this.#participants.delete(this.#participants.values().next().value!);

@@ -22,6 +22,11 @@ export interface ChainSyncOptions {
   readonly submit: (addressed: AddressedEvent) => void;
   /** Told each chain event as it comes (before it is translated). */
   readonly onEvent?: (event: ChainEvent) => void;
+  /**
+   * The chain events this node needs (see `SubscribeOptions.interest`): the others are skipped,
+   * by the port where it can filter, else here, before they cost anything. @default all
+   */
+  readonly interest?: (event: ChainEvent) => boolean;
   /** The clock `catchUp` rechecks with. @default the wall clock's timers */
   readonly clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
@@ -32,6 +37,7 @@ export class ChainSync {
   readonly #submit: (addressed: AddressedEvent) => void;
   readonly #onEvent: ((event: ChainEvent) => void) | undefined;
   readonly #clock: Pick<Clock, "setTimeout" | "clearTimeout"> | undefined;
+  readonly #interest: ((event: ChainEvent) => boolean) | undefined;
   /** Where the subscription stands: after the last chain event it handed over. */
   #seen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
   /** Woken after each chain event the subscription hands over. */
@@ -42,6 +48,7 @@ export class ChainSync {
     this.#submit = options.submit;
     this.#onEvent = options.onEvent;
     this.#clock = options.clock;
+    this.#interest = options.interest;
   }
 
   /** Where the subscription stands. */
@@ -52,13 +59,24 @@ export class ChainSync {
   /** Subscribes from `from`; returns the unsubscribe. */
   subscribe(from: ChainCursor): () => void {
     this.#seen = from;
+    const interest = this.#interest;
     return this.#chain.subscribe((event) => {
-      this.#onEvent?.(event);
-      for (const addressed of chainEventToActorEvents(event)) this.#submit(addressed);
+      if (interest === undefined || interest(event)) {
+        this.#onEvent?.(event);
+        for (const addressed of chainEventToActorEvents(event)) this.#submit(addressed);
+      }
       // Journaled and delivered (the inbox delivers at once outside a delivery): seen.
-      this.#seen = { blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 };
-      for (const wake of [...this.#waiters]) wake();
-    }, { from });
+      this.#passed({ blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 });
+    }, {
+      from,
+      ...(interest === undefined ? {} : { interest, passed: (next) => this.#passed(next) }),
+    });
+  }
+
+  /** The subscription stands at `next`: everything before it was handed over or skipped. */
+  #passed(next: ChainCursor): void {
+    this.#seen = next;
+    for (const wake of [...this.#waiters]) wake();
   }
 
   /**

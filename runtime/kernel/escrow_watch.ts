@@ -26,10 +26,38 @@ export const ESCROW_MEMORY = 10_000;
  */
 export const DEFAULT_ESCROW_WAIT_MS = 30_000;
 
+/**
+ * A set of the last `capacity` values added, the oldest out first. A ring, not a `Set`'s own
+ * order: V8 finds a `Set`'s first value by stepping over every value deleted before it, so
+ * evicting from the front of a full `Set` costs more the longer it has been full.
+ */
+class RecentSet {
+  readonly #set = new Set<string>();
+  readonly #ring: (string | undefined)[];
+  #next = 0;
+
+  constructor(capacity: number) {
+    this.#ring = new Array(capacity);
+  }
+
+  add(value: string): void {
+    if (this.#set.has(value)) return;
+    const oldest = this.#ring[this.#next];
+    if (oldest !== undefined) this.#set.delete(oldest);
+    this.#ring[this.#next] = value;
+    this.#next = (this.#next + 1) % this.#ring.length;
+    this.#set.add(value);
+  }
+
+  has(value: string): boolean {
+    return this.#set.has(value);
+  }
+}
+
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {
-  readonly #seen = new Set<string>();
-  readonly #ended = new Set<string>();
+  readonly #seen = new RecentSet(ESCROW_MEMORY);
+  readonly #ended = new RecentSet(ESCROW_MEMORY);
   /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
   readonly #pending = new Map<string, string | undefined>();
   readonly #waitMs: number;
@@ -39,23 +67,17 @@ export class EscrowWatch {
     this.#waitMs = waitMs;
   }
 
-  /** The chain showed job `target`'s escrow. */
-  saw(target: string): void {
-    const jobId = jobIdOf(target);
-    if (jobId === undefined) return;
+  /** The chain showed job `jobId`'s escrow. */
+  saw(jobId: string): void {
     this.#seen.add(jobId);
-    if (this.#seen.size > ESCROW_MEMORY) this.#seen.delete(this.#seen.values().next().value!);
   }
 
   /**
-   * The chain ended job `target` (paid or refunded) while this node had no part in it: a late
-   * announcement of it is let by (see `Node`'s chain news and `Ingress`).
+   * The chain ended job `jobId` (paid or refunded): a late announcement of it is let by (see
+   * `Node`'s chain news and `Ingress`).
    */
-  sawEnd(target: string): void {
-    const jobId = jobIdOf(target);
-    if (jobId === undefined) return;
+  sawEnd(jobId: string): void {
     this.#ended.add(jobId);
-    if (this.#ended.size > ESCROW_MEMORY) this.#ended.delete(this.#ended.values().next().value!);
   }
 
   /** Whether the chain showed job `jobId` ended (see {@link EscrowWatch.sawEnd}). */

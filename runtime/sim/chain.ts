@@ -17,7 +17,7 @@
  * @module
  */
 import { LocalLedger } from "../../chain/local_ledger.ts";
-import type { ChainCursor, ChainEvent, ChainPort } from "../../chain/port.ts";
+import type { ChainCursor, ChainEvent, ChainPort, SubscribeOptions } from "../../chain/port.ts";
 import type { NodeId } from "../../machines/types.ts";
 import type { ChainFaults } from "./faults.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -40,6 +40,9 @@ export type Intercept = (method: string, args: unknown[]) => unknown[];
 interface Subscription {
   readonly node: NodeId;
   readonly handler: (event: ChainEvent) => void;
+  /** The node's log filter: the events it skips are not handed over, nor traced. */
+  readonly interest: ((event: ChainEvent) => boolean) | undefined;
+  readonly passed: ((next: ChainCursor) => void) | undefined;
   /** Index in the chain's events of the next event to hand over. */
   next: number;
   /** Confirmations held back until then (a reorg). */
@@ -68,8 +71,8 @@ export class SimChain {
   /** Whether a transaction ran since the chain last read the ledger's events. */
   #dirty = true;
   faults: ChainFaults;
-  /** Transactions sent and reorgs shown. */
-  readonly stats = { transactions: 0, failed: 0, reorgs: 0, handed: 0 };
+  /** Transactions sent, reorgs shown, chain events handed to nodes and skipped by their filters. */
+  readonly stats = { transactions: 0, failed: 0, reorgs: 0, handed: 0, skipped: 0 };
   /** Told of each new chain event as the chain reads it (the invariants). */
   onEvent: ((event: ChainEvent) => void) | undefined;
 
@@ -93,8 +96,8 @@ export class SimChain {
     const sched = this.#sched;
     const subscribe = (
       handler: (event: ChainEvent) => void,
-      options: { from?: ChainCursor } = {},
-    ): () => void => this.#subscribe(account, handler, options.from);
+      options: SubscribeOptions = {},
+    ): () => void => this.#subscribe(account, handler, options);
     const stats = this.stats;
     const blockMs = () => this.faults.blockMs;
     const trace = (line: string) => this.#trace.add(line);
@@ -135,11 +138,23 @@ export class SimChain {
     }) as ChainPort;
   }
 
-  #subscribe(node: NodeId, handler: (e: ChainEvent) => void, from?: ChainCursor): () => void {
-    const start = from ?? { blockNumber: 0, eventIndex: 0 };
+  #subscribe(
+    node: NodeId,
+    handler: (e: ChainEvent) => void,
+    options: SubscribeOptions,
+  ): () => void {
+    const start = options.from ?? { blockNumber: 0, eventIndex: 0 };
     let next = this.#events.findIndex((s) => compare(s.event, start) >= 0);
     if (next < 0) next = this.#events.length;
-    const sub: Subscription = { node, handler, next, heldUntil: 0, active: true };
+    const sub: Subscription = {
+      node,
+      handler,
+      interest: options.interest,
+      passed: options.passed,
+      next,
+      heldUntil: 0,
+      active: true,
+    };
     this.#subs.push(sub);
     return () => {
       sub.active = false;
@@ -173,15 +188,26 @@ export class SimChain {
         this.#trace.add(`${now}|reorg|${sub.node}|${depth}`);
         continue;
       }
+      let skipped: ChainEvent | undefined;
       while (sub.active && sub.next < this.#events.length) {
         const seen = this.#events[sub.next]!;
         if (seen.at + confirmMs > now) break;
         sub.next++;
+        if (sub.interest !== undefined && !sub.interest(seen.event)) {
+          skipped = seen.event;
+          this.stats.skipped++;
+          continue;
+        }
+        skipped = undefined;
         this.stats.handed++;
         this.#trace.add(
           `${now}|chain|${sub.node}|${seen.event.blockNumber}:${seen.event.eventIndex}|${seen.event.name}`,
         );
         sub.handler(seen.event);
+      }
+      // What the node skipped last is read too: it is caught up to there.
+      if (skipped !== undefined && sub.active) {
+        sub.passed?.({ blockNumber: skipped.blockNumber, eventIndex: skipped.eventIndex + 1 });
       }
     }
   }

@@ -69,7 +69,7 @@ Deno.test("EscrowWatch checks a gossiped job at its window's grace, or at the es
     21_000,
   );
   assert.deepEqual(watch.unescrowed("job:b"), { blame: undefined });
-  watch.saw("job:a");
+  watch.saw("a");
   assert.equal(watch.unescrowed("job:a"), undefined, "its escrow showed");
   assert.equal(
     new EscrowWatch().expect("job:c", { closesAt: 601_000, bidWindowMs: 600_000, heardAt: 1_000 }),

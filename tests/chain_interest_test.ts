@@ -1,0 +1,158 @@
+/**
+ * A node's log filter: it reads the chain events of its own jobs and of its account, and the
+ * news every node keeps (escrows, endings, stakes), and skips the rest of the market's (its
+ * port skips them where it can). The port tells how far it read, skipped events included, so
+ * a node is caught up when only others' events are left. Real local ledger.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { LocalLedger } from "../chain/local_ledger.ts";
+import type { ChainCursor, ChainEvent, ChainPort, SubscribeOptions } from "../chain/port.ts";
+import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import { ChainSync } from "../runtime/kernel/chain_sync.ts";
+import { ESCROW_MEMORY, EscrowWatch } from "../runtime/kernel/escrow_watch.ts";
+import { createNode } from "../runtime/kernel/mod.ts";
+import { until } from "./_poll.ts";
+
+const MODEL = "a".repeat(64);
+const INPUT = "b".repeat(64);
+
+/** Client `c` submits `jobId`, assigns it to `w`, `w` submits its result. */
+async function marketJob(ledger: LocalLedger, jobId: string, worker = "w"): Promise<void> {
+  const client = ledger.as("c");
+  await client.submitJob({
+    jobId,
+    amount: 10n,
+    minStake: 0n,
+    modelHash: MODEL,
+    inputCommitment: INPUT,
+  });
+  await client.assignWorker({ jobId, worker, price: 5n });
+  await ledger.as(worker).submitResult({ jobId, commitment: "c".repeat(64) });
+}
+
+Deno.test("the local ledger's subscription hands over only the events the interest accepts, and says how far it read", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    await ledger.as("w").stake({ amount: 100n });
+    await marketJob(ledger, "j1");
+    const handed: string[] = [];
+    const passed: ChainCursor[] = [];
+    const stop = ledger.as("n").subscribe((event) => handed.push(event.name), {
+      interest: (event) => event.name === "JobSubmitted",
+      passed: (next) => passed.push(next),
+    });
+    try {
+      await until("the port read to the end", 5_000, () => passed.at(-1)?.eventIndex);
+      assert.deepEqual(handed, ["JobSubmitted"]);
+      const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
+      const last = events.at(-1)!;
+      assert.equal(last.name, "ResultSubmitted", "the last event was skipped");
+      assert.deepEqual(passed.at(-1), {
+        blockNumber: last.blockNumber,
+        eventIndex: last.eventIndex + 1,
+      });
+    } finally {
+      stop();
+    }
+  } finally {
+    ledger.close();
+  }
+});
+
+/** A port that cannot filter (as the EVM and Starknet adapters): it hands over every event. */
+function unfiltered(port: ChainPort): ChainPort {
+  return new Proxy(port, {
+    get(target, prop) {
+      if (prop === "subscribe") {
+        return (handler: (event: ChainEvent) => void, options: SubscribeOptions = {}) =>
+          target.subscribe(handler, { ...(options.from ? { from: options.from } : {}) });
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+for (const filtering of [true, false]) {
+  Deno.test(`a chain sync skips what its interest declines and is caught up when only skipped events are left (${filtering ? "a port that filters" : "a port that cannot"})`, async () => {
+    const ledger = LocalLedger.open(":memory:");
+    try {
+      await ledger.as("w").stake({ amount: 100n });
+      await marketJob(ledger, "j1");
+      const seen: ChainEvent[] = [];
+      const submitted: string[] = [];
+      const sync = new ChainSync({
+        chain: filtering ? ledger.as("n") : unfiltered(ledger.as("n")),
+        submit: (addressed) => submitted.push(addressed.event.type),
+        onEvent: (event) => seen.push(event),
+        interest: (event) => event.name === "WorkerStaked" || event.name === "JobSubmitted",
+      });
+      const stop = sync.subscribe({ blockNumber: 0, eventIndex: 0 });
+      try {
+        const reached = await sync.catchUp(AbortSignal.timeout(5_000), 50);
+        assert.deepEqual(seen.map((e) => e.name), ["WorkerStaked", "JobSubmitted"]);
+        assert.deepEqual(submitted, ["chain.escrow.locked"]);
+        const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
+        const last = events.at(-1)!;
+        assert.deepEqual(reached, {
+          blockNumber: last.blockNumber,
+          eventIndex: last.eventIndex + 1,
+        });
+      } finally {
+        stop();
+      }
+    } finally {
+      ledger.close();
+    }
+  });
+}
+
+Deno.test("a node reads the escrow and the ending of a job it has no part in, not the rest of its lifecycle", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const network = new InProcessNetwork();
+  const bystander = createNode({
+    id: "x",
+    roles: ["worker"],
+    network: network.join("x"),
+    chain: ledger.as("x"),
+    capabilityIntervalMs: 0,
+    worker: { hardware: "cpu", stake: 100n },
+  });
+  try {
+    await bystander.start();
+    await ledger.as("w").stake({ amount: 100n });
+    await marketJob(ledger, "j1");
+    await ledger.as("c").recordVerification({ jobId: "j1", accepted: true });
+    await ledger.as("c").releasePayment({ jobId: "j1" });
+    const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
+    assert.deepEqual(
+      events.filter((e) => "jobId" in e).map((e) => e.name),
+      ["JobSubmitted", "WorkerAssigned", "ResultSubmitted", "JobVerified", "PaymentReleased"],
+    );
+    await bystander.catchUpChain({ signal: AbortSignal.timeout(5_000), recheckMs: 50 });
+    // The escrow and the ending reached it (news every node keeps); the assignment, the result
+    // and the verdict of a job it has no part in were skipped before they cost it anything.
+    assert.equal(bystander.stats.chainIgnored, 2);
+  } finally {
+    await bystander.stop();
+    ledger.close();
+  }
+});
+
+Deno.test("a node remembers the last 10,000 escrows and endings it read, the oldest out first", () => {
+  const watch = new EscrowWatch();
+  for (let i = 0; i <= ESCROW_MEMORY; i++) {
+    watch.saw(`j${i}`);
+    watch.sawEnd(`j${i}`);
+  }
+  // Seen again: not remembered twice, nothing pushed out.
+  watch.saw("j5");
+  assert.equal(watch.has("j0"), false, "the oldest escrow is forgotten");
+  assert.equal(watch.ended("j0"), false, "the oldest ending is forgotten");
+  for (const jobId of ["j1", "j5", `j${ESCROW_MEMORY}`]) {
+    assert.ok(watch.has(jobId), jobId);
+    assert.ok(watch.ended(jobId), jobId);
+  }
+});
