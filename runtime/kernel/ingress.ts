@@ -145,10 +145,19 @@ export class Ingress {
     return this.#batcher.batches;
   }
 
+  /** Bumped whenever a capability heard changes (what {@link Ingress.capableWorkers} counts). */
+  #capabilitiesVersion = 0;
+
+  /** Changes whenever the capabilities heard change: what {@link Ingress.capableWorkers} counts. */
+  get capabilitiesVersion(): number {
+    return this.#capabilitiesVersion;
+  }
+
   /** Records this node's own capabilities. */
   setOwn(capabilities: Capabilities): void {
     this.#capabilities.set(this.#o.self, capabilities);
     this.#verifiers = undefined;
+    this.#capabilitiesVersion++;
   }
 
   /** Verifier nodes this node knows of (from capability gossip), sorted. */
@@ -200,6 +209,7 @@ export class Ingress {
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
         this.#verifiers = undefined;
+        this.#capabilitiesVersion++;
         this.#peerModels.set(decoded.node, new Set(decoded.models));
         let fresh = false;
         for (const model of decoded.models) {
@@ -479,6 +489,7 @@ export class Ingress {
       case "disconnected":
         this.#capabilities.delete(event.peer);
         this.#verifiers = undefined;
+        this.#capabilitiesVersion++;
         this.#peerModels.delete(event.peer);
         this.#quiet.delete(event.peer);
         if (!known) return;

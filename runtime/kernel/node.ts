@@ -183,6 +183,16 @@ export class Node {
    * restart (bids on a job announced before it are not checked).
    */
   readonly #samples = new Map<string, { attempt: number; bits: number }>();
+  /**
+   * The capable workers `#sampleBits` counted, by requirement, with the versions of the
+   * capabilities and the stakes they were counted at (counting walks every known worker).
+   */
+  readonly #capableCounts = new Map<
+    string,
+    { readonly capabilities: number; readonly stakes: number; readonly capable: number }
+  >();
+  /** Bumped on each chain event that changes whom the bond directory calls a staked worker. */
+  #stakesVersion = 0;
   /** Announcement shards this node listens on (protocol v2), with their unsubscribes. */
   readonly #shards = new Map<string, () => void>();
   /** Boundary rejections, logged rate-limited when the network port keeps no log of its own. */
@@ -298,6 +308,9 @@ export class Node {
       },
       onEvent: (event) => {
         this.#bonds.saw(event);
+        if (event.name === "WorkerStaked" || event.name === "VerifierRegistered") {
+          this.#stakesVersion++;
+        }
         // Not journaled where the node has no part in the job, but news all the same: a job
         // heard of later is checked against its escrow, and a late announcement of a job that
         // ended must not make a zombie here (escrow_watch.ts).
@@ -518,10 +531,18 @@ export class Node {
     if (bits === undefined) {
       const model = spec.kind.type === "onnx" ? spec.kind.modelHash : undefined;
       const minStake = spec.requirements.minStake;
-      const staked = (worker: NodeId) => this.#bonds.stakedWorker(worker, minStake);
-      const known = this.#ingress.capableWorkers(spec.requirements.hardware, model, staked);
-      const capable = known.heard > 0 ? known.capable : this.#bonds.stakedWorkers(minStake);
-      bits = sampleBitsFor(capable, sampling?.bidders ?? DEFAULT_SAMPLE_BIDDERS);
+      const key = `${spec.requirements.hardware}\n${model ?? ""}\n${minStake}`;
+      const capabilities = this.#ingress.capabilitiesVersion;
+      const stakes = this.#stakesVersion;
+      let counted = this.#capableCounts.get(key);
+      if (counted?.capabilities !== capabilities || counted.stakes !== stakes) {
+        const staked = (worker: NodeId) => this.#bonds.stakedWorker(worker, minStake);
+        const known = this.#ingress.capableWorkers(spec.requirements.hardware, model, staked);
+        const capable = known.heard > 0 ? known.capable : this.#bonds.stakedWorkers(minStake);
+        if (this.#capableCounts.size >= 64) this.#capableCounts.clear();
+        this.#capableCounts.set(key, counted = { capabilities, stakes, capable });
+      }
+      bits = sampleBitsFor(counted.capable, sampling?.bidders ?? DEFAULT_SAMPLE_BIDDERS);
     }
     if (bits > 0 && this.#options.network.topicPeers !== undefined) {
       const [sampleTopic] = announcementTopicsOf(spec, jobId, attempt, bits);
