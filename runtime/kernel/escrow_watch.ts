@@ -33,19 +33,23 @@ export const DEFAULT_ESCROW_WAIT_MS = 30_000;
  */
 class RecentSet {
   readonly #set = new Set<string>();
-  readonly #ring: (string | undefined)[];
+  /** The values in the order added, grown to `capacity`, then overwritten oldest first. */
+  readonly #ring: string[] = [];
+  readonly #capacity: number;
   #next = 0;
 
   constructor(capacity: number) {
-    this.#ring = new Array(capacity);
+    this.#capacity = capacity;
   }
 
   add(value: string): void {
     if (this.#set.has(value)) return;
-    const oldest = this.#ring[this.#next];
-    if (oldest !== undefined) this.#set.delete(oldest);
-    this.#ring[this.#next] = value;
-    this.#next = (this.#next + 1) % this.#ring.length;
+    if (this.#ring.length < this.#capacity) this.#ring.push(value);
+    else {
+      this.#set.delete(this.#ring[this.#next]!);
+      this.#ring[this.#next] = value;
+      this.#next = (this.#next + 1) % this.#capacity;
+    }
     this.#set.add(value);
   }
 
