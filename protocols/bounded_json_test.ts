@@ -147,3 +147,29 @@ Deno.test("resolveJsonLimits() resolves frozen limits once, and checks limits th
   assert.throws(() => resolveJsonLimits(bad), RangeError);
   assert.throws(() => resolveJsonLimits(bad), RangeError, "never remembered as good");
 });
+
+Deno.test("decodeBoundedJson() checks a short document against each limit alone", () => {
+  // Short enough that no string or array could be too long: nesting and keys still count.
+  assertEquals(
+    codeOf(() => decodeBoundedJson('{"a":1,"b":2,"c":3}', { maxKeys: 2 })),
+    "too_many_keys",
+  );
+  assertEquals(codeOf(() => decodeBoundedJson('{"a":{"b":{}}}', { maxDepth: 2 })), "too_deep");
+  assertEquals(codeOf(() => decodeBoundedJson('{"a":[[1]]}', { maxDepth: 2 })), "too_deep");
+  // Each length limit alone.
+  assertEquals(
+    codeOf(() => decodeBoundedJson('"abcde"', { maxStringLength: 4 })),
+    "string_too_long",
+  );
+  assertEquals(
+    codeOf(() => decodeBoundedJson("[1,2,3,4]", { maxArrayLength: 3 })),
+    "array_too_long",
+  );
+  // Within every limit: parsed, or malformed if it is not JSON.
+  assertEquals(decodeBoundedJson('{"a":[1,{"b":"c:d"}]}', { maxDepth: 3, maxKeys: 3 }), {
+    a: [1, { b: "c:d" }],
+  });
+  for (const text of ["[1,2", "]", "[}", "{'a':1}", "[1,]"]) {
+    assertEquals(codeOf(() => decodeBoundedJson(text)), "malformed", text);
+  }
+});
