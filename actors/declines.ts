@@ -35,12 +35,25 @@ export type DeclineCause =
   | "awaiting_chain"
   | "awaiting_spec";
 
+/** What the chain's escrow (`JobSubmitted`) says of a job, that an owner's spec must match. */
+export interface EscrowOfJob {
+  readonly client: NodeId;
+  readonly modelHash: string;
+  readonly inputCommitment: string;
+}
+
 /** The chain's assignment of a job (a `chain.worker.assigned` event's fields). */
 export interface ChainAssignment {
   readonly worker: NodeId;
   readonly price: bigint;
   readonly verifiers: readonly NodeId[];
   readonly ref?: string;
+  /**
+   * The job's escrow terms as the node's chain follower showed them before the naming, journaled
+   * with it (a verifier awaiting the spec): a node restarted on its journal follows the chain from
+   * after the naming and would not see the escrow again to check the owner's spec against.
+   */
+  readonly escrow?: EscrowOfJob;
 }
 
 /** The event that records a decline (journaled; see the module doc). */

@@ -32,6 +32,7 @@ import {
   type DeclineRecord,
   Declines,
   type EarlyResult,
+  type EscrowOfJob,
 } from "./declines.ts";
 import { type RestartIntensity, type SupervisionEvent, Supervisor } from "./supervisor.ts";
 
@@ -149,6 +150,13 @@ function chainEnded(jobId: string, state: string, at: number): RetiredJob {
 }
 
 /** Events that create a job actor when it does not exist yet. */
+/** Whether `value` has the shape of a job's escrow terms (`ChainAssignment.escrow`). */
+function isEscrowOfJob(value: unknown): value is EscrowOfJob {
+  const v = value as Partial<Record<keyof EscrowOfJob, unknown>> | null;
+  return typeof v === "object" && v !== null && typeof v.client === "string" &&
+    typeof v.modelHash === "string" && typeof v.inputCommitment === "string";
+}
+
 const JOB_CREATORS = new Set(["job.submit", "job.announced"]);
 
 /**
@@ -408,6 +416,7 @@ export class ActorTree {
       verifiers?: unknown;
       price?: unknown;
       ref?: unknown;
+      escrow?: unknown;
     };
     const verifier = Array.isArray(e.verifiers) && e.verifiers.includes(self);
     const named = e.worker === self || verifier;
@@ -418,6 +427,7 @@ export class ActorTree {
       price: e.price as bigint,
       verifiers: Array.isArray(e.verifiers) ? e.verifiers.map(String) : [],
       ...(typeof e.ref === "string" ? { ref: e.ref } : {}),
+      ...(isEscrowOfJob(e.escrow) ? { escrow: e.escrow } : {}),
     };
     if (record?.spec === undefined) {
       if (!verifier || !roles.includes("verifier")) return undefined;

@@ -606,9 +606,11 @@ export class SqliteJournal implements JournalSink {
 
   /**
    * The entries up to seq `to` whose event is a decline or a result (`job.declined`,
-   * `job.result.received`), made at most `ttlMs` before the journal's last entry, oldest first.
-   * A checkpoint keeps actors, not the records of declined jobs: recovery puts these back before
-   * it replays the tail.
+   * `job.result.received`), or the chain's assignment and news a verifier's record awaiting the
+   * spec keeps (`chain.worker.assigned`, `chain.result.submitted`, `chain.execution.failed`,
+   * `chain.assignment.revoked`), made at most `ttlMs` before the journal's last entry, oldest
+   * first. A checkpoint keeps actors, not the records of declined jobs: recovery puts these back
+   * before it replays the tail.
    */
   *declinesUpTo(to: number, ttlMs: number): Generator<RecordedEnvelope> {
     this.#checkOpen();
@@ -617,7 +619,9 @@ export class SqliteJournal implements JournalSink {
     };
     const rows = this.#db.prepare(
       `SELECT seq FROM entries WHERE seq <= ? AND at >= ?
-         AND json_extract(event, '$.type') IN ('job.declined', 'job.result.received')
+         AND json_extract(event, '$.type') IN ('job.declined', 'job.result.received',
+           'chain.worker.assigned', 'chain.result.submitted', 'chain.execution.failed',
+           'chain.assignment.revoked')
        ORDER BY seq`,
     ).all(to, (last.at ?? 0) - ttlMs) as { seq: number }[];
     for (const { seq } of rows) {

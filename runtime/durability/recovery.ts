@@ -210,10 +210,18 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     }
     // The declines before the checkpoint (it keeps actors only), within their time to live, with
     // the results heard for them: a verifier the chain names later creates its actor from them.
+    // And the records of jobs the chain named this node to verify before the spec came (made by
+    // the chain's assignment, not by a decline), with the chain's news of them: the spec that
+    // comes after the restart creates the actor.
     for (const entry of journal.declinesUpTo(checkpoint.seq, DECLINE_DEFAULTS.ttlMs)) {
       const jobId = entry.target.slice("job:".length);
       if (scratch.get(entry.target) !== undefined) continue;
-      if (entry.event.type !== "job.declined" && scratch.declined(jobId) === undefined) continue;
+      const record = scratch.declined(jobId);
+      if (entry.event.type === "chain.worker.assigned") {
+        // A record with the spec had its actor created by this assignment (in the checkpoint, or
+        // retired since): only a record awaiting the spec is made again.
+        if (record?.spec !== undefined) continue;
+      } else if (entry.event.type !== "job.declined" && record === undefined) continue;
       now = entry.at;
       scratch.deliver(entry);
     }

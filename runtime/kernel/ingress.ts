@@ -198,7 +198,7 @@ export class Ingress {
         },
       });
       if (decoded.type === "job.assign" && decoded.spec !== undefined && this.#o.keepSpec) {
-        const terms = this.#hints.terms(decoded.jobId);
+        const terms = this.escrowTerms(decoded.jobId);
         const why = terms && assignmentMismatch(this.#hintOf(addressed[0]!), terms);
         if (why) throw new RuleViolation(why);
       }
@@ -411,6 +411,16 @@ export class Ingress {
     if (held !== undefined) this.#consider(held);
   }
 
+  /**
+   * The escrow terms of job `jobId` a verifier checks an owner's spec against: as this run's chain
+   * follower showed them, else as journaled with the chain's naming of this node (a record
+   * awaiting the spec, `ChainAssignment.escrow`: the escrow of a job named before a restart is
+   * behind the restarted node's chain cursor).
+   */
+  escrowTerms(jobId: string): EscrowTerms | undefined {
+    return this.#hints.terms(jobId) ?? this.#o.tree.declined(jobId)?.assigned?.escrow;
+  }
+
   /** Assignments held until the chain shows their escrow (see `assignment_hints.ts`). */
   get heldAssignments(): number {
     return this.#hints.held;
@@ -435,7 +445,7 @@ export class Ingress {
       this.#ignored++;
       return;
     }
-    const terms = this.#hints.terms(hint.jobId);
+    const terms = this.escrowTerms(hint.jobId);
     if (terms === undefined) {
       if (!this.#hints.hold(hint, this.#o.now?.() ?? Date.now())) this.#ignored++;
       return;

@@ -303,7 +303,9 @@ export class Node {
     this.#chain = new ChainSync({
       chain: options.chain,
       submit: (addressed) => {
-        if (this.#chainConcerns(addressed)) return this.#submit("chain", addressed);
+        if (this.#chainConcerns(addressed)) {
+          return this.#submit("chain", this.#withEscrowTerms(addressed));
+        }
         this.stats.chainIgnored++;
       },
       onEvent: (event) => {
@@ -797,6 +799,31 @@ export class Node {
     const e = addressed.event as { client?: unknown; worker?: unknown; verifiers?: unknown };
     return e.client === this.id || e.worker === this.id ||
       (Array.isArray(e.verifiers) && e.verifiers.includes(this.id));
+  }
+
+  /**
+   * The chain's naming of this node as a verifier of a job it has no spec of yet, with the job's
+   * escrow terms its chain follower showed (`escrow`, journaled with it; see
+   * `ChainAssignment.escrow`): restarted on its journal, the node follows the chain from after the
+   * naming and would not see the escrow again, so it could never check (and keep) the owner's
+   * assignment with the spec. Any other event as it is.
+   */
+  #withEscrowTerms(addressed: AddressedEvent): AddressedEvent {
+    const e = addressed.event as { type: string; verifiers?: unknown };
+    const jobId = jobIdOf(addressed.target);
+    if (
+      e.type !== "chain.worker.assigned" || jobId === undefined ||
+      !this.roles.includes("verifier") || !Array.isArray(e.verifiers) ||
+      !e.verifiers.includes(this.id) || this.tree.get(addressed.target) !== undefined ||
+      this.tree.declined(jobId)?.spec !== undefined
+    ) return addressed;
+    const terms = this.#ingress.escrowTerms(jobId);
+    if (terms === undefined) return addressed;
+    const { client, modelHash, inputCommitment } = terms;
+    return {
+      ...addressed,
+      event: { ...addressed.event, escrow: { client, modelHash, inputCommitment } },
+    };
   }
 
   /**
