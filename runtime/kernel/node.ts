@@ -916,6 +916,9 @@ export class Node {
     }
     this.#notify({ type: "delivered", envelope, actor: cell.id, state: cell.state });
     this.#outputSeen(cell, envelope);
+    // An actor made with a result already on chain (a verifier that learned the job after it:
+    // actors/declines.ts) checks that the output came, as the chain's news would have it do.
+    if (before === undefined && cell.id.startsWith("job:")) this.#armOutputFetch(cell);
     if (this.#agent?.waiting && stateBefore !== cell.state) this.#agent.reconsider();
     if (
       before === undefined && envelope.event.type === "job.announced" && cell.id.startsWith("job:")
