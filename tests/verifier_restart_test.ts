@@ -52,8 +52,13 @@ function openVerifier(dir: string, network: InProcessNetwork, ledger: LocalLedge
   });
 }
 
-/** The owner's assignment of `j1` to `w1`, with `s`, sent by `from` to v1. */
-async function assign(network: InProcessNetwork, from: string, s: JobSpec): Promise<void> {
+/** The owner's assignment of `jobId` to `w1`, with `s`, sent by `from` to v1. */
+async function assign(
+  network: InProcessNetwork,
+  from: string,
+  s: JobSpec,
+  jobId = "j1",
+): Promise<void> {
   let port = senders.get(network)?.get(from);
   if (port === undefined) {
     port = network.join(from);
@@ -62,7 +67,7 @@ async function assign(network: InProcessNetwork, from: string, s: JobSpec): Prom
   }
   const data = encodeMessage(TOPICS.assignments, {
     type: "job.assign",
-    jobId: "j1",
+    jobId,
     worker: "w1",
     bidId: "b1",
     price: 50n,
@@ -144,6 +149,63 @@ Deno.test("a verifier restarted after the chain named it keeps the owner's assig
     assert.deepEqual(actor.context.roles, ["verifier"], "it verifies the job");
     assert.equal(actor.context.spec.inputCommitment, job.inputCommitment);
     assert.equal(v1.node.tree.declined("j1"), undefined, "the record gave way to the actor");
+  } finally {
+    await v1?.stop();
+    network.close();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a verifier restarted between a job's escrow and the chain's naming (its cursor past the escrow) reads the escrow again and keeps the owner's assignment", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "verifier-restart-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  let network = new InProcessNetwork();
+  let v1: DurableNode | undefined;
+  try {
+    v1 = await openVerifier(dir, network, ledger);
+    await v1.start();
+    const job = spec();
+    const client = ledger.as("client");
+    await ledger.as("w1").stake({ amount: 100n });
+    const escrow = (jobId: string) =>
+      client.submitJob({
+        jobId,
+        amount: 100n,
+        minStake: 10n,
+        modelHash: NO_MODEL,
+        inputCommitment: job.inputCommitment,
+        verifierCount: 1,
+      });
+    await escrow("j1");
+    // Another job names v1 before the restart: its journaled naming puts v1's chain cursor past
+    // j1's escrow.
+    await escrow("j0");
+    await client.assignWorker({ jobId: "j0", worker: "w1", price: 50n });
+    await until("j0's naming", 10_000, () => v1!.node.tree.declined("j0")?.assigned);
+    await v1.stop();
+    network.close();
+    network = new InProcessNetwork();
+    v1 = await openVerifier(dir, network, ledger);
+    const j0 = v1.chainCursor;
+    await v1.start();
+    // The chain names v1 for j1 after the restart.
+    await client.assignWorker({ jobId: "j1", worker: "w1", price: 50n });
+    const assigned = await until(
+      "j1's naming",
+      10_000,
+      () => v1!.node.tree.declined("j1")?.assigned,
+    );
+    assert.ok(j0.blockNumber > 0, "the restarted node follows the chain from after j0's naming");
+    assert.equal(assigned.escrow?.inputCommitment, job.inputCommitment, "j1's escrow read again");
+    await assign(network, "client", job);
+    await until("j1's actor", 10_000, () => v1!.node.tree.get("job:j1"));
+    await v1.node.settled();
+    assert.deepEqual(v1.node.job("j1")?.context.roles, ["verifier"]);
+    // j0's assignment comes after the restart too: checked against the escrow journaled with
+    // its naming.
+    await assign(network, "client", job, "j0");
+    await until("j0's actor", 10_000, () => v1!.node.tree.get("job:j0"));
   } finally {
     await v1?.stop();
     network.close();

@@ -593,12 +593,22 @@ export class SqliteJournal implements JournalSink {
     }
   }
 
-  /** The last entry from `source`, if any. */
-  lastOf(source: Source): RecordedEnvelope | undefined {
+  /**
+   * The last entry from `source`, if any; with `before`, the last one made at least `before` ms
+   * before the journal's last entry.
+   */
+  lastOf(source: Source, options: { before?: number } = {}): RecordedEnvelope | undefined {
     this.#checkOpen();
-    const row = this.#db.prepare(
-      "SELECT seq FROM entries WHERE source = ? ORDER BY seq DESC LIMIT 1",
-    ).get(source) as { seq: number } | undefined;
+    const last = options.before === undefined
+      ? undefined
+      : (this.#db.prepare("SELECT MAX(at) AS at FROM entries").get() as { at: number | null }).at;
+    const row =
+      (last === undefined
+        ? this.#db.prepare("SELECT seq FROM entries WHERE source = ? ORDER BY seq DESC LIMIT 1")
+          .get(source)
+        : this.#db.prepare(
+          "SELECT seq FROM entries WHERE source = ? AND at <= ? ORDER BY seq DESC LIMIT 1",
+        ).get(source, (last ?? 0) - options.before!)) as { seq: number } | undefined;
     if (row === undefined) return undefined;
     for (const entry of this.entries({ from: row.seq })) return entry;
     return undefined;

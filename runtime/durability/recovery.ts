@@ -67,7 +67,8 @@ import {
 import { inertTree } from "./replay.ts";
 
 /** Options of {@link openDurableNode}: a node's options plus where it keeps its state. */
-export interface DurableNodeOptions extends Omit<NodeOptions, "journal" | "chainCursor"> {
+export interface DurableNodeOptions
+  extends Omit<NodeOptions, "journal" | "chainCursor" | "chainNewsFrom"> {
   /** The node's data directory (created if needed). */
   readonly dataDir: string;
   /** @default "normal" */
@@ -276,7 +277,14 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
     }
     const chainCursor = cursorAfter(journal.lastOf("chain")?.event["ref"]) ??
       { blockNumber: 0, eventIndex: 0 };
-    const node = createNode({ ...nodeOptions, journal, chainCursor });
+    // The chain's news (escrows, endings, stakes) is remembered, not journaled: what came before
+    // the cursor is read again from where the node stood a record's time to live before its last
+    // entry (a verifier named after the restart checks the owner's spec against an escrow from
+    // before it), or from the first block if the journal is younger than that.
+    const lookback = journal.lastOf("chain", { before: DECLINE_DEFAULTS.ttlMs });
+    const chainNewsFrom = (lookback && cursorAfter(lookback.event["ref"])) ??
+      { blockNumber: 0, eventIndex: 0 };
+    const node = createNode({ ...nodeOptions, journal, chainCursor, chainNewsFrom });
     let restored = 0;
     for (const supervisor of [scratch.jobs, scratch.peers]) {
       for (const cell of supervisor.cells()) {

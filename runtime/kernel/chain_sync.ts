@@ -56,19 +56,26 @@ export class ChainSync {
     return this.#seen;
   }
 
-  /** Subscribes from `from`; returns the unsubscribe. */
-  subscribe(from: ChainCursor): () => void {
-    this.#seen = from;
+  /**
+   * Subscribes from `from`; returns the unsubscribe. With `newsFrom` before `from`, the events
+   * between them are read first and told to `onEvent` alone (news the node remembers without
+   * journaling it), not submitted again.
+   */
+  subscribe(from: ChainCursor, newsFrom: ChainCursor = from): () => void {
+    const start = compareCursors(newsFrom, from) < 0 ? newsFrom : from;
+    this.#seen = start;
     const interest = this.#interest;
     return this.#chain.subscribe((event) => {
       if (interest === undefined || interest(event)) {
         this.#onEvent?.(event);
-        for (const addressed of chainEventToActorEvents(event)) this.#submit(addressed);
+        if (compareCursors(event, from) >= 0) {
+          for (const addressed of chainEventToActorEvents(event)) this.#submit(addressed);
+        }
       }
       // Journaled and delivered (the inbox delivers at once outside a delivery): seen.
       this.#passed({ blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 });
     }, {
-      from,
+      from: start,
       ...(interest === undefined ? {} : { interest, passed: (next) => this.#passed(next) }),
     });
   }

@@ -439,9 +439,8 @@ export class Node {
         );
       }
     }
-    this.#cleanup.push(
-      this.#chain.subscribe(this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 }),
-    );
+    const cursor = this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 };
+    this.#cleanup.push(this.#chain.subscribe(cursor, this.#options.chainNewsFrom ?? cursor));
     await this.announceCapabilities();
     const every = this.#options.capabilityIntervalMs ?? DEFAULT_CAPABILITY_INTERVAL_MS;
     if (every > 0) {

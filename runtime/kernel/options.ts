@@ -124,6 +124,13 @@ export interface NodeOptions {
   /** Where chain events are read from at start. @default the first block */
   readonly chainCursor?: ChainCursor;
   /**
+   * Where the chain's news (escrows, endings, stakes: what the node remembers without journaling
+   * it) is read again from at start, before `chainCursor`; the events before `chainCursor` are
+   * not journaled or delivered again. A restarted verifier checks an owner's assignment against
+   * the job's escrow, which may be behind its cursor. @default `chainCursor`
+   */
+  readonly chainNewsFrom?: ChainCursor;
+  /**
    * How often capabilities are re-announced, ms; 0 only at start.
    * @default {@link DEFAULT_CAPABILITY_INTERVAL_MS}
    */
