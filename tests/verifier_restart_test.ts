@@ -17,6 +17,8 @@ import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { encodeMessage, TOPICS } from "../protocols/messages.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { commitmentOf } from "../runtime/compute/mod.ts";
+import { DECLINE_DEFAULTS } from "../actors/declines.ts";
+import { SqliteJournal } from "../runtime/durability/journal.ts";
 import { type DurableNode, openDurableNode } from "../runtime/durability/recovery.ts";
 import { until } from "./_poll.ts";
 
@@ -116,10 +118,10 @@ Deno.test("a verifier restarted after the chain named it keeps the owner's assig
     assert.equal(record?.reason, "awaiting_spec", "the record came back from the journal");
     assert.equal(record.assigned?.escrow?.client, "client");
 
-    // A forged assignment (not the job's client on chain), then one from the client whose spec
-    // is not the escrowed one: each refused at the boundary at the sender's cost, nothing kept.
+    // A forged assignment (another peer, another input), then one from the client whose spec is
+    // not the escrowed one: each refused at the boundary at the sender's cost, nothing kept.
     const rejected = v1.node.stats.wireRejected;
-    await assign(network, "mallory", job);
+    await assign(network, "mallory", spec({ a: [[7]], b: [[7]] }));
     await until(
       "the forgery refused",
       10_000,
@@ -210,6 +212,57 @@ Deno.test("a verifier restarted between a job's escrow and the chain's naming (i
     await v1?.stop();
     network.close();
     ledger.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a restarted node reads the chain's news again from where it stood a record's time to live before its journal's end, not from the first block", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "verifier-restart-" });
+  try {
+    const journal = SqliteJournal.open(`${dir}/journal.sqlite`);
+    const chain = (seq: number, at: number, block: number) =>
+      journal.append({
+        seq,
+        at,
+        source: "chain",
+        target: "job:j1",
+        event: { type: "chain.result.submitted", ref: `${block}:0xb:0` },
+      });
+    chain(1, 0, 1);
+    chain(2, 100_000, 2);
+    chain(3, 700_000, 3);
+    journal.append({
+      seq: 4,
+      at: 1_000_000,
+      source: "network",
+      target: "job:j1",
+      event: { type: "job.result.received" },
+    });
+    const ttl = DECLINE_DEFAULTS.ttlMs;
+    assert.equal(journal.lastOf("chain")?.event["ref"], "3:0xb:0", "the cursor");
+    assert.equal(journal.lastOf("chain", { before: ttl })?.event["ref"], "2:0xb:0", "the news");
+    assert.equal(journal.lastOf("chain", { before: 1_000_001 }), undefined, "older than all");
+    journal.close();
+    // A node opened on that journal follows the chain from after block 3 and reads its news
+    // again from after block 2.
+    const ledger = LocalLedger.open(":memory:");
+    const network = new InProcessNetwork();
+    const durable = await openDurableNode({
+      id: "v1",
+      roles: ["verifier"],
+      network: network.join("v1"),
+      chain: ledger.as("v1"),
+      dataDir: dir,
+    });
+    try {
+      assert.deepEqual(durable.chainCursor, { blockNumber: 3, eventIndex: 1 });
+      assert.deepEqual(durable.chainNewsFrom, { blockNumber: 2, eventIndex: 1 });
+    } finally {
+      await durable.stop();
+      network.close();
+      ledger.close();
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

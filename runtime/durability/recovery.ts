@@ -132,6 +132,8 @@ export interface DurableNode {
   readonly repairs: readonly string[];
   /** Where the chain subscription resumed. */
   readonly chainCursor: ChainCursor;
+  /** Where the chain's news is read again from, before the cursor (`NodeOptions.chainNewsFrom`). */
+  readonly chainNewsFrom: ChainCursor;
   /** The effects open in the journal when it was opened: what {@link DurableNode.start} resumes. */
   readonly openEffects: readonly EffectRecord[];
   /**
@@ -314,6 +316,7 @@ export async function openDurableNode(options: DurableNodeOptions): Promise<Dura
       divergence,
       repairs: journal.repairs,
       chainCursor,
+      chainNewsFrom,
       openEffects,
       get resumed() {
         return resumed;
