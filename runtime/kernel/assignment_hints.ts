@@ -2,10 +2,14 @@
  * A verifier hears no announcements (issue 16 item 2): it learns a job when the job's owner
  * sends it the assignment with the spec (`job.assign` on `/ciro/assignments/3`, see
  * `protocols/messages.ts`). A direct message is a hint: the chain is the judge. Before a verifier
- * keeps the spec it checks it against the job's escrow on chain (`JobSubmitted`): the sender must
- * be the job's client there, and the spec must name the model hash and the input commitment the
- * chain holds (and its input, if it carries one, must hash to that commitment), so that the job a
- * verifier re-runs is the one the client paid for and the worker committed to.
+ * keeps the spec it checks it against the job's escrow on chain (`JobSubmitted`): the spec must
+ * name the model hash and the input commitment the chain holds (and its input, if it carries one,
+ * must hash to that commitment), so that the job a verifier re-runs is the one the client paid for
+ * and the worker committed to; and where the job's client on chain is a node of the network (its
+ * chain account is its node id, as on the local ledger), the sender must be that node. Where the
+ * client's account is not a node id (an address on Starknet or an EVM, the demo's `client`
+ * account over libp2p), nothing binds a peer to it: the spec's chain-checked content is all that
+ * is checked.
  *
  * {@link AssignmentHints} remembers those escrow terms (bounded, oldest out) and holds an
  * assignment that outran the chain's escrow (bounded in count and time) until the escrow shows.
@@ -55,12 +59,16 @@ const NO_MODEL = "0".repeat(64);
 
 /**
  * Why `hint` does not fit the job's escrow `terms`, or null when it does: the sender is not the
- * job's client on chain, or the spec names another model or input than the escrow, or its input
- * does not hash to its commitment.
+ * job's client on chain while the client is a node of the network (`clientIsNode`), or the spec
+ * names another model or input than the escrow, or its input does not hash to its commitment.
  */
-export function assignmentMismatch(hint: AssignmentHint, terms: EscrowTerms): string | null {
+export function assignmentMismatch(
+  hint: AssignmentHint,
+  terms: EscrowTerms,
+  clientIsNode: boolean,
+): string | null {
   const { jobId, from, spec } = hint;
-  if (from !== terms.client) {
+  if (clientIsNode && from !== terms.client) {
     return `Assignment of job "${jobId}" came from "${from}", not its client on chain "${terms.client}"`;
   }
   const model = spec.kind.type === "onnx" ? spec.kind.modelHash : NO_MODEL;

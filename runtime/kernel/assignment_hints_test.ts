@@ -78,6 +78,19 @@ function verifier(options: { hints?: AssignmentHints; roles?: ("verifier" | "wor
       target: `job:${jobId}`,
       event: { type: "chain.worker.assigned", worker: "w1", price: 50n, verifiers, ref: "1:t:0" },
     });
+  /** `node` gossips its capabilities: this node knows it as a node of the network. */
+  const knows = (node: string) => {
+    const data = encodeMessage(TOPICS.capabilities, {
+      type: "node.capabilities",
+      node,
+      roles: ["client"],
+      hardware: "cpu",
+      models: [],
+    });
+    const message = { topic: TOPICS.capabilities, from: node, data };
+    assert.equal(ingress.validate(message), "accept");
+    ingress.receive(message);
+  };
   const scored = () => submitted.filter((a) => a.event.type === "peer.scored").map((a) => a.target);
   return {
     tree,
@@ -87,6 +100,7 @@ function verifier(options: { hints?: AssignmentHints; roles?: ("verifier" | "wor
     assign,
     chainAssigns,
     scored,
+    knows,
     deliver,
     advance: (ms: number) => (now += ms),
   };
@@ -160,8 +174,9 @@ Deno.test("a verifier the chain named before the owner's assignment came keeps t
 
 Deno.test("a forged or mismatched assignment costs its sender and holds nothing", () => {
   const v = verifier();
+  v.knows("alice");
   for (const jobId of ["f1", "f2", "f3", "f4"]) v.ingress.escrowShown(jobId, TERMS);
-  // Not the job's client on chain.
+  // Not the job's client on chain (a node of the network: its account is its node id).
   assert.equal(v.assign("mallory", "f1"), "reject");
   assert.match(v.rejected.at(-1)!, /came from "mallory", not its client on chain "alice"/);
   // The owner, with another input than it escrowed.
@@ -223,4 +238,20 @@ Deno.test("assignments waiting for their escrow are bounded in count and in time
   assert.equal(v.tree.declined("h3"), undefined);
   assert.throws(() => new AssignmentHints({ maxHeld: -1 }), RangeError);
   assert.throws(() => new AssignmentHints({ heldMs: 0 }), RangeError);
+});
+
+Deno.test("where the job's client on chain is no node of the network (an account, not a peer id), the spec's chain-checked content is what is checked", () => {
+  const v = verifier();
+  // "client" is the job's chain account; its owner's node id is another (as over libp2p).
+  const terms = { ...TERMS, client: "client" };
+  v.ingress.escrowShown("a1", terms);
+  assert.equal(v.assign("12D3KooWowner", "a1"), "accept");
+  assert.equal(v.tree.declined("a1")?.reason, "awaiting_chain");
+  assert.equal(v.tree.declined("a1")?.owner, "12D3KooWowner");
+  // The content is still the chain's to vouch for.
+  v.ingress.escrowShown("a2", terms);
+  const otherInput = { a: [[1]], b: [[2]] };
+  const swapped = { ...SPEC, input: otherInput, inputCommitment: commitmentOf(otherInput) };
+  assert.equal(v.assign("12D3KooWowner", "a2", { spec: swapped }), "reject");
+  assert.equal(v.tree.declined("a2"), undefined);
 });

@@ -199,7 +199,8 @@ export class Ingress {
       });
       if (decoded.type === "job.assign" && decoded.spec !== undefined && this.#o.keepSpec) {
         const terms = this.escrowTerms(decoded.jobId);
-        const why = terms && assignmentMismatch(this.#hintOf(addressed[0]!), terms);
+        const why = terms &&
+          assignmentMismatch(this.#hintOf(addressed[0]!), terms, this.#isNode(terms.client));
         if (why) throw new RuleViolation(why);
       }
       if (decoded.type === "bid.submit" && this.#outOfSample(decoded.jobId, decoded.worker)) {
@@ -421,6 +422,14 @@ export class Ingress {
     return this.#hints.terms(jobId) ?? this.#o.tree.declined(jobId)?.assigned?.escrow;
   }
 
+  /**
+   * Whether `account` is a node of the network (this node heard capabilities from it): a job's
+   * client on chain whose owner must then be the sender of its assignment.
+   */
+  #isNode(account: NodeId): boolean {
+    return this.#capabilities.has(account);
+  }
+
   /** Assignments held until the chain shows their escrow (see `assignment_hints.ts`). */
   get heldAssignments(): number {
     return this.#hints.held;
@@ -450,7 +459,7 @@ export class Ingress {
       if (!this.#hints.hold(hint, this.#o.now?.() ?? Date.now())) this.#ignored++;
       return;
     }
-    const why = assignmentMismatch(hint, terms);
+    const why = assignmentMismatch(hint, terms, this.#isNode(terms.client));
     if (why !== null) {
       this.engage(hint.from);
       this.#o.submit("network", {
