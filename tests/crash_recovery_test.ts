@@ -128,11 +128,14 @@ async function crashAndRecover(
   }
 }
 
+/** A bid the client took: alone, or with others that came in the same turn (a batch). */
+const BID_EVENTS: readonly unknown[] = ["bid.received", "bids.received"];
+
 Deno.test("a node killed in the middle of bidding resumes its auctions", async () => {
   await using _market = await processMarketLock();
   const { before, done, recovered } = await crashAndRecover(
     ["--jobs", "2", "--bid-window-ms", "4000"],
-    (l) => l.type === "delivered" && l["node"] === "client" && l["event"] === "bid.received",
+    (l) => l.type === "delivered" && l["node"] === "client" && BID_EVENTS.includes(l["event"]),
     "the client to accept a bid",
   );
   // Killed while bidding: no client job had got past it.
@@ -148,7 +151,7 @@ Deno.test("a node killed in the middle of bidding resumes its auctions", async (
   }
   // The job whose bid was journaled before the kill picks its winner from it and settles.
   const bidOn = before.lines.find((l) =>
-    l.type === "delivered" && l["node"] === "client" && l["event"] === "bid.received"
+    l.type === "delivered" && l["node"] === "client" && BID_EVENTS.includes(l["event"])
   )!["actor"] as string;
   assert.equal(jobs[bidOn.slice(4)]!.state, "settled", `${bidOn} settled: ${JSON.stringify(jobs)}`);
 });
