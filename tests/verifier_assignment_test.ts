@@ -85,8 +85,11 @@ Deno.test("a verifier hears no announcement: the chosen one learns the job from 
     const chosen = client.job(jobId)!.context.verifiers;
     assert.equal(chosen.length, 1);
     const [picked, other] = chosen[0] === "v1" ? verifiers : [verifiers[1]!, verifiers[0]!];
-    await until("the chosen verifier settles", 30_000, () =>
-      picked!.job(jobId)?.state === "settled" || undefined);
+    await until(
+      "the chosen verifier settles",
+      30_000,
+      () => picked!.job(jobId)?.state === "settled" || undefined,
+    );
     await Promise.all(all.map((n) => n.settled()));
     const about = (id: string) =>
       journals.get(id)!.entries.filter((e) => e.target === `job:${jobId}`)
@@ -119,6 +122,66 @@ Deno.test("a verifier hears no announcement: the chosen one learns the job from 
         a.node.localeCompare(b.node)
       ),
     );
+  } finally {
+    for (const n of all) await n.stop();
+    network.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a chosen verifier whose copy of the assignment could not be sent gets it again, and verifies the job", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const network = new InProcessNetwork();
+  const refused: string[] = [];
+  /** The client's port: its first assignment to each verifier fails, as to a loaded peer. */
+  const flaky = (port: NetworkPort): NetworkPort =>
+    new Proxy(port, {
+      get(target, key) {
+        if (key === "send") {
+          return (peer: string, topic: Topic, data: Uint8Array, o?: object) => {
+            if (topic === TOPICS.assignments && peer.startsWith("v") && !refused.includes(peer)) {
+              refused.push(peer);
+              return Promise.reject(new Error(`Refused: busy`));
+            }
+            return target.send(peer, topic, data, o);
+          };
+        }
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  const common = { capabilityIntervalMs: 0, retainFinishedMs: null };
+  const client = createNode({
+    id: "client",
+    roles: ["client"],
+    network: flaky(network.join("client")),
+    chain: ledger.as("client"),
+    ...common,
+  });
+  const worker = createNode({
+    id: "w1",
+    roles: ["worker"],
+    network: network.join("w1"),
+    chain: ledger.as("w1"),
+    worker: { hardware: "cpu", stake: 100n },
+    ...common,
+  });
+  const verifier = createNode({
+    id: "v1",
+    roles: ["verifier"],
+    network: network.join("v1"),
+    chain: ledger.as("v1"),
+    ...common,
+  });
+  const all = [client, worker, verifier];
+  try {
+    for (const n of all) await n.start();
+    for (const n of all) await n.announceCapabilities();
+    const done = finished(client, "retry-1");
+    client.submitJob({ spec: spec(), jobId: "retry-1" });
+    assert.equal(await done, "settled");
+    assert.deepEqual(refused, ["v1"], "the first copy was refused");
+    assert.equal(verifier.job("retry-1")?.context.attestations["v1"]?.verdict, "valid");
   } finally {
     for (const n of all) await n.stop();
     network.close();

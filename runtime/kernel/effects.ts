@@ -34,6 +34,7 @@ import type { EffectRecord, InboundEvent, Source } from "./inbox.ts";
 import { WIRE_PENALTY } from "./ingress.ts";
 import type { NodeOptions } from "./options.ts";
 import type { Timers } from "./timers.ts";
+import { systemClock } from "./clock.ts";
 import type { ConsiderEffect, WorkerAgent } from "./worker_agent.ts";
 
 /** Effects that do work outside the node and are sent again after a crash while still open. */
@@ -42,6 +43,13 @@ export function isResumable(effect: { readonly type: string }): boolean {
     effect.type === "exec.run" || effect.type === "verify.run" ||
     effect.type === "worker.consider";
 }
+
+/**
+ * The waits before sending a chosen verifier its assignment again when a send fails (ms): the
+ * assignment is how it learns the job (issue 16 item 2), and a loaded peer may not take a stream
+ * at once.
+ */
+export const ASSIGNMENT_RETRY_MS: readonly number[] = [2_000, 5_000];
 
 /** Codes that, for a transaction sent again after a crash, mean the chain is already past it. */
 const ALREADY_DONE: readonly string[] = ["duplicate_job", "invalid_state", "duplicate_attestation"];
@@ -293,9 +301,14 @@ export class EffectDispatcher {
       { data: plain, peers: effect.worker === this.#o.self ? [] : [effect.worker] },
       { data: withSpec, peers: verifiers },
     ].filter((g) => g.peers.length > 0);
-    // As one message to all: it fails only when no recipient took it.
+    // As one message to all: it fails only when no recipient took it. A verifier's copy is sent
+    // again if it could not be (ASSIGNMENT_RETRY_MS).
     const sent = Promise.allSettled(
-      groups.map((g) => this.#sendAll(actorId, effect.type, TOPICS.assignments, g.data, g.peers)),
+      groups.map((g) =>
+        this.#sendAll(actorId, effect.type, TOPICS.assignments, g.data, g.peers, {
+          retryMs: g.data === withSpec ? ASSIGNMENT_RETRY_MS : [],
+        })
+      ),
     ).then((outcomes) => {
       const taken = outcomes.some((o) => o.status === "fulfilled");
       if (!taken && outcomes.length > 0) throw (outcomes[0] as PromiseRejectedResult).reason;
@@ -304,8 +317,9 @@ export class EffectDispatcher {
   }
 
   /**
-   * Sends `data` on a direct topic to each of `peers`. A peer that cannot be reached is logged;
-   * the effect fails only when none could be (a message nobody took is lost).
+   * Sends `data` on a direct topic to each of `peers`, each again after the waits of `retryMs`
+   * while it fails. A peer that cannot be reached is logged; the effect fails only when none
+   * could be (a message nobody took is lost).
    */
   async #sendAll(
     actor: string,
@@ -313,13 +327,39 @@ export class EffectDispatcher {
     topic: Topic,
     data: Uint8Array,
     peers: readonly NodeId[],
+    o: { retryMs?: readonly number[] } = {},
   ): Promise<void> {
     if (peers.length === 0) return;
     const network = this.#o.options.network;
     const signal = this.#abort.signal;
-    const outcomes = await Promise.allSettled(
-      peers.map((peer) => network.send(peer, topic, data, { signal })),
-    );
+    const clock = this.#o.options.clock ?? systemClock;
+    const send = async (peer: NodeId): Promise<void> => {
+      for (const wait of [...(o.retryMs ?? []), undefined]) {
+        try {
+          return await network.send(peer, topic, data, { signal });
+        } catch (error) {
+          if (wait === undefined || signal.aborted) throw error;
+          this.#o.log.info(
+            "{effect} of {actor} did not reach {peer}, again in {wait} ms: {message}",
+            {
+              effect,
+              actor,
+              peer,
+              wait,
+              message: (error as Error).message,
+            },
+          );
+          await new Promise<void>((resolve) => {
+            const timer = clock.setTimeout(resolve, wait);
+            signal.addEventListener("abort", () => {
+              clock.clearTimeout(timer);
+              resolve();
+            }, { once: true });
+          });
+        }
+      }
+    };
+    const outcomes = await Promise.allSettled(peers.map(send));
     const failed = outcomes.flatMap((o, i) =>
       o.status === "rejected" ? [{ peer: peers[i]!, o }] : []
     );
