@@ -31,6 +31,8 @@ import {
 /** A {@link ChainPort} bound to one account of a {@link LocalLedger}. */
 export class LocalLedgerPort implements ChainPort {
   readonly account: NodeId;
+  /** Its subscriptions apply a subscriber's interest (see `ChainPort.filtersEvents`). */
+  readonly filtersEvents = true;
   readonly #store: LedgerStore;
   readonly #onClose: (port: LocalLedgerPort) => void;
   readonly #subscriptions = new Set<() => void>();

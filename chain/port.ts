@@ -137,8 +137,8 @@ export interface SubscribeOptions {
    * With `interest`: the position after the last event the port considered, skipped ones
    * included, told after each batch it read (so that the subscriber knows it is caught up). It
    * vouches that every accepted event before it was handed over: a decorator that delays,
-   * holds or reorders the handler's events must not pass `interest` and `passed` on to the port
-   * it wraps (the subscriber then filters by itself).
+   * holds or reorders the handler's events must not say `filtersEvents` nor pass these two on to
+   * the port it wraps.
    */
   readonly passed?: (next: ChainCursor) => void;
 }
@@ -179,6 +179,12 @@ export interface LedgerTotals {
 export interface ChainPort {
   /** The account this port signs with. */
   readonly account: NodeId;
+  /**
+   * True when `subscribe` applies {@link SubscribeOptions.interest} and tells `passed` (the local
+   * ledger): a subscriber passes its filter on only then. A decorator written as a new object
+   * does not say so, and so gets every event, in its own order, and the subscriber filters.
+   */
+  readonly filtersEvents?: boolean;
   submitJob(
     job: {
       jobId: string;

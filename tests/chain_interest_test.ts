@@ -156,3 +156,41 @@ Deno.test("a node remembers the last 10,000 escrows and endings it read, the old
     assert.ok(watch.ended(jobId), jobId);
   }
 });
+
+Deno.test("a port that wraps the ledger's and delays its events is not handed the filter: caught up means delivered", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    await ledger.as("w").stake({ amount: 100n });
+    await marketJob(ledger, "j1");
+    const inner = ledger.as("n");
+    // A decorator written as a new object: every event reaches the handler 30 ms late.
+    const delayed: ChainPort = {
+      ...Object.fromEntries(
+        Object.getOwnPropertyNames(Object.getPrototypeOf(inner)).map((name) => [
+          name,
+          (inner as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!.bind(inner),
+        ]),
+      ),
+      account: inner.account,
+      subscribe: (handler: (event: ChainEvent) => void, options?: SubscribeOptions) =>
+        inner.subscribe((event) => setTimeout(() => handler(event), 30), options),
+    } as unknown as ChainPort;
+    const submitted: string[] = [];
+    const sync = new ChainSync({
+      chain: delayed,
+      submit: (addressed) => submitted.push(addressed.event.type),
+      interest: (event) => event.name === "JobSubmitted" || event.name === "WorkerStaked",
+    });
+    const stop = sync.subscribe({ blockNumber: 0, eventIndex: 0 });
+    try {
+      await sync.catchUp(AbortSignal.timeout(5_000), 20);
+      // Had the ledger's port been given the filter, its `passed` would have said "caught up"
+      // before the delayed escrow came through.
+      assert.deepEqual(submitted, ["chain.escrow.locked"]);
+    } finally {
+      stop();
+    }
+  } finally {
+    ledger.close();
+  }
+});

@@ -196,13 +196,11 @@ function testPort(
           if (!kill.killed) handler(event);
         });
       };
-      // A port that delays and holds events cannot filter them for the node (its `passed` would
-      // overtake them): the node filters them itself.
       return inner.subscribe((event) => {
         // Held events keep their order: nothing passes them.
         if (held.length > 0 || hidden(event)) held.push(event);
         else deliver!(event);
-      }, o?.from === undefined ? {} : { from: o.from });
+      }, o);
     },
   };
   for (const method of TX_METHODS) {

@@ -65,6 +65,9 @@ export class ChainSync {
     const start = compareCursors(newsFrom, from) < 0 ? newsFrom : from;
     this.#seen = start;
     const interest = this.#interest;
+    // Only a port that says it filters is given the filter: one that wraps another (a decorator
+    // that delays or holds events) would let the inner port's `passed` overtake its events.
+    const filtered = interest !== undefined && this.#chain.filtersEvents === true;
     return this.#chain.subscribe((event) => {
       if (interest === undefined || interest(event)) {
         this.#onEvent?.(event);
@@ -76,7 +79,7 @@ export class ChainSync {
       this.#passed({ blockNumber: event.blockNumber, eventIndex: event.eventIndex + 1 });
     }, {
       from: start,
-      ...(interest === undefined ? {} : { interest, passed: (next) => this.#passed(next) }),
+      ...(filtered ? { interest, passed: (next: ChainCursor) => this.#passed(next) } : {}),
     });
   }
 
