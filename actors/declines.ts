@@ -59,6 +59,20 @@ export interface ChainAssignment {
 /** The event that records a decline (journaled; see the module doc). */
 export const DECLINED_EVENT = "job.declined";
 
+/** The same chain event seen again (a reorg hands it over twice), not a new assignment. */
+function sameNaming(a: ChainAssignment, b: ChainAssignment): boolean {
+  return a.ref === b.ref && a.worker === b.worker;
+}
+
+/**
+ * A record named again by the chain (a new auction's assignment): the chain's news and the
+ * results kept were of the earlier assignment, and would walk the new actor past this one.
+ */
+function renamed(known: DeclineRecord, assigned: ChainAssignment, now: number): DeclineRecord {
+  const { chain: _news, results: _results, ...rest } = known;
+  return { ...rest, at: now, assigned };
+}
+
 /** A job this node heard of and declined. */
 export interface DeclineRecord {
   readonly jobId: string;
@@ -200,7 +214,9 @@ export class Declines {
         bidWindowEndsAt: 0,
         assigned,
       }
-      : { ...known, at: now, assigned };
+      : known.assigned === undefined || sameNaming(known.assigned, assigned)
+      ? { ...known, at: now, assigned }
+      : renamed(known, assigned, now);
     this.record(record);
     return record;
   }

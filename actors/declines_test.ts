@@ -188,3 +188,21 @@ Deno.test("a worker outbid stops following the job when the chain assigns it, an
   verifier.deliver("job:j", assigned("other"));
   assert.ok(verifier.t.get("job:j") !== undefined, "a verifier may still be chosen");
 });
+
+Deno.test("Declines: a new naming by the chain drops the news and results kept of the earlier one", () => {
+  const declines = new Declines();
+  const first = { worker: "w1", price: 5n, verifiers: ["me"], ref: "1:a:0" };
+  declines.awaitSpec("j1", first, 10);
+  assert.ok(declines.keepChain("j1", { type: "chain.assignment.revoked", worker: "w1" }, 20));
+  assert.equal(declines.get("j1", 20)?.chain?.length, 1);
+  // The next auction's assignment names this node again: attempt 1's revocation must not reach
+  // the actor attempt 2's spec creates (it would walk it to a third auction).
+  const second = { worker: "w2", price: 5n, verifiers: ["me"], ref: "2:b:0" };
+  const renamed = declines.awaitSpec("j1", second, 30);
+  assert.equal(renamed.chain, undefined);
+  assert.equal(renamed.results, undefined);
+  assert.deepEqual(renamed.assigned, second);
+  // The same naming handed over again (a reorg) keeps what came after it.
+  assert.ok(declines.keepChain("j1", { type: "chain.result.submitted", worker: "w2" }, 40));
+  assert.equal(declines.awaitSpec("j1", second, 50).chain?.length, 1);
+});
