@@ -255,3 +255,19 @@ Deno.test("where the job's client on chain is no node of the network (an account
   assert.equal(v.assign("12D3KooWowner", "a2", { spec: swapped }), "reject");
   assert.equal(v.tree.declined("a2"), undefined);
 });
+
+Deno.test("a job's client that was a node of the network stays one when it leaves: a forgery after it disconnected costs its sender", () => {
+  const v = verifier();
+  v.knows("alice");
+  v.ingress.peerEvent({ type: "disconnected", peer: "alice" });
+  v.ingress.escrowShown("g1", TERMS);
+  assert.equal(v.assign("mallory", "g1", { attempt: 3 }), "reject");
+  assert.match(v.rejected.at(-1)!, /came from "mallory", not its client on chain "alice"/);
+  assert.equal(v.tree.declined("g1"), undefined);
+  // A peer seen connecting (no capabilities heard) counts as a node too.
+  v.ingress.peerEvent({ type: "connected", peer: "bob" });
+  v.ingress.peerEvent({ type: "disconnected", peer: "bob" });
+  v.ingress.escrowShown("g2", { ...TERMS, client: "bob" });
+  assert.equal(v.assign("mallory", "g2"), "reject");
+  assert.equal(v.tree.declined("g2"), undefined);
+});

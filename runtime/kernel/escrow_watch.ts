@@ -7,6 +7,7 @@
  * @module
  */
 import { jobIdOf } from "../../machines/address.ts";
+import { RecentSet } from "./recent_set.ts";
 
 /** The timer key of an observed job's escrow check (handled by the node, never journaled). */
 export const ESCROW_CHECK_KEY = "escrow_check";
@@ -25,38 +26,6 @@ export const ESCROW_MEMORY = 10_000;
  * for as long a window as it likes to announce).
  */
 export const DEFAULT_ESCROW_WAIT_MS = 30_000;
-
-/**
- * A set of the last `capacity` values added, the oldest out first. A ring, not a `Set`'s own
- * order: V8 finds a `Set`'s first value by stepping over every value deleted before it, so
- * evicting from the front of a full `Set` costs more the longer it has been full.
- */
-class RecentSet {
-  readonly #set = new Set<string>();
-  /** The values in the order added, grown to `capacity`, then overwritten oldest first. */
-  readonly #ring: string[] = [];
-  readonly #capacity: number;
-  #next = 0;
-
-  constructor(capacity: number) {
-    this.#capacity = capacity;
-  }
-
-  add(value: string): void {
-    if (this.#set.has(value)) return;
-    if (this.#ring.length < this.#capacity) this.#ring.push(value);
-    else {
-      this.#set.delete(this.#ring[this.#next]!);
-      this.#ring[this.#next] = value;
-      this.#next = (this.#next + 1) % this.#capacity;
-    }
-    this.#set.add(value);
-  }
-
-  has(value: string): boolean {
-    return this.#set.has(value);
-  }
-}
 
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {

@@ -40,6 +40,10 @@ import {
 } from "./assignment_hints.ts";
 import type { Announcement } from "./worker_agent.ts";
 import { Batcher } from "./batcher.ts";
+import { RecentSet } from "./recent_set.ts";
+
+/** Node ids an ingress remembers having seen as peers (oldest out). */
+const NODES_REMEMBERED = 10_000;
 
 /** Penalty to a peer's score for a message that failed decoding or an application rule. */
 export const WIRE_PENALTY = -10;
@@ -117,6 +121,11 @@ export interface IngressOptions {
 export class Ingress {
   readonly #o: IngressOptions;
   readonly #capabilities = new Map<NodeId, Capabilities>();
+  /**
+   * Node ids this node has seen as peers (connected, or heard announcing capabilities), not
+   * forgotten when they leave: a job's client that is one must send its assignments itself.
+   */
+  readonly #nodes = new RecentSet(NODES_REMEMBERED);
   /** {@link Ingress.verifierPool}, kept until the capabilities change (read per job submitted). */
   #verifiers: NodeId[] | undefined;
   /** Models each peer advertised in its capabilities, to fetch missing models from. */
@@ -209,6 +218,7 @@ export class Ingress {
       }
       if (decoded.type === "node.capabilities") {
         this.#capabilities.set(decoded.node, { roles: decoded.roles, hardware: decoded.hardware });
+        this.#nodes.add(decoded.node);
         this.#verifiers = undefined;
         this.#capabilitiesVersion++;
         this.#peerModels.set(decoded.node, new Set(decoded.models));
@@ -423,11 +433,12 @@ export class Ingress {
   }
 
   /**
-   * Whether `account` is a node of the network (this node heard capabilities from it): a job's
-   * client on chain whose owner must then be the sender of its assignment.
+   * Whether `account` is a node of the network (this node saw it connect or heard its
+   * capabilities, even if it has left since): a job's client on chain whose owner must then be
+   * the sender of its assignment.
    */
   #isNode(account: NodeId): boolean {
-    return this.#capabilities.has(account);
+    return this.#nodes.has(account);
   }
 
   /** Assignments held until the chain shows their escrow (see `assignment_hints.ts`). */
@@ -495,6 +506,7 @@ export class Ingress {
     const known = this.#o.tree.get(target) !== undefined;
     switch (event.type) {
       case "connected":
+        this.#nodes.add(event.peer);
         if (!known) return void this.#quiet.set(event.peer, {});
         return submit({ type: "peer.connected" });
       case "identified":
