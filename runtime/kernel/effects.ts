@@ -349,12 +349,17 @@ export class EffectDispatcher {
               message: (error as Error).message,
             },
           );
+          // The node's signal lives as long as the node: its listener goes with the wait.
           await new Promise<void>((resolve) => {
-            const timer = clock.setTimeout(resolve, wait);
-            signal.addEventListener("abort", () => {
+            const abort = () => {
               clock.clearTimeout(timer);
               resolve();
-            }, { once: true });
+            };
+            const timer = clock.setTimeout(() => {
+              signal.removeEventListener("abort", abort);
+              resolve();
+            }, wait);
+            signal.addEventListener("abort", abort, { once: true });
           });
         }
       }
