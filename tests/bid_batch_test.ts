@@ -117,3 +117,42 @@ Deno.test("a client node journals the bids that arrive together as one event, an
     ledger.close();
   }
 });
+
+Deno.test("bids that arrived in the turn a client node stops in are journaled before it closes", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const port = new MarketPort("client");
+  const journal = new MemoryJournal();
+  const node = createNode({
+    id: "client",
+    roles: ["client"],
+    network: port,
+    chain: ledger.as("client"),
+    journal,
+    capabilityIntervalMs: 0,
+    retainFinishedMs: null,
+    policy: { ...DEFAULT_POLICY, settlement: "legacy" },
+  });
+  let stopped: Promise<void> | undefined;
+  try {
+    for (const w of WORKERS) await ledger.as(w).stake({ amount: 100n });
+    await node.start();
+    for (const w of WORKERS) port.connect(w);
+    node.submitJob({ spec: { ...lifecycleSpec(), bidWindowMs: 600_000 }, jobId: "job-1" });
+    for (let i = 0; i < 500 && node.job("job-1")?.state !== "bidding"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(node.job("job-1")?.state, "bidding");
+    port.inject(TOPICS.bids, "w1", offer("w1", 600n));
+    port.inject(TOPICS.bids, "w2", offer("w2", 700n));
+    // The stop comes after both bids are received and before the batch's end of turn.
+    queueMicrotask(() => stopped = node.stop());
+    await turn();
+    await stopped;
+    const batch = journal.entries.find((e) => e.event.type === "bids.received");
+    assert.ok(batch, JSON.stringify(journal.entries.map((e) => e.event.type)));
+    assert.equal((batch.event["bids"] as BidOffer[]).length, 2);
+  } finally {
+    await (stopped ?? node.stop());
+    ledger.close();
+  }
+});

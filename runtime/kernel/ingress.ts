@@ -149,6 +149,14 @@ export class Ingress {
     this.#batcher = new Batcher({ submit: (addressed) => options.submit("network", addressed) });
   }
 
+  /**
+   * Submits the bids and attestations gathered this turn now (a node that stops: they were
+   * accepted at the boundary, and are journaled before the inbox closes).
+   */
+  flush(): void {
+    this.#batcher.flush();
+  }
+
   /** Batch events (of two or more bids or attestations) submitted so far. */
   get batches(): number {
     return this.#batcher.batches;

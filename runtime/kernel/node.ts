@@ -457,6 +457,7 @@ export class Node {
     for (const undo of this.#shards.values()) undo();
     this.#shards.clear();
     this.#timers.cancelAll();
+    this.#ingress.flush();
     this.inbox.close();
     await this.#effects.stop(`Node "${this.id}" is stopping`);
     this.tree.stop();
