@@ -32,17 +32,11 @@ function offer(worker: string, price: bigint, extra: Partial<BidOffer> = {}) {
   };
 }
 
-/** Lets the microtasks and a macrotask run: what was injected is delivered. */
-const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
-
-Deno.test("a client node journals the bids that arrive together as one event, and judges each alone", async () => {
+/** A client node on a market port and a local ledger, journaling to memory. */
+function clientNode() {
   const ledger = LocalLedger.open(":memory:");
   const port = new MarketPort("client");
   const journal = new MemoryJournal();
-  let announced = false;
-  port.onPublish = (topic) => {
-    if (topic.startsWith(TOPICS.jobs)) announced = true;
-  };
   const node = createNode({
     id: "client",
     roles: ["client"],
@@ -54,6 +48,18 @@ Deno.test("a client node journals the bids that arrive together as one event, an
     // The owner weighs bids the same under either settlement; legacy needs no bonded verifiers.
     policy: { ...DEFAULT_POLICY, settlement: "legacy" },
   });
+  return { ledger, port, journal, node };
+}
+
+/** Lets the microtasks and a macrotask run: what was injected is delivered. */
+const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("a client node journals the bids that arrive together as one event, and judges each alone", async () => {
+  const { ledger, port, journal, node } = clientNode();
+  let announced = false;
+  port.onPublish = (topic) => {
+    if (topic.startsWith(TOPICS.jobs)) announced = true;
+  };
   try {
     for (const w of WORKERS) await ledger.as(w).stake({ amount: 100n });
     await node.start();
@@ -119,19 +125,7 @@ Deno.test("a client node journals the bids that arrive together as one event, an
 });
 
 Deno.test("bids that arrived in the turn a client node stops in are journaled before it closes", async () => {
-  const ledger = LocalLedger.open(":memory:");
-  const port = new MarketPort("client");
-  const journal = new MemoryJournal();
-  const node = createNode({
-    id: "client",
-    roles: ["client"],
-    network: port,
-    chain: ledger.as("client"),
-    journal,
-    capabilityIntervalMs: 0,
-    retainFinishedMs: null,
-    policy: { ...DEFAULT_POLICY, settlement: "legacy" },
-  });
+  const { ledger, port, journal, node } = clientNode();
   let stopped: Promise<void> | undefined;
   try {
     for (const w of WORKERS) await ledger.as(w).stake({ amount: 100n });

@@ -32,6 +32,13 @@ async function marketJob(ledger: LocalLedger, jobId: string, worker = "w"): Prom
   await ledger.as(worker).submitResult({ jobId, commitment: "c".repeat(64) });
 }
 
+/** The ledger's last event, and the cursor just after it. */
+async function chainEnd(ledger: LocalLedger): Promise<{ last: ChainEvent; after: ChainCursor }> {
+  const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
+  const last = events.at(-1)!;
+  return { last, after: { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 } };
+}
+
 Deno.test("the local ledger's subscription hands over only the events the interest accepts, and says how far it read", async () => {
   const ledger = LocalLedger.open(":memory:");
   try {
@@ -46,13 +53,9 @@ Deno.test("the local ledger's subscription hands over only the events the intere
     try {
       await until("the port read to the end", 5_000, () => passed.at(-1)?.eventIndex);
       assert.deepEqual(handed, ["JobSubmitted"]);
-      const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
-      const last = events.at(-1)!;
+      const { last, after } = await chainEnd(ledger);
       assert.equal(last.name, "ResultSubmitted", "the last event was skipped");
-      assert.deepEqual(passed.at(-1), {
-        blockNumber: last.blockNumber,
-        eventIndex: last.eventIndex + 1,
-      });
+      assert.deepEqual(passed.at(-1), after);
     } finally {
       stop();
     }
@@ -94,12 +97,7 @@ for (const filtering of [true, false]) {
         const reached = await sync.catchUp(AbortSignal.timeout(5_000), 50);
         assert.deepEqual(seen.map((e) => e.name), ["WorkerStaked", "JobSubmitted"]);
         assert.deepEqual(submitted, ["chain.escrow.locked"]);
-        const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
-        const last = events.at(-1)!;
-        assert.deepEqual(reached, {
-          blockNumber: last.blockNumber,
-          eventIndex: last.eventIndex + 1,
-        });
+        assert.deepEqual(reached, (await chainEnd(ledger)).after);
       } finally {
         stop();
       }
