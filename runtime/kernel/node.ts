@@ -158,6 +158,8 @@ export class Node {
   readonly #options: NodeOptions;
   /** A client: it ranks bids by the workers' reputations, so it reads every reputation. */
   readonly #ranksBids: boolean;
+  /** A verifier: the chain may name it for a job it holds only a record of. */
+  readonly #verifies: boolean;
   readonly #clock: Clock;
   /** The ONNX executor this node made from `options.models` (closed at stop). */
   readonly #onnx: LazyOnnxExecutor | undefined;
@@ -213,6 +215,7 @@ export class Node {
     this.policy = nodePolicy(options);
     this.#options = options;
     this.#ranksBids = options.roles.includes("client");
+    this.#verifies = options.roles.includes("verifier");
     this.#escrows = new EscrowWatch(options.escrowWaitMs);
     this.#retainFinishedMs = options.retainFinishedMs === undefined
       ? DEFAULT_RETAIN_FINISHED_MS
@@ -842,7 +845,8 @@ export class Node {
     if (address === undefined) return false;
     // A job the chain chose this node to verify, whose spec has not come yet (declines.ts).
     return this.tree.get(address) !== undefined ||
-      this.tree.declined((event as { jobId: string }).jobId)?.assigned !== undefined;
+      (this.#verifies &&
+        this.tree.declined((event as { jobId: string }).jobId)?.assigned !== undefined);
   }
 
   #notify(observation: NodeObservation): void {
