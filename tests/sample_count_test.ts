@@ -15,7 +15,8 @@ import { lifecycleSpec, MarketPort, workerName } from "../runtime/bench/bench_li
 import { createNode } from "../runtime/kernel/mod.ts";
 
 Deno.test("an owner counts its sample's workers again when a capability or a stake has changed since", async () => {
-  const ledger = LocalLedger.open(":memory:");
+  // No unbonding delay: a worker may withdraw its stake at once (the count's last step).
+  const ledger = LocalLedger.open(":memory:", { unbondingMs: 0 });
   const port = new MarketPort("client");
   const samples = new Map<string, number>();
   const decoder = new TextDecoder();
@@ -78,6 +79,12 @@ Deno.test("an owner counts its sample's workers again when a capability or a sta
     hear(64, 128);
     assert.equal(await announce("e"), sampleBitsFor(128));
     assert.equal(sampleBitsFor(128), 4);
+    // 64 withdraw their stake: 64 capable again.
+    for (let i = 64; i < 128; i++) {
+      await ledger.as(workerName(i)).requestUnstake({ amount: 100n });
+      await ledger.as(workerName(i)).withdraw();
+    }
+    assert.equal(await announce("f"), sampleBitsFor(64));
   } finally {
     await node.stop();
     ledger.close();

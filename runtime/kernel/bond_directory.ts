@@ -33,9 +33,9 @@ export class BondDirectory {
   readonly #participants = new Set<NodeId>();
   readonly #lookups = new Set<NodeId>();
   /**
-   * The stake each account the chain showed staking holds by its last `WorkerStaked` (its total
-   * then; slashes and withdrawals since are not subtracted), and the accounts registered as
-   * verifiers.
+   * The stake each account the chain showed staking holds: its total at its last `WorkerStaked`,
+   * less the slashes (`WorkerSlashed`) and withdrawals (`StakeWithdrawn`) since; and the accounts
+   * registered as verifiers.
    */
   readonly #staked = new Map<NodeId, bigint>();
   readonly #verifiers = new Set<NodeId>();
@@ -91,6 +91,16 @@ export class BondDirectory {
         this.#staked.set(event.worker, event.total);
         if (this.#staked.size > MEMORY) this.#staked.delete(this.#staked.keys().next().value!);
         return this.#participant(event.worker);
+      case "WorkerSlashed":
+      case "StakeWithdrawn": {
+        // Stake that left since the last total: a slashed worker may hold less than a job's
+        // minimum now, and an owner must not count it among the workers it samples for.
+        const held = this.#staked.get(event.worker);
+        if (held !== undefined) {
+          this.#staked.set(event.worker, held > event.amount ? held - event.amount : 0n);
+        }
+        return;
+      }
       case "VerifierRegistered":
         remember(this.#verifiers, event.verifier);
         return this.#participant(event.verifier);

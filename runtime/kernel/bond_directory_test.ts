@@ -64,3 +64,29 @@ Deno.test("BondDirectory: a worker's reputation is the chain's latest Reputation
     ledger.close();
   }
 });
+
+Deno.test("BondDirectory: a slash or a withdrawal takes a worker's stake below a job's minimum", () => {
+  const ledger = LocalLedger.open(":memory:");
+  try {
+    const bonds = new BondDirectory({ chain: ledger.as("reader"), clock: simulatedClock(0) });
+    const at = { blockNumber: 1, blockHash: "0x1", txHash: "0x2", eventIndex: 0 };
+    bonds.saw({ name: "WorkerStaked", worker: "w1", amount: 100n, total: 100n, ...at });
+    bonds.saw({ name: "WorkerStaked", worker: "w2", amount: 100n, total: 100n, ...at });
+    assert.equal(bonds.stakedWorkers(60n), 2);
+    bonds.saw({
+      name: "WorkerSlashed",
+      jobId: "j1",
+      worker: "w1",
+      amount: 50n,
+      reason: "invalid_compute",
+      ...at,
+    });
+    assert.equal(bonds.stakedWorker("w1", 60n), false, "50 left of 100");
+    assert.equal(bonds.stakedWorker("w1", 50n), true);
+    bonds.saw({ name: "StakeWithdrawn", worker: "w2", amount: 100n, ...at });
+    assert.equal(bonds.stakedWorker("w2", 1n), false, "nothing left");
+    assert.equal(bonds.stakedWorkers(60n), 0);
+  } finally {
+    ledger.close();
+  }
+});

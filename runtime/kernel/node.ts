@@ -106,7 +106,7 @@ const FOLLOWED_BY_ALL: ReadonlySet<ChainEventName> = new Set<ChainEventName>([
   "PaymentReleased",
   "EscrowRefunded",
   "WorkerStaked",
-  "UnstakeRequested",
+  "WorkerSlashed",
   "StakeWithdrawn",
   "VerifierRegistered",
   "KeyRegistered",
@@ -313,7 +313,10 @@ export class Node {
       },
       onEvent: (event) => {
         this.#bonds.saw(event);
-        if (event.name === "WorkerStaked" || event.name === "VerifierRegistered") {
+        if (
+          event.name === "WorkerStaked" || event.name === "VerifierRegistered" ||
+          event.name === "WorkerSlashed" || event.name === "StakeWithdrawn"
+        ) {
           this.#stakesVersion++;
         }
         // Not journaled where the node has no part in the job, but news all the same: a job
