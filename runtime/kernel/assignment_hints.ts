@@ -18,6 +18,7 @@
  */
 import type { JobSpec, NodeId } from "../../machines/types.ts";
 import { commitmentOf } from "../compute/mod.ts";
+import { RecentMap } from "./recent_set.ts";
 
 /** What the chain's `JobSubmitted` says of a job that a spec must match. */
 export interface EscrowTerms {
@@ -86,9 +87,8 @@ export function assignmentMismatch(
 
 /** The escrow terms the chain showed, and the assignments waiting for theirs. */
 export class AssignmentHints {
-  readonly #terms = new Map<string, EscrowTerms>();
+  readonly #terms: RecentMap<EscrowTerms>;
   readonly #held = new Map<string, { readonly hint: AssignmentHint; readonly until: number }>();
-  readonly #maxTerms: number;
   readonly #maxHeld: number;
   readonly #heldMs: number;
 
@@ -104,7 +104,7 @@ export class AssignmentHints {
     if (!Number.isSafeInteger(heldMs) || heldMs < 1) {
       throw new RangeError(`Invalid assignment hints heldMs ${heldMs}: must be a positive integer`);
     }
-    this.#maxTerms = maxTerms;
+    this.#terms = new RecentMap(maxTerms);
     this.#maxHeld = maxHeld;
     this.#heldMs = heldMs;
   }
@@ -119,9 +119,8 @@ export class AssignmentHints {
    * was held for it, if any (now to be checked against them).
    */
   escrowed(jobId: string, terms: EscrowTerms): AssignmentHint | undefined {
-    this.#terms.delete(jobId);
-    if (this.#maxTerms > 0) this.#terms.set(jobId, terms);
-    while (this.#terms.size > this.#maxTerms) this.#terms.delete(this.#terms.keys().next().value!);
+    // A ring, oldest out first: a full Map evicted from its front steps over every deleted entry.
+    this.#terms.set(jobId, terms);
     const held = this.#held.get(jobId);
     this.#held.delete(jobId);
     return held?.hint;

@@ -271,3 +271,18 @@ Deno.test("a job's client that was a node of the network stays one when it leave
   assert.equal(v.assign("mallory", "g2"), "reject");
   assert.equal(v.tree.declined("g2"), undefined);
 });
+
+Deno.test("the escrow terms a verifier remembers are bounded, the oldest out first", () => {
+  const hints = new AssignmentHints({ maxTerms: 3 });
+  for (const jobId of ["t1", "t2", "t3", "t4"]) hints.escrowed(jobId, TERMS);
+  assert.equal(hints.terms("t1"), undefined, "the oldest is forgotten");
+  for (const jobId of ["t2", "t3", "t4"]) assert.deepEqual(hints.terms(jobId), TERMS, jobId);
+  // Shown again: its terms replaced, nothing pushed out.
+  hints.escrowed("t3", { ...TERMS, client: "bob" });
+  assert.equal(hints.terms("t3")?.client, "bob");
+  assert.ok(hints.terms("t2") !== undefined && hints.terms("t4") !== undefined);
+  assert.equal(new AssignmentHints({ maxTerms: 0 }).escrowed("t1", TERMS), undefined);
+  const none = new AssignmentHints({ maxTerms: 0 });
+  none.escrowed("t1", TERMS);
+  assert.equal(none.terms("t1"), undefined, "no memory, no terms");
+});

@@ -35,3 +35,39 @@ export class RecentSet {
     return this.#set.has(value);
   }
 }
+
+/**
+ * A map of the last `capacity` keys set, the oldest out first (a ring, as {@link RecentSet}).
+ * Setting a key it holds replaces its value and keeps its place.
+ */
+export class RecentMap<V> {
+  readonly #map = new Map<string, V>();
+  readonly #ring: string[] = [];
+  readonly #capacity: number;
+  #next = 0;
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  set(key: string, value: V): void {
+    if (this.#capacity === 0) return;
+    if (!this.#map.has(key)) {
+      if (this.#ring.length < this.#capacity) this.#ring.push(key);
+      else {
+        this.#map.delete(this.#ring[this.#next]!);
+        this.#ring[this.#next] = key;
+        this.#next = (this.#next + 1) % this.#capacity;
+      }
+    }
+    this.#map.set(key, value);
+  }
+
+  get(key: string): V | undefined {
+    return this.#map.get(key);
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+}
