@@ -85,6 +85,17 @@ export function spec(overrides: Partial<JobSpec> = {}): JobSpec {
   };
 }
 
+/** A one-verifier job for real nodes, with wide margins: the test machine is shared and loaded. */
+export function oneVerifierSpec(): JobSpec {
+  return spec({
+    bidWindowMs: 500,
+    executionMs: 20_000,
+    verificationMs: 20_000,
+    maxAttempts: 1,
+    verifierCount: 1,
+  });
+}
+
 /** A bid offer. */
 export function bid(worker: string, price: bigint, extra: Record<string, unknown> = {}) {
   return {

@@ -8,23 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
-import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { createNode, MemoryJournal } from "../runtime/kernel/mod.ts";
 import { Cockpit, statusApp } from "../runtime/ops/mod.ts";
-import { spec as driveSpec } from "./_drive.ts";
+import { oneVerifierSpec as spec } from "./_drive.ts";
 import { finished } from "./_poll.ts";
-
-/** A one-verifier job, with wide margins: the machine running the tests is shared and loaded. */
-function spec(): JobSpec {
-  return driveSpec({
-    bidWindowMs: 500,
-    executionMs: 20_000,
-    verificationMs: 20_000,
-    maxAttempts: 1,
-    verifierCount: 1,
-  });
-}
 
 Deno.test("a worker that declines a job journals one event for it and holds no actor; a verifier gets its actor when the chain chooses it", async () => {
   const ledger = LocalLedger.open(":memory:");

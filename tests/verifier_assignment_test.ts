@@ -8,24 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
-import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { decodeMessage, type Topic, TOPICS } from "../protocols/messages.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { createNode, MemoryJournal, type Node } from "../runtime/kernel/mod.ts";
-import { spec as driveSpec } from "./_drive.ts";
+import { oneVerifierSpec as spec } from "./_drive.ts";
 import { finished, until } from "./_poll.ts";
-
-/** A one-verifier job, with wide margins: the machine running the tests is shared and loaded. */
-function spec(): JobSpec {
-  return driveSpec({
-    bidWindowMs: 500,
-    executionMs: 20_000,
-    verificationMs: 20_000,
-    maxAttempts: 1,
-    verifierCount: 1,
-  });
-}
 
 Deno.test("a verifier hears no announcement: the chosen one learns the job from its owner's assignment and verifies it, the other journals nothing of it", async () => {
   const ledger = LocalLedger.open(":memory:");
