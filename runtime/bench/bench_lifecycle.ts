@@ -22,9 +22,12 @@
  * @module
  */
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { createActor } from "xstate";
 import { ActorTree } from "../../actors/tree.ts";
 import { LocalLedger } from "../../chain/local_ledger.ts";
+import type { ChainPort } from "../../chain/port.ts";
+import { RemoteChain } from "../../chain/remote.ts";
 import { type JobInput, jobMachine } from "../../machines/job_machine.ts";
 import { DEFAULT_PEER_CONFIG } from "../../machines/peer_machine.ts";
 import { DEFAULT_POLICY } from "../../machines/policies.ts";
@@ -256,6 +259,14 @@ export interface LifecycleOptions {
    */
   readonly journal?: boolean;
   /**
+   * The engine only: the ledger runs in a child process (`runtime/bench/chain/main.ts`) and the
+   * client and the market reach it through `chain/remote.ts`, as a node reaches a chain node:
+   * the client's process then pays for encoding its calls and decoding the answers and the
+   * events, not for executing the transactions. Off, the ledger runs in the client's process.
+   * @default false
+   */
+  readonly chainProcess?: boolean;
+  /**
    * The raw and tree baselines: each job's bids and its attestations are sent as one event each
    * (`bids.received`, `job.attestations.received`), as the engine's ingress batches what arrives
    * together (`runtime/kernel/batcher.ts`); false sends them one by one (before job machine
@@ -350,7 +361,9 @@ export function steadyRate(settledAt: readonly number[], concurrency: number): n
 }
 
 function result(
-  o: Required<Omit<LifecycleOptions, "onProgress" | "signal" | "journal" | "batch">>,
+  o: Required<
+    Omit<LifecycleOptions, "onProgress" | "signal" | "journal" | "batch" | "chainProcess">
+  >,
   settled: number,
   wallMs: number,
   events: number,
@@ -395,14 +408,14 @@ function defaults(options: LifecycleOptions) {
 export async function benchEngine(options: LifecycleOptions = {}): Promise<LifecycleResult> {
   const o = defaults(options);
   const progress = options.onProgress ?? (() => {});
-  const ledger = LocalLedger.open(":memory:");
+  const chain = options.chainProcess ? await chainProcess() : inProcessChain();
   const port = new MarketPort("client");
   const chainSpent = { ms: 0 };
   const nodeOptions = {
     id: "client",
     roles: ["client" as const],
     network: port,
-    chain: timedPort(ledger.as("client"), chainSpent),
+    chain: timedPort(chain.as("client"), chainSpent),
     capabilityIntervalMs: 0,
     peer: { ...DEFAULT_PEER_CONFIG, heartbeatMs: PEER_HEARTBEAT_MS },
     // The market's verifiers attest by gossip and the owner counts them, as the raw and tree
@@ -414,14 +427,14 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     ? undefined
     : SqliteJournal.open(`${dir}/journal.sqlite`, { node: describeNode(nodeOptions) });
   const node: Node = createNode({ ...nodeOptions, ...(journal ? { journal } : {}) });
-  const workerPorts = new Map<string, ReturnType<LocalLedger["as"]>>();
+  const workerPorts = new Map<string, ChainPort>();
   try {
-    for (let i = 0; i < o.workers; i++) {
+    await Promise.all(Array.from({ length: o.workers }, (_, i) => {
       const name = workerName(i);
-      const chain = ledger.as(name);
-      workerPorts.set(name, chain);
-      await chain.stake({ amount: 100n });
-    }
+      const worker = chain.as(name);
+      workerPorts.set(name, worker);
+      return worker.stake({ amount: 100n });
+    }));
     await node.start();
     for (let i = 0; i < o.workers; i++) {
       port.connect(workerName(i));
@@ -589,9 +602,50 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
   } finally {
     await node.stop();
     journal?.close();
-    ledger.close();
+    await chain.close();
     if (dir !== undefined) await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Where the engine benchmark's ledger runs: ports by account, and its end. */
+interface BenchChain {
+  as(account: NodeId): ChainPort;
+  close(): Promise<void>;
+}
+
+function inProcessChain(): BenchChain {
+  const ledger = LocalLedger.open(":memory:");
+  return {
+    as: (account) => ledger.as(account),
+    close: () => Promise.resolve(ledger.close()),
+  };
+}
+
+/** The ledger in a child process (`runtime/bench/chain/main.ts`), over its stdin and stdout. */
+async function chainProcess(): Promise<BenchChain> {
+  const main = fileURLToPath(new URL("./chain/main.ts", import.meta.url));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", main],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let remote: RemoteChain;
+  try {
+    remote = await RemoteChain.connect({ readable: child.stdout, writable: child.stdin });
+  } catch (error) {
+    child.kill();
+    await child.status;
+    throw error;
+  }
+  return {
+    as: (account) => remote.as(account),
+    close: async () => {
+      await remote.close();
+      const status = await child.status;
+      if (!status.success) throw new Error(`The chain process exited with ${status.code}`);
+    },
+  };
 }
 
 /** What {@link benchLedger} measured. */

@@ -36,6 +36,14 @@ Deno.test("benchEngine() with its journal settles every job and journals every e
   assert.equal(plain.events, r.events);
 });
 
+Deno.test("benchEngine() with the chain in a child process settles every job, with the same events", async () => {
+  const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
+  const r = await benchEngine({ ...o, chainProcess: true });
+  assert.equal(r.settled, 6, JSON.stringify(r));
+  assert.equal(r.events, 6 * 10 + 2 * o.workers);
+  assert.ok(r.chainCpuMs !== undefined && r.chainCpuMs >= 0, JSON.stringify(r));
+});
+
 Deno.test("benchMachines() sends each job's bids and attestations as one event each, or one by one", () => {
   const o = { jobs: 8, concurrency: 3, workers: 5, bidsPerJob: 3 };
   for (const kind of ["raw", "tree"] as const) {

@@ -24,7 +24,7 @@ import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_p
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
-       deno task bench --engine [--journal] [--quick]
+       deno task bench --engine [--journal] [--chain-process] [--quick]
        deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
@@ -36,6 +36,8 @@ Flags:
   --rounds N   interleaved rounds of the lifecycle figures, best of each (default 2)
   --engine     only the engine's lifecycle run, once after a warm-up (to profile it)
   --journal    with --engine: the node journals to a SQLite file, as deno task node does
+  --chain-process  with --engine: the ledger runs in a child process (chain/remote.ts), as a
+               chain node does; the client's process pays only for its calls' encoding
   --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
   --top N      rows of each --summarize table (default 30)
   -h, --help   this help`;
@@ -52,6 +54,7 @@ if (import.meta.main) {
         rounds: { type: "string", default: "2" },
         engine: { type: "boolean", default: false },
         journal: { type: "boolean", default: false },
+        "chain-process": { type: "boolean", default: false },
         summarize: { type: "string" },
         top: { type: "string", default: "30" },
         help: { type: "boolean", short: "h" },
@@ -92,9 +95,18 @@ if (import.meta.main) {
   }
   if (values.engine) {
     const c = benchConfig(values.quick);
-    const o = { workers: c.workers, bidsPerJob: c.bidsPerJob, journal: values.journal };
+    const o = {
+      workers: c.workers,
+      bidsPerJob: c.bidsPerJob,
+      journal: values.journal,
+      chainProcess: values["chain-process"],
+    };
     await benchEngine({ ...o, jobs: Math.min(300, c.jobs), concurrency: 100 });
-    log(`engine: ${c.jobs} jobs, ${c.concurrency} in flight${values.journal ? ", journaled" : ""}`);
+    log(
+      `engine: ${c.jobs} jobs, ${c.concurrency} in flight${values.journal ? ", journaled" : ""}${
+        values["chain-process"] ? ", the chain in its own process" : ""
+      }`,
+    );
     const r = await benchEngine({ ...o, jobs: c.jobs, concurrency: c.concurrency });
     console.log(JSON.stringify(r));
     Deno.exit(0);

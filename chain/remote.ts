@@ -1,0 +1,590 @@
+/**
+ * A {@link ChainPort} served over a byte stream: the chain in another process.
+ *
+ * A node that talks to an EVM or Starknet node does its chain's work elsewhere; with the local
+ * ledger every node process executes its own transactions. {@link serveChain} puts a ledger (any
+ * factory of ports) behind a stream, a child process's stdin and stdout for instance, and
+ * {@link RemoteChain} hands out ports that forward each call to it, so that the client's process
+ * pays only for encoding its calls and decoding the answers and events, as with a chain node.
+ *
+ * The stream carries lines of JSON (`bigint` as `{ "$bigint": "<decimal>" }`), written at most
+ * once per microtask turn in each direction:
+ *
+ * - the server's first line: `{ "hello": "ciro-chain/1", "methods": [...] }`;
+ * - a call: `{ "id": 1, "a": "<account>", "m": "<method>", "p": [args] }`, answered by
+ *   `{ "id": 1, "ok": value }` or `{ "id": 1, "err": { "name", "code"?, "message" } }`;
+ * - a subscription: `{ "s": 1, "a": "<account>", "from": cursor?, "pollMs": n? }`, whose events
+ *   come as `{ "s": 1, "e": [events] }`; `{ "u": 1 }` ends it.
+ *
+ * A subscriber's `interest` is a function and does not cross the stream: a remote port hands
+ * over every event (`filtersEvents` is false) and the node filters, as with the EVM adapter.
+ * An aborted call rejects at once; the transaction it sent may still be included, as on a chain.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { NodeId } from "../machines/types.ts";
+import {
+  type ChainCallOptions,
+  ChainError,
+  type ChainErrorCode,
+  type ChainEvent,
+  type ChainPort,
+  type SubscribeOptions,
+} from "./port.ts";
+
+/** The protocol's name and version, in the server's first line. */
+export const REMOTE_CHAIN_PROTOCOL = "ciro-chain/1";
+
+/** The longest line either side accepts, bytes (a call's arguments, an answer, an event batch). */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** The port methods that are transactions or reads: everything but `subscribe` and `close`. */
+const CALLS = [
+  "submitJob",
+  "assignWorker",
+  "revokeAssignment",
+  "submitResult",
+  "recordVerification",
+  "reportFailure",
+  "registerKey",
+  "accountPublicKey",
+  "signAttestation",
+  "submitAttestations",
+  "reportDoubleSigning",
+  "releasePayment",
+  "refund",
+  "slash",
+  "stake",
+  "requestUnstake",
+  "withdraw",
+  "stakeOf",
+  "reputationOf",
+  "eventsSince",
+  "totals",
+] as const;
+
+type CallName = typeof CALLS[number];
+const CALL_NAMES: ReadonlySet<string> = new Set(CALLS);
+
+/** A duplex byte stream: a child process's stdout and stdin, a socket. */
+export interface ByteStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/** The ports a server hands out: one per account, as `LocalLedger.as` does. */
+export interface PortFactory {
+  as(account: NodeId): ChainPort;
+}
+
+const BIGINT_TAG = "$bigint";
+const logger = getLogger(["ciro", "chain", "remote"]);
+
+/** `value` with every `bigint` tagged, for a plain (fast) `JSON.stringify`. */
+function tag(value: unknown): unknown {
+  if (typeof value === "bigint") return { [BIGINT_TAG]: value.toString() };
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(tag);
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = tag(v);
+  }
+  return out;
+}
+
+/** Turns tagged bigints back, in place. */
+function untag(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = untag(value[i]);
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  const tagged = record[BIGINT_TAG];
+  if (typeof tagged === "string" && /^-?\d+$/.test(tagged) && Object.keys(record).length === 1) {
+    return BigInt(tagged);
+  }
+  for (const key in record) record[key] = untag(record[key]);
+  return record;
+}
+
+/**
+ * Writes lines to a stream, coalesced: every line queued in one turn goes out in one write after
+ * it. A failed write is reported once to `onError`; later lines are dropped.
+ */
+class LineWriter {
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #encoder = new TextEncoder();
+  readonly #onError: (error: unknown) => void;
+  #pending: string[] = [];
+  #scheduled = false;
+  #failed = false;
+
+  constructor(writable: WritableStream<Uint8Array>, onError: (error: unknown) => void) {
+    this.#writer = writable.getWriter();
+    this.#onError = onError;
+  }
+
+  line(value: unknown): void {
+    if (this.#failed) return;
+    this.#pending.push(JSON.stringify(tag(value)));
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    if (this.#failed || this.#pending.length === 0) return;
+    const text = this.#pending.join("\n") + "\n";
+    this.#pending = [];
+    this.#writer.write(this.#encoder.encode(text)).catch((error) => this.#fail(error));
+  }
+
+  #fail(error: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#onError(error);
+  }
+
+  /**
+   * Writes what is queued and closes the stream; resolves without waiting for a reader that
+   * never reads (a peer that is gone).
+   */
+  close(): Promise<void> {
+    this.#flush();
+    this.#failed = true;
+    this.#writer.close().catch(() => {});
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Reads lines of JSON from a stream and hands each parsed value to `onLine`; a line that is not
+ * JSON, or longer than {@link MAX_LINE_BYTES}, goes to `onBad` with why. Resolves at the stream's
+ * end.
+ */
+async function readLines(
+  readable: ReadableStream<Uint8Array>,
+  onLine: (value: unknown) => void,
+  onBad: (why: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of readable) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n", start)) {
+      const text = buffered.slice(start, end);
+      start = end + 1;
+      if (text.length === 0) continue;
+      let value: unknown;
+      try {
+        value = untag(JSON.parse(text));
+      } catch (error) {
+        onBad(`a line is not JSON: ${(error as Error).message}`);
+        continue;
+      }
+      onLine(value);
+    }
+    buffered = buffered.slice(start);
+    if (buffered.length > MAX_LINE_BYTES) {
+      onBad(`a line is longer than ${MAX_LINE_BYTES} bytes`);
+      buffered = "";
+    }
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** An error as it crosses the stream. */
+interface WireError {
+  readonly name: string;
+  readonly code?: string;
+  readonly message: string;
+}
+
+function toWire(error: unknown): WireError {
+  if (error instanceof ChainError) {
+    return { name: error.name, code: error.code, message: error.message };
+  }
+  if (error instanceof Error) return { name: error.name, message: error.message };
+  return { name: "Error", message: String(error) };
+}
+
+function fromWire(error: unknown): Error {
+  const e = isRecord(error) ? error : {};
+  const message = typeof e.message === "string" ? e.message : "The chain server failed";
+  if (e.name === "ChainError" && typeof e.code === "string") {
+    return new ChainError(e.code as ChainErrorCode, message);
+  }
+  const out = e.name === "RangeError"
+    ? new RangeError(message)
+    : e.name === "TypeError"
+    ? new TypeError(message)
+    : new Error(message);
+  if (typeof e.name === "string" && out.name !== e.name) out.name = e.name;
+  return out;
+}
+
+/** Options of {@link serveChain}. */
+export interface ServeChainOptions {
+  /**
+   * The methods served (the optional ones only if the factory's ports have them).
+   * @default every method of {@link ChainPort} but `subscribe` and `close`
+   */
+  readonly methods?: readonly string[];
+  /** Told of each refused line (not JSON, unknown method, bad fields), with why. */
+  readonly onRefused?: (why: string) => void;
+}
+
+/**
+ * Serves `ports` on `stream` until the stream ends (the client closed it), then stops every
+ * subscription it opened. Each account's port is opened on its first use and kept.
+ */
+export async function serveChain(
+  ports: PortFactory,
+  stream: ByteStream,
+  options: ServeChainOptions = {},
+): Promise<void> {
+  const methods = new Set((options.methods ?? CALLS).filter((m) => CALL_NAMES.has(m)));
+  const refused = options.onRefused ?? (() => {});
+  let broken = false;
+  const out = new LineWriter(stream.writable, () => broken = true);
+  const opened = new Map<NodeId, ChainPort>();
+  const subscriptions = new Map<number, () => void>();
+  const portOf = (account: NodeId) => {
+    let port = opened.get(account);
+    if (port === undefined) {
+      port = ports.as(account);
+      opened.set(account, port);
+    }
+    return port;
+  };
+  const refuse = (id: unknown, why: string) => {
+    refused(why);
+    if (typeof id === "number") {
+      out.line({
+        id,
+        err: toWire(new ChainError("rpc_error", `Refused by the chain server: ${why}`)),
+      });
+    }
+  };
+  const onLine = (request: unknown) => {
+    if (broken) return;
+    if (!isRecord(request)) return refuse(undefined, "a line is not an object");
+    if (typeof request.u === "number") {
+      subscriptions.get(request.u)?.();
+      subscriptions.delete(request.u);
+      return;
+    }
+    const account = request.a;
+    if (typeof account !== "string" || account.length === 0) {
+      return refuse(request.id, "no account (a)");
+    }
+    if (typeof request.s === "number") {
+      const sub = request.s;
+      if (subscriptions.has(sub)) return refuse(undefined, `subscription ${sub} is open`);
+      const from = isRecord(request.from) ? request.from : undefined;
+      const pollMs = typeof request.pollMs === "number" ? request.pollMs : undefined;
+      let batch: ChainEvent[] | undefined;
+      try {
+        subscriptions.set(
+          sub,
+          portOf(account).subscribe((event) => {
+            if (batch === undefined) {
+              batch = [event];
+              queueMicrotask(() => {
+                const events = batch;
+                batch = undefined;
+                if (subscriptions.has(sub)) out.line({ s: sub, e: events });
+              });
+            } else batch.push(event);
+          }, {
+            ...(from === undefined ? {} : { from: from as never }),
+            ...(pollMs === undefined ? {} : { pollMs }),
+          }),
+        );
+      } catch (error) {
+        out.line({ s: sub, err: toWire(error) });
+      }
+      return;
+    }
+    const id = request.id;
+    if (typeof id !== "number") return refuse(undefined, "no call id");
+    const method = request.m;
+    if (typeof method !== "string" || !methods.has(method)) {
+      return refuse(id, `unknown method ${JSON.stringify(method)}`);
+    }
+    if (!Array.isArray(request.p) || request.p.length > 2) {
+      return refuse(id, `the arguments of ${method} are not a list of at most 2`);
+    }
+    const port = portOf(account) as unknown as Record<string, unknown>;
+    const fn = port[method];
+    if (typeof fn !== "function") return refuse(id, `the ledger has no ${method}`);
+    let result: Promise<unknown>;
+    try {
+      result = Promise.resolve(fn.apply(port, request.p));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (value) => out.line({ id, ok: value === undefined ? null : value }),
+      (error) => out.line({ id, err: toWire(error) }),
+    );
+  };
+  out.line({ hello: REMOTE_CHAIN_PROTOCOL, methods: [...methods] });
+  try {
+    await readLines(stream.readable, onLine, (why) => refuse(undefined, why));
+  } finally {
+    for (const stop of subscriptions.values()) stop();
+    subscriptions.clear();
+    await Promise.all([...opened.values()].map((p) => p.close().catch(() => {})));
+    await out.close();
+  }
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The client side of {@link serveChain}: one stream, any number of accounts' ports.
+ * `RemoteChain.connect` waits for the server's hello.
+ */
+export class RemoteChain {
+  readonly methods: ReadonlySet<string>;
+  readonly #out: LineWriter;
+  readonly #pending = new Map<number, Pending>();
+  readonly #subscriptions = new Map<number, (events: ChainEvent[]) => void>();
+  readonly #reading: Promise<void>;
+  #nextId = 1;
+  #closed: Error | undefined;
+
+  private constructor(
+    methods: ReadonlySet<string>,
+    out: LineWriter,
+    reading: (chain: RemoteChain) => Promise<void>,
+  ) {
+    this.methods = methods;
+    this.#out = out;
+    this.#reading = reading(this);
+  }
+
+  /** Connects on `stream`; rejects if the server's first line is not a hello of this protocol. */
+  static connect(stream: ByteStream, options: ChainCallOptions = {}): Promise<RemoteChain> {
+    return new Promise((resolve, reject) => {
+      let chain: RemoteChain | undefined;
+      let out: LineWriter | undefined = undefined;
+      const fail = (error: Error) => {
+        if (chain === undefined) reject(error);
+        else chain.#shut(error);
+      };
+      out = new LineWriter(
+        stream.writable,
+        (error) => fail(new ChainError("rpc_error", `Cannot write to the chain server: ${error}`)),
+      );
+      const abort = () =>
+        fail(new ChainError("rpc_error", "Connecting to the chain server was aborted"));
+      options.signal?.addEventListener("abort", abort, { once: true });
+      const reading = readLines(stream.readable, (line) => {
+        if (chain !== undefined) return chain.#receive(line);
+        options.signal?.removeEventListener("abort", abort);
+        if (
+          !isRecord(line) || line.hello !== REMOTE_CHAIN_PROTOCOL || !Array.isArray(line.methods)
+        ) {
+          const what = isRecord(line) && typeof line.hello === "string" ? line.hello : "no hello";
+          return fail(
+            new ChainError(
+              "rpc_error",
+              `The chain server does not speak ${REMOTE_CHAIN_PROTOCOL}: ${what}`,
+            ),
+          );
+        }
+        const methods = new Set(
+          line.methods.filter((m): m is string => CALL_NAMES.has(m as string)),
+        );
+        chain = new RemoteChain(methods, out!, () => reading);
+        resolve(chain);
+      }, (why) => fail(new ChainError("rpc_error", `The chain server sent a bad line: ${why}`)))
+        .then(
+          () => fail(new ChainError("rpc_error", "The chain server closed its stream")),
+          (error) =>
+            fail(new ChainError("rpc_error", `Reading from the chain server failed: ${error}`)),
+        );
+    });
+  }
+
+  /** A port acting as `account`. */
+  as(account: NodeId): ChainPort {
+    if (typeof account !== "string" || account.length === 0) {
+      throw new RangeError(
+        `Invalid account ${JSON.stringify(account)}: must be a non-empty string`,
+      );
+    }
+    return new RemoteChainPort(account, this);
+  }
+
+  /** Sends a call and waits for its answer. */
+  call(
+    account: NodeId,
+    method: CallName,
+    args: unknown[],
+    options?: ChainCallOptions,
+  ): Promise<unknown> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#pending.delete(id);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(id, {
+        resolve: (value) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(value);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      });
+      this.#out.line({ id, a: account, m: method, p: args });
+    });
+  }
+
+  /** Opens a subscription; returns its end. */
+  subscribe(
+    account: NodeId,
+    onEvents: (events: ChainEvent[]) => void,
+    options: SubscribeOptions,
+  ): () => void {
+    if (this.#closed !== undefined) throw this.#closed;
+    const pollMs = options.pollMs;
+    if (pollMs !== undefined && (!Number.isFinite(pollMs) || pollMs < 0)) {
+      throw new RangeError(`Invalid pollMs: expected a non-negative number, got ${pollMs}`);
+    }
+    const sub = this.#nextId++;
+    this.#subscriptions.set(sub, onEvents);
+    this.#out.line({
+      s: sub,
+      a: account,
+      ...(options.from === undefined ? {} : { from: options.from }),
+      ...(pollMs === undefined ? {} : { pollMs }),
+    });
+    return () => {
+      if (!this.#subscriptions.delete(sub) || this.#closed !== undefined) return;
+      this.#out.line({ u: sub });
+    };
+  }
+
+  #receive(line: unknown): void {
+    if (!isRecord(line)) return;
+    if (typeof line.id === "number") {
+      const pending = this.#pending.get(line.id);
+      if (pending === undefined) return;
+      this.#pending.delete(line.id);
+      if ("err" in line) pending.reject(fromWire(line.err));
+      else pending.resolve(line.ok);
+    } else if (typeof line.s === "number" && Array.isArray(line.e)) {
+      this.#subscriptions.get(line.s)?.(line.e as ChainEvent[]);
+    } else if (typeof line.s === "number" && "err" in line) {
+      logger.error("The chain server refused subscription {sub}: {error}", {
+        sub: line.s,
+        error: fromWire(line.err).message,
+      });
+      this.#subscriptions.delete(line.s);
+    }
+  }
+
+  #shut(error: Error): void {
+    if (this.#closed !== undefined) return;
+    this.#closed = error;
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+    this.#subscriptions.clear();
+  }
+
+  /**
+   * Ends the stream (the server then stops and ends its own, which this waits for): pending
+   * calls reject.
+   */
+  async close(): Promise<void> {
+    this.#shut(new ChainError("rpc_error", "The remote chain is closed"));
+    await this.#out.close();
+    await this.#reading.catch(() => {});
+  }
+}
+
+/** One account's port on a {@link RemoteChain}. */
+class RemoteChainPort implements ChainPort {
+  readonly account: NodeId;
+  readonly filtersEvents = false;
+  readonly #chain: RemoteChain;
+  readonly #subscriptions = new Set<() => void>();
+
+  constructor(account: NodeId, chain: RemoteChain) {
+    this.account = account;
+    this.#chain = chain;
+    for (const method of CALLS) {
+      if (!chain.methods.has(method)) continue;
+      (this as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+        const options =
+          method === "withdraw" || method === "accountPublicKey" || method === "totals"
+            ? args[0] as ChainCallOptions | undefined
+            : args[1] as ChainCallOptions | undefined;
+        const wire = method === "withdraw" || method === "accountPublicKey" || method === "totals"
+          ? []
+          : [args[0]];
+        if (method === "eventsSince" && options !== undefined) {
+          const limit = (options as { limit?: number }).limit;
+          if (limit !== undefined) wire.push({ limit });
+        }
+        return chain.call(account, method, wire, options);
+      };
+    }
+  }
+
+  subscribe(handler: (event: ChainEvent) => void, options: SubscribeOptions = {}): () => void {
+    const end = this.#chain.subscribe(this.account, (events) => {
+      for (const event of events) {
+        try {
+          handler(event);
+        } catch (error) {
+          // As the local ledger: a handler that throws is logged and the next event delivered.
+          logger.error("Subscriber of {account} threw on {event}: {error}", {
+            account: this.account,
+            event: `${event.name}@${event.blockNumber}:${event.eventIndex}`,
+            error,
+          });
+        }
+      }
+    }, {
+      ...(options.from ? { from: options.from } : {}),
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+    });
+    const unsubscribe = () => {
+      this.#subscriptions.delete(unsubscribe);
+      end();
+    };
+    this.#subscriptions.add(unsubscribe);
+    return unsubscribe;
+  }
+
+  close(): Promise<void> {
+    for (const unsubscribe of [...this.#subscriptions]) unsubscribe();
+    return Promise.resolve();
+  }
+}
+
+// The methods are set in the constructor, for those the server serves; TypeScript's view of them.
+interface RemoteChainPort
+  extends Omit<ChainPort, "account" | "subscribe" | "close" | "filtersEvents"> {}

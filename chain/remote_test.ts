@@ -1,0 +1,269 @@
+/**
+ * Tests of the chain served over a stream (`chain/remote.ts`): a local ledger behind in-memory
+ * pipes and behind a real child process (`runtime/bench/chain/main.ts`), its calls, errors,
+ * events and subscriptions as a port of the ledger itself gives them, and what a bad line, a
+ * wrong server or a closed stream get.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { LocalLedger } from "./local_ledger.ts";
+import { ChainError, type ChainEvent } from "./port.ts";
+import { type ByteStream, RemoteChain, serveChain } from "./remote.ts";
+
+const MODEL = "a".repeat(64);
+const INPUT = "b".repeat(64);
+const RESULT = "c".repeat(64);
+const START = { blockNumber: 0, eventIndex: 0 };
+
+/** Two ends of an in-memory duplex pipe. */
+function pipe(): [ByteStream, ByteStream] {
+  const up = new TransformStream<Uint8Array, Uint8Array>();
+  const down = new TransformStream<Uint8Array, Uint8Array>();
+  return [
+    { readable: down.readable, writable: up.writable },
+    { readable: up.readable, writable: down.writable },
+  ];
+}
+
+async function withServed(
+  body: (remote: RemoteChain, ledger: LocalLedger, refused: string[]) => Promise<void>,
+): Promise<void> {
+  const clock = { now: 1_000 };
+  const ledger = LocalLedger.open(":memory:", { now: () => clock.now });
+  const [client, server] = pipe();
+  const refused: string[] = [];
+  const serving = serveChain(ledger, server, { onRefused: (why) => refused.push(why) });
+  const remote = await RemoteChain.connect(client);
+  try {
+    await body(remote, ledger, refused);
+  } finally {
+    await remote.close();
+    await serving;
+    ledger.close();
+  }
+}
+
+function strip(events: readonly ChainEvent[]) {
+  return events.map((e) => JSON.stringify(e, (_k, v) => typeof v === "bigint" ? `${v}n` : v));
+}
+
+Deno.test("a remote port runs a job's transactions and reads the same events as a local port", async () => {
+  await withServed(async (remote, ledger) => {
+    const client = remote.as("c1");
+    const worker = remote.as("w1");
+    assert.equal(client.filtersEvents, false);
+    await worker.stake({ amount: 100n });
+    const receipt = await client.submitJob({
+      jobId: "j1",
+      amount: 1_000n,
+      minStake: 10n,
+      modelHash: MODEL,
+      inputCommitment: INPUT,
+    });
+    assert.equal(typeof receipt.txHash, "string");
+    assert.ok(receipt.blockNumber > 0);
+    await client.assignWorker({ jobId: "j1", worker: "w1", price: 600n });
+    await worker.submitResult({ jobId: "j1", commitment: RESULT });
+    await client.recordVerification({ jobId: "j1", accepted: true });
+    await client.releasePayment({ jobId: "j1" });
+    // Bigints cross exact, both ways.
+    assert.equal(await client.stakeOf("w1"), 100n);
+    const totals = await client.totals();
+    assert.equal(totals.escrowed, 1_000n);
+    assert.equal(typeof totals.paid, "bigint");
+    const remoteEvents = await client.eventsSince(START);
+    const localEvents = await ledger.as("c1").eventsSince(START);
+    assert.deepEqual(strip(remoteEvents.events), strip(localEvents.events));
+    assert.deepEqual(remoteEvents.next, localEvents.next);
+    const limited = await client.eventsSince(START, { limit: 2 });
+    assert.equal(limited.events.length, 2);
+    assert.ok(remoteEvents.events.some((e) => e.name === "PaymentReleased"));
+  });
+});
+
+Deno.test("a remote call that breaks a ledger rule rejects with the ledger's ChainError and code", async () => {
+  await withServed(async (remote) => {
+    const client = remote.as("c1");
+    const error = await client.releasePayment({ jobId: "nope" }).then(
+      () => assert.fail("released an unknown job"),
+      (e) => e,
+    );
+    assert.ok(error instanceof ChainError, String(error));
+    assert.equal(error.code, "unknown_job");
+    assert.match(error.message, /nope/);
+    // An invalid poll interval is refused at once, as by the ledger's own port.
+    assert.throws(() => client.subscribe(() => {}, { pollMs: -1 }), RangeError);
+  });
+});
+
+Deno.test("a remote subscription hands over every event in order, from a cursor, and stops", async () => {
+  await withServed(async (remote) => {
+    const client = remote.as("c1");
+    await remote.as("w1").stake({ amount: 50n });
+    const seen: ChainEvent[] = [];
+    let wake = () => {};
+    const stop = client.subscribe((e) => {
+      seen.push(e);
+      wake();
+    }, { pollMs: 5 });
+    const until = async (n: number) => {
+      const deadline = Date.now() + 30_000;
+      while (seen.length < n && Date.now() < deadline) {
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    };
+    await until(1);
+    assert.equal(seen[0]!.name, "WorkerStaked");
+    await client.submitJob({
+      jobId: "j2",
+      amount: 10n,
+      minStake: 1n,
+      modelHash: MODEL,
+      inputCommitment: INPUT,
+    });
+    await until(2);
+    assert.deepEqual(seen.map((e) => e.name), ["WorkerStaked", "JobSubmitted"]);
+    assert.equal((seen[1] as { amount: bigint }).amount, 10n);
+    // A subscription from a later cursor starts there.
+    const later: ChainEvent[] = [];
+    const stopLater = client.subscribe((e) => later.push(e), {
+      from: { blockNumber: seen[1]!.blockNumber, eventIndex: seen[1]!.eventIndex },
+      pollMs: 5,
+    });
+    const deadline = Date.now() + 30_000;
+    while (later.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(later.map((e) => e.name), ["JobSubmitted"]);
+    stop();
+    stopLater();
+    await remote.as("w2").stake({ amount: 5n });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(seen.length, 2, "a stopped subscription got an event");
+  });
+});
+
+Deno.test("the server refuses a line that is not JSON, an unknown method and a call without an account, with why", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const [client, server] = pipe();
+  const refused: string[] = [];
+  const serving = serveChain(ledger, server, { onRefused: (why) => refused.push(why) });
+  const writer = client.writable.getWriter();
+  const encoder = new TextEncoder();
+  const lines: unknown[] = [];
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let text = "";
+    for await (const chunk of client.readable) {
+      text += decoder.decode(chunk, { stream: true });
+      const parts = text.split("\n");
+      text = parts.pop()!;
+      for (const part of parts) lines.push(JSON.parse(part));
+    }
+  })();
+  await writer.write(encoder.encode("{not json\n"));
+  await writer.write(
+    encoder.encode(JSON.stringify({ id: 1, a: "c1", m: "mintMoney", p: [] }) + "\n"),
+  );
+  await writer.write(encoder.encode(JSON.stringify({ id: 2, m: "totals", p: [] }) + "\n"));
+  await writer.write(encoder.encode(JSON.stringify({ id: 3, a: "c1", m: "totals", p: [] }) + "\n"));
+  const deadline = Date.now() + 30_000;
+  while (lines.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await writer.close();
+  await serving;
+  await reading;
+  ledger.close();
+  assert.equal(refused.length, 3, refused.join("; "));
+  assert.match(refused[0]!, /not JSON/);
+  assert.match(refused[1]!, /unknown method "mintMoney"/);
+  assert.match(refused[2]!, /no account/);
+  const [hello, ...answers] = lines as Record<string, unknown>[];
+  assert.equal(hello!.hello, "ciro-chain/1");
+  const byId = new Map(answers.map((a) => [a.id, a]));
+  assert.match(String((byId.get(1)!.err as { message: string }).message), /unknown method/);
+  assert.equal((byId.get(1)!.err as { code: string }).code, "rpc_error");
+  assert.match(String((byId.get(2)!.err as { message: string }).message), /no account/);
+  // The good call after the bad ones is answered.
+  assert.ok("ok" in byId.get(3)!, JSON.stringify(byId.get(3)));
+});
+
+Deno.test("connecting to something that is not a chain server fails naming what it said", async () => {
+  const [client, server] = pipe();
+  const writer = server.writable.getWriter();
+  const connecting = RemoteChain.connect(client);
+  await writer.write(new TextEncoder().encode(JSON.stringify({ hello: "smtp/1" }) + "\n"));
+  await assert.rejects(connecting, (e: Error) => {
+    assert.ok(e instanceof ChainError);
+    assert.match(e.message, /does not speak ciro-chain\/1: smtp\/1/);
+    return true;
+  });
+  await writer.close();
+});
+
+Deno.test("when the server's stream ends, pending and later calls reject with rpc_error", async () => {
+  const [client, server] = pipe();
+  const writer = server.writable.getWriter();
+  const connecting = RemoteChain.connect(client);
+  await writer.write(
+    new TextEncoder().encode(JSON.stringify({ hello: "ciro-chain/1", methods: ["totals"] }) + "\n"),
+  );
+  const remote = await connecting;
+  const port = remote.as("c1");
+  assert.equal(port.stake, undefined, "a method the server does not serve is absent");
+  const pending = port.totals();
+  await writer.close();
+  await assert.rejects(pending, (e: Error) => {
+    assert.ok(e instanceof ChainError);
+    assert.equal(e.code, "rpc_error");
+    assert.match(e.message, /closed its stream/);
+    return true;
+  });
+  await assert.rejects(port.totals(), /closed its stream/);
+  await remote.close();
+});
+
+Deno.test("a ledger in a child process serves a job's lifecycle (runtime/bench/chain/main.ts)", async () => {
+  const main = fileURLToPath(new URL("../runtime/bench/chain/main.ts", import.meta.url));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", main],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const remote = await RemoteChain.connect({ readable: child.stdout, writable: child.stdin });
+  try {
+    const client = remote.as("c1");
+    await remote.as("w1").stake({ amount: 100n });
+    await client.submitJob({
+      jobId: "j1",
+      amount: 1_000n,
+      minStake: 10n,
+      modelHash: MODEL,
+      inputCommitment: INPUT,
+    });
+    await client.assignWorker({ jobId: "j1", worker: "w1", price: 600n });
+    await remote.as("w1").submitResult({ jobId: "j1", commitment: RESULT });
+    await client.recordVerification({ jobId: "j1", accepted: true });
+    await client.releasePayment({ jobId: "j1" });
+    const { events } = await client.eventsSince(START);
+    assert.deepEqual(
+      events.map((e) => e.name).filter((n) => n !== "ReputationUpdated"),
+      [
+        "WorkerStaked",
+        "JobSubmitted",
+        "WorkerAssigned",
+        "ResultSubmitted",
+        "JobVerified",
+        "PaymentReleased",
+      ],
+    );
+  } finally {
+    await remote.close();
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assert.equal(status.code, 0, stderr);
+  }
+});

@@ -1,0 +1,40 @@
+/**
+ * The chain in a process of its own: serves a local ledger on stdin and stdout
+ * (`chain/remote.ts`'s protocol), for the engine benchmark's `--chain-process` and for anyone who
+ * wants the ledger's work out of a node's process. Ends when stdin ends.
+ *
+ *     deno run --allow-read --allow-write runtime/bench/chain/main.ts [--ledger PATH]
+ *
+ * `PATH` defaults to `:memory:`. Nothing but the protocol is written to stdout; refused lines
+ * are reported on stderr.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { LocalLedger } from "../../../chain/local_ledger.ts";
+import { serveChain } from "../../../chain/remote.ts";
+
+if (import.meta.main) {
+  let ledgerPath: string;
+  try {
+    const { values } = parseArgs({
+      args: Deno.args,
+      options: { ledger: { type: "string", default: ":memory:" } },
+      strict: true,
+    });
+    ledgerPath = values.ledger;
+  } catch (error) {
+    console.error(
+      `${(error as Error).message}\nusage: runtime/bench/chain/main.ts [--ledger PATH]`,
+    );
+    Deno.exit(2);
+  }
+  const ledger = LocalLedger.open(ledgerPath);
+  try {
+    await serveChain(ledger, { readable: Deno.stdin.readable, writable: Deno.stdout.writable }, {
+      onRefused: (why) => console.error(`chain server: refused: ${why}`),
+    });
+  } finally {
+    ledger.close();
+  }
+}
