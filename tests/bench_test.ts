@@ -108,6 +108,7 @@ Deno.test({
     assert.deepEqual(n.discovery.map((d) => [d.k, d.found]), [[2, 2]]);
     assert.equal(r.lifecycle.engine.settled, 12);
     assert.equal(r.lifecycle.raw.settled, 12);
+    assert.equal(r.lifecycle.remote.settled, 12, "the engine with its chain in a child process");
     assert.ok(r.lifecycle.overhead > 0);
     assert.deepEqual(r.lifecycle.sweep.map((s) => s.engine.concurrency), [2, 4]);
     for (const m of r.memory) {
@@ -120,6 +121,7 @@ Deno.test({
     const table = formatTable(r);
     assert.match(table, /announce -> all workers bidding, 3 nodes/);
     assert.match(table, /heap per peer actor/);
+    assert.match(table, /the chain in its own process: per CPU second of the client's process/);
     const dir = await Deno.makeTempDir({ prefix: "bench-test-" });
     try {
       const written = await writeResults(r, dir);

@@ -103,6 +103,11 @@ export interface LifecycleFigures {
   readonly tree: LifecycleResult;
   readonly raw: LifecycleResult;
   /**
+   * The engine with its ledger in a child process (`chainProcess`), as a node with a chain node
+   * elsewhere: the client's process pays for its calls' encoding, not their execution.
+   */
+  readonly remote: LifecycleResult;
+  /**
    * The engine journaling to a SQLite file, as `deno task node` does (once, at most 1000 jobs).
    */
   readonly journaled: LifecycleResult;
@@ -132,19 +137,27 @@ export async function runLifecycle(
   };
   for (const kind of ["raw", "tree", "raw"] as const) benchMachines(kind, { ...base, ...warm });
   await benchEngine({ ...base, ...warm, jobs: Math.min(300, config.jobs), ...signal });
+  await benchEngine({
+    ...base,
+    ...warm,
+    jobs: Math.min(300, config.jobs),
+    chainProcess: true,
+    ...signal,
+  });
   const main = { ...base, jobs: config.jobs, concurrency: config.concurrency };
   const best = (a: LifecycleResult | undefined, b: LifecycleResult) =>
     a !== undefined && a.jobsPerSecond >= b.jobsPerSecond ? a : b;
   let raw: LifecycleResult | undefined;
   let tree: LifecycleResult | undefined;
   let engine: LifecycleResult | undefined;
+  let remote: LifecycleResult | undefined;
   let rawCpu = 0;
   let engineCpu = 0;
   const rounds = Math.max(1, options.rounds ?? 2);
   for (let round = 1; round <= rounds; round++) {
     progress(
       `lifecycle round ${round}/${rounds}: ${config.jobs} jobs, ${config.concurrency} in flight, ` +
-        `${config.workers} workers: raw XState, tree, engine`,
+        `${config.workers} workers: raw XState, tree, engine, engine with the chain apart`,
     );
     const r = benchMachines("raw", main);
     raw = best(raw, r);
@@ -157,6 +170,7 @@ export async function runLifecycle(
     });
     engine = best(engine, e);
     engineCpu = Math.max(engineCpu, e.jobsPerCpuSecond);
+    remote = best(remote, await benchEngine({ ...main, chainProcess: true, ...signal }));
   }
   // At most 1000 jobs: journaled, the engine is several times slower.
   const journaledJobs = Math.min(1_000, config.jobs);
@@ -164,6 +178,7 @@ export async function runLifecycle(
   const journaled = await benchEngine({ ...main, jobs: journaledJobs, journal: true, ...signal });
   return {
     engine: engine!,
+    remote: remote!,
     journaled,
     tree: tree!,
     raw: raw!,
@@ -327,6 +342,21 @@ export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
         fmt(l.engine.cpuMs)
       } ms CPU: chain calls ${fmt(l.engine.chainCpuMs ?? NaN)}, market ${
         fmt(l.engine.marketCpuMs ?? NaN)
+      }`,
+    ],
+    [
+      "  the chain in its own process: jobs/s, wall",
+      `${fmt(l.remote.jobsPerSecond)} (${l.remote.settled}/${l.remote.jobs} settled)`,
+      `steady ${fmt(l.remote.steadyJobsPerSecond ?? NaN)}; the ledger in a child process ` +
+      "(chain/remote.ts), as a chain node",
+    ],
+    [
+      "  the chain in its own process: per CPU second of the client's process",
+      fmt(l.remote.jobsPerCpuSecond),
+      `without the market's share ${fmt(l.remote.clientJobsPerCpuSecond ?? NaN)}; of ${
+        fmt(l.remote.cpuMs)
+      } ms CPU: market ${fmt(l.remote.marketCpuMs ?? NaN)}, chain calls' encoding ${
+        fmt(l.remote.chainCpuMs ?? NaN)
       }`,
     ],
     [

@@ -266,6 +266,8 @@ export interface LifecycleOptions {
    * @default false
    */
   readonly chainProcess?: boolean;
+  /** The engine only: the node's `retainFinishedMs` (its default otherwise). */
+  readonly retainFinishedMs?: number | null;
   /**
    * The raw and tree baselines: each job's bids and its attestations are sent as one event each
    * (`bids.received`, `job.attestations.received`), as the engine's ingress batches what arrives
@@ -362,7 +364,10 @@ export function steadyRate(settledAt: readonly number[], concurrency: number): n
 
 function result(
   o: Required<
-    Omit<LifecycleOptions, "onProgress" | "signal" | "journal" | "batch" | "chainProcess">
+    Omit<
+      LifecycleOptions,
+      "onProgress" | "signal" | "journal" | "batch" | "chainProcess" | "retainFinishedMs"
+    >
   >,
   settled: number,
   wallMs: number,
@@ -418,6 +423,9 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     chain: timedPort(chain.as("client"), chainSpent),
     capabilityIntervalMs: 0,
     peer: { ...DEFAULT_PEER_CONFIG, heartbeatMs: PEER_HEARTBEAT_MS },
+    ...(options.retainFinishedMs === undefined
+      ? {}
+      : { retainFinishedMs: options.retainFinishedMs }),
     // The market's verifiers attest by gossip and the owner counts them, as the raw and tree
     // baselines do (the same machine path): not the node's default, chain-decided settlement.
     policy: { ...DEFAULT_POLICY, settlement: "legacy" as const },
