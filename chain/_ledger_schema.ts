@@ -124,6 +124,15 @@ export const ADDED_COLUMNS: readonly { table: string; column: string; definition
   { table: "jobs", column: "chain_decided", definition: "INTEGER NOT NULL DEFAULT 0" },
 ];
 
+/**
+ * The format of a ledger file (SQLite's `user_version`): 0 (files of releases before it was
+ * kept) and 1 store `JobSubmitted` without the escrow's terms and `WorkerAssigned` without the
+ * attempt; opening such a file completes its stored events (`chain/events.ts`,
+ * `completeLegacyEvent`) from its jobs table and the order of the assignments, once. A file of a
+ * later format is refused (`unsupported_format`).
+ */
+export const LEDGER_FORMAT = 2;
+
 export type TotalKey =
   | "escrowed"
   | "paid"

@@ -31,9 +31,11 @@ import {
   type TxReceipt,
 } from "./port.ts";
 import {
+  completeLegacyEvent,
   decodeChainEvent,
   encodeChainEvent,
   EVENT_LAYOUTS,
+  EVENT_SELECTORS,
   type RawStarknetEvent,
 } from "./events.ts";
 import {
@@ -51,6 +53,7 @@ import {
   ADDED_COLUMNS,
   INITIAL_REPUTATION,
   type JobStatus,
+  LEDGER_FORMAT,
   SCHEMA,
   type TotalKey,
 } from "./_ledger_schema.ts";
@@ -241,6 +244,19 @@ function integerValue(column: string, value: unknown): number {
   return value;
 }
 
+/** A row of the events table as the raw event it stores. */
+function rawEventOf(row: Row): RawStarknetEvent {
+  return {
+    from_address: text(row, "from_address"),
+    keys: JSON.parse(text(row, "keys")) as string[],
+    data: JSON.parse(text(row, "data")) as string[],
+    block_number: integer(row, "block_number"),
+    block_hash: text(row, "block_hash"),
+    transaction_hash: text(row, "tx_hash"),
+    event_index: integer(row, "event_index"),
+  };
+}
+
 /** Decodes a stored event, or fails as an unreadable ledger. */
 function decodeStored(raw: RawStarknetEvent): ChainEvent {
   try {
@@ -372,6 +388,7 @@ export class LedgerStore {
             this.#db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
           }
         }
+        this.#upgradeFormat(path);
         this.#db.exec("COMMIT");
       } catch (error) {
         this.#db.exec("ROLLBACK");
@@ -385,6 +402,83 @@ export class LedgerStore {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Brings a file of an earlier format up to {@link LEDGER_FORMAT} (in the opening transaction):
+   * its stored `JobSubmitted` events get the escrow's terms from the jobs table (they never
+   * change after the submission), its `WorkerAssigned` events the attempt, counted per job in
+   * chain order as `assignWorker` counts it. Refuses a file of a later format.
+   */
+  #upgradeFormat(path: string): void {
+    const version = integer(this.#db.prepare("PRAGMA user_version").get() as Row, "user_version");
+    if (version === LEDGER_FORMAT) return;
+    if (version > LEDGER_FORMAT) {
+      throw new ChainError(
+        "unsupported_format",
+        `Cannot open ledger ${q(path)}: its format is ${version}, this release reads formats up ` +
+          `to ${LEDGER_FORMAT}: open it with the release that wrote it or a later one, or start ` +
+          "a new ledger file",
+      );
+    }
+    const submitted = BigInt(EVENT_SELECTORS.JobSubmitted);
+    const assigned = BigInt(EVENT_SELECTORS.WorkerAssigned);
+    const attempts = new Map<string, number>();
+    const rows = this.#db.prepare(
+      `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash
+       FROM events ORDER BY block_number, event_index`,
+    ).all() as Row[];
+    const update = this.#db.prepare(
+      "UPDATE events SET data = ? WHERE block_number = ? AND event_index = ?",
+    );
+    for (const row of rows) {
+      const raw = rawEventOf(row);
+      const selector = BigInt(raw.keys[0] ?? "0x0");
+      if (selector !== submitted && selector !== assigned) continue;
+      // The job id leads both layouts: decode it with placeholder values for the rest.
+      const placeholder = { minStake: 0n, verifierCount: 0, bidWindowMs: 0, executionMs: 0 };
+      let jobId: string;
+      try {
+        const probe = completeLegacyEvent(raw, { ...placeholder, verificationMs: 0, attempt: 0 });
+        if (probe === raw) continue;
+        jobId = (decodeChainEvent(probe) as { jobId: string }).jobId;
+      } catch (cause) {
+        throw new ChainError(
+          "rpc_error",
+          `Cannot upgrade ledger ${q(path)}: event ${raw.block_number}:${raw.event_index} ` +
+            "does not decode",
+          { cause },
+        );
+      }
+      let values: Record<string, unknown>;
+      if (selector === assigned) {
+        const attempt = (attempts.get(jobId) ?? 0) + 1;
+        attempts.set(jobId, attempt);
+        values = { attempt };
+      } else {
+        const job = this.#db.prepare(
+          `SELECT min_stake, verifier_count, bid_window_ms, execution_ms, verification_ms
+           FROM jobs WHERE job_id = ?`,
+        ).get(jobId) as Row | undefined;
+        if (job === undefined) {
+          throw new ChainError(
+            "rpc_error",
+            `Cannot upgrade ledger ${q(path)}: event ${raw.block_number}:${raw.event_index} ` +
+              `submits job ${q(jobId)}, which its jobs table does not hold`,
+          );
+        }
+        values = {
+          minStake: BigInt(text(job, "min_stake")),
+          verifierCount: integer(job, "verifier_count"),
+          bidWindowMs: integer(job, "bid_window_ms"),
+          executionMs: integer(job, "execution_ms"),
+          verificationMs: integer(job, "verification_ms"),
+        };
+      }
+      const completed = completeLegacyEvent(raw, values);
+      update.run(JSON.stringify(completed.data), raw.block_number, raw.event_index);
+    }
+    this.#db.exec(`PRAGMA user_version = ${LEDGER_FORMAT}`);
   }
 
   close(): void {
@@ -839,6 +933,11 @@ export class LedgerStore {
         amount,
         modelHash,
         inputCommitment,
+        minStake,
+        verifierCount,
+        bidWindowMs,
+        executionMs,
+        verificationMs,
       });
     });
   }
@@ -952,7 +1051,7 @@ export class LedgerStore {
         );
         this.#run("UPDATE verifiers SET chosen = chosen + 1 WHERE account = ?", verifier);
       }
-      tx.emit({ name: "WorkerAssigned", jobId, worker, price, verifiers });
+      tx.emit({ name: "WorkerAssigned", jobId, worker, price, verifiers, attempt });
     });
   }
 
@@ -1815,15 +1914,7 @@ export class LedgerStore {
           events.push(kept);
           continue;
         }
-        events.push(decodeStored({
-          from_address: text(row, "from_address"),
-          keys: JSON.parse(text(row, "keys")) as string[],
-          data: JSON.parse(text(row, "data")) as string[],
-          block_number: integer(row, "block_number"),
-          block_hash: text(row, "block_hash"),
-          transaction_hash: text(row, "tx_hash"),
-          event_index: integer(row, "event_index"),
-        }));
+        events.push(decodeStored(rawEventOf(row)));
       }
     }
     const last = events.at(-1);

@@ -14,7 +14,8 @@
  *   - amounts as a `u256`: two felts, `low` then `high` (128 bits each);
  *   - hex sha-256 commitments (`modelHash`, `inputCommitment`, `commitment`: 64 lowercase hex
  *     digits, no prefix, as on the wire) as a `u256`;
- *   - numbers (`unlockAt`, `score`) as one felt;
+ *   - numbers (`unlockAt`, `score`, `attempt`, the escrow's `verifierCount` and durations in ms)
+ *     as one felt;
  *   - reasons as a Cairo short string (one felt of ASCII bytes);
  *   - arrays (`verifiers`) as a length felt followed by the elements.
  *
@@ -252,12 +253,18 @@ export const EVENT_LAYOUTS: {
     ["amount", "u256"],
     ["modelHash", "hash"],
     ["inputCommitment", "hash"],
+    ["minStake", "u256"],
+    ["verifierCount", "number"],
+    ["bidWindowMs", "number"],
+    ["executionMs", "number"],
+    ["verificationMs", "number"],
   ],
   WorkerAssigned: [
     ["jobId", "byteArray"],
     ["worker", "byteArray"],
     ["price", "u256"],
     ["verifiers", "byteArrays"],
+    ["attempt", "number"],
   ],
   AssignmentRevoked: [["jobId", "byteArray"], ["worker", "byteArray"]],
   ResultSubmitted: [["jobId", "byteArray"], ["worker", "byteArray"], ["commitment", "hash"]],
@@ -296,6 +303,47 @@ export const EVENT_LAYOUTS: {
   StakeWithdrawn: [["worker", "byteArray"], ["amount", "u256"]],
   ReputationUpdated: [["worker", "byteArray"], ["score", "number"]],
 };
+
+/**
+ * Fields added at the end of an event's layout after the first release: an event written before
+ * (a local ledger file of an earlier release) lacks them. {@link completeLegacyEvent} adds them.
+ */
+export const ADDED_EVENT_FIELDS: { readonly [N in ChainEventName]?: readonly string[] } = {
+  JobSubmitted: ["minStake", "verifierCount", "bidWindowMs", "executionMs", "verificationMs"],
+  WorkerAssigned: ["attempt"],
+};
+
+/**
+ * Raw event `raw`, written before its layout gained {@link ADDED_EVENT_FIELDS}, with `values` of
+ * those fields encoded after its data (each as its layout says); `raw` itself if it has them
+ * already or its event gained none. Throws a {@link ChainDecodeError} when `raw` decodes neither
+ * way, and a `TypeError` or `RangeError` naming a value that does not fit its field.
+ */
+export function completeLegacyEvent(
+  raw: RawStarknetEvent,
+  values: Readonly<Record<string, unknown>>,
+): RawStarknetEvent {
+  let name: ChainEventName;
+  try {
+    name = decodeChainEvent(raw).name;
+    return raw;
+  } catch (error) {
+    if (!(error instanceof ChainDecodeError) || error.code !== "truncated") throw error;
+    name = NAME_BY_SELECTOR.get(BigInt(raw.keys[0]!))!;
+  }
+  const added = ADDED_EVENT_FIELDS[name];
+  if (added === undefined) return raw;
+  const w = new FeltWriter();
+  const layout = EVENT_LAYOUTS[name];
+  for (const field of added) {
+    const kind = layout.find(([f]) => f === field)![1];
+    if (kind === "u256") w.u256(field, values[field] as bigint);
+    else w.number(field, values[field] as number);
+  }
+  const completed = { ...raw, data: [...raw.data, ...w.felts] };
+  decodeChainEvent(completed);
+  return completed;
+}
 
 function encodeData(event: ChainEvent): string[] {
   const layout = EVENT_LAYOUTS[event.name];

@@ -44,6 +44,11 @@ const chainEvent: fc.Arbitrary<ChainEvent> = fc.oneof(
     amount: u256,
     modelHash: sha,
     inputCommitment: sha,
+    minStake: u256,
+    verifierCount: fc.integer({ min: 0, max: 64 }),
+    bidWindowMs: fc.integer({ min: 1, max: 2 ** 40 }),
+    executionMs: fc.integer({ min: 1, max: 2 ** 40 }),
+    verificationMs: fc.integer({ min: 1, max: 2 ** 40 }),
   }),
   fc.record({
     name: fc.constant("WorkerAssigned" as const),
@@ -51,6 +56,7 @@ const chainEvent: fc.Arbitrary<ChainEvent> = fc.oneof(
     worker: id,
     price: u256,
     verifiers: fc.array(id, { maxLength: 8 }),
+    attempt: fc.integer({ min: 1, max: 2 ** 32 - 1 }),
   }),
   fc.record({ name: fc.constant("AssignmentRevoked" as const), jobId: id, worker: id }),
   fc.record({
@@ -218,7 +224,14 @@ Deno.test("encodeChainEvent() writes u256 as low then high and reasons as short 
     amount: 1n,
     modelHash: SHA_A,
     inputCommitment: SHA_B,
+    minStake: 2n ** 128n + 3n,
+    verifierCount: 4,
+    bidWindowMs: 2_000,
+    executionMs: 30_000,
+    verificationMs: 45_000,
   }, ADDRESS);
+  // ..., amount, modelHash, inputCommitment, then the escrow's terms: minStake as a u256
+  // (low, high), the count and the three durations as one felt each.
   assert.deepEqual(submitted.data.slice(6), [
     "0x1",
     "0x0",
@@ -226,6 +239,12 @@ Deno.test("encodeChainEvent() writes u256 as low then high and reasons as short 
     "0x0",
     `0x${"ff".repeat(16)}`,
     `0x${"ff".repeat(16)}`,
+    "0x3",
+    "0x1",
+    "0x4",
+    "0x7d0",
+    "0x7530",
+    "0xafc8",
   ]);
   assert.equal(submitted.block_number, 3);
   assert.equal(submitted.block_hash, "0xb");
@@ -327,9 +346,11 @@ Deno.test("decodeChainEvent() rejects truncated and trailing data", () => {
     worker: "w",
     price: 1n,
     verifiers: [],
+    attempt: 2,
   }, ADDRESS);
+  assert.equal(assigned.data.at(-1), "0x2", "the attempt is the last felt");
   expectDecodeError(
-    { ...assigned, data: [...assigned.data.slice(0, -1), "0x64"] },
+    { ...assigned, data: [...assigned.data.slice(0, -2), "0x64", "0x2"] },
     "truncated",
     /field "verifiers": array claims 100 elements/,
   );

@@ -148,6 +148,12 @@ Deno.test("LocalLedger.submitJob() locks the escrow and emits JobSubmitted", asy
       amount: 1_200n,
       modelHash: MODEL,
       inputCommitment: INPUT,
+      // Submitted without terms: their defaults.
+      minStake: 100n,
+      verifierCount: 0,
+      bidWindowMs: 60_000,
+      executionMs: 600_000,
+      verificationMs: 600_000,
     }]);
     const t = await f.client.totals();
     assert.equal(t.escrowed, 1_200n);
@@ -243,6 +249,7 @@ Deno.test("LocalLedger.assignWorker() checks the client, the state, the stake an
       worker: "w3",
       price: 100n,
       verifiers: ["v1", "v2"],
+      attempt: 1,
     }]);
     await rejects(
       f.client.assignWorker({ jobId: "j1", worker: "w3", price: 1n, verifiers: [] }),

@@ -29,6 +29,16 @@ export type ChainEvent =
       readonly amount: bigint;
       readonly modelHash: string;
       readonly inputCommitment: string;
+      /** The least stake a worker must hold to be assigned. */
+      readonly minStake: bigint;
+      /**
+       * The escrow's terms ({@link JobTerms}) as the chain recorded them: a job submitted without
+       * terms shows their defaults (0 verifiers).
+       */
+      readonly verifierCount: number;
+      readonly bidWindowMs: number;
+      readonly executionMs: number;
+      readonly verificationMs: number;
     }
     | {
       readonly name: "WorkerAssigned";
@@ -36,6 +46,8 @@ export type ChainEvent =
       readonly worker: NodeId;
       readonly price: bigint;
       readonly verifiers: readonly NodeId[];
+      /** The auction this assignment closes: the chain counts a job's assignments from 1. */
+      readonly attempt: number;
     }
     | { readonly name: "AssignmentRevoked"; readonly jobId: string; readonly worker: NodeId }
     | {
@@ -322,7 +334,8 @@ export type ChainErrorCode =
   | "deadline_passed"
   | "deadline_not_passed"
   | "no_evidence"
-  | "wrong_subject";
+  | "wrong_subject"
+  | "unsupported_format";
 
 /** A chain call that failed; match on `error.name === "ChainError"` and `code`. */
 export class ChainError extends Error {

@@ -33,6 +33,7 @@ export function chainEventToActorEvents(event: ChainEvent): Addressed[] {
         worker: event.worker,
         price: event.price,
         verifiers: [...event.verifiers],
+        attempt: event.attempt,
         ref,
       })];
     case "AssignmentRevoked":

@@ -218,9 +218,26 @@ const CHAIN_CODES: ReadonlySet<string> = new Set(
       deadline_not_passed: true,
       no_evidence: true,
       wrong_subject: true,
+      unsupported_format: true,
     } satisfies Record<ChainErrorCode, true>,
   ),
 );
+/** The escrow's terms as `JobSubmitted` carries them (the contract's `Terms`, decoded by viem). */
+function termsOf(value: unknown): {
+  verifierCount: number;
+  bidWindowMs: number;
+  executionMs: number;
+  verificationMs: number;
+} {
+  const t = value as Record<string, unknown>;
+  return {
+    verifierCount: Number(t["verifierCount"]),
+    bidWindowMs: Number(t["bidWindowMs"]),
+    executionMs: Number(t["executionMs"]),
+    verificationMs: Number(t["verificationMs"]),
+  };
+}
+
 const PORT_EVENTS: ReadonlySet<string> = new Set([
   "FailureReported",
   "AttestationRecorded",
@@ -1384,6 +1401,8 @@ export class EvmChain implements ChainPort {
           amount: a["amount"] as bigint,
           modelHash: hex(a["modelHash"]),
           inputCommitment: hex(a["inputCommitment"]),
+          minStake: a["minStake"] as bigint,
+          ...termsOf(a["terms"]),
         };
       case "WorkerAssigned": {
         const verifiers: NodeId[] = [...(a["named"] as readonly string[])];
@@ -1395,6 +1414,7 @@ export class EvmChain implements ChainPort {
           worker: await this.#nodeId(a["worker"] as Hex),
           price: a["price"] as bigint,
           verifiers,
+          attempt: Number(a["attempt"]),
         };
       }
       case "FailureReported":

@@ -220,6 +220,54 @@ Deno.test("EvmChain resends the identical transaction when an answer is lost: ex
   });
 });
 
+Deno.test("EvmChain decodes the escrow's terms from JobSubmitted and the attempt from WorkerAssigned", async () => {
+  await withEvm(async (f) => {
+    const verifier = await f.connect("verifier", 3);
+    await verifier.stake({ amount: 100n, role: "verifier" });
+    const worker = await f.connect("worker", 1);
+    await worker.stake({ amount: 50n });
+    const client = await f.connect("client", 2);
+    const terms = {
+      verifierCount: 1,
+      bidWindowMs: 2_000,
+      executionMs: 30_000,
+      verificationMs: 45_000,
+    };
+    const hash = "ab".repeat(32);
+    await client.submitJob({
+      jobId: "j1",
+      amount: 900n,
+      minStake: 7n,
+      modelHash: hash,
+      inputCommitment: hash,
+      ...terms,
+    });
+    await client.assignWorker({ jobId: "j1", worker: "worker", price: 500n });
+    await client.revokeAssignment({ jobId: "j1", worker: "worker" });
+    await client.assignWorker({ jobId: "j1", worker: "worker", price: 600n });
+    const events = (await client.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 1000 }))
+      .events;
+    const submitted = events.find((e) => e.name === "JobSubmitted");
+    assert.ok(submitted?.name === "JobSubmitted");
+    assert.deepEqual(
+      {
+        client: submitted.client,
+        amount: submitted.amount,
+        minStake: submitted.minStake,
+        verifierCount: submitted.verifierCount,
+        bidWindowMs: submitted.bidWindowMs,
+        executionMs: submitted.executionMs,
+        verificationMs: submitted.verificationMs,
+      },
+      { client: "client", amount: 900n, minStake: 7n, ...terms },
+    );
+    const assigned = events.flatMap((e) =>
+      e.name === "WorkerAssigned" ? [[e.price, e.attempt, e.verifiers]] : []
+    );
+    assert.deepEqual(assigned, [[500n, 1, ["verifier"]], [600n, 2, ["verifier"]]]);
+  });
+});
+
 Deno.test("EvmChain reports a transaction that is never mined after bounded identical resends", async () => {
   await withEvm(async (f) => {
     const worker = await f.connect("worker", 1, { receiptTimeoutMs: 30, maxAttempts: 3 });

@@ -112,8 +112,21 @@ scenario(
         amount: 1_000n,
         modelHash: HASH,
         inputCommitment: HASH,
+        // Submitted without terms: the chain shows their defaults.
+        minStake: 100n,
+        verifierCount: 0,
+        bidWindowMs: 60_000,
+        executionMs: 600_000,
+        verificationMs: 600_000,
       },
-      { name: "WorkerAssigned", jobId: "j1", worker: "worker", price: 800n, verifiers: [] },
+      {
+        name: "WorkerAssigned",
+        jobId: "j1",
+        worker: "worker",
+        price: 800n,
+        verifiers: [],
+        attempt: 1,
+      },
       { name: "ResultSubmitted", jobId: "j1", worker: "worker", commitment: OTHER },
       { name: "JobVerified", jobId: "j1" },
       {

@@ -19,6 +19,11 @@ const submitted = (jobId: string): ChainEvent => ({
   amount: 100n,
   modelHash: "0".repeat(64),
   inputCommitment: "0".repeat(64),
+  minStake: 0n,
+  verifierCount: 0,
+  bidWindowMs: 60_000,
+  executionMs: 600_000,
+  verificationMs: 600_000,
 });
 const paid = (jobId: string, worker: string): ChainEvent => ({
   ...meta(),

@@ -102,11 +102,22 @@ contract JobManager is IStakeLocks {
     mapping(bytes32 => bytes32[]) internal openJobs;
     mapping(bytes32 => mapping(bytes32 => uint256)) internal openIndex; // worker => job => index + 1
 
+    /// With the escrow's minimum stake and terms, so that a verifier reads them from the chain.
     event JobSubmitted(
-        bytes32 indexed job, string jobId, bytes32 client, uint256 amount, bytes32 modelHash, bytes32 inputCommitment
+        bytes32 indexed job,
+        string jobId,
+        bytes32 client,
+        uint256 amount,
+        bytes32 modelHash,
+        bytes32 inputCommitment,
+        uint256 minStake,
+        Terms terms
     );
-    /// `verifiers`: the chosen (chain-decided jobs); `named`: those the client named (legacy jobs).
-    event WorkerAssigned(bytes32 indexed job, bytes32 worker, uint256 price, bytes32[] verifiers, string[] named);
+    /// `verifiers`: the chosen (chain-decided jobs); `named`: those the client named (legacy jobs);
+    /// `attempt`: the job's assignments counted from 1 (what an attestation must name).
+    event WorkerAssigned(
+        bytes32 indexed job, bytes32 worker, uint256 price, bytes32[] verifiers, string[] named, uint32 attempt
+    );
     event AssignmentRevoked(bytes32 indexed job, bytes32 worker);
     event ResultSubmitted(bytes32 indexed job, bytes32 worker, bytes32 commitment);
     event FailureReported(bytes32 indexed job, bytes32 worker, string reason);
@@ -172,7 +183,7 @@ contract JobManager is IStakeLocks {
         totalEscrowed += amount;
         totalLocked += amount;
         token.transferFrom(msg.sender, address(this), amount);
-        emit JobSubmitted(key, jobId, client, amount, modelHash, inputCommitment);
+        emit JobSubmitted(key, jobId, client, amount, modelHash, inputCommitment, minStake, terms);
     }
 
     /// @notice The client assigns its job; the chain chooses the verifiers (a legacy job's client
@@ -223,7 +234,7 @@ contract JobManager is IStakeLocks {
         for (uint256 i = 0; i < named.length; i++) {
             parties[key][keccak256(bytes(named[i]))].flags |= VERIFIER;
         }
-        emit WorkerAssigned(key, worker, price, chosen, named);
+        emit WorkerAssigned(key, worker, price, chosen, named, attempt);
     }
 
     function revokeAssignment(bytes32 key, bytes32 worker) external {
