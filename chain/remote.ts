@@ -111,8 +111,10 @@ function untag(value: unknown): unknown {
 }
 
 /**
- * Writes lines to a stream, coalesced: every line queued in one turn goes out in one write after
- * it. A failed write is reported once to `onError`; later lines are dropped.
+ * Writes lines to a stream, coalesced: the lines queued in one turn go out in one write after it,
+ * and while a write is under way the lines queued meanwhile wait for it and go out together (one
+ * system call for many calls or events under load). A failed write is reported once to
+ * `onError`; later lines are dropped.
  */
 class LineWriter {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -120,6 +122,7 @@ class LineWriter {
   readonly #onError: (error: unknown) => void;
   #pending: string[] = [];
   #scheduled = false;
+  #writing = false;
   #failed = false;
 
   constructor(writable: WritableStream<Uint8Array>, onError: (error: unknown) => void) {
@@ -130,17 +133,26 @@ class LineWriter {
   line(value: unknown): void {
     if (this.#failed) return;
     this.#pending.push(JSON.stringify(tag(value)));
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#writing) return;
     this.#scheduled = true;
-    queueMicrotask(() => this.#flush());
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
   }
 
   #flush(): void {
-    this.#scheduled = false;
-    if (this.#failed || this.#pending.length === 0) return;
+    if (this.#failed || this.#writing || this.#pending.length === 0) return;
     const text = this.#pending.join("\n") + "\n";
     this.#pending = [];
-    this.#writer.write(this.#encoder.encode(text)).catch((error) => this.#fail(error));
+    this.#writing = true;
+    this.#writer.write(this.#encoder.encode(text)).then(
+      () => {
+        this.#writing = false;
+        this.#flush();
+      },
+      (error) => this.#fail(error),
+    );
   }
 
   #fail(error: unknown): void {
@@ -154,7 +166,11 @@ class LineWriter {
    * never reads (a peer that is gone).
    */
   close(): Promise<void> {
-    this.#flush();
+    if (!this.#failed && this.#pending.length > 0) {
+      const text = this.#pending.join("\n") + "\n";
+      this.#pending = [];
+      this.#writer.write(this.#encoder.encode(text)).catch(() => {});
+    }
     this.#failed = true;
     this.#writer.close().catch(() => {});
     return Promise.resolve();
