@@ -267,3 +267,43 @@ Deno.test("a ledger in a child process serves a job's lifecycle (runtime/bench/c
     assert.equal(status.code, 0, stderr);
   }
 });
+
+Deno.test("calls made while a write is under way go out together in the next write", async () => {
+  // A server side that records each write it gets and holds the first until released.
+  const writes: string[] = [];
+  let release = () => {};
+  const held = new Promise<void>((r) => release = r);
+  const down = new TransformStream<Uint8Array, Uint8Array>();
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      writes.push(new TextDecoder().decode(chunk));
+      if (writes.length === 1) await held;
+    },
+  });
+  const connecting = RemoteChain.connect({ readable: down.readable, writable });
+  const hello = down.writable.getWriter();
+  await hello.write(
+    new TextEncoder().encode(JSON.stringify({ hello: "ciro-chain/1", methods: ["totals"] }) + "\n"),
+  );
+  const remote = await connecting;
+  const port = remote.as("c1");
+  // Three calls in one turn: one write.
+  const first = [port.totals(), port.totals(), port.totals()];
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(writes.length, 1);
+  assert.equal(writes[0]!.trim().split("\n").length, 3);
+  // Five more, in separate turns, while that write is held: they wait and go out as one.
+  const later = [];
+  for (let i = 0; i < 5; i++) {
+    later.push(port.totals());
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.equal(writes.length, 1, "a line was written while a write was under way");
+  release();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(writes.length, 2);
+  assert.equal(writes[1]!.trim().split("\n").length, 5);
+  await hello.close();
+  await Promise.allSettled([...first, ...later]);
+  await remote.close();
+});
