@@ -377,6 +377,8 @@ export class RemoteChain {
   readonly methods: ReadonlySet<string>;
   readonly #out: LineWriter;
   readonly #pending = new Map<number, Pending>();
+  /** The calls waiting under each abort signal. */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<number>>();
   readonly #subscriptions = new Map<number, (events: ChainEvent[]) => void>();
   readonly #reading: Promise<void>;
   #nextId = 1;
@@ -458,21 +460,35 @@ export class RemoteChain {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.#pending.delete(id);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#pending.set(id, {
-        resolve: (value) => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve(value);
-        },
-        reject: (error) => {
-          signal?.removeEventListener("abort", onAbort);
-          reject(error);
-        },
-      });
+      if (signal === undefined) this.#pending.set(id, { resolve, reject });
+      else {
+        // One listener per signal, not per call (a node passes the same one to every call).
+        let calls = this.#bySignal.get(signal);
+        if (calls === undefined) {
+          const waiting = calls = new Set<number>();
+          this.#bySignal.set(signal, waiting);
+          signal.addEventListener("abort", () => {
+            for (const waitingId of waiting) {
+              const pending = this.#pending.get(waitingId);
+              this.#pending.delete(waitingId);
+              pending?.reject(signal.reason);
+            }
+            waiting.clear();
+          }, { once: true });
+        }
+        const waiting = calls;
+        waiting.add(id);
+        this.#pending.set(id, {
+          resolve: (value) => {
+            waiting.delete(id);
+            resolve(value);
+          },
+          reject: (error) => {
+            waiting.delete(id);
+            reject(error);
+          },
+        });
+      }
       this.#out.line({ id, a: account, m: method, p: args });
     });
   }

@@ -307,3 +307,32 @@ Deno.test("calls made while a write is under way go out together in the next wri
   await Promise.allSettled([...first, ...later]);
   await remote.close();
 });
+
+Deno.test("aborting a signal rejects the calls waiting under it, not the others", async () => {
+  // A server that says hello and never answers.
+  const [client, server] = pipe();
+  const connecting = RemoteChain.connect(client);
+  const writer = server.writable.getWriter();
+  await writer.write(
+    new TextEncoder().encode(JSON.stringify({ hello: "ciro-chain/1", methods: ["totals"] }) + "\n"),
+  );
+  const remote = await connecting;
+  const reading = server.readable.pipeTo(new WritableStream());
+  const port = remote.as("c1");
+  const abort = new AbortController();
+  const a = port.totals({ signal: abort.signal });
+  const b = port.totals({ signal: abort.signal });
+  const unsignalled = port.totals();
+  let settled = false;
+  unsignalled.then(() => settled = true, () => settled = true);
+  abort.abort(new Error("stopping"));
+  await assert.rejects(a, /stopping/);
+  await assert.rejects(b, /stopping/);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, false, "a call without the signal was settled by its abort");
+  await assert.rejects(port.totals({ signal: abort.signal }), /stopping/);
+  await writer.close();
+  await assert.rejects(unsignalled, /closed its stream/);
+  await remote.close();
+  await reading.catch(() => {});
+});
