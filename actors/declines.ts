@@ -35,11 +35,22 @@ export type DeclineCause =
   | "awaiting_chain"
   | "awaiting_spec";
 
-/** What the chain's escrow (`JobSubmitted`) says of a job, that an owner's spec must match. */
+/**
+ * What the chain's escrow (`JobSubmitted`) says of a job, that an owner's spec must match. The
+ * amount, minimum stake and terms are absent in an escrow journaled before the chain's events
+ * carried them (`ChainAssignment.escrow` of an older journal).
+ */
 export interface EscrowOfJob {
   readonly client: NodeId;
   readonly modelHash: string;
   readonly inputCommitment: string;
+  /** The escrowed amount (a spec's `maxPrice`). */
+  readonly amount?: bigint;
+  readonly minStake?: bigint;
+  readonly verifierCount?: number;
+  readonly bidWindowMs?: number;
+  readonly executionMs?: number;
+  readonly verificationMs?: number;
 }
 
 /** The chain's assignment of a job (a `chain.worker.assigned` event's fields). */
@@ -47,6 +58,12 @@ export interface ChainAssignment {
   readonly worker: NodeId;
   readonly price: bigint;
   readonly verifiers: readonly NodeId[];
+  /**
+   * The auction the assignment closes, as the chain counts it (`WorkerAssigned`): a chosen
+   * verifier's actor takes it, not the sender's word. Absent in a naming journaled before the
+   * chain's events carried it (the record's attempt is taken then).
+   */
+  readonly attempt?: number;
   readonly ref?: string;
   /**
    * The job's escrow terms as the node's chain follower showed them before the naming, journaled

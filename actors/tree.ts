@@ -415,6 +415,7 @@ export class ActorTree {
       worker?: unknown;
       verifiers?: unknown;
       price?: unknown;
+      attempt?: unknown;
       ref?: unknown;
       escrow?: unknown;
     };
@@ -426,6 +427,7 @@ export class ActorTree {
       worker: String(e.worker),
       price: e.price as bigint,
       verifiers: Array.isArray(e.verifiers) ? e.verifiers.map(String) : [],
+      ...(Number.isSafeInteger(e.attempt) ? { attempt: e.attempt as number } : {}),
       ...(typeof e.ref === "string" ? { ref: e.ref } : {}),
       ...(isEscrowOfJob(e.escrow) ? { escrow: e.escrow } : {}),
     };
@@ -463,7 +465,8 @@ export class ActorTree {
       at,
       policy: this.#options.policy ?? DEFAULT_POLICY,
       escrowLocked: true,
-      attempt: record.attempt,
+      // The chain's count of the job's auctions, not the sender's word (older journals: its word).
+      attempt: e.attempt ?? record.attempt,
       bidWindowEndsAt: record.bidWindowEndsAt,
     };
     try {

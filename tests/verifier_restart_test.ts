@@ -42,6 +42,12 @@ function spec(input: unknown = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] }): Jo
   };
 }
 
+/** The escrow's terms of a job with spec `s` (what the owner's escrow commits to). */
+function terms(s: JobSpec) {
+  const { verifierCount, bidWindowMs, executionMs, verificationMs } = s;
+  return { verifierCount, bidWindowMs, executionMs, verificationMs };
+}
+
 function openVerifier(dir: string, network: InProcessNetwork, ledger: LocalLedger) {
   return openDurableNode({
     id: "v1",
@@ -97,7 +103,7 @@ Deno.test("a verifier restarted after the chain named it keeps the owner's assig
       minStake: 10n,
       modelHash: NO_MODEL,
       inputCommitment: job.inputCommitment,
-      verifierCount: 1,
+      ...terms(job),
     });
     await client.assignWorker({ jobId: "j1", worker: "w1", price: 50n });
     // The chain named v1 (the only bonded verifier) before any spec came.
@@ -107,7 +113,11 @@ Deno.test("a verifier restarted after the chain named it keeps the owner's assig
       client: "client",
       modelHash: NO_MODEL,
       inputCommitment: job.inputCommitment,
+      amount: 100n,
+      minStake: 10n,
+      ...terms(job),
     });
+    assert.equal(node.tree.declined("j1")?.assigned?.attempt, 1, "the chain's attempt");
     // A clean stop writes a checkpoint: the record is before it.
     await v1.stop();
     network.close();
@@ -177,7 +187,7 @@ Deno.test("a verifier restarted between a job's escrow and the chain's naming (i
         minStake: 10n,
         modelHash: NO_MODEL,
         inputCommitment: job.inputCommitment,
-        verifierCount: 1,
+        ...terms(job),
       });
     await escrow("j1");
     // Another job names v1 before the restart: its journaled naming puts v1's chain cursor past

@@ -22,7 +22,17 @@ const SPEC: JobSpec = {
   verifierCount: 1,
 };
 /** What the chain's `JobSubmitted` says of a job with {@link SPEC}, submitted by `alice`. */
-const TERMS = { client: "alice", modelHash: "0".repeat(64), inputCommitment: SPEC.inputCommitment };
+const TERMS = {
+  client: "alice",
+  modelHash: "0".repeat(64),
+  inputCommitment: SPEC.inputCommitment,
+  amount: SPEC.maxPrice,
+  minStake: SPEC.requirements.minStake,
+  verifierCount: SPEC.verifierCount,
+  bidWindowMs: SPEC.bidWindowMs,
+  executionMs: SPEC.executionMs,
+  verificationMs: SPEC.verificationMs,
+};
 
 /** A verifier's real tree and ingress; the inbox is this function's loop. */
 function verifier(options: { hints?: AssignmentHints; roles?: ("verifier" | "worker")[] } = {}) {
@@ -56,12 +66,12 @@ function verifier(options: { hints?: AssignmentHints; roles?: ("verifier" | "wor
   const assign = (
     from: string,
     jobId: string,
-    extra: { spec?: JobSpec; verifiers?: string[]; attempt?: number } = {},
+    extra: { spec?: JobSpec; verifiers?: string[]; attempt?: number; worker?: string } = {},
   ) => {
     const data = encodeMessage(TOPICS.assignments, {
       type: "job.assign",
       jobId,
-      worker: "w1",
+      worker: extra.worker ?? "w1",
       bidId: `${jobId}.1.w1`,
       price: 50n,
       verifiers: extra.verifiers ?? ["me", "v2"],
@@ -73,10 +83,17 @@ function verifier(options: { hints?: AssignmentHints; roles?: ("verifier" | "wor
     if (verdict === "accept") ingress.receive(message);
     return verdict;
   };
-  const chainAssigns = (jobId: string, verifiers = ["me", "v2"]) =>
+  const chainAssigns = (jobId: string, verifiers = ["me", "v2"], attempt?: number) =>
     deliver("chain", {
       target: `job:${jobId}`,
-      event: { type: "chain.worker.assigned", worker: "w1", price: 50n, verifiers, ref: "1:t:0" },
+      event: {
+        type: "chain.worker.assigned",
+        worker: "w1",
+        price: 50n,
+        verifiers,
+        ...(attempt === undefined ? {} : { attempt }),
+        ref: `${attempt ?? 1}:t:0`,
+      },
     });
   /** `node` gossips its capabilities: this node knows it as a node of the network. */
   const knows = (node: string) => {
@@ -281,8 +298,136 @@ Deno.test("the escrow terms a verifier remembers are bounded, the oldest out fir
   hints.escrowed("t3", { ...TERMS, client: "bob" });
   assert.equal(hints.terms("t3")?.client, "bob");
   assert.ok(hints.terms("t2") !== undefined && hints.terms("t4") !== undefined);
-  assert.equal(new AssignmentHints({ maxTerms: 0 }).escrowed("t1", TERMS), undefined);
+  assert.deepEqual(new AssignmentHints({ maxTerms: 0 }).escrowed("t1", TERMS), []);
   const none = new AssignmentHints({ maxTerms: 0 });
   none.escrowed("t1", TERMS);
   assert.equal(none.terms("t1"), undefined, "no memory, no terms");
+});
+
+Deno.test("where the client is no node, a forgery sent first with attempt 16 and a 1 ms verification window costs its sender, and the chain's attempt is the actor's", () => {
+  const v = verifier();
+  // "client" is the job's chain account, no node id: nothing binds a peer to it.
+  const terms = { ...TERMS, client: "client" };
+  v.ingress.escrowShown("r1", terms);
+  // The review's forgery: the escrow's model and input, another attempt and deadline.
+  const forged = { ...SPEC, verificationMs: 1 };
+  assert.equal(v.assign("mallory", "r1", { spec: forged, attempt: 16 }), "reject");
+  assert.match(v.rejected.at(-1)!, /names verificationMs 1: the chain's escrow says 5000/);
+  assert.deepEqual(v.scored(), ["peer:mallory"]);
+  assert.equal(v.tree.declined("r1"), undefined, "nothing kept");
+  // Each of the escrow's terms is checked.
+  const wrong: [Partial<JobSpec>, RegExp][] = [
+    [{ maxPrice: 99n }, /names max price 99: the chain's escrow holds 100/],
+    [{ requirements: { hardware: "cpu", minStake: 5n } }, /names minimum stake 5/],
+    [{ verifierCount: 4 }, /names verifierCount 4: the chain's escrow says 1/],
+    [{ bidWindowMs: 7 }, /names bidWindowMs 7/],
+    [{ executionMs: 7 }, /names executionMs 7/],
+  ];
+  for (const [change, why] of wrong) {
+    assert.equal(v.assign("mallory", "r1", { spec: { ...SPEC, ...change } }), "reject");
+    assert.match(v.rejected.at(-1)!, why);
+  }
+  // The same forgery with the escrow's terms: only its attempt is a lie. Kept (the chain has not
+  // named this node yet), and the owner's real one, later, is the same spec.
+  assert.equal(v.assign("mallory", "r1", { attempt: 16 }), "accept");
+  assert.equal(v.tree.declined("r1")?.attempt, 16, "the sender's word, until the chain names");
+  assert.equal(v.assign("12D3KooWowner", "r1", { attempt: 1 }), "accept");
+  // The chain names this node for attempt 1: the actor follows the chain's attempt.
+  assert.equal(v.chainAssigns("r1", ["me", "v2"], 1).status, "accepted");
+  const context = jobContextOf(v.tree.get("job:r1")!);
+  assert.equal(context.attempt, 1, "the chain's attempt, not 16");
+  assert.equal(context.spec.verificationMs, SPEC.verificationMs, "the escrow's deadline");
+  assert.equal(context.winner?.worker, "w1");
+});
+
+Deno.test("once the chain named this node, an assignment of that attempt naming another worker or other verifiers costs its sender; a later attempt waits for the chain, an earlier one is stale", () => {
+  const v = verifier();
+  const terms = { ...TERMS, client: "client" };
+  v.ingress.escrowShown("r2", terms);
+  assert.equal(v.chainAssigns("r2", ["me", "v2"], 2).status, "accepted");
+  assert.equal(v.tree.declined("r2")?.assigned?.attempt, 2);
+  assert.equal(v.assign("mallory", "r2", { attempt: 2, worker: "w9" }), "reject");
+  assert.match(v.rejected.at(-1)!, /names worker "w9" for attempt 2: the chain assigned "w1"/);
+  assert.equal(v.assign("mallory", "r2", { attempt: 2, verifiers: ["me", "v3"] }), "reject");
+  assert.match(v.rejected.at(-1)!, /names verifiers \["me","v3"\] for attempt 2/);
+  assert.deepEqual(v.scored(), ["peer:mallory", "peer:mallory"]);
+  // Attempt 16: ahead of what this node's chain showed, held (not kept, not charged).
+  assert.equal(v.assign("mallory", "r2", { attempt: 16 }), "accept");
+  assert.equal(v.ingress.heldAssignments, 1);
+  // Attempt 1: an earlier auction's copy, let by.
+  const ignored = v.ingress.ignored;
+  assert.equal(v.assign("12D3KooWowner", "r2", { attempt: 1 }), "accept");
+  assert.equal(v.ingress.ignored, ignored + 1);
+  assert.equal(v.tree.get("job:r2"), undefined);
+  // The owner's copy of attempt 2 creates the actor, on the chain's attempt.
+  assert.equal(v.assign("12D3KooWowner", "r2", { attempt: 2 }), "accept");
+  assert.equal(jobContextOf(v.tree.get("job:r2")!).attempt, 2);
+  assert.equal(v.scored().length, 2, "the owner paid nothing");
+});
+
+Deno.test("an owner's assignment ahead of this node's chain is held until the chain names this node for that attempt", () => {
+  const v = verifier();
+  v.ingress.escrowShown("r3", { ...TERMS, client: "client" });
+  // This node's chain follower showed attempt 1's naming and its revocation; the owner already
+  // saw attempt 2's naming.
+  v.chainAssigns("r3", ["me", "v2"], 1);
+  const revoked = { type: "chain.assignment.revoked", worker: "w1", ref: "2:t:0" };
+  assert.equal(v.deliver("chain", { target: "job:r3", event: revoked }).status, "accepted");
+  assert.equal(v.assign("12D3KooWowner", "r3", { attempt: 2 }), "accept");
+  assert.equal(v.ingress.heldAssignments, 1);
+  assert.equal(v.tree.declined("r3")?.spec, undefined, "not kept yet");
+  // The chain's attempt 2 naming shows (before it is journaled): the held copy is judged and
+  // kept, and creates the actor on the chain's history so far (attempt 1, revoked).
+  v.ingress.assignedOnChain("r3", {
+    worker: "w1",
+    price: 50n,
+    verifiers: ["me", "v2"],
+    attempt: 2,
+  });
+  assert.equal(v.ingress.heldAssignments, 0);
+  assert.equal(jobContextOf(v.tree.get("job:r3")!).attempt, 2);
+  // The journaled naming of attempt 2 follows.
+  assert.equal(v.chainAssigns("r3", ["me", "v2"], 2).status, "accepted");
+  assert.equal(v.tree.get("job:r3")!.state, "executing");
+  assert.equal(v.scored().length, 0);
+  // A naming that does not name this node releases nothing.
+  assert.equal(v.assign("12D3KooWowner", "r4"), "accept");
+  v.ingress.assignedOnChain("r4", { worker: "w1", price: 50n, verifiers: ["v2"], attempt: 1 });
+  assert.equal(v.ingress.heldAssignments, 1);
+});
+
+Deno.test("held assignments are budgeted per sender: one peer's push out only its own, past the bound the biggest sender's", () => {
+  const hint = (from: string, jobId: string) => ({
+    jobId,
+    from,
+    worker: "w1",
+    verifiers: ["me"],
+    attempt: 1,
+    spec: SPEC,
+  });
+  const roomy = new AssignmentHints({ maxHeld: 10, maxHeldPerSender: 2, heldMs: 10_000 });
+  assert.ok(roomy.hold(hint("alice", "a1"), 0));
+  for (let i = 0; i < 5; i++) assert.ok(roomy.hold(hint("mallory", `m${i}`), 0));
+  assert.equal(roomy.heldFrom("mallory"), 2, "its share, its own oldest out");
+  assert.deepEqual(roomy.release("m2"), [], "m2 went");
+  assert.equal(roomy.release("m4").length, 1);
+  assert.deepEqual(roomy.release("a1").map((h) => h.from), ["alice"], "alice's stayed");
+  // Full: a newcomer pushes out the oldest of the sender holding most, not the oldest overall.
+  const hints = new AssignmentHints({ maxHeld: 3, maxHeldPerSender: 2, heldMs: 10_000 });
+  assert.ok(hints.hold(hint("alice", "a1"), 0));
+  assert.ok(hints.hold(hint("mallory", "m1"), 0));
+  assert.ok(hints.hold(hint("mallory", "m2"), 0));
+  assert.ok(hints.hold(hint("bob", "b1"), 0));
+  assert.deepEqual([hints.heldFrom("alice"), hints.heldFrom("mallory"), hints.heldFrom("bob")], [
+    1,
+    1,
+    1,
+  ]);
+  assert.deepEqual(hints.release("m1"), [], "mallory's oldest went");
+  assert.equal(hints.release("a1").length, 1, "alice's, older, stayed");
+  // One per sender and job: the latest replaces its own.
+  assert.ok(hints.hold(hint("bob", "b1"), 0));
+  assert.equal(hints.heldFrom("bob"), 1);
+  assert.throws(() => new AssignmentHints({ maxHeldPerSender: -1 }), RangeError);
+  assert.equal(new AssignmentHints({ maxHeldPerSender: 0 }).hold(hint("a", "x"), 0), false);
 });

@@ -12,7 +12,8 @@
  *
  * A verifier hears no announcements: the owner's assignment brings it the spec of a job it was
  * chosen for, which it keeps (a `job.declined` record, `awaiting_chain`) once checked against the
- * chain's escrow (`assignment_hints.ts`); a forged or mismatched one costs its sender score.
+ * chain's escrow and naming (`assignment_hints.ts`); a forged or mismatched one costs its sender
+ * score. The attempt, worker and price its actor follows are the chain's.
  *
  * @module
  */
@@ -20,7 +21,7 @@ import type { ActorTree } from "../../actors/tree.ts";
 import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import { type AddressedEvent, jobAddress, jobIdOf, peerAddress } from "../../machines/address.ts";
 import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
-import { type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
+import { type ChainAssignment, type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
 import {
   decodeMessage,
   isDirectTopic,
@@ -37,6 +38,7 @@ import {
   AssignmentHints,
   assignmentMismatch,
   type EscrowTerms,
+  namingMismatch,
 } from "./assignment_hints.ts";
 import type { Announcement } from "./worker_agent.ts";
 import { Batcher } from "./batcher.ts";
@@ -215,9 +217,11 @@ export class Ingress {
         },
       });
       if (decoded.type === "job.assign" && decoded.spec !== undefined && this.#o.keepSpec) {
+        const hint = this.#hintOf(addressed[0]!);
         const terms = this.escrowTerms(decoded.jobId);
-        const why = terms &&
-          assignmentMismatch(this.#hintOf(addressed[0]!), terms, this.#isNode(terms.client));
+        const naming = this.#o.tree.declined(decoded.jobId)?.assigned;
+        const why = (terms && assignmentMismatch(hint, terms, this.#isNode(terms.client))) ||
+          (naming && namingMismatch(hint, naming));
         if (why) throw new RuleViolation(why);
       }
       if (decoded.type === "bid.submit" && this.#outOfSample(decoded.jobId, decoded.worker)) {
@@ -426,8 +430,17 @@ export class Ingress {
    */
   escrowShown(jobId: string, terms: EscrowTerms): void {
     if (!this.#o.keepSpec) return;
-    const held = this.#hints.escrowed(jobId, terms);
-    if (held !== undefined) this.#consider(held);
+    for (const held of this.#hints.escrowed(jobId, terms)) this.#consider(held);
+  }
+
+  /**
+   * The chain assigned job `jobId` (`WorkerAssigned`, as `naming`), before the node journals it:
+   * a verifier it names judges the assignments held for it (one ahead of this node's chain) now,
+   * against that naming.
+   */
+  assignedOnChain(jobId: string, naming: ChainAssignment): void {
+    if (!this.#o.keepSpec || !naming.verifiers.includes(this.#o.self)) return;
+    for (const held of this.#hints.release(jobId)) this.#consider(held, naming);
   }
 
   /**
@@ -456,11 +469,12 @@ export class Ingress {
 
   /**
    * An owner's assignment with the spec (see the module doc): kept as the job's record when it
-   * names this node as a verifier of a job it has no part in yet and fits the chain's escrow;
-   * held while the chain has not shown the escrow; refused, at the sender's cost, when it does
-   * not fit; else let by (not journaled).
+   * names this node as a verifier of a job it has no part in yet and fits the chain's escrow and
+   * its naming of the attempt (`shown`, or the one the record awaiting the spec keeps); held while
+   * the chain has not shown the escrow, or shows an earlier attempt; refused, at the sender's
+   * cost, when it does not fit; else let by (not journaled).
    */
-  #consider(hint: AssignmentHint): void {
+  #consider(hint: AssignmentHint, shown?: ChainAssignment): void {
     const { tree, self } = this.#o;
     const target = jobAddress(hint.jobId);
     const known = tree.declined(hint.jobId);
@@ -473,12 +487,21 @@ export class Ingress {
       this.#ignored++;
       return;
     }
-    const terms = this.escrowTerms(hint.jobId);
-    if (terms === undefined) {
-      if (!this.#hints.hold(hint, this.#o.now?.() ?? Date.now())) this.#ignored++;
+    const now = this.#o.now?.() ?? Date.now();
+    // The chain's naming of this node: the attempt is the chain's to say.
+    const naming = shown ?? known?.assigned;
+    if (naming?.attempt !== undefined && hint.attempt !== naming.attempt) {
+      // An earlier auction's copy is stale; a later one's is ahead of this node's chain.
+      if (hint.attempt < naming.attempt || !this.#hints.hold(hint, now)) this.#ignored++;
       return;
     }
-    const why = assignmentMismatch(hint, terms, this.#isNode(terms.client));
+    const terms = this.escrowTerms(hint.jobId);
+    if (terms === undefined) {
+      if (!this.#hints.hold(hint, now)) this.#ignored++;
+      return;
+    }
+    const why = assignmentMismatch(hint, terms, this.#isNode(terms.client)) ??
+      (naming === undefined ? null : namingMismatch(hint, naming));
     if (why !== null) {
       this.engage(hint.from);
       this.#o.submit("network", {
@@ -492,7 +515,8 @@ export class Ingress {
       event: {
         type: DECLINED_EVENT,
         owner: hint.from,
-        attempt: hint.attempt,
+        // Without the chain's naming yet, the sender's word: the naming's attempt replaces it.
+        attempt: naming?.attempt ?? hint.attempt,
         bidWindowEndsAt: 0,
         reason: "awaiting_chain",
         spec: hint.spec,

@@ -63,6 +63,7 @@ import {
   type Source,
 } from "./inbox.ts";
 import { Ingress, WIRE_PENALTY } from "./ingress.ts";
+import { escrowTermsOf } from "./assignment_hints.ts";
 import {
   DEFAULT_OUTPUT_FETCH_DELAY_MS,
   OUTPUT_FETCH_KEY,
@@ -326,11 +327,12 @@ export class Node {
         if (event.name === "PaymentReleased" || event.name === "EscrowRefunded") {
           this.#escrows.sawEnd(event.jobId);
         }
-        // A verifier checks an owner's assignment against the job's escrow (ingress.ts).
+        // A verifier checks an owner's assignment against the job's escrow and the chain's
+        // naming of the attempt (ingress.ts).
         if (event.name === "JobSubmitted") {
-          const { jobId, client, modelHash, inputCommitment } = event;
-          this.#ingress.escrowShown(jobId, { client, modelHash, inputCommitment });
+          this.#ingress.escrowShown(event.jobId, escrowTermsOf(event));
         }
+        if (event.name === "WorkerAssigned") this.#ingress.assignedOnChain(event.jobId, event);
       },
       interest: (event) => this.#chainInterest(event),
       ...(options.clock ? { clock: options.clock } : {}),
@@ -823,13 +825,9 @@ export class Node {
       !e.verifiers.includes(this.id) || this.tree.get(addressed.target) !== undefined ||
       this.tree.declined(jobId)?.spec !== undefined
     ) return addressed;
-    const terms = this.#ingress.escrowTerms(jobId);
-    if (terms === undefined) return addressed;
-    const { client, modelHash, inputCommitment } = terms;
-    return {
-      ...addressed,
-      event: { ...addressed.event, escrow: { client, modelHash, inputCommitment } },
-    };
+    const escrow = this.#ingress.escrowTerms(jobId);
+    if (escrow === undefined) return addressed;
+    return { ...addressed, event: { ...addressed.event, escrow } };
   }
 
   /**
