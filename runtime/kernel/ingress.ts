@@ -482,7 +482,11 @@ export class Ingress {
       this.#o.keepSpec !== true || !hint.verifiers.includes(self) || hint.worker === self ||
       tree.get(target) !== undefined || tree.retired(hint.jobId) !== undefined ||
       this.#o.endedOnChain?.(hint.jobId) === true ||
-      (known?.spec !== undefined && known.attempt >= hint.attempt)
+      // A spec kept already stays (its attempt, the sender's word, never displaces it: the
+      // chain's naming brings the attempt), unless it came without its input and this one
+      // carries it (checked against the escrow's commitment below): the one to verify with.
+      (known?.spec !== undefined &&
+        (known.spec.input !== undefined || hint.spec.input === undefined))
     ) {
       this.#ignored++;
       return;
