@@ -15,7 +15,9 @@
  * keeps the chain's assignment until the spec comes (`awaiting_spec`,
  * {@link DeclineRecord.assigned}); whichever comes second creates the actor. Gossip can outrun the
  * chain, so such a record also keeps a result heard before the assignment (the output a verifier
- * needs), for a bounded number of jobs at once ({@link DeclineLimits.maxEarlyResults}).
+ * needs), for a bounded number of jobs at once ({@link DeclineLimits.maxEarlyResults}). The
+ * records an owner's assignments make (`awaiting_chain`, the sender its owner) are counted per
+ * sender ({@link DeclineLimits.maxAwaitingPerSender}): past its share, a peer's own oldest goes.
  *
  * @module
  */
@@ -148,6 +150,11 @@ export interface DeclineLimits {
   readonly ttlMs?: number;
   /** Records holding early results at once, the oldest stripped first. @default 256 */
   readonly maxEarlyResults?: number;
+  /**
+   * Records one peer's assignments made (`awaiting_chain`, the sender as the record's owner), its
+   * own oldest out first: one peer's assignments cannot push out another's records. @default 256
+   */
+  readonly maxAwaitingPerSender?: number;
 }
 
 /** The default bounds of a {@link Declines} store. */
@@ -155,6 +162,7 @@ export const DECLINE_DEFAULTS = {
   maxRecords: 10_000,
   ttlMs: 600_000,
   maxEarlyResults: 256,
+  maxAwaitingPerSender: 256,
 } as const;
 
 /** Results kept per record (one per worker, the latest last). */
@@ -168,6 +176,9 @@ export class Declines {
   readonly #maxEarly: number;
   /** The jobs whose records hold results, oldest first. */
   readonly #withResults = new Set<string>();
+  readonly #maxAwaiting: number;
+  /** The `awaiting_chain` records by the peer whose assignment made them, oldest first. */
+  readonly #awaiting = new Map<NodeId, Set<string>>();
 
   constructor(limits: DeclineLimits = {}) {
     const max = limits.maxRecords ?? DECLINE_DEFAULTS.maxRecords;
@@ -184,9 +195,16 @@ export class Declines {
         `Invalid declines.maxEarlyResults ${early}: must be a non-negative integer`,
       );
     }
+    const awaiting = limits.maxAwaitingPerSender ?? DECLINE_DEFAULTS.maxAwaitingPerSender;
+    if (!Number.isSafeInteger(awaiting) || awaiting < 0) {
+      throw new RangeError(
+        `Invalid declines.maxAwaitingPerSender ${awaiting}: must be a non-negative integer`,
+      );
+    }
     this.#max = max;
     this.#ttl = ttl;
     this.#maxEarly = early;
+    this.#maxAwaiting = awaiting;
   }
 
   /**
@@ -255,13 +273,37 @@ export class Declines {
     return this.#records.size;
   }
 
-  /** Records `record` (replacing an earlier one of the job), then drops expired and excess ones. */
+  /**
+   * Records `record` (replacing an earlier one of the job), then drops expired and excess ones:
+   * past its sender's share of `awaiting_chain` records, that sender's oldest.
+   */
   record(record: DeclineRecord): void {
-    this.#records.delete(record.jobId);
-    this.#withResults.delete(record.jobId);
+    this.#forget(record.jobId);
     if (this.#max > 0) this.#records.set(record.jobId, record);
     if (this.#max > 0 && record.results !== undefined) this.#withResults.add(record.jobId);
+    if (this.#max > 0 && record.reason === "awaiting_chain") {
+      let mine = this.#awaiting.get(record.owner);
+      if (mine === undefined) this.#awaiting.set(record.owner, mine = new Set());
+      mine.add(record.jobId);
+      while (mine.size > this.#maxAwaiting) this.#forget(mine.values().next().value!);
+    }
     this.expire(record.at);
+  }
+
+  /** Drops the record of `jobId` and what indexes it. */
+  #forget(jobId: string): void {
+    const known = this.#records.get(jobId);
+    this.#records.delete(jobId);
+    this.#withResults.delete(jobId);
+    if (known?.reason !== "awaiting_chain") return;
+    const mine = this.#awaiting.get(known.owner);
+    mine?.delete(jobId);
+    if (mine?.size === 0) this.#awaiting.delete(known.owner);
+  }
+
+  /** The `awaiting_chain` records the assignments of peer `sender` made, kept now. */
+  awaitingFrom(sender: NodeId): number {
+    return this.#awaiting.get(sender)?.size ?? 0;
   }
 
   /** The live record of `jobId` at virtual time `now`, if any. */
@@ -273,8 +315,7 @@ export class Declines {
   /** Removes and returns the live record of `jobId` (its actor is being created). */
   take(jobId: string, now: number): DeclineRecord | undefined {
     const record = this.get(jobId, now);
-    this.#records.delete(jobId);
-    this.#withResults.delete(jobId);
+    this.#forget(jobId);
     return record;
   }
 
@@ -282,8 +323,7 @@ export class Declines {
   expire(now: number): void {
     for (const [jobId, record] of this.#records) {
       if (this.#records.size <= this.#max && record.at + this.#ttl > now) break;
-      this.#records.delete(jobId);
-      this.#withResults.delete(jobId);
+      this.#forget(jobId);
     }
   }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { JobContext } from "../machines/job_machine.ts";
 import type { JobSpec } from "../machines/types.ts";
-import { type DeclineRecord, Declines } from "./declines.ts";
+import { DECLINE_DEFAULTS, type DeclineRecord, Declines } from "./declines.ts";
 import { ActorTree, jobContextOf } from "./tree.ts";
 
 const SPEC: JobSpec = {
@@ -205,4 +205,33 @@ Deno.test("Declines: a new naming by the chain drops the news and results kept o
   // The same naming handed over again (a reorg) keeps what came after it.
   assert.ok(declines.keepChain("j1", { type: "chain.result.submitted", worker: "w2" }, 40));
   assert.equal(declines.awaitSpec("j1", second, 50).chain?.length, 1);
+});
+
+Deno.test("Declines keeps a bounded share of awaiting_chain records per sender: one peer's assignments push out only its own", () => {
+  const declines = new Declines({ maxAwaitingPerSender: 2 });
+  const awaiting = (jobId: string, owner: string, at = 0): DeclineRecord => ({
+    ...record(jobId, at, SPEC),
+    owner,
+    reason: "awaiting_chain",
+  });
+  declines.record(awaiting("real", "alice"));
+  for (const jobId of ["m1", "m2", "m3"]) declines.record(awaiting(jobId, "mallory"));
+  assert.equal(declines.awaitingFrom("mallory"), 2);
+  assert.equal(declines.get("m1", 0), undefined, "mallory's oldest went");
+  assert.equal(declines.get("real", 0)?.owner, "alice", "alice's stayed");
+  // Another reason is not the sender's to count; a record made again is counted once.
+  declines.record({ ...record("busy", 0), owner: "mallory" });
+  declines.record(awaiting("m3", "mallory"));
+  assert.equal(declines.awaitingFrom("mallory"), 2);
+  assert.equal(declines.get("m2", 0)?.jobId, "m2");
+  // Taken (its actor made) or expired: no longer counted.
+  declines.take("m3", 0);
+  assert.equal(declines.awaitingFrom("mallory"), 1);
+  declines.expire(DECLINE_DEFAULTS.ttlMs);
+  assert.equal(declines.awaitingFrom("mallory"), 0);
+  assert.equal(declines.awaitingFrom("alice"), 0);
+  assert.throws(() => new Declines({ maxAwaitingPerSender: -1 }), {
+    name: "RangeError",
+    message: /maxAwaitingPerSender/,
+  });
 });
