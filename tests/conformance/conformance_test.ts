@@ -313,6 +313,10 @@ scenario("a revoked worker: reassignment, the downtime slash, the stake lock", {
   await other.submitResult({ jobId: "j1", commitment: HASH });
   await client.recordVerification({ jobId: "j1", accepted: true });
   await client.releasePayment({ jobId: "j1" });
+  const attempts = (await events(client, "j1")).flatMap((e) =>
+    e.name === "WorkerAssigned" ? [[e.worker, e.attempt]] : []
+  );
+  assert.deepEqual(attempts, [["worker", 1], ["other", 2]], "the chain counts the assignments");
   const slashed = (await events(client, "j1")).find((e) => e.name === "WorkerSlashed");
   // 5 % of the bonded 2,000 plus the 300 asked to unbond after the assignment.
   assert.equal(slashed?.name === "WorkerSlashed" ? slashed.amount : -1n, 115n);
@@ -417,6 +421,10 @@ scenario("the chain chooses n verifiers and decides at 2f+1 valid; verifiers are
     "JobVerified",
     "PaymentReleased",
   ]);
+  // The escrow's terms and the attempt: what a chosen verifier takes from the chain.
+  const terms = ["minStake", "verifierCount", "bidWindowMs", "executionMs", "verificationMs"];
+  assert.deepEqual(terms.map((k) => shapes[0]![k]), [100n, 4, 60_000, 600_000, 600_000]);
+  assert.equal(shapes[1]!["attempt"], 1);
   const fee = 800n * BigInt(PARAMS.feeBps) / 10_000n;
   const each = 800n * BigInt(PARAMS.verifierRewardBps) / 10_000n / 3n;
   assert.deepEqual(shapes.at(-1), {
