@@ -107,12 +107,200 @@ function probed(logic: AnyStateMachine): AnyStateMachine {
   return machine;
 }
 
+/** What a cell needs of the running machine: XState's actor, or a {@link DirectRun}. */
+interface Run {
+  getSnapshot(): ReturnType<AnyActorRef["getSnapshot"]>;
+  getPersistedSnapshot(): Snapshot<unknown>;
+  send(event: { type: string }): void;
+  stop(): void;
+}
+
+/** The error a {@link DirectRun} raises when its machine reaches for what it does not provide. */
+function unsupported(what: string): never {
+  throw new Error(
+    `Cannot ${what} in an actor cell's direct run: its machine has no children and no delays`,
+  );
+}
+
+/** A system of one actor without children, delays or inspection (see {@link DirectRun}). */
+const DIRECT_SYSTEM = Object.freeze({
+  _sendInspectionEvent: () => {},
+  _bookId: () => unsupported("spawn an actor"),
+  _register: () => unsupported("spawn an actor"),
+  _unregister: () => {},
+  _set: () => unsupported("register a system id"),
+  get: () => undefined,
+  _relay: () => unsupported("send an event to another actor"),
+  scheduler: Object.freeze({
+    schedule: () => unsupported("schedule a delayed event"),
+    cancel: () => unsupported("cancel a delayed event"),
+    cancelAll: () => {},
+  }),
+  inspect: () => unsupported("inspect"),
+  start: () => {},
+  getSnapshot: () => ({ _scheduledEvents: {} }),
+});
+
+/**
+ * A machine run without an XState actor around it: each event goes straight to the machine's
+ * own `transition` (what the actor's mailbox would call), its actions run as they resolve, and
+ * what it emits is handed over after the step, in order, as the actor does. It leaves out what a
+ * cell's machines do not use and a node pays for on every event: the actor's system, mailbox,
+ * observers and inspection events. Only for a machine with no `invoke`, no `after` (a node's
+ * deadlines are `timer.arm` requests) and no spawned children ({@link directRunnable}); one
+ * that tries to spawn or schedule all the same fails with an error that says so, as a crash.
+ */
+class DirectRun implements Run {
+  readonly #logic: AnyStateMachine;
+  #snapshot: ReturnType<AnyActorRef["getSnapshot"]>;
+  readonly #deferred: (() => void)[] = [];
+  readonly #scope: Record<string, unknown>;
+
+  constructor(
+    id: string,
+    logic: AnyStateMachine,
+    init: { readonly input?: unknown; readonly snapshot?: Snapshot<unknown> },
+    emit: (event: { type: string }) => void,
+  ) {
+    this.#logic = logic;
+    const self = {
+      id,
+      sessionId: id,
+      system: DIRECT_SYSTEM,
+      _parent: undefined,
+      send: () => unsupported("send an event to itself"),
+      getSnapshot: () => this.#snapshot,
+    };
+    this.#scope = {
+      self,
+      id,
+      sessionId: id,
+      logger: console.log,
+      defer: (fn: () => void) => void this.#deferred.push(fn),
+      system: DIRECT_SYSTEM,
+      stopChild: () => unsupported("stop a child"),
+      emit,
+      actionExecutor: (
+        action: { exec?: (info: unknown, params: unknown) => void; info: unknown; params: unknown },
+      ) => action.exec?.(action.info, action.params),
+    };
+    const scope = this.#scope as never;
+    const snapshot = init.snapshot === undefined
+      ? logic.getInitialSnapshot(scope, init.input)
+      : logic.restoreSnapshot!(init.snapshot, scope);
+    this.#snapshot = snapshot;
+    if (snapshot.status === "error") throw snapshot.error;
+    logic.start?.(snapshot);
+    this.#runDeferred();
+  }
+
+  getSnapshot(): ReturnType<AnyActorRef["getSnapshot"]> {
+    return this.#snapshot;
+  }
+
+  getPersistedSnapshot(): Snapshot<unknown> {
+    return this.#logic.getPersistedSnapshot(this.#snapshot) as Snapshot<unknown>;
+  }
+
+  /** One step; an action that throws leaves the snapshot in error, nothing emitted, and throws. */
+  send(event: { type: string }): void {
+    let next;
+    try {
+      next = this.#logic.transition(this.#snapshot, event, this.#scope as never);
+    } catch (error) {
+      this.#deferred.length = 0;
+      this.#snapshot = { ...this.#snapshot, status: "error", error };
+      throw error;
+    }
+    this.#snapshot = next;
+    this.#runDeferred();
+  }
+
+  #runDeferred(): void {
+    for (let fn = this.#deferred.shift(); fn !== undefined; fn = this.#deferred.shift()) fn();
+  }
+
+  stop(): void {
+    if (this.#snapshot.status !== "active") return;
+    this.#deferred.length = 0;
+    this.#snapshot = { ...this.#snapshot, status: "stopped" };
+  }
+}
+
+/**
+ * Whether `logic` can run as a {@link DirectRun}: no state of it invokes an actor or has a
+ * delayed transition (spawning in an action is caught when it happens).
+ */
+function directRunnable(logic: AnyStateMachine): boolean {
+  let runnable = directRuns.get(logic);
+  if (runnable === undefined) {
+    runnable = true;
+    const nodes = [logic.root];
+    for (let node = nodes.pop(); node !== undefined; node = nodes.pop()) {
+      if (node.invoke.length > 0 || node.after.length > 0) {
+        runnable = false;
+        break;
+      }
+      nodes.push(...Object.values(node.states));
+    }
+    directRuns.set(logic, runnable);
+  }
+  return runnable;
+}
+
+const directRuns = new WeakMap<AnyStateMachine, boolean>();
+
+/** XState's actor as a {@link Run} (a machine with children or delays). */
+class ActorRun implements Run {
+  readonly #actor: AnyActorRef;
+  #error: { readonly error: unknown } | undefined;
+
+  constructor(
+    id: string,
+    logic: AnyStateMachine,
+    init: { readonly input?: unknown; readonly snapshot?: Snapshot<unknown> },
+    emit: (event: { type: string }) => void,
+  ) {
+    const actor = createActor(logic, {
+      id,
+      ...(init.snapshot === undefined ? { input: init.input } : { snapshot: init.snapshot }),
+    });
+    actor.on("*", emit);
+    actor.subscribe({ error: (error) => (this.#error = { error }) });
+    actor.start();
+    this.#actor = actor;
+    this.#throwError();
+  }
+
+  #throwError(): void {
+    const failure = this.#error;
+    if (failure !== undefined) throw failure.error;
+  }
+
+  getSnapshot(): ReturnType<AnyActorRef["getSnapshot"]> {
+    return this.#actor.getSnapshot();
+  }
+
+  getPersistedSnapshot(): Snapshot<unknown> {
+    return this.#actor.getPersistedSnapshot() as Snapshot<unknown>;
+  }
+
+  send(event: { type: string }): void {
+    this.#actor.send(event);
+    this.#throwError();
+  }
+
+  stop(): void {
+    this.#actor.stop();
+  }
+}
+
 /** One supervised XState actor. */
 export class ActorCell {
   readonly id: string;
   readonly logic: AnyStateMachine;
   readonly #options: ActorCellOptions;
-  #actor!: AnyActorRef;
+  #actor!: Run;
   /** Computed on demand from `#good` (persisting a large context on every event is costly). */
   #persisted: Snapshot<unknown> | undefined;
   /** The live snapshot after the last accepted event. */
@@ -133,17 +321,16 @@ export class ActorCell {
   #start(snapshot: Snapshot<unknown> | undefined): void {
     this.#incarnation++;
     this.#error = undefined;
-    const actor = createActor(probed(this.logic), {
-      id: this.id,
-      ...(snapshot === undefined ? { input: this.#options.input } : { snapshot }),
-    });
-    actor.on("*", (emitted) => this.#pending.push(emitted as EffectRequest));
-    actor.subscribe({ error: (error) => (this.#error = error) });
     this.#pending = [];
-    actor.start();
-    this.#actor = actor;
-    if (this.#error !== undefined) {
-      const error = this.#error;
+    const logic = probed(this.logic);
+    const init = snapshot === undefined ? { input: this.#options.input } : { snapshot };
+    const emit = (emitted: { type: string }) => void this.#pending.push(emitted as EffectRequest);
+    try {
+      this.#actor = directRunnable(logic)
+        ? new DirectRun(this.id, logic, init, emit)
+        : new ActorRun(this.id, logic, init, emit);
+    } catch (error) {
+      this.#error = error;
       throw new Error(`Cannot start actor "${this.id}": ${(error as Error)?.message ?? error}`, {
         cause: error,
       });
@@ -200,6 +387,8 @@ export class ActorCell {
     const sending = probe = { event, taken: undefined as boolean | undefined };
     try {
       this.#actor.send(event);
+    } catch (error) {
+      this.#error = error;
     } finally {
       probe = outer;
     }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { assign, emit, setup } from "xstate";
+import { assign, createActor, emit, setup, spawnChild } from "xstate";
+import { jobMachine } from "../machines/job_machine.ts";
+import { bid, spec } from "../tests/_drive.ts";
 import { ActorCell } from "./actor_cell.ts";
 
 /** A small machine: `go` moves on when allowed, `note` is taken without a target nor actions. */
@@ -98,4 +100,92 @@ Deno.test("ActorCell.deliver() reports a crash and restarts from the last persis
   assert.equal(cell.state, "busy");
   assert.equal(cell.snapshot.context.n, 1);
   assert.equal(cell.logic, machine, "the cell's logic is the machine it was given");
+});
+
+Deno.test("ActorCell runs the job machine as XState's actor does: snapshots and effects, step by step", () => {
+  const input = {
+    jobId: "j1",
+    spec: spec(),
+    owner: "me",
+    self: "me",
+    roles: ["client" as const],
+    at: 0,
+  };
+  const effects: unknown[] = [];
+  const fresh = new ActorCell("job:j1", jobMachine, {
+    onEffect: (_, e) => effects.push(e),
+    input,
+  });
+  const actor = createActor(jobMachine, { input });
+  const actorEffects: unknown[] = [];
+  actor.on("*", (e) => actorEffects.push(e));
+  actor.start();
+  const same = (what: string) => {
+    assert.deepEqual(fresh.persisted, actor.getPersistedSnapshot(), what);
+    assert.deepEqual(effects, actorEffects, what);
+  };
+  same("start");
+  const due = () => (fresh.snapshot.context as { deadlines: Record<string, number> }).deadlines;
+  const steps: (() => { type: string; [k: string]: unknown })[] = [
+    () => ({ type: "no.such.event", at: 1 }),
+    () => ({ type: "chain.escrow.locked", at: 1, client: "me", amount: 1_000n }),
+    () => ({
+      type: "bids.received",
+      at: 2,
+      bids: [bid("w1", 50n), bid("w2", 40n), bid("w3", 10_000n), bid("w1", 45n)],
+    }),
+    () => ({ type: "bid.received", at: 3, bid: bid("w4", 30n) }),
+    () => ({ type: "timer.fired", at: 4, key: "execution", due: 4 }),
+    () => ({
+      type: "timer.fired",
+      at: due()["bid_window"]!,
+      key: "bid_window",
+      due: due()["bid_window"]!,
+    }),
+    () => {
+      const winner =
+        (fresh.snapshot.context as { winner: { worker: string; price: bigint } }).winner;
+      const verifiers = (fresh.snapshot.context as { verifiers: string[] }).verifiers;
+      return {
+        type: "chain.worker.assigned",
+        at: 5_000,
+        worker: winner.worker,
+        price: winner.price,
+        verifiers,
+      };
+    },
+  ];
+  for (const [i, step] of steps.entries()) {
+    const event = step();
+    effects.length = 0;
+    actorEffects.length = 0;
+    const outcome = fresh.deliver(event);
+    actor.send(event as never);
+    same(`step ${i}: ${event.type} (${outcome.status})`);
+  }
+  assert.notEqual(fresh.state, "awaiting_escrow", "the job moved on");
+  actor.stop();
+  fresh.stop();
+});
+
+Deno.test("ActorCell runs a machine with a delayed transition on XState's actor, and refuses to spawn without one", () => {
+  const delayed = setup({}).createMachine({
+    initial: "waiting",
+    states: { waiting: { after: { 60_000: "late" } }, late: {} },
+  });
+  const cell = new ActorCell("job:d", delayed, { onEffect: () => {} });
+  assert.equal(cell.state, "waiting");
+  cell.stop();
+
+  const spawning = setup({ actors: { child: delayed } }).createMachine({
+    initial: "idle",
+    states: { idle: { on: { go: { actions: spawnChild("child", { id: "c" }) } } } },
+  });
+  const parent = new ActorCell("job:s", spawning, { onEffect: () => {} });
+  const outcome = parent.deliver({ type: "go" });
+  assert.equal(outcome.status, "crashed");
+  assert.match(
+    String((outcome as { error: Error }).error?.message),
+    /Cannot spawn an actor in an actor cell's direct run/,
+  );
 });
