@@ -41,16 +41,19 @@ const RECENT_KEYS = 8_192;
 /** The first `bits` bits of sha-256 of `key`, as a string of `0` and `1`. */
 export function samplePrefix(key: string, bits: number): string {
   if (bits <= 0) return "";
-  if (bits <= MAX_SAMPLE_BITS) {
-    let full = recent.get(key);
-    if (full === undefined) {
-      full = prefixOf(key, MAX_SAMPLE_BITS);
-      if (recent.size >= RECENT_KEYS) recent.delete(recent.keys().next().value!);
-      recent.set(key, full);
-    }
-    return full.slice(0, bits);
-  }
+  if (bits <= MAX_SAMPLE_BITS) return fullPrefix(key).slice(0, bits);
   return prefixOf(key, bits);
+}
+
+/** The first {@link MAX_SAMPLE_BITS} bits of `key`'s hash, kept for {@link RECENT_KEYS} keys. */
+function fullPrefix(key: string): string {
+  let full = recent.get(key);
+  if (full === undefined) {
+    full = prefixOf(key, MAX_SAMPLE_BITS);
+    if (recent.size >= RECENT_KEYS) recent.delete(recent.keys().next().value!);
+    recent.set(key, full);
+  }
+  return full;
 }
 
 function prefixOf(key: string, bits: number): string {
@@ -73,7 +76,14 @@ export function jobSamplePrefix(jobId: string, attempt: number, bits: number): s
 /** Whether `worker` falls in the sample of `jobId`'s attempt `attempt` at `bits` (0: everyone). */
 export function inSample(worker: string, jobId: string, attempt: number, bits: number): boolean {
   if (bits <= 0) return true;
-  return samplePrefix(worker, bits) === jobSamplePrefix(jobId, attempt, bits);
+  if (bits > MAX_SAMPLE_BITS) {
+    return samplePrefix(worker, bits) === jobSamplePrefix(jobId, attempt, bits);
+  }
+  // The first `bits` of the two full prefixes compared in place (an owner checks every bid).
+  const own = fullPrefix(worker);
+  const job = fullPrefix(jobSampleKey(jobId, attempt));
+  for (let i = 0; i < bits; i++) if (own.charCodeAt(i) !== job.charCodeAt(i)) return false;
+  return true;
 }
 
 /**

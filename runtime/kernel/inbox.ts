@@ -199,14 +199,11 @@ export class Inbox {
     if (typeof event?.type !== "string" || event.type.length === 0) {
       throw new TypeError(`Cannot submit an event without a type to "${target}"`);
     }
-    const envelope: Envelope = {
-      seq: this.#seq,
-      at: this.#clock.now(),
-      source,
-      target,
-      event,
-      ...(options.effect === undefined ? {} : { effect: options.effect }),
-    };
+    const seq = this.#seq;
+    const at = this.#clock.now();
+    const envelope: Envelope = options.effect === undefined
+      ? { seq, at, source, target, event }
+      : { seq, at, source, target, event, effect: options.effect };
     try {
       this.#journal.append(envelope);
     } catch (error) {
