@@ -482,11 +482,12 @@ export class Ingress {
       this.#o.keepSpec !== true || !hint.verifiers.includes(self) || hint.worker === self ||
       tree.get(target) !== undefined || tree.retired(hint.jobId) !== undefined ||
       this.#o.endedOnChain?.(hint.jobId) === true ||
-      // A spec kept already stays (its attempt, the sender's word, never displaces it: the
-      // chain's naming brings the attempt), unless it came without its input and this one
-      // carries it (checked against the escrow's commitment below): the one to verify with.
-      (known?.spec !== undefined &&
-        (known.spec.input !== undefined || hint.spec.input === undefined))
+      // A verifier re-runs the job on the input the spec carries (there is no fetch of it): one
+      // without it is of no use (and what a forger that knows no input sends).
+      hint.spec.input === undefined ||
+      // A spec kept already stays: the attempt a later one claims is the sender's word (the
+      // chain's naming brings the attempt), and its content is the chain-checked same.
+      known?.spec !== undefined
     ) {
       this.#ignored++;
       return;

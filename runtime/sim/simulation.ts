@@ -17,6 +17,7 @@ import {
 } from "../../protocols/messages.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../../machines/policies.ts";
 import type { JobSpec, NodeId, Role } from "../../machines/types.ts";
+import type { ChainEvent } from "../../chain/port.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
 import {
   BuiltinExecutor,
@@ -56,6 +57,7 @@ export const ADVERSARY_NAMES = [
   "replay-old-messages",
   "oversized-messages",
   "restart-every-phase",
+  "forging-assigner",
 ] as const;
 
 /** An adversary's name. */
@@ -217,6 +219,8 @@ interface Participant {
   /** Its options, without network and chain (each life gets its own). */
   readonly options: Omit<NodeOptions, "network" | "chain">;
   readonly intercept: Intercept | undefined;
+  /** Its chain account, when it is not its node id. */
+  readonly account: string | undefined;
   /** The node's data directory, when it keeps a journal and can crash. */
   readonly dataDir: string | undefined;
   durable: DurableNode | undefined;
@@ -354,7 +358,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const durable = await openDurableNode({
       ...p.options,
       network: net.join(p.id),
-      chain: chain.port(p.id, p.intercept),
+      chain: chain.port(p.account ?? p.id, p.intercept),
       dataDir: p.dataDir!,
     });
     p.durable = durable;
@@ -371,9 +375,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const add = (
     id: NodeId,
     roles: Role[],
-    extra: Partial<NodeOptions> & { intercept?: Intercept } = {},
+    extra: Partial<NodeOptions> & { intercept?: Intercept; account?: string } = {},
   ): Participant => {
-    const { intercept, ...rest } = extra;
+    const { intercept, account, ...rest } = extra;
     const options: Omit<NodeOptions, "network" | "chain"> = {
       id,
       roles,
@@ -391,6 +395,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       node: undefined as unknown as Node,
       options,
       intercept,
+      account,
       dataDir: dataRoot === undefined ? undefined : `${dataRoot}/${id}`,
       durable: undefined,
       alive: true,
@@ -400,7 +405,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       const o: NodeOptions = {
         ...options,
         network: net.join(id),
-        chain: chain.port(id, intercept),
+        chain: chain.port(account ?? id, intercept),
       };
       p.node = createNode(recorder ? { ...o, journal: recorder.sink(describeNode(o)) } : o);
       observe(p, p.node);
@@ -453,7 +458,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   for (let i = 0; i < clientCount; i++) {
     const id = `client-${pad(i)}`;
     honestClients.add(id);
-    clients.push(add(id, ["client"]));
+    // Against a forging assigner the clients' chain accounts are no node ids (as an address on
+    // Starknet or an EVM): nothing binds a peer to a job's client.
+    const account = adversaries.has("forging-assigner") ? `account-${id}` : undefined;
+    if (account !== undefined) honestClients.add(account);
+    clients.push(add(id, ["client"], account === undefined ? {} : { account }));
   }
   for (let i = 0; i < workerCount; i++) {
     const id = `worker-${pad(i, 3)}`;
@@ -594,6 +603,66 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         void sent.catch(() => {});
       }
     }, "rogue.replay");
+  }
+  if (adversaries.has("forging-assigner")) {
+    // A peer that reads the chain and, on each assignment, sends every chosen verifier forged
+    // assignments before the owner's: attempt 16 with a 1 ms verification window, and attempt 16
+    // with the escrow's terms (read from JobSubmitted) and the input (heard announced).
+    const port = rogue("forger-01");
+    const reader = chain.port("forger-01");
+    const escrows = new Map<string, Extract<ChainEvent, { name: "JobSubmitted" }>>();
+    const inputs = new Map<string, unknown>();
+    const heard = net.onPublish;
+    net.onPublish = (m) => {
+      heard?.(m);
+      if (!m.topic.startsWith(`${TOPICS.jobs}/`)) return;
+      const announced = JSON.parse(new TextDecoder().decode(m.data)) as {
+        jobId?: string;
+        spec?: { input?: unknown };
+      };
+      if (announced.jobId !== undefined) inputs.set(announced.jobId, announced.spec?.input);
+    };
+    let cursor = { blockNumber: 0, eventIndex: 0 };
+    every(50, () => {
+      void reader.eventsSince(cursor, { limit: 1_000 }).then(({ events, next }) => {
+        cursor = next;
+        for (const e of events) {
+          if (e.name === "JobSubmitted") escrows.set(e.jobId, e);
+          const escrow = e.name === "WorkerAssigned" ? escrows.get(e.jobId) : undefined;
+          if (e.name !== "WorkerAssigned" || escrow === undefined) continue;
+          const spec: JobSpec = {
+            kind: { type: "builtin", name: "matmul" },
+            inputCommitment: escrow.inputCommitment,
+            ...(inputs.has(e.jobId) ? { input: inputs.get(e.jobId) } : {}),
+            requirements: { hardware: "cpu", minStake: escrow.minStake },
+            maxPrice: escrow.amount,
+            bidWindowMs: escrow.bidWindowMs,
+            executionMs: escrow.executionMs,
+            verificationMs: escrow.verificationMs,
+            maxAttempts: 1,
+            verifierCount: escrow.verifierCount,
+          };
+          for (const v of e.verifiers) {
+            for (const forged of [{ ...spec, verificationMs: 1 }, spec]) {
+              void port.send(
+                v,
+                TOPICS.assignments,
+                encodeMessage(TOPICS.assignments, {
+                  type: "job.assign",
+                  jobId: e.jobId,
+                  worker: e.worker,
+                  bidId: `forged-${e.jobId}`,
+                  price: e.price,
+                  verifiers: [...e.verifiers],
+                  attempt: 16,
+                  spec: forged,
+                }),
+              ).catch(() => {});
+            }
+          }
+        }
+      });
+    }, "rogue.forge");
   }
   if (adversaries.has("oversized-messages")) {
     const port = rogue("bloater-01");
