@@ -382,7 +382,7 @@ export class ActorCell {
         `actor "${this.id}" is ${snapshot.status} in state ${stateName(snapshot.value)}`,
       );
     }
-    this.#pending = [];
+    if (this.#pending.length > 0) this.#pending = [];
     const outer = probe;
     const sending = probe = { event, taken: undefined as boolean | undefined };
     try {
@@ -395,7 +395,7 @@ export class ActorCell {
     if (this.#error !== undefined) return this.#crash(this.#error);
     if (sending.taken !== true) {
       // Nothing took it: the snapshot, the children and the effects are as they were.
-      this.#pending = [];
+      if (this.#pending.length > 0) this.#pending = [];
       return rejected(
         "not_accepted",
         `"${event.type}" is not accepted in state ${stateName(snapshot.value)}`,
@@ -419,6 +419,7 @@ export class ActorCell {
 
   #flush(): void {
     const effects = this.#pending;
+    if (effects.length === 0) return;
     this.#pending = [];
     for (const effect of effects) this.#options.onEffect(this, effect);
   }
