@@ -357,7 +357,7 @@ export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
         fmt(l.remote.cpuMs)
       } ms CPU: market ${fmt(l.remote.marketCpuMs ?? NaN)}, chain calls' encoding ${
         fmt(l.remote.chainCpuMs ?? NaN)
-      }`,
+      }; the chain's process ${fmt(l.remote.chainProcessCpuMs ?? NaN)} ms`,
     ],
     [
       "  the engine journaling to SQLite, as deno task node does (jobs/s)",

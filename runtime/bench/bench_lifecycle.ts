@@ -323,6 +323,12 @@ export interface LifecycleResult {
    * (`cpuMs - marketCpuMs - chainCpuMs`): the engine's own rate, as if the chain ran elsewhere.
    */
   readonly engineJobsPerCpuSecond?: number;
+  /**
+   * The engine with `chainProcess`: the CPU time of the chain's process during the run (its
+   * transactions, the market's included, and the serving of calls and events), ms, in ticks of
+   * 10 ms; absent where `/proc` cannot be read.
+   */
+  readonly chainProcessCpuMs?: number;
 }
 
 /**
@@ -571,6 +577,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const deliveredBefore = node.stats.delivered;
     const marketCpuBefore = marketCpuMs;
     const chainMsBefore = chainSpent.ms;
+    const chainProcessBefore = chain.cpuMs();
     const started = performance.now();
     const cpuStarted = cpuTimeMs();
     // A bound for a run that hangs, wide enough for a loaded machine.
@@ -595,6 +602,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const cpuMs = cpuTimeMs() - cpuStarted;
     const runMarketCpuMs = marketCpuMs - marketCpuBefore;
     const runChainMs = chainSpent.ms - chainMsBefore;
+    const chainProcessAfter = chain.cpuMs();
     if (failures.length > 0) {
       progress(`engine: ${failures.length} problems, first: ${failures[0]}`);
     }
@@ -605,6 +613,9 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       clientJobsPerCpuSecond: Math.round(settled / ((cpuMs - runMarketCpuMs) / 1000)),
       chainCpuMs: Math.round(runChainMs),
       engineJobsPerCpuSecond: Math.round(settled / ((cpuMs - runMarketCpuMs - runChainMs) / 1000)),
+      ...(chainProcessBefore !== undefined && chainProcessAfter !== undefined
+        ? { chainProcessCpuMs: chainProcessAfter - chainProcessBefore }
+        : {}),
     };
     return journal === undefined ? r : { ...r, journaled: journal.lastSeq };
   } finally {
@@ -618,6 +629,8 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
 /** Where the engine benchmark's ledger runs: ports by account, and its end. */
 interface BenchChain {
   as(account: NodeId): ChainPort;
+  /** The chain process's CPU time so far, ms (Linux `/proc`); undefined in process or elsewhere. */
+  cpuMs(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -625,6 +638,7 @@ function inProcessChain(): BenchChain {
   const ledger = LocalLedger.open(":memory:");
   return {
     as: (account) => ledger.as(account),
+    cpuMs: () => undefined,
     close: () => Promise.resolve(ledger.close()),
   };
 }
@@ -648,12 +662,27 @@ async function chainProcess(): Promise<BenchChain> {
   }
   return {
     as: (account) => remote.as(account),
+    cpuMs: () => processCpuMs(child.pid),
     close: async () => {
       await remote.close();
       const status = await child.status;
       if (!status.success) throw new Error(`The chain process exited with ${status.code}`);
     },
   };
+}
+
+/** The CPU time (user and system) of process `pid` so far, ms, from Linux's `/proc/PID/stat`. */
+function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces) in parentheses: utime and stime are
+    // the 14th and 15th fields of the line, in clock ticks (100 a second on Linux).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What {@link benchLedger} measured. */
