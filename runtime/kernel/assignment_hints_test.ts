@@ -438,3 +438,26 @@ Deno.test("held assignments are budgeted per sender: one peer's push out only it
   assert.throws(() => new AssignmentHints({ maxHeldPerSender: -1 }), RangeError);
   assert.equal(new AssignmentHints({ maxHeldPerSender: 0 }).hold(hint("a", "x"), 0), false);
 });
+
+Deno.test("a worker that is also a verifier and declined the job's announcement keeps the owner's chain-checked assignment in place of the announced spec", () => {
+  const v = verifier({ roles: ["verifier", "worker"] });
+  v.ingress.escrowShown("d1", TERMS);
+  // Declined as a worker, the announced spec kept (gossip: not checked against the escrow here).
+  const announced = { ...SPEC, maxAttempts: 9 };
+  const declined = {
+    type: "job.declined",
+    owner: "alice",
+    attempt: 1,
+    bidWindowEndsAt: 0,
+    reason: "busy",
+    spec: announced,
+  };
+  assert.equal(v.deliver("network", { target: "job:d1", event: declined }).status, "accepted");
+  assert.equal(v.tree.declined("d1")?.reason, "busy");
+  assert.equal(v.assign("alice", "d1"), "accept");
+  assert.equal(v.tree.declined("d1")?.reason, "awaiting_chain");
+  assert.deepEqual(v.tree.declined("d1")?.spec, SPEC);
+  // And that one stays.
+  assert.equal(v.assign("alice", "d1", { spec: announced, attempt: 2 }), "accept");
+  assert.deepEqual(v.tree.declined("d1")?.spec, SPEC);
+});

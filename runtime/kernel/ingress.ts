@@ -485,9 +485,10 @@ export class Ingress {
       // A verifier re-runs the job on the input the spec carries (there is no fetch of it): one
       // without it is of no use (and what a forger that knows no input sends).
       hint.spec.input === undefined ||
-      // A spec kept already stays: the attempt a later one claims is the sender's word (the
-      // chain's naming brings the attempt), and its content is the chain-checked same.
-      known?.spec !== undefined
+      // A spec kept from an assignment stays: the attempt a later one claims is the sender's word
+      // (the chain's naming brings the attempt), and its content is the chain-checked same. (One
+      // kept from an announcement this node declined as a worker was not checked: this one is.)
+      (known?.spec !== undefined && known.reason === "awaiting_chain")
     ) {
       this.#ignored++;
       return;
