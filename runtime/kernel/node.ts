@@ -329,7 +329,7 @@ export class Node {
         }
         // A verifier checks an owner's assignment against the job's escrow and the chain's
         // naming of the attempt (ingress.ts).
-        if (event.name === "JobSubmitted") {
+        if (event.name === "JobSubmitted" && this.#verifies) {
           this.#ingress.escrowShown(event.jobId, escrowTermsOf(event));
         }
         if (event.name === "WorkerAssigned") this.#ingress.assignedOnChain(event.jobId, event);
@@ -802,8 +802,9 @@ export class Node {
   #chainConcerns(addressed: AddressedEvent): boolean {
     const jobId = jobIdOf(addressed.target);
     if (jobId === undefined || this.tree.get(addressed.target) !== undefined) return true;
-    // A job the chain chose this node to verify, whose spec has not come yet (declines.ts).
-    if (this.tree.declined(jobId)?.assigned !== undefined) return true;
+    // A job the chain chose this node to verify, whose spec has not come yet (declines.ts; only
+    // a verifier keeps such a record).
+    if (this.#verifies && this.tree.declined(jobId)?.assigned !== undefined) return true;
     const e = addressed.event as { client?: unknown; worker?: unknown; verifiers?: unknown };
     return e.client === this.id || e.worker === this.id ||
       (Array.isArray(e.verifiers) && e.verifiers.includes(this.id));
