@@ -481,6 +481,17 @@ function isIntIn(value: unknown, min: number, max: number): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max;
 }
 
+/** Whether `value` is a job's input or a result's output within {@link PAYLOAD_VALUE_LIMITS}. */
+function isPayloadValue(value: unknown): boolean {
+  if (value === undefined) return false;
+  try {
+    checkBounded(value, PAYLOAD_VALUE_LIMITS);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The number of keys of a parsed JSON object; -1 for anything else. */
 function keyCount(json: unknown): number {
   if (typeof json !== "object" || json === null || Array.isArray(json)) return -1;
@@ -490,7 +501,7 @@ function keyCount(json: unknown): number {
 }
 
 /**
- * The hot kinds' fast path (a client's bids, a verifier's attestations: 11 of a job's 12 inbound
+ * The hot kinds' fast path (a client's bids, results and attestations: all 12 of a job's inbound
  * messages): the output the topic's schema gives for a well-formed message, built without zod,
  * or undefined for anything it does not take at a glance, which the schema then decodes (or
  * refuses with its error): the same output and the same errors either way. Each check is the
@@ -529,6 +540,21 @@ const FAST_DECODERS: { readonly [family: string]: (json: unknown) => unknown } =
       return { type: "bid.withdraw", bidId: m["bidId"], jobId: m["jobId"], worker: m["worker"] };
     }
     return undefined;
+  },
+  [TOPICS.results]: (json) => {
+    if (typeof json !== "object" || json === null) return undefined;
+    const m = json as Record<string, unknown>;
+    if (
+      m["type"] !== "job.result" || keyCount(json) !== 5 || !isId(m["jobId"]) ||
+      !isId(m["worker"]) || !isHash(m["commitment"]) || !isPayloadValue(m["output"])
+    ) return undefined;
+    return {
+      type: "job.result",
+      jobId: m["jobId"],
+      worker: m["worker"],
+      commitment: m["commitment"],
+      output: m["output"],
+    };
   },
   [TOPICS.attestations]: (json) => {
     if (typeof json !== "object" || json === null) return undefined;

@@ -406,9 +406,15 @@ const PROBES: unknown[] = [
   HASH.toUpperCase(),
   HASH.slice(2),
   `${HASH}0`,
+  "job.result",
+  // Past the payload limits (8 levels, 16 keys a level) and at them.
+  JSON.parse("[".repeat(9) + "]".repeat(9)),
+  JSON.parse("[".repeat(8) + "]".repeat(8)),
+  Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, i])),
+  Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])),
 ];
 
-Deno.test("decodeMessage() of bids and attestations: the schema's output and errors, every probe", () => {
+Deno.test("decodeMessage() of bids, attestations and results: the schema's output and errors, every probe", () => {
   const kinds: [Topic, Record<string, unknown>][] = [
     [TOPICS.bids, {
       type: "bid.submit",
@@ -430,6 +436,13 @@ Deno.test("decodeMessage() of bids and attestations: the schema's output and err
       commitment: HASH,
       worker: "w1",
       claimed: HASH,
+    }],
+    [TOPICS.results, {
+      type: "job.result",
+      jobId: "j1",
+      worker: "w1",
+      commitment: HASH,
+      output: { dims: [2, 2], data: [1, 2.5, -3, 4e-9], name: "y" },
     }],
   ];
   let cases = 0;
@@ -463,13 +476,23 @@ Deno.test("decodeMessage() of bids and attestations: the schema's output and err
   assert.ok(cases > 500, `${cases} cases`);
 });
 
-Deno.test("decodeMessage() decodes a well-formed bid and attestation without their schema", () => {
+Deno.test("decodeMessage() decodes a well-formed bid, attestation and result without their schema", () => {
   const bid = encodeMessage(TOPICS.bids, EVERY_KIND[2]![1] as OutgoingOf<typeof TOPICS.bids>);
   const attest = encodeMessage(
     TOPICS.attestations,
     EVERY_KIND[7]![1] as OutgoingOf<typeof TOPICS.attestations>,
   );
-  for (const [topic, bytes] of [[TOPICS.bids, bid], [TOPICS.attestations, attest]] as const) {
+  const result = encodeMessage(
+    TOPICS.results,
+    EVERY_KIND[6]![1] as OutgoingOf<typeof TOPICS.results>,
+  );
+  for (
+    const [topic, bytes] of [
+      [TOPICS.bids, bid],
+      [TOPICS.attestations, attest],
+      [TOPICS.results, result],
+    ] as const
+  ) {
     const schema = SCHEMAS[topic] as unknown as { safeParse: (v: unknown) => unknown };
     const original = schema.safeParse;
     let calls = 0;
