@@ -202,22 +202,36 @@ class DirectRun implements Run {
     return this.#logic.getPersistedSnapshot(this.#snapshot) as Snapshot<unknown>;
   }
 
-  /** One step; an action that throws leaves the snapshot in error, nothing emitted, and throws. */
+  /**
+   * One step; an action that throws, or a step that leaves the machine in error (an
+   * `xstate.error.*` event), leaves the snapshot in error, nothing emitted, and throws, as
+   * XState's actor does after its step.
+   */
   send(event: { type: string }): void {
     let next;
     try {
       next = this.#logic.transition(this.#snapshot, event, this.#scope as never);
     } catch (error) {
-      this.#deferred.length = 0;
-      this.#snapshot = { ...this.#snapshot, status: "error", error };
-      throw error;
+      this.#fail(this.#snapshot, error);
     }
+    if (next.status === "error") this.#fail(next, next.error);
     this.#snapshot = next;
     this.#runDeferred();
   }
 
+  #fail(snapshot: ReturnType<AnyActorRef["getSnapshot"]>, error: unknown): never {
+    this.#deferred.length = 0;
+    this.#snapshot = { ...snapshot, status: "error", error };
+    throw error;
+  }
+
+  /** Runs the step's deferred actions (its emits, in order); one that throws fails the run. */
   #runDeferred(): void {
-    for (let fn = this.#deferred.shift(); fn !== undefined; fn = this.#deferred.shift()) fn();
+    try {
+      for (let fn = this.#deferred.shift(); fn !== undefined; fn = this.#deferred.shift()) fn();
+    } catch (error) {
+      this.#fail(this.#snapshot, error);
+    }
   }
 
   stop(): void {
@@ -374,6 +388,14 @@ export class ActorCell {
   deliver(event: { type: string }): DeliveryOutcome {
     if (this.#error !== undefined) {
       return rejected("crashed_actor", `actor "${this.id}" has crashed`);
+    }
+    // XState's own events (`xstate.init`, `xstate.stop`, `xstate.error.actor.*`, ...) stop or
+    // fail a machine from outside; no journal, recording or caller may send them to a cell.
+    if (typeof event.type !== "string" || event.type.startsWith("xstate.")) {
+      return rejected(
+        "not_accepted",
+        `Cannot deliver "${event.type}" to actor "${this.id}": XState's own events are reserved`,
+      );
     }
     const snapshot = this.#actor.getSnapshot();
     if (snapshot.status !== "active") {

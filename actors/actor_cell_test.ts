@@ -154,6 +154,57 @@ Deno.test("ActorCell runs the job machine as XState's actor does: snapshots and 
         verifiers,
       };
     },
+    // On to its final state: the result, the verifiers' quorum, the chain's verdict and payment.
+    () => {
+      const winner = (fresh.snapshot.context as { winner: { worker: string } }).winner;
+      return {
+        type: "job.result.received",
+        at: 5_001,
+        worker: winner.worker,
+        commitment: "c".repeat(64),
+        output: [[1]],
+      };
+    },
+    () => {
+      const winner = (fresh.snapshot.context as { winner: { worker: string } }).winner;
+      return {
+        type: "chain.result.submitted",
+        at: 5_002,
+        worker: winner.worker,
+        commitment: "c".repeat(64),
+      };
+    },
+    () => {
+      const context = fresh.snapshot.context as {
+        winner: { worker: string };
+        verifiers: string[];
+      };
+      return {
+        type: "job.attestations.received",
+        at: 5_003,
+        attestations: context.verifiers.map((verifier) => ({
+          verifier,
+          verdict: "valid",
+          commitment: "c".repeat(64),
+          worker: context.winner.worker,
+          claimed: "c".repeat(64),
+        })),
+      };
+    },
+    () => ({ type: "chain.job.verified", at: 5_004 }),
+    () => {
+      const winner = (fresh.snapshot.context as { winner: { worker: string } }).winner;
+      return {
+        type: "chain.payment.released",
+        at: 5_005,
+        worker: winner.worker,
+        amount: 1n,
+        fee: 1n,
+        change: 1n,
+      };
+    },
+    // A finished actor takes nothing more, on either.
+    () => ({ type: "chain.job.verified", at: 5_006 }),
   ];
   for (const [i, step] of steps.entries()) {
     const event = step();
@@ -162,10 +213,35 @@ Deno.test("ActorCell runs the job machine as XState's actor does: snapshots and 
     const outcome = fresh.deliver(event);
     actor.send(event as never);
     same(`step ${i}: ${event.type} (${outcome.status})`);
+    assert.equal(fresh.snapshot.status, actor.getSnapshot().status, `step ${i}: status`);
   }
-  assert.notEqual(fresh.state, "awaiting_escrow", "the job moved on");
+  assert.equal(fresh.state, "settled", "the job ran to its end");
+  assert.equal(fresh.done, true);
+  assert.deepEqual(fresh.snapshot.output, actor.getSnapshot().output);
   actor.stop();
   fresh.stop();
+});
+
+Deno.test("ActorCell refuses XState's own events (xstate.stop, xstate.error.*) and stays as it was", () => {
+  const machine = setup({}).createMachine({
+    initial: "a",
+    states: { a: { on: { go: "b" } }, b: {} },
+  });
+  const cell = new ActorCell("job:x", machine, { onEffect: () => {} });
+  for (const type of ["xstate.stop", "xstate.init", "xstate.error.actor.child"]) {
+    const outcome = cell.deliver({ type, error: new Error("injected") } as { type: string });
+    assert.equal(outcome.status, "rejected", type);
+    assert.match(
+      (outcome as { reason: string }).reason,
+      /XState's own events are reserved/,
+      type,
+    );
+    assert.equal(cell.crashed, false, type);
+    assert.equal(cell.snapshot.status, "active", type);
+  }
+  assert.equal(cell.deliver({ type: "go" }).status, "accepted");
+  assert.equal(cell.state, "b");
+  cell.stop();
 });
 
 Deno.test("ActorCell runs a machine with a delayed transition on XState's actor, and refuses to spawn without one", () => {
