@@ -149,6 +149,13 @@ const DIRECT_SYSTEM = Object.freeze({
  * observers and inspection events. Only for a machine with no `invoke`, no `after` (a node's
  * deadlines are `timer.arm` requests) and no spawned children ({@link directRunnable}); one
  * that tries to spawn or schedule all the same fails with an error that says so, as a crash.
+ *
+ * It relies on XState's actor scope as 5.33.3 shapes it (`self`, `defer`, `emit`,
+ * `actionExecutor`, and the system's `_sendInspectionEvent`, `_relay`, `_bookId`, `_register`,
+ * `scheduler`), which is internal: `deno.json` pins the version, and the tests that run the job
+ * machine to `settled` and the peer machine to its ban on a cell and on XState's own actor side
+ * by side (snapshots and effects at every step, `actor_cell_test.ts`) fail on an upgrade that
+ * changes what a step does.
  */
 class DirectRun implements Run {
   readonly #logic: AnyStateMachine;

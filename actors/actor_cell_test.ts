@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { assign, createActor, emit, setup, spawnChild } from "xstate";
 import { jobMachine } from "../machines/job_machine.ts";
+import { peerMachine } from "../machines/peer_machine.ts";
 import { bid, spec } from "../tests/_drive.ts";
 import { ActorCell } from "./actor_cell.ts";
 
@@ -220,6 +221,41 @@ Deno.test("ActorCell runs the job machine as XState's actor does: snapshots and 
   assert.deepEqual(fresh.snapshot.output, actor.getSnapshot().output);
   actor.stop();
   fresh.stop();
+});
+
+Deno.test("ActorCell runs the peer machine as XState's actor does, to its ban", () => {
+  const input = { peerId: "p1", at: 0 };
+  const effects: unknown[] = [];
+  const cell = new ActorCell("peer:p1", peerMachine, {
+    onEffect: (_, e) => effects.push(e),
+    input,
+  });
+  const actor = createActor(peerMachine, { input });
+  const actorEffects: unknown[] = [];
+  actor.on("*", (e) => actorEffects.push(e));
+  actor.start();
+  const events = [
+    { type: "peer.connected", at: 1 },
+    { type: "peer.identified", at: 2, protocols: ["/ciro/msg/2.0.0"] },
+    { type: "peer.heartbeat", at: 3, rttMs: 4 },
+    { type: "timer.fired", at: 60_000, key: "heartbeat", due: 60_000 },
+    { type: "peer.scored", at: 60_001, delta: -5, reason: "bad bid" },
+    { type: "peer.disconnected", at: 60_002 },
+    { type: "peer.connected", at: 60_003 },
+    { type: "peer.scored", at: 60_004, delta: -1_000, reason: "forged signature" },
+    { type: "peer.heartbeat", at: 60_005, rttMs: 4 },
+  ];
+  for (const [i, event] of events.entries()) {
+    effects.length = 0;
+    actorEffects.length = 0;
+    const outcome = cell.deliver(event);
+    actor.send(event as never);
+    assert.deepEqual(cell.persisted, actor.getPersistedSnapshot(), `step ${i}: ${event.type}`);
+    assert.deepEqual(effects, actorEffects, `step ${i}: ${event.type} (${outcome.status})`);
+  }
+  assert.equal(cell.state, "banned");
+  actor.stop();
+  cell.stop();
 });
 
 Deno.test("ActorCell refuses XState's own events (xstate.stop, xstate.error.*) and stays as it was", () => {
