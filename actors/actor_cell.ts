@@ -336,7 +336,6 @@ export class ActorCell {
     this.#options = options;
     this.#start(options.snapshot);
     this.#good = this.#actor.getSnapshot();
-    this.#persisted = this.#actor.getPersistedSnapshot();
   }
 
   #start(snapshot: Snapshot<unknown> | undefined): void {
@@ -458,7 +457,7 @@ export class ActorCell {
     if (this.#error === undefined) this.#actor.stop();
     this.#start(snapshot);
     this.#good = this.#actor.getSnapshot();
-    this.#persisted = this.#actor.getPersistedSnapshot();
+    this.#persisted = undefined;
   }
 
   /** Stops the actor for good. */
