@@ -174,3 +174,17 @@ Deno.test("systemClock fires its timers in order on the wall clock and clears th
   await done.promise;
   assert.deepEqual(fired, ["a", "b"]);
 });
+
+Deno.test("TimerHeap fires timers due at one time in the order they were armed, many of them", () => {
+  const host = new ManualHost();
+  const heap = new TimerHeap(host);
+  const fired: number[] = [];
+  const timers = Array.from({ length: 64 }, (_, i) => heap.setTimeout(() => fired.push(i), 10));
+  // Cancelling some moves others about in the heap; the order stays.
+  for (const i of [0, 7, 33, 63]) heap.clearTimeout(timers[i]);
+  host.tick(10);
+  assert.deepEqual(
+    fired,
+    Array.from({ length: 64 }, (_, i) => i).filter((i) => ![0, 7, 33, 63].includes(i)),
+  );
+});
