@@ -18,6 +18,10 @@
  * needs), for a bounded number of jobs at once ({@link DeclineLimits.maxEarlyResults}). The
  * records an owner's assignments make (`awaiting_chain`, the sender its owner) are counted per
  * sender ({@link DeclineLimits.maxAwaitingPerSender}): past its share, a peer's own oldest goes.
+ * The records announcements make cost their sender nothing on chain: they are counted per owner
+ * too ({@link DeclineLimits.maxAnnouncedPerOwner}), and past the count bound they go first, so
+ * that no number of announcements (from one peer or many) pushes out a record that the chain
+ * backs (an escrow-checked assignment's, or one the chain's naming made).
  *
  * @module
  */
@@ -92,6 +96,15 @@ function renamed(known: DeclineRecord, assigned: ChainAssignment, now: number): 
   return { ...rest, at: now, assigned };
 }
 
+/**
+ * Whether `record` was made by an announcement alone: no owner's assignment checked against the
+ * escrow (`awaiting_chain`), no chain's naming (`assigned`) behind it.
+ */
+function announcedOnly(record: DeclineRecord): boolean {
+  return record.reason !== "awaiting_chain" && record.reason !== "awaiting_spec" &&
+    record.assigned === undefined;
+}
+
 /** A job this node heard of and declined. */
 export interface DeclineRecord {
   readonly jobId: string;
@@ -155,6 +168,11 @@ export interface DeclineLimits {
    * own oldest out first: one peer's assignments cannot push out another's records. @default 256
    */
   readonly maxAwaitingPerSender?: number;
+  /**
+   * Records one owner's announcements made (a decline with neither an assignment nor the chain's
+   * naming behind it), its own oldest out first. @default 256
+   */
+  readonly maxAnnouncedPerOwner?: number;
 }
 
 /** The default bounds of a {@link Declines} store. */
@@ -163,6 +181,7 @@ export const DECLINE_DEFAULTS = {
   ttlMs: 600_000,
   maxEarlyResults: 256,
   maxAwaitingPerSender: 256,
+  maxAnnouncedPerOwner: 256,
 } as const;
 
 /** Results kept per record (one per worker, the latest last). */
@@ -179,6 +198,11 @@ export class Declines {
   readonly #maxAwaiting: number;
   /** The `awaiting_chain` records by the peer whose assignment made them, oldest first. */
   readonly #awaiting = new Map<NodeId, Set<string>>();
+  readonly #maxAnnounced: number;
+  /** The records announcements made ({@link announcedOnly}) by owner, oldest first. */
+  readonly #announced = new Map<NodeId, Set<string>>();
+  /** The same records, oldest first: the first to go past the count bound. */
+  readonly #announcedOrder = new Set<string>();
 
   constructor(limits: DeclineLimits = {}) {
     const max = limits.maxRecords ?? DECLINE_DEFAULTS.maxRecords;
@@ -201,6 +225,13 @@ export class Declines {
         `Invalid declines.maxAwaitingPerSender ${awaiting}: must be a non-negative integer`,
       );
     }
+    const announced = limits.maxAnnouncedPerOwner ?? DECLINE_DEFAULTS.maxAnnouncedPerOwner;
+    if (!Number.isSafeInteger(announced) || announced < 0) {
+      throw new RangeError(
+        `Invalid declines.maxAnnouncedPerOwner ${announced}: must be a non-negative integer`,
+      );
+    }
+    this.#maxAnnounced = announced;
     this.#max = max;
     this.#ttl = ttl;
     this.#maxEarly = early;
@@ -287,6 +318,13 @@ export class Declines {
       mine.add(record.jobId);
       while (mine.size > this.#maxAwaiting) this.#forget(mine.values().next().value!);
     }
+    if (this.#max > 0 && announcedOnly(record)) {
+      let theirs = this.#announced.get(record.owner);
+      if (theirs === undefined) this.#announced.set(record.owner, theirs = new Set());
+      theirs.add(record.jobId);
+      this.#announcedOrder.add(record.jobId);
+      while (theirs.size > this.#maxAnnounced) this.#forget(theirs.values().next().value!);
+    }
     this.expire(record.at);
   }
 
@@ -295,10 +333,20 @@ export class Declines {
     const known = this.#records.get(jobId);
     this.#records.delete(jobId);
     this.#withResults.delete(jobId);
-    if (known?.reason !== "awaiting_chain") return;
-    const mine = this.#awaiting.get(known.owner);
-    mine?.delete(jobId);
-    if (mine?.size === 0) this.#awaiting.delete(known.owner);
+    if (known === undefined) return;
+    const index = known.reason === "awaiting_chain"
+      ? this.#awaiting
+      : this.#announcedOrder.delete(jobId)
+      ? this.#announced
+      : undefined;
+    const theirs = index?.get(known.owner);
+    theirs?.delete(jobId);
+    if (theirs?.size === 0) index!.delete(known.owner);
+  }
+
+  /** The records announcements of `owner` made ({@link announcedOnly}), kept now. */
+  announcedFrom(owner: NodeId): number {
+    return this.#announced.get(owner)?.size ?? 0;
   }
 
   /** The `awaiting_chain` records the assignments of peer `sender` made, kept now. */
@@ -322,8 +370,14 @@ export class Declines {
   /** Drops the records expired at `now`, and the oldest past the count bound. */
   expire(now: number): void {
     for (const [jobId, record] of this.#records) {
-      if (this.#records.size <= this.#max && record.at + this.#ttl > now) break;
+      if (record.at + this.#ttl > now) break;
       this.#forget(jobId);
+    }
+    // Past the count bound, announcements' records go first (see the module doc).
+    while (this.#records.size > this.#max) {
+      const victim = this.#announcedOrder.values().next().value ??
+        this.#records.keys().next().value!;
+      this.#forget(victim);
     }
   }
 

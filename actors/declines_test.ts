@@ -117,7 +117,8 @@ Deno.test("ActorTree records a decline without an actor, and refuses one for its
 
 Deno.test("ActorTree creates the actor of a declined job when the chain names this node, with the results heard before", () => {
   const { t, deliver, advance } = tree(["verifier"]);
-  deliver("job:j1", declined({ spec: SPEC }));
+  // The spec an owner's assignment brought, checked against the escrow at the boundary.
+  deliver("job:j1", declined({ spec: SPEC, reason: "awaiting_chain" }));
   deliver("job:j1", {
     type: "job.result.received",
     worker: "w1",
@@ -142,6 +143,17 @@ Deno.test("ActorTree creates the actor of a declined job when the chain names th
   assert.equal(c.owner, "o");
   assert.deepEqual(c.outputs["w1"], { commitment: "d".repeat(64), value: [7] });
   assert.equal(t.declined("j1"), undefined);
+  // A spec an announcement brought (a worker's decline) is nobody's word the chain checked: the
+  // chain's naming waits for the owner's assignment, which then creates the actor (review 2, H3).
+  const both = tree(["worker", "verifier"]);
+  both.deliver("job:j3", declined({ spec: SPEC, reason: "busy" }));
+  assert.deepEqual(both.deliver("job:j3", assigned(["me"])), { status: "accepted" });
+  assert.equal(both.t.get("job:j3"), undefined);
+  assert.equal(both.t.declined("j3")?.assigned?.worker, "w1");
+  assert.equal(both.deliver("job:j3", declined({ spec: SPEC, reason: "busy" })).status, "accepted");
+  assert.equal(both.t.get("job:j3"), undefined, "another announcement creates nothing either");
+  both.deliver("job:j3", declined({ spec: SPEC, reason: "awaiting_chain" }));
+  assert.equal(both.t.get("job:j3")?.state, "executing");
   // A record without the spec (a node that may not verify) creates nothing.
   const other = tree(["worker"]);
   other.deliver("job:j2", declined({ reason: "busy" }));
@@ -233,5 +245,29 @@ Deno.test("Declines keeps a bounded share of awaiting_chain records per sender: 
   assert.throws(() => new Declines({ maxAwaitingPerSender: -1 }), {
     name: "RangeError",
     message: /maxAwaitingPerSender/,
+  });
+});
+
+Deno.test("Declines counts announcements' records per owner and drops them first past the count bound: no number of announcements pushes out a chain-backed record (review 2, M1)", () => {
+  const declines = new Declines({ maxRecords: 10, maxAnnouncedPerOwner: 3 });
+  declines.record({ ...record("kept", 0, SPEC), owner: "alice", reason: "awaiting_chain" });
+  declines.awaitSpec("named", { worker: "w1", price: 1n, verifiers: ["me"], attempt: 1 }, 0);
+  // One owner's announcements: past its share, its own oldest goes.
+  for (let i = 0; i < 100; i++) declines.record({ ...record(`m${i}`, 0, SPEC), owner: "mallory" });
+  assert.equal(declines.announcedFrom("mallory"), 3);
+  assert.equal(declines.get("m96", 0), undefined);
+  assert.equal(declines.get("m99", 0)?.owner, "mallory");
+  // Many owners' (sybils'): past the count bound, announcements' records go first.
+  for (let i = 0; i < 100; i++) declines.record({ ...record(`s${i}`, 0, SPEC), owner: `s${i}` });
+  assert.equal(declines.size, 10);
+  assert.equal(declines.get("kept", 0)?.reason, "awaiting_chain", "the assignment's record stayed");
+  assert.equal(declines.get("named", 0)?.reason, "awaiting_spec", "the chain's naming stayed");
+  assert.equal(declines.announcedFrom("mallory"), 0);
+  // Named by the chain, a record is no longer an announcement's.
+  declines.awaitSpec("s99", { worker: "w1", price: 1n, verifiers: ["me"], attempt: 1 }, 0);
+  assert.equal(declines.announcedFrom("s99"), 0);
+  assert.throws(() => new Declines({ maxAnnouncedPerOwner: -1 }), {
+    name: "RangeError",
+    message: /maxAnnouncedPerOwner/,
   });
 });

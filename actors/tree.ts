@@ -393,6 +393,11 @@ export class ActorTree {
       ...(awaiting?.assigned !== undefined ? { assigned: awaiting.assigned } : {}),
       ...(awaiting?.chain !== undefined ? { chain: awaiting.chain } : {}),
     };
+    if (awaiting?.assigned !== undefined && record.reason !== "awaiting_chain") {
+      // The chain chose this node to verify: only an owner's assignment checked against the
+      // escrow brings the spec its actor runs, not an announcement (anyone's word).
+      return { status: "accepted" };
+    }
     if (awaiting?.assigned !== undefined && record.spec !== undefined) {
       // The chain named this node before the spec came: the spec creates its actor now.
       this.#declines.take(jobId, envelope.at);
@@ -431,7 +436,10 @@ export class ActorTree {
       ...(typeof e.ref === "string" ? { ref: e.ref } : {}),
       ...(isEscrowOfJob(e.escrow) ? { escrow: e.escrow } : {}),
     };
-    if (record?.spec === undefined) {
+    // A verifier's actor runs only a spec checked against the escrow (an owner's assignment,
+    // `awaiting_chain`), never one an announcement brought (a worker's decline keeps it unchecked).
+    const checked = e.worker === self || record?.reason === "awaiting_chain";
+    if (record?.spec === undefined || !checked) {
       if (!verifier || !roles.includes("verifier")) return undefined;
       this.#declines.awaitSpec(jobId, assigned, envelope.at);
       return { status: "accepted" };

@@ -250,7 +250,11 @@ const hardware = z.enum(HARDWARE);
 
 const jobKind = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("builtin"), name: z.literal("matmul") }),
-  z.strictObject({ type: z.literal("onnx"), modelHash: hash }),
+  // The zero hash is the chain's model hash of a builtin job: an ONNX job never names it.
+  z.strictObject({
+    type: z.literal("onnx"),
+    modelHash: hash.refine((h) => h !== "0".repeat(64), "must not be the zero hash (a builtin's)"),
+  }),
 ]);
 
 const jobSpec = z.strictObject({

@@ -109,6 +109,11 @@ export function assignmentMismatch(
     return `Assignment of job "${jobId}" came from "${from}", not its client on chain "${terms.client}"`;
   }
   const model = spec.kind.type === "onnx" ? spec.kind.modelHash : NO_MODEL;
+  // The chain records a builtin job's model as the zero hash: an ONNX spec naming it is no job the
+  // client escrowed (its verifier would fetch a model that is none, and never attest).
+  if (spec.kind.type === "onnx" && model === NO_MODEL) {
+    return `Assignment of job "${jobId}" names an ONNX model with the zero hash: the chain's escrow is of a builtin job`;
+  }
   if (model !== terms.modelHash) {
     return `Assignment of job "${jobId}" names model ${model}: the chain's escrow says ${terms.modelHash}`;
   }

@@ -379,6 +379,12 @@ export class Ingress {
     ) return this.#o.submit("network", addressed);
     const known = tree.declined(jobId);
     if (known !== undefined && known.attempt >= e.attempt) return;
+    // What an owner's assignment or the chain's naming made (a chosen verifier's record) is the
+    // chain's: an announcement (anyone's word, any attempt) does not replace it.
+    if (known?.reason === "awaiting_chain" || known?.assigned !== undefined) {
+      this.#ignored++;
+      return;
+    }
     if (this.#o.endedOnChain?.(jobId)) {
       this.#ignored++;
       return;

@@ -824,7 +824,8 @@ export class Node {
       e.type !== "chain.worker.assigned" || jobId === undefined ||
       !this.roles.includes("verifier") || !Array.isArray(e.verifiers) ||
       !e.verifiers.includes(this.id) || this.tree.get(addressed.target) !== undefined ||
-      this.tree.declined(jobId)?.spec !== undefined
+      // A spec an owner's assignment brought was checked; one an announcement brought was not.
+      this.tree.declined(jobId)?.reason === "awaiting_chain"
     ) return addressed;
     const escrow = this.#ingress.escrowTerms(jobId);
     if (escrow === undefined) return addressed;
