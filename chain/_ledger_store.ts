@@ -244,12 +244,43 @@ function integerValue(column: string, value: unknown): number {
   return value;
 }
 
-/** A row of the events table as the raw event it stores. */
-function rawEventOf(row: Row): RawStarknetEvent {
+/** A felt as the events table stores it: hex with its `0x`. */
+const STORED_FELT = /^0x[0-9a-fA-F]{1,64}$/;
+
+/**
+ * The felts column `column` of an events table row holds (`keys` or `data`: a JSON array of hex
+ * felts); a {@link ChainError} naming the event (`where`, prefixed to the message) when it holds
+ * anything else (a crafted or corrupted file).
+ */
+function feltsOf(row: Row, column: "keys" | "data", where: string): string[] {
+  const event = `event ${row["block_number"]}:${row["event_index"]}`;
+  let value: unknown;
+  try {
+    value = JSON.parse(text(row, column));
+  } catch (cause) {
+    throw new ChainError("rpc_error", `${where}: ${event} ${column} are not JSON`, { cause });
+  }
+  if (
+    !Array.isArray(value) ||
+    !value.every((felt) => typeof felt === "string" && STORED_FELT.test(felt))
+  ) {
+    throw new ChainError(
+      "rpc_error",
+      `${where}: ${event} ${column} are not an array of hex felts`,
+    );
+  }
+  return value as string[];
+}
+
+/**
+ * A row of the events table as the raw event it stores; a {@link ChainError} (its message led by
+ * `where`) when its keys or data are not hex felts.
+ */
+function rawEventOf(row: Row, where = "Cannot read ledger"): RawStarknetEvent {
   return {
     from_address: text(row, "from_address"),
-    keys: JSON.parse(text(row, "keys")) as string[],
-    data: JSON.parse(text(row, "data")) as string[],
+    keys: feltsOf(row, "keys", where),
+    data: feltsOf(row, "data", where),
     block_number: integer(row, "block_number"),
     block_hash: text(row, "block_hash"),
     transaction_hash: text(row, "tx_hash"),
@@ -432,7 +463,7 @@ export class LedgerStore {
       "UPDATE events SET data = ? WHERE block_number = ? AND event_index = ?",
     );
     for (const row of rows) {
-      const raw = rawEventOf(row);
+      const raw = rawEventOf(row, `Cannot upgrade ledger ${q(path)}`);
       const selector = BigInt(raw.keys[0] ?? "0x0");
       if (selector !== submitted && selector !== assigned) continue;
       // The job id leads both layouts: decode it with placeholder values for the rest.

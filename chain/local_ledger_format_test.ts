@@ -203,3 +203,50 @@ Deno.test("LocalLedger.open() refuses a file of a later format, naming it and wh
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("LocalLedger refuses at open an earlier-format file whose events' keys or data are not hex felts, naming the file and the event (review 2, L1)", async () => {
+  const first = "event_index = 0 AND block_number = (SELECT MIN(block_number) FROM events)";
+  const crafts: Record<string, [string, RegExp]> = {
+    "keys not JSON": [
+      `UPDATE events SET keys = 'nope' WHERE ${first}`,
+      /: event \d+:0 keys are not JSON$/,
+    ],
+    "a key not hex": [
+      `UPDATE events SET keys = '["zz"]' WHERE ${first}`,
+      /: event \d+:0 keys are not an array of hex felts$/,
+    ],
+    "data an object": [
+      `UPDATE events SET data = '{}' WHERE ${first}`,
+      /: event \d+:0 data are not an array of hex felts$/,
+    ],
+  };
+  for (const [name, [sql, message]] of Object.entries(crafts)) {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/ledger.db`;
+    try {
+      const ledger = LocalLedger.open(path, { now: () => 1_000 });
+      await ledger.as("w1").stake({ amount: 50n });
+      await ledger.as("client").submitJob({
+        jobId: "j1",
+        amount: 9n,
+        minStake: 1n,
+        modelHash: MODEL,
+        inputCommitment: INPUT,
+      });
+      ledger.close();
+      const db = new DatabaseSync(path);
+      db.exec(sql);
+      db.exec("PRAGMA user_version = 0");
+      db.close();
+      assert.throws(() => LocalLedger.open(path).close(), (error: Error) => {
+        assert.equal(error.name, "ChainError", name);
+        assert.equal((error as { code?: string }).code, "rpc_error", name);
+        assert.ok(error.message.startsWith(`Cannot upgrade ledger "${path}"`), error.message);
+        assert.match(error.message, message, name);
+        return true;
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
