@@ -378,6 +378,24 @@ function sign(
   return port.signAttestation!(statement);
 }
 
+scenario("JobSubmitted shows each of the escrow's terms as submitted, every one distinct", {
+  chainDecided: true,
+}, async (c) => {
+  const client = await c.port("client");
+  await bondVerifiers(c, 3);
+  // Distinct values, none a default: an adapter that swaps two terms or drops one is caught.
+  const terms = {
+    minStake: 77n,
+    verifierCount: 3,
+    bidWindowMs: 11_000,
+    executionMs: 222_000,
+    verificationMs: 3_333_000,
+  };
+  await client.submitJob(job("j1", terms));
+  const submitted = shape((await events(client, "j1"))[0]!);
+  assert.deepEqual(Object.keys(terms).map((k) => submitted[k]), Object.values(terms));
+});
+
 scenario("the chain chooses n verifiers and decides at 2f+1 valid; verifiers are paid", {
   chainDecided: true,
 }, async (c) => {
