@@ -75,9 +75,18 @@ export interface AssignmentHint {
 export interface AssignmentHintLimits {
   /** Escrow terms remembered, oldest out first. @default 10_000 */
   readonly maxTerms?: number;
-  /** Assignments held waiting for the chain, the biggest sender's oldest out first. @default 64 */
+  /**
+   * Assignments held waiting for the chain, the biggest sender's oldest out first. An honest
+   * owner's held assignments are its jobs assigned within this node's chain lag (a verifier held
+   * 20 to 31 at once from the demo's client, 25 jobs in flight, four runs): the bound is far
+   * above that. @default 512
+   */
   readonly maxHeld?: number;
-  /** Assignments held from one sender, its oldest out first. @default 8 */
+  /**
+   * Assignments held from one sender, its oldest out first: a share that one busy honest owner
+   * does not reach (8 dropped an honest client's held assignments in the demo, whose jobs then
+   * failed their quorum). @default 128
+   */
   readonly maxHeldPerSender?: number;
   /** How long an assignment is held for its escrow, ms. @default 30_000 */
   readonly heldMs?: number;
@@ -86,8 +95,8 @@ export interface AssignmentHintLimits {
 /** The default bounds of an {@link AssignmentHints}. */
 export const ASSIGNMENT_HINT_DEFAULTS = {
   maxTerms: 10_000,
-  maxHeld: 64,
-  maxHeldPerSender: 8,
+  maxHeld: 512,
+  maxHeldPerSender: 128,
   heldMs: 30_000,
 } as const;
 

@@ -461,3 +461,23 @@ Deno.test("a worker that is also a verifier and declined the job's announcement 
   assert.equal(v.assign("alice", "d1", { spec: announced, attempt: 2 }), "accept");
   assert.deepEqual(v.tree.declined("d1")?.spec, SPEC);
 });
+
+Deno.test("by default a busy honest owner's assignments ahead of the chain are all held", () => {
+  // The demo's client (25 jobs in flight) had up to 31 held at once on one verifier; a share of 8
+  // dropped some, and their jobs failed their quorum.
+  const hints = new AssignmentHints();
+  for (let i = 0; i < 100; i++) {
+    assert.ok(
+      hints.hold({
+        jobId: `j${i}`,
+        from: "owner",
+        worker: "w1",
+        verifiers: ["me"],
+        attempt: 1,
+        spec: SPEC,
+      }, 0),
+    );
+  }
+  assert.equal(hints.heldFrom("owner"), 100);
+  for (let i = 0; i < 100; i++) assert.equal(hints.release(`j${i}`).length, 1, `j${i} was kept`);
+});
