@@ -20,6 +20,10 @@
  * over every event (`filtersEvents` is false) and the node filters, as with the EVM adapter.
  * An aborted call rejects at once; the transaction it sent may still be included, as on a chain.
  *
+ * There is no authentication: whoever holds the stream acts as any account it names (the
+ * benchmark's market acts as its 1,000 workers that way). Serve it only to a process you started
+ * (a child's pipes), never on a socket others can reach; a real chain node signs transactions.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
