@@ -57,6 +57,11 @@ export interface EscrowOfJob {
   readonly bidWindowMs?: number;
   readonly executionMs?: number;
   readonly verificationMs?: number;
+  /**
+   * The escrow's commitment to the whole spec (`protocols/spec_hash.ts`): absent for a job
+   * submitted without one, or an escrow journaled before the chain's events carried it.
+   */
+  readonly specHash?: string;
 }
 
 /** The chain's assignment of a job (a `chain.worker.assigned` event's fields). */

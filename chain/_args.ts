@@ -6,7 +6,7 @@
  * @module
  */
 import { MAX_VERIFIERS } from "../machines/types.ts";
-import { ChainError, type JobTerms, type SignedAttestation } from "./port.ts";
+import { ChainError, type JobTerms, NO_SPEC_HASH, type SignedAttestation } from "./port.ts";
 
 export { MAX_VERIFIERS };
 
@@ -127,7 +127,17 @@ export function checkSubmission(job: JobSubmission) {
     minStake: checkBigint("minStake", job.minStake),
     modelHash: checkHash("modelHash", job.modelHash),
     inputCommitment: checkHash("inputCommitment", job.inputCommitment),
+    // The zero hash is none (what the chain records without one).
+    specHash: job.specHash === undefined || job.specHash === NO_SPEC_HASH
+      ? undefined
+      : checkHash("specHash", job.specHash),
   };
+  if (checked.specHash !== undefined && !checked.chainDecided) {
+    throw new TypeError(
+      `Invalid specHash of job ${q(jobId)}: a job without terms (verifierCount) has no verifier ` +
+        "to check its spec against it",
+    );
+  }
   if (checked.amount <= 0n || checked.amount >= U256) {
     throw new ChainError(
       "invalid_amount",

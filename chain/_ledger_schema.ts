@@ -122,16 +122,20 @@ export const ADDED_COLUMNS: readonly { table: string; column: string; definition
   { table: "jobs", column: "failure_reason", definition: "TEXT" },
   { table: "jobs", column: "escrow_block_hash", definition: "TEXT NOT NULL DEFAULT ''" },
   { table: "jobs", column: "chain_decided", definition: "INTEGER NOT NULL DEFAULT 0" },
+  // The zero hash: none (a job of an earlier format, or submitted without one).
+  { table: "jobs", column: "spec_hash", definition: `TEXT NOT NULL DEFAULT '${"0".repeat(64)}'` },
 ];
 
 /**
  * The format of a ledger file (SQLite's `user_version`): 0 (files of releases before it was
  * kept) and 1 store `JobSubmitted` without the escrow's terms and `WorkerAssigned` without the
- * attempt; opening such a file completes its stored events (`chain/events.ts`,
- * `completeLegacyEvent`) from its jobs table and the order of the assignments, once. A file of a
- * later format is refused (`unsupported_format`).
+ * attempt; 2 stores `JobSubmitted` without the spec hash. Opening such a file completes its stored
+ * events (`chain/events.ts`, `completeLegacyEvent`) from its jobs table and the order of the
+ * assignments, once; the spec hash of an earlier format's job is the zero hash (none: a verifier
+ * falls back to checking the spec field by field). A file of a later format is refused
+ * (`unsupported_format`).
  */
-export const LEDGER_FORMAT = 2;
+export const LEDGER_FORMAT = 3;
 
 export type TotalKey =
   | "escrowed"

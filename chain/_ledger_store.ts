@@ -47,7 +47,7 @@ import {
   verifierWeight,
   verifyAttestation,
 } from "./settlement.ts";
-import type { JobTerms } from "./port.ts";
+import { type JobTerms, NO_SPEC_HASH } from "./port.ts";
 import type { Verdict } from "../machines/types.ts";
 import {
   ADDED_COLUMNS,
@@ -322,7 +322,7 @@ function asDecoded(event: ChainEvent): ChainEvent | null {
       const values = value as readonly string[];
       if (!values.every((v) => v.isWellFormed())) return null;
       fields[field] = Object.freeze([...values]);
-    } else {
+    } else if (value !== undefined) {
       if (typeof value === "string" && !value.isWellFormed()) return null;
       fields[field] = value;
     }
@@ -916,6 +916,7 @@ export class LedgerStore {
       minStake,
       modelHash,
       inputCommitment,
+      specHash,
     } = checkSubmission(job);
     return this.transact(caller, "submitJob", job, (tx) => {
       if (this.#get("SELECT 1 FROM jobs WHERE job_id = ?", jobId) !== undefined) {
@@ -939,8 +940,8 @@ export class LedgerStore {
       this.#run(
         `INSERT INTO jobs (job_id, client, escrow, min_stake, model_hash, input_commitment, status,
            verifier_count, bid_window_ms, execution_ms, verification_ms, bid_deadline,
-           escrow_block_hash, chain_decided)
-         VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?, ?, ?, ?)`,
+           escrow_block_hash, chain_decided, spec_hash)
+         VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?)`,
         jobId,
         tx.caller,
         amount.toString(),
@@ -954,6 +955,7 @@ export class LedgerStore {
         tx.now + bidWindowMs,
         tx.blockHash,
         chainDecided ? 1 : 0,
+        specHash ?? NO_SPEC_HASH,
       );
       this.#addTotal("escrowed", amount);
       this.#addTotal("locked", amount);
@@ -969,6 +971,7 @@ export class LedgerStore {
         bidWindowMs,
         executionMs,
         verificationMs,
+        ...(specHash === undefined ? {} : { specHash }),
       });
     });
   }

@@ -37,7 +37,7 @@
  * @module
  */
 import { hash } from "starknet";
-import type { ChainEvent, ChainEventName } from "./port.ts";
+import { type ChainEvent, type ChainEventName, NO_SPEC_HASH } from "./port.ts";
 import type { RefundReason, SlashReason, Verdict } from "../machines/types.ts";
 
 /** An event as a Starknet node returns it (`starknet_getEvents`, `EMITTED_EVENT`). */
@@ -238,6 +238,7 @@ type FieldKind =
   | "byteArrays"
   | "u256"
   | "hash"
+  | "specHash"
   | "number"
   | "verdict"
   | "refundReason"
@@ -258,6 +259,8 @@ export const EVENT_LAYOUTS: {
     ["bidWindowMs", "number"],
     ["executionMs", "number"],
     ["verificationMs", "number"],
+    // A hash; the zero hash (a job submitted without one) decodes as absent.
+    ["specHash", "specHash"],
   ],
   WorkerAssigned: [
     ["jobId", "byteArray"],
@@ -309,7 +312,14 @@ export const EVENT_LAYOUTS: {
  * (a local ledger file of an earlier release) lacks them. {@link completeLegacyEvent} adds them.
  */
 export const ADDED_EVENT_FIELDS: { readonly [N in ChainEventName]?: readonly string[] } = {
-  JobSubmitted: ["minStake", "verifierCount", "bidWindowMs", "executionMs", "verificationMs"],
+  JobSubmitted: [
+    "minStake",
+    "verifierCount",
+    "bidWindowMs",
+    "executionMs",
+    "verificationMs",
+    "specHash",
+  ],
   WorkerAssigned: ["attempt"],
 };
 
@@ -333,16 +343,25 @@ export function completeLegacyEvent(
   }
   const added = ADDED_EVENT_FIELDS[name];
   if (added === undefined) return raw;
-  const w = new FeltWriter();
   const layout = EVENT_LAYOUTS[name];
-  for (const field of added) {
-    const kind = layout.find(([f]) => f === field)![1];
-    if (kind === "u256") w.u256(field, values[field] as bigint);
-    else w.number(field, values[field] as number);
+  // A file of a middle format lacks only the later fields: the fewest that make it decode (each
+  // count of fields added is a different count of felts, so exactly one does).
+  for (let from = added.length - 1;; from--) {
+    const w = new FeltWriter();
+    for (const field of added.slice(from)) {
+      const kind = layout.find(([f]) => f === field)![1];
+      if (kind === "u256") w.u256(field, values[field] as bigint);
+      else if (kind === "specHash") w.hash(field, (values[field] as string) ?? NO_SPEC_HASH);
+      else w.number(field, values[field] as number);
+    }
+    const completed = { ...raw, data: [...raw.data, ...w.felts] };
+    try {
+      decodeChainEvent(completed);
+      return completed;
+    } catch (error) {
+      if (from === 0 || !(error instanceof ChainDecodeError)) throw error;
+    }
   }
-  const completed = { ...raw, data: [...raw.data, ...w.felts] };
-  decodeChainEvent(completed);
-  return completed;
 }
 
 function encodeData(event: ChainEvent): string[] {
@@ -368,6 +387,9 @@ function encodeData(event: ChainEvent): string[] {
         break;
       case "hash":
         w.hash(field, value as string);
+        break;
+      case "specHash":
+        w.hash(field, (value as string | undefined) ?? NO_SPEC_HASH);
         break;
       case "number":
         w.number(field, value as number);
@@ -478,6 +500,12 @@ class FeltReader {
 
   hash(field: string): string {
     return this.u256(field).toString(16).padStart(64, "0");
+  }
+
+  /** A hash, or undefined for the zero hash (none recorded). */
+  specHash(field: string): string | undefined {
+    const value = this.hash(field);
+    return value === NO_SPEC_HASH ? undefined : value;
   }
 
   number(field: string): number {
@@ -609,7 +637,10 @@ export function decodeChainEvent(
   };
   const r = new FeltReader(name, raw.data);
   const fields: Record<string, unknown> = { ...meta, name };
-  for (const [field, kind] of EVENT_LAYOUTS[name]) fields[field] = r[kind](field);
+  for (const [field, kind] of EVENT_LAYOUTS[name]) {
+    const value = r[kind](field);
+    if (value !== undefined) fields[field] = value;
+  }
   const event = fields as unknown as ChainEvent;
   r.end();
   return event;

@@ -245,7 +245,19 @@ Deno.test("encodeChainEvent() writes u256 as low then high and reasons as short 
     "0x7d0",
     "0x7530",
     "0xafc8",
+    // No spec hash: the zero hash (low, high).
+    "0x0",
+    "0x0",
   ]);
+  // A spec hash as a u256 (low, high), decoded back; the zero hash decodes as absent.
+  const specHash = "12".repeat(16) + "34".repeat(16);
+  const withHash = encodeChainEvent(
+    { ...(decodeChainEvent(submitted)), specHash } as never,
+    ADDRESS,
+  );
+  assert.deepEqual(withHash.data.slice(-2), [`0x${"34".repeat(16)}`, `0x${"12".repeat(16)}`]);
+  assert.equal((decodeChainEvent(withHash) as { specHash?: string }).specHash, specHash);
+  assert.equal("specHash" in decodeChainEvent(submitted), false);
   assert.equal(submitted.block_number, 3);
   assert.equal(submitted.block_hash, "0xb");
   assert.equal(submitted.transaction_hash, "0xt");

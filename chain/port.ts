@@ -39,6 +39,11 @@ export type ChainEvent =
       readonly bidWindowMs: number;
       readonly executionMs: number;
       readonly verificationMs: number;
+      /**
+       * The escrow's commitment to the whole job spec (`protocols/spec_hash.ts`), as submitted;
+       * absent when the job was submitted without one (or before the chain recorded it).
+       */
+      readonly specHash?: string;
     }
     | {
       readonly name: "WorkerAssigned";
@@ -310,7 +315,16 @@ export interface JobTerms {
   readonly executionMs?: number;
   /** @default {600000} */
   readonly verificationMs?: number;
+  /**
+   * The sha-256 of the job's whole spec (`protocols/spec_hash.ts`: 64 lowercase hex digits), shown
+   * in `JobSubmitted` so that a chosen verifier can check an owner's spec against it. Absent: none
+   * (the chain records the zero hash).
+   */
+  readonly specHash?: string;
 }
+
+/** The spec hash the chain records for a job submitted without one (shown as absent). */
+export const NO_SPEC_HASH = "0".repeat(64);
 
 /** Codes a chain call can fail with. */
 export type ChainErrorCode =

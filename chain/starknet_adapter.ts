@@ -97,6 +97,7 @@ import {
   type ChainEvent,
   type ChainPort,
   type LedgerTotals,
+  NO_SPEC_HASH,
   type SignedAttestation,
   type TxReceipt,
 } from "./port.ts";
@@ -306,6 +307,7 @@ export class StarknetChain implements ChainPort {
             bid_window_ms: checked.bidWindowMs,
             execution_ms: checked.executionMs,
             verification_ms: checked.verificationMs,
+            spec_hash: BigInt(`0x${checked.specHash ?? NO_SPEC_HASH}`),
           }])
           : this.#jobManager.populate("submit_job", args),
       );

@@ -37,6 +37,7 @@ const SAMPLES: readonly [ChainEvent, Record<string, unknown>][] = [
       bidWindowMs: 2_000,
       executionMs: 30_000,
       verificationMs: 45_000,
+      specHash: h2,
     },
     {
       job_id: "job-é-1",
@@ -49,6 +50,7 @@ const SAMPLES: readonly [ChainEvent, Record<string, unknown>][] = [
       bid_window_ms: 2_000n,
       execution_ms: 30_000n,
       verification_ms: 45_000n,
+      spec_hash: BigInt(`0x${h2}`),
     },
   ],
   [
@@ -257,8 +259,9 @@ Deno.test("ABIs: a job's terms and an attestation are structs of their members i
       bid_window_ms: 60_000,
       execution_ms: 7,
       verification_ms: 8,
+      spec_hash: 2n ** 128n + 9n,
     }]),
-    ["0", j, "1", "1", "0", "0", "0", "5", "0", "6", "0", "4", "60000", "7", "8"],
+    ["0", j, "1", "1", "0", "0", "0", "5", "0", "6", "0", "4", "60000", "7", "8", "9", "1"],
   );
   const attestation = {
     job_id: "j",

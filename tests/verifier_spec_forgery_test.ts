@@ -28,6 +28,7 @@ import {
   TOPICS,
 } from "../protocols/messages.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
+import { specHashOf } from "../protocols/spec_hash.ts";
 import { commitmentOf } from "../runtime/compute/mod.ts";
 import { assignmentMismatch, escrowTermsOf } from "../runtime/kernel/assignment_hints.ts";
 import { createNode, type Node } from "../runtime/kernel/mod.ts";
@@ -305,4 +306,97 @@ Deno.test("assignmentMismatch() refuses an ONNX spec with the zero model hash fo
   assert.equal(assignmentMismatch(hint, terms, false), null);
   const forged = { ...spec, kind: { type: "onnx", modelHash: "0".repeat(64) } } as const;
   assert.match(assignmentMismatch({ ...hint, spec: forged }, terms, false) ?? "", /zero hash/);
+});
+
+Deno.test("A verifier refuses a spec forged with maxAttempts 1 (not the escrow's spec hash) and follows the chain to the second attempt (review 2, H2)", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const network = new InProcessNetwork();
+  const forged = gate();
+  const owner = createNode({
+    id: "owner",
+    roles: ["client"],
+    network: delayedTo(network.join("owner"), "v1", forged.opened),
+    chain: ledger.as("client"),
+    ...common,
+  });
+  // The first worker bids lowest and stays silent: the job is auctioned again, and w2 wins.
+  const silent = createNode({
+    id: "w1",
+    roles: ["worker"],
+    network: network.join("w1"),
+    chain: ledger.as("w1"),
+    worker: { hardware: "cpu", stake: 100n, priceRatio: 0.3, fault: "silent" },
+    ...common,
+  });
+  const worker = createNode({
+    id: "w2",
+    roles: ["worker"],
+    network: network.join("w2"),
+    chain: ledger.as("w2"),
+    worker: { hardware: "cpu", stake: 100n, priceRatio: 0.9 },
+    ...common,
+  });
+  const verifier = createNode({
+    id: "v1",
+    roles: ["verifier"],
+    network: network.join("v1"),
+    chain: lagging(ledger.as("v1"), forged.opened),
+    ...common,
+  });
+  const mallory = network.join("mallory");
+  const all = [owner, silent, worker, verifier];
+  const jobId = "forged-attempts";
+  // Execution short enough for the silent worker's attempt to end; verification wide.
+  const spec: JobSpec = {
+    ...oneVerifierSpec(),
+    executionMs: 3_000,
+    verificationMs: 20_000,
+    maxAttempts: 2,
+  };
+  const watch = ledger.as("mallory").subscribe((event) => {
+    if (event.name !== "WorkerAssigned" || event.jobId !== jobId || event.attempt !== 1) return;
+    const forgery = encodeMessage(TOPICS.assignments, {
+      type: "job.assign",
+      jobId,
+      worker: event.worker,
+      bidId: `${jobId}.1.${event.worker}`,
+      price: event.price,
+      verifiers: [...event.verifiers],
+      attempt: 1,
+      spec: { ...spec, maxAttempts: 1 },
+    });
+    void (async () => {
+      await mallory.send("v1", TOPICS.assignments, forgery);
+      await until(
+        "the forgery judged",
+        30_000,
+        () => scoreOf(verifier, "mallory") < 100 || undefined,
+      );
+      forged.open();
+    })();
+  });
+  try {
+    await mallory.start();
+    for (const n of all) await n.start();
+    for (const n of all) await n.announceCapabilities();
+    const done = finished(owner, jobId);
+    owner.submitJob({ spec, jobId });
+    assert.equal(await done, "settled", "the second attempt's worker was paid");
+    assert.ok(scoreOf(verifier, "mallory") < 100, "the forgery cost its sender");
+    const submitted = (await ledger.as("reader").eventsSince({ blockNumber: 0, eventIndex: 0 }, {
+      limit: 1_000,
+    })).events.find((e) => e.name === "JobSubmitted" && e.jobId === jobId);
+    assert.equal(
+      (submitted as { specHash?: string } | undefined)?.specHash,
+      specHashOf(spec),
+      "the escrow commits to the owner's spec",
+    );
+    assert.equal(verifier.job(jobId)?.context.spec.maxAttempts, 2);
+  } finally {
+    watch();
+    for (const n of all) await n.stop();
+    await mallory.stop();
+    network.close();
+    ledger.close();
+  }
 });

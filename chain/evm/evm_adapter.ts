@@ -74,6 +74,7 @@ import {
   type ChainPort,
   type JobTerms,
   type LedgerTotals,
+  NO_SPEC_HASH,
   type SignedAttestation,
   type TxReceipt,
 } from "../port.ts";
@@ -228,13 +229,17 @@ function termsOf(value: unknown): {
   bidWindowMs: number;
   executionMs: number;
   verificationMs: number;
+  specHash?: string;
 } {
   const t = value as Record<string, unknown>;
+  const specHash = (t["specHash"] as string).slice(2).toLowerCase();
   return {
     verifierCount: Number(t["verifierCount"]),
     bidWindowMs: Number(t["bidWindowMs"]),
     executionMs: Number(t["executionMs"]),
     verificationMs: Number(t["verificationMs"]),
+    // The zero hash: the job was submitted without one.
+    ...(specHash === NO_SPEC_HASH ? {} : { specHash }),
   };
 }
 
@@ -517,6 +522,7 @@ export class EvmChain implements ChainPort {
         bidWindowMs: BigInt(s.bidWindowMs),
         executionMs: BigInt(s.executionMs),
         verificationMs: BigInt(s.verificationMs),
+        specHash: `0x${s.specHash ?? NO_SPEC_HASH}`,
       };
       return this.#manager("submitJob", jobId, [
         jobId,

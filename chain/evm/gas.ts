@@ -116,6 +116,7 @@ export async function measureGas(
           modelHash: hash,
           inputCommitment: hash,
           verifierCount: n,
+          specHash: hash,
         })).txHash,
       );
       const assigned = await client.assignWorker({

@@ -2,7 +2,9 @@
  * A verifier hears no announcements (issue 16 item 2): it learns a job when the job's owner
  * sends it the assignment with the spec (`job.assign` on `/ciro/assignments/3`, see
  * `protocols/messages.ts`). A direct message is a hint: the chain is the judge. Before a verifier
- * keeps the spec it checks it against the job's escrow on chain (`JobSubmitted`): the spec must
+ * keeps the spec it checks it against the job's escrow on chain (`JobSubmitted`): where the escrow
+ * commits to a spec hash (`protocols/spec_hash.ts`), the spec must hash to it, so every field is the
+ * client's; and in any case the spec must
  * name the model hash and the input commitment the chain holds (and its input, if it carries one,
  * must hash to that commitment), so that the job a verifier re-runs is the one the client paid for
  * and the worker committed to; its price cap and minimum stake must be the escrow's amount and
@@ -27,6 +29,7 @@
  */
 import type { ChainAssignment, EscrowOfJob } from "../../actors/declines.ts";
 import type { JobSpec, NodeId } from "../../machines/types.ts";
+import { specHashOf } from "../../protocols/spec_hash.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { RecentMap } from "./recent_set.ts";
 
@@ -44,10 +47,12 @@ export function escrowTermsOf(event: {
   readonly bidWindowMs: number;
   readonly executionMs: number;
   readonly verificationMs: number;
+  readonly specHash?: string;
 }): EscrowTerms {
   const { client, amount, modelHash, inputCommitment, minStake } = event;
-  const { verifierCount, bidWindowMs, executionMs, verificationMs } = event;
+  const { verifierCount, bidWindowMs, executionMs, verificationMs, specHash } = event;
   return {
+    ...(specHash === undefined ? {} : { specHash }),
     client,
     modelHash,
     inputCommitment,
@@ -116,6 +121,13 @@ export function assignmentMismatch(
   const { jobId, from, spec } = hint;
   if (clientIsNode && from !== terms.client) {
     return `Assignment of job "${jobId}" came from "${from}", not its client on chain "${terms.client}"`;
+  }
+  // The escrow's commitment to the whole spec: every field is the one the client paid for.
+  if (terms.specHash !== undefined) {
+    const hash = specHashOf(spec);
+    if (hash !== terms.specHash) {
+      return `Assignment of job "${jobId}" carries a spec whose hash is ${hash}: the chain's escrow commits to ${terms.specHash}`;
+    }
   }
   const model = spec.kind.type === "onnx" ? spec.kind.modelHash : NO_MODEL;
   // The chain records a builtin job's model as the zero hash: an ONNX spec naming it is no job the

@@ -21,6 +21,7 @@ import {
   TOPICS,
 } from "../../protocols/messages.ts";
 import { PayloadHashMismatchError } from "../../protocols/payload_errors.ts";
+import { specHashOf } from "../../protocols/spec_hash.ts";
 import { effectToWire } from "../../protocols/translate.ts";
 import {
   commitmentOf,
@@ -426,7 +427,8 @@ export class EffectDispatcher {
             minStake: spec.requirements.minStake,
             modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
             inputCommitment: spec.inputCommitment,
-            ...effect.terms,
+            // A chain-decided job's escrow commits to its whole spec: what its verifiers check.
+            ...(effect.terms === undefined ? {} : { ...effect.terms, specHash: specHashOf(spec) }),
           }, o);
           break;
         }

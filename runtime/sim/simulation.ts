@@ -9,6 +9,7 @@
 import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import {
   announcementTopic,
+  announcementTopicsOf,
   encodeMessage,
   isDirectTopic,
   shardOf,
@@ -606,8 +607,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   }
   if (adversaries.has("forging-assigner")) {
     // A peer that reads the chain and, on each assignment, sends every chosen verifier forged
-    // assignments before the owner's: attempt 16 with a 1 ms verification window, and attempt 16
-    // with the escrow's terms (read from JobSubmitted) and the input (heard announced).
+    // assignments before the owner's, each with attempt 16: a 1 ms verification window; the
+    // escrow's terms (read from JobSubmitted) and the input (heard announced); the same as an ONNX
+    // job naming the zero model hash (a builtin's on chain; review 2 H1); the same with
+    // `maxAttempts` 1 (H2). And it announces the job again as its own, attempt 3, with another
+    // input (H3: a worker and verifier must not take it for the owner's).
     const port = rogue("forger-01");
     const reader = chain.port("forger-01");
     const escrows = new Map<string, Extract<ChainEvent, { name: "JobSubmitted" }>>();
@@ -642,8 +646,19 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             maxAttempts: 1,
             verifierCount: escrow.verifierCount,
           };
+          const zeroModel = {
+            type: "onnx",
+            modelHash: "0".repeat(64),
+          } as unknown as JobSpec["kind"];
           for (const v of e.verifiers) {
-            for (const forged of [{ ...spec, verificationMs: 1 }, spec]) {
+            for (
+              const forged of [
+                { ...spec, verificationMs: 1 },
+                spec,
+                { ...spec, kind: zeroModel },
+                { ...spec, maxAttempts: 16 },
+              ]
+            ) {
               void port.send(
                 v,
                 TOPICS.assignments,
@@ -660,6 +675,24 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
               ).catch(() => {});
             }
           }
+          const other = { a: [[9, 9], [9, 9]], b: [[1, 0], [0, 1]] };
+          const reannounced: JobSpec = {
+            ...spec,
+            input: other,
+            inputCommitment: commitmentOf(other),
+          };
+          const topic = announcementTopicsOf(reannounced, e.jobId, 3, 0)[0]!;
+          void port.publish(
+            topic,
+            encodeMessage(topic as typeof TOPICS.jobs, {
+              type: "job.announce",
+              jobId: e.jobId,
+              owner: "forger-01",
+              attempt: 3,
+              bidWindowEndsAt: 0,
+              spec: reannounced,
+            }),
+          ).catch(() => {});
         }
       });
     }, "rogue.forge");

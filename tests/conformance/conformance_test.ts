@@ -378,23 +378,44 @@ function sign(
   return port.signAttestation!(statement);
 }
 
-scenario("JobSubmitted shows each of the escrow's terms as submitted, every one distinct", {
-  chainDecided: true,
-}, async (c) => {
-  const client = await c.port("client");
-  await bondVerifiers(c, 3);
-  // Distinct values, none a default: an adapter that swaps two terms or drops one is caught.
-  const terms = {
-    minStake: 77n,
-    verifierCount: 3,
-    bidWindowMs: 11_000,
-    executionMs: 222_000,
-    verificationMs: 3_333_000,
-  };
-  await client.submitJob(job("j1", terms));
-  const submitted = shape((await events(client, "j1"))[0]!);
-  assert.deepEqual(Object.keys(terms).map((k) => submitted[k]), Object.values(terms));
-});
+scenario(
+  "JobSubmitted shows each of the escrow's terms and its spec hash as submitted, every one distinct",
+  {
+    chainDecided: true,
+  },
+  async (c) => {
+    const client = await c.port("client");
+    await bondVerifiers(c, 3);
+    // Distinct values, none a default: an adapter that swaps two terms or drops one is caught.
+    const terms = {
+      minStake: 77n,
+      verifierCount: 3,
+      bidWindowMs: 11_000,
+      executionMs: 222_000,
+      verificationMs: 3_333_000,
+    };
+    const specHash = "5e".repeat(16) + "c0".repeat(16);
+    await client.submitJob(job("j1", { ...terms, specHash }));
+    const submitted = shape((await events(client, "j1"))[0]!);
+    assert.deepEqual(Object.keys(terms).map((k) => submitted[k]), Object.values(terms));
+    assert.equal(submitted["specHash"], specHash);
+    // Without one (or the zero hash, which is none): absent.
+    await client.submitJob(job("j2", terms));
+    await client.submitJob(job("j3", { ...terms, specHash: "0".repeat(64) }));
+    for (const id of ["j2", "j3"]) {
+      assert.equal("specHash" in shape((await events(client, id))[0]!), false, id);
+    }
+    // A job without terms has no verifier to check a spec hash: refused before it is sent.
+    await assert.rejects(client.submitJob(job("j4", { specHash })), {
+      name: "TypeError",
+      message: /Invalid specHash of job "j4"/,
+    });
+    await assert.rejects(client.submitJob(job("j5", { ...terms, specHash: "XY" })), {
+      name: "TypeError",
+      message: /specHash/,
+    });
+  },
+);
 
 scenario("the chain chooses n verifiers and decides at 2f+1 valid; verifiers are paid", {
   chainDecided: true,

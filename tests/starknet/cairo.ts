@@ -41,6 +41,7 @@ export const STRUCT_LAYOUT: Readonly<
     ["bid_window_ms", "u64"],
     ["execution_ms", "u64"],
     ["verification_ms", "u64"],
+    ["spec_hash", "hash256"],
   ],
   Attestation: [
     ["job_id", "ByteArray"],
@@ -66,6 +67,7 @@ export const EVENT_LAYOUT: Readonly<Record<string, readonly (readonly [string, C
     ["bidWindowMs", "u64"],
     ["executionMs", "u64"],
     ["verificationMs", "u64"],
+    ["specHash", "hash256"],
   ],
   WorkerAssigned: [
     ["jobId", "ByteArray"],
@@ -247,7 +249,8 @@ export function encodeValue(type: CairoType, value: unknown): bigint[] {
       return [n & LOW_MASK, n >> 128n];
     }
     case "hash256":
-      return encodeValue("u256", BigInt(`0x${String(value)}`));
+      // An absent hash (a job submitted without a spec hash) is the zero hash.
+      return encodeValue("u256", value === undefined ? 0n : BigInt(`0x${String(value)}`));
     case "shortstring":
       return [bytesToFelt(new TextEncoder().encode(String(value)))];
     case "bool":

@@ -987,6 +987,7 @@ export class StarknetRpcServer {
             bidWindowMs: Number(terms.bid_window_ms),
             executionMs: Number(terms.execution_ms),
             verificationMs: Number(terms.verification_ms),
+            specHash: String(terms.spec_hash),
           });
           break;
         }

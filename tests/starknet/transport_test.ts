@@ -591,12 +591,13 @@ Deno.test("StarknetRpcServer refuses integers out of their Cairo type's range, a
       signer: KEYS.client,
       cairoVersion: "1",
     });
-    // submit_job_with_terms("j", 1, 0, 5, 6, JobTerms { verifier_count: u8, ...: u64 }).
+    // submit_job_with_terms("j", 1, 0, 5, 6, JobTerms { verifier_count: u8, ...: u64,
+    // spec_hash: u256 (zero) }).
     const submit = (terms: bigint[]) => ({
       contractAddress: server.jobManagerAddress,
       entrypoint: "submit_job_with_terms",
       calldata: ["0x0", "0x6a", "0x1", "0x1", "0x0", "0x0", "0x0", "0x5", "0x0", "0x6", "0x0"]
-        .concat(terms.map((t) => `0x${t.toString(16)}`)),
+        .concat(terms.map((t) => `0x${t.toString(16)}`), ["0x0", "0x0"]),
     });
     const refusal = async (terms: bigint[]) => {
       const error = await account.estimateInvokeFee([submit(terms)], { nonce: 0n, tip: 0n }).then(

@@ -77,6 +77,9 @@ contract JobManager is IStakeLocks {
         uint64 bidWindowMs;
         uint64 executionMs;
         uint64 verificationMs;
+        /// sha-256 of the job's whole spec (zero: none), emitted in JobSubmitted for verifiers to
+        /// check an owner's spec against; not stored (no rule of the contract reads it).
+        bytes32 specHash;
     }
 
     CiroToken public immutable token;

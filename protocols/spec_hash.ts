@@ -1,0 +1,42 @@
+/**
+ * The commitment to a whole job spec that a job's escrow holds (`specHash` in the chain's
+ * `JobSubmitted`): sha-256 of the spec's canonical encoding (JSON with every object's keys sorted,
+ * `bigint`s as decimal strings, absent fields left out). The client's node computes it when it
+ * escrows the job; a chosen verifier recomputes it from the spec an owner's assignment carries and
+ * keeps the spec only if it is the escrow's: with it, every field of the spec (kind, model, input,
+ * attempts, hardware, priority, deadlines) is the one the client paid for.
+ *
+ * @example
+ * ```ts
+ * import { specHashOf } from "./spec_hash.ts";
+ * const a = specHashOf({ maxPrice: 5n, kind: { type: "builtin", name: "matmul" } } as never);
+ * const b = specHashOf({ kind: { name: "matmul", type: "builtin" }, maxPrice: 5n } as never);
+ * if (a !== b || !/^[0-9a-f]{64}$/.test(a)) throw new Error("not canonical");
+ * ```
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { JobSpec } from "../machines/types.ts";
+
+/** The canonical encoding of `spec` that {@link specHashOf} hashes. */
+export function canonicalSpec(spec: JobSpec): string {
+  return JSON.stringify(sorted(spec));
+}
+
+/** The hex sha-256 of `spec`'s canonical encoding (64 lowercase hex digits). */
+export function specHashOf(spec: JobSpec): string {
+  return createHash("sha256").update(canonicalSpec(spec)).digest("hex");
+}
+
+function sorted(value: unknown): unknown {
+  if (typeof value === "bigint") return value.toString();
+  if (Array.isArray(value)) return value.map(sorted);
+  if (value === null || typeof value !== "object") return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) {
+    const field = (value as Record<string, unknown>)[key];
+    if (field !== undefined) out[key] = sorted(field);
+  }
+  return out;
+}
