@@ -400,3 +400,36 @@ Deno.test("A verifier refuses a spec forged with maxAttempts 1 (not the escrow's
     ledger.close();
   }
 });
+
+Deno.test("assignmentMismatch() refuses a spec that is not the escrow's spec hash, though every field the escrow shows matches (review 2, H2)", () => {
+  const spec = oneVerifierSpec();
+  const terms = escrowTermsOf({
+    client: "client",
+    amount: spec.maxPrice,
+    modelHash: "0".repeat(64),
+    inputCommitment: spec.inputCommitment,
+    minStake: spec.requirements.minStake,
+    verifierCount: spec.verifierCount,
+    bidWindowMs: spec.bidWindowMs,
+    executionMs: spec.executionMs,
+    verificationMs: spec.verificationMs,
+    specHash: specHashOf(spec),
+  });
+  const hint = { jobId: "j1", from: "mallory", worker: "w1", verifiers: ["v1"], attempt: 1, spec };
+  assert.equal(assignmentMismatch(hint, terms, false), null);
+  for (
+    const forged of [
+      { ...spec, maxAttempts: 16 },
+      { ...spec, priority: "high" as const },
+      { ...spec, requirements: { ...spec.requirements, hardware: "gpu" as const } },
+    ]
+  ) {
+    assert.match(
+      assignmentMismatch({ ...hint, spec: forged }, terms, false) ?? "",
+      /carries a spec whose hash is [0-9a-f]{64}: the chain's escrow commits to/,
+    );
+    // Without the escrow's spec hash (an older escrow), the field checks let these by.
+    const { specHash: _none, ...older } = terms;
+    assert.equal(assignmentMismatch({ ...hint, spec: forged }, older, false), null);
+  }
+});

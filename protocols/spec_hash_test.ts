@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import type { JobSpec } from "../machines/types.ts";
+import { canonicalSpec, specHashOf } from "./spec_hash.ts";
+
+const SPEC: JobSpec = {
+  kind: { type: "builtin", name: "matmul" },
+  input: { b: [[1]], a: [[2]] },
+  inputCommitment: "c".repeat(64),
+  requirements: { hardware: "cpu", minStake: 7n },
+  maxPrice: 2n ** 70n,
+  bidWindowMs: 1_000,
+  executionMs: 5_000,
+  verificationMs: 6_000,
+  maxAttempts: 2,
+  verifierCount: 1,
+};
+
+Deno.test("specHashOf() is the sha-256 of the spec's JSON with sorted keys and bigints as decimal strings", () => {
+  const canonical = canonicalSpec(SPEC);
+  assert.equal(
+    canonical,
+    '{"bidWindowMs":1000,"executionMs":5000,"input":{"a":[[2]],"b":[[1]]},' +
+      `"inputCommitment":"${"c".repeat(64)}","kind":{"name":"matmul","type":"builtin"},` +
+      '"maxAttempts":2,"maxPrice":"1180591620717411303424",' +
+      '"requirements":{"hardware":"cpu","minStake":"7"},"verificationMs":6000,"verifierCount":1}',
+  );
+  assert.equal(specHashOf(SPEC), createHash("sha256").update(canonical).digest("hex"));
+  // Key order and absent fields do not matter; every value does.
+  const reordered = JSON.parse(JSON.stringify(SPEC, (_k, v) => typeof v === "bigint" ? `${v}` : v));
+  const same = {
+    ...reordered,
+    maxPrice: SPEC.maxPrice,
+    requirements: { minStake: 7n, hardware: "cpu" },
+    priority: undefined,
+  } as JobSpec;
+  assert.equal(specHashOf(same), specHashOf(SPEC));
+  for (
+    const changed of [
+      { ...SPEC, maxAttempts: 1 },
+      { ...SPEC, priority: "high" as const },
+      { ...SPEC, requirements: { hardware: "gpu" as const, minStake: 7n } },
+      { ...SPEC, input: { a: [[2]], b: [[2]] } },
+      { ...SPEC, kind: { type: "onnx" as const, modelHash: "a".repeat(64) } },
+    ]
+  ) assert.notEqual(specHashOf(changed), specHashOf(SPEC), JSON.stringify(changed.kind));
+});
