@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ActorTree, jobContextOf } from "../../actors/tree.ts";
 import type { AddressedEvent } from "../../machines/address.ts";
 import type { JobSpec } from "../../machines/types.ts";
-import { encodeMessage, TOPICS } from "../../protocols/messages.ts";
+import { announcementTopicsOf, encodeMessage, TOPICS } from "../../protocols/messages.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
 import { commitmentOf } from "../compute/mod.ts";
 import { AssignmentHints } from "./assignment_hints.ts";
@@ -480,4 +480,34 @@ Deno.test("by default a busy honest owner's assignments ahead of the chain are a
   }
   assert.equal(hints.heldFrom("owner"), 100);
   for (let i = 0; i < 100; i++) assert.equal(hints.release(`j${i}`).length, 1, `j${i} was kept`);
+});
+
+Deno.test("one peer's announcements, 10,000 of them, do not push an owner's chain-checked record out of a worker and verifier, nor replace it (review 2, M1 and H3)", () => {
+  const v = verifier({ roles: ["worker", "verifier"] });
+  v.ingress.escrowShown("j1", TERMS);
+  assert.equal(v.assign("alice", "j1"), "accept");
+  assert.equal(v.tree.declined("j1")?.reason, "awaiting_chain");
+  const announce = (jobId: string, attempt: number, spec: JobSpec) => {
+    const topic = announcementTopicsOf(spec, jobId, attempt, 0)[0]!;
+    const data = encodeMessage(topic as typeof TOPICS.jobs, {
+      type: "job.announce",
+      jobId,
+      owner: "mallory",
+      attempt,
+      bidWindowEndsAt: 10_000_000,
+      spec,
+    });
+    const message = { topic, from: "mallory", data };
+    if (v.ingress.validate(message) === "accept") v.ingress.receive(message);
+  };
+  for (let i = 0; i < 10_000; i++) announce(`m${i}`, 1, SPEC);
+  // The job itself announced again by another peer, a later attempt, another input.
+  const input = { a: [[9]], b: [[1]] };
+  announce("j1", 3, { ...SPEC, input, inputCommitment: commitmentOf(input) });
+  assert.equal(v.tree.declined("j1")?.owner, "alice");
+  assert.equal(v.tree.declined("j1")?.spec?.inputCommitment, SPEC.inputCommitment);
+  v.chainAssigns("j1", ["me", "v2"], 1);
+  const cell = v.tree.get("job:j1");
+  assert.ok(cell !== undefined, "the owner's kept spec made the actor");
+  assert.equal(jobContextOf(cell).spec.inputCommitment, SPEC.inputCommitment);
 });
