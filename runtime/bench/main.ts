@@ -24,7 +24,7 @@ import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_p
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
-       deno task bench --engine [--journal] [--chain-process] [--quick]
+       deno task bench --engine [--journal] [--chain-process] [--jobs N] [--quick]
        deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
@@ -38,6 +38,7 @@ Flags:
   --journal    with --engine: the node journals to a SQLite file, as deno task node does
   --chain-process  with --engine: the ledger runs in a child process (chain/remote.ts), as a
                chain node does; the client's process pays only for its calls' encoding
+  --jobs N     with --engine: jobs in the measured run (default 3000, --quick 1000)
   --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
   --top N      rows of each --summarize table (default 30)
   -h, --help   this help`;
@@ -55,6 +56,7 @@ if (import.meta.main) {
         engine: { type: "boolean", default: false },
         journal: { type: "boolean", default: false },
         "chain-process": { type: "boolean", default: false },
+        jobs: { type: "string" },
         summarize: { type: "string" },
         top: { type: "string", default: "30" },
         help: { type: "boolean", short: "h" },
@@ -94,7 +96,13 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   if (values.engine) {
-    const c = benchConfig(values.quick);
+    const config = benchConfig(values.quick);
+    const jobs = values.jobs === undefined ? config.jobs : Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 1_000_000) {
+      console.error(`Invalid --jobs ${values.jobs}: expected an integer from 1 to 1000000`);
+      Deno.exit(2);
+    }
+    const c = { ...config, jobs };
     const o = {
       workers: c.workers,
       bidsPerJob: c.bidsPerJob,

@@ -69,6 +69,7 @@ Deno.test("Bad usage exits 2 with a message and no stack trace, in every task", 
     [["replay"], /^Usage: deno task replay/],
     [["export"], /^Usage: deno task export/],
     [["bench", "--fast"], /^Unknown option '--fast'/],
+    [["bench", "--engine", "--jobs", "0"], /^Invalid --jobs 0: expected an integer from 1/],
     [["diagrams", "now"], /^Unexpected argument "now"/],
     [["node", "--log-level", "loud"], /^Invalid config "log.level": must be one of trace/],
     [["node", "--http-port", "x"], /^Invalid config "http.port": must be a port number/],
@@ -85,4 +86,13 @@ Deno.test("Bad usage exits 2 with a message and no stack trace, in every task", 
     assert.match(result.stderr.trim(), message, args.join(" "));
     assert.doesNotMatch(result.stderr, /\n\s+at /, args.join(" "));
   }
+});
+
+Deno.test("deno task bench --engine --chain-process runs with the task's own permissions (it spawns the chain's process)", async () => {
+  const result = await task("bench", "--engine", "--chain-process", "--jobs", "20");
+  assert.equal(result.code, 0, result.stderr);
+  const line = result.stdout.trim().split("\n").at(-1)!;
+  const r = JSON.parse(line) as { settled: number; jobs: number };
+  assert.equal(r.jobs, 20, line);
+  assert.equal(r.settled, 20, line);
 });
