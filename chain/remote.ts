@@ -14,7 +14,9 @@
  * - a call: `{ "id": 1, "a": "<account>", "m": "<method>", "p": [args] }`, answered by
  *   `{ "id": 1, "ok": value }` or `{ "id": 1, "err": { "name", "code"?, "message" } }`;
  * - a subscription: `{ "s": 1, "a": "<account>", "from": cursor?, "pollMs": n? }`, whose events
- *   come as `{ "s": 1, "e": [events] }`; `{ "u": 1 }` ends it.
+ *   come as `{ "s": 1, "e": [events] }`; `{ "u": 1 }` ends it;
+ * - the server's own figures, where it serves them: `{ "id": 1, "stats": true }`, answered as a
+ *   call (the benchmark's chain process tells its CPU time so).
  *
  * A subscriber's `interest` is a function and does not cross the stream: a remote port hands
  * over every event (`filtersEvents` is false) and the node filters, as with the EVM adapter.
@@ -262,6 +264,8 @@ export interface ServeChainOptions {
   readonly methods?: readonly string[];
   /** Told of each refused line (not JSON, unknown method, bad fields), with why. */
   readonly onRefused?: (why: string) => void;
+  /** The server's own figures, answered to a `stats` request (refused without it). */
+  readonly stats?: () => unknown;
 }
 
 /**
@@ -303,6 +307,10 @@ export async function serveChain(
       subscriptions.get(request.u)?.();
       subscriptions.delete(request.u);
       return;
+    }
+    if (request.stats === true && typeof request.id === "number") {
+      if (options.stats === undefined) return refuse(request.id, "no stats served");
+      return out.line({ id: request.id, ok: options.stats() ?? null });
     }
     const account = request.a;
     if (typeof account !== "string" || account.length === 0) {
@@ -496,6 +504,19 @@ export class RemoteChain {
         });
       }
       this.#out.line({ id, a: account, m: method, p: args });
+    });
+  }
+
+  /** The server's own figures (see {@link ServeChainOptions.stats}); rejects where none are served. */
+  stats(options?: ChainCallOptions): Promise<unknown> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed);
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      options?.signal?.addEventListener("abort", () => {
+        if (this.#pending.delete(id)) reject(options.signal!.reason);
+      }, { once: true });
+      this.#out.line({ id, stats: true });
     });
   }
 

@@ -336,3 +336,17 @@ Deno.test("aborting a signal rejects the calls waiting under it, not the others"
   await remote.close();
   await reading.catch(() => {});
 });
+
+Deno.test("a server's stats are answered where it serves them, refused with why where not", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  for (const stats of [() => ({ cpuMs: 12.5 }), undefined]) {
+    const [client, server] = pipe();
+    const serving = serveChain(ledger, server, stats ? { stats } : {});
+    const remote = await RemoteChain.connect(client);
+    if (stats) assert.deepEqual(await remote.stats(), { cpuMs: 12.5 });
+    else await assert.rejects(remote.stats(), /no stats served/);
+    await remote.close();
+    await serving;
+  }
+  ledger.close();
+});

@@ -325,8 +325,8 @@ export interface LifecycleResult {
   readonly engineJobsPerCpuSecond?: number;
   /**
    * The engine with `chainProcess`: the CPU time of the chain's process during the run (its
-   * transactions, the market's included, and the serving of calls and events), ms, in ticks of
-   * 10 ms; absent where `/proc` cannot be read.
+   * transactions, the market's included, and the serving of calls and events), ms, as the
+   * process tells it (a `stats` request, `chain/remote.ts`).
    */
   readonly chainProcessCpuMs?: number;
 }
@@ -577,7 +577,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const deliveredBefore = node.stats.delivered;
     const marketCpuBefore = marketCpuMs;
     const chainMsBefore = chainSpent.ms;
-    const chainProcessBefore = chain.cpuMs();
+    const chainProcessBefore = await chain.cpuMs();
     const started = performance.now();
     const cpuStarted = cpuTimeMs();
     // A bound for a run that hangs, wide enough for a loaded machine.
@@ -602,7 +602,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const cpuMs = cpuTimeMs() - cpuStarted;
     const runMarketCpuMs = marketCpuMs - marketCpuBefore;
     const runChainMs = chainSpent.ms - chainMsBefore;
-    const chainProcessAfter = chain.cpuMs();
+    const chainProcessAfter = await chain.cpuMs();
     if (failures.length > 0) {
       progress(`engine: ${failures.length} problems, first: ${failures[0]}`);
     }
@@ -614,7 +614,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       chainCpuMs: Math.round(runChainMs),
       engineJobsPerCpuSecond: Math.round(settled / ((cpuMs - runMarketCpuMs - runChainMs) / 1000)),
       ...(chainProcessBefore !== undefined && chainProcessAfter !== undefined
-        ? { chainProcessCpuMs: chainProcessAfter - chainProcessBefore }
+        ? { chainProcessCpuMs: Math.round(chainProcessAfter - chainProcessBefore) }
         : {}),
     };
     return journal === undefined ? r : { ...r, journaled: journal.lastSeq };
@@ -629,8 +629,8 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
 /** Where the engine benchmark's ledger runs: ports by account, and its end. */
 interface BenchChain {
   as(account: NodeId): ChainPort;
-  /** The chain process's CPU time so far, ms (Linux `/proc`); undefined in process or elsewhere. */
-  cpuMs(): number | undefined;
+  /** The chain process's CPU time so far, ms (it tells it); undefined in process. */
+  cpuMs(): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -638,7 +638,7 @@ function inProcessChain(): BenchChain {
   const ledger = LocalLedger.open(":memory:");
   return {
     as: (account) => ledger.as(account),
-    cpuMs: () => undefined,
+    cpuMs: () => Promise.resolve(undefined),
     close: () => Promise.resolve(ledger.close()),
   };
 }
@@ -662,27 +662,17 @@ async function chainProcess(): Promise<BenchChain> {
   }
   return {
     as: (account) => remote.as(account),
-    cpuMs: () => processCpuMs(child.pid),
+    cpuMs: async () => {
+      const stats = await remote.stats();
+      const cpuMs = (stats as { cpuMs?: unknown } | null)?.cpuMs;
+      return typeof cpuMs === "number" ? cpuMs : undefined;
+    },
     close: async () => {
       await remote.close();
       const status = await child.status;
       if (!status.success) throw new Error(`The chain process exited with ${status.code}`);
     },
   };
-}
-
-/** The CPU time (user and system) of process `pid` so far, ms, from Linux's `/proc/PID/stat`. */
-function processCpuMs(pid: number): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the command name (which may hold spaces) in parentheses: utime and stime are
-    // the 14th and 15th fields of the line, in clock ticks (100 a second on Linux).
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks * 10 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** What {@link benchLedger} measured. */
