@@ -188,3 +188,27 @@ Deno.test("TimerHeap fires timers due at one time in the order they were armed, 
     Array.from({ length: 64 }, (_, i) => i).filter((i) => ![0, 7, 33, 63].includes(i)),
   );
 });
+
+Deno.test("the wall clock never runs a deadline before its time by Date.now()", async () => {
+  // The chain judges a deadline by its own clock: a node's refund or revocation armed for it
+  // must not run even a fraction of a millisecond early (review R4: with a 1 ms slack and the
+  // runtime truncating fractional delays, a quarter of such timers did).
+  const early: string[] = [];
+  const fired: Promise<void>[] = [];
+  for (let i = 0; i < 200; i++) {
+    const due = Date.now() + 1 + (i % 7);
+    fired.push(
+      new Promise((resolve) => {
+        // As the node's Timers arm a deadline: what is left of it by the wall clock, now.
+        systemClock.setTimeout(() => {
+          const now = Date.now();
+          if (now < due) early.push(`${now} < ${due}`);
+          resolve();
+        }, due - Date.now());
+      }),
+    );
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 0.5));
+  }
+  await Promise.all(fired);
+  assert.deepEqual(early, []);
+});
