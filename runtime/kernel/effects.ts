@@ -52,6 +52,12 @@ export function isResumable(effect: { readonly type: string }): boolean {
  */
 export const ASSIGNMENT_RETRY_MS: readonly number[] = [2_000, 5_000];
 
+/**
+ * The waits before sending again a transaction the chain refused as early (`deadline_not_passed`:
+ * its clock behind this node's), ms; then the refusal is the effect's outcome.
+ */
+export const DEADLINE_RETRY_MS: readonly number[] = [1_000, 2_000, 4_000, 8_000];
+
 /** Codes that, for a transaction sent again after a crash, mean the chain is already past it. */
 const ALREADY_DONE: readonly string[] = ["duplicate_job", "invalid_state", "duplicate_attestation"];
 
@@ -333,7 +339,6 @@ export class EffectDispatcher {
     if (peers.length === 0) return;
     const network = this.#o.options.network;
     const signal = this.#abort.signal;
-    const clock = this.#o.options.clock ?? systemClock;
     const send = async (peer: NodeId): Promise<void> => {
       for (const wait of [...(o.retryMs ?? []), undefined]) {
         try {
@@ -350,18 +355,7 @@ export class EffectDispatcher {
               message: (error as Error).message,
             },
           );
-          // The node's signal lives as long as the node: its listener goes with the wait.
-          await new Promise<void>((resolve) => {
-            const abort = () => {
-              clock.clearTimeout(timer);
-              resolve();
-            };
-            const timer = clock.setTimeout(() => {
-              signal.removeEventListener("abort", abort);
-              resolve();
-            }, wait);
-            signal.addEventListener("abort", abort, { once: true });
-          });
+          await this.#wait(wait);
         }
       }
     };
@@ -401,6 +395,90 @@ export class EffectDispatcher {
     this.#inflight.add(p);
   }
 
+  /** One transaction of `effect` on `chain`. */
+  async #transact(
+    actorId: string,
+    effect: EffectRequest,
+    chain: ChainPort,
+    o: { readonly signal: AbortSignal },
+  ): Promise<void> {
+    switch (effect.type) {
+      case "chain.escrow.lock": {
+        const spec = effect.spec;
+        await chain.submitJob({
+          jobId: effect.jobId,
+          amount: effect.amount,
+          minStake: spec.requirements.minStake,
+          modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
+          inputCommitment: spec.inputCommitment,
+          // A chain-decided job's escrow commits to its whole spec: what its verifiers check.
+          ...(effect.terms === undefined ? {} : { ...effect.terms, specHash: specHashOf(spec) }),
+        }, o);
+        break;
+      }
+      case "chain.assign":
+        await chain.assignWorker({
+          jobId: effect.jobId,
+          worker: effect.worker,
+          price: effect.price,
+          verifiers: effect.verifiers,
+        }, o);
+        break;
+      case "chain.assignment.revoke":
+        await chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
+        break;
+      case "chain.result.submit":
+        await chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
+        break;
+      case "chain.verification.record":
+        await chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
+        break;
+      case "chain.release":
+        await chain.releasePayment({ jobId: effect.jobId }, o);
+        break;
+      case "chain.attest":
+        await attestOnChain(chain, effect, o);
+        break;
+      case "chain.failure.report":
+        if (!chain.reportFailure) {
+          throw new TypeError("Cannot report a failure: this chain adapter has no reportFailure");
+        }
+        await chain.reportFailure({ jobId: effect.jobId, reason: effect.reason }, o);
+        break;
+      case "chain.refund":
+        await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
+        break;
+      case "chain.slash":
+        await chain.slash(
+          { jobId: effect.jobId, worker: effect.worker, reason: effect.reason },
+          o,
+        );
+        break;
+      default:
+        throw new TypeError(`Unknown effect "${effect.type}" from "${actorId}"`);
+    }
+  }
+
+  /**
+   * Waits `ms` on the node's clock; ends early when the node stops (the node's signal lives as
+   * long as the node: its listener goes with the wait).
+   */
+  #wait(ms: number): Promise<void> {
+    const signal = this.#abort.signal;
+    const clock = this.#o.options.clock ?? systemClock;
+    return new Promise<void>((resolve) => {
+      const abort = () => {
+        clock.clearTimeout(timer);
+        resolve();
+      };
+      const timer = clock.setTimeout(() => {
+        signal.removeEventListener("abort", abort);
+        resolve();
+      }, ms);
+      signal.addEventListener("abort", abort, { once: true });
+    });
+  }
+
   /**
    * Sends one transaction. Success closes the effect (its chain event follows through the
    * subscription); a refusal comes back as `chain.tx.failed`, the effect's outcome. For a
@@ -418,60 +496,26 @@ export class EffectDispatcher {
     const signal = this.#abort.signal;
     const o = { signal };
     try {
-      switch (effect.type) {
-        case "chain.escrow.lock": {
-          const spec = effect.spec;
-          await chain.submitJob({
-            jobId: effect.jobId,
-            amount: effect.amount,
-            minStake: spec.requirements.minStake,
-            modelHash: spec.kind.type === "onnx" ? spec.kind.modelHash : "0".repeat(64),
-            inputCommitment: spec.inputCommitment,
-            // A chain-decided job's escrow commits to its whole spec: what its verifiers check.
-            ...(effect.terms === undefined ? {} : { ...effect.terms, specHash: specHashOf(spec) }),
-          }, o);
+      // A deadline the chain judges by its own clock, which may lag this node's (an EVM block's
+      // timestamp, another machine's ledger): refused as not passed yet, sent again a while later.
+      for (let refused = 0;; refused++) {
+        try {
+          await this.#transact(actorId, effect, chain, o);
           break;
+        } catch (error) {
+          const wait = DEADLINE_RETRY_MS[refused];
+          if (
+            wait === undefined || signal.aborted ||
+            (error as Partial<ChainError>).code !== "deadline_not_passed"
+          ) throw error;
+          this.#o.log.info("{effect} of {actor} is early for the chain, again in {wait} ms", {
+            effect: effect.type,
+            actor: actorId,
+            wait,
+          });
+          await this.#wait(wait);
+          if (signal.aborted) throw error;
         }
-        case "chain.assign":
-          await chain.assignWorker({
-            jobId: effect.jobId,
-            worker: effect.worker,
-            price: effect.price,
-            verifiers: effect.verifiers,
-          }, o);
-          break;
-        case "chain.assignment.revoke":
-          await chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
-          break;
-        case "chain.result.submit":
-          await chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
-          break;
-        case "chain.verification.record":
-          await chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
-          break;
-        case "chain.release":
-          await chain.releasePayment({ jobId: effect.jobId }, o);
-          break;
-        case "chain.attest":
-          await attestOnChain(chain, effect, o);
-          break;
-        case "chain.failure.report":
-          if (!chain.reportFailure) {
-            throw new TypeError("Cannot report a failure: this chain adapter has no reportFailure");
-          }
-          await chain.reportFailure({ jobId: effect.jobId, reason: effect.reason }, o);
-          break;
-        case "chain.refund":
-          await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
-          break;
-        case "chain.slash":
-          await chain.slash(
-            { jobId: effect.jobId, worker: effect.worker, reason: effect.reason },
-            o,
-          );
-          break;
-        default:
-          throw new TypeError(`Unknown effect "${effect.type}" from "${actorId}"`);
       }
       this.#close(id, actorId);
       return "sent";
