@@ -7,7 +7,7 @@
  * @module
  */
 import { jobIdOf } from "../../machines/address.ts";
-import { RecentSet } from "./recent_set.ts";
+import { RecentMap, RecentSet } from "./recent_set.ts";
 
 /** The timer key of an observed job's escrow check (handled by the node, never journaled). */
 export const ESCROW_CHECK_KEY = "escrow_check";
@@ -27,9 +27,18 @@ export const ESCROW_MEMORY = 10_000;
  */
 export const DEFAULT_ESCROW_WAIT_MS = 30_000;
 
+/** What a job's escrow commits to that an announcement of it must match. */
+export interface EscrowCommitment {
+  /** The client's chain account. */
+  readonly client: string;
+  /** The spec hash (`protocols/spec_hash.ts`), where the escrow has one. */
+  readonly specHash?: string;
+}
+
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {
-  readonly #seen = new RecentSet(ESCROW_MEMORY);
+  /** The escrows seen, with what they commit to where the chain showed it (else null). */
+  readonly #seen = new RecentMap<EscrowCommitment | null>(ESCROW_MEMORY);
   readonly #ended = new RecentSet(ESCROW_MEMORY);
   /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
   readonly #pending = new Map<string, string | undefined>();
@@ -40,9 +49,16 @@ export class EscrowWatch {
     this.#waitMs = waitMs;
   }
 
-  /** The chain showed job `jobId`'s escrow. */
-  saw(jobId: string): void {
-    this.#seen.add(jobId);
+  /** The chain showed job `jobId`'s escrow (with what it commits to, from its `JobSubmitted`). */
+  saw(jobId: string, commitment?: EscrowCommitment): void {
+    if (commitment !== undefined || this.#seen.get(jobId) === undefined) {
+      this.#seen.set(jobId, commitment ?? null);
+    }
+  }
+
+  /** What job `jobId`'s escrow commits to, if the chain showed it with its `JobSubmitted`. */
+  commitment(jobId: string): EscrowCommitment | undefined {
+    return this.#seen.get(jobId) ?? undefined;
   }
 
   /**
@@ -60,7 +76,7 @@ export class EscrowWatch {
 
   /** Whether the chain showed job `jobId`'s escrow since this node started. */
   has(jobId: string): boolean {
-    return this.#seen.has(jobId);
+    return this.#seen.get(jobId) !== undefined;
   }
 
   /**
@@ -88,7 +104,7 @@ export class EscrowWatch {
     if (!this.#pending.has(target)) return undefined;
     const blame = this.#pending.get(target);
     this.#pending.delete(target);
-    return this.#seen.has(jobIdOf(target)!) ? undefined : { blame };
+    return this.has(jobIdOf(target)!) ? undefined : { blame };
   }
 
   /** Forgets the check of `target` (retired). */

@@ -20,7 +20,8 @@
 import type { ActorTree } from "../../actors/tree.ts";
 import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import { type AddressedEvent, jobAddress, jobIdOf, peerAddress } from "../../machines/address.ts";
-import type { HardwareClass, NodeId, Role } from "../../machines/types.ts";
+import type { HardwareClass, JobSpec, NodeId, Role } from "../../machines/types.ts";
+import { specHashOf } from "../../protocols/spec_hash.ts";
 import { type ChainAssignment, type DeclineCause, DECLINED_EVENT } from "../../actors/declines.ts";
 import {
   decodeMessage,
@@ -42,6 +43,7 @@ import {
 } from "./assignment_hints.ts";
 import type { Announcement } from "./worker_agent.ts";
 import { Batcher } from "./batcher.ts";
+import type { EscrowCommitment } from "./escrow_watch.ts";
 import { RecentSet } from "./recent_set.ts";
 
 /** Node ids an ingress remembers having seen as peers (oldest out). */
@@ -74,6 +76,11 @@ export interface IngressOptions {
   readonly onRejected: (message: GossipMessage, code: string, reason: string) => void;
   /** Whether the chain showed job `jobId`'s escrow (the join snapshot carries only those). */
   readonly escrowSeen: (jobId: string) => boolean;
+  /**
+   * What job `jobId`'s escrow commits to (its client, its spec hash), once the chain showed it: an
+   * announcement of the job must match it. Absent: announcements are not checked so.
+   */
+  readonly escrowCommitment?: (jobId: string) => EscrowCommitment | undefined;
   /**
    * Whether the chain ended job `jobId` while this node had no part in it (its news was not
    * journaled): an announcement of it, come late (a client that restarts announces again), is
@@ -216,6 +223,10 @@ export class Ingress {
           return verifiers && verifiers.length > 0 ? verifiers : undefined;
         },
       });
+      if (decoded.type === "job.announce") {
+        const why = this.#announcementMismatch(decoded as typeof decoded & { spec: JobSpec });
+        if (why !== null) throw new RuleViolation(why);
+      }
       if (decoded.type === "job.assign" && decoded.spec !== undefined && this.#o.keepSpec) {
         const hint = this.#hintOf(addressed[0]!);
         const terms = this.escrowTerms(decoded.jobId);
@@ -457,6 +468,30 @@ export class Ingress {
    */
   escrowTerms(jobId: string): EscrowTerms | undefined {
     return this.#hints.terms(jobId) ?? this.#o.tree.declined(jobId)?.assigned?.escrow;
+  }
+
+  /**
+   * Why an announcement does not match its job's escrow, once the chain showed it: an owner that
+   * is not the escrow's client where the client is a node of the network, or a spec that is not
+   * the one the escrow commits to (its hash). Null when it matches or the escrow is not known yet
+   * (gossip can outrun the chain: the escrow check comes later, `escrow_watch.ts`). Without it,
+   * a peer that read the escrow could announce the job as its own, or with another input, first:
+   * the workers bid to it, or run the wrong input and, chosen as verifiers, slash the honest
+   * worker (review R3).
+   */
+  #announcementMismatch(
+    a: { readonly jobId: string; readonly owner: NodeId; readonly spec: JobSpec },
+  ): string | null {
+    const escrow = this.#o.escrowCommitment?.(a.jobId);
+    if (escrow === undefined) return null;
+    const what = `Cannot accept the announcement of job "${a.jobId}" by "${a.owner}"`;
+    if (a.owner !== escrow.client && this.#isNode(escrow.client)) {
+      return `${what}: its escrow's client is "${escrow.client}"`;
+    }
+    if (escrow.specHash !== undefined && specHashOf(a.spec) !== escrow.specHash) {
+      return `${what}: its spec is not the one its escrow commits to`;
+    }
+    return null;
   }
 
   /**

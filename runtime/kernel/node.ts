@@ -290,6 +290,7 @@ export class Node {
         } else this.#rejections.reject(message.from, message.topic, code, reason);
       },
       escrowSeen: (jobId) => this.#escrows.has(jobId),
+      escrowCommitment: (jobId) => this.#escrows.commitment(jobId),
       endedOnChain: (jobId) => this.#escrows.ended(jobId),
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
@@ -323,7 +324,12 @@ export class Node {
         // Not journaled where the node has no part in the job, but news all the same: a job
         // heard of later is checked against its escrow, and a late announcement of a job that
         // ended must not make a zombie here (escrow_watch.ts).
-        if (event.name === "JobSubmitted") this.#escrows.saw(event.jobId);
+        if (event.name === "JobSubmitted") {
+          this.#escrows.saw(event.jobId, {
+            client: event.client,
+            ...(event.specHash === undefined ? {} : { specHash: event.specHash }),
+          });
+        }
         if (event.name === "PaymentReleased" || event.name === "EscrowRefunded") {
           this.#escrows.sawEnd(event.jobId);
         }

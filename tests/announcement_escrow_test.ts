@@ -1,0 +1,99 @@
+/**
+ * An announcement of a job whose escrow the worker's chain already showed must match it: a peer
+ * that read the escrow cannot announce the job as its own (the workers would bid to it and the
+ * job expire) nor with another spec (the workers would run another input); each costs its sender
+ * (review R3). The owner's own announcement, or a relay of it, is taken.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { LocalLedger } from "../chain/local_ledger.ts";
+import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
+import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import { specHashOf } from "../protocols/spec_hash.ts";
+import { createNode } from "../runtime/kernel/mod.ts";
+import { spec } from "./_drive.ts";
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(ok(), what);
+}
+
+Deno.test("an announcement that does not match the job's escrow (owner, spec) is refused at the sender's cost", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const network = new InProcessNetwork();
+  const client = createNode({
+    id: "client",
+    roles: ["client"],
+    network: network.join("client"),
+    chain: ledger.as("client"),
+    capabilityIntervalMs: 0,
+  });
+  const worker = createNode({
+    id: "w1",
+    roles: ["worker"],
+    worker: { hardware: "cpu", stake: 100n },
+    network: network.join("w1"),
+    chain: ledger.as("w1"),
+    capabilityIntervalMs: 0,
+  });
+  const mallory = network.join("mallory");
+  try {
+    await ledger.as("w1").stake({ amount: 100n });
+    await client.start();
+    await worker.start();
+    await mallory.start();
+    const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
+    const escrow = (jobId: string, account: string) =>
+      ledger.as(account).submitJob({
+        jobId,
+        amount: real.maxPrice,
+        minStake: real.requirements.minStake,
+        modelHash: "0".repeat(64),
+        inputCommitment: real.inputCommitment,
+        verifierCount: 0,
+        bidWindowMs: real.bidWindowMs,
+        executionMs: real.executionMs,
+        verificationMs: real.verificationMs,
+        specHash: specHashOf(real),
+      });
+    const announce = (jobId: string, s: typeof real) => {
+      const [topic] = announcementTopicsOf(s, jobId, 1, 0);
+      return mallory.publish(
+        topic!,
+        encodeMessage(topic!, {
+          type: "job.announce",
+          jobId,
+          owner: "mallory",
+          attempt: 1,
+          bidWindowEndsAt: Date.now() + 60_000,
+          spec: s,
+        }),
+      );
+    };
+    // Job a: escrowed by "client", a node here. Job b: by an account no node goes by (an EVM or
+    // Starknet address). Job c: not escrowed yet when announced (gossip can outrun the chain).
+    await escrow("a", "client");
+    await escrow("b", "0xb0b");
+    await until("the worker's chain showed both escrows", () => worker.stats.chainIgnored >= 2);
+    const rejected = worker.stats.wireRejected;
+    // Job a as mallory's own: the workers would bid to mallory and the job expire.
+    await announce("a", real);
+    // Job b with another input (its commitment made to match): the workers would run it.
+    const input = { a: [[9, 9], [9, 9]], b: [[1, 0], [0, 1]] };
+    await announce("b", { ...real, input });
+    await until("both forgeries refused", () => worker.stats.wireRejected === rejected + 2);
+    assert.equal(worker.job("a"), undefined, "no actor from a forgery");
+    assert.equal(worker.job("b"), undefined, "no actor from a forgery");
+    // The same announcement of a job whose escrow the worker has not seen is taken for now (the
+    // escrow check comes later): what refused the two above was their escrow.
+    await announce("c", real);
+    await until("an announcement ahead of the chain is taken", () => worker.job("c") !== undefined);
+    assert.equal(worker.stats.wireRejected, rejected + 2);
+  } finally {
+    await worker.stop();
+    await client.stop();
+    await mallory.stop();
+    ledger.close();
+  }
+});
