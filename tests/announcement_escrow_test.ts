@@ -1,5 +1,6 @@
 /**
- * An announcement of a job whose escrow the worker's chain already showed must match it: a peer
+ * An announcement of a job must match the job's escrow, whether the worker's chain showed it
+ * before (the announcement is refused) or after (the job is dropped): a peer
  * that read the escrow cannot announce the job as its own (the workers would bid to it and the
  * job expire) nor with another spec (the workers would run another input); each costs its sender
  * (review R3). The owner's own announcement, or a relay of it, is taken.
@@ -90,6 +91,17 @@ Deno.test("an announcement that does not match the job's escrow (owner, spec) is
     await announce("c", real);
     await until("an announcement ahead of the chain is taken", () => worker.job("c") !== undefined);
     assert.equal(worker.stats.wireRejected, rejected + 2);
+    // Then the chain shows job c's escrow, by "client": the job mallory announced as its own is
+    // dropped, and mallory pays for it.
+    const score = () => worker.peers().find((p) => p.peer === "mallory")?.score ?? 0;
+    const before = score();
+    await escrow("c", "client");
+    await until(
+      "the forged job is dropped once its escrow shows",
+      () => worker.job("c") === undefined,
+    );
+    assert.equal(worker.retiredJob("c")?.state, "unescrowed");
+    await until("the announcer paid for it", () => score() < before);
   } finally {
     await worker.stop();
     await client.stop();

@@ -224,7 +224,7 @@ export class Ingress {
         },
       });
       if (decoded.type === "job.announce") {
-        const why = this.#announcementMismatch(decoded as typeof decoded & { spec: JobSpec });
+        const why = this.announcementMismatch(decoded as typeof decoded & { spec: JobSpec });
         if (why !== null) throw new RuleViolation(why);
       }
       if (decoded.type === "job.assign" && decoded.spec !== undefined && this.#o.keepSpec) {
@@ -479,7 +479,7 @@ export class Ingress {
    * the workers bid to it, or run the wrong input and, chosen as verifiers, slash the honest
    * worker (review R3).
    */
-  #announcementMismatch(
+  announcementMismatch(
     a: { readonly jobId: string; readonly owner: NodeId; readonly spec: JobSpec },
   ): string | null {
     const escrow = this.#o.escrowCommitment?.(a.jobId);

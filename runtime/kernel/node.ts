@@ -329,6 +329,7 @@ export class Node {
             client: event.client,
             ...(event.specHash === undefined ? {} : { specHash: event.specHash }),
           });
+          this.#checkAnnounced(event.jobId);
         }
         if (event.name === "PaymentReleased" || event.name === "EscrowRefunded") {
           this.#escrows.sawEnd(event.jobId);
@@ -990,6 +991,30 @@ export class Node {
         },
       });
     }
+  }
+
+  /**
+   * The escrow of a job this node follows from an announcement came after it: a job whose owner
+   * is not the escrow's client (where the client is a node of the network) or whose spec is not
+   * the one the escrow commits to was announced by a forger that outran the chain. It is dropped
+   * (`job.unescrowed`, journaled: the tree archives it, a worker's bid slot is free, a verifier
+   * never re-runs its input) and the announcer costs score, as the ingress charges one that comes
+   * after the escrow (`Ingress`, review R3).
+   */
+  #checkAnnounced(jobId: string): void {
+    const target = jobAddress(jobId);
+    const cell = this.tree.get(target);
+    if (cell === undefined || cell.done) return;
+    const c = jobContextOf(cell);
+    if (c.owner === this.id) return;
+    const why = this.#ingress.announcementMismatch({ jobId, owner: c.owner, spec: c.spec });
+    if (why === null) return;
+    this.#log.info("Dropping job {jobId}: {why}", { jobId, why });
+    this.#submit("system", { target, event: { type: "job.unescrowed" } });
+    this.#submit("system", {
+      target: peerAddress(c.owner),
+      event: { type: "peer.scored", delta: WIRE_PENALTY, reason: why },
+    });
   }
 
   /** Arms the retirement of a finished job actor, `retainFinishedMs` after it finished. */
