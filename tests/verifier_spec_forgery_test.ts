@@ -17,7 +17,6 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
-import type { ChainEvent, ChainPort } from "../chain/port.ts";
 import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import {
@@ -33,38 +32,8 @@ import { commitmentOf } from "../runtime/compute/mod.ts";
 import { assignmentMismatch, escrowTermsOf } from "../runtime/kernel/assignment_hints.ts";
 import { createNode, type Node } from "../runtime/kernel/mod.ts";
 import { oneVerifierSpec } from "./_drive.ts";
+import { gate, lagging } from "./_chain_lag.ts";
 import { finished, until } from "./_poll.ts";
-
-/** A promise and the function that resolves it. */
-function gate(): { opened: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { opened, open };
-}
-
-/**
- * `port` with its events handed over in order, each `WorkerAssigned` and everything after it
- * only once `held` resolves: a chain follower that lags behind the network.
- */
-function lagging(port: ChainPort, held: Promise<void>): ChainPort {
-  return new Proxy(port, {
-    get(target, key) {
-      if (key === "filtersEvents") return false;
-      if (key === "subscribe") {
-        return (handler: (event: ChainEvent) => void, options: Record<string, unknown> = {}) => {
-          const { interest: _interest, passed: _passed, ...rest } = options;
-          let tail = Promise.resolve();
-          return target.subscribe((event) => {
-            const wait = event.name === "WorkerAssigned" ? held : undefined;
-            tail = tail.then(() => wait).then(() => handler(event));
-          }, rest);
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
 
 /** `port` whose assignments to `peer` wait until `held` resolves (the forgeries go first). */
 function delayedTo(port: NetworkPort, peer: string, held: Promise<void>): NetworkPort {
