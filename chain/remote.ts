@@ -469,6 +469,16 @@ export class RemoteChain {
     args: unknown[],
     options?: ChainCallOptions,
   ): Promise<unknown> {
+    return this.#request((id) => ({ id, a: account, m: method, p: args }), options);
+  }
+
+  /** The server's own figures (see {@link ServeChainOptions.stats}); rejects where none are served. */
+  stats(options?: ChainCallOptions): Promise<unknown> {
+    return this.#request((id) => ({ id, stats: true }), options);
+  }
+
+  /** Sends the line `lineOf(id)` makes and waits for the answer to `id`. */
+  #request(lineOf: (id: number) => unknown, options?: ChainCallOptions): Promise<unknown> {
     if (this.#closed !== undefined) return Promise.reject(this.#closed);
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -503,20 +513,7 @@ export class RemoteChain {
           },
         });
       }
-      this.#out.line({ id, a: account, m: method, p: args });
-    });
-  }
-
-  /** The server's own figures (see {@link ServeChainOptions.stats}); rejects where none are served. */
-  stats(options?: ChainCallOptions): Promise<unknown> {
-    if (this.#closed !== undefined) return Promise.reject(this.#closed);
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      options?.signal?.addEventListener("abort", () => {
-        if (this.#pending.delete(id)) reject(options.signal!.reason);
-      }, { once: true });
-      this.#out.line({ id, stats: true });
+      this.#out.line(lineOf(id));
     });
   }
 
