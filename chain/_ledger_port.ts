@@ -10,6 +10,7 @@ import type {
   ChainCursor,
   ChainEvent,
   ChainPort,
+  EscrowRecord,
   JobTerms,
   LedgerTotals,
   SubscribeOptions,
@@ -217,6 +218,10 @@ export class LocalLedgerPort implements ChainPort {
 
   stakeOf(worker: NodeId, options?: ChainCallOptions): Promise<bigint> {
     return this.#call("stakeOf", options, () => this.#store.stakeOf(worker));
+  }
+
+  escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
+    return this.#call("escrowOf", options, () => this.#store.escrowOf(jobId));
   }
 
   reputationOf(worker: NodeId, options?: ChainCallOptions): Promise<number> {

@@ -47,7 +47,7 @@ import {
   verifierWeight,
   verifyAttestation,
 } from "./settlement.ts";
-import { type JobTerms, NO_SPEC_HASH } from "./port.ts";
+import { type EscrowRecord, type JobTerms, NO_SPEC_HASH } from "./port.ts";
 import type { Verdict } from "../machines/types.ts";
 import {
   ADDED_COLUMNS,
@@ -1865,6 +1865,22 @@ export class LedgerStore {
 
   stakeLockOf(worker: string): StakeLock {
     return this.#stakeLock(checkId("worker", worker));
+  }
+
+  escrowOf(jobId: string): EscrowRecord | undefined {
+    const row = this.#get(
+      "SELECT client, status, spec_hash FROM jobs WHERE job_id = ?",
+      checkId("job id", jobId),
+    );
+    if (row === undefined) return undefined;
+    const specHash = text(row, "spec_hash");
+    const status = text(row, "status");
+    return {
+      jobId,
+      client: text(row, "client"),
+      ...(specHash === NO_SPEC_HASH ? {} : { specHash }),
+      ended: status === "paid" || status === "refunded",
+    };
   }
 
   reputationOf(worker: string): number {

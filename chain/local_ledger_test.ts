@@ -460,6 +460,39 @@ Deno.test("LocalLedger reputation starts at 500 and is capped at 1000", async ()
   });
 });
 
+Deno.test("LocalLedger.escrowOf() reads a job's client, spec hash and whether it ended", async () => {
+  await withLedger(async (f) => {
+    assert.equal(await f.other.escrowOf!("j1"), undefined);
+    await withResult(f);
+    const spec = "d".repeat(64);
+    await f.ledger.as("v1").stake({ amount: 1_000n, role: "verifier" });
+    await f.client.submitJob({
+      jobId: "j2",
+      amount: 10n,
+      minStake: 0n,
+      modelHash: MODEL,
+      inputCommitment: INPUT,
+      verifierCount: 1,
+      specHash: spec,
+    });
+    // Anyone reads it, not only its parties.
+    assert.deepEqual(await f.other.escrowOf!("j1"), { jobId: "j1", client: "c1", ended: false });
+    assert.deepEqual(await f.other.escrowOf!("j2"), {
+      jobId: "j2",
+      client: "c1",
+      specHash: spec,
+      ended: false,
+    });
+    await f.client.recordVerification({ jobId: "j1", accepted: true });
+    assert.equal((await f.other.escrowOf!("j1"))?.ended, false, "verified is not paid yet");
+    await f.client.releasePayment({ jobId: "j1" });
+    await f.client.refund({ jobId: "j2", reason: "cancelled" });
+    assert.equal((await f.other.escrowOf!("j1"))?.ended, true, "paid");
+    assert.equal((await f.other.escrowOf!("j2"))?.ended, true, "refunded");
+    await assert.rejects(f.other.escrowOf!(""), { name: "RangeError", message: /Invalid job id/ });
+  });
+});
+
 Deno.test("LocalLedger.refund() returns the whole escrow once", async () => {
   await withLedger(async (f) => {
     await rejects(

@@ -176,6 +176,20 @@ export function namesAccount(event: ChainEvent, account: NodeId): boolean {
     e.account === account || (e.verifiers !== undefined && e.verifiers.includes(account));
 }
 
+/**
+ * A job's escrow as the chain holds it at its latest block ({@link ChainPort.escrowOf}): who
+ * escrowed it, what spec it commits to, and whether it has ended.
+ */
+export interface EscrowRecord {
+  readonly jobId: string;
+  /** The client's account. */
+  readonly client: NodeId;
+  /** The spec hash it commits to (`protocols/spec_hash.ts`); absent where it was escrowed without. */
+  readonly specHash?: string;
+  /** Paid out or refunded: nothing is left to settle. */
+  readonly ended: boolean;
+}
+
 /** Balances of the accounting identity `escrowed = paid + fees + refunded + locked`. */
 export interface LedgerTotals {
   readonly escrowed: bigint;
@@ -285,6 +299,14 @@ export interface ChainPort {
   withdraw(options?: ChainCallOptions): Promise<TxReceipt>;
   stakeOf(worker: NodeId, options?: ChainCallOptions): Promise<bigint>;
   reputationOf(worker: NodeId, options?: ChainCallOptions): Promise<number>;
+  /**
+   * Job `jobId`'s escrow as the chain holds it now, or undefined if it holds none (a read, no
+   * transaction). Optional: a node whose port has it reads the escrow of a job when it takes a
+   * part in it, instead of reading every job's `JobSubmitted` and ending as they come (in a
+   * market of N nodes, N deliveries a job; `runtime/kernel/node.ts`). The local ledger, the
+   * simulated chain and the remote chain have it.
+   */
+  escrowOf?(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined>;
   /** Events at or after `from`, in chain order, and the cursor to continue from. */
   eventsSince(
     from: ChainCursor,

@@ -65,6 +65,7 @@ const CALLS = [
   "requestUnstake",
   "withdraw",
   "stakeOf",
+  "escrowOf",
   "reputationOf",
   "eventsSince",
   "totals",

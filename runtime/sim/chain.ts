@@ -27,6 +27,7 @@ import type { Trace } from "./trace.ts";
 const READS: ReadonlySet<PropertyKey> = new Set([
   "account",
   "stakeOf",
+  "escrowOf",
   "reputationOf",
   "eventsSince",
   "totals",
