@@ -72,6 +72,7 @@ import {
   type ChainErrorCode,
   type ChainEvent,
   type ChainPort,
+  type EscrowRecord,
   type JobTerms,
   type LedgerTotals,
   NO_SPEC_HASH,
@@ -194,6 +195,18 @@ const SLASH_REASONS: readonly SlashReason[] = [
   "double_signing",
   "coordinated_attack",
 ];
+/** The JobManager's `Status` enum, by its value. */
+const JOB_STATUSES = [
+  "none",
+  "submitted",
+  "assigned",
+  "revoked",
+  "result",
+  "verified",
+  "disputed",
+  "paid",
+  "refunded",
+] as const;
 /** Every code of the port: a contract's `Refused(code, ...)` maps to it (else `reverted`). */
 const CHAIN_CODES: ReadonlySet<string> = new Set(
   Object.keys(
@@ -839,6 +852,37 @@ export class EvmChain implements ChainPort {
         ],
       ),
     );
+  }
+
+  /**
+   * Job `jobId`'s escrow as the JobManager holds it at the latest block (its `escrowOf` view):
+   * undefined for a job it does not know (status `None`), the spec hash absent where it is zero,
+   * ended once the job is paid or refunded.
+   */
+  async escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
+    options?.signal?.throwIfAborted();
+    this.#checkOpen("escrowOf");
+    const [client, specHash, status] = await this.#read(
+      this.addresses.jobManager,
+      EVM_ABIS.jobManager,
+      "escrowOf",
+      [idKey(checkId("job id", jobId))],
+    ) as readonly [Hex, Hex, number];
+    const state = JOB_STATUSES[status];
+    if (state === undefined) {
+      throw new ChainError(
+        "rpc_error",
+        `Cannot read escrowOf: job ${q(jobId)} has an unknown status ${status}`,
+      );
+    }
+    if (state === "none") return undefined;
+    const spec = specHash.slice(2).toLowerCase();
+    return {
+      jobId,
+      client: await this.#nodeId(client),
+      ...(spec === NO_SPEC_HASH ? {} : { specHash: spec }),
+      ended: state === "paid" || state === "refunded",
+    };
   }
 
   /** The token balance of a node's account (0 for a node id with no account). */

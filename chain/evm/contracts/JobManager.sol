@@ -37,6 +37,8 @@ contract JobManager is IStakeLocks {
         bytes32 worker;
         bytes32 seed;
         bytes32 commitment;
+        /// The spec hash the escrow commits to (zero: none), for `escrowOf`.
+        bytes32 specHash;
         uint256 escrow;
         uint256 minStake;
         uint256 price;
@@ -78,7 +80,7 @@ contract JobManager is IStakeLocks {
         uint64 executionMs;
         uint64 verificationMs;
         /// sha-256 of the job's whole spec (zero: none), emitted in JobSubmitted for verifiers to
-        /// check an owner's spec against; not stored (no rule of the contract reads it).
+        /// check an owner's spec against, and kept for `escrowOf` (no rule of the contract reads it).
         bytes32 specHash;
     }
 
@@ -181,6 +183,7 @@ contract JobManager is IStakeLocks {
         job.bidWindowMs = terms.bidWindowMs;
         job.executionMs = terms.executionMs;
         job.verificationMs = terms.verificationMs;
+        if (terms.specHash != bytes32(0)) job.specHash = terms.specHash;
         job.bidDeadline = _now() + terms.bidWindowMs;
         job.status = Status.Submitted;
         totalEscrowed += amount;
@@ -399,6 +402,14 @@ contract JobManager is IStakeLocks {
             uint256 at = parties[list[i]][node].assignedStake;
             if (at > locked) locked = at;
         }
+    }
+
+    /// @notice A job's escrow as the chain holds it: its client's node key, the spec hash it
+    /// commits to (zero: none) and its status (`None`: no such job). What a node reads of a job it
+    /// takes part in, instead of every job's `JobSubmitted` (chain/port.ts, `escrowOf`).
+    function escrowOf(bytes32 key) external view returns (bytes32 client, bytes32 specHash, Status status) {
+        Job storage job = jobs[key];
+        return (job.client, job.specHash, job.status);
     }
 
     function chosenVerifiers(bytes32 key, uint32 attempt) external view returns (bytes32[] memory) {
