@@ -96,6 +96,7 @@ import {
   ChainError,
   type ChainEvent,
   type ChainPort,
+  type EscrowRecord,
   type LedgerTotals,
   NO_SPEC_HASH,
   type SignedAttestation,
@@ -104,6 +105,7 @@ import {
 import {
   checkAttestation,
   checkCount as checkBounded,
+  checkId as checkPortId,
   checkSubmission,
   type JobSubmission,
   MAX_FAILURE_REASON,
@@ -138,6 +140,26 @@ export type { ReorgNotice, StarknetSubscribeOptions } from "./starknet/_subscrip
 const logger = getLogger(["ciro", "chain", "starknet"]);
 
 type Abi = ConstructorParameters<typeof Contract>[0]["abi"];
+
+/** A `felt252` short string's text (its bytes, most significant first; 0 is empty). */
+function shortText(value: bigint): string {
+  let text = "";
+  for (let v = value; v > 0n; v >>= 8n) text = String.fromCharCode(Number(v & 0xffn)) + text;
+  return text;
+}
+
+/** The statuses `escrow_of` answers (`chain/CAIRO_INTERFACE.md`): `'none'` for no such job. */
+const JOB_STATUSES: ReadonlySet<string> = new Set([
+  "none",
+  "submitted",
+  "assigned",
+  "revoked",
+  "result",
+  "verified",
+  "disputed",
+  "paid",
+  "refunded",
+]);
 
 /** The {@link ChainPort} on Starknet. Create it with {@link StarknetChain.connect}. */
 export class StarknetChain implements ChainPort {
@@ -630,6 +652,41 @@ export class StarknetChain implements ChainPort {
       options?.signal,
     );
     return Number(value as bigint);
+  }
+
+  /**
+   * Job `jobId`'s escrow as the JobManager holds it at the latest block (`escrow_of`): undefined
+   * for a job it does not know (status `'none'`), the spec hash absent where it is 0, ended once
+   * the job is `'paid'` or `'refunded'`. An answer with another status, or a known job without a
+   * client, is an `rpc_error` naming it.
+   */
+  async escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
+    this.#checkOpen("read an escrow");
+    const id = checkPortId("job id", jobId);
+    const value = await this.#view(
+      `read the escrow of ${JSON.stringify(id)}`,
+      this.#jobManager,
+      "escrow_of",
+      [text(id)],
+      options?.signal,
+    ) as { client?: unknown; spec_hash?: unknown; status?: unknown };
+    const status = typeof value.status === "bigint" ? shortText(value.status) : "";
+    const malformed = (detail: string) =>
+      new ChainError(
+        "rpc_error",
+        `Cannot read the escrow of ${JSON.stringify(id)}: the node answered ${detail}`,
+      );
+    if (!JOB_STATUSES.has(status)) throw malformed(`an unknown status ${JSON.stringify(status)}`);
+    if (status === "none") return undefined;
+    const client = value.client;
+    if (typeof client !== "string" || client === "") throw malformed("a job without a client");
+    const specHash = BigInt(value.spec_hash as bigint).toString(16).padStart(64, "0");
+    return {
+      jobId: id,
+      client,
+      ...(specHash === NO_SPEC_HASH ? {} : { specHash }),
+      ended: status === "paid" || status === "refunded",
+    };
   }
 
   async totals(options?: ChainCallOptions): Promise<LedgerTotals> {

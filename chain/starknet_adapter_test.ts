@@ -206,6 +206,7 @@ Deno.test("ABIs declare the functions the adapter calls", () => {
       "refund",
       "slash_worker",
       "escrow_totals",
+      "escrow_of",
       "submit_job_with_terms",
       "report_failure",
       "submit_attestations",
@@ -291,6 +292,22 @@ Deno.test("ABIs: a job's terms and an attestation are structs of their members i
   ];
   assert.deepEqual(felts("submit_attestations", [[attestation]]), ["1", ...one]);
   assert.deepEqual(felts("report_double_signing", [attestation, attestation]), [...one, ...one]);
+});
+
+Deno.test("ABIs: escrow_of answers a JobEscrow of client, spec hash and status, in order", () => {
+  const parsed = new CallData(jobManagerAbi as Abi).parse("escrow_of", [
+    "0",
+    String(BigInt("0x6331")),
+    "2",
+    "9",
+    "1",
+    String(BigInt("0x70616964")),
+  ]) as Record<string, unknown>;
+  assert.deepEqual(parsed, {
+    client: "c1",
+    spec_hash: 2n ** 128n + 9n,
+    status: BigInt("0x70616964"),
+  });
 });
 
 Deno.test("resolvePrivateKey() reads the option, a key file, or the environment", async () => {

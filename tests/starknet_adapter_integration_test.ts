@@ -1043,6 +1043,47 @@ Deno.test("StarknetChain never shows the private key in errors, logs or JSON", a
   }
 });
 
+Deno.test("StarknetChain.escrowOf() refuses a node's answer with an unknown status or a known job without a client", async () => {
+  await withServer({}, async (server) => {
+    const client = await connect(server, "client");
+    try {
+      await client.submitJob({
+        jobId: "j1",
+        amount: 10n,
+        minStake: 0n,
+        modelHash: HASH,
+        inputCommitment: HASH,
+      });
+      assert.deepEqual(await client.escrowOf("j1"), {
+        jobId: "j1",
+        client: "client-node",
+        ended: false,
+      });
+      const short = (text: string) => `0x${new TextEncoder().encode(text).toHex()}`;
+      const c1 = ["0x0", short("c1"), "0x2"];
+      const cases: [string[], RegExp][] = [
+        [[...c1, "0x0", "0x0", short("settled")], /unknown status "settled"/],
+        [[...c1, "0x0", "0x0", "0x0"], /unknown status ""/],
+        [["0x0", "0x0", "0x0", "0x0", "0x0", short("paid")], /a job without a client/],
+      ];
+      for (const [answer, message] of cases) {
+        server.answerNext("starknet_call", answer);
+        await assert.rejects(client.escrowOf("j1"), (error: Error & { code?: string }) => {
+          assert.equal(error.name, "ChainError");
+          assert.equal(error.code, "rpc_error");
+          assert.match(error.message, /Cannot read the escrow of "j1": the node answered/);
+          assert.match(error.message, message);
+          return true;
+        });
+      }
+      server.answerNext("starknet_call", [...c1, "0x0", "0x0", short("refunded")]);
+      assert.deepEqual(await client.escrowOf("j1"), { jobId: "j1", client: "c1", ended: true });
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 Deno.test("StarknetRpcServer executes against a shared ledger that the local adapter also reads", async () => {
   const ledger = LocalLedger.open(":memory:");
   try {

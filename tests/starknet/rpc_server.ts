@@ -186,6 +186,19 @@ interface Account {
   stale: number;
 }
 
+/** A job's status after each event that changes it (what `escrow_of` answers). */
+const STATUS_AFTER: Readonly<Record<string, string>> = {
+  JobSubmitted: "submitted",
+  WorkerAssigned: "assigned",
+  AssignmentRevoked: "revoked",
+  ResultSubmitted: "result",
+  FailureReported: "result",
+  JobVerified: "verified",
+  JobDisputed: "disputed",
+  PaymentReleased: "paid",
+  EscrowRefunded: "refunded",
+};
+
 /** The state contract calls change: the ledger and the node id bindings. */
 interface State {
   readonly ledger: LocalLedger;
@@ -337,6 +350,9 @@ export class StarknetRpcServer {
   readonly #replacements = new Map<string, unknown[]>();
   #evictions = 0;
   #ledgerCursor = { blockNumber: 0, eventIndex: 0 };
+  /** Each job's status as `escrow_of` answers it, folded from the ledger's events up to the cursor. */
+  readonly #statuses = new Map<string, string>();
+  #statusCursor = { blockNumber: 0, eventIndex: 0 };
   #queue: Promise<void> = Promise.resolve();
   #salt = 0;
   #foreign = 0;
@@ -1255,6 +1271,24 @@ export class StarknetRpcServer {
   // -------------------------------------------------------------------------------------------
   // Views
 
+  /**
+   * Job `jobId`'s status as the Cairo JobManager would store it (CAIRO_INTERFACE.md, `escrow_of`):
+   * the ledger keeps no status a port can read, so the double folds the ledger's events, from
+   * where it left off, into its own table.
+   */
+  async #statusOf(port: ChainPort, jobId: string): Promise<string> {
+    for (let page = 0; page < 10_000; page++) {
+      const { events, next } = await port.eventsSince(this.#statusCursor, { limit: 1000 });
+      this.#statusCursor = next;
+      if (events.length === 0) break;
+      for (const event of events) {
+        const status = STATUS_AFTER[event.name];
+        if (status !== undefined && "jobId" in event) this.#statuses.set(event.jobId, status);
+      }
+    }
+    return this.#statuses.get(jobId) ?? "none";
+  }
+
   async #call(request: Record<string, unknown>): Promise<string[]> {
     const to = felt(big(request.contract_address));
     const contract = to === this.jobManagerAddress
@@ -1304,6 +1338,27 @@ export class StarknetRpcServer {
             ? [t.escrowed, t.paid, t.fees, t.refunded, t.locked]
             : [t.staked, t.slashed, t.withdrawn, t.bonded];
           return values.flatMap((v) => out("u256", v));
+        } finally {
+          await port.close();
+        }
+      }
+      case "escrow_of": {
+        const jobId = String(args[0]);
+        const port = ledger.as("starknet-rpc-server");
+        try {
+          const escrow = await port.escrowOf!(jobId);
+          const status = await this.#statusOf(port, jobId);
+          const ended = status === "paid" || status === "refunded";
+          if (
+            (escrow === undefined) !== (status === "none") || (escrow?.ended ?? false) !== ended
+          ) {
+            throw new Error(`The double's status ${status} of ${jobId} is not the ledger's`);
+          }
+          return [
+            ...out("ByteArray", escrow?.client ?? ""),
+            ...out("hash256", escrow?.specHash),
+            ...out("shortstring", status),
+          ];
         } finally {
           await port.close();
         }
