@@ -417,6 +417,62 @@ scenario(
   },
 );
 
+scenario(
+  "escrowOf() reads a job's client, spec hash and end as the chain holds them; unknown: undefined",
+  { chainDecided: true },
+  async (c) => {
+    const client = await c.port("client");
+    const worker = await c.port("worker");
+    const stranger = await c.port("stranger");
+    assert.equal(typeof stranger.escrowOf, "function", `${c.name} reads escrows`);
+    const escrowOf = (jobId: string) => stranger.escrowOf!(jobId);
+    await worker.stake({ amount: 1_000n });
+    assert.equal(await escrowOf("j1"), undefined, "no such job");
+    const specHash = "5e".repeat(16) + "c0".repeat(16);
+    await client.submitJob(job("j1", { verifierCount: 0, specHash }));
+    await client.submitJob(job("j2", { verifierCount: 0 }));
+    await client.submitJob(job("j3", { verifierCount: 0, specHash: "0".repeat(64) }));
+    await client.submitJob(job("j4"));
+    // Anyone reads it, not only its parties; the zero hash is none.
+    assert.deepEqual(await escrowOf("j1"), {
+      jobId: "j1",
+      client: "client",
+      specHash,
+      ended: false,
+    });
+    for (const jobId of ["j2", "j3", "j4"]) {
+      assert.deepEqual(await escrowOf(jobId), { jobId, client: "client", ended: false }, jobId);
+    }
+    assert.equal(await escrowOf("j5"), undefined, "still no such job");
+    // Assigned, with a result, verified: not ended until paid.
+    await client.assignWorker({ jobId: "j1", worker: "worker", price: 800n });
+    assert.equal((await escrowOf("j1"))?.ended, false, "assigned");
+    await worker.submitResult({ jobId: "j1", commitment: OTHER });
+    assert.equal((await escrowOf("j1"))?.ended, false, "verified at once, not paid");
+    await stranger.releasePayment({ jobId: "j1" });
+    assert.deepEqual(await escrowOf("j1"), {
+      jobId: "j1",
+      client: "client",
+      specHash,
+      ended: true,
+    });
+    await client.refund({ jobId: "j2", reason: "cancelled" });
+    assert.deepEqual(await escrowOf("j2"), { jobId: "j2", client: "client", ended: true });
+    // Disputed: not ended until refunded.
+    await client.assignWorker({ jobId: "j4", worker: "worker", price: 500n, verifiers: [] });
+    await worker.submitResult({ jobId: "j4", commitment: OTHER });
+    await client.recordVerification({ jobId: "j4", accepted: false });
+    assert.equal((await escrowOf("j4"))?.ended, false, "disputed");
+    await client.refund({ jobId: "j4", reason: "disputed" });
+    assert.equal((await escrowOf("j4"))?.ended, true, "refunded after the dispute");
+    assert.equal((await escrowOf("j3"))?.ended, false, "j3 untouched");
+    // A bad id is the caller's error, as with every other read.
+    await assert.rejects(escrowOf(""), { name: "RangeError", message: /Invalid job id/ });
+    await assert.rejects(escrowOf("j".repeat(129)), { name: "RangeError" });
+    await assert.rejects(escrowOf(7 as unknown as string), { name: "TypeError" });
+  },
+);
+
 scenario("the chain chooses n verifiers and decides at 2f+1 valid; verifiers are paid", {
   chainDecided: true,
 }, async (c) => {
