@@ -1,8 +1,20 @@
 import assert from "node:assert/strict";
-import type { EIP1193Provider, Hex } from "viem";
+import {
+  decodeFunctionResult,
+  type EIP1193Provider,
+  encodeFunctionResult,
+  type Hex,
+  toFunctionSelector,
+} from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { ChainEvent } from "../port.ts";
-import { EVM_PRIVATE_KEY_ENV, EvmChain, type EvmChainOptions } from "./evm_adapter.ts";
+import {
+  EVM_ABIS,
+  EVM_PRIVATE_KEY_ENV,
+  EvmChain,
+  type EvmChainOptions,
+  idKey,
+} from "./evm_adapter.ts";
 import {
   deployContracts,
   fundAccounts,
@@ -22,6 +34,8 @@ interface Fixture {
   loseNextSendAnswer: boolean;
   /** Reverts of these methods are answered as a bare JSON-RPC "Internal error", no data. */
   bareRevertsOf: readonly string[];
+  /** Rewrites the node's answers (a node that lies). */
+  rewrite?: ((method: string, params: unknown, answer: unknown) => unknown) | undefined;
   connect(nodeId: string, index: number, options?: Partial<EvmChainOptions>): Promise<EvmChain>;
   rpc(method: string, params?: unknown[]): Promise<unknown>;
 }
@@ -57,7 +71,7 @@ async function withEvm(body: (f: Fixture) => Promise<void>): Promise<void> {
             throw new TypeError("fetch failed: connection reset (the answer was lost)");
           }
         }
-        return answer;
+        return fixture.rewrite?.(args.method, args.params, answer) ?? answer;
       },
     } as unknown as EIP1193Provider,
     async connect(nodeId, index, options = {}) {
@@ -408,5 +422,63 @@ Deno.test("EvmChain names a refusal whose estimate lost its revert data, and a n
     assert.equal(f.sends.length, sends);
     f.bareRevertsOf = [];
     await chain.requestUnstake({ amount: 10n });
+  });
+});
+
+Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a status the contract has not", async () => {
+  await withEvm(async (f) => {
+    const client = await f.connect("client", 2);
+    const reader = await f.connect("reader", 3);
+    const hash = "ab".repeat(32);
+    const specHash = "5e".repeat(32);
+    const submit = { amount: 9n, minStake: 0n, modelHash: hash, inputCommitment: hash };
+    await client.submitJob({ jobId: "j1", ...submit, verifierCount: 0, specHash });
+    await client.submitJob({ jobId: "j2", ...submit });
+    // What the contract holds: the client's node key, the hash (zero: none), the status.
+    const raw = async (jobId: string) =>
+      decodeFunctionResult({
+        abi: EVM_ABIS.jobManager,
+        functionName: "escrowOf",
+        data: await f.rpc("eth_call", [{
+          to: f.addresses.jobManager,
+          data: `0x${toFunctionSelector("escrowOf(bytes32)").slice(2)}${idKey(jobId).slice(2)}`,
+        }, "latest"]) as Hex,
+      });
+    assert.deepEqual(await raw("j1"), [idKey("client"), `0x${specHash}`, 1]);
+    assert.deepEqual(await raw("j2"), [idKey("client"), `0x${"0".repeat(64)}`, 1]);
+    assert.deepEqual(await raw("j3"), [`0x${"0".repeat(64)}`, `0x${"0".repeat(64)}`, 0]);
+    assert.deepEqual(await reader.escrowOf("j1"), {
+      jobId: "j1",
+      client: "client",
+      specHash,
+      ended: false,
+    });
+    assert.deepEqual(await reader.escrowOf("j2"), { jobId: "j2", client: "client", ended: false });
+    assert.equal(await reader.escrowOf("j3"), undefined);
+    // A node that answers a status the JobManager has not (its enum ends at Refunded, 8).
+    const lie = (status: number) => (method: string, params: unknown, answer: unknown) => {
+      const call = (params as [{ data?: string }] | undefined)?.[0];
+      if (
+        method !== "eth_call" || !call?.data?.startsWith(toFunctionSelector("escrowOf(bytes32)"))
+      ) {
+        return answer;
+      }
+      return encodeFunctionResult({
+        abi: EVM_ABIS.jobManager,
+        functionName: "escrowOf",
+        result: [idKey("client"), `0x${"0".repeat(64)}`, status],
+      });
+    };
+    f.rewrite = lie(9);
+    await assert.rejects(reader.escrowOf("j2"), (error: Error & { code?: string }) => {
+      assert.equal(error.name, "ChainError");
+      assert.equal(error.code, "rpc_error");
+      assert.match(error.message, /Cannot read escrowOf: job "j2" has an unknown status 9/);
+      return true;
+    });
+    f.rewrite = lie(8);
+    assert.deepEqual(await reader.escrowOf("j2"), { jobId: "j2", client: "client", ended: true });
+    f.rewrite = undefined;
+    await assert.rejects(reader.escrowOf(""), { name: "RangeError", message: /Invalid job id/ });
   });
 });
