@@ -4,8 +4,8 @@
  * reasons and callers that break rules as often as not) applied to the local ledger and to the
  * EVM contracts side by side. After every call both must agree on the outcome (done, or the same
  * error code, or both refusing a malformed argument); at the end on every event (its fields, not
- * its position), the totals, each account's stake and reputation. The EVM is reset between runs
- * with `evm_snapshot`/`evm_revert`.
+ * its position), the totals, each job's escrow (`escrowOf`), each account's stake and reputation.
+ * The EVM is reset between runs with `evm_snapshot`/`evm_revert`.
  *
  * @module
  */
@@ -271,6 +271,14 @@ Deno.test({
                 "the same events",
               );
               assert.deepEqual(await evm.client.totals(), await local.client.totals(), "totals");
+              // Each job's escrow as the chain holds it (job-2 is never submitted).
+              for (const jobId of ["job-0", "job-1", "job-2"]) {
+                assert.deepEqual(
+                  await evm.stranger.escrowOf!(jobId),
+                  await local.stranger.escrowOf!(jobId),
+                  `escrowOf ${jobId}`,
+                );
+              }
               for (const name of ACCOUNTS) {
                 assert.equal(
                   await evm.client.stakeOf(name),
