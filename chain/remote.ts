@@ -605,7 +605,9 @@ class RemoteChainPort implements ChainPort {
           const limit = (options as { limit?: number }).limit;
           if (limit !== undefined) wire.push({ limit });
         }
-        return chain.call(account, method, wire, options);
+        const answer = chain.call(account, method, wire, options);
+        // The server sends an undefined answer as null (JSON has no undefined): escrowOf's none.
+        return method === "escrowOf" ? answer.then((value) => value ?? undefined) : answer;
       };
     }
   }

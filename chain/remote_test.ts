@@ -98,6 +98,42 @@ Deno.test("a remote call that breaks a ledger rule rejects with the ledger's Cha
   });
 });
 
+Deno.test("a remote escrowOf reads a job's escrow as the ledger's own port does: found, none, a bad id", async () => {
+  await withServed(async (remote, ledger) => {
+    const client = remote.as("c1");
+    const reader = remote.as("r1");
+    assert.equal(typeof reader.escrowOf, "function", "the server offers escrowOf");
+    // No such job: undefined, as from the ledger itself (the wire carries it as null).
+    assert.equal(await reader.escrowOf!("j1"), undefined);
+    assert.equal(await ledger.as("r1").escrowOf!("j1"), undefined);
+    const spec = "d".repeat(64);
+    await ledger.as("v1").stake({ amount: 1_000n, role: "verifier" });
+    await client.submitJob({
+      jobId: "j1",
+      amount: 10n,
+      minStake: 0n,
+      modelHash: MODEL,
+      inputCommitment: INPUT,
+      verifierCount: 1,
+      specHash: spec,
+    });
+    const escrow = { jobId: "j1", client: "c1", specHash: spec, ended: false };
+    assert.deepEqual(await reader.escrowOf!("j1"), escrow);
+    assert.deepEqual(await ledger.as("r1").escrowOf!("j1"), escrow);
+    await client.refund({ jobId: "j1", reason: "cancelled" });
+    assert.deepEqual(await reader.escrowOf!("j1"), { ...escrow, ended: true });
+    // A bad id keeps its error class and message across the stream.
+    const local = await ledger.as("r1").escrowOf!("").catch((e: Error) => e);
+    await assert.rejects(reader.escrowOf!(""), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.equal(e.message, (local as Error).message);
+      assert.match(e.message, /Invalid job id/);
+      return true;
+    });
+    await assert.rejects(reader.escrowOf!(7 as unknown as string), TypeError);
+  });
+});
+
 Deno.test("a remote subscription hands over every event in order, from a cursor, and stops", async () => {
   await withServed(async (remote) => {
     const client = remote.as("c1");
