@@ -54,6 +54,7 @@ import {
 import { commitmentOf } from "../compute/mod.ts";
 import { describeNode, SqliteJournal } from "../durability/mod.ts";
 import { createNode, type Node } from "../kernel/mod.ts";
+import { type ThreadShare, threadShare, type ThreadTime, threadTime } from "./thread_time.ts";
 
 const VERIFIERS = ["verifier-1", "verifier-2", "verifier-3", "verifier-4"];
 const INPUT = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
@@ -266,6 +267,11 @@ export interface LifecycleOptions {
    * @default false
    */
   readonly chainProcess?: boolean;
+  /**
+   * The engine only: time each job's steps (see {@link LifecycleResult.stages}); costs the
+   * client an observation per delivery. @default false
+   */
+  readonly stages?: boolean;
   /** The engine only: the node's `retainFinishedMs` (its default otherwise). */
   readonly retainFinishedMs?: number | null;
   /**
@@ -329,6 +335,24 @@ export interface LifecycleResult {
    * process tells it (a `stats` request, `chain/remote.ts`).
    */
   readonly chainProcessCpuMs?: number;
+  /**
+   * The engine: where the client's main thread's wall time went during the run, ms: on a CPU,
+   * and off it (idle: waiting on a timer, the market, the chain's answers; or queued for a core,
+   * which `queuedMs` tells where `/proc` can be read). `cpuMs` is the process's, every thread.
+   */
+  readonly clientThread?: ThreadShare;
+  /** The engine with `chainProcess`: the same for the chain process's main thread. */
+  readonly chainThread?: ThreadShare;
+  /**
+   * The engine with `stages`: for each step of a job (the source and type of the event that
+   * ended it), the mean wall time from the job's previous delivered event to it, ms, and how many
+   * were timed; in the order first seen. Their sum is a job's mean time in flight.
+   */
+  readonly stages?: readonly {
+    readonly step: string;
+    readonly n: number;
+    readonly meanMs: number;
+  }[];
 }
 
 /**
@@ -372,7 +396,7 @@ function result(
   o: Required<
     Omit<
       LifecycleOptions,
-      "onProgress" | "signal" | "journal" | "batch" | "chainProcess" | "retainFinishedMs"
+      "onProgress" | "signal" | "journal" | "batch" | "chainProcess" | "retainFinishedMs" | "stages"
     >
   >,
   settled: number,
@@ -541,6 +565,23 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const settledAt: number[] = [];
     let wake: () => void = () => {};
     const attested = new Set<string>();
+    // A job's steps: the time from its previous delivered event to each (options.stages).
+    const lastAt = new Map<string, number>();
+    const stages = new Map<string, { n: number; ms: number }>();
+    if (options.stages) {
+      node.observe((ob) => {
+        if (ob.type !== "delivered" || !ob.actor.startsWith("job:")) return;
+        const now = performance.now();
+        const before = lastAt.get(ob.actor);
+        lastAt.set(ob.actor, now);
+        if (before === undefined) return;
+        const step = `${ob.envelope.source} ${ob.envelope.event.type}`;
+        let stage = stages.get(step);
+        if (stage === undefined) stages.set(step, stage = { n: 0, ms: 0 });
+        stage.n++;
+        stage.ms += now - before;
+      });
+    }
     node.observe((ob) => {
       if (ob.type === "delivered" && ob.state === "verifying" && !attested.has(ob.actor)) {
         attested.add(ob.actor);
@@ -567,6 +608,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
           settledAt.push(performance.now());
         } else failures.push(`${ob.jobId} ended ${ob.state}`);
         attested.delete(`job:${ob.jobId}`);
+        lastAt.delete(`job:${ob.jobId}`);
         if (finished % Math.max(1, Math.floor(o.jobs / 10)) === 0) {
           progress(`engine: ${finished}/${o.jobs} jobs finished`);
         }
@@ -577,7 +619,8 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     const deliveredBefore = node.stats.delivered;
     const marketCpuBefore = marketCpuMs;
     const chainMsBefore = chainSpent.ms;
-    const chainProcessBefore = await chain.cpuMs();
+    const chainBefore = await chain.stats();
+    const threadBefore = threadTime();
     const started = performance.now();
     const cpuStarted = cpuTimeMs();
     // A bound for a run that hangs, wide enough for a loaded machine.
@@ -600,9 +643,14 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     }
     const wallMs = performance.now() - started;
     const cpuMs = cpuTimeMs() - cpuStarted;
+    const threadAfter = threadTime();
     const runMarketCpuMs = marketCpuMs - marketCpuBefore;
     const runChainMs = chainSpent.ms - chainMsBefore;
-    const chainProcessAfter = await chain.cpuMs();
+    const chainAfter = await chain.stats();
+    const clientThread = threadShare(threadBefore, threadAfter, wallMs);
+    const chainThread = chainBefore?.thread && chainAfter?.thread
+      ? threadShare(chainBefore.thread, chainAfter.thread, wallMs)
+      : undefined;
     if (failures.length > 0) {
       progress(`engine: ${failures.length} problems, first: ${failures[0]}`);
     }
@@ -613,8 +661,19 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       clientJobsPerCpuSecond: Math.round(settled / ((cpuMs - runMarketCpuMs) / 1000)),
       chainCpuMs: Math.round(runChainMs),
       engineJobsPerCpuSecond: Math.round(settled / ((cpuMs - runMarketCpuMs - runChainMs) / 1000)),
-      ...(chainProcessBefore !== undefined && chainProcessAfter !== undefined
-        ? { chainProcessCpuMs: Math.round(chainProcessAfter - chainProcessBefore) }
+      ...(chainBefore !== undefined && chainAfter !== undefined
+        ? { chainProcessCpuMs: Math.round(chainAfter.cpuMs - chainBefore.cpuMs) }
+        : {}),
+      clientThread,
+      ...(chainThread === undefined ? {} : { chainThread }),
+      ...(options.stages
+        ? {
+          stages: [...stages].map(([step, { n, ms }]) => ({
+            step,
+            n,
+            meanMs: Math.round((ms / n) * 10) / 10,
+          })),
+        }
         : {}),
     };
     return journal === undefined ? r : { ...r, journaled: journal.lastSeq };
@@ -629,8 +688,11 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
 /** Where the engine benchmark's ledger runs: ports by account, and its end. */
 interface BenchChain {
   as(account: NodeId): ChainPort;
-  /** The chain process's CPU time so far, ms (it tells it); undefined in process. */
-  cpuMs(): Promise<number | undefined>;
+  /**
+   * The chain process's CPU time so far, ms, and its main thread's time where it tells it;
+   * undefined in process.
+   */
+  stats(): Promise<{ cpuMs: number; thread?: ThreadTime } | undefined>;
   close(): Promise<void>;
 }
 
@@ -638,7 +700,7 @@ function inProcessChain(): BenchChain {
   const ledger = LocalLedger.open(":memory:");
   return {
     as: (account) => ledger.as(account),
-    cpuMs: () => Promise.resolve(undefined),
+    stats: () => Promise.resolve(undefined),
     close: () => Promise.resolve(ledger.close()),
   };
 }
@@ -662,10 +724,18 @@ async function chainProcess(): Promise<BenchChain> {
   }
   return {
     as: (account) => remote.as(account),
-    cpuMs: async () => {
-      const stats = await remote.stats();
-      const cpuMs = (stats as { cpuMs?: unknown } | null)?.cpuMs;
-      return typeof cpuMs === "number" ? cpuMs : undefined;
+    stats: async () => {
+      const stats = await remote.stats() as { cpuMs?: unknown; thread?: unknown } | null;
+      const cpuMs = stats?.cpuMs;
+      if (typeof cpuMs !== "number") return undefined;
+      const t = stats?.thread as Partial<ThreadTime> | null | undefined;
+      if (typeof t?.cpuMs !== "number") return { cpuMs };
+      return {
+        cpuMs,
+        thread: typeof t.queuedMs === "number"
+          ? { cpuMs: t.cpuMs, queuedMs: t.queuedMs }
+          : { cpuMs: t.cpuMs },
+      };
     },
     close: async () => {
       await remote.close();

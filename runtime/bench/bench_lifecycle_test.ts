@@ -42,10 +42,42 @@ Deno.test("benchEngine() with the chain in a child process settles every job, wi
   assert.equal(r.settled, 6, JSON.stringify(r));
   assert.equal(r.events, 6 * 10 + 2 * o.workers);
   assert.ok(r.chainCpuMs !== undefined && r.chainCpuMs >= 0, JSON.stringify(r));
-  // The chain's process is another process: it tells its own CPU time.
+  // The chain's process is another process: it tells its own CPU time, and its main thread's.
   assert.ok(r.chainProcessCpuMs !== undefined && r.chainProcessCpuMs >= 0, JSON.stringify(r));
+  assert.ok(r.chainThread !== undefined && r.chainThread.cpuMs >= 0, JSON.stringify(r));
+  assert.ok(r.chainThread.cpuMs + r.chainThread.offCpuMs >= r.wallMs - 1, JSON.stringify(r));
+  assert.ok(
+    r.clientThread !== undefined && r.clientThread.cpuMs <= r.cpuMs + 20,
+    JSON.stringify(r),
+  );
+  assert.equal(r.stages, undefined, "no stages unless asked");
   const inProcess = await benchEngine(o);
   assert.equal(inProcess.chainProcessCpuMs, undefined, "no chain process unless asked");
+});
+
+Deno.test("benchEngine() with stages times each step of a job, in order, once per job", async () => {
+  const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
+  const r = await benchEngine({ ...o, stages: true });
+  assert.equal(r.settled, 6, JSON.stringify(r));
+  assert.deepEqual(r.stages?.map((s) => s.step), [
+    "chain chain.escrow.locked",
+    "network bids.received",
+    "timer timer.fired",
+    "chain chain.worker.assigned",
+    "network job.result.received",
+    "chain chain.result.submitted",
+    "network job.attestations.received",
+    "chain chain.job.verified",
+    "chain chain.payment.released",
+  ]);
+  for (const stage of r.stages!) {
+    assert.equal(stage.n, 6, JSON.stringify(stage));
+    assert.ok(stage.meanMs >= 0, JSON.stringify(stage));
+  }
+  // The bid window (50 ms) is the least a job waits between its bids and the window's end.
+  const window = r.stages!.find((s) => s.step === "timer timer.fired")!;
+  const bids = r.stages!.find((s) => s.step === "network bids.received")!;
+  assert.ok(window.meanMs + bids.meanMs >= 49, JSON.stringify(r.stages));
 });
 
 Deno.test("benchMachines() sends each job's bids and attestations as one event each, or one by one", () => {

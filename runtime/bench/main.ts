@@ -24,7 +24,7 @@ import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_p
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
-       deno task bench --engine [--journal] [--chain-process] [--jobs N] [--quick]
+       deno task bench --engine [--journal] [--chain-process] [--stages] [--jobs N] [--quick]
        deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
@@ -38,6 +38,7 @@ Flags:
   --journal    with --engine: the node journals to a SQLite file, as deno task node does
   --chain-process  with --engine: the ledger runs in a child process (chain/remote.ts), as a
                chain node does; the client's process pays only for its calls' encoding
+  --stages     with --engine: the mean time of each step of a job (where its wall time goes)
   --jobs N     with --engine: jobs in the measured run (default 3000, --quick 1000)
   --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
   --top N      rows of each --summarize table (default 30)
@@ -56,6 +57,7 @@ if (import.meta.main) {
         engine: { type: "boolean", default: false },
         journal: { type: "boolean", default: false },
         "chain-process": { type: "boolean", default: false },
+        stages: { type: "boolean", default: false },
         jobs: { type: "string" },
         summarize: { type: "string" },
         top: { type: "string", default: "30" },
@@ -115,7 +117,13 @@ if (import.meta.main) {
         values["chain-process"] ? ", the chain in its own process" : ""
       }`,
     );
-    const r = await benchEngine({ ...o, jobs: c.jobs, concurrency: c.concurrency });
+    const r = await benchEngine({
+      ...o,
+      jobs: c.jobs,
+      concurrency: c.concurrency,
+      stages: values.stages,
+      onProgress: log,
+    });
     console.log(JSON.stringify(r));
     Deno.exit(0);
   }

@@ -6,7 +6,8 @@
  *     deno run --allow-read --allow-write runtime/bench/chain/main.ts [--ledger PATH]
  *
  * `PATH` defaults to `:memory:`. Nothing but the protocol is written to stdout; refused lines
- * are reported on stderr. A `stats` request is answered with the process's CPU time so far.
+ * are reported on stderr. A `stats` request is answered with the process's CPU time so far and
+ * its main thread's time on the CPU and waiting for one (`thread_time.ts`).
  *
  * @module
  */
@@ -14,6 +15,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { LocalLedger } from "../../../chain/local_ledger.ts";
 import { serveChain } from "../../../chain/remote.ts";
+import { threadTime } from "../thread_time.ts";
 
 if (import.meta.main) {
   let ledgerPath: string;
@@ -34,10 +36,10 @@ if (import.meta.main) {
   try {
     await serveChain(ledger, { readable: Deno.stdin.readable, writable: Deno.stdout.writable }, {
       onRefused: (why) => console.error(`chain server: refused: ${why}`),
-      // The benchmark reads this process's CPU time around its run.
+      // The benchmark reads this process's CPU time, and its main thread's, around its run.
       stats: () => {
         const { user, system } = process.cpuUsage();
-        return { cpuMs: (user + system) / 1000 };
+        return { cpuMs: (user + system) / 1000, thread: threadTime() };
       },
     });
   } finally {
