@@ -10,7 +10,8 @@
  * (`stake_as_verifier`, `register_key`), signed attestations counted 2f+1 / f+1
  * (`submit_attestations`), deadlines on the block timestamps ({@link StarknetRpcServer.advanceTime}
  * moves them), failure reports and double-signing evidence; the rules themselves are
- * `chain/settlement.ts`'s, run by the ledger, not a copy.
+ * `chain/settlement.ts`'s, run by the ledger, not a copy. The views read the ledger too; the
+ * ledger keeps no job status a port reads, so `escrow_of`'s status is folded from its events.
  *
  * What it does as a node does:
  *
