@@ -879,7 +879,7 @@ export class EvmChain implements ChainPort {
     const spec = specHash.slice(2).toLowerCase();
     return {
       jobId,
-      client: await this.#nodeId(client),
+      client: await this.#nodeId(client, `the escrow of ${q(jobId)}`),
       ...(spec === NO_SPEC_HASH ? {} : { specHash: spec }),
       ended: state === "paid" || state === "refunded",
     };
@@ -1409,7 +1409,7 @@ export class EvmChain implements ChainPort {
     return first.args.jobId;
   }
 
-  async #nodeId(key: Hex): Promise<string> {
+  async #nodeId(key: Hex, what = "an event"): Promise<string> {
     const known = this.#nodeIds.get(key);
     if (known !== undefined) return known;
     const id = await this.#read(
@@ -1421,7 +1421,7 @@ export class EvmChain implements ChainPort {
     if (id === "") {
       throw new ChainError(
         "rpc_error",
-        `Cannot decode an event: node key ${key} is not registered`,
+        `Cannot decode ${what}: node key ${key} is not registered`,
       );
     }
     this.#nodeIds.set(key, id);

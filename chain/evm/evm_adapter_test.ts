@@ -425,7 +425,7 @@ Deno.test("EvmChain names a refusal whose estimate lost its revert data, and a n
   });
 });
 
-Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a status the contract has not", async () => {
+Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a status the contract has not or an unregistered client", async () => {
   await withEvm(async (f) => {
     const client = await f.connect("client", 2);
     const reader = await f.connect("reader", 3);
@@ -456,7 +456,12 @@ Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a
     assert.deepEqual(await reader.escrowOf("j2"), { jobId: "j2", client: "client", ended: false });
     assert.equal(await reader.escrowOf("j3"), undefined);
     // A node that answers a status the JobManager has not (its enum ends at Refunded, 8).
-    const lie = (status: number) => (method: string, params: unknown, answer: unknown) => {
+    const lie = (status: number, client = "client") =>
+    (
+      method: string,
+      params: unknown,
+      answer: unknown,
+    ) => {
       const call = (params as [{ data?: string }] | undefined)?.[0];
       if (
         method !== "eth_call" || !call?.data?.startsWith(toFunctionSelector("escrowOf(bytes32)"))
@@ -466,7 +471,7 @@ Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a
       return encodeFunctionResult({
         abi: EVM_ABIS.jobManager,
         functionName: "escrowOf",
-        result: [idKey("client"), `0x${"0".repeat(64)}`, status],
+        result: [idKey(client), `0x${"0".repeat(64)}`, status],
       });
     };
     f.rewrite = lie(9);
@@ -478,6 +483,16 @@ Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a
     });
     f.rewrite = lie(8);
     assert.deepEqual(await reader.escrowOf("j2"), { jobId: "j2", client: "client", ended: true });
+    // A client key no node registered.
+    f.rewrite = lie(1, "ghost");
+    await assert.rejects(reader.escrowOf("j2"), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "rpc_error");
+      assert.match(
+        error.message,
+        /Cannot decode the escrow of "j2": node key 0x[0-9a-f]{64} is not/,
+      );
+      return true;
+    });
     f.rewrite = undefined;
     await assert.rejects(reader.escrowOf(""), { name: "RangeError", message: /Invalid job id/ });
   });
