@@ -14,7 +14,11 @@
  * - a call: `{ "id": 1, "a": "<account>", "m": "<method>", "p": [args] }`, answered by
  *   `{ "id": 1, "ok": value }` or `{ "id": 1, "err": { "name", "code"?, "message" } }`;
  * - a subscription: `{ "s": 1, "a": "<account>", "from": cursor?, "pollMs": n? }`, whose events
- *   come as `{ "s": 1, "e": [events] }`; `{ "u": 1 }` ends it;
+ *   come as `{ "s": 1, "e": [events] }` (or `{ "s": 1, "err": ... }` if its first read fails);
+ *   `{ "u": 1 }` ends it. The server reads each subscription's events with the port's
+ *   `eventsSince`: right after the answers to the calls it served (what they committed goes out
+ *   with them, not a poll later: the client and the chain work at once instead of in turn), and
+ *   every `pollMs` (default 25 ms) for what others wrote;
  * - the server's own figures, where it serves them: `{ "id": 1, "stats": true }`, answered as a
  *   call (the benchmark's chain process tells its CPU time so).
  *
@@ -32,6 +36,7 @@ import { getLogger } from "@logtape/logtape";
 import type { NodeId } from "../machines/types.ts";
 import {
   type ChainCallOptions,
+  type ChainCursor,
   ChainError,
   type ChainErrorCode,
   type ChainEvent,
@@ -283,7 +288,17 @@ export async function serveChain(
   let broken = false;
   const out = new LineWriter(stream.writable, () => broken = true);
   const opened = new Map<NodeId, ChainPort>();
-  const subscriptions = new Map<number, () => void>();
+  const subscriptions = new Map<number, Feed>();
+  // After the answers to the calls of one turn, each feed reads what they committed (once).
+  let reading = false;
+  const readFeeds = () => {
+    if (reading) return;
+    reading = true;
+    queueMicrotask(() => {
+      reading = false;
+      for (const feed of subscriptions.values()) feed.read();
+    });
+  };
   const portOf = (account: NodeId) => {
     let port = opened.get(account);
     if (port === undefined) {
@@ -305,7 +320,7 @@ export async function serveChain(
     if (broken) return;
     if (!isRecord(request)) return refuse(undefined, "a line is not an object");
     if (typeof request.u === "number") {
-      subscriptions.get(request.u)?.();
+      subscriptions.get(request.u)?.stop();
       subscriptions.delete(request.u);
       return;
     }
@@ -320,29 +335,23 @@ export async function serveChain(
     if (typeof request.s === "number") {
       const sub = request.s;
       if (subscriptions.has(sub)) return refuse(undefined, `subscription ${sub} is open`);
-      const from = isRecord(request.from) ? request.from : undefined;
-      const pollMs = typeof request.pollMs === "number" ? request.pollMs : undefined;
-      let batch: ChainEvent[] | undefined;
-      try {
-        subscriptions.set(
-          sub,
-          portOf(account).subscribe((event) => {
-            if (batch === undefined) {
-              batch = [event];
-              queueMicrotask(() => {
-                const events = batch;
-                batch = undefined;
-                if (subscriptions.has(sub)) out.line({ s: sub, e: events });
-              });
-            } else batch.push(event);
-          }, {
-            ...(from === undefined ? {} : { from: from as never }),
-            ...(pollMs === undefined ? {} : { pollMs }),
-          }),
-        );
-      } catch (error) {
-        out.line({ s: sub, err: toWire(error) });
+      const from = isRecord(request.from) ? request.from as unknown as ChainCursor : undefined;
+      const pollMs = request.pollMs ?? DEFAULT_FEED_POLL_MS;
+      if (typeof pollMs !== "number" || !Number.isFinite(pollMs) || pollMs < 0) {
+        return out.line({
+          s: sub,
+          err: toWire(new RangeError(`Invalid pollMs: expected a non-negative number`)),
+        });
       }
+      const feed = new Feed(portOf(account), from ?? { blockNumber: 0, eventIndex: 0 }, pollMs, {
+        events: (events) => out.line({ s: sub, e: events }),
+        failed: (error) => {
+          subscriptions.delete(sub);
+          out.line({ s: sub, err: toWire(error) });
+        },
+      });
+      subscriptions.set(sub, feed);
+      feed.read();
       return;
     }
     const id = request.id;
@@ -364,7 +373,10 @@ export async function serveChain(
       result = Promise.reject(error);
     }
     result.then(
-      (value) => out.line({ id, ok: value === undefined ? null : value }),
+      (value) => {
+        out.line({ id, ok: value === undefined ? null : value });
+        readFeeds();
+      },
       (error) => out.line({ id, err: toWire(error) }),
     );
   };
@@ -372,10 +384,93 @@ export async function serveChain(
   try {
     await readLines(stream.readable, onLine, (why) => refuse(undefined, why));
   } finally {
-    for (const stop of subscriptions.values()) stop();
+    for (const feed of subscriptions.values()) feed.stop();
     subscriptions.clear();
     await Promise.all([...opened.values()].map((p) => p.close().catch(() => {})));
     await out.close();
+  }
+}
+
+/** How often a served subscription reads the chain for what others wrote, by default, ms. */
+const DEFAULT_FEED_POLL_MS = 25;
+/** Events a served subscription reads at a time (one line), and reads before it lets other work run. */
+const FEED_BATCH = 256;
+const FEED_BATCHES_PER_READ = 16;
+
+/**
+ * A subscription as {@link serveChain} serves it: reads the port's events from a cursor with
+ * `eventsSince`, when told (after the calls it served) and every `pollMs`, and hands each
+ * batch over in order. A failed first read ends it with the error; a later one is logged and
+ * retried at the next poll.
+ */
+class Feed {
+  readonly #port: ChainPort;
+  readonly #pollMs: number;
+  readonly #to: { events(events: ChainEvent[]): void; failed(error: unknown): void };
+  #cursor: ChainCursor;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #reading = false;
+  #again = false;
+  #stopped = false;
+  #started = false;
+
+  constructor(
+    port: ChainPort,
+    from: ChainCursor,
+    pollMs: number,
+    to: { events(events: ChainEvent[]): void; failed(error: unknown): void },
+  ) {
+    this.#port = port;
+    this.#cursor = from;
+    this.#pollMs = pollMs;
+    this.#to = to;
+  }
+
+  /** Reads and hands over what is new (once more after the read under way, if one is). */
+  read(): void {
+    if (this.#stopped) return;
+    if (this.#reading) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#reading = true;
+    void this.#batch(0);
+  }
+
+  async #batch(done: number): Promise<void> {
+    let full = false;
+    try {
+      const { events, next } = await this.#port.eventsSince(this.#cursor, { limit: FEED_BATCH });
+      if (this.#stopped) return;
+      this.#started = true;
+      this.#cursor = next;
+      if (events.length > 0) this.#to.events(events);
+      full = events.length >= FEED_BATCH;
+    } catch (error) {
+      if (this.#stopped) return;
+      if (!this.#started) {
+        this.#stopped = true;
+        return this.#to.failed(error);
+      }
+      logger.warn("Reading the chain's events for a subscriber failed: {error}", { error });
+    }
+    if ((full || this.#again) && done + 1 < FEED_BATCHES_PER_READ) {
+      this.#again = false;
+      return this.#batch(done + 1);
+    }
+    this.#reading = false;
+    // A longer backlog lets other work run between its reads; otherwise wait for news or a poll.
+    const again = full || this.#again;
+    this.#again = false;
+    this.#timer = setTimeout(() => this.read(), again ? 0 : this.#pollMs);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }
 

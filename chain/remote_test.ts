@@ -386,3 +386,133 @@ Deno.test("a server's stats are answered where it serves them, refused with why 
   }
   ledger.close();
 });
+
+/**
+ * A server on `ledger` spoken to line by line: `send` writes lines in one chunk; each line the
+ * server writes is kept with whether a timer ran since the last `send` (`afterTimer`).
+ */
+function rawServer(ledger: LocalLedger) {
+  const [client, server] = pipe();
+  const serving = serveChain(ledger, server);
+  const writer = client.writable.getWriter();
+  const lines: { value: Record<string, unknown>; afterTimer: boolean }[] = [];
+  let timerRan = false;
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let text = "";
+    for await (const chunk of client.readable) {
+      text += decoder.decode(chunk, { stream: true });
+      const parts = text.split("\n");
+      text = parts.pop()!;
+      for (const part of parts) lines.push({ value: JSON.parse(part), afterTimer: timerRan });
+    }
+  })();
+  return {
+    lines,
+    async send(...values: unknown[]) {
+      timerRan = false;
+      // Armed before the server reads the chunk: it runs before any timer the server arms.
+      setTimeout(() => timerRan = true, 0);
+      await writer.write(
+        new TextEncoder().encode(values.map((v) => JSON.stringify(v)).join("\n") + "\n"),
+      );
+    },
+    async until(test: () => boolean) {
+      const deadline = Date.now() + 30_000;
+      while (!test() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    },
+    async close() {
+      await writer.close();
+      await serving;
+      await reading;
+    },
+  };
+}
+
+Deno.test("a served subscription's events go out with the answers of the calls that made them, before any timer", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const raw = rawServer(ledger);
+  try {
+    // A poll interval far longer than the test: only the read after the answers can hand them over.
+    await raw.send({ s: 1, a: "c1", pollMs: 600_000 });
+    await raw.until(() => raw.lines.length >= 1);
+    const job = (id: string) => ({
+      jobId: id,
+      amount: { $bigint: "10" },
+      minStake: { $bigint: "1" },
+      modelHash: MODEL,
+      inputCommitment: INPUT,
+    });
+    await raw.send(
+      { id: 1, a: "c1", m: "submitJob", p: [job("j1")] },
+      { id: 2, a: "c1", m: "submitJob", p: [job("j2")] },
+    );
+    await raw.until(() => raw.lines.some((l) => l.value.s === 1));
+    const answers = raw.lines.filter((l) => typeof l.value.id === "number");
+    const events = raw.lines.filter((l) => l.value.s === 1);
+    assert.deepEqual(answers.map((l) => [l.value.id, "ok" in l.value, l.afterTimer]), [
+      [1, true, false],
+      [2, true, false],
+    ]);
+    assert.equal(events.length, 1, JSON.stringify(events));
+    assert.deepEqual(
+      (events[0]!.value.e as { name: string; jobId: string }[]).map((e) => [e.name, e.jobId]),
+      [["JobSubmitted", "j1"], ["JobSubmitted", "j2"]],
+    );
+    assert.equal(events[0]!.afterTimer, false, "the events waited for a timer");
+    // After the answers in the stream.
+    assert.ok(raw.lines.indexOf(events[0]!) > raw.lines.indexOf(answers[1]!));
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a served subscription reads, at its poll, what another writer committed to the ledger's file", async () => {
+  const dir = await Deno.makeTempDir();
+  const served = LocalLedger.open(`${dir}/ledger.sqlite`);
+  const other = LocalLedger.open(`${dir}/ledger.sqlite`);
+  const raw = rawServer(served);
+  try {
+    await raw.send({ s: 1, a: "c1", pollMs: 5 });
+    await other.as("w1").stake({ amount: 5n });
+    await raw.until(() => raw.lines.some((l) => l.value.s === 1));
+    const events = raw.lines.filter((l) => l.value.s === 1).flatMap((l) =>
+      l.value.e as { name: string; worker: string }[]
+    );
+    assert.deepEqual(events.map((e) => [e.name, e.worker]), [["WorkerStaked", "w1"]]);
+  } finally {
+    await raw.close();
+    served.close();
+    other.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a served subscription from a bad cursor, or with a bad poll interval, ends with the error", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const raw = rawServer(ledger);
+  try {
+    await raw.send(
+      { s: 1, a: "c1", from: { blockNumber: -1, eventIndex: 0 } },
+      { s: 2, a: "c1", pollMs: -5 },
+    );
+    await raw.until(() => raw.lines.filter((l) => "err" in l.value).length >= 2);
+    const errors = new Map(
+      raw.lines.map((l) => [l.value.s, l.value.err as { name: string; message: string }]),
+    );
+    assert.equal(errors.get(1)?.name, "RangeError", JSON.stringify(raw.lines));
+    assert.match(errors.get(1)!.message, /blockNumber/);
+    assert.equal(errors.get(2)?.name, "RangeError");
+    assert.match(errors.get(2)!.message, /pollMs/);
+    // Ended: a transaction later hands neither of them anything.
+    await ledger.as("w1").stake({ amount: 5n });
+    await raw.send({ id: 9, a: "c1", m: "totals", p: [] });
+    await raw.until(() => raw.lines.some((l) => l.value.id === 9));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(raw.lines.filter((l) => "e" in l.value).length, 0, JSON.stringify(raw.lines));
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
