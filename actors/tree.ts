@@ -178,8 +178,18 @@ const CHAIN_ENDINGS: Readonly<Record<string, string>> = {
  */
 export const OUTBID_STATE = "outbid";
 
-/** The event by which a node drops a job it follows whose escrow the chain never showed. */
+/**
+ * The event by which a node drops a job it follows whose escrow the chain never showed; with
+ * `ended: true`, one the chain had ended before this node heard of it (archived as
+ * {@link HEARD_LATE_STATE}).
+ */
 export const UNESCROWED_EVENT = "job.unescrowed";
+
+/**
+ * The archive state of a job this node heard of (an announcement, a join snapshot) after the
+ * chain had ended it: it stopped following it, and claims nothing of the job's fate.
+ */
+export const HEARD_LATE_STATE = "heard_late";
 
 /** The supervisor tree. */
 export class ActorTree {
@@ -249,7 +259,9 @@ export class ActorTree {
           `unknown job "${jobIdOf(target)}": remembered as ${ending} on chain`,
         );
       }
-      if (event.type === UNESCROWED_EVENT) return this.#dropUnescrowed(target, existing, at);
+      if (event.type === UNESCROWED_EVENT) {
+        return this.#dropUnescrowed(target, existing, at, event["ended"] === true);
+      }
       if (
         event.type === "chain.worker.assigned" && existing !== undefined && !existing.done &&
         this.#outbid(existing, event)
@@ -343,14 +355,19 @@ export class ActorTree {
     return { status: "accepted" };
   }
 
-  #dropUnescrowed(target: string, cell: ActorCell | undefined, at: number): DeliveryOutcome {
+  #dropUnescrowed(
+    target: string,
+    cell: ActorCell | undefined,
+    at: number,
+    ended: boolean,
+  ): DeliveryOutcome {
     if (cell === undefined) return rejected("no_actor", `no job actor "${target}" to drop`);
     const c = jobContextOf(cell);
     if (c.owner === this.#options.self) {
       return rejected("not_accepted", `job "${c.jobId}" is ours: its escrow is ours to lock`);
     }
     if (cell.done) return rejected("not_active", `job "${c.jobId}" is finished (${cell.state})`);
-    this.#archiveNow(target, cell, "unescrowed", at);
+    this.#archiveNow(target, cell, ended ? HEARD_LATE_STATE : "unescrowed", at);
     return { status: "accepted" };
   }
 

@@ -158,6 +158,70 @@ export interface SubscribeOptions {
    * the port it wraps.
    */
   readonly passed?: (next: ChainCursor) => void;
+  /**
+   * With `interest`: what `interest` can accept, in a shape a port can index (as a chain node
+   * indexes log filters by topic). `interest` accepts no event outside it. A port that indexes
+   * its subscriptions (the simulated chain) hands a subscriber only the events its index lets
+   * through, so that its cost per event grows with the subscribers the event concerns, not with
+   * all of them; a port that does not ignores it.
+   */
+  readonly index?: EventIndex;
+}
+
+/** A subscriber's log filter as a port can index it (see {@link SubscribeOptions.index}). */
+export interface EventIndex {
+  /** Events read whatever they concern. */
+  readonly names: ReadonlySet<ChainEventName>;
+  /** Accounts: an event that names one ({@link namesAccount}) is read. */
+  readonly accounts: readonly NodeId[];
+  /** Jobs whose every event is read. */
+  readonly jobs: JobWatch;
+}
+
+/**
+ * The jobs a subscriber reads every event of ({@link EventIndex.jobs}): the subscriber adds and
+ * deletes them as it takes and leaves a part in them; a port that indexes follows the changes.
+ */
+export class JobWatch {
+  readonly #jobs = new Set<string>();
+  readonly #followers = new Set<(jobId: string, watched: boolean) => void>();
+
+  /** Reads every event of job `jobId` from now on. */
+  add(jobId: string): void {
+    if (this.#jobs.has(jobId)) return;
+    this.#jobs.add(jobId);
+    for (const follower of this.#followers) follower(jobId, true);
+  }
+
+  /** Reads no more events of job `jobId` (but those its other filters let through). */
+  delete(jobId: string): void {
+    if (!this.#jobs.delete(jobId)) return;
+    for (const follower of this.#followers) follower(jobId, false);
+  }
+
+  has(jobId: string): boolean {
+    return this.#jobs.has(jobId);
+  }
+
+  get size(): number {
+    return this.#jobs.size;
+  }
+
+  /** The jobs watched now. */
+  values(): IterableIterator<string> {
+    return this.#jobs.values();
+  }
+
+  /** Tells `follower` of every change from now on (a port's index); returns the unfollow. */
+  follow(follower: (jobId: string, watched: boolean) => void): () => void {
+    this.#followers.add(follower);
+    return () => this.#followers.delete(follower);
+  }
+}
+
+/** The job chain event `event` is about, if it is about one. */
+export function jobOfEvent(event: ChainEvent): string | undefined {
+  return (event as { jobId?: string }).jobId;
 }
 
 /**
@@ -303,8 +367,8 @@ export interface ChainPort {
    * Job `jobId`'s escrow as the chain holds it now, or undefined if it holds none (a read, no
    * transaction). Optional: a node whose port has it reads the escrow of a job when it takes a
    * part in it, instead of reading every job's `JobSubmitted` and ending as they come (in a
-   * market of N nodes, N deliveries a job; `runtime/kernel/node.ts`). The local ledger, the
-   * simulated chain and the remote chain have it.
+   * market of N nodes, N deliveries a job; `runtime/kernel/node.ts`). Every adapter here has it
+   * (the local ledger, the simulated and the remote chain, the EVM and the Starknet adapters).
    */
   escrowOf?(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined>;
   /** Events at or after `from`, in chain order, and the cursor to continue from. */

@@ -5,10 +5,15 @@
  * job expire) nor with another spec (the workers would run another input); each costs its sender
  * (review R3). The owner's own announcement, or a relay of it, is taken.
  *
+ * Two kinds of node: one whose chain port reads a job's escrow on demand (`ChainPort.escrowOf`:
+ * it reads the escrow of a job it takes, and drops a forger's), and one whose port cannot (it
+ * reads every job's escrow as it comes, and refuses a forger's announcement at the wire).
+ *
  * @module
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
+import type { ChainPort } from "../chain/port.ts";
 import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { specHashOf } from "../protocols/spec_hash.ts";
@@ -20,7 +25,18 @@ async function until(what: string, ok: () => boolean): Promise<void> {
   assert.ok(ok(), what);
 }
 
-Deno.test("an announcement that does not match the job's escrow (owner, spec) is refused at the sender's cost", async () => {
+/** `port` without its escrow read (as an adapter that has none). */
+function withoutEscrowReads(port: ChainPort): ChainPort {
+  return new Proxy(port, {
+    get(target, prop) {
+      if (prop === "escrowOf") return undefined;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function market(readsEscrows: boolean) {
   const ledger = LocalLedger.open(":memory:");
   const network = new InProcessNetwork();
   const client = createNode({
@@ -35,10 +51,15 @@ Deno.test("an announcement that does not match the job's escrow (owner, spec) is
     roles: ["worker"],
     worker: { hardware: "cpu", stake: 100n },
     network: network.join("w1"),
-    chain: ledger.as("w1"),
+    chain: readsEscrows ? ledger.as("w1") : withoutEscrowReads(ledger.as("w1")),
     capabilityIntervalMs: 0,
   });
   const mallory = network.join("mallory");
+  return { ledger, client, worker, mallory };
+}
+
+Deno.test("an announcement that does not match the job's escrow (owner, spec) is refused at the sender's cost (a port without escrow reads)", async () => {
+  const { ledger, client, worker, mallory } = market(false);
   try {
     await ledger.as("w1").stake({ amount: 100n });
     await client.start();
@@ -102,6 +123,82 @@ Deno.test("an announcement that does not match the job's escrow (owner, spec) is
     );
     assert.equal(worker.retiredJob("c")?.state, "unescrowed");
     await until("the announcer paid for it", () => score() < before);
+  } finally {
+    await worker.stop();
+    await client.stop();
+    await mallory.stop();
+    ledger.close();
+  }
+});
+
+Deno.test("a worker that reads escrows on demand drops a forged announcement at the sender's cost, and one of a job that ended", async () => {
+  const { ledger, client, worker, mallory } = market(true);
+  try {
+    await ledger.as("w1").stake({ amount: 100n });
+    await client.start();
+    await worker.start();
+    await mallory.start();
+    const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
+    const escrow = (jobId: string, account: string) =>
+      ledger.as(account).submitJob({
+        jobId,
+        amount: real.maxPrice,
+        minStake: real.requirements.minStake,
+        modelHash: "0".repeat(64),
+        inputCommitment: real.inputCommitment,
+        verifierCount: 0,
+        bidWindowMs: real.bidWindowMs,
+        executionMs: real.executionMs,
+        verificationMs: real.verificationMs,
+        specHash: specHashOf(real),
+      });
+    const announce = (jobId: string, s: typeof real) => {
+      const [topic] = announcementTopicsOf(s, jobId, 1, 0);
+      return mallory.publish(
+        topic!,
+        encodeMessage(topic!, {
+          type: "job.announce",
+          jobId,
+          owner: "mallory",
+          attempt: 1,
+          bidWindowEndsAt: Date.now() + 60_000,
+          spec: s,
+        }),
+      );
+    };
+    const score = () => worker.peers().find((p) => p.peer === "mallory")?.score ?? 0;
+    await escrow("a", "client");
+    await escrow("b", "0xb0b");
+    await escrow("d", "0xb0b");
+    await ledger.as("0xb0b").refund({ jobId: "d", reason: "cancelled" });
+    // A job announced ahead of its escrow is taken for now (its escrow read finds none).
+    await announce("c", real);
+    await until("an announcement ahead of the chain is taken", () => worker.job("c") !== undefined);
+    // Job a as mallory's own, job b with another input: each read, dropped, and charged.
+    let before = score();
+    await announce("a", real);
+    await until("job a dropped", () => worker.retiredJob("a")?.state === "unescrowed");
+    await until("mallory paid for job a", () => score() < before);
+    before = score();
+    const input = { a: [[9, 9], [9, 9]], b: [[1, 0], [0, 1]] };
+    await announce("b", { ...real, input });
+    await until("job b dropped", () => worker.retiredJob("b")?.state === "unescrowed");
+    await until("mallory paid for job b", () => score() < before);
+    // Job d, refunded before mallory announced it with its own spec (the client is no node here,
+    // so anyone may announce it): dropped, not charged (a late relay is no forgery).
+    before = score();
+    await announce("d", real);
+    await until("job d dropped", () => worker.retiredJob("d")?.state === "heard_late");
+    assert.equal(score(), before, "a late announcement of an ended job costs nothing");
+    // The worker read the four escrows, and did not read every job's escrow as it came.
+    assert.equal(worker.stats.escrowReads, 4);
+    assert.equal(worker.stats.chainIgnored, 0);
+    // Job c, announced ahead of its escrow, was taken; it is checked when the escrow shows.
+    before = score();
+    await escrow("c", "client");
+    await until("job c dropped once its escrow shows", () => worker.job("c") === undefined);
+    assert.equal(worker.retiredJob("c")?.state, "unescrowed");
+    await until("mallory paid for job c", () => score() < before);
   } finally {
     await worker.stop();
     await client.stop();

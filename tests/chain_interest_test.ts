@@ -107,37 +107,55 @@ for (const filtering of [true, false]) {
   });
 }
 
-Deno.test("a node reads the escrow and the ending of a job it has no part in, not the rest of its lifecycle", async () => {
-  const ledger = LocalLedger.open(":memory:");
-  const network = new InProcessNetwork();
-  const bystander = createNode({
-    id: "x",
-    roles: ["worker"],
-    network: network.join("x"),
-    chain: ledger.as("x"),
-    capabilityIntervalMs: 0,
-    worker: { hardware: "cpu", stake: 100n },
-  });
-  try {
-    await bystander.start();
-    await ledger.as("w").stake({ amount: 100n });
-    await marketJob(ledger, "j1");
-    await ledger.as("c").recordVerification({ jobId: "j1", accepted: true });
-    await ledger.as("c").releasePayment({ jobId: "j1" });
-    const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
-    assert.deepEqual(
-      events.filter((e) => "jobId" in e).map((e) => e.name),
-      ["JobSubmitted", "WorkerAssigned", "ResultSubmitted", "JobVerified", "PaymentReleased"],
-    );
-    await bystander.catchUpChain({ signal: AbortSignal.timeout(5_000), recheckMs: 50 });
-    // The escrow and the ending reached it (news every node keeps); the assignment, the result
-    // and the verdict of a job it has no part in were skipped before they cost it anything.
-    assert.equal(bystander.stats.chainIgnored, 2);
-  } finally {
-    await bystander.stop();
-    ledger.close();
-  }
-});
+for (const readsEscrows of [true, false]) {
+  Deno.test(
+    `a node reads ${
+      readsEscrows ? "nothing" : "only the escrow and the ending"
+    } of a job it has no part in ${
+      readsEscrows ? "where its port reads escrows on demand" : "where its port cannot"
+    }`,
+    async () => {
+      const ledger = LocalLedger.open(":memory:");
+      const network = new InProcessNetwork();
+      const port = ledger.as("x");
+      const bystander = createNode({
+        id: "x",
+        roles: ["worker"],
+        network: network.join("x"),
+        chain: readsEscrows ? port : new Proxy(port, {
+          get(target, key) {
+            if (key === "escrowOf") return undefined;
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+        capabilityIntervalMs: 0,
+        worker: { hardware: "cpu", stake: 100n },
+      });
+      try {
+        await bystander.start();
+        await ledger.as("w").stake({ amount: 100n });
+        await marketJob(ledger, "j1");
+        await ledger.as("c").recordVerification({ jobId: "j1", accepted: true });
+        await ledger.as("c").releasePayment({ jobId: "j1" });
+        const { events } = await ledger.as("n").eventsSince({ blockNumber: 0, eventIndex: 0 });
+        assert.deepEqual(
+          events.filter((e) => "jobId" in e).map((e) => e.name),
+          ["JobSubmitted", "WorkerAssigned", "ResultSubmitted", "JobVerified", "PaymentReleased"],
+        );
+        await bystander.catchUpChain({ signal: AbortSignal.timeout(5_000), recheckMs: 50 });
+        // Where it cannot read an escrow when it hears of a job, the escrow and the ending reached
+        // it (news it keeps of every job); the assignment, the result and the verdict of a job it has
+        // no part in were skipped before they cost it anything. Where it can, nothing reached it.
+        assert.equal(bystander.stats.chainIgnored, readsEscrows ? 0 : 2);
+        assert.equal(bystander.stats.escrowReads, 0);
+      } finally {
+        await bystander.stop();
+        ledger.close();
+      }
+    },
+  );
+}
 
 Deno.test("a node remembers the last 10,000 escrows and endings it read, the oldest out first", () => {
   const watch = new EscrowWatch();

@@ -110,6 +110,11 @@ export class BondDirectory {
     }
   }
 
+  /** The chain shows `client` escrowed a job (read on demand, not from its `JobSubmitted`). */
+  escrowed(client: NodeId): void {
+    this.#participant(client);
+  }
+
   #participant(who: NodeId): void {
     if (this.#participants.has(who)) return;
     this.#participants.add(who);

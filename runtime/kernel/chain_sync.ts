@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ChainCursor, ChainEvent, ChainPort } from "../../chain/port.ts";
+import type { ChainCursor, ChainEvent, ChainPort, EventIndex } from "../../chain/port.ts";
 import { chainEventToActorEvents } from "../../chain/translate.ts";
 import type { AddressedEvent } from "../../machines/address.ts";
 import type { Clock } from "./clock.ts";
@@ -27,6 +27,8 @@ export interface ChainSyncOptions {
    * by the port where it can filter, else here, before they cost anything. @default all
    */
   readonly interest?: (event: ChainEvent) => boolean;
+  /** `interest` in a shape the port can index (see `SubscribeOptions.index`). */
+  readonly index?: EventIndex;
   /** The clock `catchUp` rechecks with. @default the wall clock's timers */
   readonly clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
@@ -38,6 +40,7 @@ export class ChainSync {
   readonly #onEvent: ((event: ChainEvent) => void) | undefined;
   readonly #clock: Pick<Clock, "setTimeout" | "clearTimeout"> | undefined;
   readonly #interest: ((event: ChainEvent) => boolean) | undefined;
+  readonly #index: EventIndex | undefined;
   /** Where the subscription stands: after the last chain event it handed over. */
   #seen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
   /** Woken after each chain event the subscription hands over. */
@@ -49,6 +52,7 @@ export class ChainSync {
     this.#onEvent = options.onEvent;
     this.#clock = options.clock;
     this.#interest = options.interest;
+    this.#index = options.index;
   }
 
   /** Where the subscription stands. */
@@ -80,6 +84,7 @@ export class ChainSync {
     }, {
       from: start,
       ...(filtered ? { interest, passed: (next: ChainCursor) => this.#passed(next) } : {}),
+      ...(filtered && this.#index !== undefined ? { index: this.#index } : {}),
     });
   }
 

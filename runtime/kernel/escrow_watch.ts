@@ -107,6 +107,11 @@ export class EscrowWatch {
     return this.has(jobIdOf(target)!) ? undefined : { blame };
   }
 
+  /** Checks `target` again (the chain could not be asked when it was due), blaming `blame`. */
+  recheck(target: string, blame: string | undefined): void {
+    this.#pending.set(target, blame);
+  }
+
   /** Forgets the check of `target` (retired). */
   drop(target: string): void {
     this.#pending.delete(target);

@@ -15,6 +15,8 @@ import {
   type ChainCursor,
   type ChainEvent,
   type ChainEventName,
+  jobOfEvent,
+  JobWatch,
   type LedgerTotals,
   namesAccount,
 } from "../../chain/port.ts";
@@ -88,7 +90,7 @@ import {
   summarizeJob,
   summarizeRetired,
 } from "./options.ts";
-import { ESCROW_CHECK_KEY, EscrowWatch } from "./escrow_watch.ts";
+import { ESCROW_CHECK_KEY, ESCROW_GRACE_MS, EscrowWatch } from "./escrow_watch.ts";
 import { OpenTransactions } from "./open_transactions.ts";
 import { Timers } from "./timers.ts";
 import { WorkerAgent } from "./worker_agent.ts";
@@ -111,6 +113,18 @@ const FOLLOWED_BY_ALL: ReadonlySet<ChainEventName> = new Set<ChainEventName>([
   "StakeWithdrawn",
   "VerifierRegistered",
   "KeyRegistered",
+]);
+
+/**
+ * A job's escrow and ending: read by every node as they come where its chain port cannot read a
+ * job's escrow (`ChainPort.escrowOf`), and by verifiers (which check owners' assignments against
+ * escrows they may not have a record for yet, `ingress.ts`); else read on demand, for the jobs a
+ * node takes a part in ({@link Node.#readEscrow}).
+ */
+const ESCROW_NEWS: ReadonlySet<ChainEventName> = new Set<ChainEventName>([
+  "JobSubmitted",
+  "PaymentReleased",
+  "EscrowRefunded",
 ]);
 
 /** What {@link Node.resume} did with the effects that were open at a crash. */
@@ -153,6 +167,7 @@ export class Node {
     effects: 0,
     effectFailures: 0,
     chainIgnored: 0,
+    escrowReads: 0,
     sampleFallbacks: 0,
     sampledOut: 0,
   };
@@ -161,6 +176,19 @@ export class Node {
   readonly #ranksBids: boolean;
   /** A verifier: the chain may name it for a job it holds only a record of. */
   readonly #verifies: boolean;
+  /**
+   * The chain events this node reads whatever job or account they concern: {@link FOLLOWED_BY_ALL},
+   * less every job's escrow and ending where it reads those on demand ({@link ESCROW_NEWS}).
+   */
+  readonly #followed: ReadonlySet<ChainEventName>;
+  /** Whether it reads a job's escrow when it takes a part in it (`ChainPort.escrowOf`). */
+  readonly #readsEscrows: boolean;
+  /**
+   * The jobs whose every chain event this node reads, as its chain port can index them: those
+   * it has an actor for, and those the chain named it in (a verifier's record of a job whose spec
+   * has not come). See {@link Node.#chainInterest}, which it over-approximates.
+   */
+  readonly #watched = new JobWatch();
   readonly #clock: Clock;
   /** The ONNX executor this node made from `options.models` (closed at stop). */
   readonly #onnx: LazyOnnxExecutor | undefined;
@@ -203,6 +231,8 @@ export class Node {
   /** Escrows the chain showed, and the observed jobs whose escrow is checked at their window. */
   readonly #escrows: EscrowWatch;
   #started = false;
+  /** Stopped: answers that come after it are not acted on. */
+  #stopped = false;
   /** Transactions asked for and not yet heard back from. */
   readonly #openTx = new OpenTransactions((id) => this.#options.journal?.effectClosed?.(id));
   /** The effects emitted by the delivery in progress, and its sequence number. */
@@ -217,6 +247,10 @@ export class Node {
     this.#options = options;
     this.#ranksBids = options.roles.includes("client");
     this.#verifies = options.roles.includes("verifier");
+    this.#readsEscrows = typeof options.chain.escrowOf === "function" && !this.#verifies;
+    this.#followed = this.#readsEscrows
+      ? new Set([...FOLLOWED_BY_ALL].filter((name) => !ESCROW_NEWS.has(name)))
+      : FOLLOWED_BY_ALL;
     this.#escrows = new EscrowWatch(options.escrowWaitMs);
     this.#retainFinishedMs = options.retainFinishedMs === undefined
       ? DEFAULT_RETAIN_FINISHED_MS
@@ -249,8 +283,12 @@ export class Node {
       ...(options.intensity ? { intensity: options.intensity } : {}),
       ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
       onEffect: (actorId, effect) => this.#emit(actorId, effect),
-      onRestored: (cell) => this.#rearm(cell),
+      onRestored: (cell) => {
+        if (cell.id.startsWith("job:")) this.#watched.add(jobIdOf(cell.id)!);
+        this.#rearm(cell);
+      },
       onRetired: (job) => {
+        this.#watched.delete(job.jobId);
         this.#timers.cancelActor(jobAddress(job.jobId));
         this.#escrows.drop(jobAddress(job.jobId));
         this.#samples.delete(job.jobId);
@@ -340,8 +378,23 @@ export class Node {
           this.#ingress.escrowShown(event.jobId, escrowTermsOf(event));
         }
         if (event.name === "WorkerAssigned") this.#ingress.assignedOnChain(event.jobId, event);
+        // A job the chain names this node in is one it reads (a verifier's record, see
+        // `#chainInterest`), until the job ends where it holds no actor for it.
+        const jobId = jobOfEvent(event);
+        if (jobId !== undefined) {
+          if (event.name === "PaymentReleased" || event.name === "EscrowRefunded") {
+            if (this.tree.get(jobAddress(jobId)) === undefined) this.#watched.delete(jobId);
+          } else if (namesAccount(event, this.id)) this.#watched.add(jobId);
+        }
       },
       interest: (event) => this.#chainInterest(event),
+      index: {
+        names: this.#ranksBids
+          ? new Set([...this.#followed, "ReputationUpdated" as const])
+          : this.#followed,
+        accounts: [options.id],
+        jobs: this.#watched,
+      },
       ...(options.clock ? { clock: options.clock } : {}),
     });
     const profile = options.worker;
@@ -454,6 +507,11 @@ export class Node {
         );
       }
     }
+    // What this node restored reads its jobs' chain events (its port's index, `#watched`).
+    for (const cell of this.tree.jobs.cells()) this.#watched.add(jobIdOf(cell.id)!);
+    for (const record of this.tree.declines()) {
+      if (record.assigned !== undefined) this.#watched.add(record.jobId);
+    }
     const cursor = this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 };
     this.#cleanup.push(this.#chain.subscribe(cursor, this.#options.chainNewsFrom ?? cursor));
     await this.announceCapabilities();
@@ -468,6 +526,7 @@ export class Node {
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    this.#stopped = true;
     for (const undo of this.#cleanup.splice(0)) undo();
     for (const undo of this.#shards.values()) undo();
     this.#shards.clear();
@@ -848,7 +907,7 @@ export class Node {
    * of 1,030 nodes spent about half its time there.
    */
   #chainInterest(event: ChainEvent): boolean {
-    if (FOLLOWED_BY_ALL.has(event.name)) return true;
+    if (this.#followed.has(event.name)) return true;
     if (event.name === "ReputationUpdated") return this.#ranksBids || event.worker === this.id;
     if (namesAccount(event, this.id)) return true;
     const address = jobAddressOf(event);
@@ -932,7 +991,10 @@ export class Node {
     this.#outputSeen(cell, envelope);
     // An actor made with a result already on chain (a verifier that learned the job after it:
     // actors/declines.ts) checks that the output came, as the chain's news would have it do.
-    if (before === undefined && cell.id.startsWith("job:")) this.#armOutputFetch(cell);
+    if (before === undefined && cell.id.startsWith("job:")) {
+      this.#watched.add(jobIdOf(cell.id)!);
+      this.#armOutputFetch(cell);
+    }
     if (this.#agent?.waiting && stateBefore !== cell.state) this.#agent.reconsider();
     if (
       before === undefined && envelope.event.type === "job.announced" && cell.id.startsWith("job:")
@@ -965,6 +1027,51 @@ export class Node {
       announcer,
     });
     this.#timers.arm(cell.id, ESCROW_CHECK_KEY, due);
+    // Its escrow came before the announcement, as an owner's does: this node did not read it.
+    if (this.#readsEscrows && !this.#escrows.has(c.jobId)) this.#readEscrow(c.jobId);
+  }
+
+  /**
+   * Reads job `jobId`'s escrow from the chain (a node that reads escrows on demand, not as they
+   * come: {@link ESCROW_NEWS}) and takes it as its chain news would have brought it: what it
+   * commits to is checked against the job's announcement (a forger's is dropped, at its cost),
+   * its client holds something at stake, and a job that ended is dropped (an announcement heard
+   * after its end). Resolves with whether the chain holds the escrow, or undefined when the read
+   * failed (logged).
+   */
+  #readEscrow(jobId: string): Promise<boolean | undefined> {
+    this.stats.escrowReads++;
+    return this.#options.chain.escrowOf!(jobId, { signal: this.#effects.signal }).then(
+      (escrow) => {
+        if (escrow === undefined || this.#stopped) return escrow !== undefined;
+        this.#escrows.saw(jobId, {
+          client: escrow.client,
+          ...(escrow.specHash === undefined ? {} : { specHash: escrow.specHash }),
+        });
+        this.#bonds.escrowed(escrow.client);
+        // A forger's announcement costs it, ended or not.
+        this.#checkAnnounced(jobId);
+        if (escrow.ended) {
+          this.#escrows.sawEnd(jobId);
+          const target = jobAddress(jobId);
+          const cell = this.tree.get(target);
+          if (cell !== undefined && !cell.done && jobContextOf(cell).owner !== this.id) {
+            this.#log.info("Dropping job {jobId}: the chain ended it before it was heard of", {
+              jobId,
+            });
+            this.#submit("system", { target, event: { type: "job.unescrowed", ended: true } });
+          }
+        }
+        return true;
+      },
+      (error) => {
+        this.#log.debug("Could not read the escrow of job {jobId}: {error}", {
+          jobId,
+          error: (error as Error).message,
+        });
+        return undefined;
+      },
+    );
   }
 
   /**
@@ -976,6 +1083,24 @@ export class Node {
   #escrowCheck(actorId: string): void {
     const found = this.#escrows.unescrowed(actorId);
     if (found === undefined) return;
+    // Read once more before blaming anyone: the chain's answer, not this node's memory of it.
+    // A read that fails is no answer: the check comes again a grace later.
+    if (this.#readsEscrows) {
+      void this.#readEscrow(jobIdOf(actorId)!).then((held) => {
+        if (held === true || this.#stopped) return;
+        if (held === false) return this.#dropUnescrowed(actorId, found.blame);
+        if (this.tree.get(actorId)?.done !== false) return;
+        this.#escrows.recheck(actorId, found.blame);
+        this.#timers.arm(actorId, ESCROW_CHECK_KEY, this.#clock.now() + ESCROW_GRACE_MS);
+      });
+      return;
+    }
+    this.#dropUnescrowed(actorId, found.blame);
+  }
+
+  /** Drops observed job `actorId`, whose escrow the chain never showed, blaming `blame`. */
+  #dropUnescrowed(actorId: string, blame: string | undefined): void {
+    const found = { blame };
     const cell = this.tree.get(actorId);
     if (cell === undefined || cell.done) return;
     const jobId = jobIdOf(actorId);

@@ -274,6 +274,8 @@ export interface NodeStats {
   effectFailures: number;
   /** Chain events about other nodes' jobs, not journaled (see `Node`: a role in a job). */
   chainIgnored: number;
+  /** Escrows read from the chain on demand (`ChainPort.escrowOf`: a job this node takes part in). */
+  escrowReads: number;
   /** Sampled announcements sent to the whole shard instead: no connected peer heard the sample. */
   sampleFallbacks: number;
   /** Bids on this node's jobs ignored: their worker was outside the job's sample. */

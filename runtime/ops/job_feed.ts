@@ -19,19 +19,28 @@ import { JOB_FINAL_STATES, type JobContext, jobMachine } from "../../machines/jo
 import type { NodeId } from "../../machines/types.ts";
 import type { Envelope, NodeObservation } from "../kernel/mod.ts";
 
-/** States a job does not leave (the job machine's final states, `unescrowed` and `outbid`). */
-export const FINAL_STATES: readonly string[] = [...JOB_FINAL_STATES, "unescrowed", "outbid"];
+/**
+ * States a job does not leave (the job machine's final states, `unescrowed`, `outbid` and
+ * `heard_late`).
+ */
+export const FINAL_STATES: readonly string[] = [
+  ...JOB_FINAL_STATES,
+  "unescrowed",
+  "outbid",
+  "heard_late",
+];
 
 /**
  * Every state a job can be reported in, in lifecycle order: the job machine's states, read from
  * the machine itself, then `unescrowed` (an observed job dropped because the chain never showed
- * its escrow) and `outbid` (a job this node bid on and the chain assigned to another worker):
- * archive states, not machine states.
+ * its escrow), `outbid` (a job this node bid on and the chain assigned to another worker) and
+ * `heard_late` (a job heard of after the chain ended it): archive states, not machine states.
  */
 export const JOB_STATES: readonly string[] = [
   ...Object.keys(jobMachine.config.states ?? {}),
   "unescrowed",
   "outbid",
+  "heard_late",
 ];
 
 /** How this node takes part in a job. */

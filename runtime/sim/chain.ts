@@ -9,6 +9,12 @@
  * - `subscribe` does not poll: at each block the chain reads the ledger's new events (if a
  *   transaction ran since it last read them), and hands each node those whose block is older
  *   than `confirmMs`, in order.
+ * - A node that gives its filter in a shape the chain can index (`SubscribeOptions.index`, as a
+ *   chain node indexes log filters by topic) costs the chain nothing for the events it does not
+ *   read: while it is in step with the chain, each event goes to the nodes its name, its accounts
+ *   and its job concern, and the others only learn, once a block, how far they have read. A node
+ *   behind (it subscribed from an earlier position, or a reorg put it back) has every event
+ *   checked against its filter until it is in step again.
  * - Reorgs, as a SQLite ledger can show them: the ledger never rolls back, so a reorg of depth d
  *   is what a node sees of one: its confirmations are held for `reorgHoldMs`, then the last d
  *   events it was handed come again (the node must dedupe them). A fork whose transactions
@@ -17,7 +23,14 @@
  * @module
  */
 import { LocalLedger } from "../../chain/local_ledger.ts";
-import type { ChainCursor, ChainEvent, ChainPort, SubscribeOptions } from "../../chain/port.ts";
+import {
+  type ChainCursor,
+  type ChainEvent,
+  type ChainPort,
+  type EventIndex,
+  jobOfEvent,
+  type SubscribeOptions,
+} from "../../chain/port.ts";
 import type { NodeId } from "../../machines/types.ts";
 import type { ChainFaults } from "./faults.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -44,6 +57,10 @@ interface Subscription {
   /** The node's log filter: the events it skips are not handed over, nor traced. */
   readonly interest: ((event: ChainEvent) => boolean) | undefined;
   readonly passed: ((next: ChainCursor) => void) | undefined;
+  /** The node's filter as the chain indexes it (with `interest`), if it gave one. */
+  readonly index: EventIndex | undefined;
+  /** Stops following the index's job watch list. */
+  unfollow: (() => void) | undefined;
   /** Index in the chain's events of the next event to hand over. */
   next: number;
   /** Confirmations held back until then (a reorg). */
@@ -68,6 +85,12 @@ export class SimChain {
   readonly #reader: ChainPort;
   readonly #events: Seen[] = [];
   readonly #subs: Subscription[] = [];
+  /** Where the indexed subscriptions in step stand: every event before it was handed over. */
+  #done = 0;
+  /** The indexed subscriptions by event name, account and job (see the module doc). */
+  readonly #byName = new Map<string, Set<Subscription>>();
+  readonly #byAccount = new Map<string, Set<Subscription>>();
+  readonly #byJob = new Map<string, Set<Subscription>>();
   #cursor: ChainCursor = { blockNumber: 0, eventIndex: 0 };
   /** Whether a transaction ran since the chain last read the ledger's events. */
   #dirty = true;
@@ -147,21 +170,63 @@ export class SimChain {
     const start = options.from ?? { blockNumber: 0, eventIndex: 0 };
     let next = this.#events.findIndex((s) => compare(s.event, start) >= 0);
     if (next < 0) next = this.#events.length;
+    const index = options.interest === undefined ? undefined : options.index;
     const sub: Subscription = {
       node,
       handler,
       interest: options.interest,
       passed: options.passed,
+      index,
+      unfollow: undefined,
       next,
       heldUntil: 0,
       active: true,
     };
     this.#subs.push(sub);
-    return () => {
-      sub.active = false;
-      const i = this.#subs.indexOf(sub);
-      if (i >= 0) this.#subs.splice(i, 1);
+    if (index !== undefined) {
+      for (const name of index.names) enter(this.#byName, name, sub);
+      for (const account of index.accounts) enter(this.#byAccount, account, sub);
+      for (const jobId of index.jobs.values()) enter(this.#byJob, jobId, sub);
+      sub.unfollow = index.jobs.follow((jobId, watched) => {
+        if (watched) enter(this.#byJob, jobId, sub);
+        else leave(this.#byJob, jobId, sub);
+      });
+    }
+    return () => this.#unsubscribe(sub);
+  }
+
+  #unsubscribe(sub: Subscription): void {
+    sub.active = false;
+    const i = this.#subs.indexOf(sub);
+    if (i >= 0) this.#subs.splice(i, 1);
+    const index = sub.index;
+    if (index === undefined) return;
+    sub.unfollow?.();
+    for (const name of index.names) leave(this.#byName, name, sub);
+    for (const account of index.accounts) leave(this.#byAccount, account, sub);
+    for (const jobId of index.jobs.values()) leave(this.#byJob, jobId, sub);
+  }
+
+  /** The indexed subscriptions event `event` concerns, by its name, its accounts and its job. */
+  #audience(event: ChainEvent): Set<Subscription> {
+    const out = new Set<Subscription>(this.#byName.get(event.name));
+    const e = event as {
+      client?: string;
+      worker?: string;
+      verifier?: string;
+      account?: string;
+      verifiers?: readonly string[];
     };
+    for (const account of [e.client, e.worker, e.verifier, e.account]) {
+      if (account === undefined) continue;
+      for (const sub of this.#byAccount.get(account) ?? []) out.add(sub);
+    }
+    for (const account of e.verifiers ?? []) {
+      for (const sub of this.#byAccount.get(account) ?? []) out.add(sub);
+    }
+    const jobId = jobOfEvent(event);
+    if (jobId !== undefined) { for (const sub of this.#byJob.get(jobId) ?? []) out.add(sub); }
+    return out;
   }
 
   async #block(): Promise<void> {
@@ -179,6 +244,11 @@ export class SimChain {
       if (events.length === 1000) this.#dirty = true;
     }
     const { confirmMs, reorgChance, reorgDepth, reorgHoldMs } = this.faults;
+    const frontier = this.#done;
+    let ready = frontier;
+    while (ready < this.#events.length && this.#events[ready]!.at + confirmMs <= now) ready++;
+    /** The indexed subscriptions in step with the chain: the index hands them their events. */
+    const inStep = new Set<Subscription>();
     for (const sub of [...this.#subs]) {
       if (!sub.active || sub.heldUntil > now) continue;
       if (sub.next > 0 && reorgDepth > 0 && this.#sched.rng.chance(reorgChance)) {
@@ -187,6 +257,10 @@ export class SimChain {
         sub.heldUntil = now + reorgHoldMs;
         this.stats.reorgs++;
         this.#trace.add(`${now}|reorg|${sub.node}|${depth}`);
+        continue;
+      }
+      if (sub.index !== undefined && sub.next === frontier) {
+        inStep.add(sub);
         continue;
       }
       let skipped: ChainEvent | undefined;
@@ -211,17 +285,61 @@ export class SimChain {
         sub.passed?.({ blockNumber: skipped.blockNumber, eventIndex: skipped.eventIndex + 1 });
       }
     }
+    this.#handIndexed(inStep, frontier, ready, now);
+  }
+
+  /**
+   * Hands events `[from, to)` to the indexed subscriptions in step (`inStep`), each event to those
+   * it concerns, in chain order (a node that takes a part in a job as it reads one event reads
+   * the job's next ones); then tells each how far it has read.
+   */
+  #handIndexed(inStep: Set<Subscription>, from: number, to: number, now: number): void {
+    this.#done = to;
+    if (from === to) return;
+    let handed = 0;
+    for (let i = from; i < to; i++) {
+      const { event } = this.#events[i]!;
+      for (const sub of this.#audience(event)) {
+        if (!inStep.has(sub) || !sub.active) continue;
+        sub.next = i + 1;
+        if (!sub.interest!(event)) continue;
+        handed++;
+        this.stats.handed++;
+        this.#trace.add(
+          `${now}|chain|${sub.node}|${event.blockNumber}:${event.eventIndex}|${event.name}`,
+        );
+        sub.handler(event);
+      }
+    }
+    this.stats.skipped += inStep.size * (to - from) - handed;
+    const last = this.#events[to - 1]!.event;
+    const next = { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
+    for (const sub of inStep) {
+      if (!sub.active) continue;
+      sub.next = to;
+      sub.passed?.(next);
+    }
   }
 
   /** Drops every subscription of `node` (it crashed). */
   drop(node: NodeId): void {
-    for (const sub of this.#subs.filter((s) => s.node === node)) {
-      sub.active = false;
-      this.#subs.splice(this.#subs.indexOf(sub), 1);
-    }
+    for (const sub of this.#subs.filter((s) => s.node === node)) this.#unsubscribe(sub);
   }
 
   close(): void {
     this.ledger.close();
   }
+}
+
+function enter(index: Map<string, Set<Subscription>>, key: string, sub: Subscription): void {
+  let subs = index.get(key);
+  if (subs === undefined) index.set(key, subs = new Set());
+  subs.add(sub);
+}
+
+function leave(index: Map<string, Set<Subscription>>, key: string, sub: Subscription): void {
+  const subs = index.get(key);
+  if (subs === undefined) return;
+  subs.delete(sub);
+  if (subs.size === 0) index.delete(key);
 }
