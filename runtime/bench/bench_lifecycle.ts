@@ -54,7 +54,13 @@ import {
 import { commitmentOf } from "../compute/mod.ts";
 import { describeNode, SqliteJournal } from "../durability/mod.ts";
 import { createNode, type Node } from "../kernel/mod.ts";
-import { type ThreadShare, threadShare, type ThreadTime, threadTime } from "./thread_time.ts";
+import {
+  parseSchedstat,
+  type ThreadShare,
+  threadShare,
+  type ThreadTime,
+  threadTime,
+} from "./thread_time.ts";
 
 const VERIFIERS = ["verifier-1", "verifier-2", "verifier-3", "verifier-4"];
 const INPUT = { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] };
@@ -268,6 +274,11 @@ export interface LifecycleOptions {
    */
   readonly chainProcess?: boolean;
   /**
+   * With `chainProcess`: write a V8 CPU profile of the chain's process to this directory (its
+   * `--cpu-prof`), for `deno task bench --summarize`.
+   */
+  readonly chainCpuProfDir?: string;
+  /**
    * The engine only: time each job's steps (see {@link LifecycleResult.stages}); costs the
    * client an observation per delivery. @default false
    */
@@ -396,7 +407,14 @@ function result(
   o: Required<
     Omit<
       LifecycleOptions,
-      "onProgress" | "signal" | "journal" | "batch" | "chainProcess" | "retainFinishedMs" | "stages"
+      | "onProgress"
+      | "signal"
+      | "journal"
+      | "batch"
+      | "chainProcess"
+      | "chainCpuProfDir"
+      | "retainFinishedMs"
+      | "stages"
     >
   >,
   settled: number,
@@ -443,7 +461,9 @@ function defaults(options: LifecycleOptions) {
 export async function benchEngine(options: LifecycleOptions = {}): Promise<LifecycleResult> {
   const o = defaults(options);
   const progress = options.onProgress ?? (() => {});
-  const chain = options.chainProcess ? await chainProcess() : inProcessChain();
+  const chain = options.chainProcess
+    ? await chainProcess(options.chainCpuProfDir)
+    : inProcessChain();
   const port = new MarketPort("client");
   const chainSpent = { ms: 0 };
   const nodeOptions = {
@@ -706,10 +726,11 @@ function inProcessChain(): BenchChain {
 }
 
 /** The ledger in a child process (`runtime/bench/chain/main.ts`), over its stdin and stdout. */
-async function chainProcess(): Promise<BenchChain> {
+async function chainProcess(cpuProfDir?: string): Promise<BenchChain> {
   const main = fileURLToPath(new URL("./chain/main.ts", import.meta.url));
+  const profile = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", main],
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", ...profile, main],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -730,11 +751,11 @@ async function chainProcess(): Promise<BenchChain> {
       if (typeof cpuMs !== "number") return undefined;
       const t = stats?.thread as Partial<ThreadTime> | null | undefined;
       if (typeof t?.cpuMs !== "number") return { cpuMs };
+      // The child reads no /proc (Deno opens it only with --allow-all); this process may.
+      const queuedMs = typeof t.queuedMs === "number" ? t.queuedMs : childQueuedMs(child.pid);
       return {
         cpuMs,
-        thread: typeof t.queuedMs === "number"
-          ? { cpuMs: t.cpuMs, queuedMs: t.queuedMs }
-          : { cpuMs: t.cpuMs },
+        thread: queuedMs === undefined ? { cpuMs: t.cpuMs } : { cpuMs: t.cpuMs, queuedMs },
       };
     },
     close: async () => {
@@ -743,6 +764,15 @@ async function chainProcess(): Promise<BenchChain> {
       if (!status.success) throw new Error(`The chain process exited with ${status.code}`);
     },
   };
+}
+
+/** The time process `pid`'s main thread waited for a core, ms, where `/proc` can be read. */
+function childQueuedMs(pid: number): number | undefined {
+  try {
+    return parseSchedstat(Deno.readTextFileSync(`/proc/${pid}/task/${pid}/schedstat`))?.queuedMs;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What {@link benchLedger} measured. */
