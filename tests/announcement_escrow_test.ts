@@ -206,3 +206,72 @@ Deno.test("a worker that reads escrows on demand drops a forged announcement at 
     ledger.close();
   }
 });
+
+Deno.test("a failed escrow read blames no one: the check comes again, and drops the job only when the chain answers that it holds no escrow", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const network = new InProcessNetwork();
+  const inner = ledger.as("w1");
+  let failing = true;
+  let reads = 0;
+  const port = new Proxy(inner, {
+    get(target, key) {
+      if (key === "escrowOf") {
+        return (jobId: string) => {
+          reads++;
+          return failing
+            ? Promise.reject(new Error("the chain node is unreachable"))
+            : target.escrowOf!(jobId);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const worker = createNode({
+    id: "w1",
+    roles: ["worker"],
+    worker: { hardware: "cpu", stake: 100n },
+    network: network.join("w1"),
+    chain: port,
+    capabilityIntervalMs: 0,
+    // The escrow check is due 100 ms after the announcement.
+    escrowWaitMs: 100,
+  });
+  const mallory = network.join("mallory");
+  try {
+    await inner.stake({ amount: 100n });
+    await worker.start();
+    await mallory.start();
+    const s = spec({ bidWindowMs: 60_000, verifierCount: 0 });
+    const [topic] = announcementTopicsOf(s, "never", 1, 0);
+    await mallory.publish(
+      topic!,
+      encodeMessage(topic!, {
+        type: "job.announce",
+        jobId: "never",
+        owner: "mallory",
+        attempt: 1,
+        bidWindowEndsAt: Date.now() + 60_000,
+        spec: s,
+      }),
+    );
+    // The read as the job came and the one as its check was due both failed: the job stays.
+    await until("the check read the chain", () => reads >= 2);
+    assert.ok(worker.job("never"), "not dropped on a failed read");
+    assert.equal(worker.retiredJob("never"), undefined);
+    const score = () => worker.peers().find((p) => p.peer === "mallory")?.score ?? 0;
+    const before = score();
+    // The chain answers again: the next check (a grace later) finds no escrow, and blames.
+    failing = false;
+    for (let i = 0; i < 1_000 && worker.retiredJob("never") === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(worker.retiredJob("never")?.state, "unescrowed");
+    await until("the announcer paid for it", () => score() < before);
+    assert.ok(reads >= 3);
+  } finally {
+    await worker.stop();
+    await mallory.stop();
+    ledger.close();
+  }
+});

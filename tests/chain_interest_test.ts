@@ -8,12 +8,19 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
-import type { ChainCursor, ChainEvent, ChainPort, SubscribeOptions } from "../chain/port.ts";
+import type {
+  ChainCursor,
+  ChainEvent,
+  ChainPort,
+  EventIndex,
+  SubscribeOptions,
+} from "../chain/port.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { ChainSync } from "../runtime/kernel/chain_sync.ts";
 import { ESCROW_MEMORY, EscrowWatch } from "../runtime/kernel/escrow_watch.ts";
 import { createNode } from "../runtime/kernel/mod.ts";
 import { until } from "./_poll.ts";
+import { spec } from "./_drive.ts";
 
 const MODEL = "a".repeat(64);
 const INPUT = "b".repeat(64);
@@ -207,6 +214,59 @@ Deno.test("a port that wraps the ledger's and delays its events is not handed th
       stop();
     }
   } finally {
+    ledger.close();
+  }
+});
+
+Deno.test("a node gives its chain port an index of what it reads: its own account, the news every node keeps, and the jobs it holds, those restored before it started included", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const network = new InProcessNetwork();
+  const inner = ledger.as("w1");
+  let index: EventIndex | undefined;
+  const port = new Proxy(inner, {
+    get(target, key) {
+      if (key === "subscribe") {
+        return (handler: (event: ChainEvent) => void, options: SubscribeOptions = {}) => {
+          index = options.index;
+          return target.subscribe(handler, options);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const worker = createNode({
+    id: "w1",
+    roles: ["worker"],
+    network: network.join("w1"),
+    chain: port,
+    capabilityIntervalMs: 0,
+    worker: { hardware: "cpu", stake: 100n },
+  });
+  try {
+    // A job actor in the tree before the node starts, as recovery restores one.
+    worker.tree.deliver({
+      seq: 1,
+      at: Date.now(),
+      source: "test",
+      target: "job:restored",
+      event: {
+        type: "job.announced",
+        owner: "c",
+        attempt: 1,
+        bidWindowEndsAt: Date.now() + 60_000,
+        spec: spec({ bidWindowMs: 60_000 }),
+      },
+    });
+    assert.ok(worker.job("restored"));
+    await worker.start();
+    assert.ok(index !== undefined, "the local ledger filters events: it is given the index");
+    assert.deepEqual(index.accounts, ["w1"]);
+    assert.ok(index.names.has("WorkerStaked"), "stakes: news every node keeps");
+    assert.ok(!index.names.has("JobSubmitted"), "escrows are read on demand");
+    assert.ok(index.jobs.has("restored"), "a restored job's events are read");
+  } finally {
+    await worker.stop();
     ledger.close();
   }
 });

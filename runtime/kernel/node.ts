@@ -283,10 +283,7 @@ export class Node {
       ...(options.intensity ? { intensity: options.intensity } : {}),
       ...(options.archiveSize !== undefined ? { archiveSize: options.archiveSize } : {}),
       onEffect: (actorId, effect) => this.#emit(actorId, effect),
-      onRestored: (cell) => {
-        if (cell.id.startsWith("job:")) this.#watched.add(jobIdOf(cell.id)!);
-        this.#rearm(cell);
-      },
+      onRestored: (cell) => this.#rearm(cell),
       onRetired: (job) => {
         this.#watched.delete(job.jobId);
         this.#timers.cancelActor(jobAddress(job.jobId));
