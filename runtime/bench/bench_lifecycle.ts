@@ -372,11 +372,15 @@ export interface LifecycleResult {
  * the monotonic clock.
  */
 function timedPort<T extends object>(port: T, spent: { ms: number }): T {
+  // One wrapper per method, not one per call (a closure per property read was the client's cost).
+  const wrapped = new Map<PropertyKey, { value: unknown; timed: unknown }>();
   return new Proxy(port, {
     get(target, key) {
       const value = Reflect.get(target, key, target);
       if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
+      const known = wrapped.get(key);
+      if (known?.value === value) return known.timed;
+      const timed = (...args: unknown[]) => {
         const before = performance.now();
         try {
           return value.apply(target, args);
@@ -384,6 +388,8 @@ function timedPort<T extends object>(port: T, spent: { ms: number }): T {
           spent.ms += performance.now() - before;
         }
       };
+      wrapped.set(key, { value, timed });
+      return timed;
     },
   });
 }
