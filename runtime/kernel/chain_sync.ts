@@ -91,6 +91,7 @@ export class ChainSync {
   /** The subscription stands at `next`: everything before it was handed over or skipped. */
   #passed(next: ChainCursor): void {
     this.#seen = next;
+    if (this.#waiters.size === 0) return;
     for (const wake of [...this.#waiters]) wake();
   }
 

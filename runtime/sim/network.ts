@@ -121,7 +121,10 @@ class SimPort implements NetworkPort {
   ): () => void {
     const sub: Subscription = { validate, deliver };
     let set = this.subs.get(topic);
-    if (set === undefined) this.subs.set(topic, set = new Set());
+    if (set === undefined) {
+      this.subs.set(topic, set = new Set());
+      this.#net.topicsChanged();
+    }
     set.add(sub);
     return () => set.delete(sub);
   }
@@ -161,6 +164,8 @@ class SimPort implements NetworkPort {
 /** A network of simulated nodes driven by a {@link Scheduler}. */
 export class SimNetwork {
   readonly #ports = new Map<NodeId, SimPort>();
+  /** The ports subscribed to each topic, worked out when first asked (see `topicsChanged`). */
+  readonly #byTopic = new Map<Topic, SimPort[]>();
   readonly #sched: Scheduler;
   readonly #trace: Trace;
   /** The partition group of each node while a partition holds; empty when healed. */
@@ -202,7 +207,26 @@ export class SimNetwork {
     if (existing?.running) throw new RangeError(`Cannot join node "${id}": it is running`);
     const port = new SimPort(this, id);
     this.#ports.set(id, port);
+    this.topicsChanged();
     return port;
+  }
+
+  /**
+   * @internal A port subscribed to a topic it had none on, or joined: the ports by topic are
+   * worked out again when next asked.
+   */
+  topicsChanged(): void {
+    this.#byTopic.clear();
+  }
+
+  /** The ports subscribed to `topic`, in join order (as `#ports` lists them). */
+  #portsOn(topic: Topic): readonly SimPort[] {
+    let ports = this.#byTopic.get(topic);
+    if (ports === undefined) {
+      ports = [...this.#ports.values()].filter((port) => port.subs.has(topic));
+      this.#byTopic.set(topic, ports);
+    }
+    return ports;
   }
 
   /** Ids of the ports, in join order. */
@@ -293,9 +317,9 @@ export class SimNetwork {
   broadcast(message: GossipMessage): void {
     this.stats.published++;
     this.onPublish?.(message);
-    for (const port of this.#ports.values()) {
+    // Only the ports on the topic, in join order: the same copies as a look at every port.
+    for (const port of this.#portsOn(message.topic)) {
       if (port.self === message.from || !port.running) continue;
-      if (!port.subs.has(message.topic)) continue;
       this.#copy(port, message);
       if (this.#sched.rng.chance(this.faults.duplicate)) {
         this.stats.duplicated++;
