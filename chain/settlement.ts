@@ -139,12 +139,22 @@ export function isPublicKey(publicKey: unknown): publicKey is string {
   }
 }
 
+/** Public keys already parsed, by hex (the chain checks the same verifiers' keys again and again). */
+const PUBLIC_KEYS = new Map<string, KeyObject>();
+/** Parsed public keys kept, at most (the oldest out). */
+const PUBLIC_KEYS_KEPT = 4096;
+
 function publicKeyObject(publicKey: string): KeyObject {
-  return createPublicKey({
+  const known = PUBLIC_KEYS.get(publicKey);
+  if (known !== undefined) return known;
+  const key = createPublicKey({
     key: Buffer.from([...hexToBytes(SPKI_ED25519_PREFIX), ...hexToBytes(publicKey)]),
     format: "der",
     type: "spki",
   });
+  if (PUBLIC_KEYS.size >= PUBLIC_KEYS_KEPT) PUBLIC_KEYS.delete(PUBLIC_KEYS.keys().next().value!);
+  PUBLIC_KEYS.set(publicKey, key);
+  return key;
 }
 
 /** Whether `attestation.signature` is `publicKey`'s signature of its statement. */

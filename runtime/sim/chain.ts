@@ -61,6 +61,8 @@ interface Subscription {
   readonly index: EventIndex | undefined;
   /** Stops following the index's job watch list. */
   unfollow: (() => void) | undefined;
+  /** The block (`SimChain.#blocks`) in which it was last in step with the chain's index. */
+  inStep: number;
   /** Index in the chain's events of the next event to hand over. */
   next: number;
   /** Confirmations held back until then (a reorg). */
@@ -87,6 +89,8 @@ export class SimChain {
   readonly #subs: Subscription[] = [];
   /** Where the indexed subscriptions in step stand: every event before it was handed over. */
   #done = 0;
+  /** Blocks made: a subscription in step in this one has `inStep` set to it. */
+  #blocks = 0;
   /** The indexed subscriptions by event name, account and job (see the module doc). */
   readonly #byName = new Map<string, Set<Subscription>>();
   readonly #byAccount = new Map<string, Set<Subscription>>();
@@ -178,6 +182,7 @@ export class SimChain {
       passed: options.passed,
       index,
       unfollow: undefined,
+      inStep: -1,
       next,
       heldUntil: 0,
       active: true,
@@ -247,8 +252,9 @@ export class SimChain {
     const frontier = this.#done;
     let ready = frontier;
     while (ready < this.#events.length && this.#events[ready]!.at + confirmMs <= now) ready++;
-    /** The indexed subscriptions in step with the chain: the index hands them their events. */
-    const inStep = new Set<Subscription>();
+    // The indexed subscriptions in step with the chain (marked with this block's number): the
+    // index hands them their events.
+    const block = ++this.#blocks;
     for (const sub of [...this.#subs]) {
       if (!sub.active || sub.heldUntil > now) continue;
       if (sub.next > 0 && reorgDepth > 0 && this.#sched.rng.chance(reorgChance)) {
@@ -260,7 +266,7 @@ export class SimChain {
         continue;
       }
       if (sub.index !== undefined && sub.next === frontier) {
-        inStep.add(sub);
+        sub.inStep = block;
         continue;
       }
       let skipped: ChainEvent | undefined;
@@ -285,22 +291,22 @@ export class SimChain {
         sub.passed?.({ blockNumber: skipped.blockNumber, eventIndex: skipped.eventIndex + 1 });
       }
     }
-    this.#handIndexed(inStep, frontier, ready, now);
+    this.#handIndexed(block, frontier, ready, now);
   }
 
   /**
-   * Hands events `[from, to)` to the indexed subscriptions in step (`inStep`), each event to those
-   * it concerns, in chain order (a node that takes a part in a job as it reads one event reads
-   * the job's next ones); then tells each how far it has read.
+   * Hands events `[from, to)` to the indexed subscriptions in step in block `block`, each event to
+   * those it concerns, in chain order (a node that takes a part in a job as it reads one event
+   * reads the job's next ones); then tells each how far it has read.
    */
-  #handIndexed(inStep: Set<Subscription>, from: number, to: number, now: number): void {
+  #handIndexed(block: number, from: number, to: number, now: number): void {
     this.#done = to;
     if (from === to) return;
     let handed = 0;
     for (let i = from; i < to; i++) {
       const { event } = this.#events[i]!;
       for (const sub of this.#audience(event)) {
-        if (!inStep.has(sub) || !sub.active) continue;
+        if (sub.inStep !== block || !sub.active) continue;
         sub.next = i + 1;
         if (!sub.interest!(event)) continue;
         handed++;
@@ -311,14 +317,16 @@ export class SimChain {
         sub.handler(event);
       }
     }
-    this.stats.skipped += inStep.size * (to - from) - handed;
     const last = this.#events[to - 1]!.event;
     const next = { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
-    for (const sub of inStep) {
-      if (!sub.active) continue;
+    let inStep = 0;
+    for (const sub of [...this.#subs]) {
+      if (sub.inStep !== block || !sub.active) continue;
+      inStep++;
       sub.next = to;
       sub.passed?.(next);
     }
+    this.stats.skipped += inStep * (to - from) - handed;
   }
 
   /** Drops every subscription of `node` (it crashed). */
