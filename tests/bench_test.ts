@@ -122,6 +122,8 @@ Deno.test({
     assert.match(table, /announce -> all workers bidding, 3 nodes/);
     assert.match(table, /heap per peer actor/);
     assert.match(table, /the chain in its own process: per CPU second of the client's process/);
+    // Where the client's wall time went: its main thread on and off a CPU, a figure each.
+    assert.match(table, /the client's main thread on \/ off a CPU \(ms\) +[\d,]+ \/ [\d,]+/);
     const dir = await Deno.makeTempDir({ prefix: "bench-test-" });
     try {
       const written = await writeResults(r, dir);

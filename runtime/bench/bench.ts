@@ -313,6 +313,13 @@ export function formatTable(r: BenchResults): string {
   return tableOf(rows);
 }
 
+/** A thread's time on / off a CPU, and of that off it queued for a core where known. */
+function threadFigure(t: LifecycleResult["clientThread"]): string {
+  if (t === undefined) return "n/a";
+  const queued = t.queuedMs === undefined ? "" : ` (queued ${fmt(t.queuedMs)})`;
+  return `${fmt(t.cpuMs)} / ${fmt(t.offCpuMs)}${queued}`;
+}
+
 /** The lifecycle figures as table rows: what, engine, baseline. */
 export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
   return [
@@ -358,6 +365,15 @@ export function lifecycleRows(l: LifecycleFigures): [string, string, string][] {
       } ms CPU: market ${fmt(l.remote.marketCpuMs ?? NaN)}, chain calls' encoding ${
         fmt(l.remote.chainCpuMs ?? NaN)
       }; the chain's process ${fmt(l.remote.chainProcessCpuMs ?? NaN)} ms`,
+    ],
+    [
+      "  the chain in its own process: the client's main thread on / off a CPU (ms)",
+      threadFigure(l.remote.clientThread),
+      `the chain's main thread ${threadFigure(l.remote.chainThread)}; both processes used ${
+        fmt(
+          100 * ((l.remote.cpuMs + (l.remote.chainProcessCpuMs ?? NaN)) / (2 * l.remote.wallMs)),
+        )
+      } % of two cores over ${fmt(l.remote.wallMs)} ms`,
     ],
     [
       "  the engine journaling to SQLite, as deno task node does (jobs/s)",
