@@ -130,15 +130,18 @@ export class Scheduler implements Clock {
   }
 
   #push(task: Task): void {
+    // Sifted up through a hole, not by swaps (a swap by destructuring makes an array).
     const heap = this.#heap;
+    let i = heap.length;
     heap.push(task);
-    let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      const above = heap[parent]!;
+      if (!before(task, above)) break;
+      heap[i] = above;
       i = parent;
     }
+    heap[i] = task;
   }
 
   #pop(): Task | undefined {
@@ -146,17 +149,21 @@ export class Scheduler implements Clock {
     const top = heap[0];
     const last = heap.pop();
     if (top === undefined || last === undefined || heap.length === 0) return top;
-    heap[0] = last;
-    for (let i = 0;;) {
+    // `last` sifted down from the root through a hole. Tasks are totally ordered (`seq`), so the
+    // order they come out in does not depend on how the heap moves them.
+    const n = heap.length;
+    let i = 0;
+    for (;;) {
       const l = 2 * i + 1;
+      if (l >= n) break;
       const r = l + 1;
-      let m = i;
-      if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
-      if (m === i) break;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      const m = r < n && before(heap[r]!, heap[l]!) ? r : l;
+      const child = heap[m]!;
+      if (!before(child, last)) break;
+      heap[i] = child;
       i = m;
     }
+    heap[i] = last;
     return top;
   }
 }
