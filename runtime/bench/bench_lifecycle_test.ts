@@ -55,6 +55,22 @@ Deno.test("benchEngine() with the chain in a child process settles every job, wi
   assert.equal(inProcess.chainProcessCpuMs, undefined, "no chain process unless asked");
 });
 
+Deno.test("benchEngine() with chainCpuProfDir writes a CPU profile of the chain's process", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench-chain-prof-" });
+  try {
+    const o = { jobs: 3, concurrency: 3, workers: 5, bidsPerJob: 3 };
+    const r = await benchEngine({ ...o, chainProcess: true, chainCpuProfDir: dir });
+    assert.equal(r.settled, 3, JSON.stringify(r));
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+    assert.equal(files.length, 1, JSON.stringify(files));
+    assert.match(files[0]!, /\.cpuprofile$/);
+    const profile = JSON.parse(await Deno.readTextFile(`${dir}/${files[0]}`));
+    assert.ok(Array.isArray(profile.nodes) && profile.nodes.length > 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("benchEngine() with stages times each step of a job, in order, once per job", async () => {
   const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
   const r = await benchEngine({ ...o, stages: true });

@@ -24,7 +24,8 @@ import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_p
 
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
-       deno task bench --engine [--journal] [--chain-process] [--stages] [--jobs N] [--quick]
+       deno task bench --engine [--journal] [--chain-process [--chain-cpu-prof DIR]] [--stages]
+                            [--jobs N] [--quick]
        deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
@@ -38,6 +39,8 @@ Flags:
   --journal    with --engine: the node journals to a SQLite file, as deno task node does
   --chain-process  with --engine: the ledger runs in a child process (chain/remote.ts), as a
                chain node does; the client's process pays only for its calls' encoding
+  --chain-cpu-prof DIR  with --chain-process: a CPU profile of the chain's process of the
+               measured run, written to DIR (for --summarize)
   --stages     with --engine: the mean time of each step of a job (where its wall time goes)
   --jobs N     with --engine: jobs in the measured run (default 3000, --quick 1000)
   --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
@@ -58,6 +61,7 @@ if (import.meta.main) {
         journal: { type: "boolean", default: false },
         "chain-process": { type: "boolean", default: false },
         stages: { type: "boolean", default: false },
+        "chain-cpu-prof": { type: "string" },
         jobs: { type: "string" },
         summarize: { type: "string" },
         top: { type: "string", default: "30" },
@@ -123,6 +127,9 @@ if (import.meta.main) {
       concurrency: c.concurrency,
       stages: values.stages,
       onProgress: log,
+      ...(values["chain-cpu-prof"] === undefined
+        ? {}
+        : { chainCpuProfDir: values["chain-cpu-prof"] }),
     });
     console.log(JSON.stringify(r));
     Deno.exit(0);
