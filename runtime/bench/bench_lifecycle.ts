@@ -279,6 +279,13 @@ export interface LifecycleOptions {
    */
   readonly chainCpuProfDir?: string;
   /**
+   * The engine only: jobs run first, on the same node and chain process and with the same jobs
+   * in flight, before the measured `jobs` (whose measurement starts when the last of these
+   * finishes, with the slots still full): a steady state, the code compiled by both processes'
+   * JIT and their heaps grown, as a node that has run a while. @default 0
+   */
+  readonly warmUp?: number;
+  /**
    * The engine only: time each job's steps (see {@link LifecycleResult.stages}); costs the
    * client an observation per delivery. @default false
    */
@@ -419,6 +426,7 @@ function result(
       | "batch"
       | "chainProcess"
       | "chainCpuProfDir"
+      | "warmUp"
       | "retainFinishedMs"
       | "stages"
     >
@@ -466,6 +474,12 @@ function defaults(options: LifecycleOptions) {
 /** The engine: one client node owning `concurrency` jobs at a time under market load. */
 export async function benchEngine(options: LifecycleOptions = {}): Promise<LifecycleResult> {
   const o = defaults(options);
+  const warmUp = options.warmUp ?? 0;
+  if (!Number.isInteger(warmUp) || warmUp < 0) {
+    throw new RangeError(`Invalid warmUp ${warmUp}: must be a non-negative integer`);
+  }
+  // Jobs run in all: the warm-up's, then the measured ones.
+  const total = warmUp + o.jobs;
   const progress = options.onProgress ?? (() => {});
   const chain = options.chainProcess
     ? await chainProcess(options.chainCpuProfDir)
@@ -530,7 +544,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
         const bid = bidOf(`job-${i}`, 1, worker, i * o.bidsPerJob + b);
         return [worker, encodeMessage(TOPICS.bids, { type: "bid.submit", ...bid })];
       });
-    const encodedBids = Array.from({ length: o.jobs }, (_, i) => bidsOf(i));
+    const encodedBids = Array.from({ length: total }, (_, i) => bidsOf(i));
     const decoder = new TextDecoder();
     // The time of the market's own work in the run (its peers' parsing, encoding and chain
     // transactions), measured around it with the monotonic clock: the work is synchronous on this
@@ -605,6 +619,31 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     // A job's steps: the time from its previous delivered event to each (options.stages).
     const lastAt = new Map<string, number>();
     const stages = new Map<string, { n: number; ms: number }>();
+    // Where the measurement starts: before the first job, or when the warm-up's last finishes.
+    let mark:
+      | {
+        readonly delivered: number;
+        readonly marketCpuMs: number;
+        readonly chainMs: number;
+        readonly chain: ReturnType<BenchChain["stats"]>;
+        readonly thread: ThreadTime;
+        readonly started: number;
+        readonly cpu: number;
+      }
+      | undefined;
+    const startMeasuring = () => {
+      // The warm-up's steps are not counted; their order (a job's, first seen) is kept.
+      for (const stage of stages.values()) stage.n = stage.ms = 0;
+      mark = {
+        delivered: node.stats.delivered,
+        marketCpuMs,
+        chainMs: chainSpent.ms,
+        chain: chain.stats(),
+        thread: threadTime(),
+        started: performance.now(),
+        cpu: cpuTimeMs(),
+      };
+    };
     if (options.stages) {
       node.observe((ob) => {
         if (ob.type !== "delivered" || !ob.actor.startsWith("job:")) return;
@@ -640,34 +679,32 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
         });
       } else if (ob.type === "job.finished") {
         finished++;
-        if (ob.state === "settled") {
+        if (ob.state !== "settled") failures.push(`${ob.jobId} ended ${ob.state}`);
+        else if (finished > warmUp) {
           settled++;
           settledAt.push(performance.now());
-        } else failures.push(`${ob.jobId} ended ${ob.state}`);
+        }
         attested.delete(`job:${ob.jobId}`);
         lastAt.delete(`job:${ob.jobId}`);
-        if (finished % Math.max(1, Math.floor(o.jobs / 10)) === 0) {
-          progress(`engine: ${finished}/${o.jobs} jobs finished`);
+        if (finished % Math.max(1, Math.floor(total / 10)) === 0) {
+          progress(
+            `engine: ${finished}/${total} jobs finished${finished <= warmUp ? " (warm-up)" : ""}`,
+          );
         }
+        if (finished === warmUp) startMeasuring();
         wake();
       }
     });
     const spec = lifecycleSpec();
-    const deliveredBefore = node.stats.delivered;
-    const marketCpuBefore = marketCpuMs;
-    const chainMsBefore = chainSpent.ms;
-    const chainBefore = await chain.stats();
-    const threadBefore = threadTime();
-    const started = performance.now();
-    const cpuStarted = cpuTimeMs();
+    if (warmUp === 0) startMeasuring();
     // A bound for a run that hangs, wide enough for a loaded machine.
-    const deadline = Date.now() + Math.max(120_000, 100 * o.jobs);
-    while (finished < o.jobs) {
+    const deadline = Date.now() + Math.max(120_000, 100 * total);
+    while (finished < total) {
       options.signal?.throwIfAborted();
       if (Date.now() > deadline) {
-        throw new Error(`Lifecycle bench timed out: ${finished} of ${o.jobs} jobs finished`);
+        throw new Error(`Lifecycle bench timed out: ${finished} of ${total} jobs finished`);
       }
-      while (submitted < o.jobs && submitted - finished < o.concurrency) {
+      while (submitted < total && submitted - finished < o.concurrency) {
         node.submitJob({ spec, jobId: `job-${submitted++}` });
       }
       await new Promise<void>((resolve) => {
@@ -678,13 +715,14 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
         };
       });
     }
-    const wallMs = performance.now() - started;
-    const cpuMs = cpuTimeMs() - cpuStarted;
+    const m = mark!;
+    const wallMs = performance.now() - m.started;
+    const cpuMs = cpuTimeMs() - m.cpu;
     const threadAfter = threadTime();
-    const runMarketCpuMs = marketCpuMs - marketCpuBefore;
-    const runChainMs = chainSpent.ms - chainMsBefore;
-    const chainAfter = await chain.stats();
-    const clientThread = threadShare(threadBefore, threadAfter, wallMs);
+    const runMarketCpuMs = marketCpuMs - m.marketCpuMs;
+    const runChainMs = chainSpent.ms - m.chainMs;
+    const [chainBefore, chainAfter] = [await m.chain, await chain.stats()];
+    const clientThread = threadShare(m.thread, threadAfter, wallMs);
     const chainThread = chainBefore?.thread && chainAfter?.thread
       ? threadShare(chainBefore.thread, chainAfter.thread, wallMs)
       : undefined;
@@ -693,7 +731,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
     }
     await node.settled();
     const r = {
-      ...result(o, settled, wallMs, node.stats.delivered - deliveredBefore, cpuMs, settledAt),
+      ...result(o, settled, wallMs, node.stats.delivered - m.delivered, cpuMs, settledAt),
       marketCpuMs: Math.round(runMarketCpuMs),
       clientJobsPerCpuSecond: Math.round(settled / ((cpuMs - runMarketCpuMs) / 1000)),
       chainCpuMs: Math.round(runChainMs),
@@ -705,7 +743,7 @@ export async function benchEngine(options: LifecycleOptions = {}): Promise<Lifec
       ...(chainThread === undefined ? {} : { chainThread }),
       ...(options.stages
         ? {
-          stages: [...stages].map(([step, { n, ms }]) => ({
+          stages: [...stages].filter(([, { n }]) => n > 0).map(([step, { n, ms }]) => ({
             step,
             n,
             meanMs: Math.round((ms / n) * 10) / 10,

@@ -71,6 +71,21 @@ Deno.test("benchEngine() with chainCpuProfDir writes a CPU profile of the chain'
   }
 });
 
+Deno.test("benchEngine() with a warm-up runs it on the same node first and measures only the jobs after it", async () => {
+  const o = { jobs: 4, concurrency: 2, workers: 5, bidsPerJob: 3 };
+  const r = await benchEngine({ ...o, warmUp: 3, stages: true });
+  // The 3 warm-up jobs settle too, but only the 4 after them count.
+  assert.equal(r.jobs, 4);
+  assert.equal(r.settled, 4, JSON.stringify(r));
+  // Fewer events than 4 whole jobs' and their peers' first contact: the peer actors were made
+  // in the warm-up, and the jobs in flight at its end had begun.
+  assert.ok(r.events > 0 && r.events < 4 * 10 + 2 * o.workers, JSON.stringify(r));
+  // The steps of the measured jobs only, each at most once a job.
+  for (const stage of r.stages!) assert.ok(stage.n >= 1 && stage.n <= 4, JSON.stringify(stage));
+  await assert.rejects(() => benchEngine({ ...o, warmUp: -1 }), RangeError);
+  await assert.rejects(() => benchEngine({ ...o, warmUp: 1.5 }), RangeError);
+});
+
 Deno.test("benchEngine() with stages times each step of a job, in order, once per job", async () => {
   const o = { jobs: 6, concurrency: 3, workers: 5, bidsPerJob: 3 };
   const r = await benchEngine({ ...o, stages: true });

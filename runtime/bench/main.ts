@@ -2,7 +2,7 @@
  * `deno task bench [--quick] [--out DIR]`: every benchmark, each beside its baseline.
  * `deno task bench --lifecycle [--rounds N]`: only the client engine's lifecycle throughput
  * beside raw XState. `deno task bench --engine [--journal]`: the engine alone, after a warm-up
- * (the run `docs/profile.md` profiles).
+ * in the same node (the run `docs/profile.md` profiles).
  * `deno task bench --summarize FILE.cpuprofile`: the top self-time functions and layers of a
  * profile taken with `deno run --cpu-prof`.
  *
@@ -25,7 +25,7 @@ import { type CpuProfile, formatProfileSummary, summarizeProfile } from "./cpu_p
 const USAGE = `Usage: deno task bench [--quick] [--out DIR]
        deno task bench --lifecycle [--quick] [--rounds N]
        deno task bench --engine [--journal] [--chain-process [--chain-cpu-prof DIR]] [--stages]
-                            [--jobs N] [--quick]
+                            [--jobs N] [--warm-up N] [--quick]
        deno task bench --summarize FILE.cpuprofile [--top N]
 
 Runs every benchmark, each beside its baseline, and writes the results to DIR.
@@ -43,6 +43,8 @@ Flags:
                measured run, written to DIR (for --summarize)
   --stages     with --engine: the mean time of each step of a job (where its wall time goes)
   --jobs N     with --engine: jobs in the measured run (default 3000, --quick 1000)
+  --warm-up N  with --engine: jobs the same node and chain process run first, the measurement
+               starting when the last of them finishes (default: as many as --jobs)
   --summarize FILE  the top self-time functions and layers of a deno run --cpu-prof profile
   --top N      rows of each --summarize table (default 30)
   -h, --help   this help`;
@@ -63,6 +65,7 @@ if (import.meta.main) {
         stages: { type: "boolean", default: false },
         "chain-cpu-prof": { type: "string" },
         jobs: { type: "string" },
+        "warm-up": { type: "string" },
         summarize: { type: "string" },
         top: { type: "string", default: "30" },
         help: { type: "boolean", short: "h" },
@@ -108,21 +111,25 @@ if (import.meta.main) {
       console.error(`Invalid --jobs ${values.jobs}: expected an integer from 1 to 1000000`);
       Deno.exit(2);
     }
+    const warmUp = values["warm-up"] === undefined ? jobs : Number(values["warm-up"]);
+    if (!Number.isInteger(warmUp) || warmUp < 0 || warmUp > 1_000_000) {
+      console.error(
+        `Invalid --warm-up ${values["warm-up"]}: expected an integer from 0 to 1000000`,
+      );
+      Deno.exit(2);
+    }
     const c = { ...config, jobs };
-    const o = {
+    log(
+      `engine: ${warmUp} jobs to warm up, then ${c.jobs} measured, ${c.concurrency} in flight${
+        values.journal ? ", journaled" : ""
+      }${values["chain-process"] ? ", the chain in its own process" : ""}`,
+    );
+    const r = await benchEngine({
       workers: c.workers,
       bidsPerJob: c.bidsPerJob,
       journal: values.journal,
       chainProcess: values["chain-process"],
-    };
-    await benchEngine({ ...o, jobs: Math.min(300, c.jobs), concurrency: 100 });
-    log(
-      `engine: ${c.jobs} jobs, ${c.concurrency} in flight${values.journal ? ", journaled" : ""}${
-        values["chain-process"] ? ", the chain in its own process" : ""
-      }`,
-    );
-    const r = await benchEngine({
-      ...o,
+      warmUp,
       jobs: c.jobs,
       concurrency: c.concurrency,
       stages: values.stages,
