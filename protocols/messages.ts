@@ -240,6 +240,11 @@ const MAX_MS = 2 ** 52;
 const MAX_REPUTATION = 1000;
 const HARDWARE = ["cpu", "gpu"] as const;
 const VERDICTS = ["valid", "invalid"] as const;
+const PRIORITIES = ["low", "normal", "high"] as const;
+const MAX_ATTEMPTS = 16;
+const MAX_ASSIGNED_VERIFIERS = 64;
+/** The chain's model hash of a builtin job: an ONNX job never names it. */
+const ZERO_HASH = "0".repeat(64);
 
 const id = z.string().min(1).max(MAX_ID_LENGTH).regex(ID_PATTERN, "must be an identifier");
 const hash = z.string().regex(HASH_PATTERN, "must be a hex sha-256");
@@ -253,7 +258,7 @@ const jobKind = z.discriminatedUnion("type", [
   // The zero hash is the chain's model hash of a builtin job: an ONNX job never names it.
   z.strictObject({
     type: z.literal("onnx"),
-    modelHash: hash.refine((h) => h !== "0".repeat(64), "must not be the zero hash (a builtin's)"),
+    modelHash: hash.refine((h) => h !== ZERO_HASH, "must not be the zero hash (a builtin's)"),
   }),
 ]);
 
@@ -266,10 +271,10 @@ const jobSpec = z.strictObject({
   bidWindowMs: ms.min(1),
   executionMs: ms.min(1),
   verificationMs: ms.min(1),
-  maxAttempts: z.number().int().min(1).max(16),
+  maxAttempts: z.number().int().min(1).max(MAX_ATTEMPTS),
   // 0: an unverified job (the client takes the result without a quorum).
   verifierCount: z.number().int().min(0).max(MAX_VERIFIERS),
-  priority: z.enum(["low", "normal", "high"]).optional(),
+  priority: z.enum(PRIORITIES).optional(),
 });
 
 /** Schemas of every message, by topic. */
@@ -278,7 +283,7 @@ export const SCHEMAS = {
     type: z.literal("job.announce"),
     jobId: id,
     owner: id,
-    attempt: z.number().int().min(1).max(16),
+    attempt: z.number().int().min(1).max(MAX_ATTEMPTS),
     bidWindowEndsAt: ms,
     spec: jobSpec,
     /** Sampled to 1 in 2^sample capable workers (`sampling.ts`); absent: every one. */
@@ -304,12 +309,12 @@ export const SCHEMAS = {
     worker: id,
     bidId: id,
     price: u256,
-    verifiers: z.array(id).max(64),
+    verifiers: z.array(id).max(MAX_ASSIGNED_VERIFIERS),
     /**
      * To a chosen verifier (absent to the winner, which bid on it): the job's attempt and spec,
      * all it needs to re-run the job, checked against the chain's escrow before it is kept.
      */
-    attempt: z.number().int().min(1).max(16).optional(),
+    attempt: z.number().int().min(1).max(MAX_ATTEMPTS).optional(),
     spec: jobSpec.optional(),
   }),
   [TOPICS.results]: z.strictObject({
@@ -504,14 +509,121 @@ function keyCount(json: unknown): number {
   return n;
 }
 
+/** `json` as an object (not an array) with exactly `keys` keys, or undefined. */
+function objectWith(json: unknown, keys: number): Record<string, unknown> | undefined {
+  return keyCount(json) === keys ? json as Record<string, unknown> : undefined;
+}
+
+/** What the job kind's schema gives for `json`, or undefined where the fast path leaves it. */
+function fastKind(json: unknown): unknown {
+  const m = objectWith(json, 2);
+  if (m === undefined) return undefined;
+  if (m["type"] === "builtin") {
+    return m["name"] === "matmul" ? { type: "builtin", name: "matmul" } : undefined;
+  }
+  const modelHash = m["modelHash"];
+  if (m["type"] !== "onnx" || !isHash(modelHash) || modelHash === ZERO_HASH) return undefined;
+  return { type: "onnx", modelHash };
+}
+
+/**
+ * What the job spec's schema gives for `json` (an announcement's spec, or an assignment's to a
+ * chosen verifier), or undefined where the fast path leaves it to the schema.
+ */
+function fastSpec(json: unknown): unknown {
+  if (typeof json !== "object" || json === null) return undefined;
+  const m = json as Record<string, unknown>;
+  const input = m["input"];
+  const priority = m["priority"];
+  const keys = 9 + (input === undefined ? 0 : 1) + (priority === undefined ? 0 : 1);
+  const r = objectWith(m["requirements"], 2);
+  const kind = fastKind(m["kind"]);
+  const maxPrice = u256Of(m["maxPrice"]);
+  const minStake = r === undefined ? undefined : u256Of(r["minStake"]);
+  if (
+    keyCount(json) !== keys || kind === undefined || minStake === undefined ||
+    maxPrice === undefined || !isHash(m["inputCommitment"]) ||
+    (r!["hardware"] !== HARDWARE[0] && r!["hardware"] !== HARDWARE[1]) ||
+    !isIntIn(m["bidWindowMs"], 1, MAX_MS) || !isIntIn(m["executionMs"], 1, MAX_MS) ||
+    !isIntIn(m["verificationMs"], 1, MAX_MS) || !isIntIn(m["maxAttempts"], 1, MAX_ATTEMPTS) ||
+    !isIntIn(m["verifierCount"], 0, MAX_VERIFIERS) ||
+    (input !== undefined && !isPayloadValue(input)) ||
+    (priority !== undefined && priority !== PRIORITIES[0] && priority !== PRIORITIES[1] &&
+      priority !== PRIORITIES[2])
+  ) return undefined;
+  // Built in the schema's key order, the optional fields only where they are given.
+  const spec: Record<string, unknown> = { kind, inputCommitment: m["inputCommitment"] };
+  if (input !== undefined) spec["input"] = input;
+  spec["requirements"] = { hardware: r!["hardware"], minStake };
+  spec["maxPrice"] = maxPrice;
+  spec["bidWindowMs"] = m["bidWindowMs"];
+  spec["executionMs"] = m["executionMs"];
+  spec["verificationMs"] = m["verificationMs"];
+  spec["maxAttempts"] = m["maxAttempts"];
+  spec["verifierCount"] = m["verifierCount"];
+  if (priority !== undefined) spec["priority"] = priority;
+  return spec;
+}
+
 /**
  * The hot kinds' fast path (a client's bids, results and attestations: all 12 of a job's inbound
- * messages): the output the topic's schema gives for a well-formed message, built without zod,
+ * messages; a worker's announcements, a winner's and a chosen verifier's assignments): the output the topic's schema gives for a well-formed message, built without zod,
  * or undefined for anything it does not take at a glance, which the schema then decodes (or
  * refuses with its error): the same output and the same errors either way. Each check is the
  * schema's rule, from the same constants; `messages_test.ts` runs both on the same inputs.
  */
 const FAST_DECODERS: { readonly [family: string]: (json: unknown) => unknown } = {
+  [TOPICS.jobs]: (json) => {
+    if (typeof json !== "object" || json === null) return undefined;
+    const m = json as Record<string, unknown>;
+    const sample = m["sample"];
+    const spec = fastSpec(m["spec"]);
+    if (
+      m["type"] !== "job.announce" || keyCount(json) !== (sample === undefined ? 6 : 7) ||
+      spec === undefined || !isId(m["jobId"]) || !isId(m["owner"]) ||
+      !isIntIn(m["attempt"], 1, MAX_ATTEMPTS) || !isIntIn(m["bidWindowEndsAt"], 0, MAX_MS) ||
+      (sample !== undefined && !isIntIn(sample, 1, MAX_SAMPLE_BITS))
+    ) return undefined;
+    const message: Record<string, unknown> = {
+      type: "job.announce",
+      jobId: m["jobId"],
+      owner: m["owner"],
+      attempt: m["attempt"],
+      bidWindowEndsAt: m["bidWindowEndsAt"],
+      spec,
+    };
+    if (sample !== undefined) message["sample"] = sample;
+    return message;
+  },
+  [TOPICS.assignments]: (json) => {
+    if (typeof json !== "object" || json === null) return undefined;
+    const m = json as Record<string, unknown>;
+    const attempt = m["attempt"];
+    const given = m["spec"];
+    const spec = given === undefined ? undefined : fastSpec(given);
+    const verifiers = m["verifiers"];
+    const price = u256Of(m["price"]);
+    if (
+      m["type"] !== "job.assign" ||
+      keyCount(json) !== 6 + (attempt === undefined ? 0 : 1) + (given === undefined ? 0 : 1) ||
+      price === undefined || (given !== undefined && spec === undefined) ||
+      !isId(m["jobId"]) || !isId(m["worker"]) || !isId(m["bidId"]) ||
+      (attempt !== undefined && !isIntIn(attempt, 1, MAX_ATTEMPTS)) ||
+      !Array.isArray(verifiers) || verifiers.length > MAX_ASSIGNED_VERIFIERS
+    ) return undefined;
+    for (const verifier of verifiers) if (!isId(verifier)) return undefined;
+    const message: Record<string, unknown> = {
+      type: "job.assign",
+      jobId: m["jobId"],
+      worker: m["worker"],
+      bidId: m["bidId"],
+      price,
+      verifiers: verifiers.slice(),
+    };
+    if (attempt !== undefined) message["attempt"] = attempt;
+    if (spec !== undefined) message["spec"] = spec;
+    return message;
+  },
   [TOPICS.bids]: (json) => {
     if (typeof json !== "object" || json === null) return undefined;
     const m = json as Record<string, unknown>;
@@ -596,17 +708,19 @@ export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): Mes
     if (!(error instanceof BoundedJsonError)) throw error;
     throw new WireError(topic, `Invalid message on "${topic}": ${error.message}`, error.code);
   }
-  const fast = FAST_DECODERS[family]?.(json);
-  if (fast !== undefined) return fast as MessageOf<T>;
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const { code, detail } = describeSchemaIssue(parsed.error);
-    throw new WireError(topic, `Invalid message on "${topic}": ${detail}`, code);
+  let decoded = FAST_DECODERS[family]?.(json);
+  if (decoded === undefined) {
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const { code, detail } = describeSchemaIssue(parsed.error);
+      throw new WireError(topic, `Invalid message on "${topic}": ${detail}`, code);
+    }
+    decoded = parsed.data;
   }
   if (topic !== TOPICS.jobs && family === TOPICS.jobs) {
     // A job announced on a shard (or a sample) it does not need reaches workers that cannot run
     // it, or that are not asked to bid on it.
-    const message = parsed.data as MessageOf<typeof TOPICS.jobs>;
+    const message = decoded as MessageOf<typeof TOPICS.jobs>;
     const bits = message.sample ?? 0;
     const part = shardPartOf(topic);
     const expected = part === "watch" && bits > 0
@@ -620,5 +734,5 @@ export function decodeMessage<T extends Topic>(topic: T, bytes: Uint8Array): Mes
       );
     }
   }
-  return parsed.data as MessageOf<T>;
+  return decoded as MessageOf<T>;
 }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   announcementTopic,
+  announcementTopicsOf,
   decodeMessage,
   describeSchemaIssue,
   encodeMessage,
@@ -13,8 +15,10 @@ import {
   shardsFor,
   type Topic,
   TOPICS,
+  WIRE_JSON_LIMITS,
   type WireError,
 } from "./messages.ts";
+import { type BoundedJsonError, decodeBoundedJson } from "./bounded_json.ts";
 
 const encoder = new TextEncoder();
 const HASH = "ab".repeat(32);
@@ -510,4 +514,326 @@ Deno.test("decodeMessage() decodes a well-formed bid, attestation and result wit
       schema.safeParse = original;
     }
   }
+});
+
+/** A job spec on the wire (amounts as decimal strings), every optional field given. */
+const WIRE_SPEC: Record<string, unknown> = {
+  kind: { type: "builtin", name: "matmul" },
+  inputCommitment: HASH,
+  input: { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] },
+  requirements: { hardware: "cpu", minStake: "100" },
+  maxPrice: "1723",
+  bidWindowMs: 200,
+  executionMs: 3_750,
+  verificationMs: 4_750,
+  maxAttempts: 3,
+  verifierCount: 4,
+  priority: "normal",
+};
+
+const ANNOUNCEMENT: Record<string, unknown> = {
+  type: "job.announce",
+  jobId: "s1-job-000008",
+  owner: "client-08",
+  attempt: 1,
+  bidWindowEndsAt: 1_300,
+  spec: WIRE_SPEC,
+  sample: 6,
+};
+
+const ASSIGNMENT: Record<string, unknown> = {
+  type: "job.assign",
+  jobId: "s1-job-000024",
+  worker: "worker-0528",
+  bidId: "s1-job-000024.1.worker-0528",
+  price: "1099",
+  verifiers: ["verifier-13", "verifier-10"],
+  attempt: 1,
+  spec: WIRE_SPEC,
+};
+
+/** `value` without the key `key`. */
+function without(value: Record<string, unknown>, key: string): Record<string, unknown> {
+  const { [key]: _, ...rest } = value;
+  return rest;
+}
+
+/** `message` with `spec` (and the objects in it) in place of its spec. */
+function withSpec(message: Record<string, unknown>, spec: unknown): Record<string, unknown> {
+  return { ...message, spec };
+}
+
+/** Asserts that decodeMessage and the schema alone give the same output, key order included. */
+function assertSame(topic: Topic, json: unknown, what: string): void {
+  const fast = decoded(topic, json);
+  const slow = byReference(topic, json);
+  assert.deepEqual(fast, slow, what);
+  // The same keys in the same order (journaled events are hashed as text).
+  assert.equal(
+    JSON.stringify(fast, (_k, v) => typeof v === "bigint" ? `${v}n` : v),
+    JSON.stringify(slow, (_k, v) => typeof v === "bigint" ? `${v}n` : v),
+    what,
+  );
+}
+
+/** What the wire's bounded decode and then the topic's schema alone give for `json`. */
+function byReference(topic: Topic, json: unknown): unknown {
+  try {
+    decodeBoundedJson(JSON.stringify(json), WIRE_JSON_LIMITS);
+  } catch (error) {
+    const { code, message } = error as BoundedJsonError;
+    return { code, message: `Invalid message on "${topic}": ${message}` };
+  }
+  return bySchema(topic, json);
+}
+
+/** The onnx kinds, the zero hash (a builtin's) included, and odd ones. */
+const KINDS: unknown[] = [
+  { type: "onnx", modelHash: HASH },
+  { type: "onnx", modelHash: "0".repeat(64) },
+  { type: "onnx", modelHash: HASH, name: "matmul" },
+  { type: "onnx", name: "matmul" },
+  { type: "builtin", name: "other" },
+  { type: "builtin", modelHash: HASH },
+  { name: "matmul", type: "builtin" },
+  { type: "builtin" },
+  { type: "builtin", name: "matmul", extra: 1 },
+  { type: "gpu", name: "matmul" },
+];
+
+Deno.test("decodeMessage() of announcements and assignments: the schema's output and errors, every probe", () => {
+  const messages: [Topic, Record<string, unknown>][] = [
+    [TOPICS.jobs, ANNOUNCEMENT],
+    [TOPICS.jobs, without(withSpec(ANNOUNCEMENT, without(WIRE_SPEC, "priority")), "sample")],
+    [TOPICS.jobs, withSpec(ANNOUNCEMENT, without(WIRE_SPEC, "input"))],
+    [TOPICS.assignments, ASSIGNMENT],
+    [TOPICS.assignments, without(without(ASSIGNMENT, "spec"), "attempt")],
+    [TOPICS.assignments, without(ASSIGNMENT, "attempt")],
+    [TOPICS.assignments, without(ASSIGNMENT, "spec")],
+  ];
+  let cases = 0;
+  const same = (topic: Topic, json: unknown, what: string) => {
+    assertSame(topic, json, what);
+    cases++;
+  };
+  for (const [topic, valid] of messages) {
+    same(topic, valid, "valid");
+    same(topic, Object.fromEntries(Object.entries(valid).reverse()), "reversed");
+    for (const field of Object.keys(valid)) {
+      for (const probe of PROBES) {
+        same(topic, { ...valid, [field]: probe }, `${field} = ${JSON.stringify(probe)}`);
+      }
+      same(topic, without(valid, field), `without ${field}`);
+    }
+    same(topic, { ...valid, extra: 1 }, "an unknown field");
+    same(topic, JSON.parse(`{"__proto__": 1, ${JSON.stringify(valid).slice(1)}`), "__proto__");
+    for (const root of [null, 1, "job", [valid]]) same(topic, root, `root ${JSON.stringify(root)}`);
+    const spec = valid["spec"] as Record<string, unknown> | undefined;
+    if (spec === undefined) continue;
+    // Every field of the spec, of its requirements and of its kind.
+    same(
+      topic,
+      withSpec(valid, Object.fromEntries(Object.entries(spec).reverse())),
+      "spec reversed",
+    );
+    for (const field of Object.keys(spec)) {
+      for (const probe of PROBES) {
+        same(topic, withSpec(valid, { ...spec, [field]: probe }), `spec.${field} = ${probe}`);
+      }
+      same(topic, withSpec(valid, without(spec, field)), `spec without ${field}`);
+    }
+    for (const extra of ["extra", "__proto__", "sample"]) {
+      same(topic, withSpec(valid, { ...spec, [extra]: 1 }), `spec.${extra}`);
+    }
+    const requirements = spec["requirements"] as Record<string, unknown>;
+    for (const field of [...Object.keys(requirements), "extra"]) {
+      for (const probe of PROBES) {
+        const changed = { ...spec, requirements: { ...requirements, [field]: probe } };
+        same(topic, withSpec(valid, changed), `spec.requirements.${field} = ${probe}`);
+      }
+      same(topic, withSpec(valid, { ...spec, requirements: without(requirements, field) }), field);
+    }
+    for (const kind of [...KINDS, ...PROBES]) {
+      same(topic, withSpec(valid, { ...spec, kind }), `spec.kind = ${JSON.stringify(kind)}`);
+    }
+    for (const probe of [...PROBES, "normal", "low", "high", "urgent"]) {
+      same(topic, withSpec(valid, { ...spec, priority: probe }), `spec.priority = ${probe}`);
+    }
+  }
+  // An assignment's verifiers: each an identifier, at most 64.
+  for (
+    const verifiers of [
+      [],
+      ["v1"],
+      Array.from({ length: 64 }, (_, i) => `v${i}`),
+      Array.from({ length: 65 }, (_, i) => `v${i}`),
+      ...PROBES.map((probe) => ["v1", probe]),
+      "v1",
+      { 0: "v1" },
+    ]
+  ) {
+    same(
+      TOPICS.assignments,
+      { ...ASSIGNMENT, verifiers },
+      `verifiers ${JSON.stringify(verifiers)}`,
+    );
+  }
+  assert.ok(cases > 3_000, `${cases} cases`);
+});
+
+/** A JSON value anywhere in `json` (objects and arrays), by a path of keys and indices. */
+function pathsOf(json: unknown, prefix: (string | number)[] = []): (string | number)[][] {
+  const paths: (string | number)[][] = [prefix];
+  if (Array.isArray(json)) json.forEach((v, i) => paths.push(...pathsOf(v, [...prefix, i])));
+  else if (typeof json === "object" && json !== null) {
+    for (const [k, v] of Object.entries(json)) paths.push(...pathsOf(v, [...prefix, k]));
+  }
+  return paths;
+}
+
+/** A copy of `json` with the value at `path` replaced (or deleted, where `value` is absent). */
+function edited(json: unknown, path: (string | number)[], value?: { v: unknown }): unknown {
+  if (path.length === 0) return value === undefined ? undefined : value.v;
+  const copy = (Array.isArray(json) ? [...json] : { ...(json as object) }) as Record<
+    string | number,
+    unknown
+  >;
+  const [head, ...rest] = path;
+  if (rest.length === 0 && value === undefined) {
+    if (Array.isArray(copy)) (copy as unknown[]).splice(head as number, 1);
+    else delete copy[head!];
+  } else copy[head!] = edited(copy[head!], rest, value);
+  return copy;
+}
+
+Deno.test("decodeMessage() of announcements and assignments: the schema's output and errors on random and mutated messages (fast-check)", () => {
+  // Mostly well-formed values, now and then one across a bound.
+  const mostly = <T, U>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<U>) =>
+    fc.oneof({ arbitrary: valid, weight: 30 }, { arbitrary: invalid, weight: 1 });
+  const id = mostly(
+    fc.stringMatching(/^[A-Za-z0-9._:\-]{1,128}$/),
+    fc.constantFrom("", "a b", "é", "a".repeat(129)),
+  );
+  const hash = mostly(
+    fc.stringMatching(/^[0-9a-f]{64}$/),
+    fc.constantFrom("0".repeat(64), HASH.toUpperCase(), HASH.slice(1)),
+  );
+  const u256 = mostly(
+    fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }).map(String),
+    fc.constantFrom("01", "-1", "1.5", " 1", "", (2n ** 256n).toString()),
+  );
+  const int = (min: number, max: number) =>
+    mostly(fc.integer({ min, max }), fc.constantFrom(min - 1, max + 1, 1.5, -0, 2 ** 53));
+  const ms = (min: number) =>
+    mostly(fc.integer({ min, max: 2 ** 52 }), fc.constantFrom(min - 1, 2 ** 52 + 1, 0.5));
+  const kind = mostly(
+    fc.oneof(
+      fc.constant({ type: "builtin", name: "matmul" }),
+      hash.map((modelHash) => ({ type: "onnx", modelHash })),
+    ),
+    fc.constantFrom(...KINDS),
+  );
+  const spec = fc.record({
+    kind,
+    inputCommitment: hash,
+    input: mostly(fc.jsonValue({ maxDepth: 5 }), fc.jsonValue({ maxDepth: 10 })),
+    requirements: fc.record({
+      hardware: mostly(fc.constantFrom("cpu", "gpu"), fc.constant("tpu")),
+      minStake: u256,
+    }),
+    maxPrice: u256,
+    bidWindowMs: ms(1),
+    executionMs: ms(1),
+    verificationMs: ms(1),
+    maxAttempts: int(1, 16),
+    verifierCount: int(0, 64),
+    priority: mostly(fc.constantFrom("low", "normal", "high"), fc.constant("none")),
+  }, { requiredKeys: ["kind", "inputCommitment", "requirements", "maxPrice"] });
+  const announcement = fc.record({
+    type: mostly(fc.constant("job.announce"), fc.constant("job.assign")),
+    jobId: id,
+    owner: id,
+    attempt: int(1, 16),
+    bidWindowEndsAt: ms(0),
+    spec,
+    sample: int(1, 8),
+  }, { requiredKeys: ["type", "jobId", "owner", "attempt", "bidWindowEndsAt", "spec"] });
+  const assignment = fc.record({
+    type: mostly(fc.constant("job.assign"), fc.constant("job.announce")),
+    jobId: id,
+    worker: id,
+    bidId: id,
+    price: u256,
+    verifiers: mostly(fc.array(id, { maxLength: 64 }), fc.array(id, { maxLength: 66 })),
+    attempt: int(1, 16),
+    spec,
+  }, { requiredKeys: ["type", "jobId", "worker", "bidId", "price", "verifiers"] });
+  // Half unchanged; else a value anywhere replaced by any JSON, a key deleted, or one added.
+  const mutated = (message: fc.Arbitrary<Record<string, unknown>>) =>
+    fc.tuple(message, fc.nat(), fc.nat(5), fc.jsonValue({ maxDepth: 2 })).map(
+      ([json, at, how, value]) => {
+        const paths = pathsOf(json);
+        const path = paths[at % paths.length]!;
+        if (how === 0) return edited(json, path, { v: value });
+        if (how === 1) return path.length === 0 ? json : edited(json, path);
+        if (how === 2) return edited(json, [...path, "extra"], { v: value });
+        return json;
+      },
+    );
+  let accepted = 0;
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        mutated(announcement).map((json) => [TOPICS.jobs, json] as const),
+        mutated(assignment).map((json) => [TOPICS.assignments, json] as const),
+      ),
+      ([topic, json]) => {
+        assertSame(topic, json, JSON.stringify(json));
+        if ("ok" in (decoded(topic, json) as object)) accepted++;
+      },
+    ),
+    { numRuns: 3_000, seed: 16 },
+  );
+  // Both sides of the fast path were exercised.
+  assert.ok(accepted > 300 && accepted < 2_700, `${accepted} accepted`);
+});
+
+Deno.test("decodeMessage() decodes a well-formed announcement and assignment without their schema", () => {
+  const text = (json: unknown) => encoder.encode(JSON.stringify(json));
+  const shard = announcementTopicsOf(
+    { kind: { type: "builtin" }, requirements: { hardware: "cpu" } },
+    ANNOUNCEMENT["jobId"] as string,
+    ANNOUNCEMENT["attempt"] as number,
+    ANNOUNCEMENT["sample"] as number,
+  )[0]!;
+  for (
+    const [family, topic, json] of [
+      [TOPICS.jobs, shard, ANNOUNCEMENT],
+      [TOPICS.jobs, announcementTopic(shardOf(SPEC)), without(ANNOUNCEMENT, "sample")],
+      [TOPICS.assignments, TOPICS.assignments, ASSIGNMENT],
+      [TOPICS.assignments, TOPICS.assignments, without(ASSIGNMENT, "spec")],
+    ] as const
+  ) {
+    const schema = SCHEMAS[family] as unknown as { safeParse: (v: unknown) => unknown };
+    const original = schema.safeParse;
+    let calls = 0;
+    schema.safeParse = (v: unknown) => {
+      calls++;
+      return original.call(schema, v);
+    };
+    try {
+      const message = decodeMessage(topic, text(json)) as { spec?: { maxPrice: bigint } };
+      assert.equal(calls, 0, `${topic}: the schema ran`);
+      if (message.spec !== undefined) assert.equal(message.spec.maxPrice, 1723n);
+      // A malformed one goes to the schema for its error.
+      assert.throws(() => decodeMessage(topic, text({ ...json, spec: 1 })), { name: "WireError" });
+      assert.equal(calls, 1);
+    } finally {
+      schema.safeParse = original;
+    }
+  }
+  // A well-formed announcement on another sample's topic is still refused for it.
+  const elsewhere = `${shard.slice(0, -1)}${shard.endsWith("0") ? "1" : "0"}` as Topic;
+  assert.equal(codeOf(elsewhere, text(ANNOUNCEMENT)), "wrong_shard");
+  assert.equal(codeOf(announcementTopic(shardOf(SPEC)), text(ANNOUNCEMENT)), "wrong_shard");
 });
