@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { abortable } from "./_abort.ts";
+import { abortable, linkedSignal } from "./_abort.ts";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -131,9 +131,11 @@ export class WorkerPool {
         signals.push(deadline.signal);
       }
     }
+    const linked = linkedSignal(signals);
     try {
-      return await this.#run(task, AbortSignal.any(signals), options.pastLimit === true);
+      return await this.#run(task, linked.signal, options.pastLimit === true);
     } finally {
+      linked.dispose();
       if (timer !== undefined) this.#clock!.clearTimeout(timer.id);
     }
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { WorkerPool } from "./worker_pool.ts";
+import { linkedSignal } from "./_abort.ts";
 
 Deno.test("WorkerPool.run() bounds concurrency and the queue", async () => {
   const pool = new WorkerPool({ concurrency: 2, maxQueued: 1 });
@@ -83,4 +84,49 @@ Deno.test("WorkerPool.run() queues a pastLimit task beyond maxQueued (a verifier
     await new Promise((r) => setTimeout(r, 1));
   }
   assert.deepEqual(await Promise.all([...runs, past]), [1, 1, 1]);
+});
+
+Deno.test("linkedSignal aborts with the first source's reason, and no more once disposed", () => {
+  const a = new AbortController();
+  const b = new AbortController();
+  const first = linkedSignal([a.signal, b.signal]);
+  b.abort("b went first");
+  assert.equal(first.signal.aborted, true);
+  assert.equal(first.signal.reason, "b went first");
+  first.dispose();
+  // Disposed: a source that aborts later reaches nothing (and holds no listener of it).
+  const c = new AbortController();
+  const second = linkedSignal([c.signal]);
+  second.dispose();
+  c.abort("too late");
+  assert.equal(second.signal.aborted, false);
+  // A source aborted already: the linked signal is born aborted.
+  const born = linkedSignal([a.signal, c.signal]);
+  assert.equal(born.signal.reason, "too late");
+});
+
+Deno.test("a pool's task signal stops listening to the caller's signal once the task is over", async () => {
+  const pool = new WorkerPool({ concurrency: 1 });
+  const caller = new AbortController();
+  let seen: AbortSignal | undefined;
+  await pool.run((signal) => {
+    seen = signal;
+    return Promise.resolve();
+  }, { signal: caller.signal });
+  caller.abort("after the task");
+  assert.equal(seen?.aborted, false, "the task was over: nothing is linked to it any more");
+  // While a task runs, the caller's abort reaches it.
+  const running = pool.run(
+    (signal) =>
+      new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+    {
+      signal: (() => {
+        const c = new AbortController();
+        setTimeout(() => c.abort("stop"), 10);
+        return c.signal;
+      })(),
+    },
+  );
+  await assert.rejects(running, (e) => e === "stop");
+  pool.close();
 });
