@@ -24,9 +24,35 @@ export function canonicalSpec(spec: JobSpec): string {
   return JSON.stringify(sorted(spec));
 }
 
+/**
+ * Hashes of canonical encodings lately computed, by the encoding (oldest out): a node checks one
+ * spec more than once (an assignment at the boundary and again when kept), and the simulator's
+ * nodes, which share one process, each check the same specs. Keyed by the whole encoding, so a
+ * hit is the hash of exactly that text.
+ */
+const recent = new Map<string, string>();
+/** Most encodings {@link recent} keeps. */
+const RECENT_SPECS = 1_024;
+/** Longest encoding {@link recent} keeps (so at most 4 Mi code units for all of them). */
+const RECENT_MAX_LENGTH = 4_096;
+
 /** The hex sha-256 of `spec`'s canonical encoding (64 lowercase hex digits). */
 export function specHashOf(spec: JobSpec): string {
-  return createHash("sha256").update(canonicalSpec(spec)).digest("hex");
+  const canonical = canonicalSpec(spec);
+  let hash = recent.get(canonical);
+  if (hash === undefined) {
+    hash = createHash("sha256").update(canonical).digest("hex");
+    if (canonical.length <= RECENT_MAX_LENGTH) {
+      if (recent.size >= RECENT_SPECS) recent.delete(recent.keys().next().value!);
+      recent.set(canonical, hash);
+    }
+  }
+  return hash;
+}
+
+/** How many hashes {@link specHashOf} keeps now (at most 1,024, of encodings up to 4,096 long). */
+export function specHashesKept(): number {
+  return recent.size;
 }
 
 function sorted(value: unknown): unknown {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { JobSpec } from "../machines/types.ts";
-import { canonicalSpec, specHashOf } from "./spec_hash.ts";
+import { canonicalSpec, specHashesKept, specHashOf } from "./spec_hash.ts";
 
 const SPEC: JobSpec = {
   kind: { type: "builtin", name: "matmul" },
@@ -44,4 +44,27 @@ Deno.test("specHashOf() is the sha-256 of the spec's JSON with sorted keys and b
       { ...SPEC, kind: { type: "onnx" as const, modelHash: "a".repeat(64) } },
     ]
   ) assert.notEqual(specHashOf(changed), specHashOf(SPEC), JSON.stringify(changed.kind));
+});
+
+Deno.test("specHashOf() keeps the hashes of at most 1,024 recent specs, short ones only, each its own", () => {
+  const sha256 = (spec: JobSpec) => createHash("sha256").update(canonicalSpec(spec)).digest("hex");
+  // A long encoding is hashed each time, not kept; one just under the length is.
+  const long = { ...SPEC, input: { a: "x".repeat(4_096) } };
+  const before = specHashesKept();
+  assert.ok(before < 1_000);
+  for (const maxPrice of [10_000n, 10_001n, 10_000n]) {
+    assert.equal(specHashOf({ ...long, maxPrice }), sha256({ ...long, maxPrice }));
+  }
+  assert.equal(specHashesKept(), before);
+  const short = { ...SPEC, input: { a: "x".repeat(3_700) } };
+  assert.ok(canonicalSpec(short).length <= 4_096);
+  assert.equal(specHashOf(short), sha256(short));
+  assert.equal(specHashOf(short), sha256(short));
+  assert.equal(specHashesKept(), before + 1);
+  const specs = Array.from({ length: 2_000 }, (_, i) => ({ ...SPEC, maxPrice: BigInt(i) }));
+  // Twice over: the second pass meets evicted and kept ones alike.
+  for (let pass = 0; pass < 2; pass++) {
+    for (const spec of specs) assert.equal(specHashOf(spec), sha256(spec));
+    assert.equal(specHashesKept(), 1_024);
+  }
 });
