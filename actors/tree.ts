@@ -277,6 +277,14 @@ export class ActorTree {
         ) {
           // Auctioned again: this node may bid on the new attempt.
           this.#archive.delete(target);
+        } else if (
+          retired?.state === "unescrowed" &&
+          (event.type === "job.announced" || event.type === DECLINED_EVENT) &&
+          event["owner"] !== retired.owner
+        ) {
+          // Dropped as another owner's forgery: the job's own owner may announce it still (and
+          // this node take it or decline it, as any job it hears of).
+          this.#archive.delete(target);
         } else if (retired !== undefined) {
           return rejected(
             "retired",

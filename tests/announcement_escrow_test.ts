@@ -275,3 +275,95 @@ Deno.test("a failed escrow read blames no one: the check comes again, and drops 
     ledger.close();
   }
 });
+
+for (const busy of [false, true]) {
+  Deno.test(
+    `a job dropped as a forger's announcement is ${
+      busy ? "triaged again (a busy worker declines it)" : "taken"
+    } from its real owner's announcement after it (review R3)`,
+    async () => {
+      const ledger = LocalLedger.open(":memory:");
+      const network = new InProcessNetwork();
+      const worker = createNode({
+        id: "w1",
+        roles: ["worker"],
+        worker: { hardware: "cpu", stake: 100n, maxOpenBids: 1 },
+        network: network.join("w1"),
+        chain: ledger.as("w1"),
+        capabilityIntervalMs: 0,
+      });
+      const owner = network.join("owner");
+      const mallory = network.join("mallory");
+      try {
+        await ledger.as("w1").stake({ amount: 100n });
+        await worker.start();
+        await owner.start();
+        await mallory.start();
+        const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
+        await ledger.as("owner").submitJob({
+          jobId: "x",
+          amount: real.maxPrice,
+          minStake: real.requirements.minStake,
+          modelHash: "0".repeat(64),
+          inputCommitment: real.inputCommitment,
+          verifierCount: 0,
+          bidWindowMs: real.bidWindowMs,
+          executionMs: real.executionMs,
+          verificationMs: real.verificationMs,
+          specHash: specHashOf(real),
+        });
+        const announce = (from: typeof owner, who: string) => {
+          const [topic] = announcementTopicsOf(real, "x", 1, 0);
+          return from.publish(
+            topic!,
+            encodeMessage(topic!, {
+              type: "job.announce",
+              jobId: "x",
+              owner: who,
+              attempt: 1,
+              bidWindowEndsAt: Date.now() + 60_000,
+              spec: real,
+            }),
+          );
+        };
+        // Mallory outruns the owner with the job as her own: the worker reads the escrow, drops it.
+        await announce(mallory, "mallory");
+        await until("the forgery dropped", () => worker.retiredJob("x")?.state === "unescrowed");
+        if (busy) {
+          // Another job takes the worker's one bid slot: the owner's announcement is triaged as any
+          // job heard of, and declined.
+          const [topic] = announcementTopicsOf(real, "other", 1, 0);
+          await owner.publish(
+            topic!,
+            encodeMessage(topic!, {
+              type: "job.announce",
+              jobId: "other",
+              owner: "owner",
+              attempt: 1,
+              bidWindowEndsAt: Date.now() + 60_000,
+              spec: real,
+            }),
+          );
+          await until("the other job taken", () => worker.job("other") !== undefined);
+          await announce(owner, "owner");
+          await until("the real job declined", () => worker.declined("x")?.reason === "busy");
+          assert.equal(worker.job("x"), undefined);
+          return;
+        }
+        // The owner's own announcement comes after: the worker takes the job from it.
+        await announce(owner, "owner");
+        await until("the real job taken", () => worker.job("x")?.context.owner === "owner");
+        // A second forgery of it now meets the escrow the worker read: refused at the wire.
+        const rejected = worker.stats.wireRejected;
+        await announce(mallory, "mallory");
+        await until("the second forgery refused", () => worker.stats.wireRejected === rejected + 1);
+        assert.equal(worker.job("x")?.context.owner, "owner");
+      } finally {
+        await worker.stop();
+        await owner.stop();
+        await mallory.stop();
+        ledger.close();
+      }
+    },
+  );
+}

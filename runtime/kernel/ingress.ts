@@ -382,11 +382,14 @@ export class Ingress {
     const e = addressed.event as unknown as Omit<Announcement, "jobId">;
     const jobId = jobIdOf(addressed.target)!;
     const retired = tree.retired(jobId);
-    // Outbid on an earlier auction of the job: a new one is triaged like any job heard of.
-    const auctionedAgain = retired?.state === OUTBID_STATE && e.attempt > retired.attempt;
+    // Outbid on an earlier auction of the job, or dropped as a forgery announced by another
+    // owner (which may have outrun the real one, review R3): triaged like any job heard of (the
+    // escrow the drop read makes the wire refuse another forgery, `announcementMismatch`).
+    const heardAgain = (retired?.state === OUTBID_STATE && e.attempt > retired.attempt) ||
+      (retired?.state === "unescrowed" && retired.owner !== e.owner);
     if (
       e.owner === self || tree.get(addressed.target) !== undefined ||
-      (retired !== undefined && !auctionedAgain)
+      (retired !== undefined && !heardAgain)
     ) return this.#o.submit("network", addressed);
     const known = tree.declined(jobId);
     if (known !== undefined && known.attempt >= e.attempt) return;
