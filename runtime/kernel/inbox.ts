@@ -122,6 +122,9 @@ export class MemoryJournal implements JournalSink {
 
   append(envelope: Envelope): void {
     this.#next = envelope.seq + 1;
+    // Keeping nothing (an inbox's default) pushes nothing: a push and a shift each event made
+    // V8 trim and grow the array's store again and again.
+    if (this.#limit === 0) return;
     this.entries.push(envelope);
     if (this.entries.length > this.#limit) this.entries.shift();
   }
@@ -237,11 +240,16 @@ export class Inbox {
   #drain(): void {
     if (this.#draining) return;
     this.#draining = true;
+    // Walked by index and emptied at the end (not shifted: see MemoryJournal.append); what a
+    // delivery submits is pushed behind and delivered in this loop, in order.
+    const queue = this.#queue;
+    let delivered = 0;
     try {
-      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
-        this.#deliver(next);
-      }
+      while (delivered < queue.length) this.#deliver(queue[delivered++]!);
     } finally {
+      // A delivery that threw is dropped with those before it; the rest wait for the next drain.
+      if (delivered >= queue.length) queue.length = 0;
+      else queue.splice(0, delivered);
       this.#draining = false;
     }
   }
