@@ -44,10 +44,26 @@ function before(a: Task, b: Task): boolean {
     (a.at === b.at && (a.order < b.order || (a.order === b.order && a.seq < b.seq)));
 }
 
+/** Order values a task's order is drawn from: `at * ORDERS + order` orders as `(at, order)`. */
+const ORDERS = 0x10000;
+
+/**
+ * A task's heap key: `at * ORDERS + order`. The map from `(at, order)` (an integer time, an order
+ * below {@link ORDERS}) to it is strictly increasing, and rounding keeps it non-decreasing, so a
+ * smaller key is an earlier task, and only equal keys need {@link before}: the heap compares the
+ * keys it keeps beside the tasks and reads a task only on a tie, with the same outcome as
+ * `before` on every pair (NaN included: false either way).
+ */
+function keyOf(task: Task): number {
+  return task.at * ORDERS + task.order;
+}
+
 /** A virtual-time scheduler driven by one seed. */
 export class Scheduler implements Clock {
   readonly rng: Rng;
   readonly #heap: Task[] = [];
+  /** {@link keyOf} of each task in {@link Scheduler.#heap}, at the same index. */
+  #keys = new Float64Array(1024);
   #now: number;
   #seq = 0;
   #steps = 0;
@@ -85,7 +101,7 @@ export class Scheduler implements Clock {
   at(at: number, fn: () => void | Promise<void>, label: string): Task {
     const task: Task = {
       at: Math.max(this.#now, Math.ceil(at)),
-      order: this.rng.int(0, 0xffff),
+      order: this.rng.int(0, ORDERS - 1),
       seq: this.#seq++,
       label,
       fn,
@@ -134,14 +150,23 @@ export class Scheduler implements Clock {
     const heap = this.#heap;
     let i = heap.length;
     heap.push(task);
+    if (i >= this.#keys.length) {
+      const grown = new Float64Array(this.#keys.length * 2);
+      grown.set(this.#keys);
+      this.#keys = grown;
+    }
+    const keys = this.#keys;
+    const key = keyOf(task);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      const above = heap[parent]!;
-      if (!before(task, above)) break;
-      heap[i] = above;
+      const above = keys[parent]!;
+      if (!(key < above || (key === above && before(task, heap[parent]!)))) break;
+      heap[i] = heap[parent]!;
+      keys[i] = above;
       i = parent;
     }
     heap[i] = task;
+    keys[i] = key;
   }
 
   #pop(): Task | undefined {
@@ -151,19 +176,30 @@ export class Scheduler implements Clock {
     if (top === undefined || last === undefined || heap.length === 0) return top;
     // `last` sifted down from the root through a hole. Tasks are totally ordered (`seq`), so the
     // order they come out in does not depend on how the heap moves them.
+    const keys = this.#keys;
     const n = heap.length;
+    const lastKey = keys[n]!;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
-      const m = r < n && before(heap[r]!, heap[l]!) ? r : l;
-      const child = heap[m]!;
-      if (!before(child, last)) break;
-      heap[i] = child;
+      let m = l;
+      let key = keys[l]!;
+      if (r < n) {
+        const right = keys[r]!;
+        if (right < key || (right === key && before(heap[r]!, heap[l]!))) {
+          m = r;
+          key = right;
+        }
+      }
+      if (!(key < lastKey || (key === lastKey && before(heap[m]!, last)))) break;
+      heap[i] = heap[m]!;
+      keys[i] = key;
       i = m;
     }
     heap[i] = last;
+    keys[i] = lastKey;
     return top;
   }
 }
