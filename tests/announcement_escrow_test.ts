@@ -131,7 +131,7 @@ Deno.test("an announcement that does not match the job's escrow (owner, spec) is
   }
 });
 
-Deno.test("a worker that reads escrows on demand drops a forged announcement at the sender's cost, and one of a job that ended", async () => {
+Deno.test("a worker that reads escrows on demand reads a job's escrow before it takes its announcement: a forgery is refused at the sender's cost, a job that ended is let by", async () => {
   const { ledger, client, worker, mallory } = market(true);
   try {
     await ledger.as("w1").stake({ amount: 100n });
@@ -174,24 +174,37 @@ Deno.test("a worker that reads escrows on demand drops a forged announcement at 
     // A job announced ahead of its escrow is taken for now (its escrow read finds none).
     await announce("c", real);
     await until("an announcement ahead of the chain is taken", () => worker.job("c") !== undefined);
-    // Job a as mallory's own, job b with another input: each read, dropped, and charged.
+    // Job a as mallory's own, job b with another input: each read first, then refused at the
+    // wire, at mallory's cost; no actor, nothing archived.
     let before = score();
+    let rejected = worker.stats.wireRejected;
     await announce("a", real);
-    await until("job a dropped", () => worker.retiredJob("a")?.state === "unescrowed");
+    await until("job a refused", () => worker.stats.wireRejected === rejected + 1);
     await until("mallory paid for job a", () => score() < before);
     before = score();
+    rejected = worker.stats.wireRejected;
     const input = { a: [[9, 9], [9, 9]], b: [[1, 0], [0, 1]] };
     await announce("b", { ...real, input });
-    await until("job b dropped", () => worker.retiredJob("b")?.state === "unescrowed");
+    await until("job b refused", () => worker.stats.wireRejected === rejected + 1);
     await until("mallory paid for job b", () => score() < before);
+    for (const jobId of ["a", "b"]) {
+      assert.equal(worker.job(jobId), undefined, `no actor for forged ${jobId}`);
+      assert.equal(worker.retiredJob(jobId), undefined, `nothing archived for forged ${jobId}`);
+    }
     // Job d, refunded before mallory announced it with its own spec (the client is no node here,
-    // so anyone may announce it): dropped, not charged (a late relay is no forgery).
+    // so anyone may announce it): let by, at nobody's cost (a late relay is no forgery).
     before = score();
+    rejected = worker.stats.wireRejected;
     await announce("d", real);
-    await until("job d dropped", () => worker.retiredJob("d")?.state === "heard_late");
+    await until("job d's escrow read", () => worker.stats.escrowReads === 5);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(worker.job("d"), undefined, "no actor for a job that ended");
+    assert.equal(worker.retiredJob("d"), undefined);
+    assert.equal(worker.stats.wireRejected, rejected);
     assert.equal(score(), before, "a late announcement of an ended job costs nothing");
-    // The worker read the four escrows, and did not read every job's escrow as it came.
-    assert.equal(worker.stats.escrowReads, 4);
+    // The worker read the four escrows (c's twice: as its announcement came, and as its actor was
+    // made, both before the escrow), and did not read every job's escrow as it came.
+    assert.equal(worker.stats.escrowReads, 5);
     assert.equal(worker.stats.chainIgnored, 0);
     // Job c, announced ahead of its escrow, was taken; it is checked when the escrow shows.
     before = score();
@@ -300,18 +313,6 @@ for (const busy of [false, true]) {
         await owner.start();
         await mallory.start();
         const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-        await ledger.as("owner").submitJob({
-          jobId: "x",
-          amount: real.maxPrice,
-          minStake: real.requirements.minStake,
-          modelHash: "0".repeat(64),
-          inputCommitment: real.inputCommitment,
-          verifierCount: 0,
-          bidWindowMs: real.bidWindowMs,
-          executionMs: real.executionMs,
-          verificationMs: real.verificationMs,
-          specHash: specHashOf(real),
-        });
         const announce = (from: typeof owner, who: string) => {
           const [topic] = announcementTopicsOf(real, "x", 1, 0);
           return from.publish(
@@ -326,8 +327,25 @@ for (const busy of [false, true]) {
             }),
           );
         };
-        // Mallory outruns the owner with the job as her own: the worker reads the escrow, drops it.
+        // Mallory outruns the owner, and the worker's chain, with the job as her own: taken, as a
+        // job announced ahead of its escrow is. Then the escrow shows the owner's: dropped.
         await announce(mallory, "mallory");
+        await until(
+          "the forgery taken for now",
+          () => worker.job("x")?.context.owner === "mallory",
+        );
+        await ledger.as("owner").submitJob({
+          jobId: "x",
+          amount: real.maxPrice,
+          minStake: real.requirements.minStake,
+          modelHash: "0".repeat(64),
+          inputCommitment: real.inputCommitment,
+          verifierCount: 0,
+          bidWindowMs: real.bidWindowMs,
+          executionMs: real.executionMs,
+          verificationMs: real.verificationMs,
+          specHash: specHashOf(real),
+        });
         await until("the forgery dropped", () => worker.retiredJob("x")?.state === "unescrowed");
         if (busy) {
           // Another job takes the worker's one bid slot: the owner's announcement is triaged as any

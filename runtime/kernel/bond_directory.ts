@@ -1,7 +1,9 @@
 /**
  * Who holds something at stake on chain, as the network's ingress asks it (synchronously, for
  * every message): a peer is "bonded" when the chain shows it staked (worker or verifier) or, since
- * this node started, escrowed a job (a client). Fresh identities hold nothing, so a flood of keys
+ * this node started, escrowed a job (a client): one whose `JobSubmitted` this node read, or, where
+ * it reads escrows on demand (`ChainPort.escrowOf`), one whose escrow it read as it heard one of
+ * the client's announcements (the ingress reads each before it triages it). Fresh identities hold nothing, so a flood of keys
  * draws on the small budget the host keeps for unbonded authors.
  *
  * The answer is cached per peer for `ttlMs`; a peer not known yet counts as bonded while its stake

@@ -59,6 +59,11 @@ export const WIRE_PENALTY = -10;
  */
 export const MAX_MODELS_HEARD = 256;
 
+/** Announcements waiting for their job's escrow read, at most (more are let by, not charged). */
+export const MAX_ESCROW_READS_HELD = 1_024;
+/** Announcements from one peer waiting for their job's escrow read, at most. */
+export const MAX_ESCROW_READS_PER_SENDER = 64;
+
 /** What a node heard of another node's capabilities. */
 export interface Capabilities {
   readonly roles: readonly Role[];
@@ -87,6 +92,16 @@ export interface IngressOptions {
    * let by instead of making an actor that would wait for ever. Absent: never.
    */
   readonly endedOnChain?: (jobId: string) => boolean;
+  /**
+   * Reads job `jobId`'s escrow from the chain, so that {@link IngressOptions.escrowSeen},
+   * `escrowCommitment` and `endedOnChain` answer from it (a node whose port reads escrows on
+   * demand, `ChainPort.escrowOf`, and does not read every job's escrow as it comes). Given, an
+   * announcement of a job whose escrow this node does not know waits for the read before it is
+   * triaged: one that does not match the escrow is refused at its sender's cost, one of a job that
+   * ended is let by, as they are where the escrow came first. Absent: announcements are triaged
+   * on what the node knows.
+   */
+  readonly readEscrow?: (jobId: string) => Promise<unknown>;
   /**
    * Triages a job heard announced that has no actor here: `"bid"` (its actor is created), or why
    * this node declines it. Absent (a node that is not a worker): declined as `no_role`.
@@ -148,6 +163,11 @@ export class Ingress {
   /** Escrow terms and assignments waiting for theirs (a verifier's: see the module doc). */
   readonly #hints: AssignmentHints;
   #ignored = 0;
+  /** Escrow reads under way, by job: the announcements heard meanwhile wait on the same one. */
+  readonly #reading = new Map<string, Promise<unknown>>();
+  /** Announcements waiting for a read, in all and by sender. */
+  #readsHeld = 0;
+  readonly #readsBySender = new Map<NodeId, number>();
   #shunned = 0;
   /** Bids and attestations on this node's jobs that arrive in one turn enter as one event. */
   readonly #batcher: Batcher;
@@ -257,18 +277,23 @@ export class Ingress {
       return "accept";
     } catch (error) {
       if (!(error instanceof WireError) && !(error instanceof RuleViolation)) throw error;
-      this.#o.onRejected(
+      this.#refuse(
         message,
         error instanceof WireError ? error.code : "rule_violation",
         error.message,
       );
-      this.engage(message.from);
-      this.#o.submit("network", {
-        target: peerAddress(message.from),
-        event: { type: "peer.scored", delta: WIRE_PENALTY, reason: error.message },
-      });
       return "reject";
     }
+  }
+
+  /** Refuses `message` at its sender's cost (counted, logged, and the peer's score). */
+  #refuse(message: GossipMessage, code: string, reason: string): void {
+    this.#o.onRejected(message, code, reason);
+    this.engage(message.from);
+    this.#o.submit("network", {
+      target: peerAddress(message.from),
+      event: { type: "peer.scored", delta: WIRE_PENALTY, reason },
+    });
   }
 
   /**
@@ -321,7 +346,7 @@ export class Ingress {
       else {
         // Nothing pending is overtaken by what is not batched (a withdrawal by its bid's batch).
         this.#batcher.flush();
-        if (type === "job.announced") this.#announced(addressed);
+        if (type === "job.announced") this.#announced(addressed, message);
         else this.#o.submit("network", addressed);
       }
     }
@@ -374,13 +399,23 @@ export class Ingress {
   }
 
   /**
-   * A job heard announced: handed to its actor if it has one here (or was retired, or is this
-   * node's own), else triaged (see the module doc).
+   * A job heard announced (`message`, unless a join snapshot relayed it): handed to its actor if
+   * it has one here (or was retired, or is this node's own), else triaged (see the module doc),
+   * once its escrow was read where this node reads escrows on demand (`read`: it was).
    */
-  #announced(addressed: AddressedEvent): void {
+  #announced(addressed: AddressedEvent, message?: GossipMessage, read = false): void {
     const { tree, self } = this.#o;
     const e = addressed.event as unknown as Omit<Announcement, "jobId">;
     const jobId = jobIdOf(addressed.target)!;
+    if (read) {
+      // The escrow was read: the check the wire makes where the escrow came first.
+      const why = this.announcementMismatch({ jobId, owner: e.owner, spec: e.spec });
+      if (why !== null) {
+        if (message !== undefined) this.#refuse(message, "rule_violation", why);
+        else this.#ignored++;
+        return;
+      }
+    }
     const retired = tree.retired(jobId);
     // Outbid on an earlier auction of the job, or dropped as a forgery announced by another
     // owner (which may have outrun the real one, review R3): triaged like any job heard of (the
@@ -398,6 +433,12 @@ export class Ingress {
     if (known?.reason === "awaiting_chain" || known?.assigned !== undefined) {
       this.#ignored++;
       return;
+    }
+    const readEscrow = this.#o.readEscrow;
+    if (readEscrow !== undefined && !read && (heardAgain || !this.#o.escrowSeen(jobId))) {
+      // Read first (again, for a job heard of before: it may have ended since): a forger that
+      // outran the owner with the job as its own must not get an actor before the owner does.
+      return this.#readFirst(jobId, addressed, message, readEscrow);
     }
     if (this.#o.endedOnChain?.(jobId)) {
       this.#ignored++;
@@ -426,6 +467,40 @@ export class Ingress {
         reason: decision,
         ...(this.#o.keepSpec ? { spec: e.spec } : {}),
       },
+    });
+  }
+
+  /**
+   * Holds an announcement until job `jobId`'s escrow is read (one read for all those heard
+   * meanwhile), then takes it up again: at most {@link MAX_ESCROW_READS_HELD} wait, and
+   * {@link MAX_ESCROW_READS_PER_SENDER} of one sender (more are let by, not charged: an honest
+   * burst could be one).
+   */
+  #readFirst(
+    jobId: string,
+    addressed: AddressedEvent,
+    message: GossipMessage | undefined,
+    read: (jobId: string) => Promise<unknown>,
+  ): void {
+    const sender = message?.from ?? "";
+    const held = this.#readsBySender.get(sender) ?? 0;
+    if (this.#readsHeld >= MAX_ESCROW_READS_HELD || held >= MAX_ESCROW_READS_PER_SENDER) {
+      this.#ignored++;
+      return;
+    }
+    this.#readsHeld++;
+    this.#readsBySender.set(sender, held + 1);
+    let pending = this.#reading.get(jobId);
+    if (pending === undefined) {
+      pending = read(jobId).finally(() => this.#reading.delete(jobId));
+      this.#reading.set(jobId, pending);
+    }
+    pending.then(() => {}, () => {}).then(() => {
+      this.#readsHeld--;
+      const left = (this.#readsBySender.get(sender) ?? 1) - 1;
+      if (left === 0) this.#readsBySender.delete(sender);
+      else this.#readsBySender.set(sender, left);
+      this.#announced(addressed, message, true);
     });
   }
 

@@ -4,7 +4,7 @@ import type { AddressedEvent } from "../../machines/address.ts";
 import type { BidOffer, JobSpec, Role } from "../../machines/types.ts";
 import { encodeMessage, type Topic, TOPICS } from "../../protocols/messages.ts";
 import type { NetworkPort } from "../../protocols/network_port.ts";
-import { Ingress } from "./ingress.ts";
+import { Ingress, MAX_ESCROW_READS_PER_SENDER } from "./ingress.ts";
 import type { Announcement } from "./worker_agent.ts";
 
 const SPEC: JobSpec = {
@@ -29,6 +29,8 @@ function setup(options: {
   keepSpec?: boolean;
   shunned?: (worker: string) => boolean;
   endedOnChain?: (jobId: string) => boolean;
+  readEscrow?: (jobId: string) => Promise<unknown>;
+  escrowSeen?: (jobId: string) => boolean;
 } = {}) {
   let now = 1_000;
   const submitted: AddressedEvent[] = [];
@@ -48,11 +50,12 @@ function setup(options: {
       tree.deliver({ seq: ++seq, at: now, source, ...addressed });
     },
     onRejected: () => {},
-    escrowSeen: () => true,
+    escrowSeen: options.escrowSeen ?? (() => true),
     ...(options.triage ? { triage: options.triage } : {}),
     ...(options.keepSpec !== undefined ? { keepSpec: options.keepSpec } : {}),
     ...(options.shunned ? { shunned: options.shunned } : {}),
     ...(options.endedOnChain ? { endedOnChain: options.endedOnChain } : {}),
+    ...(options.readEscrow ? { readEscrow: options.readEscrow } : {}),
   });
   const hear = (topic: Topic, from: string, message: object) => {
     const gossip = { topic, from, data: encodeMessage(topic, message as never) };
@@ -227,4 +230,61 @@ Deno.test("Ingress lets by a late announcement of a job the chain ended while th
   assert.equal(m.ingress.ignored, 1);
   m.announce("live");
   assert.deepEqual(m.submitted.map((a) => a.event.type), ["job.announced"]);
+});
+
+Deno.test("Ingress reads the escrow again before it takes a new attempt of a job it was outbid on: one the chain ended since is let by", async () => {
+  const ended = new Set<string>();
+  let reads = 0;
+  const m = setup({
+    triage: () => "bid",
+    endedOnChain: (jobId) => ended.has(jobId),
+    // The chain ended the job since this worker was outbid on it (it reads escrows on demand, so
+    // it did not hear the ending).
+    readEscrow: (jobId) => {
+      reads++;
+      ended.add(jobId);
+      return Promise.resolve();
+    },
+  });
+  m.announce("j", 1);
+  assert.equal(m.tree.get("job:j")?.state, "bidding");
+  m.tree.deliver({
+    seq: 100,
+    at: 1_000,
+    source: "chain",
+    target: "job:j",
+    event: { type: "chain.worker.assigned", worker: "other", verifiers: ["v1"], price: 10n },
+  });
+  assert.equal(m.tree.retired("j")?.state, "outbid");
+  assert.equal(reads, 0, "the first attempt's escrow was known");
+  // A second attempt announced, replayed after the job ended: read first, then let by.
+  const before = m.submitted.length;
+  m.announce("j", 2);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(reads, 1);
+  assert.equal(m.submitted.length, before, "nothing journaled");
+  assert.equal(m.tree.get("job:j"), undefined, "no actor waits for ever on a job that ended");
+});
+
+Deno.test("Ingress holds at most 64 announcements of one sender for their escrow reads; the rest are let by", async () => {
+  const reads: string[] = [];
+  let release!: () => void;
+  const answered = new Promise<void>((resolve) => (release = resolve));
+  const seen = new Set<string>();
+  const m = setup({
+    triage: () => "bid",
+    escrowSeen: (jobId) => seen.has(jobId),
+    readEscrow: (jobId) => {
+      reads.push(jobId);
+      return answered.then(() => void seen.add(jobId));
+    },
+  });
+  for (let i = 0; i < MAX_ESCROW_READS_PER_SENDER + 6; i++) m.announce(`flood-${i}`, 1, "flooder");
+  m.announce("honest-1", 1, "owner");
+  assert.equal(reads.length, MAX_ESCROW_READS_PER_SENDER + 1, "one sender's share, then another's");
+  assert.ok(reads.includes("honest-1"), "another sender is still read");
+  release();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(m.tree.get("job:honest-1"), "taken once its read answered");
+  assert.equal(m.tree.get(`job:flood-${MAX_ESCROW_READS_PER_SENDER + 1}`), undefined);
 });

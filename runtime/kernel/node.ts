@@ -327,6 +327,7 @@ export class Node {
       escrowSeen: (jobId) => this.#escrows.has(jobId),
       escrowCommitment: (jobId) => this.#escrows.commitment(jobId),
       endedOnChain: (jobId) => this.#escrows.ended(jobId),
+      ...(this.#readsEscrows ? { readEscrow: (jobId: string) => this.#noteEscrow(jobId) } : {}),
       // A job this node will not bid on gets no actor here, only a record of why (ingress.ts).
       triage: (actorId, announcement) => this.#agent?.triage(actorId, announcement) ?? "no_role",
       keepSpec: options.roles.includes("verifier"),
@@ -375,13 +376,16 @@ export class Node {
           this.#ingress.escrowShown(event.jobId, escrowTermsOf(event));
         }
         if (event.name === "WorkerAssigned") this.#ingress.assignedOnChain(event.jobId, event);
-        // A job the chain names this node in is one it reads (a verifier's record, see
-        // `#chainInterest`), until the job ends where it holds no actor for it.
+        // A job the chain names this node in as a verifier is one it reads (its record, see
+        // `#chainInterest`), until the job ends where it holds no actor for it. (Only the
+        // naming: a slash that names a worker after the job's end would never be taken off.)
         const jobId = jobOfEvent(event);
         if (jobId !== undefined) {
           if (event.name === "PaymentReleased" || event.name === "EscrowRefunded") {
             if (this.tree.get(jobAddress(jobId)) === undefined) this.#watched.delete(jobId);
-          } else if (namesAccount(event, this.id)) this.#watched.add(jobId);
+          } else if (event.name === "WorkerAssigned" && event.verifiers.includes(this.id)) {
+            this.#watched.add(jobId);
+          }
         }
       },
       interest: (event) => this.#chainInterest(event),
@@ -1025,40 +1029,27 @@ export class Node {
     });
     this.#timers.arm(cell.id, ESCROW_CHECK_KEY, due);
     // Its escrow came before the announcement, as an owner's does: this node did not read it.
-    if (this.#readsEscrows && !this.#escrows.has(c.jobId)) this.#readEscrow(c.jobId);
+    if (this.#readsEscrows && !this.#escrows.has(c.jobId)) void this.#readEscrow(c.jobId);
   }
 
   /**
    * Reads job `jobId`'s escrow from the chain (a node that reads escrows on demand, not as they
-   * come: {@link ESCROW_NEWS}) and takes it as its chain news would have brought it: what it
-   * commits to is checked against the job's announcement (a forger's is dropped, at its cost),
-   * its client holds something at stake, and a job that ended is dropped (an announcement heard
-   * after its end). Resolves with whether the chain holds the escrow, or undefined when the read
-   * failed (logged).
+   * come: {@link ESCROW_NEWS}) and notes it as its chain news would have: what it commits to, that
+   * its client holds something at stake, whether it ended. Resolves with whether the chain holds
+   * the escrow, or undefined when the read failed (logged). The ingress reads so before it
+   * triages an announcement (`IngressOptions.readEscrow`).
    */
-  #readEscrow(jobId: string): Promise<boolean | undefined> {
+  #noteEscrow(jobId: string): Promise<boolean | undefined> {
     this.stats.escrowReads++;
     return this.#options.chain.escrowOf!(jobId, { signal: this.#effects.signal }).then(
       (escrow) => {
-        if (escrow === undefined || this.#stopped) return escrow !== undefined;
+        if (escrow === undefined) return false;
         this.#escrows.saw(jobId, {
           client: escrow.client,
           ...(escrow.specHash === undefined ? {} : { specHash: escrow.specHash }),
         });
         this.#bonds.escrowed(escrow.client);
-        // A forger's announcement costs it, ended or not.
-        this.#checkAnnounced(jobId);
-        if (escrow.ended) {
-          this.#escrows.sawEnd(jobId);
-          const target = jobAddress(jobId);
-          const cell = this.tree.get(target);
-          if (cell !== undefined && !cell.done && jobContextOf(cell).owner !== this.id) {
-            this.#log.info("Dropping job {jobId}: the chain ended it before it was heard of", {
-              jobId,
-            });
-            this.#submit("system", { target, event: { type: "job.unescrowed", ended: true } });
-          }
-        }
+        if (escrow.ended) this.#escrows.sawEnd(jobId);
         return true;
       },
       (error) => {
@@ -1069,6 +1060,31 @@ export class Node {
         return undefined;
       },
     );
+  }
+
+  /**
+   * Reads the escrow of job `jobId`, which this node follows ({@link Node.#noteEscrow}), and acts
+   * on it as on its chain news: a job announced by a forger (its owner is not the escrow's client,
+   * its spec not the one the escrow commits to) is dropped at the announcer's cost; one the chain
+   * ended before this node heard of it is archived as `heard_late` (a stale relay). Resolves as
+   * {@link Node.#noteEscrow}.
+   */
+  async #readEscrow(jobId: string): Promise<boolean | undefined> {
+    const held = await this.#noteEscrow(jobId);
+    if (held !== true || this.#stopped) return held;
+    // A forger's announcement costs it, ended or not.
+    this.#checkAnnounced(jobId);
+    if (this.#escrows.ended(jobId)) {
+      const target = jobAddress(jobId);
+      const cell = this.tree.get(target);
+      if (cell !== undefined && !cell.done && jobContextOf(cell).owner !== this.id) {
+        this.#log.info("Dropping job {jobId}: the chain ended it before it was heard of", {
+          jobId,
+        });
+        this.#submit("system", { target, event: { type: "job.unescrowed", ended: true } });
+      }
+    }
+    return true;
   }
 
   /**

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
+import { HEARD_LATE_STATE, jobContextOf, OUTBID_STATE } from "../../actors/tree.ts";
 import {
   announcementTopic,
   announcementTopicsOf,
@@ -59,6 +59,7 @@ export const ADVERSARY_NAMES = [
   "oversized-messages",
   "restart-every-phase",
   "forging-assigner",
+  "front-runner",
 ] as const;
 
 /** An adversary's name. */
@@ -697,6 +698,50 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       });
     }, "rogue.forge");
   }
+  if (adversaries.has("front-runner")) {
+    // A peer that reads the chain every 2 ms and announces each job it sees escrowed as its own,
+    // before its owner can (the owner announces once its escrow transaction is in): the escrow's
+    // terms, with an input of its own (the real one is not on chain). A worker that reads escrows
+    // drops the forgery when its read answers (its owner is not the escrow's client, its spec
+    // not the one the escrow's hash commits to) and charges the announcer; the owner's own
+    // announcement, which comes after, must still be taken, or the job starves (review R3).
+    const port = rogue("front-runner-01");
+    const reader = chain.port("front-runner-01");
+    let cursor = { blockNumber: 0, eventIndex: 0 };
+    const other = { a: [[9, 9], [9, 9]], b: [[1, 0], [0, 1]] };
+    every(2, () => {
+      void reader.eventsSince(cursor, { limit: 1_000 }).then(({ events, next }) => {
+        cursor = next;
+        for (const e of events) {
+          if (e.name !== "JobSubmitted") continue;
+          const spec: JobSpec = {
+            kind: { type: "builtin", name: "matmul" },
+            input: other,
+            inputCommitment: commitmentOf(other),
+            requirements: { hardware: "cpu", minStake: e.minStake },
+            maxPrice: e.amount,
+            bidWindowMs: e.bidWindowMs,
+            executionMs: e.executionMs,
+            verificationMs: e.verificationMs,
+            maxAttempts: 3,
+            verifierCount: e.verifierCount,
+          };
+          const topic = announcementTopicsOf(spec, e.jobId, 1, 0)[0]!;
+          void port.publish(
+            topic,
+            encodeMessage(topic as typeof TOPICS.jobs, {
+              type: "job.announce",
+              jobId: e.jobId,
+              owner: "front-runner-01",
+              attempt: 1,
+              bidWindowEndsAt: sched.now() + e.bidWindowMs,
+              spec,
+            }),
+          ).catch(() => {});
+        }
+      });
+    }, "rogue.frontrun");
+  }
   if (adversaries.has("oversized-messages")) {
     const port = rogue("bloater-01");
     every(200, () => {
@@ -872,8 +917,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         }
         if (summary.done && final) {
           const chainSays = onChain.paid > 0 ? "settled" : onChain.refunded > 0 ? "refunded" : null;
-          // `outbid` says nothing of the job's fate: the node stopped following it, having lost.
-          const agrees = summary.state === OUTBID_STATE || chainSays === null
+          // `outbid` and `heard_late` say nothing of the job's fate: the node stopped following
+          // it, having lost, or never followed it (heard of after its end).
+          const agrees = summary.state === OUTBID_STATE || summary.state === HEARD_LATE_STATE ||
+              chainSays === null
             ? !["settled", "refunded"].includes(summary.state)
             : summary.state === chainSays ||
               (chainSays === "refunded" && summary.state !== "settled");
