@@ -162,7 +162,9 @@ Deno.test({
         input: { a: [[1, 2], [3, 4]], b: [[5, 6], [7, 8]] },
         requirements: { hardware: "cpu", minStake: "100" },
         maxPrice: "1000",
-        bidWindowMs: 1_500,
+        // Room for eight processes on a loaded machine to hear the announcement, read the job's
+        // escrow and bid (CI on a host at a load of 5 to 12 saw 1.5 s pass without a bid).
+        bidWindowMs: 5_000,
         executionMs: 3_000,
         // Each attestation is a chain transaction (a verifier's first also registers its key),
         // from four processes on one ledger file: room for a loaded machine.

@@ -44,7 +44,10 @@ import {
 import type { Announcement } from "./worker_agent.ts";
 import { Batcher } from "./batcher.ts";
 import type { EscrowCommitment } from "./escrow_watch.ts";
+import { logger as kernelLogger } from "./log.ts";
 import { RecentSet } from "./recent_set.ts";
+
+const logger = kernelLogger("ingress");
 
 /** Node ids an ingress remembers having seen as peers (oldest out). */
 const NODES_REMEMBERED = 10_000;
@@ -403,7 +406,11 @@ export class Ingress {
    * it has one here (or was retired, or is this node's own), else triaged (see the module doc),
    * once its escrow was read where this node reads escrows on demand (`read`: it was).
    */
-  #announced(addressed: AddressedEvent, message?: GossipMessage, read = false): void {
+  #announced(
+    addressed: AddressedEvent,
+    message?: GossipMessage,
+    read = false,
+  ): Promise<void> | void {
     const { tree, self } = this.#o;
     const e = addressed.event as unknown as Omit<Announcement, "jobId">;
     const jobId = jobIdOf(addressed.target)!;
@@ -481,7 +488,7 @@ export class Ingress {
     addressed: AddressedEvent,
     message: GossipMessage | undefined,
     read: (jobId: string) => Promise<unknown>,
-  ): void {
+  ): Promise<void> | void {
     const sender = message?.from ?? "";
     const held = this.#readsBySender.get(sender) ?? 0;
     if (this.#readsHeld >= MAX_ESCROW_READS_HELD || held >= MAX_ESCROW_READS_PER_SENDER) {
@@ -495,12 +502,15 @@ export class Ingress {
       pending = read(jobId).finally(() => this.#reading.delete(jobId));
       this.#reading.set(jobId, pending);
     }
-    pending.then(() => {}, () => {}).then(() => {
+    return pending.then(() => {}, () => {}).then(() => {
       this.#readsHeld--;
       const left = (this.#readsBySender.get(sender) ?? 1) - 1;
       if (left === 0) this.#readsBySender.delete(sender);
       else this.#readsBySender.set(sender, left);
       this.#announced(addressed, message, true);
+    }).catch((error) => {
+      // Off the network's call stack now: a failure is logged here, not thrown at nobody.
+      logger.error("Taking up an announcement of job {jobId} failed: {error}", { jobId, error });
     });
   }
 
@@ -742,10 +752,12 @@ export class Ingress {
   ): Promise<{ jobs: number; bids: number; asked: number }> {
     const { tree, self } = this.#o;
     const result = await requestSnapshots(this.#o.network, options);
+    // Each job once its escrow was read, where this node reads escrows on demand.
+    const taken: Promise<void>[] = [];
     for (const job of result.jobs) {
       const target = jobAddress(job.jobId);
       if (job.owner === self || tree.get(target) !== undefined) continue;
-      this.#announced({
+      const announced = this.#announced({
         target,
         event: {
           type: "job.announced",
@@ -757,7 +769,9 @@ export class Ingress {
           via: "snapshot",
         },
       });
+      if (announced !== undefined) taken.push(announced);
     }
+    await Promise.all(taken);
     for (const message of result.bids) {
       if (message.type !== "bid.submit") continue;
       const { type: _t, ...bid } = message;
