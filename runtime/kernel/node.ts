@@ -138,18 +138,14 @@ export interface ResumedEffects {
 }
 
 /**
- * The addresses of chain events' jobs, each made once per event: a simulated market hands the
- * same event to every node, and a new string is hashed again on every lookup.
+ * The address of `event`'s job, or undefined when it names no job. (Not kept per event: a
+ * `WeakMap` by event held an entry for every event a simulated chain keeps, more than half of what
+ * its heap grew by, and its ephemerons cost every full collection; the chain's index now hands an
+ * event only to the few nodes it concerns.)
  */
-const JOB_ADDRESSES = new WeakMap<ChainEvent, string>();
-
-/** The address of `event`'s job, or undefined when it names no job. */
 function jobAddressOf(event: ChainEvent): string | undefined {
   const jobId = (event as { jobId?: string }).jobId;
-  if (jobId === undefined) return undefined;
-  let address = JOB_ADDRESSES.get(event);
-  if (address === undefined) JOB_ADDRESSES.set(event, address = jobAddress(jobId));
-  return address;
+  return jobId === undefined ? undefined : jobAddress(jobId);
 }
 
 /** A node: the actor tree, its inbox, and its ports. */

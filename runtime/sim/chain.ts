@@ -85,7 +85,11 @@ export class SimChain {
   readonly #sched: Scheduler;
   readonly #trace: Trace;
   readonly #reader: ChainPort;
+  /** The chain events read so far from `#base` on (indices are absolute: `#at`). */
   readonly #events: Seen[] = [];
+  /** How many of the first events were let go (`pruneEvents`: every subscription had passed them). */
+  #base = 0;
+  readonly #prune: boolean;
   readonly #subs: Subscription[] = [];
   /** Where the indexed subscriptions in step stand: every event before it was handed over. */
   #done = 0;
@@ -104,18 +108,39 @@ export class SimChain {
   /** Told of each new chain event as the chain reads it (the invariants). */
   onEvent: ((event: ChainEvent) => void) | undefined;
 
-  constructor(scheduler: Scheduler, trace: Trace, faults: ChainFaults) {
+  /**
+   * `pruneEvents`: let go of the events every subscription has passed (a long run with no node
+   * that restarts keeps them all otherwise, about 10 a job); a subscription from before what is
+   * kept is then refused.
+   */
+  constructor(
+    scheduler: Scheduler,
+    trace: Trace,
+    faults: ChainFaults,
+    options: { readonly pruneEvents?: boolean } = {},
+  ) {
     this.#sched = scheduler;
     this.#trace = trace;
     this.faults = faults;
+    this.#prune = options.pruneEvents ?? false;
     this.ledger = LocalLedger.open(":memory:", { now: () => scheduler.now() });
     this.#reader = this.ledger.as("sim-observer");
     this.#sched.after(faults.blockMs, () => this.#block(), "block");
   }
 
-  /** Every chain event read so far, in chain order. */
+  /** Every chain event read so far, in chain order (those kept, with `pruneEvents`). */
   events(): readonly ChainEvent[] {
     return this.#events.map((s) => s.event);
+  }
+
+  /** How many chain events were read so far (pruned ones included). */
+  get eventCount(): number {
+    return this.#base + this.#events.length;
+  }
+
+  /** The event at absolute index `i`. */
+  #at(i: number): Seen {
+    return this.#events[i - this.#base]!;
   }
 
   /** The port of `account`, optionally with its transactions rewritten. */
@@ -172,8 +197,13 @@ export class SimChain {
     options: SubscribeOptions,
   ): () => void {
     const start = options.from ?? { blockNumber: 0, eventIndex: 0 };
-    let next = this.#events.findIndex((s) => compare(s.event, start) >= 0);
-    if (next < 0) next = this.#events.length;
+    const found = this.#events.findIndex((s) => compare(s.event, start) >= 0);
+    if (found === 0 && this.#base > 0 && compare(this.#events[0]!.event, start) > 0) {
+      throw new RangeError(
+        `Cannot subscribe from ${start.blockNumber}:${start.eventIndex}: the simulated chain let go of its first ${this.#base} events (pruneEvents)`,
+      );
+    }
+    const next = this.#base + (found < 0 ? this.#events.length : found);
     const index = options.interest === undefined ? undefined : options.index;
     const sub: Subscription = {
       node,
@@ -251,7 +281,8 @@ export class SimChain {
     const { confirmMs, reorgChance, reorgDepth, reorgHoldMs } = this.faults;
     const frontier = this.#done;
     let ready = frontier;
-    while (ready < this.#events.length && this.#events[ready]!.at + confirmMs <= now) ready++;
+    const end = this.eventCount;
+    while (ready < end && this.#at(ready).at + confirmMs <= now) ready++;
     // The indexed subscriptions in step with the chain (marked with this block's number): the
     // index hands them their events.
     const block = ++this.#blocks;
@@ -270,8 +301,8 @@ export class SimChain {
         continue;
       }
       let skipped: ChainEvent | undefined;
-      while (sub.active && sub.next < this.#events.length) {
-        const seen = this.#events[sub.next]!;
+      while (sub.active && sub.next < this.eventCount) {
+        const seen = this.#at(sub.next);
         if (seen.at + confirmMs > now) break;
         sub.next++;
         if (sub.interest !== undefined && !sub.interest(seen.event)) {
@@ -292,6 +323,20 @@ export class SimChain {
       }
     }
     this.#handIndexed(block, frontier, ready, now);
+    if (this.#prune) this.#letGo(reorgDepth);
+  }
+
+  /**
+   * Lets go of the events every subscription has passed (less `margin`, what a reorg hands over
+   * again), in batches of at least 4,096.
+   */
+  #letGo(margin: number): void {
+    let passed = this.#done;
+    for (const sub of this.#subs) if (sub.next < passed) passed = sub.next;
+    const drop = passed - margin - this.#base;
+    if (drop < 4_096) return;
+    this.#events.splice(0, drop);
+    this.#base += drop;
   }
 
   /**
@@ -304,7 +349,7 @@ export class SimChain {
     if (from === to) return;
     let handed = 0;
     for (let i = from; i < to; i++) {
-      const { event } = this.#events[i]!;
+      const { event } = this.#at(i);
       for (const sub of this.#audience(event)) {
         if (sub.inStep !== block || !sub.active) continue;
         sub.next = i + 1;
@@ -317,7 +362,7 @@ export class SimChain {
         sub.handler(event);
       }
     }
-    const last = this.#events[to - 1]!.event;
+    const last = this.#at(to - 1).event;
     const next = { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
     let inStep = 0;
     for (const sub of [...this.#subs]) {

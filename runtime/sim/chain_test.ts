@@ -128,3 +128,35 @@ Deno.test("SimChain: after a reorg an indexed subscription catches up, then is h
     assert.deepEqual(unique(got.indexed), unique(got.plain), `seed ${seed}`);
   }
 });
+
+Deno.test("SimChain with pruneEvents lets go of the events every node has read, hands the same events, and refuses a subscription from before what it kept", async () => {
+  const sched = new Scheduler(7);
+  const chain = new SimChain(sched, new Trace(), {
+    blockMs: 20,
+    confirmMs: 10,
+    reorgChance: 0,
+    reorgDepth: 0,
+    reorgHoldMs: 0,
+  }, { pruneEvents: true });
+  const names = new Set<ChainEventName>(["WorkerStaked"]);
+  const got: string[] = [];
+  const jobs = new JobWatch();
+  chain.port("n1").subscribe((e) => got.push(`${e.blockNumber}:${e.eventIndex}`), {
+    interest: filter(names, "n1", jobs),
+    index: { names, accounts: ["n1"], jobs },
+  });
+  // 5,000 stakes, each an event every node here reads: more than one batch to let go.
+  const stakes: Promise<unknown>[] = [];
+  for (let i = 0; i < 5_000; i++) stakes.push(chain.port(`w${i}`).stake({ amount: 1n }));
+  await sched.run({ until: 1_000, maxSteps: 1_000_000 });
+  await Promise.all(stakes);
+  await sched.run({ until: 2_000, maxSteps: 1_000_000 });
+  assert.equal(got.length, 5_000, "every event handed over once");
+  assert.equal(chain.eventCount, 5_000);
+  assert.ok(chain.events().length < 5_000, "what every node read was let go");
+  assert.throws(
+    () => chain.port("late").subscribe(() => {}, { from: { blockNumber: 0, eventIndex: 0 } }),
+    { name: "RangeError", message: /let go of its first \d+ events/ },
+  );
+  chain.close();
+});

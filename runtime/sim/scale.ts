@@ -365,7 +365,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const profile = faultProfile("none");
   const net = new SimNetwork(sched, trace, { ...profile });
   net.peerEvents = peerEvents;
-  const chain = new SimChain(sched, trace, profile.chain);
+  // No node restarts in a scale run: the events every node has read are let go.
+  const chain = new SimChain(sched, trace, profile.chain, { pruneEvents: true });
   const policy: JobPolicy = { ...DEFAULT_POLICY, settlement: "chain" };
   const peer = {
     heartbeatMs: 600_000,
