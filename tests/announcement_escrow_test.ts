@@ -14,8 +14,10 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import type { ChainPort } from "../chain/port.ts";
+import type { JobSpec } from "../machines/types.ts";
 import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import type { NetworkPort } from "../protocols/network_port.ts";
 import { specHashOf } from "../protocols/spec_hash.ts";
 import { createNode } from "../runtime/kernel/mod.ts";
 import { spec } from "./_drive.ts";
@@ -23,6 +25,38 @@ import { spec } from "./_drive.ts";
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(ok(), what);
+}
+
+/** Escrows job `jobId` for spec `s` on `ledger`, as account `client`. */
+function escrowJob(ledger: LocalLedger, jobId: string, client: string, s: JobSpec) {
+  return ledger.as(client).submitJob({
+    jobId,
+    amount: s.maxPrice,
+    minStake: s.requirements.minStake,
+    modelHash: "0".repeat(64),
+    inputCommitment: s.inputCommitment,
+    verifierCount: 0,
+    bidWindowMs: s.bidWindowMs,
+    executionMs: s.executionMs,
+    verificationMs: s.verificationMs,
+    specHash: specHashOf(s),
+  });
+}
+
+/** `from` announces job `jobId` (attempt 1, no sample) with spec `s` as `owner`'s. */
+function announceJob(from: NetworkPort, jobId: string, owner: string, s: JobSpec) {
+  const [topic] = announcementTopicsOf(s, jobId, 1, 0);
+  return from.publish(
+    topic!,
+    encodeMessage(topic!, {
+      type: "job.announce",
+      jobId,
+      owner,
+      attempt: 1,
+      bidWindowEndsAt: Date.now() + 60_000,
+      spec: s,
+    }),
+  );
 }
 
 /** `port` without its escrow read (as an adapter that has none). */
@@ -66,33 +100,8 @@ Deno.test("an announcement that does not match the job's escrow (owner, spec) is
     await worker.start();
     await mallory.start();
     const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-    const escrow = (jobId: string, account: string) =>
-      ledger.as(account).submitJob({
-        jobId,
-        amount: real.maxPrice,
-        minStake: real.requirements.minStake,
-        modelHash: "0".repeat(64),
-        inputCommitment: real.inputCommitment,
-        verifierCount: 0,
-        bidWindowMs: real.bidWindowMs,
-        executionMs: real.executionMs,
-        verificationMs: real.verificationMs,
-        specHash: specHashOf(real),
-      });
-    const announce = (jobId: string, s: typeof real) => {
-      const [topic] = announcementTopicsOf(s, jobId, 1, 0);
-      return mallory.publish(
-        topic!,
-        encodeMessage(topic!, {
-          type: "job.announce",
-          jobId,
-          owner: "mallory",
-          attempt: 1,
-          bidWindowEndsAt: Date.now() + 60_000,
-          spec: s,
-        }),
-      );
-    };
+    const escrow = (jobId: string, account: string) => escrowJob(ledger, jobId, account, real);
+    const announce = (jobId: string, s: typeof real) => announceJob(mallory, jobId, "mallory", s);
     // Job a: escrowed by "client", a node here. Job b: by an account no node goes by (an EVM or
     // Starknet address). Job c: not escrowed yet when announced (gossip can outrun the chain).
     await escrow("a", "client");
@@ -139,33 +148,8 @@ Deno.test("a worker that reads escrows on demand reads a job's escrow before it 
     await worker.start();
     await mallory.start();
     const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-    const escrow = (jobId: string, account: string) =>
-      ledger.as(account).submitJob({
-        jobId,
-        amount: real.maxPrice,
-        minStake: real.requirements.minStake,
-        modelHash: "0".repeat(64),
-        inputCommitment: real.inputCommitment,
-        verifierCount: 0,
-        bidWindowMs: real.bidWindowMs,
-        executionMs: real.executionMs,
-        verificationMs: real.verificationMs,
-        specHash: specHashOf(real),
-      });
-    const announce = (jobId: string, s: typeof real) => {
-      const [topic] = announcementTopicsOf(s, jobId, 1, 0);
-      return mallory.publish(
-        topic!,
-        encodeMessage(topic!, {
-          type: "job.announce",
-          jobId,
-          owner: "mallory",
-          attempt: 1,
-          bidWindowEndsAt: Date.now() + 60_000,
-          spec: s,
-        }),
-      );
-    };
+    const escrow = (jobId: string, account: string) => escrowJob(ledger, jobId, account, real);
+    const announce = (jobId: string, s: typeof real) => announceJob(mallory, jobId, "mallory", s);
     const score = () => worker.peers().find((p) => p.peer === "mallory")?.score ?? 0;
     await escrow("a", "client");
     await escrow("b", "0xb0b");
@@ -256,18 +240,7 @@ Deno.test("a failed escrow read blames no one: the check comes again, and drops 
     await worker.start();
     await mallory.start();
     const s = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-    const [topic] = announcementTopicsOf(s, "never", 1, 0);
-    await mallory.publish(
-      topic!,
-      encodeMessage(topic!, {
-        type: "job.announce",
-        jobId: "never",
-        owner: "mallory",
-        attempt: 1,
-        bidWindowEndsAt: Date.now() + 60_000,
-        spec: s,
-      }),
-    );
+    await announceJob(mallory, "never", "mallory", s);
     // The read as the job came and the one as its check was due both failed: the job stays.
     await until("the check read the chain", () => reads >= 2);
     assert.ok(worker.job("never"), "not dropped on a failed read");
@@ -313,20 +286,7 @@ for (const busy of [false, true]) {
         await owner.start();
         await mallory.start();
         const real = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-        const announce = (from: typeof owner, who: string) => {
-          const [topic] = announcementTopicsOf(real, "x", 1, 0);
-          return from.publish(
-            topic!,
-            encodeMessage(topic!, {
-              type: "job.announce",
-              jobId: "x",
-              owner: who,
-              attempt: 1,
-              bidWindowEndsAt: Date.now() + 60_000,
-              spec: real,
-            }),
-          );
-        };
+        const announce = (from: NetworkPort, who: string) => announceJob(from, "x", who, real);
         // Mallory outruns the owner, and the worker's chain, with the job as her own: taken, as a
         // job announced ahead of its escrow is. Then the escrow shows the owner's: dropped.
         await announce(mallory, "mallory");
@@ -334,34 +294,12 @@ for (const busy of [false, true]) {
           "the forgery taken for now",
           () => worker.job("x")?.context.owner === "mallory",
         );
-        await ledger.as("owner").submitJob({
-          jobId: "x",
-          amount: real.maxPrice,
-          minStake: real.requirements.minStake,
-          modelHash: "0".repeat(64),
-          inputCommitment: real.inputCommitment,
-          verifierCount: 0,
-          bidWindowMs: real.bidWindowMs,
-          executionMs: real.executionMs,
-          verificationMs: real.verificationMs,
-          specHash: specHashOf(real),
-        });
+        await escrowJob(ledger, "x", "owner", real);
         await until("the forgery dropped", () => worker.retiredJob("x")?.state === "unescrowed");
         if (busy) {
           // Another job takes the worker's one bid slot: the owner's announcement is triaged as any
           // job heard of, and declined.
-          const [topic] = announcementTopicsOf(real, "other", 1, 0);
-          await owner.publish(
-            topic!,
-            encodeMessage(topic!, {
-              type: "job.announce",
-              jobId: "other",
-              owner: "owner",
-              attempt: 1,
-              bidWindowEndsAt: Date.now() + 60_000,
-              spec: real,
-            }),
-          );
+          await announceJob(owner, "other", "owner", real);
           await until("the other job taken", () => worker.job("other") !== undefined);
           await announce(owner, "owner");
           await until("the real job declined", () => worker.declined("x")?.reason === "busy");
