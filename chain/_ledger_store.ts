@@ -47,7 +47,13 @@ import {
   verifierWeight,
   verifyAttestation,
 } from "./settlement.ts";
-import { type EscrowRecord, type JobTerms, NO_SPEC_HASH } from "./port.ts";
+import {
+  type EscrowRecord,
+  escrowRecordOf,
+  type EscrowStatus,
+  type JobTerms,
+  NO_SPEC_HASH,
+} from "./port.ts";
 import type { Verdict } from "../machines/types.ts";
 import {
   ADDED_COLUMNS,
@@ -1873,14 +1879,12 @@ export class LedgerStore {
       checkId("job id", jobId),
     );
     if (row === undefined) return undefined;
-    const specHash = text(row, "spec_hash");
-    const status = text(row, "status");
-    return {
-      jobId,
+    return escrowRecordOf(jobId, {
       client: text(row, "client"),
-      ...(specHash === NO_SPEC_HASH ? {} : { specHash }),
-      ended: status === "paid" || status === "refunded",
-    };
+      specHash: text(row, "spec_hash"),
+      // The ledger's own statuses: only "paid" and "refunded" (ended) matter here.
+      status: text(row, "status") as EscrowStatus,
+    });
   }
 
   reputationOf(worker: string): number {

@@ -254,6 +254,42 @@ export interface EscrowRecord {
   readonly ended: boolean;
 }
 
+/**
+ * A job's status as a chain's escrow read answers it, in the order of the EVM JobManager's
+ * `Status` enum (its values are these indices); the Starknet view answers the short strings.
+ */
+export const ESCROW_STATUSES = [
+  "none",
+  "submitted",
+  "assigned",
+  "revoked",
+  "result",
+  "verified",
+  "disputed",
+  "paid",
+  "refunded",
+] as const;
+
+/** One of {@link ESCROW_STATUSES}. */
+export type EscrowStatus = typeof ESCROW_STATUSES[number];
+
+/**
+ * The record of job `jobId`'s escrow from what a chain answered: undefined for `none` (no such
+ * job); the zero spec hash ({@link NO_SPEC_HASH}) is none; paid or refunded is ended.
+ */
+export function escrowRecordOf(
+  jobId: string,
+  answer: { readonly client: NodeId; readonly specHash: string; readonly status: EscrowStatus },
+): EscrowRecord | undefined {
+  if (answer.status === "none") return undefined;
+  return {
+    jobId,
+    client: answer.client,
+    ...(answer.specHash === NO_SPEC_HASH ? {} : { specHash: answer.specHash }),
+    ended: answer.status === "paid" || answer.status === "refunded",
+  };
+}
+
 /** Balances of the accounting identity `escrowed = paid + fees + refunded + locked`. */
 export interface LedgerTotals {
   readonly escrowed: bigint;

@@ -96,7 +96,10 @@ import {
   ChainError,
   type ChainEvent,
   type ChainPort,
+  ESCROW_STATUSES,
   type EscrowRecord,
+  escrowRecordOf,
+  type EscrowStatus,
   type LedgerTotals,
   NO_SPEC_HASH,
   type SignedAttestation,
@@ -149,17 +152,7 @@ function shortText(value: bigint): string {
 }
 
 /** The statuses `escrow_of` answers (`chain/CAIRO_INTERFACE.md`): `'none'` for no such job. */
-const JOB_STATUSES: ReadonlySet<string> = new Set([
-  "none",
-  "submitted",
-  "assigned",
-  "revoked",
-  "result",
-  "verified",
-  "disputed",
-  "paid",
-  "refunded",
-]);
+const JOB_STATUSES: ReadonlySet<string> = new Set(ESCROW_STATUSES);
 
 /** The {@link ChainPort} on Starknet. Create it with {@link StarknetChain.connect}. */
 export class StarknetChain implements ChainPort {
@@ -680,13 +673,11 @@ export class StarknetChain implements ChainPort {
     if (status === "none") return undefined;
     const client = value.client;
     if (typeof client !== "string" || client === "") throw malformed("a job without a client");
-    const specHash = BigInt(value.spec_hash as bigint).toString(16).padStart(64, "0");
-    return {
-      jobId: id,
+    return escrowRecordOf(id, {
       client,
-      ...(specHash === NO_SPEC_HASH ? {} : { specHash }),
-      ended: status === "paid" || status === "refunded",
-    };
+      specHash: BigInt(value.spec_hash as bigint).toString(16).padStart(64, "0"),
+      status: status as EscrowStatus,
+    });
   }
 
   async totals(options?: ChainCallOptions): Promise<LedgerTotals> {

@@ -72,7 +72,9 @@ import {
   type ChainErrorCode,
   type ChainEvent,
   type ChainPort,
+  ESCROW_STATUSES,
   type EscrowRecord,
+  escrowRecordOf,
   type JobTerms,
   type LedgerTotals,
   NO_SPEC_HASH,
@@ -195,18 +197,6 @@ const SLASH_REASONS: readonly SlashReason[] = [
   "double_signing",
   "coordinated_attack",
 ];
-/** The JobManager's `Status` enum, by its value. */
-const JOB_STATUSES = [
-  "none",
-  "submitted",
-  "assigned",
-  "revoked",
-  "result",
-  "verified",
-  "disputed",
-  "paid",
-  "refunded",
-] as const;
 /** Every code of the port: a contract's `Refused(code, ...)` maps to it (else `reverted`). */
 const CHAIN_CODES: ReadonlySet<string> = new Set(
   Object.keys(
@@ -868,7 +858,8 @@ export class EvmChain implements ChainPort {
       "escrowOf",
       [idKey(checkId("job id", jobId))],
     ) as readonly [Hex, Hex, number];
-    const state = JOB_STATUSES[status];
+    // The JobManager's `Status` enum, by its value.
+    const state = ESCROW_STATUSES[status];
     if (state === undefined) {
       throw new ChainError(
         "rpc_error",
@@ -876,13 +867,11 @@ export class EvmChain implements ChainPort {
       );
     }
     if (state === "none") return undefined;
-    const spec = specHash.slice(2).toLowerCase();
-    return {
-      jobId,
+    return escrowRecordOf(jobId, {
       client: await this.#nodeId(client, `the escrow of ${q(jobId)}`),
-      ...(spec === NO_SPEC_HASH ? {} : { specHash: spec }),
-      ended: state === "paid" || state === "refunded",
-    };
+      specHash: specHash.slice(2).toLowerCase(),
+      status: state,
+    });
   }
 
   /** The token balance of a node's account (0 for a node id with no account). */
