@@ -845,18 +845,25 @@ export class EvmChain implements ChainPort {
   }
 
   /**
-   * Job `jobId`'s escrow as the JobManager holds it at the latest block (its `escrowOf` view):
-   * undefined for a job it does not know (status `None`), the spec hash absent where it is zero,
-   * ended once the job is paid or refunded.
+   * Job `jobId`'s escrow as the JobManager holds it at the confirmed head (`latest -
+   * confirmations`, the block this adapter's events are read up to; its `escrowOf` view):
+   * undefined for a job it does not know there (status `None`, or no confirmed block since the
+   * deployment), the spec hash absent where it is zero, ended once the job is paid or refunded.
+   * An escrow or an ending that only unconfirmed blocks hold is not read yet: a node reads no
+   * escrow its event stream has not shown, nor one a reorg within the confirmations can undo.
    */
   async escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
     options?.signal?.throwIfAborted();
     this.#checkOpen("escrowOf");
+    const key = idKey(checkId("job id", jobId));
+    const confirmed = await this.#confirmedHead();
+    if (confirmed < this.addresses.deployBlock) return undefined;
     const [client, specHash, status] = await this.#read(
       this.addresses.jobManager,
       EVM_ABIS.jobManager,
       "escrowOf",
-      [idKey(checkId("job id", jobId))],
+      [key],
+      confirmed,
     ) as readonly [Hex, Hex, number];
     // The JobManager's `Status` enum, by its value.
     const state = ESCROW_STATUSES[status];
@@ -1272,6 +1279,7 @@ export class EvmChain implements ChainPort {
     abi: Abi,
     functionName: string,
     args: unknown[],
+    blockNumber?: number,
   ): Promise<unknown> {
     for (let attempt = 1;; attempt++) {
       try {
@@ -1280,6 +1288,7 @@ export class EvmChain implements ChainPort {
           abi,
           functionName,
           args,
+          ...(blockNumber === undefined ? {} : { blockNumber: BigInt(blockNumber) }),
         });
       } catch (error) {
         if (!isTransportError(error) || attempt >= this.#maxAttempts) {

@@ -497,3 +497,56 @@ Deno.test("EvmChain.escrowOf() reads the contract's escrowOf view, and refuses a
     await assert.rejects(reader.escrowOf(""), { name: "RangeError", message: /Invalid job id/ });
   });
 });
+
+Deno.test("EvmChain.escrowOf() reads at the confirmed head, as its events: an unconfirmed escrow or ending is not read yet", async () => {
+  await withEvm(async (f) => {
+    const client = await f.connect("client", 2);
+    const worker = await f.connect("worker", 4);
+    const reader = await f.connect("reader", 3, { confirmations: 2 });
+    const hash = "ab".repeat(32);
+    const specHash = "5e".repeat(32);
+    const submitted = async () =>
+      (await reader.eventsSince({ blockNumber: 0, eventIndex: 0 }, { limit: 1000 })).events
+        .filter((e) => e.name === "JobSubmitted" && e.jobId === "j1").length;
+    await client.submitJob({
+      jobId: "j1",
+      amount: 9n,
+      minStake: 0n,
+      modelHash: hash,
+      inputCommitment: hash,
+      verifierCount: 0,
+      specHash,
+    });
+    // At the latest block the escrow is there; one confirmation is not two.
+    assert.deepEqual((await client.escrowOf("j1"))?.client, "client");
+    assert.equal(await reader.escrowOf("j1"), undefined, "unconfirmed: absent");
+    assert.equal(await submitted(), 0);
+    await f.rpc("evm_mine");
+    assert.equal(await reader.escrowOf("j1"), undefined, "one block deep: absent");
+    assert.equal(await submitted(), 0);
+    await f.rpc("evm_mine");
+    const escrow = { jobId: "j1", client: "client", specHash, ended: false };
+    assert.deepEqual(await reader.escrowOf("j1"), escrow, "two blocks deep: present");
+    assert.equal(await submitted(), 1, "the event stream shows it at the same depth");
+    // Paid (no verifiers: on the result) at the latest block, not yet at the confirmed one.
+    await client.assignWorker({ jobId: "j1", worker: "worker", price: 5n });
+    await worker.submitResult({ jobId: "j1", commitment: hash });
+    await worker.releasePayment({ jobId: "j1" });
+    assert.equal((await client.escrowOf("j1"))?.ended, true, "paid at the latest block");
+    assert.deepEqual(await reader.escrowOf("j1"), escrow, "the payment is not confirmed yet");
+    await f.rpc("evm_mine");
+    await f.rpc("evm_mine");
+    assert.deepEqual(await reader.escrowOf("j1"), { ...escrow, ended: true });
+  });
+});
+
+Deno.test("EvmChain.escrowOf() reads no escrow before the confirmed head reaches the deployment", async () => {
+  await withEvm(async (f) => {
+    const head = Number(await f.rpc("eth_blockNumber"));
+    const reader = await f.connect("reader", 3, {
+      confirmations: head + 10,
+    });
+    // The contracts do not exist at the confirmed head: nothing is escrowed there (not an error).
+    assert.equal(await reader.escrowOf("j1"), undefined);
+  });
+});
