@@ -648,20 +648,27 @@ export class StarknetChain implements ChainPort {
   }
 
   /**
-   * Job `jobId`'s escrow as the JobManager holds it at the latest block (`escrow_of`): undefined
-   * for a job it does not know (status `'none'`), the spec hash absent where it is 0, ended once
-   * the job is `'paid'` or `'refunded'`. An answer with another status, or a known job without a
-   * client, is an `rpc_error` naming it.
+   * Job `jobId`'s escrow as the JobManager holds it at the confirmed head (`latest -
+   * confirmations`, the block this adapter's events are read up to; `escrow_of` called with that
+   * `block_id`): undefined for a job it does not know there (status `'none'`, or no confirmed
+   * block yet), the spec hash absent where it is 0, ended once the job is `'paid'` or
+   * `'refunded'`. An escrow or an ending that only unconfirmed blocks hold is not read yet: a node
+   * reads no escrow its event stream has not shown, nor one a reorg within the confirmations can
+   * undo. An answer with another status, or a known job without a client, is an `rpc_error`
+   * naming it.
    */
   async escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
     this.#checkOpen("read an escrow");
     const id = checkPortId("job id", jobId);
+    const confirmed = await this.#reader.safeHead(this.#signal(options?.signal));
+    if (confirmed < 0) return undefined;
     const value = await this.#view(
       `read the escrow of ${JSON.stringify(id)}`,
       this.#jobManager,
       "escrow_of",
       [text(id)],
       options?.signal,
+      confirmed,
     ) as { client?: unknown; spec_hash?: unknown; status?: unknown };
     const status = typeof value.status === "bigint" ? shortText(value.status) : "";
     const malformed = (detail: string) =>
@@ -716,10 +723,11 @@ export class StarknetChain implements ChainPort {
     method: string,
     args: unknown[],
     signal: AbortSignal | undefined,
+    block: number | "latest" = "latest",
   ): Promise<unknown> {
     return this.#rpc.call(
       action,
-      () => contract.call(method, args as never, { blockIdentifier: "latest" }),
+      () => contract.call(method, args as never, { blockIdentifier: block }),
       this.#signal(signal),
     );
   }

@@ -1100,3 +1100,69 @@ Deno.test("StarknetRpcServer executes against a shared ledger that the local ada
     ledger.close();
   }
 });
+
+Deno.test("StarknetChain.escrowOf() reads at the confirmed head, as its events: an unconfirmed escrow, ending or dropped block is not read", async () => {
+  await withServer({}, async (server) => {
+    const client = await connect(server, "client");
+    const worker = await connect(server, "worker");
+    const reader = await connect(server, "watcher", { confirmations: 2 });
+    try {
+      const submit = (jobId: string) =>
+        client.submitJob({
+          jobId,
+          amount: 10n,
+          minStake: 0n,
+          modelHash: HASH,
+          inputCommitment: HASH,
+          verifierCount: 0,
+        });
+      const submitted = async (jobId: string) =>
+        (await allEvents(reader)).filter((e) => e.name === "JobSubmitted" && e.jobId === jobId)
+          .length;
+      await submit("j1");
+      assert.equal((await client.escrowOf("j1"))?.client, "client-node", "at the head");
+      assert.equal(await reader.escrowOf("j1"), undefined, "unconfirmed: absent");
+      assert.equal(await submitted("j1"), 0);
+      server.mine(1);
+      assert.equal(await reader.escrowOf("j1"), undefined, "one block deep: absent");
+      server.mine(1);
+      const escrow = { jobId: "j1", client: "client-node", ended: false };
+      assert.deepEqual(await reader.escrowOf("j1"), escrow, "two blocks deep: present");
+      assert.equal(await submitted("j1"), 1, "the event stream shows it at the same depth");
+      // Paid (no verifiers: on the result) at the head, not yet at the confirmed block.
+      await client.assignWorker({ jobId: "j1", worker: "worker-node", price: 5n });
+      await worker.submitResult({ jobId: "j1", commitment: HASH });
+      await worker.releasePayment({ jobId: "j1" });
+      assert.equal((await client.escrowOf("j1"))?.ended, true, "paid at the head");
+      assert.deepEqual(await reader.escrowOf("j1"), escrow, "the payment is not confirmed yet");
+      server.mine(2);
+      assert.deepEqual(await reader.escrowOf("j1"), { ...escrow, ended: true });
+      // An escrow whose block a reorg within the confirmations drops never shows (the double's
+      // ledger, which a reorg does not roll back, still holds it).
+      await submit("j2");
+      assert.equal(await reader.escrowOf("j2"), undefined);
+      server.reorg(1, "drop");
+      server.mine(3);
+      assert.equal(await reader.escrowOf("j2"), undefined, "dropped with its block");
+      assert.equal(await submitted("j2"), 0);
+      assert.equal(await client.escrowOf("j2"), undefined, "nor at the head");
+      // No block is confirmed yet: nothing is escrowed there (not an error).
+      const early = await connect(server, "verifier", { confirmations: server.blockNumber + 10 });
+      try {
+        assert.equal(await early.escrowOf("j1"), undefined);
+      } finally {
+        await early.close();
+      }
+      const ledger = server.ledger.as("test-reader");
+      try {
+        assert.equal((await ledger.escrowOf!("j2"))?.client, "client-node", "the ledger holds it");
+      } finally {
+        await ledger.close();
+      }
+    } finally {
+      await reader.close();
+      await worker.close();
+      await client.close();
+    }
+  });
+});

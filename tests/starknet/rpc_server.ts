@@ -35,7 +35,9 @@
  *   answer is lost).
  *
  * What is not real: no state root, commitments or class hashes; views read the current state
- * whatever `block_id` says; fees are fixed amounts of gas at a fixed price; the fee estimate's
+ * whatever `block_id` says, except `escrow_of` at a block given by number, hash or `l1_accepted`:
+ * that one answers what the double's own blocks up to it changed (an escrow written to a shared
+ * `ledger` by another process is seen only at `latest`); fees are fixed amounts of gas at a fixed price; the fee estimate's
  * signature is not checked; the transaction hash and signature use starknet.js's Poseidon and
  * curve (the same library the adapter signs with); a reorg replaces block hashes but does not
  * roll back the ledger; the simulation replays this double's executed transactions on a fresh
@@ -160,9 +162,22 @@ interface Tx {
   nonce: bigint;
   calls: Call[];
   events: RawEventBody[];
+  /** What it changed of the escrows `escrow_of` reads at a past block (see {@link EscrowChange}). */
+  escrows?: EscrowChange[];
   fee: bigint;
   reverted?: string;
   time: number;
+}
+
+/**
+ * What one of the ledger's events changed of job `jobId`'s escrow as `escrow_of` answers it: its
+ * status after the event, and, from its `JobSubmitted`, the client and the spec hash.
+ */
+interface EscrowChange {
+  readonly jobId: string;
+  readonly status: string;
+  readonly client?: string;
+  readonly specHash?: string;
 }
 
 interface Pooled {
@@ -743,7 +758,7 @@ export class StarknetRpcServer {
       case "starknet_getEvents":
         return this.#getEvents(param("filter", 0) as Record<string, unknown>);
       case "starknet_call":
-        return this.#call(param("request", 0) as Record<string, unknown>);
+        return this.#call(param("request", 0) as Record<string, unknown>, param("block_id", 1));
       default:
         throw new RpcFailure({ code: -32601, message: "Method not found" });
     }
@@ -929,7 +944,13 @@ export class StarknetRpcServer {
   }
 
   /** Runs `calls` as `sender` on `state`; returns the events, or throws a {@link Panic}. */
-  async #apply(state: State, sender: string, calls: Call[]): Promise<RawEventBody[]> {
+  /** Runs `calls` as `sender` on `state`; `escrows` collects what they changed of escrows. */
+  async #apply(
+    state: State,
+    sender: string,
+    calls: Call[],
+    escrows?: EscrowChange[],
+  ): Promise<RawEventBody[]> {
     const events: RawEventBody[] = [];
     const reader = state.ledger.as("starknet-rpc-server");
     let cursor = state === this.#state
@@ -963,7 +984,17 @@ export class StarknetRpcServer {
         await this.#run(state.ledger.as(nodeId), call);
         const { events: emitted, next } = await reader.eventsSince(cursor, { limit: 1000 });
         cursor = next;
-        for (const event of emitted) events.push(this.#encode(event));
+        for (const event of emitted) {
+          events.push(this.#encode(event));
+          const status = STATUS_AFTER[event.name];
+          if (status === undefined || !("jobId" in event)) continue;
+          escrows?.push({
+            jobId: event.jobId,
+            status,
+            ...(event.name === "JobSubmitted" &&
+              { client: event.client, specHash: event.specHash }),
+          });
+        }
       }
     } finally {
       await reader.close();
@@ -1257,7 +1288,9 @@ export class StarknetRpcServer {
     if (record.reverted === undefined) {
       try {
         await this.#simulate(record.sender, record.calls);
-        record.events = await this.#apply(this.#state, record.sender, record.calls);
+        const escrows: EscrowChange[] = [];
+        record.events = await this.#apply(this.#state, record.sender, record.calls, escrows);
+        record.escrows = escrows;
       } catch (error) {
         if (!(error instanceof Panic)) throw error;
         record.events = [];
@@ -1290,7 +1323,27 @@ export class StarknetRpcServer {
     return this.#statuses.get(jobId) ?? "none";
   }
 
-  async #call(request: Record<string, unknown>): Promise<string[]> {
+  /**
+   * Job `jobId`'s escrow as `escrow_of` answers it at `block`: what the transactions of the blocks
+   * up to it changed, in order (not the ledger's current state, which later blocks, the
+   * pre-confirmed one and a reorg that dropped blocks have changed).
+   */
+  #escrowAt(block: Block, jobId: string): EscrowChange | undefined {
+    let escrow: EscrowChange | undefined;
+    for (const { txs } of this.#blocks.slice(0, block.number + 1)) {
+      for (const tx of txs) {
+        for (const change of tx.escrows ?? []) {
+          if (change.jobId !== jobId) continue;
+          escrow = change.status === "submitted" || escrow === undefined
+            ? change
+            : { ...escrow, status: change.status };
+        }
+      }
+    }
+    return escrow;
+  }
+
+  async #call(request: Record<string, unknown>, blockId: unknown): Promise<string[]> {
     const to = felt(big(request.contract_address));
     const contract = to === this.jobManagerAddress
       ? "jobManager"
@@ -1345,6 +1398,15 @@ export class StarknetRpcServer {
       }
       case "escrow_of": {
         const jobId = String(args[0]);
+        if (blockId !== "latest" && blockId !== "pre_confirmed") {
+          // A past block (by number, hash or `l1_accepted`): the escrow as that block left it.
+          const escrow = this.#escrowAt(this.#resolveBlock(blockId) as Block, jobId);
+          return [
+            ...out("ByteArray", escrow?.client ?? ""),
+            ...out("hash256", escrow?.specHash),
+            ...out("shortstring", escrow?.status ?? "none"),
+          ];
+        }
         const port = ledger.as("starknet-rpc-server");
         try {
           const escrow = await port.escrowOf!(jobId);
