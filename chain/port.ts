@@ -241,7 +241,7 @@ export function namesAccount(event: ChainEvent, account: NodeId): boolean {
 }
 
 /**
- * A job's escrow as the chain holds it at its latest block ({@link ChainPort.escrowOf}): who
+ * A job's escrow as the chain holds it at its confirmed head ({@link ChainPort.escrowOf}): who
  * escrowed it, what spec it commits to, and whether it has ended.
  */
 export interface EscrowRecord {
@@ -401,7 +401,9 @@ export interface ChainPort {
   reputationOf(worker: NodeId, options?: ChainCallOptions): Promise<number>;
   /**
    * Job `jobId`'s escrow as the chain holds it now, or undefined if it holds none (a read, no
-   * transaction). Optional: a node whose port has it reads the escrow of a job when it takes a
+   * transaction), at the block the port's events are read up to (an adapter that reads events
+   * some confirmations behind reads the escrow there too, so it shows no escrow or ending its
+   * events have not). Optional: a node whose port has it reads the escrow of a job when it takes a
    * part in it, instead of reading every job's `JobSubmitted` and ending as they come (in a
    * market of N nodes, N deliveries a job; `runtime/kernel/node.ts`). Every adapter here has it
    * (the local ledger, the simulated and the remote chain, the EVM and the Starknet adapters).

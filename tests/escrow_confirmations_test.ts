@@ -1,0 +1,139 @@
+/**
+ * A node's escrow reads follow its adapter's confirmed view (review R5 L2): on an EVM whose
+ * adapter reads two confirmations behind, an escrow only the latest block holds reads as absent.
+ * A worker that hears a job announced before its escrow is confirmed takes it all the same (an
+ * absent read refuses nothing), and keeps it once the chain confirms the escrow; the announcer is
+ * blamed only for a job the chain never escrowed. Real parts: Hardhat's EVM in process, the
+ * Solidity contracts, the EVM adapter, the node; the node's clock is virtual so the escrow check
+ * comes when the test says, not on a loaded machine's timing.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { privateKeyToAccount } from "viem/accounts";
+import {
+  deployContracts,
+  fundAccounts,
+  HARDHAT_CHAIN_ID,
+  hardhatKey,
+  startInProcessEvm,
+} from "../chain/evm/deploy.ts";
+import { EvmChain, type EvmChainOptions } from "../chain/evm/evm_adapter.ts";
+import type { JobSpec } from "../machines/types.ts";
+import { InProcessNetwork } from "../protocols/in_process_network.ts";
+import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
+import type { NetworkPort } from "../protocols/network_port.ts";
+import { specHashOf } from "../protocols/spec_hash.ts";
+import { createNode, simulatedClock } from "../runtime/kernel/mod.ts";
+import { spec } from "./_drive.ts";
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 2_000 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(ok(), what);
+}
+
+function announce(from: NetworkPort, jobId: string, owner: string, s: JobSpec, endsAt: number) {
+  const [topic] = announcementTopicsOf(s, jobId, 1, 0);
+  return from.publish(
+    topic!,
+    encodeMessage(topic!, {
+      type: "job.announce",
+      jobId,
+      owner,
+      attempt: 1,
+      bidWindowEndsAt: endsAt,
+      spec: s,
+    }),
+  );
+}
+
+Deno.test("a worker reading escrows two confirmations behind takes a job announced before its escrow is confirmed, and keeps it once it is", async () => {
+  const evm = await startInProcessEvm();
+  const deployer = hardhatKey(0);
+  const addresses = await deployContracts(evm.provider, deployer, { unbondingSeconds: 60 });
+  const chains: EvmChain[] = [];
+  const connect = async (nodeId: string, index: number, options: Partial<EvmChainOptions>) => {
+    const key = hardhatKey(index);
+    await fundAccounts(evm.provider, deployer, addresses.token, [
+      privateKeyToAccount(key).address,
+    ], 10n ** 24n);
+    const chain = await EvmChain.connect({
+      nodeId,
+      provider: evm.provider,
+      chainId: HARDHAT_CHAIN_ID,
+      addresses,
+      privateKey: key,
+      pollMs: 5,
+      ...options,
+    });
+    chains.push(chain);
+    return chain;
+  };
+  const mine = (blocks: number) =>
+    Promise.all(
+      Array.from({ length: blocks }, () => evm.provider.request({ method: "evm_mine" } as never)),
+    );
+  const network = new InProcessNetwork();
+  const clock = simulatedClock(Date.now());
+  const owner = network.join("client");
+  let worker: ReturnType<typeof createNode> | undefined;
+  try {
+    const client = await connect("client", 1, {});
+    const workerChain = await connect("w1", 2, { confirmations: 2 });
+    await workerChain.stake({ amount: 100n });
+    await mine(2);
+    worker = createNode({
+      id: "w1",
+      roles: ["worker"],
+      worker: { hardware: "cpu", stake: 100n },
+      network: network.join("w1"),
+      chain: workerChain,
+      clock,
+      capabilityIntervalMs: 0,
+      escrowWaitMs: 30_000,
+    });
+    await worker.start();
+    await owner.start();
+    const s = spec({ bidWindowMs: 60_000, verifierCount: 0 });
+    await client.submitJob({
+      jobId: "j1",
+      amount: s.maxPrice,
+      minStake: s.requirements.minStake,
+      modelHash: "0".repeat(64),
+      inputCommitment: s.inputCommitment,
+      verifierCount: 0,
+      bidWindowMs: s.bidWindowMs,
+      executionMs: s.executionMs,
+      verificationMs: s.verificationMs,
+      specHash: specHashOf(s),
+    });
+    // The escrow is in the latest block only: the worker's adapter does not read it yet.
+    assert.equal(await workerChain.escrowOf("j1"), undefined);
+    const endsAt = clock.now() + 60_000;
+    await announce(owner, "j1", "client", s, endsAt);
+    // And a job the chain never escrows, announced by the same peer.
+    await announce(owner, "j2", "client", s, endsAt);
+    const w = worker;
+    await until(
+      "the worker took both",
+      () => w.job("j1") !== undefined && w.job("j2") !== undefined,
+    );
+    assert.ok(w.stats.escrowReads >= 2, "it read the escrows first");
+    assert.equal(w.job("j1")!.done, false, "an absent escrow refuses nothing");
+    // The chain confirms j1's escrow; the escrow checks come (virtual time).
+    await mine(2);
+    const reads = w.stats.escrowReads;
+    clock.increment(30_000);
+    await until("j2 dropped", () => w.retiredJob("j2") !== undefined);
+    await until("the checks read the chain", () => w.stats.escrowReads >= reads + 2);
+    await w.settled();
+    assert.equal(w.retiredJob("j2")?.state, "unescrowed", "never escrowed: dropped");
+    assert.equal(w.retiredJob("j1"), undefined, "confirmed since: kept");
+    assert.equal(w.job("j1")?.done, false);
+  } finally {
+    await worker?.stop();
+    await owner.stop();
+    for (const chain of chains) await chain.close();
+    await evm.close();
+  }
+});
