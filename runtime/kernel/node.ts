@@ -127,6 +127,9 @@ const ESCROW_NEWS: ReadonlySet<ChainEventName> = new Set<ChainEventName>([
   "EscrowRefunded",
 ]);
 
+/** Escrow reads in flight at once as a node reads again those of the jobs it restored. */
+const RESTORED_READS_AT_ONCE = 16;
+
 /** What {@link Node.resume} did with the effects that were open at a crash. */
 export interface ResumedEffects {
   /** Sent again (transactions, publishes, executions, verifications, bid decisions). */
@@ -511,6 +514,7 @@ export class Node {
     }
     const cursor = this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 };
     this.#cleanup.push(this.#chain.subscribe(cursor, this.#options.chainNewsFrom ?? cursor));
+    if (this.#readsEscrows) await this.#readRestoredEscrows(options.signal);
     await this.announceCapabilities();
     const every = this.#options.capabilityIntervalMs ?? DEFAULT_CAPABILITY_INTERVAL_MS;
     if (every > 0) {
@@ -1081,6 +1085,28 @@ export class Node {
       }
     }
     return true;
+  }
+
+  /**
+   * Reads again the escrow of each live job this node restored (from its journal, or given to its
+   * tree before it started), {@link RESTORED_READS_AT_ONCE} at a time: a node that reads escrows
+   * on demand keeps no record of them across a restart (its chain news is read again only so far
+   * back), and its join snapshots hand on only jobs whose escrow it saw (review R5 L4). An
+   * observed job's escrow check is armed again, as when it was heard of (blaming no one).
+   */
+  async #readRestoredEscrows(signal: AbortSignal | undefined): Promise<void> {
+    const live = [...this.tree.jobs.cells()].filter((cell) => !cell.done);
+    for (let i = 0; i < live.length; i += RESTORED_READS_AT_ONCE) {
+      signal?.throwIfAborted();
+      await Promise.all(
+        live.slice(i, i + RESTORED_READS_AT_ONCE).map(async (cell) => {
+          const jobId = jobIdOf(cell.id)!;
+          if (!this.#escrows.has(jobId)) await this.#readEscrow(jobId);
+          const now = this.tree.get(cell.id);
+          if (now?.done === false) this.#armEscrowCheck(now, true);
+        }),
+      );
+    }
   }
 
   /**
