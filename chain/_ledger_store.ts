@@ -207,6 +207,36 @@ interface Tx {
   emit(event: EventBody): void;
 }
 
+/**
+ * A group of transactions under way ({@link LedgerStore.group}): one SQLite transaction for all
+ * of them, each in a savepoint; what every transaction writes at its end (the totals and
+ * balances it moved, its events and its block) waits here and is written once, before the
+ * group's COMMIT or before a read of those tables.
+ */
+interface Group {
+  /** The last block of the group's transactions so far (the head they build on). */
+  head: { blockNumber: number; blockHash: string };
+  readonly totals: Map<TotalKey, bigint>;
+  readonly credits: Map<string, bigint>;
+  /** The events' rows to insert, {@link EVENT_COLUMNS} values each. */
+  readonly events: SQLInputValue[];
+  /** The blocks' rows to insert, {@link BLOCK_COLUMNS} values each. */
+  readonly blocks: SQLInputValue[];
+  /** Each committed transaction's block and events, kept in memory once the group commits. */
+  readonly committed: [number, readonly ChainEvent[]][];
+  /** Why the group's SQLite transaction is gone (a failure SQLite rolled it all back for). */
+  lost: Error | undefined;
+}
+
+const EVENT_COLUMNS = 7;
+const BLOCK_COLUMNS = 7;
+/** Rows a group writes per INSERT statement (a fixed size, so few statements are prepared). */
+const ROWS_PER_INSERT = 64;
+const INSERT_EVENTS =
+  "INSERT INTO events (block_number, event_index, from_address, keys, data, block_hash, tx_hash) VALUES ";
+const INSERT_BLOCKS =
+  "INSERT INTO blocks (number, hash, parent_hash, tx_hash, sender, method, timestamp) VALUES ";
+
 function sha256Hex(text: string): string {
   return `0x${createHash("sha256").update(text).digest("hex")}`;
 }
@@ -224,8 +254,47 @@ function placeholders(count: number, width: number): string {
 }
 const PLACEHOLDERS = new Map<number, string>();
 
-function stringifyArgs(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
+/**
+ * `value` as JSON with every `bigint` as its decimal string (what a transaction's hash covers):
+ * the bigints turned first and a plain `JSON.stringify` (V8's fast path, no replacer called per
+ * value), or the replacer for a value with a `toJSON` or deeper than 64 levels (or a cycle).
+ */
+export function stringifyArgs(value: unknown): string {
+  try {
+    return JSON.stringify(withoutBigints(value, 0));
+  } catch (error) {
+    if (error !== NOT_PLAIN) throw error;
+    return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
+  }
+}
+
+/** Thrown by {@link withoutBigints} at what it leaves to the replacer. */
+const NOT_PLAIN = Symbol("not plain");
+/** Levels {@link withoutBigints} walks before it leaves a value to the replacer (a cycle). */
+const MAX_PLAIN_DEPTH = 64;
+
+/** `value` with its bigints as strings, copying only what holds one; throws NOT_PLAIN. */
+function withoutBigints(value: unknown, depth: number): unknown {
+  if (typeof value === "bigint") return value.toString();
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= MAX_PLAIN_DEPTH || "toJSON" in value) throw NOT_PLAIN;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const plain = withoutBigints(item, depth + 1);
+      if (plain !== item) (copy ??= value.slice())[i] = plain;
+    }
+    return copy ?? value;
+  }
+  const record = value as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(record)) {
+    const item = record[key];
+    const plain = withoutBigints(item, depth + 1);
+    if (plain !== item) (copy ??= { ...record })[key] = plain;
+  }
+  return copy ?? value;
 }
 
 function text(row: Row, column: string): string {
@@ -352,6 +421,8 @@ export function checkCursor(cursor: ChainCursor): ChainCursor {
 export class LedgerStore {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
+  /** The multi-row inserts of events and blocks, by rows and statement. */
+  readonly #inserts = new Map<number, StatementSync>();
   #jobStatement: StatementSync | undefined;
   /** A `":memory:"` database: no other connection can write to it. */
   readonly #private: boolean;
@@ -376,6 +447,11 @@ export class LedgerStore {
   readonly #kept: number[] = [];
   #oldest = 0;
   #closed = false;
+  /** The group of transactions under way, if any ({@link group}). */
+  #group: Group | undefined;
+  /** Inside a grouped transaction's body: whether it took its savepoint (at its first write). */
+  #inGroupTx = false;
+  #saved = false;
 
   constructor(path: string, options: LocalLedgerOptions) {
     const feeBps = options.protocolFeeBps ?? DEFAULT_FEE_BPS;
@@ -525,6 +601,7 @@ export class LedgerStore {
     this.#recent.clear();
     this.#kept.length = 0;
     this.#statements.clear();
+    this.#inserts.clear();
     this.#jobStatement = undefined;
     this.#db.close();
   }
@@ -552,11 +629,117 @@ export class LedgerStore {
   }
 
   #run(sql: string, ...params: SQLInputValue[]): void {
+    // A grouped transaction takes its savepoint at its first write: one refused before it wrote
+    // anything (most refusals) has nothing to undo.
+    if (this.#inGroupTx && !this.#saved) {
+      this.#sql("SAVEPOINT tx").run();
+      this.#saved = true;
+    }
     this.#sql(sql).run(...params);
   }
 
   // -------------------------------------------------------------------------------------------
   // Transactions
+
+  /**
+   * Runs `work` with every transaction it makes in one SQLite transaction (group commit), and
+   * commits them together at its end: one `BEGIN IMMEDIATE` and one `COMMIT` for all, each
+   * transaction in a savepoint, so that one refused undoes only its own writes. Receipts, blocks,
+   * events, errors and reads inside are exactly those of running the transactions one by one in
+   * order (each sees those before it); what others see (another process on the file, this store's
+   * subscribers, `eventsSince`) changes only at the COMMIT, and a crash before it loses the whole
+   * group. So a caller hands out nothing `work` got before this returns: if the COMMIT fails this
+   * throws, and nothing of the group is kept. Inside a group (or on a closed store) it only runs
+   * `work`. The file's write lock is held for the whole of `work`.
+   */
+  group<T>(work: () => T): T {
+    if (this.#group !== undefined || this.#closed) return work();
+    this.#sql("BEGIN IMMEDIATE").run();
+    let head;
+    try {
+      // Read once the write lock is held: no other process writes until the COMMIT.
+      head = this.#lastCommit ?? this.#readHead();
+    } catch (error) {
+      this.#sql("ROLLBACK").run();
+      throw error;
+    }
+    const group: Group = {
+      head,
+      totals: new Map(),
+      credits: new Map(),
+      events: [],
+      blocks: [],
+      committed: [],
+      lost: undefined,
+    };
+    this.#group = group;
+    let result: T;
+    try {
+      result = work();
+    } catch (error) {
+      // What `work` did before it threw is committed: its answers may be out.
+      this.#endGroup(group);
+      throw error;
+    }
+    this.#endGroup(group);
+    return result;
+  }
+
+  /** Commits a group, or rolls it back and throws why; then keeps its blocks and tells. */
+  #endGroup(group: Group): void {
+    this.#group = undefined;
+    try {
+      if (group.lost !== undefined) throw group.lost;
+      this.#flush(group);
+      this.#sql("COMMIT").run();
+    } catch (error) {
+      if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
+      throw new ChainError(
+        "rpc_error",
+        `Cannot commit ${group.committed.length} transactions: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    if (group.committed.length > 0) {
+      if (this.#private) this.#lastCommit = group.head;
+      for (const [blockNumber, events] of group.committed) this.#remember(blockNumber, events);
+      for (const listener of this.#commitListeners) listener();
+    }
+  }
+
+  /** Writes what a group's transactions left to write at their end (see {@link Group}). */
+  #flush(group: Group): void {
+    this.#writeMoney(group.totals, group.credits);
+    group.totals.clear();
+    group.credits.clear();
+    this.#insertRows(INSERT_EVENTS, EVENT_COLUMNS, group.events);
+    this.#insertRows(INSERT_BLOCKS, BLOCK_COLUMNS, group.blocks);
+    group.events.length = 0;
+    group.blocks.length = 0;
+  }
+
+  /** Inserts `values` (rows of `width`) with `sql`, {@link ROWS_PER_INSERT} rows a statement. */
+  #insertRows(sql: string, width: number, values: SQLInputValue[]): void {
+    const rows = values.length / width;
+    for (let row = 0; row < rows; row += ROWS_PER_INSERT) {
+      const count = Math.min(ROWS_PER_INSERT, rows - row);
+      const key = count * 2 + (sql === INSERT_EVENTS ? 0 : 1);
+      let statement = this.#inserts.get(key);
+      if (statement === undefined) {
+        statement = this.#db.prepare(sql + placeholders(count, width));
+        this.#inserts.set(key, statement);
+      }
+      statement.run(
+        ...(count === rows ? values : values.slice(row * width, (row + count) * width)),
+      );
+    }
+  }
+
+  /** Writes a group's pending rows before a read of the tables they go to. */
+  #flushPending(): void {
+    const group = this.#group;
+    if (group !== undefined && group.lost === undefined) this.#flush(group);
+  }
 
   /** Runs `body` as one transaction, in one new block, and returns its receipt. */
   transact(
@@ -565,63 +748,30 @@ export class LedgerStore {
     args: unknown,
     body: (tx: Tx) => void,
   ): TxReceipt {
+    const group = this.#group;
+    if (group !== undefined) return this.#transactInGroup(group, caller, method, args, body);
     this.#sql("BEGIN IMMEDIATE").run();
     let receipt: TxReceipt;
-    const emitted: ChainEvent[] = [];
-    const rows: SQLInputValue[] = [];
+    const events: SQLInputValue[] = [];
+    const blocks: SQLInputValue[] = [];
     try {
-      const { blockNumber: parentNumber, blockHash: parentHash } = this.#lastCommit ?? this.head();
-      const blockNumber = parentNumber + 1;
-      const txHash = sha256Hex(
-        stringifyArgs({ parentHash, blockNumber, sender: caller, method, args }),
-      );
-      const blockHash = sha256Hex(parentHash + txHash);
-      const tx: Tx = {
-        caller,
-        blockNumber,
-        blockHash,
-        now: Math.trunc(this.#now()),
-        emit: (body) => {
-          const eventIndex = emitted.length;
-          const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
-          const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
-          rows.push(
-            blockNumber,
-            eventIndex,
-            raw.from_address,
-            JSON.stringify(raw.keys),
-            JSON.stringify(raw.data),
-            blockHash,
-            txHash,
-          );
-          emitted.push(asDecoded(event) ?? decodeStored(raw));
-        },
-      };
-      body(tx);
-      // What the body moved and emitted, written once.
-      this.#writeMoney();
-      if (emitted.length > 0) {
-        this.#run(
-          `INSERT INTO events (block_number, event_index, from_address, keys, data, block_hash, tx_hash) VALUES ${
-            placeholders(emitted.length, 7)
-          }`,
-          ...rows,
-        );
-      }
-      this.#run(
-        "INSERT INTO blocks (number, hash, parent_hash, tx_hash, sender, method, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        blockNumber,
-        blockHash,
-        parentHash,
-        txHash,
+      const block = this.#execute(
+        this.#lastCommit ?? this.#readHead(),
         caller,
         method,
-        Math.trunc(this.#now()),
+        args,
+        body,
+        events,
+        blocks,
       );
+      // What the body moved and emitted, written once.
+      this.#writeMoney(this.#totalDeltas, this.#creditDeltas);
+      this.#insertRows(INSERT_EVENTS, EVENT_COLUMNS, events);
+      this.#insertRows(INSERT_BLOCKS, BLOCK_COLUMNS, blocks);
       this.#sql("COMMIT").run();
-      receipt = { txHash, blockNumber };
-      if (this.#private) this.#lastCommit = { blockNumber, blockHash };
-      this.#remember(blockNumber, emitted);
+      receipt = { txHash: block.txHash, blockNumber: block.blockNumber };
+      if (this.#private) this.#lastCommit = block;
+      this.#remember(block.blockNumber, block.emitted);
     } catch (error) {
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
       throw error;
@@ -632,6 +782,112 @@ export class LedgerStore {
     }
     for (const listener of this.#commitListeners) listener();
     return receipt;
+  }
+
+  /** {@link transact} inside a group: in a savepoint, its end's writes left to the group. */
+  #transactInGroup(
+    group: Group,
+    caller: string,
+    method: string,
+    args: unknown,
+    body: (tx: Tx) => void,
+  ): TxReceipt {
+    if (group.lost !== undefined) throw group.lost;
+    const events: SQLInputValue[] = [];
+    const blocks: SQLInputValue[] = [];
+    this.#inGroupTx = true;
+    try {
+      const block = this.#execute(group.head, caller, method, args, body, events, blocks);
+      this.#inGroupTx = false;
+      if (this.#saved) this.#sql("RELEASE tx").run();
+      for (const [key, delta] of this.#totalDeltas) {
+        group.totals.set(key, (group.totals.get(key) ?? 0n) + delta);
+      }
+      for (const [account, delta] of this.#creditDeltas) {
+        group.credits.set(account, (group.credits.get(account) ?? 0n) + delta);
+      }
+      for (const value of events) group.events.push(value);
+      for (const value of blocks) group.blocks.push(value);
+      group.head = { blockNumber: block.blockNumber, blockHash: block.blockHash };
+      group.committed.push([block.blockNumber, block.emitted]);
+      return { txHash: block.txHash, blockNumber: block.blockNumber };
+    } catch (error) {
+      this.#inGroupTx = false;
+      if (this.#saved) {
+        if (this.#db.isTransaction) {
+          this.#sql("ROLLBACK TO tx").run();
+          this.#sql("RELEASE tx").run();
+        } else {
+          // SQLite rolled the whole transaction back (a full disk, an I/O error): the group's
+          // earlier transactions are gone too, so none of them may be answered as done.
+          group.lost = new ChainError(
+            "rpc_error",
+            `The ledger rolled back a group of transactions: ${(error as Error).message}`,
+            { cause: error },
+          );
+        }
+      }
+      throw error;
+    } finally {
+      this.#inGroupTx = false;
+      this.#saved = false;
+      this.#totalDeltas.clear();
+      this.#creditDeltas.clear();
+    }
+  }
+
+  /**
+   * Runs a transaction's body on top of `parent` and makes its block: the events' rows go to
+   * `events`, the block's row to `blocks` (the caller writes them, with the money the body moved).
+   */
+  #execute(
+    parent: { blockNumber: number; blockHash: string },
+    caller: string,
+    method: string,
+    args: unknown,
+    body: (tx: Tx) => void,
+    events: SQLInputValue[],
+    blocks: SQLInputValue[],
+  ): { blockNumber: number; blockHash: string; txHash: string; emitted: ChainEvent[] } {
+    const { blockNumber: parentNumber, blockHash: parentHash } = parent;
+    const emitted: ChainEvent[] = [];
+    const blockNumber = parentNumber + 1;
+    const txHash = sha256Hex(
+      stringifyArgs({ parentHash, blockNumber, sender: caller, method, args }),
+    );
+    const blockHash = sha256Hex(parentHash + txHash);
+    const tx: Tx = {
+      caller,
+      blockNumber,
+      blockHash,
+      now: Math.trunc(this.#now()),
+      emit: (body) => {
+        const eventIndex = emitted.length;
+        const event = { ...body, blockNumber, blockHash, txHash, eventIndex } as ChainEvent;
+        const raw = encodeChainEvent(event, LOCAL_LEDGER_ADDRESS);
+        events.push(
+          blockNumber,
+          eventIndex,
+          raw.from_address,
+          JSON.stringify(raw.keys),
+          JSON.stringify(raw.data),
+          blockHash,
+          txHash,
+        );
+        emitted.push(asDecoded(event) ?? decodeStored(raw));
+      },
+    };
+    body(tx);
+    blocks.push(
+      blockNumber,
+      blockHash,
+      parentHash,
+      txHash,
+      caller,
+      method,
+      Math.trunc(this.#now()),
+    );
+    return { blockNumber, blockHash, txHash, emitted };
   }
 
   /** Keeps a committed block's events for `eventsSince`; the oldest kept block goes. */
@@ -812,9 +1068,12 @@ export class LedgerStore {
    * Writes the totals and balances the transaction changed: one read and one write for each
    * table, whatever the number of changes (nothing inside a transaction reads them).
    */
-  #writeMoney(): void {
-    this.#addUp("totals", "key", this.#totalDeltas);
-    this.#addUp("balances", "account", this.#creditDeltas);
+  #writeMoney(
+    totals: ReadonlyMap<TotalKey, bigint>,
+    credits: ReadonlyMap<string, bigint>,
+  ): void {
+    this.#addUp("totals", "key", totals);
+    this.#addUp("balances", "account", credits);
   }
 
   #addUp(table: "totals" | "balances", column: string, deltas: ReadonlyMap<string, bigint>): void {
@@ -1892,6 +2151,7 @@ export class LedgerStore {
   }
 
   balanceOf(account: string): bigint {
+    this.#flushPending();
     const row = this.#get(
       "SELECT amount FROM balances WHERE account = ?",
       checkId("account", account),
@@ -1911,6 +2171,7 @@ export class LedgerStore {
       slashed: 0n,
       withdrawn: 0n,
     };
+    this.#flushPending();
     for (const row of this.#all("SELECT key, amount FROM totals")) {
       sums[text(row, "key") as TotalKey] = BigInt(text(row, "amount"));
     }
@@ -1929,6 +2190,11 @@ export class LedgerStore {
   }
 
   head(): { blockNumber: number; blockHash: string } {
+    const group = this.#group;
+    return group === undefined ? this.#readHead() : { ...group.head };
+  }
+
+  #readHead(): { blockNumber: number; blockHash: string } {
     const row = this.#get("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1");
     return row === undefined
       ? { blockNumber: 0, blockHash: GENESIS_HASH }
@@ -1952,9 +2218,14 @@ export class LedgerStore {
       eventIndex = 0;
       kept = this.#recent.get(blockNumber);
     }
-    // A private database holds no block after this store's last commit: nothing to read there.
-    const past = this.#private && blockNumber > (this.#lastCommit?.blockNumber ?? 0);
+    // A private database holds no block after this store's last commit (or, in a group, its
+    // last transaction's): nothing to read there.
+    const lastBlock = this.#group?.head.blockNumber ?? this.#lastCommit?.blockNumber ?? 0;
+    const past = this.#private && blockNumber > lastBlock;
     if (events.length < limit && !past) {
+      // A group's transactions are read from the database (their blocks are kept in memory only
+      // once they commit): their rows are written first.
+      this.#flushPending();
       const rows = this.#all(
         `SELECT block_number, event_index, from_address, keys, data, block_hash, tx_hash FROM events
          WHERE (block_number, event_index) >= (?, ?) ORDER BY block_number, event_index LIMIT ?`,

@@ -170,6 +170,22 @@ export class LocalLedger {
     return port;
   }
 
+  /**
+   * Runs `work` with every transaction its ports' calls make meanwhile (synchronously: a port
+   * runs a transaction when called) committed together, as one SQLite transaction (group commit):
+   * each transaction in a savepoint, so one refused undoes only its own writes, and receipts,
+   * blocks, events, errors and reads exactly as if run one by one in order. Others (another
+   * process on the file, subscribers) see the group only once it commits; a crash before loses
+   * the whole group. If the COMMIT fails this throws a {@link ChainError} (`rpc_error`) and keeps
+   * nothing of the group, though the calls' promises resolved: a caller hands out nothing they
+   * gave before this returns (`chain/remote.ts`'s server answers so). The file's write lock is
+   * held while `work` runs. Inside a group it only runs `work`.
+   */
+  group<T>(work: () => T): T {
+    this.#checkOpen("group transactions");
+    return this.#store.group(work);
+  }
+
   /** What `account` has been credited so far (payments, change, refunds, fees, slashes). */
   balanceOf(account: string): bigint {
     this.#checkOpen("read a balance");

@@ -88,6 +88,13 @@ export interface ByteStream {
 /** The ports a server hands out: one per account, as `LocalLedger.as` does. */
 export interface PortFactory {
   as(account: NodeId): ChainPort;
+  /**
+   * Runs `work` with the transactions its ports' calls make meanwhile committed together, and
+   * throws if that commit fails (as `LocalLedger.group` does). Where a factory has it,
+   * {@link serveChain} runs the calls of each chunk it reads in one group and answers them only
+   * after the group returned: with the error it threw, if it did.
+   */
+  group?<T>(work: () => T): T;
 }
 
 const BIGINT_TAG = "$bigint";
@@ -198,33 +205,46 @@ async function readLines(
   readable: ReadableStream<Uint8Array>,
   onLine: (value: unknown) => void,
   onBad: (why: string) => void,
+  eachChunk?: (work: () => void) => void,
 ): Promise<void> {
   const decoder = new TextDecoder();
   let buffered = "";
   for await (const chunk of readable) {
     buffered += decoder.decode(chunk, { stream: true });
-    let start = 0;
-    for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n", start)) {
-      const text = buffered.slice(start, end);
-      start = end + 1;
-      if (text.length === 0) continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-        // Only a line that holds a tagged bigint is walked (answers mostly do not).
-        if (text.includes(BIGINT_TAG)) value = untag(value);
-      } catch (error) {
-        onBad(`a line is not JSON: ${(error as Error).message}`);
-        continue;
-      }
-      onLine(value);
-    }
-    buffered = buffered.slice(start);
+    // A chunk without a line's end completes none: nothing to hand over or to group.
+    if (eachChunk === undefined || !chunk.includes(10)) {
+      buffered = takeLines(buffered, onLine, onBad);
+    } else eachChunk(() => buffered = takeLines(buffered, onLine, onBad));
     if (buffered.length > MAX_LINE_BYTES) {
       onBad(`a line is longer than ${MAX_LINE_BYTES} bytes`);
       buffered = "";
     }
   }
+}
+
+/** Hands each whole line of `buffered` over (see {@link readLines}); returns what is left. */
+function takeLines(
+  buffered: string,
+  onLine: (value: unknown) => void,
+  onBad: (why: string) => void,
+): string {
+  let start = 0;
+  for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n", start)) {
+    const text = buffered.slice(start, end);
+    start = end + 1;
+    if (text.length === 0) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+      // Only a line that holds a tagged bigint is walked (answers mostly do not).
+      if (text.includes(BIGINT_TAG)) value = untag(value);
+    } catch (error) {
+      onBad(`a line is not JSON: ${(error as Error).message}`);
+      continue;
+    }
+    onLine(value);
+  }
+  return buffered.slice(start);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -285,6 +305,23 @@ export async function serveChain(
 ): Promise<void> {
   const methods = new Set((options.methods ?? CALLS).filter((m) => CALL_NAMES.has(m)));
   const refused = options.onRefused ?? (() => {});
+  // The calls of one chunk run in one group where the factory groups (group commit); each
+  // answer waits for the group's end, and a group that did not commit answers its calls with
+  // why, whatever they gave.
+  let chunk: { failed?: Error } | undefined;
+  const group = ports.group;
+  const eachChunk = group === undefined ? undefined : (work: () => void) => {
+    const turn: { failed?: Error } = {};
+    chunk = turn;
+    try {
+      group.call(ports, work);
+    } catch (error) {
+      turn.failed = error instanceof Error ? error : new Error(String(error));
+      logger.error("The chain could not commit the calls of one read: {error}", { error });
+    } finally {
+      chunk = undefined;
+    }
+  };
   let broken = false;
   const out = new LineWriter(stream.writable, () => broken = true);
   const opened = new Map<NodeId, ChainPort>();
@@ -372,17 +409,19 @@ export async function serveChain(
     } catch (error) {
       result = Promise.reject(error);
     }
+    const turn = chunk;
     result.then(
       (value) => {
+        if (turn?.failed !== undefined) return out.line({ id, err: toWire(turn.failed) });
         out.line({ id, ok: value === undefined ? null : value });
         readFeeds();
       },
-      (error) => out.line({ id, err: toWire(error) }),
+      (error) => out.line({ id, err: toWire(turn?.failed ?? error) }),
     );
   };
   out.line({ hello: REMOTE_CHAIN_PROTOCOL, methods: [...methods] });
   try {
-    await readLines(stream.readable, onLine, (why) => refuse(undefined, why));
+    await readLines(stream.readable, onLine, (why) => refuse(undefined, why), eachChunk);
   } finally {
     for (const feed of subscriptions.values()) feed.stop();
     subscriptions.clear();

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { LocalLedger } from "./local_ledger.ts";
 import { ChainError, type ChainEvent } from "./port.ts";
-import { type ByteStream, RemoteChain, serveChain } from "./remote.ts";
+import { type ByteStream, type PortFactory, RemoteChain, serveChain } from "./remote.ts";
 
 const MODEL = "a".repeat(64);
 const INPUT = "b".repeat(64);
@@ -391,7 +391,7 @@ Deno.test("a server's stats are answered where it serves them, refused with why 
  * A server on `ledger` spoken to line by line: `send` writes lines in one chunk; each line the
  * server writes is kept with whether a timer ran since the last `send` (`afterTimer`).
  */
-function rawServer(ledger: LocalLedger) {
+function rawServer(ledger: PortFactory) {
   const [client, server] = pipe();
   const serving = serveChain(ledger, server);
   const writer = client.writable.getWriter();
@@ -511,6 +511,78 @@ Deno.test("a served subscription from a bad cursor, or with a bad poll interval,
     await raw.until(() => raw.lines.some((l) => l.value.id === 9));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(raw.lines.filter((l) => "e" in l.value).length, 0, JSON.stringify(raw.lines));
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+/** A submission of job `id` as it crosses the stream. */
+function wireJob(id: string) {
+  return {
+    jobId: id,
+    amount: { $bigint: "10" },
+    minStake: { $bigint: "1" },
+    modelHash: MODEL,
+    inputCommitment: INPUT,
+  };
+}
+
+Deno.test("the calls of one chunk run in one group of the ledger's (group commit)", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  // How many blocks each group made.
+  const groups: number[] = [];
+  const raw = rawServer({
+    as: (account) => ledger.as(account),
+    group<T>(work: () => T): T {
+      const before = ledger.head().blockNumber;
+      const result = ledger.group(work);
+      groups.push(ledger.head().blockNumber - before);
+      return result;
+    },
+  });
+  try {
+    await raw.send(
+      { id: 1, a: "c1", m: "submitJob", p: [wireJob("j1")] },
+      { id: 2, a: "c1", m: "submitJob", p: [wireJob("j1")] },
+      { id: 3, a: "c1", m: "submitJob", p: [wireJob("j2")] },
+    );
+    await raw.until(() => raw.lines.filter((l) => typeof l.value.id === "number").length >= 3);
+    assert.deepEqual(groups, [2]);
+    const answers = raw.lines.filter((l) => typeof l.value.id === "number").map((l) => l.value);
+    assert.deepEqual(answers.map((a) => [a.id, "ok" in a]), [[1, true], [2, false], [3, true]]);
+    assert.match(JSON.stringify(answers[1]!.err), /duplicate_job/);
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a group that does not commit answers each of its calls with why, not with what it gave", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const raw = rawServer({
+    as: (account) => ledger.as(account),
+    group<T>(work: () => T): T {
+      // The calls ran (the ledger answered them), then the commit failed.
+      ledger.group(work);
+      throw new ChainError("rpc_error", "Cannot commit 2 transactions: the disk is full");
+    },
+  });
+  try {
+    await raw.send(
+      { id: 1, a: "c1", m: "submitJob", p: [wireJob("j1")] },
+      { id: 2, a: "c1", m: "totals", p: [] },
+    );
+    await raw.until(() => raw.lines.filter((l) => typeof l.value.id === "number").length >= 2);
+    const answers = raw.lines.filter((l) => typeof l.value.id === "number").map((l) => l.value);
+    assert.deepEqual(answers.map((a) => a.id), [1, 2]);
+    for (const answer of answers) {
+      assert.deepEqual(answer.err, {
+        name: "ChainError",
+        code: "rpc_error",
+        message: "Cannot commit 2 transactions: the disk is full",
+      });
+    }
   } finally {
     await raw.close();
     ledger.close();
