@@ -6,6 +6,14 @@
  * keeps the spec only if it is the escrow's: with it, every field of the spec (kind, model, input,
  * attempts, hardware, priority, deadlines) is the one the client paid for.
  *
+ * An own `__proto__` key (`JSON.parse` makes one as any other key) is encoded as any other key, so
+ * two specs that differ only there hash apart, whatever the host's `__proto__` setter does (the
+ * language's sets the prototype, so `out[key] = value` would drop the key; Deno's defines an own
+ * key). Such a spec is kept rather than refused: in this runtime every layer a spec goes through
+ * (`JSON.parse`, spreads, `structuredClone`, the journal's codec, Deno's setter) keeps the key as
+ * data, so a worker and a verifier that check this hash run the same input; refusing it would
+ * refuse valid JSON for a hazard of other hosts.
+ *
  * @example
  * ```ts
  * import { specHashOf } from "./spec_hash.ts";
@@ -59,7 +67,8 @@ function sorted(value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
   if (Array.isArray(value)) return value.map(sorted);
   if (value === null || typeof value !== "object") return value;
-  const out: Record<string, unknown> = {};
+  // No prototype: an own `__proto__` key is set as a key, not as the copy's prototype.
+  const out: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(value).sort()) {
     const field = (value as Record<string, unknown>)[key];
     if (field !== undefined) out[key] = sorted(field);

@@ -68,3 +68,47 @@ Deno.test("specHashOf() keeps the hashes of at most 1,024 recent specs, short on
     assert.equal(specHashesKept(), 1_024);
   }
 });
+
+/**
+ * Runs `body` with `Object.prototype.__proto__` as the language defines it (a setter that sets the
+ * prototype), as Node, browsers and Deno with `--unstable-unsafe-proto` have it; Deno's own
+ * setter defines an own key instead.
+ */
+function withStandardProto(body: () => void): void {
+  const own = Object.getOwnPropertyDescriptor(Object.prototype, "__proto__");
+  Object.defineProperty(Object.prototype, "__proto__", {
+    configurable: true,
+    get(this: object) {
+      return Object.getPrototypeOf(this);
+    },
+    set(this: object, proto: unknown) {
+      if (typeof proto === "object") Object.setPrototypeOf(this, proto);
+    },
+  });
+  try {
+    body();
+  } finally {
+    if (own === undefined) delete (Object.prototype as { __proto__?: unknown }).__proto__;
+    else Object.defineProperty(Object.prototype, "__proto__", own);
+  }
+}
+
+for (const host of ["Deno's", "the standard"]) {
+  Deno.test(`specHashOf() keeps an own __proto__ key in the input (${host} __proto__ setter): specs that differ only there hash apart`, () => {
+    const run = host === "Deno's" ? (body: () => void) => body() : withStandardProto;
+    run(() => {
+      const withProto = (json: string) => ({ ...SPEC, input: JSON.parse(json) }) as JobSpec;
+      const plain = withProto('{"a":[[2]],"b":[[1]]}');
+      const hidden = withProto('{"a":[[2]],"b":[[1]],"__proto__":{"c":[[3]]}}');
+      const other = withProto('{"a":[[2]],"b":[[1]],"__proto__":{"c":[[4]]}}');
+      const nested = withProto('{"a":[[2]],"b":[[1]],"m":[{"__proto__":{}}]}');
+      assert.ok(Object.hasOwn(hidden.input as object, "__proto__"), "JSON.parse makes an own key");
+      assert.match(canonicalSpec(hidden), /"input":\{"__proto__":\{"c":\[\[3\]\]\},"a":/);
+      const hashes = [plain, hidden, other, nested].map(specHashOf);
+      assert.equal(new Set(hashes).size, 4, "each its own hash");
+      assert.notEqual(specHashOf(nested), specHashOf(withProto('{"a":[[2]],"b":[[1]],"m":[{}]}')));
+      // The encoding is the text JSON.parse read the key from: parsed again, it hashes alike.
+      assert.equal(specHashOf(withProto(JSON.stringify(hidden.input))), specHashOf(hidden));
+    });
+  });
+}
