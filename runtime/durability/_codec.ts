@@ -8,14 +8,38 @@
 import { createHash } from "node:crypto";
 import type { DeliveredActor, Envelope } from "../kernel/mod.ts";
 
-/** A `bigint` in JSON: `{ "$bigint": "123" }`. */
+/**
+ * The codec's one reserved key. A `bigint` is `{ "$bigint": "<decimal>" }`; a literal object that
+ * has an own `"$bigint"` key (a job's input may hold anything) is escaped as
+ * `{ "$bigint": { ...that object } }`, so no value decodes as another. Files written before the
+ * escape read as they did: their bigints are tags, and the only object the escape form reads
+ * differently, a literal `{ "$bigint": {...} }` with that single key, is one this codec never
+ * wrote (its own objects with the key come out of the old decoder changed anyway).
+ */
 const BIGINT_TAG = "$bigint";
+const DECIMAL = /^-?\d+$/;
 
-function replacer(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? { [BIGINT_TAG]: value.toString() } : value;
+/** The wrappers {@link replacer} made: their object is data, not escaped again. */
+const escaped = new WeakSet<object>();
+
+function replacer(this: unknown, _key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return { [BIGINT_TAG]: value.toString() };
+  if (
+    typeof value === "object" && value !== null && !Array.isArray(value) &&
+    Object.hasOwn(value, BIGINT_TAG) && !escaped.has(this as object)
+  ) {
+    const wrapper = { [BIGINT_TAG]: { ...value } };
+    escaped.add(wrapper);
+    return wrapper;
+  }
+  return value;
 }
 
-/** Turns tagged bigints back, in place (faster than a `JSON.parse` reviver). */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Turns tagged bigints and escaped literals back, in place (faster than a `JSON.parse` reviver). */
 function revive(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) {
@@ -23,22 +47,36 @@ function revive(value: unknown): unknown {
     return value;
   }
   const record = value as Record<string, unknown>;
-  const tagged = record[BIGINT_TAG];
-  if (typeof tagged === "string") {
+  if (Object.hasOwn(record, BIGINT_TAG)) {
     let only = true;
     for (const key in record) if (key !== BIGINT_TAG) only = false;
-    if (only && /^-?\d+$/.test(tagged)) return BigInt(tagged);
+    const tagged = record[BIGINT_TAG];
+    if (only && typeof tagged === "string" && DECIMAL.test(tagged)) return BigInt(tagged);
+    // An escaped literal: its object is the value, its own "$bigint" key data.
+    if (only && isPlainObject(tagged)) return reviveFields(tagged);
   }
+  return reviveFields(record);
+}
+
+/**
+ * Revives `record`'s fields in place (an own `__proto__` is written as the own key it is: an
+ * assignment sets an own property before any setter).
+ */
+function reviveFields(record: Record<string, unknown>): Record<string, unknown> {
   for (const key in record) record[key] = revive(record[key]);
   return record;
 }
 
-/** JSON text of `value`, with every `bigint` as `{ "$bigint": "<decimal>" }`. */
+/**
+ * JSON text of `value`, with every `bigint` as `{ "$bigint": "<decimal>" }` and every object that
+ * has an own `"$bigint"` key escaped as `{ "$bigint": { ... } }`: {@link decodeJson} gives back an
+ * equal value.
+ */
 export function encodeJson(value: unknown): string {
   return JSON.stringify(value, replacer);
 }
 
-/** Parses JSON written by {@link encodeJson}, turning `{ "$bigint": "<decimal>" }` back. */
+/** Parses JSON written by {@link encodeJson}, turning tagged bigints and escaped objects back. */
 export function decodeJson(text: string): unknown {
   const value = JSON.parse(text);
   return text.includes(`"${BIGINT_TAG}"`) ? revive(value) : value;

@@ -1,7 +1,8 @@
 /**
  * Recordings: a documented, versioned, portable file of what one or more nodes journaled, for
  * replay and research. The format is JSON Lines (UTF-8, one JSON value per line); every
- * `bigint` is written as `{ "$bigint": "<decimal>" }`.
+ * `bigint` is written as `{ "$bigint": "<decimal>" }`, and an object with an own `"$bigint"` key
+ * (a job's input may hold one) as `{ "$bigint": { ...the object } }` (see `_codec.ts`).
  *
  * Format version 1:
  *
