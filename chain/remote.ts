@@ -100,24 +100,42 @@ export interface PortFactory {
 const BIGINT_TAG = "$bigint";
 const logger = getLogger(["ciro", "chain", "remote"]);
 
-/** `value` with every `bigint` tagged, for a plain (fast) `JSON.stringify`. */
+/**
+ * `value` with every `bigint` tagged, for a plain (fast) `JSON.stringify`: only the objects and
+ * arrays that hold one are copied (an answer or an event without a bigint is not).
+ */
 function tag(value: unknown): unknown {
   if (typeof value === "bigint") return { [BIGINT_TAG]: value.toString() };
   if (value === null || typeof value !== "object") return value;
-  if (Array.isArray(value)) return value.map(tag);
-  const out: Record<string, unknown> = {};
-  for (const key in value) {
-    const v = (value as Record<string, unknown>)[key];
-    if (v !== undefined) out[key] = tag(v);
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (typeof item !== "bigint" && (typeof item !== "object" || item === null)) continue;
+      const tagged = tag(item);
+      if (tagged !== item) (copy ??= value.slice())[i] = tagged;
+    }
+    return copy ?? value;
   }
-  return out;
+  const record = value as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined;
+  for (const key in record) {
+    const item = record[key];
+    if (typeof item !== "bigint" && (typeof item !== "object" || item === null)) continue;
+    const tagged = tag(item);
+    if (tagged !== item) (copy ??= { ...record })[key] = tagged;
+  }
+  return copy ?? record;
 }
 
-/** Turns tagged bigints back, in place. */
+/** Turns tagged bigints back, in place (walking only into objects and arrays). */
 function untag(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = untag(value[i]);
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (typeof item === "object" && item !== null) value[i] = untag(item);
+    }
     return value;
   }
   const record = value as Record<string, unknown>;
@@ -125,7 +143,10 @@ function untag(value: unknown): unknown {
   if (typeof tagged === "string" && /^-?\d+$/.test(tagged) && Object.keys(record).length === 1) {
     return BigInt(tagged);
   }
-  for (const key in record) record[key] = untag(record[key]);
+  for (const key in record) {
+    const item = record[key];
+    if (typeof item === "object" && item !== null) record[key] = untag(item);
+  }
   return record;
 }
 
@@ -516,6 +537,8 @@ class Feed {
 interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
+  /** The call's abort signal, if any. */
+  readonly signal: AbortSignal | undefined;
 }
 
 /**
@@ -526,8 +549,8 @@ export class RemoteChain {
   readonly methods: ReadonlySet<string>;
   readonly #out: LineWriter;
   readonly #pending = new Map<number, Pending>();
-  /** The calls waiting under each abort signal. */
-  readonly #bySignal = new WeakMap<AbortSignal, Set<number>>();
+  /** The abort signals listened to (once each: a node passes the same one to every call). */
+  readonly #signals = new WeakSet<AbortSignal>();
   readonly #subscriptions = new Map<number, (events: ChainEvent[]) => void>();
   readonly #reading: Promise<void>;
   #nextId = 1;
@@ -618,36 +641,19 @@ export class RemoteChain {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      if (signal === undefined) this.#pending.set(id, { resolve, reject });
-      else {
-        // One listener per signal, not per call (a node passes the same one to every call).
-        let calls = this.#bySignal.get(signal);
-        if (calls === undefined) {
-          const waiting = calls = new Set<number>();
-          this.#bySignal.set(signal, waiting);
-          signal.addEventListener("abort", () => {
-            for (const waitingId of waiting) {
-              const pending = this.#pending.get(waitingId);
-              this.#pending.delete(waitingId);
-              pending?.reject(signal.reason);
-            }
-            waiting.clear();
-          }, { once: true });
+    if (signal !== undefined && !this.#signals.has(signal)) {
+      this.#signals.add(signal);
+      // Rejects the calls waiting under it (the walk happens only on an abort).
+      signal.addEventListener("abort", () => {
+        for (const [waitingId, pending] of this.#pending) {
+          if (pending.signal !== signal) continue;
+          this.#pending.delete(waitingId);
+          pending.reject(signal.reason);
         }
-        const waiting = calls;
-        waiting.add(id);
-        this.#pending.set(id, {
-          resolve: (value) => {
-            waiting.delete(id);
-            resolve(value);
-          },
-          reject: (error) => {
-            waiting.delete(id);
-            reject(error);
-          },
-        });
-      }
+      }, { once: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, signal });
       this.#out.line(lineOf(id));
     });
   }

@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { fileURLToPath } from "node:url";
 import { LocalLedger } from "./local_ledger.ts";
 import { ChainError, type ChainEvent } from "./port.ts";
@@ -585,6 +586,38 @@ Deno.test("a group that does not commit answers each of its calls with why, not 
     }
   } finally {
     await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("bigints anywhere in an answer cross the stream exact, and the rest as JSON gives it", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  let answer: unknown = null;
+  const [client, server] = pipe();
+  const serving = serveChain(ledger, server, { stats: () => answer });
+  const remote = await RemoteChain.connect(client);
+  try {
+    const value = fc.anything({
+      withBigInt: true,
+      key: fc.string({ maxLength: 6 }).filter((k) => k !== "__proto__" && k !== "$bigint"),
+      values: [fc.boolean(), fc.integer(), fc.bigInt(), fc.string(), fc.constant(null)],
+      maxDepth: 4,
+    });
+    await fc.assert(
+      fc.asyncProperty(value, async (v) => {
+        answer = v;
+        assert.deepEqual(await remote.stats(), v);
+      }),
+      { numRuns: 300 },
+    );
+    // A frozen value (a ledger's event) is copied where it holds a bigint, never changed.
+    const event = Object.freeze({ name: "X", amount: 5n, nested: Object.freeze([1n, "a"]) });
+    answer = event;
+    assert.deepEqual(await remote.stats(), { name: "X", amount: 5n, nested: [1n, "a"] });
+    assert.equal(event.amount, 5n);
+  } finally {
+    await remote.close();
+    await serving;
     ledger.close();
   }
 });
