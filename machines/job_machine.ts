@@ -17,7 +17,10 @@
  * - `verifying`: the chain recorded a result commitment; chosen verifiers re-run and attest.
  * - `settling`: a quorum accepted; the payment is being released.
  * - `disputed`: a quorum disputed the result; the worker is slashed and the client refunded.
- * - `refunding`: (owner) the escrow is going back to the client.
+ * - `refunding`: (owner) the escrow is going back to the client. A refund the chain refuses
+ *   (`chain.tx.failed`) is recorded as the job's failure, and the job waits {@link REFUND_GRACE_MS}
+ *   for the chain to show its ending (a refund that landed all the same, or another's) before it
+ *   ends `failed`; the escrow then stays on chain for its client to take back.
  * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
  *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
  *   the escrow could not be locked).
@@ -62,8 +65,17 @@ import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
  * outbid stops following the job when the chain assigns it to another worker (the tree archives
  * its actor as `outbid`, `actors/tree.ts`). 6: bids and attestations that arrive together can
  * enter the job as one event (`bids.received`, `job.attestations.received`), each judged alone.
+ * 7: an owner's job whose refund the chain refused ends (`failed`, after {@link REFUND_GRACE_MS}
+ * without the chain showing its ending) instead of waiting in `refunding` for ever.
  */
-export const JOB_MACHINE_VERSION = 6;
+export const JOB_MACHINE_VERSION = 7;
+
+/**
+ * How long an owner's job whose refund the chain refused waits for the chain to show its ending
+ * before it ends `failed`, virtual ms: a refund refused as already done (sent twice, or another's
+ * landed first) has its `EscrowRefunded` on the way, and that ending is the chain's word.
+ */
+export const REFUND_GRACE_MS = 60_000;
 
 /** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {
@@ -422,6 +434,7 @@ export const jobMachine = setup({
     bidWindowDue: ({ context, event }) => deadlineDue(context, event, "bid_window"),
     executionDue: ({ context, event }) => deadlineDue(context, event, "execution"),
     verificationDue: ({ context, event }) => deadlineDue(context, event, "verification"),
+    refundGraceDue: ({ context, event }) => deadlineDue(context, event, "refund"),
     isOptimistic: ({ context }) => context.policy.verification === "optimistic",
     assignFailed: ({ event }) =>
       event.type === "chain.tx.failed" && event.request === "chain.assign",
@@ -956,6 +969,12 @@ export const jobMachine = setup({
           }]
           : context.slashes,
     }),
+    /** The chain refused the refund: wait a grace for its ending, then fail (version 7). */
+    awaitRefundEnding: enqueueActions(({ context, event, enqueue }) => {
+      const due = timeOf(context, event) + REFUND_GRACE_MS;
+      enqueue.assign({ deadlines: withDeadline(context, "refund", due) });
+      enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+    }),
     recordFailure: assign({
       failure: ({ context, event }) =>
         event.type === "chain.tx.failed"
@@ -1273,6 +1292,13 @@ export const jobMachine = setup({
     refunding: {
       description: "(Owner) The escrow is going back to the client.",
       entry: { type: "enterPhase", params: { state: "refunding" } },
+      on: {
+        "chain.tx.failed": {
+          guard: { type: "failedRequestIs", params: { request: "chain.refund" } },
+          actions: ["recordFailure", "awaitRefundEnding"],
+        },
+        "timer.fired": { guard: "refundGraceDue", target: "failed" },
+      },
     },
     settled: {
       description: "Final: the worker was paid.",

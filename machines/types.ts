@@ -114,8 +114,12 @@ export const SLASH_BPS: Readonly<Record<SlashReason, number>> = {
 /** Why escrow went back to the client. */
 export type RefundReason = "expired" | "cancelled" | "disputed" | "failed";
 
-/** Deadlines a job arms; each is stored in context as an absolute time. */
-export type DeadlineKey = "bid_window" | "execution" | "verification";
+/**
+ * Deadlines a job arms; each is stored in context as an absolute time. `refund`: how long an
+ * owner whose refund the chain refused waits for the chain to show the job's ending before it
+ * ends the job as failed (job machine version 7).
+ */
+export type DeadlineKey = "bid_window" | "execution" | "verification" | "refund";
 
 /**
  * Requests the machines emit (XState `emit`). The runtime routes each to a port; the outcome
