@@ -23,7 +23,7 @@ import { DEFAULT_POLICY, type JobPolicy } from "../machines/policies.ts";
 import { DEFAULT_PEER_CONFIG, type PeerConfig, peerMachine } from "../machines/peer_machine.ts";
 import type { EffectRequest, JobSpec, NodeId, Role } from "../machines/types.ts";
 import type { JobContext, PhaseEntry } from "../machines/job_machine.ts";
-import { jobAddress, jobIdOf, peerIdOf } from "../machines/address.ts";
+import { jobAddress, jobIdOf, peerAddress, peerIdOf } from "../machines/address.ts";
 import { type ActorCell, type DeliveryOutcome, rejected } from "./actor_cell.ts";
 import {
   type ChainAssignment,
@@ -158,6 +158,9 @@ function isEscrowOfJob(value: unknown): value is EscrowOfJob {
 }
 
 const JOB_CREATORS = new Set(["job.submit", "job.announced"]);
+/** What every job's and every peer's address starts with. */
+const JOB_PREFIX = jobAddress("");
+const PEER_PREFIX = peerAddress("");
 
 /**
  * Chain events that end a job on chain, and the final state they mean. The chain is the source
@@ -225,9 +228,10 @@ export class ActorTree {
 
   /** The supervisor that owns actors addressed like `target`. */
   supervisorOf(target: string): Supervisor | undefined {
-    // On every delivery and lookup: the address's kind without parsing it into parts.
-    if (jobIdOf(target) !== undefined) return this.jobs;
-    if (peerIdOf(target) !== undefined) return this.peers;
+    // On every delivery and lookup: the address's kind without parsing it into parts, nor
+    // slicing its id out as `jobIdOf` would (a string a lookup).
+    if (target.startsWith(JOB_PREFIX)) return this.jobs;
+    if (target.startsWith(PEER_PREFIX)) return this.peers;
     return undefined;
   }
 
