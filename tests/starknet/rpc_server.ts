@@ -37,14 +37,15 @@
  * What is not real: no state root, commitments or class hashes; views read the current state
  * whatever `block_id` says, except `escrow_of` at a block given by number, hash or `l1_accepted`:
  * that one answers what the double's own blocks up to it changed (an escrow written to a shared
- * `ledger` by another process is seen only at `latest`); fees are fixed amounts of gas at a fixed price; the fee estimate's
- * signature is not checked; the transaction hash and signature use starknet.js's Poseidon and
- * curve (the same library the adapter signs with); a reorg replaces block hashes but does not
- * roll back the ledger; the simulation replays this double's executed transactions on a fresh
- * ledger, so writes others make to a shared `ledger` are not seen by `estimateFee`; no fee market
- * (errors 64 and 65 are never answered). The verifiers of a job are drawn from the ledger's own
- * block hash of the escrow, not this double's Starknet block hash; an Ed25519 check is what the
- * ledger runs, where a Cairo contract would need a library for it (none is native).
+ * `ledger` by another process is seen only at `latest`); fees are fixed amounts of gas at a fixed
+ * price; the fee estimate's signature is not checked; the transaction hash and signature use
+ * starknet.js's Poseidon and curve (the same library the adapter signs with); a reorg replaces
+ * block hashes but does not roll back the ledger; the simulation replays this double's executed
+ * transactions on a fresh ledger, so writes others make to a shared `ledger` are not seen by
+ * `estimateFee`; no fee market (errors 64 and 65 are never answered). The verifiers of a job are
+ * drawn from the ledger's own block hash of the escrow, not this double's Starknet block hash; an
+ * Ed25519 check is what the ledger runs, where a Cairo contract would need a library for it (none
+ * is native).
  *
  * @module
  */
@@ -162,7 +163,7 @@ interface Tx {
   nonce: bigint;
   calls: Call[];
   events: RawEventBody[];
-  /** What it changed of the escrows `escrow_of` reads at a past block (see {@link EscrowChange}). */
+  /** What it changed of the escrows `escrow_of` reads at a past block ({@link EscrowChange}). */
   escrows?: EscrowChange[];
   fee: bigint;
   reverted?: string;
@@ -943,8 +944,10 @@ export class StarknetRpcServer {
     return { to, contract, fn, args: decoded };
   }
 
-  /** Runs `calls` as `sender` on `state`; returns the events, or throws a {@link Panic}. */
-  /** Runs `calls` as `sender` on `state`; `escrows` collects what they changed of escrows. */
+  /**
+   * Runs `calls` as `sender` on `state`; returns the events, or throws a {@link Panic}. `escrows`
+   * collects what they changed of escrows.
+   */
   async #apply(
     state: State,
     sender: string,
