@@ -387,25 +387,33 @@ export class EffectDispatcher {
 
   /** Tracks `work`; when it resolves, effect `closeId` (if any) is closed. */
   #track(actor: string, effect: string, closeId: string | undefined, work: Promise<unknown>): void {
-    const p = work.then(() => this.#close(closeId, actor), (error: unknown) => {
+    // One promise, not a `then` and a `finally` (several effects a job).
+    const p: Promise<void> = work.then(() => {
+      this.#inflight.delete(p);
+      this.#close(closeId, actor);
+    }, (error: unknown) => {
+      this.#inflight.delete(p);
       if (this.#abort.signal.aborted) return;
       this.failures++;
       this.#o.failed(actor, effect, error instanceof Error ? error.message : String(error));
-    }).finally(() => this.#inflight.delete(p));
+    });
     this.#inflight.add(p);
   }
 
-  /** One transaction of `effect` on `chain`. */
-  async #transact(
+  /**
+   * One transaction of `effect` on `chain`: the port's promise itself (no async frame of its own:
+   * four a job on a client); what breaks here throws at once, into the caller's `try`.
+   */
+  #transact(
     actorId: string,
     effect: EffectRequest,
     chain: ChainPort,
     o: { readonly signal: AbortSignal },
-  ): Promise<void> {
+  ): Promise<unknown> {
     switch (effect.type) {
       case "chain.escrow.lock": {
         const spec = effect.spec;
-        await chain.submitJob({
+        return chain.submitJob({
           jobId: effect.jobId,
           amount: effect.amount,
           minStake: spec.requirements.minStake,
@@ -414,46 +422,36 @@ export class EffectDispatcher {
           // A chain-decided job's escrow commits to its whole spec: what its verifiers check.
           ...(effect.terms === undefined ? {} : { ...effect.terms, specHash: specHashOf(spec) }),
         }, o);
-        break;
       }
       case "chain.assign":
-        await chain.assignWorker({
+        return chain.assignWorker({
           jobId: effect.jobId,
           worker: effect.worker,
           price: effect.price,
           verifiers: effect.verifiers,
         }, o);
-        break;
       case "chain.assignment.revoke":
-        await chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
-        break;
+        return chain.revokeAssignment({ jobId: effect.jobId, worker: effect.worker }, o);
       case "chain.result.submit":
-        await chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
-        break;
+        return chain.submitResult({ jobId: effect.jobId, commitment: effect.commitment }, o);
       case "chain.verification.record":
-        await chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
-        break;
+        return chain.recordVerification({ jobId: effect.jobId, accepted: effect.accepted }, o);
       case "chain.release":
-        await chain.releasePayment({ jobId: effect.jobId }, o);
-        break;
+        return chain.releasePayment({ jobId: effect.jobId }, o);
       case "chain.attest":
-        await attestOnChain(chain, effect, o);
-        break;
+        return attestOnChain(chain, effect, o);
       case "chain.failure.report":
         if (!chain.reportFailure) {
           throw new TypeError("Cannot report a failure: this chain adapter has no reportFailure");
         }
-        await chain.reportFailure({ jobId: effect.jobId, reason: effect.reason }, o);
-        break;
+        return chain.reportFailure({ jobId: effect.jobId, reason: effect.reason }, o);
       case "chain.refund":
-        await chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
-        break;
+        return chain.refund({ jobId: effect.jobId, reason: effect.reason }, o);
       case "chain.slash":
-        await chain.slash(
+        return chain.slash(
           { jobId: effect.jobId, worker: effect.worker, reason: effect.reason },
           o,
         );
-        break;
       default:
         throw new TypeError(`Unknown effect "${effect.type}" from "${actorId}"`);
     }
