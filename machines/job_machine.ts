@@ -19,8 +19,10 @@
  * - `disputed`: a quorum disputed the result; the worker is slashed and the client refunded.
  * - `refunding`: (owner) the escrow is going back to the client. A refund the chain refuses
  *   (`chain.tx.failed`) is recorded as the job's failure, and the job waits {@link REFUND_GRACE_MS}
- *   for the chain to show its ending (a refund that landed all the same, or another's) before it
- *   ends `failed`; the escrow then stays on chain for its client to take back.
+ *   for the chain to show its ending (a refund that landed all the same, or another's), then sends
+ *   the refund again, {@link MAX_REFUND_SENDS} sends in all (a chain whose clock lags refuses a
+ *   refund as early); after the last refusal's grace it ends `failed`, the escrow left on chain
+ *   for its client to take back.
  * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
  *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
  *   the escrow could not be locked).
@@ -65,17 +67,22 @@ import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
  * outbid stops following the job when the chain assigns it to another worker (the tree archives
  * its actor as `outbid`, `actors/tree.ts`). 6: bids and attestations that arrive together can
  * enter the job as one event (`bids.received`, `job.attestations.received`), each judged alone.
- * 7: an owner's job whose refund the chain refused ends (`failed`, after {@link REFUND_GRACE_MS}
- * without the chain showing its ending) instead of waiting in `refunding` for ever.
+ * 7: an owner's job whose refund the chain refused sends it again after {@link REFUND_GRACE_MS},
+ * and ends `failed` after the last of {@link MAX_REFUND_SENDS}, instead of waiting in `refunding`
+ * for ever.
  */
 export const JOB_MACHINE_VERSION = 7;
 
 /**
  * How long an owner's job whose refund the chain refused waits for the chain to show its ending
- * before it ends `failed`, virtual ms: a refund refused as already done (sent twice, or another's
- * landed first) has its `EscrowRefunded` on the way, and that ending is the chain's word.
+ * before it sends the refund again or, after the last send, ends `failed`, virtual ms: a refund
+ * refused as already done (another's landed first) has its `EscrowRefunded` on the way, and that
+ * ending is the chain's word.
  */
 export const REFUND_GRACE_MS = 60_000;
+
+/** Refund transactions an owner's job sends at most (the first and the resends after refusals). */
+export const MAX_REFUND_SENDS = 3;
 
 /** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {
@@ -178,6 +185,8 @@ export interface JobContext {
   readonly announcedBidWindowEndsAt: number | null;
   readonly cancelRequested: boolean;
   readonly refundReason: RefundReason | null;
+  /** Refunds the chain refused (version 7; absent in contexts from before it: none). */
+  readonly refundRefusals?: number;
   readonly payment: {
     readonly worker: NodeId;
     readonly amount: bigint;
@@ -435,6 +444,7 @@ export const jobMachine = setup({
     executionDue: ({ context, event }) => deadlineDue(context, event, "execution"),
     verificationDue: ({ context, event }) => deadlineDue(context, event, "verification"),
     refundGraceDue: ({ context, event }) => deadlineDue(context, event, "refund"),
+    refundSendsLeft: ({ context }) => (context.refundRefusals ?? 0) < MAX_REFUND_SENDS,
     isOptimistic: ({ context }) => context.policy.verification === "optimistic",
     assignFailed: ({ event }) =>
       event.type === "chain.tx.failed" && event.request === "chain.assign",
@@ -969,11 +979,23 @@ export const jobMachine = setup({
           }]
           : context.slashes,
     }),
-    /** The chain refused the refund: wait a grace for its ending, then fail (version 7). */
+    /** The chain refused the refund: count it and wait a grace for the chain's ending. */
     awaitRefundEnding: enqueueActions(({ context, event, enqueue }) => {
       const due = timeOf(context, event) + REFUND_GRACE_MS;
-      enqueue.assign({ deadlines: withDeadline(context, "refund", due) });
+      enqueue.assign({
+        refundRefusals: (context.refundRefusals ?? 0) + 1,
+        deadlines: withDeadline(context, "refund", due),
+      });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+    }),
+    /** The grace passed without the chain's ending: the refund again, for the same reason. */
+    resendRefund: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ deadlines: withDeadline(context, "refund", undefined) });
+      enqueue.emit({
+        type: "chain.refund",
+        jobId: context.jobId,
+        reason: context.refundReason ?? "failed",
+      });
     }),
     recordFailure: assign({
       failure: ({ context, event }) =>
@@ -1297,7 +1319,10 @@ export const jobMachine = setup({
           guard: { type: "failedRequestIs", params: { request: "chain.refund" } },
           actions: ["recordFailure", "awaitRefundEnding"],
         },
-        "timer.fired": { guard: "refundGraceDue", target: "failed" },
+        "timer.fired": [
+          { guard: and(["refundGraceDue", "refundSendsLeft"]), actions: "resendRefund" },
+          { guard: "refundGraceDue", target: "failed" },
+        ],
       },
     },
     settled: {

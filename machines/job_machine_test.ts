@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { bid, Driver, spec } from "../tests/_drive.ts";
-import { bidRejection, type JobInput, jobMachine, REFUND_GRACE_MS } from "./job_machine.ts";
+import {
+  bidRejection,
+  type JobInput,
+  jobMachine,
+  MAX_REFUND_SENDS,
+  REFUND_GRACE_MS,
+} from "./job_machine.ts";
 
 const POOL = ["v1", "v2", "v3", "v4", "v5"];
 const C = "c".repeat(64);
@@ -885,46 +891,54 @@ Deno.test("jobMachine() keeps a batch of early attestations within the bound", (
   );
 });
 
-Deno.test("jobMachine() ends a job whose refund the chain refused: failed after the grace, or as the chain shows it within it (version 7)", () => {
-  const refunding = () => {
-    const d = owner();
-    d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
-    d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
-    assert.equal(d.state, "refunding");
-    assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"]);
-    return d;
-  };
-  const refused = {
-    type: "chain.tx.failed",
-    at: 110,
-    request: "chain.refund",
-    code: "invalid_state",
-    message: "Cannot refund as expired: the job is not open",
-  } as const;
-  const due = 110 + REFUND_GRACE_MS;
-
-  const d = refunding();
+Deno.test("jobMachine() sends a refund the chain refused again after a grace, and ends the job failed after the last (version 7)", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.state, "refunding");
+  const refused = (at: number) =>
+    ({
+      type: "chain.tx.failed",
+      at,
+      request: "chain.refund",
+      code: "invalid_state",
+      message: "Cannot refund as expired: the job is not open",
+    }) as const;
   // Another request's failure is not the refund's.
-  assert.equal(d.can({ ...refused, request: "chain.assign" }), false);
-  d.send(refused);
-  assert.equal(d.state, "refunding", "the chain may still show the job's ending");
-  assert.match(d.context.failure, /chain.refund failed: invalid_state: Cannot refund as expired/);
-  assert.deepEqual(d.context.deadlines, { refund: due });
-  assert.deepEqual(d.emitted("timer.arm").at(-1), { type: "timer.arm", key: "refund", at: due });
-  assert.equal(
-    d.can({ type: "timer.fired", at: due, key: "refund", due: due - 1 }),
-    false,
-    "stale",
-  );
-  d.send({ type: "timer.fired", at: due, key: "refund", due });
-  assert.equal(d.state, "failed");
+  assert.equal(d.can({ ...refused(110), request: "chain.assign" }), false);
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], "send 1");
+  let at = 110;
+  for (let send = 1; send <= MAX_REFUND_SENDS; send++) {
+    d.send(refused(at));
+    assert.equal(d.state, "refunding", "the chain may still show the job's ending");
+    assert.match(d.context.failure, /chain.refund failed: invalid_state: Cannot refund as expired/);
+    const due = at + REFUND_GRACE_MS;
+    assert.deepEqual(d.context.deadlines, { refund: due });
+    assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "refund", at: due }]);
+    assert.equal(d.can({ type: "timer.fired", at: due, key: "refund", due: due - 1 }), false);
+    d.send({ type: "timer.fired", at: due, key: "refund", due });
+    const again = d.emitted("chain.refund").map((e) => e.reason);
+    assert.deepEqual(again, send < MAX_REFUND_SENDS ? ["expired"] : [], `send ${send + 1}`);
+    at = due + 1;
+  }
+  assert.equal(d.state, "failed", `after ${MAX_REFUND_SENDS} refusals`);
   assert.deepEqual(d.context.deadlines, {});
+});
 
-  // The chain shows the refund within the grace: its ending, not failed.
-  const shown = refunding();
-  shown.send(refused);
-  shown.send({ type: "chain.escrow.refunded", at: 200, amount: 100n, reason: "expired" });
-  assert.equal(shown.state, "expired");
-  assert.deepEqual(shown.context.deadlines, {});
-  assert.ok(shown.emitted("timer.cancel").some((e) => e.key === "refund"));
+Deno.test("jobMachine() ends a job whose refund the chain refused as the chain shows it within the grace", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  d.send({ type: "job.cancel", at: 6 });
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["cancelled"]);
+  d.send({
+    type: "chain.tx.failed",
+    at: 7,
+    request: "chain.refund",
+    code: "rpc_error",
+    message: "the node is unreachable",
+  });
+  d.send({ type: "chain.escrow.refunded", at: 200, amount: 100n, reason: "cancelled" });
+  assert.equal(d.state, "cancelled");
+  assert.deepEqual(d.context.deadlines, {});
+  assert.ok(d.emitted("timer.cancel").some((e) => e.key === "refund"));
 });

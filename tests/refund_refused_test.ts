@@ -1,8 +1,9 @@
 /**
- * A client node whose refund the chain refuses for good does not keep the job in `refunding` for
- * ever (job machine version 7): the refusal comes back as `chain.tx.failed`, is recorded as the
- * job's failure, and the job ends `failed` once the grace for the chain to show its ending has
- * passed; where the chain does show the refund within the grace, the job ends as the chain says.
+ * A client node whose refund the chain refuses does not keep the job in `refunding` for ever (job
+ * machine version 7): the refusal comes back as `chain.tx.failed` and is recorded as the job's
+ * failure; after a grace for the chain to show the job's ending the refund is sent again, and
+ * after the last refusal's grace the job ends `failed`. Where the chain shows a refund (a resend
+ * that lands, or another's), the job ends as the chain says.
  * A real client node on a real local ledger; the node's clock is virtual.
  *
  * @module
@@ -10,7 +11,7 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { ChainError, type ChainPort } from "../chain/port.ts";
-import { REFUND_GRACE_MS } from "../machines/job_machine.ts";
+import { MAX_REFUND_SENDS, REFUND_GRACE_MS } from "../machines/job_machine.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { createNode, simulatedClock } from "../runtime/kernel/mod.ts";
 import { spec } from "./_drive.ts";
@@ -34,63 +35,73 @@ function refusingRefunds(port: ChainPort, refusing: () => boolean): ChainPort {
   });
 }
 
-for (const landed of [false, true]) {
-  Deno.test(
-    `a client whose refund the chain refuses ends the job ${
-      landed ? "as the chain shows it within the grace" : "failed after the grace"
-    }`,
-    async () => {
-      const ledger = LocalLedger.open(":memory:");
-      const clock = simulatedClock(Date.now());
-      let refusing = true;
-      const client = createNode({
-        id: "client",
-        roles: ["client"],
-        network: new InProcessNetwork().join("client"),
-        chain: refusingRefunds(ledger.as("client"), () => refusing),
-        clock,
-        capabilityIntervalMs: 0,
+for (const outcome of ["failed", "resent", "shown"] as const) {
+  const title = {
+    failed: "sends it again after each grace and ends the job failed after the last refusal",
+    resent: "sends it again after the grace, and the job ends as the chain records that one",
+    shown: "ends the job as the chain shows another's refund within the grace",
+  }[outcome];
+  Deno.test(`a client whose refund the chain refuses ${title}`, async () => {
+    const ledger = LocalLedger.open(":memory:");
+    const clock = simulatedClock(Date.now());
+    let refusing = true;
+    let refusals = 0;
+    const client = createNode({
+      id: "client",
+      roles: ["client"],
+      network: new InProcessNetwork().join("client"),
+      chain: refusingRefunds(ledger.as("client"), () => refusing && ++refusals > 0),
+      clock,
+      capabilityIntervalMs: 0,
+    });
+    try {
+      await client.start();
+      const jobId = client.submitJob({
+        jobId: "j1",
+        spec: spec({ bidWindowMs: 1_000, verifierCount: 0 }),
       });
-      try {
-        await client.start();
-        const jobId = client.submitJob({
-          jobId: "j1",
-          spec: spec({ bidWindowMs: 1_000, verifierCount: 0 }),
-        });
-        await until(
-          "the escrow locked",
-          20_000,
-          () => client.job(jobId)?.state === "bidding" || undefined,
-        );
-        // No bid: the window closes, the refund is sent and refused.
-        clock.increment(1_000);
-        await until("the refusal", 20_000, () => client.job(jobId)?.context.failure ?? undefined);
-        assert.equal(client.job(jobId)?.state, "refunding");
-        assert.match(client.job(jobId)!.context.failure!, /chain.refund failed: invalid_state/);
-        if (landed) {
-          // Another refund (the client's, by hand) lands: the chain's ending, within the grace.
-          refusing = false;
-          await ledger.as("client").refund({ jobId, reason: "expired" });
-          await until(
-            "the chain's ending",
-            20_000,
-            () => client.job(jobId)?.done === true || undefined,
-          );
-          assert.equal(client.job(jobId)?.state, "expired");
-        } else {
-          clock.increment(REFUND_GRACE_MS - 1);
+      await until(
+        "the escrow locked",
+        20_000,
+        () => client.job(jobId)?.state === "bidding" || undefined,
+      );
+      // No bid: the window closes, the refund is sent and refused.
+      clock.increment(1_000);
+      await until("the refusal", 20_000, () => client.job(jobId)?.context.failure ?? undefined);
+      assert.equal(client.job(jobId)?.state, "refunding");
+      assert.match(client.job(jobId)!.context.failure!, /chain.refund failed: invalid_state/);
+      const ended = async (state: string) => {
+        await until("the end", 20_000, () => client.job(jobId)?.done === true || undefined);
+        assert.equal(client.job(jobId)?.state, state);
+      };
+      if (outcome === "shown") {
+        // The client refunds by hand: the chain's ending comes within the grace.
+        refusing = false;
+        await ledger.as("client").refund({ jobId, reason: "expired" });
+        await ended("expired");
+      } else if (outcome === "resent") {
+        refusing = false;
+        clock.increment(REFUND_GRACE_MS);
+        await ended("expired");
+        assert.equal((await ledger.as("client").totals()).locked, 0n, "refunded");
+      } else {
+        for (let send = 2; send <= MAX_REFUND_SENDS; send++) {
+          clock.increment(REFUND_GRACE_MS);
+          await until(`refusal ${send}`, 20_000, () => refusals >= send || undefined);
           await client.settled();
-          assert.equal(client.job(jobId)?.state, "refunding", "not a millisecond early");
-          clock.increment(1);
-          await until("ended", 20_000, () => client.job(jobId)?.done === true || undefined);
-          assert.equal(client.job(jobId)?.state, "failed");
-          const totals = await ledger.as("client").totals();
-          assert.equal(totals.locked, 100n, "the escrow stays on chain for its client");
         }
-      } finally {
-        await client.stop();
-        ledger.close();
+        clock.increment(REFUND_GRACE_MS - 1);
+        await client.settled();
+        assert.equal(client.job(jobId)?.state, "refunding", "not a millisecond early");
+        clock.increment(1);
+        await ended("failed");
+        assert.equal(refusals, MAX_REFUND_SENDS);
+        const totals = await ledger.as("client").totals();
+        assert.equal(totals.locked, 100n, "the escrow stays on chain for its client");
       }
-    },
-  );
+    } finally {
+      await client.stop();
+      ledger.close();
+    }
+  });
 }
