@@ -5,7 +5,9 @@
  *
  * - Every transaction runs in `BEGIN IMMEDIATE ... COMMIT` on a database in WAL mode with a busy
  *   timeout, so several OS processes can write to one file safely. `":memory:"` gives a ledger
- *   private to one {@link LocalLedger}; all ports from one `LocalLedger` share it.
+ *   private to one {@link LocalLedger}; all ports from one `LocalLedger` share it. A group of
+ *   transactions ({@link LocalLedger.group}, what a chain server does with the calls of one read)
+ *   commits as one: one `BEGIN IMMEDIATE ... COMMIT`, each transaction in a savepoint.
  * - Every successful transaction is one block: the block number increments, the transaction
  *   hash is the sha-256 of the parent block hash, block number, sender, method and arguments,
  *   and the block hash is the sha-256 of the parent block hash and the transaction hash. A call

@@ -22,6 +22,13 @@
  * - the server's own figures, where it serves them: `{ "id": 1, "stats": true }`, answered as a
  *   call (the benchmark's chain process tells its CPU time so).
  *
+ * Group commit: where the factory can group transactions (`LocalLedger.group`), the calls of
+ * each chunk the server reads run in one group (one SQLite transaction), and every answer of the
+ * chunk goes out only after the group committed; if it did not, each of its calls is answered
+ * with why (`rpc_error`), whatever the ledger had said. A crash of the server before a commit
+ * loses the chunk's transactions and sends none of their answers, as a chain node loses a block
+ * it had not finalized.
+ *
  * A subscriber's `interest` is a function and does not cross the stream: a remote port hands
  * over every event (`filtersEvents` is false) and the node filters, as with the EVM adapter.
  * An aborted call rejects at once; the transaction it sent may still be included, as on a chain.
