@@ -159,6 +159,14 @@ export interface SubscribeOptions {
    */
   readonly passed?: (next: ChainCursor) => void;
   /**
+   * With `index`: a port that knows how far an in-step subscriber has read without visiting it
+   * (the simulated chain, whose index hands each event to the subscribers it concerns) may hand
+   * it, once, a function that tells that position (undefined when it does not know it), and then
+   * skip `passed` for the batches the subscriber had nothing in. The subscriber reads it when it
+   * needs its position. A port that does not ignores it.
+   */
+  readonly track?: (position: () => ChainCursor | undefined) => void;
+  /**
    * With `interest`: what `interest` can accept, in a shape a port can index (as a chain node
    * indexes log filters by topic). `interest` accepts no event outside it. A port that indexes
    * its subscriptions (the simulated chain) hands a subscriber only the events its index lets

@@ -43,6 +43,8 @@ export class ChainSync {
   readonly #index: EventIndex | undefined;
   /** Where the subscription stands: after the last chain event it handed over. */
   #seen: ChainCursor = { blockNumber: 0, eventIndex: 0 };
+  /** Where the port says the subscription stands, if it tracks it (`SubscribeOptions.track`). */
+  #position: (() => ChainCursor | undefined) | undefined;
   /** Woken after each chain event the subscription hands over. */
   readonly #waiters = new Set<() => void>();
 
@@ -57,7 +59,8 @@ export class ChainSync {
 
   /** Where the subscription stands. */
   get seen(): ChainCursor {
-    return this.#seen;
+    const tracked = this.#position?.();
+    return tracked !== undefined && compareCursors(tracked, this.#seen) > 0 ? tracked : this.#seen;
   }
 
   /**
@@ -68,6 +71,7 @@ export class ChainSync {
   subscribe(from: ChainCursor, newsFrom: ChainCursor = from): () => void {
     const start = compareCursors(newsFrom, from) < 0 ? newsFrom : from;
     this.#seen = start;
+    this.#position = undefined;
     const interest = this.#interest;
     // Only a port that says it filters is given the filter: one that wraps another (a decorator
     // that delays or holds events) would let the inner port's `passed` overtake its events.
@@ -84,7 +88,9 @@ export class ChainSync {
     }, {
       from: start,
       ...(filtered ? { interest, passed: (next: ChainCursor) => this.#passed(next) } : {}),
-      ...(filtered && this.#index !== undefined ? { index: this.#index } : {}),
+      ...(filtered && this.#index !== undefined
+        ? { index: this.#index, track: (position) => (this.#position = position) }
+        : {}),
     });
   }
 
@@ -100,16 +106,18 @@ export class ChainSync {
    * where the chain's events end, from where the subscription stands (`eventsSince`), then waits
    * until the subscription has handed that last event over. If the chain no longer holds that
    * event (a reorg), it is caught up as soon as nothing is left after the subscription's position
-   * (checked every `recheckMs`). Resolves with the position reached; rejects if `signal` aborts.
+   * (checked every `recheckMs`). A port that tracks the position (`SubscribeOptions.track`)
+   * wakes it only with an event it hands over; a position it moved silently is read at the next
+   * recheck. Resolves with the position reached; rejects if `signal` aborts.
    */
   async catchUp(signal: AbortSignal, recheckMs = 250): Promise<ChainCursor> {
-    const target = await this.#end(this.#seen, signal);
-    if (target === undefined) return this.#seen;
-    while (compareCursors(this.#seen, target) < 0) {
+    const target = await this.#end(this.seen, signal);
+    if (target === undefined) return this.seen;
+    while (compareCursors(this.seen, target) < 0) {
       const moved = await this.#moved(recheckMs, signal);
-      if (!moved && await this.#end(this.#seen, signal) === undefined) break;
+      if (!moved && await this.#end(this.seen, signal) === undefined) break;
     }
-    return this.#seen;
+    return this.seen;
   }
 
   /** The position after the last event the chain holds at or after `from`, if any. */

@@ -57,18 +57,30 @@ interface Subscription {
   /** The node's log filter: the events it skips are not handed over, nor traced. */
   readonly interest: ((event: ChainEvent) => boolean) | undefined;
   readonly passed: ((next: ChainCursor) => void) | undefined;
+  /** Whether the node reads its position from the chain (`SubscribeOptions.track`). */
+  readonly tracks: boolean;
   /** The node's filter as the chain indexes it (with `interest`), if it gave one. */
   readonly index: EventIndex | undefined;
   /** Stops following the index's job watch list. */
   unfollow: (() => void) | undefined;
-  /** The block (`SimChain.#blocks`) in which it was last in step with the chain's index. */
+  /**
+   * The block (`SimChain.#blocks`) in which it was last in step with the chain's index, or
+   * {@link STEADY}.
+   */
   inStep: number;
-  /** Index in the chain's events of the next event to hand over. */
+  /** Index in the chain's events of the next event to hand over (the chain's `#done` if steady). */
   next: number;
   /** Confirmations held back until then (a reorg). */
   heldUntil: number;
   active: boolean;
 }
+
+/**
+ * `inStep` of a subscription that stays in step from block to block (no reorgs, and it reads its
+ * position from the chain): the chain does not visit it at each block, only for the events it
+ * concerns, and its position is where the index has handed out to.
+ */
+const STEADY = Number.MAX_SAFE_INTEGER;
 
 interface Seen {
   readonly event: ChainEvent;
@@ -91,8 +103,14 @@ export class SimChain {
   #base = 0;
   readonly #prune: boolean;
   readonly #subs: Subscription[] = [];
+  /** The subscriptions that are not {@link STEADY}, in the order of `#subs`: visited each block. */
+  #behind: Subscription[] = [];
+  /** How many subscriptions are {@link STEADY}. */
+  #steady = 0;
   /** Where the indexed subscriptions in step stand: every event before it was handed over. */
   #done = 0;
+  /** The position after event `#done - 1`, once there is one. */
+  #doneCursor: ChainCursor | undefined;
   /** Blocks made: a subscription in step in this one has `inStep` set to it. */
   #blocks = 0;
   /** The indexed subscriptions by event name, account and job (see the module doc). */
@@ -210,6 +228,7 @@ export class SimChain {
       handler,
       interest: options.interest,
       passed: options.passed,
+      tracks: index !== undefined && options.track !== undefined,
       index,
       unfollow: undefined,
       inStep: -1,
@@ -218,6 +237,10 @@ export class SimChain {
       active: true,
     };
     this.#subs.push(sub);
+    this.#behind.push(sub);
+    if (sub.tracks) {
+      options.track!(() => (sub.active && sub.inStep === STEADY ? this.#doneCursor : undefined));
+    }
     if (index !== undefined) {
       for (const name of index.names) enter(this.#byName, name, sub);
       for (const account of index.accounts) enter(this.#byAccount, account, sub);
@@ -234,6 +257,11 @@ export class SimChain {
     sub.active = false;
     const i = this.#subs.indexOf(sub);
     if (i >= 0) this.#subs.splice(i, 1);
+    if (sub.inStep === STEADY) this.#steady--;
+    else {
+      const j = this.#behind.indexOf(sub);
+      if (j >= 0) this.#behind.splice(j, 1);
+    }
     const index = sub.index;
     if (index === undefined) return;
     sub.unfollow?.();
@@ -283,10 +311,14 @@ export class SimChain {
     let ready = frontier;
     const end = this.eventCount;
     while (ready < end && this.#at(ready).at + confirmMs <= now) ready++;
-    // The indexed subscriptions in step with the chain (marked with this block's number): the
-    // index hands them their events.
+    // The indexed subscriptions in step with the chain (marked with this block's number, or
+    // steady): the index hands them their events. Without reorgs one that reads its position
+    // from the chain stays steady, and only the others are visited.
     const block = ++this.#blocks;
-    for (const sub of [...this.#subs]) {
+    const steady = reorgDepth === 0;
+    if (!steady && this.#steady > 0) this.#unsteady();
+    let promoted = false;
+    for (const sub of [...this.#behind]) {
       if (!sub.active || sub.heldUntil > now) continue;
       if (sub.next > 0 && reorgDepth > 0 && this.#sched.rng.chance(reorgChance)) {
         const depth = Math.min(sub.next, this.#sched.rng.int(1, reorgDepth));
@@ -297,7 +329,11 @@ export class SimChain {
         continue;
       }
       if (sub.index !== undefined && sub.next === frontier) {
-        sub.inStep = block;
+        if (steady && sub.tracks) {
+          sub.inStep = STEADY;
+          this.#steady++;
+          promoted = true;
+        } else sub.inStep = block;
         continue;
       }
       let skipped: ChainEvent | undefined;
@@ -322,8 +358,20 @@ export class SimChain {
         sub.passed?.({ blockNumber: skipped.blockNumber, eventIndex: skipped.eventIndex + 1 });
       }
     }
+    if (promoted) this.#behind = this.#behind.filter((s) => s.inStep !== STEADY);
     this.#handIndexed(block, frontier, ready, now);
     if (this.#prune) this.#letGo(reorgDepth);
+  }
+
+  /** Reorgs may come: every steady subscription is visited at each block again, from `#done`. */
+  #unsteady(): void {
+    for (const sub of this.#subs) {
+      if (sub.inStep !== STEADY) continue;
+      sub.inStep = -1;
+      sub.next = this.#done;
+    }
+    this.#steady = 0;
+    this.#behind = [...this.#subs];
   }
 
   /**
@@ -332,7 +380,7 @@ export class SimChain {
    */
   #letGo(margin: number): void {
     let passed = this.#done;
-    for (const sub of this.#subs) if (sub.next < passed) passed = sub.next;
+    for (const sub of this.#behind) if (sub.next < passed) passed = sub.next;
     const drop = passed - margin - this.#base;
     if (drop < 4_096) return;
     this.#events.splice(0, drop);
@@ -351,7 +399,7 @@ export class SimChain {
     for (let i = from; i < to; i++) {
       const { event } = this.#at(i);
       for (const sub of this.#audience(event)) {
-        if (sub.inStep !== block || !sub.active) continue;
+        if (sub.inStep < block || !sub.active) continue;
         sub.next = i + 1;
         if (!sub.interest!(event)) continue;
         handed++;
@@ -364,8 +412,10 @@ export class SimChain {
     }
     const last = this.#at(to - 1).event;
     const next = { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 };
-    let inStep = 0;
-    for (const sub of [...this.#subs]) {
+    this.#doneCursor = next;
+    // The steady ones are told nothing: they read their position (`#doneCursor`).
+    let inStep = this.#steady;
+    for (const sub of [...this.#behind]) {
       if (sub.inStep !== block || !sub.active) continue;
       inStep++;
       sub.next = to;

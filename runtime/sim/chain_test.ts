@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  type ChainCursor,
   type ChainEvent,
   type ChainEventName,
   jobOfEvent,
@@ -158,5 +159,54 @@ Deno.test("SimChain with pruneEvents lets go of the events every node has read, 
     () => chain.port("late").subscribe(() => {}, { from: { blockNumber: 0, eventIndex: 0 } }),
     { name: "RangeError", message: /let go of its first \d+ events/ },
   );
+  chain.close();
+});
+
+Deno.test("SimChain: a subscription that tracks its position is not told of each block while in step, reads the position it would have been told, and is told again once reorgs may come", async () => {
+  const calm = { blockMs: 20, confirmMs: 10, reorgChance: 0, reorgDepth: 0, reorgHoldMs: 0 };
+  const sched = new Scheduler(1);
+  const chain = new SimChain(sched, new Trace(), calm);
+  const names = new Set<ChainEventName>(["VerifierRegistered"]);
+  const jobs = new JobWatch();
+  const interest = filter(names, "nobody", jobs);
+  const index = { names, accounts: ["nobody"], jobs };
+  const told = { tracking: 0, plain: 0 };
+  let plainAt: ChainCursor | undefined;
+  let position: (() => ChainCursor | undefined) | undefined;
+  chain.port("n1").subscribe(() => {}, {
+    interest,
+    index,
+    passed: () => told.tracking++,
+    track: (p) => (position = p),
+  });
+  chain.port("n2").subscribe(() => {}, {
+    interest,
+    index,
+    passed: (next) => {
+      told.plain++;
+      plainAt = next;
+    },
+  });
+  const run = (until: number) => sched.run({ until, maxSteps: 100_000 });
+  // Stakes the filter skips, one block apart.
+  for (let i = 0; i < 10; i++) {
+    const staked = chain.port(`w${i}`).stake({ amount: 100n });
+    await run(sched.now() + 40);
+    await staked;
+  }
+  await run(sched.now() + 100);
+  assert.ok(told.plain >= 10, `the plain one is told of each block (${told.plain})`);
+  assert.equal(told.tracking, 0, "the tracking one is not");
+  assert.ok(plainAt !== undefined && position !== undefined);
+  assert.deepEqual(position(), plainAt, "its position is where the plain one was told it stands");
+  // Reorgs may come: it is visited, and told, at each block again.
+  chain.faults = { ...calm, reorgDepth: 2, reorgChance: 0, confirmMs: 40 };
+  for (let i = 10; i < 14; i++) {
+    const staked = chain.port(`w${i}`).stake({ amount: 100n });
+    await run(sched.now() + 100);
+    await staked;
+  }
+  assert.ok(told.tracking > 0, "told again once reorgs may come");
+  assert.equal(position(), undefined, "and no longer reads it");
   chain.close();
 });

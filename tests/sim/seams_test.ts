@@ -5,9 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../../chain/local_ledger.ts";
-import type { ChainEvent, ChainPort } from "../../chain/port.ts";
+import {
+  type ChainCursor,
+  type ChainEvent,
+  type ChainEventName,
+  type ChainPort,
+  JobWatch,
+} from "../../chain/port.ts";
 import { InProcessNetwork } from "../../protocols/in_process_network.ts";
 import { ChainSync } from "../../runtime/kernel/chain_sync.ts";
+import { SimChain } from "../../runtime/sim/chain.ts";
+import { Scheduler } from "../../runtime/sim/scheduler.ts";
+import { Trace } from "../../runtime/sim/trace.ts";
 import { createNode, simulatedClock } from "../../runtime/kernel/mod.ts";
 import {
   DEFAULT_ESCROW_WAIT_MS,
@@ -94,4 +103,32 @@ Deno.test("createNode() refuses an escrow wait that is not a non-negative intege
     );
   }
   ledger.close();
+});
+
+Deno.test("ChainSync.catchUp() over a chain that tracks its position is caught up past the events it skipped, told of none of them", async () => {
+  const calm = { blockMs: 20, confirmMs: 10, reorgChance: 0, reorgDepth: 0, reorgHoldMs: 0 };
+  const sched = new Scheduler(1);
+  const chain = new SimChain(sched, new Trace(), calm);
+  const names = new Set<ChainEventName>(["VerifierRegistered"]);
+  const sync = new ChainSync({
+    chain: chain.port("n1"),
+    submit: () => {},
+    clock: sched,
+    interest: (event) => names.has(event.name),
+    index: { names, accounts: [], jobs: new JobWatch() },
+  });
+  sync.subscribe({ blockNumber: 0, eventIndex: 0 });
+  const run = (until: number) => sched.run({ until, maxSteps: 100_000 });
+  for (let i = 0; i < 5; i++) {
+    const staked = chain.port(`w${i}`).stake({ amount: 100n });
+    await run(sched.now() + 40);
+    await staked;
+  }
+  let caught: ChainCursor | undefined;
+  const catching = sync.catchUp(new AbortController().signal, 100).then((at) => (caught = at));
+  await run(sched.now() + 1_000);
+  await Promise.race([catching, new Promise((r) => setTimeout(r, 50))]);
+  const last = chain.events().at(-1)!;
+  assert.deepEqual(caught, { blockNumber: last.blockNumber, eventIndex: last.eventIndex + 1 });
+  chain.close();
 });
