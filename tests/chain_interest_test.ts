@@ -180,6 +180,18 @@ Deno.test("a node remembers the last 10,000 escrows and endings it read, the old
   }
 });
 
+Deno.test("a node given a smaller escrow memory remembers that many escrows and endings", () => {
+  const watch = new EscrowWatch(undefined, 3);
+  for (const jobId of ["j1", "j2", "j3", "j4"]) {
+    watch.saw(jobId, { client: "c1" });
+    watch.sawEnd(jobId);
+  }
+  assert.equal(watch.has("j1"), false);
+  assert.equal(watch.ended("j1"), false);
+  assert.deepEqual(watch.commitment("j4"), { client: "c1" });
+  assert.ok(["j2", "j3", "j4"].every((j) => watch.has(j) && watch.ended(j)));
+});
+
 Deno.test("a port that wraps the ledger's and delays its events is not handed the filter: caught up means delivered", async () => {
   const ledger = LocalLedger.open(":memory:");
   try {

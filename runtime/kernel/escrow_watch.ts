@@ -17,7 +17,7 @@ export const ESCROW_CHECK_KEY = "escrow_check";
  * loaded node saw honest escrows a second late and banned honest clients at 1 s).
  */
 export const ESCROW_GRACE_MS = 5_000;
-/** Escrows remembered. */
+/** Escrows remembered (and as many endings), by default. */
 export const ESCROW_MEMORY = 10_000;
 /**
  * How long after a node heard of a job the chain may take to show it that job's escrow, at most,
@@ -38,15 +38,17 @@ export interface EscrowCommitment {
 /** The escrows this node saw on chain, and the observed jobs waiting for their check. */
 export class EscrowWatch {
   /** The escrows seen, with what they commit to where the chain showed it (else null). */
-  readonly #seen = new RecentMap<EscrowCommitment | null>(ESCROW_MEMORY);
-  readonly #ended = new RecentSet(ESCROW_MEMORY);
+  readonly #seen: RecentMap<EscrowCommitment | null>;
+  readonly #ended: RecentSet;
   /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
   readonly #pending = new Map<string, string | undefined>();
   readonly #waitMs: number;
 
-  /** `waitMs`: see {@link DEFAULT_ESCROW_WAIT_MS}. */
-  constructor(waitMs: number = DEFAULT_ESCROW_WAIT_MS) {
+  /** `waitMs`: see {@link DEFAULT_ESCROW_WAIT_MS}; `memory`: see {@link ESCROW_MEMORY}. */
+  constructor(waitMs: number = DEFAULT_ESCROW_WAIT_MS, memory: number = ESCROW_MEMORY) {
     this.#waitMs = waitMs;
+    this.#seen = new RecentMap(memory);
+    this.#ended = new RecentSet(memory);
   }
 
   /** The chain showed job `jobId`'s escrow (with what it commits to, from its `JobSubmitted`). */

@@ -250,7 +250,7 @@ export class Node {
     this.#followed = this.#readsEscrows
       ? new Set([...FOLLOWED_BY_ALL].filter((name) => !ESCROW_NEWS.has(name)))
       : FOLLOWED_BY_ALL;
-    this.#escrows = new EscrowWatch(options.escrowWaitMs);
+    this.#escrows = new EscrowWatch(options.escrowWaitMs, options.escrowMemory);
     this.#retainFinishedMs = options.retainFinishedMs === undefined
       ? DEFAULT_RETAIN_FINISHED_MS
       : options.retainFinishedMs;

@@ -104,6 +104,12 @@ export interface NodeOptions {
    */
   readonly escrowWaitMs?: number;
   /**
+   * How many escrows (and as many endings) the node remembers seeing on chain, oldest out first.
+   * A node that reads escrows on demand reads a forgotten one again when it hears the job; one
+   * that follows every escrow (a verifier) needs room for every job in flight. @default 10,000
+   */
+  readonly escrowMemory?: number;
+  /**
    * The chain reputation (0 to 1,000; 500 to start, -100 per slash, +10 per paid job) below which
    * this node's jobs do not weigh a worker's bids: a worker disputed again and again stops
    * winning them while its stake still covers a job's `minStake`. 0 weighs every bid.
@@ -321,6 +327,10 @@ export function checkNodeOptions(options: NodeOptions): void {
   const wait = options.escrowWaitMs;
   if (wait !== undefined && (!Number.isSafeInteger(wait) || wait < 0)) {
     throw new RangeError(`Invalid escrowWaitMs ${wait}: must be a non-negative integer of ms`);
+  }
+  const memory = options.escrowMemory;
+  if (memory !== undefined && (!Number.isSafeInteger(memory) || memory < 1)) {
+    throw new RangeError(`Invalid escrowMemory ${memory}: must be a positive integer`);
   }
   const bidders = options.sampling?.bidders;
   if (bidders !== undefined && (!Number.isSafeInteger(bidders) || bidders < 1)) {

@@ -54,6 +54,7 @@ export const SCALE_DEFAULTS = {
   progressEveryMs: 5_000,
   retainFinishedMs: 10_000,
   archiveSize: 1_000,
+  escrowMemory: 10_000,
 } as const;
 
 /** When the clients start submitting, virtual ms (every node has started and connected). */
@@ -140,6 +141,11 @@ export interface ScaleOptions {
    * minutes, half a GB the collector marked again and again). @default 1,000
    */
   readonly archiveSize?: number;
+  /**
+   * How many escrows a worker or client node remembers (the node's `escrowMemory`; verifiers keep
+   * the node's default, as they follow every escrow). @default 10,000
+   */
+  readonly escrowMemory?: number;
   /**
    * Whether nodes hear peers connect and leave. The simulated network connects every pair of
    * nodes, so each node hears of every other one (a peer actor each): O(N^2) work at start-up, about
@@ -430,6 +436,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       retainFinishedMs: options.retainFinishedMs ?? SCALE_DEFAULTS.retainFinishedMs,
       archiveSize: options.archiveSize ?? SCALE_DEFAULTS.archiveSize,
       escrowWaitMs: 2_000,
+      ...(roles.includes("verifier")
+        ? {}
+        : { escrowMemory: options.escrowMemory ?? SCALE_DEFAULTS.escrowMemory }),
       network: scalePort(joined, counter, capabilities),
       chain: chain.port(id),
       ...extra,

@@ -105,6 +105,25 @@ Deno.test("createNode() refuses an escrow wait that is not a non-negative intege
   ledger.close();
 });
 
+Deno.test("createNode() refuses an escrow memory that is not a positive integer", () => {
+  const ledger = LocalLedger.open(":memory:");
+  for (const escrowMemory of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(
+      () =>
+        createNode({
+          id: "n1",
+          roles: ["client"],
+          network: new InProcessNetwork().join("n1"),
+          chain: ledger.as("n1"),
+          escrowMemory,
+        }),
+      (e: Error) =>
+        e.name === "RangeError" && e.message.startsWith(`Invalid escrowMemory ${escrowMemory}:`),
+    );
+  }
+  ledger.close();
+});
+
 Deno.test("ChainSync.catchUp() over a chain that tracks its position is caught up past the events it skipped, told of none of them", async () => {
   const calm = { blockMs: 20, confirmMs: 10, reorgChance: 0, reorgDepth: 0, reorgHoldMs: 0 };
   const sched = new Scheduler(1);
