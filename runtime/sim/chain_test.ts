@@ -210,3 +210,33 @@ Deno.test("SimChain: a subscription that tracks its position is not told of each
   assert.equal(position(), undefined, "and no longer reads it");
   chain.close();
 });
+
+Deno.test("SimChain runs a block's transactions as one group of the ledger, in an order the seed draws", async () => {
+  const calm = { blockMs: 20, confirmMs: 10, reorgChance: 0, reorgDepth: 0, reorgHoldMs: 0 };
+  const orders = new Set<string>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const sched = new Scheduler(seed);
+    const chain = new SimChain(sched, new Trace(), calm);
+    let groups = 0;
+    const group = chain.ledger.group.bind(chain.ledger);
+    chain.ledger.group = <T>(work: () => T): T => {
+      groups++;
+      return group(work);
+    };
+    const sent = ["a", "b", "c"].map((w) => chain.port(w).stake({ amount: 1n }));
+    // A refused one in the same block undoes only itself.
+    const refused = assert.rejects(chain.port("d").stake({ amount: 0n }), {
+      name: "ChainError",
+      code: "invalid_amount",
+    });
+    await sched.run({ until: 100, maxSteps: 10_000 });
+    await Promise.all(sent);
+    await refused;
+    assert.equal(groups, 1, "one group for the block");
+    const staked = chain.events().filter((e) => e.name === "WorkerStaked");
+    assert.equal(staked.length, 3);
+    orders.add(staked.map((e) => (e as { worker: string }).worker).join(""));
+    chain.close();
+  }
+  assert.ok(orders.size > 1, `the order in a block is drawn (${[...orders]})`);
+});
