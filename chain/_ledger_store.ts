@@ -192,6 +192,7 @@ interface WorkerRow {
 }
 
 type Row = Record<string, unknown>;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** A chain event without its meta, as a transaction emits it. */
 type EventBody = DistributiveOmit<ChainEvent, keyof ChainEventMeta>;
@@ -228,6 +229,11 @@ interface Group {
   lost: Error | undefined;
 }
 
+/** A statement that writes the jobs table (see `LedgerStore.#jobRows`). */
+const WRITES_JOBS =
+  /^\s*(?:UPDATE|INSERT\s+(?:OR\s+\w+\s+)?INTO|DELETE\s+FROM|REPLACE\s+INTO)\s+jobs\b/i;
+/** Job rows a private store keeps at most (then it forgets them all and starts again). */
+const MAX_JOB_ROWS = 10_000;
 const EVENT_COLUMNS = 7;
 const BLOCK_COLUMNS = 7;
 /** Rows a group writes per INSERT statement (a fixed size, so few statements are prepared). */
@@ -447,6 +453,17 @@ export class LedgerStore {
   readonly #kept: number[] = [];
   #oldest = 0;
   #closed = false;
+  /**
+   * A private store's job rows as last read or written, by id, so that a job's next transaction
+   * does not read its row again (4 of a job's 5 transactions read it). Every write to the jobs
+   * table goes through {@link #writeJob}, which writes the same into the kept row; one that does
+   * not (a statement `#run` is given directly) forgets them all. A transaction that fails forgets
+   * the rows it wrote, a group that does not commit all of them; a settled job's row is let go.
+   */
+  readonly #jobRows = new Map<string, JobRow>();
+  /** The jobs the transaction under way wrote: forgotten if it fails. */
+  readonly #jobsWritten: string[] = [];
+  #writingJob = false;
   /** The group of transactions under way, if any ({@link group}). */
   #group: Group | undefined;
   /** Inside a grouped transaction's body: whether it took its savepoint (at its first write). */
@@ -602,6 +619,7 @@ export class LedgerStore {
     this.#kept.length = 0;
     this.#statements.clear();
     this.#inserts.clear();
+    this.#jobRows.clear();
     this.#jobStatement = undefined;
     this.#db.close();
   }
@@ -635,7 +653,34 @@ export class LedgerStore {
       this.#sql("SAVEPOINT tx").run();
       this.#saved = true;
     }
+    if (!this.#writingJob && this.#jobRows.size > 0 && WRITES_JOBS.test(sql)) {
+      this.#jobRows.clear();
+    }
     this.#sql(sql).run(...params);
+  }
+
+  /**
+   * Writes job `jobId`'s row with `sql`, and `patch` (the same columns, as {@link JobRow} holds
+   * them) into the row kept of it.
+   */
+  #writeJob(jobId: string, patch: Partial<JobRow>, sql: string, ...params: SQLInputValue[]): void {
+    this.#writingJob = true;
+    try {
+      this.#run(sql, ...params);
+    } finally {
+      this.#writingJob = false;
+    }
+    this.#jobsWritten.push(jobId);
+    const kept = this.#jobRows.get(jobId);
+    if (kept === undefined) return;
+    if (patch.status === "paid" || patch.status === "refunded") this.#jobRows.delete(jobId);
+    else this.#jobRows.set(jobId, { ...kept, ...patch });
+  }
+
+  /** Forgets the rows of the jobs the failed transaction wrote (its writes are undone). */
+  #forgetWritten(): void {
+    for (const jobId of this.#jobsWritten) this.#jobRows.delete(jobId);
+    this.#jobsWritten.length = 0;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -694,6 +739,8 @@ export class LedgerStore {
       this.#sql("COMMIT").run();
     } catch (error) {
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
+      // The rows kept may hold what the group wrote.
+      this.#jobRows.clear();
       throw new ChainError(
         "rpc_error",
         `Cannot commit ${group.committed.length} transactions: ${(error as Error).message}`,
@@ -774,11 +821,13 @@ export class LedgerStore {
       this.#remember(block.blockNumber, block.emitted);
     } catch (error) {
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
+      this.#forgetWritten();
       throw error;
     } finally {
       // Committed or rolled back: what the body moved is written or gone.
       this.#totalDeltas.clear();
       this.#creditDeltas.clear();
+      this.#jobsWritten.length = 0;
     }
     for (const listener of this.#commitListeners) listener();
     return receipt;
@@ -813,6 +862,7 @@ export class LedgerStore {
       return { txHash: block.txHash, blockNumber: block.blockNumber };
     } catch (error) {
       this.#inGroupTx = false;
+      this.#forgetWritten();
       if (this.#saved) {
         if (this.#db.isTransaction) {
           this.#sql("ROLLBACK TO tx").run();
@@ -820,6 +870,7 @@ export class LedgerStore {
         } else {
           // SQLite rolled the whole transaction back (a full disk, an I/O error): the group's
           // earlier transactions are gone too, so none of them may be answered as done.
+          this.#jobRows.clear();
           group.lost = new ChainError(
             "rpc_error",
             `The ledger rolled back a group of transactions: ${(error as Error).message}`,
@@ -833,6 +884,7 @@ export class LedgerStore {
       this.#saved = false;
       this.#totalDeltas.clear();
       this.#creditDeltas.clear();
+      this.#jobsWritten.length = 0;
     }
   }
 
@@ -905,6 +957,17 @@ export class LedgerStore {
   }
 
   #job(action: string, jobId: string): JobRow {
+    const kept = this.#jobRows.get(jobId);
+    if (kept !== undefined) return kept;
+    const row = this.#readJob(action, jobId);
+    if (this.#private) {
+      if (this.#jobRows.size >= MAX_JOB_ROWS) this.#jobRows.clear();
+      this.#jobRows.set(jobId, row);
+    }
+    return row;
+  }
+
+  #readJob(action: string, jobId: string): JobRow {
     // Read as an array (setReturnArrays): 19 columns, on every transaction about a job.
     let statement = this.#jobStatement;
     if (statement === undefined) {
@@ -988,7 +1051,19 @@ export class LedgerStore {
       sets.push("commitment = ?");
       params.push(fields.commitment);
     }
-    this.#run(`UPDATE jobs SET ${sets.join(", ")} WHERE job_id = ?`, ...params, jobId);
+    const patch: Partial<Mutable<JobRow>> = { status: fields.status };
+    if (fields.worker !== undefined) patch.worker = fields.worker;
+    if (fields.price !== undefined) {
+      patch.price = fields.price === null ? null : BigInt(fields.price);
+    }
+    if (fields.commitment !== undefined) patch.commitment = fields.commitment;
+    this.#writeJob(
+      jobId,
+      patch,
+      `UPDATE jobs SET ${sets.join(", ")} WHERE job_id = ?`,
+      ...params,
+      jobId,
+    );
   }
 
   #requireClient(action: string, job: JobRow, caller: string): void {
@@ -1202,7 +1277,9 @@ export class LedgerStore {
           );
         }
       }
-      this.#run(
+      this.#writeJob(
+        jobId,
+        {},
         `INSERT INTO jobs (job_id, client, escrow, min_stake, model_hash, input_commitment, status,
            verifier_count, bid_window_ms, execution_ms, verification_ms, bid_deadline,
            escrow_block_hash, chain_decided, spec_hash)
@@ -1304,7 +1381,16 @@ export class LedgerStore {
             `verifiers but ${verifiers.length} are bonded besides its client and this worker`,
         );
       }
-      this.#run(
+      this.#writeJob(
+        jobId,
+        {
+          status: "assigned",
+          worker,
+          price,
+          attempt,
+          executionDeadline: tx.now + job.executionMs,
+          claim: null,
+        },
         `UPDATE jobs SET status = 'assigned', worker = ?, price = ?, attempt = ?,
            execution_deadline = ?, claim = NULL WHERE job_id = ?`,
         worker,
@@ -1372,7 +1458,9 @@ export class LedgerStore {
       const overdue = job.chainDecided && tx.now >= job.executionDeadline;
       if (!overdue) this.#requireClient("revoke the assignment of", job, tx.caller);
       this.#setJob(jobId, { status: "revoked", worker: null, price: null });
-      this.#run(
+      this.#writeJob(
+        jobId,
+        { bidDeadline: tx.now + job.bidWindowMs },
         "UPDATE jobs SET bid_deadline = ? WHERE job_id = ?",
         tx.now + job.bidWindowMs,
         jobId,
@@ -1440,7 +1528,13 @@ export class LedgerStore {
       }
       this.#requireBefore("report a failure of", job, "execution", tx.now);
       this.#setJob(jobId, { status: "result" });
-      this.#run("UPDATE jobs SET failure_reason = ? WHERE job_id = ?", reason, jobId);
+      this.#writeJob(
+        jobId,
+        {},
+        "UPDATE jobs SET failure_reason = ? WHERE job_id = ?",
+        reason,
+        jobId,
+      );
       tx.emit({ name: "FailureReported", jobId, worker: tx.caller, reason });
       this.#openClaim(tx, job, "failure");
     });
@@ -1448,7 +1542,9 @@ export class LedgerStore {
 
   /** A claim is on chain: verified at once for a job without verifiers, else counted. */
   #openClaim(tx: Tx, job: JobRow, claim: "result" | "failure"): void {
-    this.#run(
+    this.#writeJob(
+      job.jobId,
+      { claim, verificationDeadline: tx.now + job.verificationMs },
       "UPDATE jobs SET claim = ?, verification_deadline = ? WHERE job_id = ?",
       claim,
       tx.now + job.verificationMs,

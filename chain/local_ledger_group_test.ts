@@ -181,3 +181,78 @@ Deno.test("a group commits what its work did before the work threw, and throws w
   }
   assert.throws(() => ledger.group(() => 1), /the ledger is closed/);
 });
+
+Deno.test("a transaction refused after it changed its job's row leaves the job as it was, alone or in a group", async () => {
+  for (const grouped of [false, true]) {
+    const ledger = LocalLedger.open(":memory:");
+    try {
+      const { verifiers, worker } = await assignedJob((a) => ledger.as(a), {
+        amount: 1_000n,
+        price: 600n,
+        hash: HASH,
+      });
+      await worker.submitResult({ jobId: "j1", commitment: HASH });
+      const signed: SignedAttestation[] = [];
+      for (const v of verifiers.slice(0, 3)) {
+        signed.push(
+          await v.signAttestation!({ jobId: "j1", attempt: 1, subject: HASH, verdict: "valid" }),
+        );
+      }
+      const anyone = ledger.as("anyone");
+      const steps = () => [
+        // The third attestation verifies the job; the repeat after it is refused: all undone.
+        settle(anyone.submitAttestations!({ attestations: [...signed, signed[0]!] })),
+        // So the job is not verified: no release.
+        settle(anyone.releasePayment({ jobId: "j1" })),
+        settle(anyone.submitAttestations!({ attestations: signed })),
+        settle(anyone.releasePayment({ jobId: "j1" })),
+      ];
+      const outcomes = grouped ? await Promise.all(ledger.group(steps)) : await steps().reduce(
+        async (all, _p, i, list) => [...await all, await list[i]!],
+        Promise.resolve([] as string[]),
+      );
+      assert.match(outcomes[0]!, /^err ChainError duplicate_attestation/, `grouped ${grouped}`);
+      assert.match(outcomes[1]!, /^err ChainError invalid_state .*not verified|it has no verified/);
+      assert.match(outcomes[2]!, /^ok /);
+      assert.match(outcomes[3]!, /^ok /);
+    } finally {
+      ledger.close();
+    }
+  }
+});
+
+Deno.test("a job's row as a transaction changed it is what the next one reads: a revocation's new bid deadline", async () => {
+  const clock = { now: 0 };
+  const ledger = LocalLedger.open(":memory:", { now: () => clock.now });
+  try {
+    const worker = ledger.as("worker");
+    await worker.stake({ amount: 100n });
+    const client = ledger.as("client");
+    await client.submitJob({
+      jobId: "j1",
+      amount: 50n,
+      minStake: 1n,
+      modelHash: HASH,
+      inputCommitment: HASH,
+      verifierCount: 0,
+      bidWindowMs: 100,
+      executionMs: 100,
+      verificationMs: 100,
+    });
+    clock.now = 10;
+    await client.assignWorker({ jobId: "j1", worker: "worker", price: 40n });
+    // Overdue (its execution deadline was 110): anyone takes the job back, open until 300.
+    clock.now = 200;
+    const anyone = ledger.as("anyone");
+    await anyone.revokeAssignment({ jobId: "j1", worker: "worker" });
+    clock.now = 250;
+    await assert.rejects(
+      anyone.refund({ jobId: "j1", reason: "expired" }),
+      (e: Error & { code?: string }) => e.code === "deadline_not_passed" && /300/.test(e.message),
+    );
+    clock.now = 300;
+    await anyone.refund({ jobId: "j1", reason: "expired" });
+  } finally {
+    ledger.close();
+  }
+});
