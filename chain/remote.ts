@@ -309,6 +309,14 @@ function fromWire(error: unknown): Error {
   return out;
 }
 
+/** One chunk's group, as {@link serveChain} serves it. */
+interface Chunk {
+  /** Why the group did not commit, if it did not. */
+  failed?: Error;
+  /** The subscriptions the chunk opened: their first read waits for the group's end. */
+  readonly feeds: Feed[];
+}
+
 /** Options of {@link serveChain}. */
 export interface ServeChainOptions {
   /**
@@ -335,20 +343,38 @@ export async function serveChain(
   const refused = options.onRefused ?? (() => {});
   // The calls of one chunk run in one group where the factory groups (group commit); each
   // answer waits for the group's end, and a group that did not commit answers its calls with
-  // why, whatever they gave.
-  let chunk: { failed?: Error } | undefined;
+  // why, whatever they gave. The subscriptions a chunk opens read their first events after the
+  // group ends: what it wrote is not theirs to see before it commits.
+  let chunk: Chunk | undefined;
   const group = ports.group;
   const eachChunk = group === undefined ? undefined : (work: () => void) => {
-    const turn: { failed?: Error } = {};
+    const turn: Chunk = { feeds: [] };
     chunk = turn;
+    // What `work` throws is told apart from a failed commit: the group commits what ran before
+    // it (those calls are answered with what they gave) and the server stops with the error.
+    // `onLine` refuses each line's own errors, so this is only a defect of the server's.
+    let thrown: { error: unknown } | undefined;
     try {
-      group.call(ports, work);
+      group.call(ports, () => {
+        try {
+          work();
+        } catch (error) {
+          thrown = { error };
+        }
+      });
     } catch (error) {
       turn.failed = error instanceof Error ? error : new Error(String(error));
       logger.error("The chain could not commit the calls of one read: {error}", { error });
     } finally {
       chunk = undefined;
     }
+    if (turn.feeds.length > 0) {
+      // After the answers of the chunk's calls, as `readFeeds`.
+      queueMicrotask(() => {
+        for (const feed of turn.feeds) feed.read();
+      });
+    }
+    if (thrown !== undefined) throw thrown.error;
   };
   let broken = false;
   const out = new LineWriter(stream.writable, () => broken = true);
@@ -372,8 +398,15 @@ export async function serveChain(
     }
     return port;
   };
+  const tell = (why: string) => {
+    try {
+      refused(why);
+    } catch (error) {
+      logger.error("The onRefused callback threw on {why}: {error}", { why, error });
+    }
+  };
   const refuse = (id: unknown, why: string) => {
-    refused(why);
+    tell(why);
     if (typeof id === "number") {
       out.line({
         id,
@@ -381,7 +414,25 @@ export async function serveChain(
       });
     }
   };
+  // Each line's own failure (an account the ledger refuses, a closed ledger, stats that throw)
+  // refuses that line, with its id: the lines before and after it are served as if it were not.
   const onLine = (request: unknown) => {
+    try {
+      serveLine(request);
+    } catch (error) {
+      const id = isRecord(request) ? request.id : undefined;
+      refuse(id, `the line could not be served: ${toWire(error).message}`);
+    }
+  };
+  // The port of `account`, or the error that refuses it (`LocalLedger.as` checks the account).
+  const portFor = (account: string): ChainPort | Error => {
+    try {
+      return portOf(account);
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  };
+  const serveLine = (request: unknown) => {
     if (broken) return;
     if (!isRecord(request)) return refuse(undefined, "a line is not an object");
     if (typeof request.u === "number") {
@@ -408,7 +459,12 @@ export async function serveChain(
           err: toWire(new RangeError(`Invalid pollMs: expected a non-negative number`)),
         });
       }
-      const feed = new Feed(portOf(account), from ?? { blockNumber: 0, eventIndex: 0 }, pollMs, {
+      const port = portFor(account);
+      if (port instanceof Error) {
+        tell(`the account of subscription ${sub} is refused: ${port.message}`);
+        return out.line({ s: sub, err: toWire(port) });
+      }
+      const feed = new Feed(port, from ?? { blockNumber: 0, eventIndex: 0 }, pollMs, {
         events: (events) => out.line({ s: sub, e: events }),
         failed: (error) => {
           subscriptions.delete(sub);
@@ -416,7 +472,8 @@ export async function serveChain(
         },
       });
       subscriptions.set(sub, feed);
-      feed.read();
+      if (chunk === undefined) feed.read();
+      else chunk.feeds.push(feed);
       return;
     }
     const id = request.id;
@@ -428,7 +485,9 @@ export async function serveChain(
     if (!Array.isArray(request.p) || request.p.length > 2) {
       return refuse(id, `the arguments of ${method} are not a list of at most 2`);
     }
-    const port = portOf(account) as unknown as Record<string, unknown>;
+    const found = portFor(account);
+    if (found instanceof Error) return refuse(id, `the account is refused: ${found.message}`);
+    const port = found as unknown as Record<string, unknown>;
     const fn = port[method];
     if (typeof fn !== "function") return refuse(id, `the ledger has no ${method}`);
     let result: Promise<unknown>;
