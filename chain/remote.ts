@@ -27,7 +27,10 @@
  * chunk goes out only after the group committed; if it did not, each of its calls is answered
  * with why (`rpc_error`), whatever the ledger had said. A crash of the server before a commit
  * loses the chunk's transactions and sends none of their answers, as a chain node loses a block
- * it had not finalized.
+ * it had not finalized. A line the ledger refuses (an account it does not take, a closed
+ * ledger) is refused alone, with its id (`rpc_error`, saying why); the calls around it run once
+ * and are answered with what they gave. A subscription a chunk opens reads its first events
+ * after the group ended, so it is handed only what committed.
  *
  * A subscriber's `interest` is a function and does not cross the stream: a remote port hands
  * over every event (`filtersEvents` is false) and the node filters, as with the EVM adapter.

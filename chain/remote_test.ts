@@ -621,3 +621,219 @@ Deno.test("bigints anywhere in an answer cross the stream exact, and the rest as
     ledger.close();
   }
 });
+
+Deno.test("a line the ledger refuses in a chunk is answered with why, and the calls around it run once", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const raw = rawServer(ledger);
+  const poisoned = "x".repeat(5_000);
+  try {
+    await raw.send(
+      { id: 1, a: "w1", m: "stake", p: [{ amount: { $bigint: "100" } }] },
+      { id: 2, a: poisoned, m: "totals", p: [] },
+      { s: 3, a: poisoned },
+      { id: 4, a: "c1", m: "submitJob", p: [wireJob("j1")] },
+    );
+    await raw.send({ id: 5, a: "w1", m: "stakeOf", p: ["w1"] });
+    await raw.until(() => raw.lines.some((l) => l.value.id === 5));
+    const answers = raw.lines.filter((l) => typeof l.value.id === "number").map((l) => l.value);
+    // Each call answered once: none of the first chunk ran again with the second.
+    assert.deepEqual(answers.map((a) => a.id).sort(), [1, 2, 4, 5], JSON.stringify(answers));
+    const byId = new Map(answers.map((a) => [a.id, a]));
+    assert.ok("ok" in byId.get(1)!, JSON.stringify(byId.get(1)));
+    assert.ok("ok" in byId.get(4)!, JSON.stringify(byId.get(4)));
+    assert.deepEqual(byId.get(2)!.err, {
+      name: "ChainError",
+      code: "rpc_error",
+      message: "Refused by the chain server: the account is refused: " +
+        "Invalid account: expected 1 to 128 characters, got 5000",
+    });
+    const sub = raw.lines.find((l) => l.value.s === 3)?.value;
+    assert.deepEqual(sub?.err, {
+      name: "RangeError",
+      message: "Invalid account: expected 1 to 128 characters, got 5000",
+    });
+    assert.deepEqual(byId.get(5)!.ok, { $bigint: "100" });
+    assert.equal(await ledger.as("w1").stakeOf("w1"), 100n);
+    assert.equal(ledger.head().blockNumber, 2);
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a line whose serving throws is refused with its id; a throwing onRefused is only logged", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const [client, server] = pipe();
+  const refused: string[] = [];
+  const serving = serveChain(ledger, server, {
+    stats: () => {
+      throw new Error("The figures are gone");
+    },
+    onRefused: (why) => {
+      refused.push(why);
+      throw new Error("The embedder's callback failed");
+    },
+  });
+  const remote = await RemoteChain.connect(client);
+  try {
+    const staking = remote.as("w1").stake({ amount: 7n });
+    const stats = remote.stats();
+    const after = remote.as("w1").stake({ amount: 8n });
+    await assert.rejects(stats, (error: Error) => {
+      assert.equal((error as ChainError).code, "rpc_error");
+      assert.equal(
+        error.message,
+        "Refused by the chain server: the line could not be served: The figures are gone",
+      );
+      return true;
+    });
+    await staking;
+    await after;
+    assert.equal(await remote.as("w1").stakeOf("w1"), 15n);
+    assert.deepEqual(refused, ["the line could not be served: The figures are gone"]);
+  } finally {
+    await remote.close();
+    await serving;
+    ledger.close();
+  }
+});
+
+Deno.test("a subscription opened in a chunk reads the chunk's writes only after the group ended", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  let grouped = false;
+  const readsInGroup: boolean[] = [];
+  const raw = rawServer({
+    as(account) {
+      const port = ledger.as(account);
+      const eventsSince = port.eventsSince.bind(port);
+      port.eventsSince = (from, options) => {
+        readsInGroup.push(grouped);
+        return eventsSince(from, options);
+      };
+      return port;
+    },
+    group<T>(work: () => T): T {
+      grouped = true;
+      try {
+        return ledger.group(work);
+      } finally {
+        grouped = false;
+      }
+    },
+  });
+  try {
+    await raw.send(
+      { id: 1, a: "w1", m: "stake", p: [{ amount: { $bigint: "100" } }] },
+      { s: 2, a: "w1", pollMs: 600_000 },
+    );
+    await raw.until(() => raw.lines.some((l) => l.value.s === 2));
+    assert.ok(readsInGroup.length > 0);
+    assert.deepEqual(readsInGroup.filter((inGroup) => inGroup), []);
+    const events = raw.lines.find((l) => l.value.s === 2)!.value.e as { name: string }[];
+    assert.deepEqual(events.map((e) => e.name), ["WorkerStaked"]);
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a subscription opened in a chunk whose commit fails (a full disk) is handed none of its writes", async () => {
+  // A real failed COMMIT: the server's process may not grow a file past 80 blocks (the ledger's
+  // write-ahead log fills), and ignores SIGXFSZ, so SQLite gets an I/O error.
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/ledger.sqlite`;
+  const created = LocalLedger.open(path);
+  await created.as("w0").stake({ amount: 1n });
+  created.close();
+  const main = fileURLToPath(new URL("../runtime/bench/chain/main.ts", import.meta.url));
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `trap '' XFSZ; ulimit -f 80; exec "$0" run --allow-read --allow-write --allow-env "$1" --ledger "$2"`,
+      Deno.execPath(),
+      main,
+      path,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const remote = await RemoteChain.connect({ readable: child.stdout, writable: child.stdin });
+  try {
+    const w1 = remote.as("w1");
+    let full: Error | undefined;
+    for (let i = 0; i < 50 && full === undefined; i++) {
+      await w1.stake({ amount: 1n }).catch((error) => full = error);
+    }
+    assert.match(String(full?.message), /^Cannot commit 1 transactions: /);
+    const { next } = await w1.eventsSince(START);
+    // One write: the stake and the subscription in one chunk.
+    const heard: ChainEvent[] = [];
+    const w2 = remote.as("w2");
+    const staking = w2.stake({ amount: 5n });
+    const end = w2.subscribe((event) => heard.push(event), { from: next, pollMs: 600_000 });
+    await assert.rejects(staking, /^ChainError: Cannot commit 1 transactions: /);
+    // A round trip later: what the subscription's first read found has come.
+    assert.equal(await w2.stakeOf("w2"), 0n);
+    assert.deepEqual(heard, []);
+    assert.deepEqual((await w2.eventsSince(next)).events, []);
+    end();
+  } finally {
+    await remote.close();
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(status.code, 0, stderr);
+  }
+});
+
+Deno.test("a line the server fails on past its own refusal stops it, and what ran before keeps its answer", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  // Thrown for account "evil": an object that cannot be told as a string (telling it throws
+  // another, whose telling throws `told`), past what the server's refusal of a line can word.
+  const told = new Error("Cannot be told");
+  const inner = {
+    toString(): string {
+      throw told;
+    },
+  };
+  const untellable = {
+    toString(): string {
+      throw inner;
+    },
+  };
+  const [client, server] = pipe();
+  const serving = serveChain({
+    as(account) {
+      if (account === "evil") throw untellable;
+      return ledger.as(account);
+    },
+    group: (work) => ledger.group(work),
+  }, server);
+  const writer = client.writable.getWriter();
+  const lines: Record<string, unknown>[] = [];
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let text = "";
+    for await (const chunk of client.readable) text += decoder.decode(chunk, { stream: true });
+    for (const line of text.split("\n").filter((l) => l.length > 0)) lines.push(JSON.parse(line));
+  })();
+  try {
+    await writer.write(
+      new TextEncoder().encode(
+        JSON.stringify({ id: 1, a: "w1", m: "stake", p: [{ amount: { $bigint: "100" } }] }) +
+          "\n" + JSON.stringify({ id: 2, a: "evil", m: "totals", p: [] }) + "\n",
+      ),
+    );
+    await assert.rejects(serving, (error) => error === told);
+    await reading;
+    // The stake committed and is answered so, once; the server stopped at the line after it.
+    const answers = lines.filter((l) => typeof l.id === "number");
+    assert.deepEqual(answers.map((a) => [a.id, "ok" in a]), [[1, true]], JSON.stringify(answers));
+    assert.equal(await ledger.as("w1").stakeOf("w1"), 100n);
+  } finally {
+    await writer.close().catch(() => {});
+    await serving.catch(() => {});
+    ledger.close();
+  }
+});
