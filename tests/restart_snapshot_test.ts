@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
+import type { ChainPort } from "../chain/port.ts";
 import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
@@ -148,9 +149,15 @@ Deno.test("a worker that reads escrows on demand hands on in join snapshots, aft
     assert.equal(w1.node.job("j2")?.state, "bidding");
     const reads = w1.node.stats.escrowReads;
     await w1.start();
+    // The reads run in the background: start waits for none of them.
+    await until(
+      "the snapshot served as before the restart",
+      20_000,
+      () => served(w1!).length === 2 || undefined,
+    );
     assert.ok(w1.node.stats.escrowReads >= reads + 3, "it read the restored jobs' escrows again");
     assert.notEqual(w1.node, node);
-    assert.deepEqual(served(w1), ["j1", "j2"], "the snapshot served as before the restart");
+    assert.deepEqual(served(w1), ["j1", "j2"]);
     assert.deepEqual(await lateJoinerHears(network, ledger), ["j1", "j2"]);
     // The unescrowed job's check comes again: dropped (blaming no one: a restart forgot who).
     assert.equal(w1.node.job("j5")?.done, false);
@@ -207,10 +214,137 @@ Deno.test("a client that reads escrows on demand hands on its own open job in jo
     assert.ok(client.chainNewsFrom.blockNumber > 0, "the news is read again from after block 0");
     await client.start();
     assert.equal(client.node.job("j1")?.state, "bidding");
-    assert.deepEqual(served(client), ["j1", "j2"], "its own jobs, served as before the restart");
+    await until(
+      "its own jobs served as before the restart",
+      20_000,
+      () => served(client!).length === 2 || undefined,
+    );
+    assert.deepEqual(served(client), ["j1", "j2"]);
     assert.deepEqual(await lateJoinerHears(network, ledger), ["j1", "j2"]);
   } finally {
     await client?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A worker `w1` on `ledger` that keeps its journal in `dir`, reading time from `clock`. */
+function openWorker(
+  dir: string,
+  ledger: LocalLedger,
+  network: InProcessNetwork,
+  clock: ReturnType<typeof simulatedClock>,
+  chain: ChainPort = ledger.as("w1"),
+) {
+  return openDurableNode({
+    id: "w1",
+    roles: ["worker"],
+    worker: { hardware: "cpu", stake: 100n, capacity: 4, maxOpenBids: 32 },
+    network: network.join("w1"),
+    chain,
+    clock,
+    capabilityIntervalMs: 0,
+    dataDir: `${dir}/w1`,
+    checkpointEvery: 2,
+  });
+}
+
+/** Has `w1` observe escrowed jobs `jobIds`, announced by their client; then stops both. */
+async function observeAndStop(
+  w1: DurableNode,
+  network: InProcessNetwork,
+  ledger: LocalLedger,
+  clock: ReturnType<typeof simulatedClock>,
+  jobIds: readonly string[],
+): Promise<void> {
+  const owner = network.join("client");
+  await owner.start();
+  const window = 2 * DECLINE_DEFAULTS.ttlMs;
+  const s = spec({ bidWindowMs: window, verifierCount: 0 });
+  for (const jobId of jobIds) {
+    await escrowJob(ledger, jobId, "client", s);
+    await announce(owner, jobId, "client", s, clock.now() + window);
+    await until(`${jobId} taken`, 20_000, () => w1.node.job(jobId) ?? undefined);
+  }
+  await w1.stop();
+  await owner.stop();
+}
+
+Deno.test("a restarted worker ends a job the chain refunded while it was down as the chain says (cancelled), not heard_late (review R6 M2)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  const clock = simulatedClock(Date.now());
+  let w1: DurableNode | undefined;
+  try {
+    let network = new InProcessNetwork();
+    w1 = await openWorker(dir, ledger, network, clock);
+    await w1.start();
+    await observeAndStop(w1, network, ledger, clock, ["j1"]);
+    // While w1 is down its client cancels: the chain refunds j1.
+    await ledger.as("client").refund({ jobId: "j1", reason: "cancelled" });
+    network = new InProcessNetwork();
+    w1 = await openWorker(dir, ledger, network, simulatedClock(clock.now() + 1));
+    assert.equal(w1.node.job("j1")?.state, "bidding", "restored from the journal");
+    await w1.start();
+    const ended = () =>
+      w1!.node.job("j1")?.done ? w1!.node.job("j1")!.state : w1!.node.retiredJob("j1")?.state;
+    await until("j1 ended", 20_000, () => ended());
+    await until(
+      "j1's escrow read again",
+      20_000,
+      () => w1!.node.stats.escrowReads > 0 || undefined,
+    );
+    assert.equal(ended(), "cancelled", "the chain's word: refunded");
+  } finally {
+    await w1?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a restarted worker's start and catch-up with the chain wait for none of its restored jobs' escrow reads (review R6 M2)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  const clock = simulatedClock(Date.now());
+  let w1: DurableNode | undefined;
+  try {
+    let network = new InProcessNetwork();
+    w1 = await openWorker(dir, ledger, network, clock);
+    await w1.start();
+    const ids = Array.from({ length: 20 }, (_, i) => `j${i}`);
+    await observeAndStop(w1, network, ledger, clock, ids);
+    // A chain whose escrow reads hang until the node stops (aborts them).
+    let hanging = 0;
+    const real = ledger.as("w1");
+    const slow = new Proxy(real, {
+      get(target, key) {
+        if (key !== "escrowOf") {
+          const value = Reflect.get(target, key);
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return (_jobId: string, options?: { signal?: AbortSignal }) =>
+          new Promise((_, reject) => {
+            hanging++;
+            options?.signal?.addEventListener("abort", () => reject(options.signal!.reason));
+          });
+      },
+    });
+    network = new InProcessNetwork();
+    w1 = await openWorker(dir, ledger, network, simulatedClock(clock.now() + 1), slow);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("start waited for the escrow reads")), 20_000);
+    });
+    try {
+      await Promise.race([w1.start(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    // A sliding window: at most 16 in flight, none answered.
+    await until("16 reads in flight", 20_000, () => hanging === 16 || undefined);
+    assert.equal(w1.node.job("j0")?.state, "bidding");
+  } finally {
+    await w1?.stop();
     ledger.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -232,6 +232,8 @@ export class Node {
   #started = false;
   /** Stopped: answers that come after it are not acted on. */
   #stopped = false;
+  /** The background reads of the restored jobs' escrows ({@link Node.#readRestoredEscrows}). */
+  #restoredReads: Promise<void> = Promise.resolve();
   /** Transactions asked for and not yet heard back from. */
   readonly #openTx = new OpenTransactions((id) => this.#options.journal?.effectClosed?.(id));
   /** The effects emitted by the delivery in progress, and its sequence number. */
@@ -514,7 +516,8 @@ export class Node {
     }
     const cursor = this.#options.chainCursor ?? { blockNumber: 0, eventIndex: 0 };
     this.#cleanup.push(this.#chain.subscribe(cursor, this.#options.chainNewsFrom ?? cursor));
-    if (this.#readsEscrows) await this.#readRestoredEscrows(options.signal);
+    // In the background: start waits for none of them (nor does the catch-up with the chain).
+    if (this.#readsEscrows) this.#restoredReads = this.#readRestoredEscrows();
     await this.announceCapabilities();
     const every = this.#options.capabilityIntervalMs ?? DEFAULT_CAPABILITY_INTERVAL_MS;
     if (every > 0) {
@@ -535,6 +538,7 @@ export class Node {
     this.#ingress.flush();
     this.inbox.close();
     await this.#effects.stop(`Node "${this.id}" is stopping`);
+    await this.#restoredReads;
     this.tree.stop();
     await this.#options.network.stop();
     await this.#onnx?.close();
@@ -1089,24 +1093,29 @@ export class Node {
 
   /**
    * Reads again the escrow of each live job this node restored (from its journal, or given to its
-   * tree before it started), {@link RESTORED_READS_AT_ONCE} at a time: a node that reads escrows
-   * on demand keeps no record of them across a restart (its chain news is read again only so far
-   * back), and its join snapshots hand on only jobs whose escrow it saw (review R5 L4). An
-   * observed job's escrow check is armed again, as when it was heard of (blaming no one).
+   * tree before it started), in the background, {@link RESTORED_READS_AT_ONCE} reads in flight (a
+   * sliding window): a node that reads escrows on demand keeps no record of them across a restart
+   * (its chain news is read again only so far back), and its join snapshots hand on only jobs whose
+   * escrow it saw (review R5 L4). The reads only note the escrows (and check a forger's
+   * announcement): an ending the chain shows decides nothing here, as its own events (the catch-up)
+   * say how the job ended, paid or refunded (review R6 M2). An observed job's escrow check is armed
+   * again, as when it was heard of (blaming no one). Never rejects.
    */
-  async #readRestoredEscrows(signal: AbortSignal | undefined): Promise<void> {
-    const live = [...this.tree.jobs.cells()].filter((cell) => !cell.done);
-    for (let i = 0; i < live.length; i += RESTORED_READS_AT_ONCE) {
-      signal?.throwIfAborted();
-      await Promise.all(
-        live.slice(i, i + RESTORED_READS_AT_ONCE).map(async (cell) => {
-          const jobId = jobIdOf(cell.id)!;
-          if (!this.#escrows.has(jobId)) await this.#readEscrow(jobId);
-          const now = this.tree.get(cell.id);
-          if (now?.done === false) this.#armEscrowCheck(now, true);
-        }),
-      );
-    }
+  async #readRestoredEscrows(): Promise<void> {
+    const live = [...this.tree.jobs.cells()].filter((cell) => !cell.done).values();
+    const reader = async () => {
+      for (const cell of live) {
+        if (this.#stopped) return;
+        const jobId = jobIdOf(cell.id)!;
+        if (!this.#escrows.has(jobId) && await this.#noteEscrow(jobId) === true) {
+          if (this.#stopped) return;
+          this.#checkAnnounced(jobId);
+        }
+        const now = this.tree.get(cell.id);
+        if (!this.#stopped && now?.done === false) this.#armEscrowCheck(now, true);
+      }
+    };
+    await Promise.all(Array.from({ length: RESTORED_READS_AT_ONCE }, reader));
   }
 
   /**
