@@ -29,8 +29,11 @@
  * loses the chunk's transactions and sends none of their answers, as a chain node loses a block
  * it had not finalized. A line the ledger refuses (an account it does not take, a closed
  * ledger) is refused alone, with its id (`rpc_error`, saying why); the calls around it run once
- * and are answered with what they gave. A subscription a chunk opens reads its first events
- * after the group ended, so it is handed only what committed.
+ * and are answered with what they gave. A group that cannot begin (another process holds the
+ * file's write lock past the ledger's busy timeout, a closed ledger) runs none of its chunk's
+ * calls, then or later: each is answered `rpc_error`, "Cannot begin a group of transactions".
+ * A subscription a chunk opens reads its first events after the group ended, so it is handed
+ * only what committed.
  *
  * A subscriber's `interest` is a function and does not cross the stream: a remote port hands
  * over every event (`filtersEvents` is false) and the node filters, as with the EVM adapter.
@@ -318,6 +321,8 @@ interface Chunk {
   failed?: Error;
   /** The subscriptions the chunk opened: their first read waits for the group's end. */
   readonly feeds: Feed[];
+  /** Why the group could not begin, if it could not: each call of the chunk is refused so. */
+  unable?: ChainError;
 }
 
 /** Options of {@link serveChain}. */
@@ -357,17 +362,38 @@ export async function serveChain(
     // it (those calls are answered with what they gave) and the server stops with the error.
     // `onLine` refuses each line's own errors, so this is only a defect of the server's.
     let thrown: { error: unknown } | undefined;
+    let began = false;
+    const run = () => {
+      try {
+        work();
+      } catch (error) {
+        thrown = { error };
+      }
+    };
     try {
       group.call(ports, () => {
-        try {
-          work();
-        } catch (error) {
-          thrown = { error };
-        }
+        began = true;
+        run();
       });
     } catch (error) {
-      turn.failed = error instanceof Error ? error : new Error(String(error));
-      logger.error("The chain could not commit the calls of one read: {error}", { error });
+      const why = error instanceof Error ? error : new Error(String(error));
+      if (began) {
+        turn.failed = why;
+        logger.error("The chain could not commit the calls of one read: {error}", { error });
+      } else {
+        // The group did not begin (another process holds the write lock, a closed ledger): the
+        // chunk's lines are handled all the same, each call refused with why and not run, so
+        // that none runs later with another chunk's lines either.
+        turn.unable = new ChainError(
+          "rpc_error",
+          `Cannot begin a group of transactions: ${why.message}`,
+          { cause: error },
+        );
+        logger.error("The chain could not begin a group for the calls of one read: {error}", {
+          error,
+        });
+        run();
+      }
     } finally {
       chunk = undefined;
     }
@@ -493,6 +519,7 @@ export async function serveChain(
     const port = found as unknown as Record<string, unknown>;
     const fn = port[method];
     if (typeof fn !== "function") return refuse(id, `the ledger has no ${method}`);
+    if (chunk?.unable !== undefined) return out.line({ id, err: toWire(chunk.unable) });
     let result: Promise<unknown>;
     try {
       result = Promise.resolve(fn.apply(port, request.p));

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { LocalLedger } from "./local_ledger.ts";
 import { ChainError, type ChainEvent } from "./port.ts";
@@ -835,5 +836,40 @@ Deno.test("a line the server fails on past its own refusal stops it, and what ra
     await writer.close().catch(() => {});
     await serving.catch(() => {});
     ledger.close();
+  }
+});
+
+Deno.test("a chunk whose group cannot begin (another process holds the write lock) has its calls refused, run neither then nor later", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/ledger.sqlite`;
+  const ledger = LocalLedger.open(path, { busyTimeoutMs: 0 });
+  const other = new DatabaseSync(path);
+  const raw = rawServer(ledger);
+  try {
+    other.exec("BEGIN IMMEDIATE");
+    await raw.send(
+      { id: 1, a: "w1", m: "stake", p: [{ amount: { $bigint: "100" } }] },
+      { id: 2, a: "w1", m: "totals", p: [] },
+    );
+    await raw.until(() => raw.lines.filter((l) => typeof l.value.id === "number").length >= 2);
+    other.exec("ROLLBACK");
+    await raw.send({ id: 3, a: "w1", m: "stake", p: [{ amount: { $bigint: "5" } }] });
+    await raw.until(() => raw.lines.some((l) => l.value.id === 3));
+    const answers = raw.lines.filter((l) => typeof l.value.id === "number").map((l) => l.value);
+    assert.deepEqual(answers.map((a) => a.id), [1, 2, 3], JSON.stringify(answers));
+    for (const answer of answers.slice(0, 2)) {
+      const err = answer.err as { name: string; code: string; message: string };
+      assert.equal(err?.code, "rpc_error", JSON.stringify(answer));
+      assert.match(err.message, /^Cannot begin a group of transactions: .*locked/);
+    }
+    assert.ok("ok" in answers[2]!, JSON.stringify(answers[2]));
+    // Only the stake of the chunk after the lock's release ran.
+    assert.equal(await ledger.as("w1").stakeOf("w1"), 5n);
+  } finally {
+    if (other.isTransaction) other.exec("ROLLBACK");
+    other.close();
+    await raw.close();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
