@@ -21,8 +21,9 @@
  *   (`chain.tx.failed`) is recorded as the job's failure, and the job waits {@link REFUND_GRACE_MS}
  *   for the chain to show its ending (a refund that landed all the same, or another's), then sends
  *   the refund again, {@link MAX_REFUND_SENDS} sends in all (a chain whose clock lags refuses a
- *   refund as early); after the last refusal's grace it ends `failed`, the escrow left on chain
- *   for its client to take back.
+ *   refund as early); each resend waits a grace of its own, answered or not (a crash can lose its
+ *   answer); after the last send's grace it ends `failed`, the escrow left on chain for its client
+ *   to take back.
  * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
  *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
  *   the escrow could not be locked).
@@ -185,7 +186,10 @@ export interface JobContext {
   readonly announcedBidWindowEndsAt: number | null;
   readonly cancelRequested: boolean;
   readonly refundReason: RefundReason | null;
-  /** Refunds the chain refused (version 7; absent in contexts from before it: none). */
+  /**
+   * Refund sends that did not land: refused by the chain or unanswered, each counted when its grace
+   * passed without the chain's ending (version 7; absent in contexts from before it: none).
+   */
   readonly refundRefusals?: number;
   readonly payment: {
     readonly worker: NodeId;
@@ -444,7 +448,8 @@ export const jobMachine = setup({
     executionDue: ({ context, event }) => deadlineDue(context, event, "execution"),
     verificationDue: ({ context, event }) => deadlineDue(context, event, "verification"),
     refundGraceDue: ({ context, event }) => deadlineDue(context, event, "refund"),
-    refundSendsLeft: ({ context }) => (context.refundRefusals ?? 0) < MAX_REFUND_SENDS,
+    /** Whether the refund may be sent again: the send whose grace passed counts as not landed. */
+    refundSendsLeft: ({ context }) => (context.refundRefusals ?? 0) + 1 < MAX_REFUND_SENDS,
     isOptimistic: ({ context }) => context.policy.verification === "optimistic",
     assignFailed: ({ event }) =>
       event.type === "chain.tx.failed" && event.request === "chain.assign",
@@ -979,24 +984,34 @@ export const jobMachine = setup({
           }]
           : context.slashes,
     }),
-    /** The chain refused the refund: count it and wait a grace for the chain's ending. */
+    /** The chain refused the refund: wait a grace for the chain's ending. */
     awaitRefundEnding: enqueueActions(({ context, event, enqueue }) => {
+      const due = timeOf(context, event) + REFUND_GRACE_MS;
+      enqueue.assign({ deadlines: withDeadline(context, "refund", due) });
+      enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+    }),
+    /**
+     * The grace passed without the chain's ending: the last send did not land (refused, or no
+     * answer came: a crash before it, a resend closed quietly), counted; the refund again, for the
+     * same reason, with a grace of its own (its answer may never come either: review R6 M3).
+     */
+    resendRefund: enqueueActions(({ context, event, enqueue }) => {
       const due = timeOf(context, event) + REFUND_GRACE_MS;
       enqueue.assign({
         refundRefusals: (context.refundRefusals ?? 0) + 1,
         deadlines: withDeadline(context, "refund", due),
       });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
-    }),
-    /** The grace passed without the chain's ending: the refund again, for the same reason. */
-    resendRefund: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ deadlines: withDeadline(context, "refund", undefined) });
       enqueue.emit({
         type: "chain.refund",
         jobId: context.jobId,
         reason: context.refundReason ?? "failed",
       });
     }),
+    /** The last send's grace passed without the chain's ending: it did not land either. */
+    countRefundSend: assign(({ context }) => ({
+      refundRefusals: (context.refundRefusals ?? 0) + 1,
+    })),
     recordFailure: assign({
       failure: ({ context, event }) =>
         event.type === "chain.tx.failed"
@@ -1321,7 +1336,7 @@ export const jobMachine = setup({
         },
         "timer.fired": [
           { guard: and(["refundGraceDue", "refundSendsLeft"]), actions: "resendRefund" },
-          { guard: "refundGraceDue", target: "failed" },
+          { guard: "refundGraceDue", target: "failed", actions: "countRefundSend" },
         ],
       },
     },

@@ -925,6 +925,34 @@ Deno.test("jobMachine() sends a refund the chain refused again after a grace, an
   assert.deepEqual(d.context.deadlines, {});
 });
 
+Deno.test("jobMachine() waits a grace after each resent refund, answered or not, and ends failed after the last (review R6 M3)", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  d.send({
+    type: "chain.tx.failed",
+    at: 110,
+    request: "chain.refund",
+    code: "invalid_state",
+    message: "Cannot refund as expired: the job is not open",
+  });
+  let due = 110 + REFUND_GRACE_MS;
+  for (let send = 2; send <= MAX_REFUND_SENDS; send++) {
+    d.send({ type: "timer.fired", at: due, key: "refund", due });
+    assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], `send ${send}`);
+    // No answer comes (a crash, then a resend closed quietly): its own grace ends the wait.
+    const next = due + REFUND_GRACE_MS;
+    assert.deepEqual(d.context.deadlines, { refund: next });
+    assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "refund", at: next }]);
+    assert.equal(d.context.refundRefusals, send - 1);
+    due = next;
+  }
+  d.send({ type: "timer.fired", at: due, key: "refund", due });
+  assert.deepEqual(d.emitted("chain.refund"), []);
+  assert.equal(d.state, "failed", `after ${MAX_REFUND_SENDS} sends that did not land`);
+  assert.equal(d.context.refundRefusals, MAX_REFUND_SENDS);
+});
+
 Deno.test("jobMachine() ends a job whose refund the chain refused as the chain shows it within the grace", () => {
   const d = owner();
   d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
