@@ -514,12 +514,12 @@ export async function serveChain(
     if (!Array.isArray(request.p) || request.p.length > 2) {
       return refuse(id, `the arguments of ${method} are not a list of at most 2`);
     }
+    if (chunk?.unable !== undefined) return out.line({ id, err: toWire(chunk.unable) });
     const found = portFor(account);
     if (found instanceof Error) return refuse(id, `the account is refused: ${found.message}`);
     const port = found as unknown as Record<string, unknown>;
     const fn = port[method];
     if (typeof fn !== "function") return refuse(id, `the ledger has no ${method}`);
-    if (chunk?.unable !== undefined) return out.line({ id, err: toWire(chunk.unable) });
     let result: Promise<unknown>;
     try {
       result = Promise.resolve(fn.apply(port, request.p));

@@ -873,3 +873,26 @@ Deno.test("a chunk whose group cannot begin (another process holds the write loc
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a call to a closed ledger is answered with why, and the server goes on", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const raw = rawServer(ledger);
+  try {
+    ledger.close();
+    await raw.send(
+      { id: 1, a: "w1", m: "totals", p: [] },
+      { id: 2, a: "w1", m: "stake", p: [{ amount: { $bigint: "1" } }] },
+    );
+    await raw.send({ id: 3, a: "w1", m: "totals", p: [] });
+    await raw.until(() => raw.lines.filter((l) => typeof l.value.id === "number").length >= 3);
+    const answers = raw.lines.filter((l) => typeof l.value.id === "number").map((l) => l.value);
+    assert.deepEqual(answers.map((a) => a.id), [1, 2, 3], JSON.stringify(answers));
+    for (const answer of answers) {
+      const err = answer.err as { code: string; message: string };
+      assert.equal(err?.code, "rpc_error", JSON.stringify(answer));
+      assert.match(err.message, /^Cannot begin a group of transactions: .*closed/i);
+    }
+  } finally {
+    await raw.close();
+  }
+});
