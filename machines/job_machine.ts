@@ -23,7 +23,9 @@
  *   the refund again, {@link MAX_REFUND_SENDS} sends in all (a chain whose clock lags refuses a
  *   refund as early); each resend waits a grace of its own, answered or not (a crash can lose its
  *   answer); after the last send's grace it ends `failed`, the escrow left on chain for its client
- *   to take back.
+ *   to take back. A refund that fails transiently ({@link TRANSIENT_CHAIN_CODES}: the chain's node
+ *   unreachable) is no refusal: sent again after a back off ({@link REFUND_RETRY_MS}, doubled to
+ *   {@link MAX_REFUND_RETRY_MS}), not counted.
  * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
  *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
  *   the escrow could not be locked).
@@ -84,6 +86,19 @@ export const REFUND_GRACE_MS = 60_000;
 
 /** Refund transactions an owner's job sends at most (the first and the resends after refusals). */
 export const MAX_REFUND_SENDS = 3;
+
+/**
+ * Codes of a failed chain transaction that say nothing of the chain's judgement (its node could
+ * not be reached, or answered nothing usable): a refund that fails so is sent again after a back
+ * off, not counted toward {@link MAX_REFUND_SENDS} (review R6 M4).
+ */
+export const TRANSIENT_CHAIN_CODES: readonly string[] = ["rpc_error"];
+
+/** The first back off of a refund that failed transiently, virtual ms; doubled at each in a row. */
+export const REFUND_RETRY_MS = 5_000;
+
+/** The longest back off of a refund that failed transiently, virtual ms. */
+export const MAX_REFUND_RETRY_MS = 300_000;
 
 /** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {
@@ -191,6 +206,12 @@ export interface JobContext {
    * passed without the chain's ending (version 7; absent in contexts from before it: none).
    */
   readonly refundRefusals?: number;
+  /**
+   * Refund sends in a row that failed transiently ({@link TRANSIENT_CHAIN_CODES}), and whether the
+   * refund deadline is their back off (version 7; absent: none).
+   */
+  readonly refundRetries?: number;
+  readonly refundBackingOff?: boolean;
   readonly payment: {
     readonly worker: NodeId;
     readonly amount: bigint;
@@ -470,6 +491,11 @@ export const jobMachine = setup({
       isOwner(context) && !isChainDecided(context) && quorum(context) === "rejected",
     refundIs: ({ event }, params: { reason: RefundReason }) =>
       event.type === "chain.escrow.refunded" && event.reason === params.reason,
+    /** The refund failed transiently: no judgement of the chain's (see TRANSIENT_CHAIN_CODES). */
+    refundFailedTransiently: ({ event }) =>
+      event.type === "chain.tx.failed" && event.request === "chain.refund" &&
+      TRANSIENT_CHAIN_CODES.includes(event.code),
+    refundBackingOff: ({ context }) => context.refundBackingOff === true,
     failedRequestIs: ({ event }, params: { request: EffectRequest["type"] }) =>
       event.type === "chain.tx.failed" && event.request === params.request,
   },
@@ -987,8 +1013,41 @@ export const jobMachine = setup({
     /** The chain refused the refund: wait a grace for the chain's ending. */
     awaitRefundEnding: enqueueActions(({ context, event, enqueue }) => {
       const due = timeOf(context, event) + REFUND_GRACE_MS;
-      enqueue.assign({ deadlines: withDeadline(context, "refund", due) });
+      enqueue.assign({
+        deadlines: withDeadline(context, "refund", due),
+        refundRetries: 0,
+        refundBackingOff: false,
+      });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+    }),
+    /**
+     * The refund failed transiently: not counted; sent again after a back off of
+     * {@link REFUND_RETRY_MS}, doubled at each such failure in a row up to {@link MAX_REFUND_RETRY_MS}.
+     */
+    backOffRefund: enqueueActions(({ context, event, enqueue }) => {
+      const retries = (context.refundRetries ?? 0) + 1;
+      const wait = Math.min(REFUND_RETRY_MS * 2 ** Math.min(retries - 1, 30), MAX_REFUND_RETRY_MS);
+      const due = timeOf(context, event) + wait;
+      enqueue.assign({
+        deadlines: withDeadline(context, "refund", due),
+        refundRetries: retries,
+        refundBackingOff: true,
+      });
+      enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+    }),
+    /** The back off passed: the refund again, uncounted, with a grace of its own. */
+    retryRefund: enqueueActions(({ context, event, enqueue }) => {
+      const due = timeOf(context, event) + REFUND_GRACE_MS;
+      enqueue.assign({
+        deadlines: withDeadline(context, "refund", due),
+        refundBackingOff: false,
+      });
+      enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+      enqueue.emit({
+        type: "chain.refund",
+        jobId: context.jobId,
+        reason: context.refundReason ?? "failed",
+      });
     }),
     /**
      * The grace passed without the chain's ending: the last send did not land (refused, or no
@@ -1330,11 +1389,15 @@ export const jobMachine = setup({
       description: "(Owner) The escrow is going back to the client.",
       entry: { type: "enterPhase", params: { state: "refunding" } },
       on: {
-        "chain.tx.failed": {
-          guard: { type: "failedRequestIs", params: { request: "chain.refund" } },
-          actions: ["recordFailure", "awaitRefundEnding"],
-        },
+        "chain.tx.failed": [
+          { guard: "refundFailedTransiently", actions: ["recordFailure", "backOffRefund"] },
+          {
+            guard: { type: "failedRequestIs", params: { request: "chain.refund" } },
+            actions: ["recordFailure", "awaitRefundEnding"],
+          },
+        ],
         "timer.fired": [
+          { guard: and(["refundGraceDue", "refundBackingOff"]), actions: "retryRefund" },
           { guard: and(["refundGraceDue", "refundSendsLeft"]), actions: "resendRefund" },
           { guard: "refundGraceDue", target: "failed", actions: "countRefundSend" },
         ],

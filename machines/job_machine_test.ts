@@ -4,8 +4,10 @@ import {
   bidRejection,
   type JobInput,
   jobMachine,
+  MAX_REFUND_RETRY_MS,
   MAX_REFUND_SENDS,
   REFUND_GRACE_MS,
+  REFUND_RETRY_MS,
 } from "./job_machine.ts";
 
 const POOL = ["v1", "v2", "v3", "v4", "v5"];
@@ -951,6 +953,58 @@ Deno.test("jobMachine() waits a grace after each resent refund, answered or not,
   assert.deepEqual(d.emitted("chain.refund"), []);
   assert.equal(d.state, "failed", `after ${MAX_REFUND_SENDS} sends that did not land`);
   assert.equal(d.context.refundRefusals, MAX_REFUND_SENDS);
+});
+
+Deno.test("jobMachine() sends a refund that failed transiently again after a back off doubled to a cap, not counted as a refusal (review R6 M4)", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  const unreachable = (at: number) =>
+    ({
+      type: "chain.tx.failed",
+      at,
+      request: "chain.refund",
+      code: "rpc_error",
+      message: "the node is unreachable",
+    }) as const;
+  let at = 110;
+  const waits: number[] = [];
+  for (let failure = 1; failure <= 3 * MAX_REFUND_SENDS + 4; failure++) {
+    d.send(unreachable(at));
+    assert.equal(d.state, "refunding");
+    const due = d.context.deadlines.refund!;
+    waits.push(due - at);
+    assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "refund", at: due }]);
+    d.send({ type: "timer.fired", at: due, key: "refund", due });
+    assert.deepEqual(
+      d.emitted("chain.refund").map((e) => e.reason),
+      ["expired"],
+      `retry ${failure}`,
+    );
+    assert.equal(d.context.deadlines.refund, due + REFUND_GRACE_MS, "a grace of its own");
+    at = due + 1;
+  }
+  assert.equal(d.context.refundRefusals ?? 0, 0, "none counted");
+  assert.deepEqual(waits.slice(0, 4), [1, 2, 4, 8].map((k) => k * REFUND_RETRY_MS));
+  assert.equal(Math.max(...waits), MAX_REFUND_RETRY_MS);
+  assert.equal(waits.at(-1), MAX_REFUND_RETRY_MS);
+  // A refusal of the chain's counts as before; the refund that lands ends the job.
+  d.send({ ...unreachable(at), code: "invalid_state", message: "not yet" });
+  assert.equal(d.context.deadlines.refund, at + REFUND_GRACE_MS);
+  d.send({
+    type: "timer.fired",
+    at: at + REFUND_GRACE_MS,
+    key: "refund",
+    due: at + REFUND_GRACE_MS,
+  });
+  assert.equal(d.context.refundRefusals, 1);
+  d.send({
+    type: "chain.escrow.refunded",
+    at: at + REFUND_GRACE_MS + 1,
+    amount: 100n,
+    reason: "expired",
+  });
+  assert.equal(d.state, "expired");
 });
 
 Deno.test("jobMachine() ends a job whose refund the chain refused as the chain shows it within the grace", () => {

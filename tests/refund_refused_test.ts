@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { ChainError, type ChainPort } from "../chain/port.ts";
-import { MAX_REFUND_SENDS, REFUND_GRACE_MS } from "../machines/job_machine.ts";
+import { MAX_REFUND_RETRY_MS, MAX_REFUND_SENDS, REFUND_GRACE_MS } from "../machines/job_machine.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { createNode, simulatedClock } from "../runtime/kernel/mod.ts";
 import { spec } from "./_drive.ts";
@@ -105,3 +105,62 @@ for (const outcome of ["failed", "resent", "shown"] as const) {
     }
   });
 }
+
+Deno.test("a client whose refund fails transiently more than MAX_REFUND_SENDS times sends it again after each back off, and the job ends as the chain records it (review R6 M4)", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const clock = simulatedClock(Date.now());
+  const failures = 2 * MAX_REFUND_SENDS;
+  let calls = 0;
+  const real = ledger.as("client");
+  const flaky = new Proxy(real, {
+    get(target, key) {
+      if (key === "refund") {
+        return (refund: Parameters<ChainPort["refund"]>[0], options?: never) =>
+          ++calls <= failures
+            ? Promise.reject(new TypeError("error sending request: connection refused"))
+            : target.refund(refund, options);
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const client = createNode({
+    id: "client",
+    roles: ["client"],
+    network: new InProcessNetwork().join("client"),
+    chain: flaky,
+    clock,
+    capabilityIntervalMs: 0,
+  });
+  try {
+    await client.start();
+    const jobId = client.submitJob({
+      jobId: "j1",
+      spec: spec({ bidWindowMs: 1_000, verifierCount: 0 }),
+    });
+    await until(
+      "the escrow locked",
+      20_000,
+      () => client.job(jobId)?.state === "bidding" || undefined,
+    );
+    clock.increment(1_000);
+    for (let call = 1; call <= failures; call++) {
+      await until(`refund call ${call}`, 20_000, () => calls >= call || undefined);
+      await client.settled();
+      assert.equal(client.job(jobId)?.state, "refunding", `after failure ${call}`);
+      assert.match(client.job(jobId)!.context.failure!, /chain.refund failed: rpc_error/);
+      // Its back off (doubled at each, at most the cap), to the millisecond: the next send.
+      const wait = client.job(jobId)!.context.deadlines.refund! - clock.now();
+      assert.ok(wait > 0 && wait <= MAX_REFUND_RETRY_MS, `a back off, not a grace: ${wait}`);
+      clock.increment(wait);
+    }
+    await until("the end", 20_000, () => client.job(jobId)?.done === true || undefined);
+    assert.equal(client.job(jobId)?.state, "expired", "refunded on chain, not failed");
+    assert.equal(calls, failures + 1);
+    assert.equal(client.job(jobId)?.context.refundRefusals ?? 0, 0, "none counted");
+    assert.equal((await real.totals()).locked, 0n, "the escrow went back");
+  } finally {
+    await client.stop();
+    ledger.close();
+  }
+});
