@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { WorkerPool } from "./worker_pool.ts";
-import { linkedSignal } from "./_abort.ts";
 
 Deno.test("WorkerPool.run() bounds concurrency and the queue", async () => {
   const pool = new WorkerPool({ concurrency: 2, maxQueued: 1 });
@@ -86,23 +85,25 @@ Deno.test("WorkerPool.run() queues a pastLimit task beyond maxQueued (a verifier
   assert.deepEqual(await Promise.all([...runs, past]), [1, 1, 1]);
 });
 
-Deno.test("linkedSignal aborts with the first source's reason, and no more once disposed", () => {
-  const a = new AbortController();
-  const b = new AbortController();
-  const first = linkedSignal([a.signal, b.signal]);
-  b.abort("b went first");
-  assert.equal(first.signal.aborted, true);
-  assert.equal(first.signal.reason, "b went first");
-  first.dispose();
-  // Disposed: a source that aborts later reaches nothing (and holds no listener of it).
-  const c = new AbortController();
-  const second = linkedSignal([c.signal]);
-  second.dispose();
-  c.abort("too late");
-  assert.equal(second.signal.aborted, false);
-  // A source aborted already: the linked signal is born aborted.
-  const born = linkedSignal([a.signal, c.signal]);
-  assert.equal(born.signal.reason, "too late");
+Deno.test("WorkerPool.close() aborts its running tasks' signals and refuses the queued ones, with its reason", async () => {
+  const pool = new WorkerPool({ concurrency: 1 });
+  let told: unknown;
+  const running = pool.run(
+    (signal) =>
+      new Promise((_, reject) =>
+        signal.addEventListener("abort", () => {
+          told = signal.reason;
+          reject(new Error("noticed"));
+        })
+      ),
+    { timeoutMs: 60_000 },
+  );
+  const queued = pool.run(() => Promise.resolve("never"));
+  pool.close("shutting down");
+  await assert.rejects(running, (e) => e === "shutting down");
+  await assert.rejects(queued, (e) => e === "shutting down");
+  assert.equal(told, "shutting down", "the running task was told through its signal");
+  await assert.rejects(pool.run(() => Promise.resolve(1)), (e) => e === "shutting down");
 });
 
 Deno.test("a pool's task signal stops listening to the caller's signal once the task is over", async () => {
