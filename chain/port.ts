@@ -415,8 +415,14 @@ export interface ChainPort {
    * part in it, instead of reading every job's `JobSubmitted` and ending as they come (in a
    * market of N nodes, N deliveries a job; `runtime/kernel/node.ts`). Every adapter here has it
    * (the local ledger, the simulated and the remote chain, the EVM and the Starknet adapters).
+   * `latest`: read at the chain's latest block instead, unconfirmed blocks included (a node asks so
+   * before it blames an escrow's absence on anyone: one only unconfirmed blocks hold is no
+   * forgery; review R6 M5); an adapter that reads at its head already ignores it.
    */
-  escrowOf?(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined>;
+  escrowOf?(
+    jobId: string,
+    options?: ChainCallOptions & { readonly latest?: boolean },
+  ): Promise<EscrowRecord | undefined>;
   /** Events at or after `from`, in chain order, and the cursor to continue from. */
   eventsSince(
     from: ChainCursor,

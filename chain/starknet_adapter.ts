@@ -655,13 +655,18 @@ export class StarknetChain implements ChainPort {
    * `'refunded'`. An escrow or an ending that only unconfirmed blocks hold is not read yet: a node
    * reads no escrow its event stream has not shown, nor one a reorg within the confirmations can
    * undo. An answer with another status, or a known job without a client, is an `rpc_error`
-   * naming it.
+   * naming it. `latest`: read at the latest block instead (an escrow still unconfirmed shows).
    */
-  async escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
+  async escrowOf(
+    jobId: string,
+    options?: ChainCallOptions & { readonly latest?: boolean },
+  ): Promise<EscrowRecord | undefined> {
     this.#checkOpen("read an escrow");
     const id = checkPortId("job id", jobId);
-    const confirmed = await this.#reader.safeHead(this.#signal(options?.signal));
-    if (confirmed < 0) return undefined;
+    const confirmed = options?.latest === true
+      ? "latest"
+      : await this.#reader.safeHead(this.#signal(options?.signal));
+    if (confirmed !== "latest" && confirmed < 0) return undefined;
     const value = await this.#view(
       `read the escrow of ${JSON.stringify(id)}`,
       this.#jobManager,

@@ -1122,6 +1122,11 @@ Deno.test("StarknetChain.escrowOf() reads at the confirmed head, as its events: 
       await submit("j1");
       assert.equal((await client.escrowOf("j1"))?.client, "client-node", "at the head");
       assert.equal(await reader.escrowOf("j1"), undefined, "unconfirmed: absent");
+      assert.equal(
+        (await reader.escrowOf("j1", { latest: true }))?.client,
+        "client-node",
+        "unconfirmed, at the latest block: present (review R6 M5)",
+      );
       assert.equal(await submitted("j1"), 0);
       server.mine(1);
       assert.equal(await reader.escrowOf("j1"), undefined, "one block deep: absent");

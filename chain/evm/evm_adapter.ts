@@ -851,12 +851,18 @@ export class EvmChain implements ChainPort {
    * deployment), the spec hash absent where it is zero, ended once the job is paid or refunded.
    * An escrow or an ending that only unconfirmed blocks hold is not read yet: a node reads no
    * escrow its event stream has not shown, nor one a reorg within the confirmations can undo.
+   * `latest`: read at the latest block instead (an escrow still unconfirmed shows).
    */
-  async escrowOf(jobId: string, options?: ChainCallOptions): Promise<EscrowRecord | undefined> {
+  async escrowOf(
+    jobId: string,
+    options?: ChainCallOptions & { readonly latest?: boolean },
+  ): Promise<EscrowRecord | undefined> {
     options?.signal?.throwIfAborted();
     this.#checkOpen("escrowOf");
     const key = idKey(checkId("job id", jobId));
-    const confirmed = await this.#confirmedHead();
+    const confirmed = options?.latest === true
+      ? await this.#confirmedHead() + this.#confirmations
+      : await this.#confirmedHead();
     if (confirmed < this.addresses.deployBlock) return undefined;
     const [client, specHash, status] = await this.#read(
       this.addresses.jobManager,

@@ -17,6 +17,16 @@ export const ESCROW_CHECK_KEY = "escrow_check";
  * loaded node saw honest escrows a second late and banned honest clients at 1 s).
  */
 export const ESCROW_GRACE_MS = 5_000;
+/**
+ * How long after an escrow check that found the escrow only at the chain's latest block (not yet
+ * at the confirmed head the node reads at) the check comes again, ms; at most
+ * {@link MAX_UNCONFIRMED_RECHECKS} times. A worker that reads more confirmations behind than the
+ * client waited for sees an honest escrow late (12 s blocks and 3 confirmations: 36 s, more than
+ * the escrow wait): it is no forgery (review R6 M5).
+ */
+export const UNCONFIRMED_RECHECK_MS = 15_000;
+/** Checks again of an escrow seen only unconfirmed, at most; then the job is dropped, no blame. */
+export const MAX_UNCONFIRMED_RECHECKS = 4;
 /** Escrows remembered (and as many endings), by default. */
 export const ESCROW_MEMORY = 10_000;
 /**
@@ -42,6 +52,8 @@ export class EscrowWatch {
   readonly #ended: RecentSet;
   /** Observed jobs waiting for their check, with the peer that announced them (if it did). */
   readonly #pending = new Map<string, string | undefined>();
+  /** Checks again of observed jobs whose escrow showed only unconfirmed, by job actor. */
+  readonly #unconfirmed = new Map<string, number>();
   readonly #waitMs: number;
 
   /** `waitMs`: see {@link DEFAULT_ESCROW_WAIT_MS}; `memory`: see {@link ESCROW_MEMORY}. */
@@ -114,8 +126,21 @@ export class EscrowWatch {
     this.#pending.set(target, blame);
   }
 
+  /**
+   * The check of `target` found its escrow only unconfirmed: checks it again (blaming `blame` if it
+   * then finds none), and says whether it may ({@link MAX_UNCONFIRMED_RECHECKS} at most).
+   */
+  recheckUnconfirmed(target: string, blame: string | undefined): boolean {
+    const done = this.#unconfirmed.get(target) ?? 0;
+    if (done >= MAX_UNCONFIRMED_RECHECKS) return false;
+    this.#unconfirmed.set(target, done + 1);
+    this.#pending.set(target, blame);
+    return true;
+  }
+
   /** Forgets the check of `target` (retired). */
   drop(target: string): void {
     this.#pending.delete(target);
+    this.#unconfirmed.delete(target);
   }
 }

@@ -90,7 +90,12 @@ import {
   summarizeJob,
   summarizeRetired,
 } from "./options.ts";
-import { ESCROW_CHECK_KEY, ESCROW_GRACE_MS, EscrowWatch } from "./escrow_watch.ts";
+import {
+  ESCROW_CHECK_KEY,
+  ESCROW_GRACE_MS,
+  EscrowWatch,
+  UNCONFIRMED_RECHECK_MS,
+} from "./escrow_watch.ts";
 import { OpenTransactions } from "./open_transactions.ts";
 import { Timers } from "./timers.ts";
 import { WorkerAgent } from "./worker_agent.ts";
@@ -1132,7 +1137,7 @@ export class Node {
     if (this.#readsEscrows) {
       void this.#readEscrow(jobIdOf(actorId)!).then((held) => {
         if (held === true || this.#stopped) return;
-        if (held === false) return this.#dropUnescrowed(actorId, found.blame);
+        if (held === false) return this.#checkUnconfirmed(actorId, found.blame);
         if (this.tree.get(actorId)?.done !== false) return;
         this.#escrows.recheck(actorId, found.blame);
         this.#timers.arm(actorId, ESCROW_CHECK_KEY, this.#clock.now() + ESCROW_GRACE_MS);
@@ -1140,6 +1145,28 @@ export class Node {
       return;
     }
     this.#dropUnescrowed(actorId, found.blame);
+  }
+
+  /**
+   * The escrow check of observed job `actorId` found no escrow at the confirmed head its port reads
+   * at: before blaming anyone, reads the chain's latest block (`escrowOf`'s `latest`). An escrow
+   * there, only unconfirmed (this node waits for more confirmations than its client did), or no
+   * answer, is checked again {@link UNCONFIRMED_RECHECK_MS} later, a few times at most
+   * (`EscrowWatch.recheckUnconfirmed`), then dropped blaming no one; none there either: dropped,
+   * `blame` blamed (review R6 M5).
+   */
+  #checkUnconfirmed(actorId: string, blame: string | undefined): void {
+    this.stats.escrowReads++;
+    void this.#options.chain.escrowOf!(jobIdOf(actorId)!, {
+      signal: this.#effects.signal,
+      latest: true,
+    }).then((escrow) => escrow !== undefined, () => undefined).then((unconfirmed) => {
+      if (this.#stopped || this.tree.get(actorId)?.done !== false) return;
+      if (unconfirmed === false) return this.#dropUnescrowed(actorId, blame);
+      if (this.#escrows.recheckUnconfirmed(actorId, blame)) {
+        this.#timers.arm(actorId, ESCROW_CHECK_KEY, this.#clock.now() + UNCONFIRMED_RECHECK_MS);
+      } else this.#dropUnescrowed(actorId, undefined);
+    });
   }
 
   /** Drops observed job `actorId`, whose escrow the chain never showed, blaming `blame`. */
