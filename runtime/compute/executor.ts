@@ -31,7 +31,12 @@ export class ExecutionError extends Error {
   override readonly name = "ExecutionError";
 }
 
-/** JSON with sorted keys and `bigint` as decimal strings: the bytes a commitment covers. */
+/**
+ * JSON with sorted keys and `bigint` as decimal strings: the bytes a commitment covers. An own
+ * `__proto__` key (`JSON.parse` makes one as any other key) is encoded as any other key, whatever
+ * the host's `__proto__` setter does (null-prototype copies, as `protocols/spec_hash.ts`): two
+ * values that differ only there commit apart (review R6 L5).
+ */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
@@ -40,7 +45,8 @@ function sortKeys(value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
-    const out: Record<string, unknown> = {};
+    // No prototype: an own `__proto__` key is set as a key, not as the copy's prototype.
+    const out: Record<string, unknown> = Object.create(null);
     for (const key of Object.keys(value).sort()) {
       out[key] = sortKeys((value as Record<string, unknown>)[key]);
     }
