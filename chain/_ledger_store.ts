@@ -232,6 +232,9 @@ interface Group {
 /** A statement that writes the jobs table (see `LedgerStore.#jobRows`). */
 const WRITES_JOBS =
   /^\s*(?:UPDATE|INSERT\s+(?:OR\s+\w+\s+)?INTO|DELETE\s+FROM|REPLACE\s+INTO)\s+jobs\b/i;
+/** A statement that writes the workers table (see `LedgerStore.#workerRows`). */
+const WRITES_WORKERS =
+  /^\s*(?:UPDATE|INSERT\s+(?:OR\s+\w+\s+)?INTO|DELETE\s+FROM|REPLACE\s+INTO)\s+workers\b/i;
 /** Job rows a private store keeps at most (then it forgets them all and starts again). */
 const MAX_JOB_ROWS = 10_000;
 const EVENT_COLUMNS = 7;
@@ -463,7 +466,14 @@ export class LedgerStore {
   readonly #jobRows = new Map<string, JobRow>();
   /** The jobs the transaction under way wrote: forgotten if it fails. */
   readonly #jobsWritten: string[] = [];
+  /** Inside {@link #writeJob} or {@link #setWorker}: the write is kept, not a reason to forget. */
   #writingJob = false;
+  /**
+   * A private store's workers' rows, as {@link #jobRows} (their one write is {@link #setWorker},
+   * which writes the whole row: kept as written).
+   */
+  readonly #workerRows = new Map<string, WorkerRow>();
+  readonly #workersWritten: string[] = [];
   /** The group of transactions under way, if any ({@link group}). */
   #group: Group | undefined;
   /** Inside a grouped transaction's body: whether it took its savepoint (at its first write). */
@@ -619,7 +629,7 @@ export class LedgerStore {
     this.#kept.length = 0;
     this.#statements.clear();
     this.#inserts.clear();
-    this.#jobRows.clear();
+    this.#forgetKept();
     this.#jobStatement = undefined;
     this.#db.close();
   }
@@ -653,8 +663,9 @@ export class LedgerStore {
       this.#sql("SAVEPOINT tx").run();
       this.#saved = true;
     }
-    if (!this.#writingJob && this.#jobRows.size > 0 && WRITES_JOBS.test(sql)) {
-      this.#jobRows.clear();
+    if (!this.#writingJob && (this.#jobRows.size > 0 || this.#workerRows.size > 0)) {
+      if (WRITES_JOBS.test(sql)) this.#jobRows.clear();
+      if (WRITES_WORKERS.test(sql)) this.#workerRows.clear();
     }
     this.#sql(sql).run(...params);
   }
@@ -677,10 +688,18 @@ export class LedgerStore {
     else this.#jobRows.set(jobId, { ...kept, ...patch });
   }
 
-  /** Forgets the rows of the jobs the failed transaction wrote (its writes are undone). */
+  /** Forgets the rows of the jobs and workers the failed transaction wrote (undone). */
   #forgetWritten(): void {
     for (const jobId of this.#jobsWritten) this.#jobRows.delete(jobId);
     this.#jobsWritten.length = 0;
+    for (const worker of this.#workersWritten) this.#workerRows.delete(worker);
+    this.#workersWritten.length = 0;
+  }
+
+  /** Forgets every row kept (what a group that did not commit wrote may be among them). */
+  #forgetKept(): void {
+    this.#jobRows.clear();
+    this.#workerRows.clear();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -740,7 +759,7 @@ export class LedgerStore {
     } catch (error) {
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
       // The rows kept may hold what the group wrote.
-      this.#jobRows.clear();
+      this.#forgetKept();
       throw new ChainError(
         "rpc_error",
         `Cannot commit ${group.committed.length} transactions: ${(error as Error).message}`,
@@ -828,6 +847,7 @@ export class LedgerStore {
       this.#totalDeltas.clear();
       this.#creditDeltas.clear();
       this.#jobsWritten.length = 0;
+      this.#workersWritten.length = 0;
     }
     for (const listener of this.#commitListeners) listener();
     return receipt;
@@ -870,7 +890,7 @@ export class LedgerStore {
         } else {
           // SQLite rolled the whole transaction back (a full disk, an I/O error): the group's
           // earlier transactions are gone too, so none of them may be answered as done.
-          this.#jobRows.clear();
+          this.#forgetKept();
           group.lost = new ChainError(
             "rpc_error",
             `The ledger rolled back a group of transactions: ${(error as Error).message}`,
@@ -885,6 +905,7 @@ export class LedgerStore {
       this.#totalDeltas.clear();
       this.#creditDeltas.clear();
       this.#jobsWritten.length = 0;
+      this.#workersWritten.length = 0;
     }
   }
 
@@ -1091,6 +1112,17 @@ export class LedgerStore {
   }
 
   #worker(worker: string): WorkerRow {
+    const kept = this.#workerRows.get(worker);
+    if (kept !== undefined) return kept;
+    const row = this.#readWorker(worker);
+    if (this.#private) {
+      if (this.#workerRows.size >= MAX_JOB_ROWS) this.#workerRows.clear();
+      this.#workerRows.set(worker, row);
+    }
+    return row;
+  }
+
+  #readWorker(worker: string): WorkerRow {
     const row = this.#get(
       "SELECT staked, unbonding, slashed, withdrawn, reputation FROM workers WHERE worker = ?",
       worker,
@@ -1114,6 +1146,17 @@ export class LedgerStore {
   }
 
   #setWorker(worker: string, row: WorkerRow): void {
+    this.#writingJob = true;
+    try {
+      this.#writeWorker(worker, row);
+    } finally {
+      this.#writingJob = false;
+    }
+    this.#workersWritten.push(worker);
+    if (this.#workerRows.has(worker)) this.#workerRows.set(worker, row);
+  }
+
+  #writeWorker(worker: string, row: WorkerRow): void {
     this.#run(
       `INSERT INTO workers (worker, staked, unbonding, slashed, withdrawn, reputation) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (worker) DO UPDATE SET staked = excluded.staked, unbonding = excluded.unbonding,

@@ -256,3 +256,44 @@ Deno.test("a job's row as a transaction changed it is what the next one reads: a
     ledger.close();
   }
 });
+
+Deno.test("a transaction refused after it slashed a verifier leaves its stake as it was, alone or in a group", async () => {
+  for (const grouped of [false, true]) {
+    const ledger = LocalLedger.open(":memory:");
+    try {
+      const { verifiers, worker } = await assignedJob((a) => ledger.as(a), {
+        amount: 1_000n,
+        price: 600n,
+        hash: HASH,
+      });
+      await worker.submitResult({ jobId: "j1", commitment: HASH });
+      const sign = (i: number, verdict: "valid" | "invalid") =>
+        verifiers[i]!.signAttestation!({ jobId: "j1", attempt: 1, subject: HASH, verdict });
+      const [valid, no1, no2] = [
+        await sign(0, "valid"),
+        await sign(1, "invalid"),
+        await sign(2, "invalid"),
+      ];
+      const anyone = ledger.as("anyone");
+      const steps = () => [
+        // Two of four say invalid: disputed, and v1, who said valid, is slashed; then the repeat
+        // is refused, and all of it undone.
+        settle(anyone.submitAttestations!({ attestations: [valid, no1, no2, valid] })),
+        settle(anyone.stakeOf("v1")),
+        settle(anyone.reputationOf("v1")),
+        settle(anyone.submitAttestations!({ attestations: [valid, no1, no2] })),
+        settle(anyone.stakeOf("v1")),
+      ];
+      const outcomes = grouped
+        ? await Promise.all(ledger.group(steps))
+        : await Promise.all(steps());
+      assert.match(outcomes[0]!, /^err ChainError duplicate_attestation/, `grouped ${grouped}`);
+      assert.equal(outcomes[1], 'ok "100n"');
+      assert.equal(outcomes[2], "ok 500");
+      assert.match(outcomes[3]!, /^ok /);
+      assert.equal(outcomes[4], 'ok "50n"');
+    } finally {
+      ledger.close();
+    }
+  }
+});
