@@ -11,10 +11,16 @@ import type { DeliveredActor, Envelope } from "../kernel/mod.ts";
 /**
  * The codec's one reserved key. A `bigint` is `{ "$bigint": "<decimal>" }`; a literal object that
  * has an own `"$bigint"` key (a job's input may hold anything) is escaped as
- * `{ "$bigint": { ...that object } }`, so no value decodes as another. Files written before the
- * escape read as they did: their bigints are tags, and the only object the escape form reads
- * differently, a literal `{ "$bigint": {...} }` with that single key, is one this codec never
- * wrote (its own objects with the key come out of the old decoder changed anyway).
+ * `{ "$bigint": { ...that object } }`, so no value this codec writes decodes as another.
+ *
+ * Files written before the escape (868c197) read as they did but for one case: their bigints are
+ * tags, and a literal object with any other own `"$bigint"` value reads as itself, except a
+ * literal `{ "$bigint": {...} }` whose single key holds an object. The codec before the escape
+ * wrote such a value as it was and read it back as itself; this one reads it as the inner object
+ * (`{"$bigint":{"a":1}}` as `{ a: 1 }`: review R6 L1). Only a job input or output holding that
+ * literal could have written one; the recording fixtures hold none (`_codec_test.ts`). No format
+ * marker tells the two apart: a journal written before the escape with such a value replays that
+ * value changed (its state hash then differs at that step, and replay names it).
  */
 const BIGINT_TAG = "$bigint";
 const DECIMAL = /^-?\d+$/;

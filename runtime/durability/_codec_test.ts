@@ -59,6 +59,21 @@ Deno.test("decodeJson() reads what the codec wrote before the escape as it did",
   }
 });
 
+Deno.test("decodeJson() reads the one old-format case differently, as its module doc says, and no recording fixture holds it (review R6 L1)", () => {
+  // The codec before the escape wrote a literal {"$bigint": {...}} as it was and read it as itself.
+  assert.deepEqual(decodeJson('{"$bigint":{"a":1}}'), { a: 1 });
+  assert.deepEqual(decodeJson('{"input":{"$bigint":{"a":1}}}'), { input: { a: 1 } });
+  const dir = new URL("../../tests/fixtures/recordings/", import.meta.url);
+  let files = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    if (!entry.name.endsWith(".jsonl")) continue;
+    files++;
+    const text = Deno.readTextFileSync(new URL(entry.name, dir));
+    assert.doesNotMatch(text, /"\$bigint":\{/, `${entry.name} holds an escaped-looking object`);
+  }
+  assert.ok(files > 0, "the fixtures were read");
+});
+
 /**
  * Runs `body` with `Object.prototype.__proto__` as the language defines it (a setter that sets the
  * prototype), as Node and browsers have it; Deno's own setter defines an own key instead.
