@@ -7,11 +7,14 @@
  * import { parseRecording, replay } from "./mod.ts";
  *
  * const recording = parseRecording(await Deno.readTextFile(
- *   new URL("../../tests/fixtures/recordings/demo-3-jobs.job6-bid1-peer1.jsonl", import.meta.url),
+ *   new URL("../../tests/fixtures/recordings/demo-3-jobs.job7-bid1-peer1.jsonl", import.meta.url),
  * ));
  * const report = await replay(recording);
- * console.log(report.ok); // true
+ * if (!report.ok) throw new Error("The recording did not replay");
  * ```
+ *
+ * (A recording of a job machine version before the current one is refused with the version it
+ * needs: the example replays one of the current version, 7.)
  *
  * @module
  */
