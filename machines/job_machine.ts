@@ -21,8 +21,8 @@
  *   (`chain.tx.failed`) is recorded as the job's failure, and the job waits {@link REFUND_GRACE_MS}
  *   for the chain to show its ending (a refund that landed all the same, or another's), then sends
  *   the refund again, {@link MAX_REFUND_SENDS} sends in all (a chain whose clock lags refuses a
- *   refund as early); each resend waits a grace of its own, answered or not (a crash can lose its
- *   answer); after the last send's grace it ends `failed`, the escrow left on chain for its client
+ *   refund as early); each send, the first included, waits a grace of its own, answered or not
+ *   (a crash can lose its answer); after the last send's grace it ends `failed`, the escrow left on chain for its client
  *   to take back. A refund that fails transiently ({@link TRANSIENT_CHAIN_CODES}: the chain's node
  *   unreachable) is no refusal: sent again after a back off ({@link REFUND_RETRY_MS}, doubled to
  *   {@link MAX_REFUND_RETRY_MS}), not counted.
@@ -1010,6 +1010,16 @@ export const jobMachine = setup({
           }]
           : context.slashes,
     }),
+    /**
+     * The first refund is sent (an owner's job with an escrow): a grace for its answer or the
+     * chain's ending, as each resend has (a crash can lose its answer too: review R6 M3).
+     */
+    armRefundGrace: enqueueActions(({ context, event, enqueue }) => {
+      if (!isOwner(context) || context.escrowed <= 0n) return;
+      const due = timeOf(context, event) + REFUND_GRACE_MS;
+      enqueue.assign({ deadlines: withDeadline(context, "refund", due) });
+      enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+    }),
     /** The chain refused the refund: wait a grace for the chain's ending. */
     awaitRefundEnding: enqueueActions(({ context, event, enqueue }) => {
       const due = timeOf(context, event) + REFUND_GRACE_MS;
@@ -1387,7 +1397,7 @@ export const jobMachine = setup({
     },
     refunding: {
       description: "(Owner) The escrow is going back to the client.",
-      entry: { type: "enterPhase", params: { state: "refunding" } },
+      entry: [{ type: "enterPhase", params: { state: "refunding" } }, "armRefundGrace"],
       on: {
         "chain.tx.failed": [
           { guard: "refundFailedTransiently", actions: ["recordFailure", "backOffRefund"] },

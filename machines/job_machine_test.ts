@@ -955,6 +955,27 @@ Deno.test("jobMachine() waits a grace after each resent refund, answered or not,
   assert.equal(d.context.refundRefusals, MAX_REFUND_SENDS);
 });
 
+Deno.test("jobMachine() waits a grace after the first refund too, answered or not (review R6 M3)", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  const effects = d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  assert.equal(d.state, "refunding");
+  const due = 105 + REFUND_GRACE_MS;
+  assert.deepEqual(d.context.deadlines, { refund: due });
+  assert.deepEqual(
+    effects.filter((e) => e.type === "timer.arm" || e.type === "chain.refund").map((e) => e.type),
+    ["chain.refund", "timer.arm"],
+  );
+  // Its answer never comes (a crash lost it; the resend after recovery was closed quietly).
+  d.send({ type: "timer.fired", at: due, key: "refund", due });
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], "sent again");
+  assert.equal(d.context.refundRefusals, 1);
+  // A refunding job that is not the owner's, or holds no escrow, arms nothing.
+  const unescrowed = owner();
+  unescrowed.send({ type: "job.cancel", at: 1 });
+  assert.equal(unescrowed.context.deadlines.refund, undefined);
+});
+
 Deno.test("jobMachine() sends a refund that failed transiently again after a back off doubled to a cap, not counted as a refusal (review R6 M4)", () => {
   const d = owner();
   d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
