@@ -302,6 +302,47 @@ Deno.test("a restarted worker ends a job the chain refunded while it was down as
   }
 });
 
+Deno.test("a restarted worker whose first read of a restored job's escrow fails does not read it again to end the job (review R6 M2)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  const clock = simulatedClock(Date.now());
+  let w1: DurableNode | undefined;
+  try {
+    let network = new InProcessNetwork();
+    w1 = await openWorker(dir, ledger, network, clock);
+    await w1.start();
+    await observeAndStop(w1, network, ledger, clock, ["j1"]);
+    await ledger.as("client").refund({ jobId: "j1", reason: "cancelled" });
+    // The first escrow read fails (the chain's node unreachable); the next ones answer.
+    let reads = 0;
+    const real = ledger.as("w1");
+    const flaky = new Proxy(real, {
+      get(target, key) {
+        const value = Reflect.get(target, key);
+        if (key === "escrowOf") {
+          return (jobId: string, options?: never) =>
+            ++reads === 1
+              ? Promise.reject(new Error("connection refused"))
+              : target.escrowOf!(jobId, options);
+        }
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    network = new InProcessNetwork();
+    w1 = await openWorker(dir, ledger, network, simulatedClock(clock.now() + 1), flaky);
+    await w1.start();
+    const ended = () =>
+      w1!.node.job("j1")?.done ? w1!.node.job("j1")!.state : w1!.node.retiredJob("j1")?.state;
+    await until("j1 ended", 20_000, () => ended());
+    assert.equal(ended(), "cancelled", "the chain's word: refunded");
+    assert.ok(reads >= 1);
+  } finally {
+    await w1?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a restarted worker's start and catch-up with the chain wait for none of its restored jobs' escrow reads (review R6 M2)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
   const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);

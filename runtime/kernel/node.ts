@@ -1023,9 +1023,10 @@ export class Node {
 
   /**
    * A job heard of by gossip (or a join snapshot) holds nothing here unless the chain shows its
-   * escrow: its escrow is checked a grace period after its bid window closes.
+   * escrow: its escrow is checked a grace period after its bid window closes. `restored`: a job
+   * restored at start, whose escrow was read already ({@link Node.#readRestoredEscrows}).
    */
-  #armEscrowCheck(cell: ActorCell, relayed: boolean): void {
+  #armEscrowCheck(cell: ActorCell, relayed: boolean, restored = false): void {
     const c = jobContextOf(cell);
     const closesAt = c.deadlines.bid_window;
     if (c.owner === this.id || closesAt === undefined) return;
@@ -1038,7 +1039,9 @@ export class Node {
     });
     this.#timers.arm(cell.id, ESCROW_CHECK_KEY, due);
     // Its escrow came before the announcement, as an owner's does: this node did not read it.
-    if (this.#readsEscrows && !this.#escrows.has(c.jobId)) void this.#readEscrow(c.jobId);
+    if (this.#readsEscrows && !restored && !this.#escrows.has(c.jobId)) {
+      void this.#readEscrow(c.jobId);
+    }
   }
 
   /**
@@ -1117,7 +1120,7 @@ export class Node {
           this.#checkAnnounced(jobId);
         }
         const now = this.tree.get(cell.id);
-        if (!this.#stopped && now?.done === false) this.#armEscrowCheck(now, true);
+        if (!this.#stopped && now?.done === false) this.#armEscrowCheck(now, true, true);
       }
     };
     await Promise.all(Array.from({ length: RESTORED_READS_AT_ONCE }, reader));
