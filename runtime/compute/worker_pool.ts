@@ -17,6 +17,9 @@
  * @module
  */
 
+/** The longest wait the host's `setTimeout` takes, ms (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
   /** Tasks running at once. @default 2 */
@@ -141,7 +144,16 @@ export class WorkerPool {
             live,
             new DOMException(`The task passed its deadline of ${ms} ms`, "TimeoutError"),
           );
-        timer = this.#clock === undefined ? setTimeout(late, ms) : this.#clock.setTimeout(late, ms);
+        if (this.#clock !== undefined) timer = this.#clock.setTimeout(late, ms);
+        else {
+          // The host's timers take at most 2^31 - 1 ms (longer fires at once): wait in steps.
+          const wait = (left: number) => {
+            timer = left > MAX_TIMER_MS
+              ? setTimeout(() => wait(left - MAX_TIMER_MS), MAX_TIMER_MS)
+              : setTimeout(late, left);
+          };
+          wait(ms);
+        }
       }
     }
     try {

@@ -131,3 +131,13 @@ Deno.test("a pool's task signal stops listening to the caller's signal once the 
   await assert.rejects(running, (e) => e === "stop");
   pool.close();
 });
+
+Deno.test("WorkerPool.run() waits out a deadline past the host timer's 2^31 - 1 ms instead of firing it at once", async () => {
+  const pool = new WorkerPool({ concurrency: 1 });
+  const aborted = await pool.run(
+    (signal) => new Promise<boolean>((resolve) => setTimeout(() => resolve(signal.aborted), 30)),
+    { timeoutMs: 3e9 },
+  );
+  assert.equal(aborted, false);
+  pool.close();
+});
