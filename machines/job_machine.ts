@@ -22,10 +22,11 @@
  *   for the chain to show its ending (a refund that landed all the same, or another's), then sends
  *   the refund again, {@link MAX_REFUND_SENDS} sends in all (a chain whose clock lags refuses a
  *   refund as early); each send, the first included, waits a grace of its own, answered or not
- *   (a crash can lose its answer); after the last send's grace it ends `failed`, the escrow left on chain for its client
- *   to take back. A refund that fails transiently ({@link TRANSIENT_CHAIN_CODES}: the chain's node
- *   unreachable) is no refusal: sent again after a back off ({@link REFUND_RETRY_MS}, doubled to
- *   {@link MAX_REFUND_RETRY_MS}), not counted.
+ *   (a crash can lose its answer); after the last refused send's grace it ends `failed`, the
+ *   escrow left on chain for its client to take back. A refund that fails transiently
+ *   ({@link TRANSIENT_CHAIN_CODES}: the chain's node unreachable), or whose grace passes with no
+ *   answer (a slow or silent endpoint), is no refusal: sent again after a back off
+ *   ({@link REFUND_RETRY_MS}, doubled to {@link MAX_REFUND_RETRY_MS}), not counted.
  * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
  *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
  *   the escrow could not be locked).
@@ -212,6 +213,12 @@ export interface JobContext {
    */
   readonly refundRetries?: number;
   readonly refundBackingOff?: boolean;
+  /**
+   * Whether the last answer to the refund sent last was the chain's refusal (version 7; absent:
+   * no): only such a send counts toward {@link MAX_REFUND_SENDS} when its grace passes; a grace
+   * that passes unanswered is transient (review R7 M-a).
+   */
+  readonly refundRefused?: boolean;
   readonly payment: {
     readonly worker: NodeId;
     readonly amount: bigint;
@@ -469,7 +476,7 @@ export const jobMachine = setup({
     executionDue: ({ context, event }) => deadlineDue(context, event, "execution"),
     verificationDue: ({ context, event }) => deadlineDue(context, event, "verification"),
     refundGraceDue: ({ context, event }) => deadlineDue(context, event, "refund"),
-    /** Whether the refund may be sent again: the send whose grace passed counts as not landed. */
+    /** Whether the refund may be sent again: the refused send whose grace passed counts. */
     refundSendsLeft: ({ context }) => (context.refundRefusals ?? 0) + 1 < MAX_REFUND_SENDS,
     isOptimistic: ({ context }) => context.policy.verification === "optimistic",
     assignFailed: ({ event }) =>
@@ -496,6 +503,8 @@ export const jobMachine = setup({
       event.type === "chain.tx.failed" && event.request === "chain.refund" &&
       TRANSIENT_CHAIN_CODES.includes(event.code),
     refundBackingOff: ({ context }) => context.refundBackingOff === true,
+    /** The refund sent last was refused by the chain (not unanswered, not failed transiently). */
+    refundWasRefused: ({ context }) => context.refundRefused === true,
     failedRequestIs: ({ event }, params: { request: EffectRequest["type"] }) =>
       event.type === "chain.tx.failed" && event.request === params.request,
   },
@@ -1027,12 +1036,15 @@ export const jobMachine = setup({
         deadlines: withDeadline(context, "refund", due),
         refundRetries: 0,
         refundBackingOff: false,
+        refundRefused: true,
       });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
     }),
     /**
-     * The refund failed transiently: not counted; sent again after a back off of
-     * {@link REFUND_RETRY_MS}, doubled at each such failure in a row up to {@link MAX_REFUND_RETRY_MS}.
+     * The refund failed transiently, or its grace passed unanswered (a slow or silent chain
+     * endpoint, a crash that lost the answer: review R7 M-a): not counted; sent again after a back
+     * off of {@link REFUND_RETRY_MS}, doubled at each such failure in a row up to
+     * {@link MAX_REFUND_RETRY_MS}.
      */
     backOffRefund: enqueueActions(({ context, event, enqueue }) => {
       const retries = (context.refundRetries ?? 0) + 1;
@@ -1051,6 +1063,7 @@ export const jobMachine = setup({
       enqueue.assign({
         deadlines: withDeadline(context, "refund", due),
         refundBackingOff: false,
+        refundRefused: false,
       });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
       enqueue.emit({
@@ -1060,15 +1073,16 @@ export const jobMachine = setup({
       });
     }),
     /**
-     * The grace passed without the chain's ending: the last send did not land (refused, or no
-     * answer came: a crash before it, a resend closed quietly), counted; the refund again, for the
-     * same reason, with a grace of its own (its answer may never come either: review R6 M3).
+     * The grace after the chain's refusal passed without the chain's ending: that send did not
+     * land, counted; the refund again, for the same reason, with a grace of its own (its answer
+     * may never come: review R6 M3; then it is transient, review R7 M-a).
      */
     resendRefund: enqueueActions(({ context, event, enqueue }) => {
       const due = timeOf(context, event) + REFUND_GRACE_MS;
       enqueue.assign({
         refundRefusals: (context.refundRefusals ?? 0) + 1,
         deadlines: withDeadline(context, "refund", due),
+        refundRefused: false,
       });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
       enqueue.emit({
@@ -1077,7 +1091,7 @@ export const jobMachine = setup({
         reason: context.refundReason ?? "failed",
       });
     }),
-    /** The last send's grace passed without the chain's ending: it did not land either. */
+    /** The last send's grace passed after the chain's refusal: it did not land either. */
     countRefundSend: assign(({ context }) => ({
       refundRefusals: (context.refundRefusals ?? 0) + 1,
     })),
@@ -1408,8 +1422,16 @@ export const jobMachine = setup({
         ],
         "timer.fired": [
           { guard: and(["refundGraceDue", "refundBackingOff"]), actions: "retryRefund" },
-          { guard: and(["refundGraceDue", "refundSendsLeft"]), actions: "resendRefund" },
-          { guard: "refundGraceDue", target: "failed", actions: "countRefundSend" },
+          {
+            guard: and(["refundGraceDue", "refundWasRefused", "refundSendsLeft"]),
+            actions: "resendRefund",
+          },
+          {
+            guard: and(["refundGraceDue", "refundWasRefused"]),
+            target: "failed",
+            actions: "countRefundSend",
+          },
+          { guard: "refundGraceDue", actions: "backOffRefund" },
         ],
       },
     },

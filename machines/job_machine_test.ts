@@ -927,32 +927,48 @@ Deno.test("jobMachine() sends a refund the chain refused again after a grace, an
   assert.deepEqual(d.context.deadlines, {});
 });
 
-Deno.test("jobMachine() waits a grace after each resent refund, answered or not, and ends failed after the last (review R6 M3)", () => {
+Deno.test("jobMachine() waits a grace after each resent refund, answered or not, and counts only the refused ones (review R6 M3, R7 M-a)", () => {
   const d = owner();
   d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
   d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
-  d.send({
-    type: "chain.tx.failed",
-    at: 110,
-    request: "chain.refund",
-    code: "invalid_state",
-    message: "Cannot refund as expired: the job is not open",
-  });
+  const refused = (at: number) =>
+    ({
+      type: "chain.tx.failed",
+      at,
+      request: "chain.refund",
+      code: "invalid_state",
+      message: "Cannot refund as expired: the job is not open",
+    }) as const;
+  d.send(refused(110));
   let due = 110 + REFUND_GRACE_MS;
-  for (let send = 2; send <= MAX_REFUND_SENDS; send++) {
-    d.send({ type: "timer.fired", at: due, key: "refund", due });
-    assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], `send ${send}`);
-    // No answer comes (a crash, then a resend closed quietly): its own grace ends the wait.
-    const next = due + REFUND_GRACE_MS;
-    assert.deepEqual(d.context.deadlines, { refund: next });
-    assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "refund", at: next }]);
-    assert.equal(d.context.refundRefusals, send - 1);
-    due = next;
-  }
   d.send({ type: "timer.fired", at: due, key: "refund", due });
-  assert.deepEqual(d.emitted("chain.refund"), []);
-  assert.equal(d.state, "failed", `after ${MAX_REFUND_SENDS} sends that did not land`);
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], "send 2");
+  assert.equal(d.context.refundRefusals, 1);
+  // No answer comes (a crash, a resend closed quietly): its own grace ends the wait, uncounted.
+  due += REFUND_GRACE_MS;
+  assert.deepEqual(d.context.deadlines.refund, due);
+  assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "refund", at: due }]);
+  d.send({ type: "timer.fired", at: due, key: "refund", due });
+  assert.equal(d.context.refundRefusals, 1, "an unanswered grace is not a refusal");
+  assert.equal(d.state, "refunding");
+  // ... it backs off, then sends again (send 3).
+  const retryAt = d.context.deadlines.refund!;
+  assert.equal(retryAt, due + REFUND_RETRY_MS);
+  d.send({ type: "timer.fired", at: retryAt, key: "refund", due: retryAt });
+  assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], "send 3");
+  // Refused twice more: the third refusal's grace ends the job.
+  for (let refusal = 2; refusal <= MAX_REFUND_SENDS; refusal++) {
+    const at = d.context.deadlines.refund! - 1;
+    d.send(refused(at));
+    due = at + REFUND_GRACE_MS;
+    d.send({ type: "timer.fired", at: due, key: "refund", due });
+    assert.equal(d.context.refundRefusals, refusal);
+    const resent = refusal < MAX_REFUND_SENDS ? ["expired"] : [];
+    assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), resent, `${refusal}`);
+  }
+  assert.equal(d.state, "failed", `after ${MAX_REFUND_SENDS} refused sends`);
   assert.equal(d.context.refundRefusals, MAX_REFUND_SENDS);
+  assert.deepEqual(d.context.deadlines, {});
 });
 
 Deno.test("jobMachine() waits a grace after the first refund too, answered or not (review R6 M3)", () => {
@@ -966,10 +982,14 @@ Deno.test("jobMachine() waits a grace after the first refund too, answered or no
     effects.filter((e) => e.type === "timer.arm" || e.type === "chain.refund").map((e) => e.type),
     ["chain.refund", "timer.arm"],
   );
-  // Its answer never comes (a crash lost it; the resend after recovery was closed quietly).
+  // Its answer never comes (a crash lost it; the resend after recovery was closed quietly):
+  // transient, sent again after the back off, uncounted (review R7 M-a).
   d.send({ type: "timer.fired", at: due, key: "refund", due });
+  const retry = due + REFUND_RETRY_MS;
+  assert.deepEqual(d.context.deadlines.refund, retry);
+  d.send({ type: "timer.fired", at: retry, key: "refund", due: retry });
   assert.deepEqual(d.emitted("chain.refund").map((e) => e.reason), ["expired"], "sent again");
-  assert.equal(d.context.refundRefusals, 1);
+  assert.equal(d.context.refundRefusals ?? 0, 0);
   // A refunding job that is not the owner's, or holds no escrow, arms nothing.
   const unescrowed = owner();
   unescrowed.send({ type: "job.cancel", at: 1 });
@@ -1025,6 +1045,44 @@ Deno.test("jobMachine() sends a refund that failed transiently again after a bac
     amount: 100n,
     reason: "expired",
   });
+  assert.equal(d.state, "expired");
+});
+
+Deno.test("jobMachine() does not give up a refund whose every answer comes after its grace, from a slow endpoint (review R7 M-a)", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  // Each send answered rpc_error 120 s later (the EVM adapter's retries); timers fire when due.
+  const LATE_MS = 2 * REFUND_GRACE_MS;
+  const answers: number[] = [105 + LATE_MS];
+  let at = 105;
+  let sends = 1;
+  while (at < 105 + 6 * 3_600_000) {
+    const due = d.context.deadlines.refund!;
+    const next = Math.min(due, ...answers);
+    at = next;
+    if (next === due) d.send({ type: "timer.fired", at, key: "refund", due });
+    else {
+      answers.splice(answers.indexOf(next), 1);
+      d.send({
+        type: "chain.tx.failed",
+        at,
+        request: "chain.refund",
+        code: "rpc_error",
+        message: "Cannot send transaction: not mined after 4 sends",
+      });
+    }
+    for (const _ of d.emitted("chain.refund")) {
+      sends++;
+      answers.push(at + LATE_MS);
+    }
+    assert.equal(d.state, "refunding", `gave up at ${at} although the chain never refused`);
+  }
+  assert.equal(d.context.refundRefusals ?? 0, 0, "none counted");
+  assert.ok(sends > MAX_REFUND_SENDS && sends < 200, `bounded by the back off: ${sends} sends`);
+  assert.equal(Math.max(...answers) - at <= LATE_MS, true);
+  // The refund lands at last: the chain's ending ends the job.
+  d.send({ type: "chain.escrow.refunded", at: at + 1, amount: 100n, reason: "expired" });
   assert.equal(d.state, "expired");
 });
 
