@@ -26,7 +26,9 @@
  *   escrow left on chain for its client to take back. A refund that fails transiently
  *   ({@link TRANSIENT_CHAIN_CODES}: the chain's node unreachable), or whose grace passes with no
  *   answer (a slow or silent endpoint), is no refusal: sent again after a back off
- *   ({@link REFUND_RETRY_MS}, doubled to {@link MAX_REFUND_RETRY_MS}), not counted.
+ *   ({@link REFUND_RETRY_MS}, doubled to {@link MAX_REFUND_RETRY_MS}), not counted. After
+ *   {@link REFUND_LIMIT_MS} (24 h) in `refunding` the job ends `failed` all the same, the escrow
+ *   left on chain, its failure saying why.
  * - `settled`*, `expired`* (no acceptable bid), `cancelled`* (by the client before
  *   assignment), `refunded`* (after a dispute), `failed`* (attempts exhausted, no quorum, or
  *   the escrow could not be locked).
@@ -100,6 +102,14 @@ export const REFUND_RETRY_MS = 5_000;
 
 /** The longest back off of a refund that failed transiently, virtual ms. */
 export const MAX_REFUND_RETRY_MS = 300_000;
+
+/**
+ * How long an owner's job stays in `refunding` at most, virtual ms (deadline key `refund_limit`,
+ * armed on entry): a refund that can never land (the account has no gas funds, a revert without a
+ * reason, a fault of the client's own) fails transiently for ever; when this passes the job ends
+ * `failed`, the escrow left on chain, its failure saying so (review R7 L-a).
+ */
+export const REFUND_LIMIT_MS = 24 * 60 * 60 * 1000;
 
 /** A bid as the job keeps it: its lifecycle is its `status` (no child actor since version 4). */
 export interface BidRecord extends BidOffer {
@@ -505,6 +515,7 @@ export const jobMachine = setup({
     refundBackingOff: ({ context }) => context.refundBackingOff === true,
     /** The refund sent last was refused by the chain (not unanswered, not failed transiently). */
     refundWasRefused: ({ context }) => context.refundRefused === true,
+    refundLimitDue: ({ context, event }) => deadlineDue(context, event, "refund_limit"),
     failedRequestIs: ({ event }, params: { request: EffectRequest["type"] }) =>
       event.type === "chain.tx.failed" && event.request === params.request,
   },
@@ -1025,9 +1036,14 @@ export const jobMachine = setup({
      */
     armRefundGrace: enqueueActions(({ context, event, enqueue }) => {
       if (!isOwner(context) || context.escrowed <= 0n) return;
-      const due = timeOf(context, event) + REFUND_GRACE_MS;
-      enqueue.assign({ deadlines: withDeadline(context, "refund", due) });
+      const now = timeOf(context, event);
+      const due = now + REFUND_GRACE_MS;
+      const limit = now + REFUND_LIMIT_MS;
+      enqueue.assign({
+        deadlines: { ...context.deadlines, refund: due, refund_limit: limit },
+      });
       enqueue.emit({ type: "timer.arm", key: "refund", at: due });
+      enqueue.emit({ type: "timer.arm", key: "refund_limit", at: limit });
     }),
     /** The chain refused the refund: wait a grace for the chain's ending. */
     awaitRefundEnding: enqueueActions(({ context, event, enqueue }) => {
@@ -1094,6 +1110,12 @@ export const jobMachine = setup({
     /** The last send's grace passed after the chain's refusal: it did not land either. */
     countRefundSend: assign(({ context }) => ({
       refundRefusals: (context.refundRefusals ?? 0) + 1,
+    })),
+    /** {@link REFUND_LIMIT_MS} passed in `refunding`: the job gives up, the escrow stays on chain. */
+    giveUpRefund: assign(({ context }) => ({
+      failure: `Cannot refund within ${REFUND_LIMIT_MS / 3_600_000} h: the escrow stays on chain: ${
+        context.failure ?? "no answer from the chain"
+      }`,
     })),
     recordFailure: assign({
       failure: ({ context, event }) =>
@@ -1421,6 +1443,7 @@ export const jobMachine = setup({
           },
         ],
         "timer.fired": [
+          { guard: "refundLimitDue", target: "failed", actions: "giveUpRefund" },
           { guard: and(["refundGraceDue", "refundBackingOff"]), actions: "retryRefund" },
           {
             guard: and(["refundGraceDue", "refundWasRefused", "refundSendsLeft"]),

@@ -7,6 +7,7 @@ import {
   MAX_REFUND_RETRY_MS,
   MAX_REFUND_SENDS,
   REFUND_GRACE_MS,
+  REFUND_LIMIT_MS,
   REFUND_RETRY_MS,
 } from "./job_machine.ts";
 
@@ -915,7 +916,7 @@ Deno.test("jobMachine() sends a refund the chain refused again after a grace, an
     assert.equal(d.state, "refunding", "the chain may still show the job's ending");
     assert.match(d.context.failure, /chain.refund failed: invalid_state: Cannot refund as expired/);
     const due = at + REFUND_GRACE_MS;
-    assert.deepEqual(d.context.deadlines, { refund: due });
+    assert.deepEqual(d.context.deadlines, { refund: due, refund_limit: 105 + REFUND_LIMIT_MS });
     assert.deepEqual(d.emitted("timer.arm"), [{ type: "timer.arm", key: "refund", at: due }]);
     assert.equal(d.can({ type: "timer.fired", at: due, key: "refund", due: due - 1 }), false);
     d.send({ type: "timer.fired", at: due, key: "refund", due });
@@ -977,10 +978,10 @@ Deno.test("jobMachine() waits a grace after the first refund too, answered or no
   const effects = d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
   assert.equal(d.state, "refunding");
   const due = 105 + REFUND_GRACE_MS;
-  assert.deepEqual(d.context.deadlines, { refund: due });
+  assert.deepEqual(d.context.deadlines, { refund: due, refund_limit: 105 + REFUND_LIMIT_MS });
   assert.deepEqual(
     effects.filter((e) => e.type === "timer.arm" || e.type === "chain.refund").map((e) => e.type),
-    ["chain.refund", "timer.arm"],
+    ["chain.refund", "timer.arm", "timer.arm"],
   );
   // Its answer never comes (a crash lost it; the resend after recovery was closed quietly):
   // transient, sent again after the back off, uncounted (review R7 M-a).
@@ -1084,6 +1085,48 @@ Deno.test("jobMachine() does not give up a refund whose every answer comes after
   // The refund lands at last: the chain's ending ends the job.
   d.send({ type: "chain.escrow.refunded", at: at + 1, amount: 100n, reason: "expired" });
   assert.equal(d.state, "expired");
+});
+
+Deno.test("jobMachine() ends a refund that never lands failed after REFUND_LIMIT_MS in refunding, the escrow left on chain (review R7 L-a)", () => {
+  const d = owner();
+  d.send({ type: "chain.escrow.locked", at: 5, client: "client", amount: 100n });
+  const entry = d.send({ type: "timer.fired", at: 105, key: "bid_window", due: 105 });
+  const limit = 105 + REFUND_LIMIT_MS;
+  assert.equal(d.context.deadlines.refund_limit, limit);
+  assert.ok(
+    entry.some((e) => e.type === "timer.arm" && e.key === "refund_limit" && e.at === limit),
+  );
+  // Every send fails for a cause that will not pass (no gas funds), read as transient.
+  let sends = 1;
+  for (let i = 0; i < 10_000; i++) {
+    const due = d.context.deadlines.refund!;
+    if (due >= limit) break;
+    d.send({
+      type: "chain.tx.failed",
+      at: due - 1,
+      request: "chain.refund",
+      code: "rpc_error",
+      message: "insufficient funds for gas",
+    });
+    const retry = d.context.deadlines.refund!;
+    if (retry >= limit) break;
+    d.send({ type: "timer.fired", at: retry, key: "refund", due: retry });
+    sends += d.emitted("chain.refund").length;
+  }
+  assert.equal(d.state, "refunding");
+  assert.equal(
+    d.can({ type: "timer.fired", at: limit, key: "refund_limit", due: limit - 1 }),
+    false,
+  );
+  d.send({ type: "timer.fired", at: limit, key: "refund_limit", due: limit });
+  assert.equal(d.state, "failed", `after ${sends} sends`);
+  assert.match(
+    d.context.failure ?? "",
+    /^Cannot refund within 24 h: the escrow stays on chain: chain.refund failed: rpc_error: insufficient funds for gas$/,
+  );
+  assert.deepEqual(d.context.deadlines, {});
+  assert.equal(d.context.escrowed, 100n, "the escrow is not counted as refunded");
+  assert.equal(d.context.refunded, 0n);
 });
 
 Deno.test("jobMachine() ends a job whose refund the chain refused as the chain shows it within the grace", () => {

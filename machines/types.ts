@@ -117,9 +117,10 @@ export type RefundReason = "expired" | "cancelled" | "disputed" | "failed";
 /**
  * Deadlines a job arms; each is stored in context as an absolute time. `refund`: how long an
  * owner whose refund the chain refused waits for the chain to show the job's ending before it
- * ends the job as failed (job machine version 7).
+ * ends the job as failed (job machine version 7). `refund_limit`: how long an owner's job stays in
+ * `refunding` at most before it ends failed, the escrow left on chain (version 7, review R7 L-a).
  */
-export type DeadlineKey = "bid_window" | "execution" | "verification" | "refund";
+export type DeadlineKey = "bid_window" | "execution" | "verification" | "refund" | "refund_limit";
 
 /**
  * Requests the machines emit (XState `emit`). The runtime routes each to a port; the outcome
