@@ -22,6 +22,14 @@
  * - the server's own figures, where it serves them: `{ "id": 1, "stats": true }`, answered as a
  *   call (the benchmark's chain process tells its CPU time so).
  *
+ * Bounds, so that no client's line stops the server or its connection: a line is at most
+ * {@link MAX_LINE_BYTES}; a tagged bigint at most {@link MAX_BIGINT_DIGITS} digits (a longer one
+ * refuses its line, with its id); `eventsSince` at most {@link MAX_EVENTS_LIMIT} events a call;
+ * a subscription polls every {@link MIN_POLL_MS} ms at the most often, and a connection holds at
+ * most {@link MAX_SUBSCRIPTIONS} (another is refused, `{ "s": n, "err": ... }`). An answer that
+ * cannot be sent (it cannot be encoded, or is longer than a line) answers its call `rpc_error`
+ * saying why; an event batch too long for a line goes out in halves.
+ *
  * Group commit: where the factory can group transactions (`LocalLedger.group`), the calls of
  * each chunk the server reads run in one group (one SQLite transaction), and every answer of the
  * chunk goes out only after the group committed; if it did not, each of its calls is answered
@@ -62,6 +70,24 @@ export const REMOTE_CHAIN_PROTOCOL = "ciro-chain/1";
 
 /** The longest line either side accepts, bytes (a call's arguments, an answer, an event batch). */
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The largest `limit` the server takes for `eventsSince`: a call asking for more is refused
+ * (10,000 of the ledger's events make a line of a few MB, well under {@link MAX_LINE_BYTES}).
+ */
+export const MAX_EVENTS_LIMIT = 10_000;
+
+/** The shortest poll interval of a served subscription, ms: a shorter one would busy-poll the ledger. */
+export const MIN_POLL_MS = 5;
+
+/** The subscriptions one connection may hold open at once; the server refuses another. */
+export const MAX_SUBSCRIPTIONS = 1_024;
+
+/**
+ * The most decimal digits a tagged bigint may hold on either side (a u256 has 78): a longer one
+ * refuses its line (turning millions of digits into a bigint takes seconds).
+ */
+export const MAX_BIGINT_DIGITS = 100;
 
 /** The port methods that are transactions or reads: everything but `subscribe` and `close`. */
 const CALLS = [
@@ -141,7 +167,16 @@ function tag(value: unknown): unknown {
   return copy ?? record;
 }
 
-/** Turns tagged bigints back, in place (walking only into objects and arrays). */
+/** Why a line that is JSON is refused all the same (a tagged bigint too long). */
+class RefusedLineError extends Error {
+  override readonly name = "RefusedLineError";
+  readonly code = "refused_line";
+}
+
+/**
+ * Turns tagged bigints back, in place (walking only into objects and arrays); throws a
+ * {@link RefusedLineError} for a tag of more than {@link MAX_BIGINT_DIGITS} digits.
+ */
 function untag(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) {
@@ -154,6 +189,12 @@ function untag(value: unknown): unknown {
   const record = value as Record<string, unknown>;
   const tagged = record[BIGINT_TAG];
   if (typeof tagged === "string" && /^-?\d+$/.test(tagged) && Object.keys(record).length === 1) {
+    const digits = tagged.length - (tagged.startsWith("-") ? 1 : 0);
+    if (digits > MAX_BIGINT_DIGITS) {
+      throw new RefusedLineError(
+        `a bigint has more than ${MAX_BIGINT_DIGITS} digits: ${digits} digits`,
+      );
+    }
     return BigInt(tagged);
   }
   for (const key in record) {
@@ -183,15 +224,41 @@ class LineWriter {
     this.#onError = onError;
   }
 
+  /**
+   * Queues `value` as a line; throws a `RangeError`, queuing nothing, if it cannot be encoded
+   * (a cycle, a string longer than JSON.stringify can make) or is longer than
+   * {@link MAX_LINE_BYTES} (the other side would refuse it).
+   */
   line(value: unknown): void {
     if (this.#failed) return;
-    this.#pending.push(JSON.stringify(tag(value)));
+    this.#pending.push(this.#encode(value));
     if (this.#scheduled || this.#writing) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
       this.#flush();
     });
+  }
+
+  #encode(value: unknown): string {
+    let text: string;
+    try {
+      text = JSON.stringify(tag(value));
+    } catch (error) {
+      throw new RangeError(`Cannot encode a line: ${(error as Error).message}`, { cause: error });
+    }
+    // A UTF-16 unit is 1 to 3 bytes of UTF-8 (a pair of them 4): the bytes are counted only
+    // where the units do not settle it.
+    if (text.length * 3 > MAX_LINE_BYTES) {
+      const over = text.length > MAX_LINE_BYTES ||
+        this.#encoder.encode(text).length > MAX_LINE_BYTES;
+      if (over) {
+        throw new RangeError(
+          `Cannot send a line longer than ${MAX_LINE_BYTES} bytes: ${text.length} characters`,
+        );
+      }
+    }
+    return text;
   }
 
   #flush(): void {
@@ -232,13 +299,14 @@ class LineWriter {
 
 /**
  * Reads lines of JSON from a stream and hands each parsed value to `onLine`; a line that is not
- * JSON, or longer than {@link MAX_LINE_BYTES}, goes to `onBad` with why. Resolves at the stream's
- * end.
+ * JSON, or longer than {@link MAX_LINE_BYTES}, goes to `onBad` with why, and so does a line that
+ * is JSON but refused (a bigint of more than {@link MAX_BIGINT_DIGITS} digits), with its parsed
+ * value (whose id its refusal answers). Resolves at the stream's end.
  */
 async function readLines(
   readable: ReadableStream<Uint8Array>,
   onLine: (value: unknown) => void,
-  onBad: (why: string) => void,
+  onBad: (why: string, line?: unknown) => void,
   eachChunk?: (work: () => void) => void,
 ): Promise<void> {
   const decoder = new TextDecoder();
@@ -260,21 +328,34 @@ async function readLines(
 function takeLines(
   buffered: string,
   onLine: (value: unknown) => void,
-  onBad: (why: string) => void,
+  onBad: (why: string, line?: unknown) => void,
 ): string {
   let start = 0;
   for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n", start)) {
     const text = buffered.slice(start, end);
     start = end + 1;
     if (text.length === 0) continue;
+    // However the stream cut it: a whole line in one chunk is held to the bound as well.
+    if (text.length > MAX_LINE_BYTES) {
+      onBad(`a line is longer than ${MAX_LINE_BYTES} bytes`);
+      continue;
+    }
     let value: unknown;
     try {
       value = JSON.parse(text);
-      // Only a line that holds a tagged bigint is walked (answers mostly do not).
-      if (text.includes(BIGINT_TAG)) value = untag(value);
     } catch (error) {
       onBad(`a line is not JSON: ${(error as Error).message}`);
       continue;
+    }
+    // Only a line that holds a tagged bigint is walked (answers mostly do not).
+    if (text.includes(BIGINT_TAG)) {
+      try {
+        value = untag(value);
+      } catch (error) {
+        if (!(error instanceof RefusedLineError)) throw error;
+        onBad(error.message, value);
+        continue;
+      }
     }
     onLine(value);
   }
@@ -443,6 +524,55 @@ export async function serveChain(
       });
     }
   };
+  // A line read but refused before it is served (a bigint too long): answered by its id, or by
+  // its subscription's number.
+  const refuseRead = (why: string, line?: unknown) => {
+    if (isRecord(line) && typeof line.id !== "number" && typeof line.s === "number") {
+      tell(why);
+      const error = new ChainError("rpc_error", `Refused by the chain server: ${why}`);
+      return out.line({ s: line.s, err: toWire(error) });
+    }
+    refuse(isRecord(line) ? line.id : undefined, why);
+  };
+  // An answer sent, or if it cannot be (it cannot be encoded, or is longer than a line may be),
+  // the call answered with why: the answer is lost, not the server nor the client's connection.
+  const answer = (id: number, method: string, line: { ok: unknown } | { err: WireError }) => {
+    try {
+      out.line({ id, ...line });
+    } catch (error) {
+      const why = (error as Error).message;
+      logger.error("The answer to call {id} ({method}) cannot be sent: {why}", { id, method, why });
+      try {
+        const err = new ChainError("rpc_error", `Cannot send the answer to ${method}: ${why}`);
+        out.line({ id, err: toWire(err) });
+      } catch (again) {
+        logger.error("Nor can why: {error}", { error: again });
+      }
+    }
+  };
+  // A batch of a subscription's events sent, in halves where it is too long for one line; an
+  // event that cannot be sent alone ends the subscription with why (rather than skipping it).
+  const sendEvents = (sub: number, events: ChainEvent[]): void => {
+    try {
+      out.line({ s: sub, e: events });
+    } catch (error) {
+      if (events.length > 1) {
+        const half = Math.ceil(events.length / 2);
+        sendEvents(sub, events.slice(0, half));
+        if (subscriptions.has(sub)) sendEvents(sub, events.slice(half));
+        return;
+      }
+      subscriptions.get(sub)?.stop();
+      subscriptions.delete(sub);
+      const why = (error as Error).message;
+      logger.error("An event of subscription {sub} cannot be sent: {why}", { sub, why });
+      const err = new ChainError(
+        "rpc_error",
+        `Cannot send an event of subscription ${sub}: ${why}`,
+      );
+      out.line({ s: sub, err: toWire(err) });
+    }
+  };
   // Each line's own failure (an account the ledger refuses, a closed ledger, stats that throw)
   // refuses that line, with its id: the lines before and after it are served as if it were not.
   const onLine = (request: unknown) => {
@@ -480,12 +610,21 @@ export async function serveChain(
     if (typeof request.s === "number") {
       const sub = request.s;
       if (subscriptions.has(sub)) return refuse(undefined, `subscription ${sub} is open`);
+      if (subscriptions.size >= MAX_SUBSCRIPTIONS) {
+        const why = `too many subscriptions: at most ${MAX_SUBSCRIPTIONS} open on one connection`;
+        tell(why);
+        const err = new ChainError("rpc_error", `Refused by the chain server: ${why}`);
+        return out.line({ s: sub, err: toWire(err) });
+      }
       const from = isRecord(request.from) ? request.from as unknown as ChainCursor : undefined;
       const pollMs = request.pollMs ?? DEFAULT_FEED_POLL_MS;
-      if (typeof pollMs !== "number" || !Number.isFinite(pollMs) || pollMs < 0) {
+      if (typeof pollMs !== "number" || !Number.isFinite(pollMs) || pollMs < MIN_POLL_MS) {
+        const got = typeof pollMs === "number" ? String(pollMs) : typeof pollMs;
         return out.line({
           s: sub,
-          err: toWire(new RangeError(`Invalid pollMs: expected a non-negative number`)),
+          err: toWire(
+            new RangeError(`Invalid pollMs: expected at least ${MIN_POLL_MS} ms, got ${got}`),
+          ),
         });
       }
       const port = portFor(account);
@@ -494,7 +633,7 @@ export async function serveChain(
         return out.line({ s: sub, err: toWire(port) });
       }
       const feed = new Feed(port, from ?? { blockNumber: 0, eventIndex: 0 }, pollMs, {
-        events: (events) => out.line({ s: sub, e: events }),
+        events: (events) => sendEvents(sub, events),
         failed: (error) => {
           subscriptions.delete(sub);
           out.line({ s: sub, err: toWire(error) });
@@ -514,6 +653,12 @@ export async function serveChain(
     if (!Array.isArray(request.p) || request.p.length > 2) {
       return refuse(id, `the arguments of ${method} are not a list of at most 2`);
     }
+    if (method === "eventsSince") {
+      const limit = isRecord(request.p[1]) ? request.p[1].limit : undefined;
+      if (typeof limit === "number" && limit > MAX_EVENTS_LIMIT) {
+        return refuse(id, `the limit of eventsSince is above ${MAX_EVENTS_LIMIT}: ${limit}`);
+      }
+    }
     if (chunk?.unable !== undefined) return out.line({ id, err: toWire(chunk.unable) });
     const found = portFor(account);
     if (found instanceof Error) return refuse(id, `the account is refused: ${found.message}`);
@@ -529,16 +674,16 @@ export async function serveChain(
     const turn = chunk;
     result.then(
       (value) => {
-        if (turn?.failed !== undefined) return out.line({ id, err: toWire(turn.failed) });
-        out.line({ id, ok: value === undefined ? null : value });
+        if (turn?.failed !== undefined) return answer(id, method, { err: toWire(turn.failed) });
+        answer(id, method, { ok: value === undefined ? null : value });
         readFeeds();
       },
-      (error) => out.line({ id, err: toWire(turn?.failed ?? error) }),
+      (error) => answer(id, method, { err: toWire(turn?.failed ?? error) }),
     );
   };
   out.line({ hello: REMOTE_CHAIN_PROTOCOL, methods: [...methods] });
   try {
-    await readLines(stream.readable, onLine, (why) => refuse(undefined, why), eachChunk);
+    await readLines(stream.readable, onLine, refuseRead, eachChunk);
   } finally {
     for (const feed of subscriptions.values()) feed.stop();
     subscriptions.clear();
@@ -617,6 +762,7 @@ class Feed {
       return this.#batch(done + 1);
     }
     this.#reading = false;
+    if (this.#stopped) return;
     // A longer backlog lets other work run between its reads; otherwise wait for news or a poll.
     const again = full || this.#again;
     this.#again = false;
@@ -750,7 +896,13 @@ export class RemoteChain {
     }
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, signal });
-      this.#out.line(lineOf(id));
+      try {
+        this.#out.line(lineOf(id));
+      } catch (error) {
+        // A call whose arguments cannot be sent (too long for a line) rejects alone.
+        this.#pending.delete(id);
+        reject(error);
+      }
     });
   }
 
@@ -762,17 +914,22 @@ export class RemoteChain {
   ): () => void {
     if (this.#closed !== undefined) throw this.#closed;
     const pollMs = options.pollMs;
-    if (pollMs !== undefined && (!Number.isFinite(pollMs) || pollMs < 0)) {
-      throw new RangeError(`Invalid pollMs: expected a non-negative number, got ${pollMs}`);
+    if (pollMs !== undefined && (!Number.isFinite(pollMs) || pollMs < MIN_POLL_MS)) {
+      throw new RangeError(`Invalid pollMs: expected at least ${MIN_POLL_MS} ms, got ${pollMs}`);
     }
     const sub = this.#nextId++;
     this.#subscriptions.set(sub, onEvents);
-    this.#out.line({
-      s: sub,
-      a: account,
-      ...(options.from === undefined ? {} : { from: options.from }),
-      ...(pollMs === undefined ? {} : { pollMs }),
-    });
+    try {
+      this.#out.line({
+        s: sub,
+        a: account,
+        ...(options.from === undefined ? {} : { from: options.from }),
+        ...(pollMs === undefined ? {} : { pollMs }),
+      });
+    } catch (error) {
+      this.#subscriptions.delete(sub);
+      throw error;
+    }
     return () => {
       if (!this.#subscriptions.delete(sub) || this.#closed !== undefined) return;
       this.#out.line({ u: sub });

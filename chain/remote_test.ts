@@ -12,7 +12,13 @@ import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { LocalLedger } from "./local_ledger.ts";
 import { ChainError, type ChainEvent } from "./port.ts";
-import { type ByteStream, type PortFactory, RemoteChain, serveChain } from "./remote.ts";
+import {
+  type ByteStream,
+  MAX_LINE_BYTES,
+  type PortFactory,
+  RemoteChain,
+  serveChain,
+} from "./remote.ts";
 
 const MODEL = "a".repeat(64);
 const INPUT = "b".repeat(64);
@@ -894,5 +900,271 @@ Deno.test("a call to a closed ledger is answered with why, and the server goes o
     }
   } finally {
     await raw.close();
+  }
+});
+
+/** The lines `raw` got for subscription `sub`. */
+function linesOf(raw: ReturnType<typeof rawServer>, sub: number) {
+  return raw.lines.filter((l) => l.value.s === sub).map((l) => l.value);
+}
+
+Deno.test("the server refuses an eventsSince limit above 10,000 with its id, and serves one at it", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  await ledger.as("w1").stake({ amount: 5n });
+  const raw = rawServer(ledger);
+  try {
+    await raw.send(
+      { id: 1, a: "c1", m: "eventsSince", p: [START, { limit: 10_001 }] },
+      { id: 2, a: "c1", m: "eventsSince", p: [START, { limit: 10_000 }] },
+      { id: 3, a: "c1", m: "eventsSince", p: [START, { limit: Number.MAX_SAFE_INTEGER }] },
+    );
+    await raw.until(() => raw.lines.filter((l) => typeof l.value.id === "number").length >= 3);
+    const byId = new Map(raw.lines.map((l) => [l.value.id, l.value]));
+    assert.deepEqual(byId.get(1)!.err, {
+      name: "ChainError",
+      code: "rpc_error",
+      message: "Refused by the chain server: the limit of eventsSince is above 10000: 10001",
+    });
+    assert.match(JSON.stringify(byId.get(3)!.err), /above 10000: 9007199254740991/);
+    const ok = byId.get(2)!.ok as { events: { name: string }[] };
+    assert.deepEqual(ok.events.map((e) => e.name), ["WorkerStaked"]);
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+  // Through a remote port: the call rejects alone, the connection goes on.
+  await withServed(async (remote, _ledger, refused) => {
+    const port = remote.as("c1");
+    await assert.rejects(port.eventsSince(START, { limit: 1_000_000 }), (e: Error) => {
+      assert.equal((e as ChainError).code, "rpc_error");
+      assert.match(e.message, /limit of eventsSince is above 10000: 1000000/);
+      return true;
+    });
+    assert.deepEqual((await port.eventsSince(START, { limit: 10_000 })).events, []);
+    assert.deepEqual(refused, ["the limit of eventsSince is above 10000: 1000000"]);
+  });
+});
+
+Deno.test("an answer that cannot be encoded, or is longer than a line, answers its call rpc_error and the rest goes on", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+  const huge = "x".repeat(MAX_LINE_BYTES);
+  const factory: PortFactory = {
+    as(account) {
+      const port = ledger.as(account);
+      if (account === "cyclic") port.totals = () => Promise.resolve(cyclic as never);
+      if (account === "huge") port.reputationOf = () => Promise.resolve(huge as never);
+      return port;
+    },
+    group: (work) => ledger.group(work),
+  };
+  const [client, server] = pipe();
+  const serving = serveChain(factory, server);
+  let stopped: unknown = "running";
+  serving.then(() => stopped = "ended", (error) => stopped = error);
+  const remote = await RemoteChain.connect(client);
+  try {
+    await assert.rejects(remote.as("cyclic").totals(), (e: Error) => {
+      assert.equal((e as ChainError).code, "rpc_error");
+      assert.match(
+        e.message,
+        /^Cannot send the answer to totals: Cannot encode a line: \S/,
+      );
+      return true;
+    });
+    await assert.rejects(remote.as("huge").reputationOf("w1"), (e: Error) => {
+      assert.equal((e as ChainError).code, "rpc_error");
+      assert.match(
+        e.message,
+        /^Cannot send the answer to reputationOf: Cannot send a line longer than 16777216 bytes/,
+      );
+      return true;
+    });
+    // The server and the client's connection go on, for every account.
+    await remote.as("w1").stake({ amount: 3n });
+    assert.equal(await remote.as("huge").stakeOf("w1"), 3n);
+    assert.equal(stopped, "running");
+    // A call whose own line is too long rejects alone, on the client, and the next is sent.
+    await assert.rejects(remote.as("w1").stakeOf(huge), /longer than 16777216 bytes/);
+    assert.equal(await remote.as("w1").stakeOf("w1"), 3n);
+  } finally {
+    await remote.close();
+    await serving;
+    ledger.close();
+  }
+});
+
+Deno.test("a subscription's events too long for one line go out in halves; an event too long alone ends it with why", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const event = (i: number, size: number) => ({
+    name: "WorkerStaked",
+    blockNumber: 1,
+    eventIndex: i,
+    worker: "x".repeat(size),
+  });
+  // Three events of 6 MB (a line of 18 MB) for "big"; one of 17 MB for "huge"; once each.
+  const served = new Set<string>();
+  const factory: PortFactory = {
+    as(account) {
+      const port = ledger.as(account);
+      const eventsSince = port.eventsSince.bind(port);
+      port.eventsSince = (from, options) => {
+        if (served.has(account) || (account !== "big" && account !== "huge")) {
+          return eventsSince(from, options);
+        }
+        served.add(account);
+        const events = account === "big"
+          ? [0, 1, 2].map((i) => event(i, 6_000_000))
+          : [event(0, MAX_LINE_BYTES + 1)];
+        return Promise.resolve({
+          events: events as unknown as ChainEvent[],
+          // The ledger's own events follow from its start (the made-up ones are not its).
+          next: START,
+        });
+      };
+      return port;
+    },
+    group: (work) => ledger.group(work),
+  };
+  const raw = rawServer(factory);
+  try {
+    await raw.send({ s: 1, a: "big", pollMs: 600_000 }, { s: 2, a: "huge", pollMs: 600_000 });
+    await raw.until(() =>
+      linesOf(raw, 1).flatMap((l) => (l.e ?? []) as unknown[]).length >= 3 &&
+      linesOf(raw, 2).length >= 1
+    );
+    const big = linesOf(raw, 1);
+    assert.deepEqual(big.map((l) => (l.e as { eventIndex: number }[]).map((e) => e.eventIndex)), [
+      [0, 1],
+      [2],
+    ]);
+    const ended = linesOf(raw, 2);
+    assert.equal(ended.length, 1, JSON.stringify(ended).slice(0, 500));
+    const err = ended[0]!.err as { name: string; code: string; message: string };
+    assert.equal(err.code, "rpc_error");
+    assert.match(
+      err.message,
+      /^Cannot send an event of subscription 2: Cannot send a line longer than 16777216 bytes: \d+ characters$/,
+    );
+    // Ended: what is written later reaches 1, not 2.
+    await raw.send({ id: 3, a: "w1", m: "stake", p: [{ amount: { $bigint: "4" } }] });
+    await raw.until(() => linesOf(raw, 1).length >= 3);
+    assert.equal(linesOf(raw, 1).length, 3);
+    assert.equal(linesOf(raw, 2).length, 1);
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a subscription that would poll more often than every 5 ms is refused, on the server and the client", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  await ledger.as("w1").stake({ amount: 5n });
+  const raw = rawServer(ledger);
+  try {
+    await raw.send(
+      { s: 1, a: "c1", pollMs: 0 },
+      { s: 2, a: "c1", pollMs: 4.9 },
+      { s: 3, a: "c1", pollMs: "1" },
+      { s: 4, a: "c1", pollMs: 5 },
+    );
+    await raw.until(() => [1, 2, 3, 4].every((s) => linesOf(raw, s).length >= 1));
+    assert.deepEqual(linesOf(raw, 1), [{
+      s: 1,
+      err: { name: "RangeError", message: "Invalid pollMs: expected at least 5 ms, got 0" },
+    }]);
+    assert.match(JSON.stringify(linesOf(raw, 2)), /expected at least 5 ms, got 4.9/);
+    assert.match(JSON.stringify(linesOf(raw, 3)), /expected at least 5 ms, got string/);
+    assert.deepEqual(
+      (linesOf(raw, 4)[0]!.e as { name: string }[]).map((e) => e.name),
+      ["WorkerStaked"],
+    );
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+  await withServed((remote) => {
+    assert.throws(
+      () => remote.as("c1").subscribe(() => {}, { pollMs: 0 }),
+      (e: Error) => e instanceof RangeError && /at least 5 ms, got 0/.test(e.message),
+    );
+    return Promise.resolve();
+  });
+});
+
+Deno.test("a connection's 1,025th open subscription is refused with its number; one ended makes room", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  await ledger.as("w1").stake({ amount: 5n });
+  const raw = rawServer(ledger);
+  try {
+    const subs = Array.from({ length: 1_025 }, (_, i) => ({ s: i + 1, a: "c1", pollMs: 600_000 }));
+    await raw.send(...subs);
+    await raw.until(() => subs.every(({ s }) => linesOf(raw, s).length >= 1));
+    for (const { s } of subs.slice(0, 1_024)) {
+      assert.ok(
+        "e" in linesOf(raw, s)[0]!,
+        `subscription ${s}: ${JSON.stringify(linesOf(raw, s))}`,
+      );
+    }
+    assert.deepEqual(linesOf(raw, 1_025), [{
+      s: 1_025,
+      err: {
+        name: "ChainError",
+        code: "rpc_error",
+        message:
+          "Refused by the chain server: too many subscriptions: at most 1024 open on one connection",
+      },
+    }]);
+    await raw.send({ u: 1 }, { s: 1_026, a: "c1", pollMs: 600_000 }, { s: 1_027, a: "c1" });
+    await raw.until(() => linesOf(raw, 1_026).length >= 1 && linesOf(raw, 1_027).length >= 1);
+    assert.ok("e" in linesOf(raw, 1_026)[0]!, JSON.stringify(linesOf(raw, 1_026)));
+    assert.match(JSON.stringify(linesOf(raw, 1_027)), /too many subscriptions/);
+  } finally {
+    await raw.close();
+    ledger.close();
+  }
+});
+
+Deno.test("a tagged bigint of more than 100 digits refuses its line with its id, before it is turned into a bigint", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const raw = rawServer(ledger);
+  const stake = (digits: string) => ({ amount: { $bigint: digits } });
+  try {
+    await raw.send(
+      { id: 1, a: "w1", m: "stake", p: [stake("9".repeat(1_000_000))] },
+      { id: 2, a: "w1", m: "stake", p: [stake("-" + "1".repeat(101))] },
+      { id: 3, a: "w1", m: "stake", p: [stake("1".repeat(100))] },
+      { s: 4, a: "w1", from: { blockNumber: { $bigint: "1".repeat(101) }, eventIndex: 0 } },
+      { id: 5, a: "w1", m: "stake", p: [stake("7")] },
+    );
+    await raw.until(() =>
+      raw.lines.filter((l) => typeof l.value.id === "number").length >= 4 &&
+      linesOf(raw, 4).length >= 1
+    );
+    const byId = new Map(raw.lines.map((l) => [l.value.id, l.value]));
+    assert.deepEqual(byId.get(1)!.err, {
+      name: "ChainError",
+      code: "rpc_error",
+      message: "Refused by the chain server: a bigint has more than 100 digits: 1000000 digits",
+    });
+    assert.match(JSON.stringify(byId.get(2)!.err), /more than 100 digits: 101 digits/);
+    // 100 digits are read as a bigint: the ledger refuses the amount itself (above a u256).
+    const three = byId.get(3)!.err as { message: string };
+    assert.doesNotMatch(three.message, /digits/);
+    assert.match(three.message, /u256/);
+    assert.deepEqual(linesOf(raw, 4), [{
+      s: 4,
+      err: {
+        name: "ChainError",
+        code: "rpc_error",
+        message: "Refused by the chain server: a bigint has more than 100 digits: 101 digits",
+      },
+    }]);
+    assert.ok("ok" in byId.get(5)!, JSON.stringify(byId.get(5)));
+    assert.equal(await ledger.as("w1").stakeOf("w1"), 7n);
+  } finally {
+    await raw.close();
+    ledger.close();
   }
 });
