@@ -240,11 +240,10 @@ function panel(
  */
 export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
   const width = 1000;
-  const height = 560;
+  // The header's size is set once the legends and notes below the panels are laid out.
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
+    "",
+    "",
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">` +
     `Scaling in the simulator: ${SCALING_RATE} jobs/s, no faults, one process</text>`,
   ];
@@ -333,8 +332,13 @@ export function scalingSvg(curves: readonly ScalingCurve[], note = ""): string {
     )
   );
   const text = [...unreached, ...(note === "" ? [] : note.split("\n"))].join("\n");
-  if (text !== "") {
-    const lines = text.split("\n");
+  const lines = text === "" ? [] : text.split("\n");
+  // Tall enough for every legend row and note line (560 at least, as before).
+  const height = Math.max(560, Math.ceil(432 + rows * 18 + 8 + lines.length * 15 + 10));
+  out[0] = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`;
+  out[1] = `<rect width="${width}" height="${height}" fill="white"/>`;
+  if (lines.length > 0) {
     lines.forEach((line, i) => {
       out.push(
         `<text x="75" y="${432 + rows * 18 + 8 + i * 15}" fill="#555">${escapeXml(line)}</text>`,

@@ -76,3 +76,16 @@ Deno.test("scalingSvg() draws each curve and marks a run stopped at its cap", ()
   assert.equal(table.split("\n").length, 2 + 4);
   assert.match(table, /\| v1 \| 1000 \| 10 \(0\.5\) \| \*\*over cap\*\* \|/);
 });
+
+Deno.test("scalingSvg() is tall enough for every legend row and note line", () => {
+  const curves: ScalingCurve[] = ["a", "b", "c", "d", "e", "f"].map((label) => ({
+    label,
+    points: [point(20, 2_000, "done")],
+  }));
+  const svg = scalingSvg(curves, "one\ntwo");
+  const height = Number(svg.match(/^<svg [^>]*height="(\d+)"/)![1]);
+  const lowest = Math.max(
+    ...[...svg.matchAll(/<text [^>]*y="([\d.]+)"/g)].map((m) => Number(m[1])),
+  );
+  assert.ok(lowest + 4 <= height, `the lowest text (${lowest}) fits in ${height}`);
+});
