@@ -1168,3 +1168,30 @@ Deno.test("a tagged bigint of more than 100 digits refuses its line with its id,
     ledger.close();
   }
 });
+
+Deno.test("a line longer than the bound is refused with why, even when it comes whole in one chunk", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const [client, server] = pipe();
+  const refused: string[] = [];
+  const serving = serveChain(ledger, server, { onRefused: (why) => refused.push(why) });
+  const writer = client.writable.getWriter();
+  const reading = new Response(client.readable).text();
+  try {
+    // One line of 16 MiB and a bit, in one write, then a call.
+    const long = { id: 1, a: "w1", m: "stakeOf", p: ["x".repeat(MAX_LINE_BYTES)] };
+    const after = { id: 2, a: "w1", m: "stakeOf", p: ["w1"] };
+    await writer.write(
+      new TextEncoder().encode(JSON.stringify(long) + "\n" + JSON.stringify(after) + "\n"),
+    );
+  } finally {
+    await writer.close();
+    await serving;
+    ledger.close();
+  }
+  const lines = (await reading).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(refused, ["a line is longer than 16777216 bytes"]);
+  assert.deepEqual(lines.filter((l) => typeof l.id === "number"), [{
+    id: 2,
+    ok: { $bigint: "0" },
+  }]);
+});
