@@ -24,7 +24,7 @@
  *
  * Bounds, so that no client's line stops the server or its connection: a line is at most
  * {@link MAX_LINE_BYTES}; a tagged bigint at most {@link MAX_BIGINT_DIGITS} digits (a longer one
- * refuses its line, with its id); `eventsSince` at most {@link MAX_EVENTS_LIMIT} events a call;
+ * refuses its line, with its id; on the client, an answer holding one rejects its call alone); `eventsSince` at most {@link MAX_EVENTS_LIMIT} events a call;
  * a subscription polls every {@link MIN_POLL_MS} ms at the most often, and a connection holds at
  * most {@link MAX_SUBSCRIPTIONS} (another is refused, `{ "s": n, "err": ... }`). An answer that
  * cannot be sent (it cannot be encoded, or is longer than a line) answers its call `rpc_error`
@@ -843,7 +843,12 @@ export class RemoteChain {
         );
         chain = new RemoteChain(methods, out!, () => reading);
         resolve(chain);
-      }, (why) => fail(new ChainError("rpc_error", `The chain server sent a bad line: ${why}`)))
+      }, (why, line) => {
+        const error = new ChainError("rpc_error", `The chain server sent a bad line: ${why}`);
+        // An answer refused once read (a bigint too long) rejects its call alone.
+        if (chain !== undefined && isRecord(line) && chain.#refuse(line.id, error)) return;
+        fail(error);
+      })
         .then(
           () => fail(new ChainError("rpc_error", "The chain server closed its stream")),
           (error) =>
@@ -953,6 +958,15 @@ export class RemoteChain {
       });
       this.#subscriptions.delete(line.s);
     }
+  }
+
+  /** Rejects the pending call `id` with `error`; false if none waits under it. */
+  #refuse(id: unknown, error: Error): boolean {
+    const pending = typeof id === "number" ? this.#pending.get(id) : undefined;
+    if (pending === undefined) return false;
+    this.#pending.delete(id as number);
+    pending.reject(error);
+    return true;
   }
 
   #shut(error: Error): void {

@@ -1195,3 +1195,38 @@ Deno.test("a line longer than the bound is refused with why, even when it comes 
     ok: { $bigint: "0" },
   }]);
 });
+
+Deno.test("an answer holding a bigint of more than 100 digits rejects its call alone on the client", async () => {
+  const [client, server] = pipe();
+  const writer = server.writable.getWriter();
+  const send = (value: unknown) =>
+    writer.write(new TextEncoder().encode(JSON.stringify(value) + "\n"));
+  const connecting = RemoteChain.connect(client);
+  await send({ hello: "ciro-chain/1", methods: ["totals", "stakeOf"] });
+  const remote = await connecting;
+  const reading = server.readable.pipeTo(new WritableStream());
+  try {
+    const port = remote.as("c1");
+    const first = port.stakeOf("w1");
+    const second = port.stakeOf("w1");
+    await send({ id: 1, ok: { $bigint: "1".repeat(101) } });
+    await send({ id: 2, ok: { $bigint: "1".repeat(100) } });
+    await assert.rejects(first, (e: Error) => {
+      assert.equal((e as ChainError).code, "rpc_error");
+      assert.equal(
+        e.message,
+        "The chain server sent a bad line: a bigint has more than 100 digits: 101 digits",
+      );
+      return true;
+    });
+    assert.equal(await second, BigInt("1".repeat(100)));
+    // A bad line that answers no call still ends the connection.
+    const third = port.totals();
+    await send({ s: 7, e: [{ amount: { $bigint: "1".repeat(101) } }] });
+    await assert.rejects(third, /sent a bad line: a bigint has more than 100 digits/);
+  } finally {
+    await writer.close();
+    await remote.close();
+    await reading.catch(() => {});
+  }
+});
