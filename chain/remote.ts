@@ -311,8 +311,17 @@ async function readLines(
 ): Promise<void> {
   const decoder = new TextDecoder();
   let buffered = "";
+  // After a line refused as too long, whose rest is dropped up to its end (not read as a line).
+  let skipping = false;
   for await (const chunk of readable) {
-    buffered += decoder.decode(chunk, { stream: true });
+    let text = decoder.decode(chunk, { stream: true });
+    if (skipping) {
+      const end = text.indexOf("\n");
+      if (end < 0) continue;
+      text = text.slice(end + 1);
+      skipping = false;
+    }
+    buffered += text;
     // A chunk without a line's end completes none: nothing to hand over or to group.
     if (eachChunk === undefined || !chunk.includes(10)) {
       buffered = takeLines(buffered, onLine, onBad);
@@ -320,6 +329,7 @@ async function readLines(
     if (buffered.length > MAX_LINE_BYTES) {
       onBad(`a line is longer than ${MAX_LINE_BYTES} bytes`);
       buffered = "";
+      skipping = true;
     }
   }
 }

@@ -1230,3 +1230,33 @@ Deno.test("an answer holding a bigint of more than 100 digits rejects its call a
     await reading.catch(() => {});
   }
 });
+
+Deno.test("the rest of a line refused as too long is dropped up to its end, not served as a line", async () => {
+  const ledger = LocalLedger.open(":memory:");
+  const [client, server] = pipe();
+  const refused: string[] = [];
+  const serving = serveChain(ledger, server, { onRefused: (why) => refused.push(why) });
+  const writer = client.writable.getWriter();
+  const reading = new Response(client.readable).text();
+  const encoder = new TextEncoder();
+  try {
+    // A line's first 16 MiB and a bit, then its rest (a call of its own) and a line after it.
+    await writer.write(encoder.encode("x".repeat(MAX_LINE_BYTES + 1)));
+    const rest = { id: 1, a: "w1", m: "stake", p: [{ amount: { $bigint: "9" } }] };
+    const after = { id: 2, a: "w1", m: "stakeOf", p: ["w1"] };
+    await writer.write(
+      encoder.encode(JSON.stringify(rest) + "\n" + JSON.stringify(after) + "\n"),
+    );
+  } finally {
+    await writer.close();
+    await serving;
+  }
+  const lines = (await reading).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(refused, ["a line is longer than 16777216 bytes"]);
+  assert.deepEqual(lines.filter((l) => typeof l.id === "number"), [{
+    id: 2,
+    ok: { $bigint: "0" },
+  }]);
+  assert.equal(await ledger.as("w1").stakeOf("w1"), 0n);
+  ledger.close();
+});
