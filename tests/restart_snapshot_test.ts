@@ -16,7 +16,12 @@ import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
 import { specHashOf } from "../protocols/spec_hash.ts";
 import { type DurableNode, openDurableNode } from "../runtime/durability/recovery.ts";
-import { createNode, simulatedClock } from "../runtime/kernel/mod.ts";
+import {
+  createNode,
+  RESTORED_READ_RETRIES,
+  RESTORED_READ_RETRY_MS,
+  simulatedClock,
+} from "../runtime/kernel/mod.ts";
 import { DEFAULT_ESCROW_WAIT_MS } from "../runtime/kernel/escrow_watch.ts";
 import { DECLINE_DEFAULTS } from "../actors/declines.ts";
 import { spec } from "./_drive.ts";
@@ -221,6 +226,148 @@ Deno.test("a client that reads escrows on demand hands on its own open job in jo
     );
     assert.deepEqual(served(client), ["j1", "j2"]);
     assert.deepEqual(await lateJoinerHears(network, ledger), ["j1", "j2"]);
+  } finally {
+    await client?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * `port` whose reads of job j1's escrow fail (the chain's node unreachable) while `failing(n)`, n
+ * the read's number from 1; `reads` counts them. (Its client's j2 is noted by the chain's news.)
+ */
+function failingReads(
+  port: ChainPort,
+  failing: (n: number) => boolean,
+  reads = { j1: 0 },
+): ChainPort {
+  return new Proxy(port, {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      if (key === "escrowOf") {
+        return (jobId: string, options?: never) =>
+          jobId === "j1" && failing(++reads.j1)
+            ? Promise.reject(new Error("error sending request: connection refused"))
+            : target.escrowOf!(jobId, options);
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A client that submitted j1 and, past the chain news a restart reads again, j2; stopped. */
+async function clientWithTwoJobs(dir: string, ledger: LocalLedger) {
+  const clock = simulatedClock(Date.now());
+  const open = (
+    net: InProcessNetwork,
+    at: ReturnType<typeof simulatedClock>,
+    chain: ChainPort,
+  ) =>
+    openDurableNode({
+      id: "client",
+      roles: ["client"],
+      network: net.join("client"),
+      chain,
+      clock: at,
+      capabilityIntervalMs: 0,
+      dataDir: `${dir}/client`,
+      checkpointEvery: 2,
+    });
+  const client = await open(new InProcessNetwork(), clock, ledger.as("client"));
+  try {
+    await client.start();
+    const s = spec({ bidWindowMs: 2 * DECLINE_DEFAULTS.ttlMs, verifierCount: 0 });
+    for (const jobId of ["j1", "j2"]) {
+      if (jobId === "j2") clock.increment(DECLINE_DEFAULTS.ttlMs + 60_000);
+      client.node.submitJob({ jobId, spec: s });
+      await until("locked", 20_000, () => client.node.job(jobId)?.state === "bidding" || undefined);
+    }
+  } finally {
+    await client.stop();
+  }
+  return { open, restartAt: clock.now() + 1 };
+}
+
+Deno.test("a restarted client whose first reads of its own open jobs' escrows fail reads them again after a back off and hands them on (review R7 M-b)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  let client: DurableNode | undefined;
+  try {
+    const { open, restartAt } = await clientWithTwoJobs(dir, ledger);
+    const network = new InProcessNetwork();
+    const clock = simulatedClock(restartAt);
+    // One failed read for each job: the first round's.
+    const reads = { j1: 0 };
+    client = await open(network, clock, failingReads(ledger.as("client"), (n) => n === 1, reads));
+    await client.start();
+    await until("the first read", 20_000, () => reads.j1 >= 1 || undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!served(client).includes("j1"), "not yet read");
+    // Not again before the back off, on the node's clock.
+    clock.increment(RESTORED_READ_RETRY_MS - 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(reads.j1, 1, "no read before the back off");
+    await until("read again", 20_000, () => {
+      clock.increment(1_000);
+      return served(client!).length === 2 || undefined;
+    });
+    assert.equal(reads.j1, 2);
+    assert.deepEqual(await lateJoinerHears(network, ledger), ["j1", "j2"]);
+    assert.deepEqual(["j1", "j2"].map((j) => client!.node.job(j)?.state), ["bidding", "bidding"]);
+  } finally {
+    await client?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a restarted client whose restored escrow reads always fail reads them again a bounded number of rounds, ends no job, and stops at once in a back off (review R7 M-b)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  let client: DurableNode | undefined;
+  try {
+    const { open, restartAt } = await clientWithTwoJobs(dir, ledger);
+    const clock = simulatedClock(restartAt);
+    const reads = { j1: 0 };
+    client = await open(
+      new InProcessNetwork(),
+      clock,
+      failingReads(ledger.as("client"), () => true, reads),
+    );
+    await client.start();
+    const all = 1 + RESTORED_READ_RETRIES;
+    await until("every round", 20_000, () => {
+      clock.increment(1_000);
+      return reads.j1 >= all || undefined;
+    });
+    // Well past the last back off: no more reads, no job ended by them.
+    for (let i = 0; i < 20; i++) {
+      clock.increment(RESTORED_READ_RETRY_MS * 2 ** RESTORED_READ_RETRIES / 10);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(reads.j1, all);
+    assert.deepEqual(["j1", "j2"].map((j) => client!.node.job(j)?.state), ["bidding", "bidding"]);
+    assert.ok(!served(client).includes("j1"));
+    await client.stop();
+    // Stopped inside the first back off: the stop does not wait for it (the clock is not moved).
+    const again = { j1: 0 };
+    client = await open(
+      new InProcessNetwork(),
+      clock,
+      failingReads(ledger.as("client"), () => true, again),
+    );
+    await client.start();
+    await until("the first read", 20_000, () => again.j1 >= 1 || undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopped = await Promise.race([
+      client.stop().then(() => true),
+      new Promise((r) => timer = setTimeout(() => r(false), 10_000)),
+    ]);
+    clearTimeout(timer);
+    assert.equal(stopped, true, "stopped within 10 s");
+    assert.equal(again.j1, 1);
   } finally {
     await client?.stop();
     ledger.close();

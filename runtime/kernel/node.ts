@@ -135,6 +135,17 @@ const ESCROW_NEWS: ReadonlySet<ChainEventName> = new Set<ChainEventName>([
 /** Escrow reads in flight at once as a node reads again those of the jobs it restored. */
 const RESTORED_READS_AT_ONCE = 16;
 
+/**
+ * Rounds of reads again of the restored jobs' escrows whose read failed, after the first, each
+ * after a back off on the node's clock ({@link RESTORED_READ_RETRY_MS}, doubled each round): a
+ * client's own open job is handed on in join snapshots only once its escrow was read (review R7
+ * M-b), and nothing else reads it again.
+ */
+export const RESTORED_READ_RETRIES = 4;
+
+/** The back off before the first round of reads again of failed restored reads, node clock ms. */
+export const RESTORED_READ_RETRY_MS = 5_000;
+
 /** What {@link Node.resume} did with the effects that were open at a crash. */
 export interface ResumedEffects {
   /** Sent again (transactions, publishes, executions, verifications, bid decisions). */
@@ -1107,23 +1118,54 @@ export class Node {
    * escrow it saw (review R5 L4). The reads only note the escrows (and check a forger's
    * announcement): an ending the chain shows decides nothing here, as its own events (the catch-up)
    * say how the job ended, paid or refunded (review R6 M2). An observed job's escrow check is armed
-   * again, as when it was heard of (blaming no one). Never rejects.
+   * again, as when it was heard of (blaming no one). The reads that failed are made again, in the
+   * same window, {@link RESTORED_READ_RETRIES} rounds at most, each after a back off on the node's
+   * clock (review R7 M-b); a job ended or an escrow seen meanwhile is not read again. Never rejects;
+   * a stop ends the back off at once.
    */
   async #readRestoredEscrows(): Promise<void> {
-    const live = [...this.tree.jobs.cells()].filter((cell) => !cell.done).values();
-    const reader = async () => {
-      for (const cell of live) {
-        if (this.#stopped) return;
-        const jobId = jobIdOf(cell.id)!;
-        if (!this.#escrows.has(jobId) && await this.#noteEscrow(jobId) === true) {
-          if (this.#stopped) return;
-          this.#checkAnnounced(jobId);
-        }
-        const now = this.tree.get(cell.id);
-        if (!this.#stopped && now?.done === false) this.#armEscrowCheck(now, true, true);
+    const signal = this.#effects.signal;
+    let cells = [...this.tree.jobs.cells()].filter((cell) => !cell.done);
+    for (let round = 0; cells.length > 0 && !this.#stopped; round++) {
+      if (round > 0) {
+        if (round > RESTORED_READ_RETRIES) return;
+        await this.#pause(RESTORED_READ_RETRY_MS * 2 ** (round - 1), signal);
+        cells = cells.filter((cell) =>
+          this.tree.get(cell.id)?.done === false && !this.#escrows.has(jobIdOf(cell.id)!)
+        );
       }
-    };
-    await Promise.all(Array.from({ length: RESTORED_READS_AT_ONCE }, reader));
+      const failed: ActorCell[] = [];
+      const queue = cells.values();
+      const first = round === 0;
+      const reader = async () => {
+        for (const cell of queue) {
+          if (this.#stopped) return;
+          const jobId = jobIdOf(cell.id)!;
+          const held = this.#escrows.has(jobId) ? undefined : await this.#noteEscrow(jobId);
+          if (this.#stopped) return;
+          if (held === true) this.#checkAnnounced(jobId);
+          else if (held === undefined && !this.#escrows.has(jobId)) failed.push(cell);
+          const now = this.tree.get(cell.id);
+          if (first && now?.done === false) this.#armEscrowCheck(now, true, true);
+        }
+      };
+      await Promise.all(Array.from({ length: RESTORED_READS_AT_ONCE }, reader));
+      cells = failed;
+    }
+  }
+
+  /** Resolves after `ms` on the node's clock, or at once when `signal` aborts (the node stops). */
+  #pause(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        this.#clock.clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = this.#clock.setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   /**
