@@ -74,8 +74,10 @@ import { FAILURE_SUBJECT, MAX_FAILURE_REASON } from "./types.ts";
  * its actor as `outbid`, `actors/tree.ts`). 6: bids and attestations that arrive together can
  * enter the job as one event (`bids.received`, `job.attestations.received`), each judged alone.
  * 7: an owner's job whose refund the chain refused sends it again after {@link REFUND_GRACE_MS},
- * and ends `failed` after the last of {@link MAX_REFUND_SENDS}, instead of waiting in `refunding`
- * for ever.
+ * and ends `failed` after the last of {@link MAX_REFUND_SENDS} refused sends, instead of waiting in
+ * `refunding` for ever; a refund that failed transiently or went unanswered is sent again after a
+ * back off, uncounted, for {@link REFUND_LIMIT_MS} at most. (Changed in place while unreleased:
+ * `tests/fixtures/recordings/refunds.job7-*.jsonl` holds these paths.)
  */
 export const JOB_MACHINE_VERSION = 7;
 
