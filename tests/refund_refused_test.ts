@@ -11,7 +11,13 @@
 import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import { ChainError, type ChainPort } from "../chain/port.ts";
-import { MAX_REFUND_RETRY_MS, MAX_REFUND_SENDS, REFUND_GRACE_MS } from "../machines/job_machine.ts";
+import {
+  MAX_REFUND_RETRY_MS,
+  MAX_REFUND_SENDS,
+  REFUND_GRACE_MS,
+  REFUND_LIMIT_MS,
+} from "../machines/job_machine.ts";
+import { type DurableNode, openDurableNode } from "../runtime/durability/mod.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import { createNode, simulatedClock } from "../runtime/kernel/mod.ts";
 import { spec } from "./_drive.ts";
@@ -162,5 +168,76 @@ Deno.test("a client whose refund fails transiently more than MAX_REFUND_SENDS ti
   } finally {
     await client.stop();
     ledger.close();
+  }
+});
+
+Deno.test("a client whose refund never lands ends the job failed REFUND_LIMIT_MS after it began refunding, the limit kept across a restart (review R7 L-a)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "refund-limit-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  // Every refund fails as a transient error would (a cause that will not pass: no gas funds).
+  const broke = (port: ChainPort): ChainPort =>
+    new Proxy(port, {
+      get(target, key) {
+        if (key === "refund") {
+          return () => Promise.reject(new TypeError("insufficient funds for gas"));
+        }
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  const open = (clock: ReturnType<typeof simulatedClock>) =>
+    openDurableNode({
+      id: "client",
+      roles: ["client"],
+      network: new InProcessNetwork().join("client"),
+      chain: broke(ledger.as("client")),
+      clock,
+      capabilityIntervalMs: 0,
+      dataDir: `${dir}/client`,
+    });
+  let client: DurableNode | undefined;
+  try {
+    const clock = simulatedClock(Date.now());
+    client = await open(clock);
+    await client.start();
+    const jobId = client.node.submitJob({
+      jobId: "j1",
+      spec: spec({ bidWindowMs: 1_000, verifierCount: 0 }),
+    });
+    await until(
+      "the escrow locked",
+      20_000,
+      () => client!.node.job(jobId)?.state === "bidding" || undefined,
+    );
+    clock.increment(1_000);
+    await until(
+      "the first failure",
+      20_000,
+      () => client!.node.job(jobId)?.context.failure ?? undefined,
+    );
+    const limit = client.node.job(jobId)!.context.deadlines.refund_limit!;
+    assert.equal(limit, clock.now() + REFUND_LIMIT_MS);
+    await client.stop();
+    // Restarted: the limit is restored from the journal and armed again.
+    const later = simulatedClock(clock.now() + 1);
+    client = await open(later);
+    await client.start();
+    assert.equal(client.node.job(jobId)?.state, "refunding");
+    assert.equal(client.node.job(jobId)!.context.deadlines.refund_limit, limit);
+    later.increment(limit - later.now() - 1);
+    await client.node.settled();
+    assert.equal(client.node.job(jobId)?.state, "refunding", "not a millisecond early");
+    later.increment(1);
+    await until("the end", 20_000, () => client!.node.job(jobId)?.done === true || undefined);
+    assert.equal(client.node.job(jobId)?.state, "failed");
+    assert.match(
+      client.node.job(jobId)!.context.failure!,
+      /^Cannot refund within 24 h: the escrow stays on chain: chain.refund failed: rpc_error: /,
+    );
+    assert.equal((await ledger.as("client").totals()).locked, 100n, "the escrow stays on chain");
+  } finally {
+    await client?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
