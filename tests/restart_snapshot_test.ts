@@ -256,8 +256,11 @@ function failingReads(
   });
 }
 
-/** A client that submitted j1 and, past the chain news a restart reads again, j2; stopped. */
-async function clientWithTwoJobs(dir: string, ledger: LocalLedger) {
+/**
+ * A client that submitted `early` (j1) and, past the chain news a restart reads again, j2;
+ * stopped.
+ */
+async function clientWithTwoJobs(dir: string, ledger: LocalLedger, early = ["j1"]) {
   const clock = simulatedClock(Date.now());
   const open = (
     net: InProcessNetwork,
@@ -278,7 +281,7 @@ async function clientWithTwoJobs(dir: string, ledger: LocalLedger) {
   try {
     await client.start();
     const s = spec({ bidWindowMs: 2 * DECLINE_DEFAULTS.ttlMs, verifierCount: 0 });
-    for (const jobId of ["j1", "j2"]) {
+    for (const jobId of [...early, "j2"]) {
       if (jobId === "j2") clock.increment(DECLINE_DEFAULTS.ttlMs + 60_000);
       client.node.submitJob({ jobId, spec: s });
       await until("locked", 20_000, () => client.node.job(jobId)?.state === "bidding" || undefined);
@@ -533,6 +536,56 @@ Deno.test("a restarted worker's start and catch-up with the chain wait for none 
     assert.equal(w1.node.job("j0")?.state, "bidding");
   } finally {
     await w1?.stop();
+    ledger.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a restarted client reads again the restored escrows whose first read failed within the window of 16 (review R7 M-b)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "restart-snapshot-" });
+  const ledger = LocalLedger.open(`${dir}/ledger.sqlite`);
+  let client: DurableNode | undefined;
+  try {
+    const ids = Array.from({ length: 30 }, (_, i) => `e${i}`);
+    const { open, restartAt } = await clientWithTwoJobs(dir, ledger, ids);
+    // Each job's first read fails at once; the next ones hang until the node stops.
+    const failed = new Set<string>();
+    const reads = { first: 0, again: 0, inflight: 0, max: 0 };
+    const real = ledger.as("client");
+    const chain = new Proxy(real, {
+      get(target, key) {
+        const value = Reflect.get(target, key);
+        if (key !== "escrowOf") return typeof value === "function" ? value.bind(target) : value;
+        return (jobId: string, options?: { signal?: AbortSignal }) => {
+          if (!failed.has(jobId)) {
+            failed.add(jobId);
+            reads.first++;
+            return Promise.reject(new Error("error sending request: connection refused"));
+          }
+          reads.again++;
+          reads.max = Math.max(reads.max, ++reads.inflight);
+          return new Promise((_, reject) =>
+            options?.signal?.addEventListener("abort", () => {
+              reads.inflight--;
+              reject(options.signal!.reason);
+            }, { once: true })
+          );
+        };
+      },
+    });
+    const clock = simulatedClock(restartAt);
+    client = await open(new InProcessNetwork(), clock, chain);
+    await client.start();
+    await until("the first reads", 20_000, () => reads.first >= ids.length || undefined);
+    await until("read again", 20_000, () => {
+      clock.increment(1_000);
+      return reads.again >= 16 || undefined;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(reads.max, 16, "16 in flight, no more");
+    assert.equal(reads.again, 16);
+  } finally {
+    await client?.stop();
     ledger.close();
     await Deno.remove(dir, { recursive: true });
   }
