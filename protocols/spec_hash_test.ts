@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { JobSpec } from "../machines/types.ts";
 import { canonicalSpec, specHashesKept, specHashOf } from "./spec_hash.ts";
+import { withStandardProto } from "../tests/_standard_proto.ts";
 
 const SPEC: JobSpec = {
   kind: { type: "builtin", name: "matmul" },
@@ -68,30 +69,6 @@ Deno.test("specHashOf() keeps the hashes of at most 1,024 recent specs, short on
     assert.equal(specHashesKept(), 1_024);
   }
 });
-
-/**
- * Runs `body` with `Object.prototype.__proto__` as the language defines it (a setter that sets the
- * prototype), as Node, browsers and Deno with `--unstable-unsafe-proto` have it; Deno's own
- * setter defines an own key instead.
- */
-function withStandardProto(body: () => void): void {
-  const own = Object.getOwnPropertyDescriptor(Object.prototype, "__proto__");
-  Object.defineProperty(Object.prototype, "__proto__", {
-    configurable: true,
-    get(this: object) {
-      return Object.getPrototypeOf(this);
-    },
-    set(this: object, proto: unknown) {
-      if (typeof proto === "object") Object.setPrototypeOf(this, proto);
-    },
-  });
-  try {
-    body();
-  } finally {
-    if (own === undefined) delete (Object.prototype as { __proto__?: unknown }).__proto__;
-    else Object.defineProperty(Object.prototype, "__proto__", own);
-  }
-}
 
 for (const host of ["Deno's", "the standard"]) {
   Deno.test(`specHashOf() keeps an own __proto__ key in the input (${host} __proto__ setter): specs that differ only there hash apart`, () => {

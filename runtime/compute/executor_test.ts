@@ -1,28 +1,6 @@
 import assert from "node:assert/strict";
 import { canonicalJson, commitmentOf } from "./executor.ts";
-
-/**
- * Runs `body` with `Object.prototype.__proto__` as the language defines it (a setter that sets the
- * prototype), as Node and browsers have it; Deno's own setter defines an own key instead.
- */
-function withStandardProto(body: () => void): void {
-  const own = Object.getOwnPropertyDescriptor(Object.prototype, "__proto__");
-  Object.defineProperty(Object.prototype, "__proto__", {
-    configurable: true,
-    get(this: object) {
-      return Object.getPrototypeOf(this);
-    },
-    set(this: object, proto: unknown) {
-      if (typeof proto === "object") Object.setPrototypeOf(this, proto);
-    },
-  });
-  try {
-    body();
-  } finally {
-    if (own === undefined) delete (Object.prototype as { __proto__?: unknown }).__proto__;
-    else Object.defineProperty(Object.prototype, "__proto__", own);
-  }
-}
+import { withStandardProto } from "../../tests/_standard_proto.ts";
 
 for (const host of ["Deno's", "the standard"]) {
   Deno.test(`commitmentOf() keeps an own __proto__ key (${host} __proto__ setter): values that differ only there commit apart (review R6 L5)`, () => {

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { commitmentOf } from "../compute/mod.ts";
 import { decodeJson, encodeJson } from "./_codec.ts";
 import { SqliteJournal } from "./journal.ts";
+import { withStandardProto } from "../../tests/_standard_proto.ts";
 
 const roundTrip = (value: unknown) => decodeJson(encodeJson(value));
 
@@ -73,29 +74,6 @@ Deno.test("decodeJson() reads the one old-format case differently, as its module
   }
   assert.ok(files > 0, "the fixtures were read");
 });
-
-/**
- * Runs `body` with `Object.prototype.__proto__` as the language defines it (a setter that sets the
- * prototype), as Node and browsers have it; Deno's own setter defines an own key instead.
- */
-function withStandardProto(body: () => void): void {
-  const own = Object.getOwnPropertyDescriptor(Object.prototype, "__proto__");
-  Object.defineProperty(Object.prototype, "__proto__", {
-    configurable: true,
-    get(this: object) {
-      return Object.getPrototypeOf(this);
-    },
-    set(this: object, proto: unknown) {
-      if (typeof proto === "object") Object.setPrototypeOf(this, proto);
-    },
-  });
-  try {
-    body();
-  } finally {
-    if (own === undefined) delete (Object.prototype as { __proto__?: unknown }).__proto__;
-    else Object.defineProperty(Object.prototype, "__proto__", own);
-  }
-}
 
 for (const host of ["Deno's", "the standard"]) {
   Deno.test(`decodeJson(encodeJson()) keeps an own __proto__ key as a key (${host} __proto__ setter)`, () => {
