@@ -15,8 +15,9 @@
  * - A node that gives its filter in a shape the chain can index (`SubscribeOptions.index`, as a
  *   chain node indexes log filters by topic) costs the chain nothing for the events it does not
  *   read: while it is in step with the chain, each event goes to the nodes its name, its accounts
- *   and its job concern, and the others only learn, once a block, how far they have read. A node
- *   behind (it subscribed from an earlier position, or a reorg put it back) has every event
+ *   and its job concern. The others are not visited at all where no reorg can come and they read
+ *   their position from the chain when they need it (`SubscribeOptions.track`); otherwise they
+ *   learn once a block how far they have read. A node behind (it subscribed from an earlier position, or a reorg put it back) has every event
  *   checked against its filter until it is in step again.
  * - Reorgs, as a SQLite ledger can show them: the ledger never rolls back, so a reorg of depth d
  *   is what a node sees of one: its confirmations are held for `reorgHoldMs`, then the last d
