@@ -17,8 +17,9 @@
  *   read: while it is in step with the chain, each event goes to the nodes its name, its accounts
  *   and its job concern. The others are not visited at all where no reorg can come and they read
  *   their position from the chain when they need it (`SubscribeOptions.track`); otherwise they
- *   learn once a block how far they have read. A node behind (it subscribed from an earlier position, or a reorg put it back) has every event
- *   checked against its filter until it is in step again.
+ *   learn once a block how far they have read. A node behind (it subscribed from an earlier
+ *   position, or a reorg put it back) has every event checked against its filter until it is in
+ *   step again.
  * - Reorgs, as a SQLite ledger can show them: the ledger never rolls back, so a reorg of depth d
  *   is what a node sees of one: its confirmations are held for `reorgHoldMs`, then the last d
  *   events it was handed come again (the node must dedupe them). A fork whose transactions
