@@ -6,6 +6,9 @@
  */
 import { type AnyStateMachine, initialTransition, transition } from "xstate";
 import type { EffectRequest, JobSpec } from "../machines/types.ts";
+import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
+import type { NetworkPort } from "../protocols/network_port.ts";
+import { specHashOf } from "../protocols/spec_hash.ts";
 import { commitmentOf } from "../runtime/compute/executor.ts";
 
 /** One step's result. */
@@ -109,4 +112,42 @@ export function bid(worker: string, price: bigint, extra: Record<string, unknown
     hardware: "cpu" as const,
     ...extra,
   };
+}
+
+/** The escrow of job `jobId` for spec `s` (no verifiers, a builtin model): `ChainPort.submitJob`'s argument. */
+export function escrowOfSpec(jobId: string, s: JobSpec) {
+  return {
+    jobId,
+    amount: s.maxPrice,
+    minStake: s.requirements.minStake,
+    modelHash: "0".repeat(64),
+    inputCommitment: s.inputCommitment,
+    verifierCount: 0,
+    bidWindowMs: s.bidWindowMs,
+    executionMs: s.executionMs,
+    verificationMs: s.verificationMs,
+    specHash: specHashOf(s),
+  };
+}
+
+/** `from` announces job `jobId` (attempt 1, no sample) with spec `s` as `owner`'s, its window ending at `endsAt`. */
+export function announceSpec(
+  from: NetworkPort,
+  jobId: string,
+  owner: string,
+  s: JobSpec,
+  endsAt: number,
+) {
+  const [topic] = announcementTopicsOf(s, jobId, 1, 0);
+  return from.publish(
+    topic!,
+    encodeMessage(topic!, {
+      type: "job.announce",
+      jobId,
+      owner,
+      attempt: 1,
+      bidWindowEndsAt: endsAt,
+      spec: s,
+    }),
+  );
 }

@@ -15,48 +15,22 @@ import assert from "node:assert/strict";
 import { LocalLedger } from "../chain/local_ledger.ts";
 import type { ChainPort } from "../chain/port.ts";
 import type { JobSpec } from "../machines/types.ts";
-import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
-import { specHashOf } from "../protocols/spec_hash.ts";
 import { createNode } from "../runtime/kernel/mod.ts";
-import { spec } from "./_drive.ts";
+import { announceSpec, escrowOfSpec, spec } from "./_drive.ts";
+
+/** Escrows job `jobId` for spec `s` on `ledger`, as account `client`. */
+const escrowJob = (ledger: LocalLedger, jobId: string, client: string, s: JobSpec) =>
+  ledger.as(client).submitJob(escrowOfSpec(jobId, s));
+
+/** `from` announces job `jobId` with spec `s` as `owner`'s, its window a minute from now. */
+const announceJob = (from: NetworkPort, jobId: string, owner: string, s: JobSpec) =>
+  announceSpec(from, jobId, owner, s, Date.now() + 60_000);
 
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(ok(), what);
-}
-
-/** Escrows job `jobId` for spec `s` on `ledger`, as account `client`. */
-function escrowJob(ledger: LocalLedger, jobId: string, client: string, s: JobSpec) {
-  return ledger.as(client).submitJob({
-    jobId,
-    amount: s.maxPrice,
-    minStake: s.requirements.minStake,
-    modelHash: "0".repeat(64),
-    inputCommitment: s.inputCommitment,
-    verifierCount: 0,
-    bidWindowMs: s.bidWindowMs,
-    executionMs: s.executionMs,
-    verificationMs: s.verificationMs,
-    specHash: specHashOf(s),
-  });
-}
-
-/** `from` announces job `jobId` (attempt 1, no sample) with spec `s` as `owner`'s. */
-function announceJob(from: NetworkPort, jobId: string, owner: string, s: JobSpec) {
-  const [topic] = announcementTopicsOf(s, jobId, 1, 0);
-  return from.publish(
-    topic!,
-    encodeMessage(topic!, {
-      type: "job.announce",
-      jobId,
-      owner,
-      attempt: 1,
-      bidWindowEndsAt: Date.now() + 60_000,
-      spec: s,
-    }),
-  );
 }
 
 /** `port` without its escrow read (as an adapter that has none). */

@@ -19,36 +19,17 @@ import {
   startInProcessEvm,
 } from "../chain/evm/deploy.ts";
 import { EvmChain, type EvmChainOptions } from "../chain/evm/evm_adapter.ts";
-import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
-import type { NetworkPort } from "../protocols/network_port.ts";
-import { specHashOf } from "../protocols/spec_hash.ts";
 import { createNode, simulatedClock } from "../runtime/kernel/mod.ts";
 import {
   MAX_UNCONFIRMED_RECHECKS,
   UNCONFIRMED_RECHECK_MS,
 } from "../runtime/kernel/escrow_watch.ts";
-import { spec } from "./_drive.ts";
+import { announceSpec as announce, escrowOfSpec, spec } from "./_drive.ts";
 
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; i < 2_000 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(ok(), what);
-}
-
-function announce(from: NetworkPort, jobId: string, owner: string, s: JobSpec, endsAt: number) {
-  const [topic] = announcementTopicsOf(s, jobId, 1, 0);
-  return from.publish(
-    topic!,
-    encodeMessage(topic!, {
-      type: "job.announce",
-      jobId,
-      owner,
-      attempt: 1,
-      bidWindowEndsAt: endsAt,
-      spec: s,
-    }),
-  );
 }
 
 Deno.test("a worker reading escrows two confirmations behind takes a job announced before its escrow is confirmed, and keeps it once it is", async () => {
@@ -99,18 +80,7 @@ Deno.test("a worker reading escrows two confirmations behind takes a job announc
     await worker.start();
     await owner.start();
     const s = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-    await client.submitJob({
-      jobId: "j1",
-      amount: s.maxPrice,
-      minStake: s.requirements.minStake,
-      modelHash: "0".repeat(64),
-      inputCommitment: s.inputCommitment,
-      verifierCount: 0,
-      bidWindowMs: s.bidWindowMs,
-      executionMs: s.executionMs,
-      verificationMs: s.verificationMs,
-      specHash: specHashOf(s),
-    });
+    await client.submitJob(escrowOfSpec("j1", s));
     // The escrow is in the latest block only: the worker's adapter does not read it yet.
     assert.equal(await workerChain.escrowOf("j1"), undefined);
     const endsAt = clock.now() + 60_000;
@@ -196,18 +166,7 @@ for (const confirmed of [true, false]) {
       await owner.start();
       await forger.start();
       const s = spec({ bidWindowMs: 60_000, verifierCount: 0 });
-      await client.submitJob({
-        jobId: "j1",
-        amount: s.maxPrice,
-        minStake: s.requirements.minStake,
-        modelHash: "0".repeat(64),
-        inputCommitment: s.inputCommitment,
-        verifierCount: 0,
-        bidWindowMs: s.bidWindowMs,
-        executionMs: s.executionMs,
-        verificationMs: s.verificationMs,
-        specHash: specHashOf(s),
-      });
+      await client.submitJob(escrowOfSpec("j1", s));
       assert.equal(await workerChain.escrowOf("j1"), undefined, "not confirmed");
       assert.equal((await workerChain.escrowOf("j1", { latest: true }))?.client, "client");
       const endsAt = clock.now() + 60_000;

@@ -12,9 +12,7 @@ import { LocalLedger } from "../chain/local_ledger.ts";
 import type { ChainPort } from "../chain/port.ts";
 import type { JobSpec } from "../machines/types.ts";
 import { InProcessNetwork } from "../protocols/in_process_network.ts";
-import { announcementTopicsOf, encodeMessage } from "../protocols/messages.ts";
 import type { NetworkPort } from "../protocols/network_port.ts";
-import { specHashOf } from "../protocols/spec_hash.ts";
 import { type DurableNode, openDurableNode } from "../runtime/durability/recovery.ts";
 import {
   createNode,
@@ -24,39 +22,12 @@ import {
 } from "../runtime/kernel/mod.ts";
 import { DEFAULT_ESCROW_WAIT_MS } from "../runtime/kernel/escrow_watch.ts";
 import { DECLINE_DEFAULTS } from "../actors/declines.ts";
-import { spec } from "./_drive.ts";
+import { announceSpec as announce, escrowOfSpec, spec } from "./_drive.ts";
 import { until } from "./_poll.ts";
 
 /** Escrows job `jobId` for spec `s` on `ledger`, as account `client`. */
-function escrowJob(ledger: LocalLedger, jobId: string, client: string, s: JobSpec) {
-  return ledger.as(client).submitJob({
-    jobId,
-    amount: s.maxPrice,
-    minStake: s.requirements.minStake,
-    modelHash: "0".repeat(64),
-    inputCommitment: s.inputCommitment,
-    verifierCount: 0,
-    bidWindowMs: s.bidWindowMs,
-    executionMs: s.executionMs,
-    verificationMs: s.verificationMs,
-    specHash: specHashOf(s),
-  });
-}
-
-function announce(from: NetworkPort, jobId: string, owner: string, s: JobSpec, endsAt: number) {
-  const [topic] = announcementTopicsOf(s, jobId, 1, 0);
-  return from.publish(
-    topic!,
-    encodeMessage(topic!, {
-      type: "job.announce",
-      jobId,
-      owner,
-      attempt: 1,
-      bidWindowEndsAt: endsAt,
-      spec: s,
-    }),
-  );
-}
+const escrowJob = (ledger: LocalLedger, jobId: string, client: string, s: JobSpec) =>
+  ledger.as(client).submitJob(escrowOfSpec(jobId, s));
 
 const served = (node: DurableNode) => node.node.snapshot().jobs.map((j) => j.jobId).sort();
 
