@@ -32,32 +32,43 @@ async function until(what: string, ok: () => boolean): Promise<void> {
   assert.ok(ok(), what);
 }
 
-Deno.test("a worker reading escrows two confirmations behind takes a job announced before its escrow is confirmed, and keeps it once it is", async () => {
+/** Hardhat's EVM in process with the contracts deployed; `connect` funds a key and opens its adapter. */
+async function evmMarket() {
   const evm = await startInProcessEvm();
   const deployer = hardhatKey(0);
   const addresses = await deployContracts(evm.provider, deployer, { unbondingSeconds: 60 });
   const chains: EvmChain[] = [];
-  const connect = async (nodeId: string, index: number, options: Partial<EvmChainOptions>) => {
-    const key = hardhatKey(index);
-    await fundAccounts(evm.provider, deployer, addresses.token, [
-      privateKeyToAccount(key).address,
-    ], 10n ** 24n);
-    const chain = await EvmChain.connect({
-      nodeId,
-      provider: evm.provider,
-      chainId: HARDHAT_CHAIN_ID,
-      addresses,
-      privateKey: key,
-      pollMs: 5,
-      ...options,
-    });
-    chains.push(chain);
-    return chain;
+  return {
+    connect: async (nodeId: string, index: number, options: Partial<EvmChainOptions>) => {
+      const key = hardhatKey(index);
+      await fundAccounts(evm.provider, deployer, addresses.token, [
+        privateKeyToAccount(key).address,
+      ], 10n ** 24n);
+      const chain = await EvmChain.connect({
+        nodeId,
+        provider: evm.provider,
+        chainId: HARDHAT_CHAIN_ID,
+        addresses,
+        privateKey: key,
+        pollMs: 5,
+        ...options,
+      });
+      chains.push(chain);
+      return chain;
+    },
+    mine: (blocks: number) =>
+      Promise.all(
+        Array.from({ length: blocks }, () => evm.provider.request({ method: "evm_mine" } as never)),
+      ),
+    close: async () => {
+      for (const chain of chains) await chain.close();
+      await evm.close();
+    },
   };
-  const mine = (blocks: number) =>
-    Promise.all(
-      Array.from({ length: blocks }, () => evm.provider.request({ method: "evm_mine" } as never)),
-    );
+}
+
+Deno.test("a worker reading escrows two confirmations behind takes a job announced before its escrow is confirmed, and keeps it once it is", async () => {
+  const { connect, mine, close } = await evmMarket();
   const network = new InProcessNetwork();
   const clock = simulatedClock(Date.now());
   const owner = network.join("client");
@@ -107,8 +118,7 @@ Deno.test("a worker reading escrows two confirmations behind takes a job announc
   } finally {
     await worker?.stop();
     await owner.stop();
-    for (const chain of chains) await chain.close();
-    await evm.close();
+    await close();
   }
 });
 
@@ -117,31 +127,7 @@ for (const confirmed of [true, false]) {
     ? "keeps a job whose escrow shows at the latest block but not yet at its confirmed head, checks it again, and blames no one"
     : "checks a job whose escrow stays unconfirmed again a few times at most, then drops it blaming no one";
   Deno.test(`a worker reading escrows more confirmations behind than the client waited ${title} (review R6 M5)`, async () => {
-    const evm = await startInProcessEvm();
-    const deployer = hardhatKey(0);
-    const addresses = await deployContracts(evm.provider, deployer, { unbondingSeconds: 60 });
-    const chains: EvmChain[] = [];
-    const connect = async (nodeId: string, index: number, options: Partial<EvmChainOptions>) => {
-      const key = hardhatKey(index);
-      await fundAccounts(evm.provider, deployer, addresses.token, [
-        privateKeyToAccount(key).address,
-      ], 10n ** 24n);
-      const chain = await EvmChain.connect({
-        nodeId,
-        provider: evm.provider,
-        chainId: HARDHAT_CHAIN_ID,
-        addresses,
-        privateKey: key,
-        pollMs: 5,
-        ...options,
-      });
-      chains.push(chain);
-      return chain;
-    };
-    const mine = (blocks: number) =>
-      Promise.all(
-        Array.from({ length: blocks }, () => evm.provider.request({ method: "evm_mine" } as never)),
-      );
+    const { connect, mine, close } = await evmMarket();
     const network = new InProcessNetwork();
     const clock = simulatedClock(Date.now());
     const owner = network.join("client");
@@ -220,8 +206,7 @@ for (const confirmed of [true, false]) {
       await worker?.stop();
       await owner.stop();
       await forger.stop();
-      for (const chain of chains) await chain.close();
-      await evm.close();
+      await close();
     }
   });
 }
